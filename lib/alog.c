@@ -1,0 +1,1 @@
+/* lib/alog.c - being written */

@@ -1,0 +1,1 @@
+/* lib/httpc.c - being written */

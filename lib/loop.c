@@ -1,0 +1,1 @@
+/* lib/loop.c - being written */

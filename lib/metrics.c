@@ -1,0 +1,1 @@
+/* lib/metrics.c - being written */

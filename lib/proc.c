@@ -1,0 +1,1 @@
+/* lib/proc.c - being written */

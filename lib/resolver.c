@@ -1,0 +1,1 @@
+/* lib/resolver.c - being written */
