@@ -24,13 +24,13 @@ struct cdn_resolver_opts {
     int tries;             /* 0 = 2 */
     int family;            /* AF_INET, AF_INET6 or AF_UNSPEC (0) */
     uint32_t cache_max_ttl;/* seconds; 0 = no cache */
-    int use_hosts;         /* also read /etc/hosts (localhost and friends); default on via 0 -> on */
+    int use_hosts;         /* also read /etc/hosts (localhost and friends): 0 or 1 = on, -1 = off */
 };
 
 struct cdn_addrs {
     int n;
     struct sockaddr_storage addr[CDN_RESOLVE_MAX_ADDRS]; /* port 0 */
-    uint32_t ttl[CDN_RESOLVE_MAX_ADDRS];                 /* seconds left */
+    uint32_t ttl[CDN_RESOLVE_MAX_ADDRS];                 /* seconds left; UINT32_MAX for an IP literal */
 };
 
 /* errstr NULL on success (addrs->n >= 1); else "name not found", "timed out", ...
