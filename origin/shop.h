@@ -1,0 +1,224 @@
+/* origin/shop.h - internals of shop-app and shop-lb shared by their source files and unit tests.
+ *
+ * Pure parts (no loop, no I/O) live in: http.c (parsers of untrusted header values: Range,
+ * If-None-Match, HTTP dates, cookies, query strings), rules.c (caching headers per path prefix),
+ * lb_algo.c (backend choice: weighted round robin, least connections, consistent hash ring).
+ * catalog.c owns the SQLite catalog (generate + read-only queries), image.c the PNG renderer and
+ * the bounded image cache. The servers are app_main.c and lb_main.c. */
+#ifndef SHOP_H
+#define SHOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---------------- http.c: parsers of request header values (untrusted input) ---------------- */
+
+/* Range against a representation of `size` bytes (RFC 9110 14.2). */
+enum shop_range_result {
+    SHOP_RANGE_NONE,   /* no usable Range (absent, malformed, not "bytes", several ranges): 200 full */
+    SHOP_RANGE_OK,     /* one satisfiable range: 206 with [*first, *last] (inclusive) */
+    SHOP_RANGE_UNSAT,  /* syntactically valid, nothing satisfiable: 416 */
+};
+enum shop_range_result shop_range_parse(const char *v, size_t len, uint64_t size, uint64_t *first,
+                                        uint64_t *last);
+
+/* If-None-Match (weak comparison, lists, "*") against our entity tag (quoted, maybe W/).
+ * 1 = matches (answer 304), 0 = does not. */
+int shop_etag_match_weak(const char *v, size_t len, const char *etag, size_t etag_len);
+/* If-Range / If-Match style strong comparison of a single tag: 1 when equal and both strong. */
+int shop_etag_match_strong(const char *v, size_t len, const char *etag, size_t etag_len);
+
+/* HTTP-date (IMF-fixdate, RFC 850 and asctime forms) -> time_t. 0 or -1 if malformed. */
+int shop_http_date_parse(const char *v, size_t len, time_t *out);
+/* IMF-fixdate, 29 chars + NUL. */
+void shop_http_date_format(time_t t, char buf[30]);
+
+/* Cookie header: the value of cookie `name` (first occurrence), copied into out (NUL-terminated).
+ * Returns its length, or -1 when absent or longer than cap-1. */
+int shop_cookie_get(const char *v, size_t len, const char *name, char *out, size_t cap);
+/* Query string "a=1&q=red+shoe": the percent-decoded value of `name`, as shop_cookie_get. */
+int shop_query_get(const char *q, size_t len, const char *name, char *out, size_t cap);
+
+/* The cart lives in a cookie "cart=ID:QTY.ID:QTY..." (so any app server behind the LB sees it). */
+#define SHOP_CART_MAX 32
+struct shop_cart_item {
+    uint32_t id;
+    uint32_t qty;
+};
+struct shop_cart {
+    size_t n;
+    struct shop_cart_item items[SHOP_CART_MAX];
+};
+/* Parses a cart cookie value; malformed items are dropped. Returns the number of items. */
+size_t shop_cart_parse(const char *v, size_t len, struct shop_cart *cart);
+/* qty 0 removes; returns -1 when the cart is full. */
+int shop_cart_set(struct shop_cart *cart, uint32_t id, uint32_t qty);
+/* Serialises; returns the length (like snprintf). */
+size_t shop_cart_format(const struct shop_cart *cart, char *buf, size_t cap);
+
+/* 64-bit FNV-1a (image ETags, hash ring keys). */
+uint64_t shop_hash64(const void *data, size_t len);
+uint64_t shop_hash64_str(const char *s);
+/* A small deterministic PRNG (splitmix64). */
+static inline uint64_t shop_rand_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, n). */
+static inline uint32_t shop_rand_below(uint64_t *state, uint32_t n)
+{
+    return n == 0 ? 0 : (uint32_t)(shop_rand_next(state) % n);
+}
+
+/* ---------------- rules.c: response header rules by path prefix ---------------- */
+
+struct shop_rule {
+    const char *prefix;        /* longest matching prefix wins; "/" catches everything */
+    const char *cache_control; /* NULL: none */
+    const char *vary;          /* NULL: none (Accept-Encoding is added for gzip-able text anyway) */
+    const char *surrogate_control;
+    uint64_t delay_ms;         /* service delay for requests under this prefix */
+    double error_rate;         /* 0..1: fraction answered 500 */
+    int gzip;                  /* 1: text may be gzipped (default), 0: never */
+};
+
+struct shop_rules {
+    struct shop_rule *rules;   /* sorted by descending prefix length */
+    size_t n;
+    const char *error_cache_control;      /* 4xx (short-lived) */
+    const char *server_error_cache_control; /* 5xx */
+};
+
+/* The built-in rules (the classes of issue 3). Static storage. */
+const struct shop_rules *shop_rules_default(void);
+/* Sorts rules in place (longest prefix first). */
+void shop_rules_sort(struct shop_rules *r);
+/* The rule for a path (never NULL when the set has a "/" rule; else may be NULL). */
+const struct shop_rule *shop_rules_match(const struct shop_rules *r, const char *path, size_t len);
+
+/* ---------------- catalog.c: the SQLite catalog ---------------- */
+
+#define SHOP_DEFAULT_PRODUCTS 10000
+#define SHOP_DEFAULT_SEED 1
+#define SHOP_NUM_CATEGORIES 50
+
+struct shop_product {
+    uint32_t id;
+    uint32_t category_id;
+    char name[128];
+    char category_slug[64];
+    char category_name[64];
+    uint32_t price_cents;
+    uint32_t stock;
+    int64_t updated_at;        /* Last-Modified of the product's page and images */
+    char description[1024];
+};
+
+struct shop_category {
+    uint32_t id;
+    char slug[64];
+    char name[64];
+    uint32_t count;
+};
+
+typedef struct shop_catalog shop_catalog_t;
+
+/* Writes the catalog to path (atomically: a temp file renamed). Same (n, seed) -> same bytes.
+ * 0 or -1 with err set. */
+int shop_catalog_generate(const char *path, uint32_t nproducts, uint64_t seed, char *err, size_t errlen);
+/* Opens read-only (one per thread). NULL with err set. */
+shop_catalog_t *shop_catalog_open(const char *path, char *err, size_t errlen);
+void shop_catalog_close(shop_catalog_t *c);
+uint32_t shop_catalog_count(shop_catalog_t *c);
+int64_t shop_catalog_generated_at(shop_catalog_t *c);
+int shop_catalog_has_fts(shop_catalog_t *c);
+/* 1 found, 0 not found, -1 error. */
+int shop_catalog_product(shop_catalog_t *c, uint32_t id, struct shop_product *p);
+int shop_catalog_category_by_slug(shop_catalog_t *c, const char *slug, struct shop_category *cat);
+int shop_catalog_category_by_id(shop_catalog_t *c, uint32_t id, struct shop_category *cat);
+/* All categories, up to cap; returns how many. */
+int shop_catalog_categories(shop_catalog_t *c, struct shop_category *out, int cap);
+/* Products of a category ordered by id, `limit` from `offset`; returns how many (or -1). */
+int shop_catalog_list(shop_catalog_t *c, uint32_t category_id, uint32_t offset, uint32_t limit,
+                      struct shop_product *out);
+/* Search (FTS5 when present, else LIKE), up to limit results; returns how many (or -1). */
+int shop_catalog_search(shop_catalog_t *c, const char *q, uint32_t limit, struct shop_product *out);
+/* A digest of the catalog's content (for tests: same seed -> same digest). */
+uint64_t shop_catalog_digest(shop_catalog_t *c);
+
+/* ---------------- image.c: deterministic product images ---------------- */
+
+enum shop_img_size { SHOP_IMG_THUMB, SHOP_IMG_MEDIUM, SHOP_IMG_LARGE, SHOP_IMG_NSIZES };
+extern const char *const shop_img_size_names[SHOP_IMG_NSIZES];
+extern const unsigned shop_img_size_px[SHOP_IMG_NSIZES];
+/* "thumb"/"medium"/"large" -> size, -1 if unknown. */
+int shop_img_size_parse(const char *s, size_t len);
+
+/* Renders the PNG for (product id, size): malloc'd bytes in *out. 0 or -1. */
+int shop_image_render(uint32_t id, enum shop_img_size size, uint8_t **out, size_t *outlen);
+
+/* A rendered image shared by the cache and the responses sending it (refcounted). */
+struct shop_image {
+    uint32_t id;
+    enum shop_img_size size;
+    uint8_t *data;
+    size_t len;
+    char etag[24];              /* "\"<16 hex>\"" */
+    int refcnt;                 /* atomic */
+    struct shop_image *lru_prev, *lru_next, *hash_next;
+};
+typedef struct shop_imgcache shop_imgcache_t;
+/* Thread-safe, bounded by bytes (evicts least recently used). */
+shop_imgcache_t *shop_imgcache_new(size_t max_bytes);
+void shop_imgcache_free(shop_imgcache_t *c);
+/* A referenced image (render on miss); release with shop_image_release. NULL on render failure.
+ * *hit tells whether it came from the cache. */
+struct shop_image *shop_imgcache_get(shop_imgcache_t *c, uint32_t id, enum shop_img_size size, int *hit);
+void shop_image_release(struct shop_image *img);
+size_t shop_imgcache_bytes(shop_imgcache_t *c);
+size_t shop_imgcache_count(shop_imgcache_t *c);
+
+/* ---------------- lb_algo.c: backend choice ---------------- */
+
+enum shop_lb_algo { SHOP_LB_RR, SHOP_LB_LEASTCONN, SHOP_LB_HASH_CLIENT, SHOP_LB_HASH_URL };
+extern const char *const shop_lb_algo_names[]; /* NULL-terminated, in enum order */
+int shop_lb_algo_parse(const char *s);
+
+/* What the algorithms need to know about a backend. The LB keeps one per backend. */
+struct shop_lb_member {
+    const char *name;          /* stable identity, hashed onto the ring */
+    unsigned weight;           /* configured, >= 1 */
+    double eff_weight;         /* weight now (slow start ramps it); 0 = not eligible */
+    int available;             /* up and not drained */
+    unsigned active;           /* requests in flight */
+    double current;            /* smooth WRR state */
+};
+
+/* Smooth weighted round robin (nginx's): index of the chosen member, -1 if none eligible.
+ * Members whose bit is set in `exclude` (bit i = member i, i < 64) are skipped. */
+int shop_lb_pick_rr(struct shop_lb_member *m, size_t n, uint64_t exclude);
+/* Fewest active/eff_weight; ties go round-robin from *rotor. */
+int shop_lb_pick_leastconn(struct shop_lb_member *m, size_t n, uint64_t exclude, unsigned *rotor);
+
+/* Consistent hash ring with virtual nodes (weight * vnodes points per member). */
+struct shop_ring_point {
+    uint64_t hash;
+    uint32_t member;
+};
+struct shop_ring {
+    struct shop_ring_point *pts;
+    size_t n;
+};
+/* Builds the ring for members[0..n) (all of them, available or not, so that a member going down
+ * only moves its own keys). 0 or -1 (out of memory). */
+int shop_ring_build(struct shop_ring *r, const struct shop_lb_member *m, size_t n, unsigned vnodes);
+void shop_ring_free(struct shop_ring *r);
+/* The first available, non-excluded member clockwise from the key's hash; -1 if none. */
+int shop_ring_pick(const struct shop_ring *r, const struct shop_lb_member *m, size_t n,
+                   uint64_t key_hash, uint64_t exclude);
+
+#endif
