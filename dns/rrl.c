@@ -1,0 +1,83 @@
+/* dns/rrl.c - token buckets per client subnet; see rrl.h for the rules. */
+#include "rrl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    uint64_t key;          /* 0 = empty */
+    uint64_t last_ms;      /* last refill */
+    uint64_t known_until;  /* TCP seen: no amplification guard until then */
+    uint64_t milli;        /* tokens x 1000 */
+    uint32_t limited;      /* answers over the limit so far (for slip) */
+};
+
+struct gdns_rrl { size_t n; struct slot s[]; };
+
+struct gdns_rrl *gdns_rrl_new(size_t slots)
+{
+    size_t n = 1;
+    while (n < slots) n <<= 1;
+    struct gdns_rrl *r = calloc(1, sizeof(struct gdns_rrl) + n * sizeof(struct slot));
+    if (r) r->n = n;
+    return r;
+}
+
+void gdns_rrl_free(struct gdns_rrl *r) { free(r); }
+
+static uint64_t subnet_key(const struct gdns_settings *s, int family, const uint8_t *addr)
+{
+    unsigned bits = family == 1 ? s->rrl_v4_prefix : s->rrl_v6_prefix, len = family == 1 ? 4 : 16;
+    if (bits > len * 8) bits = len * 8;
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)family;
+    for (unsigned i = 0; i < len; i++) {
+        uint8_t b = addr[i];
+        if (i * 8 >= bits) b = 0;
+        else if (i * 8 + 8 > bits) b &= (uint8_t)(0xFF << (8 - (bits - i * 8)));
+        h = (h ^ b) * 1099511628211ULL;
+    }
+    return h | 1;  /* never 0 */
+}
+
+static struct slot *find(struct gdns_rrl *r, const struct gdns_settings *s, int family,
+                         const uint8_t *addr, uint64_t now, int create)
+{
+    uint64_t k = subnet_key(s, family, addr);
+    struct slot *sl = &r->s[k & (r->n - 1)];
+    if (sl->key == k) return sl;
+    if (!create) return NULL;
+    *sl = (struct slot){.key = k, .last_ms = now, .milli = (uint64_t)(s->rrl_burst ? s->rrl_burst : s->rrl_rate) * 1000};
+    return sl;
+}
+
+enum gdns_rrl_verdict gdns_rrl_check(struct gdns_rrl *r, const struct gdns_settings *s, int family,
+                                     const uint8_t *addr, uint64_t now_ms)
+{
+    if (!r || s->rrl_rate == 0 || (family != 1 && family != 2)) return GDNS_RRL_PASS;
+    struct slot *sl = find(r, s, family, addr, now_ms, 1);
+    uint64_t cap = (uint64_t)(s->rrl_burst ? s->rrl_burst : s->rrl_rate) * 1000;
+    if (now_ms > sl->last_ms) {
+        uint64_t add = (now_ms - sl->last_ms) * s->rrl_rate;  /* rate/s = rate milli-tokens per ms */
+        sl->milli = sl->milli + add > cap ? cap : sl->milli + add;
+        sl->last_ms = now_ms;
+    }
+    if (sl->milli >= 1000) { sl->milli -= 1000; return GDNS_RRL_PASS; }
+    sl->limited++;
+    if (s->rrl_slip && sl->limited % s->rrl_slip == 0) return GDNS_RRL_SLIP;
+    return GDNS_RRL_DROP;
+}
+
+void gdns_rrl_mark_known(struct gdns_rrl *r, const struct gdns_settings *s, int family,
+                         const uint8_t *addr, uint64_t now_ms)
+{
+    if (!r || (family != 1 && family != 2)) return;
+    find(r, s, family, addr, now_ms, 1)->known_until = now_ms + GDNS_KNOWN_MS;
+}
+
+int gdns_rrl_known(struct gdns_rrl *r, const struct gdns_settings *s, int family, const uint8_t *addr,
+                   uint64_t now_ms)
+{
+    if (!r || (family != 1 && family != 2)) return 0;
+    struct slot *sl = find(r, s, family, addr, now_ms, 0);
+    return sl && sl->known_until > now_ms;
+}
