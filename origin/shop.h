@@ -182,6 +182,40 @@ void shop_image_release(struct shop_image *img);
 size_t shop_imgcache_bytes(shop_imgcache_t *c);
 size_t shop_imgcache_count(shop_imgcache_t *c);
 
+/* ---------------- pages.c: HTML and JSON bodies (pure: data in, text out) ---------------- */
+
+/* A growable text buffer with a hard cap; on overflow or out of memory it sets failed and stops. */
+struct shop_buf {
+    char *p;
+    size_t len, cap, max;
+    int failed;
+};
+void shop_buf_init(struct shop_buf *b, size_t max);
+void shop_buf_free(struct shop_buf *b);
+void shop_buf_add(struct shop_buf *b, const char *s, size_t len);
+void shop_buf_printf(struct shop_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void shop_buf_html(struct shop_buf *b, const char *s);  /* HTML-escaped */
+void shop_buf_json(struct shop_buf *b, const char *s);  /* a JSON string, quotes included */
+
+#define SHOP_PAGE_SIZE 24
+
+struct shop_site {
+    const char *img_base;      /* "https://img.shop.test" or "" for same-origin */
+    const char *name;          /* app instance name, shown in the footer */
+};
+
+void shop_page_home(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cats, int ncats,
+                    const struct shop_product *featured, int nfeatured);
+void shop_page_category(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cat,
+                        uint32_t page, const struct shop_product *items, int n);
+void shop_page_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
+void shop_page_cart(struct shop_buf *b, const struct shop_site *s, const struct shop_product *items,
+                    const struct shop_cart *cart, int n);
+void shop_json_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
+void shop_json_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
+                      int n);
+void shop_json_cart(struct shop_buf *b, const struct shop_product *items, const struct shop_cart *cart, int n);
+
 /* ---------------- lb_algo.c: backend choice ---------------- */
 
 enum shop_lb_algo { SHOP_LB_RR, SHOP_LB_LEASTCONN, SHOP_LB_HASH_CLIENT, SHOP_LB_HASH_URL };
