@@ -1,1 +1,986 @@
-/* lib/httpc.c - being written */
+/* lib/httpc.c - the asynchronous HTTP client: libcurl's multi-socket API on an h2o evloop.
+ *
+ * Rules:
+ * - One curl multi per client (per loop). curl's sockets are watched with cdn_watch, its timer is
+ *   one cdn_timer. Easy handles are pooled (curl_easy_reset between uses); connections stay in the
+ *   multi's cache, so keep-alive and HTTP/2 multiplexing work across requests.
+ * - Names never reach curl's (threaded) resolver: cdn_resolver answers, CURLOPT_RESOLVE hands the
+ *   addresses to curl ("localhost" without a resolver is pinned to 127.0.0.1 the same way).
+ * - curl refuses add/remove/socket_action from inside its callbacks (CURLM_RECURSIVE_API_CALL),
+ *   and user callbacks run inside curl's. So: while in_curl > 0, starts are queued (to_add) and
+ *   cancels only mark the request (zombie); the outermost leave() drains finished transfers, then
+ *   removes zombies and adds queued requests. A cdn_httpc_free() inside a callback is finished there too.
+ * - A request's life: RESOLVING -> (QUEUED) -> RUNNING -> done (on_done once, then freed). Errors
+ *   found while cdn_httpc_start() runs are delivered from a 0 ms timer, never before it returns.
+ * - Every req crossing curl (CURLOPT_PRIVATE) carries a magic number, checked on entry. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "cdn/httpc.h"
+#include "cdn/loop.h"
+
+#define HTTPC_MAGIC 0x48545043u /* "HTPC" */
+#define REQ_MAGIC 0x48545251u   /* "HTRQ" */
+#define POOL_MAX 256            /* idle easy handles kept */
+#define HEAD_MAX (64 * 1024)    /* bytes of one response head */
+#define HEADERS_MAX 128
+
+enum req_state { ST_RESOLVING, ST_QUEUED, ST_RUNNING, ST_FAILED, ST_DONE };
+
+struct sockctx {
+    struct sockctx *prev, *next;
+    cdn_watch_t *w;
+    cdn_httpc_t *c;
+};
+
+struct hdr_off {
+    uint32_t name, name_len, value, value_len;
+};
+
+struct cdn_httpc_req {
+    uint32_t magic;
+    cdn_httpc_t *c;
+    cdn_httpc_req_t *prev, *next; /* in c->reqs (every live request) */
+    cdn_httpc_req_t *qnext;       /* in c->to_add / c->failed */
+    enum req_state state;
+    CURL *easy;
+    struct cdn_httpc_cbs cbs;
+    void *data;
+    cdn_resolve_t *rq;
+    char *host;             /* for CURLOPT_RESOLVE */
+    long port;
+    struct curl_slist *headers, *resolve, *connect_to;
+    const char *errstr;     /* set when a failure is known before curl's result */
+    unsigned cancelled : 1, head_sent : 1, aborted : 1, too_large : 1, head_too_large : 1, in_cb : 1,
+        paused : 1, buffered : 1;
+    /* the current response head */
+    char *hbuf;
+    size_t hlen, hcap;
+    struct hdr_off hoff[HEADERS_MAX];
+    size_t nh;
+    int status, version;
+    uint64_t body_bytes, max_body;
+    /* cdn_httpc_fetch */
+    cdn_httpc_fetch_cb fetch_cb;
+    char *fbuf;
+    size_t flen, fcap;
+    struct cdn_httpc_info info;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct cdn_httpc {
+    uint32_t magic;
+    h2o_evloop_t *loop;
+    CURLM *multi;
+    cdn_timer_t *timer; /* curl's timeout */
+    cdn_timer_t *kick;  /* delivers failures found inside cdn_httpc_start() */
+    cdn_resolver_t *resolver;
+    char *interface;    /* "host!IP" */
+    uint64_t connect_timeout_ms, timeout_ms, max_body;
+    int http2, insecure_tls;
+    int verbose; /* CDN_HTTPC_VERBOSE set: curl's trace on stderr */
+    CURL *pool[POOL_MAX];
+    size_t npool;
+    cdn_httpc_req_t *reqs;
+    size_t nreqs;
+    cdn_httpc_req_t *to_add, **to_add_tail;
+    cdn_httpc_req_t *failed, **failed_tail;
+    struct sockctx *socks;
+    int in_curl; /* inside a curl call (its callbacks, hence user callbacks, may run) */
+    int depth;   /* inside our own dispatch */
+    int closing;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void leave(cdn_httpc_t *c);
+
+static void enter(cdn_httpc_t *c)
+{
+    c->depth++;
+}
+
+/* ---- request bookkeeping ---- */
+
+static void req_unlink(cdn_httpc_t *c, cdn_httpc_req_t *r)
+{
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    c->nreqs--;
+}
+
+static void queue_remove(cdn_httpc_req_t **head, cdn_httpc_req_t ***tail, cdn_httpc_req_t *r)
+{
+    for (cdn_httpc_req_t **p = head; *p != NULL; p = &(*p)->qnext) {
+        if (*p == r) {
+            *p = r->qnext;
+            if (*tail == &r->qnext)
+                *tail = p;
+            r->qnext = NULL;
+            return;
+        }
+    }
+}
+
+static void queue_push(cdn_httpc_req_t ***tail, cdn_httpc_req_t *r)
+{
+    r->qnext = NULL;
+    **tail = r;
+    *tail = &r->qnext;
+}
+
+static void easy_release(cdn_httpc_t *c, CURL *e)
+{
+    if (c->npool < POOL_MAX)
+        c->pool[c->npool++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+/* Frees the request; its easy handle must already be out of the multi. */
+static void req_free(cdn_httpc_req_t *r)
+{
+    cdn_httpc_t *c = r->c;
+    req_unlink(c, r);
+    if (r->rq != NULL)
+        cdn_resolve_cancel(r->rq);
+    if (r->easy != NULL)
+        easy_release(c, r->easy);
+    curl_slist_free_all(r->headers);
+    curl_slist_free_all(r->resolve);
+    curl_slist_free_all(r->connect_to);
+    free(r->host);
+    free(r->hbuf);
+    free(r->fbuf);
+    r->magic = 0;
+    free(r);
+}
+
+/* ---- response head ---- */
+
+static int hbuf_append(cdn_httpc_req_t *r, const char *p, size_t n)
+{
+    if (r->hlen + n > HEAD_MAX)
+        return -1;
+    if (r->hlen + n > r->hcap) {
+        size_t cap = r->hcap == 0 ? 1024 : r->hcap;
+        while (cap < r->hlen + n)
+            cap *= 2;
+        char *nb = realloc(r->hbuf, cap);
+        if (nb == NULL)
+            return -1;
+        r->hbuf = nb;
+        r->hcap = cap;
+    }
+    memcpy(r->hbuf + r->hlen, p, n);
+    r->hlen += n;
+    return 0;
+}
+
+static size_t trim_len(const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == '\n' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+/* "HTTP/1.1 200 OK" / "HTTP/2 204": 0, or -1 when it is not a status line. */
+static int parse_status_line(const char *p, size_t n, int *status, int *version)
+{
+    if (n < 8 || memcmp(p, "HTTP/", 5) != 0)
+        return -1;
+    size_t i = 5;
+    int major = 0, minor = 0;
+    if (p[i] < '0' || p[i] > '9')
+        return -1;
+    major = p[i++] - '0';
+    if (i < n && p[i] == '.') {
+        i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return -1;
+        minor = p[i++] - '0';
+    }
+    if (i >= n || p[i] != ' ')
+        return -1;
+    while (i < n && p[i] == ' ')
+        i++;
+    if (i + 3 > n)
+        return -1;
+    int st = 0;
+    for (int k = 0; k < 3; k++) {
+        if (p[i + k] < '0' || p[i + k] > '9')
+            return -1;
+        st = st * 10 + (p[i + k] - '0');
+    }
+    *status = st;
+    *version = major * 10 + minor;
+    return 0;
+}
+
+/* Delivers the collected head; returns the on_head verdict (non-zero aborts). */
+static int deliver_head(cdn_httpc_req_t *r)
+{
+    struct cdn_httpc_header h[HEADERS_MAX];
+    r->head_sent = 1;
+    r->info.status = r->status;
+    for (size_t i = 0; i < r->nh; i++) {
+        h[i].name = r->hbuf + r->hoff[i].name;
+        h[i].name_len = r->hoff[i].name_len;
+        h[i].value = r->hbuf + r->hoff[i].value;
+        h[i].value_len = r->hoff[i].value_len;
+        /* an announced length above the cap fails now, before any body */
+        if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
+            char num[32];
+            size_t l = h[i].value_len < sizeof(num) - 1 ? h[i].value_len : sizeof(num) - 1;
+            memcpy(num, h[i].value, l);
+            num[l] = '\0';
+            if (strtoull(num, NULL, 10) > r->max_body) {
+                r->too_large = 1;
+                return 1;
+            }
+        }
+    }
+    if (r->cbs.on_head == NULL)
+        return 0;
+    r->in_cb = 1;
+    int rv = r->cbs.on_head(r, r->status, r->version, h, r->nh, r->data);
+    r->in_cb = 0;
+    return rv;
+}
+
+static size_t on_curl_header(char *p, size_t size, size_t nitems, void *arg)
+{
+    cdn_httpc_req_t *r = arg;
+    assert(r->magic == REQ_MAGIC);
+    size_t n = size * nitems;
+    if (r->cancelled || r->aborted)
+        return 0;
+    if (r->head_sent)
+        return n; /* trailers: not delivered */
+    size_t tl = trim_len(p, n);
+    int st, ver;
+    if (parse_status_line(p, tl, &st, &ver) == 0) { /* a new block: 1xx before, or the first */
+        r->status = st;
+        r->version = ver;
+        r->hlen = 0;
+        r->nh = 0;
+        return n;
+    }
+    if (tl == 0) { /* end of a block */
+        if (r->status >= 100 && r->status < 200)
+            return n; /* 100-continue and friends: the real head follows */
+        if (deliver_head(r) != 0) {
+            if (!r->too_large)
+                r->aborted = 1;
+            return 0;
+        }
+        return r->cancelled ? 0 : n;
+    }
+    if ((p[0] == ' ' || p[0] == '\t') && r->nh > 0) { /* obs-fold: continue the last value */
+        size_t s = 0;
+        while (s < tl && (p[s] == ' ' || p[s] == '\t'))
+            s++;
+        struct hdr_off *o = &r->hoff[r->nh - 1];
+        if (o->value + o->value_len != r->hlen || hbuf_append(r, " ", 1) != 0 || hbuf_append(r, p + s, tl - s) != 0)
+            goto TooLarge;
+        o->value_len += 1 + (uint32_t)(tl - s);
+        return n;
+    }
+    const char *colon = memchr(p, ':', tl);
+    if (colon == NULL || colon == p)
+        return n; /* not a header line; curl passes only valid ones, so ignore */
+    if (r->nh == HEADERS_MAX)
+        goto TooLarge;
+    size_t nl = (size_t)(colon - p), vs = nl + 1;
+    while (vs < tl && (p[vs] == ' ' || p[vs] == '\t'))
+        vs++;
+    struct hdr_off *o = &r->hoff[r->nh];
+    o->name = (uint32_t)r->hlen;
+    o->name_len = (uint32_t)nl;
+    if (hbuf_append(r, p, nl) != 0)
+        goto TooLarge;
+    o->value = (uint32_t)r->hlen;
+    o->value_len = (uint32_t)(tl - vs);
+    if (hbuf_append(r, p + vs, tl - vs) != 0)
+        goto TooLarge;
+    r->nh++;
+    return n;
+TooLarge:
+    r->head_too_large = 1;
+    return 0;
+}
+
+static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+    cdn_httpc_req_t *r = arg;
+    assert(r->magic == REQ_MAGIC);
+    size_t n = size * nmemb;
+    if (r->cancelled || r->aborted)
+        return 0;
+    if (!r->head_sent && deliver_head(r) != 0) {
+        if (!r->too_large)
+            r->aborted = 1;
+        return 0;
+    }
+    if (r->body_bytes + n > r->max_body) {
+        r->too_large = 1;
+        return 0;
+    }
+    r->body_bytes += n;
+    if (r->cbs.on_body != NULL) {
+        r->in_cb = 1;
+        int rv = r->cbs.on_body(r, p, n, r->data);
+        r->in_cb = 0;
+        if (rv != 0) {
+            r->aborted = 1;
+            return 0;
+        }
+    }
+    return r->cancelled ? 0 : n;
+}
+
+/* ---- curl on the loop ---- */
+
+static void on_curl_sock_event(cdn_watch_t *w, int fd, int events, void *data)
+{
+    struct sockctx *sc = data;
+    cdn_httpc_t *c = sc->c; /* sc may be freed by the REMOVE inside socket_action */
+    int running;
+    assert(c->magic == HTTPC_MAGIC);
+    enter(c);
+    c->in_curl++;
+    curl_multi_socket_action(c->multi, fd,
+                             ((events & CDN_WATCH_READ) ? CURL_CSELECT_IN : 0) |
+                                 ((events & CDN_WATCH_WRITE) ? CURL_CSELECT_OUT : 0),
+                             &running);
+    c->in_curl--;
+    leave(c);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    cdn_httpc_t *c = userp;
+    struct sockctx *sc = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            if (sc->prev != NULL)
+                sc->prev->next = sc->next;
+            else
+                c->socks = sc->next;
+            if (sc->next != NULL)
+                sc->next->prev = sc->prev;
+            cdn_watch_free(sc->w);
+            free(sc);
+            curl_multi_assign(c->multi, s, NULL);
+        }
+        return 0;
+    }
+    if (sc == NULL) {
+        if ((sc = calloc(1, sizeof(*sc))) == NULL)
+            return -1;
+        sc->c = c;
+        if ((sc->w = cdn_watch_new(c->loop, s, on_curl_sock_event, sc)) == NULL) {
+            free(sc);
+            return -1;
+        }
+        sc->next = c->socks;
+        if (sc->next != NULL)
+            sc->next->prev = sc;
+        c->socks = sc;
+        curl_multi_assign(c->multi, s, sc);
+    }
+    cdn_watch_set(sc->w, (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? CDN_WATCH_READ : 0) |
+                             (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? CDN_WATCH_WRITE : 0));
+    return 0;
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    cdn_httpc_t *c = userp;
+    if (timeout_ms < 0)
+        cdn_timer_stop(c->timer);
+    else
+        cdn_timer_start(c->timer, (uint64_t)timeout_ms);
+    return 0;
+}
+
+static void on_timer(cdn_timer_t *t, void *data)
+{
+    cdn_httpc_t *c = data;
+    int running;
+    assert(c->magic == HTTPC_MAGIC);
+    enter(c);
+    c->in_curl++;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    c->in_curl--;
+    leave(c);
+}
+
+/* ---- finishing ---- */
+
+static const char *curl_errstr(cdn_httpc_req_t *r, CURLcode rc)
+{
+    if (r->aborted)
+        return "aborted";
+    if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return "response too large";
+    if (r->head_too_large)
+        return "response head too large";
+    switch (rc) {
+    case CURLE_OK:
+        return NULL;
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timed out";
+    case CURLE_COULDNT_CONNECT: {
+        long os = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os);
+        return os == ECONNREFUSED ? "connection refused" : "could not connect";
+    }
+    default:
+        return r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(rc);
+    }
+}
+
+static void fill_info(cdn_httpc_req_t *r)
+{
+    long code = 0, conns = 0;
+    char *ip = NULL;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &r->info.total_s);
+    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME, &r->info.connect_s);
+    curl_easy_getinfo(r->easy, CURLINFO_STARTTRANSFER_TIME, &r->info.ttfb_s);
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
+    curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
+    r->info.status = r->head_sent ? r->status : (int)code;
+    r->info.body_bytes = r->body_bytes;
+    r->info.new_connections = conns;
+    snprintf(r->info.primary_ip, sizeof(r->info.primary_ip), "%s", ip != NULL ? ip : "");
+}
+
+static void call_done(cdn_httpc_req_t *r, const char *errstr)
+{
+    r->state = ST_DONE;
+    r->in_cb = 1;
+    if (r->fetch_cb != NULL)
+        r->fetch_cb(errstr, r->info.status, r->fbuf, r->flen, &r->info, r->data);
+    else if (r->cbs.on_done != NULL)
+        r->cbs.on_done(r, errstr, r->data);
+    r->in_cb = 0;
+}
+
+static void finish_running(cdn_httpc_t *c, cdn_httpc_req_t *r, CURLcode rc)
+{
+    if (r->cancelled) {
+        curl_multi_remove_handle(c->multi, r->easy);
+        req_free(r);
+        return;
+    }
+    /* a response without a blank line after its head (or a HEAD request) still gets on_head */
+    if (rc == CURLE_OK && !r->head_sent && !r->aborted && deliver_head(r) != 0 && !r->too_large)
+        r->aborted = 1;
+    fill_info(r);
+    const char *err = curl_errstr(r, rc);
+    char errcopy[CURL_ERROR_SIZE];
+    if (err == r->errbuf) {
+        snprintf(errcopy, sizeof(errcopy), "%s", r->errbuf);
+        err = errcopy;
+    }
+    /* out of the multi first: on_done may start a request that reuses this connection */
+    curl_multi_remove_handle(c->multi, r->easy);
+    if (!r->cancelled)
+        call_done(r, err);
+    req_free(r);
+}
+
+static int add_to_multi(cdn_httpc_t *c, cdn_httpc_req_t *r);
+
+static void flush_queues(cdn_httpc_t *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        cdn_httpc_req_t *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        assert(r != NULL && r->magic == REQ_MAGIC);
+        finish_running(c, r, m->data.result);
+    }
+    /* cancelled while curl was running: out of the multi now */
+    for (cdn_httpc_req_t *r = c->reqs, *next; r != NULL; r = next) {
+        next = r->next;
+        if (r->cancelled && r->state == ST_RUNNING) {
+            curl_multi_remove_handle(c->multi, r->easy);
+            req_free(r);
+        }
+    }
+    while (c->to_add != NULL) {
+        cdn_httpc_req_t *r = c->to_add;
+        c->to_add = r->qnext;
+        if (c->to_add == NULL)
+            c->to_add_tail = &c->to_add;
+        r->qnext = NULL;
+        if (r->cancelled)
+            req_free(r); /* cdn_httpc_free() ran meanwhile */
+        else
+            add_to_multi(c, r);
+    }
+}
+
+static void httpc_destroy(cdn_httpc_t *c);
+
+static void leave(cdn_httpc_t *c)
+{
+    if (c->depth == 1 && c->in_curl == 0) {
+        /* still at depth 1 while flushing: nested enter/leave from user callbacks do not flush */
+        flush_queues(c);
+        if (c->closing) {
+            c->depth = 0;
+            httpc_destroy(c);
+            return;
+        }
+    }
+    c->depth--;
+}
+
+static void on_kick(cdn_timer_t *t, void *data)
+{
+    cdn_httpc_t *c = data;
+    assert(c->magic == HTTPC_MAGIC);
+    enter(c);
+    while (c->failed != NULL) {
+        cdn_httpc_req_t *r = c->failed;
+        c->failed = r->qnext;
+        if (c->failed == NULL)
+            c->failed_tail = &c->failed;
+        r->qnext = NULL;
+        if (!r->cancelled)
+            call_done(r, r->errstr);
+        req_free(r);
+    }
+    leave(c);
+}
+
+static void fail_later(cdn_httpc_t *c, cdn_httpc_req_t *r, const char *errstr)
+{
+    r->state = ST_FAILED;
+    r->errstr = errstr;
+    queue_push(&c->failed_tail, r);
+    cdn_timer_start(c->kick, 0);
+}
+
+/* Adds r to the multi now, or queues it when curl is on the stack. */
+static int add_to_multi(cdn_httpc_t *c, cdn_httpc_req_t *r)
+{
+    if (r->resolve != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_RESOLVE, r->resolve);
+    if (c->in_curl > 0) {
+        r->state = ST_QUEUED;
+        queue_push(&c->to_add_tail, r);
+        return 0;
+    }
+    CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
+    if (mc != CURLM_OK) {
+        fail_later(c, r, curl_multi_strerror(mc));
+        return -1;
+    }
+    r->state = ST_RUNNING;
+    return 0;
+}
+
+static void on_resolved(const char *errstr, const struct cdn_addrs *a, void *data)
+{
+    cdn_httpc_req_t *r = data;
+    assert(r->magic == REQ_MAGIC);
+    cdn_httpc_t *c = r->c;
+    r->rq = NULL;
+    if (errstr != NULL) {
+        fail_later(c, r, strcmp(errstr, "name not found") == 0 ? "could not resolve host: name not found"
+                         : strcmp(errstr, "timed out") == 0    ? "could not resolve host: timed out"
+                                                               : "could not resolve host");
+        return;
+    }
+    /* "host:port:addr[,addr...]" */
+    char line[1024];
+    int off = snprintf(line, sizeof(line), "%s:%ld:", r->host, r->port);
+    for (int i = 0; i < a->n && off < (int)sizeof(line) - 64; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        const struct sockaddr_storage *ss = &a->addr[i];
+        if (ss->ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+            off += snprintf(line + off, sizeof(line) - off, "%s%s", i ? "," : "", ip);
+        } else {
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+            off += snprintf(line + off, sizeof(line) - off, "%s[%s]", i ? "," : "", ip);
+        }
+    }
+    if ((r->resolve = curl_slist_append(NULL, line)) == NULL) {
+        fail_later(c, r, "out of memory");
+        return;
+    }
+    enter(c);
+    add_to_multi(c, r);
+    leave(c);
+}
+
+/* ---- the API ---- */
+
+static CURL *easy_get(cdn_httpc_t *c)
+{
+    if (c->npool > 0) {
+        CURL *e = c->pool[--c->npool];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static int is_ip_literal(const char *h)
+{
+    unsigned char buf[16];
+    char tmp[64];
+    size_t l = strlen(h);
+    if (l >= 2 && h[0] == '[' && h[l - 1] == ']' && l - 2 < sizeof(tmp)) {
+        memcpy(tmp, h + 1, l - 2);
+        tmp[l - 2] = '\0';
+        return inet_pton(AF_INET6, tmp, buf) == 1;
+    }
+    return inet_pton(AF_INET, h, buf) == 1;
+}
+
+static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc_request *req, int https)
+{
+    CURL *e = r->easy;
+    const char *method = req->method != NULL ? req->method : "GET";
+    int ok = 1;
+#define SET(opt, val) ok &= curl_easy_setopt(e, opt, val) == CURLE_OK
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_PRIVATE, (char *)r);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_HEADERFUNCTION, on_curl_header);
+    SET(CURLOPT_HEADERDATA, r);
+    SET(CURLOPT_WRITEFUNCTION, on_curl_write);
+    SET(CURLOPT_WRITEDATA, r);
+    SET(CURLOPT_ERRORBUFFER, r->errbuf);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->verbose)
+        SET(CURLOPT_VERBOSE, 1L);
+    if (c->http2) {
+        /* http:// asks for h2c with "Upgrade: h2c", not prior knowledge: libcurl 7.88.1 fails every
+         * request that reuses a prior-knowledge connection with "Error in the HTTP2 framing layer"
+         * (curl issue 10634, fixed in 8.0.0). Once upgraded, the connection is multiplexed. */
+        SET(CURLOPT_HTTP_VERSION, https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_0);
+        SET(CURLOPT_PIPEWAIT, 1L); /* wait for a multiplexable connection rather than open another */
+    } else {
+        SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
+    if (c->insecure_tls) {
+        SET(CURLOPT_SSL_VERIFYPEER, 0L);
+        SET(CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (c->interface != NULL)
+        SET(CURLOPT_INTERFACE, c->interface);
+    if (strcmp(method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
+        if (strcmp(method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+        if (req->body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+            SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+            SET(CURLOPT_COPYPOSTFIELDS, req->body != NULL ? (const char *)req->body : "");
+        }
+    }
+    for (const char *const *h = req->headers; h != NULL && *h != NULL; h++) {
+        struct curl_slist *n = curl_slist_append(r->headers, *h);
+        if (n == NULL)
+            return -1;
+        r->headers = n;
+    }
+    if (r->headers != NULL)
+        SET(CURLOPT_HTTPHEADER, r->headers);
+    if (r->connect_to != NULL)
+        SET(CURLOPT_CONNECT_TO, r->connect_to);
+#undef SET
+    return ok ? 0 : -1;
+}
+
+cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request *req, const struct cdn_httpc_cbs *cbs,
+                                 void *data)
+{
+    assert(c->magic == HTTPC_MAGIC);
+    if (c->closing || req == NULL || req->url == NULL || cbs == NULL)
+        return NULL;
+    /* scheme, host and port of the URL */
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(port);
+        curl_url_cleanup(u);
+        return NULL;
+    }
+    int https = strcmp(scheme, "https") == 0;
+    cdn_httpc_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->host = strdup(host)) == NULL || (r->easy = easy_get(c)) == NULL) {
+        if (r != NULL)
+            free(r->host);
+        free(r);
+        r = NULL;
+        goto Exit;
+    }
+    r->magic = REQ_MAGIC;
+    r->c = c;
+    r->cbs = *cbs;
+    r->data = data;
+    r->port = strtol(port, NULL, 10);
+    r->max_body = c->max_body;
+    r->next = c->reqs;
+    if (r->next != NULL)
+        r->next->prev = r;
+    c->reqs = r;
+    c->nreqs++;
+    if (req->connect_to != NULL) {
+        char line[512];
+        snprintf(line, sizeof(line), "::%s", req->connect_to); /* any host, any port -> there */
+        r->connect_to = curl_slist_append(NULL, line);
+    }
+    if (setup_easy(c, r, req, https) != 0) {
+        req_free(r);
+        r = NULL;
+        goto Exit;
+    }
+    enter(c);
+    if (req->connect_to != NULL || is_ip_literal(host)) {
+        add_to_multi(c, r);
+    } else if (c->resolver != NULL) {
+        r->state = ST_RESOLVING;
+        r->rq = cdn_resolver_lookup(c->resolver, host, on_resolved, r);
+    } else if (strcasecmp(host, "localhost") == 0) {
+        struct cdn_addrs a = {.n = 1};
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a.addr[0];
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        on_resolved(NULL, &a, r);
+    } else {
+        fail_later(c, r, "could not resolve host: no resolver");
+    }
+    leave(c);
+Exit:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return r;
+}
+
+void cdn_httpc_cancel(cdn_httpc_req_t *r)
+{
+    if (r == NULL)
+        return;
+    assert(r->magic == REQ_MAGIC);
+    cdn_httpc_t *c = r->c;
+    if (r->cancelled || r->state == ST_DONE)
+        return; /* inside its own on_done: it is freed on return */
+    r->cancelled = 1;
+    switch (r->state) {
+    case ST_RESOLVING:
+        req_free(r); /* cancels the lookup */
+        break;
+    case ST_QUEUED:
+        queue_remove(&c->to_add, &c->to_add_tail, r);
+        req_free(r);
+        break;
+    case ST_FAILED:
+        queue_remove(&c->failed, &c->failed_tail, r);
+        req_free(r);
+        break;
+    case ST_RUNNING:
+        if (c->in_curl == 0) {
+            curl_multi_remove_handle(c->multi, r->easy);
+            req_free(r);
+        } /* else flush_queues() removes it once curl is off the stack */
+        break;
+    case ST_DONE:
+        break;
+    }
+}
+
+void cdn_httpc_pause(cdn_httpc_req_t *r, int paused)
+{
+    assert(r->magic == REQ_MAGIC);
+    cdn_httpc_t *c = r->c;
+    if (r->state != ST_RUNNING || r->cancelled || (int)r->paused == !!paused)
+        return;
+    r->paused = !!paused;
+    /* Resuming may deliver buffered body before curl_easy_pause() returns. */
+    enter(c);
+    c->in_curl++;
+    curl_easy_pause(r->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+    c->in_curl--;
+    leave(c);
+}
+
+const struct cdn_httpc_info *cdn_httpc_info(const cdn_httpc_req_t *r)
+{
+    return &r->info;
+}
+
+size_t cdn_httpc_inflight(const cdn_httpc_t *c)
+{
+    return c->nreqs;
+}
+
+/* ---- buffered fetch ---- */
+
+static int on_fetch_body(cdn_httpc_req_t *r, const void *buf, size_t len, void *data)
+{
+    if (r->flen + len > r->fcap) {
+        size_t cap = r->fcap == 0 ? 4096 : r->fcap;
+        while (cap < r->flen + len)
+            cap *= 2;
+        char *nb = realloc(r->fbuf, cap);
+        if (nb == NULL)
+            return -1;
+        r->fbuf = nb;
+        r->fcap = cap;
+    }
+    memcpy(r->fbuf + r->flen, buf, len);
+    r->flen += len;
+    return 0;
+}
+
+cdn_httpc_req_t *cdn_httpc_fetch(cdn_httpc_t *c, const struct cdn_httpc_request *req, cdn_httpc_fetch_cb cb, void *data)
+{
+    static const struct cdn_httpc_cbs fetch_cbs = {.on_body = on_fetch_body};
+    cdn_httpc_req_t *r;
+    /* on_done cannot run before start returns, so fetch_cb is set in time */
+    if ((r = cdn_httpc_start(c, req, &fetch_cbs, data)) != NULL)
+        r->fetch_cb = cb;
+    return r;
+}
+
+/* ---- lifetime ---- */
+
+cdn_httpc_t *cdn_httpc_new(h2o_evloop_t *loop, const struct cdn_httpc_opts *opts, char *err, size_t errlen)
+{
+    static const struct cdn_httpc_opts defaults = {0};
+    if (opts == NULL)
+        opts = &defaults;
+    pthread_once(&curl_once, curl_init_once);
+    cdn_httpc_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->magic = HTTPC_MAGIC;
+    c->loop = loop;
+    c->resolver = opts->resolver;
+    c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 30000;
+    c->max_body = opts->max_body ? opts->max_body : 64 * 1024 * 1024;
+    c->http2 = opts->http2;
+    c->insecure_tls = opts->insecure_tls;
+    c->verbose = getenv("CDN_HTTPC_VERBOSE") != NULL;
+    c->to_add_tail = &c->to_add;
+    c->failed_tail = &c->failed;
+    if (opts->local_ip != NULL) {
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, opts->local_ip, buf) != 1 && inet_pton(AF_INET6, opts->local_ip, buf) != 1) {
+            snprintf(err, errlen, "httpc: bad local address \"%s\"", opts->local_ip);
+            free(c);
+            return NULL;
+        }
+        size_t l = strlen(opts->local_ip) + 6;
+        if ((c->interface = malloc(l)) == NULL) {
+            free(c);
+            return NULL;
+        }
+        snprintf(c->interface, l, "host!%s", opts->local_ip);
+    }
+    if ((c->multi = curl_multi_init()) == NULL || (c->timer = cdn_timer_new(loop, on_timer, c)) == NULL ||
+        (c->kick = cdn_timer_new(loop, on_kick, c)) == NULL) {
+        snprintf(err, errlen, "httpc: cannot create the curl multi or its timers");
+        if (c->multi != NULL)
+            curl_multi_cleanup(c->multi);
+        cdn_timer_free(c->timer);
+        free(c->interface);
+        free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (opts->max_host_conns > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_conns);
+    return c;
+}
+
+static void httpc_destroy(cdn_httpc_t *c)
+{
+    c->in_curl++; /* nothing below may call back into user code or re-enter */
+    while (c->reqs != NULL) {
+        cdn_httpc_req_t *r = c->reqs;
+        if (r->state == ST_RUNNING)
+            curl_multi_remove_handle(c->multi, r->easy);
+        req_free(r);
+    }
+    while (c->npool > 0)
+        curl_easy_cleanup(c->pool[--c->npool]);
+    curl_multi_cleanup(c->multi); /* closes the cached connections (REMOVE callbacks may run) */
+    while (c->socks != NULL) {
+        struct sockctx *sc = c->socks;
+        c->socks = sc->next;
+        cdn_watch_free(sc->w);
+        free(sc);
+    }
+    cdn_timer_free(c->timer);
+    cdn_timer_free(c->kick);
+    free(c->interface);
+    c->magic = 0;
+    free(c);
+}
+
+void cdn_httpc_free(cdn_httpc_t *c)
+{
+    if (c == NULL)
+        return;
+    assert(c->magic == HTTPC_MAGIC);
+    if (c->closing)
+        return;
+    c->closing = 1;
+    for (cdn_httpc_req_t *r = c->reqs; r != NULL; r = r->next)
+        r->cancelled = 1; /* no callbacks from here on */
+    if (c->depth == 0)
+        httpc_destroy(c);
+    /* else: the outermost leave() destroys it */
+}
