@@ -1,0 +1,1404 @@
+/* origin/lb_main.c - shop-lb: the L7 load balancer and API gateway in front of the shop-apps.
+ *
+ * Owns: pools of backends (state, health, slow start), routing by path prefix, gateway auth, the
+ * proxying of a request to a backend through cdn_httpc (streamed back with h2o_send/proceed and
+ * back-pressure by pausing the upstream), retries, the admin listener, metrics and logs.
+ *
+ * Rules:
+ * - One loop (the main thread). Backend state is only touched on it.
+ * - A backend is eligible when it is up (active checks: `rise` successes bring it up, `fall`
+ *   failures take it down; passive: `passive_fails` consecutive connect errors/timeouts/5xx take it
+ *   down at once), not drained and not removed. A returning backend's weight ramps from 10% to
+ *   100% over slow_start (round robin and least connections; the hash ring gives keys back at once).
+ * - Retries: only idempotent methods, only when the backend failed before the response started,
+ *   each on a backend not tried yet, at most `retries` times. A response that started is relayed
+ *   as it is (an error in its body aborts the client's response).
+ * - A proxied request's state lives in the request's pool; the pool's dispose cancels the upstream
+ *   transfer, so a client that goes away frees everything. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "cdn/config.h"
+#include "cdn/httpc.h"
+#include "cdn/log.h"
+#include "cdn/loop.h"
+#include "cdn/metrics.h"
+#include "cdn/proc.h"
+#include "shop.h"
+
+#define PROG "shop-lb"
+#define MAX_BACKENDS 64      /* the retry exclusion mask is 64 bits */
+#define MAX_POOLS 16
+#define PEND_HIGH (256u << 10) /* pause the upstream above this much unsent body */
+
+/* ---------------- configuration ---------------- */
+
+struct conf_backend {
+    const char *addr;
+    unsigned weight;
+};
+
+struct conf_pool {
+    const char *name;       /* the map key */
+    int algo;
+    unsigned vnodes;
+    struct cdn_conf_list backends; /* struct conf_backend */
+};
+
+struct conf_route {
+    const char *prefix;
+    const char *pool;
+};
+
+struct conf_protect {
+    const char *prefix;
+    const char *token;
+};
+
+struct conf_health {
+    int enabled;
+    const char *path;
+    uint64_t interval, timeout, slow_start;
+    unsigned rise, fall, passive_fails;
+};
+
+struct conf_timeouts {
+    uint64_t connect, first_byte, idle, total;
+};
+
+struct lb_conf {
+    struct cdn_conf_addr listen, admin;
+    const char *error_log, *log_level, *access_log, *pid_file;
+    int access_log_format;
+    unsigned retries;
+    struct conf_timeouts timeouts;
+    struct conf_health health;
+    struct cdn_conf_list pools;     /* struct conf_pool */
+    struct cdn_conf_list routes;    /* struct conf_route */
+    struct cdn_conf_list protect;   /* struct conf_protect */
+};
+
+static const char *const alog_formats[] = {"combined", "json", NULL};
+
+static const cdn_conf_field_t backend_fields[] = {
+    {"addr", CDN_CT_STR, offsetof(struct conf_backend, addr), CDN_CF_REQUIRED},
+    {"weight", CDN_CT_UINT, offsetof(struct conf_backend, weight), 0, 1, 1000},
+    {NULL}};
+static const cdn_conf_field_t pool_fields[] = {
+    {"name", CDN_CT_STR, offsetof(struct conf_pool, name)},
+    {"algo", CDN_CT_ENUM, offsetof(struct conf_pool, algo), .enum_names = shop_lb_algo_names},
+    {"vnodes", CDN_CT_UINT, offsetof(struct conf_pool, vnodes), 0, 1, 1000},
+    {"backends", CDN_CT_LIST, offsetof(struct conf_pool, backends), CDN_CF_REQUIRED, .sub = backend_fields,
+     .sub_size = sizeof(struct conf_backend)},
+    {NULL}};
+static const cdn_conf_field_t route_fields[] = {
+    {"prefix", CDN_CT_STR, offsetof(struct conf_route, prefix), CDN_CF_REQUIRED},
+    {"pool", CDN_CT_STR, offsetof(struct conf_route, pool), CDN_CF_REQUIRED},
+    {NULL}};
+static const cdn_conf_field_t protect_fields[] = {
+    {"prefix", CDN_CT_STR, offsetof(struct conf_protect, prefix), CDN_CF_REQUIRED},
+    {"token", CDN_CT_STR, offsetof(struct conf_protect, token), CDN_CF_REQUIRED},
+    {NULL}};
+static const cdn_conf_field_t health_fields[] = {
+    {"enabled", CDN_CT_BOOL, offsetof(struct conf_health, enabled)},
+    {"path", CDN_CT_STR, offsetof(struct conf_health, path)},
+    {"interval", CDN_CT_DURATION, offsetof(struct conf_health, interval)},
+    {"timeout", CDN_CT_DURATION, offsetof(struct conf_health, timeout)},
+    {"rise", CDN_CT_UINT, offsetof(struct conf_health, rise), 0, 1, 100},
+    {"fall", CDN_CT_UINT, offsetof(struct conf_health, fall), 0, 1, 100},
+    {"passive_fails", CDN_CT_UINT, offsetof(struct conf_health, passive_fails), 0, 0, 1000},
+    {"slow_start", CDN_CT_DURATION, offsetof(struct conf_health, slow_start)},
+    {NULL}};
+static const cdn_conf_field_t timeout_fields[] = {
+    {"connect", CDN_CT_DURATION, offsetof(struct conf_timeouts, connect)},
+    {"first_byte", CDN_CT_DURATION, offsetof(struct conf_timeouts, first_byte)},
+    {"idle", CDN_CT_DURATION, offsetof(struct conf_timeouts, idle)},
+    {"total", CDN_CT_DURATION, offsetof(struct conf_timeouts, total)},
+    {NULL}};
+static const cdn_conf_field_t conf_fields[] = {
+    {"listen", CDN_CT_ADDR, offsetof(struct lb_conf, listen), CDN_CF_REQUIRED, .addr_default_host = "127.0.0.1"},
+    {"admin", CDN_CT_ADDR, offsetof(struct lb_conf, admin), .addr_default_host = "127.0.0.1"},
+    {"error_log", CDN_CT_STR, offsetof(struct lb_conf, error_log)},
+    {"log_level", CDN_CT_STR, offsetof(struct lb_conf, log_level)},
+    {"access_log", CDN_CT_STR, offsetof(struct lb_conf, access_log)},
+    {"access_log_format", CDN_CT_ENUM, offsetof(struct lb_conf, access_log_format), .enum_names = alog_formats},
+    {"pid_file", CDN_CT_STR, offsetof(struct lb_conf, pid_file)},
+    {"retries", CDN_CT_UINT, offsetof(struct lb_conf, retries), 0, 0, 10},
+    {"timeouts", CDN_CT_STRUCT, offsetof(struct lb_conf, timeouts), .sub = timeout_fields},
+    {"health", CDN_CT_STRUCT, offsetof(struct lb_conf, health), .sub = health_fields},
+    {"pools", CDN_CT_MAP, offsetof(struct lb_conf, pools), CDN_CF_REQUIRED, .sub = pool_fields,
+     .sub_size = sizeof(struct conf_pool)},
+    {"routes", CDN_CT_LIST, offsetof(struct lb_conf, routes), 0, .sub = route_fields, .sub_size = sizeof(struct conf_route)},
+    {"protected", CDN_CT_LIST, offsetof(struct lb_conf, protect), 0, .sub = protect_fields,
+     .sub_size = sizeof(struct conf_protect)},
+    {NULL}};
+
+static void conf_defaults(struct lb_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->log_level = "info";
+    c->retries = 2;
+    c->timeouts = (struct conf_timeouts){.connect = 1000, .first_byte = 15000, .idle = 30000, .total = 300000};
+    c->health = (struct conf_health){.enabled = 1, .path = "/healthz", .interval = 1000, .timeout = 1000,
+                                     .slow_start = 10000, .rise = 2, .fall = 2, .passive_fails = 3};
+}
+
+/* ---------------- state ---------------- */
+
+struct pool;
+
+struct backend {
+    struct pool *pool;
+    char addr[128];          /* "127.0.0.1:8081" */
+    char base[160];          /* "http://127.0.0.1:8081" */
+    int up, drained, removed;
+    unsigned ok_streak, fail_streak, passive_streak;
+    uint64_t up_since;       /* for slow start */
+    cdn_timer_t *check_timer;
+    cdn_httpc_req_t *check;
+    uint64_t requests, errors;
+    cdn_series_t *s_requests, *s_errors, *s_up, *s_active, *s_latency;
+};
+
+struct pool {
+    char name[64];
+    enum shop_lb_algo algo;
+    unsigned vnodes;
+    size_t n;
+    struct backend be[MAX_BACKENDS];
+    struct shop_lb_member m[MAX_BACKENDS];
+    struct shop_ring ring;
+    unsigned rotor;
+};
+
+struct route {
+    const char *prefix;
+    struct pool *pool;
+};
+
+static struct lb {
+    struct lb_conf conf;
+    cdn_conf_t *cdoc;
+    struct pool pools[MAX_POOLS];
+    size_t npools;
+    struct route routes[64];
+    size_t nroutes;
+    h2o_globalconf_t h2o;
+    h2o_hostconf_t *hc_proxy, *hc_admin;
+    h2o_hostconf_t *hosts_proxy[2], *hosts_admin[2];
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    h2o_accept_ctx_t actx_proxy, actx_admin;
+    h2o_socket_t *ls_proxy, *ls_admin;
+    cdn_httpc_t *httpc;
+    h2o_timeout_t fb_timeout, idle_timeout;
+    cdn_alog_t *alog;
+    cdn_metrics_t *metrics;
+    cdn_metric_t *m_be_requests, *m_be_errors, *m_be_up, *m_be_active, *m_be_latency, *m_requests, *m_retries,
+        *m_checks;
+    cdn_series_t *s_retries;
+    uint64_t rid_seq;
+    uint64_t rid_salt;
+    size_t inflight;
+    int stopping;
+} lb;
+
+static uint64_t now_ms(void) { return cdn_now_ms(); }
+
+/* The algorithms' view of a pool, refreshed before each choice (slow start depends on the time). */
+static void refresh_members(struct pool *p)
+{
+    uint64_t now = now_ms(), ss = lb.conf.health.slow_start;
+    for (size_t i = 0; i < p->n; i++) {
+        struct backend *b = &p->be[i];
+        struct shop_lb_member *m = &p->m[i];
+        m->available = b->up && !b->drained && !b->removed;
+        double f = 1.0;
+        if (ss > 0 && now - b->up_since < ss) {
+            f = (double)(now - b->up_since) / (double)ss;
+            f = f < 0.1 ? 0.1 : f;
+        }
+        m->eff_weight = m->available ? m->weight * f : 0;
+    }
+}
+
+static int rebuild_ring(struct pool *p)
+{
+    /* removed backends leave the ring; the others keep their points */
+    struct shop_lb_member tmp[MAX_BACKENDS];
+    for (size_t i = 0; i < p->n; i++) {
+        tmp[i] = p->m[i];
+        if (p->be[i].removed)
+            tmp[i].weight = 0;
+    }
+    struct shop_ring r;
+    size_t total = 0;
+    for (size_t i = 0; i < p->n; i++)
+        total += tmp[i].weight;
+    if (total == 0) {
+        shop_ring_free(&p->ring);
+        return 0;
+    }
+    /* members with weight 0 still get `vnodes` points in shop_ring_build: filter them out */
+    struct shop_lb_member live[MAX_BACKENDS];
+    uint32_t map[MAX_BACKENDS];
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (tmp[i].weight) {
+            live[k] = tmp[i];
+            map[k++] = (uint32_t)i;
+        }
+    if (shop_ring_build(&r, live, k, p->vnodes) != 0)
+        return -1;
+    for (size_t i = 0; i < r.n; i++)
+        r.pts[i].member = map[r.pts[i].member];
+    shop_ring_free(&p->ring);
+    p->ring = r;
+    return 0;
+}
+
+static void set_up(struct backend *b, int up, const char *why)
+{
+    if (b->up == up)
+        return;
+    b->up = up;
+    if (up)
+        b->up_since = now_ms();
+    b->ok_streak = b->fail_streak = b->passive_streak = 0;
+    cdn_gauge_set(b->s_up, up);
+    if (up)
+        cdn_notice("backend %s/%s is up (%s)", b->pool->name, b->addr, why);
+    else
+        cdn_warn("backend %s/%s is down (%s)", b->pool->name, b->addr, why);
+}
+
+/* Passive health: consecutive failures of real requests take a backend down at once. */
+static void passive_result(struct backend *b, int failed)
+{
+    if (!failed) {
+        b->passive_streak = 0;
+        return;
+    }
+    b->errors++;
+    cdn_counter_inc(b->s_errors);
+    if (lb.conf.health.passive_fails > 0 && ++b->passive_streak >= lb.conf.health.passive_fails && b->up)
+        set_up(b, 0, "passive: consecutive failures");
+}
+
+/* ---------------- active health checks ---------------- */
+
+static void schedule_check(struct backend *b, uint64_t ms) { cdn_timer_start(b->check_timer, ms); }
+
+static void on_check_done(const char *errstr, int status, const void *body, size_t len,
+                          const struct cdn_httpc_info *info, void *data)
+{
+    struct backend *b = data;
+    b->check = NULL;
+    int ok = errstr == NULL && status >= 200 && status < 300;
+    const char *lbl[] = {ok ? "ok" : "fail", NULL};
+    cdn_counter_inc(cdn_metric_series(lb.m_checks, lbl));
+    if (ok) {
+        b->fail_streak = 0;
+        if (!b->up && ++b->ok_streak >= lb.conf.health.rise)
+            set_up(b, 1, "health check passed");
+    } else {
+        b->ok_streak = 0;
+        if (b->up && ++b->fail_streak >= lb.conf.health.fall) {
+            char why[160];
+            snprintf(why, sizeof(why), "health check: %s", errstr ? errstr : "bad status");
+            set_up(b, 0, why);
+        }
+    }
+    if (!b->removed && !lb.stopping)
+        schedule_check(b, lb.conf.health.interval);
+}
+
+static void on_check_timer(cdn_timer_t *t, void *data)
+{
+    struct backend *b = data;
+    if (b->removed || b->check != NULL)
+        return;
+    char url[400];
+    snprintf(url, sizeof(url), "%s%s", b->base, lb.conf.health.path);
+    struct cdn_httpc_request r = {.method = "GET", .url = url, .timeout_ms = lb.conf.health.timeout};
+    b->check = cdn_httpc_fetch(lb.httpc, &r, on_check_done, b);
+    if (b->check == NULL)
+        schedule_check(b, lb.conf.health.interval);
+}
+
+/* ---------------- pools ---------------- */
+
+static int backend_add(struct pool *p, const char *addr, unsigned weight, char *err, size_t errlen)
+{
+    const char *a = addr;
+    if (strncmp(a, "http://", 7) == 0)
+        a += 7;
+    size_t al = strlen(a);
+    while (al > 0 && a[al - 1] == '/')
+        al--;
+    if (al == 0 || al >= sizeof(p->be[0].addr) || strchr(a, ':') == NULL) {
+        snprintf(err, errlen, "backend '%s': expected host:port or http://host:port", addr);
+        return -1;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (strlen(p->be[i].addr) == al && memcmp(p->be[i].addr, a, al) == 0) {
+            if (!p->be[i].removed) {
+                snprintf(err, errlen, "backend %.*s is already in pool %s", (int)al, a, p->name);
+                return -1;
+            }
+            /* re-added: the same slot keeps its ring points */
+            p->be[i].removed = 0;
+            p->m[i].weight = weight ? weight : 1;
+            p->be[i].up = !lb.conf.health.enabled;
+            p->be[i].up_since = now_ms();
+            cdn_gauge_set(p->be[i].s_up, p->be[i].up);
+            if (lb.conf.health.enabled)
+                schedule_check(&p->be[i], 0);
+            return rebuild_ring(p) ? (snprintf(err, errlen, "out of memory"), -1) : 0;
+        }
+    if (p->n >= MAX_BACKENDS) {
+        snprintf(err, errlen, "pool %s is full (%d backends)", p->name, MAX_BACKENDS);
+        return -1;
+    }
+    struct backend *b = &p->be[p->n];
+    memset(b, 0, sizeof(*b));
+    b->pool = p;
+    memcpy(b->addr, a, al);
+    b->addr[al] = '\0';
+    memcpy(b->base, "http://", 7);
+    memcpy(b->base + 7, a, al); /* al < sizeof(addr) < sizeof(base) - 7 */
+    b->base[7 + al] = '\0';
+    /* with checks on, a backend starts down and comes up after its first passing check: nothing is
+     * sent to an address that was never seen alive (no slow start for that first rise) */
+    b->up = !lb.conf.health.enabled;
+    b->up_since = 0;
+    const char *lbl[] = {p->name, b->addr, NULL};
+    b->s_requests = cdn_metric_series(lb.m_be_requests, lbl);
+    b->s_errors = cdn_metric_series(lb.m_be_errors, lbl);
+    b->s_up = cdn_metric_series(lb.m_be_up, lbl);
+    b->s_active = cdn_metric_series(lb.m_be_active, lbl);
+    b->s_latency = cdn_metric_series(lb.m_be_latency, lbl);
+    cdn_gauge_set(b->s_up, b->up);
+    p->m[p->n] = (struct shop_lb_member){.name = b->addr, .weight = weight ? weight : 1};
+    p->n++;
+    b->check_timer = cdn_timer_new(lb.loop, on_check_timer, b);
+    if (lb.conf.health.enabled)
+        schedule_check(b, 0);
+    if (rebuild_ring(p) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void backend_remove(struct backend *b)
+{
+    b->removed = 1;
+    b->up = 0;
+    cdn_gauge_set(b->s_up, 0);
+    cdn_timer_stop(b->check_timer);
+    rebuild_ring(b->pool);
+}
+
+static struct pool *pool_find(const char *name)
+{
+    for (size_t i = 0; i < lb.npools; i++)
+        if (strcmp(lb.pools[i].name, name) == 0)
+            return &lb.pools[i];
+    return NULL;
+}
+
+/* ---------------- proxying ---------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const void *d, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL)
+            return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+    return 0;
+}
+
+#define PX_MAGIC 0x50585251u
+
+struct pxreq {
+    h2o_generator_t super;
+    uint32_t magic;
+    h2o_req_t *req;
+    struct pool *pool;
+    struct backend *be;
+    cdn_httpc_req_t *up;
+    const char **hdrs;
+    char *url;
+    uint64_t tried;
+    unsigned attempts;
+    uint64_t start_ms, attempt_ms;
+    struct buf out, pend;        /* out: handed to h2o_send until proceed; pend: arrived since */
+    h2o_timeout_entry_t timer;   /* first byte, then idle */
+    unsigned head_sent : 1, sending : 1, upstream_done : 1, upstream_failed : 1, paused : 1, finished : 1;
+    const char *request_id;
+    const char *upstream_name;
+};
+
+static void px_release_backend(struct pxreq *px)
+{
+    if (px->be != NULL) {
+        struct pool *p = px->be->pool;
+        size_t i = (size_t)(px->be - p->be);
+        if (p->m[i].active > 0)
+            p->m[i].active--;
+        cdn_gauge_set(px->be->s_active, p->m[i].active);
+        px->be = NULL;
+    }
+}
+
+static void on_px_dispose(void *d)
+{
+    struct pxreq *px = d;
+    if (px->up != NULL) {
+        cdn_httpc_cancel(px->up);
+        px->up = NULL;
+    }
+    if (h2o_timeout_is_linked(&px->timer))
+        h2o_timeout_unlink(&px->timer);
+    px_release_backend(px);
+    free(px->out.p);
+    free(px->pend.p);
+    lb.inflight--;
+}
+
+static void send_plain(h2o_req_t *req, int status, const char *reason, const char *msg)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain; charset=utf-8"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
+    size_t len = strlen(msg);
+    req->res.content_length = len;
+    h2o_send_inline(req, msg, len);
+}
+
+static int try_backend(struct pxreq *px);
+
+static void flush(struct pxreq *px)
+{
+    if (px->sending || px->finished)
+        return;
+    if (px->pend.len == 0 && !px->upstream_done)
+        return;
+    /* swap: what arrived is now what h2o is sending */
+    struct buf t = px->out;
+    px->out = px->pend;
+    px->pend = t;
+    px->pend.len = 0;
+    h2o_iovec_t iov = h2o_iovec_init(px->out.p, px->out.len);
+    h2o_send_state_t st = H2O_SEND_STATE_IN_PROGRESS;
+    if (px->upstream_done)
+        st = px->upstream_failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+    if (st != H2O_SEND_STATE_IN_PROGRESS)
+        px->finished = 1;
+    px->sending = st == H2O_SEND_STATE_IN_PROGRESS;
+    h2o_send(px->req, &iov, iov.len ? 1 : 0, st);
+}
+
+static void on_px_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct pxreq *px = (struct pxreq *)g;
+    px->sending = 0;
+    px->out.len = 0;
+    if (px->paused && px->up != NULL && px->pend.len < PEND_HIGH) {
+        px->paused = 0;
+        cdn_httpc_pause(px->up, 0); /* may deliver buffered body right here */
+    }
+    flush(px);
+}
+
+static void on_px_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct pxreq *px = (struct pxreq *)g;
+    if (px->up != NULL) {
+        cdn_httpc_cancel(px->up);
+        px->up = NULL;
+    }
+}
+
+static int hop_by_hop(const char *n, size_t l)
+{
+    static const char *const h[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+                                     "trailer", "upgrade", "proxy-authenticate", "proxy-authorization", NULL};
+    for (int i = 0; h[i]; i++)
+        if (strlen(h[i]) == l && strncasecmp(n, h[i], l) == 0)
+            return 1;
+    return 0;
+}
+
+static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct cdn_httpc_header *h, size_t n, void *data)
+{
+    struct pxreq *px = data;
+    h2o_req_t *req = px->req;
+    if (h2o_timeout_is_linked(&px->timer))
+        h2o_timeout_unlink(&px->timer);
+    h2o_timeout_link(lb.loop, &lb.idle_timeout, &px->timer);
+    passive_result(px->be, status >= 500);
+    req->res.status = status;
+    req->res.reason = "OK";
+    for (size_t i = 0; i < n; i++) {
+        if (hop_by_hop(h[i].name, h[i].name_len))
+            continue;
+        if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
+            char tmp[24];
+            size_t l = h[i].value_len < sizeof(tmp) - 1 ? h[i].value_len : sizeof(tmp) - 1;
+            memcpy(tmp, h[i].value, l);
+            tmp[l] = '\0';
+            req->res.content_length = strtoull(tmp, NULL, 10);
+            continue;
+        }
+        if (h[i].name_len == 4 && strncasecmp(h[i].name, "date", 4) == 0)
+            continue; /* h2o adds its own */
+        if (h[i].name_len == 6 && strncasecmp(h[i].name, "server", 6) == 0)
+            continue;
+        h2o_iovec_t name = h2o_strdup(&req->pool, h[i].name, h[i].name_len);
+        h2o_strtolower(name.base, name.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL,
+                              h2o_strdup(&req->pool, h[i].value, h[i].value_len).base, h[i].value_len);
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, NULL, H2O_STRLIT("1.1 shop-lb"));
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 1, px->request_id,
+                          strlen(px->request_id), 1);
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-backend"), 1, px->upstream_name,
+                          strlen(px->upstream_name), 1);
+    /* the app already chose its encoding; do not compress again here */
+    req->compress_hint = H2O_COMPRESS_HINT_DISABLE;
+    px->head_sent = 1;
+    h2o_start_response(req, &px->super);
+    return 0;
+}
+
+static int on_up_body(cdn_httpc_req_t *r, const void *buf, size_t len, void *data)
+{
+    struct pxreq *px = data;
+    if (h2o_timeout_is_linked(&px->timer))
+        h2o_timeout_unlink(&px->timer);
+    h2o_timeout_link(lb.loop, &lb.idle_timeout, &px->timer);
+    if (buf_add(&px->pend, buf, len) != 0)
+        return 1;
+    if (px->pend.len >= PEND_HIGH && !px->paused) {
+        px->paused = 1;
+        cdn_httpc_pause(r, 1);
+    }
+    flush(px);
+    return 0;
+}
+
+static int idempotent(h2o_req_t *req)
+{
+    static const char *const m[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE", NULL};
+    for (int i = 0; m[i]; i++)
+        if (h2o_memis(req->method.base, req->method.len, m[i], strlen(m[i])))
+            return 1;
+    return 0;
+}
+
+/* The backend failed before any response byte: retry elsewhere, or answer 502/504. */
+static void failed_before_head(struct pxreq *px, const char *errstr, int timeout)
+{
+    struct backend *be = px->be;
+    cdn_info("backend %s/%s failed for %.*s: %s", be ? be->pool->name : "-", be ? be->addr : "-",
+             (int)px->req->path.len, px->req->path.base, errstr);
+    if (be)
+        passive_result(be, 1);
+    px_release_backend(px);
+    if (idempotent(px->req) && px->attempts <= lb.conf.retries && !lb.stopping) {
+        cdn_counter_inc(lb.s_retries);
+        if (try_backend(px) == 0)
+            return;
+    }
+    px->finished = 1;
+    if (timeout)
+        send_plain(px->req, 504, "Gateway Timeout", "backend did not answer in time\n");
+    else {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "backend error: %s\n", errstr);
+        send_plain(px->req, 502, "Bad Gateway", h2o_strdup(&px->req->pool, msg, SIZE_MAX).base);
+    }
+}
+
+static void on_up_done(cdn_httpc_req_t *r, const char *errstr, void *data)
+{
+    struct pxreq *px = data;
+    px->up = NULL;
+    if (h2o_timeout_is_linked(&px->timer))
+        h2o_timeout_unlink(&px->timer);
+    if (px->be != NULL)
+        cdn_histogram_observe(px->be->s_latency, (now_ms() - px->attempt_ms) / 1000.0);
+    if (!px->head_sent) {
+        failed_before_head(px, errstr ? errstr : "no response", 0);
+        return;
+    }
+    px_release_backend(px);
+    px->upstream_done = 1;
+    px->upstream_failed = errstr != NULL;
+    flush(px);
+}
+
+static void on_px_timeout(h2o_timeout_entry_t *e)
+{
+    struct pxreq *px = H2O_STRUCT_FROM_MEMBER(struct pxreq, timer, e);
+    if (px->up != NULL) {
+        cdn_httpc_cancel(px->up);
+        px->up = NULL;
+    }
+    if (!px->head_sent) {
+        failed_before_head(px, "first byte timeout", 1);
+        return;
+    }
+    cdn_warn("backend %s: idle timeout mid-body", px->upstream_name);
+    px_release_backend(px);
+    px->upstream_done = 1;
+    px->upstream_failed = 1;
+    flush(px);
+}
+
+static const struct cdn_httpc_cbs up_cbs = {on_up_head, on_up_body, on_up_done};
+
+static int pick(struct pxreq *px)
+{
+    struct pool *p = px->pool;
+    refresh_members(p);
+    switch (p->algo) {
+    case SHOP_LB_RR:
+        return shop_lb_pick_rr(p->m, p->n, px->tried);
+    case SHOP_LB_LEASTCONN:
+        return shop_lb_pick_leastconn(p->m, p->n, px->tried, &p->rotor);
+    case SHOP_LB_HASH_CLIENT: {
+        struct sockaddr_storage ss;
+        socklen_t sl = px->req->conn->callbacks->get_peername(px->req->conn, (struct sockaddr *)&ss);
+        uint64_t h = 0;
+        if (sl > 0 && ss.ss_family == AF_INET)
+            h = shop_hash64(&((struct sockaddr_in *)&ss)->sin_addr, 4);
+        else if (sl > 0 && ss.ss_family == AF_INET6)
+            h = shop_hash64(&((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return shop_ring_pick(&p->ring, p->m, p->n, h, px->tried);
+    }
+    case SHOP_LB_HASH_URL:
+        return shop_ring_pick(&p->ring, p->m, p->n, shop_hash64(px->req->path.base, px->req->path.len), px->tried);
+    }
+    return -1;
+}
+
+/* Starts one attempt on a backend not tried yet. 0, or -1 when no backend is left. */
+static int try_backend(struct pxreq *px)
+{
+    int i = pick(px);
+    if (i < 0)
+        return -1;
+    struct backend *b = &px->pool->be[i];
+    px->tried |= 1ull << i;
+    px->attempts++;
+    px->be = b;
+    px->upstream_name = b->addr;
+    px->pool->m[i].active++;
+    cdn_gauge_set(b->s_active, px->pool->m[i].active);
+    b->requests++;
+    cdn_counter_inc(b->s_requests);
+    h2o_req_t *req = px->req;
+    px->url = h2o_mem_alloc_pool(&req->pool, strlen(b->base) + req->path.len + 1);
+    memcpy(px->url, b->base, strlen(b->base));
+    memcpy(px->url + strlen(b->base), req->path.base, req->path.len);
+    px->url[strlen(b->base) + req->path.len] = '\0';
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    struct cdn_httpc_request r = {
+        .method = h2o_strdup(&req->pool, method, SIZE_MAX).base,
+        .url = px->url,
+        .headers = px->hdrs,
+        .body = req->entity.base,
+        .body_len = req->entity.base ? req->entity.len : 0,
+        .timeout_ms = lb.conf.timeouts.total,
+    };
+    px->attempt_ms = now_ms();
+    px->up = cdn_httpc_start(lb.httpc, &r, &up_cbs, px);
+    if (px->up == NULL) {
+        px_release_backend(px);
+        return -1;
+    }
+    h2o_timeout_link(lb.loop, &lb.fb_timeout, &px->timer);
+    return 0;
+}
+
+/* Request headers for the backend: the client's minus hop-by-hop ones, plus X-Forwarded-For,
+ * X-Forwarded-Proto, Via and X-Request-Id. */
+static const char **build_headers(h2o_req_t *req, const char *rid, const char *client)
+{
+    size_t n = req->headers.size;
+    const char **h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * (n + 6));
+    size_t k = 0;
+    h2o_iovec_t xff = {NULL, 0};
+    for (size_t i = 0; i < n; i++) {
+        const h2o_header_t *e = &req->headers.entries[i];
+        if (hop_by_hop(e->name->base, e->name->len) || h2o_memis(e->name->base, e->name->len, H2O_STRLIT("content-length")) ||
+            h2o_memis(e->name->base, e->name->len, H2O_STRLIT("expect")) ||
+            h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
+            continue;
+        if (h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-forwarded-for"))) {
+            xff = e->value;
+            continue;
+        }
+        size_t l = e->name->len + 2 + e->value.len + 1;
+        char *line = h2o_mem_alloc_pool(&req->pool, l);
+        snprintf(line, l, "%.*s: %.*s", (int)e->name->len, e->name->base, (int)e->value.len, e->value.base);
+        h[k++] = line;
+    }
+    size_t l = xff.len + strlen(client) + 40;
+    char *line = h2o_mem_alloc_pool(&req->pool, l);
+    if (xff.base != NULL)
+        snprintf(line, l, "X-Forwarded-For: %.*s, %s", (int)xff.len, xff.base, client);
+    else
+        snprintf(line, l, "X-Forwarded-For: %s", client);
+    h[k++] = line;
+    h[k++] = "X-Forwarded-Proto: http";
+    h[k++] = "Via: 1.1 shop-lb";
+    l = strlen(rid) + 20;
+    line = h2o_mem_alloc_pool(&req->pool, l);
+    snprintf(line, l, "X-Request-Id: %s", rid);
+    h[k++] = line;
+    h[k] = NULL;
+    return h;
+}
+
+static void client_addr(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    snprintf(out, cap, "-");
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl > 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (sl > 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
+{
+    const char *path = req->path_normalized.base;
+    size_t plen = req->path_normalized.len;
+
+    /* gateway auth before anything touches a backend */
+    for (size_t i = 0; i < lb.conf.protect.n; i++) {
+        const struct conf_protect *pr = &((const struct conf_protect *)lb.conf.protect.items)[i];
+        size_t pl = strlen(pr->prefix);
+        if (plen < pl || memcmp(path, pr->prefix, pl) != 0)
+            continue;
+        ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+        int ok = 0;
+        if (ai >= 0) {
+            h2o_iovec_t v = req->headers.entries[ai].value;
+            size_t tl = strlen(pr->token);
+            ok = v.len == 7 + tl && strncasecmp(v.base, "Bearer ", 7) == 0 && memcmp(v.base + 7, pr->token, tl) == 0;
+        }
+        if (!ok) {
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"shop-lb\""), 1);
+            send_plain(req, 401, "Unauthorized", "this path needs a bearer token\n");
+            return 0;
+        }
+    }
+    struct route *rt = NULL;
+    size_t best = 0;
+    for (size_t i = 0; i < lb.nroutes; i++) {
+        size_t pl = strlen(lb.routes[i].prefix);
+        if (pl <= plen && memcmp(path, lb.routes[i].prefix, pl) == 0 && (rt == NULL || pl > best)) {
+            rt = &lb.routes[i];
+            best = pl;
+        }
+    }
+    if (rt == NULL) {
+        send_plain(req, 404, "Not Found", "no route for this path\n");
+        return 0;
+    }
+    struct pxreq *px = h2o_mem_alloc_shared(&req->pool, sizeof(*px), on_px_dispose);
+    memset(px, 0, sizeof(*px));
+    lb.inflight++;
+    px->magic = PX_MAGIC;
+    px->super.proceed = on_px_proceed;
+    px->super.stop = on_px_stop;
+    px->req = req;
+    px->pool = rt->pool;
+    px->timer.cb = on_px_timeout;
+    px->start_ms = now_ms();
+    px->upstream_name = "-";
+
+    ssize_t ri = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (ri >= 0 && req->headers.entries[ri].value.len > 0 && req->headers.entries[ri].value.len <= 128) {
+        px->request_id = h2o_strdup(&req->pool, req->headers.entries[ri].value.base, req->headers.entries[ri].value.len).base;
+    } else {
+        char *id = h2o_mem_alloc_pool(&req->pool, 33);
+        snprintf(id, 33, "%016llx%016llx", (unsigned long long)lb.rid_salt,
+                 (unsigned long long)shop_hash64(&(uint64_t){++lb.rid_seq ^ lb.rid_salt}, 8));
+        px->request_id = id;
+    }
+    char client[INET6_ADDRSTRLEN];
+    client_addr(req, client, sizeof(client));
+    px->hdrs = build_headers(req, px->request_id, client);
+
+    if (try_backend(px) != 0) {
+        px->finished = 1;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no healthy backend in pool '%s'\n", rt->pool->name);
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"), 1);
+        send_plain(req, 503, "Service Unavailable", h2o_strdup(&req->pool, msg, SIZE_MAX).base);
+    }
+    return 0;
+}
+
+static void on_log_access(h2o_logger_t *logger, h2o_req_t *req)
+{
+    char st[16];
+    snprintf(st, sizeof(st), "%d", req->res.status);
+    const char *lbl[] = {st, NULL};
+    cdn_counter_inc(cdn_metric_series(lb.m_requests, lbl));
+    if (lb.alog == NULL)
+        return;
+    char client[INET6_ADDRSTRLEN];
+    client_addr(req, client, sizeof(client));
+    struct timeval end;
+    gettimeofday(&end, NULL);
+    const struct timeval *b = &req->timestamps.request_begin_at;
+    int64_t us = (int64_t)(end.tv_sec - b->tv_sec) * 1000000 + (end.tv_usec - b->tv_usec);
+    ssize_t ri = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    ssize_t bi = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-backend"), -1);
+#define DUP(v) h2o_strdup(&req->pool, (v).base, (v).len).base
+    ssize_t ua = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
+    ssize_t rf = h2o_find_header(&req->headers, H2O_TOKEN_REFERER, -1);
+    struct cdn_alog_entry e = {
+        .start = *b,
+        .remote_addr = client,
+        .host = DUP(req->input.authority),
+        .method = DUP(req->method),
+        .target = DUP(req->input.path),
+        .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
+        .status = req->res.status,
+        .bytes_sent = req->bytes_sent,
+        .referer = rf >= 0 ? DUP(req->headers.entries[rf].value) : NULL,
+        .user_agent = ua >= 0 ? DUP(req->headers.entries[ua].value) : NULL,
+        .duration_us = us > 0 ? (uint64_t)us : 0,
+        .upstream = bi >= 0 ? DUP(req->res.headers.entries[bi].value) : NULL,
+        .request_id = ri >= 0 ? DUP(req->res.headers.entries[ri].value) : NULL,
+    };
+#undef DUP
+    cdn_alog_write(lb.alog, &e);
+}
+
+/* ---------------- admin ---------------- */
+
+static void admin_backends_json(struct shop_buf *b)
+{
+    shop_buf_printf(b, "{\"pools\":[");
+    for (size_t i = 0; i < lb.npools; i++) {
+        struct pool *p = &lb.pools[i];
+        refresh_members(p);
+        shop_buf_printf(b, "%s{\"name\":", i ? "," : "");
+        shop_buf_json(b, p->name);
+        shop_buf_printf(b, ",\"algo\":\"%s\",\"backends\":[", shop_lb_algo_names[p->algo]);
+        int first = 1;
+        for (size_t k = 0; k < p->n; k++) {
+            struct backend *be = &p->be[k];
+            if (be->removed)
+                continue;
+            shop_buf_printf(b, "%s{\"addr\":", first ? "" : ",");
+            shop_buf_json(b, be->addr);
+            shop_buf_printf(b, ",\"state\":\"%s\",\"weight\":%u,\"effective_weight\":%.2f,\"active\":%u,"
+                               "\"requests\":%llu,\"errors\":%llu}",
+                            be->drained ? "drained" : be->up ? "up" : "down", p->m[k].weight, p->m[k].eff_weight,
+                            p->m[k].active, (unsigned long long)be->requests, (unsigned long long)be->errors);
+            first = 0;
+        }
+        shop_buf_printf(b, "]}");
+    }
+    shop_buf_printf(b, "]}\n");
+}
+
+static struct backend *backend_find(struct pool *p, const char *addr, size_t len)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (!p->be[i].removed && strlen(p->be[i].addr) == len && memcmp(p->be[i].addr, addr, len) == 0)
+            return &p->be[i];
+    return NULL;
+}
+
+/* GET /healthz, /metrics, /backends; POST /backends/<pool>/<addr>/(drain|enable|remove);
+ * POST /backends/<pool>?add=<addr>[&weight=N] */
+static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
+{
+    const char *p = req->path_normalized.base;
+    size_t len = req->path_normalized.len;
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+              h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    if (get && h2o_memis(p, len, H2O_STRLIT("/healthz"))) {
+        send_plain(req, 200, "OK", lb.stopping ? "stopping\n" : "ok\n");
+        return 0;
+    }
+    if (get && h2o_memis(p, len, H2O_STRLIT("/metrics"))) {
+        size_t ml;
+        char *text = cdn_metrics_render(lb.metrics, &ml);
+        if (text == NULL) {
+            send_plain(req, 500, "Internal Server Error", "metrics unavailable\n");
+            return 0;
+        }
+        req->res.status = 200;
+        req->res.reason = "OK";
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain; version=0.0.4"), 1);
+        req->res.content_length = ml;
+        h2o_send_inline(req, text, ml);
+        free(text);
+        return 0;
+    }
+    if (len >= 9 && memcmp(p, "/backends", 9) == 0) {
+        if (get && len == 9) {
+            struct shop_buf b;
+            shop_buf_init(&b, 1 << 20);
+            admin_backends_json(&b);
+            req->res.status = 200;
+            req->res.reason = "OK";
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+            req->res.content_length = b.len;
+            h2o_send_inline(req, b.p ? b.p : "", b.len);
+            shop_buf_free(&b);
+            return 0;
+        }
+        if (post && len > 10 && p[9] == '/') {
+            const char *rest = p + 10, *end = p + len;
+            const char *slash = memchr(rest, '/', (size_t)(end - rest));
+            char pname[64];
+            size_t pl = (size_t)((slash ? slash : end) - rest);
+            if (pl == 0 || pl >= sizeof(pname)) {
+                send_plain(req, 404, "Not Found", "no such pool\n");
+                return 0;
+            }
+            memcpy(pname, rest, pl);
+            pname[pl] = '\0';
+            struct pool *pool = pool_find(pname);
+            if (pool == NULL) {
+                send_plain(req, 404, "Not Found", "no such pool\n");
+                return 0;
+            }
+            if (slash == NULL) {
+                char addr[160], w[16], err[256];
+                h2o_iovec_t q = req->query_at != SIZE_MAX ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                                                         : h2o_iovec_init("", 0);
+                if (shop_query_get(q.base, q.len, "add", addr, sizeof(addr)) <= 0) {
+                    send_plain(req, 400, "Bad Request", "expected ?add=host:port\n");
+                    return 0;
+                }
+                unsigned weight = 1;
+                if (shop_query_get(q.base, q.len, "weight", w, sizeof(w)) > 0)
+                    weight = (unsigned)strtoul(w, NULL, 10);
+                if (weight < 1 || weight > 1000 || backend_add(pool, addr, weight, err, sizeof(err)) != 0) {
+                    send_plain(req, 400, "Bad Request", weight < 1 || weight > 1000 ? "weight must be 1..1000\n"
+                                                                                      : h2o_strdup(&req->pool, err, SIZE_MAX).base);
+                    return 0;
+                }
+                cdn_notice("admin: added %s to pool %s", addr, pool->name);
+                send_plain(req, 200, "OK", "added\n");
+                return 0;
+            }
+            const char *a = slash + 1;
+            const char *verb = memrchr(a, '/', (size_t)(end - a));
+            if (verb == NULL) {
+                send_plain(req, 404, "Not Found", "expected /backends/<pool>/<addr>/<drain|enable|remove>\n");
+                return 0;
+            }
+            struct backend *be = backend_find(pool, a, (size_t)(verb - a));
+            if (be == NULL) {
+                send_plain(req, 404, "Not Found", "no such backend\n");
+                return 0;
+            }
+            verb++;
+            size_t vl = (size_t)(end - verb);
+            if (h2o_memis(verb, vl, H2O_STRLIT("drain")))
+                be->drained = 1;
+            else if (h2o_memis(verb, vl, H2O_STRLIT("enable"))) {
+                if (be->drained)
+                    be->up_since = now_ms(); /* back from a drain: slow start again */
+                be->drained = 0;
+            } else if (h2o_memis(verb, vl, H2O_STRLIT("remove")))
+                backend_remove(be);
+            else {
+                send_plain(req, 404, "Not Found", "unknown action\n");
+                return 0;
+            }
+            cdn_notice("admin: %.*s %s/%s", (int)vl, verb, pool->name, be->addr);
+            send_plain(req, 200, "OK", "done\n");
+            return 0;
+        }
+    }
+    send_plain(req, 404, "Not Found", "admin: /healthz /metrics /backends\n");
+    return 0;
+}
+
+/* ---------------- main ---------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    h2o_accept_ctx_t *actx = listener->data;
+    h2o_socket_t *sock;
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(actx, sock);
+}
+
+static h2o_socket_t *listen_on(const struct cdn_conf_addr *a, h2o_accept_ctx_t *actx, char *err, size_t errlen)
+{
+    int fd = cdn_listen_tcp((const struct sockaddr *)&a->ss, a->len, 0, err, errlen);
+    if (fd < 0)
+        return NULL;
+    h2o_socket_t *s = h2o_evloop_socket_create(lb.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->data = actx;
+    h2o_socket_read_start(s, on_accept);
+    return s;
+}
+
+static void on_signal(int signo, void *data)
+{
+    if (signo == SIGHUP) {
+        cdn_log_reopen();
+        if (lb.alog)
+            cdn_alog_reopen(lb.alog);
+        cdn_notice("SIGHUP: logs reopened");
+    } else if (signo == SIGTERM || signo == SIGINT) {
+        if (!lb.stopping)
+            cdn_notice("signal %d: stopping (finishing requests in flight)", signo);
+        lb.stopping = 1;
+    }
+}
+
+static int setup_metrics(void)
+{
+    const char *be_labels[] = {"pool", "backend", NULL};
+    const char *st_labels[] = {"status", NULL};
+    const char *ck_labels[] = {"result", NULL};
+    lb.metrics = cdn_metrics_new();
+    if (lb.metrics == NULL)
+        return -1;
+    lb.m_be_requests = cdn_metrics_counter(lb.metrics, "shop_lb_backend_requests_total", "Attempts sent to a backend", be_labels);
+    lb.m_be_errors = cdn_metrics_counter(lb.metrics, "shop_lb_backend_errors_total", "Connect errors, timeouts and 5xx of a backend", be_labels);
+    lb.m_be_up = cdn_metrics_gauge(lb.metrics, "shop_lb_backend_up", "1 when the backend is healthy", be_labels);
+    lb.m_be_active = cdn_metrics_gauge(lb.metrics, "shop_lb_backend_active", "Requests in flight to the backend", be_labels);
+    lb.m_be_latency = cdn_metrics_histogram(lb.metrics, "shop_lb_backend_duration_seconds", "Attempt duration per backend",
+                                            be_labels, cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets);
+    lb.m_requests = cdn_metrics_counter(lb.metrics, "shop_lb_requests_total", "Client requests answered, by status", st_labels);
+    lb.m_retries = cdn_metrics_counter(lb.metrics, "shop_lb_retries_total", "Requests retried on another backend", NULL);
+    lb.m_checks = cdn_metrics_counter(lb.metrics, "shop_lb_health_checks_total", "Active health checks by result", ck_labels);
+    if (!lb.m_be_requests || !lb.m_be_errors || !lb.m_be_up || !lb.m_be_active || !lb.m_be_latency || !lb.m_requests ||
+        !lb.m_retries || !lb.m_checks)
+        return -1;
+    lb.s_retries = cdn_metric_plain(lb.m_retries);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: " PROG " [options]\n"
+               "L7 load balancer and API gateway for the lab shop.\n\n"
+               "  -a, --listen ADDR          listen on ADDR (quick mode: one pool, route /)\n"
+               "  -b, --backend URL          a backend (http://host:port or host:port), repeatable\n"
+               "      --algo A               rr | leastconn | hash-client | hash-url (default rr)\n"
+               "      --admin ADDR           admin listener (/healthz /metrics /backends)\n"
+               "      --retries N            retries of idempotent requests (default 2)\n"
+               "      --health-interval MS   active check interval (default 1000)\n"
+               "      --rise N / --fall N    checks to come up / go down (default 2 / 2)\n"
+               "      --slow-start MS        weight ramp after a return (default 10000)\n"
+               "      --no-health            no active checks (backends start up)\n"
+               "      --connect-timeout MS / --first-byte-timeout MS\n"
+               "      --access-log FILE / --error-log FILE / --pid-file FILE\n"
+               "  -c, --config FILE          YAML config (see origin/examples/shop-lb.yaml)\n"
+               "  -t, --test                 check the config and exit\n"
+               "  -V, --version / -h, --help\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'a'}, {"backend", required_argument, NULL, 'b'},
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+        {"algo", required_argument, NULL, O_ALGO}, {"admin", required_argument, NULL, O_ADMIN},
+        {"retries", required_argument, NULL, O_RETRIES}, {"health-interval", required_argument, NULL, O_HINT},
+        {"rise", required_argument, NULL, O_RISE}, {"fall", required_argument, NULL, O_FALL},
+        {"slow-start", required_argument, NULL, O_SLOW}, {"no-health", no_argument, NULL, O_NOHEALTH},
+        {"connect-timeout", required_argument, NULL, O_CTO}, {"first-byte-timeout", required_argument, NULL, O_FBTO},
+        {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
+        {"pid-file", required_argument, NULL, O_PID}, {NULL, 0, NULL, 0}};
+    const char *listen = NULL, *admin = NULL, *conf_path = NULL, *backends[MAX_BACKENDS];
+    int nb = 0, algo = SHOP_LB_RR, test = 0, ch;
+    long retries = -1, hint = -1, rise = -1, fall = -1, slow = -1, cto = -1, fbto = -1, nohealth = 0;
+    const char *alog = NULL, *elog = NULL, *pid = NULL;
+    char err[512];
+
+#define NUM(dst, lo, hi, what)                                                                                          \
+    do {                                                                                                                \
+        char *e_;                                                                                                       \
+        dst = strtol(optarg, &e_, 10);                                                                                  \
+        if (*e_ || dst < (lo) || dst > (hi)) {                                                                          \
+            fprintf(stderr, PROG ": " what " wants a number from %ld to %ld\n", (long)(lo), (long)(hi));              \
+            return 2;                                                                                                   \
+        }                                                                                                               \
+    } while (0)
+    conf_defaults(&lb.conf);
+    while ((ch = getopt_long(argc, argv, "a:b:c:tVh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'a': listen = optarg; break;
+        case 'b':
+            if (nb >= MAX_BACKENDS) {
+                fprintf(stderr, PROG ": at most %d backends\n", MAX_BACKENDS);
+                return 2;
+            }
+            backends[nb++] = optarg;
+            break;
+        case 'c': conf_path = optarg; break;
+        case 't': test = 1; break;
+        case 'V': cdn_print_version(PROG); return 0;
+        case 'h': usage(stdout); return 0;
+        case O_ALGO:
+            if ((algo = shop_lb_algo_parse(optarg)) < 0) {
+                fprintf(stderr, PROG ": --algo wants rr, leastconn, hash-client or hash-url\n");
+                return 2;
+            }
+            break;
+        case O_ADMIN: admin = optarg; break;
+        case O_RETRIES: NUM(retries, 0, 10, "--retries"); break;
+        case O_HINT: NUM(hint, 10, 3600000, "--health-interval"); break;
+        case O_RISE: NUM(rise, 1, 100, "--rise"); break;
+        case O_FALL: NUM(fall, 1, 100, "--fall"); break;
+        case O_SLOW: NUM(slow, 0, 3600000, "--slow-start"); break;
+        case O_NOHEALTH: nohealth = 1; break;
+        case O_CTO: NUM(cto, 1, 600000, "--connect-timeout"); break;
+        case O_FBTO: NUM(fbto, 1, 3600000, "--first-byte-timeout"); break;
+        case O_ALOG: alog = optarg; break;
+        case O_ELOG: elog = optarg; break;
+        case O_PID: pid = optarg; break;
+        default: usage(stderr); return 2;
+        }
+    }
+#undef NUM
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (conf_path != NULL) {
+        cdn_conf_err_t cerr;
+        lb.cdoc = cdn_conf_load_file(conf_path, &cerr);
+        if (lb.cdoc == NULL || cdn_conf_decode(lb.cdoc, cdn_conf_root(lb.cdoc), conf_fields, &lb.conf, &cerr) != 0) {
+            fprintf(stderr, PROG ": %s\n", cerr.msg);
+            return 1;
+        }
+    } else if (listen == NULL || nb == 0) {
+        fprintf(stderr, PROG ": give -c FILE, or -a ADDR with at least one -b BACKEND (see --help)\n");
+        return 2;
+    }
+    if (listen != NULL) {
+        lb.conf.listen.len = sizeof(lb.conf.listen.ss);
+        if (cdn_parse_addr(listen, "127.0.0.1", &lb.conf.listen.ss, &lb.conf.listen.len) != 0) {
+            fprintf(stderr, PROG ": bad listen address '%s'\n", listen);
+            return 2;
+        }
+    }
+    if (admin != NULL) {
+        lb.conf.admin.len = sizeof(lb.conf.admin.ss);
+        if (cdn_parse_addr(admin, "127.0.0.1", &lb.conf.admin.ss, &lb.conf.admin.len) != 0) {
+            fprintf(stderr, PROG ": bad admin address '%s'\n", admin);
+            return 2;
+        }
+    }
+    if (retries >= 0) lb.conf.retries = (unsigned)retries;
+    if (hint > 0) lb.conf.health.interval = (uint64_t)hint, lb.conf.health.timeout = (uint64_t)hint;
+    if (rise > 0) lb.conf.health.rise = (unsigned)rise;
+    if (fall > 0) lb.conf.health.fall = (unsigned)fall;
+    if (slow >= 0) lb.conf.health.slow_start = (uint64_t)slow;
+    if (nohealth) lb.conf.health.enabled = 0;
+    if (cto > 0) lb.conf.timeouts.connect = (uint64_t)cto;
+    if (fbto > 0) lb.conf.timeouts.first_byte = (uint64_t)fbto;
+    if (alog) lb.conf.access_log = alog;
+    if (elog) lb.conf.error_log = elog;
+    if (pid) lb.conf.pid_file = pid;
+    if (lb.conf.health.path == NULL || lb.conf.health.path[0] != '/') {
+        fprintf(stderr, PROG ": health.path must start with '/'\n");
+        return 1;
+    }
+    if (cdn_log_level_parse(lb.conf.log_level) < 0) {
+        fprintf(stderr, PROG ": log_level must be debug, info, notice, warn or error\n");
+        return 1;
+    }
+    if (cdn_log_open(PROG, lb.conf.error_log, (enum cdn_log_level)cdn_log_level_parse(lb.conf.log_level)) != 0) {
+        fprintf(stderr, PROG ": cannot open error log: %s\n", strerror(errno));
+        return 1;
+    }
+
+    lb.loop = h2o_evloop_create();
+    lb.rid_salt = shop_hash64(&(uint64_t){(uint64_t)getpid() ^ cdn_now_ms()}, 8);
+    if (setup_metrics() != 0) {
+        fprintf(stderr, PROG ": cannot set up metrics\n");
+        return 1;
+    }
+    struct cdn_httpc_opts hopts = {.connect_timeout_ms = lb.conf.timeouts.connect, .timeout_ms = lb.conf.timeouts.total,
+                                   .max_body = UINT64_MAX / 2};
+    lb.httpc = cdn_httpc_new(lb.loop, &hopts, err, sizeof(err));
+    if (lb.httpc == NULL) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+
+    /* pools and routes: from the config, or the quick mode's one pool on "/" */
+    if (conf_path != NULL) {
+        for (size_t i = 0; i < lb.conf.pools.n; i++) {
+            const struct conf_pool *cp = &((const struct conf_pool *)lb.conf.pools.items)[i];
+            if (lb.npools >= MAX_POOLS) {
+                fprintf(stderr, PROG ": at most %d pools\n", MAX_POOLS);
+                return 1;
+            }
+            struct pool *p = &lb.pools[lb.npools++];
+            snprintf(p->name, sizeof(p->name), "%s", cp->name);
+            p->algo = (enum shop_lb_algo)cp->algo;
+            p->vnodes = cp->vnodes ? cp->vnodes : 160;
+            if (cp->backends.n == 0) {
+                fprintf(stderr, PROG ": pool %s has no backends\n", p->name);
+                return 1;
+            }
+            for (size_t k = 0; k < cp->backends.n; k++) {
+                const struct conf_backend *cb = &((const struct conf_backend *)cp->backends.items)[k];
+                if (backend_add(p, cb->addr, cb->weight, err, sizeof(err)) != 0) {
+                    fprintf(stderr, PROG ": %s: pool %s: %s\n", conf_path, p->name, err);
+                    return 1;
+                }
+            }
+        }
+        for (size_t i = 0; i < lb.conf.routes.n && lb.nroutes < 64; i++) {
+            const struct conf_route *cr = &((const struct conf_route *)lb.conf.routes.items)[i];
+            struct pool *p = pool_find(cr->pool);
+            if (p == NULL || cr->prefix[0] != '/') {
+                fprintf(stderr, PROG ": %s: route %s: %s\n", conf_path, cr->prefix,
+                        p == NULL ? "names an unknown pool" : "prefix must start with '/'");
+                return 1;
+            }
+            lb.routes[lb.nroutes++] = (struct route){cr->prefix, p};
+        }
+        if (lb.nroutes == 0 && lb.npools == 1)
+            lb.routes[lb.nroutes++] = (struct route){"/", &lb.pools[0]};
+        for (size_t i = 0; i < lb.conf.protect.n; i++) {
+            const struct conf_protect *pr = &((const struct conf_protect *)lb.conf.protect.items)[i];
+            if (pr->prefix[0] != '/' || pr->token[0] == '\0') {
+                fprintf(stderr, PROG ": %s: protected %s: prefix must start with '/' and token must not be empty\n",
+                        conf_path, pr->prefix);
+                return 1;
+            }
+        }
+    }
+    if (nb > 0) {
+        struct pool *p = lb.npools ? &lb.pools[0] : &lb.pools[lb.npools++];
+        if (p->name[0] == '\0') {
+            snprintf(p->name, sizeof(p->name), "default");
+            p->algo = (enum shop_lb_algo)algo;
+            p->vnodes = 160;
+        }
+        for (int i = 0; i < nb; i++)
+            if (backend_add(p, backends[i], 1, err, sizeof(err)) != 0) {
+                fprintf(stderr, PROG ": %s\n", err);
+                return 2;
+            }
+        if (lb.nroutes == 0)
+            lb.routes[lb.nroutes++] = (struct route){"/", p};
+    }
+    if (test) {
+        printf(PROG ": configuration ok (%zu pools, %zu routes)\n", lb.npools, lb.nroutes);
+        return 0;
+    }
+    if (lb.conf.access_log) {
+        lb.alog = cdn_alog_open(lb.conf.access_log, (enum cdn_alog_format)lb.conf.access_log_format);
+        if (lb.alog == NULL) {
+            fprintf(stderr, PROG ": cannot open access log %s: %s\n", lb.conf.access_log, strerror(errno));
+            return 1;
+        }
+    }
+    if (lb.conf.pid_file && cdn_pidfile_write(lb.conf.pid_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+
+    h2o_config_init(&lb.h2o);
+    lb.h2o.server_name = h2o_iovec_init(H2O_STRLIT(PROG));
+    lb.hc_proxy = h2o_config_register_host(&lb.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(lb.hc_proxy, "/", 0);
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_proxy_req;
+    h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = on_log_access;
+    lb.hc_admin = h2o_config_register_host(&lb.h2o, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+    h2o_create_handler(h2o_config_register_path(lb.hc_admin, "/", 0), sizeof(h2o_handler_t))->on_req = on_admin_req;
+    /* each listener sees one host only: the proxy never answers admin paths and vice versa */
+    lb.hosts_proxy[0] = lb.hc_proxy;
+    lb.hosts_admin[0] = lb.hc_admin;
+    h2o_context_init(&lb.ctx, lb.loop, &lb.h2o);
+    h2o_timeout_init(lb.loop, &lb.fb_timeout, lb.conf.timeouts.first_byte);
+    h2o_timeout_init(lb.loop, &lb.idle_timeout, lb.conf.timeouts.idle);
+    lb.actx_proxy = (h2o_accept_ctx_t){.ctx = &lb.ctx, .hosts = lb.hosts_proxy};
+    lb.actx_admin = (h2o_accept_ctx_t){.ctx = &lb.ctx, .hosts = lb.hosts_admin};
+    if ((lb.ls_proxy = listen_on(&lb.conf.listen, &lb.actx_proxy, err, sizeof(err))) == NULL ||
+        (lb.conf.admin.len > 0 && (lb.ls_admin = listen_on(&lb.conf.admin, &lb.actx_admin, err, sizeof(err))) == NULL)) {
+        fprintf(stderr, PROG ": %s\n", err);
+        if (lb.conf.pid_file)
+            cdn_pidfile_remove(lb.conf.pid_file);
+        return 1;
+    }
+    if (cdn_signals_block() != 0 || cdn_signals_watch(lb.loop, on_signal, NULL) == NULL) {
+        fprintf(stderr, PROG ": cannot watch signals\n");
+        return 1;
+    }
+    char abuf[64];
+    cdn_notice("listening on %s, %zu pool(s), health checks %s", cdn_addr_str((struct sockaddr *)&lb.conf.listen.ss, abuf, sizeof(abuf)),
+               lb.npools, lb.conf.health.enabled ? "on" : "off");
+
+    int stopping = 0;
+    uint64_t deadline = 0;
+    for (;;) {
+        h2o_evloop_run(lb.loop, 100);
+        if (lb.stopping && !stopping) {
+            stopping = 1;
+            h2o_socket_read_stop(lb.ls_proxy);
+            h2o_socket_close(lb.ls_proxy);
+            h2o_context_request_shutdown(&lb.ctx);
+            deadline = now_ms() + 10000;
+        }
+        if (stopping && (lb.inflight == 0 || now_ms() >= deadline))
+            break;
+    }
+    cdn_notice("stopped");
+    if (lb.conf.pid_file)
+        cdn_pidfile_remove(lb.conf.pid_file);
+    if (lb.alog)
+        cdn_alog_close(lb.alog);
+    return 0;
+}
