@@ -86,6 +86,7 @@ struct gdns_view {
     uint8_t fb4[GDNS_MAX_ADDRS][4];
     uint8_t fb6[GDNS_MAX_ADDRS][16];
     _Atomic uint64_t *health; /* per edge, gdns_health_pack() */
+    void *user;              /* the server's per-view data (metric series), in the arena */
     struct arena *arena;
 };
 

@@ -1,0 +1,667 @@
+/* dns/server.c - sockets, workers, the admin port, reloads and health probes of cdn-dns.
+ * See server.h for the threading and reload rules.
+ *
+ * UDP: the socket is watched with h2o_evloop_socket_create(.., H2O_SOCKET_FLAG_DONT_READ); when it
+ * is readable up to BATCH datagrams are taken with recvmmsg, answered, and sent with sendmmsg.
+ * TCP: h2o sockets; each message has a 2-byte length; every complete message in the input buffer
+ * is answered (pipelining), the answers are written in one h2o_socket_write while reading pauses;
+ * an idle connection is closed after tcp_idle_ms; at most tcp_max_conns per worker.
+ * Abuse: RRL per subnet for UDP answers (slip = empty TC=1 reply); an unknown UDP client (no TCP
+ * from its subnet lately) never gets more than amplification_factor x its query's size. */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "answer.h"
+#include "cdn/httpc.h"
+#include "cdn/log.h"
+#include "cdn/loop.h"
+#include "cdn/metrics.h"
+#include "cdn/proc.h"
+#include "rrl.h"
+
+#define BATCH 32
+#define UDP_BUF 65535
+
+struct view_metrics {             /* per view: series for its regions and edges */
+    cdn_series_t **region;
+    cdn_series_t **edge;
+    cdn_series_t **edge_up;
+};
+
+struct worker;
+
+struct udp_sock {
+    struct worker *w;
+    int fd;
+    h2o_socket_t *sock;
+};
+
+struct tcp_listener {
+    struct worker *w;
+    h2o_socket_t *sock;
+};
+
+struct tcp_conn {
+    struct worker *w;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t idle;
+    int family;
+    uint8_t addr[16];
+    uint8_t *out;
+    size_t outlen, outcap;
+    int writing;
+};
+
+struct worker {
+    struct gdns_server *s;
+    int id;
+    pthread_t th;
+    h2o_evloop_t *loop;
+    struct udp_sock udp[GDNS_MAX_LISTEN];
+    struct tcp_listener tcp[GDNS_MAX_LISTEN];
+    int nudp, ntcp;
+    struct gdns_rrl *rrl;
+    _Atomic uint64_t epoch;
+    h2o_timeout_t idle_timeout;
+    unsigned conns;
+    /* UDP batch buffers */
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_storage peers[BATCH];
+    uint8_t (*in)[UDP_BUF];
+    uint8_t (*out)[UDP_BUF];
+    uint8_t tcpbuf[UDP_BUF];
+};
+
+struct retired { struct gdns_view *v; uint64_t *snap; struct retired *next; };
+
+struct probe {
+    struct gdns_server *s;
+    int edge;
+    cdn_timer_t *timer;
+    cdn_httpc_req_t *req;
+};
+
+struct gdns_server {
+    struct gdns_conf conf;           /* settings; conf.view is NULL (the view lives below) */
+    const char *conf_path;
+    _Atomic(struct gdns_view *) view;
+    struct worker *w;
+    unsigned nworkers;
+    _Atomic int stop;
+    struct retired *retired;
+    /* main loop */
+    h2o_globalconf_t hconf;
+    h2o_context_t hctx;
+    h2o_accept_ctx_t actx;
+    h2o_evloop_t *loop;
+    h2o_socket_t *admin;
+    cdn_signals_t *sig;
+    cdn_timer_t *reclaim;
+    cdn_httpc_t *httpc;
+    struct probe *probes;
+    size_t nprobes;
+    int exit_code;
+    int running;
+    /* metrics */
+    cdn_metrics_t *m;
+    cdn_metric_t *f_queries, *f_rcode, *f_region, *f_edge, *f_edge_up, *f_rrl, *f_reload;
+    cdn_series_t *s_udp, *s_tcp, *s_rcode[24], *s_trunc, *s_slip, *s_drop, *s_fallback, *s_reload_ok, *s_reload_err;
+    cdn_metric_t *f_trunc, *f_fallback;
+};
+
+static const char *rcode_name(int rc)
+{
+    static const char *n[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+    if (rc >= 0 && rc < 6) return n[rc];
+    if (rc == GDNS_RC_BADVERS) return "BADVERS";
+    return "OTHER";
+}
+
+/* --- answering (worker threads) --- */
+static void addr_of(const struct sockaddr_storage *ss, int *family, uint8_t *addr)
+{
+    if (ss->ss_family == AF_INET) {
+        *family = 1;
+        memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) { *family = 1; memcpy(addr, a->s6_addr + 12, 4); }
+        else { *family = 2; memcpy(addr, a->s6_addr, 16); }
+    } else {
+        *family = 0;
+    }
+}
+
+static void count(struct gdns_server *s, const struct gdns_view *v, const struct gdns_result *r)
+{
+    if (r->rcode >= 0) cdn_counter_inc(s->s_rcode[r->rcode < 24 ? r->rcode : 23]);
+    if (r->truncated) cdn_counter_inc(s->s_trunc);
+    if (r->cdn) {
+        const struct view_metrics *vm = v->user;
+        if (vm && r->region >= 0) cdn_counter_inc(vm->region[r->region]);
+        if (vm) for (int i = 0; i < r->npick; i++) cdn_counter_inc(vm->edge[r->edge[i]]);
+        if (r->fallback) cdn_counter_inc(s->s_fallback);
+    }
+}
+
+static void enter(struct worker *w) { atomic_fetch_add_explicit(&w->epoch, 1, memory_order_seq_cst); }
+static void leave(struct worker *w) { atomic_fetch_add_explicit(&w->epoch, 1, memory_order_release); }
+
+static void on_udp(h2o_socket_t *sock, const char *err)
+{
+    struct udp_sock *u = sock->data;
+    struct worker *w = u->w;
+    struct gdns_server *s = w->s;
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            w->iov[i] = (struct iovec){w->in[i], UDP_BUF};
+            w->msgs[i].msg_hdr = (struct msghdr){.msg_name = &w->peers[i], .msg_namelen = sizeof(w->peers[i]),
+                                                 .msg_iov = &w->iov[i], .msg_iovlen = 1};
+        }
+        int n = recvmmsg(u->fd, w->msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) return;
+        enter(w);
+        const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
+        uint64_t now = cdn_now_ms();
+        int out = 0;
+        for (int i = 0; i < n; i++) {
+            struct gdns_req rq = {.pkt = w->in[i], .len = w->msgs[i].msg_len, .tcp = 0, .now_ms = now};
+            addr_of(&w->peers[i], &rq.family, rq.addr);
+            if (v->set.amp_factor && !gdns_rrl_known(w->rrl, &v->set, rq.family, rq.addr, now))
+                rq.amp_limit = v->set.amp_factor * (unsigned)rq.len;
+            struct gdns_result res;
+            cdn_counter_inc(s->s_udp);
+            size_t cap = v->set.udp_max < UDP_BUF ? v->set.udp_max : UDP_BUF;
+            size_t len = gdns_respond(v, &rq, w->out[out], cap < 512 ? 512 : cap, &res);
+            if (len == 0) continue;
+            switch (gdns_rrl_check(w->rrl, &v->set, rq.family, rq.addr, now)) {
+            case GDNS_RRL_DROP: cdn_counter_inc(s->s_drop); continue;
+            case GDNS_RRL_SLIP: cdn_counter_inc(s->s_slip); len = gdns_slip(w->out[out], len, &res); res.truncated = 1; break;
+            case GDNS_RRL_PASS: break;
+            }
+            count(s, v, &res);
+            /* reuse slot `out` of the message array for the reply */
+            w->iov[out] = (struct iovec){w->out[out], len};
+            if (out != i) w->peers[out] = w->peers[i];
+            w->msgs[out].msg_hdr = (struct msghdr){.msg_name = &w->peers[out], .msg_namelen = w->msgs[i].msg_hdr.msg_namelen,
+                                                   .msg_iov = &w->iov[out], .msg_iovlen = 1};
+            out++;
+        }
+        leave(w);
+        for (int sent = 0; sent < out;) {
+            int k = sendmmsg(u->fd, w->msgs + sent, (unsigned)(out - sent), MSG_DONTWAIT);
+            if (k <= 0) break;  /* a full socket buffer drops, as UDP would */
+            sent += k;
+        }
+        if (n < BATCH) return;
+    }
+}
+
+static void tcp_close(struct tcp_conn *c)
+{
+    if (h2o_timeout_is_linked(&c->idle)) h2o_timeout_unlink(&c->idle);
+    h2o_socket_close(c->sock);
+    c->w->conns--;
+    free(c->out);
+    free(c);
+}
+
+static void on_tcp_idle(h2o_timeout_entry_t *e)
+{
+    struct tcp_conn *c = H2O_STRUCT_FROM_MEMBER(struct tcp_conn, idle, e);
+    tcp_close(c);
+}
+
+static void on_tcp_read(h2o_socket_t *sock, const char *err);
+
+static void on_tcp_written(h2o_socket_t *sock, const char *err)
+{
+    struct tcp_conn *c = sock->data;
+    c->writing = 0;
+    c->outlen = 0;
+    if (err) { tcp_close(c); return; }
+    h2o_socket_read_start(sock, on_tcp_read);
+    if (sock->input->size >= 2) on_tcp_read(sock, NULL);  /* pipelined queries still buffered */
+}
+
+static void on_tcp_read(h2o_socket_t *sock, const char *err)
+{
+    struct tcp_conn *c = sock->data;
+    struct worker *w = c->w;
+    struct gdns_server *s = w->s;
+    if (err) { tcp_close(c); return; }
+    if (h2o_timeout_is_linked(&c->idle)) h2o_timeout_unlink(&c->idle);
+    h2o_timeout_link(w->loop, &w->idle_timeout, &c->idle);
+    enter(w);
+    const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
+    uint64_t now = cdn_now_ms();
+    int bad = 0;
+    while (sock->input->size >= 2 && c->outlen < 256 * 1024) {
+        const uint8_t *p = (const uint8_t *)sock->input->bytes;
+        size_t ql = (size_t)p[0] << 8 | p[1];
+        if (ql == 0) { bad = 1; break; }
+        if (sock->input->size < 2 + ql) break;
+        struct gdns_req rq = {.pkt = p + 2, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
+        memcpy(rq.addr, c->addr, 16);
+        struct gdns_result res;
+        cdn_counter_inc(s->s_tcp);
+        size_t len = gdns_respond(v, &rq, w->tcpbuf, sizeof(w->tcpbuf), &res);
+        h2o_buffer_consume(&sock->input, 2 + ql);
+        if (len == 0) continue;
+        count(s, v, &res);
+        gdns_rrl_mark_known(w->rrl, &v->set, c->family, c->addr, now);
+        if (c->outcap - c->outlen < len + 2) {
+            size_t cap = c->outcap ? c->outcap : 4096;
+            while (cap - c->outlen < len + 2) cap *= 2;
+            uint8_t *o = realloc(c->out, cap);
+            if (!o) { bad = 1; break; }
+            c->out = o;
+            c->outcap = cap;
+        }
+        c->out[c->outlen] = (uint8_t)(len >> 8);
+        c->out[c->outlen + 1] = (uint8_t)len;
+        memcpy(c->out + c->outlen + 2, w->tcpbuf, len);
+        c->outlen += len + 2;
+    }
+    leave(w);
+    if (c->outlen && !c->writing) {
+        c->writing = 1;
+        h2o_socket_read_stop(sock);  /* the write completes before more input is taken */
+        h2o_iovec_t buf = h2o_iovec_init(c->out, c->outlen);
+        h2o_socket_write(sock, &buf, 1, on_tcp_written);
+        return;
+    }
+    if (bad) tcp_close(c);
+}
+
+static void on_tcp_accept(h2o_socket_t *listener, const char *err)
+{
+    struct tcp_listener *l = listener->data;
+    struct worker *w = l->w;
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock) return;
+        if (w->conns >= w->s->conf.tcp_max_conns) { h2o_socket_close(sock); continue; }
+        struct tcp_conn *c = calloc(1, sizeof(*c));
+        if (!c) { h2o_socket_close(sock); continue; }
+        c->w = w;
+        c->sock = sock;
+        c->idle.cb = on_tcp_idle;
+        sock->data = c;
+        struct sockaddr_storage ss;
+        socklen_t sl = (socklen_t)h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+        if (sl == 0) ss.ss_family = AF_UNSPEC;
+        addr_of(&ss, &c->family, c->addr);
+        w->conns++;
+        h2o_timeout_link(w->loop, &w->idle_timeout, &c->idle);
+        h2o_socket_read_start(sock, on_tcp_read);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    while (!atomic_load(&w->s->stop)) h2o_evloop_run(w->loop, 200);
+    return NULL;
+}
+
+static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_t errlen)
+{
+    w->s = s;
+    w->loop = h2o_evloop_create();
+    w->rrl = gdns_rrl_new(65536);
+    w->in = malloc(BATCH * sizeof(*w->in));
+    w->out = malloc(BATCH * sizeof(*w->out));
+    if (!w->rrl || !w->in || !w->out) { snprintf(err, errlen, "out of memory"); return -1; }
+    h2o_timeout_init(w->loop, &w->idle_timeout, s->conf.tcp_idle_ms ? s->conf.tcp_idle_ms : 10000);
+    int reuse = s->nworkers > 1;
+    for (int i = 0; i < s->conf.nlisten; i++) {
+        const struct cdn_conf_addr *a = &s->conf.listen[i];
+        int fd = cdn_bind_udp((const struct sockaddr *)&a->ss, a->len, reuse, err, errlen);
+        if (fd < 0) return -1;
+        int sz = 4 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        w->udp[w->nudp] = (struct udp_sock){.w = w, .fd = fd};
+        w->udp[w->nudp].sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        w->udp[w->nudp].sock->data = &w->udp[w->nudp];
+        h2o_socket_read_start(w->udp[w->nudp].sock, on_udp);
+        w->nudp++;
+        int tfd = cdn_listen_tcp((const struct sockaddr *)&a->ss, a->len, reuse, err, errlen);
+        if (tfd < 0) return -1;
+        w->tcp[w->ntcp].w = w;
+        w->tcp[w->ntcp].sock = h2o_evloop_socket_create(w->loop, tfd, H2O_SOCKET_FLAG_DONT_READ);
+        w->tcp[w->ntcp].sock->data = &w->tcp[w->ntcp];
+        h2o_socket_read_start(w->tcp[w->ntcp].sock, on_tcp_accept);
+        w->ntcp++;
+    }
+    return 0;
+}
+
+/* --- views: metrics, health carry-over, reclamation (main thread) --- */
+static void view_metrics(struct gdns_server *s, struct gdns_view *v)
+{
+    struct view_metrics *vm = gdns_view_alloc(v, sizeof(*vm));
+    vm->region = gdns_view_alloc(v, (v->nregions + 1) * sizeof(cdn_series_t *));
+    vm->edge = gdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
+    vm->edge_up = gdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
+    for (size_t i = 0; i < v->nregions; i++)
+        vm->region[i] = cdn_metric_series(s->f_region, (const char *[]){v->regions[i].name});
+    for (size_t i = 0; i < v->nedges; i++) {
+        vm->edge[i] = cdn_metric_series(s->f_edge, (const char *[]){v->edges[i].name});
+        vm->edge_up[i] = cdn_metric_series(s->f_edge_up, (const char *[]){v->edges[i].name});
+    }
+    v->user = vm;
+}
+
+static void carry_health(const struct gdns_view *old, struct gdns_view *nv)
+{
+    for (size_t i = 0; i < nv->nedges; i++)
+        for (size_t j = 0; j < old->nedges; j++)
+            if (!strcmp(nv->edges[i].name, old->edges[j].name) && nv->edges[i].health_url && old->edges[j].health_url &&
+                !strcmp(nv->edges[i].health_url, old->edges[j].health_url))
+                atomic_store(&nv->health[i], atomic_load(&old->health[j]));
+}
+
+static void on_reclaim(cdn_timer_t *t, void *data)
+{
+    struct gdns_server *s = data;
+    struct retired **pp = &s->retired;
+    while (*pp) {
+        struct retired *r = *pp;
+        int safe = 1;
+        for (unsigned i = 0; i < s->nworkers; i++) {
+            uint64_t e = atomic_load(&s->w[i].epoch);
+            if ((r->snap[i] & 1) && e == r->snap[i]) safe = 0;
+        }
+        if (safe) {
+            *pp = r->next;
+            gdns_view_free(r->v);
+            free(r->snap);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+    if (s->retired) cdn_timer_start(t, 50);
+}
+
+static void probes_stop(struct gdns_server *s);
+static void probes_start(struct gdns_server *s);
+
+static void install(struct gdns_server *s, struct gdns_view *nv)
+{
+    struct gdns_view *old = atomic_load(&s->view);
+    view_metrics(s, nv);
+    if (old) carry_health(old, nv);
+    probes_stop(s);
+    atomic_store_explicit(&s->view, nv, memory_order_seq_cst);
+    probes_start(s);
+    if (!old) return;
+    struct retired *r = calloc(1, sizeof(*r));
+    r->snap = calloc(s->nworkers ? s->nworkers : 1, sizeof(uint64_t));
+    r->v = old;
+    for (unsigned i = 0; i < s->nworkers; i++) r->snap[i] = atomic_load(&s->w[i].epoch);
+    r->next = s->retired;
+    s->retired = r;
+    cdn_timer_start(s->reclaim, 50);
+}
+
+static void reload(struct gdns_server *s)
+{
+    struct gdns_conf nc;
+    cdn_conf_err_t err;
+    if (gdns_conf_load(s->conf_path, &nc, &err) != 0) {
+        cdn_err("reload failed, keeping the running configuration: %s", err.msg);
+        cdn_counter_inc(s->s_reload_err);
+        return;
+    }
+    struct gdns_view *v = nc.view;
+    nc.view = NULL;
+    gdns_conf_free(&nc);
+    install(s, v);
+    cdn_counter_inc(s->s_reload_ok);
+    cdn_notice("reloaded %s: %zu zones, %zu regions, %zu edges", s->conf_path, v->nzones, v->nregions, v->nedges);
+}
+
+/* --- health probes (main thread) --- */
+static void probe_set(struct gdns_server *s, int edge, int ok)
+{
+    struct gdns_view *v = atomic_load(&s->view);
+    struct gdns_health h;
+    gdns_health_unpack(atomic_load(&v->health[edge]), &h);
+    int changed = gdns_health_step(&h, ok, cdn_now_ms(), v->set.hc_rise, v->set.hc_fall);
+    atomic_store(&v->health[edge], gdns_health_pack(&h));
+    if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.up ? "up" : "down");
+}
+
+static void on_probe_timer(cdn_timer_t *t, void *data);
+
+static void on_probe_done(const char *errstr, int status, const void *body, size_t len,
+                          const struct cdn_httpc_info *info, void *data)
+{
+    struct probe *p = data;
+    struct gdns_server *s = p->s;
+    p->req = NULL;
+    int ok = !errstr && status >= 200 && status < 300;
+    if (!ok) cdn_debug("probe %s: %s", atomic_load(&s->view)->edges[p->edge].health_url, errstr ? errstr : "bad status");
+    probe_set(s, p->edge, ok);
+}
+
+static void on_probe_timer(cdn_timer_t *t, void *data)
+{
+    struct probe *p = data;
+    struct gdns_server *s = p->s;
+    struct gdns_view *v = atomic_load(&s->view);
+    cdn_timer_start(t, v->set.hc_interval_ms);
+    if (p->req) return;  /* the previous probe is still running (its timeout counts as a failure) */
+    struct cdn_httpc_request rq = {.url = v->edges[p->edge].health_url, .timeout_ms = v->set.hc_timeout_ms};
+    p->req = cdn_httpc_fetch(s->httpc, &rq, on_probe_done, p);
+    if (!p->req) probe_set(s, p->edge, 0);
+}
+
+static void probes_stop(struct gdns_server *s)
+{
+    for (size_t i = 0; i < s->nprobes; i++) {
+        if (s->probes[i].req) cdn_httpc_cancel(s->probes[i].req);
+        cdn_timer_free(s->probes[i].timer);
+    }
+    free(s->probes);
+    s->probes = NULL;
+    s->nprobes = 0;
+}
+
+static void probes_start(struct gdns_server *s)
+{
+    struct gdns_view *v = atomic_load(&s->view);
+    if (!s->httpc) return;
+    s->probes = calloc(v->nedges ? v->nedges : 1, sizeof(*s->probes));
+    for (size_t i = 0; i < v->nedges; i++) {
+        if (!v->edges[i].health_url) continue;
+        struct probe *p = &s->probes[s->nprobes++];
+        p->s = s;
+        p->edge = (int)i;
+        p->timer = cdn_timer_new(s->loop, on_probe_timer, p);
+        cdn_timer_start(p->timer, 0);
+    }
+}
+
+/* --- admin HTTP --- */
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct gdns_server *s = *(struct gdns_server **)(self + 1);
+    struct gdns_view *v = atomic_load(&s->view);
+    const struct view_metrics *vm = v->user;
+    for (size_t i = 0; i < v->nedges; i++) {
+        struct gdns_health h;
+        gdns_health_unpack(atomic_load(&v->health[i]), &h);
+        cdn_gauge_set(vm->edge_up[i], h.up ? 1 : 0);
+    }
+    size_t len;
+    char *body = cdn_metrics_render(s->m, &len);
+    if (!body) return -1;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4"));
+    h2o_send_inline(req, body, len);
+    free(body);
+    return 0;
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+    h2o_send_inline(req, H2O_STRLIT("ok\n"));
+    return 0;
+}
+
+static void on_admin_accept(h2o_socket_t *listener, const char *err)
+{
+    struct gdns_server *s = listener->data;
+    h2o_socket_t *sock;
+    if (err) return;
+    if ((sock = h2o_evloop_socket_accept(listener)) != NULL) h2o_accept(&s->actx, sock);
+}
+
+static void add_handler(struct gdns_server *s, h2o_hostconf_t *hc, const char *path, int (*fn)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_handler_t *h = h2o_create_handler(h2o_config_register_path(hc, path, 0), sizeof(*h) + sizeof(void *));
+    h->on_req = fn;
+    *(struct gdns_server **)(h + 1) = s;
+}
+
+/* --- signals --- */
+static void on_signal(int signo, void *data)
+{
+    struct gdns_server *s = data;
+    if (signo == SIGHUP) {
+        cdn_log_reopen();
+        reload(s);
+    } else if (signo == SIGTERM || signo == SIGINT) {
+        cdn_notice("signal %d: stopping", signo);
+        s->running = 0;
+    }
+}
+
+/* --- life cycle --- */
+static int metrics_init(struct gdns_server *s)
+{
+    s->m = cdn_metrics_new();
+    if (!s->m) return -1;
+    s->f_queries = cdn_metrics_counter(s->m, "cdn_dns_queries_total", "Queries received", (const char *[]){"transport", NULL});
+    s->f_rcode = cdn_metrics_counter(s->m, "cdn_dns_responses_total", "Responses sent by rcode", (const char *[]){"rcode", NULL});
+    s->f_region = cdn_metrics_counter(s->m, "cdn_dns_region_answers_total", "CDN answers per client region", (const char *[]){"region", NULL});
+    s->f_edge = cdn_metrics_counter(s->m, "cdn_dns_edge_answers_total", "CDN answers per edge given", (const char *[]){"edge", NULL});
+    s->f_edge_up = cdn_metrics_gauge(s->m, "cdn_dns_edge_up", "Edge health (1 up, 0 down)", (const char *[]){"edge", NULL});
+    s->f_rrl = cdn_metrics_counter(s->m, "cdn_dns_rrl_total", "Rate-limited answers", (const char *[]){"action", NULL});
+    s->f_reload = cdn_metrics_counter(s->m, "cdn_dns_reloads_total", "Configuration reloads", (const char *[]){"result", NULL});
+    s->f_trunc = cdn_metrics_counter(s->m, "cdn_dns_truncated_total", "Responses sent with TC=1", NULL);
+    s->f_fallback = cdn_metrics_counter(s->m, "cdn_dns_fallback_total", "CDN answers given while every edge was down", NULL);
+    if (!s->f_queries || !s->f_rcode || !s->f_region || !s->f_edge || !s->f_edge_up || !s->f_rrl || !s->f_reload ||
+        !s->f_trunc || !s->f_fallback)
+        return -1;
+    s->s_udp = cdn_metric_series(s->f_queries, (const char *[]){"udp"});
+    s->s_tcp = cdn_metric_series(s->f_queries, (const char *[]){"tcp"});
+    for (int i = 0; i < 24; i++) s->s_rcode[i] = cdn_metric_series(s->f_rcode, (const char *[]){rcode_name(i)});
+    s->s_slip = cdn_metric_series(s->f_rrl, (const char *[]){"slip"});
+    s->s_drop = cdn_metric_series(s->f_rrl, (const char *[]){"drop"});
+    s->s_reload_ok = cdn_metric_series(s->f_reload, (const char *[]){"ok"});
+    s->s_reload_err = cdn_metric_series(s->f_reload, (const char *[]){"error"});
+    s->s_trunc = cdn_metric_plain(s->f_trunc);
+    s->s_fallback = cdn_metric_plain(s->f_fallback);
+    return 0;
+}
+
+struct gdns_server *gdns_server_start(struct gdns_conf *conf, const char *conf_path, char *err, size_t errlen)
+{
+    struct gdns_server *s = calloc(1, sizeof(*s));
+    if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
+    struct gdns_view *v = conf->view;
+    conf->view = NULL;
+    s->conf = *conf;
+    memset(conf, 0, sizeof(*conf));  /* we own the strings now */
+    s->conf_path = conf_path;
+    s->nworkers = s->conf.workers ? s->conf.workers : 1;
+    s->loop = h2o_evloop_create();
+    if (metrics_init(s) != 0) { snprintf(err, errlen, "metrics registry"); gdns_view_free(v); return NULL; }
+    s->reclaim = cdn_timer_new(s->loop, on_reclaim, s);
+    s->httpc = cdn_httpc_new(s->loop, &(struct cdn_httpc_opts){.connect_timeout_ms = 1000, .max_body = 65536},
+                             err, errlen);
+    if (!s->httpc) { gdns_view_free(v); return NULL; }
+    s->w = calloc(s->nworkers, sizeof(*s->w));
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        s->w[i].id = (int)i;
+        if (worker_init(s, &s->w[i], err, errlen) != 0) { gdns_view_free(v); return NULL; }
+    }
+    install(s, v);
+    if (s->conf.admin.len) {
+        h2o_config_init(&s->hconf);
+        h2o_hostconf_t *hc = h2o_config_register_host(&s->hconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+        add_handler(s, hc, "/metrics", on_metrics);
+        add_handler(s, hc, "/healthz", on_healthz);
+        h2o_context_init(&s->hctx, s->loop, &s->hconf);
+        s->actx.ctx = &s->hctx;
+        s->actx.hosts = s->hconf.hosts;
+        int fd = cdn_listen_tcp((const struct sockaddr *)&s->conf.admin.ss, s->conf.admin.len, 0, err, errlen);
+        if (fd < 0) return NULL;
+        s->admin = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        s->admin->data = s;
+        h2o_socket_read_start(s->admin, on_admin_accept);
+    }
+    s->sig = cdn_signals_watch(s->loop, on_signal, s);
+    if (!s->sig) { snprintf(err, errlen, "cannot watch signals"); return NULL; }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (pthread_create(&s->w[i].th, NULL, worker_main, &s->w[i]) != 0) {
+            snprintf(err, errlen, "pthread_create: %s", strerror(errno));
+            return NULL;
+        }
+    }
+    return s;
+}
+
+int gdns_server_run(struct gdns_server *s)
+{
+    char buf[64];
+    s->running = 1;
+    for (int i = 0; i < s->conf.nlisten; i++)
+        cdn_notice("listening on %s (udp+tcp), %u worker(s)",
+                   cdn_addr_str((const struct sockaddr *)&s->conf.listen[i].ss, buf, sizeof(buf)), s->nworkers);
+    while (s->running) h2o_evloop_run(s->loop, 1000);
+    atomic_store(&s->stop, 1);
+    for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->w[i].th, NULL);
+    return 0;
+}
+
+void gdns_server_free(struct gdns_server *s)
+{
+    /* the process exits right after; the OS reclaims sockets and loops (h2o's evloop has no
+     * destroy that is safe with pending timeouts). Free what tools like ASan count as leaks. */
+    if (!s) return;
+    probes_stop(s);
+    for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; gdns_view_free(r->v); free(r->snap); free(r); }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        gdns_rrl_free(s->w[i].rrl);
+        free(s->w[i].in);
+        free(s->w[i].out);
+    }
+    if (s->conf.pid_file) cdn_pidfile_remove(s->conf.pid_file);
+    gdns_view_free(atomic_load(&s->view));
+    gdns_conf_free(&s->conf);
+}

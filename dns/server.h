@@ -1,0 +1,27 @@
+/* dns/server.h - the running cdn-dns: worker threads answering UDP and TCP, the main loop with
+ * the admin HTTP port, health probes, signals and reloads.
+ *
+ * Threads: each worker has its own h2o evloop, its own SO_REUSEPORT UDP and TCP sockets per
+ * listen address and its own RRL table; nothing is shared but the current view (an atomic
+ * pointer) and the metrics (per-thread slots). The main thread owns everything else.
+ *
+ * Reload (SIGHUP): the new config is parsed completely first; on any error the old view stays and
+ * the error is logged. Otherwise health states are carried over by edge name, the view pointer is
+ * swapped, and the old view is freed once every worker has passed a quiescent point (each worker
+ * bumps an epoch counter around every batch of queries: odd = busy). No socket is closed, so no
+ * query is dropped. Listen addresses and the worker count are not reloadable. */
+#ifndef GDNS_SERVER_H
+#define GDNS_SERVER_H
+
+#include "conf.h"
+
+struct gdns_server;
+
+/* Binds every socket, starts the workers and health probes. NULL with err filled. Takes the
+ * view out of conf (conf->view becomes NULL). */
+struct gdns_server *gdns_server_start(struct gdns_conf *conf, const char *conf_path, char *err, size_t errlen);
+/* Runs the main loop until SIGTERM/SIGINT; returns the exit code. */
+int gdns_server_run(struct gdns_server *s);
+void gdns_server_free(struct gdns_server *s);
+
+#endif
