@@ -117,11 +117,16 @@ typedef struct cdn_conf_field {
     size_t sub_size;                     /* LIST/MAP: sizeof element */
     int (*custom)(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err);
     const char *addr_default_host;       /* ADDR: host used for a bare port */
+    const void *sub_defaults;            /* LIST/MAP: an element (sub_size bytes) copied into each
+                                            element before decoding it; NULL: zeroed */
 } cdn_conf_field_t;
 
 /* Decodes map node n into out using fields (terminated by an entry with key NULL). Fields absent
  * from the map keep what out already holds, so set defaults first. Errors: unknown key (listing
- * the accepted ones), missing required key (at the map), wrong type or range (at the value). */
+ * the accepted ones), missing required key (at the map), wrong type or range (at the value).
+ * A null value ("key:" or "key: ~") counts as absent (a STR field is set to NULL), except that a
+ * MAP entry with a null value still makes an element (with sub_defaults). Strings point into the
+ * document (the arena), valid until cdn_conf_free(). */
 int cdn_conf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, const cdn_conf_field_t *fields,
                     void *out, cdn_conf_err_t *err);
 
