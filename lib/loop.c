@@ -31,7 +31,11 @@
 
 struct cdn_timer {
     uint32_t magic;
-    h2o_socket_t *sock; /* wraps the timerfd (ours: closing the socket closes it) */
+    h2o_evloop_t *loop;
+    h2o_socket_t *sock;        /* wraps the timerfd (ours: closing the socket closes it) */
+    h2o_timeout_entry_t zero;  /* linked in the loop's zero-delay queue for "next turn" */
+    uint64_t deadline_ns;      /* when the callback is due (valid while active) */
+    uint64_t armed_ns;         /* what the timerfd is set to; 0 = not armed */
     cdn_timer_cb cb;
     void *data;
     unsigned active : 1, in_cb : 1, dead : 1;
@@ -71,13 +75,77 @@ double cdn_wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- timers ---- */
+/* ---- timers ----
+ * timerfd_settime is the expensive part (half the CPU of a curl benchmark went there: curl moves
+ * its timeout on almost every call). So the timerfd is lazy: it is re-armed only when a deadline
+ * moves earlier; when it fires early (the deadline moved later) it is re-armed for the rest, and
+ * stop leaves it armed (one spurious wake-up at most). "0 ms" skips the timerfd altogether: the
+ * timer goes on a per-loop zero-delay h2o_timeout run after this turn's events. */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One zero-delay queue per loop, kept for the loop's life (an h2o_timeout_t may not be disposed
+ * while h2o_evloop_run iterates the loop's timeouts). Per thread: a loop belongs to one thread. */
+static __thread struct {
+    h2o_evloop_t *loop;
+    h2o_timeout_t zero;
+} zq[4];
+
+static h2o_timeout_t *zero_queue(h2o_evloop_t *loop)
+{
+    for (size_t i = 0; i < sizeof(zq) / sizeof(zq[0]); i++) {
+        if (zq[i].loop == loop)
+            return &zq[i].zero;
+        if (zq[i].loop == NULL) {
+            zq[i].loop = loop;
+            h2o_timeout_init(loop, &zq[i].zero, 0);
+            return &zq[i].zero;
+        }
+    }
+    return NULL; /* more loops than slots on this thread: the timerfd serves */
+}
+
+void cdn_loop_dispose(h2o_evloop_t *loop)
+{
+    for (size_t i = 0; i < sizeof(zq) / sizeof(zq[0]); i++) {
+        if (zq[i].loop == loop) {
+            h2o_timeout_dispose(loop, &zq[i].zero);
+            zq[i].loop = NULL;
+        }
+    }
+}
 
 static void timer_destroy(cdn_timer_t *t)
 {
+    if (h2o_timeout_is_linked(&t->zero))
+        h2o_timeout_unlink(&t->zero);
     h2o_socket_close(t->sock); /* closes the timerfd; h2o frees the socket later */
     t->magic = 0;
     free(t);
+}
+
+static void timer_fire(cdn_timer_t *t)
+{
+    t->active = 0;
+    if (h2o_timeout_is_linked(&t->zero))
+        h2o_timeout_unlink(&t->zero);
+    t->in_cb = 1;
+    t->cb(t, t->data);
+    t->in_cb = 0;
+    if (t->dead)
+        timer_destroy(t);
+}
+
+static void timerfd_arm(cdn_timer_t *t, uint64_t at_ns)
+{
+    struct itimerspec its = {{0, 0}, {(time_t)(at_ns / 1000000000u), (long)(at_ns % 1000000000u)}};
+    timerfd_settime(h2o_socket_get_fd(t->sock), TFD_TIMER_ABSTIME, &its, NULL);
+    t->armed_ns = at_ns;
 }
 
 static void on_timer_fd(h2o_socket_t *sock, const char *err)
@@ -85,17 +153,25 @@ static void on_timer_fd(h2o_socket_t *sock, const char *err)
     cdn_timer_t *t = sock->data;
     assert(t->magic == TIMER_MAGIC);
     uint64_t n;
-    /* EAGAIN: the timer was re-armed or stopped after the fd became readable; nothing is due. */
+    /* EAGAIN: re-armed after the fd became readable; nothing expired */
     if (read(h2o_socket_get_fd(sock), &n, sizeof(n)) != (ssize_t)sizeof(n))
         return;
-    if (!t->active || t->dead)
+    t->armed_ns = 0;
+    if (!t->active || t->dead || h2o_timeout_is_linked(&t->zero))
         return;
-    t->active = 0;
-    t->in_cb = 1;
-    t->cb(t, t->data);
-    t->in_cb = 0;
-    if (t->dead)
-        timer_destroy(t);
+    if (now_ns() < t->deadline_ns) { /* the deadline moved later since arming */
+        timerfd_arm(t, t->deadline_ns);
+        return;
+    }
+    timer_fire(t);
+}
+
+static void on_timer_zero(h2o_timeout_entry_t *entry)
+{
+    cdn_timer_t *t = H2O_STRUCT_FROM_MEMBER(cdn_timer_t, zero, entry);
+    assert(t->magic == TIMER_MAGIC);
+    if (t->active && !t->dead)
+        timer_fire(t);
 }
 
 cdn_timer_t *cdn_timer_new(h2o_evloop_t *loop, cdn_timer_cb cb, void *data)
@@ -109,8 +185,10 @@ cdn_timer_t *cdn_timer_new(h2o_evloop_t *loop, cdn_timer_cb cb, void *data)
         return NULL;
     }
     t->magic = TIMER_MAGIC;
+    t->loop = loop;
     t->cb = cb;
     t->data = data;
+    t->zero.cb = on_timer_zero;
     t->sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     t->sock->data = t;
     h2o_socket_read_start(t->sock, on_timer_fd);
@@ -120,19 +198,28 @@ cdn_timer_t *cdn_timer_new(h2o_evloop_t *loop, cdn_timer_cb cb, void *data)
 void cdn_timer_start(cdn_timer_t *t, uint64_t ms)
 {
     assert(t->magic == TIMER_MAGIC);
-    struct itimerspec its = {{0, 0}, {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000}};
-    if (ms == 0)
-        its.it_value.tv_nsec = 1; /* it_value 0 would disarm: "now" is 1 ns */
-    timerfd_settime(h2o_socket_get_fd(t->sock), 0, &its, NULL);
+    h2o_timeout_t *zero;
     t->active = 1;
+    t->deadline_ns = now_ns() + ms * 1000000u;
+    /* 0 ms from inside the timer's own callback goes through the timerfd: relinking into the zero
+     * queue while h2o runs it would fire again in the same pass, forever if asked again and again */
+    if (ms == 0 && !t->in_cb && (zero = zero_queue(t->loop)) != NULL) {
+        if (!h2o_timeout_is_linked(&t->zero))
+            h2o_timeout_link(t->loop, zero, &t->zero);
+        return;
+    }
+    if (h2o_timeout_is_linked(&t->zero))
+        h2o_timeout_unlink(&t->zero);
+    if (t->armed_ns == 0 || t->deadline_ns < t->armed_ns)
+        timerfd_arm(t, t->deadline_ns);
 }
 
 void cdn_timer_stop(cdn_timer_t *t)
 {
     assert(t->magic == TIMER_MAGIC);
-    struct itimerspec its = {{0, 0}, {0, 0}};
-    timerfd_settime(h2o_socket_get_fd(t->sock), 0, &its, NULL);
-    t->active = 0;
+    t->active = 0; /* the timerfd may stay armed: its wake-up finds nothing due */
+    if (h2o_timeout_is_linked(&t->zero))
+        h2o_timeout_unlink(&t->zero);
 }
 
 int cdn_timer_active(const cdn_timer_t *t)

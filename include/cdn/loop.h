@@ -43,6 +43,10 @@ typedef void (*cdn_signal_cb)(int signo, void *data);
 cdn_signals_t *cdn_signals_watch(h2o_evloop_t *loop, cdn_signal_cb cb, void *data);
 void cdn_signals_free(cdn_signals_t *s);
 
+/* Before h2o_evloop_destroy(): releases what this module keeps per loop (the zero-delay queue that
+ * "0 ms" timers use). Free the loop's timers first. Daemons that never destroy the loop can skip it. */
+void cdn_loop_dispose(h2o_evloop_t *loop);
+
 /* Milliseconds on CLOCK_MONOTONIC, and wall-clock seconds with fraction. */
 uint64_t cdn_now_ms(void);
 double cdn_wall_now(void);

@@ -81,6 +81,50 @@ static void timer_order_and_stop(void **state)
     cdn_timer_free(tc);
 }
 
+static void on_timer_again(cdn_timer_t *t, void *data)
+{
+    struct tstate *s = data;
+    if (++s->n < 5)
+        cdn_timer_start(t, 0); /* 0 ms from its own callback: must not spin inside one turn */
+    else
+        s->fired = 1;
+}
+
+static void timer_restart_and_move(void **state)
+{
+    struct tstate s = {0};
+    cdn_timer_t *t = cdn_timer_new(loop, on_timer_again, &s);
+    cdn_timer_start(t, 0);
+    assert_true(run_until(&s.fired));
+    assert_int_equal(s.n, 5);
+    cdn_timer_free(t);
+
+    /* a deadline moved later is honoured (the timerfd armed for the earlier one fires early) */
+    struct tstate m = {0};
+    t = cdn_timer_new(loop, on_timer, &m);
+    uint64_t t0 = cdn_now_ms();
+    cdn_timer_start(t, 5);
+    cdn_timer_start(t, 80);
+    assert_true(run_until(&m.fired));
+    assert_true(cdn_now_ms() - t0 >= 79);
+    assert_int_equal(m.fired, 1);
+    /* and moved earlier */
+    m.fired = 0;
+    t0 = cdn_now_ms();
+    cdn_timer_start(t, 4000);
+    cdn_timer_start(t, 1);
+    assert_true(run_until(&m.fired));
+    assert_true(cdn_now_ms() - t0 < 3000);
+    /* stopped after a 0 ms start: never fires */
+    m.fired = 0;
+    cdn_timer_start(t, 0);
+    cdn_timer_stop(t);
+    h2o_evloop_run(loop, 1);
+    h2o_evloop_run(loop, 1);
+    assert_int_equal(m.fired, 0);
+    cdn_timer_free(t);
+}
+
 static void timer_free_in_callback(void **state)
 {
     struct tstate s = {.free_self = 1};
@@ -212,7 +256,8 @@ int main(void)
     loop = h2o_evloop_create();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(timer_zero_fires),      cmocka_unit_test(timer_order_and_stop),
-        cmocka_unit_test(timer_free_in_callback), cmocka_unit_test(watch_read_write),
+        cmocka_unit_test(timer_free_in_callback), cmocka_unit_test(timer_restart_and_move),
+        cmocka_unit_test(watch_read_write),
         cmocka_unit_test(watch_free_in_callback), cmocka_unit_test(signals_as_events),
         cmocka_unit_test(clocks),
     };
