@@ -63,7 +63,7 @@ struct cdn_httpc_req {
     struct curl_slist *headers, *resolve, *connect_to;
     const char *errstr;     /* set when a failure is known before curl's result */
     unsigned cancelled : 1, head_sent : 1, aborted : 1, too_large : 1, head_too_large : 1, in_cb : 1,
-        paused : 1, buffered : 1;
+        paused : 1, is_head : 1;
     /* the current response head */
     char *hbuf;
     size_t hlen, hcap;
@@ -248,8 +248,8 @@ static int deliver_head(cdn_httpc_req_t *r)
         h[i].name_len = r->hoff[i].name_len;
         h[i].value = r->hbuf + r->hoff[i].value;
         h[i].value_len = r->hoff[i].value_len;
-        /* an announced length above the cap fails now, before any body */
-        if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
+        /* an announced length above the cap fails now, before any body (HEAD and 304 have none) */
+        if (!r->is_head && r->status != 304 && r->status != 204 && h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
             char num[32];
             size_t l = h[i].value_len < sizeof(num) - 1 ? h[i].value_len : sizeof(num) - 1;
             memcpy(num, h[i].value, l);
@@ -684,7 +684,7 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    /* no CURLOPT_MAXFILESIZE: it would also judge the Content-Length of HEAD and 304 answers */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     if (c->verbose)
         SET(CURLOPT_VERBOSE, 1L);
@@ -704,6 +704,7 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
     if (c->interface != NULL)
         SET(CURLOPT_INTERFACE, c->interface);
     if (strcmp(method, "HEAD") == 0) {
+        r->is_head = 1;
         SET(CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
         if (strcmp(method, "POST") != 0)

@@ -458,6 +458,15 @@ static void max_body(void **state)
     assert_string_equal(fits.err, "");
     assert_int_equal(fits.total, 100000);
 
+    /* HEAD: a large Content-Length without a body is not "too large" */
+    struct res head = {0};
+    char url[128];
+    snprintf(url, sizeof(url), "%s/big?300000", origin.base);
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.method = "HEAD", .url = url}, &cbs, &head);
+    assert_true(run_until(&head.done));
+    assert_string_equal(head.err, "");
+    assert_int_equal(head.status, 200);
+
     /* the buffered fetch has the same cap */
     cdn_httpc_free(c);
 }
