@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# shop-lb in front of three shop-apps: each algorithm spreads (or pins) as it should, a killed app
+# is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
+# remove through the admin listener, all-down answers 503, headers sent to the backend.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+plan 26
+APP=$(bin shop-app)
+LB=$(bin shop-lb)
+[ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
+"$APP" --generate 500 --seed 5 --db "$T/cat.db" >"$T/gen.log" 2>&1 || bail "catalog"
+
+declare -a P
+for i in 1 2 3; do
+    P[$i]=$(free_port)
+    start app$i "$APP" -a 127.0.0.1:${P[$i]} --db "$T/cat.db" --name app$i
+done
+for i in 1 2 3; do wait_http http://127.0.0.1:${P[$i]}/healthz || bail "app$i did not start"; done
+L=$(free_port); A=$(free_port)
+start lb "$LB" -a 127.0.0.1:$L --admin 127.0.0.1:$A -b 127.0.0.1:${P[1]} -b http://127.0.0.1:${P[2]} \
+    -b 127.0.0.1:${P[3]} --health-interval 100 --rise 2 --fall 2 --slow-start 0
+ups() { curl -s http://127.0.0.1:$A/metrics | grep -c '^shop_lb_backend_up{.*} 1$'; }
+up_is() { test "$(ups)" = "$1"; }
+# an LB answers 200 through to some app (its first backend came up)
+lb_ready() { test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/healthz")" = 200; }
+wait_for 10 up_is 3 || bail "backends did not come up"
+pass "three backends up after their health checks"
+
+# which app answered each of N requests (X-Backend names the backend address)
+spread() {  # spread URL-PREFIX N [curl args] -> "count count count" for app1..3
+    local n=$2 i c1=0 c2=0 c3=0 b url=$1; shift 2
+    for i in $(seq 1 $n); do
+        b=$(curl -s -o /dev/null -D - "$@" "$url" | tr -d '\r' | grep -i '^x-served-by:' | cut -d' ' -f2)
+        case "$b" in app1) c1=$((c1+1));; app2) c2=$((c2+1));; app3) c3=$((c3+1));; esac
+    done
+    echo "$c1 $c2 $c3"
+}
+is "$(spread http://127.0.0.1:$L/p/1 30)" "10 10 10" "round robin: even spread"
+
+# hash-url and hash-client on a second LB over the same apps
+L2=$(free_port)
+start lb2 "$LB" -a 127.0.0.1:$L2 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+    --algo hash-url --health-interval 100 --slow-start 0
+wait_for 10 lb_ready $L2 || bail "lb2"
+like "$(spread http://127.0.0.1:$L2/p/7 12)" '^(12 0 0|0 12 0|0 0 12)$' "hash-url: one URL stays on one backend"
+used=0
+for i in $(seq 1 30); do
+    curl -s -o /dev/null -D - http://127.0.0.1:$L2/p/$i | tr -d '\r' | grep -i '^x-served-by:'
+done | sort | uniq -c >"$T/hash.spread"
+[ "$(wc -l <"$T/hash.spread")" -ge 2 ]; ok $? "hash-url: different URLs spread over backends"
+L3=$(free_port)
+start lb3 "$LB" -a 127.0.0.1:$L3 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+    --algo hash-client --health-interval 100 --slow-start 0
+wait_for 10 lb_ready $L3 || bail "lb3"
+like "$(spread http://127.0.0.1:$L3/c/books 12)" '^(12 0 0|0 12 0|0 0 12)$' "hash-client: one client stays on one backend"
+L4=$(free_port)
+start lb4 "$LB" -a 127.0.0.1:$L4 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+    --algo leastconn --health-interval 100 --slow-start 0
+wait_for 10 lb_ready $L4 || bail "lb4"
+is "$(spread http://127.0.0.1:$L4/p/2 30)" "10 10 10" "least connections: ties rotate evenly"
+
+# images through the LB: same bytes and ETag as straight from an app
+curl -s -D "$T/i.h" -o "$T/i.lb" http://127.0.0.1:$L/img/9/large.png
+curl -s -o "$T/i.app" http://127.0.0.1:${P[2]}/img/9/large.png
+cmp -s "$T/i.lb" "$T/i.app"; ok $? "a large image streams through unchanged"
+like "$(grep -i '^via:' "$T/i.h")" 'shop-lb' "Via on the response"
+like "$(grep -i '^x-request-id:' "$T/i.h")" '[0-9a-f]{32}' "X-Request-Id generated"
+
+# kill app2: no GET fails, it is marked down within its fall count, and gets nothing afterwards
+stop app2 KILL 2>/dev/null
+fails=0
+for i in $(seq 1 60); do
+    c=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/p/$i)
+    [ "$c" = 200 ] || fails=$((fails+1))
+done
+is "$fails" 0 "app2 killed: 60 GETs, none failed"
+wait_for 5 up_is 2; ok $? "app2 marked down"
+before=$(curl -s http://127.0.0.1:$A/metrics | grep "backend_requests_total{.*${P[2]}\"}" | awk '{print $2}')
+is "$(spread http://127.0.0.1:$L/p/3 20)" "10 0 10" "after detection: nothing goes to app2"
+after=$(curl -s http://127.0.0.1:$A/metrics | grep "backend_requests_total{.*${P[2]}\"}" | awk '{print $2}')
+is "$after" "$before" "after detection: no attempt sent to app2"
+like "$(curl -s http://127.0.0.1:$A/metrics)" 'shop_lb_retries_total [1-9]' "the failed attempts were retried"
+
+# back after rise
+start app2b "$APP" -a 127.0.0.1:${P[2]} --db "$T/cat.db" --name app2
+wait_for 10 up_is 3; ok $? "app2 back up after its rise count"
+like "$(spread http://127.0.0.1:$L/p/4 30)" '^10 10 10$' "app2 gets its share again"
+
+# drain / enable / remove through the admin listener
+is "$(curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain"
+like "$(spread http://127.0.0.1:$L/p/5 10)" '^0 ' "a drained backend gets no new requests"
+curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
+like "$(spread http://127.0.0.1:$L/p/5 9)" '^[1-9]' "enabled again: it gets requests"
+curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[3]}/remove >/dev/null
+like "$(curl -s http://127.0.0.1:$A/backends)" '^\{"pools":\[\{"name":"default".*' "admin: backends as JSON"
+unlike "$(curl -s http://127.0.0.1:$A/backends)" "${P[3]}" "admin: a removed backend is gone"
+
+# POST is never retried; GET is: a pool with a dead address that is not health-checked
+dead=$(free_port)
+L5=$(free_port)
+start lb5 "$LB" -a 127.0.0.1:$L5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
+wait_port 127.0.0.1 $L5 || bail "lb5"
+codes=$(for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' -X POST "http://127.0.0.1:$L5/api/cart?add=1"; done)
+like "$codes" '502' "POST to a dead backend: 502, not retried"
+codes=$(for i in 1 2 3 4; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:$L5/p/1; done)
+is "$codes" "200 200 200 200 " "GET to a dead backend: retried on the other"
+
+# all backends down: 503 with a reason, at once
+L6=$(free_port)
+start lb6 "$LB" -a 127.0.0.1:$L6 -b 127.0.0.1:$dead --health-interval 100
+wait_port 127.0.0.1 $L6 || bail "lb6"
+is "$(curl -s --max-time 5 -o "$T/503.body" -w '%{http_code}' http://127.0.0.1:$L6/p/1)" 503 "all down: 503 at once"
+like "$(cat "$T/503.body")" "no healthy backend in pool 'default'" "all down: the reason in the body"
+stop lb TERM
+is "$?" 0 "SIGTERM: shop-lb exits 0"
