@@ -164,6 +164,7 @@ struct backend {
     char addr[128];          /* "127.0.0.1:8081" */
     char base[160];          /* "http://127.0.0.1:8081" */
     int up, drained, removed;
+    int checked;             /* has had a health check answer yet */
     unsigned ok_streak, fail_streak, passive_streak;
     uint64_t up_since;       /* for slow start */
     cdn_timer_t *check_timer;
@@ -309,10 +310,17 @@ static void on_check_done(const char *errstr, int status, const void *body, size
     int ok = errstr == NULL && status >= 200 && status < 300;
     const char *lbl[] = {ok ? "ok" : "fail", NULL};
     cdn_counter_inc(cdn_metric_series(lb.m_checks, lbl));
+    int first = !b->checked;
+    b->checked = 1;
     if (ok) {
         b->fail_streak = 0;
-        if (!b->up && ++b->ok_streak >= lb.conf.health.rise)
-            set_up(b, 1, "health check passed");
+        /* a new backend needs one pass (no request waits `rise` intervals at start-up); one that
+         * went down needs `rise` */
+        if (!b->up && (first || ++b->ok_streak >= lb.conf.health.rise)) {
+            set_up(b, 1, first ? "first health check passed" : "health check passed");
+            if (first)
+                b->up_since = 0; /* no slow start for a backend never seen before */
+        }
     } else {
         b->ok_streak = 0;
         if (b->up && ++b->fail_streak >= lb.conf.health.fall) {
@@ -381,7 +389,7 @@ static int backend_add(struct pool *p, const char *addr, unsigned weight, char *
     memcpy(b->base + 7, a, al); /* al < sizeof(addr) < sizeof(base) - 7 */
     b->base[7 + al] = '\0';
     /* with checks on, a backend starts down and comes up after its first passing check: nothing is
-     * sent to an address that was never seen alive (no slow start for that first rise) */
+     * sent to an address that was never seen alive */
     b->up = !lb.conf.health.enabled;
     b->up_since = 0;
     const char *lbl[] = {p->name, b->addr, NULL};

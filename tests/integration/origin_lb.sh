@@ -3,7 +3,7 @@
 # is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 26
+plan 28
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -93,6 +93,17 @@ like "$(spread http://127.0.0.1:$L/p/5 9)" '^[1-9]' "enabled again: it gets requ
 curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[3]}/remove >/dev/null
 like "$(curl -s http://127.0.0.1:$A/backends)" '^\{"pools":\[\{"name":"default".*' "admin: backends as JSON"
 unlike "$(curl -s http://127.0.0.1:$A/backends)" "${P[3]}" "admin: a removed backend is gone"
+
+# slow start: a backend back from a drain starts at 10% of its weight
+L7=$(free_port); A7=$(free_port)
+start lb7 "$LB" -a 127.0.0.1:$L7 --admin 127.0.0.1:$A7 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[3]} \
+    --health-interval 100 --slow-start 60000
+wait_for 10 lb_ready $L7 || bail "lb7"
+curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/drain >/dev/null
+curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
+like "$(curl -s http://127.0.0.1:$A7/backends)" "\"addr\":\"127.0.0.1:${P[1]}\",\"state\":\"up\",\"weight\":1,\"effective_weight\":0\.1" "slow start: 10% weight on return"
+s7=$(spread http://127.0.0.1:$L7/p/1 22)
+[ "${s7%% *}" -le 4 ] && [ "${s7##* }" -ge 18 ]; ok $? "slow start: the returning backend gets a small share ($s7)"
 
 # POST is never retried; GET is: a pool with a dead address that is not health-checked
 dead=$(free_port)
