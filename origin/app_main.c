@@ -1338,6 +1338,7 @@ int main(int argc, char **argv)
     worker_run(&app.workers[0]);
     for (int i = 1; i < app.nworkers; i++)
         pthread_join(app.workers[i].tid, NULL);
+    cdn_signals_free(sigs);
     cdn_notice("stopped");
     if (app.conf.pid_file)
         cdn_pidfile_remove(app.conf.pid_file);

@@ -1381,7 +1381,8 @@ int main(int argc, char **argv)
             cdn_pidfile_remove(lb.conf.pid_file);
         return 1;
     }
-    if (cdn_signals_block() != 0 || cdn_signals_watch(lb.loop, on_signal, NULL) == NULL) {
+    cdn_signals_t *sigs = NULL;
+    if (cdn_signals_block() != 0 || (sigs = cdn_signals_watch(lb.loop, on_signal, NULL)) == NULL) {
         fprintf(stderr, PROG ": cannot watch signals\n");
         return 1;
     }
@@ -1403,6 +1404,7 @@ int main(int argc, char **argv)
         if (stopping && (lb.inflight == 0 || now_ms() >= deadline))
             break;
     }
+    cdn_signals_free(sigs);
     cdn_notice("stopped");
     if (lb.conf.pid_file)
         cdn_pidfile_remove(lb.conf.pid_file);
