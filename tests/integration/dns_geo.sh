@@ -17,7 +17,7 @@ conf() {  # conf WWW-ADDRESS RRL-RATE
 cat <<EOF
 listen: 127.0.0.1:$P
 admin: 127.0.0.1:$A
-log_level: info
+log_level: debug
 rrl: {rate: $2, burst: $2, slip: 2}
 health: {interval: 200ms, timeout: 500ms, rise: 2, fall: 2, doubt: 1s}
 regions:
@@ -84,13 +84,14 @@ import socket, struct, sys, time
 port = int(sys.argv[1]); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
 q = lambda i: struct.pack(">HHHHHH", i, 0, 1, 0, 0, 0) + b"\3www\4shop\4test\0\0\1\0\1"
 lost = 0; seen = set(); t0 = time.time(); n = 0
-while time.time() - t0 < 3 and n < 20000:
+while time.time() - t0 < 3 and n < 30000:
     i = n & 0xFFFF; s.sendto(q(i), ("127.0.0.1", port)); n += 1
     try:
         r = s.recv(512)
         seen.add(".".join(str(b) for b in r[-4:]))
     except socket.timeout:
         lost += 1
+    time.sleep(0.0002)  # paced: the reload lands in the middle of the run
 print(n, lost, " ".join(sorted(seen)))
 PY
 loadpid=$!
