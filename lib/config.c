@@ -187,8 +187,10 @@ static const char *describe(const cdn_conf_node_t *n, char *buf, size_t len)
     size_t o = 0;
     buf[o++] = '"';
     const unsigned char *s = (const unsigned char *)n->str;
-    size_t i = 0;
-    for (; s[i] != '\0' && i < 48 && o + 8 < len; i++) {
+    size_t i = 0, lim = 48;
+    while (lim > 0 && strnlen(n->str, lim + 1) > lim && (s[lim] & 0xc0) == 0x80)
+        lim--; /* cut on a UTF-8 character boundary */
+    for (; s[i] != '\0' && i < lim && o + 8 < len; i++) {
         if (s[i] == '"' || s[i] == '\\') {
             buf[o++] = '\\';
             buf[o++] = (char)s[i];

@@ -397,6 +397,11 @@ static void required_null_and_wrong_items(void **state)
         {"name: n\nlisten: 1\ncolor: red\n", "t:3:8: color: expected a colour like #ff8800"},
         {"name: n\nlisten: 1\ntls: {key: k}\n", "t:3:6: tls: missing required key \"cert\""},
         {"name: n\nlisten: 1\nport: -1\n", "t:3:7: port: expected an integer from 1 to 65535, got \"-1\""},
+        /* A long value is shortened in the message, on a UTF-8 character boundary. */
+        {"name: n\nlisten: 1\nworkers: x" "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+         "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\n",
+         "t:3:10: workers: expected an integer, got \"x" "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+         "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         set_defaults(&d);
