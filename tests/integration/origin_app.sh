@@ -3,7 +3,7 @@
 # ranges (206/416), HEAD, gzip, the cart never cacheable, identical image bytes and ETags on two
 # app servers, metrics, error injection, a delay that does not block the loop, graceful stop.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 48
+plan 53
 APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
 export XDG_CACHE_HOME="$T/cache"
@@ -87,6 +87,22 @@ like "$(curl -s -b 'sid=u1; cart=42:2' $U/api/cart)" '"id":42,"qty":2' "api cart
 # --- ops -------------------------------------------------------------------------------------
 like "$(curl -s $U/metrics)" 'shop_requests_total\{class="image",status="304"\} [1-9]' "metrics count requests by class and status"
 grep -q '/img/42/medium.png' "$T/app1.access"; ok $? "access log written"
+
+# bad input: a garbage request line, an oversized header, silly ids; the server answers and lives
+raw=$(python3 - "$p1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GARBAGE \x01\x02\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode(errors="replace"))
+PY
+)
+like "$raw" '^HTTP/1\.1 4[0-9][0-9]' "a garbage request line: 4xx"
+big=$(head -c 200000 /dev/zero | tr '\0' a)
+c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" $U/p/1)
+[ "$c" != 200 ]; ok $? "an oversized header is refused ($c)"
+is "$(code $U/p/99999999999999999999)" 404 "an id past 32 bits: 404"
+is "$(code "$U/img/0/thumb.png") $(code "$U/img/042/thumb.png") $(code "$U/img/1/thumb.gif")" "404 404 404" "malformed image paths: 404"
+is "$(code $U/healthz)" 200 "still alive after bad input"
 
 # error injection and a delay that does not block the loop
 p3=$(free_port)

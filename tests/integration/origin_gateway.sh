@@ -4,7 +4,7 @@
 # (X-Forwarded-For, Via, X-Request-Id passed through or generated), config errors with their
 # place; shop-app's config: -t, header rules from YAML, SIGHUP reload.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 18
+plan 20
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -76,6 +76,12 @@ protected:
   - {prefix: /api/admin/, token: s3cret}
 YAML
 out=$("$LB" -t -c "$T/lb.yaml" 2>&1); ok $? "shop-lb -t accepts a good config"
+sed 's/pool: shop}/pool: nope}/' "$T/lb.yaml" >"$T/lb-bad.yaml"
+out=$("$LB" -t -c "$T/lb-bad.yaml" 2>&1); rc=$?
+[ $rc -ne 0 ] && [[ "$out" == *"unknown pool"* ]]; ok $? "shop-lb -t: a route to an unknown pool is an error ($out)"
+printf 'listen: 127.0.0.1:1\npools:\n  a: {algo: fastest, backends: []}\n' >"$T/lb-bad2.yaml"
+out=$("$LB" -t -c "$T/lb-bad2.yaml" 2>&1)
+like "$out" 'lb-bad2.yaml:3:[0-9]+:.*algo' "shop-lb -t: a bad value is named with its place"
 start lb "$LB" -c "$T/lb.yaml"
 wait_for 10 test "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/api/x)" = 200 2>/dev/null
 body=$(curl -s http://127.0.0.1:$L/api/hello)

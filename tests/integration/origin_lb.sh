@@ -3,7 +3,7 @@
 # is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 28
+plan 30
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -104,6 +104,28 @@ curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/enable >
 like "$(curl -s http://127.0.0.1:$A7/backends)" "\"addr\":\"127.0.0.1:${P[1]}\",\"state\":\"up\",\"weight\":1,\"effective_weight\":0\.1" "slow start: 10% weight on return"
 s7=$(spread http://127.0.0.1:$L7/p/1 22)
 [ "${s7%% *}" -le 4 ] && [ "${s7##* }" -ge 18 ]; ok $? "slow start: the returning backend gets a small share ($s7)"
+
+# steady concurrent load while an app is killed: no request fails (bounded: 20000 requests, 60 s)
+if command -v h2load >/dev/null; then
+    P5=$(free_port)
+    start app5 "$APP" -a 127.0.0.1:$P5 --db "$T/cat.db" --name app5
+    wait_http http://127.0.0.1:$P5/healthz || bail "app5"
+    L8=$(free_port); A8=$(free_port)
+    start lb8 "$LB" -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 -b 127.0.0.1:${P[1]} -b 127.0.0.1:$P5 \
+        --health-interval 100 --slow-start 0
+    wait_for 10 lb_ready $L8 || bail "lb8"
+    wait_for 10 test "$(curl -s http://127.0.0.1:$A8/metrics | grep -c '^shop_lb_backend_up{.*} 1$')" = 2 2>/dev/null
+    timeout 60 h2load --h1 -n 20000 -c 4 -t 1 http://127.0.0.1:$L8/p/11 >"$T/h2load.out" 2>&1 &
+    h2=$!
+    sleep 0.5
+    stop app5 KILL 2>/dev/null
+    wait $h2
+    like "$(grep '^status codes:' "$T/h2load.out")" '^status codes: 20000 2xx' "app killed under load: all 20000 requests answered 200"
+    n5=$(curl -s http://127.0.0.1:$A8/metrics | grep "backend_requests_total{.*$P5\"}" | awk '{print $2}')
+    [ "${n5:-0}" -gt 0 ] && [ "${n5:-0}" -lt 10000 ]; ok $? "the app was killed in the middle of the load ($n5 attempts went to it)"
+else
+    skip "h2load not installed"; skip "h2load not installed"
+fi
 
 # POST is never retried; GET is: a pool with a dead address that is not health-checked
 dead=$(free_port)
