@@ -4,7 +4,7 @@
 # (X-Forwarded-For, Via, X-Request-Id passed through or generated), config errors with their
 # place; shop-app's config: -t, header rules from YAML, SIGHUP reload.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 20
+plan 21
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -39,6 +39,8 @@ cat >"$T/app.yaml" <<YAML
 listen: 127.0.0.1:$AP
 db: $T/cat.db
 cdn_host: ""
+access_log: $T/app.access
+access_log_format: json
 headers:
   - prefix: /img/
     cache_control: "public, max-age=1000"
@@ -64,6 +66,8 @@ L=$(free_port); A=$(free_port)
 cat >"$T/lb.yaml" <<YAML
 listen: 127.0.0.1:$L
 admin: 127.0.0.1:$A
+access_log: $T/lb.access
+access_log_format: json
 health: {interval: 100ms, rise: 1, slow_start: 0s}
 pools:
   api: {algo: rr, backends: [{addr: 127.0.0.1:$E}]}
@@ -91,6 +95,10 @@ like "$body" 'Via: 1\.1 shop-lb' "the backend gets Via"
 like "$body" 'X-Request-Id: [0-9a-f]{32}' "the backend gets a generated X-Request-Id"
 like "$(curl -s -H 'X-Request-Id: trace-me-42' http://127.0.0.1:$L/api/hello)" 'X-Request-Id: trace-me-42' "a client's X-Request-Id is passed through"
 like "$(hdr http://127.0.0.1:$L/p/3 x-served-by)" "127.0.0.1:$AP" "route /p/ goes to the shop pool"
+curl -s -o /dev/null -H 'X-Request-Id: trace-p3' http://127.0.0.1:$L/p/3
+wait_for 3 grep -q trace-p3 "$T/app.access"
+grep -q '"request_id":"trace-p3"' "$T/lb.access" && grep -q '"request_id":"trace-p3"' "$T/app.access"
+ok $? "X-Request-Id in the access logs of both tiers"
 n_before=$(curl -s http://127.0.0.1:$E/count | head -n1)
 is "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/api/admin/stats)" 401 "protected path without a token: 401"
 is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' http://127.0.0.1:$L/api/admin/stats)" 401 "wrong token: 401"
