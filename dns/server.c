@@ -58,6 +58,7 @@ struct tcp_listener {
 struct tcp_conn {
     struct worker *w;
     h2o_socket_t *sock;
+    h2o_linklist_t link;          /* in worker.conns_list */
     h2o_timeout_entry_t idle;
     int family;
     uint8_t addr[16];
@@ -78,6 +79,7 @@ struct worker {
     _Atomic uint64_t epoch;
     h2o_timeout_t idle_timeout;
     unsigned conns;
+    h2o_linklist_t conns_list;
     /* UDP batch buffers */
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
@@ -215,6 +217,7 @@ static void on_udp(h2o_socket_t *sock, const char *err)
 static void tcp_close(struct tcp_conn *c)
 {
     if (h2o_timeout_is_linked(&c->idle)) h2o_timeout_unlink(&c->idle);
+    h2o_linklist_unlink(&c->link);
     h2o_socket_close(c->sock);
     c->w->conns--;
     free(c->out);
@@ -308,6 +311,7 @@ static void on_tcp_accept(h2o_socket_t *listener, const char *err)
         if (sl == 0) ss.ss_family = AF_UNSPEC;
         addr_of(&ss, &c->family, c->addr);
         w->conns++;
+        h2o_linklist_insert(&w->conns_list, &c->link);
         h2o_timeout_link(w->loop, &w->idle_timeout, &c->idle);
         h2o_socket_read_start(sock, on_tcp_read);
     }
@@ -316,7 +320,19 @@ static void on_tcp_accept(h2o_socket_t *listener, const char *err)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* h2o keeps freed socket buffers in a per-thread bin that is lost when the thread ends; TCP
+     * buffers are few here, so free them right away instead (no leak at exit) */
+    h2o_socket_buffer_prototype.allocator.max = 0;
     while (!atomic_load(&w->s->stop)) h2o_evloop_run(w->loop, 200);
+    /* stopping: close every socket on this thread, let the loop finish the closes, free it */
+    while (!h2o_linklist_is_empty(&w->conns_list))
+        tcp_close(H2O_STRUCT_FROM_MEMBER(struct tcp_conn, link, w->conns_list.next));
+    for (int i = 0; i < w->nudp; i++) h2o_socket_close(w->udp[i].sock);
+    for (int i = 0; i < w->ntcp; i++) h2o_socket_close(w->tcp[i].sock);
+    h2o_timeout_dispose(w->loop, &w->idle_timeout);
+    h2o_evloop_run(w->loop, 0);
+    h2o_evloop_destroy(w->loop);
+    w->loop = NULL;
     return NULL;
 }
 
@@ -324,6 +340,7 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
 {
     w->s = s;
     w->loop = h2o_evloop_create();
+    h2o_linklist_init_anchor(&w->conns_list);
     w->rrl = gdns_rrl_new(65536);
     w->in = malloc(BATCH * sizeof(*w->in));
     w->out = malloc(BATCH * sizeof(*w->out));
@@ -651,8 +668,7 @@ int gdns_server_run(struct gdns_server *s)
 
 void gdns_server_free(struct gdns_server *s)
 {
-    /* the process exits right after; the OS reclaims sockets and loops (h2o's evloop has no
-     * destroy that is safe with pending timeouts). Free what tools like ASan count as leaks. */
+    /* runs after gdns_server_run: the workers have closed their sockets and freed their loops */
     if (!s) return;
     probes_stop(s);
     for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; gdns_view_free(r->v); free(r->snap); free(r); }
@@ -662,6 +678,22 @@ void gdns_server_free(struct gdns_server *s)
         free(s->w[i].out);
     }
     if (s->conf.pid_file) cdn_pidfile_remove(s->conf.pid_file);
+    cdn_httpc_free(s->httpc);
+    cdn_timer_free(s->reclaim);
+    cdn_signals_free(s->sig);
+    if (s->admin) {
+        h2o_socket_close(s->admin);
+        h2o_multithread_queue_t *q = s->hctx.queue;
+        h2o_context_dispose(&s->hctx);
+        h2o_config_dispose(&s->hconf);
+        free(q);  /* h2o 2.2.5's h2o_multithread_destroy_queue does not free the queue itself */
+    }
+    h2o_evloop_run(s->loop, 0);
+    cdn_loop_dispose(s->loop);
+    h2o_evloop_destroy(s->loop);
+    cdn_metrics_free(s->m);
     gdns_view_free(atomic_load(&s->view));
     gdns_conf_free(&s->conf);
+    free(s->w);
+    free(s);
 }

@@ -124,6 +124,9 @@ static void region_by_source_address(void **s)
     resolve(loop, "127.0.2.5", "nope.shop.test", &r);
     assert_string_equal(r.addr, "");
     assert_true(r.err[0] != 0);
+    h2o_evloop_run(loop, 0);
+    cdn_loop_dispose(loop);
+    h2o_evloop_destroy(loop);
 }
 
 int main(void)
