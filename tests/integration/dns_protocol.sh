@@ -3,7 +3,7 @@
 # flags, case, compression, NXDOMAIN/NODATA + SOA, REFUSED, FORMERR cases, NOTIMP, BADVERS,
 # TC then TCP retry, ANY, AXFR, ECS scope, TCP pipelining, amplification guard, -t errors.
 . "$top_srcdir/tests/lib.sh"
-plan 41
+plan 43
 
 DNS=$(bin cdn-dns)
 P=$(free_port)
@@ -11,7 +11,8 @@ A=$(free_port)
 sed -e "s/127.0.0.1:5399/127.0.0.1:$P/" -e "s/127.0.0.1:5398/127.0.0.1:$A/" \
     -e 's|health: http://[^ ]*|health: ~|' \
     "$top_srcdir/dns/examples/bench.yaml" > "$T/dns.yaml"
-start dns "$DNS" -c "$T/dns.yaml"
+printf 'tcp_idle_timeout: 700ms\ntcp_max_connections: 3\n' >> "$T/dns.yaml"
+start dns "$DNS" -c "$T/dns.yaml" -p "$T/dns.pid"
 wait_port 127.0.0.1 "$P" || bail "cdn-dns did not start"
 
 K="kdig @127.0.0.1 -p $P +time=2 +retry=0"
@@ -132,6 +133,33 @@ is "$out" "1:0 2:0 3:3" "TCP: pipelined queries on one connection, answered in o
 # --- amplification guard (the TC cases above also hit it): small answers are not affected
 out=$($D +notcp +ignore +bufsize=1232 ns1.shop.test A)
 like "$out" "ANSWER: 1," "small answers pass the amplification guard"
+
+# --- TCP limits: an idle connection is closed after tcp_idle_timeout; beyond tcp_max_connections
+#     a new connection is closed at once
+out=$(python3 - "$P" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def closed_within(s, secs):
+    s.settimeout(secs)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+a = socket.create_connection(("127.0.0.1", port)); t0 = time.time()
+r1 = "idle-open" if not closed_within(a, 0.3) else "closed-early"
+r2 = "idle-closed" if closed_within(a, 2.0) else "still-open"
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+time.sleep(0.1)
+extra = socket.create_connection(("127.0.0.1", port))
+r3 = "extra-closed" if closed_within(extra, 0.5) else "extra-open"
+r4 = "held-open" if not closed_within(held[0], 0.1) else "held-closed"
+print(r1, r2, r3, r4)
+PY
+)
+is "$out" "idle-open idle-closed extra-closed held-open" "TCP: idle timeout closes, connections are bounded"
+
+# --- pid file
+is "$(cat "$T/dns.pid" 2>/dev/null)" "$pid_dns" "pid file written"
 
 # --- config test mode
 printf 'listen: 127.0.0.1:1\nzones:\n  - name: x.test\n    records:\n      - "www A 1.2.3"\n' > "$T/bad.yaml"
