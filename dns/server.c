@@ -169,7 +169,7 @@ static void on_udp(h2o_socket_t *sock, const char *err)
     struct udp_sock *u = sock->data;
     struct worker *w = u->w;
     struct gdns_server *s = w->s;
-    for (int round = 0; round < 8; round++) {
+    for (int round = 0; round < 16; round++) {
         for (int i = 0; i < BATCH; i++) {
             w->iov[i] = (struct iovec){w->in[i], UDP_BUF};
             w->msgs[i].msg_hdr = (struct msghdr){.msg_name = &w->peers[i], .msg_namelen = sizeof(w->peers[i]),
@@ -210,7 +210,8 @@ static void on_udp(h2o_socket_t *sock, const char *err)
             if (k <= 0) break;  /* a full socket buffer drops, as UDP would */
             sent += k;
         }
-        if (n < BATCH) return;
+        /* busy: look again before going back to epoll (a datagram may have arrived meanwhile);
+         * idle: the next recvmmsg says EAGAIN and we return */
     }
 }
 

@@ -4,7 +4,7 @@
 # reload without lost queries (and a bad reload keeps the old config), RRL slips, /metrics,
 # SIGTERM exit 0.
 . "$top_srcdir/tests/lib.sh"
-plan 26
+plan 28
 
 DNS=$(bin cdn-dns)
 P=$(free_port); A=$(free_port); H1=$(free_port); H2=$(free_port)
@@ -64,6 +64,8 @@ like "$m" 'cdn_dns_edge_up\{edge="eu1"\} 0' "/metrics: eu1 down"
 like "$m" 'cdn_dns_edge_up\{edge="us1"\} 1' "/metrics: us1 up"
 like "$m" 'cdn_dns_region_answers_total\{region="eu"\} [1-9]' "/metrics: answers per region"
 like "$m" 'cdn_dns_edge_answers_total\{edge="us1"\} [1-9]' "/metrics: answers per edge"
+like "$m" 'cdn_dns_responses_total\{rcode="NOERROR"\} [1-9]' "/metrics: responses per rcode"
+is "$(curl -s "http://127.0.0.1:$A/healthz")" ok "/healthz"
 
 # --- bring it back: eu clients return after rise
 start h1 python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$H1"
