@@ -19,7 +19,7 @@ listen: 127.0.0.1:$P
 admin: 127.0.0.1:$A
 log_level: debug
 rrl: {rate: $2, burst: $2, slip: 2}
-health: {interval: 200ms, timeout: 500ms, rise: 2, fall: 2, doubt: 1s}
+health: {interval: 200ms, timeout: 500ms, rise: 2, fall: 2, doubt: 3s}
 regions:
   eu: {subnets: [127.0.1.0/24, 10.1.0.0/16], distance: {us: 100}}
   us: {subnets: [127.0.2.0/24, 10.2.0.0/16], distance: {eu: 100}}
