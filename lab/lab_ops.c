@@ -1,17 +1,434 @@
-/* lab/lab_ops.c - cdn-lab load and report (placeholder until cdn-load lands). */
+/* lab/lab_ops.c - `cdn-lab load` and `cdn-lab report`.
+ *
+ * load: scrapes every edge's and shop-lb's /metrics (metrics/before-*), runs one cdn-load per region
+ * inside that region's client namespace (or from its loopback /24), from all of its client
+ * addresses, each with its own log (load-REGION.log) and seed (seed + region index), waits, and
+ * scrapes again (metrics/after-*).
+ * report: reads those logs and scrapes; prints hit ratios (object, byte; overall, per edge, per
+ * tier, per region), origin offload, latency percentiles per region for hits and misses, the
+ * lowest latency seen per region -> edge pair (about one round trip), errors by kind, and whether
+ * the edges' counters, the logs and the origin's counter reconcile; draws plots with gnuplot when
+ * it is installed, and writes report.txt and index.html. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "labrun.h"
+#include "workload.h"
+
+static void scrape(struct lab_run *r, const char *when)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/metrics", r->statedir);
+    mkdir(dir, 0755);
+    for (size_t i = 0; i < r->plan->nnodes; i++) {
+        const struct lab_node *n = &r->plan->nodes[i];
+        int port = n->kind == LAB_EDGE ? LAB_PORT_EDGE_ADMIN : n->kind == LAB_LB ? LAB_PORT_LB_ADMIN : 0;
+        if (!port) continue;
+        char *body = NULL;
+        size_t len = 0;
+        int st = r->http_get(n->ns, n->addr, port, "/metrics", &body, &len);
+        snprintf(p, sizeof(p), "%s/%s-%s.txt", dir, when, n->name);
+        FILE *f = fopen(p, "w");
+        if (f) {
+            if (st == 200 && body) fwrite(body, 1, len, f);
+            fclose(f);
+        }
+        free(body);
+    }
+}
 
 int lab_cmd_load(struct lab_run *r, int argc, char **argv)
 {
-    (void)r; (void)argc; (void)argv;
-    fprintf(stderr, "cdn-lab: load is not implemented yet\n");
-    return 1;
+    char prog[PATH_MAX];
+    snprintf(prog, sizeof(prog), "%s/cdn-load", r->exedir);
+    if (access(prog, X_OK) < 0) {
+        fprintf(stderr, "cdn-lab: %s not found\n", prog);
+        return 1;
+    }
+    unsigned long long seed = 1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+    const struct lab_plan *p = r->plan;
+    const struct lab_node *dns = &p->nodes[lab_plan_find(p, LAB_DNS, 0)];
+    scrape(r, "before");
+    pid_t pids[LAB_MAX_REGIONS];
+    size_t nr = r->topo->regions.n;
+    for (size_t k = 0; k < nr; k++) {
+        const struct lab_node *c = &p->nodes[lab_plan_find(p, LAB_CLIENT, (int)k)];
+        const struct lab_region *reg = lab_topo_reg(r->topo, k);
+        char srcs[1024] = "", a[20];
+        for (unsigned i = 0; i < reg->clients && strlen(srcs) < sizeof(srcs) - 20; i++) {
+            lab_plan_client_addr(p, (int)k, i, a, sizeof(a));
+            snprintf(srcs + strlen(srcs), sizeof(srcs) - strlen(srcs), "%s%s", i ? "," : "", a);
+        }
+        char dnsa[40], logp[PATH_MAX], sd[32], prods[16];
+        snprintf(dnsa, sizeof(dnsa), "%s:%d", dns->addr, LAB_PORT_DNS);
+        snprintf(logp, sizeof(logp), "%s/load-%s.log", r->statedir, reg->name);
+        snprintf(sd, sizeof(sd), "%llu", seed + k);
+        snprintf(prods, sizeof(prods), "%u", r->topo->origin.products);
+        char *av[96];
+        int n = 0;
+        if (*c->ns) {
+            av[n++] = "ip";
+            av[n++] = "netns";
+            av[n++] = "exec";
+            av[n++] = (char *)c->ns;
+        }
+        av[n++] = prog;
+        av[n++] = "-n";
+        av[n++] = prods;
+        for (int i = 1; i < argc && n < 80; i++) av[n++] = argv[i]; /* the user's options; ours below win */
+        av[n++] = "-r";
+        av[n++] = (char *)reg->name;
+        av[n++] = "-D";
+        av[n++] = dnsa;
+        av[n++] = "-S";
+        av[n++] = srcs;
+        av[n++] = "-z";
+        av[n++] = (char *)r->topo->zone;
+        av[n++] = "-l";
+        av[n++] = logp;
+        av[n++] = "-s";
+        av[n++] = sd;
+        av[n] = NULL;
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            if (!isatty(2) || k) { /* one progress line on a terminal: the first region's */
+                int fd = open("/dev/null", O_WRONLY);
+                if (k) dup2(fd, 2);
+            }
+            execvp(av[0], av);
+            _exit(127);
+        }
+    }
+    int bad = 0;
+    for (size_t k = 0; k < nr; k++) {
+        int st;
+        if (pids[k] > 0 && waitpid(pids[k], &st, 0) > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) bad++;
+    }
+    usleep(300000); /* let the edges finish their bookkeeping of the last responses */
+    scrape(r, "after");
+    printf("load done: %zu regions, logs in %s/load-*.log%s\n", nr, r->statedir, bad ? " (some regions failed)" : "");
+    return bad ? 1 : 0;
+}
+
+/* --- report --- */
+
+/* Sum of a metric's samples whose labels contain `match` (or all, for NULL) in a scrape file. */
+static double metric_sum(const char *file, const char *name, const char *match)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) return NAN;
+    char line[1024];
+    double s = 0;
+    size_t nl = strlen(name);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, name, nl) || (line[nl] != ' ' && line[nl] != '{')) continue;
+        if (match && !strstr(line, match)) continue;
+        char *sp = strrchr(line, ' ');
+        if (sp) s += strtod(sp + 1, NULL);
+    }
+    fclose(f);
+    return s;
+}
+
+static double metric_delta(struct lab_run *r, const char *node, const char *name, const char *match)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    snprintf(a, sizeof(a), "%s/metrics/after-%s.txt", r->statedir, node);
+    snprintf(b, sizeof(b), "%s/metrics/before-%s.txt", r->statedir, node);
+    return metric_sum(a, name, match) - metric_sum(b, name, match);
+}
+
+struct agg {
+    char key[40];
+    uint64_t req, hits, bytes, hit_bytes, err;
+};
+
+static struct agg *agg_get(struct agg *a, size_t *n, size_t max, const char *key)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(a[i].key, key)) return &a[i];
+    if (*n >= max) return NULL;
+    memset(&a[*n], 0, sizeof(a[*n]));
+    snprintf(a[*n].key, sizeof(a[*n].key), "%s", key);
+    return &a[(*n)++];
+}
+
+static void agg_add(struct agg *a, const struct lab_logrec *rec)
+{
+    if (!a) return;
+    a->req++;
+    a->bytes += rec->bytes;
+    if (!strcmp(rec->cache, "hit")) {
+        a->hits++;
+        a->hit_bytes += rec->bytes;
+    }
+    if (rec->status == 0 || rec->status >= 500) a->err++;
+}
+
+static int cmp_d(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+struct lat { double *v; size_t n, cap; };
+static void lat_add(struct lat *l, double v)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 1024;
+        double *p = realloc(l->v, nc * sizeof(double));
+        if (!p) return;
+        l->v = p;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+}
+
+static void out(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void out(FILE *a, FILE *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (a) vfprintf(a, fmt, ap);
+    va_end(ap);
+    va_start(ap, fmt);
+    if (b) vfprintf(b, fmt, ap);
+    va_end(ap);
 }
 
 int lab_cmd_report(struct lab_run *r, int argc, char **argv)
 {
-    (void)r; (void)argc; (void)argv;
-    fprintf(stderr, "cdn-lab: report is not implemented yet\n");
-    return 1;
+    const char *odir = "lab-report";
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "-o")) odir = argv[i + 1];
+    mkdir(odir, 0755);
+    char pat[PATH_MAX];
+    snprintf(pat, sizeof(pat), "%s/load-*.log", r->statedir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) {
+        fprintf(stderr, "cdn-lab: no load logs in %s (run `cdn-lab load` first)\n", r->statedir);
+        return 1;
+    }
+    static struct agg edges[64], regions[LAB_MAX_REGIONS], tiers[8], errs[16], all;
+    size_t ne = 0, nreg = 0, nt = 0, nerr = 0;
+    struct lat lat_hit[LAB_MAX_REGIONS] = {{0}}, lat_miss[LAB_MAX_REGIONS] = {{0}};
+    double minrtt[LAB_MAX_REGIONS][64];
+    for (size_t i = 0; i < LAB_MAX_REGIONS; i++)
+        for (size_t j = 0; j < 64; j++) minrtt[i][j] = INFINITY;
+    uint64_t malformed = 0, warm = 0;
+    char tsv[PATH_MAX];
+    snprintf(tsv, sizeof(tsv), "%s/timeline.tsv", odir);
+    FILE *tl = fopen(tsv, "w"); /* t edge hit(0/1) for the warm-up curve */
+    char cdfp[PATH_MAX];
+    snprintf(cdfp, sizeof(cdfp), "%s/latency.tsv", odir);
+    double tmax = 0;
+    for (size_t gi = 0; gi < g.gl_pathc; gi++) {
+        FILE *f = fopen(g.gl_pathv[gi], "r");
+        if (!f) continue;
+        char line[1024];
+        while (fgets(line, sizeof(line), f)) {
+            struct lab_logrec rec;
+            if (lab_log_parse(line, strlen(line), &rec) < 0) {
+                malformed++;
+                continue;
+            }
+            if (rec.t > tmax) tmax = rec.t;
+            if (tl) fprintf(tl, "%.3f\t%s\t%d\n", rec.t, rec.edge, !strcmp(rec.cache, "hit"));
+            if (rec.phase == 'w') {
+                warm++;
+                continue;
+            }
+            agg_add(&all, &rec);
+            agg_add(agg_get(edges, &ne, 64, rec.edge), &rec);
+            agg_add(agg_get(regions, &nreg, LAB_MAX_REGIONS, rec.region), &rec);
+            if (!strcmp(rec.cache, "hit")) agg_add(agg_get(tiers, &nt, 8, *rec.tier ? rec.tier : "ram"), &rec);
+            if (rec.status == 0 || rec.status >= 400) {
+                char k[40];
+                snprintf(k, sizeof(k), "%s", rec.status ? (rec.status >= 500 ? "5xx" : "4xx") : "transport");
+                if (rec.status) snprintf(k, sizeof(k), "status %d", rec.status);
+                agg_add(agg_get(errs, &nerr, 16, k), &rec);
+            }
+            int ri = lab_topo_region(r->topo, rec.region);
+            if (ri < 0) continue;
+            if (rec.status == 200 || rec.status == 304) {
+                lat_add(!strcmp(rec.cache, "hit") ? &lat_hit[ri] : &lat_miss[ri], rec.latency_ms);
+                if (!strcmp(rec.cache, "hit"))
+                    for (size_t e = 0; e < r->topo->edges.n && e < 64; e++)
+                        if (!strcmp(lab_topo_edge(r->topo, e)->name, rec.edge) && rec.latency_ms < minrtt[ri][e])
+                            minrtt[ri][e] = rec.latency_ms;
+            }
+        }
+        fclose(f);
+    }
+    globfree(&g);
+    if (tl) fclose(tl);
+    char rp[PATH_MAX];
+    snprintf(rp, sizeof(rp), "%s/report.txt", odir);
+    FILE *rf = fopen(rp, "w");
+    FILE *o = stdout;
+    const struct lab_topo *t = r->topo;
+    out(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
+    out(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all.req,
+        (unsigned long long)warm, (unsigned long long)malformed);
+    if (!all.req) {
+        out(o, rf, "no measured requests\n");
+        if (rf) fclose(rf);
+        return 1;
+    }
+    out(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
+        all.bytes ? 100.0 * all.hit_bytes / all.bytes : 0, (unsigned long long)all.err);
+    out(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
+    for (size_t i = 0; i < ne; i++)
+        out(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
+            100.0 * edges[i].hits / edges[i].req, edges[i].bytes ? 100.0 * edges[i].hit_bytes / edges[i].bytes : 0,
+            edges[i].bytes / 1e6);
+    out(o, rf, "\n%-10s %8s %8s\n", "tier", "hits", "of hits");
+    for (size_t i = 0; i < nt; i++)
+        out(o, rf, "%-10s %8llu %7.1f%%\n", tiers[i].key, (unsigned long long)tiers[i].req, 100.0 * tiers[i].req / all.hits);
+    out(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
+    FILE *cdf = fopen(cdfp, "w");
+    for (size_t i = 0; i < nreg; i++) {
+        int ri = lab_topo_region(t, regions[i].key);
+        if (ri < 0) continue;
+        qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d);
+        qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
+        struct lat *h = &lat_hit[ri], *m = &lat_miss[ri];
+        out(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
+            (unsigned long long)regions[i].req, 100.0 * regions[i].hits / regions[i].req, lab_percentile(h->v, h->n, 50),
+            lab_percentile(h->v, h->n, 95), lab_percentile(h->v, h->n, 99), lab_percentile(m->v, m->n, 50),
+            lab_percentile(m->v, m->n, 95), lab_percentile(m->v, m->n, 99));
+        if (cdf) { /* latency CDF, all answered requests of the region */
+            struct lat all_l = {0};
+            for (size_t k = 0; k < h->n; k++) lat_add(&all_l, h->v[k]);
+            for (size_t k = 0; k < m->n; k++) lat_add(&all_l, m->v[k]);
+            qsort(all_l.v, all_l.n, sizeof(double), cmp_d);
+            fprintf(cdf, "# %s\n", regions[i].key);
+            size_t step = all_l.n > 500 ? all_l.n / 500 : 1;
+            for (size_t k = 0; k < all_l.n; k += step) fprintf(cdf, "%.3f\t%.4f\n", all_l.v[k], (double)(k + 1) / all_l.n);
+            fprintf(cdf, "\n\n");
+            free(all_l.v);
+        }
+    }
+    if (cdf) fclose(cdf);
+    out(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
+    for (size_t e = 0; e < t->edges.n && e < 64; e++) out(o, rf, " %8s", lab_topo_edge(t, e)->name);
+    out(o, rf, "\n");
+    for (size_t ri = 0; ri < t->regions.n; ri++) {
+        out(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
+        for (size_t e = 0; e < t->edges.n && e < 64; e++)
+            if (isinf(minrtt[ri][e])) out(o, rf, " %8s", "-");
+            else out(o, rf, " %8.1f", minrtt[ri][e]);
+        out(o, rf, "\n");
+    }
+    if (nerr) {
+        out(o, rf, "\nerrors by kind:\n");
+        for (size_t i = 0; i < nerr; i++) out(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
+    }
+    /* Reconciliation: edges' own counters, the client logs, and the origin's counter. The scrape
+     * windows include the warm-up, so compare against every logged request. */
+    double e_hit = 0, e_req = 0, e_fetch = 0;
+    for (size_t i = 0; i < r->plan->nnodes; i++) {
+        const struct lab_node *n = &r->plan->nodes[i];
+        if (n->kind != LAB_EDGE) continue;
+        e_hit += metric_delta(r, n->name, "edge_requests_total", "result=\"hit\"");
+        e_req += metric_delta(r, n->name, "edge_requests_total", NULL);
+        e_fetch += metric_delta(r, n->name, "edge_origin_fetches_total", NULL);
+    }
+    double lb_req = metric_delta(r, "lb", "shop_lb_requests_total", NULL);
+    uint64_t log_all = all.req + warm;
+    uint64_t log_hits = 0;
+    {   /* hits over every logged request (warm-up too): the window the scrapes saw */
+        FILE *f = fopen(tsv, "r");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f)) log_hits += line[strlen(line) - 2] == '1';
+        if (f) fclose(f);
+    }
+    out(o, rf, "\norigin offload: %s\n", isnan(lb_req) ? "unknown (no shop-lb scrape)" : "");
+    if (!isnan(lb_req))
+        out(o, rf, "  shop-lb answered %.0f requests for %llu client requests: offload %.1f%%\n", lb_req,
+            (unsigned long long)log_all, log_all ? 100.0 * (1.0 - lb_req / (double)log_all) : 0);
+    out(o, rf, "reconciliation (whole run incl. warm-up):\n");
+    if (isnan(e_req)) {
+        out(o, rf, "  no edge scrapes\n");
+    } else {
+        out(o, rf, "  requests: edges counted %.0f, clients logged %llu -> %s\n", e_req, (unsigned long long)log_all,
+            fabs(e_req - (double)log_all) < 0.5 ? "agree" : "DIFFER");
+        if (fabs(e_req - (double)log_all) >= 0.5) out(o, rf, "    difference %+.0f\n", e_req - (double)log_all);
+        out(o, rf, "  hits:     edges counted %.0f, clients logged %llu -> %s\n", e_hit, (unsigned long long)log_hits,
+            fabs(e_hit - (double)log_hits) < 0.5 ? "agree" : "DIFFER");
+        if (fabs(e_hit - (double)log_hits) >= 0.5) out(o, rf, "    difference %+.0f\n", e_hit - (double)log_hits);
+        if (!isnan(lb_req))
+            out(o, rf, "  origin:   edges fetched %.0f, shop-lb answered %.0f -> %s\n", e_fetch, lb_req,
+                fabs(e_fetch - lb_req) < 0.5 ? "agree" : "DIFFER");
+    }
+    if (rf) fclose(rf);
+    /* Plots */
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("\n(gnuplot not installed: no plots; apt-get install gnuplot-nox)\nreport: %s\n", rp);
+        return 0;
+    }
+    char gp[PATH_MAX];
+    snprintf(gp, sizeof(gp), "%s/plots.gp", odir);
+    FILE *f = fopen(gp, "w");
+    if (!f) return 0;
+    char tiers_tsv[PATH_MAX];
+    snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
+    FILE *tf = fopen(tiers_tsv, "w");
+    for (size_t i = 0; tf && i < nt; i++) fprintf(tf, "%s\t%llu\n", tiers[i].key, (unsigned long long)tiers[i].req);
+    if (tf) fclose(tf);
+    int buckets = tmax > 0 ? (int)ceil(tmax) : 1;
+    fprintf(f, "set datafile separator '\\t'\n");
+    for (int fmt = 0; fmt < 2; fmt++) {
+        const char *term = fmt ? "svg size 900,500" : "pngcairo size 900,500", *ext = fmt ? "svg" : "png";
+        fprintf(f, "set terminal %s\n", term);
+        fprintf(f, "set output '%s/hitratio.%s'\nset title 'hit ratio over time per edge (1 s bins)'\n"
+                   "set xlabel 'seconds'\nset ylabel 'hit ratio'\nset yrange [0:1]\nset key outside\n", odir, ext);
+        fprintf(f, "plot ");
+        for (size_t i = 0; i < ne; i++)
+            fprintf(f, "%s'%s' using (floor($1)):(strcol(2) eq '%s' ? $3 : NaN) smooth unique with linespoints title '%s'",
+                    i ? ", " : "", tsv, edges[i].key, edges[i].key);
+        fprintf(f, "\nset output '%s/latency_cdf.%s'\nset title 'latency CDF per region'\nset xlabel 'ms'\n"
+                   "set ylabel 'fraction'\nset logscale x\nplot ", odir, ext);
+        for (size_t i = 0; i < nreg; i++)
+            fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", cdfp, i, regions[i].key);
+        fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'hits per tier'\nset style fill solid\n"
+                   "set yrange [0:*]\nset ylabel 'hits'\nset xlabel ''\nplot '%s' using 2:xtic(1) with boxes notitle\n"
+                   "set yrange [0:1]\n", odir, ext, tiers_tsv);
+    }
+    fclose(f);
+    (void)buckets;
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>'%s/gnuplot.log'", gp, odir);
+    int rc = system(cmd);
+    char hp[PATH_MAX];
+    snprintf(hp, sizeof(hp), "%s/index.html", odir);
+    FILE *h = fopen(hp, "w");
+    if (h) {
+        fprintf(h, "<!doctype html><meta charset=utf-8><title>CDN lab report: %s</title>\n<h1>CDN lab: %s</h1>\n"
+                   "<img src=hitratio.svg><img src=latency_cdf.svg><img src=tiers.svg>\n<pre>\n", t->name, t->name);
+        FILE *x = fopen(rp, "r");
+        char line[512];
+        while (x && fgets(line, sizeof(line), x))
+            for (char *c = line; *c; c++)
+                fputs(*c == '<' ? "&lt;" : *c == '&' ? "&amp;" : (char[]){*c, 0}, h);
+        if (x) fclose(x);
+        fprintf(h, "</pre>\n");
+        fclose(h);
+    }
+    printf("\nplots%s: %s/{hitratio,latency_cdf,tiers}.{png,svg}, page %s, text %s\n", rc ? " (gnuplot failed, see gnuplot.log)" : "",
+           odir, hp, rp);
+    return 0;
 }
