@@ -156,7 +156,12 @@ static void on_resolved(const char *errstr, const struct cdn_addrs *a, void *dat
 static void issue(struct load *L, int user)
 {
     double now = mono_ms();
-    if (L->stopping || (L->max_req && L->issued >= L->max_req)) return;
+    if (L->stopping) return;
+    if (L->max_req && L->issued >= L->max_req) { /* done once the last ones are back */
+        L->stopping = 1;
+        if (!L->inflight) L->done = 1;
+        return;
+    }
     struct lreq *q = calloc(1, sizeof(*q));
     if (!q) return;
     q->magic = MAGIC;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole lab, bounded: cdn-lab up (loopback; then namespaces when root), a known workload,
+# report, fault, down. Checks: a broken topology names its line; `up` twice refuses, `down` twice
+# is fine; a second pass over a small set of images is all hits; the edges' counters, the client
+# logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
+. "$top_srcdir/tests/lib.sh"
+plan 34
+lab=$(bin cdn-lab); load=$(bin cdn-load)
+for p in cdn-edge cdn-dns shop-app shop-lb; do
+    if [ ! -x "$(bin $p)" ]; then
+        for i in $(seq 1 34); do skip "$p is not built"; done; exit 0
+    fi
+done
+topo="$top_srcdir/lab/topologies/default.yaml"
+
+printf 'regions:\n  eu: {}\nedges:\n  - {name: a, region: mars}\n' >"$T/bad.yaml"
+out=$("$lab" -s "$T/bad" up "$T/bad.yaml" 2>&1); rc=$?
+like "$rc $out" "^1 .*bad.yaml:4:23: unknown region 'mars'" "broken topology: error with its line"
+
+run_lab() {  # MODE
+    local mode=$1 S="$T/st-$1"
+    out=$("$lab" -s "$S" up --mode "$mode" "$topo" 2>&1); rc=$?
+    is "$rc" 0 "$mode: up"
+    [ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down >/dev/null 2>&1; return; }
+    out2=$("$lab" -s "$S" up --mode "$mode" "$topo" 2>&1)
+    like "$out2" "already up" "$mode: up twice refuses"
+    "$lab" -s "$S" status >"$T/status.txt" 2>&1; ok $? "$mode: status says all healthy"
+    eval "$("$lab" -s "$S" env)"
+    # A known workload: 4 images, twice, from one eu client (closed loop, one user).
+    ns=${LAB_NS_c_eu:-}; ex=(); [ -n "$ns" ] && ex=(ip netns exec "$ns")
+    cat >"$T/trace.py" <<'PY'
+import struct, sys
+ids = [11, 12, 13, 14] * 2
+sys.stdout.buffer.write(b"".join(struct.pack("<IQIq", i, x, 1000, -1) for i, x in enumerate(ids)))
+PY
+    python3 "$T/trace.py" >"$T/small.bin"
+    "${ex[@]}" "$load" -r eu -D "$LAB_DNS" -S "$LAB_ADDR_c_eu" -w "trace:$T/small.bin" -n 2000 -c 1 -N 8 -d 20s \
+        -l "$T/small-$mode.log" 2>"$T/small-$mode.err"
+    is "$(wc -l <"$T/small-$mode.log")" 8 "$mode: 8 requests logged"
+    is "$(head -4 "$T/small-$mode.log" | cut -f8 | sort -u)" "miss" "$mode: first pass all misses"
+    is "$(tail -4 "$T/small-$mode.log" | cut -f8 | sort -u)" "hit/ram" "$mode: second pass all hits"
+    is "$(cut -f4 "$T/small-$mode.log" | sort -u)" "eu1" "$mode: eu client sent to eu1 by cdn-dns"
+    # Bounded shopper load from every region, then the report.
+    "$lab" -s "$S" load -c 4 -d 3s -W 1s >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
+    "$lab" -s "$S" report -o "$T/rep-$mode" >"$T/report-$mode.txt" 2>&1; ok $? "$mode: report"
+    rep=$(cat "$T/report-$mode.txt")
+    like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
+    like "$rep" "origin: +edges fetched [0-9]+, shop-lb answered [0-9]+ -> agree" "$mode: origin fetches reconcile (edges vs shop-lb)"
+    if [ "$mode" = netns ]; then
+        "$lab" -s "$S" fault kill eu1 >/dev/null; ok $? "$mode: fault kill eu1"
+        for i in $(seq 1 50); do  # two failed probes at 1 s each
+            a=$(ip netns exec "$LAB_NS_c_eu" kdig @"${LAB_DNS%:*}" -p "${LAB_DNS#*:}" +short img.shop.test | head -1)
+            [ "$a" = "$LAB_ADDR_e_eu2" ] && break; sleep 0.1
+        done
+        is "$a" "$LAB_ADDR_e_eu2" "$mode: after eu1 dies, cdn-dns sends eu clients to eu2"
+    fi
+    "$lab" -s "$S" down >/dev/null; ok $? "$mode: down"
+    "$lab" -s "$S" down >/dev/null; ok $? "$mode: down twice"
+    left=$(pgrep -f -- "$S" | wc -l)
+    is "$left" 0 "$mode: no process left"
+    [ -d "$S" ]; ok $((!$?)) "$mode: state dir removed"
+}
+run_lab loopback
+if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
+    run_lab netns
+    is "$(ip netns list | grep -c "^cdnlab-" || true)" 0 "netns: no namespace left"
+else
+    for i in $(seq 1 $((34 - _tap_n))); do skip "namespaces need root"; done
+fi
