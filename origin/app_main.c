@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -51,6 +52,7 @@ struct app_conf {
     long long seed;
     const char *cdn_host;
     uint64_t image_cache;
+    unsigned render_threads;
     const char *error_log;
     const char *log_level;
     const char *access_log;
@@ -110,6 +112,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"seed", CDN_CT_INT, offsetof(struct app_conf, seed), 0, 0, LLONG_MAX},
     {"cdn_host", CDN_CT_STR, offsetof(struct app_conf, cdn_host)},
     {"image_cache", CDN_CT_SIZE, offsetof(struct app_conf, image_cache)},
+    {"render_threads", CDN_CT_UINT, offsetof(struct app_conf, render_threads), 0, 1, 64},
     {"error_log", CDN_CT_STR, offsetof(struct app_conf, error_log)},
     {"log_level", CDN_CT_STR, offsetof(struct app_conf, log_level)},
     {"access_log", CDN_CT_STR, offsetof(struct app_conf, access_log)},
@@ -132,6 +135,7 @@ static void conf_defaults(struct app_conf *c)
     c->seed = SHOP_DEFAULT_SEED;
     c->cdn_host = "https://img.shop.test";
     c->image_cache = 128u << 20;
+    c->render_threads = 2;
     c->log_level = "info";
     c->graceful_timeout = 10000;
     c->gzip = 1;
@@ -168,6 +172,8 @@ struct delayed {
     struct worker *w;
 };
 
+struct render_job;
+
 struct worker {
     int idx;
     pthread_t tid;
@@ -181,6 +187,10 @@ struct worker {
     h2o_linklist_t delayed;    /* sorted by due */
     cdn_timer_t *delay_timer;
     size_t inflight;
+    int render_efd;            /* render threads wake the loop through it */
+    cdn_watch_t *render_watch;
+    pthread_mutex_t render_mu;
+    struct render_job *render_done; /* finished jobs, under render_mu */
     uint64_t stop_deadline;
     int done;
 };
@@ -203,6 +213,9 @@ static struct app {
     cdn_series_t *s_renders, *s_img_hits;
     cdn_series_t *s_latency[C_N];
     int stopping;              /* atomic */
+    pthread_mutex_t render_mu; /* the render queue */
+    pthread_cond_t render_cv;
+    struct render_job *render_head, **render_tail;
     int nworkers;
     struct worker workers[MAX_WORKERS];
     int64_t catalog_time;
@@ -510,21 +523,35 @@ static void on_product(h2o_req_t *req, const struct shop_rule *rule, uint32_t id
 
 static void on_image_dispose(void *p) { shop_image_release(*(struct shop_image **)p); }
 
+static void send_image(h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p,
+                       struct shop_image *img, int hit);
+static void render_submit(struct worker *w, h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p,
+                          enum shop_img_size size);
+
 static void on_image(h2o_req_t *req, const struct shop_rule *rule, uint32_t id, enum shop_img_size size)
 {
     struct shop_product *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
     if (load_product(req, id, p) != 0)
         return;
-    int hit;
-    struct shop_image *img = shop_imgcache_get(app.images, id, size, &hit);
+    struct shop_image *img = shop_imgcache_lookup(app.images, id, size);
+    if (img != NULL) {
+        cdn_counter_inc(app.s_img_hits);
+        send_image(req, rule, p, img, 1);
+    }
+    else
+        render_submit(self, req, rule, p, size); /* rendered on a render thread, not on the loop */
+}
+
+/* img: a reference the response takes over (released when the request's pool goes). */
+static void send_image(h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p,
+                       struct shop_image *img, int hit)
+{
     if (img == NULL) {
         send_error(req, 500, "Internal Server Error", "image rendering failed\n");
         return;
     }
-    /* the response holds a reference until the request's pool goes */
     struct shop_image **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_image_dispose);
     *ref = img;
-    cdn_counter_inc(hit ? app.s_img_hits : app.s_renders);
 
     char sk[80];
     snprintf(sk, sizeof(sk), "product-%u category-%u image-%u", p->id, p->category_id, p->id);
@@ -806,6 +833,143 @@ static void serve(h2o_req_t *req)
     send_error(req, 404, "Not Found", "not found\n");
 }
 
+/* ---------------- image rendering off the loop ----------------
+ * A cache miss goes to a render thread; the finished job comes back to the worker through its
+ * eventfd. The request may be gone by then: its pool's dispose clears job->req (both run on the
+ * worker's thread, the render thread never touches req). */
+
+struct render_job {
+    struct render_job *next;
+    struct worker *w;
+    h2o_req_t *req;            /* NULL once the client went away */
+    struct render_job **anchor; /* in the request's pool */
+    const struct shop_rule *rule;
+    const struct shop_product *p;
+    uint32_t id;
+    enum shop_img_size size;
+    struct shop_image *img;
+    struct render_job *waiters; /* leader only: the same image asked for while it renders */
+    struct render_job *pending_next;
+};
+
+/* Renders in progress (leaders), so that concurrent misses for one image render it once. Under
+ * app.render_mu. */
+#define PENDING_BUCKETS 256
+static struct render_job *pending[PENDING_BUCKETS];
+
+static unsigned pending_bucket(uint32_t id, enum shop_img_size size) { return (id * 3u + (unsigned)size) % PENDING_BUCKETS; }
+
+static void on_job_anchor_dispose(void *p)
+{
+    struct render_job *job = *(struct render_job **)p;
+    if (job != NULL)
+        job->req = NULL;
+}
+
+static void *render_main(void *arg)
+{
+    for (;;) {
+        pthread_mutex_lock(&app.render_mu);
+        while (app.render_head == NULL)
+            pthread_cond_wait(&app.render_cv, &app.render_mu);
+        struct render_job *job = app.render_head;
+        app.render_head = job->next;
+        if (app.render_head == NULL)
+            app.render_tail = &app.render_head;
+        pthread_mutex_unlock(&app.render_mu);
+        int hit;
+        struct shop_image *img = shop_imgcache_get(app.images, job->id, job->size, &hit);
+        if (img != NULL && !hit)
+            cdn_counter_inc(app.s_renders); /* waiters of this render are not counted again */
+        /* leave the pending table, taking the waiters along */
+        pthread_mutex_lock(&app.render_mu);
+        struct render_job **pp = &pending[pending_bucket(job->id, job->size)];
+        while (*pp != NULL && *pp != job)
+            pp = &(*pp)->pending_next;
+        if (*pp == job)
+            *pp = job->pending_next;
+        struct render_job *waiters = job->waiters;
+        pthread_mutex_unlock(&app.render_mu);
+        job->img = img;
+        job->waiters = NULL;
+        for (struct render_job *j = job, *next; j != NULL; j = next) {
+            next = j == job ? waiters : j->next;
+            if (j != job) {
+                if (img != NULL)
+                    __atomic_add_fetch(&img->refcnt, 1, __ATOMIC_ACQ_REL); /* each response holds one */
+                j->img = img;
+            }
+            struct worker *w = j->w;
+            pthread_mutex_lock(&w->render_mu);
+            j->next = w->render_done;
+            w->render_done = j;
+            pthread_mutex_unlock(&w->render_mu);
+            uint64_t one = 1;
+            if (write(w->render_efd, &one, sizeof(one)) < 0) {
+                /* the counter cannot overflow in practice; nothing else to do */
+            }
+        }
+    }
+    return NULL;
+}
+
+static void on_render_done(cdn_watch_t *watch, int fd, int events, void *data)
+{
+    struct worker *w = data;
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: another wakeup already drained it */
+    }
+    pthread_mutex_lock(&w->render_mu);
+    struct render_job *list = w->render_done;
+    w->render_done = NULL;
+    pthread_mutex_unlock(&w->render_mu);
+    while (list != NULL) {
+        struct render_job *job = list;
+        list = job->next;
+        if (job->req != NULL) {
+            *job->anchor = NULL;
+            send_image(job->req, job->rule, job->p, job->img, 0);
+        } else
+            shop_image_release(job->img);
+        free(job);
+    }
+}
+
+static void render_submit(struct worker *w, h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p,
+                          enum shop_img_size size)
+{
+    struct render_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        send_error(req, 503, "Service Unavailable", "out of memory\n");
+        return;
+    }
+    job->w = w;
+    job->req = req;
+    job->rule = rule;
+    job->p = p;
+    job->id = p->id;
+    job->size = size;
+    job->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*job->anchor), on_job_anchor_dispose);
+    *job->anchor = job;
+    pthread_mutex_lock(&app.render_mu);
+    unsigned b = pending_bucket(job->id, job->size);
+    struct render_job *leader = pending[b];
+    while (leader != NULL && (leader->id != job->id || leader->size != job->size))
+        leader = leader->pending_next;
+    if (leader != NULL) {
+        job->next = leader->waiters; /* rendered once, for everyone waiting */
+        leader->waiters = job;
+    } else {
+        job->pending_next = pending[b];
+        pending[b] = job;
+        *app.render_tail = job;
+        app.render_tail = &job->next;
+        pthread_cond_signal(&app.render_cv);
+    }
+    pthread_mutex_unlock(&app.render_mu);
+}
+
 /* ---------------- service delay queue ---------------- */
 
 static void on_delayed_dispose(void *p)
@@ -952,6 +1116,13 @@ static int worker_init(struct worker *w, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a timer");
         return -1;
     }
+    pthread_mutex_init(&w->render_mu, NULL);
+    w->render_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->render_efd < 0 || (w->render_watch = cdn_watch_new(w->loop, w->render_efd, on_render_done, w)) == NULL) {
+        snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
+        return -1;
+    }
+    cdn_watch_set(w->render_watch, CDN_WATCH_READ);
     w->cat = shop_catalog_open(app.conf.db, err, errlen);
     if (w->cat == NULL)
         return -1;
@@ -1315,6 +1486,17 @@ int main(int argc, char **argv)
     if (cdn_signals_block() != 0) {
         fprintf(stderr, PROG ": cannot block signals\n");
         return 1;
+    }
+    pthread_mutex_init(&app.render_mu, NULL);
+    pthread_cond_init(&app.render_cv, NULL);
+    app.render_tail = &app.render_head;
+    for (unsigned i = 0; i < app.conf.render_threads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, render_main, NULL) != 0) {
+            fprintf(stderr, PROG ": cannot start render threads\n");
+            return 1;
+        }
+        pthread_detach(t);
     }
     app.nworkers = (int)app.conf.threads;
     for (int i = 0; i < app.nworkers; i++) {

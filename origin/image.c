@@ -313,6 +313,19 @@ struct shop_image *shop_imgcache_get(shop_imgcache_t *c, uint32_t id, enum shop_
     return img;
 }
 
+struct shop_image *shop_imgcache_lookup(shop_imgcache_t *c, uint32_t id, enum shop_img_size size)
+{
+    pthread_mutex_lock(&c->mu);
+    struct shop_image *e = lookup(c, id, size);
+    if (e != NULL) {
+        lru_unlink(e);
+        lru_push_front(c, e);
+        __atomic_add_fetch(&e->refcnt, 1, __ATOMIC_ACQ_REL);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
 size_t shop_imgcache_bytes(shop_imgcache_t *c)
 {
     pthread_mutex_lock(&c->mu);

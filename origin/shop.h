@@ -179,6 +179,8 @@ void shop_imgcache_free(shop_imgcache_t *c);
  * *hit tells whether it came from the cache. */
 struct shop_image *shop_imgcache_get(shop_imgcache_t *c, uint32_t id, enum shop_img_size size, int *hit);
 void shop_image_release(struct shop_image *img);
+/* A referenced image if cached (never renders), else NULL. */
+struct shop_image *shop_imgcache_lookup(shop_imgcache_t *c, uint32_t id, enum shop_img_size size);
 size_t shop_imgcache_bytes(shop_imgcache_t *c);
 size_t shop_imgcache_count(shop_imgcache_t *c);
 

@@ -3,7 +3,7 @@
 # ranges (206/416), HEAD, gzip, the cart never cacheable, identical image bytes and ETags on two
 # app servers, metrics, error injection, a delay that does not block the loop, graceful stop.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 53
+plan 55
 APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
 export XDG_CACHE_HOME="$T/cache"
@@ -58,6 +58,17 @@ is "$(hdr content-length <"$T/head.h")" "$size" "HEAD: Content-Length of the ful
 # a body after a HEAD answer would break the next response on the same connection
 is "$(curl -s -I -o /dev/null -w '%{http_code} ' $U/img/42/medium.png --next -s -o /dev/null -w '%{http_code}' $U/healthz)" "200 200" "HEAD: no body on the connection"
 is "$(code $U/img/999999/thumb.png)" 404 "image of an unknown product: 404"
+
+# eight clients ask for one cold image at once: it is rendered once (off the loop), all get it
+renders() { curl -s $U/metrics | sed -n 's/^shop_image_renders_total //p'; }
+r0=$(renders)
+cpids=()
+for i in 1 2 3 4 5 6 7 8; do curl -s --max-time 20 -o "$T/cold.$i" $U/img/77/large.png & cpids+=($!); done
+wait "${cpids[@]}"
+r1=$(renders)
+is "$((r1 - r0))" 1 "concurrent misses of one image: one render"
+same=1; for i in 2 3 4 5 6 7 8; do cmp -s "$T/cold.1" "$T/cold.$i" || same=0; done
+[ "$same" = 1 ] && [ -s "$T/cold.1" ]; ok $? "concurrent misses: every client got the same image"
 
 # --- pages -----------------------------------------------------------------------------------
 curl -s -D "$T/p.h" -o "$T/p.html" $U/p/42
