@@ -284,7 +284,7 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
             CK(cdn_conf_str(c, val, &s, err));
             if ((o->log_level = cdn_log_level_parse(s)) < 0)
                 return cdn_conf_fail(c, val, err, "expected debug, info, notice, warn or error");
-        } else if (!strcmp(key, "udp_max_size")) CK(u32(&x, val, 512, 65535, &x.v->set.udp_max));
+        } else if (!strcmp(key, "udp_max_size")) CK(u32(&x, val, 512, 4096, &x.v->set.udp_max));
         else if (!strcmp(key, "amplification_factor")) CK(u32(&x, val, 0, 1000, &x.v->set.amp_factor));
         else if (!strcmp(key, "tcp_idle_timeout")) CK(cdn_conf_duration_ms(c, val, &o->tcp_idle_ms, err));
         else if (!strcmp(key, "tcp_max_connections")) CK(u32(&x, val, 1, 1000000, &o->tcp_max_conns));

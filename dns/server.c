@@ -34,7 +34,8 @@
 #include "rrl.h"
 
 #define BATCH 32
-#define UDP_BUF 65535
+#define UDP_BUF 4096    /* a UDP query or answer; udp_max_size is capped at this (config) */
+#define TCP_BUF 65535
 
 struct view_metrics {             /* per view: series for its regions and edges */
     cdn_series_t **region;
@@ -86,7 +87,7 @@ struct worker {
     struct sockaddr_storage peers[BATCH];
     uint8_t (*in)[UDP_BUF];
     uint8_t (*out)[UDP_BUF];
-    uint8_t tcpbuf[UDP_BUF];
+    uint8_t tcpbuf[TCP_BUF];
 };
 
 struct retired { struct gdns_view *v; uint64_t *snap; struct retired *next; };
@@ -182,6 +183,7 @@ static void on_udp(h2o_socket_t *sock, const char *err)
         uint64_t now = cdn_now_ms();
         int out = 0;
         for (int i = 0; i < n; i++) {
+            if (w->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  /* larger than any query we take */
             struct gdns_req rq = {.pkt = w->in[i], .len = w->msgs[i].msg_len, .tcp = 0, .now_ms = now};
             addr_of(&w->peers[i], &rq.family, rq.addr);
             if (v->set.amp_factor && !gdns_rrl_known(w->rrl, &v->set, rq.family, rq.addr, now))
