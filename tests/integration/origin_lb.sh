@@ -3,7 +3,7 @@
 # is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 30
+plan 32
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -136,6 +136,16 @@ codes=$(for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' -X POST "http:/
 like "$codes" '502' "POST to a dead backend: 502, not retried"
 codes=$(for i in 1 2 3 4; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:$L5/p/1; done)
 is "$codes" "200 200 200 200 " "GET to a dead backend: retried on the other"
+
+# a backend slower than the first-byte timeout: 504, and HTTP/2 (h2c) clients work too
+PD=$(free_port)
+start slowapp "$APP" -a 127.0.0.1:$PD --db "$T/cat.db" --delay 3000
+wait_http http://127.0.0.1:$PD/healthz || bail "slowapp"
+L9=$(free_port)
+start lb9 "$LB" -a 127.0.0.1:$L9 -b 127.0.0.1:$PD --first-byte-timeout 300 --retries 0 --health-interval 100
+wait_for 10 lb_ready $L9 || bail "lb9"
+is "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$L9/p/1)" 504 "first-byte timeout: 504"
+is "$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' http://127.0.0.1:$L/p/1)" "2 200" "h2c through the LB"
 
 # all backends down: 503 with a reason, at once
 L6=$(free_port)
