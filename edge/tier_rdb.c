@@ -201,6 +201,15 @@ void edge_rdb_close(struct edge_rdb *d)
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->writer, NULL);
+        /* flush memtables so that a restart reads SST/blob files, not a long WAL replay */
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = CF_META; i <= CF_BODY; i++) {
+            char *err = NULL;
+            rocksdb_flush_cf(d->db, fo, d->cf[i], &err);
+            free(err);
+        }
+        rocksdb_flushoptions_destroy(fo);
         for (int i = 0; i < 3; i++)
             rocksdb_column_family_handle_destroy(d->cf[i]);
         rocksdb_close(d->db);

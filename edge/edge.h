@@ -1,0 +1,55 @@
+/* edge/edge.h - the server's shared types: configuration, the per-process server (store,
+ * metrics), and the per-thread worker (h2o context, HTTP client, in-flight fetches).
+ *
+ * Threads: one worker per thread, each with its own loop; the store and the metrics are shared
+ * and thread-safe; a fetch and its waiters belong to one worker (collapsing is per worker). */
+#ifndef EDGE_EDGE_H
+#define EDGE_EDGE_H
+
+#include <stdint.h>
+#include <h2o.h>
+
+#include "cdn/httpc.h"
+#include "cdn/metrics.h"
+#include "edge/cache_key.h"
+#include "edge/freshness.h"
+#include "edge/idmap.h"
+#include "edge/store.h"
+
+struct edge_conf {
+    const char *name;            /* Cache-Status cache name suffix: "cdn-edge-<name>" */
+    const char *origin;          /* "http://127.0.0.1:8000" (no trailing slash) */
+    struct edge_key_conf key;
+    struct edge_fresh_conf fresh;
+    uint64_t max_object;         /* larger responses are streamed, not stored */
+    uint64_t connect_timeout_ms, timeout_ms;
+    int workers;
+    int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
+};
+
+struct edge_server {
+    struct edge_conf conf;
+    struct edge_store *store;
+    cdn_metrics_t *metrics;
+    char cache_name[96];         /* "cdn-edge-<name>" */
+    char via[128];               /* "1.1 cdn-edge-<name>" */
+    cdn_series_t *m_req[8], *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
+        *m_purged, *m_corrupt, *m_latency, *m_stored;
+};
+
+struct edge_worker {
+    h2o_context_t ctx;
+    struct edge_server *srv;
+    cdn_httpc_t *httpc;
+    struct edge_idmap fetches;   /* key id -> struct fetch * (collapsible fetches in flight) */
+};
+
+/* Registers the public handler on a host config. */
+void edge_handler_register(h2o_hostconf_t *hc, struct edge_server *srv);
+/* Registers /healthz, /metrics and POST /purge?url=...|tag=... on the admin host config. */
+void edge_admin_register(h2o_hostconf_t *hc, struct edge_server *srv);
+/* Per-thread setup after h2o_context_init. 0 or -1. */
+int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, size_t errlen);
+void edge_server_metrics_init(struct edge_server *srv);
+
+#endif

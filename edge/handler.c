@@ -1,0 +1,1046 @@
+/* edge/handler.c - the request path: key -> RAM -> RocksDB -> origin, with one fetch per key.
+ *
+ * Rules:
+ * - A client request is a `struct creq` in the h2o request pool (its dispose runs when the
+ *   request goes away, also on client abort); it holds one reference on the object or fetch it
+ *   reads from.
+ * - One fetch per key and worker: a cacheable miss creates a `struct fetch` in the worker's table;
+ *   later requests for that key join it as waiters and get the body streamed as it arrives, from
+ *   chunks that never move. A waiter whose response turns out not to be shareable (uncacheable,
+ *   another Vary variant) is sent to the origin on its own.
+ * - The fetch is freed when the transfer is over and no waiter holds it (refs).
+ * - Pure decisions come from freshness.c; this file only applies them. */
+#include "config.h"
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cdn/log.h"
+#include "edge/edge.h"
+#include "edge/obj.h"
+#include "edge/range.h"
+#include "edge/tier_ram.h"
+
+#define FETCH_MAGIC 0x46455443u
+#define CREQ_MAGIC 0x43524551u
+#define CHUNK 65536
+
+enum { M_HIT, M_MISS, M_STALE, M_REVALIDATED, M_PASS, M_ERROR, M_PURGE };
+extern __thread struct edge_worker *edge_tls_worker;
+__thread struct edge_worker *edge_tls_worker;
+
+struct creq;
+
+struct fetch {
+    uint32_t magic;
+    int refs;
+    struct edge_worker *w;
+    uint64_t id;
+    char *key;
+    size_t key_len, pkey_len;
+    int in_table, collapsible;
+    h2o_linklist_t waiters;
+    cdn_httpc_req_t *hr;
+    int head_done, done, failed;
+    char err[160];
+    int status;
+    struct edge_hdr *hdrs;
+    size_t nhdrs;
+    char *harena;
+    uint64_t clen; /* announced Content-Length or UINT64_MAX */
+    char **chunks;
+    size_t nchunks, cap_chunks, last_len; /* last_len: bytes in the last chunk */
+    uint64_t total;
+    int store;
+    char vary[512];
+    int vary_len;
+    struct edge_obj *stale;   /* being revalidated */
+    int stale_if_error;
+    int64_t req_time;
+    struct edge_req_meta rq;
+    struct creq *owner;       /* the request that started it (may leave) */
+    double t0;
+};
+
+struct creq {
+    h2o_generator_t super;
+    uint32_t magic;
+    h2o_req_t *req;
+    struct edge_worker *w;
+    struct edge_hdr *hdrs;
+    size_t nhdrs;
+    int method;
+    struct edge_req_meta rq;
+    char *pkey;
+    size_t pkey_len;
+    char *key;
+    size_t key_len;
+    int is_head;
+    /* reading from an object */
+    struct edge_obj *obj;
+    /* reading from a fetch */
+    struct fetch *f;
+    h2o_linklist_t link;
+    uint64_t sent;
+    int sending, started, finished;
+    double t0;
+};
+
+/* --- small helpers --- */
+static int64_t now_s(void) { return (int64_t)time(NULL); }
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int name_is(const struct edge_hdr *h, const char *n)
+{
+    size_t l = strlen(n);
+    return h->name_len == l && strncasecmp(h->name, n, l) == 0;
+}
+
+/* Headers never sent to clients: hop-by-hop, our targeted fields, tags, lengths h2o sets.
+ * Date: h2o 2.2.5 writes its own Date into every response head (hard-coded in its HTTP/1 and
+ * HPACK encoders), so passing the stored one would make two; the stored Date stays in the store
+ * (never rewritten there) and the Age we send carries the object's age. */
+static int skip_to_client(const struct edge_server *s, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
+{
+    if (edge_hdr_is_hop(all, n, h->name, h->name_len) || name_is(h, "content-length") || name_is(h, "date") ||
+        name_is(h, "cdn-cache-control") || name_is(h, "surrogate-key") || name_is(h, "age"))
+        return 1;
+    return s->conf.fresh.edge_cc_name != NULL && name_is(h, s->conf.fresh.edge_cc_name);
+}
+
+static void add_hdr(h2o_req_t *req, const char *name, size_t nl, const char *v, size_t vl)
+{
+    char *nn = h2o_mem_alloc_pool(&req->pool, nl);
+    for (size_t i = 0; i < nl; i++)
+        nn[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+    char *vv = h2o_mem_alloc_pool(&req->pool, vl + 1);
+    memcpy(vv, v, vl);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, nn, nl, 1, name, vv, vl);
+}
+#define ADD_LIT(req, n, v, vl) add_hdr(req, n, sizeof(n) - 1, v, vl)
+
+static void add_common(struct creq *c, const char *status_detail, int64_t age)
+{
+    struct edge_server *s = c->w->srv;
+    char buf[256];
+    if (age >= 0) {
+        int l = snprintf(buf, sizeof(buf), "%lld", (long long)age);
+        ADD_LIT(c->req, "Age", buf, (size_t)l);
+    }
+    int l = snprintf(buf, sizeof(buf), "%s; %s", s->cache_name, status_detail);
+    ADD_LIT(c->req, "Cache-Status", buf, (size_t)l);
+    ADD_LIT(c->req, "Via", s->via, strlen(s->via));
+}
+
+static const char *reason_of(int st)
+{
+    switch (st) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 410: return "Gone";
+    case 416: return "Range Not Satisfiable";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    }
+    return "Status";
+}
+
+static void on_generator_proceed(h2o_generator_t *g, h2o_req_t *req);
+static void on_generator_stop(h2o_generator_t *g, h2o_req_t *req);
+
+static void send_error(struct creq *c, int status, const char *reason, const char *body)
+{
+    h2o_req_t *req = c->req;
+    c->finished = 1;
+    cdn_counter_inc(c->w->srv->m_req[M_ERROR]);
+    add_common(c, "fwd=miss; detail=origin-error", -1);
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
+    size_t bl = strlen(body);
+    char *b = h2o_mem_alloc_pool(&req->pool, bl + 1);
+    memcpy(b, body, bl);
+    b[bl] = '\n';
+    h2o_send_inline(req, b, bl + 1);
+}
+
+/* --- serving a stored object --- */
+static int etag_match(const char *list, size_t ll, const struct edge_hdr *etag)
+{
+    if (etag == NULL)
+        return 0;
+    /* weak comparison (RFC 9110 13.1.2): W/ prefixes ignored */
+    const char *e = etag->value;
+    size_t el = etag->value_len;
+    if (el > 2 && e[0] == 'W' && e[1] == '/') { e += 2; el -= 2; }
+    const char *p = list, *end = list + ll;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return 1;
+        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *b = p;
+        if (p < end && *p == '"') {
+            p++;
+            while (p < end && *p != '"')
+                p++;
+            if (p < end)
+                p++;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+        if ((size_t)(p - b) == el && memcmp(b, e, el) == 0)
+            return 1;
+        while (p < end && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
+/* RFC 9110 13.1: If-None-Match wins over If-Modified-Since. 1 if the client's copy is current. */
+static int not_modified(struct creq *c, const struct edge_obj *o)
+{
+    int i = edge_hdr_find(c->hdrs, c->nhdrs, "if-none-match", 0);
+    if (i >= 0)
+        return etag_match(c->hdrs[i].value, c->hdrs[i].value_len, edge_obj_hdr(o, "etag"));
+    i = edge_hdr_find(c->hdrs, c->nhdrs, "if-modified-since", 0);
+    const struct edge_hdr *lm = edge_obj_hdr(o, "last-modified");
+    int64_t ims, lmt;
+    if (i < 0 || lm == NULL || edge_http_date_parse(c->hdrs[i].value, c->hdrs[i].value_len, &ims) < 0 ||
+        edge_http_date_parse(lm->value, lm->value_len, &lmt) < 0)
+        return 0;
+    return lmt <= ims;
+}
+
+/* If-Range: the range applies only if the validator matches exactly (strong ETag or date). */
+static int if_range_ok(struct creq *c, const struct edge_obj *o)
+{
+    int i = edge_hdr_find(c->hdrs, c->nhdrs, "if-range", 0);
+    if (i < 0)
+        return 1;
+    const struct edge_hdr *h = &c->hdrs[i];
+    if (h->value_len > 0 && (h->value[0] == '"')) {
+        const struct edge_hdr *et = edge_obj_hdr(o, "etag");
+        return et && et->value_len == h->value_len && memcmp(et->value, h->value, h->value_len) == 0;
+    }
+    const struct edge_hdr *lm = edge_obj_hdr(o, "last-modified");
+    return lm && lm->value_len == h->value_len && memcmp(lm->value, h->value, h->value_len) == 0;
+}
+
+static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, int64_t age)
+{
+    h2o_req_t *req = c->req;
+    struct edge_server *s = c->w->srv;
+    c->obj = edge_obj_ref(o);
+    c->finished = 1;
+    int is304 = (o->status == 200) && not_modified(c, o);
+    uint64_t first = 0, last = o->body_len ? o->body_len - 1 : 0;
+    int rr = EDGE_RANGE_NONE;
+    int ri = edge_hdr_find(c->hdrs, c->nhdrs, "range", 0);
+    if (!is304 && ri >= 0 && c->method == EDGE_M_GET && o->status == 200 && if_range_ok(c, o))
+        rr = edge_range_parse(c->hdrs[ri].value, c->hdrs[ri].value_len, o->body_len, &first, &last);
+    for (size_t i = 0; i < o->nhdrs; i++) {
+        const struct edge_hdr *h = &o->hdrs[i];
+        if (skip_to_client(s, o->hdrs, o->nhdrs, h))
+            continue;
+        if (is304 && !(name_is(h, "etag") || name_is(h, "cache-control") || name_is(h, "date") ||
+                       name_is(h, "expires") || name_is(h, "vary") || name_is(h, "last-modified") ||
+                       name_is(h, "content-location")))
+            continue;
+        add_hdr(req, h->name, h->name_len, h->value, h->value_len);
+    }
+    add_common(c, detail, age);
+    req->res.status = o->status;
+    req->res.reason = reason_of(o->status);
+    h2o_iovec_t body = h2o_iovec_init(o->body, o->body_len);
+    char cr[96];
+    if (is304) {
+        req->res.status = 304;
+        req->res.reason = "Not Modified";
+        body.len = 0;
+        req->res.content_length = SIZE_MAX;
+    } else if (rr == EDGE_RANGE_UNSAT) {
+        req->res.status = 416;
+        req->res.reason = "Range Not Satisfiable";
+        int l = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)o->body_len);
+        ADD_LIT(req, "Content-Range", cr, (size_t)l);
+        body.len = 0;
+        req->res.content_length = 0;
+    } else if (rr == EDGE_RANGE_OK) {
+        req->res.status = 206;
+        req->res.reason = "Partial Content";
+        int l = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
+                         (unsigned long long)last, (unsigned long long)o->body_len);
+        ADD_LIT(req, "Content-Range", cr, (size_t)l);
+        body.base += first;
+        body.len = last - first + 1;
+        req->res.content_length = body.len;
+    } else {
+        req->res.content_length = body.len;
+    }
+    if (c->is_head)
+        body.len = 0;
+    cdn_counter_add(s->m_bytes, body.len);
+    h2o_start_response(req, &c->super);
+    h2o_send(req, &body, body.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+}
+
+/* --- fetches --- */
+static void fetch_release(struct fetch *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->in_table)
+        edge_idmap_del(&f->w->fetches, f->id);
+    for (size_t i = 0; i < f->nchunks; i++)
+        free(f->chunks[i]);
+    free(f->chunks);
+    free(f->hdrs);
+    free(f->harena);
+    free(f->key);
+    edge_obj_release(f->stale);
+    f->magic = 0;
+    free(f);
+}
+
+static void fetch_unlist(struct fetch *f)
+{
+    if (f->in_table) {
+        edge_idmap_del(&f->w->fetches, f->id);
+        f->in_table = 0;
+    }
+}
+
+static void waiter_detach(struct creq *c)
+{
+    if (c->f == NULL)
+        return;
+    struct fetch *f = c->f;
+    if (h2o_linklist_is_linked(&c->link))
+        h2o_linklist_unlink(&c->link);
+    c->f = NULL;
+    if (f->owner == c)
+        f->owner = NULL;
+    /* an uncollapsible fetch nobody listens to is cancelled; a cache fill runs to the end */
+    if (!f->done && f->hr && (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters)) {
+        cdn_httpc_cancel(f->hr);
+        f->hr = NULL;
+        f->done = f->failed = 1;
+        fetch_release(f); /* the transfer's reference */
+    }
+    fetch_release(f);
+}
+
+/* Sends what the waiter has not sent yet, one chunk at a time. */
+static void waiter_pump(struct creq *c)
+{
+    struct fetch *f = c->f;
+    if (f == NULL || c->sending || !c->started)
+        return;
+    if (c->is_head) {
+        c->finished = 1;
+        h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
+        waiter_detach(c);
+        return;
+    }
+    if (c->sent < f->total) {
+        size_t ci = (size_t)(c->sent / CHUNK), off = (size_t)(c->sent % CHUNK);
+        size_t clen = ci == f->nchunks - 1 ? f->last_len : CHUNK;
+        h2o_iovec_t b = h2o_iovec_init(f->chunks[ci] + off, clen - off);
+        c->sent += b.len;
+        cdn_counter_add(c->w->srv->m_bytes, b.len);
+        int final = f->done && !f->failed && c->sent == f->total;
+        c->sending = !final;
+        if (final)
+            c->finished = 1;
+        h2o_send(c->req, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        if (final)
+            waiter_detach(c);
+        return;
+    }
+    if (f->done) {
+        c->finished = 1;
+        h2o_send(c->req, NULL, 0, f->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
+        waiter_detach(c);
+    }
+}
+
+static void on_generator_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct creq *c = (struct creq *)g;
+    if (c->magic != CREQ_MAGIC)
+        return;
+    c->sending = 0;
+    waiter_pump(c);
+}
+
+static void on_generator_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct creq *c = (struct creq *)g;
+    if (c->magic == CREQ_MAGIC)
+        waiter_detach(c);
+}
+
+static void start_fetch_response(struct creq *c, struct fetch *f, const char *detail)
+{
+    h2o_req_t *req = c->req;
+    struct edge_server *s = c->w->srv;
+    for (size_t i = 0; i < f->nhdrs; i++)
+        if (!skip_to_client(s, f->hdrs, f->nhdrs, &f->hdrs[i]))
+            add_hdr(req, f->hdrs[i].name, f->hdrs[i].name_len, f->hdrs[i].value, f->hdrs[i].value_len);
+    /* the upstream Age passes on (we add no residence time for a response in flight) */
+    int ai = edge_hdr_find(f->hdrs, f->nhdrs, "age", 0);
+    if (ai >= 0)
+        add_hdr(req, "Age", 3, f->hdrs[ai].value, f->hdrs[ai].value_len);
+    add_common(c, detail, -1);
+    req->res.status = f->status;
+    req->res.reason = reason_of(f->status);
+    req->res.content_length = f->clen != UINT64_MAX && !(f->status == 304 || f->status == 204) ? f->clen : SIZE_MAX;
+    c->started = 1;
+    h2o_start_response(req, &c->super);
+    waiter_pump(c);
+}
+
+static void dispatch(struct creq *c, int no_collapse);
+static size_t invalidate(struct creq *c, const char *target, size_t tlen);
+static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale, int stale_if_error);
+
+static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
+                         size_t n, void *data)
+{
+    struct fetch *f = data;
+    struct edge_server *s = f->w->srv;
+    /* copy the head: it outlives the callback */
+    size_t sz = 0;
+    for (size_t i = 0; i < n; i++)
+        sz += h[i].name_len + h[i].value_len;
+    f->hdrs = calloc(n ? n : 1, sizeof(*f->hdrs));
+    f->harena = malloc(sz ? sz : 1);
+    if (f->hdrs == NULL || f->harena == NULL)
+        return 1;
+    char *p = f->harena;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, h[i].name, h[i].name_len);
+        f->hdrs[i].name = p;
+        f->hdrs[i].name_len = h[i].name_len;
+        p += h[i].name_len;
+        memcpy(p, h[i].value, h[i].value_len);
+        f->hdrs[i].value = p;
+        f->hdrs[i].value_len = h[i].value_len;
+        p += h[i].value_len;
+    }
+    f->nhdrs = n;
+    f->status = status;
+    f->head_done = 1;
+    int cl = edge_hdr_find(f->hdrs, n, "content-length", 0);
+    f->clen = UINT64_MAX;
+    if (cl >= 0) {
+        char num[24];
+        size_t l = f->hdrs[cl].value_len < 23 ? f->hdrs[cl].value_len : 23;
+        memcpy(num, f->hdrs[cl].value, l);
+        num[l] = '\0';
+        char *e;
+        unsigned long long v = strtoull(num, &e, 10);
+        if (e != num && *e == '\0')
+            f->clen = v;
+    }
+    int64_t now = now_s();
+    struct edge_resp_meta rs;
+    edge_resp_analyze(f->hdrs, n, status, &s->conf.fresh, &rs);
+
+    /* revalidation answered 304: refresh the stored headers, serve the stored body */
+    if (f->stale != NULL && status == 304) {
+        struct edge_hdr *mh = NULL;
+        struct edge_obj *tmp = edge_obj_merge_304(f->stale, f->hdrs, n, &f->stale->fresh, f->req_time);
+        struct edge_obj *no = NULL;
+        if (tmp != NULL) {
+            struct edge_resp_meta mrs;
+            struct edge_fresh fr;
+            edge_resp_analyze(tmp->hdrs, tmp->nhdrs, tmp->status, &s->conf.fresh, &mrs);
+            edge_fresh_from_resp(&fr, &mrs, f->req_time, now, &s->conf.fresh);
+            tmp->fresh = fr;
+            no = tmp;
+            edge_store_put(s->store, no);
+            cdn_counter_inc(s->m_stored);
+        }
+        (void)mh;
+        f->store = 0;
+        fetch_unlist(f);
+        cdn_counter_inc(s->m_req[M_REVALIDATED]);
+        while (!h2o_linklist_is_empty(&f->waiters)) {
+            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            waiter_detach(c);
+            serve_obj(c, no ? no : f->stale, "fwd=stale; fwd-status=304", no ? edge_current_age(no->fresh.initial_age, no->fresh.response_time, now) : 0);
+        }
+        edge_obj_release(no);
+        return 1; /* nothing more to read */
+    }
+    /* a failing origin while we hold a stale copy that stale-if-error allows */
+    if (f->stale != NULL && status >= 500 && f->stale_if_error) {
+        f->store = 0;
+        fetch_unlist(f);
+        while (!h2o_linklist_is_empty(&f->waiters)) {
+            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            waiter_detach(c);
+            char d[96];
+            snprintf(d, sizeof(d), "fwd=stale; fwd-status=%d; detail=stale-if-error", status);
+            cdn_counter_inc(s->m_req[M_STALE]);
+            serve_obj(c, f->stale, d, edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now));
+        }
+        return 1;
+    }
+    /* a successful unsafe method also invalidates Location / Content-Location on this host */
+    if (!f->collapsible && edge_method_unsafe(f->rq.method) && status < 400 && f->owner != NULL) {
+        const char *names[] = {"location", "content-location"};
+        for (int k = 0; k < 2; k++) {
+            int li = edge_hdr_find(f->hdrs, n, names[k], 0);
+            if (li < 0)
+                continue;
+            const char *v = f->hdrs[li].value;
+            size_t vl = f->hdrs[li].value_len;
+            h2o_req_t *oreq = f->owner->req;
+            /* absolute URL on our authority: reduce it to its path */
+            const char *pfx[] = {"http://", "https://"};
+            for (int q = 0; q < 2; q++) {
+                size_t pl = strlen(pfx[q]);
+                if (vl > pl + oreq->authority.len && strncasecmp(v, pfx[q], pl) == 0 &&
+                    strncasecmp(v + pl, oreq->authority.base, oreq->authority.len) == 0 &&
+                    v[pl + oreq->authority.len] == '/') {
+                    v += pl + oreq->authority.len;
+                    vl -= pl + oreq->authority.len;
+                }
+            }
+            if (vl > 0 && v[0] == '/')
+                cdn_counter_add(s->m_purged, invalidate(f->owner, v, vl));
+        }
+    }
+    f->vary_len = edge_vary_normalize(f->hdrs, n, f->vary, sizeof(f->vary));
+    f->store = f->collapsible && f->vary_len >= 0 && edge_storable(&f->rq, &rs, &s->conf.fresh) == EDGE_STORE_OK &&
+               (f->clen == UINT64_MAX || f->clen <= s->conf.max_object);
+    if (!f->store)
+        fetch_unlist(f);
+    char detail[96];
+    const char *fwd = f->stale ? "fwd=stale" : "fwd=miss";
+    snprintf(detail, sizeof(detail), "%s; fwd-status=%d%s", fwd, status, f->store ? "; stored" : "");
+    /* waiters that may not share this response go to the origin on their own */
+    h2o_linklist_t *node = f->waiters.next;
+    while (node != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        node = node->next;
+        int share = c == f->owner;
+        if (!share && f->store) {
+            char k1[1024];
+            int l1 = f->vary_len > 0 ? edge_vary_key(f->vary, (size_t)f->vary_len, c->hdrs, c->nhdrs, k1, sizeof(k1)) : 0;
+            char k0[1024];
+            int l0 = f->vary_len > 0 && f->owner ? edge_vary_key(f->vary, (size_t)f->vary_len, f->owner->hdrs, f->owner->nhdrs, k0, sizeof(k0)) : 0;
+            share = f->vary_len == 0 || (f->owner && l1 >= 0 && l1 == l0 && memcmp(k0, k1, (size_t)l0) == 0);
+            /* the owner left: compare with the key the fetch is stored under */
+            if (f->vary_len > 0 && f->owner == NULL && l1 >= 0)
+                share = f->key_len == f->pkey_len + 1 + (size_t)l1 && memcmp(f->key + f->pkey_len + 1, k1, (size_t)l1) == 0;
+        }
+        if (!share) {
+            waiter_detach(c);
+            dispatch(c, 1);
+            continue;
+        }
+        start_fetch_response(c, f, detail);
+    }
+    /* the object is stored under its variant key: fix the key if Vary appeared now */
+    if (f->store && f->vary_len > 0 && f->key_len == f->pkey_len && f->owner) {
+        char vk[1024];
+        int vl = edge_vary_key(f->vary, (size_t)f->vary_len, f->owner->hdrs, f->owner->nhdrs, vk, sizeof(vk));
+        char *nk = vl >= 0 ? malloc(f->pkey_len + 1 + (size_t)vl + 1) : NULL;
+        if (nk == NULL) {
+            f->store = 0;
+        } else {
+            memcpy(nk, f->key, f->pkey_len);
+            nk[f->pkey_len] = '\n';
+            memcpy(nk + f->pkey_len + 1, vk, (size_t)vl);
+            fetch_unlist(f); /* listed under the primary key; the variant is known now */
+            free(f->key);
+            f->key = nk;
+            f->key_len = f->pkey_len + 1 + (size_t)vl;
+        }
+    } else if (f->store && f->vary_len > 0 && f->key_len == f->pkey_len) {
+        f->store = 0;
+    }
+    return 0;
+}
+
+static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
+{
+    struct fetch *f = data;
+    const char *p = buf;
+    while (len > 0) {
+        if (f->nchunks == 0 || f->last_len == CHUNK) {
+            if (f->nchunks == f->cap_chunks) {
+                size_t nc = f->cap_chunks ? f->cap_chunks * 2 : 8;
+                char **n = realloc(f->chunks, nc * sizeof(*n));
+                if (n == NULL)
+                    return 1;
+                f->chunks = n;
+                f->cap_chunks = nc;
+            }
+            if ((f->chunks[f->nchunks] = malloc(CHUNK)) == NULL)
+                return 1;
+            f->nchunks++;
+            f->last_len = 0;
+        }
+        size_t k = CHUNK - f->last_len < len ? CHUNK - f->last_len : len;
+        memcpy(f->chunks[f->nchunks - 1] + f->last_len, p, k);
+        f->last_len += k;
+        f->total += k;
+        p += k;
+        len -= k;
+    }
+    if (f->total > f->w->srv->conf.max_object && f->store) {
+        f->store = 0;
+        fetch_unlist(f);
+    }
+    h2o_linklist_t *node = f->waiters.next;
+    while (node != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        node = node->next;
+        waiter_pump(c);
+    }
+    return 0;
+}
+
+static void store_fetch(struct fetch *f)
+{
+    struct edge_server *s = f->w->srv;
+    int64_t now = now_s();
+    struct edge_resp_meta rs;
+    struct edge_fresh fr;
+    edge_resp_analyze(f->hdrs, f->nhdrs, f->status, &s->conf.fresh, &rs);
+    edge_fresh_from_resp(&fr, &rs, f->req_time, now, &s->conf.fresh);
+    struct edge_obj *o = edge_obj_new(f->key, f->key_len, f->pkey_len, f->status, f->hdrs, f->nhdrs, f->vary,
+                                      f->vary_len > 0 ? (size_t)f->vary_len : 0, &fr, f->req_time);
+    uint8_t *body = malloc(f->total ? f->total : 1);
+    if (o == NULL || body == NULL) {
+        free(body);
+        edge_obj_release(o);
+        return;
+    }
+    for (size_t i = 0; i < f->nchunks; i++)
+        memcpy(body + i * CHUNK, f->chunks[i], i == f->nchunks - 1 ? f->last_len : CHUNK);
+    edge_obj_set_body(o, body, f->total);
+    edge_store_put(s->store, o);
+    cdn_counter_inc(s->m_stored);
+    edge_obj_release(o);
+}
+
+static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
+{
+    struct fetch *f = data;
+    struct edge_server *s = f->w->srv;
+    f->hr = NULL;
+    f->done = 1;
+    fetch_unlist(f);
+    if (errstr != NULL && !f->head_done) {
+        /* no response at all: stale-if-error, else 502/504 with the reason */
+        cdn_counter_inc(s->m_origin_err);
+        int timeout = strstr(errstr, "imeout") != NULL || strstr(errstr, "timed out") != NULL;
+        char body[256];
+        snprintf(body, sizeof(body), "%s: %s", timeout ? "origin timeout" : "origin unreachable", errstr);
+        while (!h2o_linklist_is_empty(&f->waiters)) {
+            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            waiter_detach(c);
+            if (f->stale && f->stale_if_error) {
+                cdn_counter_inc(s->m_req[M_STALE]);
+                serve_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
+                          edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
+            } else {
+                send_error(c, timeout ? 504 : 502, timeout ? "Gateway Timeout" : "Bad Gateway", body);
+            }
+        }
+        fetch_release(f);
+        return;
+    }
+    if (errstr != NULL) {
+        f->failed = 1;
+        snprintf(f->err, sizeof(f->err), "%s", errstr);
+    } else if (f->store) {
+        store_fetch(f);
+    }
+    h2o_linklist_t *node = f->waiters.next;
+    while (node != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        node = node->next;
+        waiter_pump(c);
+    }
+    fetch_release(f); /* the transfer's reference */
+}
+
+/* The request sent upstream: every end-to-end header of the client, Host kept, plus
+ * X-Forwarded-For and Via. A cache fill drops the client's validators and Range (we want the whole
+ * object); a revalidation adds ours. */
+static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
+{
+    h2o_req_t *req = c->req;
+    size_t max = c->nhdrs + 8;
+    const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
+    size_t n = 0;
+    char peer[64] = "";
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl > 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+    else if (sl > 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    int have_xff = 0, have_accept = 0, have_via = 0;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const struct edge_hdr *h = &c->hdrs[i];
+        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || name_is(h, "content-length") ||
+            name_is(h, "expect"))
+            continue;
+        if (fill && (name_is(h, "if-none-match") || name_is(h, "if-modified-since") || name_is(h, "range") ||
+                     name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
+            continue;
+        const char *extra = "";
+        if (name_is(h, "x-forwarded-for")) {
+            have_xff = 1;
+            extra = peer;
+        } else if (name_is(h, "via")) {
+            have_via = 1;
+            extra = c->w->srv->via;
+        }
+        if (name_is(h, "accept"))
+            have_accept = 1;
+        out[n++] = h2o_mem_alloc_pool(&req->pool, 1);
+        size_t l = h->name_len + h->value_len + strlen(extra) + 8;
+        char *line = h2o_mem_alloc_pool(&req->pool, l);
+        if (*extra)
+            snprintf(line, l, "%.*s: %.*s, %s", (int)h->name_len, h->name, (int)h->value_len, h->value, extra);
+        else if (h->value_len == 0)
+            snprintf(line, l, "%.*s;", (int)h->name_len, h->name); /* curl: "Name;" sends it empty */
+        else
+            snprintf(line, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
+        out[n - 1] = line;
+    }
+    char *line;
+    if (!have_xff && peer[0]) {
+        line = h2o_mem_alloc_pool(&req->pool, 96);
+        snprintf(line, 96, "X-Forwarded-For: %s", peer);
+        out[n++] = line;
+    }
+    if (!have_via) {
+        line = h2o_mem_alloc_pool(&req->pool, 160);
+        snprintf(line, 160, "Via: %s", c->w->srv->via);
+        out[n++] = line;
+    }
+    if (!have_accept)
+        out[n++] = "Accept:"; /* no curl default */
+    out[n++] = "Expect:";
+    if (stale != NULL) {
+        const struct edge_hdr *et = edge_obj_hdr(stale, "etag"), *lm = edge_obj_hdr(stale, "last-modified");
+        if (et) {
+            size_t l = et->value_len + 32;
+            line = h2o_mem_alloc_pool(&req->pool, l);
+            snprintf(line, l, "If-None-Match: %.*s", (int)et->value_len, et->value);
+            out[n++] = line;
+        }
+        if (lm) {
+            size_t l = lm->value_len + 32;
+            line = h2o_mem_alloc_pool(&req->pool, l);
+            snprintf(line, l, "If-Modified-Since: %.*s", (int)lm->value_len, lm->value);
+            out[n++] = line;
+        }
+    }
+    out[n] = NULL;
+    return out;
+}
+
+static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, on_fetch_done};
+
+/* Starts a fetch with c as its first waiter (and owner). */
+static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale, int stale_if_error)
+{
+    struct edge_worker *w = c->w;
+    struct edge_server *s = w->srv;
+    struct fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        send_error(c, 503, "Service Unavailable", "out of memory");
+        return;
+    }
+    f->magic = FETCH_MAGIC;
+    f->w = w;
+    f->refs = 1; /* the transfer */
+    f->collapsible = collapsible;
+    f->key = malloc(c->key_len + 1);
+    memcpy(f->key, c->key, c->key_len);
+    f->key[c->key_len] = '\0';
+    f->key_len = c->key_len;
+    f->pkey_len = c->pkey_len;
+    f->id = edge_key_id(c->key, c->key_len);
+    h2o_linklist_init_anchor(&f->waiters);
+    f->stale = stale ? edge_obj_ref(stale) : NULL;
+    f->stale_if_error = stale_if_error;
+    f->req_time = now_s();
+    f->rq = c->rq;
+    f->owner = c;
+    f->t0 = mono();
+    size_t ul = strlen(s->conf.origin) + c->req->path.len + 1;
+    char *url = h2o_mem_alloc_pool(&c->req->pool, ul);
+    snprintf(url, ul, "%s%.*s", s->conf.origin, (int)c->req->path.len, c->req->path.base);
+    char *method = h2o_mem_alloc_pool(&c->req->pool, c->req->method.len + 1);
+    memcpy(method, c->req->method.base, c->req->method.len);
+    method[c->req->method.len] = '\0';
+    struct cdn_httpc_request hreq = {
+        .method = collapsible ? "GET" : method,
+        .url = url,
+        .headers = upstream_headers(c, collapsible, stale),
+        .body = collapsible ? NULL : c->req->entity.base,
+        .body_len = collapsible ? 0 : c->req->entity.len,
+    };
+    cdn_counter_inc(s->m_origin);
+    /* join before starting: httpc may call back synchronously */
+    f->refs++;
+    c->f = f;
+    h2o_linklist_insert(&f->waiters, &c->link);
+    if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
+        f->in_table = 1;
+    f->refs++; /* held across the start: callbacks may run inside it */
+    cdn_httpc_req_t *hr = cdn_httpc_start(w->httpc, &hreq, &fetch_cbs, f);
+    if (!f->done)
+        f->hr = hr;
+    if (hr == NULL && !f->done)
+        on_fetch_done(NULL, "cannot start the origin request", f);
+    fetch_release(f);
+}
+
+/* --- the tier walk --- */
+static void dispatch(struct creq *c, int no_collapse)
+{
+    struct edge_worker *w = c->w;
+    struct edge_server *s = w->srv;
+    int64_t now = now_s();
+    int cacheable_method = c->method == EDGE_M_GET || c->method == EDGE_M_HEAD;
+    if (!cacheable_method || no_collapse) {
+        cdn_counter_inc(s->m_req[M_PASS]);
+        fetch_start(c, 0, NULL, 0);
+        return;
+    }
+    int tier, corrupt;
+    struct edge_obj *o = edge_store_get(s->store, c->key, c->key_len, &tier, &corrupt);
+    if (corrupt)
+        cdn_counter_inc(s->m_corrupt);
+    if (o != NULL && c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) {
+        edge_obj_release(o);
+        cdn_counter_inc(s->m_req[M_PASS]);
+        fetch_start(c, 0, NULL, 0);
+        return;
+    }
+    if (o != NULL) {
+        struct edge_verdict v;
+        edge_decide(&o->fresh, &c->rq, now, &v);
+        if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
+            cdn_counter_inc(s->m_tier_hit[tier]);
+            cdn_counter_inc(s->m_req[v.use == EDGE_USE_FRESH ? M_HIT : M_STALE]);
+            char d[64];
+            snprintf(d, sizeof(d), "hit%s%s", tier == EDGE_TIER_DISK ? "; detail=disk" : "",
+                     v.use == EDGE_USE_FRESH ? "" : (v.use == EDGE_USE_SWR ? "; fwd=stale; detail=swr" : "; detail=max-stale"));
+            if (v.use == EDGE_USE_SWR) {
+                /* refresh in the background unless a refresh is already in flight */
+                uint64_t fv;
+                if (!edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
+                    /* a fetch with no client: the owner detaches at once */
+                    fetch_start(c, 1, o, 1);
+                    waiter_detach(c);
+                }
+            }
+            serve_obj(c, o, d, v.age);
+            edge_obj_release(o);
+            return;
+        }
+        /* must validate: join a fetch in flight for this key, or start a conditional one */
+        uint64_t fv;
+        if (edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
+            struct fetch *f = (struct fetch *)(uintptr_t)fv;
+            if (f->magic == FETCH_MAGIC && !f->head_done && f->key_len == c->key_len &&
+                memcmp(f->key, c->key, c->key_len) == 0) {
+                cdn_counter_inc(s->m_collapsed);
+                f->refs++;
+                c->f = f;
+                h2o_linklist_insert(&f->waiters, &c->link);
+                edge_obj_release(o);
+                return;
+            }
+        }
+        cdn_counter_inc(s->m_req[M_MISS]);
+        fetch_start(c, 1, o, v.stale_if_error);
+        edge_obj_release(o);
+        return;
+    }
+    if (c->rq.cc.flags & EDGE_CC_ONLY_IF_CACHED) {
+        send_error(c, 504, "Gateway Timeout", "not in cache (only-if-cached)");
+        return;
+    }
+    uint64_t fv;
+    if (edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
+        struct fetch *f = (struct fetch *)(uintptr_t)fv;
+        if (f->magic == FETCH_MAGIC && f->key_len == c->key_len && memcmp(f->key, c->key, c->key_len) == 0 &&
+            (!f->head_done || f->store)) {
+            cdn_counter_inc(s->m_collapsed);
+            f->refs++;
+            c->f = f;
+            h2o_linklist_insert(&f->waiters, &c->link);
+            if (f->head_done)
+                start_fetch_response(c, f, "fwd=miss; detail=collapsed");
+            return;
+        }
+    }
+    cdn_counter_inc(s->m_req[M_MISS]);
+    /* a request with Authorization fills only if the response allows it (checked at head) */
+    fetch_start(c, 1, NULL, 0);
+}
+
+static void on_creq_dispose(void *p)
+{
+    struct creq *c = p;
+    if (c->magic != CREQ_MAGIC)
+        return;
+    waiter_detach(c);
+    edge_obj_release(c->obj);
+    c->obj = NULL;
+    cdn_histogram_observe(c->w->srv->m_latency, mono() - c->t0);
+    c->magic = 0;
+}
+
+static int build_key(struct creq *c)
+{
+    h2o_req_t *req = c->req;
+    struct edge_server *s = c->w->srv;
+    char pk[EDGE_KEY_MAX];
+    const char *scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+    int pl = edge_key_primary(&s->conf.key, scheme, req->authority.base, req->authority.len, req->path.base,
+                              req->path.len, pk, sizeof(pk));
+    if (pl < 0)
+        return -1;
+    c->pkey = h2o_mem_alloc_pool(&req->pool, (size_t)pl + 1);
+    memcpy(c->pkey, pk, (size_t)pl + 1);
+    c->pkey_len = (size_t)pl;
+    char vary[512], vk[2048];
+    c->key = c->pkey;
+    c->key_len = c->pkey_len;
+    if (edge_store_vary(s->store, c->pkey, c->pkey_len, vary, sizeof(vary))) {
+        int vl = edge_vary_key(vary, strlen(vary), c->hdrs, c->nhdrs, vk, sizeof(vk));
+        if (vl < 0)
+            return -1;
+        c->key = h2o_mem_alloc_pool(&req->pool, c->pkey_len + 1 + (size_t)vl + 1);
+        memcpy(c->key, c->pkey, c->pkey_len);
+        c->key[c->pkey_len] = '\n';
+        memcpy(c->key + c->pkey_len + 1, vk, (size_t)vl);
+        c->key_len = c->pkey_len + 1 + (size_t)vl;
+        c->key[c->key_len] = '\0';
+    }
+    return 0;
+}
+
+/* Purges the URL of this request and, for a Location / Content-Location on the same host, that
+ * URL too (RFC 9111 4.4). */
+static size_t invalidate(struct creq *c, const char *target, size_t tlen)
+{
+    struct edge_server *s = c->w->srv;
+    char pk[EDGE_KEY_MAX];
+    const char *scheme = c->req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+    int pl = edge_key_primary(&s->conf.key, scheme, c->req->authority.base, c->req->authority.len, target, tlen, pk,
+                              sizeof(pk));
+    return pl < 0 ? 0 : edge_store_purge_url(s->store, pk, (size_t)pl);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct edge_worker *w = edge_tls_worker;
+    struct edge_server *s = w->srv;
+    struct creq *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), on_creq_dispose);
+    memset(c, 0, sizeof(*c));
+    c->magic = CREQ_MAGIC;
+    c->super.proceed = on_generator_proceed;
+    c->super.stop = on_generator_stop;
+    c->req = req;
+    c->w = w;
+    c->t0 = mono();
+    c->nhdrs = req->headers.size;
+    c->hdrs = h2o_mem_alloc_pool(&req->pool, (c->nhdrs ? c->nhdrs : 1) * sizeof(*c->hdrs));
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        c->hdrs[i] = (struct edge_hdr){h->name->base, h->name->len, h->value.base, h->value.len};
+    }
+    c->method = edge_method_parse(req->method.base, req->method.len);
+    c->is_head = c->method == EDGE_M_HEAD;
+    edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
+    if (build_key(c) < 0) {
+        send_error(c, 400, "Bad Request", "request target not cacheable");
+        return 0;
+    }
+    if (req->method.len == 5 && memcmp(req->method.base, "PURGE", 5) == 0) {
+        size_t n = edge_store_purge_url(s->store, c->pkey, c->pkey_len);
+        cdn_counter_add(s->m_purged, n);
+        cdn_counter_inc(s->m_req[M_PURGE]);
+        char body[64];
+        int l = snprintf(body, sizeof(body), "purged %zu\n", n);
+        req->res.status = n ? 200 : 404;
+        req->res.reason = n ? "OK" : "Not Found";
+        char *b = h2o_mem_alloc_pool(&req->pool, (size_t)l);
+        memcpy(b, body, (size_t)l);
+        h2o_send_inline(req, b, (size_t)l);
+        return 0;
+    }
+    if (edge_method_unsafe(c->method)) {
+        /* RFC 9111 4.4: invalidate now (and again if it succeeds, below is the same effect) */
+        cdn_counter_add(s->m_purged, invalidate(c, req->path.base, req->path.len));
+    }
+    dispatch(c, 0);
+    return 0;
+}
+
+void edge_handler_register(h2o_hostconf_t *hc, struct edge_server *srv)
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
+    h->on_req = on_req;
+}
+
+int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, size_t errlen)
+{
+    w->srv = srv;
+    edge_tls_worker = w;
+    if (edge_idmap_init(&w->fetches, 256) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct cdn_httpc_opts o = {
+        .connect_timeout_ms = srv->conf.connect_timeout_ms,
+        .timeout_ms = srv->conf.timeout_ms,
+        .max_body = 1ULL << 30,
+    };
+    w->httpc = cdn_httpc_new(w->ctx.loop, &o, err, errlen);
+    return w->httpc ? 0 : -1;
+}

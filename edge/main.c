@@ -1,0 +1,572 @@
+/* edge/main.c - cdn-edge: options and config, listeners (HTTP/1.1 + h2c, TLS with ALPN h2),
+ * worker threads (one h2o loop each), the admin listener (/healthz, /metrics, /purge) on the main
+ * thread, signals and graceful stop.
+ *
+ * Quick mode: cdn-edge -a 127.0.0.1:8080 -b http://127.0.0.1:8000 [-d DIR] [--tls ADDR --cert F --key F]
+ * Without -d the RocksDB tier lives in a fresh temporary folder removed at exit. */
+#include "config.h"
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "cdn/config.h"
+#include "cdn/log.h"
+#include "cdn/loop.h"
+#include "cdn/proc.h"
+#include "edge/edge.h"
+
+#define MAX_LISTEN 8
+
+struct listen_spec {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int tls;
+};
+
+static struct {
+    struct listen_spec listen[MAX_LISTEN];
+    int nlisten;
+    struct sockaddr_storage admin;
+    socklen_t admin_len;
+    const char *cert, *key, *dir, *pid_file;
+    uint64_t ram_bytes, disk_bytes;
+    int ram_policy;
+    int test_only;
+    char tmpdir[64];
+} opt;
+
+static struct edge_server srv;
+static volatile int stopping;
+static SSL_CTX *ssl_ctx;
+
+struct worker_thread {
+    struct edge_worker w;
+    pthread_t tid;
+    h2o_accept_ctx_t actx[MAX_LISTEN];
+    h2o_socket_t *ls[MAX_LISTEN];
+    int fds[MAX_LISTEN];
+    h2o_globalconf_t *conf;
+    int ok;
+};
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock != NULL)
+        h2o_accept(listener->data, sock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker_thread *t = arg;
+    char err[256];
+    h2o_context_init(&t->w.ctx, h2o_evloop_create(), t->conf);
+    if (edge_worker_init(&t->w, &srv, err, sizeof(err)) < 0) {
+        cdn_err("worker: %s", err);
+        return NULL;
+    }
+    for (int i = 0; i < opt.nlisten; i++) {
+        t->actx[i].ctx = &t->w.ctx;
+        t->actx[i].hosts = t->conf->hosts;
+        t->actx[i].ssl_ctx = opt.listen[i].tls ? ssl_ctx : NULL;
+        t->ls[i] = h2o_evloop_socket_create(t->w.ctx.loop, t->fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        t->ls[i]->data = &t->actx[i];
+        h2o_socket_read_start(t->ls[i], on_accept);
+    }
+    int closed = 0;
+    uint64_t stop_at = 0;
+    for (;;) {
+        h2o_evloop_run(t->w.ctx.loop, 100);
+        if (stopping && !closed) {
+            /* stop accepting; let what is in flight finish (bounded) */
+            for (int i = 0; i < opt.nlisten; i++) {
+                h2o_socket_read_stop(t->ls[i]);
+                h2o_socket_close(t->ls[i]);
+            }
+            h2o_context_request_shutdown(&t->w.ctx);
+            closed = 1;
+            stop_at = cdn_now_ms() + 5000;
+        }
+        if (closed && (cdn_httpc_inflight(t->w.httpc) == 0 || cdn_now_ms() > stop_at))
+            break;
+    }
+    return NULL;
+}
+
+/* --- admin: /healthz, /metrics, /purge?url=URL or ?tag=TAG --- */
+static int admin_send(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    char *b = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
+    memcpy(b, body, len);
+    h2o_send_inline(req, b, len);
+    return 0;
+}
+
+static size_t url_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n) {
+            char hx[3] = {s[i + 1], s[i + 2], 0};
+            out[o++] = (char)strtol(hx, NULL, 16);
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int on_admin(h2o_handler_t *self, h2o_req_t *req)
+{
+    h2o_iovec_t p = req->path_normalized;
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz")))
+        return admin_send(req, 200, "text/plain", "ok\n", 3);
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
+        size_t len;
+        char *m = cdn_metrics_render(srv.metrics, &len);
+        if (m == NULL)
+            return admin_send(req, 500, "text/plain", "render failed\n", 14);
+        int r = admin_send(req, 200, "text/plain; version=0.0.4", m, len);
+        free(m);
+        return r;
+    }
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/purge")) && req->query_at != SIZE_MAX) {
+        const char *q = req->path.base + req->query_at + 1;
+        size_t ql = req->path.len - req->query_at - 1;
+        char *v = h2o_mem_alloc_pool(&req->pool, ql + 1);
+        size_t n = 0;
+        char body[64];
+        if (ql > 4 && memcmp(q, "tag=", 4) == 0) {
+            size_t vl = url_decode(q + 4, ql - 4, v);
+            n = edge_store_purge_tag(srv.store, v, vl);
+        } else if (ql > 4 && memcmp(q, "url=", 4) == 0) {
+            size_t vl = url_decode(q + 4, ql - 4, v);
+            /* scheme://host/target -> primary key */
+            const char *sep = strstr(v, "://");
+            const char *path = sep ? strchr(sep + 3, '/') : NULL;
+            char key[EDGE_KEY_MAX];
+            int kl = -1;
+            if (sep && path) {
+                char scheme[8];
+                snprintf(scheme, sizeof(scheme), "%.*s", (int)(sep - v), v);
+                kl = edge_key_primary(&srv.conf.key, scheme, sep + 3, (size_t)(path - sep - 3), path,
+                                      vl - (size_t)(path - v), key, sizeof(key));
+            }
+            if (kl < 0)
+                return admin_send(req, 400, "text/plain", "bad url\n", 8);
+            n = edge_store_purge_url(srv.store, key, (size_t)kl);
+        } else {
+            return admin_send(req, 400, "text/plain", "purge?url=URL or purge?tag=TAG\n", 31);
+        }
+        cdn_counter_add(srv.m_purged, n);
+        int l = snprintf(body, sizeof(body), "purged %zu\n", n);
+        return admin_send(req, 200, "text/plain", body, (size_t)l);
+    }
+    return admin_send(req, 404, "text/plain", "not found\n", 10);
+}
+
+static double g_ram_bytes(void *d) { return (double)edge_store_bytes(srv.store, EDGE_TIER_RAM); }
+static double g_disk_bytes(void *d) { return (double)edge_store_bytes(srv.store, EDGE_TIER_DISK); }
+static double g_ram_objs(void *d) { return (double)edge_store_count(srv.store, EDGE_TIER_RAM); }
+static double g_disk_objs(void *d) { return (double)edge_store_count(srv.store, EDGE_TIER_DISK); }
+
+void edge_server_metrics_init(struct edge_server *s)
+{
+    cdn_metrics_t *m = s->metrics = cdn_metrics_new();
+    static const char *const cache_l[] = {"result", NULL}, *const tier_l[] = {"tier", NULL};
+    cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result", cache_l);
+    const char *names[] = {"hit", "miss", "stale", "revalidated", "pass", "error", "purge"};
+    for (int i = 0; i < 7; i++)
+        s->m_req[i] = cdn_metric_series(req, (const char *const[]){names[i]});
+    cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
+    s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
+    s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
+    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"disk"});
+    s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to the origin", NULL));
+    s->m_origin_err = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_errors_total", "Origin fetches without a response", NULL));
+    s->m_collapsed = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_total", "Requests that joined a fetch in flight", NULL));
+    s->m_bytes = cdn_metric_plain(cdn_metrics_counter(m, "edge_body_bytes_sent_total", "Body bytes sent to clients", NULL));
+    s->m_purged = cdn_metric_plain(cdn_metrics_counter(m, "edge_purged_objects_total", "Objects removed by purge or invalidation", NULL));
+    s->m_corrupt = cdn_metric_plain(cdn_metrics_counter(m, "edge_corrupt_objects_total", "Stored objects that failed their checksum", NULL));
+    s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
+    s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
+                                                          cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));
+    cdn_metrics_gauge_fn(m, "edge_ram_bytes", "Bytes in the RAM tier", g_ram_bytes, NULL);
+    cdn_metrics_gauge_fn(m, "edge_disk_bytes", "Bytes in the RocksDB tier", g_disk_bytes, NULL);
+    cdn_metrics_gauge_fn(m, "edge_ram_objects", "Objects in the RAM tier", g_ram_objs, NULL);
+    cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, NULL);
+}
+
+static void on_signal(int signo, void *data)
+{
+    if (signo == SIGTERM || signo == SIGINT)
+        stopping = 1;
+    else if (signo == SIGHUP)
+        cdn_log_reopen();
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cdn-edge -a ADDR:PORT -b ORIGIN-URL [options]\n"
+            "       cdn-edge -c FILE [-t]\n"
+            "  -a, --listen ADDR:PORT   plain listener: HTTP/1.1 and h2c (prior knowledge); repeatable\n"
+            "  -b, --backend URL        origin base URL (http://127.0.0.1:8000)\n"
+            "      --tls ADDR:PORT      TLS listener (ALPN h2, http/1.1); needs --cert and --key\n"
+            "      --cert FILE, --key FILE\n"
+            "  -A, --admin ADDR:PORT    admin listener: /healthz /metrics /purge?url=|tag= (default none)\n"
+            "  -d, --dir DIR            RocksDB folder (default: a fresh temporary folder)\n"
+            "  -s, --ram SIZE           RAM tier bytes (default 256MiB)\n"
+            "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
+            "      --policy lru|s3fifo  RAM eviction policy (default s3fifo)\n"
+            "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge)\n"
+            "  -w, --workers N          worker threads (default: number of CPUs)\n"
+            "      --edge-cc NAME       edge-specific targeted Cache-Control field (RFC 9213)\n"
+            "      --drop-param NAME    query parameter left out of cache keys (prefix*); repeatable\n"
+            "      --sort-params        sort query parameters in cache keys\n"
+            "      --timeout MS         origin transfer timeout (default 30000)\n"
+            "      --connect-timeout MS origin connect timeout (default 3000)\n"
+            "  -p, --pid-file FILE\n"
+            "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
+            "  -t, --test               check the configuration and exit\n"
+            "  -l, --log-level LEVEL    debug|info|notice|warn|error\n"
+            "  -V, --version, -h, --help\n");
+}
+
+static int add_listen(const char *s, int tls)
+{
+    if (opt.nlisten == MAX_LISTEN)
+        return -1;
+    struct listen_spec *l = &opt.listen[opt.nlisten];
+    if (cdn_parse_addr(s, "127.0.0.1", &l->ss, &l->len) < 0)
+        return -1;
+    l->tls = tls;
+    opt.nlisten++;
+    return 0;
+}
+
+/* -c FILE: the same settings as the options, as YAML. */
+struct file_conf {
+    const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level;
+    struct cdn_conf_list listen, tls_listen, drop_params;
+    uint64_t ram, disk, max_object, connect_timeout, timeout, heuristic_max;
+    long long workers;
+    int sort_params, store_set_cookie;
+};
+
+static int load_config(const char *path, char *err, size_t errlen)
+{
+    static const cdn_conf_field_t fields[] = {
+        {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
+        {"origin", CDN_CT_STR, offsetof(struct file_conf, origin), CDN_CF_REQUIRED},
+        {"listen", CDN_CT_STRLIST, offsetof(struct file_conf, listen)},
+        {"tls_listen", CDN_CT_STRLIST, offsetof(struct file_conf, tls_listen)},
+        {"cert", CDN_CT_STR, offsetof(struct file_conf, cert)},
+        {"key", CDN_CT_STR, offsetof(struct file_conf, key)},
+        {"admin", CDN_CT_STR, offsetof(struct file_conf, admin)},
+        {"dir", CDN_CT_STR, offsetof(struct file_conf, dir)},
+        {"pid_file", CDN_CT_STR, offsetof(struct file_conf, pid_file)},
+        {"ram", CDN_CT_SIZE, offsetof(struct file_conf, ram)},
+        {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
+        {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
+        {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
+        {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
+        {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
+        {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
+        {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
+        {"store_set_cookie", CDN_CT_BOOL, offsetof(struct file_conf, store_set_cookie)},
+        {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
+        {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
+        {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
+        {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
+        {NULL},
+    };
+    cdn_conf_err_t cerr;
+    cdn_conf_t *c = cdn_conf_load_file(path, &cerr);
+    if (c == NULL) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        return -1;
+    }
+    struct file_conf fc = {.workers = srv.conf.workers, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
+                           .max_object = srv.conf.max_object, .connect_timeout = srv.conf.connect_timeout_ms,
+                           .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
+    if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        cdn_conf_free(c);
+        return -1;
+    }
+    /* strings live in the document: keep it for the life of the process */
+    for (size_t i = 0; i < fc.listen.n; i++)
+        if (add_listen(((const char **)fc.listen.items)[i], 0) < 0) {
+            snprintf(err, errlen, "%s: bad listen address %s", path, ((const char **)fc.listen.items)[i]);
+            return -1;
+        }
+    for (size_t i = 0; i < fc.tls_listen.n; i++)
+        if (add_listen(((const char **)fc.tls_listen.items)[i], 1) < 0) {
+            snprintf(err, errlen, "%s: bad tls_listen address", path);
+            return -1;
+        }
+    if (fc.admin && cdn_parse_addr(fc.admin, "127.0.0.1", &opt.admin, &opt.admin_len) < 0) {
+        snprintf(err, errlen, "%s: bad admin address %s", path, fc.admin);
+        return -1;
+    }
+    if (fc.policy && (opt.ram_policy = edge_policy_kind_parse(fc.policy)) < 0) {
+        snprintf(err, errlen, "%s: ram_policy must be lru or s3fifo", path);
+        return -1;
+    }
+    if (fc.drop_params.n > 0) {
+        const char **d = cdn_conf_alloc(c, (fc.drop_params.n + 1) * sizeof(*d));
+        memcpy(d, fc.drop_params.items, fc.drop_params.n * sizeof(*d));
+        srv.conf.key.drop_params = d;
+    }
+    if (fc.log_level && cdn_log_level_parse(fc.log_level) >= 0)
+        cdn_log_set_level(cdn_log_level_parse(fc.log_level));
+    srv.conf.name = fc.name ? fc.name : srv.conf.name;
+    srv.conf.origin = fc.origin;
+    opt.cert = fc.cert ? fc.cert : opt.cert;
+    opt.key = fc.key ? fc.key : opt.key;
+    opt.dir = fc.dir ? fc.dir : opt.dir;
+    opt.pid_file = fc.pid_file ? fc.pid_file : opt.pid_file;
+    opt.ram_bytes = fc.ram;
+    opt.disk_bytes = fc.disk;
+    srv.conf.max_object = fc.max_object;
+    srv.conf.workers = (int)fc.workers;
+    srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
+    srv.conf.key.sort_params |= fc.sort_params;
+    srv.conf.fresh.store_set_cookie = fc.store_set_cookie;
+    srv.conf.fresh.heuristic_max = (int64_t)(fc.heuristic_max / 1000);
+    srv.conf.connect_timeout_ms = fc.connect_timeout;
+    srv.conf.timeout_ms = fc.timeout;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"listen", 1, NULL, 'a'},  {"backend", 1, NULL, 'b'},    {"tls", 1, NULL, 1},
+        {"cert", 1, NULL, 2},      {"key", 1, NULL, 3},          {"admin", 1, NULL, 'A'},
+        {"dir", 1, NULL, 'd'},     {"ram", 1, NULL, 's'},        {"disk", 1, NULL, 'S'},
+        {"policy", 1, NULL, 4},    {"name", 1, NULL, 'n'},       {"workers", 1, NULL, 'w'},
+        {"edge-cc", 1, NULL, 5},   {"drop-param", 1, NULL, 6},   {"sort-params", 0, NULL, 7},
+        {"timeout", 1, NULL, 8},   {"connect-timeout", 1, NULL, 9}, {"pid-file", 1, NULL, 'p'},
+        {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
+        {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    static const char *drop[32];
+    int ndrop = 0, loglevel = CDN_LOG_INFO;
+    const char *config = NULL;
+    char err[512];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    srv.conf.name = "edge";
+    srv.conf.workers = ncpu > 0 ? (int)ncpu : 1;
+    srv.conf.max_object = 64 << 20;
+    srv.conf.connect_timeout_ms = 3000;
+    srv.conf.timeout_ms = 30000;
+    edge_fresh_conf_default(&srv.conf.fresh);
+    srv.conf.key.drop_params = drop;
+    opt.ram_bytes = 256ULL << 20;
+    opt.disk_bytes = 4ULL << 30;
+    opt.ram_policy = EDGE_POLICY_S3FIFO;
+    int c;
+    while ((c = getopt_long(argc, argv, "a:b:A:d:s:S:n:w:p:c:tl:Vh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+        case 1:
+            if (add_listen(optarg, c == 1) < 0) {
+                fprintf(stderr, "cdn-edge: bad listen address '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'b': srv.conf.origin = optarg; break;
+        case 2: opt.cert = optarg; break;
+        case 3: opt.key = optarg; break;
+        case 'A':
+            if (cdn_parse_addr(optarg, "127.0.0.1", &opt.admin, &opt.admin_len) < 0) {
+                fprintf(stderr, "cdn-edge: bad admin address '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd': opt.dir = optarg; break;
+        case 's':
+        case 'S':
+            if (cdn_parse_size(optarg, c == 's' ? &opt.ram_bytes : &opt.disk_bytes) < 0) {
+                fprintf(stderr, "cdn-edge: bad size '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 4:
+            if ((opt.ram_policy = edge_policy_kind_parse(optarg)) < 0) {
+                fprintf(stderr, "cdn-edge: --policy must be lru or s3fifo\n");
+                return 2;
+            }
+            break;
+        case 'n': srv.conf.name = optarg; break;
+        case 'w': srv.conf.workers = atoi(optarg); break;
+        case 5: srv.conf.fresh.edge_cc_name = optarg; break;
+        case 6:
+            if (ndrop < 31)
+                drop[ndrop++] = optarg;
+            break;
+        case 7: srv.conf.key.sort_params = 1; break;
+        case 8: srv.conf.timeout_ms = strtoull(optarg, NULL, 10); break;
+        case 9: srv.conf.connect_timeout_ms = strtoull(optarg, NULL, 10); break;
+        case 'p': opt.pid_file = optarg; break;
+        case 'c': config = optarg; break;
+        case 't': opt.test_only = 1; break;
+        case 'l':
+            if ((loglevel = cdn_log_level_parse(optarg)) < 0) {
+                fprintf(stderr, "cdn-edge: bad log level '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'V': cdn_print_version("cdn-edge"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    cdn_log_open("cdn-edge", NULL, (enum cdn_log_level)loglevel);
+    if (config != NULL && load_config(config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cdn-edge: %s\n", err);
+        return 1;
+    }
+    if (srv.conf.origin == NULL || opt.nlisten == 0 || srv.conf.workers < 1 || srv.conf.workers > 256) {
+        fprintf(stderr, "cdn-edge: need at least one listener (-a) and an origin (-b)\n");
+        usage(stderr);
+        return 2;
+    }
+    size_t ol = strlen(srv.conf.origin);
+    if (ol < 8 || (strncmp(srv.conf.origin, "http://", 7) != 0 && strncmp(srv.conf.origin, "https://", 8) != 0)) {
+        fprintf(stderr, "cdn-edge: the origin must be an http:// or https:// URL\n");
+        return 2;
+    }
+    if (srv.conf.origin[ol - 1] == '/') {
+        char *o = strdup(srv.conf.origin);
+        o[ol - 1] = '\0';
+        srv.conf.origin = o;
+    }
+    int want_tls = 0;
+    for (int i = 0; i < opt.nlisten; i++)
+        want_tls |= opt.listen[i].tls;
+    if (want_tls) {
+        if (opt.cert == NULL || opt.key == NULL) {
+            fprintf(stderr, "cdn-edge: --tls needs --cert and --key\n");
+            return 2;
+        }
+        ssl_ctx = SSL_CTX_new(TLS_server_method());
+        SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
+        if (SSL_CTX_use_certificate_chain_file(ssl_ctx, opt.cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ssl_ctx, opt.key, SSL_FILETYPE_PEM) != 1) {
+            fprintf(stderr, "cdn-edge: cannot load certificate %s / key %s: %s\n", opt.cert, opt.key,
+                    ERR_error_string(ERR_get_error(), NULL));
+            return 1;
+        }
+        h2o_ssl_register_alpn_protocols(ssl_ctx, h2o_http2_alpn_protocols);
+    }
+    if (opt.test_only) {
+        printf("cdn-edge: configuration ok\n");
+        return 0;
+    }
+    snprintf(srv.cache_name, sizeof(srv.cache_name), "cdn-edge-%s", srv.conf.name);
+    snprintf(srv.via, sizeof(srv.via), "1.1 cdn-edge-%s", srv.conf.name);
+    if (cdn_signals_block() < 0) {
+        fprintf(stderr, "cdn-edge: cannot block signals\n");
+        return 1;
+    }
+    if (opt.dir == NULL) {
+        snprintf(opt.tmpdir, sizeof(opt.tmpdir), "%s/cdn-edge.XXXXXX", getenv("TMPDIR") ? "/tmp" : "/tmp");
+        if (mkdtemp(opt.tmpdir) == NULL) {
+            fprintf(stderr, "cdn-edge: mkdtemp: %s\n", strerror(errno));
+            return 1;
+        }
+        opt.dir = opt.tmpdir;
+    }
+    struct edge_store_conf sc = {opt.ram_bytes, opt.disk_bytes, (enum edge_policy_kind)opt.ram_policy, opt.dir};
+    if ((srv.store = edge_store_open(&sc, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "cdn-edge: %s\n", err);
+        return 1;
+    }
+    edge_server_metrics_init(&srv);
+    if (opt.pid_file && cdn_pidfile_write(opt.pid_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cdn-edge: %s\n", err);
+        return 1;
+    }
+
+    /* public config and listeners: one socket per worker (SO_REUSEPORT) */
+    h2o_globalconf_t conf;
+    h2o_config_init(&conf);
+    conf.server_name = h2o_iovec_init(NULL, 0); /* the origin's Server passes through instead */
+    h2o_hostconf_t *hc = h2o_config_register_host(&conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    edge_handler_register(hc, &srv);
+    int nw = srv.conf.workers;
+    struct worker_thread *wt = calloc((size_t)nw, sizeof(*wt));
+    for (int k = 0; k < nw; k++) {
+        wt[k].conf = &conf;
+        for (int i = 0; i < opt.nlisten; i++) {
+            wt[k].fds[i] = cdn_listen_tcp((struct sockaddr *)&opt.listen[i].ss, opt.listen[i].len, 1, err, sizeof(err));
+            if (wt[k].fds[i] < 0) {
+                fprintf(stderr, "cdn-edge: %s\n", err);
+                return 1;
+            }
+        }
+    }
+    /* admin on the main thread */
+    h2o_globalconf_t aconf;
+    h2o_context_t actx;
+    h2o_accept_ctx_t aaccept = {0};
+    h2o_config_init(&aconf);
+    h2o_hostconf_t *ahc = h2o_config_register_host(&aconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_create_handler(h2o_config_register_path(ahc, "/", 0), sizeof(h2o_handler_t))->on_req = on_admin;
+    h2o_context_init(&actx, h2o_evloop_create(), &aconf);
+    if (opt.admin_len > 0) {
+        int afd = cdn_listen_tcp((struct sockaddr *)&opt.admin, opt.admin_len, 0, err, sizeof(err));
+        if (afd < 0) {
+            fprintf(stderr, "cdn-edge: admin: %s\n", err);
+            return 1;
+        }
+        aaccept.ctx = &actx;
+        aaccept.hosts = aconf.hosts;
+        h2o_socket_t *as = h2o_evloop_socket_create(actx.loop, afd, H2O_SOCKET_FLAG_DONT_READ);
+        as->data = &aaccept;
+        h2o_socket_read_start(as, on_accept);
+    }
+    cdn_signals_t *sigs = cdn_signals_watch(actx.loop, on_signal, NULL);
+    if (sigs == NULL) {
+        fprintf(stderr, "cdn-edge: cannot watch signals\n");
+        return 1;
+    }
+    for (int k = 0; k < nw; k++)
+        pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
+    char a0[64];
+    cdn_notice("serving %s on %s (%d workers, store %s)", srv.conf.origin,
+               cdn_addr_str((struct sockaddr *)&opt.listen[0].ss, a0, sizeof(a0)), nw, opt.dir);
+    while (!stopping)
+        h2o_evloop_run(actx.loop, 200);
+    cdn_notice("stopping");
+    for (int k = 0; k < nw; k++)
+        pthread_join(wt[k].tid, NULL);
+    edge_store_close(srv.store); /* waits for queued writes */
+    if (opt.pid_file)
+        cdn_pidfile_remove(opt.pid_file);
+    if (opt.tmpdir[0])
+        nftw(opt.tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cdn_notice("stopped");
+    return 0;
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""A scripted origin for the cdn-edge integration tests: behaviour by path prefix, and a counter
+of requests per path (without query) plus the last request's headers, so that tests check what
+reached the origin and what the edge sent upstream.
+
+  /_count?p=/x     -> number of requests for /x        /_last?p=/x -> JSON of its last request headers
+  /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
+  /slow/...        -> the same after 1 s
+  /vary/...        -> Vary: Accept-Language, body echoes it
+  /reval/...       -> max-age=1, ETag "r1"; If-None-Match "r1" -> 304 with max-age=60, X-Refreshed
+  /sie/...         -> max-age=1, stale-if-error=600, ETag
+  /swr/...         -> max-age=1, stale-while-revalidate=60; body counts requests
+  /private/...     -> private; /nostore/... -> no-store; /cookie/... -> Set-Cookie + max-age
+  /cdncc/...       -> Cache-Control: no-store, CDN-Cache-Control: max-age=60
+  /age/...         -> max-age=60 with Age: 50
+  /big/...         -> 300000 bytes, max-age=60
+  /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
+  /status/NNN/...  -> that status, no caching headers
+  anything else    -> 200, no caching headers (heuristic rules apply)
+Any method is accepted; POST/PUT/DELETE bodies are echoed in X-Body-Len. Usage: edge_origin.py PORT
+"""
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+counts = {}
+last = {}
+lock = threading.Lock()
+LM = "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, status, headers, body=b""):
+        self.send_response_only(status)
+        if not any(k.lower() == "date" for k, _ in headers):
+            self.send_header("Date", self.date_time_string())
+        for k, v in headers:
+            self.send_header(k, v)
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def handle_any(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/_count":
+            p = self.path.split("p=", 1)[1] if "p=" in self.path else ""
+            with lock:
+                n = counts.get(p, 0)
+            return self.send(200, [("Content-Type", "text/plain")], str(n).encode())
+        if path == "/_last":
+            p = self.path.split("p=", 1)[1] if "p=" in self.path else ""
+            with lock:
+                d = last.get(p, {})
+            return self.send(200, [("Content-Type", "application/json")], json.dumps(d).encode())
+        n = 0
+        clen = int(self.headers.get("Content-Length") or 0)
+        body_in = self.rfile.read(clen) if clen else b""
+        with lock:
+            counts[path] = counts.get(path, 0) + 1
+            n = counts[path]
+            last[path] = {"method": self.command, "headers": [[k, v] for k, v in self.headers.items()],
+                          "body_len": len(body_in)}
+        body = ("body of %s #%d\n" % (path, n)).encode()
+        h = [("Content-Type", "text/plain"), ("X-Body-Len", str(len(body_in)))]
+        inm = self.headers.get("If-None-Match")
+        if path.startswith("/max60/") or path.startswith("/slow/"):
+            if path.startswith("/slow/"):
+                time.sleep(1)
+            body = ("body of %s\n" % path).encode()
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("ETag", '"e1"'), ("Last-Modified", LM)], body)
+        if path.startswith("/vary/"):
+            lang = self.headers.get("Accept-Language", "none")
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                             ("lang=%s #%d\n" % (lang, n)).encode())
+        if path.startswith("/reval/"):
+            if inm == '"r1"':
+                return self.send(304, [("Cache-Control", "max-age=60"), ("ETag", '"r1"'), ("X-Refreshed", "yes"),
+                                       ("Content-Length", "999")])
+            return self.send(200, h + [("Cache-Control", "max-age=1"), ("ETag", '"r1"')], b"revalidate me\n")
+        if path.startswith("/sie/"):
+            if inm == '"s1"':
+                return self.send(304, [("Cache-Control", "max-age=1, stale-if-error=600"), ("ETag", '"s1"')])
+            return self.send(200, h + [("Cache-Control", "max-age=1, stale-if-error=600"), ("ETag", '"s1"')],
+                             b"stale but useful\n")
+        if path.startswith("/swr/"):
+            return self.send(200, h + [("Cache-Control", "max-age=1, stale-while-revalidate=60")], body)
+        if path.startswith("/private/"):
+            return self.send(200, h + [("Cache-Control", "private, max-age=60")], body)
+        if path.startswith("/nostore/"):
+            return self.send(200, h + [("Cache-Control", "no-store")], body)
+        if path.startswith("/cookie/"):
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Set-Cookie", "id=%d" % n)], body)
+        if path.startswith("/cdncc/"):
+            return self.send(200, h + [("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=60"),
+                                       ("Edge-Cache-Control", "max-age=60")], body)
+        if path.startswith("/age/"):
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Age", "50")], body)
+        if path.startswith("/big/"):
+            big = bytes((i * 7 + 3) % 251 for i in range(300000))
+            return self.send(200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=60"),
+                                   ("ETag", '"big"')], big)
+        if path.startswith("/hop/"):
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Connection", "X-Hop"), ("X-Hop", "secret")], body)
+        if path.startswith("/tag/"):
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Surrogate-Key", "group-a " + path)], body)
+        if path.startswith("/status/"):
+            code = int(path.split("/")[2])
+            return self.send(code, h, body)
+        if self.command in ("POST", "PUT", "DELETE", "PATCH"):
+            return self.send(200, h + [("Location", path.replace("/post", "/max60"))], body)
+        return self.send(200, h, body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_FOO = handle_any
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
