@@ -565,6 +565,30 @@ static int hop_by_hop(const char *n, size_t l)
     return 0;
 }
 
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 416: return "Range Not Satisfiable";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
 static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct cdn_httpc_header *h, size_t n, void *data)
 {
     struct pxreq *px = data;
@@ -574,7 +598,7 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
     h2o_timeout_link(lb.loop, &lb.idle_timeout, &px->timer);
     passive_result(px->be, status >= 500);
     req->res.status = status;
-    req->res.reason = "OK";
+    req->res.reason = reason_of(status);
     for (size_t i = 0; i < n; i++) {
         if (hop_by_hop(h[i].name, h[i].name_len))
             continue;

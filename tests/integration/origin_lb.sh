@@ -3,7 +3,7 @@
 # is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 32
+plan 37
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -93,6 +93,10 @@ like "$(spread http://127.0.0.1:$L/p/5 9)" '^[1-9]' "enabled again: it gets requ
 curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[3]}/remove >/dev/null
 like "$(curl -s http://127.0.0.1:$A/backends)" '^\{"pools":\[\{"name":"default".*' "admin: backends as JSON"
 unlike "$(curl -s http://127.0.0.1:$A/backends)" "${P[3]}" "admin: a removed backend is gone"
+is "$(curl -s -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}&weight=1")" "added" "admin: add a backend"
+wait_for 10 up_is 3; ok $? "the added backend comes up"
+like "$(spread http://127.0.0.1:$L/p/6 30)" ' [1-9][0-9]*$' "the added backend gets requests"
+is "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}")" 400 "admin: adding it twice is refused"
 
 # slow start: a backend back from a drain starts at 10% of its weight
 L7=$(free_port); A7=$(free_port)
@@ -145,6 +149,7 @@ L9=$(free_port)
 start lb9 "$LB" -a 127.0.0.1:$L9 -b 127.0.0.1:$PD --first-byte-timeout 300 --retries 0 --health-interval 100
 wait_for 10 lb_ready $L9 || bail "lb9"
 is "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$L9/p/1)" 504 "first-byte timeout: 504"
+like "$(curl -s -D - -o /dev/null http://127.0.0.1:$L/nope | head -n1)" '^HTTP/1.1 404 Not Found' "a backend's 404 keeps its reason phrase"
 is "$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' http://127.0.0.1:$L/p/1)" "2 200" "h2c through the LB"
 
 # all backends down: 503 with a reason, at once
