@@ -75,15 +75,14 @@ done
 is "$fails" 0 "app2 killed: 60 GETs, none failed"
 wait_for 5 up_is 2; ok $? "app2 marked down"
 before=$(curl -s http://127.0.0.1:$A/metrics | grep "backend_requests_total{.*${P[2]}\"}" | awk '{print $2}')
-is "$(spread http://127.0.0.1:$L/p/3 20)" "10 0 10" "after detection: nothing goes to app2"
+like "$(spread http://127.0.0.1:$L/p/3 20)" '^(9|10|11) 0 (9|10|11)$' "after detection: nothing goes to app2"
 after=$(curl -s http://127.0.0.1:$A/metrics | grep "backend_requests_total{.*${P[2]}\"}" | awk '{print $2}')
 is "$after" "$before" "after detection: no attempt sent to app2"
-like "$(curl -s http://127.0.0.1:$A/metrics)" 'shop_lb_retries_total [1-9]' "the failed attempts were retried"
 
 # back after rise
 start app2b "$APP" -a 127.0.0.1:${P[2]} --db "$T/cat.db" --name app2
 wait_for 10 up_is 3; ok $? "app2 back up after its rise count"
-like "$(spread http://127.0.0.1:$L/p/4 30)" '^10 10 10$' "app2 gets its share again"
+like "$(spread http://127.0.0.1:$L/p/4 30)" '^(8|9|10|11|12) (8|9|10|11|12) (8|9|10|11|12)$' "app2 gets its share again"
 
 # drain / enable / remove through the admin listener
 is "$(curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain"
@@ -133,13 +132,14 @@ fi
 
 # POST is never retried; GET is: a pool with a dead address that is not health-checked
 dead=$(free_port)
-L5=$(free_port)
-start lb5 "$LB" -a 127.0.0.1:$L5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
+L5=$(free_port); A5=$(free_port)
+start lb5 "$LB" -a 127.0.0.1:$L5 --admin 127.0.0.1:$A5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
 wait_port 127.0.0.1 $L5 || bail "lb5"
 codes=$(for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' -X POST "http://127.0.0.1:$L5/api/cart?add=1"; done)
 like "$codes" '502' "POST to a dead backend: 502, not retried"
 codes=$(for i in 1 2 3 4; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:$L5/p/1; done)
 is "$codes" "200 200 200 200 " "GET to a dead backend: retried on the other"
+like "$(curl -s http://127.0.0.1:$A5/metrics)" 'shop_lb_retries_total [1-9]' "retries are counted"
 
 # a backend slower than the first-byte timeout: 504, and HTTP/2 (h2c) clients work too
 PD=$(free_port)
