@@ -55,6 +55,7 @@ struct fetch {
     size_t nchunks, cap_chunks, last_len; /* last_len: bytes in the last chunk */
     uint64_t total;
     int store;
+    int in_cb;                /* inside an httpc callback: no cancel, no free */
     char vary[512];
     int vary_len;
     struct edge_obj *stale;   /* being revalidated */
@@ -348,7 +349,8 @@ static void waiter_detach(struct creq *c)
     if (f->owner == c)
         f->owner = NULL;
     /* an uncollapsible fetch nobody listens to is cancelled; a cache fill runs to the end */
-    if (!f->done && f->hr && (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters)) {
+    if (!f->done && f->hr && !f->in_cb && (!f->collapsible || (f->head_done && !f->store)) &&
+        h2o_linklist_is_empty(&f->waiters)) {
         cdn_httpc_cancel(f->hr);
         f->hr = NULL;
         f->done = f->failed = 1;
@@ -357,16 +359,17 @@ static void waiter_detach(struct creq *c)
     fetch_release(f);
 }
 
-/* Sends what the waiter has not sent yet, one chunk at a time. */
+/* Sends what the waiter has not sent yet, one chunk at a time. The buffers point into the fetch's
+ * chunks, and h2o may hold them until the request is done, so a waiter stays attached (holding
+ * its fetch reference) until the request is disposed, even after its final send. */
 static void waiter_pump(struct creq *c)
 {
     struct fetch *f = c->f;
-    if (f == NULL || c->sending || !c->started)
+    if (f == NULL || c->sending || !c->started || c->finished)
         return;
     if (c->is_head) {
         c->finished = 1;
         h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
-        waiter_detach(c);
         return;
     }
     if (c->sent < f->total) {
@@ -377,17 +380,13 @@ static void waiter_pump(struct creq *c)
         cdn_counter_add(c->w->srv->m_bytes, b.len);
         int final = f->done && !f->failed && c->sent == f->total;
         c->sending = !final;
-        if (final)
-            c->finished = 1;
+        c->finished = final;
         h2o_send(c->req, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-        if (final)
-            waiter_detach(c);
         return;
     }
     if (f->done) {
         c->finished = 1;
         h2o_send(c->req, NULL, 0, f->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
-        waiter_detach(c);
     }
 }
 
@@ -404,7 +403,7 @@ static void on_generator_stop(h2o_generator_t *g, h2o_req_t *req)
 {
     struct creq *c = (struct creq *)g;
     if (c->magic == CREQ_MAGIC)
-        waiter_detach(c);
+        c->finished = 1; /* the dispose callback detaches */
 }
 
 static void start_fetch_response(struct creq *c, struct fetch *f, const char *detail)
@@ -431,8 +430,8 @@ static void dispatch(struct creq *c, int no_collapse);
 static size_t invalidate(struct creq *c, const char *target, size_t tlen);
 static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale, int stale_if_error);
 
-static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
-                         size_t n, void *data)
+static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
+                      size_t n, void *data)
 {
     struct fetch *f = data;
     struct edge_server *s = f->w->srv;
@@ -593,7 +592,7 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
     return 0;
 }
 
-static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
+static int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
 {
     struct fetch *f = data;
     const char *p = buf;
@@ -632,6 +631,37 @@ static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void 
     return 0;
 }
 
+/* The callbacks hold a reference and mark the fetch busy, so that a waiter leaving during them
+ * neither cancels the transfer under curl nor frees the fetch; an unwanted transfer is aborted by
+ * the return value instead. */
+static int unwanted(struct fetch *f)
+{
+    return (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters);
+}
+
+static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
+                         size_t n, void *data)
+{
+    struct fetch *f = data;
+    f->refs++;
+    f->in_cb = 1;
+    int r = fetch_head(hr, status, version, h, n, f) || unwanted(f);
+    f->in_cb = 0;
+    fetch_release(f);
+    return r;
+}
+
+static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
+{
+    struct fetch *f = data;
+    f->refs++;
+    f->in_cb = 1;
+    int r = fetch_body(hr, buf, len, f) || unwanted(f);
+    f->in_cb = 0;
+    fetch_release(f);
+    return r;
+}
+
 static void store_fetch(struct fetch *f)
 {
     struct edge_server *s = f->w->srv;
@@ -662,6 +692,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
     f->done = 1;
+    f->in_cb = 1; /* done: nothing left to cancel */
     fetch_unlist(f);
     if (errstr != NULL && !f->head_done) {
         /* no response at all: stale-if-error, else 502/504 with the reason */
