@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# cdn-edge, more behaviours against the scripted origin: stale-while-revalidate, Authorization,
+# Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
+# cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+plan 22
+
+EDGE=$(bin cdn-edge)
+[ -x "$EDGE" ] || bail "cdn-edge not built"
+OP=$(free_port); EP=$(free_port); AP=$(free_port)
+start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
+wait_port 127.0.0.1 "$OP" || bail "origin did not start"
+start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "http://127.0.0.1:$OP" -w 1 -n m
+wait_http "http://127.0.0.1:$AP/healthz" || bail "edge did not start"
+E=http://127.0.0.1:$EP
+count() { curl -s "http://127.0.0.1:$OP/_count?p=$1"; }
+hdr() { grep -i "^$1:" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+
+# stale-while-revalidate: the stale body now, a refresh in the background
+b1=$(curl -s "$E/swr/w"); sleep 1.3
+h=$(curl -s -D - -o "$T/w2" "$E/swr/w")
+like "$(echo "$h" | hdr cache-status)" 'detail=swr' "stale-while-revalidate: served stale"
+is "$(cat "$T/w2")" "$b1" "with the stale body"
+wait_for 5 test "$(count /swr/w)" = 2; ok $? "and refreshed in the background"
+like "$(curl -s "$E/swr/w")" '#2' "the refreshed body follows"
+
+# Authorization: a stored response that does not allow it is not used
+curl -s -o /dev/null "$E/max60/auth"
+curl -s -o /dev/null -H 'Authorization: Basic eDp5' "$E/max60/auth"
+is "$(count /max60/auth)" 2 "a request with Authorization is not served from cache"
+like "$(curl -s -D - -o /dev/null "$E/max60/auth" | hdr cache-status)" '; hit$' "others still get the stored copy"
+
+# Set-Cookie responses are not stored (no public / s-maxage)
+curl -s -o /dev/null "$E/cookie/c"; h=$(curl -s -D - -o /dev/null "$E/cookie/c")
+is "$(count /cookie/c)" 2 "Set-Cookie response not stored"
+like "$h" 'Set-Cookie: id=2' "but the cookie reaches its own client"
+
+# only-if-cached on a miss: 504, no origin request
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Cache-Control: only-if-cached' "$E/max60/oic")" 504 "only-if-cached miss -> 504"
+is "$(count /max60/oic)" 0 "without asking the origin"
+# request no-cache forces a revalidation of a fresh object
+curl -s -o /dev/null "$E/max60/nc"; curl -s -o /dev/null -H 'Cache-Control: no-cache' "$E/max60/nc"
+is "$(count /max60/nc)" 2 "request no-cache goes to the origin"
+
+# many streams on one HTTP/2 connection
+out=$(h2load -n 200 -c 1 -m 50 "$E/max60/h2" 2>&1)
+like "$out" '200 succeeded, 0 failed' "h2load: 200 streams on one connection"
+is "$(count /max60/h2)" 1 "one origin request for them"
+if command -v nghttp >/dev/null; then
+    like "$(nghttp -n -s "$E/max60/h2" "$E/max60/h2" 2>&1)" 'responseEnd' "nghttp: two streams"
+else
+    skip "nghttp not installed"
+fi
+
+# 500 concurrent clients on one cold (slow) object: one origin fetch
+out=$(h2load -n 500 -c 500 -m 1 --h1 "$E/slow/cold" 2>&1)
+like "$out" '500 succeeded, 0 failed' "500 concurrent clients all answered"
+is "$(count /slow/cold)" 1 "with exactly one origin fetch"
+
+# malformed requests: an error, no crash
+r=$(printf 'GARBAGE\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$EP; cat >&3; cat <&3" 2>/dev/null | head -1)
+like "$r" '^HTTP/1.1 400' "garbage request -> 400"
+big=$(head -c 100000 /dev/zero | tr '\0' a)
+r=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$E/max60/a")
+like "$r" '^(400|413|431|000)$' "a huge header is refused"
+is "$(curl -s "http://127.0.0.1:$AP/healthz")" ok "the edge is still alive"
+
+# config: -t accepts a good file, a bad one names file:line
+cat > "$T/good.yaml" <<YAML
+origin: http://127.0.0.1:$OP
+listen: ["127.0.0.1:$(free_port)"]
+ram: 64MiB
+ram_policy: lru
+YAML
+"$EDGE" -c "$T/good.yaml" -t >/dev/null 2>&1; ok $? "-t accepts a good config"
+printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram: lots\n' > "$T/bad.yaml"
+like "$("$EDGE" -c "$T/bad.yaml" -t 2>&1)" 'bad.yaml:3' "a bad config names the line"
+
+# graceful stop
+stop edge; is "$?" 0 "SIGTERM: clean exit 0"
