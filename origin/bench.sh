@@ -2,15 +2,16 @@
 # origin/bench.sh - shop-lb versus HAProxy and nginx in front of the same two shop-apps, same load
 # (h2load over HTTP/1.1, bounded in requests and time), printed as req/s and ratios to shop-lb.
 #
-#   origin/bench.sh [BUILDDIR]          (default: the current directory)
+#   origin/bench.sh [BUILDDIR]          (default: $top_builddir, else the current directory)
 #   N=20000 C=20 origin/bench.sh        (requests and connections per run)
 #
-# Needs h2load (nghttp2-client); haproxy and nginx(-light) are used when installed, else skipped.
+# Needs h2load (nghttp2-client); haproxy and nginx-light are installed when missing (as root, with
+# apt-get), else those rows are skipped.
 # Everything listens on 127.0.0.1 and is stopped at exit. Numbers vary 2-3x between runs on a
 # shared machine: compare the ratios of one run.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-.}" && pwd)
+build=$(cd "${1:-${top_builddir:-.}}" && pwd)
 top_srcdir=$src top_builddir=$build
 . "$src/tests/lib.sh"
 N=${N:-20000}
@@ -19,6 +20,10 @@ APP=$build/origin/shop-app
 LB=$build/origin/shop-lb
 [ -x "$APP" ] && [ -x "$LB" ] || { echo "build shop-app and shop-lb first (make)"; exit 1; }
 command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client"; exit 1; }
+if { ! command -v haproxy || ! command -v nginx; } >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy nginx-light >/dev/null 2>&1 ||
+        echo "(could not install haproxy/nginx-light: their rows are skipped)"
+fi
 
 "$APP" --generate 10000 --seed 1 --db "$T/cat.db" >/dev/null 2>&1 || { echo "catalog failed"; exit 1; }
 a1=$(free_port); a2=$(free_port)
