@@ -10,6 +10,7 @@
 #include <h2o.h>
 
 #include "cdn/httpc.h"
+#include "cdn/log.h"
 #include "cdn/metrics.h"
 #include "edge/cache_key.h"
 #include "edge/freshness.h"
@@ -31,6 +32,7 @@ struct edge_server {
     struct edge_conf conf;
     struct edge_store *store;
     cdn_metrics_t *metrics;
+    cdn_alog_t *alog;            /* access log or NULL */
     char cache_name[96];         /* "cdn-edge-<name>" */
     char via[128];               /* "1.1 cdn-edge-<name>" */
     cdn_series_t *m_req[8], *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "cdn/log.h"
@@ -88,6 +89,8 @@ struct creq {
     uint64_t sent;
     int sending, started, finished;
     double t0;
+    struct timeval start;
+    const char *cache_status;
 };
 
 /* --- small helpers --- */
@@ -138,6 +141,8 @@ static void add_common(struct creq *c, const char *status_detail, int64_t age)
     }
     int l = snprintf(buf, sizeof(buf), "%s; %s", s->cache_name, status_detail);
     ADD_LIT(c->req, "Cache-Status", buf, (size_t)l);
+    c->cache_status = h2o_mem_alloc_pool(&c->req->pool, (size_t)l + 1);
+    memcpy((char *)c->cache_status, buf, (size_t)l + 1);
     ADD_LIT(c->req, "Via", s->via, strlen(s->via));
 }
 
@@ -960,7 +965,32 @@ static void on_creq_dispose(void *p)
     waiter_detach(c);
     edge_obj_release(c->obj);
     c->obj = NULL;
-    cdn_histogram_observe(c->w->srv->m_latency, mono() - c->t0);
+    double dur = mono() - c->t0;
+    cdn_histogram_observe(c->w->srv->m_latency, dur);
+    if (c->w->srv->alog != NULL) {
+        h2o_req_t *req = c->req;
+        char peer[64] = "", *m = NULL, *t = NULL, *host = NULL;
+        struct sockaddr_storage ss;
+        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+        if (sl > 0 && ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+        m = h2o_mem_alloc_pool(&req->pool, req->method.len + 1);
+        memcpy(m, req->method.base, req->method.len);
+        m[req->method.len] = '\0';
+        t = h2o_mem_alloc_pool(&req->pool, req->path.len + 1);
+        memcpy(t, req->path.base, req->path.len);
+        t[req->path.len] = '\0';
+        host = h2o_mem_alloc_pool(&req->pool, req->authority.len + 1);
+        memcpy(host, req->authority.base, req->authority.len);
+        host[req->authority.len] = '\0';
+        struct cdn_alog_entry e = {
+            .start = c->start, .remote_addr = peer, .host = host, .method = m, .target = t,
+            .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
+            .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
+            .cache_status = c->cache_status, .upstream = c->w->srv->conf.origin,
+        };
+        cdn_alog_write(c->w->srv->alog, &e);
+    }
     c->magic = 0;
 }
 
@@ -1018,6 +1048,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->req = req;
     c->w = w;
     c->t0 = mono();
+    gettimeofday(&c->start, NULL);
     c->nhdrs = req->headers.size;
     c->hdrs = h2o_mem_alloc_pool(&req->pool, (c->nhdrs ? c->nhdrs : 1) * sizeof(*c->hdrs));
     for (size_t i = 0; i < c->nhdrs; i++) {

@@ -37,7 +37,7 @@ static struct {
     int nlisten;
     struct sockaddr_storage admin;
     socklen_t admin_len;
-    const char *cert, *key, *dir, *pid_file;
+    const char *cert, *key, *dir, *pid_file, *access_log;
     uint64_t ram_bytes, disk_bytes;
     int ram_policy;
     int test_only;
@@ -217,8 +217,11 @@ static void on_signal(int signo, void *data)
 {
     if (signo == SIGTERM || signo == SIGINT)
         stopping = 1;
-    else if (signo == SIGHUP)
+    else if (signo == SIGHUP) {
         cdn_log_reopen();
+        if (srv.alog)
+            cdn_alog_reopen(srv.alog);
+    }
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
@@ -245,6 +248,7 @@ static void usage(FILE *f)
             "      --timeout MS         origin transfer timeout (default 30000)\n"
             "      --connect-timeout MS origin connect timeout (default 3000)\n"
             "  -p, --pid-file FILE\n"
+            "      --access-log FILE    JSON lines access log (- for stdout)\n"
             "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
             "  -t, --test               check the configuration and exit\n"
             "  -l, --log-level LEVEL    debug|info|notice|warn|error\n"
@@ -368,7 +372,7 @@ int main(int argc, char **argv)
         {"edge-cc", 1, NULL, 5},   {"drop-param", 1, NULL, 6},   {"sort-params", 0, NULL, 7},
         {"timeout", 1, NULL, 8},   {"connect-timeout", 1, NULL, 9}, {"pid-file", 1, NULL, 'p'},
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
-        {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"access-log", 1, NULL, 10}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -429,6 +433,7 @@ int main(int argc, char **argv)
         case 8: srv.conf.timeout_ms = strtoull(optarg, NULL, 10); break;
         case 9: srv.conf.connect_timeout_ms = strtoull(optarg, NULL, 10); break;
         case 'p': opt.pid_file = optarg; break;
+        case 10: opt.access_log = optarg; break;
         case 'c': config = optarg; break;
         case 't': opt.test_only = 1; break;
         case 'l':
@@ -504,6 +509,10 @@ int main(int argc, char **argv)
         return 1;
     }
     edge_server_metrics_init(&srv);
+    if (opt.access_log && (srv.alog = cdn_alog_open(opt.access_log, CDN_ALOG_JSON)) == NULL) {
+        fprintf(stderr, "cdn-edge: access log %s: %s\n", opt.access_log, strerror(errno));
+        return 1;
+    }
     if (opt.pid_file && cdn_pidfile_write(opt.pid_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "cdn-edge: %s\n", err);
         return 1;
@@ -563,6 +572,8 @@ int main(int argc, char **argv)
     for (int k = 0; k < nw; k++)
         pthread_join(wt[k].tid, NULL);
     edge_store_close(srv.store); /* waits for queued writes */
+    if (srv.alog)
+        cdn_alog_close(srv.alog);
     if (opt.pid_file)
         cdn_pidfile_remove(opt.pid_file);
     if (opt.tmpdir[0])

@@ -3,14 +3,15 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 22
+plan 23
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
 OP=$(free_port); EP=$(free_port); AP=$(free_port)
 start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
 wait_port 127.0.0.1 "$OP" || bail "origin did not start"
-start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "http://127.0.0.1:$OP" -w 1 -n m
+start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "http://127.0.0.1:$OP" -w 1 -n m \
+    --access-log "$T/access.log"
 wait_http "http://127.0.0.1:$AP/healthz" || bail "edge did not start"
 E=http://127.0.0.1:$EP
 count() { curl -s "http://127.0.0.1:$OP/_count?p=$1"; }
@@ -75,6 +76,9 @@ YAML
 "$EDGE" -c "$T/good.yaml" -t >/dev/null 2>&1; ok $? "-t accepts a good config"
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram: lots\n' > "$T/bad.yaml"
 like "$("$EDGE" -c "$T/bad.yaml" -t 2>&1)" 'bad.yaml:3' "a bad config names the line"
+
+# the access log: one JSON line per request, with the Cache-Status
+like "$(grep '/max60/auth' "$T/access.log" | tail -1)" '"cache_status":"cdn-edge-m; hit"' "access log line with Cache-Status"
 
 # graceful stop
 stop edge; is "$?" 0 "SIGTERM: clean exit 0"
