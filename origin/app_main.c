@@ -1477,6 +1477,7 @@ int main(int argc, char **argv)
     /* h2o: one host, one path, our handler + gzip filter + logger */
     h2o_config_init(&app.h2o);
     app.h2o.server_name = h2o_iovec_init(H2O_STRLIT(PROG));
+    app.h2o.max_request_entity_size = 1u << 20; /* the shop takes small forms only (h2o: 413 above) */
     h2o_hostconf_t *hc = h2o_config_register_host(&app.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req;

@@ -1384,6 +1384,7 @@ int main(int argc, char **argv)
 
     h2o_config_init(&lb.h2o);
     lb.h2o.server_name = h2o_iovec_init(H2O_STRLIT(PROG));
+    lb.h2o.max_request_entity_size = 64u << 20; /* bodies are buffered before they go upstream */
     lb.hc_proxy = h2o_config_register_host(&lb.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(lb.hc_proxy, "/", 0);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_proxy_req;

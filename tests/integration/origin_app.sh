@@ -3,7 +3,7 @@
 # ranges (206/416), HEAD, gzip, the cart never cacheable, identical image bytes and ETags on two
 # app servers, metrics, error injection, a delay that does not block the loop, graceful stop.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 55
+plan 56
 APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
 export XDG_CACHE_HOME="$T/cache"
@@ -122,6 +122,8 @@ PY
 like "$big" '^(HTTP/1\.1 4[0-9][0-9]|closed)' "a 500 KB header is refused ($big)"
 is "$(code $U/p/99999999999999999999)" 404 "an id past 32 bits: 404"
 is "$(code "$U/img/0/thumb.png") $(code "$U/img/042/thumb.png") $(code "$U/img/1/thumb.gif")" "404 404 404" "malformed image paths: 404"
+head -c 2000000 /dev/zero >"$T/big.body"
+is "$(code -X POST --data-binary @"$T/big.body" $U/api/cart)" 413 "a 2 MB body to the cart: 413"
 is "$(code $U/healthz)" 200 "still alive after bad input"
 
 # error injection and a delay that does not block the loop

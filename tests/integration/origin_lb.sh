@@ -3,7 +3,7 @@
 # is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 37
+plan 39
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -158,5 +158,14 @@ start lb6 "$LB" -a 127.0.0.1:$L6 -b 127.0.0.1:$dead --health-interval 100
 wait_port 127.0.0.1 $L6 || bail "lb6"
 is "$(curl -s --max-time 5 -o "$T/503.body" -w '%{http_code}' http://127.0.0.1:$L6/p/1)" 503 "all down: 503 at once"
 like "$(cat "$T/503.body")" "no healthy backend in pool 'default'" "all down: the reason in the body"
+raw=$(python3 - "$L" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode(errors="replace") or "closed")
+PY
+)
+like "$raw" '^(HTTP/1\.1 4[0-9][0-9]|closed)' "garbage to shop-lb: refused ($raw)"
+is "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/p/1)" 200 "shop-lb still serves after garbage"
 stop lb TERM
 is "$?" 0 "SIGTERM: shop-lb exits 0"
