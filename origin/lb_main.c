@@ -1092,6 +1092,158 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
     return 0;
 }
 
+/* ---------------- config (start and SIGHUP) ---------------- */
+
+/* "http://host:port/" or "host:port" -> "host:port"; its length, or 0 when malformed. */
+static size_t norm_addr(const char *addr, const char **out)
+{
+    const char *a = addr;
+    if (strncmp(a, "http://", 7) == 0)
+        a += 7;
+    size_t al = strlen(a);
+    while (al > 0 && a[al - 1] == '/')
+        al--;
+    *out = a;
+    return al == 0 || al >= sizeof(((struct backend *)0)->addr) || memchr(a, ':', al) == NULL ? 0 : al;
+}
+
+/* Makes pools, backends, routes and protected paths what the config says. Everything is checked
+ * before anything changes, so a bad reload leaves the running state alone. Backends that stay
+ * keep their health state and counters; new ones are health-checked before they get traffic;
+ * the ones that went are removed (their ring points with them). */
+static int sync_config(struct lb_conf *nc, char *err, size_t errlen)
+{
+    const struct conf_pool *cps = nc->pools.items;
+    const struct conf_route *crs = nc->routes.items;
+    const struct conf_protect *prs = nc->protect.items;
+    size_t newpools = 0;
+    for (size_t i = 0; i < nc->pools.n; i++) {
+        if (cps[i].backends.n == 0 || cps[i].backends.n > MAX_BACKENDS) {
+            snprintf(err, errlen, "pool %s: 1 to %d backends", cps[i].name, MAX_BACKENDS);
+            return -1;
+        }
+        if (pool_find(cps[i].name) == NULL)
+            newpools++;
+        for (size_t k = 0; k < cps[i].backends.n; k++) {
+            const char *a;
+            if (norm_addr(((const struct conf_backend *)cps[i].backends.items)[k].addr, &a) == 0) {
+                snprintf(err, errlen, "pool %s: backend '%s': expected host:port or http://host:port", cps[i].name,
+                         ((const struct conf_backend *)cps[i].backends.items)[k].addr);
+                return -1;
+            }
+        }
+    }
+    if (lb.npools + newpools > MAX_POOLS) {
+        snprintf(err, errlen, "at most %d pools (removed ones count until a restart)", MAX_POOLS);
+        return -1;
+    }
+    if (nc->routes.n > sizeof(lb.routes) / sizeof(lb.routes[0])) {
+        snprintf(err, errlen, "at most %zu routes", sizeof(lb.routes) / sizeof(lb.routes[0]));
+        return -1;
+    }
+    for (size_t i = 0; i < nc->routes.n; i++) {
+        size_t k;
+        for (k = 0; k < nc->pools.n && strcmp(cps[k].name, crs[i].pool) != 0; k++)
+            ;
+        if (k == nc->pools.n || crs[i].prefix[0] != '/') {
+            snprintf(err, errlen, "route %s: %s", crs[i].prefix, k == nc->pools.n ? "names an unknown pool" : "prefix must start with '/'");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < nc->protect.n; i++)
+        if (prs[i].prefix[0] != '/' || prs[i].token[0] == '\0') {
+            snprintf(err, errlen, "protected %s: prefix must start with '/' and token must not be empty", prs[i].prefix);
+            return -1;
+        }
+    if (nc->health.path == NULL || nc->health.path[0] != '/') {
+        snprintf(err, errlen, "health.path must start with '/'");
+        return -1;
+    }
+
+    /* apply */
+    lb.conf.retries = nc->retries;
+    lb.conf.health = nc->health;
+    lb.conf.protect = nc->protect;
+    for (size_t i = 0; i < nc->pools.n; i++) {
+        struct pool *p = pool_find(cps[i].name);
+        if (p == NULL) {
+            p = &lb.pools[lb.npools++];
+            snprintf(p->name, sizeof(p->name), "%s", cps[i].name);
+        }
+        p->algo = (enum shop_lb_algo)cps[i].algo;
+        p->vnodes = cps[i].vnodes ? cps[i].vnodes : 160;
+        int keep[MAX_BACKENDS] = {0};
+        for (size_t k = 0; k < cps[i].backends.n; k++) {
+            const struct conf_backend *cb = &((const struct conf_backend *)cps[i].backends.items)[k];
+            const char *a;
+            size_t al = norm_addr(cb->addr, &a);
+            struct backend *be = backend_find(p, a, al);
+            if (be != NULL) {
+                p->m[be - p->be].weight = cb->weight ? cb->weight : 1;
+                keep[be - p->be] = 1;
+            } else if (backend_add(p, cb->addr, cb->weight, err, errlen) == 0) {
+                be = backend_find(p, a, al);
+                if (be != NULL)
+                    keep[be - p->be] = 1;
+            } else
+                cdn_err("pool %s: %s", p->name, err);
+        }
+        for (size_t k = 0; k < p->n; k++)
+            if (!keep[k] && !p->be[k].removed)
+                backend_remove(&p->be[k]);
+        rebuild_ring(p);
+    }
+    for (size_t i = 0; i < lb.npools; i++) {
+        size_t k;
+        for (k = 0; k < nc->pools.n && strcmp(cps[k].name, lb.pools[i].name) != 0; k++)
+            ;
+        if (k == nc->pools.n) /* a pool that left the config: nothing routes to it any more */
+            for (size_t b = 0; b < lb.pools[i].n; b++)
+                if (!lb.pools[i].be[b].removed)
+                    backend_remove(&lb.pools[i].be[b]);
+    }
+    lb.nroutes = 0;
+    for (size_t i = 0; i < nc->routes.n; i++)
+        lb.routes[lb.nroutes++] = (struct route){crs[i].prefix, pool_find(crs[i].pool)};
+    if (lb.nroutes == 0 && nc->pools.n == 1)
+        lb.routes[lb.nroutes++] = (struct route){"/", pool_find(cps[0].name)};
+    return 0;
+}
+
+static const char *lb_conf_path;
+static cdn_conf_t *old_docs[64];
+static size_t nold;
+
+static void reload(void)
+{
+    cdn_conf_err_t cerr;
+    char err[512];
+    if (lb_conf_path == NULL)
+        return;
+    if (nold >= sizeof(old_docs) / sizeof(old_docs[0])) {
+        cdn_err("reload refused: too many reloads kept alive (restart the process)");
+        return;
+    }
+    struct lb_conf nc;
+    conf_defaults(&nc);
+    cdn_conf_t *doc = cdn_conf_load_file(lb_conf_path, &cerr);
+    if (doc == NULL || cdn_conf_decode(doc, cdn_conf_root(doc), conf_fields, &nc, &cerr) != 0) {
+        cdn_err("reload failed, keeping the running config: %s", cerr.msg);
+        cdn_conf_free(doc);
+        return;
+    }
+    if (sync_config(&nc, err, sizeof(err)) != 0) {
+        cdn_err("reload failed, keeping the running config: %s: %s", lb_conf_path, err);
+        cdn_conf_free(doc);
+        return;
+    }
+    /* the old document stays: routes and in-flight requests may still point into it */
+    old_docs[nold++] = lb.cdoc;
+    lb.cdoc = doc;
+    cdn_notice("SIGHUP: %s reloaded (%zu pools, %zu routes); listeners and timeouts need a restart", lb_conf_path,
+               nc.pools.n, lb.nroutes);
+}
+
 /* ---------------- main ---------------- */
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -1122,6 +1274,7 @@ static void on_signal(int signo, void *data)
         if (lb.alog)
             cdn_alog_reopen(lb.alog);
         cdn_notice("SIGHUP: logs reopened");
+        reload();
     } else if (signo == SIGTERM || signo == SIGINT) {
         if (!lb.stopping)
             cdn_notice("signal %d: stopping (finishing requests in flight)", signo);
@@ -1243,6 +1396,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
+    lb_conf_path = conf_path;
     if (conf_path != NULL) {
         cdn_conf_err_t cerr;
         lb.cdoc = cdn_conf_load_file(conf_path, &cerr);
@@ -1307,49 +1461,9 @@ int main(int argc, char **argv)
     }
 
     /* pools and routes: from the config, or the quick mode's one pool on "/" */
-    if (conf_path != NULL) {
-        for (size_t i = 0; i < lb.conf.pools.n; i++) {
-            const struct conf_pool *cp = &((const struct conf_pool *)lb.conf.pools.items)[i];
-            if (lb.npools >= MAX_POOLS) {
-                fprintf(stderr, PROG ": at most %d pools\n", MAX_POOLS);
-                return 1;
-            }
-            struct pool *p = &lb.pools[lb.npools++];
-            snprintf(p->name, sizeof(p->name), "%s", cp->name);
-            p->algo = (enum shop_lb_algo)cp->algo;
-            p->vnodes = cp->vnodes ? cp->vnodes : 160;
-            if (cp->backends.n == 0) {
-                fprintf(stderr, PROG ": pool %s has no backends\n", p->name);
-                return 1;
-            }
-            for (size_t k = 0; k < cp->backends.n; k++) {
-                const struct conf_backend *cb = &((const struct conf_backend *)cp->backends.items)[k];
-                if (backend_add(p, cb->addr, cb->weight, err, sizeof(err)) != 0) {
-                    fprintf(stderr, PROG ": %s: pool %s: %s\n", conf_path, p->name, err);
-                    return 1;
-                }
-            }
-        }
-        for (size_t i = 0; i < lb.conf.routes.n && lb.nroutes < 64; i++) {
-            const struct conf_route *cr = &((const struct conf_route *)lb.conf.routes.items)[i];
-            struct pool *p = pool_find(cr->pool);
-            if (p == NULL || cr->prefix[0] != '/') {
-                fprintf(stderr, PROG ": %s: route %s: %s\n", conf_path, cr->prefix,
-                        p == NULL ? "names an unknown pool" : "prefix must start with '/'");
-                return 1;
-            }
-            lb.routes[lb.nroutes++] = (struct route){cr->prefix, p};
-        }
-        if (lb.nroutes == 0 && lb.npools == 1)
-            lb.routes[lb.nroutes++] = (struct route){"/", &lb.pools[0]};
-        for (size_t i = 0; i < lb.conf.protect.n; i++) {
-            const struct conf_protect *pr = &((const struct conf_protect *)lb.conf.protect.items)[i];
-            if (pr->prefix[0] != '/' || pr->token[0] == '\0') {
-                fprintf(stderr, PROG ": %s: protected %s: prefix must start with '/' and token must not be empty\n",
-                        conf_path, pr->prefix);
-                return 1;
-            }
-        }
+    if (conf_path != NULL && sync_config(&lb.conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": %s: %s\n", conf_path, err);
+        return 1;
     }
     if (nb > 0) {
         struct pool *p = lb.npools ? &lb.pools[0] : &lb.pools[lb.npools++];

@@ -4,7 +4,7 @@
 # (X-Forwarded-For, Via, X-Request-Id passed through or generated), config errors with their
 # place; shop-app's config: -t, header rules from YAML, SIGHUP reload.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 21
+plan 25
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -106,3 +106,15 @@ n_after=$(curl -s http://127.0.0.1:$E/count | head -n1)
 is "$n_after" "count=$(( ${n_before#count=} + 1 ))" "the backend saw nothing of the refused requests"
 like "$(curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:$L/api/admin/stats)" 'GET /api/admin/stats' "right token: through"
 is "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/elsewhere)" 404 "no route: 404"
+
+# SIGHUP: a new route and a new token take effect; a broken file changes nothing
+sed -i 's/token: s3cret/token: n3w/; s#  - {prefix: /api/, pool: api}#  - {prefix: /api/, pool: api}\n  - {prefix: /other/, pool: api}#' "$T/lb.yaml"
+kill -HUP "$pid_lb"
+wait_for 5 test "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/other/x)" = 200 2>/dev/null
+is "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/other/x)" 200 "SIGHUP: a new route"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer n3w' http://127.0.0.1:$L/api/admin/stats) $(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret' http://127.0.0.1:$L/api/admin/stats)" "200 401" "SIGHUP: the new token, not the old one"
+sed -i 's/pool: api}/pool: nope}/' "$T/lb.yaml"
+kill -HUP "$pid_lb"
+wait_for 5 grep -q 'reload failed' "$T/lb.log"
+ok $? "SIGHUP with a broken file: the error is logged"
+is "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/other/x)" 200 "SIGHUP with a broken file: the running config stays"
