@@ -80,7 +80,13 @@ stop() {
     kill -KILL -- "-$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
 }
-running() { kill -0 "$1" 2>/dev/null; }
+# running PID : alive and not a zombie (an orphan killed by a signal stays a zombie until init reaps it).
+running() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ "$st" != Z ] && [ -n "$st" ]
+}
 
 # wait_port HOST PORT [SECONDS] : until something accepts TCP there.
 wait_port() {
@@ -115,12 +121,25 @@ _dump_logs() {
         tail -n 20 "$f" | sed 's/^/#   /'
     done
 }
+# _group_alive PGID : some member of the process group is still running (not a zombie).
+_group_alive() {
+    local pg=$1 f line st pgrp
+    for f in /proc/[0-9]*/stat; do
+        read -r line < "$f" 2>/dev/null || continue
+        read -r st _ pgrp _ <<< "${line##*) }"
+        [ "$pgrp" = "$pg" ] && [ "$st" != Z ] && return 0
+    done
+    return 1
+}
 _cleanup() {
     local rc=$? i
     for i in "${!_pids[@]}"; do kill -TERM -- "-${_pids[$i]}" 2>/dev/null; done
     for i in "${!_pids[@]}"; do
         for _ in $(seq 1 30); do kill -0 "${_pids[$i]}" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-${_pids[$i]}" 2>/dev/null
+    done
+    for i in "${!_pids[@]}"; do
+        for _ in $(seq 1 40); do _group_alive "${_pids[$i]}" || break; sleep 0.05; done
     done
     wait 2>/dev/null
     [ "$_tap_failed" -ne 0 ] && _dump_logs

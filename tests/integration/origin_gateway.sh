@@ -96,7 +96,7 @@ like "$body" 'X-Request-Id: [0-9a-f]{32}' "the backend gets a generated X-Reques
 like "$(curl -s -H 'X-Request-Id: trace-me-42' http://127.0.0.1:$L/api/hello)" 'X-Request-Id: trace-me-42' "a client's X-Request-Id is passed through"
 like "$(hdr http://127.0.0.1:$L/p/3 x-served-by)" "127.0.0.1:$AP" "route /p/ goes to the shop pool"
 curl -s -o /dev/null -H 'X-Request-Id: trace-p3' http://127.0.0.1:$L/p/3
-wait_for 3 grep -q trace-p3 "$T/app.access"
+wait_for 5 grep -q trace-p3 "$T/app.access"; wait_for 5 grep -q trace-p3 "$T/lb.access"
 grep -q '"request_id":"trace-p3"' "$T/lb.access" && grep -q '"request_id":"trace-p3"' "$T/app.access"
 ok $? "X-Request-Id in the access logs of both tiers"
 n_before=$(curl -s http://127.0.0.1:$E/count | head -n1)
