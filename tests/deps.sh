@@ -7,6 +7,9 @@ CDN_PKGS_BUILD="gcc make autoconf automake libtool pkg-config
  libsqlite3-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev"
 # Tests: the real clients the tests talk with, and what the harness itself calls.
 CDN_PKGS_TEST="curl nghttp2-client knot-dnsutils dnsutils python3 iproute2 procps openssl"
+# The external DNS checkers (dnsviz probe, zonemaster-cli against a fake root on knotd): without them
+# those two tests skip.
+CDN_PKGS_TEST="$CDN_PKGS_TEST dnsviz zonemaster-cli knot"
 # Lab: plots, routing, link tuning (lab/demo).
 CDN_PKGS_LAB="gnuplot-nox bird2 ethtool"
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# origin/bench.sh - shop-lb versus HAProxy and nginx in front of the same two shop-apps, same load
+# tests/bench/origin.sh - shop-lb versus HAProxy and nginx in front of the same two shop-apps, same load
 # (h2load over HTTP/1.1, bounded in requests and time), printed as req/s and ratios to shop-lb.
 #
-#   origin/bench.sh [BUILDDIR]          (default: $top_builddir, else the current directory)
-#   N=20000 C=20 origin/bench.sh        (requests and connections per run)
+#   tests/bench/origin.sh [BUILDDIR]          (default: $top_builddir, else the current directory)
+#   N=20000 C=20 tests/bench/origin.sh        (requests and connections per run)
 #
 # Needs h2load (nghttp2-client); haproxy and nginx-light are installed when missing (as root, with
 # apt-get), else those rows are skipped.
 # Everything listens on 127.0.0.1 and is stopped at exit. Numbers vary 2-3x between runs on a
 # shared machine: compare the ratios of one run.
 set -u
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-${top_builddir:-.}}" && pwd)
 top_srcdir=$src top_builddir=$build
 . "$src/tests/lib.sh"
