@@ -1,13 +1,13 @@
 /* dns/rrl.c - token buckets per client subnet; see rrl.h for the rules. */
 #include "rrl.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct slot {
     uint64_t key;          /* 0 = empty */
     uint64_t last_ms;      /* last refill */
-    uint64_t known_until;  /* TCP seen: no amplification guard until then */
     uint64_t milli;        /* tokens x 1000 */
     uint32_t limited;      /* answers over the limit so far (for slip) */
 };
@@ -67,17 +67,34 @@ enum gdns_rrl_verdict gdns_rrl_check(struct gdns_rrl *r, const struct gdns_setti
     return GDNS_RRL_DROP;
 }
 
-void gdns_rrl_mark_known(struct gdns_rrl *r, const struct gdns_settings *s, int family,
-                         const uint8_t *addr, uint64_t now_ms)
+struct gdns_known { size_t n; _Atomic uint64_t w[]; };
+
+struct gdns_known *gdns_known_new(size_t slots)
 {
-    if (!r || (family != 1 && family != 2)) return;
-    find(r, s, family, addr, now_ms, 1)->known_until = now_ms + GDNS_KNOWN_MS;
+    size_t n = 1;
+    while (n < slots) n <<= 1;
+    struct gdns_known *k = calloc(1, sizeof(struct gdns_known) + n * sizeof(uint64_t));
+    if (k) k->n = n;
+    return k;
 }
 
-int gdns_rrl_known(struct gdns_rrl *r, const struct gdns_settings *s, int family, const uint8_t *addr,
-                   uint64_t now_ms)
+void gdns_known_free(struct gdns_known *k) { free(k); }
+
+void gdns_known_mark(struct gdns_known *k, const struct gdns_settings *s, int family, const uint8_t *addr,
+                     uint64_t now_ms)
 {
-    if (!r || (family != 1 && family != 2)) return 0;
-    struct slot *sl = find(r, s, family, addr, now_ms, 0);
-    return sl && sl->known_until > now_ms;
+    if (!k || (family != 1 && family != 2)) return;
+    uint64_t h = subnet_key(s, family, addr);
+    uint64_t until = (now_ms + GDNS_KNOWN_MS) / 1000 + 1;  /* seconds, rounded up: never 0 */
+    atomic_store_explicit(&k->w[h & (k->n - 1)], (h & ~0xFFFFFFFFULL) | (until & 0xFFFFFFFFULL),
+                          memory_order_relaxed);
+}
+
+int gdns_known_check(const struct gdns_known *k, const struct gdns_settings *s, int family,
+                     const uint8_t *addr, uint64_t now_ms)
+{
+    if (!k || (family != 1 && family != 2)) return 0;
+    uint64_t h = subnet_key(s, family, addr);
+    uint64_t w = atomic_load_explicit(&((struct gdns_known *)k)->w[h & (k->n - 1)], memory_order_relaxed);
+    return (w >> 32) == (h >> 32) && (w & 0xFFFFFFFFULL) > now_ms / 1000;
 }

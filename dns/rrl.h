@@ -1,13 +1,16 @@
 /* dns/rrl.h - response rate limiting per client subnet, and "known client" memory for the
  * amplification guard.
  *
- * One table per worker thread (no locks): a fixed number of slots, direct-mapped by a hash of the
- * client's /24 (IPv4) or /56 (IPv6); a colliding subnet takes the slot over with a full bucket
+ * Buckets: one table per UDP thread (no locks): a fixed number of slots, direct-mapped by a hash of
+ * the client's /24 (IPv4) or /56 (IPv6); a colliding subnet takes the slot over with a full bucket
  * (errs on the side of answering). Token bucket: `rate` answers per second, up to `burst` saved.
  * Over the limit every `slip`-th answer is sent as an empty TC=1 reply (a real client retries over
- * TCP, a spoofed victim gets little), the rest are dropped. A subnet that spoke TCP recently has
- * proved its address and is "known": the amplification guard does not apply to it. All functions
- * take `now` so the tests need no sleeps. */
+ * TCP, a spoofed victim gets little), the rest are dropped.
+ * Known clients: a subnet that spoke TCP recently has proved its address and is "known": the
+ * amplification guard does not apply to it. One gdns_known table is shared by every thread (TCP
+ * threads mark, UDP threads check): each slot is one atomic word (32 bits of the subnet's hash,
+ * 32 bits of expiry in seconds), so no locks and no torn reads. All functions take `now` so the
+ * tests need no sleeps. */
 #ifndef GDNS_RRL_H
 #define GDNS_RRL_H
 
@@ -24,9 +27,14 @@ struct gdns_rrl *gdns_rrl_new(size_t slots);
 void gdns_rrl_free(struct gdns_rrl *r);
 enum gdns_rrl_verdict gdns_rrl_check(struct gdns_rrl *r, const struct gdns_settings *s, int family,
                                      const uint8_t *addr, uint64_t now_ms);
-void gdns_rrl_mark_known(struct gdns_rrl *r, const struct gdns_settings *s, int family,
-                         const uint8_t *addr, uint64_t now_ms);
-int gdns_rrl_known(struct gdns_rrl *r, const struct gdns_settings *s, int family, const uint8_t *addr,
-                   uint64_t now_ms);
+
+struct gdns_known;
+struct gdns_known *gdns_known_new(size_t slots);
+void gdns_known_free(struct gdns_known *k);
+/* Thread-safe (relaxed atomics). */
+void gdns_known_mark(struct gdns_known *k, const struct gdns_settings *s, int family, const uint8_t *addr,
+                     uint64_t now_ms);
+int gdns_known_check(const struct gdns_known *k, const struct gdns_settings *s, int family,
+                     const uint8_t *addr, uint64_t now_ms);
 
 #endif

@@ -216,10 +216,14 @@ static void rrl_bucket_and_slip(void **s)
     assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_PASS);
     assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_DROP);
     /* known clients */
-    assert_false(gdns_rrl_known(r, &set, 1, other, 1000));
-    gdns_rrl_mark_known(r, &set, 1, other, 1000);
-    assert_true(gdns_rrl_known(r, &set, 1, other, 2000));
-    assert_false(gdns_rrl_known(r, &set, 1, other, 1000 + GDNS_KNOWN_MS + 1));
+    struct gdns_known *k = gdns_known_new(1024);
+    assert_false(gdns_known_check(k, &set, 1, other, 1000));
+    gdns_known_mark(k, &set, 1, other, 1000);
+    assert_true(gdns_known_check(k, &set, 1, other, 2000));
+    assert_true(gdns_known_check(k, &set, 1, (uint8_t[]){127, 0, 2, 200}, 2000));  /* same /24 */
+    assert_false(gdns_known_check(k, &set, 1, a, 2000));
+    assert_false(gdns_known_check(k, &set, 1, other, 1000 + GDNS_KNOWN_MS + 1000));
+    gdns_known_free(k);
     /* off */
     set.rrl_rate = 0;
     for (int i = 0; i < 100; i++) assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_PASS);
