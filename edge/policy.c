@@ -1,8 +1,9 @@
-/* edge/policy.c - LRU and S3-FIFO over ids and sizes (see policy.h).
+/* edge/policy.c - LRU, S3-FIFO and SIEVE over ids and sizes (see policy.h).
  *
  * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
  * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
- * sizes of resident nodes <= capacity after every insert returns. */
+ * sizes of resident nodes <= capacity after every insert returns. SIEVE keeps its hand on a node
+ * of the main queue (or NIL: start at the tail); dropping that node moves the hand to the next newer. */
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct edge_policy {
     uint64_t cap, bytes;
     struct node *nodes;
     uint32_t nnodes, nalloc, free_head;
+    uint32_t hand; /* SIEVE */
     struct edge_idmap map;
     struct queue q[NQ];
     /* S3-FIFO ghost: ring of ids; ghost map id -> sequence number of its newest ring entry */
@@ -45,10 +47,15 @@ int edge_policy_kind_parse(const char *s)
         return EDGE_POLICY_LRU;
     if (strcmp(s, "s3fifo") == 0 || strcmp(s, "s3-fifo") == 0)
         return EDGE_POLICY_S3FIFO;
+    if (strcmp(s, "sieve") == 0)
+        return EDGE_POLICY_SIEVE;
     return -1;
 }
 
-const char *edge_policy_kind_name(enum edge_policy_kind k) { return k == EDGE_POLICY_LRU ? "lru" : "s3fifo"; }
+const char *edge_policy_kind_name(enum edge_policy_kind k)
+{
+    return k == EDGE_POLICY_LRU ? "lru" : k == EDGE_POLICY_SIEVE ? "sieve" : "s3fifo";
+}
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity)
 {
@@ -57,7 +64,7 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
         return NULL;
     p->kind = kind;
     p->cap = capacity;
-    p->free_head = NIL;
+    p->free_head = p->hand = NIL;
     for (int i = 0; i < NQ; i++)
         p->q[i].head = p->q[i].tail = NIL;
     if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0) {
@@ -103,6 +110,8 @@ static void push_head(struct edge_policy *p, uint32_t i, int qi)
 
 static void drop(struct edge_policy *p, uint32_t i)
 {
+    if (p->hand == i)
+        p->hand = p->nodes[i].prev;
     unlink_node(p, i);
     p->bytes -= p->nodes[i].size;
     edge_idmap_del(&p->map, p->nodes[i].id);
@@ -153,6 +162,23 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
             evict(id, data);
         return 1;
     }
+    if (p->kind == EDGE_POLICY_SIEVE) {
+        uint32_t h = p->hand != NIL ? p->hand : p->q[Q_MAIN].tail;
+        if (h == NIL)
+            return 0;
+        while (p->nodes[h].freq) { /* visited: spare it once, walk towards the newest, wrap */
+            p->nodes[h].freq = 0;
+            h = p->nodes[h].prev;
+            if (h == NIL)
+                h = p->q[Q_MAIN].tail;
+        }
+        uint64_t id = p->nodes[h].id;
+        p->hand = h; /* drop moves it on */
+        drop(p, h);
+        if (evict)
+            evict(id, data);
+        return 1;
+    }
     for (;;) {
         if (p->q[Q_SMALL].n == 0 && p->q[Q_MAIN].n == 0)
             return 0;
@@ -195,6 +221,8 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
     if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
+    } else if (p->kind == EDGE_POLICY_SIEVE) {
+        p->nodes[i].freq = 1;
     } else if (p->nodes[i].freq < 3) {
         p->nodes[i].freq++;
     }

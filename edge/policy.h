@@ -6,21 +6,23 @@
  *
  * Policies: LRU (the baseline) and S3-FIFO (Yang et al., SOSP'23: a small FIFO of 10% that
  * filters one-hit wonders, a main FIFO with 2-bit frequency and reinsertion, a ghost FIFO of
- * recently evicted ids that admits returning ids straight into main). */
+ * recently evicted ids that admits returning ids straight into main), and SIEVE (Zhang et al.,
+ * NSDI'24: one FIFO with a visited bit; a hand walks from the oldest end, clears visited bits and
+ * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path). */
 #ifndef EDGE_POLICY_H
 #define EDGE_POLICY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO };
+enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE };
 
 struct edge_policy;
 typedef void (*edge_evict_cb)(uint64_t id, void *data);
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity_bytes);
 void edge_policy_free(struct edge_policy *p);
-/* "lru" / "s3fifo" -> kind, -1 if unknown. */
+/* "lru" / "s3fifo" / "sieve" -> kind, -1 if unknown. */
 int edge_policy_kind_parse(const char *s);
 const char *edge_policy_kind_name(enum edge_policy_kind k);
 
