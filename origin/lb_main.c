@@ -908,10 +908,19 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
 
 static void on_log_access(h2o_logger_t *logger, h2o_req_t *req)
 {
-    char st[16];
-    snprintf(st, sizeof(st), "%d", req->res.status);
-    const char *lbl[] = {st, NULL};
-    cdn_counter_inc(cdn_metric_series(lb.m_requests, lbl));
+    /* One series per status code, looked up once: cdn_metric_series() takes the family's lock. */
+    static cdn_series_t *by_status[600];
+    int code = req->res.status >= 100 && req->res.status < 600 ? req->res.status : 0;
+    cdn_series_t *s = by_status[code];
+    if (s == NULL) {
+        char st[16];
+        snprintf(st, sizeof(st), "%d", req->res.status);
+        const char *lbl[] = {st, NULL};
+        s = cdn_metric_series(lb.m_requests, lbl);
+        if (code != 0)
+            by_status[code] = s;
+    }
+    cdn_counter_inc(s);
     if (lb.alog == NULL)
         return;
     char client[INET6_ADDRSTRLEN];
