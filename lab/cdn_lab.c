@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +36,7 @@
 
 #include "topo.h"
 #include "labrun.h"
+#include "anycast.h"
 
 #define PROG "cdn-lab"
 
@@ -46,6 +48,7 @@ static struct lab_ctx {
     char prefix[40];
     int base;
     int verbose;
+    char profile[16];           /* anycast timer profile override from `up --profile` */
     cdn_conf_t *conf;
     struct lab_topo *topo;
     struct lab_plan plan;
@@ -283,6 +286,13 @@ static int find_prog(const char *name, char *out, size_t n)
             return 0;
         }
     }
+    /* system programs (bird): PATH, then the sbin folders a non-login root shell may lack */
+    char sp[PATH_MAX];
+    snprintf(sp, sizeof(sp), "%s:/usr/sbin:/sbin", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(sp, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%.3000s/%.200s", d, name);
+        if (*d == '/' && access(out, X_OK) == 0) return 0;
+    }
     return -1;
 }
 
@@ -307,6 +317,7 @@ static int load_state(void)
         else if (!strncmp(line, "topology ", 9)) snprintf(L.topo_path, sizeof(L.topo_path), "%.4000s", line + 9);
         else if (!strncmp(line, "prefix ", 7)) snprintf(L.prefix, sizeof(L.prefix), "%.30s", line + 7);
         else if (!strncmp(line, "base ", 5)) L.base = atoi(line + 5);
+        else if (!strncmp(line, "profile ", 8)) snprintf(L.profile, sizeof(L.profile), "%.15s", line + 8);
     }
     fclose(f);
     return 0;
@@ -319,6 +330,7 @@ static void load_topology(const char *p)
     if (!L.topo) die("%s", err.msg);
     char msg[200];
     if (lab_plan_make(L.topo, L.mode, L.prefix, L.base, &L.plan, msg, sizeof(msg)) < 0) die("%s: %s", p, msg);
+    if (*L.profile && lab_profile_parse(L.profile, &L.topo->profile) < 0) die("unknown profile '%s'", L.profile);
 }
 
 /* --- processes --- */
@@ -465,6 +477,12 @@ static void net_up(void)
             }
         }
     }
+    for (size_t i = 0; p->anycast && i < p->nnodes; i++) {
+        const struct lab_node *n = &p->nodes[i];
+        if (n->kind != LAB_EDGE || lab_topo_edge(L.topo, (size_t)n->index)->parent) continue;
+        for (size_t k = 0; k < L.topo->anycast.addresses.n; k++)
+            must(run(0, "ip -n %s addr add %s/32 dev lo", n->ns, lab_topo_anycast_addr(L.topo, k)), "anycast address");
+    }
     for (size_t i = 0; i < p->nroutes; i++) {
         const struct lab_route *r = &p->routes[i];
         must(run(0, "ip -n %s route add %s via %s", p->nodes[r->node].ns, r->dst, r->via), "route add");
@@ -575,6 +593,137 @@ static void start_kind(enum lab_kind kind, int deadline_s)
     }
 }
 
+
+/* --- anycast routing: a BIRD per router and edge, a health agent per edge (anycast.h) --- */
+static int routes_node(const struct lab_node *n)
+{
+    return L.plan.anycast && (n->kind == LAB_ROUTER || (n->kind == LAB_EDGE && !lab_topo_edge(L.topo, (size_t)n->index)->parent));
+}
+
+static void bird_ctl(const struct lab_node *n, char *out, size_t len)
+{
+    path(out, len, "b/%s.ctl", n->name);
+}
+
+static pid_t start_bird(int node)
+{
+    const struct lab_node *n = &L.plan.nodes[node];
+    char p[PATH_MAX], name[48];
+    bird_ctl(n, p, sizeof(p));
+    if (strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        die("%s: too long for a unix socket; use a shorter state directory (-s)", p);
+    struct lab_buf b = {0};
+    lab_gen_bird_conf(L.topo, &L.plan, node, L.topo->profile, L.statedir, &b);
+    path(p, sizeof(p), "b/%s.conf", n->name);
+    FILE *f = fopen(p, "w");
+    if (!f || b.oom || fwrite(b.s, 1, b.len, f) != b.len || fclose(f) != 0) die("cannot write %s", p);
+    lab_buf_free(&b);
+    struct lab_argv a;
+    lab_cmd_bird(&L.plan, node, L.statedir, &a);
+    snprintf(name, sizeof(name), "bird-%s", n->name);
+    return start_proc(n, name, &a);
+}
+
+/* BGP sessions of a node's BIRD: established and total (-1 when BIRD does not answer). */
+static int bgp_sessions(const struct lab_node *n, int *total)
+{
+    char ctl[PATH_MAX], out[16384];
+    bird_ctl(n, ctl, sizeof(ctl));
+    *total = 0;
+    if (lab_bird_cmd(ctl, "show protocols", 1000, out, sizeof(out)) < 0) return -1;
+    int est = 0;
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        if (strstr(l, " BGP ")) {
+            (*total)++;
+            est += strstr(l, "Established") != NULL;
+        }
+    return est;
+}
+
+/* Does this node's BIRD have a route for addr? */
+static int bird_has_route(const struct lab_node *n, const char *addr)
+{
+    char ctl[PATH_MAX], cmd[64], out[4096];
+    bird_ctl(n, ctl, sizeof(ctl));
+    snprintf(cmd, sizeof(cmd), "show route for %s", addr);
+    int code = lab_bird_cmd(ctl, cmd, 1000, out, sizeof(out));
+    return code >= 0 && code < 8000 && strstr(out, "/");
+}
+
+/* Waits until cond(node) holds for every routing node, or dies after deadline_s with the BIRD logs. */
+static void wait_routing(const char *what, int (*cond)(const struct lab_node *), int deadline_s)
+{
+    for (int t = 0;; t++) {
+        int bad = -1;
+        for (size_t i = 0; i < L.plan.nnodes && bad < 0; i++)
+            if (routes_node(&L.plan.nodes[i]) && !cond(&L.plan.nodes[i])) bad = (int)i;
+        if (bad < 0) return;
+        if (t >= deadline_s * 10) {
+            char name[48];
+            snprintf(name, sizeof(name), "bird-%s", L.plan.nodes[bad].name);
+            fprintf(stderr, PROG ": %s: not ready after %d s (%s); its log:\n", L.plan.nodes[bad].name, deadline_s, what);
+            tail_log(name);
+            die("start-up failed; run `" PROG " down -s %s` to clean up", L.statedir);
+        }
+        usleep(100000);
+    }
+}
+
+static int all_established(const struct lab_node *n)
+{
+    int total, est = bgp_sessions(n, &total);
+    return est >= 0 && est == total;
+}
+
+static int region_nets_known(const struct lab_node *n)
+{   /* a router knows every other region's client LAN (the way back after a failover) */
+    if (n->kind != LAB_ROUTER) return 1;
+    for (size_t r = 0; r < L.topo->regions.n; r++) {
+        char a[20];
+        if ((int)r == n->region) continue;
+        snprintf(a, sizeof(a), "%.*s1", (int)strcspn(L.plan.client_net[r], "/") - 1, L.plan.client_net[r]);
+        if (!bird_has_route(n, a)) return 0;
+    }
+    return 1;
+}
+
+static int anycast_known(const struct lab_node *n)
+{
+    if (n->kind != LAB_ROUTER) return 1;
+    for (size_t k = 0; k < L.topo->anycast.addresses.n; k++)
+        if (!bird_has_route(n, lab_topo_anycast_addr(L.topo, k))) return 0;
+    return 1;
+}
+
+static void routing_up(void)
+{
+    char p[PATH_MAX];
+    path(p, sizeof(p), "b");
+    mkdir(p, 0755);
+    state_add("profile %s", lab_profile_name(L.topo->profile));
+    for (size_t i = 0; i < L.plan.nnodes; i++)
+        if (routes_node(&L.plan.nodes[i])) start_bird((int)i);
+    int slow = L.topo->profile == LAB_PROF_REALISTIC; /* connect delay 5 s */
+    wait_routing("BGP sessions", all_established, slow ? 40 : 20);
+    wait_routing("routes to the other regions", region_nets_known, slow ? 40 : 20);
+}
+
+static pid_t start_health(int node)
+{
+    struct lab_argv a;
+    char name[48];
+    lab_cmd_health(L.topo, &L.plan, node, L.statedir, &a);
+    snprintf(name, sizeof(name), "hc-%s", L.plan.nodes[node].name + 2);
+    return start_proc(&L.plan.nodes[node], name, &a);
+}
+
+static void anycast_up(void)
+{
+    for (size_t i = 0; i < L.plan.nnodes; i++)
+        if (routes_node(&L.plan.nodes[i]) && L.plan.nodes[i].kind == LAB_EDGE) start_health((int)i);
+    wait_routing("anycast routes", anycast_known, 20);
+}
+
 static void print_where(FILE *f)
 {
     struct lab_plan *p = &L.plan;
@@ -615,7 +764,7 @@ static void print_where(FILE *f)
 
 static int cmd_down(int quiet);
 
-static int cmd_up(const char *topo, const char *mode)
+static int cmd_up(const char *topo, const char *mode, const char *profile)
 {
     char p[PATH_MAX];
     path(p, sizeof(p), "state");
@@ -638,17 +787,22 @@ static int cmd_up(const char *topo, const char *mode)
         L.mode = can_ns ? LAB_NETNS : LAB_LOOPBACK;
     }
     if (!realpath(topo, L.topo_path)) die("%s: %s", topo, strerror(errno));
+    if (profile) snprintf(L.profile, sizeof(L.profile), "%.15s", profile);
     load_topology(L.topo_path);
+    if (L.topo->anycast.addresses.n && L.mode != LAB_NETNS)
+        fprintf(stderr, PROG ": note: anycast needs namespaces mode; anycast names are answered by DNS steering\n");
     /* Everything needed, checked before anything is made. */
-    static const char *const progs[] = {"cdn-edge", "cdn-dns", "shop-app", "shop-lb", "cdn-wanrelay", NULL};
+    static const char *const progs[] = {"cdn-edge", "cdn-dns", "shop-app", "shop-lb", "cdn-wanrelay", "cdn-health",
+                                        "bird", NULL};
     char missing[256] = "";
     for (int i = 0; progs[i]; i++) {
         char x[PATH_MAX];
         if (i == 4 && (L.mode != LAB_NETNS || !L.plan.nrelays)) continue;
+        if (i >= 5 && !L.plan.anycast) continue;
         if (find_prog(progs[i], x, sizeof(x)) < 0)
             snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s", progs[i]);
     }
-    if (*missing) die("missing programs:%s (not built yet? looked beside %s and in ../edge ../dns ../origin)", missing, L.exedir);
+    if (*missing) die("missing programs:%s (not built yet? looked beside %s and in ../edge ../dns ../origin; bird: apt-get install bird2)", missing, L.exedir);
     if (run(1, "openssl version") != 0) die("openssl (the command) is needed for the lab's TLS certificate");
     mkdir(L.statedir, 0755);
     path(p, sizeof(p), "logs");
@@ -689,9 +843,11 @@ static int cmd_up(const char *topo, const char *mode)
     lab_argv_add(&ga, "%s", db);
     must(run_argv(ga.argv, 1), "shop-app --generate (the catalog)");
     if (L.mode == LAB_NETNS) net_up();
+    if (L.plan.anycast) routing_up();
     start_kind(LAB_APP, 20);
     start_kind(LAB_LB, 20);
     start_kind(LAB_EDGE, 30);
+    if (L.plan.anycast) anycast_up();
     start_kind(LAB_DNS, 20);
     state_add("up %ld", (long)time(NULL));
     print_where(stdout);
@@ -763,6 +919,21 @@ static int cmd_status(void)
         if (!alive || !strcmp(h, "FAILING")) bad = 1;
         printf("  %-16s %-8d %-6s %s\n", pr[i].name, (int)pr[i].pid, alive ? "yes" : "NO", h);
     }
+    for (size_t i = 0; i < L.plan.nnodes; i++) {
+        const struct lab_node *nd = &L.plan.nodes[i];
+        if (!routes_node(nd)) continue;
+        int total, est = bgp_sessions(nd, &total);
+        char ctl[PATH_MAX], out[1024] = "";
+        const char *ann = "";
+        if (nd->kind == LAB_EDGE) {
+            bird_ctl(nd, ctl, sizeof(ctl));
+            lab_bird_cmd(ctl, "show protocols anycast", 1000, out, sizeof(out));
+            ann = strstr(out, " up ") ? ", anycast announced" : ", anycast WITHDRAWN";
+        }
+        if (est < 0) printf("  bird %-10s NOT ANSWERING\n", nd->name);
+        else printf("  bird %-10s BGP %d/%d established%s\n", nd->name, est, total, est >= 0 ? ann : "");
+        if (est < total) bad = 1;
+    }
     if (L.mode == LAB_NETNS) {
         size_t have = 0;
         for (size_t i = 0; i < L.plan.nnodes; i++) have += ns_exists(L.plan.nodes[i].ns);
@@ -783,7 +954,83 @@ static int cmd_status(void)
     return bad;
 }
 
-/* fault kill|restart|isolate|heal|slow HOST */
+int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);
+struct bh_arg { const char *ifname; char err[200]; };
+static int do_blackhole(void *arg)
+{
+    struct bh_arg *b = arg;
+    return lab_blackhole_attach(b->ifname, b->err, sizeof(b->err));
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* faults.tsv: CLOCK_MONOTONIC seconds (cdn-load's logs carry the same clock), fault, node. */
+static void fault_record(double t, const char *what, const char *node)
+{
+    char p[PATH_MAX];
+    path(p, sizeof(p), "faults.tsv");
+    FILE *f = fopen(p, "a");
+    if (!f) return;
+    fprintf(f, "%.3f\t%s\t%s\n", t, what, node);
+    fclose(f);
+}
+
+static struct proc_rec *proc_named(struct proc_rec *pr, size_t n, const char *fmt, const char *arg)
+{
+    char name[64];
+    snprintf(name, sizeof(name), fmt, arg);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(pr[i].name, name)) return &pr[i];
+    return NULL;
+}
+
+/* The routing faults of an anycast edge, and `recover`, which undoes any of them. */
+static int anycast_fault(const char *what, int k, struct proc_rec *pr, size_t np)
+{
+    struct lab_node *n = &L.plan.nodes[k];
+    if (!routes_node(n) || n->kind != LAB_EDGE) die("%s: %s is not an anycast edge", what, n->name);
+    struct proc_rec *bird = proc_named(pr, np, "bird-%s", n->name), *edge = proc_named(pr, np, "%s", n->name);
+    double t = mono_s();
+    if (!strcmp(what, "service-down")) { /* the service fails; its health agent withdraws the route */
+        if (!edge || !proc_alive(edge->pid, edge->start)) die("%s is not running", n->name);
+        stop_pid(edge->pid, edge->start, SIGKILL);
+    } else if (!strcmp(what, "bird-crash") || !strcmp(what, "hang")) {
+        if (!bird || !proc_alive(bird->pid, bird->start)) die("bird-%s is not running", n->name);
+        stop_pid(bird->pid, bird->start, !strcmp(what, "hang") ? SIGSTOP : SIGKILL);
+    } else if (!strcmp(what, "link-down")) {
+        must(run(0, "ip -n %s link set up0 down", n->ns), "link set down");
+    } else if (!strcmp(what, "blackhole")) {
+        must(run(0, "tc -n %s qdisc add dev up0 clsact", n->ns), "tc qdisc add clsact");
+        struct bh_arg b = {.ifname = "up0"};
+        if (in_ns(n->ns, do_blackhole, &b) < 0) {
+            run(1, "tc -n %s qdisc del dev up0 clsact", n->ns);
+            die("blackhole on %s: %s", n->name, *b.err ? b.err : "cannot enter the namespace");
+        }
+    } else if (!strcmp(what, "recover")) {
+        if (bird && proc_alive(bird->pid, bird->start)) stop_pid(bird->pid, bird->start, SIGCONT);
+        run(1, "tc -n %s qdisc del dev up0 clsact", n->ns);
+        run(1, "ip -n %s link set up0 up", n->ns);
+        run(1, "ip -n %s route replace default via %s", n->ns, n->gw);
+        if (!bird || !proc_alive(bird->pid, bird->start)) start_bird(k);
+        if (!edge || !proc_alive(edge->pid, edge->start)) {
+            struct lab_argv a = {0};
+            cmd_for(k, &a);
+            start_proc(n, n->name, &a);
+        }
+    } else {
+        return -1;
+    }
+    fault_record(t, what, n->name);
+    printf("%s %s\n", what, n->name);
+    return 0;
+}
+
+/* fault kill|restart|isolate|heal|slow HOST, and the anycast edge faults */
 static int cmd_fault(const char *what, const char *host)
 {
     if (load_state() < 0) die("no lab in %s", L.statedir);
@@ -801,6 +1048,14 @@ static int cmd_fault(const char *what, const char *host)
     struct proc_rec *me = NULL;
     for (size_t i = 0; i < np; i++)
         if (!strcmp(pr[i].name, n->name)) me = &pr[i];
+    if (!strcmp(what, "service-down") || !strcmp(what, "bird-crash") || !strcmp(what, "hang") ||
+        !strcmp(what, "link-down") || !strcmp(what, "blackhole") || !strcmp(what, "recover")) {
+        anycast_fault(what, k, pr, np);
+        state_add("fault %ld %s %s", (long)time(NULL), what, n->name);
+        return 0;
+    }
+    double t0 = mono_s();
+    fault_record(t0, what, n->name);
     if (!strcmp(what, "kill")) {
         if (!me || !proc_alive(me->pid, me->start)) die("%s is not running", n->name);
         stop_pid(me->pid, me->start, SIGKILL);
@@ -835,7 +1090,7 @@ static int cmd_fault(const char *what, const char *host)
         }
         printf("%s %s\n", iso ? "isolated" : "healed", n->name);
     } else {
-        die("fault: kill|restart|isolate|heal|slow HOST");
+        die("fault: kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
     }
     state_add("fault %ld %s %s", (long)time(NULL), what, n->name);
     return 0;
@@ -847,10 +1102,12 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv);
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: " PROG " [-s STATEDIR] [-v] COMMAND ...\n"
-               "  up [--mode auto|netns|loopback] TOPOLOGY.yaml   bring the lab up, print where things are\n"
+               "  up [--mode auto|netns|loopback] [--profile realistic|tuned|bfd] TOPOLOGY.yaml\n"
+               "                                                bring the lab up, print where things are\n"
                "  down                                          remove every process, namespace and file (idempotent)\n"
                "  status                                        processes, health, namespaces, relay counters\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
+               "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
                "  report [-o DIR]                               hit ratios, offload, latency, plots\n"
                "  env                                           shell variables describing the lab\n"
@@ -922,20 +1179,22 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     if (!strcmp(cmd, "up")) {
-        const char *mode = "auto";
+        const char *mode = "auto", *profile = NULL;
         optind = 1;
-        static const struct option uo[] = {{"mode", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
-        while ((c = getopt_long(argc, argv, "m:", uo, NULL)) != -1)
+        static const struct option uo[] = {{"mode", required_argument, NULL, 'm'}, {"profile", required_argument, NULL, 'p'},
+                                           {NULL, 0, NULL, 0}};
+        while ((c = getopt_long(argc, argv, "m:p:", uo, NULL)) != -1)
             if (c == 'm') mode = optarg;
+            else if (c == 'p') profile = optarg;
             else return 2;
         if (optind != argc - 1) die("up TOPOLOGY.yaml");
-        return cmd_up(argv[optind], mode);
+        return cmd_up(argv[optind], mode, profile);
     }
     if (!strcmp(cmd, "down")) return cmd_down(0);
     if (!strcmp(cmd, "status")) return cmd_status();
     if (!strcmp(cmd, "env")) return cmd_env();
     if (!strcmp(cmd, "fault")) {
-        if (argc != 3) die("fault kill|restart|isolate|heal|slow HOST");
+        if (argc != 3) die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
         return cmd_fault(argv[1], argv[2]);
     }
     if (!strcmp(cmd, "load") || !strcmp(cmd, "report")) {

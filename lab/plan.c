@@ -116,6 +116,7 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
         }
     }
     if (mode == LAB_LOOPBACK) return 0;
+    p->anycast = t->anycast.addresses.n > 0;
     /* Backbone: a full mesh of /30s, a relay in the wan namespace where the delay is not zero. */
     int wan = -1, pair = 0;
     for (int i = 0; i < nr; i++)
@@ -140,6 +141,7 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
             } else {
                 add_link(p, router[i], ia, a, router[j], ib, b);
             }
+            if (p->anycast) continue; /* BIRD carries the region prefixes (lab/bird.c) */
             struct lab_route *ro = &p->routes[p->nroutes++];
             ro->node = router[i];
             sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[j]);
@@ -237,12 +239,27 @@ void lab_gen_dns_yaml(const struct lab_topo *t, const struct lab_plan *p, const 
     lab_buf_printf(b, "zones:\n  - name: %s\n    ttl: 300\n    soa: \"ns1 hostmaster 1 3600 600 86400 30\"\n", t->zone);
     lab_buf_printf(b, "    records:\n      - \"@ NS ns1\"\n      - \"ns1 A %s\"\n      - \"origin 60 A %s\"\n", da,
                    p->nodes[lb].addr);
-    lab_buf_printf(b, "    cdn:\n");
+    /* Routing per hostname: dns -> a CDN name (nearest healthy edges); anycast -> a static A record
+     * with the anycast address; both -> NAME by DNS and NAME-any by anycast. Without BGP (loopback
+     * mode) anycast names fall back to DNS steering. */
     const char *const *hn = t->hostnames.items;
     unsigned ttl = (unsigned)(t->dns.ttl_ms / 1000);
-    for (size_t i = 0; i < t->hostnames.n; i++)
-        lab_buf_printf(b, "      - {name: %s, ttl: %u, doubt_ttl: %u, answers: %u}\n", hn[i], ttl, ttl < 5 ? ttl : 5,
-                       t->dns.answers);
+    for (size_t i = 0; i < t->hostnames.n; i++) {
+        if (!p->anycast || t->routing[i] == LAB_ROUTE_DNS) continue;
+        lab_buf_printf(b, "      - \"%s%s %u A %s\"\n", hn[i], t->routing[i] == LAB_ROUTE_BOTH ? "-any" : "", ttl,
+                       lab_topo_anycast_addr(t, i));
+    }
+    int ncdn = 0;
+    for (size_t i = 0; i < t->hostnames.n; i++) ncdn += !p->anycast || t->routing[i] != LAB_ROUTE_ANYCAST;
+    if (ncdn) lab_buf_printf(b, "    cdn:\n");
+    for (size_t i = 0; i < t->hostnames.n; i++) {
+        int dns = !p->anycast || t->routing[i] != LAB_ROUTE_ANYCAST;
+        int twin = !p->anycast && t->routing[i] == LAB_ROUTE_BOTH;
+        for (int k = 0; k < 1 + twin; k++)
+            if (dns)
+                lab_buf_printf(b, "      - {name: %s%s, ttl: %u, doubt_ttl: %u, answers: %u}\n", hn[i], k ? "-any" : "",
+                               ttl, ttl < 5 ? ttl : 5, t->dns.answers);
+    }
 }
 
 void lab_argv_add(struct lab_argv *a, const char *fmt, ...)
@@ -285,6 +302,14 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
     lab_argv_add(a, "%llu", (unsigned long long)e->ram);
     lab_argv_add(a, "-S");
     lab_argv_add(a, "%llu", (unsigned long long)e->disk);
+    if (p->anycast && !e->parent) /* the anycast addresses, on the edge's loopback */
+        for (size_t i = 0; i < t->anycast.addresses.n; i++) {
+            const char *ad = ((const char *const *)t->anycast.addresses.items)[i];
+            lab_argv_add(a, "-a");
+            lab_argv_add(a, "%s:%d", ad, LAB_PORT_HTTP);
+            lab_argv_add(a, "--tls");
+            lab_argv_add(a, "%s:%d", ad, LAB_PORT_HTTPS);
+        }
     lab_argv_add(a, "-n");
     lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "-w");

@@ -70,6 +70,58 @@ static const cdn_conf_field_t origin_fields[] = {
     {"delay", CDN_CT_DURATION, offsetof(struct lab_origin_conf, delay_ms)},
     {NULL}};
 
+static int decode_routing(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    struct cdn_conf_list *l = out;
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "expected a map of hostname: dns | anycast | both (e.g. {img: anycast})");
+    size_t k = cdn_conf_len(n);
+    struct lab_route_mode *m = cdn_conf_alloc(c, (k ? k : 1) * sizeof(*m));
+    if (!m) return cdn_conf_fail(c, n, err, "out of memory");
+    for (size_t i = 0; i < k; i++) {
+        if (cdn_conf_str(c, cdn_conf_key(n, i), &m[i].host, err) < 0) return -1;
+        if (cdn_conf_str(c, cdn_conf_value(n, i), &m[i].mode, err) < 0) return -1;
+        if (strcmp(m[i].mode, "dns") && strcmp(m[i].mode, "anycast") && strcmp(m[i].mode, "both"))
+            return cdn_conf_fail(c, cdn_conf_value(n, i), err, "routing: expected dns, anycast or both");
+        m[i].line = cdn_conf_line(cdn_conf_key(n, i));
+    }
+    l->items = m;
+    l->n = k;
+    return 0;
+}
+
+static const cdn_conf_field_t health_fields[] = {
+    {"interval", CDN_CT_DURATION, offsetof(struct lab_health_conf, interval_ms)},
+    {"timeout", CDN_CT_DURATION, offsetof(struct lab_health_conf, timeout_ms)},
+    {"rise", CDN_CT_UINT, offsetof(struct lab_health_conf, rise), .min = 1, .max = 100},
+    {"fall", CDN_CT_UINT, offsetof(struct lab_health_conf, fall), .min = 1, .max = 100},
+    {NULL}};
+
+static const cdn_conf_field_t anycast_fields[] = {
+    {"addresses", CDN_CT_STRLIST, offsetof(struct lab_anycast_conf, addresses)},
+    {"profile", CDN_CT_STR, offsetof(struct lab_anycast_conf, profile)},
+    {"health", CDN_CT_STRUCT, offsetof(struct lab_anycast_conf, health), .sub = health_fields},
+    {"routing", CDN_CT_CUSTOM, offsetof(struct lab_anycast_conf, routing), .custom = decode_routing},
+    {NULL}};
+
+static const char *const profiles[] = {"realistic", "tuned", "bfd", NULL};
+int lab_profile_parse(const char *s, enum lab_profile *out)
+{
+    for (int i = 0; profiles[i]; i++)
+        if (s && !strcmp(s, profiles[i])) {
+            *out = (enum lab_profile)i;
+            return 0;
+        }
+    return -1;
+}
+const char *lab_profile_name(enum lab_profile p) { return profiles[p]; }
+
+const char *lab_topo_anycast_addr(const struct lab_topo *t, size_t host)
+{
+    if (!t->anycast.addresses.n) return NULL;
+    return ((const char *const *)t->anycast.addresses.items)[host % t->anycast.addresses.n];
+}
+
 static const cdn_conf_field_t topo_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct lab_topo, name)},
     {"zone", CDN_CT_STR, offsetof(struct lab_topo, zone)},
@@ -80,6 +132,7 @@ static const cdn_conf_field_t topo_fields[] = {
      .sub_size = sizeof(struct lab_edge), .sub_defaults = &edge_defaults},
     {"dns", CDN_CT_STRUCT, offsetof(struct lab_topo, dns), .sub = dns_fields},
     {"origin", CDN_CT_STRUCT, offsetof(struct lab_topo, origin), .sub = origin_fields},
+    {"anycast", CDN_CT_STRUCT, offsetof(struct lab_topo, anycast), .sub = anycast_fields},
     {NULL}};
 
 int lab_topo_region(const struct lab_topo *t, const char *name)
@@ -120,6 +173,51 @@ static const cdn_conf_node_t *at(const cdn_conf_node_t *root, const char *k1, lo
     return n;
 }
 
+/* anycast: addresses in 198.19.255.0/24 (1..254, distinct), a known profile, routing for known
+ * hostnames only, and routing other than dns only when there are addresses. */
+static int check_anycast(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    struct lab_anycast_conf *a = &t->anycast;
+    const cdn_conf_node_t *an = cdn_conf_get(root, "anycast");
+    const char *const *ad = a->addresses.items;
+    if (an && !a->addresses.n) {
+        static const char *def[] = {"198.19.255.1"};
+        a->addresses.items = (void *)def;
+        a->addresses.n = 1;
+        ad = a->addresses.items;
+    }
+    if (a->addresses.n > LAB_MAX_ANYCAST)
+        return cdn_conf_fail(c, at(an, "addresses", -1, NULL), err, "at most %d anycast addresses", LAB_MAX_ANYCAST);
+    for (size_t i = 0; i < a->addresses.n; i++) {
+        unsigned o4;
+        char tail;
+        if (sscanf(ad[i], "198.19.255.%u%c", &o4, &tail) != 1 || o4 < 1 || o4 > 254)
+            return cdn_conf_fail(c, at(an, "addresses", -1, NULL), err,
+                                 "anycast address '%s': expected 198.19.255.1 to 198.19.255.254", ad[i]);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(ad[k], ad[i]))
+                return cdn_conf_fail(c, at(an, "addresses", -1, NULL), err, "anycast address %s given twice", ad[i]);
+    }
+    t->profile = LAB_PROF_TUNED;
+    if (a->profile && lab_profile_parse(a->profile, &t->profile) < 0)
+        return cdn_conf_fail(c, at(an, "profile", -1, NULL), err, "profile: expected realistic, tuned or bfd");
+    if (a->health.timeout_ms < 10 || a->health.interval_ms < 10)
+        return cdn_conf_fail(c, at(an, "health", -1, NULL), err, "health: interval and timeout of at least 10ms");
+    const char *const *hn = t->hostnames.items;
+    for (size_t i = 0; i < t->hostnames.n; i++) t->routing[i] = a->addresses.n ? LAB_ROUTE_ANYCAST : LAB_ROUTE_DNS;
+    const struct lab_route_mode *m = a->routing.items;
+    for (size_t k = 0; k < a->routing.n; k++) {
+        size_t i;
+        for (i = 0; i < t->hostnames.n; i++)
+            if (!strcmp(hn[i], m[k].host)) break;
+        if (i == t->hostnames.n)
+            return cdn_conf_fail(c, at(an, "routing", -1, NULL), err, "routing: '%s' is not one of the hostnames", m[k].host);
+        t->routing[i] = !strcmp(m[k].mode, "dns") ? LAB_ROUTE_DNS : !strcmp(m[k].mode, "anycast") ? LAB_ROUTE_ANYCAST
+                                                                                                  : LAB_ROUTE_BOTH;
+    }
+    return 0;
+}
+
 static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
 {
     const cdn_conf_node_t *root = cdn_conf_root(c);
@@ -129,6 +227,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
     t->zone = "shop.test";
     t->dns = (struct lab_dns_conf){.ttl_ms = 20000, .answers = 2};
     t->origin = (struct lab_origin_conf){.apps = 3, .products = 2000, .seed = 1, .algo = "hash-url"};
+    t->anycast.health = (struct lab_health_conf){.interval_ms = 100, .timeout_ms = 200, .rise = 3, .fall = 3};
     if (cdn_conf_decode(c, root, topo_fields, t, err) < 0) return NULL;
     if (!t->hostnames.n) {
         static const char *def[] = {"img", "www"};
@@ -218,12 +317,16 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
         return NULL;
     }
     const char *const *hn = t->hostnames.items;
+    if (t->hostnames.n > 16) {
+        cdn_conf_fail(c, at(root, "hostnames", -1, NULL), err, "at most 16 hostnames");
+        return NULL;
+    }
     for (size_t i = 0; i < t->hostnames.n; i++)
         if (!valid_label(hn[i])) {
             cdn_conf_fail(c, at(root, "hostnames", -1, NULL), err, "hostname '%s': a label within the zone (img)", hn[i]);
             return NULL;
         }
-    return t;
+    return check_anycast(c, root, t, err) < 0 ? NULL : t;
 }
 
 struct lab_topo *lab_topo_load(const char *path, cdn_conf_t **conf, cdn_conf_err_t *err)

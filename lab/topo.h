@@ -58,6 +58,26 @@ struct lab_origin_conf {
     uint64_t delay_ms;          /* app service delay */
 };
 
+/* Anycast (issue 7): service addresses held by every edge and announced over BGP by BIRD. */
+enum lab_profile { LAB_PROF_REALISTIC, LAB_PROF_TUNED, LAB_PROF_BFD };
+enum lab_routing { LAB_ROUTE_DNS, LAB_ROUTE_ANYCAST, LAB_ROUTE_BOTH };
+#define LAB_MAX_ANYCAST 3 /* cdn-edge takes 8 listeners: 2 own + 2 per address */
+struct lab_health_conf {
+    uint64_t interval_ms, timeout_ms;
+    unsigned rise, fall;
+};
+struct lab_anycast_conf {
+    struct cdn_conf_list addresses; /* of const char *, in 198.19.255.0/24 */
+    const char *profile;            /* realistic | tuned | bfd */
+    struct lab_health_conf health;
+    struct cdn_conf_list routing;   /* of struct lab_route_mode: per hostname */
+};
+struct lab_route_mode {
+    const char *host;
+    const char *mode;
+    int line;
+};
+
 struct lab_topo {
     const char *name;
     const char *zone;           /* shop.test */
@@ -66,7 +86,10 @@ struct lab_topo {
     struct cdn_conf_list edges;     /* of struct lab_edge */
     struct lab_dns_conf dns;
     struct lab_origin_conf origin;
-    /* resolved indexes */
+    struct lab_anycast_conf anycast; /* addresses.n == 0: no anycast */
+    /* resolved */
+    enum lab_profile profile;
+    enum lab_routing routing[16];    /* per hostname */
     int edge_region[64];
     int dns_region, origin_region;
     uint64_t delay_ms[LAB_MAX_REGIONS][LAB_MAX_REGIONS]; /* one-way, symmetric */
@@ -78,6 +101,10 @@ struct lab_topo *lab_topo_load(const char *path, cdn_conf_t **conf, cdn_conf_err
 struct lab_topo *lab_topo_load_string(const char *name, const char *text, size_t len, cdn_conf_t **conf,
                                       cdn_conf_err_t *err);
 int lab_topo_region(const struct lab_topo *t, const char *name);
+/* The anycast address a hostname is answered with (hostname i -> address i mod n). */
+const char *lab_topo_anycast_addr(const struct lab_topo *t, size_t host);
+int lab_profile_parse(const char *s, enum lab_profile *out);
+const char *lab_profile_name(enum lab_profile p);
 static inline const struct lab_region *lab_topo_reg(const struct lab_topo *t, size_t i)
 {
     return &((const struct lab_region *)t->regions.items)[i];
@@ -134,6 +161,7 @@ struct lab_plan {
     struct lab_link links[LAB_MAX_REGIONS * LAB_MAX_REGIONS + 256];
     struct lab_relay relays[LAB_MAX_REGIONS * LAB_MAX_REGIONS / 2];
     struct lab_route routes[LAB_MAX_REGIONS * LAB_MAX_REGIONS + 64];
+    int anycast;                /* BGP routing with BIRD (namespaces mode and an anycast section) */
     char client_net[LAB_MAX_REGIONS][20]; /* per region: the client subnet ("198.18.10.0/24") */
     char region_net[LAB_MAX_REGIONS][20]; /* per region: everything ("198.18.10.0/23") */
 };
