@@ -27,6 +27,7 @@
 #include "cdn/loop.h"
 #include "cdn/resolver.h"
 #include "cdn/config.h"
+#include "trace.h"
 #include "workload.h"
 
 #define PROG "cdn-load"
@@ -234,7 +235,7 @@ static void usage(FILE *f)
                "      --hosts IMG,PAGES   the two CDN names (default img,www)\n"
                "  -p, --port N            edge port (8443 with TLS, else 8080)\n"
                "      --h2c               plain HTTP (h2c by upgrade) instead of HTTP/2 over TLS\n"
-               "  -w, --workload W        shopper | zipf | trace:FILE (oracleGeneral .bin)\n"
+               "  -w, --workload W        shopper | zipf | trace:FILE (oracleGeneral .bin, or .bin.zst)\n"
                "  -n, --products N        catalog size (default 2000)\n"
                "  -a, --alpha A           Zipf exponent (default 0.9)\n"
                "  -R, --rate R            open loop: Poisson arrivals per second\n"
@@ -311,23 +312,20 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": bad --products/--alpha\n");
         return 2;
     }
-    if (trace) {
-        int fd = open(trace, O_RDONLY);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 24) {
-            fprintf(stderr, PROG ": trace %s: %s\n", trace, fd < 0 ? strerror(errno) : "empty or unreadable");
+    if (trace) { /* read whole (zstd-compressed too, by content); kept for the whole run */
+        void *m;
+        size_t mlen;
+        char terr[512];
+        if (lab_trace_slurp(trace, LAB_TRACE_MAX_BYTES, &m, &mlen, terr, sizeof(terr)) < 0) {
+            fprintf(stderr, PROG ": trace %s\n", terr);
             return 1;
         }
-        if (strlen(trace) > 4 && !strcmp(trace + strlen(trace) - 4, ".zst")) {
-            fprintf(stderr, PROG ": %s: decompress it first (zstd -d); .zst is not read directly yet\n", trace);
+        if (mlen < 24 || mlen % 24) {
+            fprintf(stderr, PROG ": trace %s: %s\n", trace,
+                    mlen < 24 ? "empty" : "truncated (not a whole number of 24-byte oracleGeneral records)");
             return 1;
         }
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            perror(PROG ": mmap");
-            return 1;
-        }
-        lab_wl_set_trace(&L.wl, m, (size_t)st.st_size, 1);
+        lab_wl_set_trace(&L.wl, m, mlen, 1);
     }
     if (logp && !(L.log = fopen(logp, "w"))) {
         fprintf(stderr, PROG ": %s: %s\n", logp, strerror(errno));
