@@ -16,10 +16,14 @@
 #include "edge/freshness.h"
 #include "edge/idmap.h"
 #include "edge/store.h"
+#include "edge/vhost.h"
 
 struct edge_conf {
     const char *name;            /* Cache-Status cache name suffix: "cdn-edge-<name>" */
-    const char *origin;          /* "http://127.0.0.1:8000" (no trailing slash) */
+    const char *origin;          /* the default vhost's origin (-b / top-level origin), or NULL */
+    struct edge_vhosts vhosts;   /* Host -> origin and parents */
+    uint64_t parent_retry_ms;    /* a parent that refused is skipped this long */
+    const char *served_by;       /* X-Served-By value, or NULL */
     struct edge_key_conf key;
     struct edge_fresh_conf fresh;
     uint64_t max_object;         /* larger responses are streamed, not stored */
@@ -35,7 +39,10 @@ struct edge_server {
     cdn_alog_t *alog;            /* access log or NULL */
     char cache_name[96];         /* "cdn-edge-<name>" */
     char via[128];               /* "1.1 cdn-edge-<name>" */
-    cdn_series_t *m_req[8], *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
+    /* m_req[result][tier]: result hit, miss, stale, revalidated, pass, error, purge;
+     * tier ram, rocksdb, parent, origin, none (where the answer came from) */
+    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop;
+    cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
 };
 

@@ -30,6 +30,7 @@
 #define CHUNK 65536
 
 enum { M_HIT, M_MISS, M_STALE, M_REVALIDATED, M_PASS, M_ERROR, M_PURGE };
+enum { T_RAM, T_ROCKSDB, T_PARENT, T_ORIGIN, T_NONE };
 extern __thread struct edge_worker *edge_tls_worker;
 __thread struct edge_worker *edge_tls_worker;
 
@@ -72,6 +73,8 @@ struct creq {
     uint32_t magic;
     h2o_req_t *req;
     struct edge_worker *w;
+    const struct edge_vhost *vh;
+    int internal;             /* the client is another of our edges (CDN-Loop names one) */
     struct edge_hdr *hdrs;
     size_t nhdrs;
     int method;
@@ -94,6 +97,12 @@ struct creq {
 };
 
 /* --- small helpers --- */
+static void count_req(struct edge_server *s, int result, int tier)
+{
+    if (s->m_req[result][tier] != NULL)
+        cdn_counter_inc(s->m_req[result][tier]);
+}
+
 static int64_t now_s(void) { return (int64_t)time(NULL); }
 static double mono(void)
 {
@@ -112,10 +121,17 @@ static int name_is(const struct edge_hdr *h, const char *n)
  * Date: h2o 2.2.5 writes its own Date into every response head (hard-coded in its HTTP/1 and
  * HPACK encoders), so passing the stored one would make two; the stored Date stays in the store
  * (never rewritten there) and the Age we send carries the object's age. */
-static int skip_to_client(const struct edge_server *s, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
+static int skip_to_client(const struct creq *c, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
+    const struct edge_server *s = c->w->srv;
+    /* Cache-Status and Via are merged with ours (add_common); X-Served-By names only us */
     if (edge_hdr_is_hop(all, n, h->name, h->name_len) || name_is(h, "content-length") || name_is(h, "date") ||
-        name_is(h, "cdn-cache-control") || name_is(h, "surrogate-key") || name_is(h, "age"))
+        name_is(h, "age") || name_is(h, "cache-status") || name_is(h, "via") || name_is(h, "x-served-by"))
+        return 1;
+    /* targeted fields and tags are for CDN caches: a child edge of ours gets them */
+    if (c->internal)
+        return 0;
+    if (name_is(h, "cdn-cache-control") || name_is(h, "surrogate-key"))
         return 1;
     return s->conf.fresh.edge_cc_name != NULL && name_is(h, s->conf.fresh.edge_cc_name);
 }
@@ -131,19 +147,40 @@ static void add_hdr(h2o_req_t *req, const char *name, size_t nl, const char *v, 
 }
 #define ADD_LIT(req, n, v, vl) add_hdr(req, n, sizeof(n) - 1, v, vl)
 
-static void add_common(struct creq *c, const char *status_detail, int64_t age)
+/* "upstream values, ours": RFC 9211 and RFC 9110 7.6.3 lists grow toward the client. */
+static int join_upstream(const struct edge_hdr *up, size_t nup, const char *name, const char *ours, char *buf,
+                         size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < nup; i++) {
+        if (!name_is(&up[i], name) || up[i].value_len == 0 || o + up[i].value_len + 2 >= cap)
+            continue;
+        memcpy(buf + o, up[i].value, up[i].value_len);
+        o += up[i].value_len;
+        buf[o++] = ',';
+        buf[o++] = ' ';
+    }
+    int l = snprintf(buf + o, cap - o, "%s", ours);
+    return l < 0 || (size_t)l >= cap - o ? (int)(cap - 1) : (int)(o + (size_t)l);
+}
+
+static void add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup)
 {
     struct edge_server *s = c->w->srv;
-    char buf[256];
+    char buf[1024], ours[256];
     if (age >= 0) {
         int l = snprintf(buf, sizeof(buf), "%lld", (long long)age);
         ADD_LIT(c->req, "Age", buf, (size_t)l);
     }
-    int l = snprintf(buf, sizeof(buf), "%s; %s", s->cache_name, status_detail);
+    snprintf(ours, sizeof(ours), "%s; %s", s->cache_name, status_detail);
+    int l = join_upstream(up, nup, "cache-status", ours, buf, sizeof(buf));
     ADD_LIT(c->req, "Cache-Status", buf, (size_t)l);
     c->cache_status = h2o_mem_alloc_pool(&c->req->pool, (size_t)l + 1);
     memcpy((char *)c->cache_status, buf, (size_t)l + 1);
-    ADD_LIT(c->req, "Via", s->via, strlen(s->via));
+    l = join_upstream(up, nup, "via", s->via, buf, sizeof(buf));
+    ADD_LIT(c->req, "Via", buf, (size_t)l);
+    if (s->conf.served_by != NULL)
+        ADD_LIT(c->req, "X-Served-By", s->conf.served_by, strlen(s->conf.served_by));
 }
 
 static const char *reason_of(int st)
@@ -177,12 +214,12 @@ static const char *reason_of(int st)
 static void on_generator_proceed(h2o_generator_t *g, h2o_req_t *req);
 static void on_generator_stop(h2o_generator_t *g, h2o_req_t *req);
 
-static void send_error(struct creq *c, int status, const char *reason, const char *body)
+static void send_error_detail(struct creq *c, int status, const char *reason, const char *detail, const char *body)
 {
     h2o_req_t *req = c->req;
     c->finished = 1;
-    cdn_counter_inc(c->w->srv->m_req[M_ERROR]);
-    add_common(c, "fwd=miss; detail=origin-error", -1);
+    count_req(c->w->srv, M_ERROR, T_NONE);
+    add_common(c, detail, -1, NULL, 0);
     req->res.status = status;
     req->res.reason = reason;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
@@ -191,6 +228,11 @@ static void send_error(struct creq *c, int status, const char *reason, const cha
     memcpy(b, body, bl);
     b[bl] = '\n';
     h2o_send_inline(req, b, bl + 1);
+}
+
+static void send_error(struct creq *c, int status, const char *reason, const char *body)
+{
+    send_error_detail(c, status, reason, "fwd=miss; detail=origin-error", body);
 }
 
 /* --- serving a stored object --- */
@@ -273,7 +315,7 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
         rr = edge_range_parse(c->hdrs[ri].value, c->hdrs[ri].value_len, o->body_len, &first, &last);
     for (size_t i = 0; i < o->nhdrs; i++) {
         const struct edge_hdr *h = &o->hdrs[i];
-        if (skip_to_client(s, o->hdrs, o->nhdrs, h))
+        if (skip_to_client(c, o->hdrs, o->nhdrs, h))
             continue;
         if (is304 && !(name_is(h, "etag") || name_is(h, "cache-control") || name_is(h, "date") ||
                        name_is(h, "expires") || name_is(h, "vary") || name_is(h, "last-modified") ||
@@ -281,7 +323,7 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
             continue;
         add_hdr(req, h->name, h->name_len, h->value, h->value_len);
     }
-    add_common(c, detail, age);
+    add_common(c, detail, age, o->hdrs, o->nhdrs);
     req->res.status = o->status;
     req->res.reason = reason_of(o->status);
     h2o_iovec_t body = h2o_iovec_init(o->body, o->body_len);
@@ -414,15 +456,14 @@ static void on_generator_stop(h2o_generator_t *g, h2o_req_t *req)
 static void start_fetch_response(struct creq *c, struct fetch *f, const char *detail)
 {
     h2o_req_t *req = c->req;
-    struct edge_server *s = c->w->srv;
     for (size_t i = 0; i < f->nhdrs; i++)
-        if (!skip_to_client(s, f->hdrs, f->nhdrs, &f->hdrs[i]))
+        if (!skip_to_client(c, f->hdrs, f->nhdrs, &f->hdrs[i]))
             add_hdr(req, f->hdrs[i].name, f->hdrs[i].name_len, f->hdrs[i].value, f->hdrs[i].value_len);
     /* the upstream Age passes on (we add no residence time for a response in flight) */
     int ai = edge_hdr_find(f->hdrs, f->nhdrs, "age", 0);
     if (ai >= 0)
         add_hdr(req, "Age", 3, f->hdrs[ai].value, f->hdrs[ai].value_len);
-    add_common(c, detail, -1);
+    add_common(c, detail, -1, f->hdrs, f->nhdrs);
     req->res.status = f->status;
     req->res.reason = reason_of(f->status);
     req->res.content_length = f->clen != UINT64_MAX && !(f->status == 304 || f->status == 204) ? f->clen : SIZE_MAX;
@@ -496,7 +537,7 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         (void)mh;
         f->store = 0;
         fetch_unlist(f);
-        cdn_counter_inc(s->m_req[M_REVALIDATED]);
+        count_req(s, M_REVALIDATED, T_ORIGIN);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
@@ -514,7 +555,7 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
             waiter_detach(c);
             char d[96];
             snprintf(d, sizeof(d), "fwd=stale; fwd-status=%d; detail=stale-if-error", status);
-            cdn_counter_inc(s->m_req[M_STALE]);
+            count_req(s, M_STALE, T_NONE);
             serve_obj(c, f->stale, d, edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now));
         }
         return 1;
@@ -709,7 +750,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
             if (f->stale && f->stale_if_error) {
-                cdn_counter_inc(s->m_req[M_STALE]);
+                count_req(s, M_STALE, T_NONE);
                 serve_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
                           edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
             } else {
@@ -842,9 +883,9 @@ static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale,
     f->rq = c->rq;
     f->owner = c;
     f->t0 = mono();
-    size_t ul = strlen(s->conf.origin) + c->req->path.len + 1;
+    size_t ul = strlen(c->vh->origin) + c->req->path.len + 1;
     char *url = h2o_mem_alloc_pool(&c->req->pool, ul);
-    snprintf(url, ul, "%s%.*s", s->conf.origin, (int)c->req->path.len, c->req->path.base);
+    snprintf(url, ul, "%s%.*s", c->vh->origin, (int)c->req->path.len, c->req->path.base);
     char *method = h2o_mem_alloc_pool(&c->req->pool, c->req->method.len + 1);
     memcpy(method, c->req->method.base, c->req->method.len);
     method[c->req->method.len] = '\0';
@@ -879,7 +920,7 @@ static void dispatch(struct creq *c, int no_collapse)
     int64_t now = now_s();
     int cacheable_method = c->method == EDGE_M_GET || c->method == EDGE_M_HEAD;
     if (!cacheable_method || no_collapse) {
-        cdn_counter_inc(s->m_req[M_PASS]);
+        count_req(s, M_PASS, T_ORIGIN);
         fetch_start(c, 0, NULL, 0);
         return;
     }
@@ -889,7 +930,7 @@ static void dispatch(struct creq *c, int no_collapse)
         cdn_counter_inc(s->m_corrupt);
     if (o != NULL && c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) {
         edge_obj_release(o);
-        cdn_counter_inc(s->m_req[M_PASS]);
+        count_req(s, M_PASS, T_ORIGIN);
         fetch_start(c, 0, NULL, 0);
         return;
     }
@@ -898,7 +939,7 @@ static void dispatch(struct creq *c, int no_collapse)
         edge_decide(&o->fresh, &c->rq, now, &v);
         if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
             cdn_counter_inc(s->m_tier_hit[tier]);
-            cdn_counter_inc(s->m_req[v.use == EDGE_USE_FRESH ? M_HIT : M_STALE]);
+            count_req(s, v.use == EDGE_USE_FRESH ? M_HIT : M_STALE, tier == EDGE_TIER_DISK ? T_ROCKSDB : T_RAM);
             char d[64];
             snprintf(d, sizeof(d), "hit%s%s", tier == EDGE_TIER_DISK ? "; detail=disk" : "",
                      v.use == EDGE_USE_FRESH ? "" : (v.use == EDGE_USE_SWR ? "; fwd=stale; detail=swr" : "; detail=max-stale"));
@@ -929,7 +970,7 @@ static void dispatch(struct creq *c, int no_collapse)
                 return;
             }
         }
-        cdn_counter_inc(s->m_req[M_MISS]);
+        count_req(s, M_MISS, T_ORIGIN);
         fetch_start(c, 1, o, v.stale_if_error);
         edge_obj_release(o);
         return;
@@ -952,7 +993,7 @@ static void dispatch(struct creq *c, int no_collapse)
             return;
         }
     }
-    cdn_counter_inc(s->m_req[M_MISS]);
+    count_req(s, M_MISS, T_ORIGIN);
     /* a request with Authorization fills only if the response allows it (checked at head) */
     fetch_start(c, 1, NULL, 0);
 }
@@ -987,7 +1028,7 @@ static void on_creq_dispose(void *p)
             .start = c->start, .remote_addr = peer, .host = host, .method = m, .target = t,
             .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
             .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
-            .cache_status = c->cache_status, .upstream = c->w->srv->conf.origin,
+            .cache_status = c->cache_status, .upstream = c->vh ? c->vh->origin : "",
         };
         cdn_alog_write(c->w->srv->alog, &e);
     }
@@ -1058,6 +1099,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->method = edge_method_parse(req->method.base, req->method.len);
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
+    if ((c->vh = edge_vhost_match(&s->conf.vhosts, req->authority.base, req->authority.len)) == NULL) {
+        char body[EDGE_HOST_MAX + 64];
+        snprintf(body, sizeof(body), "no virtual host for '%.*s' on this edge",
+                 (int)(req->authority.len < EDGE_HOST_MAX ? req->authority.len : EDGE_HOST_MAX), req->authority.base);
+        send_error_detail(c, 421, "Misdirected Request", "detail=no-vhost", body);
+        return 0;
+    }
     if (build_key(c) < 0) {
         send_error(c, 400, "Bad Request", "request target not cacheable");
         return 0;
@@ -1065,7 +1113,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (req->method.len == 5 && memcmp(req->method.base, "PURGE", 5) == 0) {
         size_t n = edge_store_purge_url(s->store, c->pkey, c->pkey_len);
         cdn_counter_add(s->m_purged, n);
-        cdn_counter_inc(s->m_req[M_PURGE]);
+        count_req(s, M_PURGE, T_NONE);
         char body[64];
         int l = snprintf(body, sizeof(body), "purged %zu\n", n);
         req->res.status = n ? 200 : 404;

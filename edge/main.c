@@ -23,6 +23,7 @@
 #include "cdn/loop.h"
 #include "cdn/proc.h"
 #include "edge/edge.h"
+#include "edge/vhconf.h"
 
 #define MAX_LISTEN 8
 
@@ -42,6 +43,10 @@ static struct {
     int ram_policy;
     int test_only;
     char tmpdir[64];
+    const char *parents[EDGE_MAX_PARENTS + 1];
+    size_t nparents;
+    int parent_only;
+    struct cdn_conf_list file_vhosts;
 } opt;
 
 static struct edge_server srv;
@@ -190,15 +195,29 @@ void edge_server_metrics_init(struct edge_server *s)
 {
     cdn_metrics_t *m = s->metrics = cdn_metrics_new();
     static const char *const cache_l[] = {"result", NULL}, *const tier_l[] = {"tier", NULL};
-    cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result", cache_l);
+    static const char *const req_l[] = {"result", "tier", NULL}, *const up_l[] = {"upstream", NULL};
+    (void)cache_l;
+    cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result and the tier that answered", req_l);
     const char *names[] = {"hit", "miss", "stale", "revalidated", "pass", "error", "purge"};
+    const char *tiers[] = {"ram", "rocksdb", "parent", "origin", "none"};
+    /* only the combinations that happen, so that a scrape shows no impossible series */
     for (int i = 0; i < 7; i++)
-        s->m_req[i] = cdn_metric_series(req, (const char *const[]){names[i]});
+        for (int t = 0; t < 5; t++) {
+            int from_cache = t <= 1, upstream = t == 2 || t == 3;
+            int ok = (i == 0 && from_cache) || (i == 2 && (from_cache || t == 4)) ||
+                     ((i == 1 || i == 3 || i == 4) && upstream) || ((i == 5 || i == 6) && t == 4);
+            s->m_req[i][t] = ok ? cdn_metric_series(req, (const char *const[]){names[i], tiers[t]}) : NULL;
+        }
+    cdn_metric_t *fe = cdn_metrics_counter(m, "edge_fetches_total", "Requests sent upstream, by upstream kind", up_l);
+    s->m_fetch[0] = cdn_metric_series(fe, (const char *const[]){"parent"});
+    s->m_fetch[1] = cdn_metric_series(fe, (const char *const[]){"origin"});
+    s->m_parent_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_down_total", "Times a parent was marked down (connection failed)", NULL));
+    s->m_loop = cdn_metric_plain(cdn_metrics_counter(m, "edge_loops_total", "Requests refused with 508 (CDN-Loop names this edge)", NULL));
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
     s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
     s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"disk"});
-    s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to the origin", NULL));
+    s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to an origin directly (not via a parent)", NULL));
     s->m_origin_err = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_errors_total", "Origin fetches without a response", NULL));
     s->m_collapsed = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_total", "Requests that joined a fetch in flight", NULL));
     s->m_bytes = cdn_metric_plain(cdn_metrics_counter(m, "edge_body_bytes_sent_total", "Body bytes sent to clients", NULL));
@@ -232,7 +251,11 @@ static void usage(FILE *f)
             "usage: cdn-edge -a ADDR:PORT -b ORIGIN-URL [options]\n"
             "       cdn-edge -c FILE [-t]\n"
             "  -a, --listen ADDR:PORT   plain listener: HTTP/1.1 and h2c (prior knowledge); repeatable\n"
-            "  -b, --backend URL        origin base URL (http://127.0.0.1:8000)\n"
+            "  -b, --backend URL        origin base URL (http://127.0.0.1:8000): the default vhost\n"
+            "      --parent URL         parent (shield) edge; repeatable (rendezvous hashing by key)\n"
+            "      --parent-only        never go to the origin directly (502 when no parent is up)\n"
+            "      --parent-retry MS    skip a parent that refused connections this long (default 10000)\n"
+            "      --served-by NAME     add X-Served-By: NAME to every response\n"
             "      --tls ADDR:PORT      TLS listener (ALPN h2, http/1.1); needs --cert and --key\n"
             "      --cert FILE, --key FILE\n"
             "  -A, --admin ADDR:PORT    admin listener: /healthz /metrics /purge?url=|tag= (default none)\n"
@@ -269,18 +292,23 @@ static int add_listen(const char *s, int tls)
 
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
-    const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level;
-    struct cdn_conf_list listen, tls_listen, drop_params;
-    uint64_t ram, disk, max_object, connect_timeout, timeout, heuristic_max;
+    const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by;
+    struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
+    uint64_t ram, disk, max_object, connect_timeout, timeout, heuristic_max, parent_retry;
     long long workers;
-    int sort_params, store_set_cookie;
+    int sort_params, store_set_cookie, parent_only;
 };
 
 static int load_config(const char *path, char *err, size_t errlen)
 {
     static const cdn_conf_field_t fields[] = {
         {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
-        {"origin", CDN_CT_STR, offsetof(struct file_conf, origin), CDN_CF_REQUIRED},
+        {"origin", CDN_CT_STR, offsetof(struct file_conf, origin)},
+        {"parents", CDN_CT_STRLIST, offsetof(struct file_conf, parents)},
+        {"parent_only", CDN_CT_BOOL, offsetof(struct file_conf, parent_only)},
+        {"parent_retry", CDN_CT_DURATION, offsetof(struct file_conf, parent_retry)},
+        {"served_by", CDN_CT_STR, offsetof(struct file_conf, served_by)},
+        {"vhosts", CDN_CT_CUSTOM, offsetof(struct file_conf, vhosts), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_vhconf_decode},
         {"listen", CDN_CT_STRLIST, offsetof(struct file_conf, listen)},
         {"tls_listen", CDN_CT_STRLIST, offsetof(struct file_conf, tls_listen)},
         {"cert", CDN_CT_STR, offsetof(struct file_conf, cert)},
@@ -309,7 +337,8 @@ static int load_config(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
-    struct file_conf fc = {.workers = srv.conf.workers, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
+    struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
+                           .workers = srv.conf.workers, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
     if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
@@ -344,7 +373,13 @@ static int load_config(const char *path, char *err, size_t errlen)
     if (fc.log_level && cdn_log_level_parse(fc.log_level) >= 0)
         cdn_log_set_level(cdn_log_level_parse(fc.log_level));
     srv.conf.name = fc.name ? fc.name : srv.conf.name;
-    srv.conf.origin = fc.origin;
+    srv.conf.origin = fc.origin ? fc.origin : srv.conf.origin;
+    for (size_t i = 0; i < fc.parents.n && opt.nparents < EDGE_MAX_PARENTS + 1; i++)
+        opt.parents[opt.nparents++] = ((const char **)fc.parents.items)[i];
+    opt.parent_only = fc.parent_only;
+    opt.file_vhosts = fc.vhosts;
+    srv.conf.parent_retry_ms = fc.parent_retry;
+    srv.conf.served_by = fc.served_by ? fc.served_by : srv.conf.served_by;
     opt.cert = fc.cert ? fc.cert : opt.cert;
     opt.key = fc.key ? fc.key : opt.key;
     opt.dir = fc.dir ? fc.dir : opt.dir;
@@ -372,7 +407,8 @@ int main(int argc, char **argv)
         {"edge-cc", 1, NULL, 5},   {"drop-param", 1, NULL, 6},   {"sort-params", 0, NULL, 7},
         {"timeout", 1, NULL, 8},   {"connect-timeout", 1, NULL, 9}, {"pid-file", 1, NULL, 'p'},
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
-        {"access-log", 1, NULL, 10}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
+        {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -384,6 +420,7 @@ int main(int argc, char **argv)
     srv.conf.max_object = 64 << 20;
     srv.conf.connect_timeout_ms = 3000;
     srv.conf.timeout_ms = 30000;
+    srv.conf.parent_retry_ms = 10000;
     edge_fresh_conf_default(&srv.conf.fresh);
     srv.conf.key.drop_params = drop;
     opt.ram_bytes = 256ULL << 20;
@@ -434,6 +471,16 @@ int main(int argc, char **argv)
         case 9: srv.conf.connect_timeout_ms = strtoull(optarg, NULL, 10); break;
         case 'p': opt.pid_file = optarg; break;
         case 10: opt.access_log = optarg; break;
+        case 11:
+            if (opt.nparents == EDGE_MAX_PARENTS) {
+                fprintf(stderr, "cdn-edge: at most %d parents\n", EDGE_MAX_PARENTS);
+                return 2;
+            }
+            opt.parents[opt.nparents++] = optarg;
+            break;
+        case 12: opt.parent_only = 1; break;
+        case 13: srv.conf.parent_retry_ms = strtoull(optarg, NULL, 10); break;
+        case 14: srv.conf.served_by = optarg; break;
         case 'c': config = optarg; break;
         case 't': opt.test_only = 1; break;
         case 'l':
@@ -452,20 +499,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdn-edge: %s\n", err);
         return 1;
     }
-    if (srv.conf.origin == NULL || opt.nlisten == 0 || srv.conf.workers < 1 || srv.conf.workers > 256) {
-        fprintf(stderr, "cdn-edge: need at least one listener (-a) and an origin (-b)\n");
+    if ((srv.conf.origin == NULL && opt.file_vhosts.n == 0) || opt.nlisten == 0 || srv.conf.workers < 1 ||
+        srv.conf.workers > 256) {
+        fprintf(stderr, "cdn-edge: need at least one listener (-a) and an origin (-b, or vhosts: in -c FILE)\n");
         usage(stderr);
         return 2;
     }
-    size_t ol = strlen(srv.conf.origin);
-    if (ol < 8 || (strncmp(srv.conf.origin, "http://", 7) != 0 && strncmp(srv.conf.origin, "https://", 8) != 0)) {
-        fprintf(stderr, "cdn-edge: the origin must be an http:// or https:// URL\n");
+    if (opt.nparents > EDGE_MAX_PARENTS ||
+        edge_vhosts_build(&srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
+                          opt.parent_only, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cdn-edge: %s\n", opt.nparents > EDGE_MAX_PARENTS ? "too many parents" : err);
         return 2;
-    }
-    if (srv.conf.origin[ol - 1] == '/') {
-        char *o = strdup(srv.conf.origin);
-        o[ol - 1] = '\0';
-        srv.conf.origin = o;
     }
     int want_tls = 0;
     for (int i = 0; i < opt.nlisten; i++)
@@ -564,7 +608,8 @@ int main(int argc, char **argv)
     for (int k = 0; k < nw; k++)
         pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
     char a0[64];
-    cdn_notice("serving %s on %s (%d workers, store %s)", srv.conf.origin,
+    cdn_notice("serving %zu vhost names%s on %s (%d workers, store %s)", srv.conf.vhosts.n,
+               srv.conf.vhosts.dflt ? " and a default" : "",
                cdn_addr_str((struct sockaddr *)&opt.listen[0].ss, a0, sizeof(a0)), nw, opt.dir);
     while (!stopping)
         h2o_evloop_run(actx.loop, 200);

@@ -135,7 +135,7 @@ start_edge
 curl -s -o "$T/big2" "$E/big/x"
 cmp -s "$T/big" "$T/big2"; ok $? "corrupted stored body is not served (right bytes)"
 is "$(count /big/x)" 2 "refetched from the origin instead"
-like "$(curl -s "http://127.0.0.1:$AP/metrics")" 'edge_requests_total\{result="hit"\}' "metrics on the admin listener"
+like "$(curl -s "http://127.0.0.1:$AP/metrics")" 'edge_requests_total\{result="hit",tier="(ram|rocksdb)"\}' "metrics on the admin listener"
 
 # 12. a slow origin beyond the configured timeout: 504 with a reason, no hang
 E2P=$(free_port)

@@ -1,0 +1,194 @@
+/* edge/vhconf.c - builds the vhost table (struct edge_vhosts) from the YAML `vhosts:` map, the
+ * top-level `origin` / `parents` / `parent_only` and the command line (-b, --parent).
+ *
+ *   origin: http://127.0.0.1:8000        # the default vhost ("*") unless vhosts has one
+ *   parents: [http://127.0.0.1:9001]     # inherited by every vhost that names none
+ *   parent_only: false
+ *   vhosts:
+ *     img.shop.test: {origin: http://127.0.0.1:8000, aliases: ["*.img.shop.test"]}
+ *     www.shop.test: {origin: http://127.0.0.1:8001, parents: [...], parent_only: true}
+ *
+ * Everything allocated here lives for the life of the process (the config document too). */
+#include "config.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/vhconf.h"
+
+struct file_vhost {
+    const char *pattern; /* the map key: must stay first */
+    const char *origin;
+    struct cdn_conf_list aliases, parents;
+    int parent_only;     /* -1: inherit */
+};
+
+static const cdn_conf_field_t vhost_fields[] = {
+    {"origin", CDN_CT_STR, offsetof(struct file_vhost, origin), CDN_CF_REQUIRED},
+    {"aliases", CDN_CT_STRLIST, offsetof(struct file_vhost, aliases)},
+    {"parents", CDN_CT_STRLIST, offsetof(struct file_vhost, parents)},
+    {"parent_only", CDN_CT_BOOL, offsetof(struct file_vhost, parent_only)},
+    {NULL},
+};
+static const struct file_vhost vhost_defaults = {.parent_only = -1};
+
+int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "vhosts: expected a map of host name -> {origin: URL, ...}");
+    struct cdn_conf_list *l = out;
+    size_t cnt = cdn_conf_len(n);
+    struct file_vhost *v = cdn_conf_alloc(c, (cnt ? cnt : 1) * sizeof(*v));
+    for (size_t i = 0; i < cnt; i++) {
+        v[i] = vhost_defaults;
+        const cdn_conf_node_t *k = cdn_conf_key(n, i), *val = cdn_conf_value(n, i);
+        if (cdn_conf_str(c, k, &v[i].pattern, err) < 0)
+            return -1;
+        if (edge_vhost_pattern_ok(v[i].pattern) < 0)
+            return cdn_conf_fail(c, k, err, "bad host pattern '%s' (a host name, *.suffix or *)", v[i].pattern);
+        if (cdn_conf_kind(val) != CDN_CONF_MAP)
+            return cdn_conf_fail(c, val, err, "expected a map with origin: URL");
+        if (cdn_conf_decode(c, val, vhost_fields, &v[i], err) < 0)
+            return -1;
+        if (edge_url_base(v[i].origin, &v[i].origin) < 0)
+            return cdn_conf_fail(c, cdn_conf_get(val, "origin"), err, "origin must be an http:// or https:// URL");
+        for (size_t a = 0; a < v[i].aliases.n; a++)
+            if (edge_vhost_pattern_ok(((const char **)v[i].aliases.items)[a]) < 0)
+                return cdn_conf_fail(c, cdn_conf_get(val, "aliases"), err, "bad host pattern '%s'",
+                                     ((const char **)v[i].aliases.items)[a]);
+        if (v[i].parents.n > EDGE_MAX_PARENTS)
+            return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "at most %d parents", EDGE_MAX_PARENTS);
+        for (size_t a = 0; a < v[i].parents.n; a++) {
+            const char **pp = (const char **)v[i].parents.items;
+            if (edge_url_base(pp[a], &pp[a]) < 0)
+                return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "parent '%s' must be an http:// URL", pp[a]);
+        }
+    }
+    l->items = v;
+    l->n = cnt;
+    return 0;
+}
+
+int edge_url_base(const char *u, const char **out)
+{
+    size_t l = u ? strlen(u) : 0;
+    if (l < 8 || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
+        return -1;
+    if (u[l - 1] == '/') {
+        char *o = strdup(u);
+        if (o == NULL)
+            return -1;
+        while (l > 8 && o[l - 1] == '/')
+            o[--l] = '\0';
+        u = o;
+    }
+    *out = u;
+    return 0;
+}
+
+static struct edge_parent *make_parents(const char *const *urls, size_t n)
+{
+    struct edge_parent *p = calloc(n ? n : 1, sizeof(*p));
+    for (size_t i = 0; p && i < n; i++)
+        edge_parent_init(&p[i], urls[i]);
+    return p;
+}
+
+static int add_name(struct edge_vhosts *vs, size_t *cap, const char *pattern, const struct edge_vhost *v,
+                    char *err, size_t errlen)
+{
+    if (strcmp(pattern, "*") == 0) {
+        if (vs->dflt != NULL) {
+            snprintf(err, errlen, "two default vhosts (\"*\")");
+            return -1;
+        }
+        vs->dflt = v;
+        return 0;
+    }
+    char h[EDGE_HOST_MAX];
+    const char *body = pattern[0] == '*' ? pattern + 2 : pattern;
+    int hl = edge_host_normalize(body, strlen(body), h, sizeof(h));
+    if (hl < 0) {
+        snprintf(err, errlen, "bad host pattern '%s'", pattern);
+        return -1;
+    }
+    char *name = malloc((size_t)hl + 3);
+    if (name == NULL)
+        return -1;
+    snprintf(name, (size_t)hl + 3, "%s%s", pattern[0] == '*' ? "*." : "", h);
+    for (size_t i = 0; i < vs->n; i++)
+        if (strcmp(vs->names[i], name) == 0) {
+            snprintf(err, errlen, "host '%s' named by two vhosts", pattern);
+            free(name);
+            return -1;
+        }
+    if (vs->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        vs->v = realloc(vs->v, *cap * sizeof(*vs->v));
+        vs->names = realloc(vs->names, *cap * sizeof(*vs->names));
+        if (vs->v == NULL || vs->names == NULL)
+            return -1;
+    }
+    vs->v[vs->n] = v;
+    vs->names[vs->n++] = name;
+    return 0;
+}
+
+int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_vhosts, const char *origin,
+                      const char *const *parents, size_t nparents, int parent_only, char *err, size_t errlen)
+{
+    size_t cap = 0;
+    memset(vs, 0, sizeof(*vs));
+    if (nparents > EDGE_MAX_PARENTS) {
+        snprintf(err, errlen, "at most %d parents", EDGE_MAX_PARENTS);
+        return -1;
+    }
+    const char **gp = calloc(nparents ? nparents : 1, sizeof(*gp));
+    if (gp == NULL)
+        return -1;
+    for (size_t i = 0; i < nparents; i++)
+        if (edge_url_base(parents[i], &gp[i]) < 0) {
+            snprintf(err, errlen, "parent '%s' must be an http:// URL", parents[i]);
+            return -1;
+        }
+    parents = gp;
+    const struct file_vhost *fv = file_vhosts ? file_vhosts->items : NULL;
+    size_t nf = file_vhosts ? file_vhosts->n : 0;
+    for (size_t i = 0; i < nf; i++) {
+        struct edge_vhost *v = calloc(1, sizeof(*v));
+        if (v == NULL)
+            return -1;
+        v->pattern = fv[i].pattern;
+        v->origin = fv[i].origin;
+        if (fv[i].parents.n > 0) {
+            v->parents = make_parents(fv[i].parents.items, fv[i].parents.n);
+            v->nparents = fv[i].parents.n;
+        } else if (nparents > 0) {
+            v->parents = make_parents(parents, nparents);
+            v->nparents = nparents;
+        }
+        v->parent_only = fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only;
+        if (add_name(vs, &cap, fv[i].pattern, v, err, errlen) < 0)
+            return -1;
+        for (size_t a = 0; a < fv[i].aliases.n; a++)
+            if (add_name(vs, &cap, ((const char **)fv[i].aliases.items)[a], v, err, errlen) < 0)
+                return -1;
+    }
+    if (origin != NULL && vs->dflt == NULL) {
+        struct edge_vhost *v = calloc(1, sizeof(*v));
+        if (v == NULL || edge_url_base(origin, &v->origin) < 0) {
+            snprintf(err, errlen, "the origin must be an http:// or https:// URL");
+            return -1;
+        }
+        v->pattern = "*";
+        v->parents = make_parents(parents, nparents);
+        v->nparents = nparents;
+        v->parent_only = parent_only;
+        vs->dflt = v;
+    }
+    if (vs->dflt == NULL && vs->n == 0) {
+        snprintf(err, errlen, "need an origin (-b URL, origin: or vhosts:)");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,67 @@
+/* edge/vhost.h - virtual hosts and parent (shield) selection.
+ *
+ * A vhost maps CDN hostnames (exact "img.shop.test", wildcard "*.shop.test" = any name below
+ * shop.test, and "*" = the default) to one origin URL and optionally to parent edges. Matching:
+ * exact first, then the longest wildcard suffix, then the default; the Host / :authority is
+ * normalised first (lowercase, port and a trailing dot removed).
+ *
+ * Parents: rendezvous (highest random weight) hashing of the cache key over the vhost's parents,
+ * so each key has one home parent and losing a parent moves only that parent's keys. A parent that
+ * refused a connection is skipped until its `down_until_ms` (shared by all threads, atomic).
+ *
+ * Pure except for the parents' down marks; functions that depend on time take `now_ms`. */
+#ifndef EDGE_VHOST_H
+#define EDGE_VHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDGE_MAX_PARENTS 16
+#define EDGE_HOST_MAX 256
+
+struct edge_parent {
+    const char *url;                /* "http://127.0.0.1:9001" (no trailing slash) */
+    uint64_t id;                    /* hash of url: its rendezvous identity */
+    uint64_t down_until_ms;         /* atomic; 0 = up */
+};
+
+struct edge_vhost {
+    const char *pattern;            /* "img.shop.test", "*.shop.test" or "*" */
+    const char *origin;             /* "http://127.0.0.1:8000" (no trailing slash) */
+    struct edge_parent *parents;
+    size_t nparents;
+    int parent_only;                /* never fetch from the origin directly */
+};
+
+struct edge_vhosts {
+    const struct edge_vhost **v;    /* every name pattern (several may share one vhost) */
+    const char **names;             /* normalised patterns, parallel to v */
+    size_t n;
+    const struct edge_vhost *dflt;  /* "*" or NULL */
+};
+
+/* Lowercases the host part of an authority ("Img.Shop.Test:8080" -> "img.shop.test"), drops the
+ * port and one trailing dot. Bracketed IPv6 literals keep their brackets. -1 if empty, too long
+ * for cap, or containing bytes not allowed in a host name. */
+int edge_host_normalize(const char *authority, size_t len, char *out, size_t cap);
+
+/* The vhost for an authority, or NULL (no match and no default). */
+const struct edge_vhost *edge_vhost_match(const struct edge_vhosts *vs, const char *authority, size_t len);
+
+/* A pattern as written in the config: 0 if valid ("*", "*.suffix" or a host name). */
+int edge_vhost_pattern_ok(const char *pattern);
+
+/* Sets id from url. */
+void edge_parent_init(struct edge_parent *p, const char *url);
+
+/* Rendezvous order of the parents for a key hash: order[0] is the key's home parent. */
+void edge_parent_order(const struct edge_parent *p, size_t n, uint64_t key_id, size_t *order);
+
+/* The first parent in rendezvous order that is up at now_ms and not in tried (bit i = parent i
+ * already tried for this request), or -1. */
+int edge_parent_pick(const struct edge_parent *p, size_t n, uint64_t key_id, uint64_t now_ms, uint32_t tried);
+
+/* Marks a parent down until now_ms + for_ms (thread-safe). */
+void edge_parent_mark_down(struct edge_parent *p, uint64_t now_ms, uint64_t for_ms);
+
+#endif
