@@ -29,6 +29,7 @@
 #include <h2o.h>
 
 #include "answer.h"
+#include "cache.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
@@ -56,6 +57,7 @@ struct udp_sock {                 /* one UDP thread */
     int started;
     _Atomic uint64_t epoch;       /* odd while a batch is answered (see server.h) */
     struct gdns_rrl *rrl;         /* token buckets of this thread */
+    struct gdns_cache *cache;     /* precomputed static answers of this thread */
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_storage peers[BATCH];
@@ -191,7 +193,7 @@ static void udp_batch(struct udp_sock *u, int n)
             rq.amp_limit = v->set.amp_factor * (unsigned)rq.len;
         struct gdns_result res;
         cdn_counter_inc(s->s_udp);
-        size_t len = gdns_respond(v, &rq, u->out[out], cap, &res);
+        size_t len = gdns_respond_cached(u->cache, v, &rq, u->out[out], cap, &res);
         if (len == 0) continue;
         switch (gdns_rrl_check(u->rrl, &v->set, rq.family, rq.addr, now)) {
         case GDNS_RRL_DROP: cdn_counter_inc(s->s_drop); continue;
@@ -376,7 +378,8 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
         u->rrl = gdns_rrl_new(65536);
         u->in = malloc(BATCH * sizeof(*u->in));
         u->out = malloc(BATCH * sizeof(*u->out));
-        if (!u->rrl || !u->in || !u->out) { snprintf(err, errlen, "out of memory"); return -1; }
+        u->cache = calloc(1, sizeof(*u->cache));
+        if (!u->rrl || !u->in || !u->out || !u->cache) { snprintf(err, errlen, "out of memory"); return -1; }
         int tfd = cdn_listen_tcp((const struct sockaddr *)&a->ss, a->len, reuse, err, errlen);
         if (tfd < 0) return -1;
         w->tcp[w->ntcp].w = w;
@@ -711,6 +714,7 @@ void gdns_server_free(struct gdns_server *s)
             gdns_rrl_free(u->rrl);
             free(u->in);
             free(u->out);
+            free(u->cache);
         }
     }
     free(s->epochs);

@@ -62,8 +62,10 @@ struct gdns_view *gdns_view_new(void)
 {
     struct gdns_view *v = calloc(1, sizeof(*v));
     if (!v) return NULL;
+    static _Atomic uint64_t serials;
     gdns_view_default_settings(&v->set);
     v->default_region = -1;
+    v->serial = atomic_fetch_add(&serials, 1) + 1;
     return v;
 }
 

@@ -87,6 +87,7 @@ struct gdns_view {
     uint8_t fb6[GDNS_MAX_ADDRS][16];
     _Atomic uint64_t *health; /* per edge, gdns_health_pack() */
     void *user;              /* the server's per-view data (metric series), in the arena */
+    uint64_t serial;         /* unique per view in this process (answer caches key on it) */
     struct arena *arena;
 };
 

@@ -1,5 +1,6 @@
-/* Unit tests for dns/wire.c, dns/msg.c and dns/answer.c: the cursor, names and compression, the
- * query parser's FORMERR/NOTIMP/BADVERS rules, and whole responses compared byte for byte. */
+/* Unit tests for dns/wire.c, dns/msg.c, dns/answer.c and dns/cache.c: the cursor, names and
+ * compression, the query parser's FORMERR/NOTIMP/BADVERS rules, whole responses compared byte for
+ * byte, and cached answers equal to fresh ones. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "../../dns/answer.h"
+#include "../../dns/cache.h"
 #include "../../dns/msg.h"
 #include "../../dns/view.h"
 #include "../../dns/wire.h"
@@ -484,6 +486,73 @@ static void slip_keeps_question(void **s)
     assert_int_equal(u16at(out, 6), 0);
 }
 
+/* The cache gives the same bytes as gdns_respond, hits only what it may, and keys on the view. */
+static size_t cached(struct gdns_cache *c, const struct gdns_view *v, const uint8_t *q, size_t qlen, unsigned amp,
+                     uint8_t *out, struct gdns_result *res)
+{
+    struct gdns_req rq = {.pkt = q, .len = qlen, .family = 1, .addr = {127, 0, 1, 1}, .now_ms = 1000, .amp_limit = amp};
+    uint8_t want[1232];
+    struct gdns_result wr;
+    size_t wn = gdns_respond(v, &rq, want, sizeof(want), &wr);
+    size_t n = gdns_respond_cached(c, v, &rq, out, 1232, res);
+    assert_int_equal(n, wn);
+    assert_memory_equal(out, want, n);
+    assert_int_equal(res->rcode, wr.rcode);
+    assert_int_equal(res->qend, wr.qend);
+    return n;
+}
+
+static void cache_hits_static_only(void **s)
+{
+    static struct gdns_cache c;
+    uint8_t q[512], out[1232];
+    struct gdns_result res;
+    size_t n = build_query(q, "www.shop.test", GDNS_T_A, &(struct qopt){.id = 1, .flags = GDNS_F_RD});
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.misses, 1);
+    /* another ID, RD clear, CD set, another case: a hit with those patched */
+    n = build_query(q, "WWW.Shop.test", GDNS_T_A, &(struct qopt){.id = 0xBEEF, .flags = GDNS_F_CD});
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.hits, 1);
+    assert_memory_equal(out + 13, "WWW", 3);
+    /* EDNS is part of the key; an ECS query always takes the full path */
+    n = build_query(q, "www.shop.test", GDNS_T_A, &(struct qopt){.edns = 1, .udp = 1232});
+    cached(&c, V, q, n, 0, out, &res);
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.hits, 2);
+    uint64_t h = c.hits, m = c.misses;
+    n = ecs_query(q, "www.shop.test", 127, 0, 2, 24);
+    cached(&c, V, q, n, 0, out, &res);
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.hits, h);
+    assert_int_equal(c.misses, m);
+    /* NXDOMAIN is cached; CDN names never are */
+    n = build_query(q, "nope.shop.test", GDNS_T_A, &(struct qopt){0});
+    cached(&c, V, q, n, 0, out, &res);
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.hits, h + 1);
+    n = build_query(q, "img.shop.test", GDNS_T_A, &(struct qopt){0});
+    cached(&c, V, q, n, 0, out, &res);
+    cached(&c, V, q, n, 0, out, &res);
+    assert_int_equal(c.hits, h + 1);
+    assert_int_equal(res.cdn, 1);
+    /* a cached answer larger than this query's amplification limit: full path, truncated */
+    n = build_query(q, "mx.shop.test", GDNS_T_MX, &(struct qopt){0});
+    size_t full = cached(&c, V, q, n, 0, out, &res);
+    h = c.hits;
+    size_t small = cached(&c, V, q, n, (unsigned)full - 1, out, &res);
+    assert_int_equal(c.hits, h);
+    assert_true(small < full);
+    assert_true(res.truncated);
+    /* a new view (a reload) never sees the old entries */
+    struct gdns_view *v2 = test_view();
+    n = build_query(q, "www.shop.test", GDNS_T_A, &(struct qopt){0});
+    h = c.hits;
+    cached(&c, v2, q, n, 0, out, &res);
+    assert_int_equal(c.hits, h);
+    gdns_view_free(v2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +572,7 @@ int main(void)
         cmocka_unit_test(answer_badvers_formerr_notimp),
         cmocka_unit_test(answer_cdn_ecs_scope),
         cmocka_unit_test(slip_keeps_question),
+        cmocka_unit_test(cache_hits_static_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
