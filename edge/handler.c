@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cdn/log.h"
+#include "cdn/loop.h"
 #include "edge/edge.h"
 #include "edge/obj.h"
 #include "edge/range.h"
@@ -66,6 +67,13 @@ struct fetch {
     struct edge_req_meta rq;
     struct creq *owner;       /* the request that started it (may leave) */
     double t0;
+    /* upstream: parents in rendezvous order, then the origin (see fetch_send) */
+    const struct edge_vhost *vh;
+    int parent;               /* index of the parent asked now, or -1 for the origin */
+    uint32_t tried;           /* parents already asked for this fetch */
+    int result;               /* M_MISS or M_PASS: counted once the upstream is known */
+    char *path, *method;      /* owned copies: a retry may outlive the client request */
+    char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
 };
 
 struct creq {
@@ -94,6 +102,7 @@ struct creq {
     double t0;
     struct timeval start;
     const char *cache_status;
+    const char *upstream;     /* for the access log */
 };
 
 /* --- small helpers --- */
@@ -372,6 +381,9 @@ static void fetch_release(struct fetch *f)
     free(f->hdrs);
     free(f->harena);
     free(f->key);
+    free(f->path);
+    free(f->method);
+    free(f->uphdrs);
     edge_obj_release(f->stale);
     f->magic = 0;
     free(f);
@@ -474,7 +486,9 @@ static void start_fetch_response(struct creq *c, struct fetch *f, const char *de
 
 static void dispatch(struct creq *c, int no_collapse);
 static size_t invalidate(struct creq *c, const char *target, size_t tlen);
-static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale, int stale_if_error);
+static void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
+static int fetch_send(struct fetch *f, const void *body, size_t body_len);
+static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
 
 static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
                       size_t n, void *data)
@@ -537,7 +551,7 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         (void)mh;
         f->store = 0;
         fetch_unlist(f);
-        count_req(s, M_REVALIDATED, T_ORIGIN);
+        count_req(s, M_REVALIDATED, f->parent >= 0 ? T_PARENT : T_ORIGIN);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
@@ -737,6 +751,20 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     struct fetch *f = data;
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
+    /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
+     * request with a body can be resent only while its client request (the body) is there. */
+    if (errstr != NULL && !f->head_done && f->parent >= 0 && connect_failed(hr, errstr)) {
+        struct edge_parent *p = &f->vh->parents[f->parent];
+        edge_parent_mark_down(p, cdn_now_ms(), s->conf.parent_retry_ms);
+        cdn_counter_inc(s->m_parent_down);
+        cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
+        if ((f->collapsible || f->owner != NULL) &&
+            fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
+                       f->collapsible ? 0 : f->owner->req->entity.len) == 0)
+            return; /* the transfer's reference goes on with the new request */
+        if (f->vh->parent_only)
+            errstr = "no parent is up (parent_only)";
+    }
     f->done = 1;
     f->in_cb = 1; /* done: nothing left to cancel */
     fetch_unlist(f);
@@ -791,7 +819,11 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
     else if (sl > 0 && ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
-    int have_xff = 0, have_accept = 0, have_via = 0;
+    int have_xff = 0, have_accept = 0, have_via = 0, have_loop = 0;
+    /* [0]: the Host a parent needs to pick the same vhost and key (an origin gets its URL's) */
+    char *line = h2o_mem_alloc_pool(&req->pool, req->authority.len + 8);
+    snprintf(line, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
+    out[n++] = line;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
         if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || name_is(h, "content-length") ||
@@ -807,6 +839,9 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         } else if (name_is(h, "via")) {
             have_via = 1;
             extra = c->w->srv->via;
+        } else if (name_is(h, "cdn-loop")) {
+            have_loop = 1;
+            extra = c->w->srv->cache_name;
         }
         if (name_is(h, "accept"))
             have_accept = 1;
@@ -821,7 +856,11 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
             snprintf(line, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
         out[n - 1] = line;
     }
-    char *line;
+    if (!have_loop) {
+        line = h2o_mem_alloc_pool(&req->pool, 128);
+        snprintf(line, 128, "CDN-Loop: %s", c->w->srv->cache_name);
+        out[n++] = line;
+    }
     if (!have_xff && peer[0]) {
         line = h2o_mem_alloc_pool(&req->pool, 96);
         snprintf(line, 96, "X-Forwarded-For: %s", peer);
@@ -851,13 +890,86 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         }
     }
     out[n] = NULL;
-    return out;
+    /* one malloc'd block (pointers, then strings) owned by the fetch */
+    size_t total = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        total += strlen(out[i]) + 1;
+    char **blk = malloc(total);
+    if (blk == NULL)
+        return NULL;
+    char *p = (char *)(blk + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(out[i]) + 1;
+        memcpy(p, out[i], l);
+        blk[i] = p;
+        p += l;
+    }
+    blk[n] = NULL;
+    return (const char **)blk;
+}
+
+/* A failure that says the upstream never got the request: safe to ask the next one. */
+static int connect_failed(cdn_httpc_req_t *hr, const char *errstr)
+{
+    if (strcmp(errstr, "connection refused") == 0 || strcmp(errstr, "could not connect") == 0)
+        return 1;
+    const struct cdn_httpc_info *in = hr ? cdn_httpc_info(hr) : NULL;
+    return strcmp(errstr, "timed out") == 0 && in != NULL && in->connect_s == 0 && in->ttfb_s == 0;
+}
+
+static const struct cdn_httpc_cbs fetch_cbs;
+
+/* Sends the fetch to its next upstream: the key's first parent that is up and not yet tried,
+ * else the origin (unless parent_only). 0 when started, -1 when there is nowhere to go. */
+static int fetch_send(struct fetch *f, const void *body, size_t body_len)
+{
+    struct edge_server *s = f->w->srv;
+    const struct edge_vhost *vh = f->vh;
+    int pi = vh->nparents ? edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) : -1;
+    if (pi < 0 && vh->nparents > 0 && vh->parent_only)
+        return -1;
+    const char *base = pi >= 0 ? vh->parents[pi].url : vh->origin;
+    f->parent = pi;
+    if (pi >= 0)
+        f->tried |= 1u << pi;
+    if (f->owner != NULL)
+        f->owner->upstream = base;
+    if (f->result >= 0) {
+        count_req(s, f->result, pi >= 0 ? T_PARENT : T_ORIGIN);
+        f->result = -1;
+    }
+    size_t ul = strlen(base) + strlen(f->path) + 1;
+    char *url = malloc(ul);
+    if (url == NULL)
+        return -1;
+    snprintf(url, ul, "%s%s", base, f->path);
+    struct cdn_httpc_request hreq = {
+        .method = f->method,
+        .url = url,
+        .headers = (const char *const *)(pi >= 0 ? f->uphdrs : f->uphdrs + 1),
+        .body = body,
+        .body_len = body_len,
+    };
+    cdn_counter_inc(s->m_fetch[pi >= 0 ? 0 : 1]);
+    if (pi < 0)
+        cdn_counter_inc(s->m_origin);
+    f->refs++; /* held across the start: callbacks may run inside it */
+    cdn_httpc_req_t *hr = cdn_httpc_start(f->w->httpc, &hreq, &fetch_cbs, f);
+    free(url); /* httpc copies what it keeps */
+    int r = 0;
+    if (!f->done)
+        f->hr = hr;
+    if (hr == NULL && !f->done)
+        r = -1;
+    fetch_release(f);
+    return r;
 }
 
 static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, on_fetch_done};
 
-/* Starts a fetch with c as its first waiter (and owner). */
-static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale, int stale_if_error)
+/* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
+ * under the tier that gets asked. */
+static void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error)
 {
     struct edge_worker *w = c->w;
     struct edge_server *s = w->srv;
@@ -883,32 +995,25 @@ static void fetch_start(struct creq *c, int collapsible, struct edge_obj *stale,
     f->rq = c->rq;
     f->owner = c;
     f->t0 = mono();
-    size_t ul = strlen(c->vh->origin) + c->req->path.len + 1;
-    char *url = h2o_mem_alloc_pool(&c->req->pool, ul);
-    snprintf(url, ul, "%s%.*s", c->vh->origin, (int)c->req->path.len, c->req->path.base);
-    char *method = h2o_mem_alloc_pool(&c->req->pool, c->req->method.len + 1);
-    memcpy(method, c->req->method.base, c->req->method.len);
-    method[c->req->method.len] = '\0';
-    struct cdn_httpc_request hreq = {
-        .method = collapsible ? "GET" : method,
-        .url = url,
-        .headers = upstream_headers(c, collapsible, stale),
-        .body = collapsible ? NULL : c->req->entity.base,
-        .body_len = collapsible ? 0 : c->req->entity.len,
-    };
-    cdn_counter_inc(s->m_origin);
+    f->vh = c->vh;
+    f->parent = -1;
+    f->result = result;
+    f->path = strndup(c->req->path.base, c->req->path.len);
+    f->method = collapsible ? strdup("GET") : strndup(c->req->method.base, c->req->method.len);
+    f->uphdrs = (char **)upstream_headers(c, collapsible, stale);
+    (void)s;
     /* join before starting: httpc may call back synchronously */
     f->refs++;
     c->f = f;
     h2o_linklist_insert(&f->waiters, &c->link);
     if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
         f->in_table = 1;
-    f->refs++; /* held across the start: callbacks may run inside it */
-    cdn_httpc_req_t *hr = cdn_httpc_start(w->httpc, &hreq, &fetch_cbs, f);
-    if (!f->done)
-        f->hr = hr;
-    if (hr == NULL && !f->done)
-        on_fetch_done(NULL, "cannot start the origin request", f);
+    f->refs++;
+    if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
+        on_fetch_done(NULL, "out of memory", f);
+    else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
+             !f->done)
+        on_fetch_done(NULL, f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request", f);
     fetch_release(f);
 }
 
@@ -920,8 +1025,7 @@ static void dispatch(struct creq *c, int no_collapse)
     int64_t now = now_s();
     int cacheable_method = c->method == EDGE_M_GET || c->method == EDGE_M_HEAD;
     if (!cacheable_method || no_collapse) {
-        count_req(s, M_PASS, T_ORIGIN);
-        fetch_start(c, 0, NULL, 0);
+        fetch_start(c, M_PASS, 0, NULL, 0);
         return;
     }
     int tier, corrupt;
@@ -930,8 +1034,7 @@ static void dispatch(struct creq *c, int no_collapse)
         cdn_counter_inc(s->m_corrupt);
     if (o != NULL && c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) {
         edge_obj_release(o);
-        count_req(s, M_PASS, T_ORIGIN);
-        fetch_start(c, 0, NULL, 0);
+        fetch_start(c, M_PASS, 0, NULL, 0);
         return;
     }
     if (o != NULL) {
@@ -948,7 +1051,7 @@ static void dispatch(struct creq *c, int no_collapse)
                 uint64_t fv;
                 if (!edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
                     /* a fetch with no client: the owner detaches at once */
-                    fetch_start(c, 1, o, 1);
+                    fetch_start(c, -1, 1, o, 1);
                     waiter_detach(c);
                 }
             }
@@ -970,8 +1073,7 @@ static void dispatch(struct creq *c, int no_collapse)
                 return;
             }
         }
-        count_req(s, M_MISS, T_ORIGIN);
-        fetch_start(c, 1, o, v.stale_if_error);
+        fetch_start(c, M_MISS, 1, o, v.stale_if_error);
         edge_obj_release(o);
         return;
     }
@@ -993,9 +1095,8 @@ static void dispatch(struct creq *c, int no_collapse)
             return;
         }
     }
-    count_req(s, M_MISS, T_ORIGIN);
     /* a request with Authorization fills only if the response allows it (checked at head) */
-    fetch_start(c, 1, NULL, 0);
+    fetch_start(c, M_MISS, 1, NULL, 0);
 }
 
 static void on_creq_dispose(void *p)
@@ -1028,7 +1129,7 @@ static void on_creq_dispose(void *p)
             .start = c->start, .remote_addr = peer, .host = host, .method = m, .target = t,
             .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
             .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
-            .cache_status = c->cache_status, .upstream = c->vh ? c->vh->origin : "",
+            .cache_status = c->cache_status, .upstream = c->upstream ? c->upstream : "",
         };
         cdn_alog_write(c->w->srv->alog, &e);
     }
@@ -1077,6 +1178,34 @@ static size_t invalidate(struct creq *c, const char *target, size_t tlen)
     return pl < 0 ? 0 : edge_store_purge_url(s->store, pk, (size_t)pl);
 }
 
+/* RFC 8586: -1 if CDN-Loop names this edge already; sets c->internal when it names another of
+ * ours (a child edge: it gets the CDN-targeted fields too). Names must differ along a chain. */
+static int check_loop(struct creq *c)
+{
+    const char *me = c->w->srv->cache_name;
+    size_t ml = strlen(me);
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        if (!name_is(&c->hdrs[i], "cdn-loop"))
+            continue;
+        const char *p = c->hdrs[i].value, *end = p + c->hdrs[i].value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *b = p;
+            while (p < end && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+                p++;
+            size_t tl = (size_t)(p - b);
+            if (tl == ml && memcmp(b, me, ml) == 0)
+                return -1;
+            if (tl > 9 && memcmp(b, "cdn-edge-", 9) == 0)
+                c->internal = 1;
+            while (p < end && *p != ',')
+                p++; /* parameters */
+        }
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct edge_worker *w = edge_tls_worker;
@@ -1104,6 +1233,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         snprintf(body, sizeof(body), "no virtual host for '%.*s' on this edge",
                  (int)(req->authority.len < EDGE_HOST_MAX ? req->authority.len : EDGE_HOST_MAX), req->authority.base);
         send_error_detail(c, 421, "Misdirected Request", "detail=no-vhost", body);
+        return 0;
+    }
+    if (check_loop(c) < 0) {
+        cdn_counter_inc(s->m_loop);
+        send_error_detail(c, 508, "Loop Detected", "detail=loop",
+                          "loop detected: this request already passed through this edge (CDN-Loop)");
         return 0;
     }
     if (build_key(c) < 0) {
