@@ -332,7 +332,7 @@ struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **er
     c.end = buf + len - 4;
     take(&c, 4);
     const uint8_t *v = take(&c, 2);
-    if (v == NULL || v[0] != META_VERSION) {
+    if (v == NULL || v[0] != META_VERSION || v[1] != 0) { /* v[1] is reserved: one encoding only */
         *errstr = "unknown version";
         return NULL;
     }
