@@ -168,6 +168,12 @@ static void copy_field(struct cur *c, char *dst, size_t cap)
         *dst = 0;
         return;
     }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { /* NUL, CR, LF...: not a line we wrote */
+            c->err = 1;
+            *dst = 0;
+            return;
+        }
     memcpy(dst, s, n);
     dst[n] = 0;
 }
