@@ -59,6 +59,46 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
     unsigned long long seed = 1;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+    /* --routing dns|anycast: which of each hostname's names to ask for (anycast.h, routing both) */
+    char hosts[128] = "", routing[16] = "topology";
+    int keep[96];
+    for (int i = 0; i < argc && i < 96; i++) keep[i] = 1;
+    for (int i = 1; i + 1 < argc && i + 1 < 96; i++)
+        if (!strcmp(argv[i], "--routing")) {
+            const char *m = argv[i + 1];
+            if (strcmp(m, "dns") && strcmp(m, "anycast")) {
+                fprintf(stderr, "cdn-lab: --routing dns|anycast\n");
+                return 2;
+            }
+            int any = !strcmp(m, "anycast");
+            if (any && !r->plan->anycast) {
+                fprintf(stderr, "cdn-lab: --routing anycast: this lab has no anycast (namespaces mode and an anycast section)\n");
+                return 2;
+            }
+            const char *const *hn = r->topo->hostnames.items;
+            for (size_t k = 0; k < 2; k++) {
+                size_t h = k < r->topo->hostnames.n ? k : 0;
+                enum lab_routing rt = r->topo->routing[h];
+                if ((any && rt == LAB_ROUTE_DNS) || (!any && rt == LAB_ROUTE_ANYCAST && r->plan->anycast)) {
+                    fprintf(stderr, "cdn-lab: --routing %s: hostname %s is routed by %s only (topology anycast.routing)\n", m,
+                            hn[h], any ? "dns" : "anycast");
+                    return 2;
+                }
+                snprintf(hosts + strlen(hosts), sizeof(hosts) - strlen(hosts), "%s%s%s", k ? "," : "", hn[h],
+                         any && rt == LAB_ROUTE_BOTH ? "-any" : "");
+            }
+            snprintf(routing, sizeof(routing), "%s", m);
+            keep[i] = keep[i + 1] = 0;
+        }
+    {
+        char rp[PATH_MAX];
+        snprintf(rp, sizeof(rp), "%s/load.routing", r->statedir);
+        FILE *rf = fopen(rp, "w");
+        if (rf) {
+            fprintf(rf, "%s\n", routing);
+            fclose(rf);
+        }
+    }
     const struct lab_plan *p = r->plan;
     const struct lab_node *dns = &p->nodes[lab_plan_find(p, LAB_DNS, 0)];
     scrape(r, "before");
@@ -88,7 +128,12 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
         av[n++] = prog;
         av[n++] = "-n";
         av[n++] = prods;
-        for (int i = 1; i < argc && n < 80; i++) av[n++] = argv[i]; /* the user's options; ours below win */
+        for (int i = 1; i < argc && n < 80; i++) /* the user's options; ours below win */
+            if (i >= 96 || keep[i]) av[n++] = argv[i];
+        if (*hosts) {
+            av[n++] = "--hosts";
+            av[n++] = hosts;
+        }
         av[n++] = "-r";
         av[n++] = (char *)reg->name;
         av[n++] = "-D";
@@ -374,6 +419,7 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
             out(o, rf, "  origin:   edges fetched %.0f, shop-lb answered %.0f -> %s\n", e_fetch, lb_req,
                 fabs(e_fetch - lb_req) < 0.5 ? "agree" : "DIFFER");
     }
+    lab_report_failover(r, odir, o, rf);
     if (rf) fclose(rf);
     /* Plots */
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {

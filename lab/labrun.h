@@ -5,6 +5,7 @@
 #define LAB_LABRUN_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "topo.h"
 
 struct lab_run {
@@ -17,5 +18,7 @@ struct lab_run {
 
 int lab_cmd_load(struct lab_run *r, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv);
+/* The report's failover section (lab/lab_failover.c); the number of faults shown. */
+int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
 
 #endif

@@ -110,10 +110,21 @@ static int on_head(cdn_httpc_req_t *h, int status, int ver, const struct cdn_htt
 {
     struct lreq *q = data;
     q->status = status;
-    for (size_t i = 0; i < n; i++)
-        if (hd[i].name_len == 12 && !strncasecmp(hd[i].name, "cache-status", 12))
-            lab_cache_status_parse(hd[i].value, hd[i].value_len, q->edge, sizeof(q->edge), q->cache, sizeof(q->cache),
-                                   q->tier, sizeof(q->tier));
+    int named = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (hd[i].name_len == 12 && !strncasecmp(hd[i].name, "cache-status", 12)) {
+            char e[32];
+            lab_cache_status_parse(hd[i].value, hd[i].value_len, e, sizeof(e), q->cache, sizeof(q->cache), q->tier,
+                                   sizeof(q->tier));
+            if (!named) snprintf(q->edge, sizeof(q->edge), "%s", e);
+        } else if (hd[i].name_len == 11 && !strncasecmp(hd[i].name, "x-served-by", 11) && hd[i].value_len) {
+            /* the edge that answered (with anycast the address does not tell) */
+            snprintf(q->edge, sizeof(q->edge), "%.*s", (int)(hd[i].value_len < 31 ? hd[i].value_len : 31), hd[i].value);
+            for (char *c = q->edge; *c; c++)
+                if (*c == '\t' || *c == ' ' || (unsigned char)*c < 32) *c = '_';
+            named = 1;
+        }
+    }
     return 0;
 }
 
@@ -354,6 +365,15 @@ int main(int argc, char **argv)
     }
     L.tty = isatty(2);
     L.t0 = mono_ms();
+    if (logp) { /* the log's t is relative to this CLOCK_MONOTONIC time (cdn-lab's faults.tsv uses it too) */
+        char tp[4096];
+        snprintf(tp, sizeof(tp), "%s.t0", logp);
+        FILE *tf = fopen(tp, "w");
+        if (tf) {
+            fprintf(tf, "%.6f\n", L.t0 / 1000.0);
+            fclose(tf);
+        }
+    }
     L.progress = cdn_timer_new(L.loop, on_progress, &L);
     cdn_timer_start(L.progress, 1000);
     L.stop = cdn_timer_new(L.loop, on_stop, &L);

@@ -312,6 +312,8 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
         }
     lab_argv_add(a, "-n");
     lab_argv_add(a, "%s", e->name);
+    lab_argv_add(a, "--served-by");
+    lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "-w");
     lab_argv_add(a, "%u", e->workers);
 }

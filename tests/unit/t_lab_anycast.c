@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "../../lab/anycast.h"
+#include "../../lab/failover.h"
+#include <math.h>
 
 static struct lab_topo *load_shipped(const char *name, cdn_conf_t **c)
 {
@@ -179,11 +181,55 @@ static void test_health_fsm(void **state)
     assert_int_equal(lab_hc_feed(&h, 1), 1);
 }
 
+static struct lab_logrec rec(double t, const char *edge, int status, const char *cache)
+{
+    struct lab_logrec r = {.t = t, .latency_ms = 10, .status = status, .phase = 'm'};
+    snprintf(r.edge, sizeof(r.edge), "%s", edge);
+    snprintf(r.cache, sizeof(r.cache), "%s", cache);
+    return r;
+}
+
+static void test_failover(void **state)
+{
+    /* eu1 serves hits until t=20 (fault), two failures, us1 from 20.5 (cold, then warm), undo at
+     * 25, eu1 again from 25.3 */
+    struct lab_logrec r[] = {
+        rec(12, "eu1", 200, "hit"), rec(15, "eu1", 200, "hit"), rec(19, "eu1", 200, "miss"), rec(19.9, "eu1", 200, "hit"),
+        rec(20.2, "198.19.255.1", 0, "error"), rec(20.4, "198.19.255.1", 0, "error"), rec(20.5, "us1", 200, "miss"),
+        rec(21, "us1", 200, "miss"), rec(22, "us1", 200, "hit"), rec(24, "us1", 200, "hit"), rec(25.1, "us1", 200, "hit"),
+        rec(25.3, "eu1", 200, "hit"), rec(26, "us1", 503, "-"),
+    };
+    struct lab_fo_result o;
+    lab_failover_analyse(r, sizeof(r) / sizeof(r[0]), "eu1", "198.18.11.2", 20, 25, &o);
+    assert_string_equal(o.next_edge, "us1");
+    assert_true(fabs(o.failover_s - 0.5) < 1e-9);
+    assert_true(fabs(o.return_s - 0.3) < 1e-9);
+    assert_int_equal(o.failed, 2);          /* the 503 after the return is not counted */
+    assert_int_equal(o.n_before, 4);
+    assert_true(fabs(o.hit_before - 0.75) < 1e-9);
+    assert_int_equal(o.n_next_5s, 5);       /* 20.5 .. 25.1 (before 25.5) */
+    assert_true(fabs(o.hit_next_5s - 0.6) < 1e-9);
+    assert_true(fabs(o.hit_next_all - 0.6) < 1e-9); /* until the return at 25.3 */
+    assert_true(fabs(o.last_dead_s + 1) < 1e-9); /* anycast: nothing went to eu1 by name after the fault */
+    /* DNS: clients keep trying eu1's address until their cached answer expires */
+    struct lab_logrec d[] = {
+        rec(19, "eu1", 200, "hit"), rec(20.1, "198.18.11.2", 0, "error"), rec(27.5, "198.18.11.2", 0, "error"),
+        rec(28, "eu2", 200, "miss"),
+    };
+    lab_failover_analyse(d, 4, "eu1", "198.18.11.2", 20, -1, &o);
+    assert_true(fabs(o.failover_s - 8) < 1e-9);
+    assert_true(fabs(o.last_dead_s - 7.5) < 1e-9);
+    assert_true(o.return_s < 0);
+    assert_int_equal(o.failed, 2);
+    lab_failover_analyse(d, 0, "eu1", NULL, 20, -1, &o); /* empty log */
+    assert_true(o.failover_s < 0 && isnan(o.hit_before));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topology), cmocka_unit_test(test_plan_and_bird), cmocka_unit_test(test_bird_reply),
-        cmocka_unit_test(test_health_fsm),
+        cmocka_unit_test(test_health_fsm), cmocka_unit_test(test_failover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
