@@ -2,12 +2,14 @@
  * metrics), and the per-thread worker (h2o context, HTTP client, in-flight fetches).
  *
  * Threads: one worker per thread, each with its own loop; the store and the metrics are shared
- * and thread-safe; a fetch and its waiters belong to one worker (collapsing is per worker). */
+ * and thread-safe; a fetch and its waiters belong to one worker, and other workers follow it
+ * through its feed (edge/feed.h: collapsing across workers). */
 #ifndef EDGE_EDGE_H
 #define EDGE_EDGE_H
 
 #include <stdint.h>
 #include <h2o.h>
+#include <h2o/multithread.h>
 
 #include "cdn/httpc.h"
 #include "cdn/log.h"
@@ -41,7 +43,7 @@ struct edge_server {
     char via[128];               /* "1.1 cdn-edge-<name>" */
     /* m_req[result][tier]: result hit, miss, stale, revalidated, pass, error, purge;
      * tier ram, rocksdb, parent, origin, none (where the answer came from) */
-    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop;
+    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror;
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
 };
@@ -51,6 +53,7 @@ struct edge_worker {
     struct edge_server *srv;
     cdn_httpc_t *httpc;
     struct edge_idmap fetches;   /* key id -> struct fetch * (collapsible fetches in flight) */
+    h2o_multithread_receiver_t recv; /* wakes up mirrors of other workers' fetches (feed.h) */
 };
 
 /* Registers the public handler on a host config. */

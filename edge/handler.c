@@ -4,10 +4,12 @@
  * - A client request is a `struct creq` in the h2o request pool (its dispose runs when the
  *   request goes away, also on client abort); it holds one reference on the object or fetch it
  *   reads from.
- * - One fetch per key and worker: a cacheable miss creates a `struct fetch` in the worker's table;
- *   later requests for that key join it as waiters and get the body streamed as it arrives, from
- *   chunks that never move. A waiter whose response turns out not to be shareable (uncacheable,
- *   another Vary variant) is sent to the origin on its own.
+ * - One fetch per key: a cacheable miss creates a `struct fetch` in the worker's table and lists
+ *   its feed (feed.h) process-wide; later requests on the same worker join the fetch as waiters,
+ *   requests on other workers join a "mirror" fetch on their own loop that the feed fills (no
+ *   upstream request). Waiters get the body streamed as it arrives, from chunks that never move.
+ *   A waiter whose response turns out not to be shareable (uncacheable, another Vary variant) is
+ *   sent upstream on its own. A mirror never writes the store (its owner does).
  * - The fetch is freed when the transfer is over and no waiter holds it (refs).
  * - Pure decisions come from freshness.c; this file only applies them. */
 #include "config.h"
@@ -22,6 +24,7 @@
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "edge/edge.h"
+#include "edge/feed.h"
 #include "edge/obj.h"
 #include "edge/range.h"
 #include "edge/tier_ram.h"
@@ -73,6 +76,9 @@ struct fetch {
     uint32_t tried;           /* parents already asked for this fetch */
     int result;               /* M_MISS or M_PASS: counted once the upstream is known */
     char *path, *method;      /* owned copies: a retry may outlive the client request */
+    struct edge_feed *feed;   /* owner: what other workers read (NULL for a mirror) */
+    struct edge_feed_sub *sub;/* mirror: its subscription while it lasts */
+    int mirror, feed_store;   /* mirror: the owner's store verdict */
     char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
 };
 
@@ -375,8 +381,22 @@ static void fetch_release(struct fetch *f)
         return;
     if (f->in_table)
         edge_idmap_del(&f->w->fetches, f->id);
-    for (size_t i = 0; i < f->nchunks; i++)
+    /* chunks handed to a feed are the feed's */
+    size_t own_from = 0;
+    if (f->mirror)
+        own_from = f->nchunks;
+    else if (f->feed != NULL) {
+        pthread_mutex_lock(&f->feed->mu);
+        own_from = f->feed->nchunks;
+        pthread_mutex_unlock(&f->feed->mu);
+    }
+    for (size_t i = own_from; i < f->nchunks; i++)
         free(f->chunks[i]);
+    if (f->feed != NULL && !f->mirror) {
+        edge_feed_done(f->feed, "aborted", !f->head_done); /* no-op when published already */
+        edge_feed_unlist(f->feed);
+        edge_feed_release(f->feed);
+    }
     free(f->chunks);
     free(f->hdrs);
     free(f->harena);
@@ -394,6 +414,17 @@ static void fetch_unlist(struct fetch *f)
     if (f->in_table) {
         edge_idmap_del(&f->w->fetches, f->id);
         f->in_table = 0;
+    }
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_unlist(f->feed);
+}
+
+/* A mirror stops reading its feed (its thread). */
+static void mirror_leave(struct fetch *f)
+{
+    if (f->sub != NULL) {
+        edge_feed_leave(f->sub);
+        f->sub = NULL;
     }
 }
 
@@ -413,7 +444,16 @@ static void waiter_detach(struct creq *c)
         cdn_httpc_cancel(f->hr);
         f->hr = NULL;
         f->done = f->failed = 1;
+        if (f->feed != NULL)
+            edge_feed_done(f->feed, "cancelled", !f->head_done);
         fetch_release(f); /* the transfer's reference */
+    }
+    /* a mirror nobody listens to has nothing to fill: leave the feed */
+    if (!f->done && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
+        mirror_leave(f);
+        f->done = f->failed = 1;
+        fetch_unlist(f);
+        fetch_release(f); /* the subscription's reference */
     }
     fetch_release(f);
 }
@@ -545,8 +585,10 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
             edge_fresh_from_resp(&fr, &mrs, f->req_time, now, &s->conf.fresh);
             tmp->fresh = fr;
             no = tmp;
-            edge_store_put(s->store, no);
-            cdn_counter_inc(s->m_stored);
+            if (!f->mirror) {
+                edge_store_put(s->store, no);
+                cdn_counter_inc(s->m_stored);
+            }
         }
         (void)mh;
         f->store = 0;
@@ -601,7 +643,7 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
     }
     f->vary_len = edge_vary_normalize(f->hdrs, n, f->vary, sizeof(f->vary));
     f->store = f->collapsible && f->vary_len >= 0 && edge_storable(&f->rq, &rs, &s->conf.fresh) == EDGE_STORE_OK &&
-               (f->clen == UINT64_MAX || f->clen <= s->conf.max_object);
+               (f->clen == UINT64_MAX || f->clen <= s->conf.max_object) && (!f->mirror || f->feed_store);
     if (!f->store)
         fetch_unlist(f);
     char detail[96];
@@ -666,8 +708,11 @@ static int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *da
                 f->chunks = n;
                 f->cap_chunks = nc;
             }
-            if ((f->chunks[f->nchunks] = malloc(CHUNK)) == NULL)
+            if ((f->chunks[f->nchunks] = malloc(CHUNK)) == NULL) {
+                if (f->feed != NULL)
+                    edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
                 return 1;
+            }
             f->nchunks++;
             f->last_len = 0;
         }
@@ -678,6 +723,8 @@ static int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *da
         p += k;
         len -= k;
     }
+    if (f->feed != NULL)
+        edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
     if (f->total > f->w->srv->conf.max_object && f->store) {
         f->store = 0;
         fetch_unlist(f);
@@ -706,6 +753,9 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
     f->refs++;
     f->in_cb = 1;
     int r = fetch_head(hr, status, version, h, n, f) || unwanted(f);
+    if (f->feed != NULL && !f->mirror && f->head_done &&
+        edge_feed_head(f->feed, status, h, n, f->store, f->key, f->key_len) < 0)
+        edge_feed_unlist(f->feed); /* cannot share it: later requests fetch on their own */
     f->in_cb = 0;
     fetch_release(f);
     return r;
@@ -768,9 +818,13 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     f->done = 1;
     f->in_cb = 1; /* done: nothing left to cancel */
     fetch_unlist(f);
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_done(f->feed, errstr, errstr != NULL && !f->head_done);
+    mirror_leave(f);
     if (errstr != NULL && !f->head_done) {
         /* no response at all: stale-if-error, else 502/504 with the reason */
-        cdn_counter_inc(s->m_origin_err);
+        if (!f->mirror)
+            cdn_counter_inc(s->m_origin_err);
         int timeout = strstr(errstr, "imeout") != NULL || strstr(errstr, "timed out") != NULL;
         char body[256];
         snprintf(body, sizeof(body), "%s: %s", timeout ? "origin timeout" : "origin unreachable", errstr);
@@ -791,7 +845,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     if (errstr != NULL) {
         f->failed = 1;
         snprintf(f->err, sizeof(f->err), "%s", errstr);
-    } else if (f->store) {
+    } else if (f->store && !f->mirror) {
         store_fetch(f);
     }
     h2o_linklist_t *node = f->waiters.next;
@@ -1008,6 +1062,12 @@ static void fetch_start(struct creq *c, int result, int collapsible, struct edge
     h2o_linklist_insert(&f->waiters, &c->link);
     if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
         f->in_table = 1;
+    /* other workers may join through the feed (only one owner per key: first come) */
+    if (collapsible && (f->feed = edge_feed_new(f->id, f->key, f->key_len, stale != NULL)) != NULL &&
+        edge_feed_list(f->feed) < 0) {
+        edge_feed_release(f->feed);
+        f->feed = NULL;
+    }
     f->refs++;
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
         on_fetch_done(NULL, "out of memory", f);
@@ -1015,6 +1075,140 @@ static void fetch_start(struct creq *c, int result, int collapsible, struct edge
              !f->done)
         on_fetch_done(NULL, f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request", f);
     fetch_release(f);
+}
+
+/* --- mirrors: this worker's view of a fetch another worker owns (feed.h) --- */
+static void mirror_sync(struct fetch *f)
+{
+    if (f->sub == NULL || f->done)
+        return;
+    struct edge_server *s = f->w->srv;
+    struct edge_feed *fd = f->sub->feed;
+    char err[sizeof(fd->err)], *fk = NULL;
+    size_t fkl = 0;
+    int ok = 1;
+    f->refs++;
+    pthread_mutex_lock(&fd->mu);
+    fd->refs++; /* the headers stay valid while we use them */
+    int head = fd->head_done && !f->head_done, status = fd->status;
+    const struct cdn_httpc_header *hh = fd->hdrs;
+    size_t nh = fd->nhdrs;
+    f->feed_store = fd->store;
+    if (head && fd->final_key != NULL && (fk = malloc(fd->final_key_len + 1)) != NULL) {
+        memcpy(fk, fd->final_key, fd->final_key_len + 1);
+        fkl = fd->final_key_len;
+    }
+    if (fd->nchunks > f->cap_chunks) {
+        char **a = realloc(f->chunks, fd->nchunks * sizeof(*a));
+        if (a != NULL) {
+            f->chunks = a;
+            f->cap_chunks = fd->nchunks;
+        } else {
+            ok = 0;
+        }
+    }
+    size_t nch = f->nchunks;
+    uint64_t total = f->total;
+    if (ok) {
+        for (size_t i = f->nchunks; i < fd->nchunks; i++)
+            f->chunks[i] = fd->chunks[i];
+        nch = fd->nchunks;
+        total = fd->total;
+    }
+    int done = fd->done, failed = fd->failed;
+    memcpy(err, fd->err, sizeof(err));
+    pthread_mutex_unlock(&fd->mu);
+
+    int r = !ok;
+    f->in_cb = 1;
+    if (!r && head) {
+        if (fk != NULL) {
+            free(f->key);
+            f->key = fk;
+            f->key_len = fkl;
+            fk = NULL;
+        }
+        r = fetch_head(NULL, status, 11, hh, nh, f) || unwanted(f);
+    }
+    free(fk);
+    if (!r && total > f->total) {
+        f->nchunks = nch;
+        f->total = total;
+        f->last_len = (size_t)(total - (uint64_t)(nch - 1) * CHUNK);
+        if (f->total > s->conf.max_object && f->store) {
+            f->store = 0;
+            fetch_unlist(f);
+        }
+        h2o_linklist_t *node = f->waiters.next;
+        while (node != &f->waiters) {
+            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+            node = node->next;
+            waiter_pump(c);
+        }
+        r = unwanted(f);
+    }
+    f->in_cb = 0;
+    if (r)
+        on_fetch_done(NULL, ok ? "aborted" : "out of memory", f);
+    else if (done)
+        on_fetch_done(NULL, failed ? err : NULL, f);
+    fetch_release(f);
+    edge_feed_release(fd);
+}
+
+static void on_feed_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        struct edge_feed_sub *sub = edge_feed_take(m);
+        if (sub != NULL)
+            mirror_sync(sub->mirror);
+    }
+}
+
+/* Joins another worker's fetch for c's key through a mirror fetch on this worker; 1 if joined. */
+static int mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_error)
+{
+    struct edge_worker *w = c->w;
+    uint64_t id = edge_key_id(c->key, c->key_len);
+    struct fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->key = malloc(c->key_len + 1)) == NULL) {
+        free(f);
+        return 0;
+    }
+    if ((f->sub = edge_feed_join(id, c->key, c->key_len, stale != NULL, &w->recv, f)) == NULL) {
+        free(f->key);
+        free(f);
+        return 0;
+    }
+    f->magic = FETCH_MAGIC;
+    f->w = w;
+    f->refs = 1; /* the subscription */
+    f->collapsible = 1;
+    f->mirror = 1;
+    memcpy(f->key, c->key, c->key_len);
+    f->key[c->key_len] = '\0';
+    f->key_len = c->key_len;
+    f->pkey_len = c->pkey_len;
+    f->id = id;
+    h2o_linklist_init_anchor(&f->waiters);
+    f->stale = stale ? edge_obj_ref(stale) : NULL;
+    f->stale_if_error = stale_if_error;
+    f->req_time = now_s();
+    f->rq = c->rq;
+    f->t0 = mono();
+    f->vh = c->vh;
+    f->parent = -1;
+    f->result = -1;
+    if (edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
+        f->in_table = 1;
+    f->refs++;
+    c->f = f;
+    h2o_linklist_insert(&f->waiters, &c->link);
+    cdn_counter_inc(w->srv->m_collapsed);
+    cdn_counter_inc(w->srv->m_mirror);
+    mirror_sync(f); /* what is there already */
+    return 1;
 }
 
 /* --- the tier walk --- */
@@ -1049,7 +1243,8 @@ static void dispatch(struct creq *c, int no_collapse)
             if (v.use == EDGE_USE_SWR) {
                 /* refresh in the background unless a refresh is already in flight */
                 uint64_t fv;
-                if (!edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
+                if (!edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv) &&
+                    !edge_feed_busy(edge_key_id(c->key, c->key_len))) {
                     /* a fetch with no client: the owner detaches at once */
                     fetch_start(c, -1, 1, o, 1);
                     waiter_detach(c);
@@ -1073,7 +1268,8 @@ static void dispatch(struct creq *c, int no_collapse)
                 return;
             }
         }
-        fetch_start(c, M_MISS, 1, o, v.stale_if_error);
+        if (!mirror_join(c, o, v.stale_if_error))
+            fetch_start(c, M_MISS, 1, o, v.stale_if_error);
         edge_obj_release(o);
         return;
     }
@@ -1095,6 +1291,8 @@ static void dispatch(struct creq *c, int no_collapse)
             return;
         }
     }
+    if (mirror_join(c, NULL, 0))
+        return;
     /* a request with Authorization fills only if the response allows it (checked at head) */
     fetch_start(c, M_MISS, 1, NULL, 0);
 }
@@ -1277,6 +1475,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
 {
     w->srv = srv;
     edge_tls_worker = w;
+    h2o_multithread_register_receiver(w->ctx.queue, &w->recv, on_feed_message);
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
