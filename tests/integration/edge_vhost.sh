@@ -2,7 +2,7 @@
 # cdn-edge virtual hosts: two origins behind one edge, chosen by Host / :authority (exact names,
 # *.suffix wildcards, aliases, a default), 421 for an unknown host, X-Served-By, config errors.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 17
+plan 18
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -63,3 +63,5 @@ printf 'listen: ["127.0.0.1:1"]\nvhosts:\n  a.test:\n    origin: ftp://x\n' > "$
 like "$("$EDGE" -c "$T/bad2.yaml" -t 2>&1)" 'bad2.yaml:4:.*http' "a bad origin URL names its line"
 printf 'listen: ["127.0.0.1:1"]\nvhosts:\n  a.test: {origin: "http://x"}\n  b.test: {origin: "http://y", aliases: [a.test]}\n' > "$T/bad3.yaml"
 like "$("$EDGE" -c "$T/bad3.yaml" -t 2>&1)" "named by two vhosts" "a host in two vhosts is refused"
+bad=0; for f in "$top_srcdir"/edge/examples/*.yaml; do "$EDGE" -c "$f" -t >/dev/null 2>&1 || { bad=1; diag "$f"; }; done
+is "$bad" 0 "the examples in edge/examples pass -t"
