@@ -390,5 +390,6 @@ int main(int argc, char **argv)
     fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L.region,
             (unsigned long long)L.finished, (unsigned long long)L.errors, (unsigned long long)L.dns_err,
             L.finished ? 100.0 * L.hits / L.finished : 0, L.bytes);
+    free((void *)L.wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
     return L.finished && L.errors < L.finished ? 0 : 1;
 }
