@@ -56,6 +56,7 @@ export TMPDIR=/dev/shm
 . "$top_srcdir/tests/lib.sh"
 chmod 755 "$T"
 W=$T
+cd "$W"
 
 PIN_SRV="" PIN_CLI=""
 if [ "$WORKERS" = 1 ] && [ "$(nproc)" -ge 2 ]; then PIN_SRV="taskset -c 0"; PIN_CLI="taskset -c 1"; fi
@@ -306,6 +307,14 @@ for s in $PEERS; do
         $PIN_CLI h2load --h1 -t1 -c1 -n $((NIMG + 2)) -i "$W/warm.txt" >"$W/warm-$s.log" 2>&1
         grep -q " 0 failed, 0 errored" "$W/warm-$s.log" || { echo "warm-up of $s failed:"; tail -5 "$W/warm-$s.log"; exit 1; }
     done
+    # a cache may key on the scheme (cdn-edge does): warm the object the TLS row asks for too
+    [ -z "${TLS[$s]}" ] || curl -skf -o /dev/null "${TLS[$s]}/img60k.jpg" || { echo "$s: TLS fetch failed"; exit 1; }
+done
+# the bodies are right: a few objects through every server, compared with the files
+for s in $PEERS; do
+    for f in /1k.bin /img60k.jpg $(shuf -n 8 --random-source=<(yes) "$W/paths.txt"); do
+        curl -s "${H1[$s]}$f" | cmp -s - "$W/www$f" || { echo "$s: wrong body for $f"; exit 1; }
+    done
 done
 echo "warmed: $NIMG images + 2 through each cache; origin requests so far: $(origin_reqs)"
 
@@ -334,24 +343,36 @@ run_h2load() {  # run_h2load URL
     [ -n "$rps" ] || { echo "0 0 -1"; return; }
     echo "${rps%.*} $(p99_of "$W/h2.log") ${bad:--1}"
 }
-cell() {  # cell ROW SERVER -> "REQ_PER_S P99_MS ERRORS", or "" if the server does not speak it
-    local s=$2
+sess_ticks() { local t=0 p; for p in $(ps -o pid= -s "$1"); do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13; exit} END {if (!NR) print 0}'))); done; echo $t; }
+# cell ROW SERVER -> "REQ_PER_S P99_MS ERRORS KREQ_PER_CPU_S", nothing if the server does not speak it.
+# The last number (thousands of requests per CPU-second of the server's processes) is what each
+# request costs the server; it moves less than req/s when other work shares the machine.
+cell() {
+    local s=$2 t0 t1 out
     pin "$s"
+    t0=$(sess_ticks "${SID[$s]}")
     case $1 in
-        1k-h1) run_wrk "${H1[$s]}/1k.bin" ;;
-        60k-h2) [ -n "${TLS[$s]}" ] && run_h2load "${TLS[$s]}/img60k.jpg" ;;
-        60k-h2c) [ -n "${H2C[$s]}" ] && run_h2load "${H2C[$s]}/img60k.jpg" ;;
-        zipf-h1) run_wrk "${H1[$s]}/" -s "$W/zipf.lua" -- "$W/zipf.txt" ;;
+        1k-h1) out=$(run_wrk "${H1[$s]}/1k.bin") ;;
+        60k-h2) [ -n "${TLS[$s]}" ] && out=$(run_h2load "${TLS[$s]}/img60k.jpg") ;;
+        60k-h2c) [ -n "${H2C[$s]}" ] && out=$(run_h2load "${H2C[$s]}/img60k.jpg") ;;
+        zipf-h1) out=$(run_wrk "${H1[$s]}/" -s "$W/zipf.lua" -- "$W/zipf.txt") ;;
     esac
+    [ -n "${out:-}" ] || return 0
+    t1=$(sess_ticks "${SID[$s]}")
+    echo "$out $(awk -v r="${out%% *}" -v d="$DUR" -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.1f", (t > 0 ? r * d / (t / hz) / 1000 : 0) }')"
 }
 
 declare -A RES ORIG
+# RAW=1 prints every cell as it is measured (row server req/s p99 errors kreq/cpu-s)
 order=($PEERS)
 for r in $(seq 1 "$ROUNDS"); do
     for row in $ROWS; do
         for s in "${order[@]}"; do
             a=$(origin_reqs)
-            RES[$row,$s]="${RES[$row,$s]:-} $(cell "$row" "$s" | tr ' ' ,)"
+            c=$(cell "$row" "$s")
+            [ "${RAW:-0}" = 1 ] && echo "$row $s $c"
+            RES[$row,$s]="${RES[$row,$s]:-} ${c// /,}"
             ORIG[$s]=$(( ${ORIG[$s]:-0} + $(origin_reqs) - a - 1 ))  # the status request counts itself
         done
     done
@@ -368,30 +389,33 @@ rows, peers = sys.argv[1].split(), sys.argv[2].split()
 res = {}
 for line in sys.argv[3].splitlines():
     k, v = line.split("=", 1)
-    cells = [tuple(float(x) for x in c.split(",")) for c in v.split() if c.count(",") == 2]
+    cells = [tuple(float(x or 0) for x in c.split(",")) for c in v.split() if c.count(",") == 3]
     if cells:
         res[k] = cells
-print("%-8s %-9s %9s %9s %5s %12s %10s" % ("row", "server", "req/s", "p99 ms", "err", "/best-peer", "/ceiling"))
+print("%-8s %-9s %8s %7s %4s %10s %9s %10s %9s" % ("row", "server", "req/s", "p99 ms", "err", "/best-peer", "/ceiling",
+                                                    "kreq/cpu-s", "/best-peer"))
 for row in rows:
     med = {}
     for s in peers:
         c = res.get(row + "," + s)
         if c:
             med[s] = (statistics.median(x[0] for x in c), statistics.median(x[1] for x in c), sum(max(x[2], 0) for x in c),
-                      any(x[2] < 0 for x in c))
+                      any(x[2] < 0 for x in c), statistics.median(x[3] for x in c))
     others = [s for s in med if s not in ("cdn-edge", "h2o")]
     best = max(others, key=lambda s: med[s][0]) if others else None
+    bestc = max(med[s][4] for s in others) if others else 0
     ceil = med.get("h2o", (0,))[0]
     for s in peers:
         if s not in med:
             print("%-8s %-9s %9s" % (row, s, "-"))
             continue
-        rps, p99, err, broken = med[s]
+        rps, p99, err, broken, kc = med[s]
         rb = "%.2f" % (rps / med[best][0]) if best and med[best][0] else "-"
         rc = "%.2f" % (rps / ceil) if ceil else "-"
-        print("%-8s %-9s %9.0f %9.2f %5s %12s %10s" % (row, s, rps, p99, "FAIL" if broken else int(err), rb, rc))
+        print("%-8s %-9s %8.0f %7.2f %4s %10s %9s %10.1f %9s" % (row, s, rps, p99, "FAIL" if broken else int(err), rb, rc,
+                                                              kc, "%.2f" % (kc / bestc) if bestc else "-"))
     if best:
-        print("%-8s (fastest peer: %s)" % ("", best))
+        print("%-8s (fastest peer by req/s: %s; by kreq/cpu-s: %s)" % ("", best, max(others, key=lambda s: med[s][4])))
 PY
 printf 'RSS after the run (MiB, all processes):'
 for s in $PEERS; do printf ' %s %s' "$s" "$(rss_mib "${SID[$s]}")"; done
