@@ -79,6 +79,8 @@ struct fetch {
     struct edge_feed *feed;   /* owner: what other workers read (NULL for a mirror) */
     struct edge_feed_sub *sub;/* mirror: its subscription while it lasts */
     int mirror, feed_store;   /* mirror: the owner's store verdict */
+    struct edge_feed *held;   /* mirror: keeps the chunks alive until the fetch is freed (h2o may
+                                 still be writing them after the subscription ended) */
     char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
 };
 
@@ -397,6 +399,7 @@ static void fetch_release(struct fetch *f)
         edge_feed_unlist(f->feed);
         edge_feed_release(f->feed);
     }
+    edge_feed_release(f->held);
     free(f->chunks);
     free(f->hdrs);
     free(f->harena);
@@ -1181,6 +1184,10 @@ static int mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_erro
         free(f);
         return 0;
     }
+    f->held = f->sub->feed;
+    pthread_mutex_lock(&f->held->mu);
+    f->held->refs++;
+    pthread_mutex_unlock(&f->held->mu);
     f->magic = FETCH_MAGIC;
     f->w = w;
     f->refs = 1; /* the subscription */

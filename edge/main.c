@@ -333,7 +333,8 @@ static int load_config(const char *path, char *err, size_t errlen)
         {NULL},
     };
     cdn_conf_err_t cerr;
-    cdn_conf_t *c = cdn_conf_load_file(path, &cerr);
+    static cdn_conf_t *c; /* kept for the life of the process: decoded strings point into it */
+    c = cdn_conf_load_file(path, &cerr);
     if (c == NULL) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
@@ -570,7 +571,8 @@ int main(int argc, char **argv)
     h2o_hostconf_t *hc = h2o_config_register_host(&conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     edge_handler_register(hc, &srv);
     int nw = srv.conf.workers;
-    struct worker_thread *wt = calloc((size_t)nw, sizeof(*wt));
+    static struct worker_thread *wt; /* static: reachable (for LeakSanitizer) until exit */
+    wt = calloc((size_t)nw, sizeof(*wt));
     for (int k = 0; k < nw; k++) {
         wt[k].conf = &conf;
         for (int i = 0; i < opt.nlisten; i++) {

@@ -186,6 +186,7 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
         v->parent_only = parent_only;
         vs->dflt = v;
     }
+    free(gp); /* the parents keep the strings, not the array */
     if (vs->dflt == NULL && vs->n == 0) {
         snprintf(err, errlen, "need an origin (-b URL, origin: or vhosts:)");
         return -1;
