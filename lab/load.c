@@ -6,7 +6,8 @@
  * Open loop: Poisson arrivals at --rate, each arrival one request (in-flight capped). Closed loop:
  * --concurrency users, each sends its next request when the last one ends. Every request asks
  * DNS for its hostname first (a cache hit until the TTL runs out), then connects to the first
- * address, keeping the hostname for TLS SNI and :authority. */
+ * address, keeping the hostname for TLS SNI and :authority. CDN_LOAD_DEBUG=1 in the environment
+ * prints each failed request's time, address and error to stderr. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -138,7 +139,8 @@ static void on_done(cdn_httpc_req_t *h, const char *errstr, void *data)
 {
     struct lreq *q = data;
     const struct cdn_httpc_info *in = cdn_httpc_info(h);
-    if (in) snprintf(q->ip, sizeof(q->ip), "%s", in->primary_ip);
+    if (in && *in->primary_ip) snprintf(q->ip, sizeof(q->ip), "%s", in->primary_ip);
+    if (errstr && getenv("CDN_LOAD_DEBUG")) fprintf(stderr, "%.3f %s %s\n", (mono_ms() - q->L->t0) / 1e3, q->ip, errstr);
     finish(q, errstr);
 }
 
