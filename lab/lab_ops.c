@@ -254,7 +254,22 @@ static void out(FILE *a, FILE *b, const char *fmt, ...)
     va_end(ap);
 }
 
+/* latency samples per region (hits, misses): file scope so that every return path frees them */
+static struct lat lat_hit[LAB_MAX_REGIONS], lat_miss[LAB_MAX_REGIONS];
+
+static int report_main(struct lab_run *r, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv)
+{
+    int rc = report_main(r, argc, argv);
+    for (size_t i = 0; i < LAB_MAX_REGIONS; i++) {
+        free(lat_hit[i].v);
+        free(lat_miss[i].v);
+        lat_hit[i] = lat_miss[i] = (struct lat){0};
+    }
+    return rc;
+}
+
+static int report_main(struct lab_run *r, int argc, char **argv)
 {
     const char *odir = "lab-report";
     for (int i = 1; i + 1 < argc; i++)
@@ -269,7 +284,6 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     }
     static struct agg edges[64], regions[LAB_MAX_REGIONS], tiers[8], errs[16], all;
     size_t ne = 0, nreg = 0, nt = 0, nerr = 0;
-    struct lat lat_hit[LAB_MAX_REGIONS] = {{0}}, lat_miss[LAB_MAX_REGIONS] = {{0}};
     double minrtt[LAB_MAX_REGIONS][64];
     for (size_t i = 0; i < LAB_MAX_REGIONS; i++)
         for (size_t j = 0; j < 64; j++) minrtt[i][j] = INFINITY;

@@ -393,5 +393,15 @@ int main(int argc, char **argv)
             (unsigned long long)L.finished, (unsigned long long)L.errors, (unsigned long long)L.dns_err,
             L.finished ? 100.0 * L.hits / L.finished : 0, L.bytes);
     free((void *)L.wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
+    /* Clean exit (LeakSanitizer): requests still in flight after the stragglers' grace are
+     * cancelled without callbacks by cdn_httpc_free. */
+    for (int i = 0; i < L.nsrc; i++) cdn_httpc_free(L.http[i]);
+    cdn_resolver_free(L.res);
+    cdn_timer_free(L.progress);
+    cdn_timer_free(L.stop);
+    if (L.arrive) cdn_timer_free(L.arrive);
+    lab_wl_free(&L.wl);
+    cdn_loop_dispose(L.loop);
+    h2o_evloop_destroy(L.loop);
     return L.finished && L.errors < L.finished ? 0 : 1;
 }
