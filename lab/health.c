@@ -7,6 +7,7 @@
  * (both commands are idempotent), so a BIRD that restarted (its static protocol starts disabled)
  * gets the routes back without waiting for a transition. Each transition is logged with the
  * CLOCK_MONOTONIC time, which cdn-lab's fault records and cdn-load's logs share. */
+#include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -97,7 +98,8 @@ static void usage(FILE *f)
     fprintf(f, "Usage: " PROG " -u http://ADDR:PORT/PATH -s BIRD.ctl [-p PROTOCOL] [-i MS] [-t MS] [-r N] [-f N]\n"
                "  -u  health URL (IPv4 address, HTTP)      -s  BIRD control socket\n"
                "  -p  BIRD protocol to enable/disable (default anycast)\n"
-               "  -i  check interval ms (100)  -t  check timeout ms (200)  -r  rise (3)  -f  fall (3)\n");
+               "  -i  check interval ms (100)  -t  check timeout ms (200)  -r  rise (3)  -f  fall (3)\n"
+               "  --help, --version\n");
 }
 
 int main(int argc, char **argv)
@@ -106,7 +108,8 @@ int main(int argc, char **argv)
     int interval = 100, timeout = 200;
     unsigned rise = 3, fall = 3;
     int c;
-    while ((c = getopt(argc, argv, "u:s:p:i:t:r:f:h")) != -1) {
+    static const struct option lo[] = {{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    while ((c = getopt_long(argc, argv, "u:s:p:i:t:r:f:hV", lo, NULL)) != -1) {
         switch (c) {
         case 'u': url = optarg; break;
         case 's': ctl = optarg; break;
@@ -116,6 +119,7 @@ int main(int argc, char **argv)
         case 'r': rise = (unsigned)atoi(optarg); break;
         case 'f': fall = (unsigned)atoi(optarg); break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
         default: usage(stderr); return 2;
         }
     }
