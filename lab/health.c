@@ -158,11 +158,13 @@ int main(int argc, char **argv)
             char cmd[128];
             snprintf(cmd, sizeof(cmd), "%s %s", want ? "enable" : "disable", proto);
             int code = lab_bird_cmd(ctl, cmd, 1000, reply, sizeof(reply));
+            for (size_t l = strlen(reply); l && (reply[l - 1] == '\n' || reply[l - 1] == ' '); l--) reply[l - 1] = 0;
+            for (char *nl = strchr(reply, '\n'); nl; nl = strchr(nl, '\n')) *nl = ' ';
             if (code < 0 || code >= 8000) {
-                if (applied != -3) printf("%.3f bird: %s: %s", mono_ms() / 1e3, cmd, reply[0] ? reply : "error\n");
+                if (applied != -3) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply[0] ? reply : "error");
                 applied = -3; /* report once until it works again */
             } else {
-                if (applied != want) printf("%.3f bird: %s: %s", mono_ms() / 1e3, cmd, reply);
+                if (applied != want) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply);
                 applied = want;
             }
             next_assert = t0 + 1000;
