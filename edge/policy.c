@@ -3,7 +3,13 @@
  * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
  * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
  * sizes of resident nodes <= capacity after every insert returns. SIEVE keeps its hand on a node
- * of the main queue (or NIL: start at the tail); dropping that node moves the hand to the next newer. */
+ * of the main queue (or NIL: start at the tail); dropping that node moves the hand to the next newer.
+ *
+ * S3-FIFO follows libCacheSim's S3FIFO.c (the paper authors' reference; its published miss counts
+ * are reproduced exactly, see docs/CACHESIM.md). Ghost entries are nodes too, in their own queue
+ * and their own idmap, so a ghost hit unlinks in O(1) and the ghost is bounded in bytes (90% of
+ * the capacity) like the cache itself: never more entries than the cache could hold. An id is
+ * never resident and in the ghost at once (insert takes it out of the ghost first). */
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +18,11 @@
 #include "edge/policy.h"
 
 #define NIL UINT32_MAX
-enum { Q_SMALL, Q_MAIN, NQ };
+enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
+/* S3-FIFO: small-queue hits needed to move to main when the id reaches the small queue's tail
+ * (libCacheSim's move-to-main-threshold=2; 1 was the paper's first version, S3-FIFOv0 / QDLP) */
+#define S3_MOVE_TO_MAIN 2
+#define FREQ_MAX 3 /* 2-bit counter */
 
 struct node {
     uint64_t id, size;
@@ -34,11 +44,10 @@ struct edge_policy {
     uint32_t hand; /* SIEVE */
     struct edge_idmap map;
     struct queue q[NQ];
-    /* S3-FIFO ghost: ring of ids; ghost map id -> sequence number of its newest ring entry */
-    uint64_t *ring;
-    size_t ring_cap, ring_head, ring_n;
-    uint64_t seq;
-    struct edge_idmap ghost;
+    /* S3-FIFO: queue sizes in bytes; warm = nothing evicted yet */
+    uint64_t small_cap, main_cap, ghost_cap;
+    int warm;
+    struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
 };
 
 int edge_policy_kind_parse(const char *s)
@@ -67,6 +76,12 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
     p->free_head = p->hand = NIL;
     for (int i = 0; i < NQ; i++)
         p->q[i].head = p->q[i].tail = NIL;
+    /* floor(10%) and floor(90%) without overflow: libCacheSim's (int64_t)(size * 0.1) and
+     * (int64_t)(size * 0.9) give the same for every size below 2^53 */
+    p->small_cap = capacity / 10;
+    p->main_cap = capacity - p->small_cap;
+    p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
+    p->warm = 1;
     if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0) {
         edge_policy_free(p);
         return NULL;
@@ -81,8 +96,33 @@ void edge_policy_free(struct edge_policy *p)
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
-    free(p->ring);
     free(p);
+}
+
+static uint32_t node_alloc(struct edge_policy *p)
+{
+    if (p->free_head != NIL) {
+        uint32_t i = p->free_head;
+        p->free_head = p->nodes[i].next;
+        return i;
+    }
+    if (p->nnodes == p->nalloc) {
+        uint32_t na = p->nalloc ? p->nalloc * 2 : 64;
+        if (na <= p->nalloc || na == NIL)
+            return NIL;
+        struct node *nn = realloc(p->nodes, na * sizeof(*nn));
+        if (nn == NULL)
+            return NIL;
+        p->nodes = nn;
+        p->nalloc = na;
+    }
+    return p->nnodes++;
+}
+
+static void node_free(struct edge_policy *p, uint32_t i)
+{
+    p->nodes[i].next = p->free_head;
+    p->free_head = i;
 }
 
 static void unlink_node(struct edge_policy *p, uint32_t i)
@@ -108,6 +148,14 @@ static void push_head(struct edge_policy *p, uint32_t i, int qi)
     q->n++;
 }
 
+/* Moves a node to the head of a queue (reinsertion, promotion) */
+static void requeue(struct edge_policy *p, uint32_t i, int qi, uint8_t freq)
+{
+    unlink_node(p, i);
+    p->nodes[i].freq = freq;
+    push_head(p, i, qi);
+}
+
 static void drop(struct edge_policy *p, uint32_t i)
 {
     if (p->hand == i)
@@ -115,38 +163,70 @@ static void drop(struct edge_policy *p, uint32_t i)
     unlink_node(p, i);
     p->bytes -= p->nodes[i].size;
     edge_idmap_del(&p->map, p->nodes[i].id);
-    p->nodes[i].next = p->free_head;
-    p->free_head = i;
+    node_free(p, i);
 }
 
-static void ghost_add(struct edge_policy *p, uint64_t id)
+static void ghost_drop(struct edge_policy *p, uint32_t i)
 {
-    size_t want = p->q[Q_MAIN].n + p->q[Q_SMALL].n + 16;
-    if (p->ring_cap < want && p->ring_n == p->ring_cap) {
-        size_t nc = p->ring_cap ? p->ring_cap * 2 : 64;
-        uint64_t *nr = malloc(nc * sizeof(*nr));
-        if (nr == NULL)
-            return;
-        for (size_t k = 0; k < p->ring_n; k++)
-            nr[k] = p->ring[(p->ring_head + k) % p->ring_cap];
-        free(p->ring);
-        p->ring = nr;
-        p->ring_cap = nc;
-        p->ring_head = 0;
-    }
-    while (p->ring_n > 0 && (p->ring_n == p->ring_cap || p->ring_n >= want)) {
-        uint64_t old = p->ring[p->ring_head];
-        uint64_t s;
-        if (edge_idmap_get(&p->ghost, old, &s) && s == p->seq - p->ring_n)
-            edge_idmap_del(&p->ghost, old);
-        p->ring_head = (p->ring_head + 1) % p->ring_cap;
-        p->ring_n--;
-    }
-    if (p->ring_cap == 0)
+    unlink_node(p, i);
+    edge_idmap_del(&p->ghost, p->nodes[i].id);
+    node_free(p, i);
+}
+
+/* Remembers an id the small queue evicted, oldest ghosts out first. Best effort: without memory
+ * the id is just forgotten (a later return then starts in small again). */
+static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    if (size > p->ghost_cap || edge_idmap_get(&p->ghost, id, NULL))
         return;
-    p->ring[(p->ring_head + p->ring_n) % p->ring_cap] = id;
-    p->ring_n++;
-    edge_idmap_put(&p->ghost, id, p->seq++);
+    while (p->q[Q_GHOST].bytes + size > p->ghost_cap)
+        ghost_drop(p, p->q[Q_GHOST].tail);
+    uint32_t i = node_alloc(p);
+    if (i == NIL)
+        return;
+    if (edge_idmap_put(&p->ghost, id, i) < 0) {
+        node_free(p, i);
+        return;
+    }
+    p->nodes[i] = (struct node){.id = id, .size = size};
+    push_head(p, i, Q_GHOST);
+}
+
+static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
+{
+    struct queue *sq = &p->q[Q_SMALL], *mq = &p->q[Q_MAIN];
+    if (sq->n == 0 && mq->n == 0)
+        return 0;
+    p->warm = 0;
+    if (mq->n > 0 && (mq->bytes > p->main_cap || sq->bytes == 0)) {
+        for (;;) { /* main: FIFO with reinsertion, a 2-bit CLOCK */
+            uint32_t t = mq->tail;
+            if (p->nodes[t].freq > 0) {
+                requeue(p, t, Q_MAIN, (uint8_t)(p->nodes[t].freq - 1));
+                continue;
+            }
+            uint64_t id = p->nodes[t].id;
+            drop(p, t);
+            if (evict)
+                evict(id, data);
+            return 1;
+        }
+    }
+    /* small: ids hit often enough move to main (which may overflow it: the next call evicts
+     * there); the first other one leaves for the ghost */
+    for (uint32_t t; (t = sq->tail) != NIL;) {
+        if (p->nodes[t].freq >= S3_MOVE_TO_MAIN) {
+            requeue(p, t, Q_MAIN, 0);
+            continue;
+        }
+        uint64_t id = p->nodes[t].id, size = p->nodes[t].size;
+        drop(p, t);
+        ghost_add(p, id, size);
+        if (evict)
+            evict(id, data);
+        return 1;
+    }
+    return 1; /* all moved to main */
 }
 
 /* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
@@ -179,37 +259,7 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
             evict(id, data);
         return 1;
     }
-    for (;;) {
-        if (p->q[Q_SMALL].n == 0 && p->q[Q_MAIN].n == 0)
-            return 0;
-        if (p->q[Q_SMALL].n > 0 && (p->q[Q_SMALL].bytes >= p->cap / 10 || p->q[Q_MAIN].n == 0)) {
-            uint32_t t = p->q[Q_SMALL].tail;
-            if (p->nodes[t].freq > 0) { /* accessed while in small: promote */
-                unlink_node(p, t);
-                p->nodes[t].freq = 0;
-                push_head(p, t, Q_MAIN);
-                continue;
-            }
-            uint64_t id = p->nodes[t].id;
-            drop(p, t);
-            ghost_add(p, id);
-            if (evict)
-                evict(id, data);
-            return 1;
-        }
-        uint32_t t = p->q[Q_MAIN].tail;
-        if (p->nodes[t].freq > 0) { /* reinsert with one less */
-            unlink_node(p, t);
-            p->nodes[t].freq--;
-            push_head(p, t, Q_MAIN);
-            continue;
-        }
-        uint64_t id = p->nodes[t].id;
-        drop(p, t);
-        if (evict)
-            evict(id, data);
-        return 1;
-    }
+    return evict_s3fifo(p, evict, data);
 }
 
 int edge_policy_hit(struct edge_policy *p, uint64_t id)
@@ -223,7 +273,7 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
         push_head(p, i, Q_MAIN);
     } else if (p->kind == EDGE_POLICY_SIEVE) {
         p->nodes[i].freq = 1;
-    } else if (p->nodes[i].freq < 3) {
+    } else if (p->nodes[i].freq < FREQ_MAX) {
         p->nodes[i].freq++;
     }
     return 1;
@@ -240,46 +290,44 @@ int edge_policy_remove(struct edge_policy *p, uint64_t id)
     return 1;
 }
 
+uint64_t edge_policy_max_size(const struct edge_policy *p)
+{
+    if (p->kind != EDGE_POLICY_S3FIFO)
+        return p->cap;
+    return p->small_cap ? p->small_cap - 1 : 0;
+}
+
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
 {
-    if (size > p->cap || id == 0)
+    if (size > edge_policy_max_size(p) || id == 0)
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
     int was = edge_policy_remove(p, id);
+    int qi = Q_MAIN;
+    if (p->kind == EDGE_POLICY_S3FIFO && !was) {
+        uint64_t g;
+        /* out of the ghost before evicting, which may push it out of the ghost */
+        if (edge_idmap_get(&p->ghost, id, &g))
+            ghost_drop(p, (uint32_t)g);
+        else
+            qi = Q_SMALL;
+    }
     while (p->bytes + size > p->cap)
         if (!evict_one(p, evict, data))
             break;
-    uint32_t i;
-    if (p->free_head != NIL) {
-        i = p->free_head;
-        p->free_head = p->nodes[i].next;
-    } else {
-        if (p->nnodes == p->nalloc) {
-            uint32_t na = p->nalloc ? p->nalloc * 2 : 64;
-            struct node *nn = realloc(p->nodes, na * sizeof(*nn));
-            if (nn == NULL)
-                return -1;
-            p->nodes = nn;
-            p->nalloc = na;
-        }
-        i = p->nnodes++;
-    }
+    /* warm-up (libCacheSim's S3FIFO.c, not S3-FIFOv0): until the first eviction, what does not
+     * fit in small fills main, so that the cache is full before anything leaves */
+    if (qi == Q_SMALL && p->warm && p->q[Q_SMALL].bytes >= p->small_cap)
+        qi = Q_MAIN;
+    uint32_t i = node_alloc(p);
+    if (i == NIL)
+        return -1;
     if (edge_idmap_put(&p->map, id, i) < 0) {
-        p->nodes[i].next = p->free_head;
-        p->free_head = i;
+        node_free(p, i);
         return -1;
     }
     p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0};
     p->bytes += size;
-    int qi = Q_MAIN;
-    if (p->kind == EDGE_POLICY_S3FIFO && !was) {
-        uint64_t s;
-        if (edge_idmap_get(&p->ghost, id, &s)) {
-            edge_idmap_del(&p->ghost, id);
-        } else {
-            qi = Q_SMALL;
-        }
-    }
     push_head(p, i, qi);
     return 0;
 }

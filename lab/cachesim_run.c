@@ -45,7 +45,7 @@ int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct l
         if (edge_policy_hit(p, id)) continue;
         res->misses++;
         res->miss_bytes += r->size;
-        if (r->size > capacity) continue; /* never fits: not admitted */
+        if (r->size > edge_policy_max_size(p)) continue; /* the policy never admits it */
         if (edge_policy_insert(p, id, r->size, NULL, NULL) < 0) {
             edge_policy_free(p);
             return -1;

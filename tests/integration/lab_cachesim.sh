@@ -3,10 +3,10 @@
 # CSV, both .zst): counts, the compulsory-miss floor at 100% of the working set, miss ratios that
 # never rise with the cache size, .zst == plain, CSV header == --csv-cols, --limit, clear errors for
 # a cut-short .zst, a cut-short .bin and bad options; cdn-load reads .zst traces. When the full
-# shared trace is there (../shared/traces), LRU and SIEVE must reproduce libCacheSim's published
+# shared trace is there (../shared/traces), LRU, S3-FIFO and SIEVE must reproduce libCacheSim's published
 # miss counts exactly (its test/test_evictionAlgo.c, 128 MiB..1 GiB).
 . "$top_srcdir/tests/lib.sh"
-plan 22
+plan 23
 sim=$(bin cdn-cachesim)
 D="$top_srcdir/tests/data/traces"
 og="$D/cloudPhysicsIO_10k.oracleGeneral.bin.zst"
@@ -63,13 +63,16 @@ for d in "${CDN_TRACES:-}" "$top_srcdir/../shared/traces" /work/shared/traces; d
     [ -n "$d" ] && [ -f "$d/cloudPhysicsIO.oracleGeneral.bin" ] && { full="$d/cloudPhysicsIO.oracleGeneral.bin"; break; }
 done
 if [ -n "$full" ]; then
-    "$sim" -p lru,sieve -s 128M,256M,384M,512M,640M,768M,896M,1024M "$full" >"$T/full.out" 2>/dev/null
+    "$sim" -p lru,s3fifo,sieve -s 128M,256M,384M,512M,640M,768M,896M,1024M "$full" >"$T/full.out" 2>/dev/null
     got() { awk -v p="$1" '$1 == p { printf "%s%s", sep, $6 "/" $7; sep = " " }' "$T/full.out"; }
     is "$(got lru)" "93374/4214303232 89783/4061242368 83572/3778040320 81722/3660569600 72494/3100927488 72104/3078128640 71972/3075403776 71704/3061662720" \
         "LRU: libCacheSim's miss counts and bytes at 128 MiB..1 GiB"
     is "$(got sieve)" "91699/4158632960 86720/3917211648 78578/3536227840 76707/3455379968 69945/3035580416 66221/2801699328 64445/2699456000 64376/2696345600" \
         "SIEVE: libCacheSim's miss counts and bytes at 128 MiB..1 GiB"
+    is "$(got s3fifo)" "90117/4058576896 80915/3573827584 75060/3244417024 72191/3061737984 69815/2898109952 65542/2628363776 60799/2425027072 56045/2327934464" \
+        "S3-FIFO: libCacheSim's miss counts and bytes at 128 MiB..1 GiB"
 else
+    skip "no ../shared/traces/cloudPhysicsIO.oracleGeneral.bin (set CDN_TRACES)"
     skip "no ../shared/traces/cloudPhysicsIO.oracleGeneral.bin (set CDN_TRACES)"
     skip "no ../shared/traces/cloudPhysicsIO.oracleGeneral.bin (set CDN_TRACES)"
 fi

@@ -236,11 +236,62 @@ static void test_sieve(void **state)
     edge_policy_free(p);
 }
 
+static uint64_t s3ev[64];
+static int ns3ev;
+static void on_s3evict(uint64_t id, void *data) { s3ev[ns3ev++] = id; }
+/* inserts ids [from, to] and checks that exactly want[0..n) were evicted, in that order */
+static void s3_ins(struct edge_policy *p, uint64_t from, uint64_t to, const uint64_t *want, int n)
+{
+    ns3ev = 0;
+    for (uint64_t id = from; id <= to; id++) assert_int_equal(edge_policy_insert(p, id, 50, on_s3evict, NULL), 0);
+    assert_int_equal(ns3ev, n);
+    for (int i = 0; i < n; i++) assert_int_equal(s3ev[i], want[i]);
+}
+
+/* S3-FIFO by hand, as libCacheSim's S3FIFO.c: 1000 bytes, ids of 50 bytes. Small is 100 bytes
+ * (2 ids), main 900 (18), the ghost 900 bytes (18 ids). */
+static void test_s3fifo(void **state)
+{
+    struct edge_policy *p = edge_policy_new(EDGE_POLICY_S3FIFO, 1000);
+    assert_int_equal(edge_policy_max_size(p), 99); /* below 10% of the capacity */
+    assert_int_equal(edge_policy_insert(p, 99, 100, on_s3evict, NULL), -1);
+    /* warm-up: 1 2 fill small, 3..20 go to main while nothing has been evicted yet */
+    s3_ins(p, 1, 20, NULL, 0);
+    assert_true(edge_policy_hit(p, 5)); /* main, freq 1 */
+    /* each new id pushes small's oldest (hit fewer than 2 times) out to the ghost: 1 2 21..36 */
+    s3_ins(p, 21, 38, (const uint64_t[]){1, 2, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36}, 18);
+    /* 1 is the ghost's oldest: it leaves the ghost before small evicts 37 into the full ghost, so
+     * 1 returns to main */
+    s3_ins(p, 1, 1, (const uint64_t[]){37}, 1);
+    /* 2 (ghost) to main too; main is over its 900 bytes, so main evicts its oldest: 3, then 4 */
+    s3_ins(p, 2, 2, (const uint64_t[]){3}, 1);
+    s3_ins(p, 39, 39, (const uint64_t[]){4}, 1);
+    /* small evicts 38 and 39; the ghost is full, so 21 leaves it, then 22 */
+    s3_ins(p, 40, 41, (const uint64_t[]){38, 39}, 2);
+    s3_ins(p, 21, 21, (const uint64_t[]){40}, 1); /* no longer a ghost: to small, small evicts */
+    s3_ins(p, 23, 23, (const uint64_t[]){41}, 1); /* still a ghost: to main, over 900 again */
+    /* main's oldest is 5, hit once: reinserted with its count down to 0, and 6 goes */
+    s3_ins(p, 42, 42, (const uint64_t[]){6}, 1);
+    assert_true(edge_policy_contains(p, 5));
+    /* small holds 21 42: 21 hit twice moves to main at the tail, 42 hit once goes to the ghost */
+    assert_true(edge_policy_hit(p, 21) && edge_policy_hit(p, 21) && edge_policy_hit(p, 42));
+    s3_ins(p, 43, 43, (const uint64_t[]){42}, 1);
+    s3_ins(p, 44, 44, (const uint64_t[]){7}, 1); /* main is over 900 with 21 */
+    assert_true(edge_policy_contains(p, 21));
+    assert_int_equal(edge_policy_bytes(p), 1000);
+    assert_int_equal(edge_policy_count(p), 20);
+    edge_policy_free(p);
+    p = edge_policy_new(EDGE_POLICY_SIEVE, 1000);
+    assert_int_equal(edge_policy_max_size(p), 1000);
+    edge_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_og),    cmocka_unit_test(test_csv),   cmocka_unit_test(test_zstd),
         cmocka_unit_test(test_lru_by_hand), cmocka_unit_test(test_sizes), cmocka_unit_test(test_sieve),
+        cmocka_unit_test(test_s3fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
