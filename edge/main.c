@@ -46,6 +46,7 @@ static struct {
     const char *parents[EDGE_MAX_PARENTS + 1];
     size_t nparents;
     int parent_only;
+    unsigned max_fetches;
     struct cdn_conf_list file_vhosts;
 } opt;
 
@@ -60,7 +61,6 @@ struct worker_thread {
     h2o_socket_t *ls[MAX_LISTEN];
     int fds[MAX_LISTEN];
     h2o_globalconf_t *conf;
-    int ok;
 };
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -72,6 +72,36 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_accept(listener->data, sock);
 }
 
+/* Runs on the worker's thread (cdn/loop.h keeps per-thread state for its loops) once every
+ * worker has left its loop (stop_barrier): no loop runs any more, so no owner publishes to a
+ * feed and no message reaches a queue that is going away. What was still in flight at the 5 s
+ * deadline is cancelled without callbacks (its fetch state is not freed). */
+static pthread_barrier_t stop_barrier;
+
+static void worker_dispose(struct worker_thread *t)
+{
+    h2o_evloop_t *loop = t->w.ctx.loop;
+    for (int i = 0; i < opt.nlisten; i++)
+        if (t->ls[i] == NULL) /* never wrapped: the worker failed before its loop ran */
+            close(t->fds[i]);
+    cdn_httpc_free(t->w.httpc);
+    if (t->w.srv != NULL) {
+        h2o_multithread_unregister_receiver(t->w.ctx.queue, &t->w.recv);
+        edge_idmap_free(&t->w.fetches);
+    }
+    h2o_evloop_run(loop, 0); /* frees the sockets closed above */
+    /* h2o 2.2.5: h2o_context_request_shutdown links this entry and nothing unlinks it, and
+     * h2o_context_dispose asserts that its timeouts are empty */
+    if (h2o_timeout_is_linked(&t->w.ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&t->w.ctx.http2._graceful_shutdown_timeout);
+    h2o_multithread_queue_t *q = t->w.ctx.queue;
+    h2o_context_dispose(&t->w.ctx);
+    free(q); /* h2o 2.2.5's h2o_multithread_destroy_queue does not free the queue itself */
+    h2o_evloop_run(loop, 0);
+    cdn_loop_dispose(loop);
+    h2o_evloop_destroy(loop);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker_thread *t = arg;
@@ -79,6 +109,8 @@ static void *worker_main(void *arg)
     h2o_context_init(&t->w.ctx, h2o_evloop_create(), t->conf);
     if (edge_worker_init(&t->w, &srv, err, sizeof(err)) < 0) {
         cdn_err("worker: %s", err);
+        pthread_barrier_wait(&stop_barrier);
+        worker_dispose(t);
         return NULL;
     }
     for (int i = 0; i < opt.nlisten; i++) {
@@ -106,6 +138,8 @@ static void *worker_main(void *arg)
         if (closed && (cdn_httpc_inflight(t->w.httpc) == 0 || cdn_now_ms() > stop_at))
             break;
     }
+    pthread_barrier_wait(&stop_barrier);
+    worker_dispose(t);
     return NULL;
 }
 
@@ -270,7 +304,10 @@ static void usage(FILE *f)
             "      --drop-param NAME    query parameter left out of cache keys (prefix*); repeatable\n"
             "      --sort-params        sort query parameters in cache keys\n"
             "      --timeout MS         origin transfer timeout (default 30000)\n"
-            "      --connect-timeout MS origin connect timeout (default 3000)\n"
+            "      --connect-timeout MS origin connect timeout (default 3000); also bounds the wait\n"
+            "                           for a fetch slot (--max-fetches)\n"
+            "      --max-fetches N      concurrent requests to each origin (0 = no limit, default);\n"
+            "                           more wait in a FIFO queue, then 503\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
             "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
@@ -296,9 +333,17 @@ struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
     uint64_t ram, disk, max_object, connect_timeout, timeout, heuristic_max, parent_retry;
-    long long workers;
+    long long workers, max_fetches;
     int sort_params, store_set_cookie, parent_only;
 };
+
+/* The config document: decoded strings point into it, so it lives until exit. */
+static cdn_conf_t *conf_doc;
+static void conf_doc_free(void)
+{
+    cdn_conf_free(conf_doc);
+    conf_doc = NULL;
+}
 
 static int load_config(const char *path, char *err, size_t errlen)
 {
@@ -322,6 +367,7 @@ static int load_config(const char *path, char *err, size_t errlen)
         {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
         {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
         {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
+        {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
         {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
         {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
         {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
@@ -333,19 +379,18 @@ static int load_config(const char *path, char *err, size_t errlen)
         {NULL},
     };
     cdn_conf_err_t cerr;
-    static cdn_conf_t *c; /* kept for the life of the process: decoded strings point into it */
-    c = cdn_conf_load_file(path, &cerr);
+    cdn_conf_t *c = conf_doc = cdn_conf_load_file(path, &cerr);
     if (c == NULL) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
     struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
-                           .workers = srv.conf.workers, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
+                           .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
     if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
-        cdn_conf_free(c);
+        conf_doc_free();
         return -1;
     }
     /* strings live in the document: keep it for the life of the process */
@@ -379,6 +424,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     for (size_t i = 0; i < fc.parents.n && opt.nparents < EDGE_MAX_PARENTS + 1; i++)
         opt.parents[opt.nparents++] = ((const char **)fc.parents.items)[i];
     opt.parent_only = fc.parent_only;
+    opt.max_fetches = (unsigned)fc.max_fetches;
     opt.file_vhosts = fc.vhosts;
     srv.conf.parent_retry_ms = fc.parent_retry;
     srv.conf.served_by = fc.served_by ? fc.served_by : srv.conf.served_by;
@@ -410,7 +456,7 @@ int main(int argc, char **argv)
         {"timeout", 1, NULL, 8},   {"connect-timeout", 1, NULL, 9}, {"pid-file", 1, NULL, 'p'},
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
-        {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -483,6 +529,7 @@ int main(int argc, char **argv)
         case 12: opt.parent_only = 1; break;
         case 13: srv.conf.parent_retry_ms = strtoull(optarg, NULL, 10); break;
         case 14: srv.conf.served_by = optarg; break;
+        case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
         case 't': opt.test_only = 1; break;
         case 'l':
@@ -509,7 +556,7 @@ int main(int argc, char **argv)
     }
     if (opt.nparents > EDGE_MAX_PARENTS ||
         edge_vhosts_build(&srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
-                          opt.parent_only, err, sizeof(err)) < 0) {
+                          opt.parent_only, opt.max_fetches, err, sizeof(err)) < 0) {
         fprintf(stderr, "cdn-edge: %s\n", opt.nparents > EDGE_MAX_PARENTS ? "too many parents" : err);
         return 2;
     }
@@ -533,6 +580,9 @@ int main(int argc, char **argv)
     }
     if (opt.test_only) {
         printf("cdn-edge: configuration ok\n");
+        edge_vhosts_free(&srv.conf.vhosts);
+        conf_doc_free();
+        SSL_CTX_free(ssl_ctx);
         return 0;
     }
     snprintf(srv.cache_name, sizeof(srv.cache_name), "cdn-edge-%s", srv.conf.name);
@@ -591,6 +641,7 @@ int main(int argc, char **argv)
     h2o_hostconf_t *ahc = h2o_config_register_host(&aconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_create_handler(h2o_config_register_path(ahc, "/", 0), sizeof(h2o_handler_t))->on_req = on_admin;
     h2o_context_init(&actx, h2o_evloop_create(), &aconf);
+    h2o_socket_t *as = NULL;
     if (opt.admin_len > 0) {
         int afd = cdn_listen_tcp((struct sockaddr *)&opt.admin, opt.admin_len, 0, err, sizeof(err));
         if (afd < 0) {
@@ -599,7 +650,7 @@ int main(int argc, char **argv)
         }
         aaccept.ctx = &actx;
         aaccept.hosts = aconf.hosts;
-        h2o_socket_t *as = h2o_evloop_socket_create(actx.loop, afd, H2O_SOCKET_FLAG_DONT_READ);
+        as = h2o_evloop_socket_create(actx.loop, afd, H2O_SOCKET_FLAG_DONT_READ);
         as->data = &aaccept;
         h2o_socket_read_start(as, on_accept);
     }
@@ -608,6 +659,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdn-edge: cannot watch signals\n");
         return 1;
     }
+    pthread_barrier_init(&stop_barrier, NULL, (unsigned)nw);
     for (int k = 0; k < nw; k++)
         pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
     char a0[64];
@@ -618,10 +670,30 @@ int main(int argc, char **argv)
         h2o_evloop_run(actx.loop, 200);
     cdn_notice("stopping");
     for (int k = 0; k < nw; k++)
-        pthread_join(wt[k].tid, NULL);
+        pthread_join(wt[k].tid, NULL); /* each worker disposed its own context and loop */
+    pthread_barrier_destroy(&stop_barrier);
+    free(wt);
+    wt = NULL;
+    if (as != NULL)
+        h2o_socket_close(as);
+    cdn_signals_free(sigs);
+    h2o_evloop_run(actx.loop, 0);
+    h2o_multithread_queue_t *aq = actx.queue;
+    h2o_context_dispose(&actx);
+    free(aq);
+    h2o_evloop_run(actx.loop, 0);
+    cdn_loop_dispose(actx.loop);
+    h2o_evloop_destroy(actx.loop);
+    h2o_config_dispose(&aconf);
+    h2o_config_dispose(&conf);
     edge_store_close(srv.store); /* waits for queued writes */
     if (srv.alog)
         cdn_alog_close(srv.alog);
+    cdn_metrics_free(srv.metrics);
+    edge_vhosts_free(&srv.conf.vhosts);
+    conf_doc_free();
+    if (ssl_ctx != NULL)
+        SSL_CTX_free(ssl_ctx);
     if (opt.pid_file)
         cdn_pidfile_remove(opt.pid_file);
     if (opt.tmpdir[0])

@@ -8,7 +8,8 @@
  *     img.shop.test: {origin: http://127.0.0.1:8000, aliases: ["*.img.shop.test"]}
  *     www.shop.test: {origin: http://127.0.0.1:8001, parents: [...], parent_only: true}
  *
- * Everything allocated here lives for the life of the process (the config document too). */
+ * The table owns copies of every string it keeps (edge_vhosts_free releases it), so the config
+ * document can go once the table is built (a SIGHUP reload builds a new one). */
 #include "config.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct file_vhost {
     const char *origin;
     struct cdn_conf_list aliases, parents;
     int parent_only;     /* -1: inherit */
+    long long max_fetches;  /* -1: inherit */
 };
 
 static const cdn_conf_field_t vhost_fields[] = {
@@ -28,9 +30,21 @@ static const cdn_conf_field_t vhost_fields[] = {
     {"aliases", CDN_CT_STRLIST, offsetof(struct file_vhost, aliases)},
     {"parents", CDN_CT_STRLIST, offsetof(struct file_vhost, parents)},
     {"parent_only", CDN_CT_BOOL, offsetof(struct file_vhost, parent_only)},
+    {"max_fetches", CDN_CT_INT, offsetof(struct file_vhost, max_fetches), 0, 0, 1000000},
     {NULL},
 };
-static const struct file_vhost vhost_defaults = {.parent_only = -1};
+static const struct file_vhost vhost_defaults = {.parent_only = -1, .max_fetches = -1};
+
+/* Validates a URL in the document (the table normalises its own copy). */
+static int url_ok(const char *u)
+{
+    const char *b;
+    if (edge_url_base(u, &b) < 0)
+        return -1;
+    if (b != u)
+        free((char *)b);
+    return 0;
+}
 
 int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
 {
@@ -50,7 +64,7 @@ int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
             return cdn_conf_fail(c, val, err, "expected a map with origin: URL");
         if (cdn_conf_decode(c, val, vhost_fields, &v[i], err) < 0)
             return -1;
-        if (edge_url_base(v[i].origin, &v[i].origin) < 0)
+        if (url_ok(v[i].origin) < 0)
             return cdn_conf_fail(c, cdn_conf_get(val, "origin"), err, "origin must be an http:// or https:// URL");
         for (size_t a = 0; a < v[i].aliases.n; a++)
             if (edge_vhost_pattern_ok(((const char **)v[i].aliases.items)[a]) < 0)
@@ -60,7 +74,7 @@ int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
             return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "at most %d parents", EDGE_MAX_PARENTS);
         for (size_t a = 0; a < v[i].parents.n; a++) {
             const char **pp = (const char **)v[i].parents.items;
-            if (edge_url_base(pp[a], &pp[a]) < 0)
+            if (url_ok(pp[a]) < 0)
                 return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "parent '%s' must be an http:// URL", pp[a]);
         }
     }
@@ -86,12 +100,57 @@ int edge_url_base(const char *u, const char **out)
     return 0;
 }
 
+/* A malloc'd normalised copy of a URL (validated already), or NULL. */
+static char *url_dup(const char *u)
+{
+    const char *b;
+    if (edge_url_base(u, &b) < 0)
+        return NULL;
+    return b != u ? (char *)b : strdup(u);
+}
+
 static struct edge_parent *make_parents(const char *const *urls, size_t n)
 {
     struct edge_parent *p = calloc(n ? n : 1, sizeof(*p));
-    for (size_t i = 0; p && i < n; i++)
-        edge_parent_init(&p[i], urls[i]);
+    for (size_t i = 0; p && i < n; i++) {
+        char *u = url_dup(urls[i]);
+        if (u == NULL) {
+            for (size_t k = 0; k < i; k++)
+                free((char *)p[k].url);
+            free(p);
+            return NULL;
+        }
+        edge_parent_init(&p[i], u);
+    }
     return p;
+}
+
+static void vhost_free(struct edge_vhost *v)
+{
+    for (size_t i = 0; i < v->nparents; i++)
+        free((char *)v->parents[i].url);
+    free(v->parents);
+    free((char *)v->pattern);
+    free((char *)v->origin);
+    free(v);
+}
+
+void edge_vhosts_free(struct edge_vhosts *vs)
+{
+    /* several names may share one vhost: free each vhost once (at its first name) */
+    for (size_t i = 0; i < vs->n; i++) {
+        int first = vs->v[i] != vs->dflt;
+        for (size_t k = 0; first && k < i; k++)
+            first = vs->v[k] != vs->v[i];
+        if (first)
+            vhost_free((struct edge_vhost *)vs->v[i]);
+        free((char *)vs->names[i]);
+    }
+    if (vs->dflt != NULL)
+        vhost_free((struct edge_vhost *)vs->dflt);
+    free(vs->v);
+    free(vs->names);
+    memset(vs, 0, sizeof(*vs));
 }
 
 static int add_name(struct edge_vhosts *vs, size_t *cap, const char *pattern, const struct edge_vhost *v,
@@ -123,73 +182,100 @@ static int add_name(struct edge_vhosts *vs, size_t *cap, const char *pattern, co
             return -1;
         }
     if (vs->n == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        vs->v = realloc(vs->v, *cap * sizeof(*vs->v));
-        vs->names = realloc(vs->names, *cap * sizeof(*vs->names));
-        if (vs->v == NULL || vs->names == NULL)
+        size_t nc = *cap ? *cap * 2 : 8;
+        const struct edge_vhost **nv = realloc(vs->v, nc * sizeof(*nv));
+        if (nv != NULL)
+            vs->v = nv;
+        const char **nn = nv ? realloc(vs->names, nc * sizeof(*nn)) : NULL;
+        if (nn == NULL) {
+            free(name);
             return -1;
+        }
+        vs->names = nn;
+        *cap = nc;
     }
     vs->v[vs->n] = v;
     vs->names[vs->n++] = name;
     return 0;
 }
 
+static struct edge_vhost *vhost_new(const char *pattern, const char *origin, const char *const *parents,
+                                    size_t nparents, int parent_only, unsigned max_fetches)
+{
+    struct edge_vhost *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    v->pattern = strdup(pattern);
+    v->origin = url_dup(origin);
+    v->parents = make_parents(parents, nparents);
+    v->nparents = v->parents ? nparents : 0;
+    v->parent_only = parent_only;
+    v->max_fetches = max_fetches;
+    if (v->pattern == NULL || v->origin == NULL || v->parents == NULL) {
+        vhost_free(v);
+        return NULL;
+    }
+    return v;
+}
+
 int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_vhosts, const char *origin,
-                      const char *const *parents, size_t nparents, int parent_only, char *err, size_t errlen)
+                      const char *const *parents, size_t nparents, int parent_only, unsigned max_fetches,
+                      char *err, size_t errlen)
 {
     size_t cap = 0;
     memset(vs, 0, sizeof(*vs));
+    snprintf(err, errlen, "out of memory");
     if (nparents > EDGE_MAX_PARENTS) {
         snprintf(err, errlen, "at most %d parents", EDGE_MAX_PARENTS);
         return -1;
     }
-    const char **gp = calloc(nparents ? nparents : 1, sizeof(*gp));
-    if (gp == NULL)
-        return -1;
     for (size_t i = 0; i < nparents; i++)
-        if (edge_url_base(parents[i], &gp[i]) < 0) {
+        if (url_ok(parents[i]) < 0) {
             snprintf(err, errlen, "parent '%s' must be an http:// URL", parents[i]);
             return -1;
         }
-    parents = gp;
+    if (origin != NULL && url_ok(origin) < 0) {
+        snprintf(err, errlen, "the origin must be an http:// or https:// URL");
+        return -1;
+    }
     const struct file_vhost *fv = file_vhosts ? file_vhosts->items : NULL;
     size_t nf = file_vhosts ? file_vhosts->n : 0;
     for (size_t i = 0; i < nf; i++) {
-        struct edge_vhost *v = calloc(1, sizeof(*v));
+        int own = fv[i].parents.n > 0;
+        struct edge_vhost *v = vhost_new(fv[i].pattern, fv[i].origin, own ? fv[i].parents.items : parents,
+                                         own ? fv[i].parents.n : nparents,
+                                         fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only,
+                                         fv[i].max_fetches >= 0 ? (unsigned)fv[i].max_fetches : max_fetches);
         if (v == NULL)
-            return -1;
-        v->pattern = fv[i].pattern;
-        v->origin = fv[i].origin;
-        if (fv[i].parents.n > 0) {
-            v->parents = make_parents(fv[i].parents.items, fv[i].parents.n);
-            v->nparents = fv[i].parents.n;
-        } else if (nparents > 0) {
-            v->parents = make_parents(parents, nparents);
-            v->nparents = nparents;
+            goto fail;
+        size_t before = vs->n;
+        const struct edge_vhost *dflt_before = vs->dflt;
+        if (add_name(vs, &cap, fv[i].pattern, v, err, errlen) < 0) {
+            vhost_free(v);
+            goto fail;
         }
-        v->parent_only = fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only;
-        if (add_name(vs, &cap, fv[i].pattern, v, err, errlen) < 0)
-            return -1;
         for (size_t a = 0; a < fv[i].aliases.n; a++)
-            if (add_name(vs, &cap, ((const char **)fv[i].aliases.items)[a], v, err, errlen) < 0)
-                return -1;
+            if (add_name(vs, &cap, ((const char **)fv[i].aliases.items)[a], v, err, errlen) < 0) {
+                /* unhook v's names before freeing it */
+                while (vs->n > before)
+                    free((char *)vs->names[--vs->n]);
+                vs->dflt = dflt_before;
+                vhost_free(v);
+                goto fail;
+            }
     }
     if (origin != NULL && vs->dflt == NULL) {
-        struct edge_vhost *v = calloc(1, sizeof(*v));
-        if (v == NULL || edge_url_base(origin, &v->origin) < 0) {
-            snprintf(err, errlen, "the origin must be an http:// or https:// URL");
-            return -1;
-        }
-        v->pattern = "*";
-        v->parents = make_parents(parents, nparents);
-        v->nparents = nparents;
-        v->parent_only = parent_only;
+        struct edge_vhost *v = vhost_new("*", origin, parents, nparents, parent_only, max_fetches);
+        if (v == NULL)
+            goto fail;
         vs->dflt = v;
     }
-    free(gp); /* the parents keep the strings, not the array */
     if (vs->dflt == NULL && vs->n == 0) {
         snprintf(err, errlen, "need an origin (-b URL, origin: or vhosts:)");
         return -1;
     }
     return 0;
+fail:
+    edge_vhosts_free(vs);
+    return -1;
 }

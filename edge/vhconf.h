@@ -13,8 +13,12 @@ int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
 int edge_url_base(const char *url, const char **out);
 
 /* Builds vs from the decoded `vhosts:` list (or NULL), the default origin (or NULL) and the global
- * parents / parent_only (inherited by vhosts that name no parents). 0, or -1 with err set. */
+ * parents / parent_only / max_fetches (inherited by vhosts that name none). The table owns copies
+ * of all its strings. 0, or -1 with err set (and nothing left allocated). */
 int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_vhosts, const char *origin,
-                      const char *const *parents, size_t nparents, int parent_only, char *err, size_t errlen);
+                      const char *const *parents, size_t nparents, int parent_only, unsigned max_fetches,
+                      char *err, size_t errlen);
+/* Frees what edge_vhosts_build allocated. */
+void edge_vhosts_free(struct edge_vhosts *vs);
 
 #endif

@@ -31,6 +31,8 @@ struct edge_vhost {
     struct edge_parent *parents;
     size_t nparents;
     int parent_only;                /* never fetch from the origin directly */
+    unsigned max_fetches;           /* concurrent requests to the origin, 0 = no limit */
+    int origin_inflight;            /* atomic: requests to the origin now (all workers) */
 };
 
 struct edge_vhosts {
