@@ -297,7 +297,7 @@ static void usage(FILE *f)
             "  -d, --dir DIR            RocksDB folder (default: a fresh temporary folder)\n"
             "  -s, --ram SIZE           RAM tier bytes (default 256MiB)\n"
             "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
-            "      --policy lru|s3fifo  RAM eviction policy (default s3fifo)\n"
+            "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge)\n"
             "  -w, --workers N          worker threads (default: number of CPUs)\n"
             "      --edge-cc NAME       edge-specific targeted Cache-Control field (RFC 9213)\n"
@@ -409,7 +409,9 @@ static int load_config(const char *path, char *err, size_t errlen)
         return -1;
     }
     if (fc.policy && (opt.ram_policy = edge_policy_kind_parse(fc.policy)) < 0) {
-        snprintf(err, errlen, "%s: ram_policy must be lru or s3fifo", path);
+        cdn_conf_fail(c, cdn_conf_get(cdn_conf_root(c), "ram_policy"), &cerr,
+                      "ram_policy must be s3fifo, sieve or lru");
+        snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
     if (fc.drop_params.n > 0) {
@@ -503,7 +505,7 @@ int main(int argc, char **argv)
             break;
         case 4:
             if ((opt.ram_policy = edge_policy_kind_parse(optarg)) < 0) {
-                fprintf(stderr, "cdn-edge: --policy must be lru or s3fifo\n");
+                fprintf(stderr, "cdn-edge: --policy must be s3fifo, sieve or lru\n");
                 return 2;
             }
             break;
