@@ -9,6 +9,7 @@
  *   u32 crc32 of all of the above
  * Decoding uses a bounds-checked cursor with a sticky error and rejects trailing bytes. */
 #include "config.h"
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,7 +48,31 @@ uint64_t edge_hash64(const void *p, size_t n)
     return h;
 }
 
-/* One allocation: the header array, then every string NUL-terminated. */
+static int is_name(const struct edge_hdr *h, const char *name)
+{
+    size_t l = strlen(name);
+    return h->name_len == l && strncasecmp(h->name, name, l) == 0;
+}
+
+static uint8_t hdr_flags(const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
+{
+    static const struct { const char *name; uint8_t f; } cls[] = {
+        {"content-length", EDGE_HF_NOT_TO_CLIENT}, {"date", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_IN_304},
+        {"age", EDGE_HF_NOT_TO_CLIENT}, {"cache-status", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_CACHE_STATUS},
+        {"via", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_VIA}, {"x-served-by", EDGE_HF_NOT_TO_CLIENT},
+        {"cdn-cache-control", EDGE_HF_CDN_ONLY}, {"surrogate-key", EDGE_HF_CDN_ONLY},
+        {"etag", EDGE_HF_IN_304}, {"cache-control", EDGE_HF_IN_304}, {"expires", EDGE_HF_IN_304},
+        {"vary", EDGE_HF_IN_304}, {"last-modified", EDGE_HF_IN_304}, {"content-location", EDGE_HF_IN_304},
+    };
+    uint8_t f = edge_hdr_is_hop(all, n, h->name, h->name_len) ? EDGE_HF_NOT_TO_CLIENT : 0;
+    for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++)
+        if (is_name(h, cls[i].name))
+            f |= cls[i].f;
+    return f;
+}
+
+/* One allocation: the header array, the lower-case name pointers, the header flags, then every
+ * string NUL-terminated (each header's name, value and lower-case name). */
 static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int status,
                               const struct edge_hdr *h, size_t n, const char *vary, size_t vlen,
                               const char *tags, size_t tlen, const struct edge_fresh *fresh,
@@ -55,9 +80,9 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
 {
     size_t strs = klen + 1 + vlen + 1 + tlen + 1;
     for (size_t i = 0; i < n; i++)
-        strs += h[i].name_len + 1 + h[i].value_len + 1;
+        strs += 2 * (h[i].name_len + 1) + h[i].value_len + 1;
     struct edge_obj *o = calloc(1, sizeof(*o));
-    char *a = malloc(n * sizeof(struct edge_hdr) + strs);
+    char *a = malloc(n * (sizeof(struct edge_hdr) + sizeof(char *) + 1) + strs);
     if (o == NULL || a == NULL) {
         free(o);
         free(a);
@@ -71,7 +96,9 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
     o->arena = a;
     o->hdrs = (struct edge_hdr *)a;
     o->nhdrs = n;
-    char *p = a + n * sizeof(struct edge_hdr);
+    o->lnames = (const char **)(a + n * sizeof(struct edge_hdr));
+    o->hflags = (uint8_t *)(a + n * (sizeof(struct edge_hdr) + sizeof(char *)));
+    char *p = (char *)o->hflags + n;
 #define COPY(dst, src, len) do { memcpy(p, (src), (len)); p[len] = '\0'; dst = p; p += (len) + 1; } while (0)
     COPY(o->key, key, klen);
     o->key_len = klen;
@@ -85,6 +112,13 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
         COPY(nm, h[i].name, h[i].name_len);
         COPY(v, h[i].value, h[i].value_len);
         o->hdrs[i] = (struct edge_hdr){nm, h[i].name_len, v, h[i].value_len};
+        for (size_t k = 0; k < h[i].name_len; k++)
+            p[k] = (char)tolower((unsigned char)nm[k]);
+        p[h[i].name_len] = '\0';
+        o->lnames[i] = p;
+        p += h[i].name_len + 1;
+        o->hflags[i] = hdr_flags(h, n, &h[i]);
+        o->hf_all |= o->hflags[i];
     }
 #undef COPY
     return o;

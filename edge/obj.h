@@ -17,6 +17,16 @@
 
 #define EDGE_OBJ_MAGIC 0x4f424a31u /* "OBJ1" */
 
+/* Classes of a stored header, computed once when the object is built so that a hit makes no name
+ * comparisons (edge_obj.hflags[i]; edge_obj.hf_all is the OR of all of them). */
+#define EDGE_HF_NOT_TO_CLIENT 0x01 /* never passed on a hit: hop-by-hop, Content-Length, Date, Age (h2o
+                                    * and the edge write their own), Cache-Status, Via, X-Served-By */
+#define EDGE_HF_CDN_ONLY 0x02      /* CDN-Cache-Control, Surrogate-Key: only for a child CDN cache */
+#define EDGE_HF_IN_304 0x04        /* kept in a 304 from cache: ETag, Cache-Control, Date, Expires, Vary,
+                                    * Last-Modified, Content-Location */
+#define EDGE_HF_CACHE_STATUS 0x08  /* Cache-Status (the edge appends its own entry) */
+#define EDGE_HF_VIA 0x10           /* Via (likewise) */
+
 struct edge_obj {
     uint32_t magic;
     int refs;                 /* atomic */
@@ -31,6 +41,9 @@ struct edge_obj {
     size_t tags_len;
     struct edge_hdr *hdrs;    /* stored headers (hop-by-hop, Set-Cookie already removed) */
     size_t nhdrs;
+    const char **lnames;      /* lnames[i]: hdrs[i].name in lower case (what h2o wants) */
+    uint8_t *hflags;          /* hflags[i]: EDGE_HF_* of hdrs[i] */
+    uint8_t hf_all;           /* OR of hflags */
     uint8_t *body;            /* NULL until attached */
     size_t body_len;
     uint32_t body_crc;

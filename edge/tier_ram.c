@@ -26,8 +26,8 @@ uint64_t edge_key_id(const char *key, size_t key_len)
 uint64_t edge_obj_charge(const struct edge_obj *o)
 {
     uint64_t c = sizeof(*o) + o->body_len + o->key_len + o->vary_len + o->tags_len + 64;
-    for (size_t i = 0; i < o->nhdrs; i++)
-        c += sizeof(struct edge_hdr) + o->hdrs[i].name_len + o->hdrs[i].value_len + 2;
+    for (size_t i = 0; i < o->nhdrs; i++) /* the header, its lower-case name, its flags */
+        c += sizeof(struct edge_hdr) + sizeof(char *) + 1 + 2 * o->hdrs[i].name_len + o->hdrs[i].value_len + 3;
     return c;
 }
 
