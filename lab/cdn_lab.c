@@ -369,7 +369,7 @@ static pid_t start_proc(const struct lab_node *node, const char *name, struct la
     base = base ? base + 1 : a->argv[0];
     if (find_prog(base, prog, sizeof(prog)) < 0) die("program %s not found (is it built?)", base);
     path(logp, sizeof(logp), "logs/%s.log", name);
-    char *argv[64];
+    char *argv[104];
     int k = 0;
     if (node && *node->ns) {
         argv[k++] = "ip";
@@ -378,7 +378,7 @@ static pid_t start_proc(const struct lab_node *node, const char *name, struct la
         argv[k++] = (char *)node->ns;
     }
     argv[k++] = prog;
-    for (int i = 1; i < a->argc && k < 63; i++) argv[k++] = a->argv[i];
+    for (int i = 1; i < a->argc && k < 103; i++) argv[k++] = a->argv[i];
     argv[k] = NULL;
     if (L.verbose) {
         fprintf(stderr, "+");

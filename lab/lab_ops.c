@@ -170,32 +170,6 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
 
 /* --- report --- */
 
-/* Sum of a metric's samples whose labels contain `match` (or all, for NULL) in a scrape file. */
-static double metric_sum(const char *file, const char *name, const char *match)
-{
-    FILE *f = fopen(file, "r");
-    if (!f) return NAN;
-    char line[1024];
-    double s = 0;
-    size_t nl = strlen(name);
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, name, nl) || (line[nl] != ' ' && line[nl] != '{')) continue;
-        if (match && !strstr(line, match)) continue;
-        char *sp = strrchr(line, ' ');
-        if (sp) s += strtod(sp + 1, NULL);
-    }
-    fclose(f);
-    return s;
-}
-
-static double metric_delta(struct lab_run *r, const char *node, const char *name, const char *match)
-{
-    char a[PATH_MAX], b[PATH_MAX];
-    snprintf(a, sizeof(a), "%s/metrics/after-%s.txt", r->statedir, node);
-    snprintf(b, sizeof(b), "%s/metrics/before-%s.txt", r->statedir, node);
-    return metric_sum(a, name, match) - metric_sum(b, name, match);
-}
-
 struct agg {
     char key[40];
     uint64_t req, hits, bytes, hit_bytes, err;
@@ -282,8 +256,12 @@ static int report_main(struct lab_run *r, int argc, char **argv)
         fprintf(stderr, "cdn-lab: no load logs in %s (run `cdn-lab load` first)\n", r->statedir);
         return 1;
     }
-    static struct agg edges[64], regions[LAB_MAX_REGIONS], tiers[8], errs[16], all;
-    size_t ne = 0, nreg = 0, nt = 0, nerr = 0;
+    static struct agg edges[64], regions[LAB_MAX_REGIONS], errs[16], all;
+    /* where each answered request came from: the edge's RAM or disk, a parent's cache, the origin */
+    static const char *const tier_names[4] = {"ram", "disk", "parent", "origin"};
+    uint64_t tier_n[4] = {0};
+    struct lab_log_counts lc = {0}; /* whole run (warm-up too): the window the scrapes saw */
+    size_t ne = 0, nreg = 0, nerr = 0;
     double minrtt[LAB_MAX_REGIONS][64];
     for (size_t i = 0; i < LAB_MAX_REGIONS; i++)
         for (size_t j = 0; j < 64; j++) minrtt[i][j] = INFINITY;
@@ -306,6 +284,11 @@ static int report_main(struct lab_run *r, int argc, char **argv)
             }
             if (rec.t > tmax) tmax = rec.t;
             if (tl) fprintf(tl, "%.3f\t%s\t%d\n", rec.t, rec.edge, !strcmp(rec.cache, "hit"));
+            int tier = lab_log_tier(&rec);
+            lc.logged++;
+            lc.no_response += rec.status == 0;
+            lc.hits += !strcmp(rec.cache, "hit");
+            lc.parent_hits += tier == 2;
             if (rec.phase == 'w') {
                 warm++;
                 continue;
@@ -313,7 +296,7 @@ static int report_main(struct lab_run *r, int argc, char **argv)
             agg_add(&all, &rec);
             agg_add(agg_get(edges, &ne, 64, rec.edge), &rec);
             agg_add(agg_get(regions, &nreg, LAB_MAX_REGIONS, rec.region), &rec);
-            if (!strcmp(rec.cache, "hit")) agg_add(agg_get(tiers, &nt, 8, *rec.tier ? rec.tier : "ram"), &rec);
+            if (tier >= 0) tier_n[tier]++;
             if (rec.status == 0 || rec.status >= 400) {
                 char k[40];
                 snprintf(k, sizeof(k), "%s", rec.status ? (rec.status >= 500 ? "5xx" : "4xx") : "transport");
@@ -349,14 +332,20 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     }
     out(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
         all.bytes ? 100.0 * all.hit_bytes / all.bytes : 0, (unsigned long long)all.err);
+    if (r->topo->nparents)
+        out(o, rf, "with the parent tier: %.1f%% of requests answered from a cache (edge or parent)\n",
+            100.0 * (double)(tier_n[0] + tier_n[1] + tier_n[2]) / (double)all.req);
     out(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
     for (size_t i = 0; i < ne; i++)
         out(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
             100.0 * edges[i].hits / edges[i].req, edges[i].bytes ? 100.0 * edges[i].hit_bytes / edges[i].bytes : 0,
             edges[i].bytes / 1e6);
-    out(o, rf, "\n%-10s %8s %8s\n", "tier", "hits", "of hits");
-    for (size_t i = 0; i < nt; i++)
-        out(o, rf, "%-10s %8llu %7.1f%%\n", tiers[i].key, (unsigned long long)tiers[i].req, 100.0 * tiers[i].req / all.hits);
+    out(o, rf, "\n%-10s %8s %8s   (the tier that answered; parent: a child's miss that a parent's cache served)\n",
+        "tier", "requests", "of all");
+    for (size_t i = 0; i < 4; i++)
+        if (i != 2 || r->topo->nparents || tier_n[2])
+            out(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)tier_n[i], 100.0 * (double)tier_n[i] / (double)all.req);
+    lab_report_parents(r, o, rf);
     out(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
     FILE *cdf = fopen(cdfp, "w");
     for (size_t i = 0; i < nreg; i++) {
@@ -383,12 +372,14 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     }
     if (cdf) fclose(cdf);
     out(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
-    for (size_t e = 0; e < t->edges.n && e < 64; e++) out(o, rf, " %8s", lab_topo_edge(t, e)->name);
+    for (size_t e = 0; e < t->edges.n && e < 64; e++)
+        if (!lab_topo_edge(t, e)->parent) out(o, rf, " %8s", lab_topo_edge(t, e)->name); /* clients never reach parents */
     out(o, rf, "\n");
     for (size_t ri = 0; ri < t->regions.n; ri++) {
         out(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
         for (size_t e = 0; e < t->edges.n && e < 64; e++)
-            if (isinf(minrtt[ri][e])) out(o, rf, " %8s", "-");
+            if (lab_topo_edge(t, e)->parent) continue;
+            else if (isinf(minrtt[ri][e])) out(o, rf, " %8s", "-");
             else out(o, rf, " %8.1f", minrtt[ri][e]);
         out(o, rf, "\n");
     }
@@ -396,43 +387,7 @@ static int report_main(struct lab_run *r, int argc, char **argv)
         out(o, rf, "\nerrors by kind:\n");
         for (size_t i = 0; i < nerr; i++) out(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
     }
-    /* Reconciliation: edges' own counters, the client logs, and the origin's counter. The scrape
-     * windows include the warm-up, so compare against every logged request. */
-    double e_hit = 0, e_req = 0, e_fetch = 0;
-    for (size_t i = 0; i < r->plan->nnodes; i++) {
-        const struct lab_node *n = &r->plan->nodes[i];
-        if (n->kind != LAB_EDGE) continue;
-        e_hit += metric_delta(r, n->name, "edge_requests_total", "result=\"hit\"");
-        e_req += metric_delta(r, n->name, "edge_requests_total", NULL);
-        e_fetch += metric_delta(r, n->name, "edge_origin_fetches_total", NULL);
-    }
-    double lb_req = metric_delta(r, "lb", "shop_lb_requests_total", NULL);
-    uint64_t log_all = all.req + warm;
-    uint64_t log_hits = 0;
-    {   /* hits over every logged request (warm-up too): the window the scrapes saw */
-        FILE *f = fopen(tsv, "r");
-        char line[256];
-        while (f && fgets(line, sizeof(line), f)) log_hits += line[strlen(line) - 2] == '1';
-        if (f) fclose(f);
-    }
-    out(o, rf, "\norigin offload: %s\n", isnan(lb_req) ? "unknown (no shop-lb scrape)" : "");
-    if (!isnan(lb_req))
-        out(o, rf, "  shop-lb answered %.0f requests for %llu client requests: offload %.1f%%\n", lb_req,
-            (unsigned long long)log_all, log_all ? 100.0 * (1.0 - lb_req / (double)log_all) : 0);
-    out(o, rf, "reconciliation (whole run incl. warm-up):\n");
-    if (isnan(e_req)) {
-        out(o, rf, "  no edge scrapes\n");
-    } else {
-        out(o, rf, "  requests: edges counted %.0f, clients logged %llu -> %s\n", e_req, (unsigned long long)log_all,
-            fabs(e_req - (double)log_all) < 0.5 ? "agree" : "DIFFER");
-        if (fabs(e_req - (double)log_all) >= 0.5) out(o, rf, "    difference %+.0f\n", e_req - (double)log_all);
-        out(o, rf, "  hits:     edges counted %.0f, clients logged %llu -> %s\n", e_hit, (unsigned long long)log_hits,
-            fabs(e_hit - (double)log_hits) < 0.5 ? "agree" : "DIFFER");
-        if (fabs(e_hit - (double)log_hits) >= 0.5) out(o, rf, "    difference %+.0f\n", e_hit - (double)log_hits);
-        if (!isnan(lb_req))
-            out(o, rf, "  origin:   edges fetched %.0f, shop-lb answered %.0f -> %s\n", e_fetch, lb_req,
-                fabs(e_fetch - lb_req) < 0.5 ? "agree" : "DIFFER");
-    }
+    lab_report_reconcile(r, &lc, o, rf);
     lab_report_failover(r, odir, o, rf);
     if (rf) fclose(rf);
     /* Plots */
@@ -447,7 +402,8 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     char tiers_tsv[PATH_MAX];
     snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
     FILE *tf = fopen(tiers_tsv, "w");
-    for (size_t i = 0; tf && i < nt; i++) fprintf(tf, "%s\t%llu\n", tiers[i].key, (unsigned long long)tiers[i].req);
+    for (size_t i = 0; tf && i < 4; i++)
+        if (i != 2 || r->topo->nparents || tier_n[2]) fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)tier_n[i]);
     if (tf) fclose(tf);
     int buckets = tmax > 0 ? (int)ceil(tmax) : 1;
     fprintf(f, "set datafile separator '\\t'\n");
@@ -464,8 +420,8 @@ static int report_main(struct lab_run *r, int argc, char **argv)
                    "set ylabel 'fraction'\nset logscale x\nplot ", odir, ext);
         for (size_t i = 0; i < nreg; i++)
             fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", cdfp, i, regions[i].key);
-        fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'hits per tier'\nset style fill solid\n"
-                   "set yrange [0:*]\nset ylabel 'hits'\nset xlabel ''\nplot '%s' using 2:xtic(1) with boxes notitle\n"
+        fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'requests per answering tier'\nset style fill solid\n"
+                   "set yrange [0:*]\nset ylabel 'requests'\nset xlabel ''\nplot '%s' using 2:xtic(1) with boxes notitle\n"
                    "set yrange [0:1]\n", odir, ext, tiers_tsv);
     }
     fclose(f);

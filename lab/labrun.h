@@ -5,6 +5,7 @@
 #define LAB_LABRUN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "topo.h"
 
@@ -16,9 +17,25 @@ struct lab_run {
     int (*http_get)(const char *ns, const char *addr, int port, const char *target, char **body, size_t *len);
 };
 
+/* What the client logs of one load run say, whole run (warm-up too: the window the scrapes saw). */
+struct lab_log_counts {
+    uint64_t logged;      /* every request */
+    uint64_t no_response; /* status 0: DNS or transport failure, timeout, cut at the end */
+    uint64_t hits;        /* Cache-Status hit at the edge that answered */
+    uint64_t parent_hits; /* misses there that a parent's cache answered */
+};
+
 int lab_cmd_load(struct lab_run *r, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv);
 /* The report's failover section (lab/lab_failover.c); the number of faults shown. */
 int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
+
+/* lab/lab_recon.c: a metric's change over the load run (after - before scrape) summed over its
+ * samples whose labels contain `match` (all for NULL); NAN without scrapes. */
+double lab_metric_delta(const struct lab_run *r, const char *node, const char *name, const char *match);
+/* The parent edges' table (from their scrapes); nothing without parents. */
+void lab_report_parents(const struct lab_run *r, FILE *o, FILE *rf);
+/* Origin offload and the reconciliation of edges, parents, client logs and shop-lb. */
+void lab_report_reconcile(const struct lab_run *r, const struct lab_log_counts *lc, FILE *o, FILE *rf);
 
 #endif

@@ -54,6 +54,7 @@ struct load {
     uint64_t inflight;
     uint64_t last_finished, last_hits;
     unsigned long long bytes;
+    struct lreq *live; /* every request not finished yet: logged as cut if the run ends first */
 };
 
 struct lreq {
@@ -66,6 +67,7 @@ struct lreq {
     int status;
     uint64_t bytes;
     int user; /* closed loop: re-issue when done */
+    struct lreq *prev, *next; /* in L->live */
 };
 
 static void issue(struct load *L, int user);
@@ -94,6 +96,9 @@ static void finish(struct lreq *q, const char *errstr)
         size_t n = lab_log_format(&r, line, sizeof(line));
         fwrite(line, 1, n, L->log);
     }
+    if (q->prev) q->prev->next = q->next;
+    else L->live = q->next;
+    if (q->next) q->next->prev = q->prev;
     L->finished++;
     L->inflight--;
     if (errstr || q->status >= 500 || q->status == 0) L->errors++;
@@ -187,6 +192,9 @@ static void issue(struct load *L, int user)
         if (!L->inflight) L->done = 1;
         return;
     }
+    q->next = L->live;
+    if (L->live) L->live->prev = q;
+    L->live = q;
     q->start_ms = now;
     q->phase = now - L->t0 < (double)L->warm_ms ? 'w' : 'm';
     L->issued++;
@@ -387,6 +395,12 @@ int main(int argc, char **argv)
         for (int u = 0; u < L.conc; u++) issue(&L, u);
     }
     while (!L.done) h2o_evloop_run(L.loop, 100);
+    /* Requests still out after the stragglers' grace: lookups are called back by the resolver
+     * ("resolver closed"); transfers are logged here as cut (status 0), so the log has every
+     * request an edge may have counted, before cdn_httpc_free cancels them without callbacks. */
+    cdn_resolver_free(L.res);
+    L.res = NULL;
+    while (L.live) finish(L.live, "cut at the end of the run");
     print_progress(&L, 1);
     if (L.log) fclose(L.log);
     fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L.region,
@@ -396,7 +410,6 @@ int main(int argc, char **argv)
     /* Clean exit (LeakSanitizer): requests still in flight after the stragglers' grace are
      * cancelled without callbacks by cdn_httpc_free. */
     for (int i = 0; i < L.nsrc; i++) cdn_httpc_free(L.http[i]);
-    cdn_resolver_free(L.res);
     cdn_timer_free(L.progress);
     cdn_timer_free(L.stop);
     if (L.arrive) cdn_timer_free(L.arrive);

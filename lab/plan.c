@@ -310,7 +310,12 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
             lab_argv_add(a, "--tls");
             lab_argv_add(a, "%s:%d", ad, LAB_PORT_HTTPS);
         }
-    lab_argv_add(a, "-n");
+    for (unsigned k = 0; k < t->edge_nparents[n->index]; k++) { /* the shield tier, over h1/h2c */
+        int pn = lab_plan_find(p, LAB_EDGE, t->edge_parents[n->index][k]);
+        lab_argv_add(a, "--parent");
+        lab_argv_add(a, "http://%s:%d", p->nodes[pn].addr, LAB_PORT_HTTP);
+    }
+    lab_argv_add(a, "-n"); /* also its CDN-Loop name (cdn-edge-NAME): names differ along a chain */
     lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "--served-by");
     lab_argv_add(a, "%s", e->name);

@@ -38,6 +38,7 @@ static const cdn_conf_field_t edge_fields[] = {
     {"ram", CDN_CT_SIZE, offsetof(struct lab_edge, ram)},
     {"disk", CDN_CT_SIZE, offsetof(struct lab_edge, disk)},
     {"parent", CDN_CT_BOOL, offsetof(struct lab_edge, parent)},
+    {"parents", CDN_CT_STRLIST, offsetof(struct lab_edge, parents)},
     {"workers", CDN_CT_UINT, offsetof(struct lab_edge, workers), .min = 1, .max = 64},
     {NULL}};
 static const struct lab_edge edge_defaults = {.ram = 64u << 20, .disk = 512u << 20, .workers = 1};
@@ -218,6 +219,52 @@ static int check_anycast(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_
     return 0;
 }
 
+/* Parents of each child edge: the ones it names (each must be a parent edge), else every parent
+ * edge of the nearest region (by one-way delay) that has one; two tiers only, so a parent edge
+ * names none. Needs edge_region[] filled. */
+static int resolve_parents(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    size_t ne = t->edges.n;
+    t->nparents = 0;
+    for (size_t i = 0; i < ne; i++) t->nparents += lab_topo_edge(t, i)->parent != 0;
+    if (t->nparents == ne)
+        return cdn_conf_fail(c, at(root, "edges", -1, NULL), err, "every edge is a parent: clients need at least one other");
+    for (size_t i = 0; i < ne; i++) {
+        const struct lab_edge *e = lab_topo_edge(t, i);
+        const char *const *pn = e->parents.items;
+        t->edge_nparents[i] = 0;
+        if (e->parents.n && e->parent)
+            return cdn_conf_fail(c, at(root, "edges", (long)i, "parents"), err,
+                                 "edge %s: a parent edge has no parents (two tiers)", e->name);
+        if (e->parents.n > LAB_MAX_PARENTS)
+            return cdn_conf_fail(c, at(root, "edges", (long)i, "parents"), err, "edge %s: at most %d parents", e->name,
+                                 LAB_MAX_PARENTS);
+        for (size_t k = 0; k < e->parents.n; k++) {
+            size_t j;
+            for (j = 0; j < ne; j++)
+                if (!strcmp(lab_topo_edge(t, j)->name, pn[k])) break;
+            if (j == ne || !lab_topo_edge(t, j)->parent)
+                return cdn_conf_fail(c, at(root, "edges", (long)i, "parents"), err,
+                                     j == ne ? "edge %s: unknown parent '%s'" : "edge %s: '%s' is not a parent edge (parent: true)",
+                                     e->name, pn[k]);
+            for (size_t q = 0; q < t->edge_nparents[i]; q++)
+                if (t->edge_parents[i][q] == (int)j)
+                    return cdn_conf_fail(c, at(root, "edges", (long)i, "parents"), err, "edge %s: parent '%s' named twice",
+                                         e->name, pn[k]);
+            t->edge_parents[i][t->edge_nparents[i]++] = (int)j;
+        }
+        if (e->parents.n || e->parent || !t->nparents) continue;
+        uint64_t best = UINT64_MAX;
+        for (size_t j = 0; j < ne; j++)
+            if (lab_topo_edge(t, j)->parent && t->delay_ms[t->edge_region[i]][t->edge_region[j]] < best)
+                best = t->delay_ms[t->edge_region[i]][t->edge_region[j]];
+        for (size_t j = 0; j < ne && t->edge_nparents[i] < LAB_MAX_PARENTS; j++)
+            if (lab_topo_edge(t, j)->parent && t->delay_ms[t->edge_region[i]][t->edge_region[j]] == best)
+                t->edge_parents[i][t->edge_nparents[i]++] = (int)j;
+    }
+    return 0;
+}
+
 static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
 {
     const cdn_conf_node_t *root = cdn_conf_root(c);
@@ -302,6 +349,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
             return NULL;
         }
     }
+    if (resolve_parents(c, root, t, err) < 0) return NULL;
     t->dns_region = t->dns.region ? lab_topo_region(t, t->dns.region) : 0;
     if (t->dns_region < 0) {
         cdn_conf_fail(c, at(root, "dns", -1, "region"), err, "unknown region '%s'", t->dns.region);

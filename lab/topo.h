@@ -39,9 +39,13 @@ struct lab_edge {
     const char *name;
     const char *region;
     uint64_t ram, disk;         /* bytes */
-    int parent;                 /* a parent (second-tier) edge */
+    int parent;                 /* a parent (shield, second-tier) edge: fetched from by the others,
+                                 * never handed to clients by cdn-dns, holds no anycast address */
+    struct cdn_conf_list parents; /* of const char *: this child's parents by name (default: the
+                                   * parent edges of the nearest region that has any) */
     unsigned workers;
 };
+#define LAB_MAX_PARENTS 8 /* per child edge (cdn-edge takes 16) */
 
 struct lab_dns_conf {
     const char *region;
@@ -91,6 +95,9 @@ struct lab_topo {
     enum lab_profile profile;
     enum lab_routing routing[16];    /* per hostname */
     int edge_region[64];
+    int edge_parents[64][LAB_MAX_PARENTS]; /* edge indexes of each child's parents, in order */
+    unsigned edge_nparents[64];            /* 0 for parent edges and when the lab has no parent */
+    unsigned nparents;                     /* parent edges in the lab */
     int dns_region, origin_region;
     uint64_t delay_ms[LAB_MAX_REGIONS][LAB_MAX_REGIONS]; /* one-way, symmetric */
 };
@@ -187,7 +194,7 @@ void lab_buf_free(struct lab_buf *b);
 void lab_gen_dns_yaml(const struct lab_topo *t, const struct lab_plan *p, const char *statedir, struct lab_buf *b);
 /* Command lines (argv, NULL-terminated, strings in the buffer `store`) of each daemon. */
 struct lab_argv {
-    char *argv[48];
+    char *argv[96];
     char store[4096];
     size_t used;
     int argc;

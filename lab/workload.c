@@ -255,6 +255,13 @@ void lab_cache_status_parse(const char *v, size_t len, char *edge, size_t elen, 
     if (strcmp(result, "hit") && members > 1 && memmem(v, (size_t)(m - v), "; hit", 5)) snprintf(tier, tlen, "parent");
 }
 
+int lab_log_tier(const struct lab_logrec *r)
+{
+    if (r->status == 0 || r->status >= 500) return -1;
+    if (!strcmp(r->cache, "hit")) return !strcmp(r->tier, "disk") ? 1 : 0;
+    return !strcmp(r->tier, "parent") ? 2 : 3;
+}
+
 double lab_percentile(const double *sorted, size_t n, double p)
 {
     if (!n) return 0;

@@ -92,6 +92,10 @@ int lab_log_parse(const char *line, size_t len, struct lab_logrec *r);
 void lab_cache_status_parse(const char *v, size_t len, char *edge, size_t elen, char *result, size_t rlen,
                             char *tier, size_t tlen);
 
+/* The tier that answered a logged request: 0 the edge's RAM, 1 its disk, 2 a parent's cache (a
+ * miss here, "hit" in an upstream Cache-Status entry), 3 the origin; -1 no answer (status 0 or 5xx). */
+int lab_log_tier(const struct lab_logrec *r);
+
 /* Percentile (0..100) of a sorted array, nearest-rank. */
 double lab_percentile(const double *sorted, size_t n, double p);
 

@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 34
+plan 42
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 34); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 42); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -41,19 +41,27 @@ PY
     is "$(head -4 "$T/small-$mode.log" | cut -f8 | sort -u)" "miss" "$mode: first pass all misses"
     is "$(tail -4 "$T/small-$mode.log" | cut -f8 | sort -u)" "hit/ram" "$mode: second pass all hits"
     is "$(cut -f4 "$T/small-$mode.log" | sort -u)" "eu1" "$mode: eu client sent to eu1 by cdn-dns"
+    # The same 4 images from a us client: us1 misses, the shield (eu1's parent too) has them.
+    nu=${LAB_NS_c_us:-}; exu=(); [ -n "$nu" ] && exu=(ip netns exec "$nu")
+    "${exu[@]}" "$load" -r us -D "$LAB_DNS" -S "$LAB_ADDR_c_us" -w "trace:$T/small.bin" -n 2000 -c 1 -N 4 -d 20s \
+        -l "$T/us-$mode.log" 2>>"$T/small-$mode.err"
+    is "$(cut -f8 "$T/us-$mode.log" | sort -u)" "miss/parent" "$mode: us1's misses answered by the shield's cache"
+    is "$(cut -f4 "$T/us-$mode.log" | sort -u)" "us1" "$mode: us client sent to us1, never to the shield"
     # Bounded shopper load from every region, then the report.
     "$lab" -s "$S" load -c 4 -d 3s -W 1s >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
     "$lab" -s "$S" report -o "$T/rep-$mode" >"$T/report-$mode.txt" 2>&1; ok $? "$mode: report"
     rep=$(cat "$T/report-$mode.txt")
+    like "$rep" "requests: +edges counted [0-9]+ .*clients logged [0-9]+ answered.* -> agree" "$mode: requests reconcile (edges incl. collapsed vs logs)"
     like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
-    like "$rep" "origin: +edges fetched [0-9]+, shop-lb answered [0-9]+ -> agree" "$mode: origin fetches reconcile (edges vs shop-lb)"
+    like "$rep" "parent: +children sent [0-9]+, parents counted [0-9]+ -> agree" "$mode: child fetches reconcile with the shield's count"
+    like "$rep" "origin: +edges fetched [0-9]+.*, shop-lb answered [0-9]+ -> agree" "$mode: origin fetches reconcile (edges vs shop-lb)"
     if [ "$mode" = netns ]; then
         "$lab" -s "$S" fault kill eu1 >/dev/null; ok $? "$mode: fault kill eu1"
         for i in $(seq 1 50); do  # two failed probes at 1 s each
             a=$(ip netns exec "$LAB_NS_c_eu" kdig @"${LAB_DNS%:*}" -p "${LAB_DNS#*:}" +short img.shop.test | head -1)
-            [ "$a" = "$LAB_ADDR_e_eu2" ] && break; sleep 0.1
+            [ "$a" = "$LAB_ADDR_e_us1" ] && break; sleep 0.1
         done
-        is "$a" "$LAB_ADDR_e_eu2" "$mode: after eu1 dies, cdn-dns sends eu clients to eu2"
+        is "$a" "$LAB_ADDR_e_us1" "$mode: after eu1 dies, cdn-dns sends eu clients to the next nearest edge, us1"
     fi
     "$lab" -s "$S" down >/dev/null; ok $? "$mode: down"
     "$lab" -s "$S" down >/dev/null; ok $? "$mode: down twice"
@@ -67,5 +75,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((34 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((42 - _tap_n))); do skip "namespaces need root"; done
 fi

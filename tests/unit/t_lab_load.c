@@ -165,10 +165,37 @@ static void test_cache_status(void **state)
     assert_string_equal(e, "eu2");
     assert_string_equal(res, "miss");
     assert_string_equal(t, "parent");
+    CS("cdn-edge-shield; hit, cdn-edge-eu1; hit"); /* the child's copy keeps the parent's entry */
+    assert_string_equal(e, "eu1");
+    assert_string_equal(res, "hit");
+    assert_string_equal(t, "ram");
+    CS("cdn-edge-shield; fwd=miss; stored, cdn-edge-eu1; fwd=miss; stored");
+    assert_string_equal(res, "miss");
+    assert_string_equal(t, "");
     CS("other");
     assert_string_equal(e, "other");
     assert_string_equal(res, "");
 #undef CS
+}
+
+/* The report's tiers: edge RAM, edge disk, a parent's cache, the origin; no answer is none. */
+static void test_log_tier(void **state)
+{
+    struct lab_logrec r = {.status = 200};
+    snprintf(r.cache, sizeof(r.cache), "hit");
+    snprintf(r.tier, sizeof(r.tier), "ram");
+    assert_int_equal(lab_log_tier(&r), 0);
+    snprintf(r.tier, sizeof(r.tier), "disk");
+    assert_int_equal(lab_log_tier(&r), 1);
+    snprintf(r.cache, sizeof(r.cache), "miss");
+    snprintf(r.tier, sizeof(r.tier), "parent");
+    assert_int_equal(lab_log_tier(&r), 2);
+    r.tier[0] = 0;
+    assert_int_equal(lab_log_tier(&r), 3);
+    r.status = 503;
+    assert_int_equal(lab_log_tier(&r), -1);
+    r.status = 0;
+    assert_int_equal(lab_log_tier(&r), -1);
 }
 
 static void test_percentile(void **state)
@@ -185,7 +212,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zipf),  cmocka_unit_test(test_poisson), cmocka_unit_test(test_same_seed_same_sequence),
         cmocka_unit_test(test_trace), cmocka_unit_test(test_log_roundtrip), cmocka_unit_test(test_cache_status),
-        cmocka_unit_test(test_percentile),
+        cmocka_unit_test(test_percentile), cmocka_unit_test(test_log_tier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,7 +44,16 @@ static void test_default(void **state)
     assert_int_equal(t->delay_ms[us][eu], 40); /* symmetric */
     assert_int_equal(t->delay_ms[ap][us], 60);
     assert_int_equal(t->delay_ms[eu][ap], 80);
-    assert_int_equal(lab_topo_edge(t, 3)->ram, 32u << 20);
+    assert_int_equal(lab_topo_edge(t, 2)->ram, 32u << 20);
+    /* the shield: a parent in the origin's region, the parent of every other edge */
+    assert_true(lab_topo_edge(t, 3)->parent);
+    assert_int_equal(t->edge_region[3], us);
+    assert_int_equal(t->nparents, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t->edge_nparents[i], 1);
+        assert_int_equal(t->edge_parents[i][0], 3);
+    }
+    assert_int_equal(t->edge_nparents[3], 0);
     assert_int_equal(t->dns_region, eu);
     assert_int_equal(t->origin_region, us);
     cdn_conf_free(c);
@@ -89,6 +98,13 @@ static void test_errors(void **state)
         {"regions:\n  eu: {delay: 40ms}\nedges:\n  - {name: a, region: eu}\n",
          "t.yaml:2:15: delay: expected a map of region"},
         {"regions: [\n", "t.yaml:"},
+        {"regions:\n  eu: {}\nedges:\n  - {name: a, region: eu, parents: [b]}\n  - {name: b, region: eu}\n",
+         "t.yaml:4:36: edge a: 'b' is not a parent edge (parent: true)"},
+        {"regions:\n  eu: {}\nedges:\n  - {name: a, region: eu, parents: [zz]}\n",
+         "t.yaml:4:36: edge a: unknown parent 'zz'"},
+        {"regions:\n  eu: {}\nedges:\n  - {name: a, region: eu}\n  - {name: p, region: eu, parent: true, parents: [p]}\n",
+         "t.yaml:5:50: edge p: a parent edge has no parents (two tiers)"},
+        {"regions:\n  eu: {}\nedges:\n  - {name: p, region: eu, parent: true}\n", "t.yaml:4:3: every edge is a parent"},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -124,14 +140,15 @@ static void test_plan_netns(void **state)
     char a[20];
     lab_plan_client_addr(&p, 2, 3, a, sizeof(a));
     assert_string_equal(a, "198.18.14.13");
-    /* Edges: eu1, eu2 in eu's host /30s; us1 first host of us; dns in eu after the two edges. */
+    /* Edges: eu1 first host of eu, dns after it; us1 and the shield in us's host /30s, then lb and apps. */
     assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 0)].addr, "198.18.11.2");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 1)].addr, "198.18.11.6");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 1)].gw, "198.18.11.5");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 2)].addr, "198.18.13.2");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_DNS, 0)].addr, "198.18.11.10");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_LB, 0)].addr, "198.18.13.6");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_APP, 2)].addr, "198.18.13.18");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 1)].addr, "198.18.13.2");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 3)].addr, "198.18.13.6");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 3)].gw, "198.18.13.5");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 2)].addr, "198.18.15.2");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_DNS, 0)].addr, "198.18.11.6");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_LB, 0)].addr, "198.18.13.10");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_APP, 2)].addr, "198.18.13.22");
     assert_string_equal(p.nodes[lab_plan_find(&p, LAB_APP, 2)].name, "app3");
     /* Backbone: 3 pairs, all delayed, so 3 relays and 6 links through the wan namespace. */
     assert_int_equal(p.nrelays, 3);
@@ -165,7 +182,8 @@ static void test_plan_loopback_and_configs(void **state)
     assert_int_equal(p.nrelays, 0);
     assert_int_equal(lab_plan_find_name(&p, "r-eu"), -1);
     assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 0)].addr, "127.77.1.100");
-    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 2)].addr, "127.77.2.100");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 1)].addr, "127.77.2.100");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 3)].addr, "127.77.2.101");
     assert_string_equal(p.nodes[lab_plan_find(&p, LAB_CLIENT, 1)].addr, "127.77.2.10");
     assert_string_equal(p.nodes[lab_plan_find(&p, LAB_DNS, 0)].ns, "");
     assert_string_equal(p.client_net[2], "127.77.3.0/24");
@@ -173,10 +191,12 @@ static void test_plan_loopback_and_configs(void **state)
     struct lab_buf b = {0};
     lab_gen_dns_yaml(t, &p, "/tmp/st", &b);
     assert_false(b.oom);
-    assert_non_null(strstr(b.s, "listen: [\"127.77.1.102:5353\"]"));
+    assert_non_null(strstr(b.s, "listen: [\"127.77.1.101:5353\"]"));
     assert_non_null(strstr(b.s, "subnets: [\"127.77.1.0/24\"]"));
     assert_non_null(strstr(b.s, "distance: {us: 40, ap: 80}"));
-    assert_non_null(strstr(b.s, "health: \"http://127.77.1.101:9080/healthz\""));
+    assert_non_null(strstr(b.s, "health: \"http://127.77.1.100:9080/healthz\""));
+    assert_null(strstr(b.s, "name: shield")); /* clients are never sent to a shield */
+    assert_null(strstr(b.s, "127.77.2.101"));
     assert_non_null(strstr(b.s, "{name: img, ttl: 20, doubt_ttl: 5, answers: 2}"));
     /* It is valid YAML. */
     cdn_conf_err_t err;
@@ -187,18 +207,61 @@ static void test_plan_loopback_and_configs(void **state)
     lab_buf_free(&b);
 
     struct lab_argv a;
-    lab_cmd_edge(t, &p, lab_plan_find(&p, LAB_EDGE, 3), "/b", "/st", &a);
+    lab_cmd_edge(t, &p, lab_plan_find(&p, LAB_EDGE, 2), "/b", "/st", &a);
     assert_string_equal(a.argv[0], "/b/cdn-edge");
     assert_string_equal(a.argv[2], "127.77.3.100:8080");
-    int found = 0;
-    for (int i = 0; a.argv[i]; i++)
-        if (!strcmp(a.argv[i], "-b")) found = !strcmp(a.argv[i + 1], "http://127.77.2.101:8000");
+    int found = 0, parents = 0;
+    for (int i = 0; a.argv[i]; i++) {
+        if (!strcmp(a.argv[i], "-b")) found = !strcmp(a.argv[i + 1], "http://127.77.2.102:8000");
+        if (!strcmp(a.argv[i], "--parent")) parents += !strcmp(a.argv[i + 1], "http://127.77.2.101:8080");
+    }
     assert_true(found);
+    assert_int_equal(parents, 1); /* ap1's misses go to the shield */
+    lab_cmd_edge(t, &p, lab_plan_find(&p, LAB_EDGE, 3), "/b", "/st", &a);
+    for (int i = 0; a.argv[i]; i++) assert_string_not_equal(a.argv[i], "--parent"); /* the shield asks the origin */
     lab_cmd_lb(t, &p, lab_plan_find(&p, LAB_LB, 0), "/b", "/st", &a);
-    assert_string_equal(a.argv[a.argc - 1], "http://127.77.2.104:8081");
+    assert_string_equal(a.argv[a.argc - 1], "http://127.77.2.105:8081");
     assert_string_equal(a.argv[a.argc - 2], "-b");
     lab_cmd_app(t, &p, lab_plan_find(&p, LAB_APP, 0), "/b", "/st", &a);
-    assert_string_equal(a.argv[2], "127.77.2.102:8081");
+    assert_string_equal(a.argv[2], "127.77.2.103:8081");
+    cdn_conf_free(c);
+}
+
+/* Children pick the parents of the nearest region that has any (all of them, in file order), or
+ * the ones they name. */
+static void test_parents(void **state)
+{
+    static const char text[] =
+        "regions:\n  eu: {delay: {us: 40ms, ap: 80ms}}\n  us: {delay: {ap: 60ms}}\n  ap: {}\n"
+        "edges:\n  - {name: eu1, region: eu}\n  - {name: ap1, region: ap}\n  - {name: ap2, region: ap, parents: [pus]}\n"
+        "  - {name: peu, region: eu, parent: true}\n  - {name: pus, region: us, parent: true}\n"
+        "  - {name: pus2, region: us, parent: true}\n";
+    cdn_conf_t *c;
+    cdn_conf_err_t err;
+    struct lab_topo *t = lab_topo_load_string("p.yaml", text, strlen(text), &c, &err);
+    if (!t) fprintf(stderr, "%s\n", err.msg);
+    assert_non_null(t);
+    assert_int_equal(t->nparents, 3);
+    assert_int_equal(t->edge_nparents[0], 1); /* eu1: peu, same region */
+    assert_int_equal(t->edge_parents[0][0], 3);
+    assert_int_equal(t->edge_nparents[1], 2); /* ap1: us (60 ms) beats eu (80 ms): both of us's */
+    assert_int_equal(t->edge_parents[1][0], 4);
+    assert_int_equal(t->edge_parents[1][1], 5);
+    assert_int_equal(t->edge_nparents[2], 1); /* ap2 names pus */
+    assert_int_equal(t->edge_parents[2][0], 4);
+    assert_int_equal(t->edge_nparents[4], 0);
+    static struct lab_plan p;
+    char msg[128];
+    assert_int_equal(lab_plan_make(t, LAB_NETNS, "x", 0, &p, msg, sizeof(msg)), 0);
+    struct lab_argv a;
+    lab_cmd_edge(t, &p, lab_plan_find(&p, LAB_EDGE, 1), "/b", "/st", &a);
+    int np = 0;
+    for (int i = 0; a.argv[i]; i++)
+        if (!strcmp(a.argv[i], "--parent")) {
+            assert_string_equal(a.argv[i + 1], np ? "http://198.18.13.6:8080" : "http://198.18.13.2:8080");
+            np++;
+        }
+    assert_int_equal(np, 2);
     cdn_conf_free(c);
 }
 
@@ -207,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default), cmocka_unit_test(test_global), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_plan_netns), cmocka_unit_test(test_plan_loopback_and_configs),
+        cmocka_unit_test(test_parents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
