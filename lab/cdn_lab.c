@@ -268,6 +268,19 @@ static int http_get(const char *ns, const char *addr, int port, const char *targ
     return g.status;
 }
 
+static int do_socket(void *arg)
+{
+    *(int *)arg = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return *(int *)arg < 0 ? -1 : 0;
+}
+
+/* A socket belongs to the namespace it was made in, wherever it is used later. */
+static int ns_socket(const char *ns)
+{
+    int fd = -1;
+    return in_ns(ns, do_socket, &fd) < 0 ? -1 : fd;
+}
+
 /* --- finding the programs: beside cdn-lab (installed) or in the build tree's folders --- */
 static int find_prog(const char *name, char *out, size_t n)
 {
@@ -1110,6 +1123,7 @@ static void usage(FILE *f)
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
                "  report [-o DIR]                               hit ratios, offload, latency, plots\n"
+               "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
                "  env                                           shell variables describing the lab\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
 }
@@ -1197,11 +1211,12 @@ int main(int argc, char **argv)
         if (argc != 3) die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
         return cmd_fault(argv[1], argv[2]);
     }
-    if (!strcmp(cmd, "load") || !strcmp(cmd, "report")) {
+    if (!strcmp(cmd, "load") || !strcmp(cmd, "report") || !strcmp(cmd, "rtt")) {
         if (load_state() < 0) die("no lab in %s (cdn-lab up first)", L.statedir);
         load_topology(L.topo_path);
         struct lab_run r = {.statedir = L.statedir, .exedir = L.exedir, .topo = L.topo, .plan = &L.plan,
-                            .http_get = http_get};
+                            .http_get = http_get, .ns_socket = ns_socket};
+        if (!strcmp(cmd, "rtt")) return lab_cmd_rtt(&r, argc, argv);
         return !strcmp(cmd, "load") ? lab_cmd_load(&r, argc, argv) : lab_cmd_report(&r, argc, argv);
     }
     usage(stderr);

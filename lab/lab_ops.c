@@ -101,6 +101,10 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
     }
     const struct lab_plan *p = r->plan;
     const struct lab_node *dns = &p->nodes[lab_plan_find(p, LAB_DNS, 0)];
+    { /* the round trips, on the idle network (before the load queues anything) */
+        char *rav[] = {"rtt", "-q", NULL};
+        if (lab_cmd_rtt(r, 2, rav) != 0) fprintf(stderr, "cdn-lab: some round trips could not be measured\n");
+    }
     scrape(r, "before");
     pid_t pids[LAB_MAX_REGIONS];
     size_t nr = r->topo->regions.n;
@@ -383,6 +387,7 @@ static int report_main(struct lab_run *r, int argc, char **argv)
             else out(o, rf, " %8.1f", minrtt[ri][e]);
         out(o, rf, "\n");
     }
+    lab_report_rtt(r, o, rf);
     if (nerr) {
         out(o, rf, "\nerrors by kind:\n");
         for (size_t i = 0; i < nerr; i++) out(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);

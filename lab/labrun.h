@@ -15,6 +15,8 @@ struct lab_run {
     const struct lab_plan *plan;
     /* HTTP status, -1 on a connection failure; *body malloc'd (or NULL) */
     int (*http_get)(const char *ns, const char *addr, int port, const char *target, char **body, size_t *len);
+    /* a non-blocking TCP socket made inside namespace ns ("" here), or -1 */
+    int (*ns_socket)(const char *ns);
 };
 
 /* What the client logs of one load run say, whole run (warm-up too: the window the scrapes saw). */
@@ -30,6 +32,10 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv);
 /* The report's failover section (lab/lab_failover.c); the number of faults shown. */
 int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
 
+/* lab/lab_rtt.c: `cdn-lab rtt [-n SAMPLES] [-q]` writes STATE/rtt.tsv (and prints the matrix);
+ * the report prints the region x region matrix from it (nothing without the file). */
+int lab_cmd_rtt(struct lab_run *r, int argc, char **argv);
+void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf);
 /* lab/lab_recon.c: a metric's change over the load run (after - before scrape) summed over its
  * samples whose labels contain `match` (all for NULL); NAN without scrapes. */
 double lab_metric_delta(const struct lab_run *r, const char *node, const char *name, const char *match);

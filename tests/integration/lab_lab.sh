@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 42
+plan 48
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 42); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 48); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -26,6 +26,16 @@ run_lab() {  # MODE
     like "$out2" "already up" "$mode: up twice refuses"
     "$lab" -s "$S" status >"$T/status.txt" 2>&1; ok $? "$mode: status says all healthy"
     eval "$("$lab" -s "$S" env)"
+    # Round trips per region pair (TCP handshakes, 5 samples): every client region to every edge;
+    # in namespaces mode within a loose band of the configured 2 x one-way delay (a range check on
+    # the emulated link, not on our speed).
+    "$lab" -s "$S" rtt -n 5 >"$T/rtt-$mode.txt" 2>&1; ok $? "$mode: rtt measured every pair"
+    if [ "$mode" = netns ]; then
+        bad=$(awk -F'\t' '$7 != 5 || $6 < 0.8 * $4 || $6 >= $4 + 50 {print}' "$S/rtt.tsv")
+    else
+        bad=$(awk -F'\t' '$7 != 5 || $4 != 0 {print}' "$S/rtt.tsv")
+    fi
+    is "$(wc -l <"$S/rtt.tsv") ${bad:-none}" "12 none" "$mode: 3 regions x 4 edges, median RTT near the configured one"
     [ "$mode" = netns ] && netns_prefix=$LAB_PREFIX
     # A known workload: 4 images, twice, from one eu client (closed loop, one user).
     ns=${LAB_NS_c_eu:-}; ex=(); [ -n "$ns" ] && ex=(ip netns exec "$ns")
@@ -51,6 +61,7 @@ PY
     "$lab" -s "$S" load -c 4 -d 3s -W 1s >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
     "$lab" -s "$S" report -o "$T/rep-$mode" >"$T/report-$mode.txt" 2>&1; ok $? "$mode: report"
     rep=$(cat "$T/report-$mode.txt")
+    like "$rep" "RTT per region pair" "$mode: report shows the measured RTT matrix"
     like "$rep" "requests: +edges counted [0-9]+ .*clients logged [0-9]+ answered.* -> agree" "$mode: requests reconcile (edges incl. collapsed vs logs)"
     like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
     like "$rep" "parent: +children sent [0-9]+, parents counted [0-9]+ -> agree" "$mode: child fetches reconcile with the shield's count"
@@ -75,5 +86,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((42 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((48 - _tap_n))); do skip "namespaces need root"; done
 fi
