@@ -146,7 +146,7 @@ void lab_cmd_health(const struct lab_topo *t, const struct lab_plan *p, int node
     lab_argv_add(a, "anycast");
     lab_argv_add(a, "-i");
     lab_argv_add(a, "%llu", (unsigned long long)h->interval_ms);
-    lab_argv_add(a, "-t");
+    lab_argv_add(a, "-T");
     lab_argv_add(a, "%llu", (unsigned long long)h->timeout_ms);
     lab_argv_add(a, "-r");
     lab_argv_add(a, "%u", h->rise);

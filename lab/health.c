@@ -6,7 +6,9 @@
  * The BGP session stays up: only an UPDATE goes out. The wanted state is re-sent every second
  * (both commands are idempotent), so a BIRD that restarted (its static protocol starts disabled)
  * gets the routes back without waiting for a transition. Each transition is logged with the
- * CLOCK_MONOTONIC time, which cdn-lab's fault records and cdn-load's logs share. */
+ * CLOCK_MONOTONIC time, which cdn-lab's fault records and cdn-load's logs share.
+ * Settings come from -c FILE (YAML: url, socket, protocol, interval, timeout, rise, fall; see
+ * docs/LAB.md) and/or options, options winning; -t checks them and exits, like the other daemons. */
 #include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "anycast.h"
+#include "cdn/config.h"
 
 #define PROG "cdn-health"
 
@@ -95,46 +98,131 @@ out:
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: " PROG " -u http://ADDR:PORT/PATH -s BIRD.ctl [-p PROTOCOL] [-i MS] [-t MS] [-r N] [-f N]\n"
-               "  -u  health URL (IPv4 address, HTTP)      -s  BIRD control socket\n"
-               "  -p  BIRD protocol to enable/disable (default anycast)\n"
-               "  -i  check interval ms (100)  -t  check timeout ms (200)  -r  rise (3)  -f  fall (3)\n"
-               "  --help, --version\n");
+    fprintf(f, "Usage: " PROG " -u http://ADDR:PORT/PATH -s BIRD.ctl [-p PROTOCOL] [-i MS] [-T MS] [-r N] [-f N]\n"
+               "       " PROG " -c FILE [-t] [options]\n"
+               "  -u, --url URL       health URL (IPv4 address, HTTP)\n"
+               "  -s, --socket FILE   BIRD control socket\n"
+               "  -p, --protocol P    BIRD protocol to enable/disable (default anycast)\n"
+               "  -i, --interval MS   check interval (100)      -T, --timeout MS  check timeout (200)\n"
+               "  -r, --rise N        successes to announce (3)  -f, --fall N      failures to withdraw (3)\n"
+               "  -c, --config FILE   YAML with the same keys: url, socket, protocol, interval, timeout, rise, fall\n"
+               "  -t, --test          check the settings and exit\n"
+               "  -h, --help, -V, --version\n");
+}
+
+struct hc_conf {
+    const char *url, *socket, *protocol;
+    uint64_t interval, timeout; /* ms */
+    unsigned rise, fall;
+};
+
+static const cdn_conf_field_t conf_fields[] = {
+    {"url", CDN_CT_STR, offsetof(struct hc_conf, url)},
+    {"socket", CDN_CT_STR, offsetof(struct hc_conf, socket)},
+    {"protocol", CDN_CT_STR, offsetof(struct hc_conf, protocol)},
+    {"interval", CDN_CT_DURATION, offsetof(struct hc_conf, interval)},
+    {"timeout", CDN_CT_DURATION, offsetof(struct hc_conf, timeout)},
+    {"rise", CDN_CT_UINT, offsetof(struct hc_conf, rise), .min = 1, .max = 100},
+    {"fall", CDN_CT_UINT, offsetof(struct hc_conf, fall), .min = 1, .max = 100},
+    {NULL}};
+
+/* The URL's parts; -1 when it is not http://IPV4:PORT/PATH. */
+static int parse_url(const char *url, struct sockaddr_in *sa, char *host, size_t hl, char *target, size_t tl)
+{
+    char h[64], tg[256] = "/";
+    unsigned port = 80;
+    if (!url || sscanf(url, "http://%63[0-9.]:%u%255s", h, &port, tg) < 2 || port < 1 || port > 65535) return -1;
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, h, &sa->sin_addr) != 1) return -1;
+    snprintf(host, hl, "%s", h);
+    snprintf(target, tl, "%s", tg);
+    return 0;
+}
+
+/* Settings from the file, checked with the file's line and column; 0 or -1 with err. */
+static int load_conf(const char *path, struct hc_conf *hc, cdn_conf_t **c, cdn_conf_err_t *err)
+{
+    if (!(*c = cdn_conf_load_file(path, err))) return -1;
+    const cdn_conf_node_t *root = cdn_conf_root(*c);
+    if (cdn_conf_decode(*c, root, conf_fields, hc, err) < 0) return -1;
+    struct sockaddr_in sa;
+    char h[64], tg[256];
+    if (hc->url && parse_url(hc->url, &sa, h, sizeof(h), tg, sizeof(tg)) < 0)
+        return cdn_conf_fail(*c, cdn_conf_get(root, "url"), err, "url: expected http://IPV4:PORT/PATH");
+    if (hc->interval < 10) return cdn_conf_fail(*c, cdn_conf_get(root, "interval"), err, "interval: at least 10ms");
+    if (hc->timeout < 10) return cdn_conf_fail(*c, cdn_conf_get(root, "timeout"), err, "timeout: at least 10ms");
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *ctl = NULL, *proto = "anycast";
-    int interval = 100, timeout = 200;
-    unsigned rise = 3, fall = 3;
-    int c;
-    static const struct option lo[] = {{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    while ((c = getopt_long(argc, argv, "u:s:p:i:t:r:f:hV", lo, NULL)) != -1) {
+    struct hc_conf hs = {.protocol = "anycast", .interval = 100, .timeout = 200, .rise = 3, .fall = 3};
+    const char *conf_path = NULL;
+    int test = 0, c;
+    static const char opts[] = "u:s:p:i:T:r:f:c:thV";
+    static const struct option lo[] = {{"url", 1, NULL, 'u'},     {"socket", 1, NULL, 's'}, {"protocol", 1, NULL, 'p'},
+                                       {"interval", 1, NULL, 'i'}, {"timeout", 1, NULL, 'T'}, {"rise", 1, NULL, 'r'},
+                                       {"fall", 1, NULL, 'f'},     {"config", 1, NULL, 'c'}, {"test", 0, NULL, 't'},
+                                       {"help", 0, NULL, 'h'},     {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    /* first pass: the file (and -t, --help, --version); second pass: options over the file */
+    while ((c = getopt_long(argc, argv, opts, lo, NULL)) != -1) {
         switch (c) {
-        case 'u': url = optarg; break;
-        case 's': ctl = optarg; break;
-        case 'p': proto = optarg; break;
-        case 'i': interval = atoi(optarg); break;
-        case 't': timeout = atoi(optarg); break;
-        case 'r': rise = (unsigned)atoi(optarg); break;
-        case 'f': fall = (unsigned)atoi(optarg); break;
+        case 'c': conf_path = optarg; break;
+        case 't': test = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
-        default: usage(stderr); return 2;
+        case '?': usage(stderr); return 2;
+        default: break;
         }
     }
-    char host[64], target[256] = "/";
-    unsigned port = 80;
-    if (!url || !ctl || interval < 10 || timeout < 10 ||
-        sscanf(url, "http://%63[0-9.]:%u%255s", host, &port, target) < 2 || port > 65535) {
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(stderr, PROG ": bad address in %s\n", url);
-        return 2;
+    cdn_conf_t *cf = NULL;
+    cdn_conf_err_t err;
+    if (conf_path && load_conf(conf_path, &hs, &cf, &err) < 0) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        cdn_conf_free(cf);
+        return 1;
     }
+    optind = 0; /* GNU getopt: a full re-scan */
+    while ((c = getopt_long(argc, argv, opts, lo, NULL)) != -1) {
+        switch (c) {
+        case 'u': hs.url = optarg; break;
+        case 's': hs.socket = optarg; break;
+        case 'p': hs.protocol = optarg; break;
+        case 'i': hs.interval = strtoull(optarg, NULL, 10); break;
+        case 'T': hs.timeout = strtoull(optarg, NULL, 10); break;
+        case 'r': hs.rise = (unsigned)atoi(optarg); break;
+        case 'f': hs.fall = (unsigned)atoi(optarg); break;
+        default: break;
+        }
+    }
+    char host[64], target[256];
+    struct sockaddr_in sa;
+    const char *bad = !hs.url ? "no health URL (-u or url:)" : !hs.socket ? "no BIRD control socket (-s or socket:)"
+                      : parse_url(hs.url, &sa, host, sizeof(host), target, sizeof(target)) < 0
+                          ? "the URL must be http://IPV4:PORT/PATH"
+                      : hs.interval < 10 || hs.timeout < 10 || hs.interval > 3600000 || hs.timeout > 3600000
+                          ? "interval and timeout: 10 ms to 1 h"
+                      : hs.rise < 1 || hs.fall < 1 || hs.rise > 100 || hs.fall > 100 ? "rise and fall: 1 to 100"
+                                                                                         : NULL;
+    if (bad) {
+        fprintf(stderr, PROG ": %s\n", bad);
+        if (!test) usage(stderr);
+        cdn_conf_free(cf);
+        return test ? 1 : 2;
+    }
+    if (test) {
+        printf(PROG ": %s: configuration OK (%s every %llu ms, protocol %s on %s)\n", conf_path ? conf_path : "options",
+               hs.url, (unsigned long long)hs.interval, hs.protocol, hs.socket);
+        cdn_conf_free(cf);
+        return 0;
+    }
+    const char *url = hs.url, *ctl = hs.socket, *proto = hs.protocol;
+    int interval = (int)hs.interval, timeout = (int)hs.timeout;
+    unsigned rise = hs.rise, fall = hs.fall;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -173,5 +261,6 @@ int main(int argc, char **argv)
         if (left > 0) usleep((useconds_t)(left * 1000));
     }
     printf("%.3f stop\n", mono_ms() / 1e3);
+    cdn_conf_free(cf); /* the strings above may point into it */
     return 0;
 }

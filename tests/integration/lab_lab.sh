@@ -4,14 +4,23 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 48
+plan 51
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 48); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 51); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
+
+# cdn-health takes -c FILE and -t like the other daemons (options win over the file).
+hc=$(bin cdn-health)
+printf 'url: http://127.0.0.1:9080/healthz\nsocket: %s/b.ctl\ninterval: 50ms\nrise: 2\n' "$T" >"$T/hc.yaml"
+like "$("$hc" -c "$T/hc.yaml" -t 2>&1)" "configuration OK .*every 50 ms" "cdn-health -c FILE -t: OK"
+like "$("$hc" -c "$T/hc.yaml" -i 20 -t 2>&1)" "every 20 ms" "cdn-health: an option wins over the file"
+printf 'url: https://x/\nsocket: /x.ctl\n' >"$T/hc-bad.yaml"
+out=$("$hc" -c "$T/hc-bad.yaml" -t 2>&1); rc=$?
+like "$rc $out" "^1 .*hc-bad.yaml:1:6: url: expected http://IPV4:PORT/PATH" "cdn-health -t: a bad file names its line"
 
 printf 'regions:\n  eu: {}\nedges:\n  - {name: a, region: mars}\n' >"$T/bad.yaml"
 out=$("$lab" -s "$T/bad" up "$T/bad.yaml" 2>&1); rc=$?
@@ -86,5 +95,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((48 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((51 - _tap_n))); do skip "namespaces need root"; done
 fi
