@@ -20,6 +20,7 @@
 #   tests/bench/edge.sh                     (or: make bench BENCH=edge)
 #   DUR=5 ROUNDS=3 WORKERS=2 tests/bench/edge.sh
 #   PEERS="cdn-edge h2o" ROWS="1k-h1" tests/bench/edge.sh    (a subset, for profiling)
+#   EDGE_B=/other/build/edge/cdn-edge tests/bench/edge.sh     (adds that binary as "edge-b": A/B of a change)
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -35,6 +36,8 @@ PEERS=${PEERS:-"cdn-edge nginx varnish ats h2o"}
 ROWS=${ROWS:-"1k-h1 60k-h2 60k-h2c zipf-h1"}
 EDGE=$top_builddir/edge/cdn-edge
 [ -x "$EDGE" ] || { echo "build edge/cdn-edge first"; exit 1; }
+EDGE_B=${EDGE_B:-}
+[ -z "$EDGE_B" ] || PEERS="$PEERS edge-b"
 
 need=""
 for p in nginx:nginx-light varnishd:varnish traffic_server:trafficserver h2o:h2o wrk:wrk \
@@ -141,12 +144,12 @@ origin_reqs() { curl -s "http://127.0.0.1:$PO/origin_status" | awk '/^ *[0-9]+ +
 
 declare -A H1 H2C TLS SID
 # --- cdn-edge
-start_edge() {
-    local p=$(free_port) pt=$(free_port)
-    start cdn-edge $PIN_SRV "$EDGE" -a "127.0.0.1:$p" --tls "127.0.0.1:$pt" --cert "$W/cert.pem" --key "$W/key.pem" \
-        -b "http://127.0.0.1:$PO" -w "$WORKERS" -s 1GiB -S 2GiB -d "$W/edge-rdb" -l warn
-    H1[cdn-edge]=http://127.0.0.1:$p; H2C[cdn-edge]=http://127.0.0.1:$p; TLS[cdn-edge]=https://127.0.0.1:$pt
-    SID[cdn-edge]=$pid_cdn_edge
+start_edge() {  # start_edge NAME BINARY
+    local p=$(free_port) pt=$(free_port) v=pid_${1//-/_}
+    start "$1" $PIN_SRV "$2" -a "127.0.0.1:$p" --tls "127.0.0.1:$pt" --cert "$W/cert.pem" --key "$W/key.pem" \
+        -b "http://127.0.0.1:$PO" -w "$WORKERS" -s 1GiB -S 2GiB -d "$W/$1-rdb" -l warn
+    H1[$1]=http://127.0.0.1:$p; H2C[$1]=http://127.0.0.1:$p; TLS[$1]=https://127.0.0.1:$pt
+    SID[$1]=${!v}
 }
 # --- nginx proxy_cache: h1, h2c (separate port, prior knowledge only) and TLS h2
 start_nginx() {
@@ -287,7 +290,7 @@ pin() {  # pin NAME: ATS threads set their own affinity (hwloc); put every threa
 rss_mib() { ps -o rss= -s "$1" | awk '{s += $1} END {printf "%.0f", s / 1024}'; }
 
 for s in $PEERS; do
-    case $s in cdn-edge) start_edge ;; nginx) start_nginx ;; varnish) start_varnish ;; ats) start_ats ;;
+    case $s in cdn-edge) start_edge cdn-edge "$EDGE" ;; edge-b) start_edge edge-b "$EDGE_B" ;; nginx) start_nginx ;; varnish) start_varnish ;; ats) start_ats ;;
         h2o) start_h2o ;; *) echo "unknown server $s"; exit 1 ;; esac
 done
 for s in $PEERS; do
@@ -401,7 +404,7 @@ for row in rows:
         if c:
             med[s] = (statistics.median(x[0] for x in c), statistics.median(x[1] for x in c), sum(max(x[2], 0) for x in c),
                       any(x[2] < 0 for x in c), statistics.median(x[3] for x in c))
-    others = [s for s in med if s not in ("cdn-edge", "h2o")]
+    others = [s for s in med if s not in ("cdn-edge", "edge-b", "h2o")]
     best = max(others, key=lambda s: med[s][0]) if others else None
     bestc = max(med[s][4] for s in others) if others else 0
     ceil = med.get("h2o", (0,))[0]
