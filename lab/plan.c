@@ -315,6 +315,8 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
         lab_argv_add(a, "--parent");
         lab_argv_add(a, "http://%s:%d", p->nodes[pn].addr, LAB_PORT_HTTP);
     }
+    lab_argv_add(a, "--access-log"); /* JSON lines: duration, Cache-Status, upstream (miss latency by hop) */
+    lab_argv_add(a, "%s/logs/access-%s.json", statedir, e->name);
     lab_argv_add(a, "-n"); /* also its CDN-Loop name (cdn-edge-NAME): names differ along a chain */
     lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "--served-by");
@@ -340,6 +342,8 @@ void lab_cmd_app(const struct lab_topo *t, const struct lab_plan *p, int node, c
     lab_argv_add(a, "%s", n->name);
     lab_argv_add(a, "--cdn-host");
     lab_argv_add(a, "https://%s.%s:%d", hn[0], t->zone, LAB_PORT_HTTPS);
+    lab_argv_add(a, "--access-log");
+    lab_argv_add(a, "%s/logs/access-%s.json", statedir, n->name);
     if (t->origin.delay_ms) {
         lab_argv_add(a, "--delay");
         lab_argv_add(a, "%llu", (unsigned long long)t->origin.delay_ms);
