@@ -48,16 +48,25 @@ skip() { _result ok "# SKIP $1"; }
 diag() { printf '# %s\n' "$*"; }
 bail() { echo "Bail out! $*"; _dump_logs; exit 1; }
 
-# A free TCP (and, by habit, UDP) port on 127.0.0.1, chosen by the kernel.
+# A free TCP and UDP port on 127.0.0.1, drawn at random below the kernel's ephemeral range
+# (ip_local_port_range): a port the kernel hands out may be taken by any outgoing connection of a
+# test running beside us before our server binds it.
 free_port() {
     python3 - <<'PY'
-import socket
+import random, socket
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except Exception:
+    lo = 32768
+lo = max(lo, 12000)
 while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    p = random.randrange(10000, lo)
+    t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        u.bind(("127.0.0.1", p)); u.close(); t.close(); print(p); break
+        t.bind(("127.0.0.1", p)); u.bind(("127.0.0.1", p)); print(p); break
     except OSError:
+        pass
+    finally:
         t.close(); u.close()
 PY
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <time.h>
 
 #include <h2o.h>
 
@@ -59,13 +60,20 @@ static int setup(void **state)
     snprintf(bin, sizeof(bin), "%s/dns/cdn-dns", b ? b : ".");
     if (access(bin, X_OK) != 0) return 0;  /* tests skip */
     assert_non_null(mkdtemp(dir));
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    bind(s, (struct sockaddr *)&sa, sizeof(sa));
-    getsockname(s, (struct sockaddr *)&sa, &sl);
-    port = ntohs(sa.sin_port);
-    close(s);
+    /* A port free for UDP and TCP, below the ephemeral range (ports the kernel hands out may be
+     * taken by other tests' outgoing connections before cdn-dns binds). */
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    for (int tries = 0; tries < 1000 && port == 0; tries++) {
+        int p = 10000 + rand() % 20000;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t)p)};
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+        if (bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            port = p;
+        close(u);
+        close(t);
+    }
+    assert_int_not_equal(port, 0);
     snprintf(conf, sizeof(conf), "%s/dns.yaml", dir);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
