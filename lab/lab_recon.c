@@ -127,6 +127,17 @@ void lab_report_reconcile(const struct lab_run *r, const struct lab_log_counts *
         out2(o, rf, "\norigin offload: %.1f%% (shop-lb answered %.0f requests for %llu client requests)\n",
              lc->logged ? 100.0 * (1.0 - lb_req / (double)lc->logged) : 0.0, lb_req, (unsigned long long)lc->logged);
     out2(o, rf, "reconciliation (whole run incl. warm-up):\n");
+    {   /* a fault that killed and restarted a daemon resets its counters: say so beside any DIFFER */
+        char fp[PATH_MAX];
+        snprintf(fp, sizeof(fp), "%s/faults.tsv", r->statedir);
+        FILE *ff = fopen(fp, "r");
+        if (ff) {
+            if (fgetc(ff) != EOF)
+                out2(o, rf, "  (this lab had faults (faults.tsv): a killed daemon restarts its counters at 0, so the "
+                            "edge and shop-lb sides miss what it counted before; DIFFER is expected then)\n");
+            fclose(ff);
+        }
+    }
     if (isnan(ch.req)) {
         out2(o, rf, "  no edge scrapes\n");
         return;
