@@ -134,7 +134,7 @@ _dump_logs() {
 _group_alive() {
     local pg=$1 f line st pgrp
     for f in /proc/[0-9]*/stat; do
-        read -r line < "$f" 2>/dev/null || continue
+        read -r line 2>/dev/null < "$f" || continue
         read -r st _ pgrp _ <<< "${line##*) }"
         [ "$pgrp" = "$pg" ] && [ "$st" != Z ] && return 0
     done
