@@ -46,6 +46,7 @@ struct edge_server {
     cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror;
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
+    cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */
 };
 
 struct edge_worker {
@@ -54,6 +55,9 @@ struct edge_worker {
     cdn_httpc_t *httpc;
     struct edge_idmap fetches;   /* key id -> struct fetch * (collapsible fetches in flight) */
     h2o_multithread_receiver_t recv; /* wakes up mirrors of other workers' fetches (feed.h) */
+    h2o_linklist_t fetch_queue;  /* fetches waiting for an origin slot (max_fetches), FIFO */
+    struct cdn_timer *queue_timer; /* polls the queue: slots freed by other workers, deadlines */
+    int pumping;
 };
 
 /* Registers the public handler on a host config. */
@@ -62,6 +66,8 @@ void edge_handler_register(h2o_hostconf_t *hc, struct edge_server *srv);
 void edge_admin_register(h2o_hostconf_t *hc, struct edge_server *srv);
 /* Per-thread setup after h2o_context_init. 0 or -1. */
 int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, size_t errlen);
+/* On the worker's thread after its loop stopped, before the context is disposed. */
+void edge_worker_dispose(struct edge_worker *w);
 void edge_server_metrics_init(struct edge_server *srv);
 
 #endif

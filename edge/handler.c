@@ -32,6 +32,7 @@
 #define FETCH_MAGIC 0x46455443u
 #define CREQ_MAGIC 0x43524551u
 #define CHUNK 65536
+#define QUEUE_POLL_MS 10
 
 enum { M_HIT, M_MISS, M_STALE, M_REVALIDATED, M_PASS, M_ERROR, M_PURGE };
 enum { T_RAM, T_ROCKSDB, T_PARENT, T_ORIGIN, T_NONE };
@@ -82,6 +83,11 @@ struct fetch {
     struct edge_feed *held;   /* mirror: keeps the chunks alive until the fetch is freed (h2o may
                                  still be writing them after the subscription ended) */
     char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
+    /* max_fetches: a slot of vh's origin while the origin request runs, or a place in the
+     * worker's queue (deadline: the connect timeout) */
+    int slot, queued, busy;
+    h2o_linklist_t qlink;
+    uint64_t q_deadline, q_since;
 };
 
 struct creq {
@@ -377,12 +383,17 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
 }
 
 /* --- fetches --- */
+static void slot_put(struct fetch *f);
+static void queue_unlink(struct fetch *f);
+
 static void fetch_release(struct fetch *f)
 {
     if (--f->refs > 0)
         return;
     if (f->in_table)
         edge_idmap_del(&f->w->fetches, f->id);
+    queue_unlink(f);
+    slot_put(f);
     /* chunks handed to a feed are the feed's */
     size_t own_from = 0;
     if (f->mirror)
@@ -446,6 +457,7 @@ static void waiter_detach(struct creq *c)
         h2o_linklist_is_empty(&f->waiters)) {
         cdn_httpc_cancel(f->hr);
         f->hr = NULL;
+        slot_put(f);
         f->done = f->failed = 1;
         if (f->feed != NULL)
             edge_feed_done(f->feed, "cancelled", !f->head_done);
@@ -531,6 +543,7 @@ static void dispatch(struct creq *c, int no_collapse);
 static size_t invalidate(struct creq *c, const char *target, size_t tlen);
 static void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
 static int fetch_send(struct fetch *f, const void *body, size_t body_len);
+static int slot_get(struct fetch *f);
 static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
 
 static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
@@ -804,6 +817,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     struct fetch *f = data;
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
+    slot_put(f);
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
     if (errstr != NULL && !f->head_done && f->parent >= 0 && connect_failed(hr, errstr)) {
@@ -825,12 +839,16 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         edge_feed_done(f->feed, errstr, errstr != NULL && !f->head_done);
     mirror_leave(f);
     if (errstr != NULL && !f->head_done) {
-        /* no response at all: stale-if-error, else 502/504 with the reason */
-        if (!f->mirror)
+        /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
+         * with the reason */
+        if (!f->mirror && !f->busy)
             cdn_counter_inc(s->m_origin_err);
         int timeout = strstr(errstr, "imeout") != NULL || strstr(errstr, "timed out") != NULL;
         char body[256];
-        snprintf(body, sizeof(body), "%s: %s", timeout ? "origin timeout" : "origin unreachable", errstr);
+        if (f->busy)
+            snprintf(body, sizeof(body), "%s", errstr);
+        else
+            snprintf(body, sizeof(body), "%s: %s", timeout ? "origin timeout" : "origin unreachable", errstr);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
@@ -838,6 +856,8 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
                 count_req(s, M_STALE, T_NONE);
                 serve_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
                           edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
+            } else if (f->busy) {
+                send_error_detail(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
             } else {
                 send_error(c, timeout ? 504 : 502, timeout ? "Gateway Timeout" : "Bad Gateway", body);
             }
@@ -866,7 +886,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
 static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
 {
     h2o_req_t *req = c->req;
-    size_t max = c->nhdrs + 8;
+    size_t max = c->nhdrs + 12; /* Host, CDN-Loop, XFF, Via, Accept, Expect, 2 validators, NULL */
     const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
     size_t n = 0;
     char peer[64] = "";
@@ -985,6 +1005,18 @@ static int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int pi = vh->nparents ? edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) : -1;
     if (pi < 0 && vh->nparents > 0 && vh->parent_only)
         return -1;
+    if (pi < 0 && !f->slot && vh->max_fetches > 0 && slot_get(f) < 0) {
+        /* every slot of this origin is taken: wait in the worker's FIFO (the transfer's
+         * reference goes with the fetch); queue_pump sends it or fails it with 503 */
+        f->queued = 1;
+        f->q_since = cdn_now_ms();
+        f->q_deadline = f->q_since + s->conf.connect_timeout_ms;
+        h2o_linklist_insert(&f->w->fetch_queue, &f->qlink);
+        cdn_counter_inc(s->m_queued);
+        if (!cdn_timer_active(f->w->queue_timer))
+            cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
+        return 0;
+    }
     const char *base = pi >= 0 ? vh->parents[pi].url : vh->origin;
     f->parent = pi;
     if (pi >= 0)
@@ -1016,10 +1048,92 @@ static int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int r = 0;
     if (!f->done)
         f->hr = hr;
-    if (hr == NULL && !f->done)
+    if (hr == NULL && !f->done) {
+        slot_put(f);
         r = -1;
+    }
     fetch_release(f);
     return r;
+}
+
+/* --- max_fetches: origin slots (process-wide per vhost) and the worker's FIFO of fetches that
+ * wait for one. A slot is held from the origin request's start to its end (done or cancelled);
+ * a queued fetch waits at most the connect timeout, then fails with 503. Slots freed by this
+ * worker are handed on at once; the poll timer notices slots freed by other workers. */
+static int slot_get(struct fetch *f)
+{
+    struct edge_vhost *vh = (struct edge_vhost *)f->vh;
+    int n = __atomic_add_fetch(&vh->origin_inflight, 1, __ATOMIC_ACQ_REL);
+    if ((unsigned)n > vh->max_fetches) {
+        __atomic_sub_fetch(&vh->origin_inflight, 1, __ATOMIC_ACQ_REL);
+        return -1;
+    }
+    f->slot = 1;
+    return 0;
+}
+
+static void queue_unlink(struct fetch *f)
+{
+    if (f->queued) {
+        h2o_linklist_unlink(&f->qlink);
+        f->queued = 0;
+    }
+}
+
+static void queue_pump(struct edge_worker *w);
+
+static void slot_put(struct fetch *f)
+{
+    if (!f->slot)
+        return;
+    f->slot = 0;
+    __atomic_sub_fetch(&((struct edge_vhost *)f->vh)->origin_inflight, 1, __ATOMIC_ACQ_REL);
+    queue_pump(f->w);
+}
+
+/* Sends queued fetches in order while slots are free; fails those past their deadline and drops
+ * those nobody waits for any more. */
+static void queue_pump(struct edge_worker *w)
+{
+    if (w->pumping++)
+        return; /* a send below may finish a fetch and come back here: the outer loop goes on */
+    uint64_t now = cdn_now_ms();
+    h2o_linklist_t *node = w->fetch_queue.next;
+    while (node != &w->fetch_queue) {
+        struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, qlink, node);
+        node = node->next;
+        struct edge_server *s = w->srv;
+        if (!f->collapsible && f->owner == NULL) {
+            queue_unlink(f); /* the client left: nothing to send */
+            on_fetch_done(NULL, "cancelled", f);
+            continue;
+        }
+        if (now >= f->q_deadline) {
+            queue_unlink(f);
+            f->busy = 1;
+            cdn_counter_inc(s->m_busy);
+            char why[160];
+            snprintf(why, sizeof(why), "origin busy: all %u fetch slots (max_fetches) in use for %llu ms",
+                     f->vh->max_fetches, (unsigned long long)(now - f->q_since));
+            on_fetch_done(NULL, why, f);
+            continue;
+        }
+        if (slot_get(f) < 0)
+            continue; /* another vhost's fetch further on may still have a slot */
+        queue_unlink(f);
+        node = w->fetch_queue.next; /* the send may change the queue: start over */
+        if (fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
+                       f->collapsible ? 0 : f->owner->req->entity.len) < 0 && !f->done)
+            on_fetch_done(NULL, "cannot start the upstream request", f);
+    }
+    w->pumping = 0;
+    if (!h2o_linklist_is_empty(&w->fetch_queue) && !cdn_timer_active(w->queue_timer))
+        cdn_timer_start(w->queue_timer, QUEUE_POLL_MS);
+}
+
+static void on_queue_timer(cdn_timer_t *t, void *data)
+{
+    queue_pump(data);
 }
 
 static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, on_fetch_done};
@@ -1482,6 +1596,11 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
 {
     w->srv = srv;
     edge_tls_worker = w;
+    h2o_linklist_init_anchor(&w->fetch_queue);
+    if ((w->queue_timer = cdn_timer_new(w->ctx.loop, on_queue_timer, w)) == NULL) {
+        snprintf(err, errlen, "cannot create a timer");
+        return -1;
+    }
     h2o_multithread_register_receiver(w->ctx.queue, &w->recv, on_feed_message);
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -1494,4 +1613,11 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     };
     w->httpc = cdn_httpc_new(w->ctx.loop, &o, err, errlen);
     return w->httpc ? 0 : -1;
+}
+
+void edge_worker_dispose(struct edge_worker *w)
+{
+    if (w->queue_timer != NULL)
+        cdn_timer_free(w->queue_timer);
+    w->queue_timer = NULL;
 }

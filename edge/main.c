@@ -84,6 +84,7 @@ static void worker_dispose(struct worker_thread *t)
     for (int i = 0; i < opt.nlisten; i++)
         if (t->ls[i] == NULL) /* never wrapped: the worker failed before its loop ran */
             close(t->fds[i]);
+    edge_worker_dispose(&t->w);
     cdn_httpc_free(t->w.httpc);
     if (t->w.srv != NULL) {
         h2o_multithread_unregister_receiver(t->w.ctx.queue, &t->w.recv);
@@ -258,6 +259,8 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_bytes = cdn_metric_plain(cdn_metrics_counter(m, "edge_body_bytes_sent_total", "Body bytes sent to clients", NULL));
     s->m_purged = cdn_metric_plain(cdn_metrics_counter(m, "edge_purged_objects_total", "Objects removed by purge or invalidation", NULL));
     s->m_corrupt = cdn_metric_plain(cdn_metrics_counter(m, "edge_corrupt_objects_total", "Stored objects that failed their checksum", NULL));
+    s->m_queued = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_queued_total", "Origin fetches that waited for a max_fetches slot", NULL));
+    s->m_busy = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_busy_total", "Origin fetches refused with 503: no max_fetches slot within the connect timeout", NULL));
     s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
     s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
                                                           cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));

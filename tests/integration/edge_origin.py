@@ -4,6 +4,7 @@ of requests per path (without query) plus the last request's headers, so that te
 reached the origin and what the edge sent upstream.
 
   /_count?p=/x     -> number of requests for /x        /_last?p=/x -> JSON of its last request headers
+  /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
   /vary/...        -> Vary: Accept-Language, body echoes it
@@ -17,16 +18,19 @@ reached the origin and what the edge sent upstream.
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
   /status/NNN/...  -> that status, no caching headers
   anything else    -> 200, no caching headers (heuristic rules apply)
+  POST ...?loc=URL / ?cloc=URL -> 201 with that Location / Content-Location (URL-decoded)
 Any method is accepted; POST/PUT/DELETE bodies are echoed in X-Body-Len. Usage: edge_origin.py PORT
 """
 import json
 import sys
+import urllib.parse
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 counts = {}
 last = {}
+conc = {"now": 0, "max": 0}
 lock = threading.Lock()
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
 
@@ -61,6 +65,22 @@ class H(BaseHTTPRequestHandler):
             with lock:
                 d = last.get(p, {})
             return self.send(200, [("Content-Type", "application/json")], json.dumps(d).encode())
+        if path == "/_maxconc":
+            with lock:
+                m = conc["max"]
+                if "reset" in self.path:
+                    conc["max"] = 0
+            return self.send(200, [("Content-Type", "text/plain")], str(m).encode())
+        with lock:
+            conc["now"] += 1
+            conc["max"] = max(conc["max"], conc["now"])
+        try:
+            return self.handle_counted(path)
+        finally:
+            with lock:
+                conc["now"] -= 1
+
+    def handle_counted(self, path):
         n = 0
         clen = int(self.headers.get("Content-Length") or 0)
         body_in = self.rfile.read(clen) if clen else b""
@@ -115,6 +135,10 @@ class H(BaseHTTPRequestHandler):
         if path.startswith("/status/"):
             code = int(path.split("/")[2])
             return self.send(code, h, body)
+        q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+        if self.command == "POST" and ("loc" in q or "cloc" in q):
+            name = "Location" if "loc" in q else "Content-Location"
+            return self.send(201, h + [(name, q.get("loc", q.get("cloc"))[0])], body)
         if self.command in ("POST", "PUT", "DELETE", "PATCH"):
             return self.send(200, h + [("Location", path.replace("/post", "/max60"))], body)
         return self.send(200, h, body)
