@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -117,6 +118,8 @@ struct creq {
     struct timeval start;
     const char *cache_status;
     const char *upstream;     /* for the access log */
+    const char *request_id;   /* X-Request-Id: the client's, or one we made (sent upstream, logged) */
+    int own_request_id;       /* we made it: upstream_headers adds it */
 };
 
 /* --- small helpers --- */
@@ -138,6 +141,45 @@ static int name_is(const struct edge_hdr *h, const char *n)
 {
     size_t l = strlen(n);
     return h->name_len == l && strncasecmp(h->name, n, l) == 0;
+}
+
+/* X-Request-Id: a client's value is kept when it is 1..128 visible ASCII characters; else (or
+ * when absent) we make one: 32 hex digits from a per-thread xorshift seeded by getrandom. */
+static int request_id_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= 0x20 || v[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static uint64_t rid_next(void)
+{
+    static __thread uint64_t st;
+    while (st == 0 && getrandom(&st, sizeof(st), 0) != sizeof(st))
+        st = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&st; /* no entropy: still unique enough */
+    st ^= st << 13;
+    st ^= st >> 7;
+    st ^= st << 17;
+    return st;
+}
+
+static void set_request_id(struct creq *c)
+{
+    int i = edge_hdr_find(c->hdrs, c->nhdrs, "x-request-id", 0);
+    if (i >= 0 && request_id_ok(c->hdrs[i].value, c->hdrs[i].value_len)) {
+        char *v = h2o_mem_alloc_pool(&c->req->pool, c->hdrs[i].value_len + 1);
+        memcpy(v, c->hdrs[i].value, c->hdrs[i].value_len);
+        v[c->hdrs[i].value_len] = '\0';
+        c->request_id = v;
+        return;
+    }
+    char *v = h2o_mem_alloc_pool(&c->req->pool, 33);
+    snprintf(v, 33, "%016llx%016llx", (unsigned long long)rid_next(), (unsigned long long)rid_next());
+    c->request_id = v;
+    c->own_request_id = 1;
 }
 
 /* Headers never sent to clients: hop-by-hop, our targeted fields, tags, lengths h2o sets.
@@ -886,7 +928,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
 static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
 {
     h2o_req_t *req = c->req;
-    size_t max = c->nhdrs + 12; /* Host, CDN-Loop, XFF, Via, Accept, Expect, 2 validators, NULL */
+    size_t max = c->nhdrs + 12; /* Host, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators, NULL */
     const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
     size_t n = 0;
     char peer[64] = "";
@@ -906,6 +948,8 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || name_is(h, "content-length") ||
             name_is(h, "expect"))
             continue;
+        if (name_is(h, "x-request-id") && c->own_request_id)
+            continue; /* the client's was unusable: ours replaces it */
         if (fill && (name_is(h, "if-none-match") || name_is(h, "if-modified-since") || name_is(h, "range") ||
                      name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
             continue;
@@ -946,6 +990,11 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     if (!have_via) {
         line = h2o_mem_alloc_pool(&req->pool, 160);
         snprintf(line, 160, "Via: %s", c->w->srv->via);
+        out[n++] = line;
+    }
+    if (c->own_request_id) {
+        line = h2o_mem_alloc_pool(&req->pool, 64);
+        snprintf(line, 64, "X-Request-Id: %s", c->request_id);
         out[n++] = line;
     }
     if (!have_accept)
@@ -1449,6 +1498,7 @@ static void on_creq_dispose(void *p)
             .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
             .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
             .cache_status = c->cache_status, .upstream = c->upstream ? c->upstream : "",
+            .request_id = c->request_id,
         };
         cdn_alog_write(c->w->srv->alog, &e);
     }
@@ -1547,6 +1597,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->method = edge_method_parse(req->method.base, req->method.len);
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
+    set_request_id(c);
     if ((c->vh = edge_vhost_match(&s->conf.vhosts, req->authority.base, req->authority.len)) == NULL) {
         char body[EDGE_HOST_MAX + 64];
         snprintf(body, sizeof(body), "no virtual host for '%.*s' on this edge",

@@ -3,7 +3,7 @@
 # connect timeout, then 503 with the reason), X-Request-Id (kept or made, sent to parent and
 # origin, logged), and RFC 9111 4.4 invalidation of a same-host Location / Content-Location.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 14
+plan 22
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -50,6 +50,24 @@ like "$(cat "$T/b1" "$T/b2")" 'origin busy: all 1 fetch slots \(max_fetches\) in
 is "$(( $(count /slow/b1) + $(count /slow/b2) ))" 1 "the refused one never reached the origin"
 is "$(metric "$BA" edge_fetch_busy_total)" 1 "edge_fetch_busy_total counts it"
 is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BP/max60/b3")" 200 "the slot is free again afterwards"
+
+# X-Request-Id: a client's is passed on and logged
+curl -s -o /dev/null -H 'X-Request-Id: rid-abc-1' "$A/max60/r1"
+is "$(lasthdr /max60/r1 X-Request-Id)" "rid-abc-1" "the client's X-Request-Id reaches the origin"
+like "$(grep '/max60/r1' "$T/a.access")" '"request_id":"rid-abc-1"' "and is in the access log"
+# none: the edge makes one, sends it and logs the same
+curl -s -o /dev/null "$A/max60/r2"
+rid=$(lasthdr /max60/r2 X-Request-Id)
+like "$rid" '^[0-9a-f]{32}$' "without one the edge makes one ($rid)"
+like "$(grep '/max60/r2' "$T/a.access")" "\"request_id\":\"$rid\"" "the access log has the same id"
+# an unusable one (too long) is replaced
+curl -s -o /dev/null -H "X-Request-Id: $(head -c 300 /dev/zero | tr '\0' x)" "$A/max60/r3"
+like "$(lasthdr /max60/r3 X-Request-Id)" '^[0-9a-f]{32}$' "an over-long X-Request-Id is replaced"
+# through a parent: the same id at the child, the parent and the origin
+curl -s -o /dev/null -H 'X-Request-Id: chain-7' "http://127.0.0.1:$CP/max60/r4"
+is "$(lasthdr /max60/r4 X-Request-Id)" "chain-7" "through a parent the origin gets the client's id"
+like "$(grep '/max60/r4' "$T/p.access")" '"request_id":"chain-7"' "the parent logs it"
+like "$(grep '/max60/r4' "$T/c.access")" '"request_id":"chain-7"' "the child logs it"
 
 # RFC 9111 4.4: a successful POST invalidates its Location / Content-Location on the same host
 curl -s -o /dev/null "$A/max60/loc1"; curl -s -o /dev/null "$A/max60/loc1"
