@@ -586,6 +586,7 @@ static size_t invalidate(struct creq *c, const char *target, size_t tlen);
 static void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
 static int fetch_send(struct fetch *f, const void *body, size_t body_len);
 static int slot_get(struct fetch *f);
+static int mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_error);
 static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
 
 static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
@@ -876,6 +877,10 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     }
     f->done = 1;
     f->in_cb = 1; /* done: nothing left to cancel */
+    /* store before unlisting: a miss that comes in between would find neither the fetch nor the
+     * object and go upstream a second time */
+    if (errstr == NULL && f->store && !f->mirror)
+        store_fetch(f);
     fetch_unlist(f);
     if (f->feed != NULL && !f->mirror)
         edge_feed_done(f->feed, errstr, errstr != NULL && !f->head_done);
@@ -910,8 +915,6 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     if (errstr != NULL) {
         f->failed = 1;
         snprintf(f->err, sizeof(f->err), "%s", errstr);
-    } else if (f->store && !f->mirror) {
-        store_fetch(f);
     }
     h2o_linklist_t *node = f->waiters.next;
     while (node != &f->waiters) {
@@ -1193,8 +1196,22 @@ static void fetch_start(struct creq *c, int result, int collapsible, struct edge
 {
     struct edge_worker *w = c->w;
     struct edge_server *s = w->srv;
+    /* list the feed first: if another worker listed this key since dispatch looked, follow its
+     * fetch instead of making a second one */
+    struct edge_feed *feed = NULL;
+    if (collapsible && (feed = edge_feed_new(edge_key_id(c->key, c->key_len), c->key, c->key_len,
+                                             stale != NULL)) != NULL && edge_feed_list(feed) < 0) {
+        edge_feed_release(feed);
+        feed = NULL;
+        if (mirror_join(c, stale, stale_if_error))
+            return;
+    }
     struct fetch *f = calloc(1, sizeof(*f));
     if (f == NULL) {
+        if (feed != NULL) {
+            edge_feed_unlist(feed);
+            edge_feed_release(feed);
+        }
         send_error(c, 503, "Service Unavailable", "out of memory");
         return;
     }
@@ -1228,12 +1245,7 @@ static void fetch_start(struct creq *c, int result, int collapsible, struct edge
     h2o_linklist_insert(&f->waiters, &c->link);
     if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
         f->in_table = 1;
-    /* other workers may join through the feed (only one owner per key: first come) */
-    if (collapsible && (f->feed = edge_feed_new(f->id, f->key, f->key_len, stale != NULL)) != NULL &&
-        edge_feed_list(f->feed) < 0) {
-        edge_feed_release(f->feed);
-        f->feed = NULL;
-    }
+    f->feed = feed; /* other workers may join through it (only one owner per key: first come) */
     f->refs++;
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
         on_fetch_done(NULL, "out of memory", f);
