@@ -112,7 +112,7 @@ struct creq {
     /* reading from a fetch */
     struct fetch *f;
     h2o_linklist_t link;
-    uint64_t sent;
+    uint64_t sent, end;       /* from a fetch: next offset to send, and where to stop (a Range) */
     int sending, started, finished;
     double t0;
     struct timeval start;
@@ -528,13 +528,16 @@ static void waiter_pump(struct creq *c)
         h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
     }
-    if (c->sent < f->total) {
+    uint64_t limit = f->total < c->end ? f->total : c->end;
+    if (c->sent < limit) {
         size_t ci = (size_t)(c->sent / CHUNK), off = (size_t)(c->sent % CHUNK);
         size_t clen = ci == f->nchunks - 1 ? f->last_len : CHUNK;
         h2o_iovec_t b = h2o_iovec_init(f->chunks[ci] + off, clen - off);
+        if (b.len > limit - c->sent)
+            b.len = (size_t)(limit - c->sent);
         c->sent += b.len;
         cdn_counter_add(c->w->srv->m_bytes, b.len);
-        int final = f->done && !f->failed && c->sent == f->total;
+        int final = c->sent == c->end || (f->done && !f->failed && c->sent == f->total);
         c->sending = !final;
         c->finished = final;
         h2o_send(c->req, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
@@ -576,6 +579,23 @@ static void start_fetch_response(struct creq *c, struct fetch *f, const char *de
     req->res.status = f->status;
     req->res.reason = reason_of(f->status);
     req->res.content_length = f->clen != UINT64_MAX && !(f->status == 304 || f->status == 204) ? f->clen : SIZE_MAX;
+    /* a Range on a fill of known length: only that part, as the stored object would answer it
+     * (If-Range or an unsatisfiable range: the whole response, which RFC 9110 allows) */
+    int ri = edge_hdr_find(c->hdrs, c->nhdrs, "range", 0);
+    uint64_t first, last;
+    if (ri >= 0 && f->collapsible && f->status == 200 && c->method == EDGE_M_GET && f->clen != UINT64_MAX &&
+        edge_hdr_find(c->hdrs, c->nhdrs, "if-range", 0) < 0 &&
+        edge_range_parse(c->hdrs[ri].value, c->hdrs[ri].value_len, f->clen, &first, &last) == EDGE_RANGE_OK) {
+        char cr[96];
+        int l = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first, (unsigned long long)last,
+                         (unsigned long long)f->clen);
+        ADD_LIT(req, "Content-Range", cr, (size_t)l);
+        req->res.status = 206;
+        req->res.reason = "Partial Content";
+        req->res.content_length = last - first + 1;
+        c->sent = first;
+        c->end = last + 1;
+    }
     c->started = 1;
     h2o_start_response(req, &c->super);
     waiter_pump(c);
@@ -1598,6 +1618,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->super.stop = on_generator_stop;
     c->req = req;
     c->w = w;
+    c->end = UINT64_MAX;
     c->t0 = mono();
     gettimeofday(&c->start, NULL);
     c->nhdrs = req->headers.size;
