@@ -29,6 +29,8 @@ struct edge_conf {
     struct edge_key_conf key;
     struct edge_fresh_conf fresh;
     uint64_t max_object;         /* larger responses are streamed, not stored */
+    uint64_t range_fetch_above;  /* a Range miss on an object known to be larger is forwarded as a
+                                    range and not stored; 0 = always fetch whole */
     uint64_t connect_timeout_ms, timeout_ms;
     int workers;
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
@@ -69,5 +71,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
 /* On the worker's thread after its loop stopped, before the context is disposed. */
 void edge_worker_dispose(struct edge_worker *w);
 void edge_server_metrics_init(struct edge_server *srv);
+/* Frees the handler's process-wide state (at exit, after the workers). */
+void edge_handler_global_free(void);
 
 #endif

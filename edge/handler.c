@@ -14,6 +14,7 @@
  * - Pure decisions come from freshness.c; this file only applies them. */
 #include "config.h"
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,7 @@ struct creq {
     const char *upstream;     /* for the access log */
     const char *request_id;   /* X-Request-Id: the client's, or one we made (sent upstream, logged) */
     int own_request_id;       /* we made it: upstream_headers adds it */
+    int range_pass;           /* its Range went upstream (range_fetch_above) */
 };
 
 /* --- small helpers --- */
@@ -298,6 +300,63 @@ static void send_error_detail(struct creq *c, int status, const char *reason, co
 static void send_error(struct creq *c, int status, const char *reason, const char *body)
 {
     send_error_detail(c, status, reason, "fwd=miss; detail=origin-error", body);
+}
+
+/* --- sizes of objects seen upstream (range_fetch_above) ---
+ * A process-wide map from the primary key's id to the full length learnt from a response
+ * (Content-Length of a 200, the total of a 206's Content-Range). Bounded: cleared when full,
+ * which only means a few more whole fetches. */
+#define SIZE_HINTS_MAX 65536
+static pthread_mutex_t hints_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct edge_idmap hints;
+
+static void hint_put(uint64_t id, uint64_t size)
+{
+    pthread_mutex_lock(&hints_mu);
+    if (hints.cap == 0 || hints.n >= SIZE_HINTS_MAX) {
+        edge_idmap_free(&hints);
+        if (edge_idmap_init(&hints, 1024) < 0)
+            memset(&hints, 0, sizeof(hints));
+    }
+    if (hints.cap > 0)
+        edge_idmap_put(&hints, id, size);
+    pthread_mutex_unlock(&hints_mu);
+}
+
+static uint64_t hint_get(uint64_t id)
+{
+    uint64_t v = 0;
+    pthread_mutex_lock(&hints_mu);
+    if (hints.cap == 0 || !edge_idmap_get(&hints, id, &v))
+        v = 0;
+    pthread_mutex_unlock(&hints_mu);
+    return v;
+}
+
+void edge_handler_global_free(void)
+{
+    pthread_mutex_lock(&hints_mu);
+    edge_idmap_free(&hints);
+    memset(&hints, 0, sizeof(hints));
+    pthread_mutex_unlock(&hints_mu);
+}
+
+/* The full length a response tells: 200 Content-Length, or "bytes a-b/TOTAL" of a 206. */
+static uint64_t full_length(int status, const struct edge_hdr *h, size_t n, uint64_t clen)
+{
+    if (status == 200)
+        return clen != UINT64_MAX ? clen : 0;
+    int i = status == 206 ? edge_hdr_find(h, n, "content-range", 0) : -1;
+    if (i < 0)
+        return 0;
+    const char *v = h[i].value, *e = v + h[i].value_len;
+    while (v < e && *v != '/')
+        v++;
+    uint64_t t = 0;
+    int digits = 0;
+    for (v++; v < e && *v >= '0' && *v <= '9' && digits < 19; v++, digits++)
+        t = t * 10 + (uint64_t)(*v - '0');
+    return digits > 0 && v == e ? t : 0;
 }
 
 /* --- serving a stored object --- */
@@ -648,6 +707,11 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         if (e != num && *e == '\0')
             f->clen = v;
     }
+    if (s->conf.range_fetch_above > 0 && (f->rq.method == EDGE_M_GET || f->rq.method == EDGE_M_HEAD)) {
+        uint64_t full = full_length(status, f->hdrs, n, f->clen);
+        if (full > 0)
+            hint_put(edge_key_id(f->key, f->pkey_len), full);
+    }
     int64_t now = now_s();
     struct edge_resp_meta rs;
     edge_resp_analyze(f->hdrs, n, status, &s->conf.fresh, &rs);
@@ -727,7 +791,8 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         fetch_unlist(f);
     char detail[96];
     const char *fwd = f->stale ? "fwd=stale" : "fwd=miss";
-    snprintf(detail, sizeof(detail), "%s; fwd-status=%d%s", fwd, status, f->store ? "; stored" : "");
+    snprintf(detail, sizeof(detail), "%s; fwd-status=%d%s%s", fwd, status, f->store ? "; stored" : "",
+             f->owner && f->owner->range_pass ? "; detail=range-pass" : "");
     /* waiters that may not share this response go to the origin on their own */
     h2o_linklist_t *node = f->waiters.next;
     while (node != &f->waiters) {
@@ -1477,6 +1542,15 @@ static void dispatch(struct creq *c, int no_collapse)
     }
     if (c->rq.cc.flags & EDGE_CC_ONLY_IF_CACHED) {
         send_error(c, 504, "Gateway Timeout", "not in cache (only-if-cached)");
+        return;
+    }
+    /* a Range miss on an object known to be larger than range_fetch_above: ask upstream for the
+     * range only (not collapsed, not stored) instead of fetching the whole object */
+    if (s->conf.range_fetch_above > 0 && c->method == EDGE_M_GET &&
+        edge_hdr_find(c->hdrs, c->nhdrs, "range", 0) >= 0 &&
+        hint_get(edge_key_id(c->pkey, c->pkey_len)) > s->conf.range_fetch_above) {
+        c->range_pass = 1;
+        fetch_start(c, M_PASS, 0, NULL, 0);
         return;
     }
     uint64_t fv;

@@ -300,6 +300,8 @@ static void usage(FILE *f)
             "  -d, --dir DIR            RocksDB folder (default: a fresh temporary folder)\n"
             "  -s, --ram SIZE           RAM tier bytes (default 256MiB)\n"
             "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
+            "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
+            "                           upstream for the range only, uncached (default 0: whole)\n"
             "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge)\n"
             "  -w, --workers N          worker threads (default: number of CPUs)\n"
@@ -335,7 +337,7 @@ static int add_listen(const char *s, int tls)
 struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
-    uint64_t ram, disk, max_object, connect_timeout, timeout, heuristic_max, parent_retry;
+    uint64_t ram, disk, max_object, range_fetch_above, connect_timeout, timeout, heuristic_max, parent_retry;
     long long workers, max_fetches;
     int sort_params, store_set_cookie, parent_only;
 };
@@ -369,6 +371,7 @@ static int load_config(const char *path, char *err, size_t errlen)
         {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
         {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
         {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
+        {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
         {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
         {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
         {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
@@ -389,7 +392,8 @@ static int load_config(const char *path, char *err, size_t errlen)
     }
     struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
                            .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
-                           .max_object = srv.conf.max_object, .connect_timeout = srv.conf.connect_timeout_ms,
+                           .max_object = srv.conf.max_object, .range_fetch_above = srv.conf.range_fetch_above,
+                           .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
     if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
@@ -440,6 +444,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     opt.ram_bytes = fc.ram;
     opt.disk_bytes = fc.disk;
     srv.conf.max_object = fc.max_object;
+    srv.conf.range_fetch_above = fc.range_fetch_above;
     srv.conf.workers = (int)fc.workers;
     srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
     srv.conf.key.sort_params |= fc.sort_params;
@@ -461,7 +466,8 @@ int main(int argc, char **argv)
         {"timeout", 1, NULL, 8},   {"connect-timeout", 1, NULL, 9}, {"pid-file", 1, NULL, 'p'},
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
-        {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
+        {"range-fetch-above", 1, NULL, 16}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -534,6 +540,12 @@ int main(int argc, char **argv)
         case 12: opt.parent_only = 1; break;
         case 13: srv.conf.parent_retry_ms = strtoull(optarg, NULL, 10); break;
         case 14: srv.conf.served_by = optarg; break;
+        case 16:
+            if (cdn_parse_size(optarg, &srv.conf.range_fetch_above) < 0) {
+                fprintf(stderr, "cdn-edge: bad size '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
         case 't': opt.test_only = 1; break;
@@ -695,6 +707,7 @@ int main(int argc, char **argv)
     if (srv.alog)
         cdn_alog_close(srv.alog);
     cdn_metrics_free(srv.metrics);
+    edge_handler_global_free();
     edge_vhosts_free(&srv.conf.vhosts);
     conf_doc_free();
     if (ssl_ctx != NULL)

@@ -4,6 +4,7 @@ of requests per path (without query) plus the last request's headers, so that te
 reached the origin and what the edge sent upstream.
 
   /_count?p=/x     -> number of requests for /x        /_last?p=/x -> JSON of its last request headers
+  /_bytes?p=/x     -> body bytes sent for /x
   /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
@@ -14,7 +15,8 @@ reached the origin and what the edge sent upstream.
   /private/...     -> private; /nostore/... -> no-store; /cookie/... -> Set-Cookie + max-age
   /cdncc/...       -> Cache-Control: no-store, CDN-Cache-Control: max-age=60
   /age/...         -> max-age=60 with Age: 50
-  /big/...         -> 300000 bytes, max-age=60
+  /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
+                      answer "Range: bytes=A-B" with 206
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
   /status/NNN/...  -> that status, no caching headers
   anything else    -> 200, no caching headers (heuristic rules apply)
@@ -31,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 counts = {}
 last = {}
 conc = {"now": 0, "max": 0}
+sent = {}
 lock = threading.Lock()
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
 
@@ -51,6 +54,9 @@ class H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
+            with lock:  # counted before the write: a client that has the body sees the count
+                p = self.path.split("?", 1)[0]
+                sent[p] = sent.get(p, 0) + len(body)
             self.wfile.write(body)
 
     def handle_any(self):
@@ -65,6 +71,11 @@ class H(BaseHTTPRequestHandler):
             with lock:
                 d = last.get(p, {})
             return self.send(200, [("Content-Type", "application/json")], json.dumps(d).encode())
+        if path == "/_bytes":
+            p = self.path.split("p=", 1)[1] if "p=" in self.path else ""
+            with lock:
+                n = sent.get(p, 0)
+            return self.send(200, [("Content-Type", "text/plain")], str(n).encode())
         if path == "/_maxconc":
             with lock:
                 m = conc["max"]
@@ -124,8 +135,16 @@ class H(BaseHTTPRequestHandler):
                                        ("Edge-Cache-Control", "max-age=60")], body)
         if path.startswith("/age/"):
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Age", "50")], body)
-        if path.startswith("/big/"):
-            big = bytes((i * 7 + 3) % 251 for i in range(300000))
+        if path.startswith("/big/") or path.startswith("/mid/"):
+            big = bytes((i * 7 + 3) % 251 for i in range(300000 if path.startswith("/big/") else 50000))
+            rng = self.headers.get("Range", "")
+            if rng.startswith("bytes=") and "," not in rng:
+                a, _, b = rng[6:].partition("-")
+                if a.isdigit() and (b.isdigit() or b == "") and int(a) < len(big):
+                    a, b = int(a), min(int(b) if b else len(big) - 1, len(big) - 1)
+                    return self.send(206, [("Content-Type", "application/octet-stream"),
+                                           ("Cache-Control", "max-age=60"), ("ETag", '"big"'),
+                                           ("Content-Range", "bytes %d-%d/%d" % (a, b, len(big)))], big[a:b + 1])
             return self.send(200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=60"),
                                    ("ETag", '"big"')], big)
         if path.startswith("/hop/"):
