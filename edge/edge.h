@@ -32,6 +32,7 @@ struct edge_conf {
     uint64_t range_fetch_above;  /* a Range miss on an object known to be larger is forwarded as a
                                     range and not stored; 0 = always fetch whole */
     uint64_t connect_timeout_ms, timeout_ms;
+    uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
     int workers;
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };
@@ -49,6 +50,7 @@ struct edge_server {
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
     cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */
+    cdn_series_t *m_expired;         /* objects removed by the expiry sweep */
 };
 
 struct edge_worker {

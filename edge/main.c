@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -261,6 +262,7 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_corrupt = cdn_metric_plain(cdn_metrics_counter(m, "edge_corrupt_objects_total", "Stored objects that failed their checksum", NULL));
     s->m_queued = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_queued_total", "Origin fetches that waited for a max_fetches slot", NULL));
     s->m_busy = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_busy_total", "Origin fetches refused with 503: no max_fetches slot within the connect timeout", NULL));
+    s->m_expired = cdn_metric_plain(cdn_metrics_counter(m, "edge_expired_total", "Objects removed by the expiry sweep (stale beyond their stale-while-revalidate/stale-if-error windows)", NULL));
     s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
     s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
                                                           cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));
@@ -279,6 +281,18 @@ static void on_signal(int signo, void *data)
         if (srv.alog)
             cdn_alog_reopen(srv.alog);
     }
+}
+
+/* The expiry sweep runs on the main thread: the store is thread-safe and the pass takes the
+ * RocksDB tier's lock in small steps, so no worker waits long. */
+static void on_sweep(cdn_timer_t *t, void *data)
+{
+    size_t n = edge_store_expire(srv.store, (int64_t)time(NULL));
+    if (n > 0) {
+        cdn_counter_add(srv.m_expired, n);
+        cdn_debug("expiry sweep: %zu objects removed", n);
+    }
+    cdn_timer_start(t, srv.conf.expire_sweep_ms);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
@@ -300,6 +314,8 @@ static void usage(FILE *f)
             "  -d, --dir DIR            RocksDB folder (default: a fresh temporary folder)\n"
             "  -s, --ram SIZE           RAM tier bytes (default 256MiB)\n"
             "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
+            "      --expire-sweep MS    remove objects stale beyond their stale-while-revalidate /\n"
+            "                           stale-if-error windows this often (default 60000; 0: never)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
             "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
@@ -337,7 +353,7 @@ static int add_listen(const char *s, int tls)
 struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
-    uint64_t ram, disk, max_object, range_fetch_above, connect_timeout, timeout, heuristic_max, parent_retry;
+    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, connect_timeout, timeout, heuristic_max, parent_retry;
     long long workers, max_fetches;
     int sort_params, store_set_cookie, parent_only;
 };
@@ -372,6 +388,7 @@ static int load_config(const char *path, char *err, size_t errlen)
         {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
         {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
         {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
+        {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
         {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
         {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
         {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
@@ -393,6 +410,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
                            .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .range_fetch_above = srv.conf.range_fetch_above,
+                           .expire_sweep = srv.conf.expire_sweep_ms,
                            .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
     if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
@@ -445,6 +463,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     opt.disk_bytes = fc.disk;
     srv.conf.max_object = fc.max_object;
     srv.conf.range_fetch_above = fc.range_fetch_above;
+    srv.conf.expire_sweep_ms = fc.expire_sweep;
     srv.conf.workers = (int)fc.workers;
     srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
     srv.conf.key.sort_params |= fc.sort_params;
@@ -467,7 +486,7 @@ int main(int argc, char **argv)
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
-        {"range-fetch-above", 1, NULL, 16}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -480,6 +499,7 @@ int main(int argc, char **argv)
     srv.conf.connect_timeout_ms = 3000;
     srv.conf.timeout_ms = 30000;
     srv.conf.parent_retry_ms = 10000;
+    srv.conf.expire_sweep_ms = 60000;
     edge_fresh_conf_default(&srv.conf.fresh);
     srv.conf.key.drop_params = drop;
     opt.ram_bytes = 256ULL << 20;
@@ -546,6 +566,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 17: srv.conf.expire_sweep_ms = strtoull(optarg, NULL, 10); break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
         case 't': opt.test_only = 1; break;
@@ -677,6 +698,9 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_barrier_init(&stop_barrier, NULL, (unsigned)nw);
+    cdn_timer_t *sweep = NULL;
+    if (srv.conf.expire_sweep_ms > 0 && (sweep = cdn_timer_new(actx.loop, on_sweep, NULL)) != NULL)
+        cdn_timer_start(sweep, srv.conf.expire_sweep_ms);
     for (int k = 0; k < nw; k++)
         pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
     char a0[64];
@@ -694,6 +718,8 @@ int main(int argc, char **argv)
     if (as != NULL)
         h2o_socket_close(as);
     cdn_signals_free(sigs);
+    if (sweep != NULL)
+        cdn_timer_free(sweep);
     h2o_evloop_run(actx.loop, 0);
     h2o_multithread_queue_t *aq = actx.queue;
     h2o_context_dispose(&actx);

@@ -214,6 +214,23 @@ size_t edge_store_purge_tag(struct edge_store *s, const char *tag, size_t len)
     return purge_list(s, tag_id('t', tag, len));
 }
 
+size_t edge_store_expire(struct edge_store *s, int64_t now)
+{
+    if (s->rdb == NULL)
+        return 0;
+    uint64_t ids[256];
+    size_t total = 0;
+    int wrapped = 0;
+    /* small steps (the tier's lock is taken per step), one whole pass over the index */
+    while (!wrapped) {
+        size_t n = edge_rdb_expire(s->rdb, now, 4096, ids, sizeof(ids) / sizeof(ids[0]), &wrapped);
+        for (size_t i = 0; i < n; i++)
+            edge_ram_del_id(s->ram, ids[i]);
+        total += n;
+    }
+    return total;
+}
+
 void edge_store_sync(struct edge_store *s)
 {
     if (s->rdb)

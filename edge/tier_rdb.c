@@ -12,6 +12,7 @@
 
 #include <rocksdb/c.h>
 
+#include "edge/idmap.h"
 #include "edge/policy.h"
 #include "edge/tier_ram.h"
 #include "edge/tier_rdb.h"
@@ -33,6 +34,8 @@ struct edge_rdb {
     pthread_mutex_t mu;
     pthread_cond_t cv, idle;
     struct edge_policy *pol; /* index: id -> size, LRU */
+    struct edge_idmap exp;   /* id -> when it may go (expiry sweep), wall seconds */
+    size_t sweep_at;         /* the sweep's position in exp */
     struct op *head, *tail;
     int busy, stop;
     pthread_t writer;
@@ -45,8 +48,25 @@ static void key8(uint64_t id, char *k)
         k[i] = (char)(id & 0xff);
 }
 
+/* When an object is of no more use: stale beyond its stale-while-revalidate and stale-if-error
+ * windows (wall seconds). */
+static int64_t expire_at(const struct edge_obj *o)
+{
+    const struct edge_fresh *f = &o->fresh;
+    int64_t win = f->swr > f->sie ? f->swr : f->sie;
+    return f->response_time - f->initial_age + f->lifetime + (win > 0 ? win : 0);
+}
+
+static void exp_put(struct edge_rdb *d, uint64_t id, const struct edge_obj *o)
+{
+    int64_t t = expire_at(o);
+    edge_idmap_put(&d->exp, id, (uint64_t)(t > 0 ? t : 0)); /* no room: it goes by eviction only */
+}
+
 static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
 {
+    if (o == NULL)
+        edge_idmap_del(&d->exp, id); /* a delete: nothing left to sweep */
     struct op *op = malloc(sizeof(*op));
     if (op == NULL) {
         edge_obj_release(o);
@@ -130,8 +150,10 @@ static void rebuild(struct edge_rdb *d, edge_rdb_scan_cb scan, void *data)
             edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d) < 0) {
             /* corrupt or no room: delete it */
             enqueue_locked(d, id, NULL);
-        } else if (scan) {
-            scan(o, data);
+        } else {
+            exp_put(d, id, o);
+            if (scan)
+                scan(o, data);
         }
         edge_obj_release(o);
     }
@@ -149,6 +171,11 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     pthread_cond_init(&d->cv, NULL);
     pthread_cond_init(&d->idle, NULL);
     d->pol = edge_policy_new(EDGE_POLICY_LRU, capacity);
+    if (edge_idmap_init(&d->exp, 1024) < 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        edge_rdb_close(d);
+        return NULL;
+    }
     d->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(d->opts, 1);
     rocksdb_options_set_create_missing_column_families(d->opts, 1);
@@ -227,6 +254,7 @@ void edge_rdb_close(struct edge_rdb *d)
     if (d->bbt) rocksdb_block_based_options_destroy(d->bbt);
     if (d->cache) rocksdb_cache_destroy(d->cache);
     edge_policy_free(d->pol);
+    edge_idmap_free(&d->exp);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     pthread_cond_destroy(&d->idle);
@@ -302,8 +330,10 @@ int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o)
     uint64_t id = edge_key_id(o->key, o->key_len);
     pthread_mutex_lock(&d->mu);
     int rc = edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d);
-    if (rc == 0)
+    if (rc == 0) {
+        exp_put(d, id, o);
         enqueue_locked(d, id, edge_obj_ref(o));
+    }
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
@@ -336,6 +366,31 @@ size_t edge_rdb_count(struct edge_rdb *d)
 {
     pthread_mutex_lock(&d->mu);
     size_t n = edge_policy_count(d->pol);
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, size_t slots, uint64_t *ids, size_t max, int *wrapped)
+{
+    size_t n = 0;
+    *wrapped = 0;
+    pthread_mutex_lock(&d->mu);
+    for (size_t k = 0; k < slots && n < max && d->exp.cap > 0; k++) {
+        if (d->sweep_at >= d->exp.cap) {
+            d->sweep_at = 0;
+            *wrapped = 1;
+            break;
+        }
+        size_t i = d->sweep_at++;
+        if (d->exp.ids[i] != 0 && (int64_t)d->exp.vals[i] <= now)
+            ids[n++] = d->exp.ids[i];
+    }
+    /* deleting moves entries in exp (backward shift): collect first, then delete; an entry moved
+     * behind the cursor waits for the next pass */
+    for (size_t i = 0; i < n; i++) {
+        edge_policy_remove(d->pol, ids[i]);
+        enqueue_locked(d, ids[i], NULL);
+    }
     pthread_mutex_unlock(&d->mu);
     return n;
 }

@@ -2,8 +2,8 @@
  *
  * Owns: the database (column families "meta" and "body", keyed by the 8-byte id of the cache
  * key; bodies of 4 KiB and more in integrated BlobDB files), an in-RAM index of every stored id
- * and its size (so a miss costs no disk read), an LRU over that index for eviction, and a writer
- * thread. Thread-safe.
+ * and its size (so a miss costs no disk read), an LRU over that index for eviction, the time
+ * each object stops being useful (for the expiry sweep), and a writer thread. Thread-safe.
  *
  * Threads and blocking: puts and deletes are queued to the writer thread and never block the
  * caller's loop. Gets run on the caller's thread: they happen only when the index says the
@@ -39,6 +39,11 @@ int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o);
 void edge_rdb_del_id(struct edge_rdb *d, uint64_t id);
 /* Blocks until every queued write is in the database (tests, shutdown). */
 void edge_rdb_sync(struct edge_rdb *d);
+/* One step of the expiry sweep: looks at up to `slots` index entries from where the last step
+ * stopped and deletes the objects that are stale beyond their stale-while-revalidate and
+ * stale-if-error windows at `now` (wall seconds); their ids go to ids (at most max). *wrapped is
+ * set when the pass reached the end of the index (the next step starts over). */
+size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, size_t slots, uint64_t *ids, size_t max, int *wrapped);
 uint64_t edge_rdb_bytes(struct edge_rdb *d);
 size_t edge_rdb_count(struct edge_rdb *d);
 

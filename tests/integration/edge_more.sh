@@ -22,7 +22,8 @@ b1=$(curl -s "$E/swr/w"); sleep 1.3
 h=$(curl -s -D - -o "$T/w2" "$E/swr/w")
 like "$(echo "$h" | hdr cache-status)" 'detail=swr' "stale-while-revalidate: served stale"
 is "$(cat "$T/w2")" "$b1" "with the stale body"
-wait_for 5 test "$(count /swr/w)" = 2; ok $? "and refreshed in the background"
+count_is() { test "$(count "$1")" = "$2"; }  # re-evaluated on each try of wait_for
+wait_for 5 count_is /swr/w 2; ok $? "and refreshed in the background"
 like "$(curl -s "$E/swr/w")" '#2' "the refreshed body follows"
 
 # Authorization: a stored response that does not allow it is not used
