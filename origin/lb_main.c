@@ -5,7 +5,16 @@
  * back-pressure by pausing the upstream), retries, the admin listener, metrics and logs.
  *
  * Rules:
- * - One loop (the main thread). Backend state is only touched on it.
+ * - `threads` workers, each its own h2o loop, context, SO_REUSEPORT listener, cdn_httpc (so its own
+ *   keep-alive pool to the backends) and timeouts. Worker 0 is the main thread: it also runs the
+ *   admin listener, the signals (SIGHUP reload) and every active health check.
+ * - Shared state (pools, backends: up/down, streaks, slow start, drained/removed, requests in
+ *   flight for leastconn, the rr counters, the ring; routes, protected paths, retries, health
+ *   settings) is read and written only under lb.mu. Holds are short (a pick, a counter); nothing
+ *   under it blocks or calls into curl. Strings of the config documents are never freed (reloads
+ *   keep the old documents), so a route or token pointer taken under the lock stays valid.
+ * - A request lives on the worker that accepted its connection; its upstream transfer uses that
+ *   worker's httpc and timeouts. Metrics are per-thread counters (cdn/metrics.h).
  * - A backend is eligible when it is up (active checks: `rise` successes bring it up, `fall`
  *   failures take it down; passive: `passive_fails` consecutive connect errors/timeouts/5xx take it
  *   down at once), not drained and not removed. A returning backend's weight ramps from 10% to
@@ -19,6 +28,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +52,7 @@
 #define MAX_BACKENDS 64      /* the retry exclusion mask is 64 bits */
 #define MAX_POOLS 16
 #define PEND_HIGH (256u << 10) /* pause the upstream above this much unsent body */
+#define MAX_THREADS 64       /* CDN_METRICS_MAX_THREADS: one metrics slot per worker */
 
 /* ---------------- configuration ---------------- */
 
@@ -83,6 +94,7 @@ struct lb_conf {
     const char *error_log, *log_level, *access_log, *pid_file;
     int access_log_format;
     unsigned retries;
+    unsigned threads;
     struct conf_timeouts timeouts;
     struct conf_health health;
     struct cdn_conf_list pools;     /* struct conf_pool */
@@ -136,6 +148,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"access_log_format", CDN_CT_ENUM, offsetof(struct lb_conf, access_log_format), .enum_names = alog_formats},
     {"pid_file", CDN_CT_STR, offsetof(struct lb_conf, pid_file)},
     {"retries", CDN_CT_UINT, offsetof(struct lb_conf, retries), 0, 0, 10},
+    {"threads", CDN_CT_UINT, offsetof(struct lb_conf, threads), 0, 1, MAX_THREADS},
     {"timeouts", CDN_CT_STRUCT, offsetof(struct lb_conf, timeouts), .sub = timeout_fields},
     {"health", CDN_CT_STRUCT, offsetof(struct lb_conf, health), .sub = health_fields},
     {"pools", CDN_CT_MAP, offsetof(struct lb_conf, pools), CDN_CF_REQUIRED, .sub = pool_fields,
@@ -150,6 +163,7 @@ static void conf_defaults(struct lb_conf *c)
     memset(c, 0, sizeof(*c));
     c->log_level = "info";
     c->retries = 2;
+    c->threads = 1;
     c->timeouts = (struct conf_timeouts){.connect = 1000, .first_byte = 15000, .idle = 30000, .total = 300000};
     c->health = (struct conf_health){.enabled = 1, .path = "/healthz", .interval = 1000, .timeout = 1000,
                                      .slow_start = 10000, .rise = 2, .fall = 2, .passive_fails = 3};
@@ -189,7 +203,23 @@ struct route {
     struct pool *pool;
 };
 
+/* One event loop and everything that belongs to it. */
+struct worker {
+    unsigned id;
+    pthread_t tid;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    int listen_fd;
+    h2o_socket_t *ls;
+    cdn_httpc_t *httpc;
+    h2o_timeout_t fb_timeout, idle_timeout;
+    size_t inflight;
+    cdn_series_t *s_requests;
+};
+
 static struct lb {
+    pthread_mutex_t mu;             /* the shared state: see the rules at the top */
     struct lb_conf conf;
     cdn_conf_t *cdoc;
     struct pool pools[MAX_POOLS];
@@ -199,26 +229,32 @@ static struct lb {
     h2o_globalconf_t h2o;
     h2o_hostconf_t *hc_proxy, *hc_admin;
     h2o_hostconf_t *hosts_proxy[2], *hosts_admin[2];
-    h2o_context_t ctx;
-    h2o_evloop_t *loop;
-    h2o_accept_ctx_t actx_proxy, actx_admin;
-    h2o_socket_t *ls_proxy, *ls_admin;
-    cdn_httpc_t *httpc;
-    h2o_timeout_t fb_timeout, idle_timeout;
+    struct worker workers[MAX_THREADS];
+    unsigned nworkers;
+    h2o_evloop_t *loop;             /* worker 0's: health checks, admin, signals */
+    cdn_httpc_t *httpc;             /* worker 0's: health checks */
+    h2o_accept_ctx_t actx_admin;
+    h2o_socket_t *ls_admin;
     cdn_alog_t *alog;
     cdn_metrics_t *metrics;
     cdn_metric_t *m_be_requests, *m_be_errors, *m_be_up, *m_be_active, *m_be_latency, *m_requests, *m_retries,
         *m_checks;
+    cdn_metric_t *m_thread_requests;
     cdn_series_t *s_retries;
-    uint64_t rid_seq;
+    uint64_t rid_seq;               /* atomic */
     uint64_t rid_salt;
-    size_t inflight;
-    int stopping;
-} lb;
+    int stopping;                   /* atomic: set by the main thread's signal watch */
+} lb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void lb_lock(void) { pthread_mutex_lock(&lb.mu); }
+static void lb_unlock(void) { pthread_mutex_unlock(&lb.mu); }
+static int stopping(void) { return __atomic_load_n(&lb.stopping, __ATOMIC_ACQUIRE); }
+static struct worker *worker_of(h2o_req_t *req) { return H2O_STRUCT_FROM_MEMBER(struct worker, ctx, req->conn->ctx); }
 
 static uint64_t now_ms(void) { return cdn_now_ms(); }
 
-/* The algorithms' view of a pool, refreshed before each choice (slow start depends on the time). */
+/* The algorithms' view of a pool, refreshed before each choice (slow start depends on the time).
+ * Under lb.mu. */
 static void refresh_members(struct pool *p)
 {
     uint64_t now = now_ms(), ss = lb.conf.health.slow_start;
@@ -285,20 +321,26 @@ static void set_up(struct backend *b, int up, const char *why)
         cdn_warn("backend %s/%s is down (%s)", b->pool->name, b->addr, why);
 }
 
-/* Passive health: consecutive failures of real requests take a backend down at once. */
+/* Passive health: consecutive failures of real requests take a backend down at once. Any thread;
+ * takes lb.mu. */
 static void passive_result(struct backend *b, int failed)
 {
+    if (failed)
+        cdn_counter_inc(b->s_errors);
+    lb_lock();
     if (!failed) {
         b->passive_streak = 0;
-        return;
+    } else {
+        b->errors++;
+        if (lb.conf.health.passive_fails > 0 && ++b->passive_streak >= lb.conf.health.passive_fails && b->up)
+            set_up(b, 0, "passive: consecutive failures");
     }
-    b->errors++;
-    cdn_counter_inc(b->s_errors);
-    if (lb.conf.health.passive_fails > 0 && ++b->passive_streak >= lb.conf.health.passive_fails && b->up)
-        set_up(b, 0, "passive: consecutive failures");
+    lb_unlock();
 }
 
-/* ---------------- active health checks ---------------- */
+/* ---------------- active health checks ----------------
+ * All on the main thread (worker 0's loop and httpc). The main thread writes the health settings,
+ * b->removed and b->check only itself, so it reads them without the lock; the rest takes lb.mu. */
 
 static void schedule_check(struct backend *b, uint64_t ms) { cdn_timer_start(b->check_timer, ms); }
 
@@ -310,6 +352,7 @@ static void on_check_done(const char *errstr, int status, const void *body, size
     int ok = errstr == NULL && status >= 200 && status < 300;
     const char *lbl[] = {ok ? "ok" : "fail", NULL};
     cdn_counter_inc(cdn_metric_series(lb.m_checks, lbl));
+    lb_lock();
     int first = !b->checked;
     b->checked = 1;
     if (ok) {
@@ -329,7 +372,8 @@ static void on_check_done(const char *errstr, int status, const void *body, size
             set_up(b, 0, why);
         }
     }
-    if (!b->removed && !lb.stopping)
+    lb_unlock();
+    if (!b->removed && !stopping())
         schedule_check(b, lb.conf.health.interval);
 }
 
@@ -346,7 +390,7 @@ static void on_check_timer(cdn_timer_t *t, void *data)
         schedule_check(b, lb.conf.health.interval);
 }
 
-/* ---------------- pools ---------------- */
+/* ---------------- pools (main thread, under lb.mu) ---------------- */
 
 static int backend_add(struct pool *p, const char *addr, unsigned weight, char *err, size_t errlen)
 {
@@ -457,6 +501,7 @@ static int buf_add(struct buf *b, const void *d, size_t n)
 struct pxreq {
     h2o_generator_t super;
     uint32_t magic;
+    struct worker *w;
     h2o_req_t *req;
     struct pool *pool;
     struct backend *be;
@@ -464,7 +509,7 @@ struct pxreq {
     const char **hdrs;
     char *url;
     uint64_t tried;
-    unsigned attempts;
+    unsigned attempts, retries;
     uint64_t start_ms, attempt_ms;
     struct buf out, pend;        /* out: handed to h2o_send until proceed; pend: arrived since */
     h2o_timeout_entry_t timer;   /* first byte, then idle */
@@ -478,9 +523,11 @@ static void px_release_backend(struct pxreq *px)
     if (px->be != NULL) {
         struct pool *p = px->be->pool;
         size_t i = (size_t)(px->be - p->be);
+        lb_lock();
         if (p->m[i].active > 0)
             p->m[i].active--;
-        cdn_gauge_set(px->be->s_active, p->m[i].active);
+        lb_unlock();
+        cdn_gauge_add(px->be->s_active, -1); /* per-thread deltas: no lock on the gauge */
         px->be = NULL;
     }
 }
@@ -497,7 +544,7 @@ static void on_px_dispose(void *d)
     px_release_backend(px);
     free(px->out.p);
     free(px->pend.p);
-    lb.inflight--;
+    px->w->inflight--;
 }
 
 static void send_plain(h2o_req_t *req, int status, const char *reason, const char *msg)
@@ -595,7 +642,7 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
     h2o_req_t *req = px->req;
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
-    h2o_timeout_link(lb.loop, &lb.idle_timeout, &px->timer);
+    h2o_timeout_link(px->w->loop, &px->w->idle_timeout, &px->timer);
     passive_result(px->be, status >= 500);
     req->res.status = status;
     req->res.reason = reason_of(status);
@@ -636,7 +683,7 @@ static int on_up_body(cdn_httpc_req_t *r, const void *buf, size_t len, void *dat
     struct pxreq *px = data;
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
-    h2o_timeout_link(lb.loop, &lb.idle_timeout, &px->timer);
+    h2o_timeout_link(px->w->loop, &px->w->idle_timeout, &px->timer);
     if (buf_add(&px->pend, buf, len) != 0)
         return 1;
     if (px->pend.len >= PEND_HIGH && !px->paused) {
@@ -665,7 +712,7 @@ static void failed_before_head(struct pxreq *px, const char *errstr, int timeout
     if (be)
         passive_result(be, 1);
     px_release_backend(px);
-    if (idempotent(px->req) && px->attempts <= lb.conf.retries && !lb.stopping) {
+    if (idempotent(px->req) && px->attempts <= px->retries && !stopping()) {
         cdn_counter_inc(lb.s_retries);
         if (try_backend(px) == 0)
             return;
@@ -718,6 +765,7 @@ static void on_px_timeout(h2o_timeout_entry_t *e)
 
 static const struct cdn_httpc_cbs up_cbs = {on_up_head, on_up_body, on_up_done};
 
+/* Under lb.mu. */
 static int pick(struct pxreq *px)
 {
     struct pool *p = px->pool;
@@ -746,27 +794,31 @@ static int pick(struct pxreq *px)
 /* Starts one attempt on a backend not tried yet. 0, or -1 when no backend is left. */
 static int try_backend(struct pxreq *px)
 {
+    h2o_req_t *req = px->req;
+    lb_lock();
     int i = pick(px);
-    if (i < 0)
+    if (i < 0) {
+        lb_unlock();
         return -1;
+    }
     struct backend *b = &px->pool->be[i];
+    px->pool->m[i].active++;
+    b->requests++;
+    /* b->base never changes once the slot exists (a re-added backend keeps its address) */
+    size_t bl = strlen(b->base);
+    px->url = h2o_mem_alloc_pool(&req->pool, bl + req->path.len + 1);
+    memcpy(px->url, b->base, bl);
+    lb_unlock();
+    memcpy(px->url + bl, req->path.base, req->path.len);
+    px->url[bl + req->path.len] = '\0';
     px->tried |= 1ull << i;
     px->attempts++;
     px->be = b;
     px->upstream_name = b->addr;
-    px->pool->m[i].active++;
-    cdn_gauge_set(b->s_active, px->pool->m[i].active);
-    b->requests++;
+    cdn_gauge_add(b->s_active, 1);
     cdn_counter_inc(b->s_requests);
-    h2o_req_t *req = px->req;
-    px->url = h2o_mem_alloc_pool(&req->pool, strlen(b->base) + req->path.len + 1);
-    memcpy(px->url, b->base, strlen(b->base));
-    memcpy(px->url + strlen(b->base), req->path.base, req->path.len);
-    px->url[strlen(b->base) + req->path.len] = '\0';
-    char method[16];
-    snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
     struct cdn_httpc_request r = {
-        .method = h2o_strdup(&req->pool, method, SIZE_MAX).base,
+        .method = h2o_strdup(&req->pool, req->method.base, req->method.len < 15 ? req->method.len : 15).base,
         .url = px->url,
         .headers = px->hdrs,
         .body = req->entity.base,
@@ -774,13 +826,24 @@ static int try_backend(struct pxreq *px)
         .timeout_ms = lb.conf.timeouts.total,
     };
     px->attempt_ms = now_ms();
-    px->up = cdn_httpc_start(lb.httpc, &r, &up_cbs, px);
+    px->up = cdn_httpc_start(px->w->httpc, &r, &up_cbs, px);
     if (px->up == NULL) {
         px_release_backend(px);
         return -1;
     }
-    h2o_timeout_link(lb.loop, &lb.fb_timeout, &px->timer);
+    h2o_timeout_link(px->w->loop, &px->w->fb_timeout, &px->timer);
     return 0;
+}
+
+/* "name: value" in the request's pool. */
+static const char *header_line(h2o_req_t *req, const char *name, size_t nl, const char *value, size_t vl)
+{
+    char *line = h2o_mem_alloc_pool(&req->pool, nl + 2 + vl + 1);
+    memcpy(line, name, nl);
+    memcpy(line + nl, ": ", 2);
+    memcpy(line + nl + 2, value, vl);
+    line[nl + 2 + vl] = '\0';
+    return line;
 }
 
 /* Request headers for the backend: the client's minus hop-by-hop ones, plus X-Forwarded-For,
@@ -793,18 +856,15 @@ static const char **build_headers(h2o_req_t *req, const char *rid, const char *c
     h2o_iovec_t xff = {NULL, 0};
     for (size_t i = 0; i < n; i++) {
         const h2o_header_t *e = &req->headers.entries[i];
-        if (hop_by_hop(e->name->base, e->name->len) || h2o_memis(e->name->base, e->name->len, H2O_STRLIT("content-length")) ||
-            h2o_memis(e->name->base, e->name->len, H2O_STRLIT("expect")) ||
-            h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
+        /* h2o's token headers compare by pointer; the rest by name */
+        if (e->name == &H2O_TOKEN_CONTENT_LENGTH->buf || e->name == &H2O_TOKEN_EXPECT->buf ||
+            hop_by_hop(e->name->base, e->name->len) || h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
             continue;
         if (h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-forwarded-for"))) {
             xff = e->value;
             continue;
         }
-        size_t l = e->name->len + 2 + e->value.len + 1;
-        char *line = h2o_mem_alloc_pool(&req->pool, l);
-        snprintf(line, l, "%.*s: %.*s", (int)e->name->len, e->name->base, (int)e->value.len, e->value.base);
-        h[k++] = line;
+        h[k++] = header_line(req, e->name->base, e->name->len, e->value.base, e->value.len);
     }
     size_t l = xff.len + strlen(client) + 40;
     char *line = h2o_mem_alloc_pool(&req->pool, l);
@@ -840,6 +900,7 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
     size_t plen = req->path_normalized.len;
 
     /* gateway auth before anything touches a backend */
+    lb_lock();
     for (size_t i = 0; i < lb.conf.protect.n; i++) {
         const struct conf_protect *pr = &((const struct conf_protect *)lb.conf.protect.items)[i];
         size_t pl = strlen(pr->prefix);
@@ -853,32 +914,39 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
             ok = v.len == 7 + tl && strncasecmp(v.base, "Bearer ", 7) == 0 && memcmp(v.base + 7, pr->token, tl) == 0;
         }
         if (!ok) {
+            lb_unlock();
             h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"shop-lb\""), 1);
             send_plain(req, 401, "Unauthorized", "this path needs a bearer token\n");
             return 0;
         }
     }
-    struct route *rt = NULL;
+    struct pool *pool = NULL;
     size_t best = 0;
     for (size_t i = 0; i < lb.nroutes; i++) {
         size_t pl = strlen(lb.routes[i].prefix);
-        if (pl <= plen && memcmp(path, lb.routes[i].prefix, pl) == 0 && (rt == NULL || pl > best)) {
-            rt = &lb.routes[i];
+        if (pl <= plen && memcmp(path, lb.routes[i].prefix, pl) == 0 && (pool == NULL || pl > best)) {
+            pool = lb.routes[i].pool;
             best = pl;
         }
     }
-    if (rt == NULL) {
+    unsigned retries = lb.conf.retries;
+    lb_unlock();
+    if (pool == NULL) {
         send_plain(req, 404, "Not Found", "no route for this path\n");
         return 0;
     }
+    struct worker *w = worker_of(req);
+    cdn_counter_inc(w->s_requests);
     struct pxreq *px = h2o_mem_alloc_shared(&req->pool, sizeof(*px), on_px_dispose);
     memset(px, 0, sizeof(*px));
-    lb.inflight++;
+    w->inflight++;
     px->magic = PX_MAGIC;
+    px->w = w;
     px->super.proceed = on_px_proceed;
     px->super.stop = on_px_stop;
     px->req = req;
-    px->pool = rt->pool;
+    px->pool = pool;
+    px->retries = retries;
     px->timer.cb = on_px_timeout;
     px->start_ms = now_ms();
     px->upstream_name = "-";
@@ -888,8 +956,9 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
         px->request_id = h2o_strdup(&req->pool, req->headers.entries[ri].value.base, req->headers.entries[ri].value.len).base;
     } else {
         char *id = h2o_mem_alloc_pool(&req->pool, 33);
+        uint64_t seq = __atomic_add_fetch(&lb.rid_seq, 1, __ATOMIC_RELAXED);
         snprintf(id, 33, "%016llx%016llx", (unsigned long long)lb.rid_salt,
-                 (unsigned long long)shop_hash64(&(uint64_t){++lb.rid_seq ^ lb.rid_salt}, 8));
+                 (unsigned long long)shop_hash64(&(uint64_t){seq ^ lb.rid_salt}, 8));
         px->request_id = id;
     }
     char client[INET6_ADDRSTRLEN];
@@ -899,7 +968,7 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
     if (try_backend(px) != 0) {
         px->finished = 1;
         char msg[200];
-        snprintf(msg, sizeof(msg), "no healthy backend in pool '%s'\n", rt->pool->name);
+        snprintf(msg, sizeof(msg), "no healthy backend in pool '%s'\n", pool->name);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"), 1);
         send_plain(req, 503, "Service Unavailable", h2o_strdup(&req->pool, msg, SIZE_MAX).base);
     }
@@ -909,16 +978,16 @@ static int on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
 static void on_log_access(h2o_logger_t *logger, h2o_req_t *req)
 {
     /* One series per status code, looked up once: cdn_metric_series() takes the family's lock. */
-    static cdn_series_t *by_status[600];
+    static cdn_series_t *by_status[600]; /* shared by the workers: atomic loads and stores */
     int code = req->res.status >= 100 && req->res.status < 600 ? req->res.status : 0;
-    cdn_series_t *s = by_status[code];
+    cdn_series_t *s = __atomic_load_n(&by_status[code], __ATOMIC_ACQUIRE);
     if (s == NULL) {
         char st[16];
         snprintf(st, sizeof(st), "%d", req->res.status);
         const char *lbl[] = {st, NULL};
         s = cdn_metric_series(lb.m_requests, lbl);
         if (code != 0)
-            by_status[code] = s;
+            __atomic_store_n(&by_status[code], s, __ATOMIC_RELEASE);
     }
     cdn_counter_inc(s);
     if (lb.alog == NULL)
@@ -1000,7 +1069,7 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
     if (get && h2o_memis(p, len, H2O_STRLIT("/healthz"))) {
-        send_plain(req, 200, "OK", lb.stopping ? "stopping\n" : "ok\n");
+        send_plain(req, 200, "OK", stopping() ? "stopping\n" : "ok\n");
         return 0;
     }
     if (get && h2o_memis(p, len, H2O_STRLIT("/metrics"))) {
@@ -1022,7 +1091,9 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
         if (get && len == 9) {
             struct shop_buf b;
             shop_buf_init(&b, 1 << 20);
+            lb_lock();
             admin_backends_json(&b);
+            lb_unlock();
             req->res.status = 200;
             req->res.reason = "OK";
             h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
@@ -1042,6 +1113,7 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
             }
             memcpy(pname, rest, pl);
             pname[pl] = '\0';
+            /* the admin handler runs on the main thread; pools only grow there */
             struct pool *pool = pool_find(pname);
             if (pool == NULL) {
                 send_plain(req, 404, "Not Found", "no such pool\n");
@@ -1058,7 +1130,13 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
                 unsigned weight = 1;
                 if (shop_query_get(q.base, q.len, "weight", w, sizeof(w)) > 0)
                     weight = (unsigned)strtoul(w, NULL, 10);
-                if (weight < 1 || weight > 1000 || backend_add(pool, addr, weight, err, sizeof(err)) != 0) {
+                int rc = -1;
+                if (weight >= 1 && weight <= 1000) {
+                    lb_lock();
+                    rc = backend_add(pool, addr, weight, err, sizeof(err));
+                    lb_unlock();
+                }
+                if (rc != 0) {
                     send_plain(req, 400, "Bad Request", weight < 1 || weight > 1000 ? "weight must be 1..1000\n"
                                                                                       : h2o_strdup(&req->pool, err, SIZE_MAX).base);
                     return 0;
@@ -1073,13 +1151,16 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
                 send_plain(req, 404, "Not Found", "expected /backends/<pool>/<addr>/<drain|enable|remove>\n");
                 return 0;
             }
+            lb_lock();
             struct backend *be = backend_find(pool, a, (size_t)(verb - a));
             if (be == NULL) {
+                lb_unlock();
                 send_plain(req, 404, "Not Found", "no such backend\n");
                 return 0;
             }
             verb++;
             size_t vl = (size_t)(end - verb);
+            int known = 1;
             if (h2o_memis(verb, vl, H2O_STRLIT("drain")))
                 be->drained = 1;
             else if (h2o_memis(verb, vl, H2O_STRLIT("enable"))) {
@@ -1088,7 +1169,10 @@ static int on_admin_req(h2o_handler_t *h, h2o_req_t *req)
                 be->drained = 0;
             } else if (h2o_memis(verb, vl, H2O_STRLIT("remove")))
                 backend_remove(be);
-            else {
+            else
+                known = 0;
+            lb_unlock(); /* every worker's next pick sees the change */
+            if (!known) {
                 send_plain(req, 404, "Not Found", "unknown action\n");
                 return 0;
             }
@@ -1117,7 +1201,8 @@ static size_t norm_addr(const char *addr, const char **out)
 }
 
 /* Makes pools, backends, routes and protected paths what the config says. Everything is checked
- * before anything changes, so a bad reload leaves the running state alone. Backends that stay
+ * before anything changes, so a bad reload leaves the running state alone. Main thread, under
+ * lb.mu (the workers see the new state at their next request). Backends that stay
  * keep their health state and counters; new ones are health-checked before they get traffic;
  * the ones that went are removed (their ring points with them). */
 static int sync_config(struct lb_conf *nc, char *err, size_t errlen)
@@ -1241,7 +1326,10 @@ static void reload(void)
         cdn_conf_free(doc);
         return;
     }
-    if (sync_config(&nc, err, sizeof(err)) != 0) {
+    lb_lock();
+    int rc = sync_config(&nc, err, sizeof(err));
+    lb_unlock();
+    if (rc != 0) {
         cdn_err("reload failed, keeping the running config: %s: %s", lb_conf_path, err);
         cdn_conf_free(doc);
         return;
@@ -1249,7 +1337,7 @@ static void reload(void)
     /* the old document stays: routes and in-flight requests may still point into it */
     old_docs[nold++] = lb.cdoc;
     lb.cdoc = doc;
-    cdn_notice("SIGHUP: %s reloaded (%zu pools, %zu routes); listeners and timeouts need a restart", lb_conf_path,
+    cdn_notice("SIGHUP: %s reloaded (%zu pools, %zu routes); listeners, threads and timeouts need a restart", lb_conf_path,
                nc.pools.n, lb.nroutes);
 }
 
@@ -1265,15 +1353,37 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_accept(actx, sock);
 }
 
-static h2o_socket_t *listen_on(const struct cdn_conf_addr *a, h2o_accept_ctx_t *actx, char *err, size_t errlen)
+static h2o_socket_t *watch_listener(h2o_evloop_t *loop, int fd, h2o_accept_ctx_t *actx)
 {
-    int fd = cdn_listen_tcp((const struct sockaddr *)&a->ss, a->len, 0, err, errlen);
-    if (fd < 0)
-        return NULL;
-    h2o_socket_t *s = h2o_evloop_socket_create(lb.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_t *s = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     s->data = actx;
     h2o_socket_read_start(s, on_accept);
     return s;
+}
+
+/* Runs a worker's loop until a stop was asked and its requests in flight are done (at most 10 s). */
+static void worker_run(struct worker *w)
+{
+    int closing = 0;
+    uint64_t deadline = 0;
+    for (;;) {
+        h2o_evloop_run(w->loop, 100);
+        if (stopping() && !closing) {
+            closing = 1;
+            h2o_socket_read_stop(w->ls);
+            h2o_socket_close(w->ls);
+            h2o_context_request_shutdown(&w->ctx);
+            deadline = now_ms() + 10000;
+        }
+        if (closing && (w->inflight == 0 || now_ms() >= deadline))
+            break;
+    }
+}
+
+static void *worker_thread(void *arg)
+{
+    worker_run(arg);
+    return NULL;
 }
 
 static void on_signal(int signo, void *data)
@@ -1285,9 +1395,9 @@ static void on_signal(int signo, void *data)
         cdn_notice("SIGHUP: logs reopened");
         reload();
     } else if (signo == SIGTERM || signo == SIGINT) {
-        if (!lb.stopping)
+        if (!stopping())
             cdn_notice("signal %d: stopping (finishing requests in flight)", signo);
-        lb.stopping = 1;
+        __atomic_store_n(&lb.stopping, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -1308,7 +1418,9 @@ static int setup_metrics(void)
     lb.m_requests = cdn_metrics_counter(lb.metrics, "shop_lb_requests_total", "Client requests answered, by status", st_labels);
     lb.m_retries = cdn_metrics_counter(lb.metrics, "shop_lb_retries_total", "Requests retried on another backend", NULL);
     lb.m_checks = cdn_metrics_counter(lb.metrics, "shop_lb_health_checks_total", "Active health checks by result", ck_labels);
-    if (!lb.m_be_requests || !lb.m_be_errors || !lb.m_be_up || !lb.m_be_active || !lb.m_be_latency || !lb.m_requests ||
+    const char *th_labels[] = {"thread", NULL};
+    lb.m_thread_requests = cdn_metrics_counter(lb.metrics, "shop_lb_thread_requests_total", "Proxied requests per worker thread", th_labels);
+    if (!lb.m_thread_requests || !lb.m_be_requests || !lb.m_be_errors || !lb.m_be_up || !lb.m_be_active || !lb.m_be_latency || !lb.m_requests ||
         !lb.m_retries || !lb.m_checks)
         return -1;
     lb.s_retries = cdn_metric_plain(lb.m_retries);
@@ -1324,6 +1436,7 @@ static void usage(FILE *f)
                "      --algo A               rr | leastconn | hash-client | hash-url (default rr)\n"
                "      --admin ADDR           admin listener (/healthz /metrics /backends)\n"
                "      --retries N            retries of idempotent requests (default 2)\n"
+               "      --threads N            worker threads, one event loop each (default 1)\n"
                "      --health-interval MS   active check interval (default 1000)\n"
                "      --rise N / --fall N    checks to come up / go down (default 2 / 2)\n"
                "      --slow-start MS        weight ramp after a return (default 10000)\n"
@@ -1337,7 +1450,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID };
+    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID, O_THREADS };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'a'}, {"backend", required_argument, NULL, 'b'},
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
@@ -1348,10 +1461,11 @@ int main(int argc, char **argv)
         {"slow-start", required_argument, NULL, O_SLOW}, {"no-health", no_argument, NULL, O_NOHEALTH},
         {"connect-timeout", required_argument, NULL, O_CTO}, {"first-byte-timeout", required_argument, NULL, O_FBTO},
         {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
-        {"pid-file", required_argument, NULL, O_PID}, {NULL, 0, NULL, 0}};
+        {"pid-file", required_argument, NULL, O_PID}, {"threads", required_argument, NULL, O_THREADS},
+        {NULL, 0, NULL, 0}};
     const char *listen = NULL, *admin = NULL, *conf_path = NULL, *backends[MAX_BACKENDS];
     int nb = 0, algo = SHOP_LB_RR, test = 0, ch;
-    long retries = -1, hint = -1, rise = -1, fall = -1, slow = -1, cto = -1, fbto = -1, nohealth = 0;
+    long retries = -1, threads = -1, hint = -1, rise = -1, fall = -1, slow = -1, cto = -1, fbto = -1, nohealth = 0;
     const char *alog = NULL, *elog = NULL, *pid = NULL;
     char err[512];
 
@@ -1387,6 +1501,7 @@ int main(int argc, char **argv)
             break;
         case O_ADMIN: admin = optarg; break;
         case O_RETRIES: NUM(retries, 0, 10, "--retries"); break;
+        case O_THREADS: NUM(threads, 1, MAX_THREADS, "--threads"); break;
         case O_HINT: NUM(hint, 10, 3600000, "--health-interval"); break;
         case O_RISE: NUM(rise, 1, 100, "--rise"); break;
         case O_FALL: NUM(fall, 1, 100, "--fall"); break;
@@ -1432,6 +1547,7 @@ int main(int argc, char **argv)
         }
     }
     if (retries >= 0) lb.conf.retries = (unsigned)retries;
+    if (threads > 0) lb.conf.threads = (unsigned)threads;
     if (hint > 0) lb.conf.health.interval = (uint64_t)hint, lb.conf.health.timeout = (uint64_t)hint;
     if (rise > 0) lb.conf.health.rise = (unsigned)rise;
     if (fall > 0) lb.conf.health.fall = (unsigned)fall;
@@ -1455,22 +1571,33 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    lb.loop = h2o_evloop_create();
     lb.rid_salt = shop_hash64(&(uint64_t){(uint64_t)getpid() ^ cdn_now_ms()}, 8);
     if (setup_metrics() != 0) {
         fprintf(stderr, PROG ": cannot set up metrics\n");
         return 1;
     }
+    /* every worker's loop and upstream client; worker 0 (this thread) also runs the health checks */
+    lb.nworkers = lb.conf.threads ? lb.conf.threads : 1;
     struct cdn_httpc_opts hopts = {.connect_timeout_ms = lb.conf.timeouts.connect, .timeout_ms = lb.conf.timeouts.total,
                                    .max_body = UINT64_MAX / 2};
-    lb.httpc = cdn_httpc_new(lb.loop, &hopts, err, sizeof(err));
-    if (lb.httpc == NULL) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return 1;
+    for (unsigned i = 0; i < lb.nworkers; i++) {
+        struct worker *w = &lb.workers[i];
+        w->id = i;
+        w->listen_fd = -1;
+        w->loop = h2o_evloop_create();
+        if ((w->httpc = cdn_httpc_new(w->loop, &hopts, err, sizeof(err))) == NULL) {
+            fprintf(stderr, PROG ": %s\n", err);
+            return 1;
+        }
+        char tl[16];
+        snprintf(tl, sizeof(tl), "%u", i);
+        w->s_requests = cdn_metric_series(lb.m_thread_requests, (const char *[]){tl, NULL});
     }
+    lb.loop = lb.workers[0].loop;
+    lb.httpc = lb.workers[0].httpc;
 
     /* pools and routes: from the config, or the quick mode's one pool on "/" */
-    if (conf_path != NULL && sync_config(&lb.conf, err, sizeof(err)) != 0) {
+    if (conf_path != NULL && sync_config(&lb.conf, err, sizeof(err)) != 0) { /* one thread yet: no lock needed */
         fprintf(stderr, PROG ": %s: %s\n", conf_path, err);
         return 1;
     }
@@ -1517,41 +1644,56 @@ int main(int argc, char **argv)
     /* each listener sees one host only: the proxy never answers admin paths and vice versa */
     lb.hosts_proxy[0] = lb.hc_proxy;
     lb.hosts_admin[0] = lb.hc_admin;
-    h2o_context_init(&lb.ctx, lb.loop, &lb.h2o);
-    h2o_timeout_init(lb.loop, &lb.fb_timeout, lb.conf.timeouts.first_byte);
-    h2o_timeout_init(lb.loop, &lb.idle_timeout, lb.conf.timeouts.idle);
-    lb.actx_proxy = (h2o_accept_ctx_t){.ctx = &lb.ctx, .hosts = lb.hosts_proxy};
-    lb.actx_admin = (h2o_accept_ctx_t){.ctx = &lb.ctx, .hosts = lb.hosts_admin};
-    if ((lb.ls_proxy = listen_on(&lb.conf.listen, &lb.actx_proxy, err, sizeof(err))) == NULL ||
-        (lb.conf.admin.len > 0 && (lb.ls_admin = listen_on(&lb.conf.admin, &lb.actx_admin, err, sizeof(err))) == NULL)) {
+    /* one listener per worker: SO_REUSEPORT lets the kernel spread connections over them */
+    int admin_fd = -1;
+    for (unsigned i = 0; i < lb.nworkers; i++) {
+        struct worker *w = &lb.workers[i];
+        w->listen_fd = cdn_listen_tcp((const struct sockaddr *)&lb.conf.listen.ss, lb.conf.listen.len, lb.nworkers > 1,
+                                      err, sizeof(err));
+        if (w->listen_fd < 0)
+            break;
+    }
+    if (lb.workers[lb.nworkers - 1].listen_fd < 0 ||
+        (lb.conf.admin.len > 0 &&
+         (admin_fd = cdn_listen_tcp((const struct sockaddr *)&lb.conf.admin.ss, lb.conf.admin.len, 0, err, sizeof(err))) < 0)) {
         fprintf(stderr, PROG ": %s\n", err);
         if (lb.conf.pid_file)
             cdn_pidfile_remove(lb.conf.pid_file);
         return 1;
     }
+    for (unsigned i = 0; i < lb.nworkers; i++) {
+        struct worker *w = &lb.workers[i];
+        h2o_context_init(&w->ctx, w->loop, &lb.h2o);
+        h2o_timeout_init(w->loop, &w->fb_timeout, lb.conf.timeouts.first_byte);
+        h2o_timeout_init(w->loop, &w->idle_timeout, lb.conf.timeouts.idle);
+        w->actx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = lb.hosts_proxy};
+        w->ls = watch_listener(w->loop, w->listen_fd, &w->actx);
+    }
+    lb.actx_admin = (h2o_accept_ctx_t){.ctx = &lb.workers[0].ctx, .hosts = lb.hosts_admin};
+    if (admin_fd >= 0)
+        lb.ls_admin = watch_listener(lb.loop, admin_fd, &lb.actx_admin);
+    /* signals blocked before the workers start, so they inherit the mask and only the main loop sees them */
     cdn_signals_t *sigs = NULL;
     if (cdn_signals_block() != 0 || (sigs = cdn_signals_watch(lb.loop, on_signal, NULL)) == NULL) {
         fprintf(stderr, PROG ": cannot watch signals\n");
         return 1;
     }
-    char abuf[64];
-    cdn_notice("listening on %s, %zu pool(s), health checks %s", cdn_addr_str((struct sockaddr *)&lb.conf.listen.ss, abuf, sizeof(abuf)),
-               lb.npools, lb.conf.health.enabled ? "on" : "off");
-
-    int stopping = 0;
-    uint64_t deadline = 0;
-    for (;;) {
-        h2o_evloop_run(lb.loop, 100);
-        if (lb.stopping && !stopping) {
-            stopping = 1;
-            h2o_socket_read_stop(lb.ls_proxy);
-            h2o_socket_close(lb.ls_proxy);
-            h2o_context_request_shutdown(&lb.ctx);
-            deadline = now_ms() + 10000;
+    for (unsigned i = 1; i < lb.nworkers; i++)
+        if (pthread_create(&lb.workers[i].tid, NULL, worker_thread, &lb.workers[i]) != 0) {
+            fprintf(stderr, PROG ": cannot start worker thread %u\n", i);
+            __atomic_store_n(&lb.stopping, 1, __ATOMIC_RELEASE);
+            for (unsigned k = 1; k < i; k++)
+                pthread_join(lb.workers[k].tid, NULL);
+            return 1;
         }
-        if (stopping && (lb.inflight == 0 || now_ms() >= deadline))
-            break;
-    }
+    char abuf[64];
+    cdn_notice("listening on %s, %u thread(s), %zu pool(s), health checks %s",
+               cdn_addr_str((struct sockaddr *)&lb.conf.listen.ss, abuf, sizeof(abuf)), lb.nworkers, lb.npools,
+               lb.conf.health.enabled ? "on" : "off");
+
+    worker_run(&lb.workers[0]);
+    for (unsigned i = 1; i < lb.nworkers; i++)
+        pthread_join(lb.workers[i].tid, NULL);
     cdn_signals_free(sigs);
     cdn_notice("stopped");
     if (lb.conf.pid_file)

@@ -7,6 +7,7 @@
 plan 25
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
+THR="--threads ${SHOP_LB_THREADS:-1}"  # SHOP_LB_THREADS=2: the same checks on two worker loops
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
 
 # a backend that answers every request with the request's headers, and counts requests
@@ -86,7 +87,7 @@ out=$("$LB" -t -c "$T/lb-bad.yaml" 2>&1); rc=$?
 printf 'listen: 127.0.0.1:1\npools:\n  a: {algo: fastest, backends: []}\n' >"$T/lb-bad2.yaml"
 out=$("$LB" -t -c "$T/lb-bad2.yaml" 2>&1)
 like "$out" 'lb-bad2.yaml:3:[0-9]+:.*algo' "shop-lb -t: a bad value is named with its place"
-start lb "$LB" -c "$T/lb.yaml"
+start lb "$LB" $THR -c "$T/lb.yaml"
 wait_for 10 test "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$L/api/x)" = 200 2>/dev/null
 body=$(curl -s http://127.0.0.1:$L/api/hello)
 like "$body" 'GET /api/hello' "route /api/ goes to the api pool"

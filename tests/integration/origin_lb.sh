@@ -6,6 +6,7 @@
 plan 39
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
+THR="--threads ${SHOP_LB_THREADS:-1}"  # SHOP_LB_THREADS=2: the same checks on two worker loops
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
 "$APP" --generate 500 --seed 5 --db "$T/cat.db" >"$T/gen.log" 2>&1 || bail "catalog"
 
@@ -16,7 +17,7 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do wait_http http://127.0.0.1:${P[$i]}/healthz || bail "app$i did not start"; done
 L=$(free_port); A=$(free_port)
-start lb "$LB" -a 127.0.0.1:$L --admin 127.0.0.1:$A -b 127.0.0.1:${P[1]} -b http://127.0.0.1:${P[2]} \
+start lb "$LB" $THR -a 127.0.0.1:$L --admin 127.0.0.1:$A -b 127.0.0.1:${P[1]} -b http://127.0.0.1:${P[2]} \
     -b 127.0.0.1:${P[3]} --health-interval 100 --rise 2 --fall 2 --slow-start 0
 ups() { curl -s http://127.0.0.1:$A/metrics | grep -c '^shop_lb_backend_up{.*} 1$'; }
 up_is() { test "$(ups)" = "$1"; }
@@ -38,7 +39,7 @@ is "$(spread http://127.0.0.1:$L/p/1 30)" "10 10 10" "round robin: even spread"
 
 # hash-url and hash-client on a second LB over the same apps
 L2=$(free_port)
-start lb2 "$LB" -a 127.0.0.1:$L2 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+start lb2 "$LB" $THR -a 127.0.0.1:$L2 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
     --algo hash-url --health-interval 100 --slow-start 0
 wait_for 10 lb_ready $L2 || bail "lb2"
 like "$(spread http://127.0.0.1:$L2/p/7 12)" '^(12 0 0|0 12 0|0 0 12)$' "hash-url: one URL stays on one backend"
@@ -48,12 +49,12 @@ for i in $(seq 1 30); do
 done | sort | uniq -c >"$T/hash.spread"
 [ "$(wc -l <"$T/hash.spread")" -ge 2 ]; ok $? "hash-url: different URLs spread over backends"
 L3=$(free_port)
-start lb3 "$LB" -a 127.0.0.1:$L3 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+start lb3 "$LB" $THR -a 127.0.0.1:$L3 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
     --algo hash-client --health-interval 100 --slow-start 0
 wait_for 10 lb_ready $L3 || bail "lb3"
 like "$(spread http://127.0.0.1:$L3/c/books 12)" '^(12 0 0|0 12 0|0 0 12)$' "hash-client: one client stays on one backend"
 L4=$(free_port)
-start lb4 "$LB" -a 127.0.0.1:$L4 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
+start lb4 "$LB" $THR -a 127.0.0.1:$L4 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:${P[3]} \
     --algo leastconn --health-interval 100 --slow-start 0
 wait_for 10 lb_ready $L4 || bail "lb4"
 is "$(spread http://127.0.0.1:$L4/p/2 30)" "10 10 10" "least connections: ties rotate evenly"
@@ -99,7 +100,7 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$A/backen
 
 # slow start: a backend back from a drain starts at 10% of its weight
 L7=$(free_port); A7=$(free_port)
-start lb7 "$LB" -a 127.0.0.1:$L7 --admin 127.0.0.1:$A7 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[3]} \
+start lb7 "$LB" $THR -a 127.0.0.1:$L7 --admin 127.0.0.1:$A7 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[3]} \
     --health-interval 100 --slow-start 60000
 wait_for 10 lb_ready $L7 || bail "lb7"
 curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/drain >/dev/null
@@ -114,7 +115,7 @@ if command -v h2load >/dev/null; then
     start app5 "$APP" -a 127.0.0.1:$P5 --db "$T/cat.db" --name app5
     wait_http http://127.0.0.1:$P5/healthz || bail "app5"
     L8=$(free_port); A8=$(free_port)
-    start lb8 "$LB" -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 -b 127.0.0.1:${P[1]} -b 127.0.0.1:$P5 \
+    start lb8 "$LB" $THR -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 -b 127.0.0.1:${P[1]} -b 127.0.0.1:$P5 \
         --health-interval 100 --slow-start 0
     wait_for 10 lb_ready $L8 || bail "lb8"
     wait_for 10 test "$(curl -s http://127.0.0.1:$A8/metrics | grep -c '^shop_lb_backend_up{.*} 1$')" = 2 2>/dev/null
@@ -133,7 +134,7 @@ fi
 # POST is never retried; GET is: a pool with a dead address that is not health-checked
 dead=$(free_port)
 L5=$(free_port); A5=$(free_port)
-start lb5 "$LB" -a 127.0.0.1:$L5 --admin 127.0.0.1:$A5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
+start lb5 "$LB" $THR -a 127.0.0.1:$L5 --admin 127.0.0.1:$A5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
 wait_port 127.0.0.1 $L5 || bail "lb5"
 codes=$(for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' -X POST "http://127.0.0.1:$L5/api/cart?add=1"; done)
 like "$codes" '502' "POST to a dead backend: 502, not retried"
@@ -146,7 +147,7 @@ PD=$(free_port)
 start slowapp "$APP" -a 127.0.0.1:$PD --db "$T/cat.db" --delay 3000
 wait_http http://127.0.0.1:$PD/healthz || bail "slowapp"
 L9=$(free_port)
-start lb9 "$LB" -a 127.0.0.1:$L9 -b 127.0.0.1:$PD --first-byte-timeout 300 --retries 0 --health-interval 100
+start lb9 "$LB" $THR -a 127.0.0.1:$L9 -b 127.0.0.1:$PD --first-byte-timeout 300 --retries 0 --health-interval 100
 wait_for 10 lb_ready $L9 || bail "lb9"
 is "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:$L9/p/1)" 504 "first-byte timeout: 504"
 like "$(curl -s -D - -o /dev/null http://127.0.0.1:$L/nope | head -n1)" '^HTTP/1.1 404 Not Found' "a backend's 404 keeps its reason phrase"
@@ -154,7 +155,7 @@ is "$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_co
 
 # all backends down: 503 with a reason, at once
 L6=$(free_port)
-start lb6 "$LB" -a 127.0.0.1:$L6 -b 127.0.0.1:$dead --health-interval 100
+start lb6 "$LB" $THR -a 127.0.0.1:$L6 -b 127.0.0.1:$dead --health-interval 100
 wait_port 127.0.0.1 $L6 || bail "lb6"
 is "$(curl -s --max-time 5 -o "$T/503.body" -w '%{http_code}' http://127.0.0.1:$L6/p/1)" 503 "all down: 503 at once"
 like "$(cat "$T/503.body")" "no healthy backend in pool 'default'" "all down: the reason in the body"
