@@ -1380,9 +1380,16 @@ static void worker_run(struct worker *w)
     }
 }
 
+static unsigned workers_done; /* atomic */
+
+/* A worker that is done stays parked until the process exits: h2o 2.2.5 keeps recycled memory in
+ * thread-locals it cannot free, which would be lost (and reported by LeakSanitizer) on thread exit. */
 static void *worker_thread(void *arg)
 {
     worker_run(arg);
+    __atomic_add_fetch(&workers_done, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pause(); /* every signal is blocked here: only exit() ends it */
     return NULL;
 }
 
@@ -1682,8 +1689,8 @@ int main(int argc, char **argv)
         if (pthread_create(&lb.workers[i].tid, NULL, worker_thread, &lb.workers[i]) != 0) {
             fprintf(stderr, PROG ": cannot start worker thread %u\n", i);
             __atomic_store_n(&lb.stopping, 1, __ATOMIC_RELEASE);
-            for (unsigned k = 1; k < i; k++)
-                pthread_join(lb.workers[k].tid, NULL);
+            while (__atomic_load_n(&workers_done, __ATOMIC_ACQUIRE) < i - 1)
+                usleep(10000);
             return 1;
         }
     char abuf[64];
@@ -1692,8 +1699,8 @@ int main(int argc, char **argv)
                lb.conf.health.enabled ? "on" : "off");
 
     worker_run(&lb.workers[0]);
-    for (unsigned i = 1; i < lb.nworkers; i++)
-        pthread_join(lb.workers[i].tid, NULL);
+    while (__atomic_load_n(&workers_done, __ATOMIC_ACQUIRE) < lb.nworkers - 1)
+        usleep(10000); /* each worker is done within its own 10 s drain deadline */
     cdn_signals_free(sigs);
     cdn_notice("stopped");
     if (lb.conf.pid_file)

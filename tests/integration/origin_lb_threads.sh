@@ -4,7 +4,7 @@
 # drain reaches every thread at once, a killed app under load costs no GET, a SIGHUP reload
 # reaches every thread. Each check asserts that both threads served requests.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 12
+plan 13
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 [ -x "$APP" ] && [ -x "$LB" ] || bail "shop-app / shop-lb are not built"
@@ -110,3 +110,5 @@ sed -i "s/{addr: 127.0.0.1:${P[2]}}, //" "$T/lb.yaml"
 kill -HUP "$pid_lbc"
 wait_for 5 grep -q 'reloaded' "$T/lbc.log" || diag "no reload line"
 is "$(spread http://$LC/p/4 20)" "0 0 20" "after SIGHUP: every thread sends only to the remaining backend"
+stop lb TERM
+is "$?" 0 "SIGTERM with two threads: both drain, shop-lb exits 0"
