@@ -23,7 +23,9 @@
 struct edge_conf {
     const char *name;            /* Cache-Status cache name suffix: "cdn-edge-<name>" */
     const char *origin;          /* the default vhost's origin (-b / top-level origin), or NULL */
-    struct edge_vhosts vhosts;   /* Host -> origin and parents */
+    struct edge_vhosts *vhosts;  /* Host -> origin and parents; an atomic pointer that a SIGHUP
+                                    reload swaps (old tables are kept until exit: fetches in
+                                    flight point into them) */
     uint64_t parent_retry_ms;    /* a parent that refused is skipped this long */
     const char *served_by;       /* X-Served-By value, or NULL */
     struct edge_key_conf key;
@@ -51,6 +53,8 @@ struct edge_server {
         *m_purged, *m_corrupt, *m_latency, *m_stored;
     cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */
     cdn_series_t *m_expired;         /* objects removed by the expiry sweep */
+    cdn_series_t *m_parent_5xx;      /* parent 5xx/508 answers passed over for the next upstream */
+    cdn_series_t *m_check_down;      /* parents marked down by the active health check */
 };
 
 struct edge_worker {

@@ -88,6 +88,7 @@ struct fetch {
     /* max_fetches: a slot of vh's origin while the origin request runs, or a place in the
      * worker's queue (deadline: the connect timeout) */
     int slot, queued, busy;
+    int parent_status;        /* a parent's 5xx/508 that sends the fetch to the next upstream */
     h2o_linklist_t qlink;
     uint64_t q_deadline, q_since;
 };
@@ -890,10 +891,28 @@ static int unwanted(struct fetch *f)
     return (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters);
 }
 
+/* 1 when the fetch could go to another upstream after this one: another parent that is up and
+ * not tried, or the origin (unless parent_only); and the request may be sent again (a cache fill,
+ * or a safe method whose client is still there). */
+static int has_next_upstream(struct fetch *f)
+{
+    const struct edge_vhost *vh = f->vh;
+    int safe = f->rq.method == EDGE_M_GET || f->rq.method == EDGE_M_HEAD || f->rq.method == EDGE_M_OPTIONS;
+    if (!f->collapsible && (!safe || f->owner == NULL))
+        return 0;
+    return edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) >= 0 || !vh->parent_only;
+}
+
 static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
                          size_t n, void *data)
 {
     struct fetch *f = data;
+    /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
+     * upstream to ask: abort this response, on_fetch_done sends the fetch on */
+    if (f->parent >= 0 && status >= 500 && !f->head_done && has_next_upstream(f)) {
+        f->parent_status = status;
+        return 1;
+    }
     f->refs++;
     f->in_cb = 1;
     int r = fetch_head(hr, status, version, h, n, f) || unwanted(f);
@@ -948,11 +967,18 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     slot_put(f);
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
-    if (errstr != NULL && !f->head_done && f->parent >= 0 && connect_failed(hr, errstr)) {
+    if (errstr != NULL && !f->head_done && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
         struct edge_parent *p = &f->vh->parents[f->parent];
-        edge_parent_mark_down(p, cdn_now_ms(), s->conf.parent_retry_ms);
-        cdn_counter_inc(s->m_parent_down);
-        cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
+        if (f->parent_status) {
+            /* it is up (it answered): not marked down, only passed over for this request */
+            cdn_counter_inc(s->m_parent_5xx);
+            cdn_info("parent %s answered %d; asking the next upstream", p->url, f->parent_status);
+            f->parent_status = 0;
+        } else {
+            edge_parent_mark_down(p, cdn_now_ms(), s->conf.parent_retry_ms);
+            cdn_counter_inc(s->m_parent_down);
+            cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
+        }
         if ((f->collapsible || f->owner != NULL) &&
             fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
                        f->collapsible ? 0 : f->owner->req->entity.len) == 0)
@@ -1705,17 +1731,28 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
     set_request_id(c);
-    if ((c->vh = edge_vhost_match(&s->conf.vhosts, req->authority.base, req->authority.len)) == NULL) {
-        char body[EDGE_HOST_MAX + 64];
-        snprintf(body, sizeof(body), "no virtual host for '%.*s' on this edge",
-                 (int)(req->authority.len < EDGE_HOST_MAX ? req->authority.len : EDGE_HOST_MAX), req->authority.base);
-        send_error_detail(c, 421, "Misdirected Request", "detail=no-vhost", body);
-        return 0;
-    }
     if (check_loop(c) < 0) {
         cdn_counter_inc(s->m_loop);
         send_error_detail(c, 508, "Loop Detected", "detail=loop",
                           "loop detected: this request already passed through this edge (CDN-Loop)");
+        return 0;
+    }
+    /* a child edge's health check of us (health.h): answered here, whatever the Host */
+    if (c->internal && (c->method == EDGE_M_GET || c->method == EDGE_M_HEAD) &&
+        h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/healthz"))) {
+        c->finished = 1;
+        req->res.status = 200;
+        req->res.reason = "OK";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+        h2o_send_inline(req, H2O_STRLIT("ok\n"));
+        return 0;
+    }
+    const struct edge_vhosts *vs = __atomic_load_n(&s->conf.vhosts, __ATOMIC_ACQUIRE);
+    if ((c->vh = edge_vhost_match(vs, req->authority.base, req->authority.len)) == NULL) {
+        char body[EDGE_HOST_MAX + 64];
+        snprintf(body, sizeof(body), "no virtual host for '%.*s' on this edge",
+                 (int)(req->authority.len < EDGE_HOST_MAX ? req->authority.len : EDGE_HOST_MAX), req->authority.base);
+        send_error_detail(c, 421, "Misdirected Request", "detail=no-vhost", body);
         return 0;
     }
     if (build_key(c) < 0) {

@@ -24,6 +24,7 @@
 #include "cdn/loop.h"
 #include "cdn/proc.h"
 #include "edge/edge.h"
+#include "edge/health.h"
 #include "edge/vhconf.h"
 
 #define MAX_LISTEN 8
@@ -49,6 +50,14 @@ static struct {
     int parent_only;
     unsigned max_fetches;
     struct cdn_conf_list file_vhosts;
+    const char *config;          /* -c FILE, re-read on SIGHUP */
+    struct {                     /* the command line's share, before the file (for reloads) */
+        const char *origin;
+        size_t nparents;
+        int parent_only;
+        unsigned max_fetches;
+    } cli;
+    struct edge_health_conf health;
 } opt;
 
 static struct edge_server srv;
@@ -92,6 +101,22 @@ static void worker_dispose(struct worker_thread *t)
         edge_idmap_free(&t->w.fetches);
     }
     h2o_evloop_run(loop, 0); /* frees the sockets closed above */
+    /* idle keep-alive connections (clients, a child's health checks) are still open: expire
+     * their timeouts now, which closes them (h2o 2.2.5 has no call that closes them all) */
+    h2o_context_t *ctx = &t->w.ctx;
+    h2o_timeout_t *tos[] = {&ctx->zero_timeout, &ctx->one_sec_timeout, &ctx->hundred_ms_timeout,
+                            &ctx->handshake_timeout, &ctx->http1.req_timeout, &ctx->http2.idle_timeout,
+                            &ctx->http2.graceful_shutdown_timeout};
+    for (int round = 0; round < 8 && !(h2o_linklist_is_empty(&ctx->http1._conns) &&
+                                       h2o_linklist_is_empty(&ctx->http2._conns)); round++) {
+        for (size_t i = 0; i < sizeof(tos) / sizeof(tos[0]); i++)
+            h2o_timeout_run(loop, tos[i], UINT64_MAX / 2);
+        h2o_evloop_run(loop, 0);
+    }
+    if (!h2o_linklist_is_empty(&ctx->http1._conns) || !h2o_linklist_is_empty(&ctx->http2._conns)) {
+        cdn_warn("worker: connections still busy at exit; their memory is left to the OS");
+        return;
+    }
     /* h2o 2.2.5: h2o_context_request_shutdown links this entry and nothing unlinks it, and
      * h2o_context_dispose asserts that its timeouts are empty */
     if (h2o_timeout_is_linked(&t->w.ctx.http2._graceful_shutdown_timeout))
@@ -262,6 +287,8 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_corrupt = cdn_metric_plain(cdn_metrics_counter(m, "edge_corrupt_objects_total", "Stored objects that failed their checksum", NULL));
     s->m_queued = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_queued_total", "Origin fetches that waited for a max_fetches slot", NULL));
     s->m_busy = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_busy_total", "Origin fetches refused with 503: no max_fetches slot within the connect timeout", NULL));
+    s->m_parent_5xx = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_errors_total", "Parent answers 5xx/508 passed over for the next parent or the origin", NULL));
+    s->m_check_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_check_down_total", "Times the active health check marked a parent down", NULL));
     s->m_expired = cdn_metric_plain(cdn_metrics_counter(m, "edge_expired_total", "Objects removed by the expiry sweep (stale beyond their stale-while-revalidate/stale-if-error windows)", NULL));
     s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
     s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
@@ -272,6 +299,7 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, NULL);
 }
 
+static void reload_vhosts(void);
 static void on_signal(int signo, void *data)
 {
     if (signo == SIGTERM || signo == SIGINT)
@@ -280,6 +308,7 @@ static void on_signal(int signo, void *data)
         cdn_log_reopen();
         if (srv.alog)
             cdn_alog_reopen(srv.alog);
+        reload_vhosts();
     }
 }
 
@@ -307,6 +336,8 @@ static void usage(FILE *f)
             "      --parent URL         parent (shield) edge; repeatable (rendezvous hashing by key)\n"
             "      --parent-only        never go to the origin directly (502 when no parent is up)\n"
             "      --parent-retry MS    skip a parent that refused connections this long (default 10000)\n"
+            "      --parent-check MS    GET /healthz on each parent this often (default 5000; 0: off);\n"
+            "                           2 failures in a row mark it down, 2 successes up again\n"
             "      --served-by NAME     add X-Served-By: NAME to every response\n"
             "      --tls ADDR:PORT      TLS listener (ALPN h2, http/1.1); needs --cert and --key\n"
             "      --cert FILE, --key FILE\n"
@@ -351,11 +382,52 @@ static int add_listen(const char *s, int tls)
 
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
-    const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by;
+    const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
+        *parent_check_path;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
-    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, connect_timeout, timeout, heuristic_max, parent_retry;
-    long long workers, max_fetches;
+    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, connect_timeout, timeout, heuristic_max, parent_retry,
+        parent_check_interval, parent_check_timeout;
+    long long workers, max_fetches, parent_check_rise, parent_check_fall;
     int sort_params, store_set_cookie, parent_only;
+};
+
+static const cdn_conf_field_t conf_fields[] = {
+    {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
+    {"origin", CDN_CT_STR, offsetof(struct file_conf, origin)},
+    {"parents", CDN_CT_STRLIST, offsetof(struct file_conf, parents)},
+    {"parent_only", CDN_CT_BOOL, offsetof(struct file_conf, parent_only)},
+    {"parent_retry", CDN_CT_DURATION, offsetof(struct file_conf, parent_retry)},
+    {"served_by", CDN_CT_STR, offsetof(struct file_conf, served_by)},
+    {"parent_check_interval", CDN_CT_DURATION, offsetof(struct file_conf, parent_check_interval)},
+    {"parent_check_timeout", CDN_CT_DURATION, offsetof(struct file_conf, parent_check_timeout)},
+    {"parent_check_rise", CDN_CT_INT, offsetof(struct file_conf, parent_check_rise), 0, 1, 100},
+    {"parent_check_fall", CDN_CT_INT, offsetof(struct file_conf, parent_check_fall), 0, 1, 100},
+    {"parent_check_path", CDN_CT_STR, offsetof(struct file_conf, parent_check_path)},
+    {"vhosts", CDN_CT_CUSTOM, offsetof(struct file_conf, vhosts), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_vhconf_decode},
+    {"listen", CDN_CT_STRLIST, offsetof(struct file_conf, listen)},
+    {"tls_listen", CDN_CT_STRLIST, offsetof(struct file_conf, tls_listen)},
+    {"cert", CDN_CT_STR, offsetof(struct file_conf, cert)},
+    {"key", CDN_CT_STR, offsetof(struct file_conf, key)},
+    {"admin", CDN_CT_STR, offsetof(struct file_conf, admin)},
+    {"dir", CDN_CT_STR, offsetof(struct file_conf, dir)},
+    {"pid_file", CDN_CT_STR, offsetof(struct file_conf, pid_file)},
+    {"ram", CDN_CT_SIZE, offsetof(struct file_conf, ram)},
+    {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
+    {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
+    {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
+    {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
+    {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
+    {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
+    {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
+    {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
+    {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
+    {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
+    {"store_set_cookie", CDN_CT_BOOL, offsetof(struct file_conf, store_set_cookie)},
+    {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
+    {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
+    {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
+    {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
+    {NULL},
 };
 
 /* The config document: decoded strings point into it, so it lives until exit. */
@@ -368,39 +440,6 @@ static void conf_doc_free(void)
 
 static int load_config(const char *path, char *err, size_t errlen)
 {
-    static const cdn_conf_field_t fields[] = {
-        {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
-        {"origin", CDN_CT_STR, offsetof(struct file_conf, origin)},
-        {"parents", CDN_CT_STRLIST, offsetof(struct file_conf, parents)},
-        {"parent_only", CDN_CT_BOOL, offsetof(struct file_conf, parent_only)},
-        {"parent_retry", CDN_CT_DURATION, offsetof(struct file_conf, parent_retry)},
-        {"served_by", CDN_CT_STR, offsetof(struct file_conf, served_by)},
-        {"vhosts", CDN_CT_CUSTOM, offsetof(struct file_conf, vhosts), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_vhconf_decode},
-        {"listen", CDN_CT_STRLIST, offsetof(struct file_conf, listen)},
-        {"tls_listen", CDN_CT_STRLIST, offsetof(struct file_conf, tls_listen)},
-        {"cert", CDN_CT_STR, offsetof(struct file_conf, cert)},
-        {"key", CDN_CT_STR, offsetof(struct file_conf, key)},
-        {"admin", CDN_CT_STR, offsetof(struct file_conf, admin)},
-        {"dir", CDN_CT_STR, offsetof(struct file_conf, dir)},
-        {"pid_file", CDN_CT_STR, offsetof(struct file_conf, pid_file)},
-        {"ram", CDN_CT_SIZE, offsetof(struct file_conf, ram)},
-        {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
-        {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
-        {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
-        {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
-        {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
-        {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
-        {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
-        {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
-        {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
-        {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
-        {"store_set_cookie", CDN_CT_BOOL, offsetof(struct file_conf, store_set_cookie)},
-        {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
-        {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
-        {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
-        {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
-        {NULL},
-    };
     cdn_conf_err_t cerr;
     cdn_conf_t *c = conf_doc = cdn_conf_load_file(path, &cerr);
     if (c == NULL) {
@@ -408,12 +447,14 @@ static int load_config(const char *path, char *err, size_t errlen)
         return -1;
     }
     struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
+                           .parent_check_interval = opt.health.interval_ms, .parent_check_timeout = opt.health.timeout_ms,
+                           .parent_check_rise = opt.health.rise, .parent_check_fall = opt.health.fall,
                            .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .range_fetch_above = srv.conf.range_fetch_above,
                            .expire_sweep = srv.conf.expire_sweep_ms,
                            .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
-    if (cdn_conf_decode(c, cdn_conf_root(c), fields, &fc, &cerr) < 0) {
+    if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
         conf_doc_free();
         return -1;
@@ -452,6 +493,11 @@ static int load_config(const char *path, char *err, size_t errlen)
         opt.parents[opt.nparents++] = ((const char **)fc.parents.items)[i];
     opt.parent_only = fc.parent_only;
     opt.max_fetches = (unsigned)fc.max_fetches;
+    opt.health.interval_ms = fc.parent_check_interval;
+    opt.health.timeout_ms = fc.parent_check_timeout;
+    opt.health.rise = (unsigned)fc.parent_check_rise;
+    opt.health.fall = (unsigned)fc.parent_check_fall;
+    opt.health.path = fc.parent_check_path ? fc.parent_check_path : opt.health.path;
     opt.file_vhosts = fc.vhosts;
     srv.conf.parent_retry_ms = fc.parent_retry;
     srv.conf.served_by = fc.served_by ? fc.served_by : srv.conf.served_by;
@@ -474,6 +520,58 @@ static int load_config(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Vhost tables replaced by a reload: fetches in flight may still point into them, so they are
+ * freed only at exit. */
+static struct retired_vhosts {
+    struct edge_vhosts *vs;
+    struct retired_vhosts *next;
+} *retired;
+static struct edge_health *health;
+
+/* SIGHUP: re-reads the config file and swaps in a new vhost table (origin, vhosts, parents,
+ * parent_only, max_fetches; other settings need a restart). On any error the running table
+ * stays and the error (file:line:col where the document has one) is logged. */
+static void reload_vhosts(void)
+{
+    if (opt.config == NULL) {
+        cdn_notice("SIGHUP: no config file (-c) to reload");
+        return;
+    }
+    cdn_conf_err_t cerr;
+    char err[512];
+    cdn_conf_t *c = cdn_conf_load_file(opt.config, &cerr);
+    struct file_conf fc = {.parent_only = opt.cli.parent_only, .max_fetches = opt.cli.max_fetches};
+    if (c == NULL || cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
+        cdn_err("reload failed, keeping the running vhosts: %s", cerr.msg);
+        cdn_conf_free(c);
+        return;
+    }
+    const char *parents[2 * EDGE_MAX_PARENTS];
+    size_t np = 0;
+    for (size_t i = 0; i < opt.cli.nparents && np < 2 * EDGE_MAX_PARENTS; i++)
+        parents[np++] = opt.parents[i];
+    for (size_t i = 0; i < fc.parents.n && np < 2 * EDGE_MAX_PARENTS; i++)
+        parents[np++] = ((const char **)fc.parents.items)[i];
+    struct edge_vhosts *nv = calloc(1, sizeof(*nv));
+    struct retired_vhosts *r = malloc(sizeof(*r));
+    if (nv == NULL || r == NULL ||
+        edge_vhosts_build(nv, &fc.vhosts, fc.origin ? fc.origin : opt.cli.origin, parents, np, fc.parent_only,
+                          (unsigned)fc.max_fetches, err, sizeof(err)) < 0) {
+        cdn_err("reload failed, keeping the running vhosts: %s: %s", opt.config, nv && r ? err : "out of memory");
+        free(nv);
+        free(r);
+        cdn_conf_free(c);
+        return;
+    }
+    cdn_conf_free(c); /* the table owns copies of what it keeps */
+    r->vs = __atomic_exchange_n(&srv.conf.vhosts, nv, __ATOMIC_ACQ_REL);
+    r->next = retired;
+    retired = r;
+    if (health != NULL)
+        edge_health_set(health, nv);
+    cdn_notice("reloaded %s: %zu vhost names%s", opt.config, nv->n, nv->dflt ? " and a default" : "");
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -486,7 +584,8 @@ int main(int argc, char **argv)
         {"config", 1, NULL, 'c'},  {"test", 0, NULL, 't'},       {"log-level", 1, NULL, 'l'},
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
-        {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
+        {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
     int ndrop = 0, loglevel = CDN_LOG_INFO;
@@ -500,6 +599,8 @@ int main(int argc, char **argv)
     srv.conf.timeout_ms = 30000;
     srv.conf.parent_retry_ms = 10000;
     srv.conf.expire_sweep_ms = 60000;
+    opt.health = (struct edge_health_conf){.interval_ms = 5000, .timeout_ms = 1000, .rise = 2, .fall = 2,
+                                           .path = "/healthz"};
     edge_fresh_conf_default(&srv.conf.fresh);
     srv.conf.key.drop_params = drop;
     opt.ram_bytes = 256ULL << 20;
@@ -569,6 +670,7 @@ int main(int argc, char **argv)
         case 17: srv.conf.expire_sweep_ms = strtoull(optarg, NULL, 10); break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
+        case 18: opt.health.interval_ms = strtoull(optarg, NULL, 10); break;
         case 't': opt.test_only = 1; break;
         case 'l':
             if ((loglevel = cdn_log_level_parse(optarg)) < 0) {
@@ -582,6 +684,11 @@ int main(int argc, char **argv)
         }
     }
     cdn_log_open("cdn-edge", NULL, (enum cdn_log_level)loglevel);
+    opt.config = config;
+    opt.cli.origin = srv.conf.origin;
+    opt.cli.nparents = opt.nparents;
+    opt.cli.parent_only = opt.parent_only;
+    opt.cli.max_fetches = opt.max_fetches;
     if (config != NULL && load_config(config, err, sizeof(err)) < 0) {
         fprintf(stderr, "cdn-edge: %s\n", err);
         return 1;
@@ -592,8 +699,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (opt.nparents > EDGE_MAX_PARENTS ||
-        edge_vhosts_build(&srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
+    if (opt.nparents > EDGE_MAX_PARENTS || (srv.conf.vhosts = calloc(1, sizeof(*srv.conf.vhosts))) == NULL ||
+        edge_vhosts_build(srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
                           opt.parent_only, opt.max_fetches, err, sizeof(err)) < 0) {
         fprintf(stderr, "cdn-edge: %s\n", opt.nparents > EDGE_MAX_PARENTS ? "too many parents" : err);
         return 2;
@@ -618,7 +725,8 @@ int main(int argc, char **argv)
     }
     if (opt.test_only) {
         printf("cdn-edge: configuration ok\n");
-        edge_vhosts_free(&srv.conf.vhosts);
+        edge_vhosts_free(srv.conf.vhosts);
+        free(srv.conf.vhosts);
         conf_doc_free();
         SSL_CTX_free(ssl_ctx);
         return 0;
@@ -701,11 +809,19 @@ int main(int argc, char **argv)
     cdn_timer_t *sweep = NULL;
     if (srv.conf.expire_sweep_ms > 0 && (sweep = cdn_timer_new(actx.loop, on_sweep, NULL)) != NULL)
         cdn_timer_start(sweep, srv.conf.expire_sweep_ms);
+    if (opt.health.interval_ms > 0) {
+        opt.health.cache_name = srv.cache_name;
+        if ((health = edge_health_new(actx.loop, &opt.health, srv.m_check_down, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "cdn-edge: parent checks: %s\n", err);
+            return 1;
+        }
+        edge_health_set(health, srv.conf.vhosts);
+    }
     for (int k = 0; k < nw; k++)
         pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
     char a0[64];
-    cdn_notice("serving %zu vhost names%s on %s (%d workers, store %s)", srv.conf.vhosts.n,
-               srv.conf.vhosts.dflt ? " and a default" : "",
+    cdn_notice("serving %zu vhost names%s on %s (%d workers, store %s)", srv.conf.vhosts->n,
+               srv.conf.vhosts->dflt ? " and a default" : "",
                cdn_addr_str((struct sockaddr *)&opt.listen[0].ss, a0, sizeof(a0)), nw, opt.dir);
     while (!stopping)
         h2o_evloop_run(actx.loop, 200);
@@ -720,6 +836,8 @@ int main(int argc, char **argv)
     cdn_signals_free(sigs);
     if (sweep != NULL)
         cdn_timer_free(sweep);
+    edge_health_free(health);
+    health = NULL;
     h2o_evloop_run(actx.loop, 0);
     h2o_multithread_queue_t *aq = actx.queue;
     h2o_context_dispose(&actx);
@@ -734,7 +852,15 @@ int main(int argc, char **argv)
         cdn_alog_close(srv.alog);
     cdn_metrics_free(srv.metrics);
     edge_handler_global_free();
-    edge_vhosts_free(&srv.conf.vhosts);
+    edge_vhosts_free(srv.conf.vhosts);
+    free(srv.conf.vhosts);
+    while (retired != NULL) {
+        struct retired_vhosts *n = retired->next;
+        edge_vhosts_free(retired->vs);
+        free(retired->vs);
+        free(retired);
+        retired = n;
+    }
     conf_doc_free();
     if (ssl_ctx != NULL)
         SSL_CTX_free(ssl_ctx);

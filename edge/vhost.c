@@ -116,6 +116,7 @@ void edge_parent_init(struct edge_parent *p, const char *url)
     p->url = url;
     p->id = h;
     p->down_until_ms = 0;
+    p->check_down = 0;
 }
 
 void edge_parent_order(const struct edge_parent *p, size_t n, uint64_t key_id, size_t *order)
@@ -146,7 +147,7 @@ int edge_parent_pick(const struct edge_parent *p, size_t n, uint64_t key_id, uin
     for (size_t i = 0; i < n; i++) {
         size_t k = order[i];
         uint64_t down = __atomic_load_n(&p[k].down_until_ms, __ATOMIC_RELAXED);
-        if (!(tried & (1u << k)) && down <= now_ms)
+        if (!(tried & (1u << k)) && down <= now_ms && !__atomic_load_n(&p[k].check_down, __ATOMIC_RELAXED))
             return (int)k;
     }
     return -1;
@@ -155,4 +156,26 @@ int edge_parent_pick(const struct edge_parent *p, size_t n, uint64_t key_id, uin
 void edge_parent_mark_down(struct edge_parent *p, uint64_t now_ms, uint64_t for_ms)
 {
     __atomic_store_n(&p->down_until_ms, now_ms + for_ms, __ATOMIC_RELAXED);
+}
+
+int edge_health_step(struct edge_health_state *st, int ok, unsigned rise, unsigned fall)
+{
+    if (ok) {
+        st->bad = 0;
+        if (st->good < UINT32_MAX)
+            st->good++;
+        if (st->down && st->good >= (rise ? rise : 1)) {
+            st->down = 0;
+            return 1;
+        }
+    } else {
+        st->good = 0;
+        if (st->bad < UINT32_MAX)
+            st->bad++;
+        if (!st->down && st->bad >= (fall ? fall : 1)) {
+            st->down = 1;
+            return -1;
+        }
+    }
+    return 0;
 }

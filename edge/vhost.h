@@ -7,7 +7,8 @@
  *
  * Parents: rendezvous (highest random weight) hashing of the cache key over the vhost's parents,
  * so each key has one home parent and losing a parent moves only that parent's keys. A parent that
- * refused a connection is skipped until its `down_until_ms` (shared by all threads, atomic).
+ * refused a connection is skipped until its `down_until_ms` (shared by all threads, atomic), and
+ * one the active health check found down (`check_down`) until the check finds it up again.
  *
  * Pure except for the parents' down marks; functions that depend on time take `now_ms`. */
 #ifndef EDGE_VHOST_H
@@ -23,6 +24,7 @@ struct edge_parent {
     const char *url;                /* "http://127.0.0.1:9001" (no trailing slash) */
     uint64_t id;                    /* hash of url: its rendezvous identity */
     uint64_t down_until_ms;         /* atomic; 0 = up */
+    int check_down;                 /* atomic; set by the active health check (health.h) */
 };
 
 struct edge_vhost {
@@ -59,9 +61,18 @@ void edge_parent_init(struct edge_parent *p, const char *url);
 /* Rendezvous order of the parents for a key hash: order[0] is the key's home parent. */
 void edge_parent_order(const struct edge_parent *p, size_t n, uint64_t key_id, size_t *order);
 
-/* The first parent in rendezvous order that is up at now_ms and not in tried (bit i = parent i
- * already tried for this request), or -1. */
+/* The first parent in rendezvous order that is up at now_ms (neither marked down nor down by its
+ * health check) and not in tried (bit i = parent i already tried for this request), or -1. */
 int edge_parent_pick(const struct edge_parent *p, size_t n, uint64_t key_id, uint64_t now_ms, uint32_t tried);
+
+/* A parent's active health check state and its pure rule (health.h): returns +1 when this result
+ * marks the parent up, -1 when it marks it down, 0 otherwise. `fall` failures in a row mark an up
+ * parent down, `rise` successes in a row mark a down one up (0 counts as 1). */
+struct edge_health_state {
+    int down;
+    unsigned good, bad;    /* results in a row */
+};
+int edge_health_step(struct edge_health_state *st, int ok, unsigned rise, unsigned fall);
 
 /* Marks a parent down until now_ms + for_ms (thread-safe). */
 void edge_parent_mark_down(struct edge_parent *p, uint64_t now_ms, uint64_t for_ms);

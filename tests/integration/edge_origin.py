@@ -5,6 +5,7 @@ reached the origin and what the edge sent upstream.
 
   /_count?p=/x     -> number of requests for /x        /_last?p=/x -> JSON of its last request headers
   /_bytes?p=/x     -> body bytes sent for /x
+  /_sick?on=1|0    -> while sick, /healthz and every other path answer 503 (a failing parent)
   /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
@@ -34,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 counts = {}
 last = {}
 conc = {"now": 0, "max": 0}
+sick = [False]
 sent = {}
 lock = threading.Lock()
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -77,6 +79,9 @@ class H(BaseHTTPRequestHandler):
             with lock:
                 n = sent.get(p, 0)
             return self.send(200, [("Content-Type", "text/plain")], str(n).encode())
+        if path == "/_sick":
+            sick[0] = "on=1" in self.path
+            return self.send(200, [("Content-Type", "text/plain")], b"sick\n" if sick[0] else b"well\n")
         if path == "/_maxconc":
             with lock:
                 m = conc["max"]
@@ -103,6 +108,8 @@ class H(BaseHTTPRequestHandler):
                           "body_len": len(body_in)}
         body = ("body of %s #%d\n" % (path, n)).encode()
         h = [("Content-Type", "text/plain"), ("X-Body-Len", str(len(body_in)))]
+        if sick[0]:
+            return self.send(503, h, b"sick\n")
         inm = self.headers.get("If-None-Match")
         if path.startswith("/max60/") or path.startswith("/slow/"):
             if path.startswith("/slow/"):
