@@ -348,16 +348,10 @@ static uint64_t full_length(int status, const struct edge_hdr *h, size_t n, uint
     if (status == 200)
         return clen != UINT64_MAX ? clen : 0;
     int i = status == 206 ? edge_hdr_find(h, n, "content-range", 0) : -1;
-    if (i < 0)
+    uint64_t first, last, total;
+    if (i < 0 || edge_content_range_parse(h[i].value, h[i].value_len, &first, &last, &total) < 0)
         return 0;
-    const char *v = h[i].value, *e = v + h[i].value_len;
-    while (v < e && *v != '/')
-        v++;
-    uint64_t t = 0;
-    int digits = 0;
-    for (v++; v < e && *v >= '0' && *v <= '9' && digits < 19; v++, digits++)
-        t = t * 10 + (uint64_t)(*v - '0');
-    return digits > 0 && v == e ? t : 0;
+    return total;
 }
 
 /* --- serving a stored object --- */

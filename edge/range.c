@@ -86,3 +86,31 @@ int edge_range_parse(const char *s, size_t len, uint64_t size, uint64_t *first, 
     *last = l0;
     return EDGE_RANGE_OK;
 }
+
+int edge_content_range_parse(const char *s, size_t len, uint64_t *first, uint64_t *last, uint64_t *total)
+{
+    const char *p = s, *end = s + len;
+    while (p < end && ows(*p))
+        p++;
+    if (end - p < 6 || strncasecmp(p, "bytes", 5) != 0 || !ows(p[5]))
+        return -1;
+    p += 6;
+    while (p < end && ows(*p))
+        p++;
+    uint64_t f = UINT64_MAX, l = UINT64_MAX, t;
+    if (p < end && *p == '*') {
+        p++;
+    } else if (digits(&p, end, &f) < 0 || p == end || *p++ != '-' || digits(&p, end, &l) < 0 || f > l) {
+        return -1;
+    }
+    if (p == end || *p++ != '/' || digits(&p, end, &t) < 0)
+        return -1;
+    while (p < end && ows(*p))
+        p++;
+    if (p != end || (l != UINT64_MAX && l >= t))
+        return -1;
+    *first = f;
+    *last = l;
+    *total = t;
+    return 0;
+}

@@ -1,4 +1,5 @@
-/* libFuzzer harness: the Range header parser (edge/range.c); the first byte picks the size. */
+/* libFuzzer harness: the Range and Content-Range parsers (edge/range.c); the first byte picks the
+ * object size for Range. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -13,5 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (edge_range_parse((const char *)data + 1, size - 1, osize, &f, &l) == EDGE_RANGE_OK &&
         (f > l || l >= osize))
         abort(); /* a satisfiable range always lies inside the object */
+    uint64_t t;
+    if (edge_content_range_parse((const char *)data + 1, size - 1, &f, &l, &t) == 0 &&
+        (f != UINT64_MAX || l != UINT64_MAX) && (f > l || l >= t))
+        abort(); /* an accepted Content-Range always lies inside its total */
     return 0;
 }
