@@ -20,9 +20,9 @@ E=http://127.0.0.1:$EP
 count() { curl -s "$O/_count?p=$1"; }
 metric() { curl -s "http://127.0.0.1:$AP/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-# two max-age=1 objects without stale windows, one with stale-if-error=600, one max-age=60
+# two max-age=2 objects without stale windows, one with stale-if-error=600, one max-age=60
 for p in /short/a /short/b /sie/c /max60/d; do curl -s -o /dev/null "$E$p"; done
-is "$(metric edge_disk_objects)" 4 "four objects stored"
+is "$(metric edge_stored_objects_total)" 4 "four objects stored"
 expired_is() { test "$(metric edge_expired_total)" = "$1"; }
 wait_for 10 expired_is 2; ok $? "the sweep removed the two expired ones"
 is "$(metric edge_disk_objects)" 2 "two left in RocksDB"

@@ -39,7 +39,8 @@ wait "${cp[@]}"
 is "$(cat "$T"/q?.code | sort | uniq -c | awk '{print $1 "x" $2}')" "4x200" "max_fetches 2: all four answered 200"
 is "$(cat "$T/q4")" "body of /slow/q4" "with the right body"
 is "$(curl -s "$O/_maxconc")" 2 "the origin never had more than two requests from the edge at once"
-is "$(metric "$AA" edge_fetch_queued_total)" 2 "two fetches waited for a slot"
+q=$(metric "$AA" edge_fetch_queued_total)
+ok $([ "$q" -ge 1 ] && [ "$q" -le 2 ]; echo $?) "fetches beyond the limit waited for a slot ($q; 2 unless a client came late)"
 
 # max_fetches 1 and a 300 ms connect timeout: the second slow miss gives up with 503
 cp=()

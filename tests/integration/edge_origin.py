@@ -13,7 +13,7 @@ reached the origin and what the edge sent upstream.
   /reval/...       -> max-age=1, ETag "r1"; If-None-Match "r1" -> 304 with max-age=60, X-Refreshed
   /sie/...         -> max-age=1, stale-if-error=600, ETag
   /swr/...         -> max-age=1, stale-while-revalidate=60; body counts requests
-  /short/...       -> max-age=1 (no stale windows, no validators)
+  /short/...       -> max-age=2 (no stale windows, no validators)
   /private/...     -> private; /nostore/... -> no-store; /cookie/... -> Set-Cookie + max-age
   /cdncc/...       -> Cache-Control: no-store, CDN-Cache-Control: max-age=60
   /age/...         -> max-age=60 with Age: 50
@@ -131,7 +131,7 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, h + [("Cache-Control", "max-age=1, stale-if-error=600"), ("ETag", '"s1"')],
                              b"stale but useful\n")
         if path.startswith("/short/"):
-            return self.send(200, h + [("Cache-Control", "max-age=1")], body)
+            return self.send(200, h + [("Cache-Control", "max-age=2")], body)
         if path.startswith("/swr/"):
             return self.send(200, h + [("Cache-Control", "max-age=1, stale-while-revalidate=60")], body)
         if path.startswith("/private/"):
