@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -38,10 +39,15 @@
 
 enum req_state { ST_RESOLVING, ST_QUEUED, ST_RUNNING, ST_FAILED, ST_DONE };
 
+/* One watch per socket curl has open. curl REMOVEs an idle keep-alive socket and re-ADDs it on
+ * reuse; re-creating the watch each time cost a dup, two epoll_ctl and a close per reuse (STACK.md
+ * section 2), so a REMOVEd socket keeps its watch with no events ("kept") until curl closes the fd
+ * through on_curl_close (CURLOPT_CLOSESOCKETFUNCTION), found again by fd in c->byfd. */
 struct sockctx {
     struct sockctx *prev, *next;
     cdn_watch_t *w;
     cdn_httpc_t *c;
+    int kept;
 };
 
 struct hdr_off {
@@ -97,6 +103,8 @@ struct cdn_httpc {
     cdn_httpc_req_t *to_add, **to_add_tail;
     cdn_httpc_req_t *failed, **failed_tail;
     struct sockctx *socks;
+    struct sockctx **byfd; /* the watch of each fd curl has open; nbyfd entries */
+    size_t nbyfd;
     int in_curl; /* inside a curl call (its callbacks, hence user callbacks, may run) */
     int depth;   /* inside our own dispatch */
     int closing;
@@ -382,6 +390,12 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
     cdn_httpc_t *c = userp;
     struct sockctx *sc = socketp;
     if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL && s >= 0 && (size_t)s < c->nbyfd && c->byfd[s] == sc) {
+            cdn_watch_set(sc->w, 0); /* curl may reuse it: freed when curl closes it */
+            sc->kept = 1;
+            curl_multi_assign(c->multi, s, NULL);
+            return 0;
+        }
         if (sc != NULL) {
             if (sc->prev != NULL)
                 sc->prev->next = sc->next;
@@ -395,7 +409,22 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
         }
         return 0;
     }
+    if (sc == NULL && s >= 0 && (size_t)s < c->nbyfd && c->byfd[s] != NULL) {
+        sc = c->byfd[s];
+        sc->kept = 0;
+        curl_multi_assign(c->multi, s, sc);
+    }
     if (sc == NULL) {
+        if (s >= 0 && (size_t)s >= c->nbyfd) {
+            size_t n = c->nbyfd ? c->nbyfd : 64;
+            while (n <= (size_t)s) n *= 2;
+            struct sockctx **b = realloc(c->byfd, n * sizeof(*b));
+            if (b == NULL)
+                return -1;
+            memset(b + c->nbyfd, 0, (n - c->nbyfd) * sizeof(*b));
+            c->byfd = b;
+            c->nbyfd = n;
+        }
         if ((sc = calloc(1, sizeof(*sc))) == NULL)
             return -1;
         sc->c = c;
@@ -403,6 +432,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
             free(sc);
             return -1;
         }
+        if (s >= 0)
+            c->byfd[s] = sc;
         sc->next = c->socks;
         if (sc->next != NULL)
             sc->next->prev = sc;
@@ -655,6 +686,27 @@ static CURL *easy_get(cdn_httpc_t *c)
     return curl_easy_init();
 }
 
+/* curl closes a socket (after REMOVEing it from the multi): drop its watch, then close. */
+static int on_curl_close(void *clientp, curl_socket_t s)
+{
+    cdn_httpc_t *c = clientp;
+    if (s >= 0 && (size_t)s < c->nbyfd && c->byfd[s] != NULL) {
+        struct sockctx *sc = c->byfd[s];
+        c->byfd[s] = NULL;
+        if (sc->prev != NULL)
+            sc->prev->next = sc->next;
+        else
+            c->socks = sc->next;
+        if (sc->next != NULL)
+            sc->next->prev = sc->prev;
+        cdn_watch_free(sc->w);
+        if (!sc->kept)
+            curl_multi_assign(c->multi, s, NULL);
+        free(sc);
+    }
+    return close(s);
+}
+
 static int is_ip_literal(const char *h)
 {
     unsigned char buf[16];
@@ -686,6 +738,8 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
     SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
     /* no CURLOPT_MAXFILESIZE: it would also judge the Content-Length of HEAD and 304 answers */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
+    SET(CURLOPT_CLOSESOCKETDATA, c);
     if (c->verbose)
         SET(CURLOPT_VERBOSE, 1L);
     if (c->http2) {
@@ -916,7 +970,7 @@ cdn_httpc_t *cdn_httpc_new(h2o_evloop_t *loop, const struct cdn_httpc_opts *opts
         unsigned char buf[16];
         if (inet_pton(AF_INET, opts->local_ip, buf) != 1 && inet_pton(AF_INET6, opts->local_ip, buf) != 1) {
             snprintf(err, errlen, "httpc: bad local address \"%s\"", opts->local_ip);
-            free(c);
+    free(c);
             return NULL;
         }
         size_t l = strlen(opts->local_ip) + 6;
@@ -967,6 +1021,7 @@ static void httpc_destroy(cdn_httpc_t *c)
     cdn_timer_free(c->timer);
     cdn_timer_free(c->kick);
     free(c->interface);
+    free(c->byfd);
     c->magic = 0;
     free(c);
 }
