@@ -235,10 +235,31 @@ static int join_upstream(const struct edge_hdr *up, size_t nup, const char *name
 static void add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup)
 {
     struct edge_server *s = c->w->srv;
+    h2o_req_t *req = c->req;
     char buf[1024], ours[256];
     if (age >= 0) {
-        int l = snprintf(buf, sizeof(buf), "%lld", (long long)age);
-        ADD_LIT(c->req, "Age", buf, (size_t)l);
+        char *a = h2o_mem_alloc_pool(&req->pool, 20), *e = a + 20, *p = e;
+        uint64_t v = (uint64_t)age;
+        do
+            *--p = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, "Age", p, (size_t)(e - p));
+    }
+    if (nup == 0) {
+        /* the hit path: nothing upstream to join, no formatting */
+        size_t nl = strlen(s->cache_name), dl = strlen(status_detail);
+        char *cs = h2o_mem_alloc_pool(&req->pool, nl + 2 + dl + 1);
+        memcpy(cs, s->cache_name, nl);
+        memcpy(cs + nl, "; ", 2);
+        memcpy(cs + nl + 2, status_detail, dl + 1);
+        c->cache_status = cs;
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("cache-status"), 0, "Cache-Status", cs,
+                              nl + 2 + dl);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VIA, "Via", s->via, strlen(s->via));
+        if (s->conf.served_by != NULL)
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-served-by"), 0, "X-Served-By",
+                                  s->conf.served_by, strlen(s->conf.served_by));
+        return;
     }
     snprintf(ours, sizeof(ours), "%s; %s", s->cache_name, status_detail);
     int l = join_upstream(up, nup, "cache-status", ours, buf, sizeof(buf));
@@ -432,17 +453,22 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
     int ri = edge_hdr_find(c->hdrs, c->nhdrs, "range", 0);
     if (!is304 && ri >= 0 && c->method == EDGE_M_GET && o->status == 200 && if_range_ok(c, o))
         rr = edge_range_parse(c->hdrs[ri].value, c->hdrs[ri].value_len, o->body_len, &first, &last);
+    /* The same rules as skip_to_client, from the classes computed when the object was built; c->obj
+     * keeps the object alive until the request is disposed, so names and values are not copied. */
+    uint8_t skip = EDGE_HF_NOT_TO_CLIENT | (c->internal ? 0 : EDGE_HF_CDN_ONLY);
+    const char *ecc = c->internal ? NULL : s->conf.fresh.edge_cc_name;
+    size_t ecc_len = ecc ? strlen(ecc) : 0;
     for (size_t i = 0; i < o->nhdrs; i++) {
         const struct edge_hdr *h = &o->hdrs[i];
-        if (skip_to_client(c, o->hdrs, o->nhdrs, h))
+        if ((o->hflags[i] & skip) || (is304 && !(o->hflags[i] & EDGE_HF_IN_304)) ||
+            (ecc_len == h->name_len && ecc_len > 0 && strncasecmp(h->name, ecc, ecc_len) == 0))
             continue;
-        if (is304 && !(name_is(h, "etag") || name_is(h, "cache-control") || name_is(h, "date") ||
-                       name_is(h, "expires") || name_is(h, "vary") || name_is(h, "last-modified") ||
-                       name_is(h, "content-location")))
-            continue;
-        add_hdr(req, h->name, h->name_len, h->value, h->value_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, o->lnames[i], h->name_len, 1, h->name, h->value,
+                              h->value_len);
     }
-    add_common(c, detail, age, o->hdrs, o->nhdrs);
+    /* upstream Cache-Status / Via entries are joined with ours only if the object has any */
+    int up = (o->hf_all & (EDGE_HF_CACHE_STATUS | EDGE_HF_VIA)) != 0;
+    add_common(c, detail, age, up ? o->hdrs : NULL, up ? o->nhdrs : 0);
     req->res.status = o->status;
     req->res.reason = reason_of(o->status);
     h2o_iovec_t body = h2o_iovec_init(o->body, o->body_len);
@@ -1524,9 +1550,10 @@ static void dispatch(struct creq *c, int no_collapse)
         if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
             cdn_counter_inc(s->m_tier_hit[tier]);
             count_req(s, v.use == EDGE_USE_FRESH ? M_HIT : M_STALE, tier == EDGE_TIER_DISK ? T_ROCKSDB : T_RAM);
-            char d[64];
-            snprintf(d, sizeof(d), "hit%s%s", tier == EDGE_TIER_DISK ? "; detail=disk" : "",
-                     v.use == EDGE_USE_FRESH ? "" : (v.use == EDGE_USE_SWR ? "; fwd=stale; detail=swr" : "; detail=max-stale"));
+            static const char *const details[2][3] = {
+                {"hit", "hit; fwd=stale; detail=swr", "hit; detail=max-stale"},
+                {"hit; detail=disk", "hit; detail=disk; fwd=stale; detail=swr", "hit; detail=disk; detail=max-stale"}};
+            const char *d = details[tier == EDGE_TIER_DISK][v.use == EDGE_USE_FRESH ? 0 : v.use == EDGE_USE_SWR ? 1 : 2];
             if (v.use == EDGE_USE_SWR) {
                 /* refresh in the background unless a refresh is already in flight */
                 uint64_t fv;
