@@ -16,18 +16,6 @@
 #include "failover.h"
 #include "labrun.h"
 
-static void out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void out2(FILE *a, FILE *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (a) vfprintf(a, fmt, ap);
-    va_end(ap);
-    va_start(ap, fmt);
-    if (b) vfprintf(b, fmt, ap);
-    va_end(ap);
-}
-
 /* failover_REGION.png/.svg: answers per 0.5 s by edge, failures, and the fault/undo times. */
 static void plot(struct lab_run *r, const char *odir, const char *region, double tf, double tu, const char *what)
 {
@@ -162,11 +150,11 @@ int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf)
         struct lab_fo_result res;
         lab_failover_analyse(v, n, nd->name + 2, nd->addr, tf, tu, &res);
         if (!shown++) {
-            out2(o, rf, "\nfailover (routing: %s), for the clients of the failed edge's region; seconds on the load's clock\n",
+            lab_out2(o, rf, "\nfailover (routing: %s), for the clients of the failed edge's region; seconds on the load's clock\n",
                  routing);
-            out2(o, rf, "%-13s %-6s %-6s %7s %-6s %8s %7s %6s %7s %8s %9s %9s\n", "fault", "edge", "region", "at", "next",
+            lab_out2(o, rf, "%-13s %-6s %-6s %7s %-6s %8s %7s %6s %7s %8s %9s %9s\n", "fault", "edge", "region", "at", "next",
                  "failover", "return", "failed", "hit%pre", "hit%next", "hit%next", "dead-edge");
-            out2(o, rf, "%-13s %-6s %-6s %7s %-6s %8s %7s %6s %7s %8s %9s %9s\n", "", "", "", "", "", "s", "s", "", "",
+            lab_out2(o, rf, "%-13s %-6s %-6s %7s %-6s %8s %7s %6s %7s %8s %9s %9s\n", "", "", "", "", "", "s", "s", "", "",
                  "first 5s", "to return", "last use s");
         }
         char a[16], b[16], c[16], d[16], e[16], g[16];
@@ -176,7 +164,7 @@ int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf)
         pct(d, sizeof(d), res.hit_next_5s);
         pct(e, sizeof(e), res.hit_next_all);
         secs(g, sizeof(g), res.last_dead_s);
-        out2(o, rf, "%-13s %-6s %-6s %7.2f %-6s %8s %7s %6u %7s %8s %9s %9s\n", ev[i].what, nd->name + 2, region, tf,
+        lab_out2(o, rf, "%-13s %-6s %-6s %7.2f %-6s %8s %7s %6u %7s %8s %9s %9s\n", ev[i].what, nd->name + 2, region, tf,
              *res.next_edge ? res.next_edge : "-", a, b, res.failed, c, d, e, g);
         if (tsv)
             fprintf(tsv, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%u\t%s\t%s\t%s\t%s\n", routing, ev[i].what, nd->name + 2, region,
@@ -199,7 +187,7 @@ int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf)
     }
     if (tsv) fclose(tsv);
     if (shown)
-        out2(o, rf, "(failover: fault -> first success at another edge; return: undo -> first success back; failed: transport "
+        lab_out2(o, rf, "(failover: fault -> first success at another edge; return: undo -> first success back; failed: transport "
                     "errors and 5xx in between; dead-edge last use: DNS clients' cached answers)\n");
     return shown;
 }

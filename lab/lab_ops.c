@@ -220,8 +220,8 @@ static void lat_add(struct lat *l, double v)
     l->v[l->n++] = v;
 }
 
-static void out(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void out(FILE *a, FILE *b, const char *fmt, ...)
+/* printf to both of two streams (terminal and report file); either may be NULL */
+void lab_out2(FILE *a, FILE *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -326,31 +326,31 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     FILE *rf = fopen(rp, "w");
     FILE *o = stdout;
     const struct lab_topo *t = r->topo;
-    out(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
-    out(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all.req,
+    lab_out2(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
+    lab_out2(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all.req,
         (unsigned long long)warm, (unsigned long long)malformed);
     if (!all.req) {
-        out(o, rf, "no measured requests\n");
+        lab_out2(o, rf, "no measured requests\n");
         if (rf) fclose(rf);
         return 1;
     }
-    out(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
+    lab_out2(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
         all.bytes ? 100.0 * all.hit_bytes / all.bytes : 0, (unsigned long long)all.err);
     if (r->topo->nparents)
-        out(o, rf, "with the parent tier: %.1f%% of requests answered from a cache (edge or parent)\n",
+        lab_out2(o, rf, "with the parent tier: %.1f%% of requests answered from a cache (edge or parent)\n",
             100.0 * (double)(tier_n[0] + tier_n[1] + tier_n[2]) / (double)all.req);
-    out(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
+    lab_out2(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
     for (size_t i = 0; i < ne; i++)
-        out(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
+        lab_out2(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
             100.0 * edges[i].hits / edges[i].req, edges[i].bytes ? 100.0 * edges[i].hit_bytes / edges[i].bytes : 0,
             edges[i].bytes / 1e6);
-    out(o, rf, "\n%-10s %8s %8s   (the tier that answered; parent: a child's miss that a parent's cache served)\n",
+    lab_out2(o, rf, "\n%-10s %8s %8s   (the tier that answered; parent: a child's miss that a parent's cache served)\n",
         "tier", "requests", "of all");
     for (size_t i = 0; i < 4; i++)
         if (i != 2 || r->topo->nparents || tier_n[2])
-            out(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)tier_n[i], 100.0 * (double)tier_n[i] / (double)all.req);
+            lab_out2(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)tier_n[i], 100.0 * (double)tier_n[i] / (double)all.req);
     lab_report_parents(r, o, rf);
-    out(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
+    lab_out2(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
     FILE *cdf = fopen(cdfp, "w");
     for (size_t i = 0; i < nreg; i++) {
         int ri = lab_topo_region(t, regions[i].key);
@@ -358,7 +358,7 @@ static int report_main(struct lab_run *r, int argc, char **argv)
         qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d);
         qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
         struct lat *h = &lat_hit[ri], *m = &lat_miss[ri];
-        out(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
+        lab_out2(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
             (unsigned long long)regions[i].req, 100.0 * regions[i].hits / regions[i].req, lab_percentile(h->v, h->n, 50),
             lab_percentile(h->v, h->n, 95), lab_percentile(h->v, h->n, 99), lab_percentile(m->v, m->n, 50),
             lab_percentile(m->v, m->n, 95), lab_percentile(m->v, m->n, 99));
@@ -375,22 +375,22 @@ static int report_main(struct lab_run *r, int argc, char **argv)
         }
     }
     if (cdf) fclose(cdf);
-    out(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
+    lab_out2(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
     for (size_t e = 0; e < t->edges.n && e < 64; e++)
-        if (!lab_topo_edge(t, e)->parent) out(o, rf, " %8s", lab_topo_edge(t, e)->name); /* clients never reach parents */
-    out(o, rf, "\n");
+        if (!lab_topo_edge(t, e)->parent) lab_out2(o, rf, " %8s", lab_topo_edge(t, e)->name); /* clients never reach parents */
+    lab_out2(o, rf, "\n");
     for (size_t ri = 0; ri < t->regions.n; ri++) {
-        out(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
+        lab_out2(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
         for (size_t e = 0; e < t->edges.n && e < 64; e++)
             if (lab_topo_edge(t, e)->parent) continue;
-            else if (isinf(minrtt[ri][e])) out(o, rf, " %8s", "-");
-            else out(o, rf, " %8.1f", minrtt[ri][e]);
-        out(o, rf, "\n");
+            else if (isinf(minrtt[ri][e])) lab_out2(o, rf, " %8s", "-");
+            else lab_out2(o, rf, " %8.1f", minrtt[ri][e]);
+        lab_out2(o, rf, "\n");
     }
     lab_report_rtt(r, o, rf);
     if (nerr) {
-        out(o, rf, "\nerrors by kind:\n");
-        for (size_t i = 0; i < nerr; i++) out(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
+        lab_out2(o, rf, "\nerrors by kind:\n");
+        for (size_t i = 0; i < nerr; i++) lab_out2(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
     }
     lab_report_reconcile(r, &lc, o, rf);
     lab_report_failover(r, odir, o, rf);

@@ -72,22 +72,10 @@ static int is_parent(const struct lab_run *r, const struct lab_node *n)
     return n->kind == LAB_EDGE && lab_topo_edge(r->topo, (size_t)n->index)->parent;
 }
 
-static void out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void out2(FILE *a, FILE *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (a) vfprintf(a, fmt, ap);
-    va_end(ap);
-    va_start(ap, fmt);
-    if (b) vfprintf(b, fmt, ap);
-    va_end(ap);
-}
-
 void lab_report_parents(const struct lab_run *r, FILE *o, FILE *rf)
 {
     if (!r->topo->nparents) return;
-    out2(o, rf, "\nparent edges (shield tier; /metrics over the whole run incl. warm-up):\n%-10s %8s %8s %8s %10s\n",
+    lab_out2(o, rf, "\nparent edges (shield tier; /metrics over the whole run incl. warm-up):\n%-10s %8s %8s %8s %10s\n",
          "parent", "requests", "hits", "hit%", "to origin");
     for (size_t i = 0; i < r->plan->nnodes; i++) {
         const struct lab_node *n = &r->plan->nodes[i];
@@ -95,10 +83,10 @@ void lab_report_parents(const struct lab_run *r, FILE *o, FILE *rf)
         struct edge_counts c;
         edge_counts(r, n, &c);
         if (isnan(c.req)) {
-            out2(o, rf, "%-10s (no scrape)\n", lab_topo_edge(r->topo, (size_t)n->index)->name);
+            lab_out2(o, rf, "%-10s (no scrape)\n", lab_topo_edge(r->topo, (size_t)n->index)->name);
             continue;
         }
-        out2(o, rf, "%-10s %8.0f %8.0f %8.1f %10.0f\n", lab_topo_edge(r->topo, (size_t)n->index)->name, c.req, c.hits,
+        lab_out2(o, rf, "%-10s %8.0f %8.0f %8.1f %10.0f\n", lab_topo_edge(r->topo, (size_t)n->index)->name, c.req, c.hits,
              c.req > 0 ? 100.0 * c.hits / c.req : 0, c.to_origin);
     }
 }
@@ -122,24 +110,24 @@ void lab_report_reconcile(const struct lab_run *r, const struct lab_log_counts *
     }
     double lb_req = lab_metric_delta(r, "lb", "shop_lb_requests_total", NULL);
     if (isnan(lb_req))
-        out2(o, rf, "\norigin offload: unknown (no shop-lb scrape)\n");
+        lab_out2(o, rf, "\norigin offload: unknown (no shop-lb scrape)\n");
     else
-        out2(o, rf, "\norigin offload: %.1f%% (shop-lb answered %.0f requests for %llu client requests)\n",
+        lab_out2(o, rf, "\norigin offload: %.1f%% (shop-lb answered %.0f requests for %llu client requests)\n",
              lc->logged ? 100.0 * (1.0 - lb_req / (double)lc->logged) : 0.0, lb_req, (unsigned long long)lc->logged);
-    out2(o, rf, "reconciliation (whole run incl. warm-up):\n");
+    lab_out2(o, rf, "reconciliation (whole run incl. warm-up):\n");
     {   /* a fault that killed and restarted a daemon resets its counters: say so beside any DIFFER */
         char fp[PATH_MAX];
         snprintf(fp, sizeof(fp), "%s/faults.tsv", r->statedir);
         FILE *ff = fopen(fp, "r");
         if (ff) {
             if (fgetc(ff) != EOF)
-                out2(o, rf, "  (this lab had faults (faults.tsv): a killed daemon restarts its counters at 0, so the "
+                lab_out2(o, rf, "  (this lab had faults (faults.tsv): a killed daemon restarts its counters at 0, so the "
                             "edge and shop-lb sides miss what it counted before; DIFFER is expected then)\n");
             fclose(ff);
         }
     }
     if (isnan(ch.req)) {
-        out2(o, rf, "  no edge scrapes\n");
+        lab_out2(o, rf, "  no edge scrapes\n");
         return;
     }
     /* A request without a response (timeout, cut at the end, refused) may or may not have reached
@@ -156,22 +144,22 @@ void lab_report_reconcile(const struct lab_run *r, const struct lab_log_counts *
     }
     char nr[48] = "";
     if (lc->no_response) snprintf(nr, sizeof(nr), " (+%llu without)", (unsigned long long)lc->no_response);
-    out2(o, rf, "  requests: edges counted %.0f (%.0f of them joined a fetch in flight), clients logged %.0f answered%s -> %s%s\n",
+    lab_out2(o, rf, "  requests: edges counted %.0f (%.0f of them joined a fetch in flight), clients logged %.0f answered%s -> %s%s\n",
          ch.req, ch.collapsed, answered, nr, v, why);
-    out2(o, rf, "  hits:     edges counted %.0f, clients logged %llu -> %s\n", ch.hits, (unsigned long long)lc->hits,
+    lab_out2(o, rf, "  hits:     edges counted %.0f, clients logged %llu -> %s\n", ch.hits, (unsigned long long)lc->hits,
          verdict(ch.hits, (double)lc->hits));
     if (r->topo->nparents && !isnan(pa.req)) {
-        out2(o, rf, "  parent:   children sent %.0f, parents counted %.0f -> %s\n", ch.to_parent, pa.req,
+        lab_out2(o, rf, "  parent:   children sent %.0f, parents counted %.0f -> %s\n", ch.to_parent, pa.req,
              verdict(ch.to_parent, pa.req));
         double m = (double)lc->parent_hits;
         int ok = m + 0.5 >= pa.hits && m <= pa.hits + ch.collapsed + 0.5;
-        out2(o, rf, "            parents' hits %.0f, clients answered from a parent's cache %.0f (may exceed by the children's "
+        lab_out2(o, rf, "            parents' hits %.0f, clients answered from a parent's cache %.0f (may exceed by the children's "
                     "%.0f joined requests) -> %s\n", pa.hits, m, ch.collapsed, ok ? "agree" : "DIFFER");
     }
     if (!isnan(lb_req)) {
         double f = ch.to_origin + (isnan(pa.to_origin) ? 0 : pa.to_origin);
         char split[64] = "";
         if (r->topo->nparents) snprintf(split, sizeof(split), " (parents %.0f, children %.0f)", pa.to_origin, ch.to_origin);
-        out2(o, rf, "  origin:   edges fetched %.0f%s, shop-lb answered %.0f -> %s\n", f, split, lb_req, verdict(f, lb_req));
+        lab_out2(o, rf, "  origin:   edges fetched %.0f%s, shop-lb answered %.0f -> %s\n", f, split, lb_req, verdict(f, lb_req));
     }
 }

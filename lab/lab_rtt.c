@@ -143,18 +143,6 @@ int lab_cmd_rtt(struct lab_run *r, int argc, char **argv)
     return missing ? 1 : 0;
 }
 
-static void out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void out2(FILE *a, FILE *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (a) vfprintf(a, fmt, ap);
-    va_end(ap);
-    va_start(ap, fmt);
-    if (b) vfprintf(b, fmt, ap);
-    va_end(ap);
-}
-
 /* The region x region matrix from rtt.tsv: per pair, the median over every edge of the target
  * region of the per-edge medians, and the lowest sample, beside the configured round trip. */
 void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf)
@@ -181,13 +169,13 @@ void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf)
         if (mn < lo[a][b]) lo[a][b] = mn;
     }
     fclose(f);
-    out2(o, rf, "\nRTT per region pair, measured (TCP handshake from the client region to its edges; ms: median, lowest)\n"
+    lab_out2(o, rf, "\nRTT per region pair, measured (TCP handshake from the client region to its edges; ms: median, lowest)\n"
                 "and configured (2 x one-way delay%s):\n%-8s", r->plan->mode == LAB_NETNS ? "" : "; loopback mode has none",
          "from\\to");
-    for (size_t b = 0; b < nr; b++) out2(o, rf, " %22s", lab_topo_reg(t, b)->name);
-    out2(o, rf, "\n");
+    for (size_t b = 0; b < nr; b++) lab_out2(o, rf, " %22s", lab_topo_reg(t, b)->name);
+    lab_out2(o, rf, "\n");
     for (size_t a = 0; a < nr; a++) {
-        out2(o, rf, "%-8s", lab_topo_reg(t, a)->name);
+        lab_out2(o, rf, "%-8s", lab_topo_reg(t, a)->name);
         for (size_t b = 0; b < nr; b++) {
             char cell[48];
             unsigned long long conf = r->plan->mode == LAB_NETNS ? 2 * (unsigned long long)t->delay_ms[a][b] : 0;
@@ -198,8 +186,8 @@ void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf)
                 snprintf(cell, sizeof(cell), "%.1f, %.1f (%llu)", lab_percentile(med[a][b], (size_t)n[a][b], 50), lo[a][b],
                          conf);
             }
-            out2(o, rf, " %22s", cell);
+            lab_out2(o, rf, " %22s", cell);
         }
-        out2(o, rf, "\n");
+        lab_out2(o, rf, "\n");
     }
 }

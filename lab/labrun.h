@@ -36,6 +36,8 @@ int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
  * the report prints the region x region matrix from it (nothing without the file). */
 int lab_cmd_rtt(struct lab_run *r, int argc, char **argv);
 void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf);
+/* printf to both of two streams (the terminal and the report file); either may be NULL. */
+void lab_out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* lab/lab_recon.c: a metric's change over the load run (after - before scrape) summed over its
  * samples whose labels contain `match` (all for NULL); NAN without scrapes. */
 double lab_metric_delta(const struct lab_run *r, const char *node, const char *name, const char *match);
