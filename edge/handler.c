@@ -1758,14 +1758,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                           "loop detected: this request already passed through this edge (CDN-Loop)");
         return 0;
     }
-    /* a child edge's health check of us (health.h): answered here, whatever the Host */
+    /* a child edge's health check of us (health.h): answered here, whatever the Host; a draining
+     * edge says 503 so that its children move to another parent */
     if (c->internal && (c->method == EDGE_M_GET || c->method == EDGE_M_HEAD) &&
         h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/healthz"))) {
+        int drain = __atomic_load_n(&s->draining, __ATOMIC_RELAXED);
         c->finished = 1;
-        req->res.status = 200;
-        req->res.reason = "OK";
+        req->res.status = drain ? 503 : 200;
+        req->res.reason = drain ? "Service Unavailable" : "OK";
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
-        h2o_send_inline(req, H2O_STRLIT("ok\n"));
+        if (drain)
+            h2o_send_inline(req, H2O_STRLIT("draining\n"));
+        else
+            h2o_send_inline(req, H2O_STRLIT("ok\n"));
         return 0;
     }
     const struct edge_vhosts *vs = __atomic_load_n(&s->conf.vhosts, __ATOMIC_ACQUIRE);

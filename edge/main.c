@@ -1,6 +1,6 @@
 /* edge/main.c - cdn-edge: options and config, listeners (HTTP/1.1 + h2c, TLS with ALPN h2),
- * worker threads (one h2o loop each), the admin listener (/healthz, /metrics, /purge) on the main
- * thread, signals and graceful stop.
+ * worker threads (one h2o loop each), the admin listener (/healthz, /metrics, /purge, /drain) on
+ * the main thread, signals and graceful stop.
  *
  * Quick mode: cdn-edge -a 127.0.0.1:8080 -b http://127.0.0.1:8000 [-d DIR] [--tls ADDR --cert F --key F]
  * Without -d the RocksDB tier lives in a fresh temporary folder removed at exit. */
@@ -170,11 +170,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* --- admin: /healthz, /metrics, /purge?url=URL or ?tag=TAG --- */
+/* --- admin: /healthz, /metrics, /purge?url=URL or ?tag=TAG, /drain --- */
 static int admin_send(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
 {
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request";
+    req->res.reason = status == 200   ? "OK"
+                      : status == 404 ? "Not Found"
+                      : status == 405 ? "Method Not Allowed"
+                      : status == 503 ? "Service Unavailable"
+                                      : "Bad Request";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     char *b = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
     memcpy(b, body, len);
@@ -198,11 +202,38 @@ static size_t url_decode(const char *s, size_t n, char *out)
     return o;
 }
 
+/* Drain: health checkers (cdn-health, cdn-dns, child edges) see 503 and move traffic away while
+ * this edge still serves whatever reaches it, so that nothing in flight fails.
+ * GET /drain shows the state; POST /drain starts; DELETE /drain or POST /undrain ends. */
+static int admin_drain(h2o_req_t *req, int undrain_path)
+{
+    h2o_iovec_t m = req->method;
+    int set = -1;
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("POST")))
+        set = !undrain_path;
+    else if (h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) && !undrain_path)
+        set = 0;
+    else if (!h2o_memis(m.base, m.len, H2O_STRLIT("GET")) && !h2o_memis(m.base, m.len, H2O_STRLIT("HEAD")))
+        return admin_send(req, 405, "text/plain", "POST, DELETE or GET\n", 20);
+    if (set >= 0 && __atomic_exchange_n(&srv.draining, set, __ATOMIC_RELAXED) != set)
+        cdn_log(CDN_LOG_INFO, "admin: %s", set ? "draining: /healthz answers 503" : "undrained: /healthz answers 200");
+    if (__atomic_load_n(&srv.draining, __ATOMIC_RELAXED))
+        return admin_send(req, 200, "text/plain", "draining\n", 9);
+    return admin_send(req, 200, "text/plain", "serving\n", 8);
+}
+
 static int on_admin(h2o_handler_t *self, h2o_req_t *req)
 {
     h2o_iovec_t p = req->path_normalized;
-    if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz")))
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
+        if (__atomic_load_n(&srv.draining, __ATOMIC_RELAXED))
+            return admin_send(req, 503, "text/plain", "draining\n", 9);
         return admin_send(req, 200, "text/plain", "ok\n", 3);
+    }
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/drain")))
+        return admin_drain(req, 0);
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/undrain")))
+        return admin_drain(req, 1);
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
         size_t len;
         char *m = cdn_metrics_render(srv.metrics, &len);
@@ -251,6 +282,7 @@ static double g_ram_bytes(void *d) { return (double)edge_store_bytes(srv.store, 
 static double g_disk_bytes(void *d) { return (double)edge_store_bytes(srv.store, EDGE_TIER_DISK); }
 static double g_ram_objs(void *d) { return (double)edge_store_count(srv.store, EDGE_TIER_RAM); }
 static double g_disk_objs(void *d) { return (double)edge_store_count(srv.store, EDGE_TIER_DISK); }
+static double g_draining(void *d) { return __atomic_load_n(&srv.draining, __ATOMIC_RELAXED) ? 1.0 : 0.0; }
 
 void edge_server_metrics_init(struct edge_server *s)
 {
@@ -297,6 +329,7 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_bytes", "Bytes in the RocksDB tier", g_disk_bytes, NULL);
     cdn_metrics_gauge_fn(m, "edge_ram_objects", "Objects in the RAM tier", g_ram_objs, NULL);
     cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, NULL);
+    cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, NULL);
 }
 
 static void reload_vhosts(void);
@@ -341,7 +374,7 @@ static void usage(FILE *f)
             "      --served-by NAME     add X-Served-By: NAME to every response\n"
             "      --tls ADDR:PORT      TLS listener (ALPN h2, http/1.1); needs --cert and --key\n"
             "      --cert FILE, --key FILE\n"
-            "  -A, --admin ADDR:PORT    admin listener: /healthz /metrics /purge?url=|tag= (default none)\n"
+            "  -A, --admin ADDR:PORT    admin listener: /healthz /metrics /purge?url=|tag= /drain (default none)\n"
             "  -d, --dir DIR            RocksDB folder (default: a fresh temporary folder)\n"
             "  -s, --ram SIZE           RAM tier bytes (default 256MiB)\n"
             "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
