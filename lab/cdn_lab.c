@@ -197,8 +197,10 @@ static int in_ns(const char *ns, int (*fn)(void *), void *arg)
     return rc;
 }
 
-/* --- tiny HTTP/1.0 GET for readiness and scrapes (local addresses, short timeouts) --- */
+/* --- tiny HTTP/1.0 GET for readiness and scrapes (local addresses, short timeouts); other
+ * methods (no body) for admin switches such as an edge's POST /drain --- */
 struct http_get {
+    const char *method; /* NULL: GET */
     const char *addr, *target;
     int port;
     int status;
@@ -222,7 +224,8 @@ static int do_http_get(void *arg)
         return -1;
     }
     char req[512];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cdn-lab\r\n\r\n", g->target, g->addr);
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cdn-lab\r\n%s\r\n",
+                     g->method ? g->method : "GET", g->target, g->addr, g->method ? "Content-Length: 0\r\n" : "");
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -265,6 +268,15 @@ static int http_get(const char *ns, const char *addr, int port, const char *targ
     if (body) *body = g.body;
     else free(g.body);
     if (len) *len = g.len;
+    return g.status;
+}
+
+/* METHOD TARGET without a body; the status, or -1 */
+static int http_call(const char *ns, const char *addr, int port, const char *method, const char *target)
+{
+    struct http_get g = {.method = method, .addr = addr, .port = port, .target = target};
+    if (in_ns(ns, do_http_get, &g) < 0) return -1;
+    free(g.body);
     return g.status;
 }
 
@@ -1009,9 +1021,11 @@ static int anycast_fault(const char *what, int k, struct proc_rec *pr, size_t np
     if (!routes_node(n) || n->kind != LAB_EDGE) die("%s: %s is not an anycast edge", what, n->name);
     struct proc_rec *bird = proc_named(pr, np, "bird-%s", n->name), *edge = proc_named(pr, np, "%s", n->name);
     double t = mono_s();
-    if (!strcmp(what, "service-down")) { /* the service fails; its health agent withdraws the route */
+    if (!strcmp(what, "service-down")) {
+        /* the edge drains: its /healthz says 503, its health agent withdraws the route, and it
+         * serves whatever still arrives meanwhile (`fault kill` is the crash) */
         if (!edge || !proc_alive(edge->pid, edge->start)) die("%s is not running", n->name);
-        stop_pid(edge->pid, edge->start, SIGKILL);
+        if (http_call(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "POST", "/drain") != 200) die("%s: POST /drain failed", n->name);
     } else if (!strcmp(what, "bird-crash") || !strcmp(what, "hang")) {
         if (!bird || !proc_alive(bird->pid, bird->start)) die("bird-%s is not running", n->name);
         stop_pid(bird->pid, bird->start, !strcmp(what, "hang") ? SIGSTOP : SIGKILL);
@@ -1034,6 +1048,8 @@ static int anycast_fault(const char *what, int k, struct proc_rec *pr, size_t np
             struct lab_argv a = {0};
             cmd_for(k, &a);
             start_proc(n, n->name, &a);
+        } else if (http_call(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "DELETE", "/drain") != 200) {
+            fprintf(stderr, PROG ": %s: DELETE /drain failed\n", n->name);
         }
     } else {
         return -1;
@@ -1121,6 +1137,7 @@ static void usage(FILE *f)
                "  status                                        processes, health, namespaces, relay counters\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
+               "                                                (service-down drains the edge; kill is the crash)\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
                "  report [-o DIR]                               hit ratios, offload, latency, plots\n"
                "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
