@@ -407,8 +407,12 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     char tiers_tsv[PATH_MAX];
     snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
     FILE *tf = fopen(tiers_tsv, "w");
+    int ntiers = 0;
     for (size_t i = 0; tf && i < 4; i++)
-        if (i != 2 || r->topo->nparents || tier_n[2]) fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)tier_n[i]);
+        if (i != 2 || r->topo->nparents || tier_n[2]) {
+            fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)tier_n[i]);
+            ntiers++;
+        }
     if (tf) fclose(tf);
     int buckets = tmax > 0 ? (int)ceil(tmax) : 1;
     fprintf(f, "set datafile separator '\\t'\n");
@@ -426,8 +430,9 @@ static int report_main(struct lab_run *r, int argc, char **argv)
         for (size_t i = 0; i < nreg; i++)
             fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", cdfp, i, regions[i].key);
         fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'requests per answering tier'\nset style fill solid\n"
-                   "set yrange [0:*]\nset ylabel 'requests'\nset xlabel ''\nplot '%s' using 2:xtic(1) with boxes notitle\n"
-                   "set yrange [0:1]\n", odir, ext, tiers_tsv);
+                   "set yrange [0:*]\nset ylabel 'requests'\nset xlabel ''\nset boxwidth 0.6\nset xrange [-0.5:%d.5]\n"
+                   "plot '%s' using 0:2:xtic(1) with boxes notitle\nset autoscale x\nunset boxwidth\n"
+                   "set yrange [0:1]\n", odir, ext, ntiers - 1, tiers_tsv);
     }
     fclose(f);
     (void)buckets;
