@@ -4,7 +4,8 @@
  *   /small     200 "hello", x-test: yes            /404     404
  *   /echo      the request body back, x-method     /hdrs    what arrived: host, peer, x-custom
  *   /slow      200 after 3 s                       /stream?N  N bytes chunked, in 16 KiB sends
- *   /big?N     N bytes with Content-Length */
+ *   /big?N     N bytes with Content-Length
+ * and a raw origin (rawo) that closes each connection right after its response, without saying so. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -177,6 +178,63 @@ static int origin_setup(void **state)
     snprintf(origin.base, sizeof(origin.base), "http://127.0.0.1:%d", origin.port);
     origin.listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(origin.listener, on_accept);
+    return 0;
+}
+
+/* ---- the raw origin: "200 ok" with Content-Length, then close (no "Connection: close") ---- */
+
+static struct {
+    h2o_socket_t *listener;
+    int port, accepted, answered;
+} rawo;
+
+static void on_raw_written(h2o_socket_t *sock, const char *err)
+{
+    h2o_socket_close(sock);
+}
+
+static void on_raw_read(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    const char *b = sock->input->bytes;
+    size_t n = sock->input->size, i;
+    for (i = 0; i + 4 <= n && memcmp(b + i, "\r\n\r\n", 4) != 0; i++)
+        ;
+    if (i + 4 > n)
+        return; /* the head is not complete yet */
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    h2o_iovec_t out = h2o_iovec_init(resp, sizeof(resp) - 1);
+    h2o_buffer_consume(&sock->input, n);
+    h2o_socket_read_stop(sock);
+    rawo.answered++;
+    h2o_socket_write(sock, &out, 1, on_raw_written);
+}
+
+static void on_raw_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_socket_t *sock;
+    if (err == NULL && (sock = h2o_evloop_socket_accept(listener)) != NULL) {
+        rawo.accepted++;
+        h2o_socket_read_start(sock, on_raw_read);
+    }
+}
+
+static int rawo_start(void)
+{
+    char err[256];
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    int fd = cdn_listen_tcp((struct sockaddr *)&sin, sizeof(sin), 0, err, sizeof(err));
+    if (fd < 0)
+        return -1;
+    socklen_t len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    rawo.port = ntohs(sin.sin_port);
+    rawo.listener = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(rawo.listener, on_raw_accept);
     return 0;
 }
 
@@ -669,6 +727,115 @@ static void reentrancy(void **state)
     assert_int_equal(x.done + y.done + z.done, 0);
 }
 
+/* Pooled easy handles keep options between requests: nothing of one request may leak into the
+ * next on the same handle (the pool is LIFO, so back-to-back requests share one). */
+static void pooled_handle_reuse(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    char echo[128], hdrs[128], small[128], to[64];
+    snprintf(echo, sizeof(echo), "%s/echo", origin.base);
+    snprintf(hdrs, sizeof(hdrs), "%s/hdrs", origin.base);
+    snprintf(small, sizeof(small), "%s/small", origin.base);
+    snprintf(to, sizeof(to), "127.0.0.1:%d", origin.port);
+    const char *custom[] = {"X-Custom: first", "X-Other: 1", NULL};
+
+    /* POST with a body, then a GET: no method or body left over */
+    struct res p = {0}, g = {0};
+    p.c = g.c = c;
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.method = "POST", .url = echo, .body = "abc", .body_len = 3}, &cbs, &p);
+    assert_true(run_until(&p.done));
+    assert_string_equal(p.x_method, "POST");
+    assert_string_equal(p.body, "abc");
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.url = echo}, &cbs, &g);
+    assert_true(run_until(&g.done));
+    assert_string_equal(g.err, "");
+    assert_string_equal(g.x_method, "GET");
+    assert_string_equal(g.body, "");
+
+    /* HEAD, then GET: the GET has its body */
+    struct res h = {0}, g2 = {0};
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.method = "HEAD", .url = small}, &cbs, &h);
+    assert_true(run_until(&h.done));
+    assert_int_equal(h.bodies, 0);
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.url = small}, &cbs, &g2);
+    assert_true(run_until(&g2.done));
+    assert_string_equal(g2.body, "hello");
+
+    /* GETs: headers and connect-to of one are not sent with the next */
+    for (int round = 0; round < 2; round++) {
+        struct res a = {0}, b = {0}, d = {0};
+        cdn_httpc_start(c, &(struct cdn_httpc_request){.url = hdrs, .headers = custom}, &cbs, &a);
+        assert_true(run_until(&a.done));
+        assert_non_null(strstr(a.body, "x-custom=first\n"));
+        cdn_httpc_start(c, &(struct cdn_httpc_request){.url = hdrs}, &cbs, &b);
+        assert_true(run_until(&b.done));
+        assert_non_null(strstr(b.body, "x-custom=\n"));
+        cdn_httpc_start(c, &(struct cdn_httpc_request){.url = "http://www.shop.test/hdrs", .connect_to = to}, &cbs, &d);
+        assert_true(run_until(&d.done));
+        assert_string_equal(d.err, "");
+        assert_non_null(strstr(d.body, "host=www.shop.test\n"));
+    }
+    struct res n = {0}; /* connect-to gone: a name without a resolver fails again */
+    cdn_httpc_start(c, &(struct cdn_httpc_request){.url = "http://www.shop.test/hdrs"}, &cbs, &n);
+    assert_true(run_until(&n.done));
+    assert_string_equal(n.err, "could not resolve host: no resolver");
+
+    /* URLs the quick parser leaves to curl_url() still work, or are still refused */
+    char odd[128];
+    struct res u = {0}, v = {0};
+    snprintf(odd, sizeof(odd), "HTTP://127.1:%d/small", origin.port); /* curl: http, 127.0.0.1 */
+    assert_non_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = odd}, &cbs, &u));
+    assert_true(run_until(&u.done));
+    assert_string_equal(u.err, "");
+    assert_string_equal(u.body, "hello");
+    snprintf(odd, sizeof(odd), "http://[::1]:%d/small?x#y", origin.port); /* quick path; nobody on ::1 */
+    assert_non_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = odd}, &cbs, &v));
+    assert_true(run_until(&v.done));
+    assert_true(strcmp(v.err, "connection refused") == 0 || strcmp(v.err, "could not connect") == 0);
+    static const char *const bad[] = {"http://127.0.0.1:80/a b", "http://127.0.0.1:99999/", "http://[1:2]/",
+                                      "http://h\x01/", "https://:80/", NULL};
+    for (int i = 0; bad[i] != NULL; i++)
+        assert_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = bad[i]}, &cbs, &u));
+    cdn_httpc_free(c);
+}
+
+/* A kept-alive connection the server has closed: the next request still succeeds, on a new
+ * connection (curl finds it dead before use, or retries when the first write/read fails). */
+static void dead_keepalive(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", rawo.port);
+    int accepted = rawo.accepted;
+    for (int i = 0; i < 3; i++) { /* the server's FIN has arrived before the next request */
+        struct res a = {0};
+        assert_non_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &a));
+        assert_true(run_until(&a.done));
+        assert_string_equal(a.err, "");
+        assert_int_equal(a.status, 200);
+        assert_string_equal(a.body, "ok");
+        assert_int_equal(a.info.new_connections, 1);
+        turns(3);
+    }
+    /* back to back: the next request starts inside on_done, racing the server's close */
+    static struct res chain[8];
+    memset(chain, 0, sizeof(chain));
+    for (int i = 0; i < 7; i++) {
+        chain[i].start_in_done = 1;
+        chain[i].next_res = &chain[i + 1];
+        chain[i].next_url = url;
+    }
+    chain[0].c = c;
+    assert_non_null(chain[0].r = cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &chain[0]));
+    assert_true(run_until(&chain[7].done));
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(chain[i].err, "");
+        assert_string_equal(chain[i].body, "ok");
+    }
+    assert_int_equal(rawo.accepted - accepted, 11);
+    cdn_httpc_free(c);
+}
+
 static void buffered_fetch_cb(const char *err, int status, const void *body, size_t len,
                               const struct cdn_httpc_info *info, void *data)
 {
@@ -706,6 +873,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the origin writes to clients that went away */
     loop = h2o_evloop_create();
+    if (rawo_start() != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(get_200_and_404),     cmocka_unit_test(post_echo_and_head),
         cmocka_unit_test(refused_and_bad_args), cmocka_unit_test(timeout_against_slow),
@@ -714,7 +883,8 @@ int main(void)
         cmocka_unit_test(keepalive_reuse),     cmocka_unit_test(concurrent_64),
         cmocka_unit_test(names_through_resolver), cmocka_unit_test(connect_to_and_local_ip),
         cmocka_unit_test(h2c_multiplexed), cmocka_unit_test(reentrancy),
-        cmocka_unit_test(buffered_fetch),
+        cmocka_unit_test(buffered_fetch),      cmocka_unit_test(pooled_handle_reuse),
+        cmocka_unit_test(dead_keepalive),
     };
     return cmocka_run_group_tests(tests, origin_setup, NULL);
 }
