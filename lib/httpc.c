@@ -782,6 +782,86 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
     return ok ? 0 : -1;
 }
 
+/* Scheme, host and port of a plain "http[s]://host[:port][/...]" URL without a CURLU handle
+ * (curl_url() and its three gets cost about ten mallocs a request). The host is letters, digits,
+ * '.', '-', '_' or a bracketed IPv6 literal; the rest of the URL has no byte curl_url() would
+ * refuse (controls, space). Anything else (user info, %-escapes, upper-case scheme, odd ports)
+ * returns -1 and the caller asks curl_url(), so both accept and split the same URLs.
+ * The host goes into host[cap] (NUL-terminated). */
+static int parse_url_fast(const char *url, int *https, char *host, size_t cap, long *port)
+{
+    const char *p;
+    if (strncmp(url, "http://", 7) == 0) {
+        *https = 0;
+        p = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        *https = 1;
+        p = url + 8;
+    } else {
+        return -1;
+    }
+    const char *h = p;
+    if (*p == '[') {
+        for (p++; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'; p++)
+            ;
+        if (*p++ != ']')
+            return -1;
+    } else {
+        for (; (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'; p++)
+            ;
+    }
+    size_t hl = (size_t)(p - h);
+    if (hl == 0 || hl >= cap)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    /* curl rewrites numeric hosts ("127.1", "0x7f000001", octal) and checks IPv6 literals: only a
+     * plain dotted quad or a valid [IPv6] stays on this path */
+    if ((host[0] >= '0' && host[0] <= '9') || host[0] == '[') {
+        if (!is_ip_literal(host))
+            return -1;
+    }
+    long pt = *https ? 443 : 80;
+    if (*p == ':') {
+        pt = 0;
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+            pt = pt * 10 + (*p - '0');
+        if (digits == 0 || pt < 1 || pt > 65535)
+            return -1;
+    }
+    if (*p != '/' && *p != '?' && *p != '#' && *p != '\0')
+        return -1;
+    for (; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return -1;
+    *port = pt;
+    return 0;
+}
+
+/* The same through curl_url(): -1 when curl refuses the URL or it is not http(s). */
+static int parse_url_curl(const char *url, int *https, char *host, size_t cap, long *port)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *h = NULL, *pt = NULL;
+    int rv = -1;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &pt, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) && strlen(h) < cap) {
+        *https = strcmp(scheme, "https") == 0;
+        strcpy(host, h);
+        *port = strtol(pt, NULL, 10);
+        rv = 0;
+    }
+    curl_free(scheme);
+    curl_free(h);
+    curl_free(pt);
+    curl_url_cleanup(u);
+    return rv;
+}
+
 cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request *req, const struct cdn_httpc_cbs *cbs,
                                  void *data)
 {
@@ -789,33 +869,24 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     if (c->closing || req == NULL || req->url == NULL || cbs == NULL)
         return NULL;
     /* scheme, host and port of the URL */
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    if (u == NULL || curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        curl_free(scheme);
-        curl_free(host);
-        curl_free(port);
-        curl_url_cleanup(u);
+    char host[256];
+    long port;
+    int https;
+    if (parse_url_fast(req->url, &https, host, sizeof(host), &port) != 0 &&
+        parse_url_curl(req->url, &https, host, sizeof(host), &port) != 0)
         return NULL;
-    }
-    int https = strcmp(scheme, "https") == 0;
     cdn_httpc_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->host = strdup(host)) == NULL || (r->easy = easy_get(c)) == NULL) {
         if (r != NULL)
             free(r->host);
         free(r);
-        r = NULL;
-        goto Exit;
+        return NULL;
     }
     r->magic = REQ_MAGIC;
     r->c = c;
     r->cbs = *cbs;
     r->data = data;
-    r->port = strtol(port, NULL, 10);
+    r->port = port;
     r->max_body = c->max_body;
     r->next = c->reqs;
     if (r->next != NULL)
@@ -829,8 +900,7 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     }
     if (setup_easy(c, r, req, https) != 0) {
         req_free(r);
-        r = NULL;
-        goto Exit;
+        return NULL;
     }
     enter(c);
     if (req->connect_to != NULL || is_ip_literal(host)) {
@@ -848,11 +918,6 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
         fail_later(c, r, "could not resolve host: no resolver");
     }
     leave(c);
-Exit:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
     return r;
 }
 
