@@ -2,8 +2,11 @@
  *
  * Rules:
  * - One curl multi per client (per loop). curl's sockets are watched with cdn_watch, its timer is
- *   one cdn_timer. Easy handles are pooled (curl_easy_reset between uses); connections stay in the
- *   multi's cache, so keep-alive and HTTP/2 multiplexing work across requests.
+ *   one cdn_timer. Easy handles are pooled; connections stay in the multi's cache, so keep-alive
+ *   and HTTP/2 multiplexing work across requests. A pooled handle keeps the client's constant
+ *   options; a plain GET that completed leaves nothing else behind, so the next plain GET only sets
+ *   the per-request options (every one of them, always). Anything else (other methods, bodies,
+ *   errors, cancels, pauses) is curl_easy_reset before the handle's next use.
  * - Names never reach curl's (threaded) resolver: cdn_resolver answers, CURLOPT_RESOLVE hands the
  *   addresses to curl ("localhost" without a resolver is pinned to 127.0.0.1 the same way).
  * - curl refuses add/remove/socket_action from inside its callbacks (CURLM_RECURSIVE_API_CALL),
@@ -69,7 +72,7 @@ struct cdn_httpc_req {
     struct curl_slist *headers, *resolve, *connect_to;
     const char *errstr;     /* set when a failure is known before curl's result */
     unsigned cancelled : 1, head_sent : 1, aborted : 1, too_large : 1, head_too_large : 1, in_cb : 1,
-        paused : 1, is_head : 1;
+        paused : 1, is_head : 1, plain : 1, clean : 1;
     /* the current response head */
     char *hbuf;
     size_t hlen, hcap;
@@ -96,7 +99,10 @@ struct cdn_httpc {
     uint64_t connect_timeout_ms, timeout_ms, max_body;
     int http2, insecure_tls;
     int verbose; /* CDN_HTTPC_VERBOSE set: curl's trace on stderr */
-    CURL *pool[POOL_MAX];
+    struct pooled {
+        CURL *e;
+        int plain; /* client options set, last used by a plain GET that completed */
+    } pool[POOL_MAX];
     size_t npool;
     cdn_httpc_req_t *reqs;
     size_t nreqs;
@@ -157,10 +163,10 @@ static void queue_push(cdn_httpc_req_t ***tail, cdn_httpc_req_t *r)
     *tail = &r->qnext;
 }
 
-static void easy_release(cdn_httpc_t *c, CURL *e)
+static void easy_release(cdn_httpc_t *c, CURL *e, int plain)
 {
     if (c->npool < POOL_MAX)
-        c->pool[c->npool++] = e;
+        c->pool[c->npool++] = (struct pooled){e, plain};
     else
         curl_easy_cleanup(e);
 }
@@ -173,7 +179,7 @@ static void req_free(cdn_httpc_req_t *r)
     if (r->rq != NULL)
         cdn_resolve_cancel(r->rq);
     if (r->easy != NULL)
-        easy_release(c, r->easy);
+        easy_release(c, r->easy, r->plain && r->clean);
     curl_slist_free_all(r->headers);
     curl_slist_free_all(r->resolve);
     curl_slist_free_all(r->connect_to);
@@ -538,6 +544,7 @@ static void finish_running(cdn_httpc_t *c, cdn_httpc_req_t *r, CURLcode rc)
     }
     /* out of the multi first: on_done may start a request that reuses this connection */
     curl_multi_remove_handle(c->multi, r->easy);
+    r->clean = rc == CURLE_OK && !r->paused && !r->aborted && !r->too_large && !r->head_too_large;
     if (!r->cancelled)
         call_done(r, err);
     req_free(r);
@@ -623,8 +630,7 @@ static void fail_later(cdn_httpc_t *c, cdn_httpc_req_t *r, const char *errstr)
 /* Adds r to the multi now, or queues it when curl is on the stack. */
 static int add_to_multi(cdn_httpc_t *c, cdn_httpc_req_t *r)
 {
-    if (r->resolve != NULL)
-        curl_easy_setopt(r->easy, CURLOPT_RESOLVE, r->resolve);
+    curl_easy_setopt(r->easy, CURLOPT_RESOLVE, r->resolve); /* NULL too: the handle may hold an old list */
     if (c->in_curl > 0) {
         r->state = ST_QUEUED;
         queue_push(&c->to_add_tail, r);
@@ -676,14 +682,27 @@ static void on_resolved(const char *errstr, const struct cdn_addrs *a, void *dat
 
 /* ---- the API ---- */
 
-static CURL *easy_get(cdn_httpc_t *c)
+static int setup_const(cdn_httpc_t *c, CURL *e);
+
+/* A handle with the client's options set. For a plain GET, a handle whose last request was a
+ * completed plain GET is taken as it is: setup_easy sets every option such a request changes. */
+static CURL *easy_get(cdn_httpc_t *c, int plain_get)
 {
+    CURL *e;
     if (c->npool > 0) {
-        CURL *e = c->pool[--c->npool];
+        struct pooled *p = &c->pool[--c->npool];
+        e = p->e;
+        if (plain_get && p->plain)
+            return e;
         curl_easy_reset(e);
-        return e;
+    } else if ((e = curl_easy_init()) == NULL) {
+        return NULL;
     }
-    return curl_easy_init();
+    if (setup_const(c, e) != 0) {
+        curl_easy_cleanup(e);
+        return NULL;
+    }
+    return e;
 }
 
 /* curl closes a socket (after REMOVEing it from the multi): drop its watch, then close. */
@@ -720,43 +739,55 @@ static int is_ip_literal(const char *h)
     return inet_pton(AF_INET, h, buf) == 1;
 }
 
-static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc_request *req, int https)
-{
-    CURL *e = r->easy;
-    const char *method = req->method != NULL ? req->method : "GET";
-    int ok = 1;
 #define SET(opt, val) ok &= curl_easy_setopt(e, opt, val) == CURLE_OK
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PRIVATE, (char *)r);
+
+/* The options every request of this client has. */
+static int setup_const(cdn_httpc_t *c, CURL *e)
+{
+    int ok = 1;
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_HEADERFUNCTION, on_curl_header);
-    SET(CURLOPT_HEADERDATA, r);
     SET(CURLOPT_WRITEFUNCTION, on_curl_write);
-    SET(CURLOPT_WRITEDATA, r);
-    SET(CURLOPT_ERRORBUFFER, r->errbuf);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
     /* no CURLOPT_MAXFILESIZE: it would also judge the Content-Length of HEAD and 304 answers */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
     SET(CURLOPT_CLOSESOCKETDATA, c);
     if (c->verbose)
         SET(CURLOPT_VERBOSE, 1L);
-    if (c->http2) {
-        /* http:// asks for h2c with "Upgrade: h2c", not prior knowledge: libcurl 7.88.1 fails every
-         * request that reuses a prior-knowledge connection with "Error in the HTTP2 framing layer"
-         * (curl issue 10634, fixed in 8.0.0). Once upgraded, the connection is multiplexed. */
-        SET(CURLOPT_HTTP_VERSION, https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_0);
+    if (c->http2)
         SET(CURLOPT_PIPEWAIT, 1L); /* wait for a multiplexable connection rather than open another */
-    } else {
-        SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    }
     if (c->insecure_tls) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (c->interface != NULL)
         SET(CURLOPT_INTERFACE, c->interface);
+    return ok ? 0 : -1;
+}
+
+/* Per-request options. Each is set for every request, NULL included: a pooled handle still holds
+ * the previous request's (freed) header and connect-to lists. Methods other than a plain GET and
+ * bodies are set only on a reset handle (r->plain == 0). */
+static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc_request *req, int https)
+{
+    CURL *e = r->easy;
+    const char *method = req->method != NULL ? req->method : "GET";
+    int ok = 1;
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_PRIVATE, (char *)r);
+    SET(CURLOPT_HEADERDATA, r);
+    SET(CURLOPT_WRITEDATA, r);
+    SET(CURLOPT_ERRORBUFFER, r->errbuf);
+    SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
+    if (c->http2) {
+        /* http:// asks for h2c with "Upgrade: h2c", not prior knowledge: libcurl 7.88.1 fails every
+         * request that reuses a prior-knowledge connection with "Error in the HTTP2 framing layer"
+         * (curl issue 10634, fixed in 8.0.0). Once upgraded, the connection is multiplexed. */
+        SET(CURLOPT_HTTP_VERSION, https ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_2_0);
+    } else {
+        SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
     if (strcmp(method, "HEAD") == 0) {
         r->is_head = 1;
         SET(CURLOPT_NOBODY, 1L);
@@ -774,13 +805,12 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
             return -1;
         r->headers = n;
     }
-    if (r->headers != NULL)
-        SET(CURLOPT_HTTPHEADER, r->headers);
-    if (r->connect_to != NULL)
-        SET(CURLOPT_CONNECT_TO, r->connect_to);
-#undef SET
+    SET(CURLOPT_HTTPHEADER, r->headers);
+    SET(CURLOPT_CONNECT_TO, r->connect_to);
     return ok ? 0 : -1;
 }
+
+#undef SET
 
 /* Scheme, host and port of a plain "http[s]://host[:port][/...]" URL without a CURLU handle
  * (curl_url() and its three gets cost about ten mallocs a request). The host is letters, digits,
@@ -875,8 +905,9 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     if (parse_url_fast(req->url, &https, host, sizeof(host), &port) != 0 &&
         parse_url_curl(req->url, &https, host, sizeof(host), &port) != 0)
         return NULL;
+    int plain_get = (req->method == NULL || strcmp(req->method, "GET") == 0) && req->body == NULL;
     cdn_httpc_req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL || (r->host = strdup(host)) == NULL || (r->easy = easy_get(c)) == NULL) {
+    if (r == NULL || (r->host = strdup(host)) == NULL || (r->easy = easy_get(c, plain_get)) == NULL) {
         if (r != NULL)
             free(r->host);
         free(r);
@@ -884,6 +915,7 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     }
     r->magic = REQ_MAGIC;
     r->c = c;
+    r->plain = plain_get;
     r->cbs = *cbs;
     r->data = data;
     r->port = port;
@@ -1075,7 +1107,7 @@ static void httpc_destroy(cdn_httpc_t *c)
         req_free(r);
     }
     while (c->npool > 0)
-        curl_easy_cleanup(c->pool[--c->npool]);
+        curl_easy_cleanup(c->pool[--c->npool].e);
     curl_multi_cleanup(c->multi); /* closes the cached connections (REMOVE callbacks may run) */
     while (c->socks != NULL) {
         struct sockctx *sc = c->socks;
