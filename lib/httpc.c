@@ -69,7 +69,7 @@ struct cdn_httpc_req {
     cdn_resolve_t *rq;
     char *host;             /* for CURLOPT_RESOLVE */
     long port;
-    struct curl_slist *headers, *resolve, *connect_to;
+    struct curl_slist *headers, *resolve, *connect_to; /* headers: headers_pack(), one block */
     const char *errstr;     /* set when a failure is known before curl's result */
     unsigned cancelled : 1, head_sent : 1, aborted : 1, too_large : 1, head_too_large : 1, in_cb : 1,
         paused : 1, is_head : 1, plain : 1, clean : 1;
@@ -180,7 +180,7 @@ static void req_free(cdn_httpc_req_t *r)
         cdn_resolve_cancel(r->rq);
     if (r->easy != NULL)
         easy_release(c, r->easy, r->plain && r->clean);
-    curl_slist_free_all(r->headers);
+    free(r->headers); /* headers_pack: one block */
     curl_slist_free_all(r->resolve);
     curl_slist_free_all(r->connect_to);
     free(r->host);
@@ -741,6 +741,27 @@ static int is_ip_literal(const char *h)
 
 #define SET(opt, val) ok &= curl_easy_setopt(e, opt, val) == CURLE_OK
 
+/* The header lines as a curl_slist in one allocation (the nodes, then the strings), freed with
+ * free(): curl_slist_append costs two mallocs a line, and curl only reads the list. */
+static struct curl_slist *headers_pack(const char *const *lines)
+{
+    size_t n = 0, bytes = 0;
+    for (; lines[n] != NULL; n++)
+        bytes += strlen(lines[n]) + 1;
+    struct curl_slist *l = malloc(n * sizeof(*l) + bytes);
+    if (l == NULL)
+        return NULL;
+    char *p = (char *)(l + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(lines[i]) + 1;
+        memcpy(p, lines[i], len);
+        l[i].data = p;
+        l[i].next = i + 1 < n ? &l[i + 1] : NULL;
+        p += len;
+    }
+    return l;
+}
+
 /* The options every request of this client has. */
 static int setup_const(cdn_httpc_t *c, CURL *e)
 {
@@ -799,12 +820,8 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
             SET(CURLOPT_COPYPOSTFIELDS, req->body != NULL ? (const char *)req->body : "");
         }
     }
-    for (const char *const *h = req->headers; h != NULL && *h != NULL; h++) {
-        struct curl_slist *n = curl_slist_append(r->headers, *h);
-        if (n == NULL)
-            return -1;
-        r->headers = n;
-    }
+    if (req->headers != NULL && req->headers[0] != NULL && (r->headers = headers_pack(req->headers)) == NULL)
+        return -1;
     SET(CURLOPT_HTTPHEADER, r->headers);
     SET(CURLOPT_CONNECT_TO, r->connect_to);
     return ok ? 0 : -1;
