@@ -39,6 +39,7 @@
 #define POOL_MAX 256            /* idle easy handles kept */
 #define HEAD_MAX (64 * 1024)    /* bytes of one response head */
 #define HEADERS_MAX 128
+#define RECV_BUF (128 * 1024)    /* CURLOPT_BUFFERSIZE (curl's default 16 KiB): fewer reads and on_body calls */
 
 enum req_state { ST_RESOLVING, ST_QUEUED, ST_RUNNING, ST_FAILED, ST_DONE };
 
@@ -351,6 +352,10 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (r->cancelled || r->aborted)
         return 0;
+    /* paused inside on_body: curl 7.88.1 still hands out the rest of its buffer in 16 KiB calls;
+     * CURL_WRITEFUNC_PAUSE makes it keep them for the resume */
+    if (r->paused)
+        return CURL_WRITEFUNC_PAUSE;
     if (!r->head_sent && deliver_head(r) != 0) {
         if (!r->too_large)
             r->aborted = 1;
@@ -770,6 +775,7 @@ static int setup_const(cdn_httpc_t *c, CURL *e)
     SET(CURLOPT_HEADERFUNCTION, on_curl_header);
     SET(CURLOPT_WRITEFUNCTION, on_curl_write);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    SET(CURLOPT_BUFFERSIZE, (long)RECV_BUF);
     /* no CURLOPT_MAXFILESIZE: it would also judge the Content-Length of HEAD and 304 answers */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
