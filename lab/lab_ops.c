@@ -355,8 +355,8 @@ static int report_main(struct lab_run *r, int argc, char **argv)
     for (size_t i = 0; i < nreg; i++) {
         int ri = lab_topo_region(t, regions[i].key);
         if (ri < 0) continue;
-        qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d);
-        qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
+        if (lat_hit[ri].n) qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d); /* v is NULL when empty */
+        if (lat_miss[ri].n) qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
         struct lat *h = &lat_hit[ri], *m = &lat_miss[ri];
         lab_out2(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
             (unsigned long long)regions[i].req, 100.0 * regions[i].hits / regions[i].req, lab_percentile(h->v, h->n, 50),
@@ -366,7 +366,7 @@ static int report_main(struct lab_run *r, int argc, char **argv)
             struct lat all_l = {0};
             for (size_t k = 0; k < h->n; k++) lat_add(&all_l, h->v[k]);
             for (size_t k = 0; k < m->n; k++) lat_add(&all_l, m->v[k]);
-            qsort(all_l.v, all_l.n, sizeof(double), cmp_d);
+            if (all_l.n) qsort(all_l.v, all_l.n, sizeof(double), cmp_d);
             fprintf(cdf, "# %s\n", regions[i].key);
             size_t step = all_l.n > 500 ? all_l.n / 500 : 1;
             for (size_t k = 0; k < all_l.n; k += step) fprintf(cdf, "%.3f\t%.4f\n", all_l.v[k], (double)(k + 1) / all_l.n);

@@ -130,7 +130,7 @@ int lab_cmd_rtt(struct lab_run *r, int argc, char **argv)
     for (size_t i = 0; i < np; i++) {
         struct pair *q = &pp[i];
         int er = t->edge_region[q->edge];
-        qsort(q->ms, (size_t)q->n, sizeof(double), cmp_d);
+        if (q->n) qsort(q->ms, (size_t)q->n, sizeof(double), cmp_d);
         uint64_t conf = r->plan->mode == LAB_NETNS ? 2 * t->delay_ms[q->from][er] : 0;
         if (!q->n) missing++;
         fprintf(f, "%s\t%s\t%s\t%llu\t%.3f\t%.3f\t%d\n", lab_topo_reg(t, (size_t)q->from)->name,
