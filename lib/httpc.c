@@ -396,6 +396,19 @@ static void on_curl_sock_event(cdn_watch_t *w, int fd, int events, void *data)
     leave(c);
 }
 
+/* Unlinks a socket's context and frees it with its watch. */
+static void sock_free(cdn_httpc_t *c, struct sockctx *sc)
+{
+    if (sc->prev != NULL)
+        sc->prev->next = sc->next;
+    else
+        c->socks = sc->next;
+    if (sc->next != NULL)
+        sc->next->prev = sc->prev;
+    cdn_watch_free(sc->w);
+    free(sc);
+}
+
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     cdn_httpc_t *c = userp;
@@ -408,14 +421,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
             return 0;
         }
         if (sc != NULL) {
-            if (sc->prev != NULL)
-                sc->prev->next = sc->next;
-            else
-                c->socks = sc->next;
-            if (sc->next != NULL)
-                sc->next->prev = sc->prev;
-            cdn_watch_free(sc->w);
-            free(sc);
+            sock_free(c, sc);
             curl_multi_assign(c->multi, s, NULL);
         }
         return 0;
@@ -717,16 +723,9 @@ static int on_curl_close(void *clientp, curl_socket_t s)
     if (s >= 0 && (size_t)s < c->nbyfd && c->byfd[s] != NULL) {
         struct sockctx *sc = c->byfd[s];
         c->byfd[s] = NULL;
-        if (sc->prev != NULL)
-            sc->prev->next = sc->next;
-        else
-            c->socks = sc->next;
-        if (sc->next != NULL)
-            sc->next->prev = sc->prev;
-        cdn_watch_free(sc->w);
         if (!sc->kept)
             curl_multi_assign(c->multi, s, NULL);
-        free(sc);
+        sock_free(c, sc);
     }
     return close(s);
 }
