@@ -629,6 +629,28 @@ static void waiter_pump(struct creq *c)
     }
 }
 
+/* Lets every waiter of f send what has arrived (or finish). */
+static void waiters_pump(struct fetch *f)
+{
+    h2o_linklist_t *node = f->waiters.next;
+    while (node != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        node = node->next;
+        waiter_pump(c);
+    }
+}
+
+/* The body of f grew: past max_object it is no longer stored (nor offered to other requests);
+ * the waiters get the new bytes either way. */
+static void fetch_grew(struct fetch *f)
+{
+    if (f->total > f->w->srv->conf.max_object && f->store) {
+        f->store = 0;
+        fetch_unlist(f);
+    }
+    waiters_pump(f);
+}
+
 static void on_generator_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     struct creq *c = (struct creq *)g;
@@ -890,16 +912,7 @@ static int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *da
     }
     if (f->feed != NULL)
         edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
-    if (f->total > f->w->srv->conf.max_object && f->store) {
-        f->store = 0;
-        fetch_unlist(f);
-    }
-    h2o_linklist_t *node = f->waiters.next;
-    while (node != &f->waiters) {
-        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-        node = node->next;
-        waiter_pump(c);
-    }
+    fetch_grew(f);
     return 0;
 }
 
@@ -1047,12 +1060,7 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         f->failed = 1;
         snprintf(f->err, sizeof(f->err), "%s", errstr);
     }
-    h2o_linklist_t *node = f->waiters.next;
-    while (node != &f->waiters) {
-        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-        node = node->next;
-        waiter_pump(c);
-    }
+    waiters_pump(f);
     fetch_release(f); /* the transfer's reference */
 }
 
@@ -1391,7 +1399,6 @@ static void mirror_sync(struct fetch *f)
 {
     if (f->sub == NULL || f->done)
         return;
-    struct edge_server *s = f->w->srv;
     struct edge_feed *fd = f->sub->feed;
     char err[sizeof(fd->err)], *fk = NULL;
     size_t fkl = 0;
@@ -1444,16 +1451,7 @@ static void mirror_sync(struct fetch *f)
         f->nchunks = nch;
         f->total = total;
         f->last_len = (size_t)(total - (uint64_t)(nch - 1) * CHUNK);
-        if (f->total > s->conf.max_object && f->store) {
-            f->store = 0;
-            fetch_unlist(f);
-        }
-        h2o_linklist_t *node = f->waiters.next;
-        while (node != &f->waiters) {
-            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-            node = node->next;
-            waiter_pump(c);
-        }
+        fetch_grew(f);
         r = unwanted(f);
     }
     f->in_cb = 0;
