@@ -15,6 +15,7 @@
 #include "cdn/log.h"
 #include "cdn/metrics.h"
 #include "edge/cache_key.h"
+#include "edge/date_send.h"
 #include "edge/freshness.h"
 #include "edge/idmap.h"
 #include "edge/store.h"
@@ -69,6 +70,7 @@ struct edge_worker {
     h2o_linklist_t fetch_queue;  /* fetches waiting for an origin slot (max_fetches), FIFO */
     struct cdn_timer *queue_timer; /* polls the queue: slots freed by other workers, deadlines */
     int pumping;
+    struct edge_date_slot date;  /* the Date last shown on a response head (date_send.h) */
 };
 
 /* Registers the public handler on a host config. */

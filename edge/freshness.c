@@ -172,6 +172,31 @@ char *edge_http_date_fmt(int64_t t, char *buf)
     return buf;
 }
 
+int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *out)
+{
+    int i = edge_hdr_find(h, n, "date", 0);
+    int64_t t;
+    if (i >= 0 && edge_http_date_parse(h[i].value, h[i].value_len, &t) == 0) {
+        const char *v = h[i].value;
+        size_t l = h[i].value_len;
+        while (l > 0 && (*v == ' ' || *v == '\t'))
+            v++, l--;
+        while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+            l--;
+        if (l == 29 && v[3] == ',') {
+            memcpy(out, v, 29);
+            out[29] = '\0';
+        } else {
+            edge_http_date_fmt(t, out);
+        }
+        return 1;
+    }
+    if (fallback < 0)
+        return 0;
+    edge_http_date_fmt(fallback, out);
+    return 1;
+}
+
 /* --- analysis --- */
 void edge_fresh_conf_default(struct edge_fresh_conf *c)
 {

@@ -34,6 +34,11 @@ int edge_hdr_is_hop(const struct edge_hdr *h, size_t n, const char *name, size_t
 int edge_http_date_parse(const char *s, size_t len, int64_t *t);
 /* IMF-fixdate into buf (at least 30 bytes); returns buf. */
 char *edge_http_date_fmt(int64_t t, char *buf);
+/* The Date to send with response headers h, as IMF-fixdate in out (30 bytes): the first Date
+ * verbatim when it is one, reformatted when it is a valid obsolete HTTP-date; otherwise fallback
+ * (RFC 9110 6.6.1: a cache adds the time it received the response), or nothing when fallback < 0.
+ * Returns 1 if out was set, else 0. */
+int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *out);
 
 struct edge_fresh_conf {
     const char *edge_cc_name;  /* e.g. "Edge-Cache-Control"; NULL: only CDN-Cache-Control */

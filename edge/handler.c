@@ -123,6 +123,7 @@ struct creq {
     const char *request_id;   /* X-Request-Id: the client's, or one we made (sent upstream, logged) */
     int own_request_id;       /* we made it: upstream_headers adds it */
     int range_pass;           /* its Range went upstream (range_fetch_above) */
+    const char *date;         /* Date of the response head, for its first send (then NULL) */
 };
 
 /* --- small helpers --- */
@@ -133,6 +134,15 @@ static void count_req(struct edge_server *s, int result, int tier)
 }
 
 static int64_t now_s(void) { return (int64_t)time(NULL); }
+
+/* Every send of a stored or forwarded response goes here: the first one writes the head, with
+ * the response's own Date (c->date) rather than h2o's clock (date_send.h). */
+static void csend(struct creq *c, h2o_iovec_t *b, size_t n, h2o_send_state_t st)
+{
+    const char *d = c->date;
+    c->date = NULL;
+    edge_date_send(&c->w->date, c->req, d, b, n, st);
+}
 static double mono(void)
 {
     struct timespec ts;
@@ -186,9 +196,8 @@ static void set_request_id(struct creq *c)
 }
 
 /* Headers never sent to clients: hop-by-hop, our targeted fields, tags, lengths h2o sets.
- * Date: h2o 2.2.5 writes its own Date into every response head (hard-coded in its HTTP/1 and
- * HPACK encoders), so passing the stored one would make two; the stored Date stays in the store
- * (never rewritten there) and the Age we send carries the object's age. */
+ * Date: h2o writes the Date of every response head itself; csend makes that the response's own
+ * (date_send.h), so it is not passed as a header too. */
 static int skip_to_client(const struct creq *c, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
     const struct edge_server *s = c->w->srv;
@@ -500,8 +509,9 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
     if (c->is_head)
         body.len = 0;
     cdn_counter_add(s->m_bytes, body.len);
+    c->date = o->date;
     h2o_start_response(req, &c->super);
-    h2o_send(req, &body, body.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+    csend(c, &body, body.len ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
 /* --- fetches --- */
@@ -605,7 +615,7 @@ static void waiter_pump(struct creq *c)
         return;
     if (c->is_head) {
         c->finished = 1;
-        h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
+        csend(c, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
     }
     uint64_t limit = f->total < c->end ? f->total : c->end;
@@ -620,12 +630,12 @@ static void waiter_pump(struct creq *c)
         int final = c->sent == c->end || (f->done && !f->failed && c->sent == f->total);
         c->sending = !final;
         c->finished = final;
-        h2o_send(c->req, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        csend(c, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
     if (f->done) {
         c->finished = 1;
-        h2o_send(c->req, NULL, 0, f->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
+        csend(c, NULL, 0, f->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
     }
 }
 
@@ -698,6 +708,9 @@ static void start_fetch_response(struct creq *c, struct fetch *f, const char *de
         c->sent = first;
         c->end = last + 1;
     }
+    /* the origin's Date passes on unchanged (RFC 9110 6.6.1); without one, h2o's clock adds it */
+    char *d = h2o_mem_alloc_pool(&req->pool, 30);
+    c->date = edge_date_pick(f->hdrs, f->nhdrs, -1, d) ? d : NULL;
     c->started = 1;
     h2o_start_response(req, &c->super);
     waiter_pump(c);
@@ -1839,4 +1852,5 @@ void edge_worker_dispose(struct edge_worker *w)
     if (w->queue_timer != NULL)
         cdn_timer_free(w->queue_timer);
     w->queue_timer = NULL;
+    edge_date_slot_dispose(&w->date);
 }

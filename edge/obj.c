@@ -121,6 +121,7 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
         o->hf_all |= o->hflags[i];
     }
 #undef COPY
+    edge_date_pick(o->hdrs, n, fresh->response_time, o->date);
     return o;
 }
 

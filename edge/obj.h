@@ -19,8 +19,9 @@
 
 /* Classes of a stored header, computed once when the object is built so that a hit makes no name
  * comparisons (edge_obj.hflags[i]; edge_obj.hf_all is the OR of all of them). */
-#define EDGE_HF_NOT_TO_CLIENT 0x01 /* never passed on a hit: hop-by-hop, Content-Length, Date, Age (h2o
-                                    * and the edge write their own), Cache-Status, Via, X-Served-By */
+#define EDGE_HF_NOT_TO_CLIENT 0x01 /* never passed on a hit: hop-by-hop, Content-Length, Date (sent as
+                                    * the head's own, edge_obj.date), Age (the edge writes its own),
+                                    * Cache-Status, Via, X-Served-By */
 #define EDGE_HF_CDN_ONLY 0x02      /* CDN-Cache-Control, Surrogate-Key: only for a child CDN cache */
 #define EDGE_HF_IN_304 0x04        /* kept in a 304 from cache: ETag, Cache-Control, Date, Expires, Vary,
                                     * Last-Modified, Content-Location */
@@ -44,6 +45,8 @@ struct edge_obj {
     const char **lnames;      /* lnames[i]: hdrs[i].name in lower case (what h2o wants) */
     uint8_t *hflags;          /* hflags[i]: EDGE_HF_* of hdrs[i] */
     uint8_t hf_all;           /* OR of hflags */
+    char date[30];            /* the Date a client sees (edge_date_pick: the stored one, or when
+                               * there is none, fresh.response_time); not serialized */
     uint8_t *body;            /* NULL until attached */
     size_t body_len;
     uint32_t body_crc;

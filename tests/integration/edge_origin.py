@@ -17,6 +17,9 @@ reached the origin and what the edge sent upstream.
   /private/...     -> private; /nostore/... -> no-store; /cookie/... -> Set-Cookie + max-age
   /cdncc/...       -> Cache-Control: no-store, CDN-Cache-Control: max-age=60
   /age/...         -> max-age=60 with Age: 50
+  /dated/...       -> max-age=600, ETag "d1", Date 30 s ago (also in X-Origin-Date); ?cc=VALUE sets
+                      Cache-Control instead; ?form=850 sends the Date in the obsolete RFC 850 form
+  /nodate/...      -> max-age=600 and no Date at all
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
@@ -25,6 +28,7 @@ reached the origin and what the edge sent upstream.
   POST ...?loc=URL / ?cloc=URL -> 201 with that Location / Content-Location (URL-decoded)
 Any method is accepted; POST/PUT/DELETE bodies are echoed in X-Body-Len. Usage: edge_origin.py PORT
 """
+import email.utils
 import json
 import sys
 import urllib.parse
@@ -52,7 +56,8 @@ class H(BaseHTTPRequestHandler):
         if not any(k.lower() == "date" for k, _ in headers):
             self.send_header("Date", self.date_time_string())
         for k, v in headers:
-            self.send_header(k, v)
+            if v is not None:  # ("Date", None): no Date at all
+                self.send_header(k, v)
         if status not in (204, 304):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -145,6 +150,16 @@ class H(BaseHTTPRequestHandler):
                                        ("Edge-Cache-Control", "max-age=60")], body)
         if path.startswith("/age/"):
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Age", "50")], body)
+        if path.startswith("/dated/"):
+            q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            t = time.time() - 30
+            d = email.utils.formatdate(t, usegmt=True)
+            if q.get("form") == ["850"]:
+                d = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
+            return self.send(200, h + [("Cache-Control", q.get("cc", ["max-age=600"])[0]), ("ETag", '"d1"'),
+                                       ("Date", d), ("X-Origin-Date", d)], body)
+        if path.startswith("/nodate/"):
+            return self.send(200, h + [("Cache-Control", "max-age=600"), ("Date", None)], body)
         if path.startswith("/big/") or path.startswith("/mid/"):
             big = bytes((i * 7 + 3) % 251 for i in range(300000 if path.startswith("/big/") else 50000))
             rng = self.headers.get("Range", "")
