@@ -125,6 +125,27 @@ static void http_dates(void **state)
     assert_string_equal(edge_http_date_fmt(T0, buf), "Tue, 14 Nov 2023 22:13:20 GMT");
 }
 
+/* the Date a client sees: the stored one verbatim, an obsolete form as the same instant, else
+ * the fallback (time of receipt), else none */
+static void date_pick(void **state)
+{
+    char out[30];
+#define H1(v) ((struct edge_hdr[]){{"ETag", 4, "\"x\"", 3}, {"DATE", 4, v, sizeof(v) - 1}})
+    assert_int_equal(edge_date_pick(H1(" Sun, 06 Nov 1994 08:49:37 GMT"), 2, T0, out), 1);
+    assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(edge_date_pick(H1("Sunday, 06-Nov-94 08:49:37 GMT"), 2, T0, out), 1);
+    assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(edge_date_pick(H1("Sun Nov  6 08:49:37 1994"), 2, -1, out), 1);
+    assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(edge_date_pick(H1("yesterday"), 2, T0, out), 1); /* invalid: as if absent */
+    assert_string_equal(out, "Tue, 14 Nov 2023 22:13:20 GMT");
+    assert_int_equal(edge_date_pick(H1("yesterday"), 2, -1, out), 0);
+    assert_int_equal(edge_date_pick(H1(""), 1, -1, out), 0); /* no Date at all */
+    assert_int_equal(edge_date_pick(H1(""), 1, T0, out), 1);
+    assert_string_equal(out, "Tue, 14 Nov 2023 22:13:20 GMT");
+#undef H1
+}
+
 /* --- storability: a table --- */
 struct store_case {
     const char *method, *req, *resp;
@@ -412,7 +433,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cc_parser),   cmocka_unit_test(cc_strict),
-        cmocka_unit_test(http_dates),  cmocka_unit_test(storability),
+        cmocka_unit_test(http_dates),  cmocka_unit_test(date_pick),  cmocka_unit_test(storability),
         cmocka_unit_test(lifetime),    cmocka_unit_test(age),
         cmocka_unit_test(decisions),   cmocka_unit_test(auth_and_methods),
         cmocka_unit_test(hop_by_hop),
