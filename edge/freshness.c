@@ -217,14 +217,18 @@ static int64_t first_date(const struct edge_hdr *h, size_t n, const char *name, 
     return t;
 }
 
-/* Age: exactly one field whose value is a delta-seconds; anything else is ignored. */
+/* Age (RFC 9111 5.1): a list (one field "7200, 0" or several fields) counts by its first member;
+ * a first member that is not a delta-seconds means the field is ignored. */
 static int64_t parse_age(const struct edge_hdr *h, size_t n)
 {
     int i = edge_hdr_find(h, n, "age", 0);
-    if (i < 0 || edge_hdr_find(h, n, "age", (size_t)i + 1) >= 0)
+    if (i < 0)
         return 0;
     const char *s = h[i].value;
     size_t len = h[i].value_len;
+    const char *comma = memchr(s, ',', len);
+    if (comma != NULL)
+        len = (size_t)(comma - s);
     while (len > 0 && (*s == ' ' || *s == '\t'))
         s++, len--;
     while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))

@@ -55,6 +55,7 @@ struct fetch {
     cdn_httpc_req_t *hr;
     int head_done, done, failed;
     char err[160];
+    const char *bad_head;     /* why the upstream head was refused (becomes the 502's reason) */
     int status;
     struct edge_hdr *hdrs;
     size_t nhdrs;
@@ -774,8 +775,11 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
 
     /* revalidation answered 304: refresh the stored headers, serve the stored body */
     if (f->stale != NULL && status == 304) {
-        struct edge_hdr *mh = NULL;
-        struct edge_obj *tmp = edge_obj_merge_304(f->stale, f->hdrs, n, &f->stale->fresh, f->req_time);
+        /* a 304 about another representation (its ETag is not the stored one) updates nothing:
+         * the stored response is served as it is (RFC 9111 4.3.4) */
+        struct edge_obj *tmp = edge_obj_304_selects(f->stale, f->hdrs, n)
+                                   ? edge_obj_merge_304(f->stale, f->hdrs, n, &f->stale->fresh, f->req_time)
+                                   : NULL;
         struct edge_obj *no = NULL;
         if (tmp != NULL) {
             struct edge_resp_meta mrs;
@@ -789,14 +793,14 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
                 cdn_counter_inc(s->m_stored);
             }
         }
-        (void)mh;
         f->store = 0;
         fetch_unlist(f);
         count_req(s, M_REVALIDATED, f->parent >= 0 ? T_PARENT : T_ORIGIN);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
-            serve_obj(c, no ? no : f->stale, "fwd=stale; fwd-status=304", no ? edge_current_age(no->fresh.initial_age, no->fresh.response_time, now) : 0);
+            struct edge_obj *o = no ? no : f->stale;
+            serve_obj(c, o, "fwd=stale; fwd-status=304", edge_current_age(o->fresh.initial_age, o->fresh.response_time, now));
         }
         edge_obj_release(no);
         return 1; /* nothing more to read */
@@ -815,8 +819,12 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         }
         return 1;
     }
-    /* a successful unsafe method also invalidates Location / Content-Location on this host */
+    /* RFC 9111 4.4: an unsafe method answered with a non-error status invalidates the target URI,
+     * and Location / Content-Location on this host (an error answer changed nothing: the stored
+     * responses stay) */
     if (!f->collapsible && edge_method_unsafe(f->rq.method) && status < 400 && f->owner != NULL) {
+        h2o_req_t *treq = f->owner->req;
+        cdn_counter_add(s->m_purged, invalidate(f->owner, treq->path.base, treq->path.len));
         const char *names[] = {"location", "content-location"};
         for (int k = 0; k < 2; k++) {
             int li = edge_hdr_find(f->hdrs, n, names[k], 0);
@@ -949,10 +957,34 @@ static int has_next_upstream(struct fetch *f)
     return edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) >= 0 || !vh->parent_only;
 }
 
+/* RFC 9112 6.1: a response whose Transfer-Encoding ends in anything but chunked is delimited by
+ * the connection's close; libcurl cannot take it (it fails after the head), so such a head is
+ * refused before it reaches a client: 502 with the reason, as Squid and Varnish answer. */
+static int unsupported_coding(const struct cdn_httpc_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len != 17 || strncasecmp(h[i].name, "transfer-encoding", 17) != 0)
+            continue;
+        const char *v = h[i].value;
+        size_t l = h[i].value_len;
+        while (l > 0 && (*v == ' ' || *v == '\t'))
+            v++, l--;
+        while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+            l--;
+        if (l != 7 || strncasecmp(v, "chunked", 7) != 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
                          size_t n, void *data)
 {
     struct fetch *f = data;
+    if (!f->head_done && unsupported_coding(h, n)) {
+        f->bad_head = "upstream response has a transfer coding other than chunked";
+        return 1;
+    }
     /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
      * upstream to ask: abort this response, on_fetch_done sends the fetch on */
     if (f->parent >= 0 && status >= 500 && !f->head_done && has_next_upstream(f)) {
@@ -1011,6 +1043,8 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
     slot_put(f);
+    if (f->bad_head != NULL)
+        errstr = f->bad_head;
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
     if (errstr != NULL && !f->head_done && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
@@ -1052,7 +1086,8 @@ static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         if (f->busy)
             snprintf(body, sizeof(body), "%s", errstr);
         else
-            snprintf(body, sizeof(body), "%s: %s", timeout ? "origin timeout" : "origin unreachable", errstr);
+            snprintf(body, sizeof(body), "%s: %s",
+                     f->bad_head ? "bad origin response" : timeout ? "origin timeout" : "origin unreachable", errstr);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             waiter_detach(c);
@@ -1808,10 +1843,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         memcpy(b, body, (size_t)l);
         h2o_send_inline(req, b, (size_t)l);
         return 0;
-    }
-    if (edge_method_unsafe(c->method)) {
-        /* RFC 9111 4.4: invalidate now (and again if it succeeds, below is the same effect) */
-        cdn_counter_add(s->m_purged, invalidate(c, req->path.base, req->path.len));
     }
     dispatch(c, 0);
     return 0;

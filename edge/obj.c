@@ -192,6 +192,47 @@ int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len)
     return 0;
 }
 
+/* An entity-tag without its weakness prefix and surrounding whitespace. */
+static void opaque_tag(const struct edge_hdr *h, const char **p, size_t *len)
+{
+    const char *v = h->value;
+    size_t l = h->value_len;
+    while (l > 0 && (*v == ' ' || *v == '\t'))
+        v++, l--;
+    while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+        l--;
+    if (l >= 2 && v[0] == 'W' && v[1] == '/')
+        v += 2, l -= 2;
+    *p = v;
+    *len = l;
+}
+
+int edge_obj_304_selects(const struct edge_obj *o, const struct edge_hdr *h, size_t n)
+{
+    int i = edge_hdr_find(h, n, "etag", 0);
+    const struct edge_hdr *stored = edge_obj_hdr(o, "etag");
+    if (i < 0 || stored == NULL)
+        return 1;
+    const char *a, *b;
+    size_t al, bl;
+    opaque_tag(&h[i], &a, &al);
+    opaque_tag(stored, &b, &bl);
+    return al == bl && memcmp(a, b, al) == 0;
+}
+
+/* Fields that describe the stored body's bytes: a 304 does not replace them (RFC 9111 3.2 lets a
+ * cache keep what assures the integrity of the stored response; a new Content-Encoding or digest
+ * on an old body would be a lie). */
+static int describes_body(const struct edge_hdr *h)
+{
+    static const char *const names[] = {"content-length", "content-encoding", "content-range", "content-md5",
+                                        "content-digest", "repr-digest", "digest"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == h->name_len && strncasecmp(h->name, names[i], h->name_len) == 0)
+            return 1;
+    return 0;
+}
+
 struct edge_obj *edge_obj_merge_304(const struct edge_obj *o, const struct edge_hdr *h, size_t n,
                                     const struct edge_fresh *fresh, int64_t request_time)
 {
@@ -207,14 +248,12 @@ struct edge_obj *edge_obj_merge_304(const struct edge_obj *o, const struct edge_
         int replaced = 0;
         for (size_t k = 0; k < n && !replaced; k++)
             replaced = h[k].name_len == s->name_len && strncasecmp(h[k].name, s->name, s->name_len) == 0 &&
-                       !(s->name_len == 14 && strncasecmp(s->name, "content-length", 14) == 0) &&
-                       !is_excluded(h, n, &h[k]);
+                       !describes_body(s) && !is_excluded(h, n, &h[k]);
         if (!replaced)
             m[nm++] = *s;
     }
     for (size_t k = 0; k < n; k++) {
-        if (is_excluded(h, n, &h[k]) ||
-            (h[k].name_len == 14 && strncasecmp(h[k].name, "content-length", 14) == 0))
+        if (is_excluded(h, n, &h[k]) || describes_body(&h[k]))
             continue;
         m[nm++] = h[k];
     }

@@ -62,8 +62,13 @@ struct edge_obj *edge_obj_new(const char *key, size_t key_len, size_t pkey_len, 
 /* Takes ownership of body (malloc'd) and records its CRC. */
 void edge_obj_set_body(struct edge_obj *o, uint8_t *body, size_t len);
 /* RFC 9111 3.2/4.3.4: a copy whose headers are updated from a 304 (every field of the 304
- * replaces all stored fields of that name, except hop-by-hop ones and Content-Length), sharing
- * nothing with o; the body is copied. fresh is the new timing. */
+ * replaces all stored fields of that name, except hop-by-hop ones and those that describe the
+ * stored body: Content-Length, Content-Encoding, Content-Range, Content-MD5, digests), sharing
+ * nothing with o; the body is copied. fresh is the new timing. The caller checks first that the
+ * 304 is about o (edge_304_selects). */
+/* RFC 9111 4.3.4: does a 304 with headers h select o for freshening? Not when both carry an ETag
+ * and the entity-tags differ (weak comparison): the 304 is about another representation. */
+int edge_obj_304_selects(const struct edge_obj *o, const struct edge_hdr *h, size_t n);
 struct edge_obj *edge_obj_merge_304(const struct edge_obj *o, const struct edge_hdr *h, size_t n,
                                     const struct edge_fresh *fresh, int64_t request_time);
 

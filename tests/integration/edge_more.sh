@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 26
+plan 32
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -84,6 +84,24 @@ like "$("$EDGE" --help)" 's3fifo \(default\), sieve or lru' "--help names the th
 
 # the access log: one JSON line per request, with the Cache-Status
 like "$(grep '/max60/auth' "$T/access.log" | tail -1)" '"cache_status":"cdn-edge-m; hit"' "access log line with Cache-Status"
+
+# an upstream transfer coding other than chunked: a 502 that says why, nothing stored
+h=$(curl -s -D - -o "$T/te" "$E/badte/a")
+like "$(echo "$h" | head -1)" '^HTTP/1.1 502' "Transfer-Encoding: gzip upstream: 502"
+like "$(cat "$T/te")" 'transfer coding other than chunked' "the 502 says why"
+curl -s -o /dev/null "$E/badte/a"
+is "$(count /badte/a)" 2 "nothing stored: the next request goes upstream again"
+
+# RFC 9111 4.4: only an unsafe method answered with a non-error status invalidates
+curl -s -o /dev/null "$E/max60/inv"
+curl -s -o /dev/null -X POST -H 'X-Fail: 1' "$E/max60/inv"
+curl -s -o /dev/null -X DELETE -H 'X-Fail: 1' "$E/max60/inv"
+h=$(curl -s -D - -o /dev/null "$E/max60/inv")
+like "$(echo "$h" | hdr cache-status)" '; hit$' "a POST answered 500 leaves the stored response"
+curl -s -o /dev/null -X POST --data x "$E/max60/inv"
+h=$(curl -s -D - -o /dev/null "$E/max60/inv")
+like "$(echo "$h" | hdr cache-status)" 'fwd=miss' "a POST answered 200 invalidates it"
+is "$(count /max60/inv)" 5 "origin: 2 GETs, 3 unsafe requests"
 
 # graceful stop
 stop edge; is "$?" 0 "SIGTERM: clean exit 0"

@@ -20,6 +20,8 @@ reached the origin and what the edge sent upstream.
   /dated/...       -> max-age=600, ETag "d1", Date 30 s ago (also in X-Origin-Date); ?cc=VALUE sets
                       Cache-Control instead; ?form=850 sends the Date in the obsolete RFC 850 form
   /nodate/...      -> max-age=600 and no Date at all
+  /badte/...       -> Transfer-Encoding: gzip (not chunked), body until the connection closes
+  POST ... with X-Fail: 1 -> 500 (an unsafe method that failed)
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
@@ -115,6 +117,8 @@ class H(BaseHTTPRequestHandler):
         h = [("Content-Type", "text/plain"), ("X-Body-Len", str(len(body_in)))]
         if sick[0]:
             return self.send(503, h, b"sick\n")
+        if self.command in ("POST", "PUT", "DELETE", "PATCH") and self.headers.get("X-Fail"):
+            return self.send(500, h, b"failed\n")
         inm = self.headers.get("If-None-Match")
         if path.startswith("/max60/") or path.startswith("/slow/"):
             if path.startswith("/slow/"):
@@ -158,6 +162,15 @@ class H(BaseHTTPRequestHandler):
                 d = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
             return self.send(200, h + [("Cache-Control", q.get("cc", ["max-age=600"])[0]), ("ETag", '"d1"'),
                                        ("Date", d), ("X-Origin-Date", d)], body)
+        if path.startswith("/badte/"):
+            self.close_connection = True
+            self.send_response_only(200)
+            self.send_header("Transfer-Encoding", "gzip")
+            self.send_header("Cache-Control", "max-age=600")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"raw body until close\n")
+            return
         if path.startswith("/nodate/"):
             return self.send(200, h + [("Cache-Control", "max-age=600"), ("Date", None)], body)
         if path.startswith("/big/") or path.startswith("/mid/"):

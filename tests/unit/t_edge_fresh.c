@@ -292,9 +292,14 @@ static void age(void **state)
         {"Date: Tue, 14 Nov 2023 22:23:20 GMT", T0, T0, 0},
         /* malformed Age is ignored */
         {"Age: -5", T0 - 1, T0, 1},
-        {"Age: 10, 20", T0, T0, 0},
         {"Age: 1e3", T0, T0, 0},
-        {"Age: 10\nAge: 10", T0, T0, 0},
+        {"Age: 7200.0", T0, T0, 0},
+        {"Age: abc", T0, T0, 0},
+        /* a list counts by its first member (RFC 9111 5.1), one field or several */
+        {"Age: 10, 20", T0, T0, 10},
+        {"Age: 0,7200", T0, T0, 0},
+        {"Age: 10\nAge: 20", T0, T0, 10},
+        {"Age: x, 20", T0, T0, 0},
         {"Age:  7 ", T0, T0, 7},
         {"Age: 99999999999999", T0, T0, EDGE_DELTA_MAX},
     };

@@ -189,7 +189,29 @@ static void merge_304(void **state)
     assert_int_equal(m->body_len, 5);
     assert_memory_equal(m->body, "hello", 5);
     assert_int_equal(m->fresh.lifetime, 100);
+    /* the Date a client sees follows the merged Date */
+    assert_string_equal(o->date, "Tue, 14 Nov 2023 22:13:20 GMT");
+    assert_string_equal(m->date, "Tue, 14 Nov 2023 22:20:00 GMT");
     edge_obj_release(m);
+    /* fields that describe the stored body are not replaced; a new one is not added either */
+    struct edge_hdr b[] = {
+        {"Content-Encoding", 16, "gzip", 4}, {"Content-MD5", 11, "x", 1}, {"Content-Range", 13, "bytes 0-1/5", 11},
+        {"X-New", 5, "1", 1},
+    };
+    m = edge_obj_merge_304(o, b, 4, &f, 1700000399);
+    assert_non_null(m);
+    assert_null(edge_obj_hdr(m, "content-encoding"));
+    assert_null(edge_obj_hdr(m, "content-md5"));
+    assert_null(edge_obj_hdr(m, "content-range"));
+    assert_string_equal(edge_obj_hdr(m, "x-new")->value, "1");
+    edge_obj_release(m);
+    /* RFC 9111 4.3.4: a 304 selects the stored response only if its ETag (if any) matches */
+    struct edge_hdr e1[] = {{"ETag", 4, " \"v1\"", 5}}, e2[] = {{"ETag", 4, "W/\"v1\"", 6}},
+                    e3[] = {{"ETag", 4, "\"v2\"", 4}}, e4[] = {{"Cache-Control", 13, "max-age=1", 9}};
+    assert_true(edge_obj_304_selects(o, e1, 1));
+    assert_true(edge_obj_304_selects(o, e2, 1));
+    assert_false(edge_obj_304_selects(o, e3, 1));
+    assert_true(edge_obj_304_selects(o, e4, 1));
     edge_obj_release(o);
 }
 
