@@ -45,7 +45,8 @@ if ! installed; then
         if ! timeout 120 npm install --prefix "$stage" --cache "$cache/_npm" --no-audit --no-fund \
                 --no-update-notifier --loglevel=error "http-cache-tests@$CT_VERSION" > "$T/npm.log" 2>&1; then
             rm -rf "$stage"
-            skip_all "npm install http-cache-tests@$CT_VERSION failed: $(tail -n 3 "$T/npm.log" | tr '\n' ' ' | tr -d '#')"
+            why=$(grep -m1 -E 'npm (ERR!|error) (code|errno|network|notarget|404)' "$T/npm.log" || tail -n 1 "$T/npm.log")
+            skip_all "npm install http-cache-tests@$CT_VERSION failed: ${why//#/}"
         fi
         touch "$stage/.complete"
         rm -rf "$dest" && mv "$stage" "$dest"
