@@ -78,9 +78,11 @@ node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$T/cd
 node "$HERE/verdict.mjs" "$CT_DIR" "$T/cdn-edge.json" "$HERE/cachetests.expected" > "$T/verdict.tsv" 2> "$T/verdict.log" ||
     bail "verdict.mjs failed: $(tail -n 3 "$T/verdict.log")"
 
-plan $(( $(grep -c -v '^diag' "$T/verdict.tsv") + 2 ))
+plan $(( $(grep -c -v '^diag' "$T/verdict.tsv") + 3 ))
 is "$listeners" "127.0.0.1:$OP " "the suite's origin listens on 127.0.0.1 only"
 running "$pid_edge"; ok $? "cdn-edge is still running after the suite"
+# Exit 0 also means no leak report in a sanitizer build.
+stop edge; is "$?" 0 "cdn-edge exits 0 on SIGTERM after the suite"
 while IFS=$'\t' read -r kind desc detail; do
     case $kind in
         diag) diag "$desc" ;;
