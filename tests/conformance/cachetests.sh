@@ -62,7 +62,8 @@ start origin env CT_DIR="$CT_DIR" npm_config_protocol=http npm_config_port="$OP"
     npm_config_pidfile="$T/origin.pid" node "$HERE/origin-lo.mjs"
 wait_port 127.0.0.1 "$OP" 20 || bail "the suite's origin did not start"
 mkdir -p "$T/db"
-start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "http://127.0.0.1:$OP" -d "$T/db" -w 1 -n ct
+start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "http://127.0.0.1:$OP" -d "$T/db" -w 1 -n ct \
+    --edge-cc Surrogate-Control
 wait_http "http://127.0.0.1:$AP/healthz" || bail "cdn-edge did not start"
 # The origin must not be reachable from outside the machine: its port has one listener, on 127.0.0.1.
 listeners=$(ss -Hltn "sport = :$OP" | awk '{print $4}' | sort -u | tr '\n' ' ')
