@@ -288,6 +288,11 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
         else if (!strcmp(key, "amplification_factor")) CK(u32(&x, val, 0, 1000, &x.v->set.amp_factor));
         else if (!strcmp(key, "tcp_idle_timeout")) CK(cdn_conf_duration_ms(c, val, &o->tcp_idle_ms, err));
         else if (!strcmp(key, "tcp_max_connections")) CK(u32(&x, val, 1, 1000000, &o->tcp_max_conns));
+        else if (!strcmp(key, "udp_steer")) {
+            CK(cdn_conf_str(c, val, &s, err));
+            if (strcmp(s, "cpu") && strcmp(s, "hash")) return cdn_conf_fail(c, val, err, "expected cpu or hash");
+            o->udp_steer_cpu = !strcmp(s, "cpu");
+        }
         else if (!strcmp(key, "rrl")) CK(opt_rrl(&x, val));
         else if (!strcmp(key, "health")) CK(opt_health(&x, val));
         else if (!strcmp(key, "regions")) regions = val;
@@ -296,7 +301,7 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
         else if (!strcmp(key, "fallback")) fallback = val;
         else if (!strcmp(key, "zones")) zones = val;
         else return unknown_key(&x, k, "listen, admin, workers, pid_file, log_file, log_level, udp_max_size, "
-                                       "amplification_factor, tcp_idle_timeout, tcp_max_connections, rrl, health, "
+                                       "amplification_factor, tcp_idle_timeout, tcp_max_connections, udp_steer, rrl, health, "
                                        "regions, default_region, edges, fallback, zones");
     }
     /* order matters: regions before edges and the default, zones last (CDN names need edges) */

@@ -21,6 +21,7 @@ struct gdns_conf {
     int log_level;
     uint64_t tcp_idle_ms;
     unsigned tcp_max_conns;
+    int udp_steer_cpu;          /* udp_steer: cpu (1) or hash (0, the kernel's SO_REUSEPORT default) */
 };
 
 /* 0, or -1 with err filled. */
