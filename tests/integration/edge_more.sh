@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 32
+plan 36
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -91,6 +91,14 @@ like "$(echo "$h" | head -1)" '^HTTP/1.1 502' "Transfer-Encoding: gzip upstream:
 like "$(cat "$T/te")" 'transfer coding other than chunked' "the 502 says why"
 curl -s -o /dev/null "$E/badte/a"
 is "$(count /badte/a)" 2 "nothing stored: the next request goes upstream again"
+
+# an interim 103 from the origin is neither merged into the final response nor stored
+h=$(curl -s -D - -o "$T/early" "$E/early/a")
+like "$(echo "$h" | grep -v '^HTTP/1.1 103' | head -1)" '^HTTP/1.1 200' "a 103 then 200 upstream: the client gets the 200"
+unlike "$(echo "$h" | sed -n '/^HTTP\/1.1 200/,$p')" '(Link|X-Interim):' "the 103's fields are not merged into the 200"
+h=$(curl -s -D - -o /dev/null "$E/early/a")
+like "$(echo "$h" | hdr cache-status)" '; hit$' "the 200 is stored"
+unlike "$h" '103|X-Interim' "and a hit carries nothing of the 103"
 
 # RFC 9111 4.4: only an unsafe method answered with a non-error status invalidates
 curl -s -o /dev/null "$E/max60/inv"
