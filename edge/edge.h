@@ -56,6 +56,7 @@ struct edge_server {
     cdn_series_t *m_expired;         /* objects removed by the expiry sweep */
     cdn_series_t *m_parent_5xx;      /* parent 5xx/508 answers passed over for the next upstream */
     cdn_series_t *m_check_down;      /* parents marked down by the active health check */
+    cdn_series_t *m_interim;         /* interim (1xx) responses forwarded to clients */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
                                         move traffic away) while requests are still served;
                                         written by the admin thread, read by workers (atomics) */

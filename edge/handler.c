@@ -27,6 +27,7 @@
 #include "cdn/loop.h"
 #include "edge/edge.h"
 #include "edge/feed.h"
+#include "edge/interim.h"
 #include "edge/obj.h"
 #include "edge/range.h"
 #include "edge/tier_ram.h"
@@ -1002,6 +1003,24 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
     return r;
 }
 
+/* An interim response (103 Early Hints...) from upstream: forwarded to each client of this fetch
+ * whose response has not started (RFC 9110 15.2); never stored, never merged into the final one.
+ * Clients waiting on another worker's fetch (mirrors) do not get it. */
+static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data)
+{
+    struct fetch *f = data;
+    struct edge_hdr eh[64];
+    size_t en = n < 64 ? n : 64;
+    for (size_t i = 0; i < en; i++)
+        eh[i] = (struct edge_hdr){h[i].name, h[i].name_len, h[i].value, h[i].value_len};
+    for (h2o_linklist_t *node = f->waiters.next; node != &f->waiters; node = node->next) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        if (!c->started && !c->finished && edge_interim_send(c->req, status, eh, en, f->w->srv->via))
+            cdn_counter_inc(f->w->srv->m_interim);
+    }
+    (void)hr;
+}
+
 static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
 {
     struct fetch *f = data;
@@ -1375,7 +1394,7 @@ static void on_queue_timer(cdn_timer_t *t, void *data)
     queue_pump(data);
 }
 
-static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, on_fetch_done};
+static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, on_fetch_done, on_fetch_info};
 
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
  * under the tier that gets asked. */

@@ -322,6 +322,7 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_parent_5xx = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_errors_total", "Parent answers 5xx/508 passed over for the next parent or the origin", NULL));
     s->m_check_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_check_down_total", "Times the active health check marked a parent down", NULL));
     s->m_expired = cdn_metric_plain(cdn_metrics_counter(m, "edge_expired_total", "Objects removed by the expiry sweep (stale beyond their stale-while-revalidate/stale-if-error windows)", NULL));
+    s->m_interim = cdn_metric_plain(cdn_metrics_counter(m, "edge_interim_responses_total", "Interim (1xx) responses from upstream forwarded to clients", NULL));
     s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
     s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
                                                           cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));

@@ -302,8 +302,21 @@ static size_t on_curl_header(char *p, size_t size, size_t nitems, void *arg)
         return n;
     }
     if (tl == 0) { /* end of a block */
-        if (r->status >= 100 && r->status < 200)
-            return n; /* 100-continue and friends: the real head follows */
+        if (r->status >= 100 && r->status < 200) {
+            /* interim: the real head follows; a proxy forwards all but the 100 it asked for */
+            if (r->cbs.on_info != NULL && r->status != 100 && r->status != 101) {
+                struct cdn_httpc_header h[HEADERS_MAX];
+                for (size_t i = 0; i < r->nh; i++)
+                    h[i] = (struct cdn_httpc_header){r->hbuf + r->hoff[i].name, r->hoff[i].name_len,
+                                                     r->hbuf + r->hoff[i].value, r->hoff[i].value_len};
+                r->in_cb = 1;
+                r->cbs.on_info(r, r->status, h, r->nh, r->data);
+                r->in_cb = 0;
+                if (r->cancelled)
+                    return 0;
+            }
+            return n;
+        }
         if (deliver_head(r) != 0) {
             if (!r->too_large)
                 r->aborted = 1;

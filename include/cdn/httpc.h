@@ -52,6 +52,11 @@ struct cdn_httpc_cbs {
                    const struct cdn_httpc_header *headers, size_t nheaders, void *data);
     int (*on_body)(cdn_httpc_req_t *r, const void *buf, size_t len, void *data);
     void (*on_done)(cdn_httpc_req_t *r, const char *errstr, void *data);
+    /* Optional: an interim response (1xx other than 100 and 101, e.g. 103 Early Hints) before the
+     * final head, for a proxy to forward (RFC 9110 15.2). 100 Continue answers curl's own Expect
+     * and is not passed. headers valid only during the call. */
+    void (*on_info)(cdn_httpc_req_t *r, int status, const struct cdn_httpc_header *headers, size_t nheaders,
+                    void *data);
 };
 
 /* Details of a finished transfer, valid inside on_done. */

@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 36
+plan 43
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -92,13 +92,23 @@ like "$(cat "$T/te")" 'transfer coding other than chunked' "the 502 says why"
 curl -s -o /dev/null "$E/badte/a"
 is "$(count /badte/a)" 2 "nothing stored: the next request goes upstream again"
 
-# an interim 103 from the origin is neither merged into the final response nor stored
+# an interim 103 from the origin is forwarded (RFC 9110 15.2), not merged into the final response,
+# not stored: HTTP/1.1 and h2c
 h=$(curl -s -D - -o "$T/early" "$E/early/a")
-like "$(echo "$h" | grep -v '^HTTP/1.1 103' | head -1)" '^HTTP/1.1 200' "a 103 then 200 upstream: the client gets the 200"
-unlike "$(echo "$h" | sed -n '/^HTTP\/1.1 200/,$p')" '(Link|X-Interim):' "the 103's fields are not merged into the 200"
+like "$(echo "$h" | head -1)" '^HTTP/1.1 103 Early Hints' "HTTP/1.1: the origin's 103 comes first"
+like "$(echo "$h" | sed -n '1,/^\r*$/p')" 'Link: </s.css>; rel=preload' "with its Link"
+like "$(echo "$h" | sed -n '1,/^\r*$/p')" 'Via: 1.1 cdn-edge-m' "and our Via"
+final=$(echo "$h" | sed -n '/^HTTP\/1.1 200/,$p')
+like "$final" '^HTTP/1.1 200' "then the 200"
+unlike "$final" '(Link|X-Interim):' "the 103's fields are not merged into the 200"
 h=$(curl -s -D - -o /dev/null "$E/early/a")
 like "$(echo "$h" | hdr cache-status)" '; hit$' "the 200 is stored"
 unlike "$h" '103|X-Interim' "and a hit carries nothing of the 103"
+nghttp -v -n "$E/early/b" > "$T/ng103" 2>&1
+like "$(grep -c ':status: 103' "$T/ng103")" '^1$' "h2c: one HEADERS with :status 103 ..."
+like "$(sed -n '/:status: 103/,/:status: 200/p' "$T/ng103")" 'link: </s.css>; rel=preload' "... carrying the Link"
+like "$(grep -A3 ':status: 200' "$T/ng103" | head -1)" ':status: 200' "h2c: then the 200 on the same stream"
+like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_interim_responses_total')" ' 2$' "edge_interim_responses_total counts both"
 
 # RFC 9111 4.4: only an unsafe method answered with a non-error status invalidates
 curl -s -o /dev/null "$E/max60/inv"
