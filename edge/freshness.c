@@ -106,13 +106,22 @@ static int hms(const char *s, int *h, int *mi, int *se)
     return *h > 23 || *mi > 59 || *se > 60 ? -1 : 0;
 }
 
+void edge_trim_ows(const char **v, size_t *len)
+{
+    const char *s = *v;
+    size_t l = *len;
+    while (l > 0 && (*s == ' ' || *s == '\t'))
+        s++, l--;
+    while (l > 0 && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+        l--;
+    *v = s;
+    *len = l;
+}
+
 int edge_http_date_parse(const char *s, size_t len, int64_t *t)
 {
     char b[64];
-    while (len > 0 && (*s == ' ' || *s == '\t'))
-        s++, len--;
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
+    edge_trim_ows(&s, &len);
     if (len >= sizeof(b) || len < 24)
         return -1;
     memcpy(b, s, len);
@@ -179,10 +188,7 @@ int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *o
     if (i >= 0 && edge_http_date_parse(h[i].value, h[i].value_len, &t) == 0) {
         const char *v = h[i].value;
         size_t l = h[i].value_len;
-        while (l > 0 && (*v == ' ' || *v == '\t'))
-            v++, l--;
-        while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
-            l--;
+        edge_trim_ows(&v, &l);
         if (l == 29 && v[3] == ',') {
             memcpy(out, v, 29);
             out[29] = '\0';
@@ -229,10 +235,7 @@ static int64_t parse_age(const struct edge_hdr *h, size_t n)
     const char *comma = memchr(s, ',', len);
     if (comma != NULL)
         len = (size_t)(comma - s);
-    while (len > 0 && (*s == ' ' || *s == '\t'))
-        s++, len--;
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
+    edge_trim_ows(&s, &len);
     int64_t v = edge_delta_seconds(s, len);
     return v < 0 ? 0 : v;
 }

@@ -30,6 +30,8 @@ int edge_hdr_has_token(const struct edge_hdr *h, size_t n, const char *name, con
  * forwarded (RFC 9110 7.6.1). */
 int edge_hdr_is_hop(const struct edge_hdr *h, size_t n, const char *name, size_t name_len);
 
+/* Strips optional whitespace (SP, HTAB) from both ends of the value (*v, *len). */
+void edge_trim_ows(const char **v, size_t *len);
 /* HTTP-date (IMF-fixdate, RFC 850, asctime). 0 with *t set, or -1. */
 int edge_http_date_parse(const char *s, size_t len, int64_t *t);
 /* IMF-fixdate into buf (at least 30 bytes); returns buf. */

@@ -968,10 +968,7 @@ static int unsupported_coding(const struct cdn_httpc_header *h, size_t n)
             continue;
         const char *v = h[i].value;
         size_t l = h[i].value_len;
-        while (l > 0 && (*v == ' ' || *v == '\t'))
-            v++, l--;
-        while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
-            l--;
+        edge_trim_ows(&v, &l);
         if (l != 7 || strncasecmp(v, "chunked", 7) != 0)
             return 1;
     }

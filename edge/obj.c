@@ -197,10 +197,7 @@ static void opaque_tag(const struct edge_hdr *h, const char **p, size_t *len)
 {
     const char *v = h->value;
     size_t l = h->value_len;
-    while (l > 0 && (*v == ' ' || *v == '\t'))
-        v++, l--;
-    while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
-        l--;
+    edge_trim_ows(&v, &l);
     if (l >= 2 && v[0] == 'W' && v[1] == '/')
         v += 2, l -= 2;
     *p = v;
