@@ -6,6 +6,7 @@
 #include "config.h"
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 #include "edge/cc.h"
 
@@ -51,9 +52,62 @@ static void set_delta(int64_t *slot, const char *v, size_t vlen, int has_value)
 
 #define NAME_IS(lit) (nlen == sizeof(lit) - 1 && strncasecmp(name, lit, nlen) == 0)
 
+/* Appends the comma-separated field names of v to cc->fields; -1 if one is not a token or they
+ * do not fit (the caller then takes the unqualified directive). */
+static int add_fields(struct edge_cc *cc, const char *v, size_t vlen)
+{
+    size_t used = strlen(cc->fields), at = used;
+    const char *p = v, *end = v + vlen;
+    while (p < end) {
+        while (p < end && (is_ows(*p) || *p == ','))
+            p++;
+        const char *nm = p;
+        while (p < end && is_tchar((unsigned char)*p))
+            p++;
+        size_t l = (size_t)(p - nm);
+        while (p < end && is_ows(*p))
+            p++;
+        if ((p < end && *p != ',') || (l == 0 && p < end))
+            goto bad;
+        if (l == 0)
+            break;
+        if (at + l + 2 > sizeof(cc->fields))
+            goto bad;
+        for (size_t i = 0; i < l; i++)
+            cc->fields[at + i] = (char)tolower((unsigned char)nm[i]);
+        cc->fields[at + l] = ',';
+        at += l + 1;
+        cc->fields[at] = '\0';
+    }
+    return 0;
+bad:
+    cc->fields[used] = '\0';
+    return -1;
+}
+
+int edge_cc_lists_field(const struct edge_cc *cc, const char *name, size_t len)
+{
+    for (const char *p = cc->fields; *p;) {
+        const char *e = strchr(p, ',');
+        if ((size_t)(e - p) == len && strncasecmp(p, name, len) == 0)
+            return 1;
+        p = e + 1;
+    }
+    return 0;
+}
+
 static void apply(struct edge_cc *cc, const char *name, size_t nlen, const char *v, size_t vlen,
                   int has_value)
 {
+    if (has_value && (NAME_IS("private") || NAME_IS("no-cache"))) {
+        int priv = NAME_IS("private");
+        cc->ndirs++;
+        if (add_fields(cc, v, vlen) == 0)
+            cc->flags |= priv ? EDGE_CC_PRIVATE_FIELDS : EDGE_CC_NO_CACHE_FIELDS;
+        else
+            cc->flags |= priv ? EDGE_CC_PRIVATE : EDGE_CC_NO_CACHE;
+        return;
+    }
     static const struct { const char *n; unsigned f; } flags[] = {
         {"no-store", EDGE_CC_NO_STORE}, {"no-cache", EDGE_CC_NO_CACHE},
         {"private", EDGE_CC_PRIVATE}, {"public", EDGE_CC_PUBLIC},

@@ -441,7 +441,7 @@ void edge_decide(const struct edge_fresh *f, const struct edge_req_meta *rq, int
     int64_t sie = f->sie > rc->sie ? f->sie : rc->sie;
     v->stale_if_error = may_stale && sie >= 0 && (staleness < 0 || staleness <= sie);
     v->use = EDGE_USE_VALIDATE;
-    if ((rc->flags & EDGE_CC_NO_CACHE) || (f->flags & EDGE_F_NO_CACHE))
+    if ((rc->flags & (EDGE_CC_NO_CACHE | EDGE_CC_NO_CACHE_FIELDS)) || (f->flags & EDGE_F_NO_CACHE))
         return;
     if (rc->max_age >= 0 && age > rc->max_age)
         return;

@@ -520,6 +520,23 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
 static void slot_put(struct fetch *f);
 static void queue_unlink(struct fetch *f);
 
+/* The headers of h a shared cache may store: without the fields that a qualified private="..."
+ * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them).
+ * Returns h itself when nothing is listed, else a pool copy with *n reduced. */
+static const struct edge_hdr *storable_fields(h2o_mem_pool_t *pool, const struct edge_cc *cc,
+                                              const struct edge_hdr *h, size_t *n)
+{
+    if (!(cc->flags & (EDGE_CC_PRIVATE_FIELDS | EDGE_CC_NO_CACHE_FIELDS)) || cc->fields[0] == '\0')
+        return h;
+    struct edge_hdr *out = h2o_mem_alloc_pool(pool, (*n ? *n : 1) * sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!edge_cc_lists_field(cc, h[i].name, h[i].name_len))
+            out[k++] = h[i];
+    *n = k;
+    return out;
+}
+
 static void fetch_release(struct fetch *f)
 {
     if (--f->refs > 0)
@@ -778,9 +795,14 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
     if (f->stale != NULL && status == 304) {
         /* a 304 about another representation (its ETag is not the stored one) updates nothing:
          * the stored response is served as it is (RFC 9111 4.3.4) */
+        h2o_mem_pool_t pool;
+        h2o_mem_init_pool(&pool);
+        size_t nh = n;
+        const struct edge_hdr *hs = storable_fields(&pool, &rs.cc, f->hdrs, &nh);
         struct edge_obj *tmp = edge_obj_304_selects(f->stale, f->hdrs, n)
-                                   ? edge_obj_merge_304(f->stale, f->hdrs, n, &f->stale->fresh, f->req_time)
+                                   ? edge_obj_merge_304(f->stale, hs, nh, &f->stale->fresh, f->req_time)
                                    : NULL;
+        h2o_mem_clear_pool(&pool);
         struct edge_obj *no = NULL;
         if (tmp != NULL) {
             struct edge_resp_meta mrs;
@@ -1037,8 +1059,13 @@ static void store_fetch(struct fetch *f)
     struct edge_fresh fr;
     edge_resp_analyze(f->hdrs, f->nhdrs, f->status, &s->conf.fresh, &rs);
     edge_fresh_from_resp(&fr, &rs, f->req_time, now, &s->conf.fresh);
-    struct edge_obj *o = edge_obj_new(f->key, f->key_len, f->pkey_len, f->status, f->hdrs, f->nhdrs, f->vary,
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    size_t nh = f->nhdrs;
+    const struct edge_hdr *hs = storable_fields(&pool, &rs.cc, f->hdrs, &nh);
+    struct edge_obj *o = edge_obj_new(f->key, f->key_len, f->pkey_len, f->status, hs, nh, f->vary,
                                       f->vary_len > 0 ? (size_t)f->vary_len : 0, &fr, f->req_time);
+    h2o_mem_clear_pool(&pool);
     uint8_t *body = malloc(f->total ? f->total : 1);
     if (o == NULL || body == NULL) {
         free(body);

@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 43
+plan 48
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -109,6 +109,16 @@ like "$(grep -c ':status: 103' "$T/ng103")" '^1$' "h2c: one HEADERS with :status
 like "$(sed -n '/:status: 103/,/:status: 200/p' "$T/ng103")" 'link: </s.css>; rel=preload' "... carrying the Link"
 like "$(grep -A3 ':status: 200' "$T/ng103" | head -1)" ':status: 200' "h2c: then the 200 on the same stream"
 like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_interim_responses_total')" ' 2$' "edge_interim_responses_total counts both"
+
+# qualified private="f" / no-cache="f" (RFC 9111 5.2.2.7, 5.2.2.4): the response is stored and
+# reused without those fields
+h=$(curl -s -D - -o /dev/null "$E/qual/a")
+like "$h" 'X-Secret: s1' "miss: the client gets every field"
+h=$(curl -s -D - -o /dev/null "$E/qual/a")
+like "$(echo "$h" | hdr cache-status)" '; hit$' "qualified private/no-cache: stored and reused"
+like "$h" 'X-Keep: k1' "a hit keeps the other fields"
+is "$(echo "$h" | grep -ciE '^x-(secret|token):')" 0 "but not the ones private=/no-cache= name"
+is "$(count /qual/a)" 1 "one origin request"
 
 # RFC 9111 4.4: only an unsafe method answered with a non-error status invalidates
 curl -s -o /dev/null "$E/max60/inv"

@@ -21,6 +21,7 @@ reached the origin and what the edge sent upstream.
                       Cache-Control instead; ?form=850 sends the Date in the obsolete RFC 850 form
   /nodate/...      -> max-age=600 and no Date at all
   /badte/...       -> Transfer-Encoding: gzip (not chunked), body until the connection closes
+  /qual/...        -> max-age=60, private="X-Secret", no-cache="X-Token" with X-Secret, X-Token, X-Keep
   /early/...       -> 103 Early Hints (Link, X-Interim) first, then 200 with max-age=60
   POST ... with X-Fail: 1 -> 500 (an unsafe method that failed)
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
@@ -163,6 +164,9 @@ class H(BaseHTTPRequestHandler):
                 d = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
             return self.send(200, h + [("Cache-Control", q.get("cc", ["max-age=600"])[0]), ("ETag", '"d1"'),
                                        ("Date", d), ("X-Origin-Date", d)], body)
+        if path.startswith("/qual/"):
+            return self.send(200, h + [("Cache-Control", 'max-age=60, private="X-Secret", no-cache="X-Token"'),
+                                       ("X-Secret", "s1"), ("X-Token", "t1"), ("X-Keep", "k1")], body)
         if path.startswith("/early/"):
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Interim: yes\r\n\r\n")
             self.wfile.flush()

@@ -50,13 +50,46 @@ static struct edge_cc cc_of(const char *s, int strict, int *rc)
     return cc;
 }
 
+static void cc_qualified(void **state)
+{
+    int rc;
+    struct edge_cc cc = cc_of("private=\"X-Secret\", max-age=60", 0, &rc);
+    assert_int_equal(rc, 0);
+    assert_false(cc.flags & EDGE_CC_PRIVATE);
+    assert_true(cc.flags & EDGE_CC_PRIVATE_FIELDS);
+    assert_true(edge_cc_lists_field(&cc, "x-secret", 8));
+    /* the unqualified form beside it wins */
+    cc = cc_of("no-cache=\"A\", no-cache", 0, &rc);
+    assert_true(cc.flags & EDGE_CC_NO_CACHE);
+    /* a list that is not field names, or too long to hold, means the unqualified directive */
+    cc = cc_of("private=\"a b\"", 0, &rc);
+    assert_true(cc.flags & EDGE_CC_PRIVATE);
+    char big[1024] = "no-cache=\"";
+    for (int i = 0; i < 40; i++)
+        strcat(big, "X-Field-Name, ");
+    strcat(big, "\"");
+    cc = cc_of(big, 0, &rc);
+    assert_true(cc.flags & EDGE_CC_NO_CACHE);
+    assert_false(cc.flags & EDGE_CC_NO_CACHE_FIELDS);
+    /* private="" names nothing: the whole response may be stored */
+    cc = cc_of("private=\"\", max-age=5", 0, &rc);
+    assert_false(cc.flags & EDGE_CC_PRIVATE);
+    assert_string_equal(cc.fields, "");
+}
+
 static void cc_parser(void **state)
 {
     int rc;
     struct edge_cc cc = cc_of("public, max-age=60, s-maxage=\"120\", no-cache=\"Set-Cookie, X\"", 0, &rc);
     assert_int_equal(rc, 0);
     assert_true(cc.flags & EDGE_CC_PUBLIC);
-    assert_true(cc.flags & EDGE_CC_NO_CACHE); /* qualified no-cache counts as no-cache */
+    /* qualified no-cache: those fields are not reused, the rest is (RFC 9111 5.2.2.4) */
+    assert_false(cc.flags & EDGE_CC_NO_CACHE);
+    assert_true(cc.flags & EDGE_CC_NO_CACHE_FIELDS);
+    assert_true(edge_cc_lists_field(&cc, "set-cookie", 10));
+    assert_true(edge_cc_lists_field(&cc, "X", 1));
+    assert_false(edge_cc_lists_field(&cc, "X-A", 3));
+    assert_false(edge_cc_lists_field(&cc, "Set", 3));
     assert_int_equal(cc.max_age, 60);
     assert_int_equal(cc.s_maxage, 120);       /* quoted form accepted */
     cc = cc_of("MAX-AGE=10,,  , PRIVATE", 0, &rc);
@@ -178,7 +211,7 @@ static void storability(void **state)
         {"GET", "", "Cache-Control: must-understand, no-store, max-age=60", 200, EDGE_STORE_OK},
         {"GET", "", "Cache-Control: must-understand, no-store", 299, EDGE_NS_STATUS},
         {"GET", "", "Cache-Control: private, max-age=60", 200, EDGE_NS_PRIVATE},
-        {"GET", "", "Cache-Control: private=\"X\", max-age=60", 200, EDGE_NS_PRIVATE},
+        {"GET", "", "Cache-Control: private=\"X\", max-age=60", 200, EDGE_STORE_OK}, /* without X */
         /* Authorization: only with public, must-revalidate or s-maxage */
         {"GET", "Authorization: Basic x", "Cache-Control: max-age=60", 200, EDGE_NS_AUTH},
         {"GET", "Authorization: Basic x", "Cache-Control: public, max-age=60", 200, EDGE_STORE_OK},
@@ -437,7 +470,7 @@ static void hop_by_hop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cc_parser),   cmocka_unit_test(cc_strict),
+        cmocka_unit_test(cc_parser),   cmocka_unit_test(cc_qualified),   cmocka_unit_test(cc_strict),
         cmocka_unit_test(http_dates),  cmocka_unit_test(date_pick),  cmocka_unit_test(storability),
         cmocka_unit_test(lifetime),    cmocka_unit_test(age),
         cmocka_unit_test(decisions),   cmocka_unit_test(auth_and_methods),
