@@ -1,4 +1,5 @@
-/* libFuzzer harness: Cache-Control (lenient and strict), HTTP-dates, Vary lists, cache keys and
+/* libFuzzer harness: Cache-Control (lenient and strict, with the field lists of qualified
+ * private/no-cache), HTTP-dates (and the Date sent on the wire), Vary lists, cache keys and
  * whole-response analysis over arbitrary bytes (edge/cc.c, edge/freshness.c, edge/cache_key.c). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,10 +12,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     struct edge_cc cc;
-    edge_cc_init(&cc);
-    edge_cc_parse(&cc, s, size, 0);
-    edge_cc_init(&cc);
-    edge_cc_parse(&cc, s, size, 1);
+    for (int strict = 0; strict < 2; strict++) {
+        edge_cc_init(&cc);
+        edge_cc_parse(&cc, s, size, strict);
+        /* the qualified private/no-cache names: lowercase tokens, each closed by ',', and found */
+        size_t fl = strnlen(cc.fields, sizeof(cc.fields));
+        if (fl == sizeof(cc.fields) || (fl > 0 && cc.fields[fl - 1] != ','))
+            abort();
+        for (const char *p = cc.fields; *p;) {
+            const char *e = strchr(p, ',');
+            if (e == p || !edge_cc_lists_field(&cc, p, (size_t)(e - p)))
+                abort();
+            for (const char *q = p; q < e; q++)
+                if (*q >= 'A' && *q <= 'Z')
+                    abort();
+            p = e + 1;
+        }
+        edge_cc_lists_field(&cc, s, size);
+    }
+    char dbuf[30];
+    if (edge_date_pick((struct edge_hdr[]){{"Date", 4, s, size}}, 1, -1, dbuf) && strlen(dbuf) != 29)
+        abort(); /* what goes on the wire must be exactly an IMF-fixdate's length */
     int64_t t;
     edge_http_date_parse(s, size, &t);
     struct edge_hdr h[] = {
