@@ -31,19 +31,36 @@ static h2o_timestamp_string_t *date_ts(struct edge_date_slot *slot, h2o_context_
     return ts;
 }
 
+/* h2o_send(req, ...) when self is NULL, else h2o_ostream_send_next(self, req, ...), with date
+ * showing in the context's timestamp cache for the call. */
+static void send_dated(struct edge_date_slot *slot, h2o_ostream_t *self, h2o_req_t *req, const char *date,
+                       h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
+{
+    h2o_context_t *ctx = req->conn->ctx;
+    h2o_timestamp_string_t *own = NULL;
+    if (date != NULL && strlen(date) == H2O_TIMESTR_RFC1123_LEN) {
+        h2o_get_timestamp(ctx, NULL, NULL); /* now current for this tick: h2o will not refill it */
+        own = ctx->_timestamp_cache.value;
+        ctx->_timestamp_cache.value = date_ts(slot, ctx, date);
+    }
+    if (self == NULL)
+        h2o_send(req, bufs, n, state);
+    else
+        h2o_ostream_send_next(self, req, bufs, n, state);
+    if (own != NULL)
+        ctx->_timestamp_cache.value = own;
+}
+
 void edge_date_send(struct edge_date_slot *slot, h2o_req_t *req, const char *date, h2o_iovec_t *bufs, size_t n,
                     h2o_send_state_t state)
 {
-    h2o_context_t *ctx = req->conn->ctx;
-    if (date == NULL || strlen(date) != H2O_TIMESTR_RFC1123_LEN) {
-        h2o_send(req, bufs, n, state);
-        return;
-    }
-    h2o_get_timestamp(ctx, NULL, NULL); /* now current for this tick: h2o will not refill it */
-    h2o_timestamp_string_t *own = ctx->_timestamp_cache.value;
-    ctx->_timestamp_cache.value = date_ts(slot, ctx, date);
-    h2o_send(req, bufs, n, state);
-    ctx->_timestamp_cache.value = own;
+    send_dated(slot, NULL, req, date, bufs, n, state);
+}
+
+void edge_date_send_next(struct edge_date_slot *slot, h2o_ostream_t *self, h2o_req_t *req, const char *date,
+                         h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
+{
+    send_dated(slot, self, req, date, bufs, n, state);
 }
 
 void edge_date_slot_dispose(struct edge_date_slot *slot)

@@ -19,6 +19,10 @@ struct edge_date_slot {
  * later sends may use h2o_send directly. */
 void edge_date_send(struct edge_date_slot *slot, h2o_req_t *req, const char *date, h2o_iovec_t *bufs, size_t n,
                     h2o_send_state_t state);
+/* The same for an output stream filter passing data on: h2o_ostream_send_next(self, ...) with
+ * date showing (a filter that held the first send back, edge/interim.c). */
+void edge_date_send_next(struct edge_date_slot *slot, h2o_ostream_t *self, h2o_req_t *req, const char *date,
+                         h2o_iovec_t *bufs, size_t n, h2o_send_state_t state);
 /* Drops the slot's reference (on the worker's thread, before its context goes). */
 void edge_date_slot_dispose(struct edge_date_slot *slot);
 

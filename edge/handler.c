@@ -126,6 +126,7 @@ struct creq {
     int own_request_id;       /* we made it: upstream_headers adds it */
     int range_pass;           /* its Range went upstream (range_fetch_above) */
     const char *date;         /* Date of the response head, for its first send (then NULL) */
+    void *interim_gate;       /* holds the first send while a 1xx is written over TLS (interim.h) */
 };
 
 /* --- small helpers --- */
@@ -1034,7 +1035,8 @@ static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_http
         eh[i] = (struct edge_hdr){h[i].name, h[i].name_len, h[i].value, h[i].value_len};
     for (h2o_linklist_t *node = f->waiters.next; node != &f->waiters; node = node->next) {
         struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-        if (!c->started && !c->finished && edge_interim_send(c->req, status, eh, en, f->w->srv->via))
+        if (!c->started && !c->finished &&
+            edge_interim_send(c->req, status, eh, en, f->w->srv->via, &c->w->date, &c->interim_gate))
             cdn_counter_inc(f->w->srv->m_interim);
     }
     (void)hr;

@@ -4,7 +4,7 @@
 # TLS, on misses, hits, 304s and ranges from the cache, passes, and after a restart; a response
 # without a Date gets the time it was received, and keeps it on every hit.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 27
+plan 31
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -96,6 +96,15 @@ d1=$(echo "$h1" | hdr date); d2=$(echo "$h2" | hdr date)
 if [ "$d1" = "$d2" ] && [ -n "$d1" ]; then pass "hits 1 s apart show one Date ($d1)"; else fail "hits show $d1 / $d2"; fi
 r=$(python3 -c 'import sys, email.utils as u; print(abs(u.parsedate_to_datetime(sys.argv[1]).timestamp()-u.parsedate_to_datetime(sys.argv[2]).timestamp()) <= 1)' "$d0" "$d1")
 is "$r" True "and it is the time the miss was received ($d0)"
+
+# 6b. a 103 before the response (forwarded ahead of it): over HTTP/1.1 with TLS the response's
+# first write waits for the 103's, and still carries the origin's Date
+h=$(curl -sk --http1.1 -D - -o "$T/e1" "$S/early/d?old=1&one=1")
+like "$(echo "$h" | head -1)" '^HTTP/1.1 103 Early Hints' "HTTP/1.1 over TLS: the 103 comes first"
+final=$(echo "$h" | sed -n '/^HTTP\/1.1 200/,$p')
+like "$final" '^HTTP/1.1 200' "then the 200"
+is "$(echo "$final" | hdr date)" "$(echo "$final" | hdr x-origin-date)" "with the origin's Date"
+like "$(cat "$T/e1")" '^body of /early/d' "and its body"
 
 # 7. after a restart the object comes back from RocksDB with the same Date
 stop edge

@@ -22,7 +22,9 @@ reached the origin and what the edge sent upstream.
   /nodate/...      -> max-age=600 and no Date at all
   /badte/...       -> Transfer-Encoding: gzip (not chunked), body until the connection closes
   /qual/...        -> max-age=60, private="X-Secret", no-cache="X-Token" with X-Secret, X-Token, X-Keep
-  /early/...       -> 103 Early Hints (Link, X-Interim) first, then 200 with max-age=60
+  /early/...       -> 103 Early Hints (Link, X-Interim) first, then 200 with max-age=60 (?old=1:
+                      with a Date 30 s ago, also in X-Origin-Date; ?one=1: that too, and the 103
+                      and the whole 200 in one write)
   POST ... with X-Fail: 1 -> 500 (an unsafe method that failed)
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
@@ -168,9 +170,20 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, h + [("Cache-Control", 'max-age=60, private="X-Secret", no-cache="X-Token"'),
                                        ("X-Secret", "s1"), ("X-Token", "t1"), ("X-Keep", "k1")], body)
         if path.startswith("/early/"):
-            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Interim: yes\r\n\r\n")
+            early = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Interim: yes\r\n\r\n"
+            if "one=1" in self.path:  # the 103 and the whole 200 in one write
+                d = email.utils.formatdate(time.time() - 30, usegmt=True)
+                head = ("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\n"
+                        "Date: %s\r\nX-Origin-Date: %s\r\nContent-Length: %d\r\n\r\n" % (d, d, len(body)))
+                self.wfile.write(early + head.encode() + body)
+                return
+            self.wfile.write(early)
             self.wfile.flush()
-            return self.send(200, h + [("Cache-Control", "max-age=60")], body)
+            extra = []
+            if "old=1" in self.path:  # a Date 30 s ago, also in X-Origin-Date
+                d = email.utils.formatdate(time.time() - 30, usegmt=True)
+                extra = [("Date", d), ("X-Origin-Date", d)]
+            return self.send(200, h + [("Cache-Control", "max-age=60")] + extra, body)
         if path.startswith("/badte/"):
             self.close_connection = True
             self.send_response_only(200)
