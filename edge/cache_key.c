@@ -248,7 +248,10 @@ int edge_vary_normalize(const struct edge_hdr *h, size_t n, char *out, size_t ca
 /* Value of one field for the secondary key. */
 static void put_value(struct out *o, const char *name, size_t nl, const struct edge_hdr *req, size_t n)
 {
+    /* codings and language tags are case-insensitive; codings also unordered (q-values are explicit
+     * or all 1). Language order stays: an origin may break ties by it. */
     int ae = nl == 15 && strncasecmp(name, "accept-encoding", 15) == 0;
+    int lower = ae || (nl == 15 && strncasecmp(name, "accept-language", 15) == 0);
     struct tok t[64];
     int nt = 0, seen = 0;
     for (size_t i = 0; i < n; i++) {
@@ -282,7 +285,7 @@ static void put_value(struct out *o, const char *name, size_t nl, const struct e
                     putc1(o, ' ');
                 sp = 0;
             }
-            if (ae && ch >= 'A' && ch <= 'Z')
+            if (lower && ch >= 'A' && ch <= 'Z')
                 ch = (char)(ch - 'A' + 'a');
             putc1(o, ch);
         }
