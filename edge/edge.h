@@ -36,6 +36,7 @@ struct edge_conf {
                                     range and not stored; 0 = always fetch whole */
     uint64_t connect_timeout_ms, timeout_ms;
     uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
+    uint64_t expire_keep_s;      /* extra time the sweep leaves objects with a validator */
     int workers;
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };

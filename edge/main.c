@@ -350,7 +350,7 @@ static void on_signal(int signo, void *data)
  * RocksDB tier's lock in small steps, so no worker waits long. */
 static void on_sweep(cdn_timer_t *t, void *data)
 {
-    size_t n = edge_store_expire(srv.store, (int64_t)time(NULL));
+    size_t n = edge_store_expire(srv.store, (int64_t)time(NULL), (int64_t)srv.conf.expire_keep_s);
     if (n > 0) {
         cdn_counter_add(srv.m_expired, n);
         cdn_debug("expiry sweep: %zu objects removed", n);
@@ -381,6 +381,8 @@ static void usage(FILE *f)
             "  -S, --disk SIZE          RocksDB tier bytes (default 4GiB)\n"
             "      --expire-sweep MS    remove objects stale beyond their stale-while-revalidate /\n"
             "                           stale-if-error windows this often (default 60000; 0: never)\n"
+            "      --expire-keep S      ... and keep objects with a validator S seconds longer, for\n"
+            "                           a cheap 304 revalidation (default 0)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
             "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
@@ -419,7 +421,7 @@ struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
-    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, connect_timeout, timeout, heuristic_max, parent_retry,
+    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout;
     long long workers, max_fetches, parent_check_rise, parent_check_fall;
     int sort_params, store_set_cookie, parent_only;
@@ -451,6 +453,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
     {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
     {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
+    {"expire_keep", CDN_CT_DURATION, offsetof(struct file_conf, expire_keep)},
     {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
@@ -485,7 +488,7 @@ static int load_config(const char *path, char *err, size_t errlen)
                            .parent_check_rise = opt.health.rise, .parent_check_fall = opt.health.fall,
                            .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .range_fetch_above = srv.conf.range_fetch_above,
-                           .expire_sweep = srv.conf.expire_sweep_ms,
+                           .expire_sweep = srv.conf.expire_sweep_ms, .expire_keep = srv.conf.expire_keep_s * 1000,
                            .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
@@ -544,6 +547,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     srv.conf.max_object = fc.max_object;
     srv.conf.range_fetch_above = fc.range_fetch_above;
     srv.conf.expire_sweep_ms = fc.expire_sweep;
+    srv.conf.expire_keep_s = fc.expire_keep / 1000;
     srv.conf.workers = (int)fc.workers;
     srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
     srv.conf.key.sort_params |= fc.sort_params;
@@ -619,6 +623,7 @@ int main(int argc, char **argv)
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
         {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
+        {"expire-keep", 1, NULL, 19},
         {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
@@ -702,6 +707,7 @@ int main(int argc, char **argv)
             }
             break;
         case 17: srv.conf.expire_sweep_ms = strtoull(optarg, NULL, 10); break;
+        case 19: srv.conf.expire_keep_s = strtoull(optarg, NULL, 10); break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
         case 18: opt.health.interval_ms = strtoull(optarg, NULL, 10); break;

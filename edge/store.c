@@ -214,7 +214,7 @@ size_t edge_store_purge_tag(struct edge_store *s, const char *tag, size_t len)
     return purge_list(s, tag_id('t', tag, len));
 }
 
-size_t edge_store_expire(struct edge_store *s, int64_t now)
+size_t edge_store_expire(struct edge_store *s, int64_t now, int64_t keep)
 {
     if (s->rdb == NULL)
         return 0;
@@ -223,7 +223,7 @@ size_t edge_store_expire(struct edge_store *s, int64_t now)
     int wrapped = 0;
     /* small steps (the tier's lock is taken per step), one whole pass over the index */
     while (!wrapped) {
-        size_t n = edge_rdb_expire(s->rdb, now, 4096, ids, sizeof(ids) / sizeof(ids[0]), &wrapped);
+        size_t n = edge_rdb_expire(s->rdb, now, keep, 4096, ids, sizeof(ids) / sizeof(ids[0]), &wrapped);
         for (size_t i = 0; i < n; i++)
             edge_ram_del_id(s->ram, ids[i]);
         total += n;

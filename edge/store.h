@@ -33,9 +33,10 @@ size_t edge_store_purge_url(struct edge_store *s, const char *pkey, size_t plen)
 /* Removes every object tagged tag (Surrogate-Key). */
 size_t edge_store_purge_tag(struct edge_store *s, const char *tag, size_t len);
 /* The expiry sweep: one pass over the RocksDB tier's index that removes (from both tiers) every
- * object stale beyond its stale-while-revalidate / stale-if-error windows at now (wall seconds).
+ * object stale beyond its stale-while-revalidate / stale-if-error windows at now (wall seconds),
+ * and keep seconds more for one with a validator (Varnish's "keep": a 304 can still renew it).
  * Returns how many went. Without a RocksDB tier, expired objects leave only by eviction or use. */
-size_t edge_store_expire(struct edge_store *s, int64_t now);
+size_t edge_store_expire(struct edge_store *s, int64_t now, int64_t keep);
 void edge_store_sync(struct edge_store *s);
 uint64_t edge_store_bytes(struct edge_store *s, int tier);
 size_t edge_store_count(struct edge_store *s, int tier);

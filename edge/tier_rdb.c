@@ -57,10 +57,17 @@ static int64_t expire_at(const struct edge_obj *o)
     return f->response_time - f->initial_age + f->lifetime + (win > 0 ? win : 0);
 }
 
+/* The top bit of an exp value: the object has a validator (ETag or Last-Modified), so the sweep
+ * gives it the keep window on top (a conditional request can still bring it back cheaply). */
+#define EXP_VALIDATOR (1ull << 63)
+
 static void exp_put(struct edge_rdb *d, uint64_t id, const struct edge_obj *o)
 {
     int64_t t = expire_at(o);
-    edge_idmap_put(&d->exp, id, (uint64_t)(t > 0 ? t : 0)); /* no room: it goes by eviction only */
+    uint64_t v = (uint64_t)(t > 0 ? t : 0);
+    if (edge_obj_hdr(o, "etag") != NULL || edge_obj_hdr(o, "last-modified") != NULL)
+        v |= EXP_VALIDATOR;
+    edge_idmap_put(&d->exp, id, v); /* no room: it goes by eviction only */
 }
 
 static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
@@ -370,7 +377,8 @@ size_t edge_rdb_count(struct edge_rdb *d)
     return n;
 }
 
-size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, size_t slots, uint64_t *ids, size_t max, int *wrapped)
+size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, int64_t keep, size_t slots, uint64_t *ids, size_t max,
+                       int *wrapped)
 {
     size_t n = 0;
     *wrapped = 0;
@@ -382,7 +390,9 @@ size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, size_t slots, uint64_t *
             break;
         }
         size_t i = d->sweep_at++;
-        if (d->exp.ids[i] != 0 && (int64_t)d->exp.vals[i] <= now)
+        uint64_t v = d->exp.vals[i];
+        int64_t at = (int64_t)(v & ~EXP_VALIDATOR) + ((v & EXP_VALIDATOR) && keep > 0 ? keep : 0);
+        if (d->exp.ids[i] != 0 && at <= now)
             ids[n++] = d->exp.ids[i];
     }
     /* deleting moves entries in exp (backward shift): collect first, then delete; an entry moved

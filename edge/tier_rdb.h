@@ -41,9 +41,11 @@ void edge_rdb_del_id(struct edge_rdb *d, uint64_t id);
 void edge_rdb_sync(struct edge_rdb *d);
 /* One step of the expiry sweep: looks at up to `slots` index entries from where the last step
  * stopped and deletes the objects that are stale beyond their stale-while-revalidate and
- * stale-if-error windows at `now` (wall seconds); their ids go to ids (at most max). *wrapped is
- * set when the pass reached the end of the index (the next step starts over). */
-size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, size_t slots, uint64_t *ids, size_t max, int *wrapped);
+ * stale-if-error windows at `now` (wall seconds), plus `keep` seconds for an object with a
+ * validator (ETag or Last-Modified: it can still be revalidated); their ids go to ids (at most
+ * max). *wrapped is set when the pass reached the end of the index (the next step starts over). */
+size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, int64_t keep, size_t slots, uint64_t *ids, size_t max,
+                       int *wrapped);
 uint64_t edge_rdb_bytes(struct edge_rdb *d);
 size_t edge_rdb_count(struct edge_rdb *d);
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cdn-edge expiry sweep: objects stale beyond their stale-while-revalidate / stale-if-error windows
 # are removed from both tiers by a periodic pass (edge_expired_total), the deletes reach RocksDB
-# (a restart does not bring them back), objects inside a window stay.
+# (a restart does not bring them back), objects inside a window stay; with --expire-keep, objects
+# with a validator stay that much longer and come back with a 304.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 9
+plan 13
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -39,3 +40,16 @@ wait_http "http://127.0.0.1:$AP/healthz" || bail "edge did not restart"
 n=$(metric edge_disk_objects)
 ok $([ "$n" -ge 2 ] && [ "$n" -le 3 ]; echo $?) "after a restart only the kept objects (and the refetched one) are back ($n)"
 like "$(curl -s -D - -o /dev/null "$E/short/b" | tr -d '\r' | grep -i '^cache-status:')" 'fwd=miss' "a swept object is not back after the restart"
+
+# --expire-keep: an expired object with a validator stays for a cheap revalidation, one without goes
+stop edge
+rm -rf "$T/db2"
+start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$AP" -b "$O" -w 1 -n x -d "$T/db2" --expire-sweep 300 --expire-keep 3600
+wait_http "http://127.0.0.1:$AP/healthz" || bail "edge did not start with --expire-keep"
+for p in /reval/k /short/k; do curl -s -o /dev/null "$E$p"; done
+wait_for 10 expired_is 1; ok $? "the sweep removed the expired object without a validator"
+sleep 1
+is "$(metric edge_expired_total)" 1 "and kept the one with an ETag (max-age=1, long stale)"
+h=$(curl -s -D - -o /dev/null "$E/reval/k" | tr -d '\r')
+like "$(echo "$h" | grep -i '^cache-status:')" 'fwd=stale; fwd-status=304' "which is revalidated with a 304, not fetched again"
+is "$(count /reval/k)" 2 "origin: the first fetch and the conditional request"

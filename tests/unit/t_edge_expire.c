@@ -27,14 +27,54 @@ static struct edge_obj *mkobj(const char *key, int64_t lifetime, int64_t swr, in
     return o;
 }
 
-static size_t sweep(struct edge_rdb *d, int64_t now)
+static size_t sweep_keep(struct edge_rdb *d, int64_t now, int64_t keep)
 {
     uint64_t ids[8];
     size_t total = 0;
     int wrapped = 0;
     while (!wrapped)
-        total += edge_rdb_expire(d, now, 3, ids, 8, &wrapped); /* small steps: the cursor is tested too */
+        total += edge_rdb_expire(d, now, keep, 3, ids, 8, &wrapped); /* small steps: the cursor is tested too */
     return total;
+}
+
+static size_t sweep(struct edge_rdb *d, int64_t now) { return sweep_keep(d, now, 0); }
+
+/* keep: an object with a validator stays that much longer (a 304 can still renew it), one
+ * without does not; after a reopen (the index rebuilt from the database) as well */
+static void expire_keep(void **state)
+{
+    char dir[] = "/tmp/t_edge_keep.XXXXXX", err[256];
+    assert_non_null(mkdtemp(dir));
+    struct edge_rdb *d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    struct edge_hdr he[] = {{"ETag", 4, "\"v\"", 3}}, hl[] = {{"Last-Modified", 13, "Tue, 14 Nov 2023 22:13:20 GMT", 29}};
+    struct edge_fresh f = {.response_time = T0, .initial_age = 3, .lifetime = 60, .swr = -1, .sie = -1};
+    struct edge_obj *o[3] = {edge_obj_new("http://h/etag", 13, 13, 200, he, 1, "", 0, &f, T0 - 1),
+                             edge_obj_new("http://h/lm", 11, 11, 200, hl, 1, "", 0, &f, T0 - 1),
+                             mkobj("http://h/none", 60, -1, -1)};
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(o[i]);
+        if (o[i]->body == NULL)
+            edge_obj_set_body(o[i], (uint8_t *)strdup("body"), 4);
+        assert_int_equal(edge_rdb_put(d, o[i]), 0);
+    }
+    edge_rdb_sync(d);
+    assert_int_equal(sweep_keep(d, T0 + 57, 100), 1); /* only the one without a validator */
+    assert_false(edge_rdb_has(d, "http://h/none", 13));
+    assert_int_equal(sweep_keep(d, T0 + 156, 100), 0);
+    edge_rdb_sync(d);
+    edge_rdb_close(d);
+    d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(sweep_keep(d, T0 + 156, 100), 0);
+    assert_int_equal(sweep_keep(d, T0 + 157, 100), 2);
+    assert_int_equal(edge_rdb_count(d), 0);
+    edge_rdb_close(d);
+    for (int i = 0; i < 3; i++)
+        edge_obj_release(o[i]);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void expire_windows(void **state)
@@ -76,6 +116,6 @@ static void expire_windows(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(expire_windows)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(expire_windows), cmocka_unit_test(expire_keep)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
