@@ -783,8 +783,9 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
         if (e != num && *e == '\0')
             f->clen = v;
     }
+    uint64_t full = 0;
     if (s->conf.range_fetch_above > 0 && (f->rq.method == EDGE_M_GET || f->rq.method == EDGE_M_HEAD)) {
-        uint64_t full = full_length(status, f->hdrs, n, f->clen);
+        full = full_length(status, f->hdrs, n, f->clen);
         if (full > 0)
             hint_put(edge_key_id(f->key, f->pkey_len), full);
     }
@@ -881,11 +882,22 @@ static int fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct
     const char *fwd = f->stale ? "fwd=stale" : "fwd=miss";
     snprintf(detail, sizeof(detail), "%s; fwd-status=%d%s%s", fwd, status, f->store ? "; stored" : "",
              f->owner && f->owner->range_pass ? "; detail=range-pass" : "");
+    /* a whole fill that turns out larger than range_fetch_above and will not be stored: its Range
+     * requests go again as ranges (dispatch knows the size now) instead of waiting for the body up
+     * to their offset; with no one else listening the fill is dropped */
+    int range_again = full > s->conf.range_fetch_above && s->conf.range_fetch_above > 0 && status == 200 && !f->store;
     /* waiters that may not share this response go to the origin on their own */
     h2o_linklist_t *node = f->waiters.next;
     while (node != &f->waiters) {
         struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
         node = node->next;
+        if (range_again && c->method == EDGE_M_GET && !c->range_pass &&
+            edge_hdr_find(c->hdrs, c->nhdrs, "range", 0) >= 0) {
+            waiter_detach(c);
+            c->range_pass = 1;
+            fetch_start(c, M_PASS, 0, NULL, 0); /* as dispatch does for a known-large object */
+            continue;
+        }
         int share = c == f->owner;
         if (!share && f->store) {
             char k1[1024];
