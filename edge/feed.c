@@ -61,6 +61,10 @@ void edge_feed_release(struct edge_feed *fd)
     free(fd->chunks);
     free(fd->hdrs);
     free(fd->harena);
+    for (int i = 0; i < fd->ninfos; i++) {
+        free(fd->infos[i].hdrs);
+        free(fd->infos[i].arena);
+    }
     free(fd->final_key);
     free(fd->key);
     pthread_mutex_destroy(&fd->mu);
@@ -116,20 +120,20 @@ static void wake(struct edge_feed *fd)
     }
 }
 
-int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n, int store,
-                   const char *final_key, size_t final_key_len)
+/* A copy of headers h in one arena (*arena) and one array (returned); NULL if out of memory. */
+static struct cdn_httpc_header *copy_headers(const struct cdn_httpc_header *h, size_t n, char **arena)
 {
-    size_t sz = final_key_len + 1;
+    size_t sz = 1;
     for (size_t i = 0; i < n; i++)
         sz += h[i].name_len + h[i].value_len;
     struct cdn_httpc_header *hd = calloc(n ? n : 1, sizeof(*hd));
-    char *arena = malloc(sz);
-    if (hd == NULL || arena == NULL) {
+    char *a = malloc(sz);
+    if (hd == NULL || a == NULL) {
         free(hd);
-        free(arena);
-        return -1;
+        free(a);
+        return NULL;
     }
-    char *p = arena;
+    char *p = a;
     for (size_t i = 0; i < n; i++) {
         memcpy(p, h[i].name, h[i].name_len);
         hd[i].name = p;
@@ -140,6 +144,36 @@ int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_head
         hd[i].value_len = h[i].value_len;
         p += h[i].value_len;
     }
+    *arena = a;
+    return hd;
+}
+
+void edge_feed_info(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n)
+{
+    char *arena;
+    struct cdn_httpc_header *hd = copy_headers(h, n, &arena);
+    if (hd == NULL)
+        return; /* a hint lost, nothing more */
+    pthread_mutex_lock(&fd->mu);
+    if (fd->ninfos < EDGE_FEED_MAX_INFOS && !fd->head_done) {
+        fd->infos[fd->ninfos++] = (struct edge_feed_info){status, hd, n, arena};
+        hd = NULL;
+        wake(fd);
+    }
+    pthread_mutex_unlock(&fd->mu);
+    if (hd != NULL) {
+        free(hd);
+        free(arena);
+    }
+}
+
+int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n, int store,
+                   const char *final_key, size_t final_key_len)
+{
+    char *arena;
+    struct cdn_httpc_header *hd = copy_headers(h, n, &arena);
+    if (hd == NULL)
+        return -1;
     char *fk = malloc(final_key_len + 1);
     if (fk == NULL) {
         free(hd);

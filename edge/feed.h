@@ -26,6 +26,8 @@
 
 #include "cdn/httpc.h"
 
+#define EDGE_FEED_MAX_INFOS 4 /* interim responses passed on per fetch (more are dropped) */
+
 struct edge_feed {
     pthread_mutex_t mu;
     int refs;
@@ -47,6 +49,14 @@ struct edge_feed {
     int done, failed, no_response;
     char err[160];
     h2o_linklist_t subs;
+    /* interim (1xx) responses before the head, in order; never change once published */
+    struct edge_feed_info {
+        int status;
+        struct cdn_httpc_header *hdrs;
+        size_t nhdrs;
+        char *arena;
+    } infos[EDGE_FEED_MAX_INFOS];
+    int ninfos;
 };
 
 struct edge_feed_sub {
@@ -70,6 +80,8 @@ int edge_feed_busy(uint64_t id);
 /* Owner side. Each publishes and wakes the subscribers. */
 int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n, int store,
                    const char *final_key, size_t final_key_len);
+/* An interim response (103...) before the head, for the subscribers to pass on. */
+void edge_feed_info(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n);
 /* The owner's chunks so far (pointers are taken over: the feed frees the chunks). */
 void edge_feed_body(struct edge_feed *fd, char *const *chunks, size_t nchunks, uint64_t total);
 void edge_feed_done(struct edge_feed *fd, const char *errstr, int no_response);

@@ -84,6 +84,7 @@ struct fetch {
     struct edge_feed *feed;   /* owner: what other workers read (NULL for a mirror) */
     struct edge_feed_sub *sub;/* mirror: its subscription while it lasts */
     int mirror, feed_store;   /* mirror: the owner's store verdict */
+    int infos_seen;           /* mirror: interim responses of the feed passed on so far */
     struct edge_feed *held;   /* mirror: keeps the chunks alive until the fetch is freed (h2o may
                                  still be writing them after the subscription ended) */
     char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
@@ -1037,7 +1038,7 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
 
 /* An interim response (103 Early Hints...) from upstream: forwarded to each client of this fetch
  * whose response has not started (RFC 9110 15.2); never stored, never merged into the final one.
- * Clients waiting on another worker's fetch (mirrors) do not get it. */
+ * A mirror gets it from the feed (hr NULL). */
 static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data)
 {
     struct fetch *f = data;
@@ -1051,6 +1052,9 @@ static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_http
             edge_interim_send(c->req, status, eh, en, f->w->srv->via, &c->w->date, &c->interim_gate))
             cdn_counter_inc(f->w->srv->m_interim);
     }
+    /* and to the clients waiting on other workers (mirror_sync passes it on there) */
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_info(f->feed, status, h, n);
     (void)hr;
 }
 
@@ -1538,8 +1542,15 @@ static void mirror_sync(struct fetch *f)
     }
     int done = fd->done, failed = fd->failed;
     memcpy(err, fd->err, sizeof(err));
+    /* interim responses published so far: they never change, and our fd reference keeps them */
+    struct edge_feed_info infos[EDGE_FEED_MAX_INFOS];
+    int ninfos = fd->ninfos;
+    memcpy(infos, fd->infos, sizeof(infos));
     pthread_mutex_unlock(&fd->mu);
 
+    for (; f->infos_seen < ninfos; f->infos_seen++)
+        if (!f->head_done)
+            on_fetch_info(NULL, infos[f->infos_seen].status, infos[f->infos_seen].hdrs, infos[f->infos_seen].nhdrs, f);
     int r = !ok;
     f->in_cb = 1;
     if (!r && head) {

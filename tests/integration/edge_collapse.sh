@@ -3,7 +3,7 @@
 # cold (slow) object make exactly one origin request, and every client gets the same body, also
 # for a large body streamed to waiters on other threads.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 9
+plan 12
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -34,4 +34,10 @@ bad=0; for f in "$T"/b.*; do cmp -s "$f" "$T/big.want" || bad=$((bad + 1)); done
 is "$bad" 0 "40 parallel clients of a 300 KB object: every body intact"
 n=$(count /big/c3)
 ok $([ "$n" -ge 1 ] && [ "$n" -le 2 ]; echo $?) "fetched once (or twice if the first finished before the others came: $n)"
+
+# an interim 103 reaches every collapsed client, those on other workers too (through the feed)
+seq 1 40 | xargs -P 40 -I{} curl -s -D "$T/e.{}" -o /dev/null "$E/early-slow/c4"
+is "$(count /early-slow/c4)" 1 "40 parallel clients of an object whose origin sends a 103: one origin request"
+is "$(grep -l '^HTTP/1.1 103 Early Hints' "$T"/e.* | wc -l)" 40 "every client got the 103"
+is "$(grep -l '^HTTP/1.1 200' "$T"/e.* | wc -l)" 40 "and then the 200"
 is "$(curl -s "http://127.0.0.1:$AP/healthz")" ok "the edge is still alive"
