@@ -1039,19 +1039,22 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
 /* An interim response (103 Early Hints...) from upstream: forwarded to each client of this fetch
  * whose response has not started (RFC 9110 15.2); never stored, never merged into the final one.
  * A mirror gets it from the feed (hr NULL). */
-static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data)
+static void info_to(struct creq *c, int status, const struct cdn_httpc_header *h, size_t n)
 {
-    struct fetch *f = data;
     struct edge_hdr eh[64];
     size_t en = n < 64 ? n : 64;
     for (size_t i = 0; i < en; i++)
         eh[i] = (struct edge_hdr){h[i].name, h[i].name_len, h[i].value, h[i].value_len};
-    for (h2o_linklist_t *node = f->waiters.next; node != &f->waiters; node = node->next) {
-        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-        if (!c->started && !c->finished &&
-            edge_interim_send(c->req, status, eh, en, f->w->srv->via, &c->w->date, &c->interim_gate))
-            cdn_counter_inc(f->w->srv->m_interim);
-    }
+    if (!c->started && !c->finished &&
+        edge_interim_send(c->req, status, eh, en, c->w->srv->via, &c->w->date, &c->interim_gate))
+        cdn_counter_inc(c->w->srv->m_interim);
+}
+
+static void on_fetch_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data)
+{
+    struct fetch *f = data;
+    for (h2o_linklist_t *node = f->waiters.next; node != &f->waiters; node = node->next)
+        info_to(H2O_STRUCT_FROM_MEMBER(struct creq, link, node), status, h, n);
     /* and to the clients waiting on other workers (mirror_sync passes it on there) */
     if (f->feed != NULL && !f->mirror)
         edge_feed_info(f->feed, status, h, n);
@@ -1639,6 +1642,24 @@ static int mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_erro
 }
 
 /* --- the tier walk --- */
+/* A client that joins a fetch before its head gets the interim responses that came already (the
+ * feed keeps them: the owner's, or the one a mirror follows). */
+static void replay_infos(struct creq *c, struct fetch *f)
+{
+    struct edge_feed *fd = f->feed != NULL ? f->feed : f->sub != NULL ? f->sub->feed : NULL;
+    if (fd == NULL || f->head_done)
+        return;
+    pthread_mutex_lock(&fd->mu);
+    fd->refs++;
+    struct edge_feed_info infos[EDGE_FEED_MAX_INFOS];
+    int n = fd->ninfos;
+    memcpy(infos, fd->infos, sizeof(infos));
+    pthread_mutex_unlock(&fd->mu);
+    for (int i = 0; i < n && (!f->mirror || i < f->infos_seen); i++)
+        info_to(c, infos[i].status, infos[i].hdrs, infos[i].nhdrs);
+    edge_feed_release(fd);
+}
+
 static void dispatch(struct creq *c, int no_collapse)
 {
     struct edge_worker *w = c->w;
@@ -1692,6 +1713,7 @@ static void dispatch(struct creq *c, int no_collapse)
                 f->refs++;
                 c->f = f;
                 h2o_linklist_insert(&f->waiters, &c->link);
+                replay_infos(c, f);
                 edge_obj_release(o);
                 return;
             }
@@ -1725,6 +1747,8 @@ static void dispatch(struct creq *c, int no_collapse)
             h2o_linklist_insert(&f->waiters, &c->link);
             if (f->head_done)
                 start_fetch_response(c, f, "fwd=miss; detail=collapsed");
+            else
+                replay_infos(c, f);
             return;
         }
     }

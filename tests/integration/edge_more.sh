@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 48
+plan 50
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -109,6 +109,15 @@ like "$(grep -c ':status: 103' "$T/ng103")" '^1$' "h2c: one HEADERS with :status
 like "$(sed -n '/:status: 103/,/:status: 200/p' "$T/ng103")" 'link: </s.css>; rel=preload' "... carrying the Link"
 like "$(grep -A3 ':status: 200' "$T/ng103" | head -1)" ':status: 200' "h2c: then the 200 on the same stream"
 like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_interim_responses_total')" ' 2$' "edge_interim_responses_total counts both"
+
+# a client that joins the fetch after its 103 came (and before the 200) gets the 103 too
+curl -s -D "$T/late1" -o /dev/null "$E/early-slow/l?late=1" &
+first=$!
+sleep 1
+curl -s -D "$T/late2" -o /dev/null "$E/early-slow/l?late=1"
+wait "$first"
+is "$(count /early-slow/l)" 1 "a late joiner collapses into the fetch in flight"
+is "$(grep -c '^HTTP/1.1 103' "$T/late1" "$T/late2" | cut -d: -f2 | tr '\n' ' ')" "1 1 " "and both clients got the 103"
 
 # qualified private="f" / no-cache="f" (RFC 9111 5.2.2.7, 5.2.2.4): the response is stored and
 # reused without those fields

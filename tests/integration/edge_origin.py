@@ -22,7 +22,7 @@ reached the origin and what the edge sent upstream.
   /nodate/...      -> max-age=600 and no Date at all
   /badte/...       -> Transfer-Encoding: gzip (not chunked), body until the connection closes
   /qual/...        -> max-age=60, private="X-Secret", no-cache="X-Token" with X-Secret, X-Token, X-Keep
-  /early-slow/...  -> after 1.5 s a 103, after 0.5 s more the 200 (max-age=60)
+  /early-slow/...  -> after 1.5 s a 103, after 0.5 s more the 200 (max-age=60); ?late=1: 0.2 s, 2.5 s
   /early/...       -> 103 Early Hints (Link, X-Interim) first, then 200 with max-age=60 (?old=1:
                       with a Date 30 s ago, also in X-Origin-Date; ?one=1: that too, and the 103
                       and the whole 200 in one write)
@@ -171,10 +171,11 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, h + [("Cache-Control", 'max-age=60, private="X-Secret", no-cache="X-Token"'),
                                        ("X-Secret", "s1"), ("X-Token", "t1"), ("X-Keep", "k1")], body)
         if path.startswith("/early-slow/"):  # 1.5 s, the 103, 0.5 s, the 200 (clients gather first)
-            time.sleep(1.5)
+            before, after = (0.2, 2.5) if "late=1" in self.path else (1.5, 0.5)
+            time.sleep(before)
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
             self.wfile.flush()
-            time.sleep(0.5)
+            time.sleep(after)
             return self.send(200, h + [("Cache-Control", "max-age=60")], ("body of %s\n" % path).encode())
         if path.startswith("/early/"):
             early = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Interim: yes\r\n\r\n"
