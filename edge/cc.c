@@ -12,7 +12,8 @@
 
 void edge_cc_init(struct edge_cc *cc)
 {
-    memset(cc, 0, sizeof(*cc));
+    memset(cc, 0, offsetof(struct edge_cc, fields)); /* every request parses one: the name list */
+    cc->fields[0] = '\0';                            /* needs only its first byte cleared */
     cc->max_age = cc->s_maxage = cc->max_stale = cc->min_fresh = cc->swr = cc->sie = -1;
 }
 

@@ -203,6 +203,43 @@ int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *o
     return 1;
 }
 
+/* --- entity-tags --- */
+int edge_etag_match(const char *list, size_t ll, const struct edge_hdr *etag)
+{
+    if (etag == NULL)
+        return 0;
+    /* weak comparison (RFC 9110 13.1.2): W/ prefixes ignored */
+    const char *e = etag->value;
+    size_t el = etag->value_len;
+    edge_trim_ows(&e, &el);
+    if (el > 2 && e[0] == 'W' && e[1] == '/') { e += 2; el -= 2; }
+    const char *p = list, *end = list + ll;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return 1;
+        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *b = p;
+        if (p < end && *p == '"') {
+            p++;
+            while (p < end && *p != '"')
+                p++;
+            if (p < end)
+                p++;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+        if ((size_t)(p - b) == el && memcmp(b, e, el) == 0)
+            return 1;
+        while (p < end && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
 /* --- analysis --- */
 void edge_fresh_conf_default(struct edge_fresh_conf *c)
 {

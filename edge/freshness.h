@@ -30,6 +30,9 @@ int edge_hdr_has_token(const struct edge_hdr *h, size_t n, const char *name, con
  * forwarded (RFC 9110 7.6.1). */
 int edge_hdr_is_hop(const struct edge_hdr *h, size_t n, const char *name, size_t name_len);
 
+/* Does the entity-tag list (If-None-Match, or one ETag) name etag? Weak comparison (RFC 9110
+ * 13.1.2: W/ prefixes ignored); "*" names any; etag NULL never matches. */
+int edge_etag_match(const char *list, size_t ll, const struct edge_hdr *etag);
 /* Strips optional whitespace (SP, HTAB) from both ends of the value (*v, *len). */
 void edge_trim_ows(const char **v, size_t *len);
 /* HTTP-date (IMF-fixdate, RFC 850, asctime). 0 with *t set, or -1. */

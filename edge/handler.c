@@ -389,47 +389,13 @@ static uint64_t full_length(int status, const struct edge_hdr *h, size_t n, uint
 }
 
 /* --- serving a stored object --- */
-static int etag_match(const char *list, size_t ll, const struct edge_hdr *etag)
-{
-    if (etag == NULL)
-        return 0;
-    /* weak comparison (RFC 9110 13.1.2): W/ prefixes ignored */
-    const char *e = etag->value;
-    size_t el = etag->value_len;
-    if (el > 2 && e[0] == 'W' && e[1] == '/') { e += 2; el -= 2; }
-    const char *p = list, *end = list + ll;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == ','))
-            p++;
-        if (p < end && *p == '*')
-            return 1;
-        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *b = p;
-        if (p < end && *p == '"') {
-            p++;
-            while (p < end && *p != '"')
-                p++;
-            if (p < end)
-                p++;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-        }
-        if ((size_t)(p - b) == el && memcmp(b, e, el) == 0)
-            return 1;
-        while (p < end && *p != ',')
-            p++;
-    }
-    return 0;
-}
 
 /* RFC 9110 13.1: If-None-Match wins over If-Modified-Since. 1 if the client's copy is current. */
 static int not_modified(struct creq *c, const struct edge_obj *o)
 {
     int i = edge_hdr_find(c->hdrs, c->nhdrs, "if-none-match", 0);
     if (i >= 0)
-        return etag_match(c->hdrs[i].value, c->hdrs[i].value_len, edge_obj_hdr(o, "etag"));
+        return edge_etag_match(c->hdrs[i].value, c->hdrs[i].value_len, edge_obj_hdr(o, "etag"));
     i = edge_hdr_find(c->hdrs, c->nhdrs, "if-modified-since", 0);
     const struct edge_hdr *lm = edge_obj_hdr(o, "last-modified");
     int64_t ims, lmt;

@@ -192,29 +192,11 @@ int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len)
     return 0;
 }
 
-/* An entity-tag without its weakness prefix and surrounding whitespace. */
-static void opaque_tag(const struct edge_hdr *h, const char **p, size_t *len)
-{
-    const char *v = h->value;
-    size_t l = h->value_len;
-    edge_trim_ows(&v, &l);
-    if (l >= 2 && v[0] == 'W' && v[1] == '/')
-        v += 2, l -= 2;
-    *p = v;
-    *len = l;
-}
-
 int edge_obj_304_selects(const struct edge_obj *o, const struct edge_hdr *h, size_t n)
 {
     int i = edge_hdr_find(h, n, "etag", 0);
     const struct edge_hdr *stored = edge_obj_hdr(o, "etag");
-    if (i < 0 || stored == NULL)
-        return 1;
-    const char *a, *b;
-    size_t al, bl;
-    opaque_tag(&h[i], &a, &al);
-    opaque_tag(stored, &b, &bl);
-    return al == bl && memcmp(a, b, al) == 0;
+    return i < 0 || stored == NULL || edge_etag_match(h[i].value, h[i].value_len, stored);
 }
 
 /* Fields that describe the stored body's bytes: a 304 does not replace them (RFC 9111 3.2 lets a

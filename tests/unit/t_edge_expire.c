@@ -27,6 +27,15 @@ static struct edge_obj *mkobj(const char *key, int64_t lifetime, int64_t swr, in
     return o;
 }
 
+/* A fresh folder for a RocksDB tier, and its removal. */
+static void mkdir_tmp(char *dir) { assert_non_null(mkdtemp(dir)); }
+static void rm_dir(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static size_t sweep_keep(struct edge_rdb *d, int64_t now, int64_t keep)
 {
     uint64_t ids[8];
@@ -44,7 +53,7 @@ static size_t sweep(struct edge_rdb *d, int64_t now) { return sweep_keep(d, now,
 static void expire_keep(void **state)
 {
     char dir[] = "/tmp/t_edge_keep.XXXXXX", err[256];
-    assert_non_null(mkdtemp(dir));
+    mkdir_tmp(dir);
     struct edge_rdb *d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
     assert_non_null(d);
     struct edge_hdr he[] = {{"ETag", 4, "\"v\"", 3}}, hl[] = {{"Last-Modified", 13, "Tue, 14 Nov 2023 22:13:20 GMT", 29}};
@@ -72,15 +81,13 @@ static void expire_keep(void **state)
     edge_rdb_close(d);
     for (int i = 0; i < 3; i++)
         edge_obj_release(o[i]);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rm_dir(dir);
 }
 
 static void expire_windows(void **state)
 {
     char dir[] = "/tmp/t_edge_expire.XXXXXX", err[256];
-    assert_non_null(mkdtemp(dir));
+    mkdir_tmp(dir);
     struct edge_rdb *d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
     assert_non_null(d);
     struct edge_obj *o[4] = {mkobj("http://h/none", 60, -1, -1), mkobj("http://h/swr", 60, 100, -1),
@@ -109,9 +116,7 @@ static void expire_windows(void **state)
     edge_rdb_close(d);
     for (int i = 0; i < 4; i++)
         edge_obj_release(o[i]);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rm_dir(dir);
 }
 
 int main(void)
