@@ -1804,6 +1804,27 @@ static size_t invalidate(struct creq *c, const char *target, size_t tlen)
     return pl < 0 ? 0 : edge_store_purge_url(s->store, pk, (size_t)pl);
 }
 
+/* The authority (Host, or :authority on h2) is validated before anything uses it (RFC 9110 7.2,
+ * RFC 3986 3.2.2): an invalid one is refused, a valid one replaced by its normal form, so that the
+ * vhost, the cache key, the purge key and the Host sent upstream all see the same name and no
+ * spelling of a host can reach another's key ("Host: a/p" once stored GET /1 under a/p/1).
+ * h2o puts its host entry's name in when the client sent none: refused on HTTP/1.1 (RFC 9112 3.2)
+ * and h2, kept on HTTP/1.0. -1: answer 400. */
+static int check_authority(struct creq *c)
+{
+    h2o_req_t *req = c->req;
+    if (req->authority.base == req->hostconf->authority.hostport.base)
+        return req->version < 0x101 ? 0 : -1;
+    char buf[EDGE_HOST_MAX];
+    int l = edge_authority_normalize(req->authority.base, req->authority.len, req->scheme->default_port, buf,
+                                     sizeof(buf));
+    if (l < 0)
+        return -1;
+    if ((size_t)l != req->authority.len || memcmp(buf, req->authority.base, (size_t)l) != 0)
+        req->authority = h2o_strdup(&req->pool, buf, (size_t)l);
+    return 0;
+}
+
 /* RFC 8586: -1 if CDN-Loop names this edge already; sets c->internal when it names another of
  * ours (a child edge: it gets the CDN-targeted fields too). Names must differ along a chain. */
 static int check_loop(struct creq *c)
@@ -1856,6 +1877,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
     set_request_id(c);
+    if (check_authority(c) < 0) {
+        cdn_counter_inc(s->m_bad_host);
+        send_error_detail(c, 400, "Bad Request", "detail=bad-host",
+                          "invalid or missing Host: it must be host[:port] (RFC 9110 7.2, RFC 3986 3.2.2)");
+        return 0;
+    }
     if (check_loop(c) < 0) {
         cdn_counter_inc(s->m_loop);
         send_error_detail(c, 508, "Loop Detected", "detail=loop",

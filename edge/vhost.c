@@ -1,5 +1,7 @@
 /* edge/vhost.c - vhost matching and rendezvous parent selection (see vhost.h). */
 #include "config.h"
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "edge/vhost.h"
@@ -52,6 +54,131 @@ int edge_host_normalize(const char *a, size_t len, char *out, size_t cap)
         if (!host_char(ch))
             return -1;
         out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+}
+
+static int sub_delim(unsigned char c) { return c != 0 && strchr("!$&'()*+,;=", c) != NULL; }
+
+static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c; }
+
+/* "[...]" at a (len bytes, brackets included), lowercased into out; 0 or -1 */
+static int ip_literal(const char *a, size_t len, char *out)
+{
+    char in[64];
+    if (len < 4 || len - 2 >= sizeof(in))
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)lower((unsigned char)a[i]);
+    memcpy(in, out + 1, len - 2);
+    in[len - 2] = '\0';
+    if (in[0] == 'v') { /* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+        size_t i = 1;
+        while (hexval((unsigned char)in[i]) >= 0)
+            i++;
+        if (i == 1 || in[i] != '.' || in[i + 1] == '\0')
+            return -1;
+        for (i++; in[i]; i++)
+            if (!unreserved((unsigned char)in[i]) && !sub_delim((unsigned char)in[i]) && in[i] != ':')
+                return -1;
+        return 0;
+    }
+    struct in6_addr a6;
+    return inet_pton(AF_INET6, in, &a6) == 1 ? 0 : -1;
+}
+
+int edge_authority_normalize(const char *a, size_t len, unsigned default_port, char *out, size_t cap)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    size_t hl, o = 0;
+    if (len == 0 || cap < 2)
+        return -1;
+    if (a[0] == '[') {
+        const char *rb = memchr(a, ']', len);
+        if (rb == NULL)
+            return -1;
+        hl = (size_t)(rb - a) + 1;
+        if (hl + 1 > cap || ip_literal(a, hl, out) < 0)
+            return -1;
+        o = hl;
+    } else {
+        const char *colon = memchr(a, ':', len);
+        hl = colon ? (size_t)(colon - a) : len;
+        for (size_t i = 0; i < hl; i++) {
+            unsigned char c = (unsigned char)a[i];
+            int h, l;
+            if (o + 2 > cap) /* this byte and the NUL */
+                return -1;
+            if (c == '%') {
+                if (i + 2 >= hl || (h = hexval((unsigned char)a[i + 1])) < 0 || (l = hexval((unsigned char)a[i + 2])) < 0)
+                    return -1;
+                c = (unsigned char)(h * 16 + l);
+                i += 2;
+                if (unreserved(c)) {
+                    out[o++] = (char)lower(c);
+                } else {
+                    if (o + 4 > cap)
+                        return -1;
+                    out[o++] = '%';
+                    out[o++] = hx[h];
+                    out[o++] = hx[l];
+                }
+            } else if (unreserved(c) || sub_delim(c)) {
+                out[o++] = (char)lower(c);
+            } else {
+                return -1;
+            }
+        }
+        /* one trailing dot names the same host; an empty label ("a..b", ".") names none */
+        if (o > 0 && out[o - 1] == '.')
+            o--;
+        if (o == 0 || out[0] == '.')
+            return -1;
+        for (size_t i = 1; i < o; i++)
+            if (out[i] == '.' && out[i - 1] == '.')
+                return -1;
+    }
+    if (hl < len) { /* ":" port */
+        if (a[hl] != ':')
+            return -1;
+        unsigned long port = 0;
+        size_t i = hl + 1;
+        while (i < len && a[i] == '0')
+            i++;
+        size_t digits = 0;
+        for (; i < len; i++, digits++) {
+            if (a[i] < '0' || a[i] > '9' || digits >= 5)
+                return -1;
+            port = port * 10 + (unsigned long)(a[i] - '0');
+        }
+        if (port > 65535 || (port == 0 && len > hl + 1))
+            return -1;
+        if (port != 0 && port != default_port) {
+            char pb[8];
+            int pl = snprintf(pb, sizeof(pb), ":%lu", port);
+            if (o + (size_t)pl + 1 > cap)
+                return -1;
+            memcpy(out + o, pb, (size_t)pl);
+            o += (size_t)pl;
+        }
     }
     out[o] = '\0';
     return (int)o;

@@ -49,6 +49,15 @@ struct edge_vhosts {
  * for cap, or containing bytes not allowed in a host name. */
 int edge_host_normalize(const char *authority, size_t len, char *out, size_t cap);
 
+/* Validates a request's authority (Host / :authority) as RFC 9110 7.2 / RFC 3986 3.2.2-3.2.3 say:
+ * uri-host [":" port], where uri-host is a reg-name (unreserved, sub-delims, pct-encoded), an
+ * IP-literal ([IPv6] or [vX.future]) or an IPv4 address, and port is at most 65535. No userinfo,
+ * no path, no whitespace. Writes the form every key and vhost lookup uses: the host lowercased,
+ * percent-encoded unreserved bytes decoded and other escapes uppercased, one trailing dot dropped,
+ * the port without leading zeros and dropped when it is default_port (80 for http, 443 for https)
+ * or empty. -1 when invalid (the request gets 400) or longer than cap-1. Pure. */
+int edge_authority_normalize(const char *authority, size_t len, unsigned default_port, char *out, size_t cap);
+
 /* The vhost for an authority, or NULL (no match and no default). */
 const struct edge_vhost *edge_vhost_match(const struct edge_vhosts *vs, const char *authority, size_t len);
 

@@ -38,6 +38,53 @@ static void normalize(void **state)
     assert_int_equal(edge_vhost_pattern_ok("a.test:80"), -1);
 }
 
+static const char *auth(const char *a, unsigned dport)
+{
+    static char out[EDGE_HOST_MAX];
+    return edge_authority_normalize(a, strlen(a), dport, out, sizeof(out)) < 0 ? "ERR" : out;
+}
+
+/* Host / :authority validation (RFC 3986 3.2.2-3.2.3): what keys a cache entry */
+static void authority(void **state)
+{
+    static const struct { const char *in; unsigned dport; const char *out; } t[] = {
+        {"WWW.Shop.Test", 80, "www.shop.test"},
+        {"www.shop.test.", 80, "www.shop.test"},
+        {"www.shop.test:80", 80, "www.shop.test"},
+        {"www.shop.test:", 80, "www.shop.test"},
+        {"www.shop.test:080", 80, "www.shop.test"},
+        {"www.shop.test:443", 80, "www.shop.test:443"},
+        {"www.shop.test:443", 443, "www.shop.test"},
+        {"www.shop.test.:8080", 80, "www.shop.test:8080"},
+        {"%77ww.shop.test", 80, "www.shop.test"},       /* an unreserved byte, decoded */
+        {"a%2cb", 80, "a%2Cb"},                           /* others: hex uppercased */
+        {"127.0.0.1:18080", 80, "127.0.0.1:18080"},
+        {"[::1]:18080", 80, "[::1]:18080"},
+        {"[::FFFF:127.0.0.1]", 80, "[::ffff:127.0.0.1]"},
+        {"[v1.x:y]", 80, "[v1.x:y]"},
+        {"a!$&'()*+,;=b", 80, "a!$&'()*+,;=b"},          /* sub-delims are reg-name */
+        {"127.0.0.1:18080/p", 80, "ERR"},                 /* the poisoning case: a path in Host */
+        {"a/b", 80, "ERR"}, {"a?b", 80, "ERR"}, {"a#b", 80, "ERR"}, {"a\\b", 80, "ERR"},
+        {"user@host", 80, "ERR"}, {"a b", 80, "ERR"}, {"a\tb", 80, "ERR"}, {"a\"b", 80, "ERR"},
+        {"", 80, "ERR"}, {":80", 80, "ERR"}, {".", 80, "ERR"}, {"a..b", 80, "ERR"}, {".a", 80, "ERR"},
+        {"a:8x", 80, "ERR"}, {"a:65536", 80, "ERR"}, {"a:0", 80, "ERR"}, {"a:123456", 80, "ERR"},
+        {"a:1:2", 80, "ERR"}, {"a%2", 80, "ERR"}, {"a%zz", 80, "ERR"},
+        {"[::1", 80, "ERR"}, {"[::1]x", 80, "ERR"}, {"[::g]", 80, "ERR"}, {"[1.2.3.4]", 80, "ERR"},
+        {"[v.x]", 80, "ERR"}, {"[]", 80, "ERR"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *got = auth(t[i].in, t[i].dport);
+        if (strcmp(got, t[i].out) != 0)
+            fail_msg("'%s' (port %u): got '%s', expected '%s'", t[i].in, t[i].dport, got, t[i].out);
+    }
+    /* a NUL inside the value is not a host byte */
+    char out[EDGE_HOST_MAX];
+    assert_int_equal(edge_authority_normalize("a\0b", 3, 80, out, sizeof(out)), -1);
+    /* too long for the buffer: refused, never truncated */
+    assert_int_equal(edge_authority_normalize("abcdef", 6, 80, out, 6), -1);
+    assert_int_equal(edge_authority_normalize("abcdef", 6, 80, out, 7), 6);
+}
+
 static void match(void **state)
 {
     struct edge_vhost img = {.pattern = "img"}, wild = {.pattern = "wild"}, deeper = {.pattern = "deeper"},
@@ -96,6 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(normalize),
+        cmocka_unit_test(authority),
         cmocka_unit_test(match),
         cmocka_unit_test(parents),
     };
