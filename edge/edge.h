@@ -16,10 +16,17 @@
 #include "cdn/metrics.h"
 #include "edge/cache_key.h"
 #include "edge/date_send.h"
+#include "edge/h2guard.h"
 #include "edge/freshness.h"
 #include "edge/idmap.h"
 #include "edge/store.h"
 #include "edge/vhost.h"
+
+/* Concurrent requests to one vhost's origin, all workers together, unless configured
+ * (max_fetches): enough for a busy origin, few enough that a flood of misses (or of reset h2
+ * streams) cannot open thousands of upstream connections and run out of descriptors. */
+#define EDGE_MAX_FETCHES_DEFAULT 256
+#define EDGE_H2_RESET_LIMIT_DEFAULT 100
 
 struct edge_conf {
     const char *name;            /* Cache-Status cache name suffix: "cdn-edge-<name>" */
@@ -38,6 +45,8 @@ struct edge_conf {
     uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
     uint64_t expire_keep_s;      /* extra time the sweep leaves objects with a validator */
     int workers;
+    unsigned h2_reset_limit;     /* HTTP/2 streams a client may reset per connection per second
+                                    before GOAWAY (h2guard.h); 0 = no bound */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };
 
@@ -58,6 +67,9 @@ struct edge_server {
     cdn_series_t *m_parent_5xx;      /* parent 5xx/508 answers passed over for the next upstream */
     cdn_series_t *m_check_down;      /* parents marked down by the active health check */
     cdn_series_t *m_interim;         /* interim (1xx) responses forwarded to clients */
+    cdn_series_t *m_h2_resets, *m_h2_goaway; /* h2 streams reset before their response was
+                                        complete; connections sent GOAWAY for it (h2guard.h) */
+    cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
                                         move traffic away) while requests are still served;
                                         written by the admin thread, read by workers (atomics) */
@@ -73,6 +85,7 @@ struct edge_worker {
     struct cdn_timer *queue_timer; /* polls the queue: slots freed by other workers, deadlines */
     int pumping;
     struct edge_date_slot date;  /* the Date last shown on a response head (date_send.h) */
+    struct edge_h2guard h2guard; /* resets per HTTP/2 connection (h2guard.h) */
 };
 
 /* Registers the public handler on a host config. */

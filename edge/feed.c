@@ -108,6 +108,18 @@ int edge_feed_busy(uint64_t id)
     return r;
 }
 
+int edge_feed_followed(struct edge_feed *fd)
+{
+    if (fd == NULL)
+        return 0;
+    int r = 0;
+    pthread_mutex_lock(&fd->mu);
+    for (h2o_linklist_t *n = fd->subs.next; n != &fd->subs && !r; n = n->next)
+        r = !H2O_STRUCT_FROM_MEMBER(struct edge_feed_sub, link, n)->dead;
+    pthread_mutex_unlock(&fd->mu);
+    return r;
+}
+
 /* under fd->mu */
 static void wake(struct edge_feed *fd)
 {

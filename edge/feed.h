@@ -76,6 +76,8 @@ int edge_feed_list(struct edge_feed *fd);
 void edge_feed_unlist(struct edge_feed *fd);
 /* 1 if a feed is listed for this id. */
 int edge_feed_busy(uint64_t id);
+/* 1 if another worker follows fd (a live subscription); 0 for NULL. */
+int edge_feed_followed(struct edge_feed *fd);
 
 /* Owner side. Each publishes and wakes the subscribers. */
 int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n, int store,

@@ -91,6 +91,7 @@ struct fetch {
     /* max_fetches: a slot of vh's origin while the origin request runs, or a place in the
      * worker's queue (deadline: the connect timeout) */
     int slot, queued, busy;
+    int background;           /* a stale-while-revalidate refresh: nobody waits for it, by design */
     int parent_status;        /* a parent's 5xx/508 that sends the fetch to the next upstream */
     h2o_linklist_t qlink;
     uint64_t q_deadline, q_since;
@@ -487,6 +488,7 @@ static void serve_obj(struct creq *c, struct edge_obj *o, const char *detail, in
 /* --- fetches --- */
 static void slot_put(struct fetch *f);
 static void queue_unlink(struct fetch *f);
+static void on_fetch_done(cdn_httpc_req_t *hr, const char *errstr, void *data);
 
 /* The headers of h a shared cache may store: without the fields that a qualified private="..."
  * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them).
@@ -581,6 +583,15 @@ static void waiter_detach(struct creq *c)
         if (f->feed != NULL)
             edge_feed_done(f->feed, "cancelled", !f->head_done);
         fetch_release(f); /* the transfer's reference */
+    }
+    /* a fetch still queued for an origin slot that nobody waits for any more (here or on
+     * another worker) has sent nothing yet: it is dropped rather than started later (a client
+     * that resets its streams must not leave a queue of origin requests behind) */
+    if (!f->done && f->queued && !f->in_cb && !f->background && h2o_linklist_is_empty(&f->waiters) &&
+        !edge_feed_followed(f->feed)) {
+        queue_unlink(f);
+        cdn_counter_inc(f->w->srv->m_orphan_drop);
+        on_fetch_done(NULL, "cancelled: no client waits for it", f); /* the transfer's reference */
     }
     /* a mirror nobody listens to has nothing to fill: leave the feed */
     if (!f->done && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
@@ -1662,6 +1673,8 @@ static void dispatch(struct creq *c, int no_collapse)
                     !edge_feed_busy(edge_key_id(c->key, c->key_len))) {
                     /* a fetch with no client: the owner detaches at once */
                     fetch_start(c, -1, 1, o, 1);
+                    if (c->f != NULL)
+                        c->f->background = 1;
                     waiter_detach(c);
                 }
             }
@@ -1729,6 +1742,14 @@ static void on_creq_dispose(void *p)
     struct creq *c = p;
     if (c->magic != CREQ_MAGIC)
         return;
+    if (edge_h2guard_was_reset(c->req)) {
+        cdn_counter_inc(c->w->srv->m_h2_resets);
+        if (edge_h2guard_reset(&c->w->h2guard, c->req, cdn_now_ms())) {
+            cdn_counter_inc(c->w->srv->m_h2_goaway);
+            cdn_warn("GOAWAY to an HTTP/2 client that reset more than %u streams in a second",
+                     c->w->h2guard.limit);
+        }
+    }
     waiter_detach(c);
     edge_obj_release(c->obj);
     c->obj = NULL;
@@ -1944,6 +1965,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
 {
     w->srv = srv;
     edge_tls_worker = w;
+    w->h2guard.limit = srv->conf.h2_reset_limit;
     h2o_linklist_init_anchor(&w->fetch_queue);
     if ((w->queue_timer = cdn_timer_new(w->ctx.loop, on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");

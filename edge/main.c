@@ -307,6 +307,9 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_parent_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_down_total", "Times a parent was marked down (connection failed)", NULL));
     s->m_mirror = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_other_worker_total", "Requests that joined a fetch another worker thread owns (also in edge_collapsed_total)", NULL));
     s->m_loop = cdn_metric_plain(cdn_metrics_counter(m, "edge_loops_total", "Requests refused with 508 (CDN-Loop names this edge)", NULL));
+    s->m_h2_resets = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_resets_total", "HTTP/2 streams the client reset before their response was complete", NULL));
+    s->m_h2_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_reset_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) for resetting streams faster than h2_reset_limit", NULL));
+    s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
@@ -395,8 +398,10 @@ static void usage(FILE *f)
             "      --timeout MS         origin transfer timeout (default 30000)\n"
             "      --connect-timeout MS origin connect timeout (default 3000); also bounds the wait\n"
             "                           for a fetch slot (--max-fetches)\n"
-            "      --max-fetches N      concurrent requests to each origin (0 = no limit, default);\n"
-            "                           more wait in a FIFO queue, then 503\n"
+            "      --max-fetches N      concurrent requests to each origin (default 256, 0 = no\n"
+            "                           limit); more wait in a FIFO queue, then 503\n"
+            "      --h2-reset-limit N   HTTP/2 streams a client may reset per connection per second\n"
+            "                           before GOAWAY (default 100, 0 = no bound)\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
             "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
@@ -424,7 +429,7 @@ struct file_conf {
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout;
-    long long workers, max_fetches, parent_check_rise, parent_check_fall;
+    long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall;
     int sort_params, store_set_cookie, parent_only;
 };
 
@@ -457,6 +462,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"expire_keep", CDN_CT_DURATION, offsetof(struct file_conf, expire_keep)},
     {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
+    {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
     {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
     {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
@@ -487,7 +493,8 @@ static int load_config(const char *path, char *err, size_t errlen)
     struct file_conf fc = {.parent_retry = srv.conf.parent_retry_ms, .parent_only = opt.parent_only,
                            .parent_check_interval = opt.health.interval_ms, .parent_check_timeout = opt.health.timeout_ms,
                            .parent_check_rise = opt.health.rise, .parent_check_fall = opt.health.fall,
-                           .workers = srv.conf.workers, .max_fetches = opt.max_fetches, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
+                           .workers = srv.conf.workers, .max_fetches = opt.max_fetches,
+                           .h2_reset_limit = srv.conf.h2_reset_limit, .ram = opt.ram_bytes, .disk = opt.disk_bytes,
                            .max_object = srv.conf.max_object, .range_fetch_above = srv.conf.range_fetch_above,
                            .expire_sweep = srv.conf.expire_sweep_ms, .expire_keep = srv.conf.expire_keep_s * 1000,
                            .connect_timeout = srv.conf.connect_timeout_ms,
@@ -550,6 +557,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     srv.conf.expire_sweep_ms = fc.expire_sweep;
     srv.conf.expire_keep_s = fc.expire_keep / 1000;
     srv.conf.workers = (int)fc.workers;
+    srv.conf.h2_reset_limit = (unsigned)fc.h2_reset_limit;
     srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
     srv.conf.key.sort_params |= fc.sort_params;
     srv.conf.fresh.store_set_cookie = fc.store_set_cookie;
@@ -624,7 +632,7 @@ int main(int argc, char **argv)
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
         {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
-        {"expire-keep", 1, NULL, 19},
+        {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20},
         {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
@@ -646,6 +654,8 @@ int main(int argc, char **argv)
     opt.ram_bytes = 256ULL << 20;
     opt.disk_bytes = 4ULL << 30;
     opt.ram_policy = EDGE_POLICY_S3FIFO;
+    opt.max_fetches = EDGE_MAX_FETCHES_DEFAULT;
+    srv.conf.h2_reset_limit = EDGE_H2_RESET_LIMIT_DEFAULT;
     int c;
     while ((c = getopt_long(argc, argv, "a:b:A:d:s:S:n:w:p:c:tl:Vh", lo, NULL)) != -1) {
         switch (c) {
@@ -710,6 +720,7 @@ int main(int argc, char **argv)
         case 17: srv.conf.expire_sweep_ms = strtoull(optarg, NULL, 10); break;
         case 19: srv.conf.expire_keep_s = strtoull(optarg, NULL, 10); break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 20: srv.conf.h2_reset_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'c': config = optarg; break;
         case 18: opt.health.interval_ms = strtoull(optarg, NULL, 10); break;
         case 't': opt.test_only = 1; break;
