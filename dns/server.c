@@ -5,7 +5,7 @@
  * SO_REUSEPORT socket, answers up to BATCH datagrams and sends them with one sendmmsg (the model of
  * gdnsd and knot: no epoll_wait and no EAGAIN round per batch; that was ~10% of the CPU per query
  * under load). SO_RCVTIMEO wakes it every STOP_POLL_MS to see the stop flag.
- * TCP: the worker's own thread and h2o evloop; each message has a 2-byte length; every complete message in the input buffer
+ * TCP: the worker's own thread and h2o evloop; each message has a 2-byte length (frame.h); every complete message in the input buffer
  * is answered (pipelining), the answers are written in one h2o_socket_write while reading pauses;
  * an idle connection is closed after tcp_idle_ms; at most tcp_max_conns per worker.
  * Abuse: RRL per subnet for UDP answers (slip = empty TC=1 reply); an unknown UDP client (no TCP
@@ -32,6 +32,7 @@
 
 #include "answer.h"
 #include "cache.h"
+#include "frame.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
@@ -281,17 +282,18 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
     const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     int bad = 0;
-    while (sock->input->size >= 2 && c->outlen < 256 * 1024) {
-        const uint8_t *p = (const uint8_t *)sock->input->bytes;
-        size_t ql = (size_t)p[0] << 8 | p[1];
-        if (ql == 0) { bad = 1; break; }
-        if (sock->input->size < 2 + ql) break;
-        struct gdns_req rq = {.pkt = p + 2, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
+    while (c->outlen < 256 * 1024) {
+        const uint8_t *q;
+        size_t ql;
+        long fl = gdns_frame_next((const uint8_t *)sock->input->bytes, sock->input->size, &q, &ql);
+        if (fl == GDNS_FRAME_BAD) { bad = 1; break; }
+        if (fl == GDNS_FRAME_MORE) break;
+        struct gdns_req rq = {.pkt = q, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
         memcpy(rq.addr, c->addr, 16);
         struct gdns_result res;
         cdn_counter_inc(s->s_tcp);
         size_t len = gdns_respond(v, &rq, w->tcpbuf, sizeof(w->tcpbuf), &res);
-        h2o_buffer_consume(&sock->input, 2 + ql);
+        h2o_buffer_consume(&sock->input, (size_t)fl);
         if (len == 0) continue;
         count(s, v, &res);
         gdns_known_mark(s->known, &v->set, c->family, c->addr, now);
