@@ -266,7 +266,9 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
     o->workers = 1;
     o->log_level = CDN_LOG_INFO;
     o->tcp_idle_ms = 10000;
+    o->tcp_msg_ms = 2000;
     o->tcp_max_conns = 512;
+    o->tcp_max_per_addr = 32;
     if (!(x.v = o->view = gdns_view_new())) return cdn_conf_fail(c, cdn_conf_root(c), err, "out of memory");
     const cdn_conf_node_t *root = cdn_conf_root(c);
     const cdn_conf_node_t *regions = NULL, *edges = NULL, *zones = NULL, *defreg = NULL, *fallback = NULL;
@@ -287,7 +289,11 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
         } else if (!strcmp(key, "udp_max_size")) CK(u32(&x, val, 512, 4096, &x.v->set.udp_max));
         else if (!strcmp(key, "amplification_factor")) CK(u32(&x, val, 0, 1000, &x.v->set.amp_factor));
         else if (!strcmp(key, "tcp_idle_timeout")) CK(cdn_conf_duration_ms(c, val, &o->tcp_idle_ms, err));
-        else if (!strcmp(key, "tcp_max_connections")) CK(u32(&x, val, 1, 1000000, &o->tcp_max_conns));
+        else if (!strcmp(key, "tcp_message_timeout")) {
+            CK(cdn_conf_duration_ms(c, val, &o->tcp_msg_ms, err));
+            if (o->tcp_msg_ms == 0) return cdn_conf_fail(c, val, err, "expected a duration above 0");
+        } else if (!strcmp(key, "tcp_max_connections")) CK(u32(&x, val, 1, 1000000, &o->tcp_max_conns));
+        else if (!strcmp(key, "tcp_max_connections_per_address")) CK(u32(&x, val, 0, 1000000, &o->tcp_max_per_addr));
         else if (!strcmp(key, "udp_steer")) {
             CK(cdn_conf_str(c, val, &s, err));
             if (strcmp(s, "cpu") && strcmp(s, "hash")) return cdn_conf_fail(c, val, err, "expected cpu or hash");
@@ -301,7 +307,8 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
         else if (!strcmp(key, "fallback")) fallback = val;
         else if (!strcmp(key, "zones")) zones = val;
         else return unknown_key(&x, k, "listen, admin, workers, pid_file, log_file, log_level, udp_max_size, "
-                                       "amplification_factor, tcp_idle_timeout, tcp_max_connections, udp_steer, rrl, health, "
+                                       "amplification_factor, tcp_idle_timeout, tcp_message_timeout, tcp_max_connections, "
+                                       "tcp_max_connections_per_address, udp_steer, rrl, health, "
                                        "regions, default_region, edges, fallback, zones");
     }
     /* order matters: regions before edges and the default, zones last (CDN names need edges) */

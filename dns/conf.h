@@ -19,8 +19,10 @@ struct gdns_conf {
     const char *pid_file;       /* copies, malloc'd */
     const char *log_file;
     int log_level;
-    uint64_t tcp_idle_ms;
-    unsigned tcp_max_conns;
+    uint64_t tcp_idle_ms;       /* accept or last answer -> first byte of the next query */
+    uint64_t tcp_msg_ms;        /* first byte of a query -> whole query; and writing an answer */
+    unsigned tcp_max_conns;     /* per worker; a full table closes its oldest idle connection */
+    unsigned tcp_max_per_addr;  /* per worker and client address (IPv6: /64); 0 = no cap */
     int udp_steer_cpu;          /* udp_steer: cpu (1) or hash (0, the kernel's SO_REUSEPORT default) */
 };
 

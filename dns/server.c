@@ -5,9 +5,18 @@
  * SO_REUSEPORT socket, answers up to BATCH datagrams and sends them with one sendmmsg (the model of
  * gdnsd and knot: no epoll_wait and no EAGAIN round per batch; that was ~10% of the CPU per query
  * under load). SO_RCVTIMEO wakes it every STOP_POLL_MS to see the stop flag.
- * TCP: the worker's own thread and h2o evloop; each message has a 2-byte length; every complete message in the input buffer
- * is answered (pipelining), the answers are written in one h2o_socket_write while reading pauses;
- * an idle connection is closed after tcp_idle_ms; at most tcp_max_conns per worker.
+ * TCP: the worker's own thread and h2o evloop; each message has a 2-byte length (frame.h); every
+ * complete message in the input buffer is answered (pipelining), the answers are written in one
+ * h2o_socket_write while reading pauses.
+ * TCP slots (the model of knot and NSD; one client must not be able to hold them all):
+ * - one timer per connection, never restarted by a byte: tcp_idle_ms from accept or the last
+ *   answer until a query begins, then tcp_msg_ms to complete it (and again to write the answer);
+ *   a client sending a byte a second is closed when its message is late, not kept forever;
+ * - at most tcp_max_per_addr connections per client address (IPv6: per /64) and worker: one
+ *   more is closed at once (a per-worker chained hash of the connections by address);
+ * - at most tcp_max_conns per worker: when full, the connection least recently answered (or
+ *   accepted) that is not writing is closed for the newcomer. conns_list is kept in that order:
+ *   a connection moves to its tail when an answer has been written.
  * Abuse: RRL per subnet for UDP answers (slip = empty TC=1 reply); an unknown UDP client (no TCP
  * from its subnet lately) never gets more than amplification_factor x its query's size. */
 #define _GNU_SOURCE
@@ -23,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sched.h>
@@ -32,6 +42,7 @@
 
 #include "answer.h"
 #include "cache.h"
+#include "frame.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
@@ -76,10 +87,13 @@ struct tcp_listener {
 struct tcp_conn {
     struct worker *w;
     h2o_socket_t *sock;
-    h2o_linklist_t link;          /* in worker.conns_list */
-    h2o_timeout_entry_t idle;
+    h2o_linklist_t link;          /* in worker.conns_list, least recently answered first */
+    h2o_linklist_t by_addr;       /* in worker.addr_buckets[addr_bucket(key)] */
+    h2o_timeout_entry_t timer;    /* in worker.idle_timeout or worker.msg_timeout */
+    int in_msg;                   /* the timer is the message deadline */
     int family;
     uint8_t addr[16];
+    uint8_t key[16];              /* addr, IPv6 cut to its /64: what the per-address cap counts */
     uint8_t *out;
     size_t outlen, outcap;
     int writing;
@@ -95,8 +109,12 @@ struct worker {
     int nudp, ntcp;
     _Atomic uint64_t epoch;       /* of the TCP thread */
     h2o_timeout_t idle_timeout;
+    h2o_timeout_t msg_timeout;
     unsigned conns;
     h2o_linklist_t conns_list;
+    h2o_linklist_t *addr_buckets;  /* a power of two of them */
+    size_t addr_mask;
+    uint64_t addr_seed;            /* random: an attacker cannot aim many addresses at one bucket */
     uint8_t tcpbuf[TCP_BUF];
 };
 
@@ -243,18 +261,28 @@ static void *udp_main(void *arg)
 
 static void tcp_close(struct tcp_conn *c)
 {
-    if (h2o_timeout_is_linked(&c->idle)) h2o_timeout_unlink(&c->idle);
+    if (h2o_timeout_is_linked(&c->timer)) h2o_timeout_unlink(&c->timer);
     h2o_linklist_unlink(&c->link);
+    h2o_linklist_unlink(&c->by_addr);
     h2o_socket_close(c->sock);
     c->w->conns--;
     free(c->out);
     free(c);
 }
 
-static void on_tcp_idle(h2o_timeout_entry_t *e)
+static void on_tcp_timeout(h2o_timeout_entry_t *e)
 {
-    struct tcp_conn *c = H2O_STRUCT_FROM_MEMBER(struct tcp_conn, idle, e);
+    struct tcp_conn *c = H2O_STRUCT_FROM_MEMBER(struct tcp_conn, timer, e);
     tcp_close(c);
+}
+
+/* Starts c's one timer afresh: the idle wait, or the deadline of a message (in_msg). Called on
+ * accept, when a message begins and around each answer; never for a byte of the same message. */
+static void arm(struct tcp_conn *c, int in_msg)
+{
+    if (h2o_timeout_is_linked(&c->timer)) h2o_timeout_unlink(&c->timer);
+    c->in_msg = in_msg;
+    h2o_timeout_link(c->w->loop, in_msg ? &c->w->msg_timeout : &c->w->idle_timeout, &c->timer);
 }
 
 static void on_tcp_read(h2o_socket_t *sock, const char *err);
@@ -265,6 +293,11 @@ static void on_tcp_written(h2o_socket_t *sock, const char *err)
     c->writing = 0;
     c->outlen = 0;
     if (err) { tcp_close(c); return; }
+    /* answered: now the most recently used, the last one a full table closes */
+    h2o_linklist_unlink(&c->link);
+    h2o_linklist_insert(&c->w->conns_list, &c->link);
+    /* a query begun before the answer went out has tcp_msg_ms from now to be complete */
+    arm(c, sock->input->size > 0);
     h2o_socket_read_start(sock, on_tcp_read);
     if (sock->input->size >= 2) on_tcp_read(sock, NULL);  /* pipelined queries still buffered */
 }
@@ -275,23 +308,22 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
     struct worker *w = c->w;
     struct gdns_server *s = w->s;
     if (err) { tcp_close(c); return; }
-    if (h2o_timeout_is_linked(&c->idle)) h2o_timeout_unlink(&c->idle);
-    h2o_timeout_link(w->loop, &w->idle_timeout, &c->idle);
     enter(&w->epoch);
     const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     int bad = 0;
-    while (sock->input->size >= 2 && c->outlen < 256 * 1024) {
-        const uint8_t *p = (const uint8_t *)sock->input->bytes;
-        size_t ql = (size_t)p[0] << 8 | p[1];
-        if (ql == 0) { bad = 1; break; }
-        if (sock->input->size < 2 + ql) break;
-        struct gdns_req rq = {.pkt = p + 2, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
+    while (c->outlen < 256 * 1024) {
+        const uint8_t *q;
+        size_t ql;
+        long fl = gdns_frame_next((const uint8_t *)sock->input->bytes, sock->input->size, &q, &ql);
+        if (fl == GDNS_FRAME_BAD) { bad = 1; break; }
+        if (fl == GDNS_FRAME_MORE) break;
+        struct gdns_req rq = {.pkt = q, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
         memcpy(rq.addr, c->addr, 16);
         struct gdns_result res;
         cdn_counter_inc(s->s_tcp);
         size_t len = gdns_respond(v, &rq, w->tcpbuf, sizeof(w->tcpbuf), &res);
-        h2o_buffer_consume(&sock->input, 2 + ql);
+        h2o_buffer_consume(&sock->input, (size_t)fl);
         if (len == 0) continue;
         count(s, v, &res);
         gdns_known_mark(s->known, &v->set, c->family, c->addr, now);
@@ -311,35 +343,81 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
     leave(&w->epoch);
     if (c->outlen && !c->writing) {
         c->writing = 1;
+        arm(c, 1);  /* a client that does not read its answers is closed too */
         h2o_socket_read_stop(sock);  /* the write completes before more input is taken */
         h2o_iovec_t buf = h2o_iovec_init(c->out, c->outlen);
         h2o_socket_write(sock, &buf, 1, on_tcp_written);
         return;
     }
-    if (bad) tcp_close(c);
+    if (bad) { tcp_close(c); return; }
+    if (sock->input->size > 0 && !c->in_msg) arm(c, 1);  /* a query has begun: its deadline runs */
+}
+
+static size_t addr_bucket(const struct worker *w, int family, const uint8_t *key)
+{
+    uint64_t h = w->addr_seed ^ (uint64_t)family;
+    for (int i = 0; i < 16; i++) h = (h ^ key[i]) * 0x100000001b3ULL;  /* FNV-1a */
+    return (size_t)(h ^ h >> 32) & w->addr_mask;
+}
+
+/* Connections of this worker from the client (family, key), counted up to `stop`. */
+static unsigned addr_count(struct worker *w, int family, const uint8_t *key, unsigned stop)
+{
+    h2o_linklist_t *b = &w->addr_buckets[addr_bucket(w, family, key)];
+    unsigned n = 0;
+    for (h2o_linklist_t *l = b->next; l != b && n < stop; l = l->next) {
+        struct tcp_conn *o = H2O_STRUCT_FROM_MEMBER(struct tcp_conn, by_addr, l);
+        if (o->family == family && !memcmp(o->key, key, 16)) n++;
+    }
+    return n;
+}
+
+/* Closes the connection least recently answered (or accepted) that is not writing: 0, or -1 if
+ * every one is writing. A client with a query half sent counts as idle: it had its chance. */
+static int evict_oldest(struct worker *w)
+{
+    for (h2o_linklist_t *l = w->conns_list.next; l != &w->conns_list; l = l->next) {
+        struct tcp_conn *o = H2O_STRUCT_FROM_MEMBER(struct tcp_conn, link, l);
+        if (!o->writing) { tcp_close(o); return 0; }
+    }
+    return -1;
 }
 
 static void on_tcp_accept(h2o_socket_t *listener, const char *err)
 {
     struct tcp_listener *l = listener->data;
     struct worker *w = l->w;
+    const struct gdns_conf *conf = &w->s->conf;
     for (int i = 0; i < 16; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock) return;
-        if (w->conns >= w->s->conf.tcp_max_conns) { h2o_socket_close(sock); continue; }
+        struct sockaddr_storage ss;
+        socklen_t sl = (socklen_t)h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+        if (sl == 0) ss.ss_family = AF_UNSPEC;
+        int family;
+        uint8_t addr[16] = {0}, key[16];
+        addr_of(&ss, &family, addr);
+        memcpy(key, addr, 16);
+        if (family == 2) memset(key + 8, 0, 8);  /* one IPv6 client has a whole /64 */
+        /* the cap first: an address at its cap must not close others' connections */
+        if (conf->tcp_max_per_addr && addr_count(w, family, key, conf->tcp_max_per_addr) >= conf->tcp_max_per_addr) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        if (w->conns >= conf->tcp_max_conns && evict_oldest(w) != 0) { h2o_socket_close(sock); continue; }
         struct tcp_conn *c = calloc(1, sizeof(*c));
         if (!c) { h2o_socket_close(sock); continue; }
         c->w = w;
         c->sock = sock;
-        c->idle.cb = on_tcp_idle;
+        c->timer.cb = on_tcp_timeout;
+        c->family = family;
+        memcpy(c->addr, addr, 16);
+        memcpy(c->key, key, 16);
         sock->data = c;
-        struct sockaddr_storage ss;
-        socklen_t sl = (socklen_t)h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
-        if (sl == 0) ss.ss_family = AF_UNSPEC;
-        addr_of(&ss, &c->family, c->addr);
         w->conns++;
         h2o_linklist_insert(&w->conns_list, &c->link);
-        h2o_timeout_link(w->loop, &w->idle_timeout, &c->idle);
+        h2o_linklist_insert(&w->addr_buckets[addr_bucket(w, family, key)], &c->by_addr);
+        arm(c, 0);
         h2o_socket_read_start(sock, on_tcp_read);
     }
 }
@@ -356,6 +434,7 @@ static void *worker_main(void *arg)
         tcp_close(H2O_STRUCT_FROM_MEMBER(struct tcp_conn, link, w->conns_list.next));
     for (int i = 0; i < w->ntcp; i++) h2o_socket_close(w->tcp[i].sock);
     h2o_timeout_dispose(w->loop, &w->idle_timeout);
+    h2o_timeout_dispose(w->loop, &w->msg_timeout);
     h2o_evloop_run(w->loop, 0);
     h2o_evloop_destroy(w->loop);
     w->loop = NULL;
@@ -368,6 +447,15 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
     w->loop = h2o_evloop_create();
     h2o_linklist_init_anchor(&w->conns_list);
     h2o_timeout_init(w->loop, &w->idle_timeout, s->conf.tcp_idle_ms ? s->conf.tcp_idle_ms : 10000);
+    h2o_timeout_init(w->loop, &w->msg_timeout, s->conf.tcp_msg_ms ? s->conf.tcp_msg_ms : 2000);
+    size_t nb = 64;
+    while (nb < s->conf.tcp_max_conns && nb < 65536) nb *= 2;
+    w->addr_buckets = malloc(nb * sizeof(*w->addr_buckets));
+    if (!w->addr_buckets) { snprintf(err, errlen, "out of memory"); return -1; }
+    for (size_t i = 0; i < nb; i++) h2o_linklist_init_anchor(&w->addr_buckets[i]);
+    w->addr_mask = nb - 1;
+    if (getrandom(&w->addr_seed, sizeof(w->addr_seed), GRND_NONBLOCK) != (ssize_t)sizeof(w->addr_seed))
+        w->addr_seed = cdn_now_ms() ^ (uint64_t)(uintptr_t)w;  /* no entropy yet: still not a constant */
     int reuse = s->nworkers > 1;
     for (int i = 0; i < s->conf.nlisten; i++) {
         const struct cdn_conf_addr *a = &s->conf.listen[i];
@@ -745,6 +833,7 @@ void gdns_server_free(struct gdns_server *s)
     probes_stop(s);
     for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; gdns_view_free(r->v); free(r->snap); free(r); }
     for (unsigned i = 0; i < s->nworkers; i++) {
+        free(s->w[i].addr_buckets);  /* empty: the worker closed its connections */
         for (int k = 0; k < s->w[i].nudp; k++) {
             struct udp_sock *u = &s->w[i].udp[k];
             close(u->fd);

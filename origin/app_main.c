@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -183,7 +184,7 @@ struct worker {
     int fd;
     h2o_socket_t *listener;
     shop_catalog_t *cat;
-    uint64_t rng;
+    uint64_t rng;              /* error injection only: predictable, never for secrets (see new_sid) */
     h2o_linklist_t delayed;    /* sorted by due */
     cdn_timer_t *delay_timer;
     size_t inflight;
@@ -637,6 +638,22 @@ static void on_search(h2o_req_t *req, const struct shop_rule *rule)
     send_json(req, rule, &b, "search", app.catalog_time);
 }
 
+/* A session id: 128 bits from the kernel's CSPRNG as 32 hex digits (plus NUL). A sid names a
+ * user, so it must not be guessable from another one (it once was a splitmix64 stream: one cookie
+ * gave away all the next ones). 0, or -1 if the kernel gave fewer bytes (no entropy yet). */
+static int new_sid(char out[33])
+{
+    uint8_t r[16];
+    ssize_t n;
+    while ((n = getrandom(r, sizeof(r), 0)) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(r))
+        return -1;
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
 /* The cart lives in the "cart" cookie; a "sid" cookie names the user. Never cacheable. */
 static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
 {
@@ -691,9 +708,13 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
         if (shop_catalog_product(self->cat, cart.items[i].id, &items[i]) != 1)
             items[i].id = 0;
     if (cookie.base == NULL) {
+        char sid[33];
+        if (new_sid(sid) != 0) {
+            send_error(req, 503, "Service Unavailable", "no session id available\n");
+            return;
+        }
         char *sc = h2o_mem_alloc_pool(&req->pool, 96);
-        snprintf(sc, 96, "sid=%016llx%08x; Path=/; HttpOnly; SameSite=Lax",
-                 (unsigned long long)shop_rand_next(&self->rng), (unsigned)self->idx);
+        snprintf(sc, 96, "sid=%s; Path=/; HttpOnly; SameSite=Lax", sid);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, sc, strlen(sc));
     }
     if (changed) {

@@ -93,11 +93,47 @@ static void errors_have_positions(void **s)
     }
 }
 
+/* The TCP limits: defaults (docs/DNS.md), the keys, and their errors. */
+static void tcp_limits(void **s)
+{
+    struct gdns_conf c;
+    cdn_conf_err_t err;
+    if (gdns_conf_load_string("t.yaml", base, &c, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(c.tcp_idle_ms, 10000);
+    assert_int_equal(c.tcp_msg_ms, 2000);
+    assert_int_equal(c.tcp_max_conns, 512);
+    assert_int_equal(c.tcp_max_per_addr, 32);
+    gdns_conf_free(&c);
+    char text[4096];
+    snprintf(text, sizeof(text), "%s%s", base,
+             "tcp_message_timeout: 500ms\ntcp_max_connections: 64\ntcp_max_connections_per_address: 0\n");
+    if (gdns_conf_load_string("t.yaml", text, &c, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(c.tcp_msg_ms, 500);
+    assert_int_equal(c.tcp_max_conns, 64);
+    assert_int_equal(c.tcp_max_per_addr, 0);
+    gdns_conf_free(&c);
+    struct { const char *line, *want; } t[] = {
+        {"tcp_message_timeout: 0s\n", "t.yaml:12:22: expected a duration above 0"},
+        {"tcp_message_timeout: soon\n", "t.yaml:12:22: "},
+        {"tcp_max_connections_per_address: -1\n", "t.yaml:12:34: "},
+        {"tcp_max_connection_per_address: 8\n", "t.yaml:12:1: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        snprintf(text, sizeof(text), "%s%s", base, t[i].line);
+        int rc = gdns_conf_load_string("t.yaml", text, &c, &err);
+        if (rc == 0) gdns_conf_free(&c);
+        if (rc != -1 || !strstr(err.msg, t[i].want))
+            fail_msg("case %zu: got '%s', expected '%s'", i, err.msg, t[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(examples_load),
         cmocka_unit_test(errors_have_positions),
+        cmocka_unit_test(tcp_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
