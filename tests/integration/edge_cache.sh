@@ -4,7 +4,7 @@
 # purge, invalidation, targeted Cache-Control, hop-by-hop headers, h2c and TLS+ALPN h2, restart
 # from RocksDB, a corrupted RocksDB value, stale-if-error and 502/504.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 58
+plan 63
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -108,7 +108,14 @@ is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "$E/max60/a")" 200 "PURGE 
 curl -s -o /dev/null "$E/max60/a"
 is "$(count /max60/a)" $((before + 1)) "after PURGE the next request goes to the origin"
 curl -s -o /dev/null "$E/tag/t1"; curl -s -o /dev/null "$E/tag/t2"
-like "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "admin purge by Surrogate-Key tag"
+tags_hit="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
+like "$tags_hit" '^cdn-edge-t1; hit \| cdn-edge-t1; hit$' "tagged objects are cached before the purge"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "admin purge by Surrogate-Key tag: exactly 2"
+tags_after="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
+like "$tags_after" '^cdn-edge-t1; fwd=miss; [^|]* \| cdn-edge-t1; fwd=miss; ' "after the tag purge both tagged URLs are misses"
+is "$(count /tag/t1) $(count /tag/t2)" "2 2" "after the tag purge the origin is asked again for each"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "refetched objects carry the tag again"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 0' "a second purge of the tag finds nothing"
 curl -s -o /dev/null "$E/max60/q"; curl -s -o /dev/null -X POST -d x=1 "$E/max60/q"; curl -s -o /dev/null "$E/max60/q"
 is "$(count /max60/q)" 3 "POST forwarded and invalidated the URL"
 is "$(curl -s "http://127.0.0.1:$OP/_last?p=/max60/q" | python3 -c 'import json,sys; print(json.load(sys.stdin)["method"])')" GET "(last was the refill)"
