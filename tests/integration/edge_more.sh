@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 50
+plan 51
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -62,9 +62,23 @@ is "$(count /slow/cold)" 1 "with exactly one origin fetch"
 # malformed requests: an error, no crash
 r=$(printf 'GARBAGE\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$EP; cat >&3; cat <&3" 2>/dev/null | head -1)
 like "$r" '^HTTP/1.1 400' "garbage request -> 400"
-big=$(head -c 100000 /dev/zero | tr '\0' a)
-r=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$E/max60/a")
-like "$r" '^(400|413|431|000)$' "a huge header is refused"
+# a header past the edge's own limit (h2o's request-head limit, about 408 KiB; below it the
+# request goes on to the origin): the edge itself answers 400 or 431, and the origin sees nothing
+r=$(python3 - "$EP" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+try:
+    s.sendall(b"GET /max60/huge HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 450000 + b"\r\n\r\n")
+except OSError:
+    pass  # it may stop reading once it has refused; its answer is already on the way
+try:
+    print(s.recv(200).split(b"\r\n")[0].decode(errors="replace") or "closed")
+except OSError as e:
+    print("no answer: %s" % e)
+PY
+)
+like "$r" '^HTTP/1\.1 (400|431) ' "a huge header is refused by the edge ($r)"
+is "$(count /max60/huge)" 0 "the origin never saw it"
 is "$(curl -s "http://127.0.0.1:$AP/healthz")" ok "the edge is still alive"
 
 # config: -t accepts a good file, a bad one names file:line
