@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # cdn-edge in front of a scripted origin (edge_origin.py, which counts requests per path and keeps
-# the last request's headers): hits and misses, Vary, collapsing, revalidation, Range, HEAD,
+# the last request's headers): hits and misses, Vary (Accept-Language, Accept-Encoding), collapsing, revalidation, Range, HEAD,
 # purge, invalidation, targeted Cache-Control, hop-by-hop headers, h2c and TLS+ALPN h2, restart
 # from RocksDB, a corrupted RocksDB value, stale-if-error and 502/504.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 63
+plan 70
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -56,6 +56,19 @@ is "$a2" "$a" "variant en served from cache (whitespace normalised)"
 is "$b2" "$b" "variant fr served from cache"
 like "$a$b" 'lang=en.*lang=fr' "variants differ"
 is "$(count /vary/v)" 2 "origin saw one request per variant"
+# Vary: Accept-Encoding: gzip, identity and no header each have their own variant; spellings of
+# one set of codings (case, order, spaces, two header lines) share one
+ae() { local b; b=$(curl -s -D "$T/ae.h" "$@" "$E/varyae/e"); printf '%s | %s' "$b" "$(hdr cache-status <"$T/ae.h")"; }
+is "$(ae -H 'Accept-Encoding: gzip')" 'ae=gzip #1 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "Vary Accept-Encoding: gzip client, a miss"
+is "$(ae -H 'Accept-Encoding: identity')" 'ae=identity #2 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "identity client: its own variant"
+is "$(ae)" 'ae=none #3 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "no Accept-Encoding: its own variant"
+is "$(ae -H 'Accept-Encoding: gzip')$(ae -H 'Accept-Encoding: identity')$(ae)" \
+    'ae=gzip #1 | cdn-edge-t1; hitae=identity #2 | cdn-edge-t1; hitae=none #3 | cdn-edge-t1; hit' "each client gets its own variant from cache"
+is "$(ae -H 'Accept-Encoding: br, gzip')" 'ae=br, gzip #4 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "br, gzip: a new variant"
+is "$(ae -H 'Accept-Encoding: GZIP,br')$(ae -H 'Accept-Encoding:  gzip ,  BR ')$(ae -H 'Accept-Encoding: gzip' -H 'Accept-Encoding: br')" \
+    'ae=br, gzip #4 | cdn-edge-t1; hitae=br, gzip #4 | cdn-edge-t1; hitae=br, gzip #4 | cdn-edge-t1; hit' \
+    "GZIP,br / ' gzip ,  BR ' / two header lines: the same variant as 'br, gzip'"
+is "$(count /varyae/e)" 4 "origin saw one request per distinct Accept-Encoding"
 
 # 5. collapsing: 20 parallel requests for one slow URL
 cpids=()
