@@ -902,8 +902,18 @@ static int cmd_down(int quiet)
         usleep(50000);
     }
     for (size_t i = 0; i < n; i++) stop_pid(pr[i].pid, pr[i].start, SIGKILL);
+    size_t left = 0;
+    for (int t = 0; t < 40; t++) { /* SIGKILL takes effect at once, but give it up to 2 s */
+        left = 0;
+        for (size_t i = 0; i < n; i++) {
+            waitpid(pr[i].pid, NULL, WNOHANG);
+            left += proc_alive(pr[i].pid, pr[i].start);
+        }
+        if (!left) break;
+        usleep(50000);
+    }
     /* Namespaces: recorded ones and any other with our prefix (a crash between add and record). */
-    size_t nsdel = 0;
+    size_t nsdel = 0, nsleft = 0;
     DIR *d = opendir("/run/netns");
     if (d) {
         struct dirent *e;
@@ -911,6 +921,7 @@ static int cmd_down(int quiet)
         while ((e = readdir(d)))
             if (!strncmp(e->d_name, L.prefix, pl) && e->d_name[pl] == '-') {
                 if (run(1, "ip netns del %s", e->d_name) == 0) nsdel++;
+                else nsleft++;
             }
         closedir(d);
     }
@@ -918,6 +929,14 @@ static int cmd_down(int quiet)
     if (have || access(L.statedir, F_OK) == 0) {
         char *argv[] = {"rm", "-rf", "--one-file-system", L.statedir, NULL};
         if (strlen(L.statedir) > 1) run_argv(argv, 1);
+    }
+    /* whatever is still there (a process SIGKILL did not end, a namespace or the state directory
+     * that could not be removed) makes `down` fail: the lab is not down */
+    int dirleft = access(L.statedir, F_OK) == 0 || errno != ENOENT;
+    if (left || nsleft || dirleft) {
+        fprintf(stderr, PROG ": down: %zu processes still running, %zu namespaces not removed, %s %s\n", left, nsleft,
+                L.statedir, dirleft ? "NOT removed" : "removed");
+        return 1;
     }
     if (!quiet) printf("lab down: %zu processes stopped, %zu namespaces removed, %s removed\n", killed, nsdel, L.statedir);
     return 0;
@@ -1021,6 +1040,7 @@ static int anycast_fault(const char *what, int k, struct proc_rec *pr, size_t np
     if (!routes_node(n) || n->kind != LAB_EDGE) die("%s: %s is not an anycast edge", what, n->name);
     struct proc_rec *bird = proc_named(pr, np, "bird-%s", n->name), *edge = proc_named(pr, np, "%s", n->name);
     double t = mono_s();
+    int rc = 0;
     if (!strcmp(what, "service-down")) {
         /* the edge drains: its /healthz says 503, its health agent withdraws the route, and it
          * serves whatever still arrives meanwhile (`fault kill` is the crash) */
@@ -1050,13 +1070,14 @@ static int anycast_fault(const char *what, int k, struct proc_rec *pr, size_t np
             start_proc(n, n->name, &a);
         } else if (http_call(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "DELETE", "/drain") != 200) {
             fprintf(stderr, PROG ": %s: DELETE /drain failed\n", n->name);
+            rc = 1;
         }
     } else {
         return -1;
     }
     fault_record(t, what, n->name);
     printf("%s %s\n", what, n->name);
-    return 0;
+    return rc;
 }
 
 /* fault kill|restart|isolate|heal|slow HOST, and the anycast edge faults */
@@ -1079,15 +1100,17 @@ static int cmd_fault(const char *what, const char *host)
         if (!strcmp(pr[i].name, n->name)) me = &pr[i];
     if (!strcmp(what, "service-down") || !strcmp(what, "bird-crash") || !strcmp(what, "hang") ||
         !strcmp(what, "link-down") || !strcmp(what, "blackhole") || !strcmp(what, "recover")) {
-        anycast_fault(what, k, pr, np);
+        int rc = anycast_fault(what, k, pr, np) != 0;
         state_add("fault %ld %s %s", (long)time(NULL), what, n->name);
-        return 0;
+        return rc;
     }
     double t0 = mono_s();
-    fault_record(t0, what, n->name);
+    int rc = 0;
     if (!strcmp(what, "kill")) {
         if (!me || !proc_alive(me->pid, me->start)) die("%s is not running", n->name);
         stop_pid(me->pid, me->start, SIGKILL);
+        for (int t = 0; t < 40 && proc_alive(me->pid, me->start); t++) usleep(50000);
+        if (proc_alive(me->pid, me->start)) die("%s (pid %d) still running after SIGKILL", n->name, (int)me->pid);
         printf("killed %s (pid %d)\n", n->name, (int)me->pid);
     } else if (!strcmp(what, "restart") || !strcmp(what, "slow")) {
         if (me && proc_alive(me->pid, me->start)) {
@@ -1105,8 +1128,14 @@ static int cmd_fault(const char *what, const char *host)
         }
         pid_t pid = start_proc(n, n->name, &a);
         for (int t = 0; t < 200 && !node_healthy(n); t++) usleep(50000);
+        int healthy = node_healthy(n);
         printf("%s %s (pid %d)%s\n", !strcmp(what, "slow") ? "slowed (200 ms per request)" : "restarted", n->name, (int)pid,
-               node_healthy(n) ? "" : ", not healthy yet");
+               healthy ? "" : ", NOT healthy after 10 s");
+        if (!healthy) {
+            fprintf(stderr, PROG ": %s not healthy after 10 s; its log:\n", n->name);
+            tail_log(n->name);
+            rc = 1;
+        }
     } else if (!strcmp(what, "isolate") || !strcmp(what, "heal")) {
         int iso = !strcmp(what, "isolate");
         if (L.mode == LAB_NETNS) {
@@ -1121,8 +1150,9 @@ static int cmd_fault(const char *what, const char *host)
     } else {
         die("fault: kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
     }
+    fault_record(t0, what, n->name); /* at the time it began, once it was done */
     state_add("fault %ld %s %s", (long)time(NULL), what, n->name);
-    return 0;
+    return rc;
 }
 
 int lab_cmd_load(struct lab_run *r, int argc, char **argv);

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # cdn-edge in front of a scripted origin (edge_origin.py, which counts requests per path and keeps
-# the last request's headers): hits and misses, Vary, collapsing, revalidation, Range, HEAD,
+# the last request's headers): hits and misses, Vary (Accept-Language, Accept-Encoding), collapsing, revalidation, Range, HEAD,
 # purge, invalidation, targeted Cache-Control, hop-by-hop headers, h2c and TLS+ALPN h2, restart
 # from RocksDB, a corrupted RocksDB value, stale-if-error and 502/504.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 58
+plan 70
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -56,6 +56,19 @@ is "$a2" "$a" "variant en served from cache (whitespace normalised)"
 is "$b2" "$b" "variant fr served from cache"
 like "$a$b" 'lang=en.*lang=fr' "variants differ"
 is "$(count /vary/v)" 2 "origin saw one request per variant"
+# Vary: Accept-Encoding: gzip, identity and no header each have their own variant; spellings of
+# one set of codings (case, order, spaces, two header lines) share one
+ae() { local b; b=$(curl -s -D "$T/ae.h" "$@" "$E/varyae/e"); printf '%s | %s' "$b" "$(hdr cache-status <"$T/ae.h")"; }
+is "$(ae -H 'Accept-Encoding: gzip')" 'ae=gzip #1 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "Vary Accept-Encoding: gzip client, a miss"
+is "$(ae -H 'Accept-Encoding: identity')" 'ae=identity #2 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "identity client: its own variant"
+is "$(ae)" 'ae=none #3 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "no Accept-Encoding: its own variant"
+is "$(ae -H 'Accept-Encoding: gzip')$(ae -H 'Accept-Encoding: identity')$(ae)" \
+    'ae=gzip #1 | cdn-edge-t1; hitae=identity #2 | cdn-edge-t1; hitae=none #3 | cdn-edge-t1; hit' "each client gets its own variant from cache"
+is "$(ae -H 'Accept-Encoding: br, gzip')" 'ae=br, gzip #4 | cdn-edge-t1; fwd=miss; fwd-status=200; stored' "br, gzip: a new variant"
+is "$(ae -H 'Accept-Encoding: GZIP,br')$(ae -H 'Accept-Encoding:  gzip ,  BR ')$(ae -H 'Accept-Encoding: gzip' -H 'Accept-Encoding: br')" \
+    'ae=br, gzip #4 | cdn-edge-t1; hitae=br, gzip #4 | cdn-edge-t1; hitae=br, gzip #4 | cdn-edge-t1; hit' \
+    "GZIP,br / ' gzip ,  BR ' / two header lines: the same variant as 'br, gzip'"
+is "$(count /varyae/e)" 4 "origin saw one request per distinct Accept-Encoding"
 
 # 5. collapsing: 20 parallel requests for one slow URL
 cpids=()
@@ -108,7 +121,14 @@ is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "$E/max60/a")" 200 "PURGE 
 curl -s -o /dev/null "$E/max60/a"
 is "$(count /max60/a)" $((before + 1)) "after PURGE the next request goes to the origin"
 curl -s -o /dev/null "$E/tag/t1"; curl -s -o /dev/null "$E/tag/t2"
-like "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "admin purge by Surrogate-Key tag"
+tags_hit="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
+like "$tags_hit" '^cdn-edge-t1; hit \| cdn-edge-t1; hit$' "tagged objects are cached before the purge"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "admin purge by Surrogate-Key tag: exactly 2"
+tags_after="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
+like "$tags_after" '^cdn-edge-t1; fwd=miss; [^|]* \| cdn-edge-t1; fwd=miss; ' "after the tag purge both tagged URLs are misses"
+is "$(count /tag/t1) $(count /tag/t2)" "2 2" "after the tag purge the origin is asked again for each"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "refetched objects carry the tag again"
+is "$(curl -s "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 0' "a second purge of the tag finds nothing"
 curl -s -o /dev/null "$E/max60/q"; curl -s -o /dev/null -X POST -d x=1 "$E/max60/q"; curl -s -o /dev/null "$E/max60/q"
 is "$(count /max60/q)" 3 "POST forwarded and invalidated the URL"
 is "$(curl -s "http://127.0.0.1:$OP/_last?p=/max60/q" | python3 -c 'import json,sys; print(json.load(sys.stdin)["method"])')" GET "(last was the refill)"

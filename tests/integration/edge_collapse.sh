@@ -16,12 +16,16 @@ E=http://127.0.0.1:$EP
 count() { curl -s "http://127.0.0.1:$OP/_count?p=$1"; }
 metric() { curl -s "http://127.0.0.1:$AP/metrics" | sed -n "s/^$1 //p"; }
 
-out=$(h2load -n 200 -c 200 -m 1 --h1 "$E/slow/c1" 2>&1)
-like "$out" '200 succeeded, 0 failed' "200 concurrent clients on 4 workers all answered"
-like "$out" 'status codes: 200 2xx' "all with 200"
-is "$(count /slow/c1)" 1 "exactly one origin request"
-m=$(metric edge_collapsed_other_worker_total)
-ok $([ "${m:-0}" -gt 0 ]; echo $?) "some joined another worker's fetch ($m)"
+if command -v h2load >/dev/null; then
+    out=$(h2load -n 200 -c 200 -m 1 --h1 "$E/slow/c1" 2>&1)
+    like "$out" '200 succeeded, 0 failed' "200 concurrent clients on 4 workers all answered"
+    like "$out" 'status codes: 200 2xx' "all with 200"
+    is "$(count /slow/c1)" 1 "exactly one origin request"
+    m=$(metric edge_collapsed_other_worker_total)
+    ok $([ "${m:-0}" -gt 0 ]; echo $?) "some joined another worker's fetch ($m)"
+else
+    for i in 1 2 3 4; do skip "h2load not installed (nghttp2-client): 200 concurrent clients"; done
+fi
 
 # the same body everywhere: 60 parallel curls (separate connections, so several workers)
 seq 1 60 | xargs -P 60 -I{} curl -s -o "$T/s.{}" "$E/slow/c2"

@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 50
+plan 51
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -24,7 +24,7 @@ like "$(echo "$h" | hdr cache-status)" 'detail=swr' "stale-while-revalidate: ser
 is "$(cat "$T/w2")" "$b1" "with the stale body"
 count_is() { test "$(count "$1")" = "$2"; }  # re-evaluated on each try of wait_for
 wait_for 5 count_is /swr/w 2; ok $? "and refreshed in the background"
-like "$(curl -s "$E/swr/w")" '#2' "the refreshed body follows"
+like "$(curl -s "$E/swr/w")" '^body of /swr/w #2$' "the refreshed body follows"
 
 # Authorization: a stored response that does not allow it is not used
 curl -s -o /dev/null "$E/max60/auth"
@@ -35,7 +35,7 @@ like "$(curl -s -D - -o /dev/null "$E/max60/auth" | hdr cache-status)" '; hit$' 
 # Set-Cookie responses are not stored (no public / s-maxage)
 curl -s -o /dev/null "$E/cookie/c"; h=$(curl -s -D - -o /dev/null "$E/cookie/c")
 is "$(count /cookie/c)" 2 "Set-Cookie response not stored"
-like "$h" 'Set-Cookie: id=2' "but the cookie reaches its own client"
+like "$h" '^Set-Cookie: id=2'$'\r''?$' "but the cookie reaches its own client"
 
 # only-if-cached on a miss: 504, no origin request
 is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Cache-Control: only-if-cached' "$E/max60/oic")" 504 "only-if-cached miss -> 504"
@@ -45,9 +45,13 @@ curl -s -o /dev/null "$E/max60/nc"; curl -s -o /dev/null -H 'Cache-Control: no-c
 is "$(count /max60/nc)" 2 "request no-cache goes to the origin"
 
 # many streams on one HTTP/2 connection
-out=$(h2load -n 200 -c 1 -m 50 "$E/max60/h2" 2>&1)
-like "$out" '200 succeeded, 0 failed' "h2load: 200 streams on one connection"
-is "$(count /max60/h2)" 1 "one origin request for them"
+if command -v h2load >/dev/null; then
+    out=$(h2load -n 200 -c 1 -m 50 "$E/max60/h2" 2>&1)
+    like "$out" '200 succeeded, 0 failed' "h2load: 200 streams on one connection"
+    is "$(count /max60/h2)" 1 "one origin request for them"
+else
+    skip "h2load not installed (nghttp2-client): 200 streams"; skip "h2load not installed"
+fi
 if command -v nghttp >/dev/null; then
     like "$(nghttp -n -s "$E/max60/h2" "$E/max60/h2" 2>&1)" 'responseEnd' "nghttp: two streams"
 else
@@ -55,16 +59,34 @@ else
 fi
 
 # 500 concurrent clients on one cold (slow) object: one origin fetch
-out=$(h2load -n 500 -c 500 -m 1 --h1 "$E/slow/cold" 2>&1)
-like "$out" '500 succeeded, 0 failed' "500 concurrent clients all answered"
-is "$(count /slow/cold)" 1 "with exactly one origin fetch"
+if command -v h2load >/dev/null; then
+    out=$(h2load -n 500 -c 500 -m 1 --h1 "$E/slow/cold" 2>&1)
+    like "$out" '500 succeeded, 0 failed' "500 concurrent clients all answered"
+    is "$(count /slow/cold)" 1 "with exactly one origin fetch"
+else
+    skip "h2load not installed (nghttp2-client): 500 concurrent clients"; skip "h2load not installed"
+fi
 
 # malformed requests: an error, no crash
 r=$(printf 'GARBAGE\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$EP; cat >&3; cat <&3" 2>/dev/null | head -1)
 like "$r" '^HTTP/1.1 400' "garbage request -> 400"
-big=$(head -c 100000 /dev/zero | tr '\0' a)
-r=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$E/max60/a")
-like "$r" '^(400|413|431|000)$' "a huge header is refused"
+# a header past the edge's own limit (h2o's request-head limit, about 408 KiB; below it the
+# request goes on to the origin): the edge itself answers 400 or 431, and the origin sees nothing
+r=$(python3 - "$EP" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+try:
+    s.sendall(b"GET /max60/huge HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 450000 + b"\r\n\r\n")
+except OSError:
+    pass  # it may stop reading once it has refused; its answer is already on the way
+try:
+    print(s.recv(200).split(b"\r\n")[0].decode(errors="replace") or "closed")
+except OSError as e:
+    print("no answer: %s" % e)
+PY
+)
+like "$r" '^HTTP/1\.1 (400|431) ' "a huge header is refused by the edge ($r)"
+is "$(count /max60/huge)" 0 "the origin never saw it"
 is "$(curl -s "http://127.0.0.1:$AP/healthz")" ok "the edge is still alive"
 
 # config: -t accepts a good file, a bad one names file:line
@@ -76,7 +98,7 @@ ram_policy: lru
 YAML
 "$EDGE" -c "$T/good.yaml" -t >/dev/null 2>&1; ok $? "-t accepts a good config"
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram: lots\n' > "$T/bad.yaml"
-like "$("$EDGE" -c "$T/bad.yaml" -t 2>&1)" 'bad.yaml:3' "a bad config names the line"
+like "$("$EDGE" -c "$T/bad.yaml" -t 2>&1)" 'bad\.yaml:3:' "a bad config names the line"
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram_policy: fifo\n' > "$T/badpol.yaml"
 like "$("$EDGE" -c "$T/badpol.yaml" -t 2>&1)" 'badpol.yaml:3:.*s3fifo, sieve or lru' "an unknown ram_policy names the line and the choices"
 "$EDGE" -a 127.0.0.1:1 -b http://127.0.0.1:2 --policy sieve -t >/dev/null 2>&1; ok $? "--policy sieve is accepted"
@@ -104,11 +126,17 @@ unlike "$final" '(Link|X-Interim):' "the 103's fields are not merged into the 20
 h=$(curl -s -D - -o /dev/null "$E/early/a")
 like "$(echo "$h" | hdr cache-status)" '; hit$' "the 200 is stored"
 unlike "$h" '103|X-Interim' "and a hit carries nothing of the 103"
-nghttp -v -n "$E/early/b" > "$T/ng103" 2>&1
-like "$(grep -c ':status: 103' "$T/ng103")" '^1$' "h2c: one HEADERS with :status 103 ..."
-like "$(sed -n '/:status: 103/,/:status: 200/p' "$T/ng103")" 'link: </s.css>; rel=preload' "... carrying the Link"
-like "$(grep -A3 ':status: 200' "$T/ng103" | head -1)" ':status: 200' "h2c: then the 200 on the same stream"
-like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_interim_responses_total')" ' 2$' "edge_interim_responses_total counts both"
+if command -v nghttp >/dev/null; then
+    nghttp -v -n "$E/early/b" > "$T/ng103" 2>&1
+    is "$(grep -c ':status: 103' "$T/ng103")" 1 "h2c: one HEADERS with :status 103 ..."
+    like "$(sed -n '/:status: 103/,/:status: 200/p' "$T/ng103")" 'link: </s.css>; rel=preload' "... carrying the Link"
+    like "$(grep -A3 ':status: 200' "$T/ng103" | head -1)" ':status: 200' "h2c: then the 200 on the same stream"
+    interim=2
+else
+    for i in 1 2 3; do skip "nghttp not installed (nghttp2-client): a 103 over h2c"; done
+    interim=1
+fi
+like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_interim_responses_total')" "^edge_interim_responses_total $interim\$" "edge_interim_responses_total counts each 103 forwarded"
 
 # a client that joins the fetch after its 103 came (and before the 200) gets the 103 too
 curl -s -D "$T/late1" -o /dev/null "$E/early-slow/l?late=1" &

@@ -10,6 +10,7 @@ reached the origin and what the edge sent upstream.
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
   /vary/...        -> Vary: Accept-Language, body echoes it
+  /varyae/...      -> Vary: Accept-Encoding, body echoes it (no Content-Encoding: the body is text)
   /reval/...       -> max-age=1, ETag "r1"; If-None-Match "r1" -> 304 with max-age=60, X-Refreshed
   /sie/...         -> max-age=1, stale-if-error=600, ETag
   /swr/...         -> max-age=1, stale-while-revalidate=60; body counts requests
@@ -134,6 +135,10 @@ class H(BaseHTTPRequestHandler):
             lang = self.headers.get("Accept-Language", "none")
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
                              ("lang=%s #%d\n" % (lang, n)).encode())
+        if path.startswith("/varyae/"):
+            ae = ", ".join(self.headers.get_all("Accept-Encoding") or ["none"])
+            return self.send(200, h + [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")],
+                             ("ae=%s #%d\n" % (ae, n)).encode())
         if path.startswith("/reval/"):
             if inm == '"r1"':
                 return self.send(304, [("Cache-Control", "max-age=60"), ("ETag", '"r1"'), ("X-Refreshed", "yes"),

@@ -81,7 +81,7 @@ ok $([ "${n1:-0}" -gt 1 ] && [ "${n2:-0}" -gt 1 ]; echo $?) "both parents got ke
 stop parent
 h=$(get "http://127.0.0.1:$C1/max60/p2")
 is "$(echo "$h" | head -1 | tr -d '\r' | cut -d' ' -f2):$(count /max60/p2)" "200:1" "parent down: the child fetched from the origin"
-like "$(metrics $C1A)" 'edge_parent_down_total 1' "and marked the parent down"
+like "$(metrics $C1A)" '^edge_parent_down_total 1$' "and marked the parent down"
 C4=$(free_port)
 start child4 "$EDGE" -a "127.0.0.1:$C4" -b "$O" -n c4 -w 1 --parent "http://127.0.0.1:$PP" --parent-only
 wait_port 127.0.0.1 "$C4" || bail "child4 did not start"

@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 51
+plan 61
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 51); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 61); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -83,6 +83,25 @@ PY
         done
         is "$a" "$LAB_ADDR_e_us1" "$mode: after eu1 dies, cdn-dns sends eu clients to the next nearest edge, us1"
     fi
+    # fault and down say when they fail
+    out=$("$lab" -s "$S" fault kill nosuchhost 2>&1); rc=$?
+    like "$rc $out" "^1 .*no host 'nosuchhost'" "$mode: fault on a host that does not exist fails"
+    out=$("$lab" -s "$S" fault kill app1 2>&1); rc=$?
+    like "$rc $out" "^0 killed app1 " "$mode: fault kill app1"
+    out=$("$lab" -s "$S" fault kill app1 2>&1); rc=$?
+    like "$rc $out" "^1 .*app1 is not running" "$mode: fault kill app1 again fails (not running)"
+    out=$("$lab" -s "$S" fault restart app1 2>&1); rc=$?
+    like "$rc $out" "^0 restarted app1 \(pid [0-9]+\)$" "$mode: fault restart app1 (healthy again)"
+    # a state directory that cannot be removed (a mount inside it): down stops everything but fails
+    mkdir -p "$S/mnt"
+    if mount -t tmpfs -o size=1m cdnlabtest "$S/mnt" 2>/dev/null; then
+        out=$("$lab" -s "$S" down 2>&1); rc=$?
+        umount "$S/mnt"
+        like "$rc $out" "^1 .*0 processes still running, 0 namespaces not removed, .* NOT removed" \
+            "$mode: down that cannot remove the state directory fails"
+    else
+        skip "mount not permitted (needs root): down's failure to remove the state directory"
+    fi
     "$lab" -s "$S" down >/dev/null; ok $? "$mode: down"
     "$lab" -s "$S" down >/dev/null; ok $? "$mode: down twice"
     left=$(pgrep -f -- "$S" | wc -l)
@@ -95,5 +114,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((51 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((61 - _tap_n))); do skip "namespaces need root"; done
 fi

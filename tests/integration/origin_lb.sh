@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # shop-lb in front of three shop-apps: each algorithm spreads (or pins) as it should, a killed app
-# is ejected with no failed GET, health checks bring it back, POST is never retried, drain and
+# is ejected with no failed GET, leastconn keeps a slow backend light under concurrent load, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 39
+plan 41
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
 THR="--threads ${SHOP_LB_THREADS:-1}"  # SHOP_LB_THREADS=2: the same checks on two worker loops
@@ -58,6 +58,44 @@ start lb4 "$LB" $THR -a 127.0.0.1:$L4 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} 
     --algo leastconn --health-interval 100 --slow-start 0
 wait_for 10 lb_ready $L4 || bail "lb4"
 is "$(spread http://127.0.0.1:$L4/p/2 30)" "10 10 10" "least connections: ties rotate evenly"
+
+# least connections under concurrent load, one backend slow (400 ms a request): 6 clients send 8
+# requests each, one after another. Round robin gives the slow one its third (16 of 48); least
+# connections sends it a request only while it has fewer in flight than the fast ones, so far fewer.
+PS=$(free_port)
+start slowlc "$APP" -a 127.0.0.1:$PS --db "$T/cat.db" --name slow --delay 400
+wait_port 127.0.0.1 $PS || bail "slowlc"
+conc_spread() {  # conc_spread LB-PORT -> "fast slow other" counts of 48 requests from 6 clients
+    python3 - "$1" <<'PY'
+import http.client, sys, threading
+port = int(sys.argv[1]); got = {"fast": 0, "slow": 0, "other": 0}; lock = threading.Lock()
+def client(k):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for i in range(8):
+        try:
+            c.request("GET", "/p/%d" % (k * 8 + i + 1)); r = c.getresponse(); r.read()
+            b = r.getheader("X-Served-By", "") if r.status == 200 else ""
+        except Exception:
+            b = ""; c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        key = "fast" if b in ("app1", "app2") else "slow" if b == "slow" else "other"
+        with lock: got[key] += 1
+ts = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+[t.start() for t in ts]; [t.join(30) for t in ts]
+print(got["fast"], got["slow"], got["other"])
+PY
+}
+LC=$(free_port); LR=$(free_port)
+start lbcl "$LB" $THR -a 127.0.0.1:$LC -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:$PS \
+    --algo leastconn --no-health --retries 0
+start lbcr "$LB" $THR -a 127.0.0.1:$LR -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} -b 127.0.0.1:$PS \
+    --algo rr --no-health --retries 0
+wait_port 127.0.0.1 $LC && wait_port 127.0.0.1 $LR || bail "lbcl / lbcr"
+read -r rf rs ro <<<"$(conc_spread $LR)"
+is "$rf $rs $ro" "32 16 0" "concurrent load, round robin: the slow backend gets its third"
+read -r lf ls lo <<<"$(conc_spread $LC)"
+[ "$lo" = 0 ] && [ "$((lf + ls))" = 48 ] && [ "$ls" -le 8 ]
+ok $? "concurrent load, least connections: the slow backend gets few ($lf fast, $ls slow, $lo failed; rr gave it $rs)"
+stop slowlc; stop lbcl; stop lbcr
 
 # images through the LB: same bytes and ETag as straight from an app
 curl -s -D "$T/i.h" -o "$T/i.lb" http://127.0.0.1:$L/img/9/large.png

@@ -1,6 +1,6 @@
 /* Unit tests for the edge's storage: policy.c (LRU, S3-FIFO, the byte bound), obj.c (format
- * round trip, corruption, 304 merge), tier_ram.c and tier_rdb.c (restart keeps objects, a
- * corrupted value is never returned). */
+ * round trip, corruption, 304 merge), tier_ram.c and tier_rdb.c (restart keeps objects, a corrupted value is
+ * never returned, eviction past the byte bound reaches the database). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +17,7 @@
 #include "edge/idmap.h"
 #include "edge/obj.h"
 #include "edge/policy.h"
+#include "edge/store.h"
 #include "edge/tier_ram.h"
 #include "edge/tier_rdb.h"
 
@@ -308,13 +309,130 @@ static void rdb_tier(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* RocksDB-tier eviction (on_evict in tier_rdb.c): a tier of room for 4 objects gets 20; the least
+ * recently used go from the index at once and from the database through the writer (a restart
+ * with room for everything finds only the survivors). Then the same through edge_store with a RAM
+ * tier too small to hold anything: evicted objects are gone from the store and its counts fall. */
+static struct edge_obj *mkobj_n(int i)
+{
+    char key[32], body[1001];
+    snprintf(key, sizeof(key), "http://h/e%02d", i);
+    memset(body, 'a' + i % 26, 1000);
+    body[1000] = 0;
+    return mkobj(key, body);
+}
+
+static void rdb_evict(void **state)
+{
+    char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
+    assert_non_null(mkdtemp(dir));
+    struct edge_obj *probe = mkobj_n(0);
+    uint64_t charge = edge_obj_charge(probe), cap = 4 * charge + charge / 2;
+    edge_obj_release(probe);
+    struct edge_rdb *d = edge_rdb_open(dir, cap, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    int corrupt = 0;
+    for (int i = 0; i < 4; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        assert_int_equal(edge_rdb_put(d, o), 0);
+        edge_obj_release(o);
+    }
+    assert_int_equal(edge_rdb_count(d), 4);
+    /* e00 used: e01 is now the least recent and goes first */
+    edge_rdb_sync(d);
+    struct edge_obj *g = edge_rdb_get(d, "http://h/e00", 12, &corrupt);
+    assert_non_null(g);
+    edge_obj_release(g);
+    for (int i = 4; i < 20; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        assert_int_equal(edge_rdb_put(d, o), 0);
+        edge_obj_release(o);
+        assert_true(edge_rdb_bytes(d) <= cap);
+        assert_true(edge_rdb_count(d) <= 4);
+        if (i == 4) { /* the first eviction took e01, not the used e00 */
+            assert_false(edge_rdb_has(d, "http://h/e01", 12));
+            assert_true(edge_rdb_has(d, "http://h/e00", 12));
+        }
+    }
+    edge_rdb_sync(d);
+    assert_int_equal(edge_rdb_count(d), 4);
+    assert_true(edge_rdb_bytes(d) <= cap);
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        assert_false(edge_rdb_has(d, key, strlen(key)));
+        assert_null(edge_rdb_get(d, key, strlen(key), &corrupt));
+        assert_int_equal(corrupt, 0);
+    }
+    for (int i = 16; i < 20; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        g = edge_rdb_get(d, key, strlen(key), &corrupt);
+        assert_non_null(g);
+        assert_int_equal(g->body_len, 1000);
+        assert_int_equal(g->body[999], 'a' + i % 26);
+        edge_obj_release(g);
+    }
+    edge_rdb_close(d);
+    /* the evictions reached the database: reopened with room for all 20, 4 are there */
+    d = edge_rdb_open(dir, 100 * charge, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(edge_rdb_count(d), 4);
+    assert_false(edge_rdb_has(d, "http://h/e01", 12));
+    assert_true(edge_rdb_has(d, "http://h/e19", 12));
+    edge_rdb_close(d);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+
+    /* through the store: disk tier of room for 3, RAM for nothing */
+    char sdir[] = "/tmp/t_edge_stev.XXXXXX";
+    assert_non_null(mkdtemp(sdir));
+    struct edge_store_conf c = {.ram_bytes = 1, .disk_bytes = 3 * charge + charge / 2,
+                                .ram_policy = EDGE_POLICY_LRU, .dir = sdir};
+    struct edge_store *s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    size_t most = 0;
+    for (int i = 0; i < 10; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        edge_store_put(s, o);
+        edge_obj_release(o);
+        size_t n = edge_store_count(s, EDGE_TIER_DISK);
+        assert_true(n <= 3);
+        if (n > most)
+            most = n;
+    }
+    edge_store_sync(s);
+    assert_int_equal(most, 3);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_RAM), 0);
+    assert_true(edge_store_bytes(s, EDGE_TIER_DISK) <= c.disk_bytes);
+    int tier = -1;
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        g = edge_store_get(s, key, strlen(key), &tier, &corrupt);
+        if (i < 7) {
+            assert_null(g);
+        } else {
+            assert_non_null(g);
+            assert_int_equal(tier, EDGE_TIER_DISK);
+            edge_obj_release(g);
+        }
+    }
+    /* a purge of an evicted URL finds nothing; of a kept one, one object */
+    assert_int_equal(edge_store_purge_url(s, "http://h/e02", 12), 0);
+    assert_int_equal(edge_store_purge_url(s, "http://h/e09", 12), 1);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 2);
+    edge_store_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idmap),     cmocka_unit_test(lru),
         cmocka_unit_test(s3fifo_scan_resistance), cmocka_unit_test(policy_random_bound),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
-        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier),
+        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(rdb_evict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
