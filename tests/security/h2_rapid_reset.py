@@ -94,7 +94,7 @@ while sent < n and time.time() - t0 < limit:
         break
 
 # wait a little for a GOAWAY or the close
-end = time.time() + 1.0
+end = time.time() + 5.0
 while time.time() < end and goaway == "-" and not closed:
     if not pump_in():
         break
