@@ -1,0 +1,618 @@
+/* edge/fetch/fetch.c - the busy object: a fetch is started by its first client (the owner),
+ * joined by later ones (waiters), left by each; the upstream request (parents in rendezvous
+ * order, then the origin), its callbacks, and the store write at its end. */
+#include "config.h"
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "edge/req/req.h"
+#include "edge/range.h"
+#include "edge/tier_ram.h"
+
+static const struct cdn_httpc_cbs fetch_cbs;
+static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h, size_t n,
+                         void *data);
+static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data);
+static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
+static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale);
+
+/* The headers of h a shared cache may store: without the fields that a qualified private="..."
+ * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them).
+ * Returns h itself when nothing is listed, else a pool copy with *n reduced. */
+const struct edge_hdr *fetch_storable_fields(h2o_mem_pool_t *pool, const struct edge_cc *cc,
+                                              const struct edge_hdr *h, size_t *n)
+{
+    if (!(cc->flags & (EDGE_CC_PRIVATE_FIELDS | EDGE_CC_NO_CACHE_FIELDS)) || cc->fields[0] == '\0')
+        return h;
+    struct edge_hdr *out = h2o_mem_alloc_pool(pool, (*n ? *n : 1) * sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!edge_cc_lists_field(cc, h[i].name, h[i].name_len))
+            out[k++] = h[i];
+    *n = k;
+    return out;
+}
+
+void fetch_release(struct fetch *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->in_table)
+        edge_idmap_del(&f->w->fetches, f->id);
+    fetch_queue_unlink(f);
+    fetch_slot_put(f);
+    /* chunks handed to a feed are the feed's */
+    size_t own_from = 0;
+    if (f->mirror)
+        own_from = f->nchunks;
+    else if (f->feed != NULL) {
+        pthread_mutex_lock(&f->feed->mu);
+        own_from = f->feed->nchunks;
+        pthread_mutex_unlock(&f->feed->mu);
+    }
+    for (size_t i = own_from; i < f->nchunks; i++)
+        free(f->chunks[i]);
+    if (f->feed != NULL && !f->mirror) {
+        edge_feed_done(f->feed, "aborted", !f->head_done); /* no-op when published already */
+        edge_feed_unlist(f->feed);
+        edge_feed_release(f->feed);
+    }
+    edge_feed_release(f->held);
+    free(f->chunks);
+    free(f->hdrs);
+    free(f->harena);
+    free(f->key);
+    free(f->path);
+    free(f->method);
+    free(f->uphdrs);
+    edge_obj_release(f->stale);
+    f->magic = 0;
+    free(f);
+}
+
+void fetch_unlist(struct fetch *f)
+{
+    if (f->in_table) {
+        edge_idmap_del(&f->w->fetches, f->id);
+        f->in_table = 0;
+    }
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_unlist(f->feed);
+}
+
+void fetch_leave(struct creq *c)
+{
+    if (c->f == NULL)
+        return;
+    struct fetch *f = c->f;
+    if (h2o_linklist_is_linked(&c->link))
+        h2o_linklist_unlink(&c->link);
+    c->f = NULL;
+    if (f->owner == c)
+        f->owner = NULL;
+    /* an uncollapsible fetch nobody listens to is cancelled; a cache fill runs to the end */
+    if (!f->done && f->hr && !f->in_cb && (!f->collapsible || (f->head_done && !f->store)) &&
+        h2o_linklist_is_empty(&f->waiters)) {
+        cdn_httpc_cancel(f->hr);
+        f->hr = NULL;
+        fetch_slot_put(f);
+        f->done = f->failed = 1;
+        if (f->feed != NULL)
+            edge_feed_done(f->feed, "cancelled", !f->head_done);
+        fetch_release(f); /* the transfer's reference */
+    }
+    /* a fetch still queued for an origin slot that nobody waits for any more (here or on
+     * another worker) has sent nothing yet: it is dropped rather than started later (a client
+     * that resets its streams must not leave a queue of origin requests behind) */
+    if (!f->done && f->queued && !f->in_cb && !f->background && h2o_linklist_is_empty(&f->waiters) &&
+        !edge_feed_followed(f->feed)) {
+        fetch_queue_unlink(f);
+        cdn_counter_inc(f->w->srv->m_orphan_drop);
+        fetch_on_done(NULL, "cancelled: no client waits for it", f); /* the transfer's reference */
+    }
+    /* a mirror nobody listens to has nothing to fill: leave the feed */
+    if (!f->done && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
+        fetch_mirror_leave(f);
+        f->done = f->failed = 1;
+        fetch_unlist(f);
+        fetch_release(f); /* the subscription's reference */
+    }
+    fetch_release(f);
+}
+
+/* Lets every waiter of f send what has arrived (or finish). */
+void fetch_pump_waiters(struct fetch *f)
+{
+    h2o_linklist_t *node = f->waiters.next;
+    while (node != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
+        node = node->next;
+        req_deliver_pump(c);
+    }
+}
+
+/* The body of f grew: past max_object it is no longer stored (nor offered to other requests);
+ * the waiters get the new bytes either way. */
+void fetch_grew(struct fetch *f)
+{
+    if (f->total > f->w->srv->conf.max_object && f->store) {
+        f->store = 0;
+        fetch_unlist(f);
+    }
+    fetch_pump_waiters(f);
+}
+
+int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
+{
+    struct fetch *f = data;
+    const char *p = buf;
+    while (len > 0) {
+        if (f->nchunks == 0 || f->last_len == CHUNK) {
+            if (f->nchunks == f->cap_chunks) {
+                size_t nc = f->cap_chunks ? f->cap_chunks * 2 : 8;
+                char **n = realloc(f->chunks, nc * sizeof(*n));
+                if (n == NULL)
+                    return 1;
+                f->chunks = n;
+                f->cap_chunks = nc;
+            }
+            if ((f->chunks[f->nchunks] = malloc(CHUNK)) == NULL) {
+                if (f->feed != NULL)
+                    edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
+                return 1;
+            }
+            f->nchunks++;
+            f->last_len = 0;
+        }
+        size_t k = CHUNK - f->last_len < len ? CHUNK - f->last_len : len;
+        memcpy(f->chunks[f->nchunks - 1] + f->last_len, p, k);
+        f->last_len += k;
+        f->total += k;
+        p += k;
+        len -= k;
+    }
+    if (f->feed != NULL)
+        edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
+    fetch_grew(f);
+    return 0;
+}
+
+/* The callbacks hold a reference and mark the fetch busy, so that a waiter leaving during them
+ * neither cancels the transfer under curl nor frees the fetch; an fetch_unwanted transfer is aborted by
+ * the return value instead. */
+int fetch_unwanted(struct fetch *f)
+{
+    return (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters);
+}
+
+/* 1 when the fetch could go to another upstream after this one: another parent that is up and
+ * not tried, or the origin (unless parent_only); and the request may be sent again (a cache fill,
+ * or a safe method whose client is still there). */
+static int has_next_upstream(struct fetch *f)
+{
+    const struct edge_vhost *vh = f->vh;
+    int safe = f->rq.method == EDGE_M_GET || f->rq.method == EDGE_M_HEAD || f->rq.method == EDGE_M_OPTIONS;
+    if (!f->collapsible && (!safe || f->owner == NULL))
+        return 0;
+    return edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) >= 0 || !vh->parent_only;
+}
+
+/* RFC 9112 6.1: a response whose Transfer-Encoding ends in anything but chunked is delimited by
+ * the connection's close; libcurl cannot take it (it fails after the head), so such a head is
+ * refused before it reaches a client: 502 with the reason, as Squid and Varnish answer. */
+static int unsupported_coding(const struct cdn_httpc_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len != 17 || strncasecmp(h[i].name, "transfer-encoding", 17) != 0)
+            continue;
+        const char *v = h[i].value;
+        size_t l = h[i].value_len;
+        edge_trim_ows(&v, &l);
+        if (l != 7 || strncasecmp(v, "chunked", 7) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
+                         size_t n, void *data)
+{
+    struct fetch *f = data;
+    if (!f->head_done && unsupported_coding(h, n)) {
+        f->bad_head = "upstream response has a transfer coding other than chunked";
+        return 1;
+    }
+    /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
+     * upstream to ask: abort this response, fetch_on_done sends the fetch on */
+    if (f->parent >= 0 && status >= 500 && !f->head_done && has_next_upstream(f)) {
+        f->parent_status = status;
+        return 1;
+    }
+    f->refs++;
+    f->in_cb = 1;
+    int r = fetch_resp_head(hr, status, version, h, n, f) || fetch_unwanted(f);
+    if (f->feed != NULL && !f->mirror && f->head_done &&
+        edge_feed_head(f->feed, status, h, n, f->store, f->key, f->key_len) < 0)
+        edge_feed_unlist(f->feed); /* cannot share it: later requests fetch on their own */
+    f->in_cb = 0;
+    fetch_release(f);
+    return r;
+}
+
+void fetch_on_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data)
+{
+    struct fetch *f = data;
+    for (h2o_linklist_t *node = f->waiters.next; node != &f->waiters; node = node->next)
+        req_deliver_info(H2O_STRUCT_FROM_MEMBER(struct creq, link, node), status, h, n);
+    /* and to the clients waiting on other workers (fetch_mirror_sync passes it on there) */
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_info(f->feed, status, h, n);
+    (void)hr;
+}
+
+static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
+{
+    struct fetch *f = data;
+    f->refs++;
+    f->in_cb = 1;
+    int r = fetch_body(hr, buf, len, f) || fetch_unwanted(f);
+    f->in_cb = 0;
+    fetch_release(f);
+    return r;
+}
+
+static void fetch_store(struct fetch *f)
+{
+    struct edge_server *s = f->w->srv;
+    int64_t now = now_s();
+    struct edge_resp_meta rs;
+    struct edge_fresh fr;
+    edge_resp_analyze(f->hdrs, f->nhdrs, f->status, &s->conf.fresh, &rs);
+    edge_fresh_from_resp(&fr, &rs, f->req_time, now, &s->conf.fresh);
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    size_t nh = f->nhdrs;
+    const struct edge_hdr *hs = fetch_storable_fields(&pool, &rs.cc, f->hdrs, &nh);
+    struct edge_obj *o = edge_obj_new(f->key, f->key_len, f->pkey_len, f->status, hs, nh, f->vary,
+                                      f->vary_len > 0 ? (size_t)f->vary_len : 0, &fr, f->req_time);
+    h2o_mem_clear_pool(&pool);
+    uint8_t *body = malloc(f->total ? f->total : 1);
+    if (o == NULL || body == NULL) {
+        free(body);
+        edge_obj_release(o);
+        return;
+    }
+    for (size_t i = 0; i < f->nchunks; i++)
+        memcpy(body + i * CHUNK, f->chunks[i], i == f->nchunks - 1 ? f->last_len : CHUNK);
+    edge_obj_set_body(o, body, f->total);
+    edge_store_put(s->store, o);
+    cdn_counter_inc(s->m_stored);
+    edge_obj_release(o);
+}
+
+void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
+{
+    struct fetch *f = data;
+    struct edge_server *s = f->w->srv;
+    f->hr = NULL;
+    fetch_slot_put(f);
+    if (f->bad_head != NULL)
+        errstr = f->bad_head;
+    /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
+     * request with a body can be resent only while its client request (the body) is there. */
+    if (errstr != NULL && !f->head_done && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
+        struct edge_parent *p = &f->vh->parents[f->parent];
+        if (f->parent_status) {
+            /* it is up (it answered): not marked down, only passed over for this request */
+            cdn_counter_inc(s->m_parent_5xx);
+            cdn_info("parent %s answered %d; asking the next upstream", p->url, f->parent_status);
+            f->parent_status = 0;
+        } else {
+            edge_parent_mark_down(p, cdn_now_ms(), s->conf.parent_retry_ms);
+            cdn_counter_inc(s->m_parent_down);
+            cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
+        }
+        if ((f->collapsible || f->owner != NULL) &&
+            fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
+                       f->collapsible ? 0 : f->owner->req->entity.len) == 0)
+            return; /* the transfer's reference goes on with the new request */
+        if (f->vh->parent_only)
+            errstr = "no parent is up (parent_only)";
+    }
+    f->done = 1;
+    f->in_cb = 1; /* done: nothing left to cancel */
+    /* store before unlisting: a miss that comes in between would find neither the fetch nor the
+     * object and go upstream a second time */
+    if (errstr == NULL && f->store && !f->mirror)
+        fetch_store(f);
+    fetch_unlist(f);
+    if (f->feed != NULL && !f->mirror)
+        edge_feed_done(f->feed, errstr, errstr != NULL && !f->head_done);
+    fetch_mirror_leave(f);
+    if (errstr != NULL && !f->head_done) {
+        /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
+         * with the reason */
+        if (!f->mirror && !f->busy)
+            cdn_counter_inc(s->m_origin_err);
+        int timeout = strstr(errstr, "imeout") != NULL || strstr(errstr, "timed out") != NULL;
+        char body[256];
+        if (f->busy)
+            snprintf(body, sizeof(body), "%s", errstr);
+        else
+            snprintf(body, sizeof(body), "%s: %s",
+                     f->bad_head ? "bad origin response" : timeout ? "origin timeout" : "origin unreachable", errstr);
+        while (!h2o_linklist_is_empty(&f->waiters)) {
+            struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            fetch_leave(c);
+            if (f->stale && f->stale_if_error) {
+                req_count(s, M_STALE, T_NONE);
+                req_deliver_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
+                          edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
+            } else if (f->busy) {
+                req_synth_error(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
+            } else {
+                req_synth_bad_gateway(c, timeout ? 504 : 502, timeout ? "Gateway Timeout" : "Bad Gateway", body);
+            }
+        }
+        fetch_release(f);
+        return;
+    }
+    if (errstr != NULL) {
+        f->failed = 1;
+        snprintf(f->err, sizeof(f->err), "%s", errstr);
+    }
+    fetch_pump_waiters(f);
+    fetch_release(f); /* the transfer's reference */
+}
+
+/* The request sent upstream: every end-to-end header of the client, Host kept, plus
+ * X-Forwarded-For and Via. A cache fill drops the client's validators and Range (we want the whole
+ * object); a revalidation adds ours. */
+static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
+{
+    h2o_req_t *req = c->req;
+    size_t max = c->nhdrs + 12; /* Host, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators, NULL */
+    const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
+    size_t n = 0;
+    char peer[64] = "";
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl > 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+    else if (sl > 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    int have_xff = 0, have_accept = 0, have_via = 0, have_loop = 0;
+    /* [0]: the Host a parent needs to pick the same vhost and key (an origin gets its URL's) */
+    char *line = h2o_mem_alloc_pool(&req->pool, req->authority.len + 8);
+    snprintf(line, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
+    out[n++] = line;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const struct edge_hdr *h = &c->hdrs[i];
+        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || name_is(h, "content-length") ||
+            name_is(h, "expect"))
+            continue;
+        if (name_is(h, "x-request-id") && c->own_request_id)
+            continue; /* the client's was unusable: ours replaces it */
+        if (fill && (name_is(h, "if-none-match") || name_is(h, "if-modified-since") || name_is(h, "range") ||
+                     name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
+            continue;
+        const char *extra = "";
+        if (name_is(h, "x-forwarded-for")) {
+            have_xff = 1;
+            extra = peer;
+        } else if (name_is(h, "via")) {
+            have_via = 1;
+            extra = c->w->srv->via;
+        } else if (name_is(h, "cdn-loop")) {
+            have_loop = 1;
+            extra = c->w->srv->cache_name;
+        }
+        if (name_is(h, "accept"))
+            have_accept = 1;
+        out[n++] = h2o_mem_alloc_pool(&req->pool, 1);
+        size_t l = h->name_len + h->value_len + strlen(extra) + 8;
+        char *line = h2o_mem_alloc_pool(&req->pool, l);
+        if (*extra)
+            snprintf(line, l, "%.*s: %.*s, %s", (int)h->name_len, h->name, (int)h->value_len, h->value, extra);
+        else if (h->value_len == 0)
+            snprintf(line, l, "%.*s;", (int)h->name_len, h->name); /* curl: "Name;" sends it empty */
+        else
+            snprintf(line, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
+        out[n - 1] = line;
+    }
+    if (!have_loop) {
+        line = h2o_mem_alloc_pool(&req->pool, 128);
+        snprintf(line, 128, "CDN-Loop: %s", c->w->srv->cache_name);
+        out[n++] = line;
+    }
+    if (!have_xff && peer[0]) {
+        line = h2o_mem_alloc_pool(&req->pool, 96);
+        snprintf(line, 96, "X-Forwarded-For: %s", peer);
+        out[n++] = line;
+    }
+    if (!have_via) {
+        line = h2o_mem_alloc_pool(&req->pool, 160);
+        snprintf(line, 160, "Via: %s", c->w->srv->via);
+        out[n++] = line;
+    }
+    if (c->own_request_id) {
+        line = h2o_mem_alloc_pool(&req->pool, 64);
+        snprintf(line, 64, "X-Request-Id: %s", c->request_id);
+        out[n++] = line;
+    }
+    if (!have_accept)
+        out[n++] = "Accept:"; /* no curl default */
+    out[n++] = "Expect:";
+    if (stale != NULL) {
+        const struct edge_hdr *et = edge_obj_hdr(stale, "etag"), *lm = edge_obj_hdr(stale, "last-modified");
+        if (et) {
+            size_t l = et->value_len + 32;
+            line = h2o_mem_alloc_pool(&req->pool, l);
+            snprintf(line, l, "If-None-Match: %.*s", (int)et->value_len, et->value);
+            out[n++] = line;
+        }
+        if (lm) {
+            size_t l = lm->value_len + 32;
+            line = h2o_mem_alloc_pool(&req->pool, l);
+            snprintf(line, l, "If-Modified-Since: %.*s", (int)lm->value_len, lm->value);
+            out[n++] = line;
+        }
+    }
+    out[n] = NULL;
+    /* one malloc'd block (pointers, then strings) owned by the fetch */
+    size_t total = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        total += strlen(out[i]) + 1;
+    char **blk = malloc(total);
+    if (blk == NULL)
+        return NULL;
+    char *p = (char *)(blk + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(out[i]) + 1;
+        memcpy(p, out[i], l);
+        blk[i] = p;
+        p += l;
+    }
+    blk[n] = NULL;
+    return (const char **)blk;
+}
+
+/* A failure that says the upstream never got the request: safe to ask the next one. */
+static int connect_failed(cdn_httpc_req_t *hr, const char *errstr)
+{
+    if (strcmp(errstr, "connection refused") == 0 || strcmp(errstr, "could not connect") == 0)
+        return 1;
+    const struct cdn_httpc_info *in = hr ? cdn_httpc_info(hr) : NULL;
+    return strcmp(errstr, "timed out") == 0 && in != NULL && in->connect_s == 0 && in->ttfb_s == 0;
+}
+
+/* Sends the fetch to its next upstream: the key's first parent that is up and not yet tried,
+ * else the origin (unless parent_only). 0 when started, -1 when there is nowhere to go. */
+int fetch_send(struct fetch *f, const void *body, size_t body_len)
+{
+    struct edge_server *s = f->w->srv;
+    const struct edge_vhost *vh = f->vh;
+    int pi = vh->nparents ? edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) : -1;
+    if (pi < 0 && vh->nparents > 0 && vh->parent_only)
+        return -1;
+    if (pi < 0 && !f->slot && vh->max_fetches > 0 && fetch_slot_get(f) < 0) {
+        /* every slot of this origin is taken: wait in the worker's FIFO (the transfer's
+         * reference goes with the fetch); fetch_queue_pump sends it or fails it with 503 */
+        f->queued = 1;
+        f->q_since = cdn_now_ms();
+        f->q_deadline = f->q_since + s->conf.connect_timeout_ms;
+        h2o_linklist_insert(&f->w->fetch_queue, &f->qlink);
+        cdn_counter_inc(s->m_queued);
+        if (!cdn_timer_active(f->w->queue_timer))
+            cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
+        return 0;
+    }
+    const char *base = pi >= 0 ? vh->parents[pi].url : vh->origin;
+    f->parent = pi;
+    if (pi >= 0)
+        f->tried |= 1u << pi;
+    if (f->owner != NULL)
+        f->owner->upstream = base;
+    if (f->result >= 0) {
+        req_count(s, f->result, pi >= 0 ? T_PARENT : T_ORIGIN);
+        f->result = -1;
+    }
+    size_t ul = strlen(base) + strlen(f->path) + 1;
+    char *url = malloc(ul);
+    if (url == NULL)
+        return -1;
+    snprintf(url, ul, "%s%s", base, f->path);
+    struct cdn_httpc_request hreq = {
+        .method = f->method,
+        .url = url,
+        .headers = (const char *const *)(pi >= 0 ? f->uphdrs : f->uphdrs + 1),
+        .body = body,
+        .body_len = body_len,
+    };
+    cdn_counter_inc(s->m_fetch[pi >= 0 ? 0 : 1]);
+    if (pi < 0)
+        cdn_counter_inc(s->m_origin);
+    f->refs++; /* held across the start: callbacks may run inside it */
+    cdn_httpc_req_t *hr = cdn_httpc_start(f->w->httpc, &hreq, &fetch_cbs, f);
+    free(url); /* httpc copies what it keeps */
+    int r = 0;
+    if (!f->done)
+        f->hr = hr;
+    if (hr == NULL && !f->done) {
+        fetch_slot_put(f);
+        r = -1;
+    }
+    fetch_release(f);
+    return r;
+}
+
+/* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
+ * under the tier that gets asked. */
+void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error)
+{
+    struct edge_worker *w = c->w;
+    struct edge_server *s = w->srv;
+    /* list the feed first: if another worker listed this key since req_lookup looked, follow its
+     * fetch instead of making a second one */
+    struct edge_feed *feed = NULL;
+    if (collapsible && (feed = edge_feed_new(edge_key_id(c->key, c->key_len), c->key, c->key_len,
+                                             stale != NULL)) != NULL && edge_feed_list(feed) < 0) {
+        edge_feed_release(feed);
+        feed = NULL;
+        if (fetch_mirror_join(c, stale, stale_if_error))
+            return;
+    }
+    struct fetch *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        if (feed != NULL) {
+            edge_feed_unlist(feed);
+            edge_feed_release(feed);
+        }
+        req_synth_bad_gateway(c, 503, "Service Unavailable", "out of memory");
+        return;
+    }
+    f->magic = FETCH_MAGIC;
+    f->w = w;
+    f->refs = 1; /* the transfer */
+    f->collapsible = collapsible;
+    f->key = malloc(c->key_len + 1);
+    memcpy(f->key, c->key, c->key_len);
+    f->key[c->key_len] = '\0';
+    f->key_len = c->key_len;
+    f->pkey_len = c->pkey_len;
+    f->id = edge_key_id(c->key, c->key_len);
+    h2o_linklist_init_anchor(&f->waiters);
+    f->stale = stale ? edge_obj_ref(stale) : NULL;
+    f->stale_if_error = stale_if_error;
+    f->req_time = now_s();
+    f->rq = c->rq;
+    f->owner = c;
+    f->t0 = mono();
+    f->vh = c->vh;
+    f->parent = -1;
+    f->result = result;
+    f->path = strndup(c->req->path.base, c->req->path.len);
+    f->method = collapsible ? strdup("GET") : strndup(c->req->method.base, c->req->method.len);
+    f->uphdrs = (char **)upstream_headers(c, collapsible, stale);
+    (void)s;
+    /* join before starting: httpc may call back synchronously */
+    f->refs++;
+    c->f = f;
+    h2o_linklist_insert(&f->waiters, &c->link);
+    if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
+        f->in_table = 1;
+    f->feed = feed; /* other workers may join through it (only one owner per key: first come) */
+    f->refs++;
+    if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
+        fetch_on_done(NULL, "out of memory", f);
+    else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
+             !f->done)
+        fetch_on_done(NULL, f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request", f);
+    fetch_release(f);
+}
+
+static const struct cdn_httpc_cbs fetch_cbs = {on_fetch_head, on_fetch_body, fetch_on_done, fetch_on_info};
