@@ -226,6 +226,10 @@ static void put_jsonl(struct out *o, const struct cdn_alog_entry *e)
     put_json(o, e->upstream);
     puts_(o, ",\"request_id\":");
     put_json(o, e->request_id);
+    if (e->step != NULL) {
+        puts_(o, ",\"step\":");
+        put_json(o, e->step);
+    }
     puts_(o, "}\n");
 }
 

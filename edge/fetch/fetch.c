@@ -2,6 +2,7 @@
  * joined by later ones (waiters), left by each; the upstream request (parents in rendezvous
  * order, then the origin), its callbacks, and the store write at its end. */
 #include "config.h"
+#include <assert.h>
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +15,25 @@
 #include "edge/tier_ram.h"
 
 static const struct cdn_httpc_cbs fetch_cbs;
+
+const char *fetch_state_name(enum fetch_state s)
+{
+    static const char *const names[] = {"requested", "headers", "streaming", "finished", "failed"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+/* The one place a fetch changes state: forward only, nothing after finished or failed. */
+void fetch_set_state(struct fetch *f, enum fetch_state s)
+{
+    assert(f->magic == FETCH_MAGIC);
+    if (f->state == s)
+        return;
+    assert(!fetch_is_over(f) && (s > f->state));
+    if (cdn_log_get_level() <= CDN_LOG_DEBUG)
+        cdn_debug("fetch %016llx%s: %s -> %s", (unsigned long long)f->id, f->mirror ? " (mirror)" : "",
+                  fetch_state_name(f->state), fetch_state_name(s));
+    f->state = s;
+}
 static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h, size_t n,
                          void *data);
 static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data);
@@ -21,17 +41,22 @@ static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
 static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale);
 
 /* The headers of h a shared cache may store: without the fields that a qualified private="..."
- * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them).
- * Returns h itself when nothing is listed, else a pool copy with *n reduced. */
+ * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them), and
+ * without X-Request-Id, which belongs to one request (an origin that echoes it would otherwise
+ * show one client's id to every later client). Returns h itself when nothing is dropped, else a
+ * pool copy with *n reduced. */
 const struct edge_hdr *fetch_storable_fields(h2o_mem_pool_t *pool, const struct edge_cc *cc,
                                               const struct edge_hdr *h, size_t *n)
 {
-    if (!(cc->flags & (EDGE_CC_PRIVATE_FIELDS | EDGE_CC_NO_CACHE_FIELDS)) || cc->fields[0] == '\0')
+    int listed = (cc->flags & (EDGE_CC_PRIVATE_FIELDS | EDGE_CC_NO_CACHE_FIELDS)) && cc->fields[0] != '\0', rid = 0;
+    for (size_t i = 0; i < *n && !rid; i++)
+        rid = name_is(&h[i], "x-request-id");
+    if (!listed && !rid)
         return h;
     struct edge_hdr *out = h2o_mem_alloc_pool(pool, (*n ? *n : 1) * sizeof(*out));
     size_t k = 0;
     for (size_t i = 0; i < *n; i++)
-        if (!edge_cc_lists_field(cc, h[i].name, h[i].name_len))
+        if (!(listed && edge_cc_lists_field(cc, h[i].name, h[i].name_len)) && !name_is(&h[i], "x-request-id"))
             out[k++] = h[i];
     *n = k;
     return out;
@@ -57,7 +82,7 @@ void fetch_release(struct fetch *f)
     for (size_t i = own_from; i < f->nchunks; i++)
         free(f->chunks[i]);
     if (f->feed != NULL && !f->mirror) {
-        edge_feed_done(f->feed, "aborted", !f->head_done); /* no-op when published already */
+        edge_feed_done(f->feed, "aborted", !fetch_has_head(f)); /* no-op when published already */
         edge_feed_unlist(f->feed);
         edge_feed_release(f->feed);
     }
@@ -95,29 +120,29 @@ void fetch_leave(struct creq *c)
     if (f->owner == c)
         f->owner = NULL;
     /* an uncollapsible fetch nobody listens to is cancelled; a cache fill runs to the end */
-    if (!f->done && f->hr && !f->in_cb && (!f->collapsible || (f->head_done && !f->store)) &&
+    if (!fetch_is_over(f) && f->hr && !f->in_cb && (!f->collapsible || (fetch_has_head(f) && !f->store)) &&
         h2o_linklist_is_empty(&f->waiters)) {
         cdn_httpc_cancel(f->hr);
         f->hr = NULL;
         fetch_slot_put(f);
-        f->done = f->failed = 1;
+        fetch_set_state(f, FETCH_FAILED);
         if (f->feed != NULL)
-            edge_feed_done(f->feed, "cancelled", !f->head_done);
+            edge_feed_done(f->feed, "cancelled", !fetch_has_head(f));
         fetch_release(f); /* the transfer's reference */
     }
     /* a fetch still queued for an origin slot that nobody waits for any more (here or on
      * another worker) has sent nothing yet: it is dropped rather than started later (a client
      * that resets its streams must not leave a queue of origin requests behind) */
-    if (!f->done && f->queued && !f->in_cb && !f->background && h2o_linklist_is_empty(&f->waiters) &&
+    if (!fetch_is_over(f) && f->queued && !f->in_cb && !f->background && h2o_linklist_is_empty(&f->waiters) &&
         !edge_feed_followed(f->feed)) {
         fetch_queue_unlink(f);
         cdn_counter_inc(f->w->srv->m_orphan_drop);
         fetch_on_done(NULL, "cancelled: no client waits for it", f); /* the transfer's reference */
     }
     /* a mirror nobody listens to has nothing to fill: leave the feed */
-    if (!f->done && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
+    if (!fetch_is_over(f) && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
         fetch_mirror_leave(f);
-        f->done = f->failed = 1;
+        fetch_set_state(f, FETCH_FAILED);
         fetch_unlist(f);
         fetch_release(f); /* the subscription's reference */
     }
@@ -139,6 +164,8 @@ void fetch_pump_waiters(struct fetch *f)
  * the waiters get the new bytes either way. */
 void fetch_grew(struct fetch *f)
 {
+    if (f->state == FETCH_HEADERS)
+        fetch_set_state(f, FETCH_STREAMING);
     if (f->total > f->w->srv->conf.max_object && f->store) {
         f->store = 0;
         fetch_unlist(f);
@@ -186,7 +213,7 @@ int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
  * the return value instead. */
 int fetch_unwanted(struct fetch *f)
 {
-    return (!f->collapsible || (f->head_done && !f->store)) && h2o_linklist_is_empty(&f->waiters);
+    return (!f->collapsible || (fetch_has_head(f) && !f->store)) && h2o_linklist_is_empty(&f->waiters);
 }
 
 /* 1 when the fetch could go to another upstream after this one: another parent that is up and
@@ -222,20 +249,20 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
                          size_t n, void *data)
 {
     struct fetch *f = data;
-    if (!f->head_done && unsupported_coding(h, n)) {
+    if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;
     }
     /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
      * upstream to ask: abort this response, fetch_on_done sends the fetch on */
-    if (f->parent >= 0 && status >= 500 && !f->head_done && has_next_upstream(f)) {
+    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f)) {
         f->parent_status = status;
         return 1;
     }
     f->refs++;
     f->in_cb = 1;
     int r = fetch_resp_head(hr, status, version, h, n, f) || fetch_unwanted(f);
-    if (f->feed != NULL && !f->mirror && f->head_done &&
+    if (f->feed != NULL && !f->mirror && fetch_has_head(f) &&
         edge_feed_head(f->feed, status, h, n, f->store, f->key, f->key_len) < 0)
         edge_feed_unlist(f->feed); /* cannot share it: later requests fetch on their own */
     f->in_cb = 0;
@@ -304,7 +331,7 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         errstr = f->bad_head;
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
-    if (errstr != NULL && !f->head_done && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
+    if (errstr != NULL && !fetch_has_head(f) && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
         struct edge_parent *p = &f->vh->parents[f->parent];
         if (f->parent_status) {
             /* it is up (it answered): not marked down, only passed over for this request */
@@ -323,17 +350,17 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         if (f->vh->parent_only)
             errstr = "no parent is up (parent_only)";
     }
-    f->done = 1;
-    f->in_cb = 1; /* done: nothing left to cancel */
+    fetch_set_state(f, errstr != NULL ? FETCH_FAILED : FETCH_FINISHED);
+    f->in_cb = 1; /* over: nothing left to cancel */
     /* store before unlisting: a miss that comes in between would find neither the fetch nor the
      * object and go upstream a second time */
     if (errstr == NULL && f->store && !f->mirror)
         fetch_store(f);
     fetch_unlist(f);
     if (f->feed != NULL && !f->mirror)
-        edge_feed_done(f->feed, errstr, errstr != NULL && !f->head_done);
+        edge_feed_done(f->feed, errstr, errstr != NULL && !fetch_has_head(f));
     fetch_mirror_leave(f);
-    if (errstr != NULL && !f->head_done) {
+    if (errstr != NULL && !fetch_has_head(f)) {
         /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
          * with the reason */
         if (!f->mirror && !f->busy)
@@ -362,7 +389,6 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         return;
     }
     if (errstr != NULL) {
-        f->failed = 1;
         snprintf(f->err, sizeof(f->err), "%s", errstr);
     }
     fetch_pump_waiters(f);
@@ -540,14 +566,38 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     cdn_httpc_req_t *hr = cdn_httpc_start(f->w->httpc, &hreq, &fetch_cbs, f);
     free(url); /* httpc copies what it keeps */
     int r = 0;
-    if (!f->done)
+    if (!fetch_is_over(f))
         f->hr = hr;
-    if (hr == NULL && !f->done) {
+    if (hr == NULL && !fetch_is_over(f)) {
         fetch_slot_put(f);
         r = -1;
     }
     fetch_release(f);
     return r;
+}
+
+/* Joins the fetch in flight on this worker (its own or a mirror) for c's key: before its head,
+ * or after it while the response is being stored (the client gets the body from what came so
+ * far). A validation joins only before the head. 1 if joined. */
+int fetch_join(struct creq *c, int validating)
+{
+    uint64_t fv;
+    if (!edge_idmap_get(&c->w->fetches, edge_key_id(c->key, c->key_len), &fv))
+        return 0;
+    struct fetch *f = (struct fetch *)(uintptr_t)fv;
+    assert(f->magic == FETCH_MAGIC); /* the table holds live fetches only */
+    if (f->key_len != c->key_len || memcmp(f->key, c->key, c->key_len) != 0 ||
+        (fetch_has_head(f) && (validating || !f->store)))
+        return 0;
+    cdn_counter_inc(c->w->srv->m_collapsed);
+    f->refs++;
+    c->f = f;
+    h2o_linklist_insert(&f->waiters, &c->link);
+    if (fetch_has_head(f))
+        req_deliver_fetch(c, f, "fwd=miss; detail=collapsed");
+    else
+        fetch_replay_infos(c, f);
+    return 1;
 }
 
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
@@ -610,7 +660,7 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
         fetch_on_done(NULL, "out of memory", f);
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
-             !f->done)
+             !fetch_is_over(f))
         fetch_on_done(NULL, f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request", f);
     fetch_release(f);
 }

@@ -22,7 +22,7 @@ void fetch_mirror_leave(struct fetch *f)
 /* --- mirrors: this worker's view of a fetch another worker owns (feed.h) --- */
 void fetch_mirror_sync(struct fetch *f)
 {
-    if (f->sub == NULL || f->done)
+    if (f->sub == NULL || fetch_is_over(f))
         return;
     struct edge_feed *fd = f->sub->feed;
     char err[sizeof(fd->err)], *fk = NULL;
@@ -31,7 +31,7 @@ void fetch_mirror_sync(struct fetch *f)
     f->refs++;
     pthread_mutex_lock(&fd->mu);
     fd->refs++; /* the headers stay valid while we use them */
-    int head = fd->head_done && !f->head_done, status = fd->status;
+    int head = fd->head_done && !fetch_has_head(f), status = fd->status;
     const struct cdn_httpc_header *hh = fd->hdrs;
     size_t nh = fd->nhdrs;
     f->feed_store = fd->store;
@@ -65,7 +65,7 @@ void fetch_mirror_sync(struct fetch *f)
     pthread_mutex_unlock(&fd->mu);
 
     for (; f->infos_seen < ninfos; f->infos_seen++)
-        if (!f->head_done)
+        if (!fetch_has_head(f))
             fetch_on_info(NULL, infos[f->infos_seen].status, infos[f->infos_seen].hdrs, infos[f->infos_seen].nhdrs, f);
     int r = !ok;
     f->in_cb = 1;
@@ -160,7 +160,7 @@ int fetch_mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_error
 void fetch_replay_infos(struct creq *c, struct fetch *f)
 {
     struct edge_feed *fd = f->feed != NULL ? f->feed : f->sub != NULL ? f->sub->feed : NULL;
-    if (fd == NULL || f->head_done)
+    if (fd == NULL || fetch_has_head(f))
         return;
     pthread_mutex_lock(&fd->mu);
     fd->refs++;

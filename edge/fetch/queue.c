@@ -77,7 +77,7 @@ void fetch_queue_pump(struct edge_worker *w)
         fetch_queue_unlink(f);
         node = w->fetch_queue.next; /* the send may change the queue: start over */
         if (fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
-                       f->collapsible ? 0 : f->owner->req->entity.len) < 0 && !f->done)
+                       f->collapsible ? 0 : f->owner->req->entity.len) < 0 && !fetch_is_over(f))
             fetch_on_done(NULL, "cannot start the upstream request", f);
     }
     w->pumping = 0;

@@ -51,7 +51,7 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
     }
     f->nhdrs = n;
     f->status = status;
-    f->head_done = 1;
+    fetch_set_state(f, FETCH_HEADERS);
     int cl = edge_hdr_find(f->hdrs, n, "content-length", 0);
     f->clen = UINT64_MAX;
     if (cl >= 0) {
@@ -106,7 +106,9 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
             fetch_leave(c);
             struct edge_obj *o = no ? no : f->stale;
-            req_deliver_obj(c, o, "fwd=stale; fwd-status=304", edge_current_age(o->fresh.initial_age, o->fresh.response_time, now));
+            char d[64];
+            snprintf(d, sizeof(d), "fwd=%s; fwd-status=304", c->fwd ? c->fwd : "stale");
+            req_deliver_obj(c, o, d, edge_current_age(o->fresh.initial_age, o->fresh.response_time, now));
         }
         edge_obj_release(no);
         return 1; /* nothing more to read */
@@ -159,10 +161,6 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
                (f->clen == UINT64_MAX || f->clen <= s->conf.max_object) && (!f->mirror || f->feed_store);
     if (!f->store)
         fetch_unlist(f);
-    char detail[96];
-    const char *fwd = f->stale ? "fwd=stale" : "fwd=miss";
-    snprintf(detail, sizeof(detail), "%s; fwd-status=%d%s%s", fwd, status, f->store ? "; stored" : "",
-             f->owner && f->owner->range_pass ? "; detail=range-pass" : "");
     /* a whole fill that turns out larger than range_fetch_above and will not be stored: its Range
      * requests go again as ranges (req_lookup knows the size now) instead of waiting for the body up
      * to their offset; with no one else listening the fill is dropped */
@@ -176,7 +174,7 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
             edge_hdr_find(c->hdrs, c->nhdrs, "range", 0) >= 0) {
             fetch_leave(c);
             c->range_pass = 1;
-            fetch_start(c, M_PASS, 0, NULL, 0); /* as req_lookup does for a known-large object */
+            req_pass(c, "miss"); /* as req_lookup does for a known-large object */
             continue;
         }
         int share = c == f->owner;
@@ -192,9 +190,12 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
         }
         if (!share) {
             fetch_leave(c);
-            req_lookup(c, 1);
+            req_pass(c, f->store ? "vary-miss" : "miss");
             continue;
         }
+        char detail[96];
+        snprintf(detail, sizeof(detail), "fwd=%s; fwd-status=%d%s%s", c->fwd ? c->fwd : f->stale ? "stale" : "miss",
+                 status, f->store ? "; stored" : "", c->range_pass ? "; detail=range-pass" : "");
         req_deliver_fetch(c, f, detail);
     }
     /* the object is stored under its variant key: fix the key if Vary appeared now */

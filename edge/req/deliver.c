@@ -27,9 +27,11 @@ static void req_send(struct creq *c, h2o_iovec_t *b, size_t n, h2o_send_state_t 
 static int skip_to_client(const struct creq *c, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
     const struct edge_server *s = c->w->srv;
-    /* Cache-Status and Via are merged with ours (req_add_common); X-Served-By names only us */
+    /* Cache-Status and Via are merged with ours (req_add_common); X-Served-By names only us;
+     * X-Request-Id is this request's own */
     if (edge_hdr_is_hop(all, n, h->name, h->name_len) || name_is(h, "content-length") || name_is(h, "date") ||
-        name_is(h, "age") || name_is(h, "cache-status") || name_is(h, "via") || name_is(h, "x-served-by"))
+        name_is(h, "age") || name_is(h, "cache-status") || name_is(h, "via") || name_is(h, "x-served-by") ||
+        name_is(h, "x-request-id"))
         return 1;
     /* targeted fields and tags are for CDN caches: a child edge of ours gets them */
     if (c->internal)
@@ -66,6 +68,15 @@ static int join_upstream(const struct edge_hdr *up, size_t nup, const char *name
     return l < 0 || (size_t)l >= cap - o ? (int)(cap - 1) : (int)(o + (size_t)l);
 }
 
+/* Every response carries its own request's id (the client's, or the one we made and sent
+ * upstream), never one stored with an object. */
+static void add_request_id(struct creq *c)
+{
+    if (c->request_id != NULL)
+        h2o_add_header_by_str(&c->req->pool, &c->req->res.headers, H2O_STRLIT("x-request-id"), 0, "X-Request-Id",
+                              c->request_id, strlen(c->request_id));
+}
+
 void req_add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup)
 {
     struct edge_server *s = c->w->srv;
@@ -93,6 +104,7 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
         if (s->conf.served_by != NULL)
             h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-served-by"), 0, "X-Served-By",
                                   s->conf.served_by, strlen(s->conf.served_by));
+        add_request_id(c);
         return;
     }
     snprintf(ours, sizeof(ours), "%s; %s", s->cache_name, status_detail);
@@ -104,6 +116,7 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
     ADD_LIT(c->req, "Via", buf, (size_t)l);
     if (s->conf.served_by != NULL)
         ADD_LIT(c->req, "X-Served-By", s->conf.served_by, strlen(s->conf.served_by));
+    add_request_id(c);
 }
 
 const char *req_reason(int st)
@@ -166,6 +179,7 @@ static int if_range_ok(struct creq *c, const struct edge_obj *o)
 
 void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int64_t age)
 {
+    req_set_step(c, REQ_DELIVER);
     h2o_req_t *req = c->req;
     struct edge_server *s = c->w->srv;
     c->obj = edge_obj_ref(o);
@@ -184,6 +198,7 @@ void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int
     for (size_t i = 0; i < o->nhdrs; i++) {
         const struct edge_hdr *h = &o->hdrs[i];
         if ((o->hflags[i] & skip) || (is304 && !(o->hflags[i] & EDGE_HF_IN_304)) ||
+            (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) || /* stored by an older build */
             (ecc_len == h->name_len && ecc_len > 0 && strncasecmp(h->name, ecc, ecc_len) == 0))
             continue;
         h2o_add_header_by_str(&req->pool, &req->res.headers, o->lnames[i], h->name_len, 1, h->name, h->value,
@@ -250,15 +265,15 @@ void req_deliver_pump(struct creq *c)
             b.len = (size_t)(limit - c->sent);
         c->sent += b.len;
         cdn_counter_add(c->w->srv->m_bytes, b.len);
-        int final = c->sent == c->end || (f->done && !f->failed && c->sent == f->total);
+        int final = c->sent == c->end || (f->state == FETCH_FINISHED && c->sent == f->total);
         c->sending = !final;
         c->finished = final;
         req_send(c, &b, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
-    if (f->done) {
+    if (fetch_is_over(f)) {
         c->finished = 1;
-        req_send(c, NULL, 0, f->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
+        req_send(c, NULL, 0, f->state == FETCH_FAILED ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
     }
 }
 
@@ -280,6 +295,7 @@ void req_on_stop(h2o_generator_t *g, h2o_req_t *req)
 
 void req_deliver_fetch(struct creq *c, struct fetch *f, const char *detail)
 {
+    req_set_step(c, REQ_DELIVER);
     h2o_req_t *req = c->req;
     for (size_t i = 0; i < f->nhdrs; i++)
         if (!skip_to_client(c, f->hdrs, f->nhdrs, &f->hdrs[i]))

@@ -49,14 +49,58 @@ void edge_handler_global_free(void)
     pthread_mutex_unlock(&hints_mu);
 }
 
-void req_lookup(struct creq *c, int no_collapse)
+/* pass: a fetch of the request's own, never shared, never stored. fwd says why (RFC 9211:
+ * method, bypass, vary-miss, miss). */
+void req_pass(struct creq *c, const char *fwd)
 {
-    struct edge_worker *w = c->w;
-    struct edge_server *s = w->srv;
-    int64_t now = now_s();
-    int cacheable_method = c->method == EDGE_M_GET || c->method == EDGE_M_HEAD;
-    if (!cacheable_method || no_collapse) {
-        fetch_start(c, M_PASS, 0, NULL, 0);
+    c->fwd = fwd;
+    req_set_step(c, REQ_PASS);
+    fetch_start(c, M_PASS, 0, NULL, 0);
+}
+
+/* miss: wait on the fetch in flight for the key, or on another worker's through a mirror, or
+ * start one (conditional when a stale copy is there). */
+static void miss(struct creq *c, struct edge_obj *stale, int stale_if_error, const char *fwd)
+{
+    c->fwd = fwd;
+    req_set_step(c, REQ_MISS);
+    if (fetch_join(c, stale != NULL) || fetch_mirror_join(c, stale, stale_if_error))
+        return;
+    fetch_start(c, M_MISS, 1, stale, stale_if_error);
+}
+
+/* hit: a stored response that may be used now (fresh, stale within the request's max-stale, or
+ * stale-while-revalidate, which also starts a background refresh unless one is in flight). */
+static void hit(struct creq *c, struct edge_obj *o, int tier, const struct edge_verdict *v)
+{
+    struct edge_server *s = c->w->srv;
+    int disk = tier == EDGE_TIER_DISK;
+    req_set_step(c, REQ_HIT);
+    cdn_counter_inc(s->m_tier_hit[tier]);
+    req_count(s, v->use == EDGE_USE_FRESH ? M_HIT : M_STALE, disk ? T_ROCKSDB : T_RAM);
+    /* RFC 9211: one detail parameter (sf-token) */
+    static const char *const details[2][3] = {
+        {"hit", "hit; fwd=stale; detail=swr", "hit; detail=max-stale"},
+        {"hit; detail=disk", "hit; fwd=stale; detail=disk-swr", "hit; detail=disk-max-stale"}};
+    const char *d = details[disk][v->use == EDGE_USE_FRESH ? 0 : v->use == EDGE_USE_SWR ? 1 : 2];
+    uint64_t id = edge_key_id(c->key, c->key_len), fv;
+    if (v->use == EDGE_USE_SWR && !edge_idmap_get(&c->w->fetches, id, &fv) && !edge_feed_busy(id)) {
+        /* a fetch with no client: the owner leaves at once */
+        fetch_start(c, -1, 1, o, 1);
+        if (c->f != NULL)
+            c->f->background = 1;
+        fetch_leave(c);
+    }
+    req_deliver_obj(c, o, d, v->age);
+}
+
+/* lookup: what the store holds for the key decides the next step. */
+void req_lookup(struct creq *c)
+{
+    struct edge_server *s = c->w->srv;
+    req_set_step(c, REQ_LOOKUP);
+    if (c->method != EDGE_M_GET && c->method != EDGE_M_HEAD) {
+        req_pass(c, "method");
         return;
     }
     int tier, corrupt;
@@ -65,57 +109,25 @@ void req_lookup(struct creq *c, int no_collapse)
         cdn_counter_inc(s->m_corrupt);
     if (o != NULL && c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) {
         edge_obj_release(o);
-        fetch_start(c, M_PASS, 0, NULL, 0);
+        req_pass(c, "bypass"); /* RFC 9111 3.5: this response may not answer an authorized request */
         return;
     }
     if (o != NULL) {
         struct edge_verdict v;
-        edge_decide(&o->fresh, &c->rq, now, &v);
+        edge_decide(&o->fresh, &c->rq, now_s(), &v);
         if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
-            cdn_counter_inc(s->m_tier_hit[tier]);
-            req_count(s, v.use == EDGE_USE_FRESH ? M_HIT : M_STALE, tier == EDGE_TIER_DISK ? T_ROCKSDB : T_RAM);
-            static const char *const details[2][3] = {
-                {"hit", "hit; fwd=stale; detail=swr", "hit; detail=max-stale"},
-                {"hit; detail=disk", "hit; detail=disk; fwd=stale; detail=swr", "hit; detail=disk; detail=max-stale"}};
-            const char *d = details[tier == EDGE_TIER_DISK][v.use == EDGE_USE_FRESH ? 0 : v.use == EDGE_USE_SWR ? 1 : 2];
-            if (v.use == EDGE_USE_SWR) {
-                /* refresh in the background unless a refresh is already in flight */
-                uint64_t fv;
-                if (!edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv) &&
-                    !edge_feed_busy(edge_key_id(c->key, c->key_len))) {
-                    /* a fetch with no client: the owner detaches at once */
-                    fetch_start(c, -1, 1, o, 1);
-                    if (c->f != NULL)
-                        c->f->background = 1;
-                    fetch_leave(c);
-                }
-            }
-            req_deliver_obj(c, o, d, v.age);
-            edge_obj_release(o);
-            return;
+            hit(c, o, tier, &v);
+        } else {
+            /* must validate: because the request asked (no-cache, max-age=0... on a fresh object),
+             * or because it is stale (or the response said no-cache) */
+            int asked = v.ttl > 0 && !(o->fresh.flags & EDGE_F_NO_CACHE);
+            miss(c, o, v.stale_if_error, asked ? "request" : "stale");
         }
-        /* must validate: join a fetch in flight for this key, or start a conditional one */
-        uint64_t fv;
-        if (edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
-            struct fetch *f = (struct fetch *)(uintptr_t)fv;
-            if (f->magic == FETCH_MAGIC && !f->head_done && f->key_len == c->key_len &&
-                memcmp(f->key, c->key, c->key_len) == 0) {
-                cdn_counter_inc(s->m_collapsed);
-                f->refs++;
-                c->f = f;
-                h2o_linklist_insert(&f->waiters, &c->link);
-                fetch_replay_infos(c, f);
-                edge_obj_release(o);
-                return;
-            }
-        }
-        if (!fetch_mirror_join(c, o, v.stale_if_error))
-            fetch_start(c, M_MISS, 1, o, v.stale_if_error);
         edge_obj_release(o);
         return;
     }
     if (c->rq.cc.flags & EDGE_CC_ONLY_IF_CACHED) {
-        req_synth_bad_gateway(c, 504, "Gateway Timeout", "not in cache (only-if-cached)");
+        req_synth_error(c, 504, "Gateway Timeout", "detail=only-if-cached", "not in cache (only-if-cached)");
         return;
     }
     /* a Range miss on an object known to be larger than range_fetch_above: ask upstream for the
@@ -124,27 +136,9 @@ void req_lookup(struct creq *c, int no_collapse)
         edge_hdr_find(c->hdrs, c->nhdrs, "range", 0) >= 0 &&
         req_size_hint_get(edge_key_id(c->pkey, c->pkey_len)) > s->conf.range_fetch_above) {
         c->range_pass = 1;
-        fetch_start(c, M_PASS, 0, NULL, 0);
+        req_pass(c, "miss");
         return;
     }
-    uint64_t fv;
-    if (edge_idmap_get(&w->fetches, edge_key_id(c->key, c->key_len), &fv)) {
-        struct fetch *f = (struct fetch *)(uintptr_t)fv;
-        if (f->magic == FETCH_MAGIC && f->key_len == c->key_len && memcmp(f->key, c->key, c->key_len) == 0 &&
-            (!f->head_done || f->store)) {
-            cdn_counter_inc(s->m_collapsed);
-            f->refs++;
-            c->f = f;
-            h2o_linklist_insert(&f->waiters, &c->link);
-            if (f->head_done)
-                req_deliver_fetch(c, f, "fwd=miss; detail=collapsed");
-            else
-                fetch_replay_infos(c, f);
-            return;
-        }
-    }
-    if (fetch_mirror_join(c, NULL, 0))
-        return;
     /* a request with Authorization fills only if the response allows it (checked at head) */
-    fetch_start(c, M_MISS, 1, NULL, 0);
+    miss(c, NULL, 0, "miss");
 }

@@ -1,6 +1,7 @@
 /* edge/req/recv.c - recv and done: a request comes in (checks, request id, vhost, key, PURGE)
  * and goes away (dispose: the h2 reset bound, the access log); the worker's setup. */
 #include "config.h"
+#include <assert.h>
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +14,23 @@
 #include <sys/time.h>
 
 __thread struct edge_worker *edge_tls_worker;
+
+const char *req_step_name(enum req_step s)
+{
+    static const char *const names[] = {"recv", "lookup", "hit", "miss", "pass", "deliver", "synth", "done"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+/* The one place a request changes step. Done is final; the trail is logged at debug level (a
+ * varnishlog-like view: grep the request id). */
+void req_set_step(struct creq *c, enum req_step s)
+{
+    assert(c->magic == CREQ_MAGIC);
+    assert(c->step != REQ_DONE);
+    if (cdn_log_get_level() <= CDN_LOG_DEBUG)
+        cdn_debug("req %s: %s -> %s", c->request_id ? c->request_id : "-", req_step_name(c->step), req_step_name(s));
+    c->step = s;
+}
 
 /* X-Request-Id: a client's value is kept when it is 1..128 visible ASCII characters; else (or
  * when absent) we make one: 32 hex digits from a per-thread xorshift seeded by getrandom. */
@@ -183,10 +201,11 @@ static void on_creq_dispose(void *p)
             .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
             .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
             .cache_status = c->cache_status, .upstream = c->upstream ? c->upstream : "",
-            .request_id = c->request_id,
+            .request_id = c->request_id, .step = req_step_name(c->step),
         };
         cdn_alog_write(c->w->srv->alog, &e);
     }
+    req_set_step(c, REQ_DONE);
     c->magic = 0;
 }
 
@@ -230,15 +249,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
      * edge says 503 so that its children move to another parent */
     if (c->internal && (c->method == EDGE_M_GET || c->method == EDGE_M_HEAD) &&
         h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/healthz"))) {
-        int drain = __atomic_load_n(&s->draining, __ATOMIC_RELAXED);
-        c->finished = 1;
-        req->res.status = drain ? 503 : 200;
-        req->res.reason = drain ? "Service Unavailable" : "OK";
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
-        if (drain)
-            h2o_send_inline(req, H2O_STRLIT("draining\n"));
-        else
-            h2o_send_inline(req, H2O_STRLIT("ok\n"));
+        req_synth_healthz(c, __atomic_load_n(&s->draining, __ATOMIC_RELAXED));
         return 0;
     }
     const struct edge_vhosts *vs = __atomic_load_n(&s->conf.vhosts, __ATOMIC_ACQUIRE);
@@ -250,23 +261,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (build_key(c) < 0) {
-        req_synth_bad_gateway(c, 400, "Bad Request", "request target not cacheable");
+        req_synth_error(c, 400, "Bad Request", "detail=bad-target", "request target not cacheable");
         return 0;
     }
     if (req->method.len == 5 && memcmp(req->method.base, "PURGE", 5) == 0) {
         size_t n = edge_store_purge_url(s->store, c->pkey, c->pkey_len);
         cdn_counter_add(s->m_purged, n);
         req_count(s, M_PURGE, T_NONE);
-        char body[64];
-        int l = snprintf(body, sizeof(body), "purged %zu\n", n);
-        req->res.status = n ? 200 : 404;
-        req->res.reason = n ? "OK" : "Not Found";
-        char *b = h2o_mem_alloc_pool(&req->pool, (size_t)l);
-        memcpy(b, body, (size_t)l);
-        h2o_send_inline(req, b, (size_t)l);
+        req_synth_purged(c, n);
         return 0;
     }
-    req_lookup(c, 0);
+    req_lookup(c);
     return 0;
 }
 

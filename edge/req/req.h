@@ -58,6 +58,20 @@ enum { T_RAM, T_ROCKSDB, T_PARENT, T_ORIGIN, T_NONE };
 
 extern __thread struct edge_worker *edge_tls_worker;
 
+/* A client request's step (Varnish's request states, without a forced step loop: h2o's
+ * callbacks drive it). req_set_step() is the one place it changes; at debug level each change is
+ * logged with the request id, and the access log names the step a request ended in.
+ *   recv -> lookup -> hit  -> deliver -> done
+ *                  -> miss -> deliver (waits on a fetch, then streams it)
+ *                  -> pass -> deliver (a fetch of its own, never stored)
+ *   any step -> synth (a response the edge makes) -> done; any step -> done (the client left) */
+enum req_step { REQ_RECV, REQ_LOOKUP, REQ_HIT, REQ_MISS, REQ_PASS, REQ_DELIVER, REQ_SYNTH, REQ_DONE };
+
+/* The busy object's state (Varnish's boc_state): requested (sent upstream, or queued for an
+ * origin slot) -> headers (the final head came) -> streaming (body bytes came) -> finished, or
+ * failed from any of those. Forward only; finished and failed are final (asserted). */
+enum fetch_state { FETCH_REQUESTED, FETCH_HEADERS, FETCH_STREAMING, FETCH_FINISHED, FETCH_FAILED };
+
 struct creq;
 
 struct fetch {
@@ -70,10 +84,10 @@ struct fetch {
     int in_table, collapsible;
     h2o_linklist_t waiters;
     cdn_httpc_req_t *hr;
-    int head_done, done, failed;
+    enum fetch_state state;   /* fetch_set_state() is the one place it changes */
     char err[160];
     const char *bad_head;     /* why the upstream head was refused (becomes the 502's reason) */
-    int status;
+    int status;               /* of the final head; 0 until it came (fetch_has_head) */
     struct edge_hdr *hdrs;
     size_t nhdrs;
     char *harena;
@@ -135,6 +149,9 @@ struct creq {
     struct fetch *f;
     h2o_linklist_t link;
     uint64_t sent, end;       /* from a fetch: next offset to send, and where to stop (a Range) */
+    enum req_step step;       /* req_set_step() is the one place it changes */
+    const char *fwd;          /* why it went forward (RFC 9211 fwd=): miss, stale, request, method,
+                                 bypass, vary-miss; NULL on a hit */
     int sending, started, finished;
     double t0;
     struct timeval start;
@@ -162,14 +179,20 @@ static inline int name_is(const struct edge_hdr *h, const char *n)
     return h->name_len == l && strncasecmp(h->name, n, l) == 0;
 }
 
+static inline int fetch_has_head(const struct fetch *f) { return f->status != 0; }
+static inline int fetch_is_over(const struct fetch *f) { return f->state >= FETCH_FINISHED; }
+
 #define ADD_LIT(req, n, v, vl) req_add_hdr(req, n, sizeof(n) - 1, v, vl)
 
 /* recv.c */
+const char *req_step_name(enum req_step s);
+void req_set_step(struct creq *c, enum req_step s);
 size_t req_invalidate(struct creq *c, const char *target, size_t tlen);
 void req_count(struct edge_server *s, int result, int tier);
 void req_size_hint_put(uint64_t id, uint64_t size);
 uint64_t req_size_hint_get(uint64_t id);
-void req_lookup(struct creq *c, int no_collapse);
+void req_lookup(struct creq *c);
+void req_pass(struct creq *c, const char *fwd);
 void req_add_hdr(h2o_req_t *req, const char *name, size_t nl, const char *v, size_t vl);
 void req_add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup);
 const char *req_reason(int st);
@@ -181,8 +204,12 @@ void req_deliver_fetch(struct creq *c, struct fetch *f, const char *detail);
 void req_deliver_info(struct creq *c, int status, const struct cdn_httpc_header *h, size_t n);
 void req_synth_error(struct creq *c, int status, const char *reason, const char *detail, const char *body);
 void req_synth_bad_gateway(struct creq *c, int status, const char *reason, const char *body);
+void req_synth_healthz(struct creq *c, int draining);
+void req_synth_purged(struct creq *c, size_t n);
 const struct edge_hdr *fetch_storable_fields(h2o_mem_pool_t *pool, const struct edge_cc *cc,
                                               const struct edge_hdr *h, size_t *n);
+const char *fetch_state_name(enum fetch_state s);
+void fetch_set_state(struct fetch *f, enum fetch_state s);
 void fetch_release(struct fetch *f);
 void fetch_unlist(struct fetch *f);
 void fetch_leave(struct creq *c);
@@ -194,6 +221,7 @@ void fetch_on_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_heade
 void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data);
 int fetch_send(struct fetch *f, const void *body, size_t body_len);
 void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
+int fetch_join(struct creq *c, int validating);
 int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h,
                       size_t n, void *data);
 void fetch_mirror_leave(struct fetch *f);

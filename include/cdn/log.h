@@ -50,6 +50,8 @@ struct cdn_alog_entry {
     const char *cache_status; /* Cache-Status value, JSON only */
     const char *upstream;     /* backend/origin that answered, JSON only */
     const char *request_id;   /* X-Request-Id, JSON only */
+    const char *step;         /* the step the request ended in (cdn-edge: hit, miss, pass, deliver,
+                                 synth, ...), JSON only; NULL: left out */
 };
 
 typedef struct cdn_alog cdn_alog_t;
