@@ -2,7 +2,8 @@
  *
  * gdns_query_parse() is the one place untrusted bytes are decoded. It decides, before any zone is
  * looked at, whether the message is dropped (too short for a header, or a response), refused with
- * FORMERR / NOTIMP / BADVERS, or answerable. Rules (issue 5): QDCOUNT must be 1; a question cut
+ * FORMERR / NOTIMP / BADVERS, or answerable. Rules (RFC 1035, RFC 6891 for EDNS, RFC 7871 for
+ * ECS; tests/integration/dns_protocol.sh checks each): QDCOUNT must be 1; a question cut
  * short, two OPT records, an OPT not owned by the root, or a bad ECS option are FORMERR; an
  * unknown opcode is NOTIMP; an EDNS version above 0 is BADVERS; the TC bit of a query is ignored. */
 #ifndef GDNS_MSG_H

@@ -7,6 +7,7 @@
 #include "config.h"
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,13 +45,14 @@ static struct {
     uint64_t ram_bytes, disk_bytes;
     int ram_policy;
     int test_only;
-    char tmpdir[64];
+    char tmpdir[PATH_MAX];
     const char *parents[EDGE_MAX_PARENTS + 1];
     size_t nparents;
     int parent_only;
     unsigned max_fetches;
     struct cdn_conf_list file_vhosts;
     const char *config;          /* -c FILE, re-read on SIGHUP */
+    const cdn_conf_node_t *cert_node, *key_node; /* where the file set cert / key (for errors) */
     struct {                     /* the command line's share, before the file (for reloads) */
         const char *origin;
         size_t nparents;
@@ -390,7 +392,8 @@ static void usage(FILE *f)
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
             "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
-            "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge)\n"
+            "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
+            "                           sf-token: a letter or '*', then letters, digits, :/!#$%%&'*+-.^_`|~\n"
             "  -w, --workers N          worker threads (default: number of CPUs)\n"
             "      --edge-cc NAME       edge-specific targeted Cache-Control field (RFC 9213)\n"
             "      --drop-param NAME    query parameter left out of cache keys (prefix*); repeatable\n"
@@ -409,6 +412,21 @@ static void usage(FILE *f)
             "  -l, --log-level LEVEL    debug|info|notice|warn|error\n"
             "  -V, --version, -h, --help\n");
 }
+
+/* The cache name goes into Cache-Status (as part of an sf-token), Via and CDN-Loop: it must be
+ * an sf-token of its own (RFC 8941 3.3.4): ALPHA or '*' first, then tchar, ':' or '/'. */
+static int name_ok(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~:/";
+    if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '*'))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr(tchar, *s) != NULL))
+            return 0;
+    return 1;
+}
+#define NAME_RULE "an sf-token: a letter or '*' first, then letters, digits, ':', '/' or !#$%&'*+-.^_`|~"
 
 static int add_listen(const char *s, int tls)
 {
@@ -474,6 +492,41 @@ static const cdn_conf_field_t conf_fields[] = {
     {NULL},
 };
 
+/* What the file's values must be beyond their types, at the offending node: the cache name, the
+ * origin's and the parents' schemes, the log level. At start-up and on SIGHUP. */
+static int check_file_values(cdn_conf_t *c, const struct file_conf *fc, cdn_conf_err_t *err)
+{
+    const cdn_conf_node_t *root = cdn_conf_root(c);
+    const char *b;
+    if (fc->name != NULL && !name_ok(fc->name))
+        return cdn_conf_fail(c, cdn_conf_get(root, "name"), err, "name '%s' must be %s", fc->name, NAME_RULE);
+    if (fc->origin != NULL) {
+        if (edge_url_base(fc->origin, &b) < 0)
+            return cdn_conf_fail(c, cdn_conf_get(root, "origin"), err, "origin '%s' must be an http:// or https:// URL",
+                                 fc->origin);
+        if (b != fc->origin)
+            free((char *)b);
+    }
+    if (fc->parents.n > EDGE_MAX_PARENTS)
+        return cdn_conf_fail(c, cdn_conf_get(root, "parents"), err, "at most %d parents", EDGE_MAX_PARENTS);
+    for (size_t i = 0; i < fc->parents.n; i++) {
+        const char *u = ((const char **)fc->parents.items)[i];
+        if (edge_url_base(u, &b) < 0)
+            return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(root, "parents"), i), err,
+                                 "parent '%s' must be an http:// or https:// URL", u);
+        if (b != u)
+            free((char *)b);
+    }
+    if (fc->log_level != NULL && cdn_log_level_parse(fc->log_level) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(root, "log_level"), err, "log_level must be debug, info, notice, warn or error");
+    return 0;
+}
+
+/* The file's settings as the first load decoded them (conf_run) and the defaults it decoded them
+ * over, from the command line and built in (conf_base): a reload decodes the new file over
+ * conf_base and compares it with conf_run to name the keys it changed but cannot apply. */
+static struct file_conf conf_base, conf_run;
+
 /* The config document: decoded strings point into it, so it lives until exit. */
 static cdn_conf_t *conf_doc;
 static void conf_doc_free(void)
@@ -499,37 +552,57 @@ static int load_config(const char *path, char *err, size_t errlen)
                            .expire_sweep = srv.conf.expire_sweep_ms, .expire_keep = srv.conf.expire_keep_s * 1000,
                            .connect_timeout = srv.conf.connect_timeout_ms,
                            .timeout = srv.conf.timeout_ms, .heuristic_max = (uint64_t)srv.conf.fresh.heuristic_max * 1000};
+    struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
         conf_doc_free();
         return -1;
     }
+    conf_base = base;
+    conf_run = fc;
     /* strings live in the document: keep it for the life of the process */
+    if (check_file_values(c, &fc, &cerr) < 0) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        return -1;
+    }
+    const cdn_conf_node_t *root = cdn_conf_root(c);
     for (size_t i = 0; i < fc.listen.n; i++)
         if (add_listen(((const char **)fc.listen.items)[i], 0) < 0) {
-            snprintf(err, errlen, "%s: bad listen address %s", path, ((const char **)fc.listen.items)[i]);
+            cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(root, "listen"), i), &cerr, "bad listen address '%s'%s",
+                          ((const char **)fc.listen.items)[i], opt.nlisten == MAX_LISTEN ? " (too many)" : "");
+            snprintf(err, errlen, "%s", cerr.msg);
             return -1;
         }
     for (size_t i = 0; i < fc.tls_listen.n; i++)
         if (add_listen(((const char **)fc.tls_listen.items)[i], 1) < 0) {
-            snprintf(err, errlen, "%s: bad tls_listen address", path);
+            cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(root, "tls_listen"), i), &cerr, "bad tls_listen address '%s'%s",
+                          ((const char **)fc.tls_listen.items)[i], opt.nlisten == MAX_LISTEN ? " (too many)" : "");
+            snprintf(err, errlen, "%s", cerr.msg);
             return -1;
         }
     if (fc.admin && cdn_parse_addr(fc.admin, "127.0.0.1", &opt.admin, &opt.admin_len) < 0) {
-        snprintf(err, errlen, "%s: bad admin address %s", path, fc.admin);
+        cdn_conf_fail(c, cdn_conf_get(root, "admin"), &cerr, "bad admin address '%s'", fc.admin);
+        snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
     if (fc.policy && (opt.ram_policy = edge_policy_kind_parse(fc.policy)) < 0) {
-        cdn_conf_fail(c, cdn_conf_get(cdn_conf_root(c), "ram_policy"), &cerr,
-                      "ram_policy must be s3fifo, sieve or lru");
+        cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be s3fifo, sieve or lru");
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
     if (fc.drop_params.n > 0) {
         const char **d = cdn_conf_alloc(c, (fc.drop_params.n + 1) * sizeof(*d));
+        if (d == NULL) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            return -1;
+        }
         memcpy(d, fc.drop_params.items, fc.drop_params.n * sizeof(*d));
         srv.conf.key.drop_params = d;
     }
+    if (fc.cert != NULL)
+        opt.cert_node = cdn_conf_get(root, "cert");
+    if (fc.key != NULL)
+        opt.key_node = cdn_conf_get(root, "key");
     if (fc.log_level && cdn_log_level_parse(fc.log_level) >= 0)
         cdn_log_set_level(cdn_log_level_parse(fc.log_level));
     srv.conf.name = fc.name ? fc.name : srv.conf.name;
@@ -575,9 +648,86 @@ static struct retired_vhosts {
 } *retired;
 static struct edge_health *health;
 
+/* The keys a reload applies; every other key needs a restart. */
+static int reload_applies(const char *key)
+{
+    static const char *const applied[] = {"origin", "vhosts", "parents", "parent_only", "max_fetches", NULL};
+    for (size_t i = 0; applied[i] != NULL; i++)
+        if (strcmp(key, applied[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A field's value as text, for the log ("unset" for an absent string, a list joined by commas). */
+static const char *field_text(const cdn_conf_field_t *f, const struct file_conf *fc, char *buf, size_t len)
+{
+    const char *p = (const char *)fc + f->off;
+    switch (f->type) {
+    case CDN_CT_STR: snprintf(buf, len, "%s", *(const char *const *)p ? *(const char *const *)p : "unset"); break;
+    case CDN_CT_INT: snprintf(buf, len, "%lld", *(const long long *)p); break;
+    case CDN_CT_BOOL: snprintf(buf, len, "%s", *(const int *)p ? "true" : "false"); break;
+    case CDN_CT_SIZE: snprintf(buf, len, "%llu bytes", (unsigned long long)*(const uint64_t *)p); break;
+    case CDN_CT_DURATION: snprintf(buf, len, "%llums", (unsigned long long)*(const uint64_t *)p); break;
+    case CDN_CT_STRLIST: {
+        const struct cdn_conf_list *l = (const void *)p;
+        size_t o = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < l->n && o < len; i++) {
+            int w = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", ((const char *const *)l->items)[i]);
+            o += w > 0 ? (size_t)w : 0;
+        }
+        if (l->n == 0)
+            snprintf(buf, len, "none");
+        break;
+    }
+    default: snprintf(buf, len, "?"); break;
+    }
+    return buf;
+}
+
+/* Logs each key whose value in the new file (nfc) differs from the running one (conf_run) that a
+ * reload does not apply, the way nginx names what needs a restart. Returns how many. */
+static int log_unapplied(const struct file_conf *nfc)
+{
+    int n = 0;
+    for (const cdn_conf_field_t *f = conf_fields; f->key != NULL; f++) {
+        if (reload_applies(f->key))
+            continue;
+        const char *a = (const char *)&conf_run + f->off, *b = (const char *)nfc + f->off;
+        int same;
+        switch (f->type) {
+        case CDN_CT_STR: {
+            const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+            same = x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+            break;
+        }
+        case CDN_CT_INT: same = *(const long long *)a == *(const long long *)b; break;
+        case CDN_CT_BOOL: same = *(const int *)a == *(const int *)b; break;
+        case CDN_CT_SIZE:
+        case CDN_CT_DURATION: same = *(const uint64_t *)a == *(const uint64_t *)b; break;
+        case CDN_CT_STRLIST: {
+            const struct cdn_conf_list *x = (const void *)a, *y = (const void *)b;
+            same = x->n == y->n;
+            for (size_t i = 0; same && i < x->n; i++)
+                same = strcmp(((const char *const *)x->items)[i], ((const char *const *)y->items)[i]) == 0;
+            break;
+        }
+        default: same = 1; break; /* no other type among the keys a reload skips */
+        }
+        if (!same) {
+            char was[128], now[128];
+            cdn_warn("reload: '%s' changed (%s -> %s): needs a restart, not applied", f->key,
+                     field_text(f, &conf_run, was, sizeof(was)), field_text(f, nfc, now, sizeof(now)));
+            n++;
+        }
+    }
+    return n;
+}
+
 /* SIGHUP: re-reads the config file and swaps in a new vhost table (origin, vhosts, parents,
- * parent_only, max_fetches; other settings need a restart). On any error the running table
- * stays and the error (file:line:col where the document has one) is logged. */
+ * parent_only, max_fetches). Every other key needs a restart: each one whose value changed is
+ * logged as not applied. On any error the running table stays and the error (file:line:col
+ * where the document has one) is logged. */
 static void reload_vhosts(void)
 {
     if (opt.config == NULL) {
@@ -587,8 +737,9 @@ static void reload_vhosts(void)
     cdn_conf_err_t cerr;
     char err[512];
     cdn_conf_t *c = cdn_conf_load_file(opt.config, &cerr);
-    struct file_conf fc = {.parent_only = opt.cli.parent_only, .max_fetches = opt.cli.max_fetches};
-    if (c == NULL || cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
+    struct file_conf fc = conf_base;
+    if (c == NULL || cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0 ||
+        check_file_values(c, &fc, &cerr) < 0) {
         cdn_err("reload failed, keeping the running vhosts: %s", cerr.msg);
         cdn_conf_free(c);
         return;
@@ -610,13 +761,20 @@ static void reload_vhosts(void)
         cdn_conf_free(c);
         return;
     }
+    int unapplied = log_unapplied(&fc);
     cdn_conf_free(c); /* the table owns copies of what it keeps */
     r->vs = __atomic_exchange_n(&srv.conf.vhosts, nv, __ATOMIC_ACQ_REL);
     r->next = retired;
     retired = r;
     if (health != NULL)
         edge_health_set(health, nv);
-    cdn_notice("reloaded %s: %zu vhost names%s", opt.config, nv->n, nv->dflt ? " and a default" : "");
+    if (unapplied > 0)
+        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches); %d "
+                   "changed key%s not applied, see above", opt.config, nv->n, nv->dflt ? " and a default" : "", unapplied,
+                   unapplied == 1 ? "" : "s");
+    else
+        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches)", opt.config,
+                   nv->n, nv->dflt ? " and a default" : "");
 }
 
 int main(int argc, char **argv)
@@ -689,7 +847,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'n': srv.conf.name = optarg; break;
+        case 'n':
+            if (!name_ok(optarg)) {
+                fprintf(stderr, "cdn-edge: bad --name '%s': must be %s\n", optarg, NAME_RULE);
+                return 2;
+            }
+            srv.conf.name = optarg;
+            break;
         case 'w': srv.conf.workers = atoi(optarg); break;
         case 5: srv.conf.fresh.edge_cc_name = optarg; break;
         case 6:
@@ -745,32 +909,61 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdn-edge: %s\n", err);
         return 1;
     }
+    /* from here on what is missing or wrong may be the file's doing: with -c it is a bad file (1) */
+    int bad = config != NULL ? 1 : 2;
     if ((srv.conf.origin == NULL && opt.file_vhosts.n == 0) || opt.nlisten == 0 || srv.conf.workers < 1 ||
         srv.conf.workers > 256) {
-        fprintf(stderr, "cdn-edge: need at least one listener (-a) and an origin (-b, or vhosts: in -c FILE)\n");
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "cdn-edge: %s%sneed at least one listener (-a%s) and an origin (-b, or origin: or vhosts: in "
+                        "the file)%s\n", config ? config : "", config ? ": " : "", config ? " or listen: in the file" : "",
+                srv.conf.workers < 1 ||
+                srv.conf.workers > 256 ? ", and 1 to 256 workers" : "");
+        if (config == NULL)
+            usage(stderr);
+        return bad;
     }
-    if (opt.nparents > EDGE_MAX_PARENTS || (srv.conf.vhosts = calloc(1, sizeof(*srv.conf.vhosts))) == NULL ||
-        edge_vhosts_build(srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
+    if (opt.nparents > EDGE_MAX_PARENTS) {
+        fprintf(stderr, "cdn-edge: at most %d parents (--parent and parents: together)\n", EDGE_MAX_PARENTS);
+        return bad;
+    }
+    if ((srv.conf.vhosts = calloc(1, sizeof(*srv.conf.vhosts))) == NULL) {
+        fprintf(stderr, "cdn-edge: out of memory\n");
+        return 1;
+    }
+    if (edge_vhosts_build(srv.conf.vhosts, &opt.file_vhosts, srv.conf.origin, opt.parents, opt.nparents,
                           opt.parent_only, opt.max_fetches, err, sizeof(err)) < 0) {
-        fprintf(stderr, "cdn-edge: %s\n", opt.nparents > EDGE_MAX_PARENTS ? "too many parents" : err);
-        return 2;
+        fprintf(stderr, "cdn-edge: %s\n", err);
+        return bad;
     }
     int want_tls = 0;
     for (int i = 0; i < opt.nlisten; i++)
         want_tls |= opt.listen[i].tls;
     if (want_tls) {
         if (opt.cert == NULL || opt.key == NULL) {
-            fprintf(stderr, "cdn-edge: --tls needs --cert and --key\n");
-            return 2;
+            fprintf(stderr, "cdn-edge: a TLS listener needs a certificate and a key (--cert and --key, or cert: "
+                            "and key: in the file)\n");
+            return bad;
         }
-        ssl_ctx = SSL_CTX_new(TLS_server_method());
+        if ((ssl_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+            fprintf(stderr, "cdn-edge: cannot make a TLS context: %s\n", ERR_error_string(ERR_get_error(), NULL));
+            return 1;
+        }
         SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
-        if (SSL_CTX_use_certificate_chain_file(ssl_ctx, opt.cert) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ssl_ctx, opt.key, SSL_FILETYPE_PEM) != 1) {
-            fprintf(stderr, "cdn-edge: cannot load certificate %s / key %s: %s\n", opt.cert, opt.key,
-                    ERR_error_string(ERR_get_error(), NULL));
+        int cert_bad = SSL_CTX_use_certificate_chain_file(ssl_ctx, opt.cert) != 1;
+        if (cert_bad || SSL_CTX_use_PrivateKey_file(ssl_ctx, opt.key, SSL_FILETYPE_PEM) != 1) {
+            /* the place in the file when the file named it; a certificate and key that do not
+             * match are the key's fault */
+            const char *what = cert_bad ? "certificate" : "key", *file = cert_bad ? opt.cert : opt.key;
+            const cdn_conf_node_t *at = cert_bad ? opt.cert_node : opt.key_node;
+            char why[256];
+            ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+            if (at != NULL) {
+                cdn_conf_err_t cerr;
+                cdn_conf_fail(conf_doc, at, &cerr, "cannot load the %s %s: %s", cert_bad ? "cert" : "key", file, why);
+                fprintf(stderr, "cdn-edge: %s\n", cerr.msg);
+            } else {
+                fprintf(stderr, "cdn-edge: cannot load the %s %s: %s\n", what, file, why);
+            }
+            SSL_CTX_free(ssl_ctx);
             return 1;
         }
         h2o_ssl_register_alpn_protocols(ssl_ctx, h2o_http2_alpn_protocols);
@@ -790,9 +983,16 @@ int main(int argc, char **argv)
         return 1;
     }
     if (opt.dir == NULL) {
-        snprintf(opt.tmpdir, sizeof(opt.tmpdir), "%s/cdn-edge.XXXXXX", getenv("TMPDIR") ? "/tmp" : "/tmp");
+        const char *td = getenv("TMPDIR");
+        if (td == NULL || *td == '\0')
+            td = "/tmp";
+        if ((size_t)snprintf(opt.tmpdir, sizeof(opt.tmpdir), "%s/cdn-edge.XXXXXX", td) >= sizeof(opt.tmpdir)) {
+            fprintf(stderr, "cdn-edge: TMPDIR too long: %s\n", td);
+            return 1;
+        }
         if (mkdtemp(opt.tmpdir) == NULL) {
-            fprintf(stderr, "cdn-edge: mkdtemp: %s\n", strerror(errno));
+            fprintf(stderr, "cdn-edge: mkdtemp %s: %s\n", opt.tmpdir, strerror(errno));
+            opt.tmpdir[0] = '\0';
             return 1;
         }
         opt.dir = opt.tmpdir;
@@ -820,7 +1020,10 @@ int main(int argc, char **argv)
     edge_handler_register(hc, &srv);
     int nw = srv.conf.workers;
     static struct worker_thread *wt; /* static: reachable (for LeakSanitizer) until exit */
-    wt = calloc((size_t)nw, sizeof(*wt));
+    if ((wt = calloc((size_t)nw, sizeof(*wt))) == NULL) {
+        fprintf(stderr, "cdn-edge: out of memory\n");
+        return 1;
+    }
     for (int k = 0; k < nw; k++) {
         wt[k].conf = &conf;
         for (int i = 0; i < opt.nlisten; i++) {

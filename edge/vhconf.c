@@ -46,6 +46,39 @@ static int url_ok(const char *u)
     return 0;
 }
 
+/* The names the vhosts claim so far, normalised as the table stores them, each with the node that
+ * claimed it: a second claim is an error at its own node that names the first one's line. */
+struct claims {
+    const char **names;
+    const cdn_conf_node_t **nodes;
+    size_t n;
+};
+
+static int claim(cdn_conf_t *c, struct claims *cl, const char *pattern, const cdn_conf_node_t *at, cdn_conf_err_t *err)
+{
+    char h[EDGE_HOST_MAX], *name;
+    if (strcmp(pattern, "*") == 0) {
+        name = cdn_conf_strdup(c, "*");
+    } else {
+        const char *body = pattern[0] == '*' ? pattern + 2 : pattern;
+        int hl = edge_host_normalize(body, strlen(body), h, sizeof(h));
+        if (hl < 0)
+            return cdn_conf_fail(c, at, err, "bad host pattern '%s'", pattern);
+        name = cdn_conf_alloc(c, (size_t)hl + 3);
+        if (name != NULL)
+            snprintf(name, (size_t)hl + 3, "%s%s", pattern[0] == '*' ? "*." : "", h);
+    }
+    if (name == NULL)
+        return cdn_conf_fail(c, at, err, "out of memory");
+    for (size_t i = 0; i < cl->n; i++)
+        if (strcmp(cl->names[i], name) == 0)
+            return cdn_conf_fail(c, at, err, "'%s': host %s is named by two vhosts (first at line %d)", pattern,
+                                 name, cdn_conf_line(cl->nodes[i]));
+    cl->names[cl->n] = name;
+    cl->nodes[cl->n++] = at;
+    return 0;
+}
+
 int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
 {
     if (cdn_conf_kind(n) != CDN_CONF_MAP)
@@ -53,6 +86,9 @@ int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
     struct cdn_conf_list *l = out;
     size_t cnt = cdn_conf_len(n);
     struct file_vhost *v = cdn_conf_alloc(c, (cnt ? cnt : 1) * sizeof(*v));
+    if (v == NULL)
+        return cdn_conf_fail(c, n, err, "out of memory");
+    struct claims cl = {0};
     for (size_t i = 0; i < cnt; i++) {
         v[i] = vhost_defaults;
         const cdn_conf_node_t *k = cdn_conf_key(n, i), *val = cdn_conf_value(n, i);
@@ -68,15 +104,32 @@ int edge_vhconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
             return cdn_conf_fail(c, cdn_conf_get(val, "origin"), err, "origin must be an http:// or https:// URL");
         for (size_t a = 0; a < v[i].aliases.n; a++)
             if (edge_vhost_pattern_ok(((const char **)v[i].aliases.items)[a]) < 0)
-                return cdn_conf_fail(c, cdn_conf_get(val, "aliases"), err, "bad host pattern '%s'",
+                return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(val, "aliases"), a), err, "bad host pattern '%s'",
                                      ((const char **)v[i].aliases.items)[a]);
         if (v[i].parents.n > EDGE_MAX_PARENTS)
             return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "at most %d parents", EDGE_MAX_PARENTS);
         for (size_t a = 0; a < v[i].parents.n; a++) {
             const char **pp = (const char **)v[i].parents.items;
             if (url_ok(pp[a]) < 0)
-                return cdn_conf_fail(c, cdn_conf_get(val, "parents"), err, "parent '%s' must be an http:// URL", pp[a]);
+                return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(val, "parents"), a), err,
+                                     "parent '%s' must be an http:// or https:// URL", pp[a]);
         }
+    }
+    /* then the names they claim: a host named twice is an error at its second claim */
+    size_t total = cnt;
+    for (size_t i = 0; i < cnt; i++)
+        total += v[i].aliases.n;
+    cl.names = cdn_conf_alloc(c, (total ? total : 1) * sizeof(*cl.names));
+    cl.nodes = cdn_conf_alloc(c, (total ? total : 1) * sizeof(*cl.nodes));
+    if (cl.names == NULL || cl.nodes == NULL)
+        return cdn_conf_fail(c, n, err, "out of memory");
+    for (size_t i = 0; i < cnt; i++) {
+        const cdn_conf_node_t *aliases = cdn_conf_get(cdn_conf_value(n, i), "aliases");
+        if (claim(c, &cl, v[i].pattern, cdn_conf_key(n, i), err) < 0)
+            return -1;
+        for (size_t a = 0; a < v[i].aliases.n; a++)
+            if (claim(c, &cl, ((const char **)v[i].aliases.items)[a], cdn_conf_item(aliases, a), err) < 0)
+                return -1;
     }
     l->items = v;
     l->n = cnt;

@@ -1,4 +1,4 @@
-/* lab/anycast.h - anycast routing in the lab (issue 7): BIRD 2 configs generated from the plan,
+/* lab/anycast.h - anycast routing in the lab: BIRD 2 configs generated from the plan,
  * a client for BIRD's control socket, and the health agent's rise/fall state machine.
  *
  * Routing design (lab/bird.c): every node that routes runs its own BIRD. Region r's router is

@@ -13,7 +13,9 @@ unsigned lab_bird_as(const struct lab_plan *p, int node)
 }
 
 /* BIRD's defaults are the realistic profile: hold 240 s, keepalive 80 s, connect delay 5 s,
- * connect retry 120 s, error wait 60,300. Tuned and BFD values are ../shared/LAB.md's. */
+ * connect retry 120 s, error wait 60,300. Tuned: hold 3 s, keepalive 1 s, connect delay and
+ * retry 1 s, error wait 1,5 (a silent failure, seen only by the hold timer, measured at 2.2-3.5 s
+ * to fail over); BFD: tuned plus BFD at 100 ms x 3 (0.3-0.7 s for the same failure). */
 static const char *timers(enum lab_profile prof)
 {
     switch (prof) {

@@ -2,8 +2,8 @@
  * program (return TC_ACT_SHOT) attached as a direct-action cls_bpf filter on ingress and egress
  * of an interface's clsact qdisc. The carrier stays up, so only BGP's hold timer or BFD notices.
  *
- * Why like this: this kernel has no netfilter tools, no netem, no gact action (../shared/LAB.md),
- * but cls_bpf direct-action works. Loading the program with bpf(2) and attaching it over rtnetlink
+ * Why like this: the lab's kernel has no netfilter tools, no netem qdisc and no gact or police
+ * action (tc answers "Failed to load TC action module"), but cls_bpf direct-action works. Loading the program with bpf(2) and attaching it over rtnetlink
  * needs no clang, no object file and no bpffs; the filter holds the program after we close it.
  * The caller adds the clsact qdisc first (`tc qdisc add dev IF clsact`) and removes it to undo.
  * Must run in the interface's network namespace. */

@@ -28,7 +28,8 @@ static void usage(FILE *f)
                "      --csv-cols C    CSV columns, 1-based: id=N,size=N[,time=N] (default: from the header)\n"
                "  -n, --limit N       replay only the first N requests\n"
                "  -h, --help, --version\n"
-               "Traces may be zstd-compressed (.zst, detected by content). Formats: ../shared/traces/README.md.\n");
+               "Traces may be zstd-compressed (.zst, detected by content). oracleGeneral: 24-byte little-endian\n"
+               "records (u32 time, u64 id, u32 size, i64 next access); CSV: a header line naming the columns.\n");
 }
 
 static int parse_policies(const char *s, int *out, size_t *n)

@@ -226,17 +226,27 @@ static int do_http_get(void *arg)
     char req[512];
     int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cdn-lab\r\n%s\r\n",
                      g->method ? g->method : "GET", g->target, g->addr, g->method ? "Content-Length: 0\r\n" : "");
-    if (write(fd, req, (size_t)n) != n) {
+    if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) { /* a target too long, or I/O */
         close(fd);
         return -1;
     }
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
+    if (buf == NULL) {
+        close(fd);
+        return -1;
+    }
     for (;;) {
         if (len + 4096 > cap) {
             if (cap >= (64u << 20)) break;
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) { /* out of memory: no answer rather than a cut one */
+                free(buf);
+                close(fd);
+                return -1;
+            }
+            buf = nb;
             cap *= 2;
-            buf = realloc(buf, cap);
         }
         ssize_t r = read(fd, buf + len, cap - len - 1);
         if (r <= 0) break;

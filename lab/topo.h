@@ -62,7 +62,7 @@ struct lab_origin_conf {
     uint64_t delay_ms;          /* app service delay */
 };
 
-/* Anycast (issue 7): service addresses held by every edge and announced over BGP by BIRD. */
+/* Anycast: service addresses held by every edge and announced over BGP by BIRD. */
 enum lab_profile { LAB_PROF_REALISTIC, LAB_PROF_TUNED, LAB_PROF_BFD };
 enum lab_routing { LAB_ROUTE_DNS, LAB_ROUTE_ANYCAST, LAB_ROUTE_BOTH };
 #define LAB_MAX_ANYCAST 3 /* cdn-edge takes 8 listeners: 2 own + 2 per address */

@@ -11,7 +11,8 @@
  * and, with TSO, 64 KB super-frames. PACKET_VNET_HDR carries that state (a virtio_net_hdr) in front
  * of each frame from the reading socket to the writing one, so the receiver finishes the checksum
  * and segments as needed; no `ethtool -K tx off` is required. --no-vnet-hdr turns this off (then
- * the senders need tx checksumming off, as ../shared/LAB.md describes).
+ * the senders need `ethtool -K VETH tx off`, or the receiver drops their frames: ARP works,
+ * UDP and TCP do not).
  *
  * Stats go to stderr on SIGUSR1 and at exit, and to --stats FILE (one JSON line, rewritten every
  * second) for `cdn-lab status`. */

@@ -3,7 +3,8 @@
  *
  * Rules:
  * - A watch wraps dup(fd) in an h2o socket with H2O_SOCKET_FLAG_DONT_READ: h2o owns and closes the
- *   dup, the library keeps and closes the original (STACK.md section 2).
+ *   dup, the library keeps and closes the original (h2o 2.2.5 has no public call that stops
+ *   watching a descriptor without closing it: h2o_socket_export asserts it is not writing).
  * - h2o's write notification is one-shot and cannot be cancelled: we re-arm it while write interest
  *   lasts and ignore a stale one that fires after interest was dropped.
  * - Every object here may be freed from inside its own callback: the callback runs with in_cb set,

@@ -1294,8 +1294,9 @@ static void usage(FILE *f)
             SHOP_DEFAULT_SEED);
 }
 
-/* $XDG_CACHE_HOME/cdn-lab or ~/.cache/cdn-lab, created. */
-static int cache_dir(char *out, size_t cap)
+/* $XDG_CACHE_HOME/cdn-lab or ~/.cache/cdn-lab, created unless only named (create 0: a config
+ * test writes nothing). */
+static int cache_dir(char *out, size_t cap, int create)
 {
     const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char base[PATH_MAX];
@@ -1305,9 +1306,11 @@ static int cache_dir(char *out, size_t cap)
         snprintf(base, sizeof(base), "%s/.cache", home);
     else
         snprintf(base, sizeof(base), "/tmp");
-    mkdir(base, 0755);
     if ((size_t)snprintf(out, cap, "%s/cdn-lab", base) >= cap)
         return -1;
+    if (!create)
+        return 0;
+    mkdir(base, 0755);
     if (mkdir(out, 0755) != 0 && errno != EEXIST)
         return -1;
     return 0;
@@ -1419,7 +1422,8 @@ int main(int argc, char **argv)
     if (delay >= 0) app.conf.delay = (uint64_t)delay;
     if (erate >= 0) app.conf.error_rate = erate;
 
-    if (cdn_log_open(PROG, app.conf.error_log, (enum cdn_log_level)cdn_log_level_parse(app.conf.log_level)) != 0) {
+    /* a config test writes nothing: not even the error log (its messages go to stderr) */
+    if (cdn_log_open(PROG, test ? NULL : app.conf.error_log, (enum cdn_log_level)cdn_log_level_parse(app.conf.log_level)) != 0) {
         fprintf(stderr, PROG ": cannot open error log %s: %s\n", app.conf.error_log, strerror(errno));
         return 1;
     }
@@ -1428,7 +1432,7 @@ int main(int argc, char **argv)
     char dbpath[PATH_MAX], err[512];
     if (app.conf.db == NULL) {
         char dir[PATH_MAX - 64];
-        if (cache_dir(dir, sizeof(dir)) != 0) {
+        if (cache_dir(dir, sizeof(dir), !test) != 0) {
             fprintf(stderr, PROG ": no cache folder for the catalog (set XDG_CACHE_HOME or use --db)\n");
             return 1;
         }
@@ -1436,7 +1440,17 @@ int main(int argc, char **argv)
         app.conf.db = dbpath;
     }
     int serving = app.conf.listen.len > 0;
-    if (generate > 0 || (access(app.conf.db, R_OK) != 0 && (serving || test))) {
+    if (test && !serving) {
+        fprintf(stderr, PROG ": nothing to listen on (-a ADDR or listen: in the config)\n");
+        return 1;
+    }
+    if (test && access(app.conf.db, F_OK) != 0) {
+        /* the catalog is made at start when missing: a config test only says so */
+        printf(PROG ": configuration ok (catalog %s does not exist yet: %u products are generated at start)\n",
+               app.conf.db, app.conf.products);
+        return 0;
+    }
+    if (!test && (generate > 0 || (access(app.conf.db, R_OK) != 0 && serving))) {
         if (shop_catalog_generate(app.conf.db, app.conf.products, (uint64_t)app.conf.seed, err, sizeof(err)) != 0) {
             fprintf(stderr, PROG ": generating %s: %s\n", app.conf.db, err);
             return 1;
@@ -1447,7 +1461,14 @@ int main(int argc, char **argv)
     }
     shop_catalog_t *probe = shop_catalog_open(app.conf.db, err, sizeof(err));
     if (probe == NULL) {
-        fprintf(stderr, PROG ": %s\n", err);
+        const cdn_conf_node_t *at = db == NULL && app.cdoc != NULL ? cdn_conf_get(cdn_conf_root(app.cdoc), "db") : NULL;
+        if (at != NULL) { /* the file named it: say where */
+            cdn_conf_err_t cerr;
+            cdn_conf_fail(app.cdoc, at, &cerr, "db: not a catalog: %s", err);
+            fprintf(stderr, PROG ": %s\n", cerr.msg);
+        } else {
+            fprintf(stderr, PROG ": %s\n", err);
+        }
         return 1;
     }
     app.conf.products = shop_catalog_count(probe);

@@ -1200,6 +1200,61 @@ static size_t norm_addr(const char *addr, const char **out)
     return al == 0 || al >= sizeof(((struct backend *)0)->addr) || memchr(a, ':', al) == NULL ? 0 : al;
 }
 
+/* What a decoded file's values must be beyond their types, each error at the offending node
+ * (file:line:col): backends that are host:port, routes to pools that exist, prefixes that start
+ * with '/', a health path, a log level. At start-up and on SIGHUP, before sync_config (which checks
+ * again what depends on the running state: the pool count with removed pools). */
+static int conf_check(cdn_conf_t *c, const struct lb_conf *nc, cdn_conf_err_t *err)
+{
+    const cdn_conf_node_t *root = cdn_conf_root(c), *pools = cdn_conf_get(root, "pools");
+    const cdn_conf_node_t *routes = cdn_conf_get(root, "routes"), *protect = cdn_conf_get(root, "protected");
+    const struct conf_pool *cps = nc->pools.items;
+    const struct conf_route *crs = nc->routes.items;
+    const struct conf_protect *prs = nc->protect.items;
+    if (nc->log_level != NULL && cdn_log_level_parse(nc->log_level) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(root, "log_level"), err, "log_level must be debug, info, notice, warn or error");
+    if (nc->health.path == NULL || nc->health.path[0] != '/')
+        return cdn_conf_fail(c, cdn_conf_get(cdn_conf_get(root, "health"), "path"), err, "health.path must start with '/'");
+    if (nc->pools.n > MAX_POOLS)
+        return cdn_conf_fail(c, pools, err, "at most %d pools", MAX_POOLS);
+    for (size_t i = 0; i < nc->pools.n; i++) {
+        const cdn_conf_node_t *pn = cdn_conf_value(pools, i), *bn = cdn_conf_get(pn, "backends");
+        if (strlen(cps[i].name) >= sizeof(((struct pool *)0)->name))
+            return cdn_conf_fail(c, cdn_conf_key(pools, i), err, "pool name longer than %zu bytes",
+                                 sizeof(((struct pool *)0)->name) - 1);
+        if (cps[i].backends.n == 0 || cps[i].backends.n > MAX_BACKENDS)
+            return cdn_conf_fail(c, bn != NULL ? bn : pn, err, "pool %s: 1 to %d backends", cps[i].name, MAX_BACKENDS);
+        for (size_t k = 0; k < cps[i].backends.n; k++) {
+            const char *a, *addr = ((const struct conf_backend *)cps[i].backends.items)[k].addr;
+            if (norm_addr(addr, &a) == 0)
+                return cdn_conf_fail(c, cdn_conf_get(cdn_conf_item(bn, k), "addr"), err,
+                                     "pool %s: backend '%s': expected host:port or http://host:port", cps[i].name, addr);
+        }
+    }
+    if (nc->routes.n > sizeof(lb.routes) / sizeof(lb.routes[0]))
+        return cdn_conf_fail(c, routes, err, "at most %zu routes", sizeof(lb.routes) / sizeof(lb.routes[0]));
+    for (size_t i = 0; i < nc->routes.n; i++) {
+        const cdn_conf_node_t *rn = cdn_conf_item(routes, i);
+        size_t k;
+        for (k = 0; k < nc->pools.n && strcmp(cps[k].name, crs[i].pool) != 0; k++)
+            ;
+        if (crs[i].prefix[0] != '/')
+            return cdn_conf_fail(c, cdn_conf_get(rn, "prefix"), err, "route %s: prefix must start with '/'", crs[i].prefix);
+        if (k == nc->pools.n)
+            return cdn_conf_fail(c, cdn_conf_get(rn, "pool"), err, "route %s: names an unknown pool '%s'", crs[i].prefix,
+                                 crs[i].pool);
+    }
+    for (size_t i = 0; i < nc->protect.n; i++) {
+        const cdn_conf_node_t *pn = cdn_conf_item(protect, i);
+        if (prs[i].prefix[0] != '/')
+            return cdn_conf_fail(c, cdn_conf_get(pn, "prefix"), err, "protected %s: prefix must start with '/'",
+                                 prs[i].prefix);
+        if (prs[i].token[0] == '\0')
+            return cdn_conf_fail(c, cdn_conf_get(pn, "token"), err, "protected %s: token must not be empty", prs[i].prefix);
+    }
+    return 0;
+}
+
 /* Makes pools, backends, routes and protected paths what the config says. Everything is checked
  * before anything changes, so a bad reload leaves the running state alone. Main thread, under
  * lb.mu (the workers see the new state at their next request). Backends that stay
@@ -1321,7 +1376,8 @@ static void reload(void)
     struct lb_conf nc;
     conf_defaults(&nc);
     cdn_conf_t *doc = cdn_conf_load_file(lb_conf_path, &cerr);
-    if (doc == NULL || cdn_conf_decode(doc, cdn_conf_root(doc), conf_fields, &nc, &cerr) != 0) {
+    if (doc == NULL || cdn_conf_decode(doc, cdn_conf_root(doc), conf_fields, &nc, &cerr) != 0 ||
+        conf_check(doc, &nc, &cerr) != 0) {
         cdn_err("reload failed, keeping the running config: %s", cerr.msg);
         cdn_conf_free(doc);
         return;
@@ -1531,7 +1587,8 @@ int main(int argc, char **argv)
     if (conf_path != NULL) {
         cdn_conf_err_t cerr;
         lb.cdoc = cdn_conf_load_file(conf_path, &cerr);
-        if (lb.cdoc == NULL || cdn_conf_decode(lb.cdoc, cdn_conf_root(lb.cdoc), conf_fields, &lb.conf, &cerr) != 0) {
+        if (lb.cdoc == NULL || cdn_conf_decode(lb.cdoc, cdn_conf_root(lb.cdoc), conf_fields, &lb.conf, &cerr) != 0 ||
+            conf_check(lb.cdoc, &lb.conf, &cerr) != 0) {
             fprintf(stderr, PROG ": %s\n", cerr.msg);
             return 1;
         }

@@ -1,7 +1,9 @@
 /* origin/rules.c - which caching headers a response gets, by the longest matching path prefix.
  *
- * The defaults are the classes of issue 3 (a real shop's choices); the YAML config replaces the
- * whole set (`headers:`), and SIGHUP reloads it. Pure: no I/O. */
+ * The defaults are what a real shop chooses for each class of response: images immutable for a
+ * day, product pages and category listings cacheable at the edge for longer than in browsers
+ * (s-maxage), search and HTML varying on Accept-Encoding, the cart private and never stored; the
+ * YAML config replaces the whole set (`headers:`), and SIGHUP reloads it. Pure: no I/O. */
 #include <stdlib.h>
 #include <string.h>
 #include "shop.h"

@@ -93,7 +93,8 @@ struct shop_rules {
     const char *server_error_cache_control; /* 5xx */
 };
 
-/* The built-in rules (the classes of issue 3). Static storage. */
+/* The built-in rules (one per class of response: images, products, categories, search, cart,
+ * health, metrics, the rest; see origin/rules.c). Static storage. */
 const struct shop_rules *shop_rules_default(void);
 /* Sorts rules in place (longest prefix first). */
 void shop_rules_sort(struct shop_rules *r);

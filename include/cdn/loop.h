@@ -4,7 +4,8 @@
  * Owns: cdn_timer (a timerfd watched by the loop) and cdn_watch (a dup of a foreign fd wrapped in
  * an h2o_socket_t with H2O_SOCKET_FLAG_DONT_READ; closing the watch closes only the dup, the
  * owner of the original fd closes it). All of it runs on the loop's thread; nothing blocks.
- * See ../shared/STACK.md section 2 for why it is built this way. */
+ * Why: h2o 2.2.5's timeouts are fixed-period queues (no "fire in N ms"), and its sockets close
+ * their fd with no public way to let go of one that another library (curl, c-ares) owns. */
 #ifndef CDN_LOOP_H
 #define CDN_LOOP_H
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/bench/edge.sh - cdn-edge hot hits beside nginx proxy_cache, Varnish and Apache Traffic
 # Server, all in front of one origin (nginx serving a generated product-image corpus), with h2o
-# serving the same files directly as the ceiling (no proxy, no cache lookup). Peer configurations
-# follow ../shared/PEERS.md (no access logs, unlimited keep-alive, caches larger than the corpus),
-# except that every server gets WORKERS worker threads/processes (default 1).
+# serving the same files directly as the ceiling (no proxy, no cache lookup). Every peer is set up
+# alike: no access logs, unlimited keep-alive, a cache larger than the corpus, and WORKERS worker
+# threads/processes each (default 1).
 #
 # Rows (every object is a hit: each server is warmed with the whole corpus first, and the origin's
 # request counter is printed to show that nothing reached it while measuring):

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/httpc.sh - the httpc benchmark of issue 2: cdn_httpc (libcurl multi-socket on the
+# tests/bench/httpc.sh - the httpc benchmark: cdn_httpc (libcurl multi-socket on the
 # h2o loop) beside h2o's own upstream client, on one local origin, one thread, N small objects
 # with C in flight; then both behind an h2o server driven by h2load (h2o_proxy_register_reverse_proxy
 # vs a cdn_httpc handler). Prints times, req/s, the ratios, and the loop's largest heartbeat gap.

@@ -1,4 +1,4 @@
-/* tests/bench/httpc_bench.c - the httpc benchmark (issue 2): cdn_httpc beside h2o's own upstream
+/* tests/bench/httpc_bench.c - the httpc benchmark: cdn_httpc beside h2o's own upstream
  * client on the same origin, one thread, N small objects with C in flight.
  *
  *   httpc_bench origin PORT                 a tiny h2o origin: /obj/<n> -> 200 bytes, keep-alive

@@ -2,7 +2,7 @@
 # cdn-dns checked by zonemaster-cli (Debian package zonemaster-cli). Zonemaster only speaks to
 # port 53, so the test makes a network namespace with its own loopback: knotd serves a fake root
 # (127.0.0.2) that delegates shop.test to two cdn-dns addresses (127.0.0.3, 127.0.0.4). The only
-# findings allowed are the ones any lab on 127/8 gets (see shared PEERS notes): ADDRESS01 (loopback)
+# findings allowed are the ones any lab on 127/8 gets (addresses that are not public): ADDRESS01 (loopback)
 # and ADDRESS02 (no PTR). Skips without root, ip netns, knotd or zonemaster-cli.
 . "$top_srcdir/tests/lib.sh"
 plan 4

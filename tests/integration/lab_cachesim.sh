@@ -3,7 +3,7 @@
 # CSV, both .zst): counts, the compulsory-miss floor at 100% of the working set, miss ratios that
 # never rise with the cache size, .zst == plain, CSV header == --csv-cols, --limit, clear errors for
 # a cut-short .zst, a cut-short .bin and bad options; cdn-load reads .zst traces. When the full
-# shared trace is there (../shared/traces), LRU, S3-FIFO and SIEVE must reproduce libCacheSim's published
+# cloudPhysicsIO trace is there (CDN_TRACES, or ../shared/traces beside the source tree), LRU, S3-FIFO and SIEVE must reproduce libCacheSim's published
 # miss counts exactly (its test/test_evictionAlgo.c, 128 MiB..1 GiB).
 . "$top_srcdir/tests/lib.sh"
 plan 23

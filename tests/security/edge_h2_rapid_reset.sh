@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP/2 rapid reset on uncached URLs (security issue, item 2; CVE-2023-44487 class). Before the
+# HTTP/2 rapid reset on uncached URLs (CVE-2023-44487 class). Before the
 # fix, one connection's 3000 HEADERS + RST_STREAM pairs started 3000 origin fetches, none was
 # cancelled, and the edge held two descriptors for each. Now: a connection that resets more than
 # h2_reset_limit streams a second gets GOAWAY and is closed; origin requests are bounded by

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cache poisoning through Host (security issue, item 1; and item 10, one host spelt many ways):
+# Cache poisoning through Host, and one host spelt many ways:
 # a Host / :authority that is not host[:port] is refused with 400 before it reaches a key, on
 # HTTP/1.1 and h2; spellings of one host share one key; :authority wins over a host header on h2.
 # Before the fix, GET /max60/x with "Host: 127.0.0.1:PORT/evil" was stored under the key of
@@ -19,7 +19,8 @@ count() { curl -s "http://127.0.0.1:$OP/_count?p=$1"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 cs() { curl -s -D - -o /dev/null "$@" | grep -i '^cache-status:' | tr -d '\r'; }
 
-# 1. the probe of the issue, HTTP/1.1: a path in Host is refused, nothing is stored
+# 1. the poisoning probe, HTTP/1.1 (a path smuggled into Host, to store /evil under the real host's
+# key): it is refused, nothing is stored
 is "$(code -H "Host: 127.0.0.1:$EP/evil" "$E/max60/x")" 400 "HTTP/1.1: Host with a path gets 400"
 is "$(count /max60/x)" 0 "and nothing went upstream"
 like "$(cs "$E/evil/max60/x")" 'fwd=miss' "the victim URL is a miss, not the attacker's object"
@@ -47,7 +48,7 @@ like "$(curl -s "http://127.0.0.1:$AP/metrics" | grep '^edge_bad_host_total')" '
 is "$(code -H 'Host:' "$E/max60/nohost")" 400 "HTTP/1.1 without Host gets 400"
 is "$(code -0 -H 'Host:' "$E/max60/nohost")" 200 "HTTP/1.0 without Host is served"
 
-# 5. one host, many spellings: one key, one origin fetch (item 10)
+# 5. one host, many spellings: one key, one origin fetch
 first=$(cs -H 'Host: WWW.Shop.TEST' "$E/max60/n")
 like "$first" 'fwd=miss' "first spelling is a miss"
 m=0

@@ -1,6 +1,8 @@
 /* Unit tests for edge/cc.c and edge/freshness.c: RFC 9111 storability, freshness, Age and reuse
- * decisions, table-driven with `now` passed in. Each of issue 4's "details that even mature
- * proxies get wrong" has a test here or in t_edge_obj.c / the integration tests (named there). */
+ * decisions, table-driven with `now` passed in. Each detail that even mature proxies get wrong
+ * (Age from the response's own Date and the time it took, stale-while-revalidate and
+ * stale-if-error, no-cache with field names, s-maxage and private, heuristic freshness from
+ * Last-Modified...) has a test here or in t_edge_obj.c / the integration tests (named there). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
