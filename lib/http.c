@@ -75,7 +75,8 @@ static void draw_secret(void)
 {
     size_t got = 0;
     while (got < sizeof(secret)) {
-        ssize_t r = getrandom(secret + got, sizeof(secret) - got, 0);
+        /* never blocks: before the kernel's pool is ready (early boot) /dev/urandom answers */
+        ssize_t r = getrandom(secret + got, sizeof(secret) - got, GRND_NONBLOCK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
