@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "cdn/http.h"
+
 struct key {
     uint32_t hash;
     uint16_t qtype, qclass, udp_size;
@@ -19,7 +21,6 @@ static int simple(const uint8_t *p, size_t len, struct key *k)
     if ((p[2] & 0xF8) != 0) return 0;  /* QR clear, opcode 0 */
     if (p[4] != 0 || p[5] != 1 || p[6] | p[7] | p[8] | p[9] || p[10] != 0 || p[11] > 1) return 0;
     size_t pos = GDNS_HDR_LEN;
-    uint32_t h = 2166136261u;
     for (;;) {
         if (pos >= len) return 0;
         uint8_t l = p[pos];
@@ -30,9 +31,7 @@ static int simple(const uint8_t *p, size_t len, struct key *k)
             uint8_t c = p[i];
             if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
             k->lname[i - GDNS_HDR_LEN] = c;
-            h = (h ^ c) * 16777619u;
         }
-        h = (h ^ l) * 16777619u;
         pos += 1 + l;
     }
     k->lname[pos - GDNS_HDR_LEN] = 0;
@@ -53,7 +52,15 @@ static int simple(const uint8_t *p, size_t len, struct key *k)
     } else if (pos != len) {
         return 0;
     }
-    k->hash = (h ^ k->qtype ^ (uint32_t)k->qclass << 16) * 16777619u ^ k->edns;
+    /* the process's random hash key: nobody can pick names that evict each other's slot */
+    uint8_t b[GDNS_NAME_MAX + 5];
+    memcpy(b, k->lname, k->nlen);
+    b[k->nlen] = (uint8_t)(k->qtype >> 8);
+    b[k->nlen + 1] = (uint8_t)k->qtype;
+    b[k->nlen + 2] = (uint8_t)(k->qclass >> 8);
+    b[k->nlen + 3] = (uint8_t)k->qclass;
+    b[k->nlen + 4] = k->edns;
+    k->hash = (uint32_t)cdn_hash(b, (size_t)k->nlen + 5);
     return 1;
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdn/http.h"
+
 struct slot {
     uint64_t key;          /* 0 = empty */
     uint64_t last_ms;      /* last refill */
@@ -29,14 +31,16 @@ static uint64_t subnet_key(const struct gdns_settings *s, int family, const uint
 {
     unsigned bits = family == 1 ? s->rrl_v4_prefix : s->rrl_v6_prefix, len = family == 1 ? 4 : 16;
     if (bits > len * 8) bits = len * 8;
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)family;
+    uint8_t k[17];
+    k[0] = (uint8_t)family;
     for (unsigned i = 0; i < len; i++) {
         uint8_t b = addr[i];
         if (i * 8 >= bits) b = 0;
         else if (i * 8 + 8 > bits) b &= (uint8_t)(0xFF << (8 - (bits - i * 8)));
-        h = (h ^ b) * 1099511628211ULL;
+        k[1 + i] = b;
     }
-    return h | 1;  /* never 0 */
+    /* the process's random key: a client cannot pick addresses that share a slot with a victim */
+    return cdn_hash(k, 1 + len) | 1;  /* never 0 */
 }
 
 static struct slot *find(struct gdns_rrl *r, const struct gdns_settings *s, int family,

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sched.h>
@@ -43,6 +42,7 @@
 #include "answer.h"
 #include "cache.h"
 #include "frame.h"
+#include "cdn/http.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
@@ -114,7 +114,6 @@ struct worker {
     h2o_linklist_t conns_list;
     h2o_linklist_t *addr_buckets;  /* a power of two of them */
     size_t addr_mask;
-    uint64_t addr_seed;            /* random: an attacker cannot aim many addresses at one bucket */
     uint8_t tcpbuf[TCP_BUF];
 };
 
@@ -355,9 +354,11 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
 
 static size_t addr_bucket(const struct worker *w, int family, const uint8_t *key)
 {
-    uint64_t h = w->addr_seed ^ (uint64_t)family;
-    for (int i = 0; i < 16; i++) h = (h ^ key[i]) * 0x100000001b3ULL;  /* FNV-1a */
-    return (size_t)(h ^ h >> 32) & w->addr_mask;
+    /* the process's random hash key: an attacker cannot aim many addresses at one bucket */
+    uint8_t b[17];
+    b[0] = (uint8_t)family;
+    memcpy(b + 1, key, 16);
+    return (size_t)cdn_hash(b, sizeof(b)) & w->addr_mask;
 }
 
 /* Connections of this worker from the client (family, key), counted up to `stop`. */
@@ -454,8 +455,6 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
     if (!w->addr_buckets) { snprintf(err, errlen, "out of memory"); return -1; }
     for (size_t i = 0; i < nb; i++) h2o_linklist_init_anchor(&w->addr_buckets[i]);
     w->addr_mask = nb - 1;
-    if (getrandom(&w->addr_seed, sizeof(w->addr_seed), GRND_NONBLOCK) != (ssize_t)sizeof(w->addr_seed))
-        w->addr_seed = cdn_now_ms() ^ (uint64_t)(uintptr_t)w;  /* no entropy yet: still not a constant */
     int reuse = s->nworkers > 1;
     for (int i = 0; i < s->conf.nlisten; i++) {
         const struct cdn_conf_addr *a = &s->conf.listen[i];

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cdn/http.h"
 #include "msg.h"
 
 /* --- arena: the view's memory, freed in one go --- */
@@ -86,13 +87,11 @@ void gdns_view_free(struct gdns_view *v)
 }
 
 /* --- zones and nodes --- */
-/* Hash over exactly the name's bytes. */
+/* Hash over exactly the name's bytes, under the process's random key: query names are the
+ * client's choice. Only the chains' order depends on it, never an answer. */
 static uint32_t hash_name(const uint8_t *lname)
 {
-    size_t len = gdns_name_len(lname, GDNS_NAME_MAX);
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ lname[i]) * 16777619u;
-    return h;
+    return (uint32_t)cdn_hash(lname, gdns_name_len(lname, GDNS_NAME_MAX));
 }
 
 const struct gdns_zone *gdns_view_find_zone(const struct gdns_view *v, const uint8_t *lname)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/http.h"
 #include "edge/cache_key.h"
 
 struct out {
@@ -28,40 +29,24 @@ static void put(struct out *o, const char *s, size_t n)
 }
 static void putc1(struct out *o, char c) { put(o, &c, 1); }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int unreserved(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-/* Copies s with percent-encodings normalised. */
+/* Copies s with percent-encodings normalised. The result is never longer than s: it is written
+ * in place when s fits, else through a copy so that a result that fits is still accepted. */
 static void put_pct(struct out *o, const char *s, size_t n)
 {
-    static const char hx[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        int h, l;
-        if (s[i] == '%' && i + 2 < n &&
-            (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
-            int c = h * 16 + l;
-            if (unreserved(c)) {
-                putc1(o, (char)c);
-            } else {
-                char e[3] = {'%', hx[h], hx[l]};
-                put(o, e, 3);
-            }
-            i += 2;
-        } else {
-            putc1(o, s[i]);
-        }
+    if (o->err)
+        return;
+    if (o->len + n + 1 <= o->cap) {
+        o->len += cdn_pct_normalize(s, n, o->p + o->len);
+        o->p[o->len] = '\0';
+        return;
     }
+    char *t = malloc(n ? n : 1);
+    if (t == NULL) {
+        o->err = 1;
+        return;
+    }
+    put(o, t, cdn_pct_normalize(s, n, t));
+    free(t);
 }
 
 /* RFC 3986 5.2.4 on an already-normalised path held in buf[0..len); result in place. */

@@ -5,10 +5,10 @@
  * and targeted fields (RFC 9213) replace Cache-Control and Expires for this cache when one of
  * them has a valid non-empty value. */
 #include "config.h"
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/http.h"
 #include "edge/freshness.h"
 
 static int name_eq(const struct edge_hdr *h, const char *name, size_t len)
@@ -25,161 +25,31 @@ int edge_hdr_find(const struct edge_hdr *h, size_t n, const char *name, size_t f
     return -1;
 }
 
-static int list_has(const char *s, size_t len, const char *tok, size_t tlen)
-{
-    const char *p = s, *end = s + len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *b = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - b) == tlen && strncasecmp(b, tok, tlen) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 int edge_hdr_has_token(const struct edge_hdr *h, size_t n, const char *name, const char *token)
 {
     for (int i = edge_hdr_find(h, n, name, 0); i >= 0; i = edge_hdr_find(h, n, name, (size_t)i + 1))
-        if (list_has(h[i].value, h[i].value_len, token, strlen(token)))
+        if (cdn_http_list_has(h[i].value, h[i].value_len, token, strlen(token)))
             return 1;
     return 0;
 }
 
 int edge_hdr_is_hop(const struct edge_hdr *h, size_t n, const char *name, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "te", "trailer",
-                                      "transfer-encoding", "upgrade", "proxy-connection",
-                                      "proxy-authenticate", "proxy-authorization", NULL};
-    for (int i = 0; hop[i] != NULL; i++)
-        if (strlen(hop[i]) == len && strncasecmp(hop[i], name, len) == 0)
-            return 1;
+    if (cdn_http_hdr_class(name, len) & CDN_HDR_HOP)
+        return 1;
     for (int i = edge_hdr_find(h, n, "connection", 0); i >= 0;
          i = edge_hdr_find(h, n, "connection", (size_t)i + 1))
-        if (list_has(h[i].value, h[i].value_len, name, len))
+        if (cdn_http_list_has(h[i].value, h[i].value_len, name, len))
             return 1;
     return 0;
 }
 
-/* --- HTTP-date --- */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
+/* --- HTTP-date (lib/http.c) --- */
+void edge_trim_ows(const char **v, size_t *len) { cdn_http_trim_ows(v, len); }
 
-static int month_of(const char *s)
-{
-    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    for (int i = 0; i < 12; i++)
-        if (strncmp(s, mon[i], 3) == 0)
-            return i + 1;
-    return 0;
-}
+int edge_http_date_parse(const char *s, size_t len, int64_t *t) { return cdn_http_date_parse(s, len, t); }
 
-static int num(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-static int hms(const char *s, int *h, int *mi, int *se)
-{
-    if (num(s, 2, h) || s[2] != ':' || num(s + 3, 2, mi) || s[5] != ':' || num(s + 6, 2, se))
-        return -1;
-    return *h > 23 || *mi > 59 || *se > 60 ? -1 : 0;
-}
-
-void edge_trim_ows(const char **v, size_t *len)
-{
-    const char *s = *v;
-    size_t l = *len;
-    while (l > 0 && (*s == ' ' || *s == '\t'))
-        s++, l--;
-    while (l > 0 && (s[l - 1] == ' ' || s[l - 1] == '\t'))
-        l--;
-    *v = s;
-    *len = l;
-}
-
-int edge_http_date_parse(const char *s, size_t len, int64_t *t)
-{
-    char b[64];
-    edge_trim_ows(&s, &len);
-    if (len >= sizeof(b) || len < 24)
-        return -1;
-    memcpy(b, s, len);
-    b[len] = '\0';
-    int d, mo, y, h, mi, se;
-    const char *c = strchr(b, ',');
-    if (len == 29 && c == b + 3) { /* Sun, 06 Nov 1994 08:49:37 GMT */
-        if (b[4] != ' ' || num(b + 5, 2, &d) || b[7] != ' ' || !(mo = month_of(b + 8)) ||
-            b[11] != ' ' || num(b + 12, 4, &y) || b[16] != ' ' || hms(b + 17, &h, &mi, &se) ||
-            strcmp(b + 25, " GMT") != 0)
-            return -1;
-    } else if (c != NULL && c > b + 5) { /* Sunday, 06-Nov-94 08:49:37 GMT */
-        const char *p = c + 1;
-        if (strlen(p) != 23 || p[0] != ' ' || num(p + 1, 2, &d) || p[3] != '-' ||
-            !(mo = month_of(p + 4)) || p[7] != '-' || num(p + 8, 2, &y) || p[10] != ' ' ||
-            hms(p + 11, &h, &mi, &se) || strcmp(p + 19, " GMT") != 0)
-            return -1;
-        y += y < 70 ? 2000 : 1900; /* RFC 9110 5.6.7: 50-years rule, simplified */
-    } else if (len == 24 && c == NULL) { /* Sun Nov  6 08:49:37 1994 */
-        if (b[3] != ' ' || !(mo = month_of(b + 4)) || b[7] != ' ')
-            return -1;
-        if (b[8] == ' ') {
-            if (num(b + 9, 1, &d))
-                return -1;
-        } else if (num(b + 8, 2, &d)) {
-            return -1;
-        }
-        if (b[10] != ' ' || hms(b + 11, &h, &mi, &se) || b[19] != ' ' || num(b + 20, 4, &y))
-            return -1;
-    } else {
-        return -1;
-    }
-    if (d < 1 || d > 31)
-        return -1;
-    *t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se;
-    return 0;
-}
-
-char *edge_http_date_fmt(int64_t t, char *buf)
-{
-    static const char *const wd[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, secs = t - days * 86400;
-    /* civil_from_days */
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    if (y < 0 || y > 9999)
-        y = y < 0 ? 0 : 9999;
-    snprintf(buf, 30, "%s, %02u %s %04d %02d:%02d:%02d GMT", wd[((days % 7) + 7) % 7], d % 100,
-             mon[(m - 1) % 12], (int)y, (int)(secs / 3600) % 24, (int)(secs / 60 % 60), (int)(secs % 60));
-    return buf;
-}
+char *edge_http_date_fmt(int64_t t, char *buf) { return cdn_http_date_fmt(t, buf); }
 
 int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *out)
 {
@@ -206,38 +76,7 @@ int edge_date_pick(const struct edge_hdr *h, size_t n, int64_t fallback, char *o
 /* --- entity-tags --- */
 int edge_etag_match(const char *list, size_t ll, const struct edge_hdr *etag)
 {
-    if (etag == NULL)
-        return 0;
-    /* weak comparison (RFC 9110 13.1.2): W/ prefixes ignored */
-    const char *e = etag->value;
-    size_t el = etag->value_len;
-    edge_trim_ows(&e, &el);
-    if (el > 2 && e[0] == 'W' && e[1] == '/') { e += 2; el -= 2; }
-    const char *p = list, *end = list + ll;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == ','))
-            p++;
-        if (p < end && *p == '*')
-            return 1;
-        if (end - p > 2 && p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *b = p;
-        if (p < end && *p == '"') {
-            p++;
-            while (p < end && *p != '"')
-                p++;
-            if (p < end)
-                p++;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-        }
-        if ((size_t)(p - b) == el && memcmp(b, e, el) == 0)
-            return 1;
-        while (p < end && *p != ',')
-            p++;
-    }
-    return 0;
+    return etag != NULL && cdn_etag_match_weak(list, ll, etag->value, etag->value_len);
 }
 
 /* --- analysis --- */

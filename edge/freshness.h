@@ -25,12 +25,14 @@ struct edge_hdr {
 int edge_hdr_find(const struct edge_hdr *h, size_t n, const char *name, size_t from);
 /* Is token (case-insensitive) an element of the comma list in any header named name? */
 int edge_hdr_has_token(const struct edge_hdr *h, size_t n, const char *name, const char *token);
-/* Hop-by-hop: the fixed list (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade,
- * Proxy-*) or a name listed in a Connection header of h. Such headers are neither stored nor
+/* Hop-by-hop: the fixed list (CDN_HDR_HOP in cdn/http.h: Connection, Keep-Alive, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-*) or a name listed in a Connection header of h. Such headers are neither stored nor
  * forwarded (RFC 9110 7.6.1). */
 int edge_hdr_is_hop(const struct edge_hdr *h, size_t n, const char *name, size_t name_len);
 
-/* Does the entity-tag list (If-None-Match, or one ETag) name etag? Weak comparison (RFC 9110
+/* The next four are the edge's names for lib/http.c's (cdn_etag_match_weak, cdn_http_trim_ows,
+ * cdn_http_date_parse, cdn_http_date_fmt), kept so that callers with an edge_hdr stay short.
+ * Does the entity-tag list (If-None-Match, or one ETag) name etag? Weak comparison (RFC 9110
  * 13.1.2: W/ prefixes ignored); "*" names any; etag NULL never matches. */
 int edge_etag_match(const char *list, size_t ll, const struct edge_hdr *etag);
 /* Strips optional whitespace (SP, HTAB) from both ends of the value (*v, *len). */

@@ -1,10 +1,15 @@
-/* edge/idmap.c - see idmap.h. Load factor kept <= 0.5. */
+/* edge/idmap.c - see idmap.h. Load factor kept <= 0.5.
+ *
+ * Ids are hashes of keys that clients choose, and some are computed with a published key (cache
+ * key ids must be stable, see edge_key_id): an id's slot is therefore a hash of the id under the
+ * process's random key, so nobody can choose keys whose ids pile into one probe run. */
 #include "config.h"
 #include <stdlib.h>
 
+#include "cdn/http.h"
 #include "edge/idmap.h"
 
-static size_t slot(const struct edge_idmap *m, uint64_t id) { return (size_t)(id * 0x9E3779B97F4A7C15ULL >> 7) & (m->cap - 1); }
+static size_t slot(const struct edge_idmap *m, uint64_t id) { return (size_t)cdn_hash_u64(id) & (m->cap - 1); }
 
 int edge_idmap_init(struct edge_idmap *m, size_t initial)
 {

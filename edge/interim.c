@@ -16,6 +16,7 @@
  * gate's (h2o reads nothing on an HTTP/1 connection while a request is processed) and h2o's is
  * put back in the completion callback.
  * HTTP/1.0 clients never get a 1xx (RFC 9110 15.2). */
+#include "cdn/http.h"
 #include "edge/interim.h"
 
 #include <errno.h>
@@ -28,11 +29,8 @@
 
 static const char *reason(int status)
 {
-    switch (status) {
-    case 102: return "Processing";
-    case 103: return "Early Hints";
-    default: return "Informational";
-    }
+    const char *r = cdn_http_reason(status);
+    return r != NULL ? r : "Informational";
 }
 
 static int send_h2(h2o_req_t *req, int status, const struct edge_hdr *h, size_t n, const char *via)

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "cdn/http.h"
 #include "edge/obj.h"
 
 #define META_VERSION 1
@@ -31,21 +32,6 @@ uint32_t edge_crc32(const void *p, size_t n)
         n -= k;
     }
     return (uint32_t)c;
-}
-
-uint64_t edge_hash64(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    /* final mix so that ids spread in hash tables indexed by low bits */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
 }
 
 static int is_name(const struct edge_hdr *h, const char *name)
@@ -127,13 +113,8 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
 
 static int is_excluded(const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
-    if (edge_hdr_is_hop(all, n, h->name, h->name_len))
-        return 1;
-    static const char *const never[] = {"set-cookie", "surrogate-key", NULL};
-    for (int i = 0; never[i]; i++)
-        if (strlen(never[i]) == h->name_len && strncasecmp(never[i], h->name, h->name_len) == 0)
-            return 1;
-    return 0;
+    return edge_hdr_is_hop(all, n, h->name, h->name_len) ||
+           (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_STORE);
 }
 
 struct edge_obj *edge_obj_new(const char *key, size_t key_len, size_t pkey_len, int status,

@@ -83,8 +83,6 @@ struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **er
 int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len);
 
 uint32_t edge_crc32(const void *p, size_t n);
-/* 64-bit FNV-1a, the id of a key in the indexes (RocksDB keys are these ids). */
-uint64_t edge_hash64(const void *p, size_t n);
 /* The first header of that name in the object, or NULL. */
 const struct edge_hdr *edge_obj_hdr(const struct edge_obj *o, const char *name);
 

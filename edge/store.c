@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdn/http.h"
 #include "edge/idmap.h"
 #include "edge/store.h"
 #include "edge/tier_ram.h"
@@ -27,9 +28,10 @@ struct edge_store {
     struct edge_idmap tags; /* hash("t:" tag) or hash("u:" pkey) -> struct idlist * */
 };
 
+/* The process's random hash: the tag index lives in RAM only (rebuilt from the tiers at start). */
 static uint64_t tag_id(char kind, const char *s, size_t n)
 {
-    uint64_t h = edge_hash64(s, n) ^ ((uint64_t)(unsigned char)kind * 0x9E3779B97F4A7C15ULL);
+    uint64_t h = cdn_hash(s, n) ^ ((uint64_t)(unsigned char)kind * 0x9E3779B97F4A7C15ULL);
     return h ? h : 1;
 }
 

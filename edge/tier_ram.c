@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdn/http.h"
 #include "edge/idmap.h"
 #include "edge/tier_ram.h"
 
@@ -17,9 +18,14 @@ struct edge_ram {
     struct edge_idmap map; /* id -> struct edge_obj * */
 };
 
+/* The fixed-key hash, never the process's random one: ids are the RocksDB tier's keys on disk
+ * (a restart must find its objects again: edge_rdb_open drops any whose id does not match), and
+ * edge_parent_pick ranks parents by the id, so every edge must compute the same one to send a key
+ * to the same parent. Tables of ids stay safe from crafted keys because edge/idmap.c places an
+ * id by cdn_hash_u64 of it (random key); two keys with one id are a miss, never a wrong object. */
 uint64_t edge_key_id(const char *key, size_t key_len)
 {
-    uint64_t id = edge_hash64(key, key_len);
+    uint64_t id = cdn_hash_fixed(key, key_len);
     return id ? id : 1;
 }
 

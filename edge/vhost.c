@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cdn/http.h"
 #include "edge/vhost.h"
 
 static int host_char(unsigned char ch)
@@ -237,11 +238,9 @@ static uint64_t mix(uint64_t x)
 
 void edge_parent_init(struct edge_parent *p, const char *url)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *s = (const unsigned char *)url; *s; s++)
-        h = (h ^ *s) * 1099511628211ULL;
     p->url = url;
-    p->id = h;
+    /* fixed key: every edge that lists this parent must rank it the same (rendezvous hashing) */
+    p->id = cdn_hash_fixed(url, strlen(url));
     p->down_until_ms = 0;
     p->check_down = 0;
 }

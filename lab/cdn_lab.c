@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdn/http.h"
 #include "topo.h"
 #include "labrun.h"
 #include "anycast.h"
@@ -334,9 +335,10 @@ static int find_prog(const char *name, char *out, size_t n)
 /* --- lab identity: prefix and loopback base from the state directory's path --- */
 static void identity(void)
 {
-    unsigned h = 2166136261u;
-    for (const char *s = L.statedir; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    snprintf(L.prefix, sizeof(L.prefix), "cdnlab-%04x", h & 0xffff);
+    /* fixed key: the same state directory gives the same names in every run (a lab that is up
+     * keeps its own in its state file, so `down` finds it even if this changes) */
+    uint64_t h = cdn_hash_fixed(L.statedir, strlen(L.statedir));
+    snprintf(L.prefix, sizeof(L.prefix), "cdnlab-%04x", (unsigned)(h & 0xffff));
     L.base = 100 + (int)((h >> 16) % 100);
 }
 

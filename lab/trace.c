@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cdn/http.h"
 #include "trace.h"
 #include "workload.h"
 
@@ -315,11 +316,10 @@ int lab_trace_parse_csv(const char *buf, size_t len, const struct lab_csv_cols *
         struct lab_trace_rec r = {0};
         const struct field *fid = &f[c.id - 1];
         if (fid->n == 0) return fail(err, errlen, "line %zu: id: empty", line);
-        if (num(fid, UINT64_MAX, &r.id) < 0) { /* a non-numeric id (a URL, a key): its FNV-1a hash */
-            uint64_t h = 0xcbf29ce484222325ull;
-            for (size_t k = 0; k < fid->n; k++) h = (h ^ (unsigned char)fid->p[k]) * 0x100000001b3ull;
-            r.id = h;
-        }
+        /* a non-numeric id (a URL, a key): its fixed-key hash, so that a trace replays the same
+         * in every run */
+        if (num(fid, UINT64_MAX, &r.id) < 0)
+            r.id = cdn_hash_fixed(fid->p, fid->n);
         uint64_t v;
         if (num(&f[c.size - 1], UINT32_MAX, &v) < 0)
             return fail(err, errlen, "line %zu: size: not a number below 2^32", line);

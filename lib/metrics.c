@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdn/http.h"
 #include "cdn/metrics.h"
 
 #define LINE 64
@@ -433,15 +434,16 @@ int cdn_metrics_gauge_fn(cdn_metrics_t *m, const char *name, const char *help, d
     return family_add(m, K_GAUGE_FN, name, help, NULL, NULL, 0, fn, data) != NULL ? 0 : -1;
 }
 
+/* Label values can come from requests (hosts, paths): the process's random hash key, chained
+ * value by value so that ("ab","c") != ("a","bc"). */
 static uint32_t hash_values(const char *const *values, size_t n)
 {
-    uint32_t h = 2166136261u;
+    uint64_t h[2] = {0, 0};
     for (size_t i = 0; i < n; i++) {
-        for (const char *p = values[i]; *p; p++)
-            h = (h ^ (uint8_t)*p) * 16777619u;
-        h = (h ^ 0xff) * 16777619u; /* separator: ("ab","c") != ("a","bc") */
+        h[1] = cdn_hash(values[i], strlen(values[i]));
+        h[0] = cdn_hash(h, sizeof(h));
     }
-    return h;
+    return (uint32_t)h[0];
 }
 
 static cdn_series_t *series_create_locked(cdn_metric_t *f, const char *const *values, uint32_t h)

@@ -3,7 +3,15 @@
  *
  * Rules: every parser walks a (pointer, length) pair with bounds checks and never reads past it,
  * never allocates, and treats anything malformed as "absent" (RFC 9110: an invalid Range is
- * ignored, an unparseable date is ignored). libFuzzer harness: tests/fuzz/fuzz_shop_http.c. */
+ * ignored, an unparseable date is ignored). libFuzzer harness: tests/fuzz/fuzz_shop_http.c.
+ *
+ * Independent on purpose: shop-app is the origin the edge's tests run against, so its dates,
+ * entity-tags and percent-decoding are written apart from lib/http.c (which cdn-edge and shop-lb
+ * use). A bug in the shared parser then shows as a disagreement between the two sides of an
+ * integration test instead of being shared by both. Do not replace these with cdn/http.h.
+ * shop_hash64 (FNV-1a plus a final mix) stays too: shop-app's ETags and shop-lb's hash ring must
+ * be the same in every process, and the ring's input (a path, a client address) is the
+ * client's choice whatever the hash. */
 #include <stdio.h>
 #include <string.h>
 #include "shop.h"

@@ -41,6 +41,7 @@
 #include <h2o.h>
 
 #include "cdn/config.h"
+#include "cdn/http.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
@@ -602,38 +603,14 @@ static void on_px_stop(h2o_generator_t *g, h2o_req_t *req)
     }
 }
 
-static int hop_by_hop(const char *n, size_t l)
-{
-    static const char *const h[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-                                     "trailer", "upgrade", "proxy-authenticate", "proxy-authorization", NULL};
-    for (int i = 0; h[i]; i++)
-        if (strlen(h[i]) == l && strncasecmp(n, h[i], l) == 0)
-            return 1;
-    return 0;
-}
+static int hop_by_hop(const char *n, size_t l) { return (cdn_http_hdr_class(n, l) & CDN_HDR_HOP) != 0; }
 
 static const char *reason_of(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 416: return "Range Not Satisfiable";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
-    }
+    const char *r = cdn_http_reason(status);
+    if (r != NULL)
+        return r;
+    return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
 }
 
 static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct cdn_httpc_header *h, size_t n, void *data)
@@ -856,9 +833,9 @@ static const char **build_headers(h2o_req_t *req, const char *rid, const char *c
     h2o_iovec_t xff = {NULL, 0};
     for (size_t i = 0; i < n; i++) {
         const h2o_header_t *e = &req->headers.entries[i];
-        /* h2o's token headers compare by pointer; the rest by name */
-        if (e->name == &H2O_TOKEN_CONTENT_LENGTH->buf || e->name == &H2O_TOKEN_EXPECT->buf ||
-            hop_by_hop(e->name->base, e->name->len) || h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
+        /* hop-by-hop fields and those each hop sets itself (Content-Length, Expect) stay here */
+        if ((cdn_http_hdr_class(e->name->base, e->name->len) & (CDN_HDR_HOP | CDN_HDR_NO_FORWARD)) ||
+            h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
             continue;
         if (h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-forwarded-for"))) {
             xff = e->value;
