@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "cdn/config.h"
+#include "cdn/http.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/proc.h"
@@ -176,32 +177,13 @@ static void *worker_main(void *arg)
 static int admin_send(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
 {
     req->res.status = status;
-    req->res.reason = status == 200   ? "OK"
-                      : status == 404 ? "Not Found"
-                      : status == 405 ? "Method Not Allowed"
-                      : status == 503 ? "Service Unavailable"
-                                      : "Bad Request";
+    const char *r = cdn_http_reason(status);
+    req->res.reason = r != NULL ? r : "Bad Request";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     char *b = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
     memcpy(b, body, len);
     h2o_send_inline(req, b, len);
     return 0;
-}
-
-static size_t url_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n) {
-            char hx[3] = {s[i + 1], s[i + 2], 0};
-            out[o++] = (char)strtol(hx, NULL, 16);
-            i += 2;
-        } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[o] = '\0';
-    return o;
 }
 
 /* Drain: health checkers (cdn-health, cdn-dns, child edges) see 503 and move traffic away while
@@ -252,10 +234,10 @@ static int on_admin(h2o_handler_t *self, h2o_req_t *req)
         size_t n = 0;
         char body[64];
         if (ql > 4 && memcmp(q, "tag=", 4) == 0) {
-            size_t vl = url_decode(q + 4, ql - 4, v);
+            size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
             n = edge_store_purge_tag(srv.store, v, vl);
         } else if (ql > 4 && memcmp(q, "url=", 4) == 0) {
-            size_t vl = url_decode(q + 4, ql - 4, v);
+            size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
             /* scheme://host/target -> primary key */
             const char *sep = strstr(v, "://");
             const char *path = sep ? strchr(sep + 3, '/') : NULL;
@@ -393,7 +375,7 @@ static void usage(FILE *f)
             "                           upstream for the range only, uncached (default 0: whole)\n"
             "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
-            "                           sf-token: a letter or '*', then letters, digits, :/!#$%%&'*+-.^_`|~\n"
+            "                           token: a letter, then letters, digits or !#$%%&'*+-.^_`|~\n"
             "  -w, --workers N          worker threads (default: number of CPUs)\n"
             "      --edge-cc NAME       edge-specific targeted Cache-Control field (RFC 9213)\n"
             "      --drop-param NAME    query parameter left out of cache keys (prefix*); repeatable\n"
@@ -413,12 +395,13 @@ static void usage(FILE *f)
             "  -V, --version, -h, --help\n");
 }
 
-/* The cache name goes into Cache-Status (as part of an sf-token), Via and CDN-Loop: it must be
- * an sf-token of its own (RFC 8941 3.3.4): ALPHA or '*' first, then tchar, ':' or '/'. */
+/* The cache name goes into Cache-Status (an sf-token, RFC 8941 3.3.4), Via (a pseudonym: a
+ * token, RFC 9110 7.6.3) and CDN-Loop (a token, RFC 8586): what all three accept is a letter
+ * first, then tchar. */
 static int name_ok(const char *s)
 {
-    static const char tchar[] = "!#$%&'*+-.^_`|~:/";
-    if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '*'))
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
         return 0;
     for (; *s; s++)
         if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
@@ -426,7 +409,7 @@ static int name_ok(const char *s)
             return 0;
     return 1;
 }
-#define NAME_RULE "an sf-token: a letter or '*' first, then letters, digits, ':', '/' or !#$%&'*+-.^_`|~"
+#define NAME_RULE "a token: a letter first, then letters, digits or !#$%&'*+-.^_`|~"
 
 static int add_listen(const char *s, int tls)
 {
@@ -1072,6 +1055,7 @@ int main(int argc, char **argv)
         }
         edge_health_set(health, srv.conf.vhosts);
     }
+    cdn_hash_init(); /* the keyed hash's secret, before any worker hashes a key */
     for (int k = 0; k < nw; k++)
         pthread_create(&wt[k].tid, NULL, worker_main, &wt[k]);
     char a0[64];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/http.h"
 #include "edge/req/req.h"
 #include "edge/range.h"
 #include "edge/tier_ram.h"
@@ -418,8 +419,8 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     out[n++] = line;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
-        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || name_is(h, "content-length") ||
-            name_is(h, "expect"))
+        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) ||
+            (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_FORWARD))
             continue;
         if (name_is(h, "x-request-id") && c->own_request_id)
             continue; /* the client's was unusable: ours replaces it */

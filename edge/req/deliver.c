@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/http.h"
 #include "edge/req/req.h"
 #include "edge/interim.h"
 #include "edge/range.h"
@@ -121,30 +122,8 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
 
 const char *req_reason(int st)
 {
-    switch (st) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 410: return "Gone";
-    case 416: return "Range Not Satisfiable";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    }
-    return "Status";
+    const char *r = cdn_http_reason(st);
+    return r != NULL ? r : "Status";
 }
 
 /* RFC 9110 13.1: If-None-Match wins over If-Modified-Since. 1 if the client's copy is current. */

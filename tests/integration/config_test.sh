@@ -5,7 +5,7 @@
 # an unreadable certificate, a route to a pool that does not exist), names FILE:LINE:COL and the
 # reason; and a config test writes nothing (TMPDIR, HOME and XDG_CACHE_HOME stay empty).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 48
+plan 49
 
 EDGE=$(bin cdn-edge); DNS=$(bin cdn-dns); APP=$(bin shop-app); LB=$(bin shop-lb)
 for p in "$EDGE" "$DNS" "$APP" "$LB"; do [ -x "$p" ] || bail "$p not built"; done
@@ -32,7 +32,7 @@ y() { cat > "$T/c/$1.yaml"; }
 y edge-good <<'Y'
 listen: ["127.0.0.1:18080"]
 origin: http://127.0.0.1:18000
-name: lab-1/eu:a
+name: lab-1.eu_a
 Y
 t edge-good "$EDGE"; is "$rc" 0 "cdn-edge -t: a good file exits 0 ($out)"
 y edge-listen <<'Y'
@@ -85,16 +85,18 @@ listen: ["127.0.0.1:18080"]
 origin: http://127.0.0.1:18000
 name: my edge
 Y
-bad edge-name 3 "sf-token" "$EDGE"
+bad edge-name 3 "a token" "$EDGE"
 y edge-nolisten <<'Y'
 origin: http://127.0.0.1:18000
 Y
 t edge-nolisten "$EDGE"; is "$rc" 1 "cdn-edge -t: a file without a listener exits 1"
 out=$("$EDGE" -t -a 127.0.0.1:18080 -b http://127.0.0.1:18000 -n "my edge" 2>&1); rc=$?
 is "$rc" 2 "cdn-edge -n 'my edge': exit 2"
-like "$out" "name.*my edge.*sf-token" "cdn-edge -n 'my edge': the error says why"
+like "$out" "name.*my edge.*a token" "cdn-edge -n 'my edge': the error says why"
 out=$("$EDGE" -t -a 127.0.0.1:18080 -b http://127.0.0.1:18000 -n "1edge" 2>&1); rc=$?
-is "$rc" 2 "cdn-edge -n 1edge (a digit first is no sf-token): exit 2"
+is "$rc" 2 "cdn-edge -n 1edge (a digit first is no token): exit 2"
+"$EDGE" -t -a 127.0.0.1:18080 -b http://127.0.0.1:18000 -n "a/b" >/dev/null 2>&1; rc=$?
+is "$rc" 2 "cdn-edge -n a/b ('/' is no token character: Via and CDN-Loop would break): exit 2"
 
 # --- cdn-dns
 sed 's/^listen: .*/listen: [127.0.0.1:15399]/; s/^admin: .*/admin: 127.0.0.1:15398/' \
