@@ -1,5 +1,6 @@
 /* edge/feed.c - a fetch shared across worker threads; the rules are in feed.h. */
 #include "config.h"
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,11 +48,71 @@ struct edge_feed *edge_feed_new(uint64_t id, const char *key, size_t key_len, in
     return fd;
 }
 
+void edge_feed_ref(struct edge_feed *fd)
+{
+    pthread_mutex_lock(&fd->mu);
+    assert(fd->refs > 0); /* a feed nobody holds is gone */
+    fd->refs++;
+    pthread_mutex_unlock(&fd->mu);
+}
+
+int edge_feed_infos(struct edge_feed *fd, struct edge_feed_info *out)
+{
+    pthread_mutex_lock(&fd->mu);
+    assert(fd->refs > 0);
+    int n = fd->ninfos;
+    memcpy(out, fd->infos, sizeof(fd->infos));
+    pthread_mutex_unlock(&fd->mu);
+    return n;
+}
+
+int edge_feed_snapshot(struct edge_feed *fd, int want_head, char ***chunks, size_t *cap, struct edge_feed_view *v)
+{
+    int ok = 0;
+    memset(v, 0, sizeof(*v));
+    pthread_mutex_lock(&fd->mu);
+    assert(fd->refs > 0);
+    fd->refs++; /* the head and the infos stay valid until edge_feed_release */
+    v->head = want_head && fd->head_done;
+    v->status = fd->status;
+    v->store = fd->store;
+    v->hdrs = fd->hdrs;
+    v->nhdrs = fd->nhdrs;
+    if (v->head && fd->final_key != NULL && (v->final_key = malloc(fd->final_key_len + 1)) != NULL) {
+        memcpy(v->final_key, fd->final_key, fd->final_key_len + 1);
+        v->final_key_len = fd->final_key_len;
+    }
+    if (fd->nchunks > *cap) {
+        char **a = realloc(*chunks, fd->nchunks * sizeof(*a));
+        if (a != NULL) {
+            *chunks = a;
+            *cap = fd->nchunks;
+        } else {
+            ok = -1;
+        }
+    }
+    if (ok == 0) {
+        for (size_t i = 0; i < fd->nchunks; i++)
+            (*chunks)[i] = fd->chunks[i]; /* chunks never move: the pointers stay good */
+        v->nchunks = fd->nchunks;
+        v->total = fd->total;
+    }
+    v->done = fd->done;
+    v->failed = fd->failed;
+    v->err_kind = fd->err_kind;
+    memcpy(v->err, fd->err, sizeof(v->err));
+    v->ninfos = fd->ninfos;
+    memcpy(v->infos, fd->infos, sizeof(v->infos));
+    pthread_mutex_unlock(&fd->mu);
+    return ok;
+}
+
 void edge_feed_release(struct edge_feed *fd)
 {
     if (fd == NULL)
         return;
     pthread_mutex_lock(&fd->mu);
+    assert(fd->refs > 0); /* released more often than taken */
     int left = --fd->refs;
     pthread_mutex_unlock(&fd->mu);
     if (left > 0)
@@ -235,12 +296,13 @@ void edge_feed_body(struct edge_feed *fd, char *const *chunks, size_t nchunks, u
     pthread_mutex_unlock(&fd->mu);
 }
 
-void edge_feed_done(struct edge_feed *fd, const char *errstr, int no_response)
+void edge_feed_done(struct edge_feed *fd, enum cdn_httpc_error kind, const char *errstr, int no_response)
 {
     pthread_mutex_lock(&fd->mu);
     if (!fd->done) {
         fd->done = 1;
         fd->failed = errstr != NULL;
+        fd->err_kind = errstr != NULL ? kind : CDN_HTTPC_OK;
         fd->no_response = no_response;
         snprintf(fd->err, sizeof(fd->err), "%s", errstr ? errstr : "");
         wake(fd);

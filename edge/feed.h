@@ -47,6 +47,7 @@ struct edge_feed {
     size_t nchunks, cap;
     uint64_t total;
     int done, failed, no_response;
+    enum cdn_httpc_error err_kind; /* what ended it (failed) */
     char err[160];
     h2o_linklist_t subs;
     /* interim (1xx) responses before the head, in order; never change once published */
@@ -71,6 +72,32 @@ struct edge_feed_sub {
 /* A feed for the owner (refs 1), or NULL. */
 struct edge_feed *edge_feed_new(uint64_t id, const char *key, size_t key_len, int conditional);
 void edge_feed_release(struct edge_feed *fd);
+/* One more reference (a holder that is not a subscription). */
+void edge_feed_ref(struct edge_feed *fd);
+/* The interim responses published so far, copied into out (EDGE_FEED_MAX_INFOS); their headers
+ * stay valid while the caller holds a reference. Returns how many. */
+int edge_feed_infos(struct edge_feed *fd, struct edge_feed_info *out);
+
+/* What a subscriber reads of a feed, copied under its lock by edge_feed_snapshot. */
+struct edge_feed_view {
+    int head;                      /* the head is published (and was asked for) */
+    int status, store;
+    const struct cdn_httpc_header *hdrs; /* valid until the snapshot's reference is released */
+    size_t nhdrs;
+    char *final_key;               /* malloc'd copy (the caller frees it), or NULL */
+    size_t final_key_len;
+    size_t nchunks;                /* chunk pointers copied into the caller's array */
+    uint64_t total;
+    int done, failed;
+    enum cdn_httpc_error err_kind;
+    char err[160];
+    struct edge_feed_info infos[EDGE_FEED_MAX_INFOS];
+    int ninfos;
+};
+/* Copies the feed's state into v and every chunk pointer into *chunks (grown with realloc; *cap
+ * its size), and takes a reference that keeps the head and infos valid: release it with
+ * edge_feed_release. -1 (chunks not copied, v->nchunks 0) when the array cannot grow. */
+int edge_feed_snapshot(struct edge_feed *fd, int want_head, char ***chunks, size_t *cap, struct edge_feed_view *v);
 /* Lists it for others to join: 0, or -1 if another feed holds the id. */
 int edge_feed_list(struct edge_feed *fd);
 void edge_feed_unlist(struct edge_feed *fd);
@@ -86,7 +113,7 @@ int edge_feed_head(struct edge_feed *fd, int status, const struct cdn_httpc_head
 void edge_feed_info(struct edge_feed *fd, int status, const struct cdn_httpc_header *h, size_t n);
 /* The owner's chunks so far (pointers are taken over: the feed frees the chunks). */
 void edge_feed_body(struct edge_feed *fd, char *const *chunks, size_t nchunks, uint64_t total);
-void edge_feed_done(struct edge_feed *fd, const char *errstr, int no_response);
+void edge_feed_done(struct edge_feed *fd, enum cdn_httpc_error kind, const char *errstr, int no_response);
 
 /* Subscriber side: joins the listed feed for key (if any and joinable); NULL otherwise. */
 struct edge_feed_sub *edge_feed_join(uint64_t id, const char *key, size_t key_len, int have_stale,

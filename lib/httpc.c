@@ -499,6 +499,49 @@ static void on_timer(cdn_timer_t *t, void *data)
 
 /* ---- finishing ---- */
 
+const char *cdn_httpc_error_name(enum cdn_httpc_error e)
+{
+    static const char *const names[] = {"ok", "refused", "connect", "connect-timeout", "dns", "tls", "timeout", "reset",
+                                        "protocol", "too-large", "aborted", "internal"};
+    return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+}
+
+/* curl's result as one of ours: what a caller can act on */
+static enum cdn_httpc_error curl_error_kind(cdn_httpc_req_t *r, CURLcode rc)
+{
+    if (r->aborted)
+        return CDN_HTTPC_ABORTED;
+    if (r->too_large || r->head_too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return CDN_HTTPC_TOO_LARGE;
+    switch (rc) {
+    case CURLE_OK:
+        return CDN_HTTPC_OK;
+    case CURLE_OPERATION_TIMEDOUT: {
+        /* no connection yet: the connect timeout (the upstream never got the request) */
+        double ct = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME, &ct);
+        return ct == 0 && !r->head_sent ? CDN_HTTPC_CONNECT_TIMEOUT : CDN_HTTPC_TIMEOUT;
+    }
+    case CURLE_COULDNT_CONNECT: {
+        long os = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os);
+        return os == ECONNREFUSED ? CDN_HTTPC_REFUSED : CDN_HTTPC_CONNECT;
+    }
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return CDN_HTTPC_DNS;
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: case CURLE_USE_SSL_FAILED:
+        return CDN_HTTPC_TLS;
+    case CURLE_RECV_ERROR: case CURLE_SEND_ERROR: case CURLE_GOT_NOTHING: case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2_STREAM: case CURLE_HTTP2:
+        return CDN_HTTPC_RESET;
+    case CURLE_WEIRD_SERVER_REPLY: case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_BAD_CONTENT_ENCODING:
+        return CDN_HTTPC_PROTOCOL;
+    default:
+        return CDN_HTTPC_INTERNAL;
+    }
+}
+
 static const char *curl_errstr(cdn_httpc_req_t *r, CURLcode rc)
 {
     if (r->aborted)
@@ -560,6 +603,7 @@ static void finish_running(cdn_httpc_t *c, cdn_httpc_req_t *r, CURLcode rc)
     if (rc == CURLE_OK && !r->head_sent && !r->aborted && deliver_head(r) != 0 && !r->too_large)
         r->aborted = 1;
     fill_info(r);
+    r->info.error = curl_error_kind(r, rc);
     const char *err = curl_errstr(r, rc);
     char errcopy[CURL_ERROR_SIZE];
     if (err == r->errbuf) {
@@ -643,10 +687,11 @@ static void on_kick(cdn_timer_t *t, void *data)
     leave(c);
 }
 
-static void fail_later(cdn_httpc_t *c, cdn_httpc_req_t *r, const char *errstr)
+static void fail_later(cdn_httpc_t *c, cdn_httpc_req_t *r, enum cdn_httpc_error kind, const char *errstr)
 {
     r->state = ST_FAILED;
     r->errstr = errstr;
+    r->info.error = kind;
     queue_push(&c->failed_tail, r);
     cdn_timer_start(c->kick, 0);
 }
@@ -662,7 +707,7 @@ static int add_to_multi(cdn_httpc_t *c, cdn_httpc_req_t *r)
     }
     CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
     if (mc != CURLM_OK) {
-        fail_later(c, r, curl_multi_strerror(mc));
+        fail_later(c, r, CDN_HTTPC_INTERNAL, curl_multi_strerror(mc));
         return -1;
     }
     r->state = ST_RUNNING;
@@ -676,7 +721,7 @@ static void on_resolved(const char *errstr, const struct cdn_addrs *a, void *dat
     cdn_httpc_t *c = r->c;
     r->rq = NULL;
     if (errstr != NULL) {
-        fail_later(c, r, strcmp(errstr, "name not found") == 0 ? "could not resolve host: name not found"
+        fail_later(c, r, CDN_HTTPC_DNS, strcmp(errstr, "name not found") == 0 ? "could not resolve host: name not found"
                          : strcmp(errstr, "timed out") == 0    ? "could not resolve host: timed out"
                                                                : "could not resolve host");
         return;
@@ -696,7 +741,7 @@ static void on_resolved(const char *errstr, const struct cdn_addrs *a, void *dat
         }
     }
     if ((r->resolve = curl_slist_append(NULL, line)) == NULL) {
-        fail_later(c, r, "out of memory");
+        fail_later(c, r, CDN_HTTPC_INTERNAL, "out of memory");
         return;
     }
     enter(c);
@@ -982,7 +1027,7 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         on_resolved(NULL, &a, r);
     } else {
-        fail_later(c, r, "could not resolve host: no resolver");
+        fail_later(c, r, CDN_HTTPC_DNS, "could not resolve host: no resolver");
     }
     leave(c);
     return r;

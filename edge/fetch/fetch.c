@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "cdn/http.h"
+#include "edge/req/decide.h"
 #include "edge/req/req.h"
 #include "edge/range.h"
 #include "edge/tier_ram.h"
@@ -38,7 +39,6 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h, size_t n,
                          void *data);
 static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data);
-static int connect_failed(cdn_httpc_req_t *hr, const char *errstr);
 static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale);
 
 /* The headers of h a shared cache may store: without the fields that a qualified private="..."
@@ -65,6 +65,7 @@ const struct edge_hdr *fetch_storable_fields(h2o_mem_pool_t *pool, const struct 
 
 void fetch_release(struct fetch *f)
 {
+    assert(f->magic == FETCH_MAGIC && f->refs > 0); /* released more often than taken */
     if (--f->refs > 0)
         return;
     if (f->in_table)
@@ -83,7 +84,7 @@ void fetch_release(struct fetch *f)
     for (size_t i = own_from; i < f->nchunks; i++)
         free(f->chunks[i]);
     if (f->feed != NULL && !f->mirror) {
-        edge_feed_done(f->feed, "aborted", !fetch_has_head(f)); /* no-op when published already */
+        edge_feed_done(f->feed, CDN_HTTPC_ABORTED, "aborted", !fetch_has_head(f)); /* no-op when published already */
         edge_feed_unlist(f->feed);
         edge_feed_release(f->feed);
     }
@@ -128,7 +129,7 @@ void fetch_leave(struct creq *c)
         fetch_slot_put(f);
         fetch_set_state(f, FETCH_FAILED);
         if (f->feed != NULL)
-            edge_feed_done(f->feed, "cancelled", !fetch_has_head(f));
+            edge_feed_done(f->feed, CDN_HTTPC_ABORTED, "cancelled", !fetch_has_head(f));
         fetch_release(f); /* the transfer's reference */
     }
     /* a fetch still queued for an origin slot that nobody waits for any more (here or on
@@ -138,7 +139,7 @@ void fetch_leave(struct creq *c)
         !edge_feed_followed(f->feed)) {
         fetch_queue_unlink(f);
         cdn_counter_inc(f->w->srv->m_orphan_drop);
-        fetch_on_done(NULL, "cancelled: no client waits for it", f); /* the transfer's reference */
+        fetch_end(f, CDN_HTTPC_ABORTED, "cancelled: no client waits for it"); /* the transfer's reference */
     }
     /* a mirror nobody listens to has nothing to fill: leave the feed */
     if (!fetch_is_over(f) && f->sub && !f->in_cb && h2o_linklist_is_empty(&f->waiters)) {
@@ -322,17 +323,28 @@ static void fetch_store(struct fetch *f)
     edge_obj_release(o);
 }
 
+/* The end of the upstream transfer (httpc's on_done): kind says what went wrong, if anything. */
 void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
 {
-    struct fetch *f = data;
+    fetch_end(data, errstr == NULL ? CDN_HTTPC_OK : hr != NULL ? cdn_httpc_info(hr)->error : CDN_HTTPC_INTERNAL, errstr);
+}
+
+/* The one end of a fetch: the upstream transfer is over (errstr NULL: complete), or it never
+ * started or was dropped (kind and errstr say why). Either the next upstream is asked, or the
+ * fetch finishes or fails and its waiters get what there is. */
+void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
+{
+    assert(f->magic == FETCH_MAGIC);
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
     fetch_slot_put(f);
-    if (f->bad_head != NULL)
+    if (f->bad_head != NULL) {
         errstr = f->bad_head;
+        kind = CDN_HTTPC_PROTOCOL;
+    }
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
-    if (errstr != NULL && !fetch_has_head(f) && f->parent >= 0 && (f->parent_status || connect_failed(hr, errstr))) {
+    if (errstr != NULL && f->parent >= 0 && edge_upstream_retry(kind, fetch_has_head(f), f->parent_status)) {
         struct edge_parent *p = &f->vh->parents[f->parent];
         if (f->parent_status) {
             /* it is up (it answered): not marked down, only passed over for this request */
@@ -359,14 +371,14 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
         fetch_store(f);
     fetch_unlist(f);
     if (f->feed != NULL && !f->mirror)
-        edge_feed_done(f->feed, errstr, errstr != NULL && !fetch_has_head(f));
+        edge_feed_done(f->feed, kind, errstr, errstr != NULL && !fetch_has_head(f));
     fetch_mirror_leave(f);
     if (errstr != NULL && !fetch_has_head(f)) {
         /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
          * with the reason */
         if (!f->mirror && !f->busy)
             cdn_counter_inc(s->m_origin_err);
-        int timeout = strstr(errstr, "imeout") != NULL || strstr(errstr, "timed out") != NULL;
+        int timeout = edge_upstream_error_status(kind) == 504;
         char body[256];
         if (f->busy)
             snprintf(body, sizeof(body), "%s", errstr);
@@ -508,15 +520,6 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     return (const char **)blk;
 }
 
-/* A failure that says the upstream never got the request: safe to ask the next one. */
-static int connect_failed(cdn_httpc_req_t *hr, const char *errstr)
-{
-    if (strcmp(errstr, "connection refused") == 0 || strcmp(errstr, "could not connect") == 0)
-        return 1;
-    const struct cdn_httpc_info *in = hr ? cdn_httpc_info(hr) : NULL;
-    return strcmp(errstr, "timed out") == 0 && in != NULL && in->connect_s == 0 && in->ttfb_s == 0;
-}
-
 /* Sends the fetch to its next upstream: the key's first parent that is up and not yet tried,
  * else the origin (unless parent_only). 0 when started, -1 when there is nowhere to go. */
 int fetch_send(struct fetch *f, const void *body, size_t body_len)
@@ -591,9 +594,7 @@ int fetch_join(struct creq *c, int validating)
         (fetch_has_head(f) && (validating || !f->store)))
         return 0;
     cdn_counter_inc(c->w->srv->m_collapsed);
-    f->refs++;
-    c->f = f;
-    h2o_linklist_insert(&f->waiters, &c->link);
+    fetch_add_waiter(f, c);
     if (fetch_has_head(f))
         req_deliver_fetch(c, f, "fwd=miss; detail=collapsed");
     else
@@ -603,34 +604,17 @@ int fetch_join(struct creq *c, int validating)
 
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
  * under the tier that gets asked. */
-void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error)
+/* The one initialiser of a fetch, an owner's or a mirror's: c's key, request facts and vhost.
+ * No references yet (the caller adds the transfer's or the subscription's). NULL: out of memory. */
+struct fetch *fetch_new(struct creq *c, struct edge_obj *stale, int stale_if_error)
 {
-    struct edge_worker *w = c->w;
-    struct edge_server *s = w->srv;
-    /* list the feed first: if another worker listed this key since req_lookup looked, follow its
-     * fetch instead of making a second one */
-    struct edge_feed *feed = NULL;
-    if (collapsible && (feed = edge_feed_new(edge_key_id(c->key, c->key_len), c->key, c->key_len,
-                                             stale != NULL)) != NULL && edge_feed_list(feed) < 0) {
-        edge_feed_release(feed);
-        feed = NULL;
-        if (fetch_mirror_join(c, stale, stale_if_error))
-            return;
-    }
     struct fetch *f = calloc(1, sizeof(*f));
-    if (f == NULL) {
-        if (feed != NULL) {
-            edge_feed_unlist(feed);
-            edge_feed_release(feed);
-        }
-        req_synth_bad_gateway(c, 503, "Service Unavailable", "out of memory");
-        return;
+    if (f == NULL || (f->key = malloc(c->key_len + 1)) == NULL) {
+        free(f);
+        return NULL;
     }
     f->magic = FETCH_MAGIC;
-    f->w = w;
-    f->refs = 1; /* the transfer */
-    f->collapsible = collapsible;
-    f->key = malloc(c->key_len + 1);
+    f->w = c->w;
     memcpy(f->key, c->key, c->key_len);
     f->key[c->key_len] = '\0';
     f->key_len = c->key_len;
@@ -641,28 +625,65 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
     f->stale_if_error = stale_if_error;
     f->req_time = now_s();
     f->rq = c->rq;
-    f->owner = c;
     f->t0 = mono();
     f->vh = c->vh;
     f->parent = -1;
+    f->result = -1;
+    return f;
+}
+
+/* c waits on f from now on (one reference, released by fetch_leave). */
+void fetch_add_waiter(struct fetch *f, struct creq *c)
+{
+    assert(f->magic == FETCH_MAGIC && c->f == NULL);
+    f->refs++;
+    c->f = f;
+    h2o_linklist_insert(&f->waiters, &c->link);
+}
+
+/* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
+ * under the tier that gets asked. A collapsible fetch (a cache fill) is listed in the worker's
+ * table and, through its feed, for the other workers. */
+void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error)
+{
+    /* list the feed first: if another worker listed this key since lookup looked, follow its
+     * fetch instead of making a second one */
+    struct edge_feed *feed = NULL;
+    if (collapsible && (feed = edge_feed_new(edge_key_id(c->key, c->key_len), c->key, c->key_len,
+                                             stale != NULL)) != NULL && edge_feed_list(feed) < 0) {
+        edge_feed_release(feed);
+        feed = NULL;
+        if (fetch_mirror_join(c, stale, stale_if_error))
+            return;
+    }
+    struct fetch *f = fetch_new(c, stale, stale_if_error);
+    if (f == NULL) {
+        if (feed != NULL) {
+            edge_feed_unlist(feed);
+            edge_feed_release(feed);
+        }
+        req_synth_error(c, 503, "Service Unavailable", "detail=out-of-memory", "out of memory");
+        return;
+    }
+    f->refs = 1; /* the transfer */
+    f->collapsible = collapsible;
+    f->owner = c;
     f->result = result;
     f->path = strndup(c->req->path.base, c->req->path.len);
     f->method = collapsible ? strdup("GET") : strndup(c->req->method.base, c->req->method.len);
     f->uphdrs = (char **)upstream_headers(c, collapsible, stale);
-    (void)s;
     /* join before starting: httpc may call back synchronously */
-    f->refs++;
-    c->f = f;
-    h2o_linklist_insert(&f->waiters, &c->link);
-    if (collapsible && edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
+    fetch_add_waiter(f, c);
+    if (collapsible && edge_idmap_put(&c->w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
         f->in_table = 1;
     f->feed = feed; /* other workers may join through it (only one owner per key: first come) */
     f->refs++;
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
-        fetch_on_done(NULL, "out of memory", f);
+        fetch_end(f, CDN_HTTPC_INTERNAL, "out of memory");
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
              !fetch_is_over(f))
-        fetch_on_done(NULL, f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request", f);
+        fetch_end(f, f->vh->parent_only ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
+                  f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
     fetch_release(f);
 }
 

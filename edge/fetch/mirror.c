@@ -19,78 +19,45 @@ void fetch_mirror_leave(struct fetch *f)
     }
 }
 
-/* --- mirrors: this worker's view of a fetch another worker owns (feed.h) --- */
+/* Brings the mirror up to date with its feed: the interim responses, the head, the body so far,
+ * the end. */
 void fetch_mirror_sync(struct fetch *f)
 {
     if (f->sub == NULL || fetch_is_over(f))
         return;
     struct edge_feed *fd = f->sub->feed;
-    char err[sizeof(fd->err)], *fk = NULL;
-    size_t fkl = 0;
-    int ok = 1;
+    struct edge_feed_view v;
     f->refs++;
-    pthread_mutex_lock(&fd->mu);
-    fd->refs++; /* the headers stay valid while we use them */
-    int head = fd->head_done && !fetch_has_head(f), status = fd->status;
-    const struct cdn_httpc_header *hh = fd->hdrs;
-    size_t nh = fd->nhdrs;
-    f->feed_store = fd->store;
-    if (head && fd->final_key != NULL && (fk = malloc(fd->final_key_len + 1)) != NULL) {
-        memcpy(fk, fd->final_key, fd->final_key_len + 1);
-        fkl = fd->final_key_len;
-    }
-    if (fd->nchunks > f->cap_chunks) {
-        char **a = realloc(f->chunks, fd->nchunks * sizeof(*a));
-        if (a != NULL) {
-            f->chunks = a;
-            f->cap_chunks = fd->nchunks;
-        } else {
-            ok = 0;
-        }
-    }
-    size_t nch = f->nchunks;
-    uint64_t total = f->total;
-    if (ok) {
-        for (size_t i = f->nchunks; i < fd->nchunks; i++)
-            f->chunks[i] = fd->chunks[i];
-        nch = fd->nchunks;
-        total = fd->total;
-    }
-    int done = fd->done, failed = fd->failed;
-    memcpy(err, fd->err, sizeof(err));
-    /* interim responses published so far: they never change, and our fd reference keeps them */
-    struct edge_feed_info infos[EDGE_FEED_MAX_INFOS];
-    int ninfos = fd->ninfos;
-    memcpy(infos, fd->infos, sizeof(infos));
-    pthread_mutex_unlock(&fd->mu);
-
-    for (; f->infos_seen < ninfos; f->infos_seen++)
+    int ok = edge_feed_snapshot(fd, !fetch_has_head(f), &f->chunks, &f->cap_chunks, &v) == 0;
+    f->feed_store = v.store;
+    for (; f->infos_seen < v.ninfos; f->infos_seen++)
         if (!fetch_has_head(f))
-            fetch_on_info(NULL, infos[f->infos_seen].status, infos[f->infos_seen].hdrs, infos[f->infos_seen].nhdrs, f);
+            fetch_on_info(NULL, v.infos[f->infos_seen].status, v.infos[f->infos_seen].hdrs,
+                          v.infos[f->infos_seen].nhdrs, f);
     int r = !ok;
     f->in_cb = 1;
-    if (!r && head) {
-        if (fk != NULL) {
+    if (!r && v.head) {
+        if (v.final_key != NULL) {
             free(f->key);
-            f->key = fk;
-            f->key_len = fkl;
-            fk = NULL;
+            f->key = v.final_key;
+            f->key_len = v.final_key_len;
+            v.final_key = NULL;
         }
-        r = fetch_resp_head(NULL, status, 11, hh, nh, f) || fetch_unwanted(f);
+        r = fetch_resp_head(NULL, v.status, 11, v.hdrs, v.nhdrs, f) || fetch_unwanted(f);
     }
-    free(fk);
-    if (!r && total > f->total) {
-        f->nchunks = nch;
-        f->total = total;
-        f->last_len = (size_t)(total - (uint64_t)(nch - 1) * CHUNK);
+    free(v.final_key);
+    if (!r && v.total > f->total) {
+        f->nchunks = v.nchunks;
+        f->total = v.total;
+        f->last_len = (size_t)(v.total - (uint64_t)(v.nchunks - 1) * CHUNK);
         fetch_grew(f);
         r = fetch_unwanted(f);
     }
     f->in_cb = 0;
     if (r)
-        fetch_on_done(NULL, ok ? "aborted" : "out of memory", f);
-    else if (done)
-        fetch_on_done(NULL, failed ? err : NULL, f);
+        fetch_end(f, ok ? CDN_HTTPC_ABORTED : CDN_HTTPC_INTERNAL, ok ? "aborted" : "out of memory");
+    else if (v.done)
+        fetch_end(f, v.failed ? v.err_kind : CDN_HTTPC_OK, v.failed ? v.err : NULL);
     fetch_release(f);
     edge_feed_release(fd);
 }
@@ -109,52 +76,31 @@ void fetch_on_feed_message(h2o_multithread_receiver_t *recv, h2o_linklist_t *mes
 int fetch_mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_error)
 {
     struct edge_worker *w = c->w;
-    uint64_t id = edge_key_id(c->key, c->key_len);
-    struct fetch *f = calloc(1, sizeof(*f));
-    if (f == NULL || (f->key = malloc(c->key_len + 1)) == NULL) {
-        free(f);
+    struct fetch *f = fetch_new(c, stale, stale_if_error);
+    if (f == NULL)
         return 0;
-    }
-    if ((f->sub = edge_feed_join(id, c->key, c->key_len, stale != NULL, &w->recv, f)) == NULL) {
+    if ((f->sub = edge_feed_join(f->id, c->key, c->key_len, stale != NULL, &w->recv, f)) == NULL) {
+        f->magic = 0;
+        edge_obj_release(f->stale);
         free(f->key);
         free(f);
         return 0;
     }
     f->held = f->sub->feed;
-    pthread_mutex_lock(&f->held->mu);
-    f->held->refs++;
-    pthread_mutex_unlock(&f->held->mu);
-    f->magic = FETCH_MAGIC;
-    f->w = w;
+    edge_feed_ref(f->held);
     f->refs = 1; /* the subscription */
     f->collapsible = 1;
     f->mirror = 1;
-    memcpy(f->key, c->key, c->key_len);
-    f->key[c->key_len] = '\0';
-    f->key_len = c->key_len;
-    f->pkey_len = c->pkey_len;
-    f->id = id;
-    h2o_linklist_init_anchor(&f->waiters);
-    f->stale = stale ? edge_obj_ref(stale) : NULL;
-    f->stale_if_error = stale_if_error;
-    f->req_time = now_s();
-    f->rq = c->rq;
-    f->t0 = mono();
-    f->vh = c->vh;
-    f->parent = -1;
-    f->result = -1;
     if (edge_idmap_put(&w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)
         f->in_table = 1;
-    f->refs++;
-    c->f = f;
-    h2o_linklist_insert(&f->waiters, &c->link);
+    fetch_add_waiter(f, c);
     cdn_counter_inc(w->srv->m_collapsed);
     cdn_counter_inc(w->srv->m_mirror);
     fetch_mirror_sync(f); /* what is there already */
     return 1;
 }
 
-/* --- the tier walk --- */
+
 /* A client that joins a fetch before its head gets the interim responses that came already (the
  * feed keeps them: the owner's, or the one a mirror follows). */
 void fetch_replay_infos(struct creq *c, struct fetch *f)
@@ -162,12 +108,9 @@ void fetch_replay_infos(struct creq *c, struct fetch *f)
     struct edge_feed *fd = f->feed != NULL ? f->feed : f->sub != NULL ? f->sub->feed : NULL;
     if (fd == NULL || fetch_has_head(f))
         return;
-    pthread_mutex_lock(&fd->mu);
-    fd->refs++;
     struct edge_feed_info infos[EDGE_FEED_MAX_INFOS];
-    int n = fd->ninfos;
-    memcpy(infos, fd->infos, sizeof(infos));
-    pthread_mutex_unlock(&fd->mu);
+    edge_feed_ref(fd); /* the infos' headers stay valid while we send them */
+    int n = edge_feed_infos(fd, infos);
     for (int i = 0; i < n && (!f->mirror || i < f->infos_seen); i++)
         req_deliver_info(c, infos[i].status, infos[i].hdrs, infos[i].nhdrs);
     edge_feed_release(fd);

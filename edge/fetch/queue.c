@@ -59,7 +59,7 @@ void fetch_queue_pump(struct edge_worker *w)
         struct edge_server *s = w->srv;
         if (!f->collapsible && f->owner == NULL) {
             fetch_queue_unlink(f); /* the client left: nothing to send */
-            fetch_on_done(NULL, "cancelled", f);
+            fetch_end(f, CDN_HTTPC_ABORTED, "cancelled");
             continue;
         }
         if (now >= f->q_deadline) {
@@ -69,7 +69,7 @@ void fetch_queue_pump(struct edge_worker *w)
             char why[160];
             snprintf(why, sizeof(why), "origin busy: all %u fetch slots (max_fetches) in use for %llu ms",
                      f->vh->max_fetches, (unsigned long long)(now - f->q_since));
-            fetch_on_done(NULL, why, f);
+            fetch_end(f, CDN_HTTPC_INTERNAL, why);
             continue;
         }
         if (fetch_slot_get(f) < 0)
@@ -78,7 +78,7 @@ void fetch_queue_pump(struct edge_worker *w)
         node = w->fetch_queue.next; /* the send may change the queue: start over */
         if (fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
                        f->collapsible ? 0 : f->owner->req->entity.len) < 0 && !fetch_is_over(f))
-            fetch_on_done(NULL, "cannot start the upstream request", f);
+            fetch_end(f, CDN_HTTPC_INTERNAL, "cannot start the upstream request");
     }
     w->pumping = 0;
     if (!h2o_linklist_is_empty(&w->fetch_queue) && !cdn_timer_active(w->queue_timer))

@@ -7,7 +7,9 @@
  * A request streams: on_head once with the status and headers, on_body for each chunk, then
  * on_done exactly once (errstr NULL when the response completed). Returning non-zero from
  * on_head/on_body aborts the transfer (on_done then gets "aborted"). After cdn_httpc_cancel() no
- * callback runs. Bodies above max_body fail with "response too large". */
+ * callback runs. Bodies above max_body fail with "response too large". errstr is for people;
+ * what went wrong, for a program to act on, is the cdn_httpc_info's `error` (enum
+ * cdn_httpc_error), valid inside on_done like the rest of it. */
 #ifndef CDN_HTTPC_H
 #define CDN_HTTPC_H
 
@@ -59,8 +61,27 @@ struct cdn_httpc_cbs {
                     void *data);
 };
 
+/* What ended a transfer, for a caller to decide on (retry elsewhere, 502 or 504...). */
+enum cdn_httpc_error {
+    CDN_HTTPC_OK = 0,
+    CDN_HTTPC_REFUSED,       /* connection refused: nothing listens (the request was not sent) */
+    CDN_HTTPC_CONNECT,       /* could not connect otherwise (unreachable, no route) */
+    CDN_HTTPC_CONNECT_TIMEOUT, /* no connection within the connect timeout */
+    CDN_HTTPC_DNS,           /* the name did not resolve */
+    CDN_HTTPC_TLS,           /* handshake or certificate */
+    CDN_HTTPC_TIMEOUT,       /* the transfer's deadline passed after connecting */
+    CDN_HTTPC_RESET,         /* the connection broke: reset, closed early, nothing or part sent back */
+    CDN_HTTPC_PROTOCOL,      /* a response that is not valid HTTP */
+    CDN_HTTPC_TOO_LARGE,     /* head or body over its limit */
+    CDN_HTTPC_ABORTED,       /* on_head / on_body said stop */
+    CDN_HTTPC_INTERNAL,      /* out of memory, curl's own errors */
+};
+/* "refused", "timeout"... (for logs and metrics labels). */
+const char *cdn_httpc_error_name(enum cdn_httpc_error e);
+
 /* Details of a finished transfer, valid inside on_done. */
 struct cdn_httpc_info {
+    enum cdn_httpc_error error;
     int status;
     uint64_t body_bytes;
     double total_s, connect_s, ttfb_s;

@@ -31,6 +31,7 @@ reached the origin and what the edge sent upstream.
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
+  /echoid/...      -> max-age=60, and the request's X-Request-Id reflected in the response
   /status/NNN/...  -> that status, no caching headers
   anything else    -> 200, no caching headers (heuristic rules apply)
   POST ...?loc=URL / ?cloc=URL -> 201 with that Location / Content-Location (URL-decoded)
@@ -222,6 +223,9 @@ class H(BaseHTTPRequestHandler):
                                    ("ETag", '"big"')], big)
         if path.startswith("/hop/"):
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Connection", "X-Hop"), ("X-Hop", "secret")], body)
+        if path.startswith("/echoid/"):  # reflects the request's X-Request-Id (as many apps do)
+            return self.send(200, h + [("Cache-Control", "max-age=60"),
+                                       ("X-Request-Id", self.headers.get("X-Request-Id", "none"))], body)
         if path.startswith("/tag/"):
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Surrogate-Key", "group-a " + path)], body)
         if path.startswith("/status/"):

@@ -374,6 +374,8 @@ static void get_200_and_404(void **state)
     assert_int_equal(a.info.body_bytes, 5);
     assert_string_equal(a.info.primary_ip, "127.0.0.1");
     assert_string_equal(b.err, ""); /* a 404 is a completed response */
+    assert_int_equal(b.info.error, CDN_HTTPC_OK);
+    assert_string_equal(cdn_httpc_error_name(CDN_HTTPC_RESET), "reset");
     assert_int_equal(b.status, 404);
     assert_string_equal(b.body, "nope");
     assert_int_equal(cdn_httpc_inflight(c), 0);
@@ -433,6 +435,7 @@ static void refused_and_bad_args(void **state)
     assert_non_null(cdn_httpc_start(c, &rq, &cbs, &a));
     assert_true(run_until(&a.done));
     assert_string_equal(a.err, "connection refused");
+    assert_int_equal(a.info.error, CDN_HTTPC_REFUSED); /* typed: a caller retries elsewhere on it */
     assert_int_equal(a.heads, 0);
 
     struct cdn_httpc_request bad = {.url = "ftp://127.0.0.1/"}, worse = {.url = "not a url"};
@@ -445,6 +448,7 @@ static void refused_and_bad_args(void **state)
     assert_int_equal(n.done, 0);
     assert_true(run_until(&n.done));
     assert_string_equal(n.err, "could not resolve host: no resolver");
+    assert_int_equal(n.info.error, CDN_HTTPC_DNS);
     cdn_httpc_free(c);
 }
 
@@ -459,6 +463,7 @@ static void timeout_against_slow(void **state)
     assert_non_null(cdn_httpc_start(c, &rq, &cbs, &a));
     assert_true(run_until(&a.done));
     assert_string_equal(a.err, "timed out");
+    assert_int_equal(a.info.error, CDN_HTTPC_TIMEOUT); /* connected, then no answer in time */
     assert_true(cdn_now_ms() - t0 < 3000); /* ended by the timeout, not by the answer */
     assert_int_equal(a.heads, 0);
     cdn_httpc_free(c);
@@ -510,6 +515,7 @@ static void max_body(void **state)
     assert_true(run_until(&announced.done));
     assert_true(run_until(&fits.done));
     assert_string_equal(chunked.err, "response too large");
+    assert_int_equal(chunked.info.error, CDN_HTTPC_TOO_LARGE);
     assert_true(chunked.total <= 100000);
     assert_string_equal(announced.err, "response too large");
     assert_int_equal(announced.total, 0); /* refused on its Content-Length */
@@ -633,6 +639,7 @@ static void names_through_resolver(void **state)
     snprintf(want, sizeof(want), "host=localhost:%d\n", origin.port);
     assert_non_null(strstr(a.body, want));
     assert_string_equal(b.err, "could not resolve host: timed out");
+    assert_int_equal(b.info.error, CDN_HTTPC_DNS);
     cdn_httpc_free(c);
     cdn_resolver_free(rs);
     close(fd);

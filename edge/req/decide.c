@@ -1,0 +1,36 @@
+/* edge/req/decide.c - see decide.h. */
+#include "config.h"
+#include <string.h>
+
+#include "edge/cache_key.h"
+#include "edge/req/decide.h"
+
+int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status)
+{
+    if (head_seen)
+        return 0;
+    if (parent_status >= 500)
+        return 1;
+    return kind == CDN_HTTPC_REFUSED || kind == CDN_HTTPC_CONNECT || kind == CDN_HTTPC_CONNECT_TIMEOUT;
+}
+
+int edge_upstream_error_status(enum cdn_httpc_error kind)
+{
+    return kind == CDN_HTTPC_TIMEOUT || kind == CDN_HTTPC_CONNECT_TIMEOUT ? 504 : 502;
+}
+
+int edge_waiter_shares(const char *vary, size_t vary_len, const struct edge_hdr *waiter, size_t nwaiter,
+                       const struct edge_hdr *owner, size_t nowner, const char *stored_vk, size_t stored_vk_len)
+{
+    if (vary_len == 0)
+        return 1;
+    char kw[1024], ko[1024];
+    int lw = edge_vary_key(vary, vary_len, waiter, nwaiter, kw, sizeof(kw));
+    if (lw < 0)
+        return 0;
+    if (owner != NULL) {
+        int lo = edge_vary_key(vary, vary_len, owner, nowner, ko, sizeof(ko));
+        return lo >= 0 && lo == lw && memcmp(ko, kw, (size_t)lw) == 0;
+    }
+    return stored_vk != NULL && stored_vk_len == (size_t)lw && memcmp(stored_vk, kw, (size_t)lw) == 0;
+}
