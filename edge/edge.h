@@ -3,7 +3,7 @@
  *
  * Threads: one worker per thread, each with its own loop; the store and the metrics are shared
  * and thread-safe; a fetch and its waiters belong to one worker, and other workers follow it
- * through its feed (edge/feed.h: collapsing across workers). */
+ * through its feed (edge/fetch/feed.h: collapsing across workers). */
 #ifndef EDGE_EDGE_H
 #define EDGE_EDGE_H
 
@@ -14,13 +14,13 @@
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/metrics.h"
-#include "edge/cache_key.h"
-#include "edge/date_send.h"
-#include "edge/h2guard.h"
-#include "edge/freshness.h"
-#include "edge/idmap.h"
-#include "edge/store.h"
-#include "edge/vhost.h"
+#include "edge/http/cache_key.h"
+#include "edge/h2o/date_send.h"
+#include "edge/h2o/h2guard.h"
+#include "edge/http/freshness.h"
+#include "edge/store/idmap.h"
+#include "edge/store/store.h"
+#include "edge/vhost/vhost.h"
 
 /* Concurrent requests to one vhost's origin, all workers together, unless configured
  * (max_fetches): enough for a busy origin, few enough that a flood of misses (or of reset h2

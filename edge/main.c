@@ -26,8 +26,8 @@
 #include "cdn/loop.h"
 #include "cdn/proc.h"
 #include "edge/edge.h"
-#include "edge/health.h"
-#include "edge/vhconf.h"
+#include "edge/vhost/health.h"
+#include "edge/vhost/vhconf.h"
 
 #define MAX_LISTEN 8
 

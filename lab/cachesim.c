@@ -1,5 +1,5 @@
 /* lab/cachesim.c - cdn-cachesim: replays cache traces through the edge's eviction policies
- * (edge/policy.c) at byte capacities and prints object and byte miss ratios, so that a policy
+ * (edge/store/policy.c) at byte capacities and prints object and byte miss ratios, so that a policy
  * change is judged on real numbers before it reaches the edge. The replay itself is in
  * cachesim_run.c, the trace readers in trace.c; this file is the command line and the table. */
 #include "config.h"
@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "cachesim.h"
-#include "edge/policy.h"
+#include "edge/store/policy.h"
 #include "trace.h"
 
 #define PROG "cdn-cachesim"

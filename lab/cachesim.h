@@ -1,4 +1,4 @@
-/* lab/cachesim.h - the pure part of cdn-cachesim: replay a trace through edge/policy.c (the very
+/* lab/cachesim.h - the pure part of cdn-cachesim: replay a trace through edge/store/policy.c (the very
  * eviction code of the edge's RAM tier) at a byte capacity, and count misses.
  *
  * Model (the one libCacheSim uses, so numbers compare): every request is a lookup; a miss inserts

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cachesim.h"
-#include "edge/idmap.h"
-#include "edge/policy.h"
+#include "edge/store/idmap.h"
+#include "edge/store/policy.h"
 
 static inline uint64_t sim_id(uint64_t id) { return id ? id : UINT64_MAX; }
 

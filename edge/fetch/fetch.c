@@ -13,8 +13,8 @@
 #include "cdn/http.h"
 #include "edge/req/decide.h"
 #include "edge/req/req.h"
-#include "edge/range.h"
-#include "edge/tier_ram.h"
+#include "edge/http/range.h"
+#include "edge/store/tier_ram.h"
 
 static const struct cdn_httpc_cbs fetch_cbs;
 

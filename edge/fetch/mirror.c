@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "edge/req/req.h"
-#include "edge/tier_ram.h"
+#include "edge/store/tier_ram.h"
 
 /* A mirror stops reading its feed (its thread). */
 void fetch_mirror_leave(struct fetch *f)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "edge/range.h"
+#include "edge/http/range.h"
 #include "edge/req/decide.h"
 #include "edge/req/req.h"
 

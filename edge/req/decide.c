@@ -2,7 +2,7 @@
 #include "config.h"
 #include <string.h>
 
-#include "edge/cache_key.h"
+#include "edge/http/cache_key.h"
 #include "edge/req/decide.h"
 
 int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status)

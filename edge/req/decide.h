@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "cdn/httpc.h"
-#include "edge/freshness.h"
+#include "edge/http/freshness.h"
 
 /* After an upstream failed: 1 when the fetch may be sent to the next upstream (another parent,
  * or the origin). Only while no response head came (a client may already have part of it), and

@@ -10,8 +10,8 @@
 
 #include "cdn/http.h"
 #include "edge/req/req.h"
-#include "edge/interim.h"
-#include "edge/range.h"
+#include "edge/h2o/interim.h"
+#include "edge/http/range.h"
 
 /* Every send of a stored or forwarded response goes here: the first one writes the head, with
  * the response's own Date (c->date) rather than h2o's clock (date_send.h). */

@@ -43,9 +43,9 @@
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "edge/edge.h"
-#include "edge/feed.h"
-#include "edge/obj.h"
-#include "edge/tier_ram.h"
+#include "edge/fetch/feed.h"
+#include "edge/store/obj.h"
+#include "edge/store/tier_ram.h"
 
 #define FETCH_MAGIC 0x46455443u
 #define CREQ_MAGIC 0x43524551u

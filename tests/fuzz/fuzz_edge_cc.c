@@ -1,12 +1,12 @@
 /* libFuzzer harness: Cache-Control (lenient and strict, with the field lists of qualified
  * private/no-cache), HTTP-dates (and the Date sent on the wire), Vary lists, cache keys and
- * whole-response analysis over arbitrary bytes (edge/cc.c, edge/freshness.c, edge/cache_key.c). */
+ * whole-response analysis over arbitrary bytes (edge/http/cc.c, edge/http/freshness.c, edge/http/cache_key.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/cache_key.h"
-#include "edge/freshness.h"
+#include "edge/http/cache_key.h"
+#include "edge/http/freshness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,10 +1,10 @@
-/* libFuzzer harness: the stored-object meta format (edge/obj.c). A decoded object must re-encode
+/* libFuzzer harness: the stored-object meta format (edge/store/obj.c). A decoded object must re-encode
  * to exactly the input (the format has one encoding). The CRC is recomputed first. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/obj.h"
+#include "edge/store/obj.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {

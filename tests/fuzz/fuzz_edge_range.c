@@ -1,9 +1,9 @@
-/* libFuzzer harness: the Range and Content-Range parsers (edge/range.c); the first byte picks the
+/* libFuzzer harness: the Range and Content-Range parsers (edge/http/range.c); the first byte picks the
  * object size for Range. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "edge/range.h"
+#include "edge/http/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

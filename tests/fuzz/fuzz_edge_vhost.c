@@ -1,9 +1,9 @@
-/* libFuzzer harness: Host / :authority validation and normalisation and vhost matching (edge/vhost.c). */
+/* libFuzzer harness: Host / :authority validation and normalisation and vhost matching (edge/vhost/vhost.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/vhost.h"
+#include "edge/vhost/vhost.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "edge/cache_key.h"
+#include "edge/http/cache_key.h"
 #include "edge/req/decide.h"
 
 static void upstream_retry(void **state)

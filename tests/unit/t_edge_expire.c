@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/obj.h"
-#include "edge/tier_ram.h"
-#include "edge/tier_rdb.h"
+#include "edge/store/obj.h"
+#include "edge/store/tier_ram.h"
+#include "edge/store/tier_rdb.h"
 
 #define T0 1700000000
 /* fresh until T0 - 3 + lifetime (initial age 3), then the windows */

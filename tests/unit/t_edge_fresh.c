@@ -1,4 +1,4 @@
-/* Unit tests for edge/cc.c and edge/freshness.c: RFC 9111 storability, freshness, Age and reuse
+/* Unit tests for edge/http/cc.c and edge/http/freshness.c: RFC 9111 storability, freshness, Age and reuse
  * decisions, table-driven with `now` passed in. Each detail that even mature proxies get wrong
  * (Age from the response's own Date and the time it took, stale-while-revalidate and
  * stale-if-error, no-cache with field names, s-maxage and private, heuristic freshness from
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edge/freshness.h"
+#include "edge/http/freshness.h"
 
 #define T0 1700000000LL /* a fixed "now" */
 

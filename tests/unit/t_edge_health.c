@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "edge/vhost.h"
+#include "edge/vhost/vhost.h"
 
 static void rise_fall(void **state)
 {

@@ -1,5 +1,5 @@
-/* Unit tests for edge/cache_key.c (primary key normalisation, Vary lists and variant keys) and
- * edge/range.c (Range against a stored size). */
+/* Unit tests for edge/http/cache_key.c (primary key normalisation, Vary lists and variant keys) and
+ * edge/http/range.c (Range against a stored size). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edge/cache_key.h"
-#include "edge/range.h"
+#include "edge/http/cache_key.h"
+#include "edge/http/range.h"
 
 static const char *key(const struct edge_key_conf *c, const char *scheme, const char *host,
                        const char *target)

@@ -14,12 +14,12 @@
 
 #include <rocksdb/c.h>
 
-#include "edge/idmap.h"
-#include "edge/obj.h"
-#include "edge/policy.h"
-#include "edge/store.h"
-#include "edge/tier_ram.h"
-#include "edge/tier_rdb.h"
+#include "edge/store/idmap.h"
+#include "edge/store/obj.h"
+#include "edge/store/policy.h"
+#include "edge/store/store.h"
+#include "edge/store/tier_ram.h"
+#include "edge/store/tier_rdb.h"
 
 static uint64_t evicted[64];
 static int nevicted;

@@ -1,4 +1,4 @@
-/* Unit tests for edge/vhost.c: host normalisation, vhost matching (exact, *.suffix, default) and
+/* Unit tests for edge/vhost/vhost.c: host normalisation, vhost matching (exact, *.suffix, default) and
  * rendezvous parent selection (stable, spreads keys, losing a parent moves only its keys). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edge/vhost.h"
+#include "edge/vhost/vhost.h"
 
 static const char *norm(const char *a)
 {

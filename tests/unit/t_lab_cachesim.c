@@ -1,6 +1,6 @@
 /* Unit tests for cdn-cachesim's parts: the trace readers (lab/trace.c: oracleGeneral, CSV, zstd;
  * truncated and corrupt input), the replay (lab/cachesim_run.c: LRU against a hand-computed
- * expectation) and SIEVE in edge/policy.c. */
+ * expectation) and SIEVE in edge/store/policy.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,7 +15,7 @@
 
 #include "../../lab/cachesim.h"
 #include "../../lab/trace.h"
-#include "edge/policy.h"
+#include "edge/store/policy.h"
 
 static void put_og(unsigned char *p, uint32_t ts, uint64_t id, uint32_t size, int64_t next)
 {
