@@ -2,6 +2,7 @@
  * joined by later ones (waiters), left by each; the upstream request (parents in rendezvous
  * order, then the origin), its callbacks, and the store write at its end. */
 #include "config.h"
+#include <stdarg.h>
 #include <assert.h>
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -411,10 +412,63 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
 /* The request sent upstream: every end-to-end header of the client, Host kept, plus
  * X-Forwarded-For and Via. A cache fill drops the client's validators and Range (we want the whole
  * object); a revalidation adds ours. */
+/* Request fields that origins commonly reflect or act on (rewrite the URL, the method, the host
+ * or scheme of links they build) and that are not in the cache key: a client's value would be
+ * stored under a key that does not name it and served to everyone. Dropped unless the vhost's
+ * forward_headers lists the name; the edge sets X-Forwarded-Host / -Proto and Forwarded itself. */
+static int reflected(const struct edge_vhost *vh, const struct edge_hdr *h)
+{
+    static const char *const names[] = {"x-forwarded-host", "x-forwarded-proto", "x-forwarded-scheme",
+                                        "x-forwarded-port", "x-forwarded-server", "x-host", "x-original-url",
+                                        "x-rewrite-url", "x-original-host", "x-http-method-override",
+                                        "x-http-method", "x-method-override", "forwarded"};
+    size_t k = 0;
+    while (k < sizeof(names) / sizeof(names[0]) && !name_is(h, names[k]))
+        k++;
+    if (k == sizeof(names) / sizeof(names[0]))
+        return 0;
+    for (size_t i = 0; i < vh->nforward; i++)
+        if (strcmp(vh->forward[i], names[k]) == 0)
+            return 0;
+    return 1;
+}
+
+static char *pool_printf(h2o_mem_pool_t *pool, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static char *pool_printf(h2o_mem_pool_t *pool, size_t cap, const char *fmt, ...)
+{
+    char *line = h2o_mem_alloc_pool(pool, cap);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, cap, fmt, ap);
+    va_end(ap);
+    return line;
+}
+
+/* The fields the edge adds from what it knows: who asked (for), for which host, over which
+ * scheme (RFC 7239 Forwarded and the X-Forwarded-* spellings origins read); a client's own
+ * value of each passes only where the vhost allows it (then ours is not added). */
+static size_t add_forwarded(struct creq *c, const char *peer, int v6, const int have[3], const char *fwd_client,
+                            const char **out, size_t n)
+{
+    h2o_req_t *req = c->req;
+    const char *scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+    size_t al = req->authority.len + 128 + (fwd_client ? strlen(fwd_client) : 0);
+    if (!have[0])
+        out[n++] = pool_printf(&req->pool, al, "X-Forwarded-Host: %.*s", (int)req->authority.len, req->authority.base);
+    if (!have[1])
+        out[n++] = pool_printf(&req->pool, 64, "X-Forwarded-Proto: %s", scheme);
+    if (peer[0])
+        out[n++] = pool_printf(&req->pool, al, "Forwarded: %s%sfor=%s%s%s;host=\"%.*s\";proto=%s", fwd_client ? fwd_client : "",
+                               fwd_client ? ", " : "", v6 ? "\"[" : "", peer, v6 ? "]\"" : "", (int)req->authority.len,
+                               req->authority.base, scheme);
+    return n;
+}
+
 static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
 {
     h2o_req_t *req = c->req;
-    size_t max = c->nhdrs + 12; /* Host, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators, NULL */
+    size_t max = c->nhdrs + 16; /* Host, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators,
+                                   X-Forwarded-Host, X-Forwarded-Proto, Forwarded, NULL */
     const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
     size_t n = 0;
     char peer[64] = "";
@@ -424,21 +478,27 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
     else if (sl > 0 && ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
-    int have_xff = 0, have_accept = 0, have_via = 0, have_loop = 0;
+    int have_xff = 0, have_accept = 0, have_via = 0, have_loop = 0, have_fwd[3] = {0, 0, 0};
+    const char *fwd_client = NULL;
     /* [0]: the Host a parent needs to pick the same vhost and key (an origin gets its URL's) */
-    char *line = h2o_mem_alloc_pool(&req->pool, req->authority.len + 8);
-    snprintf(line, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
+    char *line = pool_printf(&req->pool, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
     out[n++] = line;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
         if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) ||
-            (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_FORWARD))
+            (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_FORWARD) || reflected(c->vh, h))
             continue;
         if (name_is(h, "x-request-id") && c->own_request_id)
             continue; /* the client's was unusable: ours replaces it */
         if (fill && (name_is(h, "if-none-match") || name_is(h, "if-modified-since") || name_is(h, "range") ||
                      name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
             continue;
+        if (name_is(h, "forwarded")) { /* allowed: ours is appended to it */
+            fwd_client = pool_printf(&req->pool, h->value_len + 1, "%.*s", (int)h->value_len, h->value);
+            continue;
+        }
+        have_fwd[0] |= name_is(h, "x-forwarded-host");
+        have_fwd[1] |= name_is(h, "x-forwarded-proto");
         const char *extra = "";
         if (name_is(h, "x-forwarded-for")) {
             have_xff = 1;
@@ -452,17 +512,16 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         }
         if (name_is(h, "accept"))
             have_accept = 1;
-        out[n++] = h2o_mem_alloc_pool(&req->pool, 1);
         size_t l = h->name_len + h->value_len + strlen(extra) + 8;
-        char *line = h2o_mem_alloc_pool(&req->pool, l);
         if (*extra)
-            snprintf(line, l, "%.*s: %.*s, %s", (int)h->name_len, h->name, (int)h->value_len, h->value, extra);
+            line = pool_printf(&req->pool, l, "%.*s: %.*s, %s", (int)h->name_len, h->name, (int)h->value_len, h->value, extra);
         else if (h->value_len == 0)
-            snprintf(line, l, "%.*s;", (int)h->name_len, h->name); /* curl: "Name;" sends it empty */
+            line = pool_printf(&req->pool, l, "%.*s;", (int)h->name_len, h->name); /* curl: "Name;" sends it empty */
         else
-            snprintf(line, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
-        out[n - 1] = line;
+            line = pool_printf(&req->pool, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
+        out[n++] = line;
     }
+    n = add_forwarded(c, peer, sl > 0 && ss.ss_family == AF_INET6, have_fwd, fwd_client, out, n);
     if (!have_loop) {
         line = h2o_mem_alloc_pool(&req->pool, 128);
         snprintf(line, 128, "CDN-Loop: %s", c->w->srv->cache_name);
@@ -669,7 +728,17 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
     f->collapsible = collapsible;
     f->owner = c;
     f->result = result;
-    f->path = strndup(c->req->path.base, c->req->path.len);
+    if (collapsible) {
+        /* a cache fill asks upstream for exactly what its key names (the normalised path and
+         * query, RFC 3986 6.2.2): an origin that does not decode %2e or dot segments itself
+         * would otherwise serve one URL's body under another's key; and it is a GET whatever
+         * the client asked (a HEAD miss fills the cache too) */
+        const char *kp = strchr(strstr(c->pkey, "://") + 3, '/');
+        f->path = strdup(kp);
+        f->rq.method = EDGE_M_GET;
+    } else {
+        f->path = strndup(c->req->path.base, c->req->path.len);
+    }
     f->method = collapsible ? strdup("GET") : strndup(c->req->method.base, c->req->method.len);
     f->uphdrs = (char **)upstream_headers(c, collapsible, stale);
     /* join before starting: httpc may call back synchronously */

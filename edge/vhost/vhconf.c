@@ -20,7 +20,7 @@
 struct file_vhost {
     const char *pattern; /* the map key: must stay first */
     const char *origin;
-    struct cdn_conf_list aliases, parents;
+    struct cdn_conf_list aliases, parents, forward;
     int parent_only;     /* -1: inherit */
     long long max_fetches;  /* -1: inherit */
 };
@@ -31,6 +31,7 @@ static const cdn_conf_field_t vhost_fields[] = {
     {"parents", CDN_CT_STRLIST, offsetof(struct file_vhost, parents)},
     {"parent_only", CDN_CT_BOOL, offsetof(struct file_vhost, parent_only)},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_vhost, max_fetches), 0, 0, 1000000},
+    {"forward_headers", CDN_CT_STRLIST, offsetof(struct file_vhost, forward)},
     {NULL},
 };
 static const struct file_vhost vhost_defaults = {.parent_only = -1, .max_fetches = -1};
@@ -185,7 +186,29 @@ static void vhost_free(struct edge_vhost *v)
     free(v->parents);
     free((char *)v->pattern);
     free((char *)v->origin);
+    for (size_t i = 0; i < v->nforward; i++)
+        free(v->forward[i]);
+    free(v->forward);
     free(v);
+}
+
+/* forward_headers: owned lowercase copies. 0 or -1 (out of memory). */
+static int set_forward(struct edge_vhost *v, const struct cdn_conf_list *l)
+{
+    if (l == NULL || l->n == 0)
+        return 0;
+    if ((v->forward = calloc(l->n, sizeof(*v->forward))) == NULL)
+        return -1;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *n = ((const char **)l->items)[i];
+        if ((v->forward[i] = strdup(n)) == NULL)
+            return -1;
+        v->nforward++;
+        for (char *p = v->forward[i]; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    return 0;
 }
 
 void edge_vhosts_free(struct edge_vhosts *vs)
@@ -299,6 +322,10 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
                                          own ? fv[i].parents.n : nparents,
                                          fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only,
                                          fv[i].max_fetches >= 0 ? (unsigned)fv[i].max_fetches : max_fetches);
+        if (v != NULL && set_forward(v, &fv[i].forward) < 0) {
+            vhost_free(v);
+            v = NULL;
+        }
         if (v == NULL)
             goto fail;
         size_t before = vs->n;

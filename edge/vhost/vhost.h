@@ -35,6 +35,10 @@ struct edge_vhost {
     int parent_only;                /* never fetch from the origin directly */
     unsigned max_fetches;           /* concurrent requests to the origin, 0 = no limit */
     int origin_inflight;            /* atomic: requests to the origin now (all workers) */
+    char **forward;                 /* forward_headers: lowercase names of the reflected class
+                                       (X-Forwarded-Host, Forwarded...) a client's value of which
+                                       is passed upstream; the rest of that class is dropped */
+    size_t nforward;
 };
 
 struct edge_vhosts {
