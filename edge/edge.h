@@ -45,6 +45,9 @@ struct edge_conf {
     uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
     uint64_t expire_keep_s;      /* extra time the sweep leaves objects with a validator */
     int workers;
+    const char *edge_key;        /* shared by the edges of one CDN: a request carrying it in
+                                    CDN-Edge-Key (and naming an edge in CDN-Loop) is another edge's
+                                    (internal answers); sent to parents; NULL: nobody is internal */
     unsigned h2_reset_limit;     /* HTTP/2 streams a client may reset per connection per second
                                     before GOAWAY (h2guard.h); 0 = no bound */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */

@@ -387,6 +387,8 @@ static void usage(FILE *f)
             "                           limit); more wait in a FIFO queue, then 503\n"
             "      --h2-reset-limit N   HTTP/2 streams a client may reset per connection per second\n"
             "                           before GOAWAY (default 100, 0 = no bound)\n"
+            "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
+            "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
             "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
@@ -426,7 +428,7 @@ static int add_listen(const char *s, int tls)
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
-        *parent_check_path;
+        *parent_check_path, *edge_key;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout;
@@ -463,6 +465,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"expire_keep", CDN_CT_DURATION, offsetof(struct file_conf, expire_keep)},
     {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, 256},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
+    {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
     {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
@@ -614,6 +617,7 @@ static int load_config(const char *path, char *err, size_t errlen)
     srv.conf.expire_keep_s = fc.expire_keep / 1000;
     srv.conf.workers = (int)fc.workers;
     srv.conf.h2_reset_limit = (unsigned)fc.h2_reset_limit;
+    srv.conf.edge_key = fc.edge_key ? fc.edge_key : srv.conf.edge_key;
     srv.conf.fresh.edge_cc_name = fc.edge_cc ? fc.edge_cc : srv.conf.fresh.edge_cc_name;
     srv.conf.key.sort_params |= fc.sort_params;
     srv.conf.fresh.store_set_cookie = fc.store_set_cookie;
@@ -773,7 +777,7 @@ int main(int argc, char **argv)
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
         {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
-        {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20},
+        {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
         {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
@@ -868,6 +872,7 @@ int main(int argc, char **argv)
         case 19: srv.conf.expire_keep_s = strtoull(optarg, NULL, 10); break;
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 20: srv.conf.h2_reset_limit = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 21: srv.conf.edge_key = optarg; break;
         case 'c': config = optarg; break;
         case 18: opt.health.interval_ms = strtoull(optarg, NULL, 10); break;
         case 't': opt.test_only = 1; break;
@@ -1049,6 +1054,7 @@ int main(int argc, char **argv)
         cdn_timer_start(sweep, srv.conf.expire_sweep_ms);
     if (opt.health.interval_ms > 0) {
         opt.health.cache_name = srv.cache_name;
+        opt.health.edge_key = srv.conf.edge_key;
         if ((health = edge_health_new(actx.loop, &opt.health, srv.m_check_down, err, sizeof(err))) == NULL) {
             fprintf(stderr, "cdn-edge: parent checks: %s\n", err);
             return 1;

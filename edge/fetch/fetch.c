@@ -40,7 +40,7 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const struct cdn_httpc_header *h, size_t n,
                          void *data);
 static int on_fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data);
-static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale);
+static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale, int *nparent);
 
 /* The headers of h a shared cache may store: without the fields that a qualified private="..."
  * or no-cache="..." names (RFC 9111 5.2.2.7: not stored; 5.2.2.4: reused only without them), and
@@ -464,10 +464,10 @@ static size_t add_forwarded(struct creq *c, const char *peer, int v6, const int 
     return n;
 }
 
-static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale)
+static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *stale, int *nparent)
 {
     h2o_req_t *req = c->req;
-    size_t max = c->nhdrs + 16; /* Host, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators,
+    size_t max = c->nhdrs + 17; /* Host, CDN-Edge-Key, CDN-Loop, XFF, Via, X-Request-Id, Accept, Expect, 2 validators,
                                    X-Forwarded-Host, X-Forwarded-Proto, Forwarded, NULL */
     const char **out = h2o_mem_alloc_pool(&req->pool, max * sizeof(*out));
     size_t n = 0;
@@ -480,16 +480,21 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
     int have_xff = 0, have_accept = 0, have_via = 0, have_loop = 0, have_fwd[3] = {0, 0, 0};
     const char *fwd_client = NULL;
-    /* [0]: the Host a parent needs to pick the same vhost and key (an origin gets its URL's) */
+    /* parents only (an origin gets the list from [nparent] on): [0] the Host a parent needs to
+     * pick the same vhost and key (an origin gets its URL's), [1] the edges' key if there is one */
     char *line = pool_printf(&req->pool, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
     out[n++] = line;
+    const char *ek = c->w->srv->conf.edge_key;
+    if (ek != NULL)
+        out[n++] = pool_printf(&req->pool, strlen(ek) + 16, "CDN-Edge-Key: %s", ek);
+    *nparent = n;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
         if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) ||
             (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_FORWARD) || reflected(c->vh, h))
             continue;
-        if (name_is(h, "x-request-id") && c->own_request_id)
-            continue; /* the client's was unusable: ours replaces it */
+        if ((name_is(h, "x-request-id") && c->own_request_id) || name_is(h, "cdn-edge-key"))
+            continue; /* the client's id was unusable: ours replaces it; a key is never passed on */
         if (fill && (name_is(h, "if-none-match") || name_is(h, "if-modified-since") || name_is(h, "range") ||
                      name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
             continue;
@@ -618,7 +623,7 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     struct cdn_httpc_request hreq = {
         .method = f->method,
         .url = url,
-        .headers = (const char *const *)(pi >= 0 ? f->uphdrs : f->uphdrs + 1),
+        .headers = (const char *const *)(pi >= 0 ? f->uphdrs : f->uphdrs + f->nparent_hdrs),
         .body = body,
         .body_len = body_len,
     };
@@ -740,7 +745,7 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
         f->path = strndup(c->req->path.base, c->req->path.len);
     }
     f->method = collapsible ? strdup("GET") : strndup(c->req->method.base, c->req->method.len);
-    f->uphdrs = (char **)upstream_headers(c, collapsible, stale);
+    f->uphdrs = (char **)upstream_headers(c, collapsible, stale, &f->nparent_hdrs);
     /* join before starting: httpc may call back synchronously */
     fetch_add_waiter(f, c);
     if (collapsible && edge_idmap_put(&c->w->fetches, f->id, (uint64_t)(uintptr_t)f) == 0)

@@ -11,6 +11,8 @@
 
 #include "edge/req/req.h"
 #include <sys/random.h>
+
+#include <openssl/crypto.h>
 #include <sys/time.h>
 
 __thread struct edge_worker *edge_tls_worker;
@@ -92,8 +94,21 @@ static int check_authority(struct creq *c)
     return 0;
 }
 
+/* 1 when the request carries the edges' shared key (CDN-Edge-Key, compared in constant time):
+ * a CDN-Loop entry alone is the client's word, and anyone can write it. */
+static int edge_key_ok(const struct creq *c)
+{
+    const char *k = c->w->srv->conf.edge_key;
+    if (k == NULL)
+        return 0;
+    size_t kl = strlen(k);
+    int i = edge_hdr_find(c->hdrs, c->nhdrs, "cdn-edge-key", 0);
+    return i >= 0 && c->hdrs[i].value_len == kl && CRYPTO_memcmp(c->hdrs[i].value, k, kl) == 0;
+}
+
 /* RFC 8586: -1 if CDN-Loop names this edge already; sets c->internal when it names another of
- * ours (a child edge: it gets the CDN-targeted fields too). Names must differ along a chain. */
+ * ours (a child edge: it gets the CDN-targeted fields too, and /healthz) and carries the edges'
+ * key. Names must differ along a chain. */
 static int check_loop(struct creq *c)
 {
     const char *me = c->w->srv->cache_name;
@@ -111,7 +126,7 @@ static int check_loop(struct creq *c)
             size_t tl = (size_t)(p - b);
             if (tl == ml && memcmp(b, me, ml) == 0)
                 return -1;
-            if (tl > 9 && memcmp(b, "cdn-edge-", 9) == 0)
+            if (tl > 9 && memcmp(b, "cdn-edge-", 9) == 0 && edge_key_ok(c))
                 c->internal = 1;
             while (p < end && *p != ',')
                 p++; /* parameters */

@@ -117,7 +117,9 @@ struct fetch {
     int infos_seen;           /* mirror: interim responses of the feed passed on so far */
     struct edge_feed *held;   /* mirror: keeps the chunks alive until the fetch is freed (h2o may
                                  still be writing them after the subscription ended) */
-    char **uphdrs;            /* owned "Name: value" lines; [0] is the Host line for parents */
+    char **uphdrs;            /* owned "Name: value" lines; the first nparent_hdrs are for parents
+                                 only (Host, CDN-Edge-Key) */
+    int nparent_hdrs;
     /* max_fetches: a slot of vh's origin while the origin request runs, or a place in the
      * worker's queue (deadline: the connect timeout) */
     int slot, queued, busy;

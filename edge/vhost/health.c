@@ -27,7 +27,7 @@ struct target {
 
 struct edge_health {
     struct edge_health_conf conf;
-    char *path, *loop_hdr;
+    char *path, *loop_hdr, *key_hdr;
     cdn_httpc_t *httpc;
     cdn_timer_t *timer;
     cdn_series_t *m_down;
@@ -66,7 +66,7 @@ static void on_check(const char *errstr, int status, const void *body, size_t le
 static void on_timer(cdn_timer_t *tm, void *data)
 {
     struct edge_health *h = data;
-    const char *hdrs[] = {h->loop_hdr, NULL};
+    const char *hdrs[] = {h->loop_hdr, h->key_hdr, NULL};
     for (size_t i = 0; i < h->nt; i++) {
         struct target *t = &h->t[i];
         if (t->hr != NULL)
@@ -103,7 +103,9 @@ struct edge_health *edge_health_new(h2o_evloop_t *loop, const struct edge_health
     h->path = strdup(c->path && *c->path ? c->path : "/healthz");
     size_t ll = strlen(c->cache_name) + 16;
     h->loop_hdr = malloc(ll);
-    if (h->path == NULL || h->loop_hdr == NULL) {
+    if (c->edge_key != NULL && (h->key_hdr = malloc(strlen(c->edge_key) + 16)) != NULL)
+        snprintf(h->key_hdr, strlen(c->edge_key) + 16, "CDN-Edge-Key: %s", c->edge_key);
+    if (h->path == NULL || h->loop_hdr == NULL || (c->edge_key != NULL && h->key_hdr == NULL)) {
         snprintf(err, errlen, "out of memory");
         edge_health_free(h);
         return NULL;
@@ -188,5 +190,6 @@ void edge_health_free(struct edge_health *h)
     cdn_httpc_free(h->httpc);
     free(h->path);
     free(h->loop_hdr);
+    free(h->key_hdr);
     free(h);
 }

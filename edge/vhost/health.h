@@ -23,6 +23,7 @@ struct edge_health_conf {
     unsigned rise, fall;   /* 0 counts as 1 */
     const char *path;      /* "/healthz" */
     const char *cache_name;/* "cdn-edge-NAME", sent in CDN-Loop */
+    const char *edge_key;  /* sent as CDN-Edge-Key so that the parent knows us, or NULL */
 };
 
 struct edge_health;

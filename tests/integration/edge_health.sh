@@ -3,7 +3,7 @@
 # 5xx sends the request to the next upstream, a cdn-edge parent answers a child's check itself,
 # and an edge stops cleanly (exit 0) while a child's check connection is kept alive.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 15
+plan 16
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -49,15 +49,18 @@ curl -s -o /dev/null "http://127.0.0.1:$C1/max60/h4"
 is "$(count "$P" /max60/h4)/$(count "$O" /max60/h4)" "1/0" "misses go to the parent again"
 
 # a cdn-edge parent answers a child's /healthz itself (other clients' /healthz is a normal URL)
-start edgeparent "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$EA" -b "$O" -w 1 -n ep
+start edgeparent "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$EA" -b "$O" -w 1 -n ep --edge-key sekrit
 wait_http "http://127.0.0.1:$EA/healthz" || bail "edge parent did not start"
-is "$(curl -s -H 'CDN-Loop: cdn-edge-x' "http://127.0.0.1:$EP/healthz")" ok "a cdn-edge parent answers a child's check itself"
+is "$(curl -s -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: sekrit' "http://127.0.0.1:$EP/healthz")" ok \
+    "a cdn-edge parent answers a child's check itself"
 is "$(count "$O" /healthz)" 0 "without asking the origin"
 curl -s -o /dev/null "http://127.0.0.1:$EP/healthz"
 is "$(count "$O" /healthz)" 1 "a client's /healthz is forwarded as any URL"
+curl -s -o /dev/null -H 'CDN-Loop: cdn-edge-x' "http://127.0.0.1:$EP/healthz"
+is "$(count "$O" /healthz)" 2 "and so is one that only writes CDN-Loop (no key: not an edge of ours)"
 
 # a child keeps a check connection to it alive; the parent still stops cleanly
-start c3 "$EDGE" -a "127.0.0.1:$C3" -b "$O" -w 1 -n c3 --parent "http://127.0.0.1:$EP" --parent-check 100
+start c3 "$EDGE" -a "127.0.0.1:$C3" -b "$O" -w 1 -n c3 --parent "http://127.0.0.1:$EP" --parent-check 100 --edge-key sekrit
 conn() { ss -tn state established "( sport = :$EP )" 2>/dev/null | grep -q 127.0.0.1; }
 wait_for 10 conn; ok $? "the child's check connection to the parent is open"
 stop edgeparent; is "$?" 0 "SIGTERM with a kept-alive connection: exit 0"

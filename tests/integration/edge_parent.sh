@@ -5,7 +5,7 @@
 # rendezvous hashing keeps a key on one parent, and a child goes direct when its parent is down
 # (or answers 502 under --parent-only).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 24
+plan 29
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -14,10 +14,11 @@ C1=$(free_port); C1A=$(free_port); C2=$(free_port); C2A=$(free_port)
 start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
 wait_port 127.0.0.1 "$OP" || bail "origin did not start"
 O=http://127.0.0.1:$OP
-start parent "$EDGE" -a "127.0.0.1:$PP" -A "127.0.0.1:$PA" -b "$O" -n p -w 1
-start child1 "$EDGE" -a "127.0.0.1:$C1" -A "127.0.0.1:$C1A" -b "$O" -n c1 -w 1 --parent "http://127.0.0.1:$PP/"
+K=--edge-key=k3y-of-this-cdn
+start parent "$EDGE" -a "127.0.0.1:$PP" -A "127.0.0.1:$PA" -b "$O" -n p -w 1 $K
+start child1 "$EDGE" -a "127.0.0.1:$C1" -A "127.0.0.1:$C1A" -b "$O" -n c1 -w 1 --parent "http://127.0.0.1:$PP/" $K
 start child2 "$EDGE" -a "127.0.0.1:$C2" -A "127.0.0.1:$C2A" -b "$O" -n c2 -w 1 --parent "http://127.0.0.1:$PP" \
-    --served-by c2
+    --served-by c2 $K
 for a in $PA $C1A $C2A; do wait_http "http://127.0.0.1:$a/healthz" || bail "an edge did not start"; done
 count() { curl -s "$O/_count?p=$1"; }
 hdr() { grep -i "^$1:" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
@@ -50,6 +51,17 @@ like "$m" 'edge_fetches_total\{upstream="origin"\} 1$' "parent: one origin fetch
 h=$(get "http://127.0.0.1:$C1/cdncc/x"); h2=$(get "http://127.0.0.1:$C1/cdncc/x")
 is "$(count /cdncc/x)" 1 "CDN-Cache-Control reaches the child: it stores too"
 unlike "$h$h2" '[Cc][Dd][Nn]-[Cc][Aa][Cc][Hh][Ee]-[Cc][Oo][Nn][Tt][Rr][Oo][Ll]' "and clients never see it"
+# only an edge with the CDN's key is another edge: a client that writes CDN-Loop gets nothing more
+h=$(get -H 'CDN-Loop: cdn-edge-x' "http://127.0.0.1:$PP/cdncc/x")
+unlike "$h" '[Cc][Dd][Nn]-[Cc][Aa][Cc][Hh][Ee]-[Cc][Oo][Nn][Tt][Rr][Oo][Ll]' "a spoofed CDN-Loop does not unlock CDN-Cache-Control"
+h=$(get -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: wrong' "http://127.0.0.1:$PP/tag/x")
+unlike "$h" '[Ss]urrogate-[Kk]ey' "nor Surrogate-Key, with a wrong key either"
+h=$(get -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: k3y-of-this-cdn' "http://127.0.0.1:$PP/tag/y")
+like "$h" '[Ss]urrogate-[Kk]ey' "with the key, another edge gets Surrogate-Key"
+get "http://127.0.0.1:$C1/tag/z" >/dev/null
+is "$(curl -s -X POST "http://127.0.0.1:$C1A/purge?tag=/tag/z")" "purged 1" \
+    "a child sends the key to its parent: it got the tags and can purge by them"
+unlike "$(curl -s "$O/_last?p=/tag/z")" '[Cc][Dd][Nn]-[Ee]dge-[Kk]ey' "and no edge passes a key on to the origin"
 
 # loops: a request naming this edge in CDN-Loop gets 508; an edge that is its own parent stops
 # after one hop: its inner request answers 508, and the 508 from a "parent" sends the outer one to
