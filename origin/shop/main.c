@@ -1,4 +1,4 @@
-/* origin/app_main.c - shop-app: the sample storefront's app server (h2o, HTTP/1.1 and h2c).
+/* origin/shop/main.c - shop-app: the sample storefront's app server (h2o, HTTP/1.1 and h2c).
  *
  * Owns: the command line and YAML config, the worker threads (one h2o loop each, listening with
  * SO_REUSEPORT, one read-only SQLite connection each), the request handler, the service-delay
@@ -36,7 +36,7 @@
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "cdn/proc.h"
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 #define PROG "shop-app"
 #define MAX_WORKERS 16

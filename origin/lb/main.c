@@ -1,4 +1,4 @@
-/* origin/lb_main.c - shop-lb: the L7 load balancer and API gateway in front of the shop-apps.
+/* origin/lb/main.c - shop-lb: the L7 load balancer and API gateway in front of the shop-apps.
  *
  * Owns: pools of backends (state, health, slow start), routing by path prefix, gateway auth, the
  * proxying of a request to a backend through cdn_httpc (streamed back with h2o_send/proceed and
@@ -47,7 +47,8 @@
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "cdn/proc.h"
-#include "shop.h"
+#include "origin/lb/lb.h"
+#include "origin/shop/shop.h"
 
 #define PROG "shop-lb"
 #define MAX_BACKENDS 64      /* the retry exclusion mask is 64 bits */
@@ -111,7 +112,7 @@ static const cdn_conf_field_t backend_fields[] = {
     {NULL}};
 static const cdn_conf_field_t pool_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct conf_pool, name)},
-    {"algo", CDN_CT_ENUM, offsetof(struct conf_pool, algo), .enum_names = shop_lb_algo_names},
+    {"algo", CDN_CT_ENUM, offsetof(struct conf_pool, algo), .enum_names = lb_algo_names},
     {"vnodes", CDN_CT_UINT, offsetof(struct conf_pool, vnodes), 0, 1, 1000},
     {"backends", CDN_CT_LIST, offsetof(struct conf_pool, backends), CDN_CF_REQUIRED, .sub = backend_fields,
      .sub_size = sizeof(struct conf_backend)},
@@ -190,12 +191,12 @@ struct backend {
 
 struct pool {
     char name[64];
-    enum shop_lb_algo algo;
+    enum lb_algo algo;
     unsigned vnodes;
     size_t n;
     struct backend be[MAX_BACKENDS];
-    struct shop_lb_member m[MAX_BACKENDS];
-    struct shop_ring ring;
+    struct lb_member m[MAX_BACKENDS];
+    struct lb_ring ring;
     unsigned rotor;
 };
 
@@ -261,7 +262,7 @@ static void refresh_members(struct pool *p)
     uint64_t now = now_ms(), ss = lb.conf.health.slow_start;
     for (size_t i = 0; i < p->n; i++) {
         struct backend *b = &p->be[i];
-        struct shop_lb_member *m = &p->m[i];
+        struct lb_member *m = &p->m[i];
         m->available = b->up && !b->drained && !b->removed;
         double f = 1.0;
         if (ss > 0 && now - b->up_since < ss) {
@@ -275,22 +276,22 @@ static void refresh_members(struct pool *p)
 static int rebuild_ring(struct pool *p)
 {
     /* removed backends leave the ring; the others keep their points */
-    struct shop_lb_member tmp[MAX_BACKENDS];
+    struct lb_member tmp[MAX_BACKENDS];
     for (size_t i = 0; i < p->n; i++) {
         tmp[i] = p->m[i];
         if (p->be[i].removed)
             tmp[i].weight = 0;
     }
-    struct shop_ring r;
+    struct lb_ring r;
     size_t total = 0;
     for (size_t i = 0; i < p->n; i++)
         total += tmp[i].weight;
     if (total == 0) {
-        shop_ring_free(&p->ring);
+        lb_ring_free(&p->ring);
         return 0;
     }
-    /* members with weight 0 still get `vnodes` points in shop_ring_build: filter them out */
-    struct shop_lb_member live[MAX_BACKENDS];
+    /* members with weight 0 still get `vnodes` points in lb_ring_build: filter them out */
+    struct lb_member live[MAX_BACKENDS];
     uint32_t map[MAX_BACKENDS];
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++)
@@ -298,11 +299,11 @@ static int rebuild_ring(struct pool *p)
             live[k] = tmp[i];
             map[k++] = (uint32_t)i;
         }
-    if (shop_ring_build(&r, live, k, p->vnodes) != 0)
+    if (lb_ring_build(&r, live, k, p->vnodes) != 0)
         return -1;
     for (size_t i = 0; i < r.n; i++)
         r.pts[i].member = map[r.pts[i].member];
-    shop_ring_free(&p->ring);
+    lb_ring_free(&p->ring);
     p->ring = r;
     return 0;
 }
@@ -444,7 +445,7 @@ static int backend_add(struct pool *p, const char *addr, unsigned weight, char *
     b->s_active = cdn_metric_series(lb.m_be_active, lbl);
     b->s_latency = cdn_metric_series(lb.m_be_latency, lbl);
     cdn_gauge_set(b->s_up, b->up);
-    p->m[p->n] = (struct shop_lb_member){.name = b->addr, .weight = weight ? weight : 1};
+    p->m[p->n] = (struct lb_member){.name = b->addr, .weight = weight ? weight : 1};
     p->n++;
     b->check_timer = cdn_timer_new(lb.loop, on_check_timer, b);
     if (lb.conf.health.enabled)
@@ -748,11 +749,11 @@ static int pick(struct pxreq *px)
     struct pool *p = px->pool;
     refresh_members(p);
     switch (p->algo) {
-    case SHOP_LB_RR:
-        return shop_lb_pick_rr(p->m, p->n, px->tried);
-    case SHOP_LB_LEASTCONN:
-        return shop_lb_pick_leastconn(p->m, p->n, px->tried, &p->rotor);
-    case SHOP_LB_HASH_CLIENT: {
+    case LB_RR:
+        return lb_pick_rr(p->m, p->n, px->tried);
+    case LB_LEASTCONN:
+        return lb_pick_leastconn(p->m, p->n, px->tried, &p->rotor);
+    case LB_HASH_CLIENT: {
         struct sockaddr_storage ss;
         socklen_t sl = px->req->conn->callbacks->get_peername(px->req->conn, (struct sockaddr *)&ss);
         uint64_t h = 0;
@@ -760,10 +761,10 @@ static int pick(struct pxreq *px)
             h = shop_hash64(&((struct sockaddr_in *)&ss)->sin_addr, 4);
         else if (sl > 0 && ss.ss_family == AF_INET6)
             h = shop_hash64(&((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-        return shop_ring_pick(&p->ring, p->m, p->n, h, px->tried);
+        return lb_ring_pick(&p->ring, p->m, p->n, h, px->tried);
     }
-    case SHOP_LB_HASH_URL:
-        return shop_ring_pick(&p->ring, p->m, p->n, shop_hash64(px->req->path.base, px->req->path.len), px->tried);
+    case LB_HASH_URL:
+        return lb_ring_pick(&p->ring, p->m, p->n, shop_hash64(px->req->path.base, px->req->path.len), px->tried);
     }
     return -1;
 }
@@ -1009,7 +1010,7 @@ static void admin_backends_json(struct shop_buf *b)
         refresh_members(p);
         shop_buf_printf(b, "%s{\"name\":", i ? "," : "");
         shop_buf_json(b, p->name);
-        shop_buf_printf(b, ",\"algo\":\"%s\",\"backends\":[", shop_lb_algo_names[p->algo]);
+        shop_buf_printf(b, ",\"algo\":\"%s\",\"backends\":[", lb_algo_names[p->algo]);
         int first = 1;
         for (size_t k = 0; k < p->n; k++) {
             struct backend *be = &p->be[k];
@@ -1296,7 +1297,7 @@ static int sync_config(struct lb_conf *nc, char *err, size_t errlen)
             p = &lb.pools[lb.npools++];
             snprintf(p->name, sizeof(p->name), "%s", cps[i].name);
         }
-        p->algo = (enum shop_lb_algo)cps[i].algo;
+        p->algo = (enum lb_algo)cps[i].algo;
         p->vnodes = cps[i].vnodes ? cps[i].vnodes : 160;
         int keep[MAX_BACKENDS] = {0};
         for (size_t k = 0; k < cps[i].backends.n; k++) {
@@ -1504,7 +1505,7 @@ int main(int argc, char **argv)
         {"pid-file", required_argument, NULL, O_PID}, {"threads", required_argument, NULL, O_THREADS},
         {NULL, 0, NULL, 0}};
     const char *listen = NULL, *admin = NULL, *conf_path = NULL, *backends[MAX_BACKENDS];
-    int nb = 0, algo = SHOP_LB_RR, test = 0, ch;
+    int nb = 0, algo = LB_RR, test = 0, ch;
     long retries = -1, threads = -1, hint = -1, rise = -1, fall = -1, slow = -1, cto = -1, fbto = -1, nohealth = 0;
     const char *alog = NULL, *elog = NULL, *pid = NULL;
     char err[512];
@@ -1534,7 +1535,7 @@ int main(int argc, char **argv)
         case 'V': cdn_print_version(PROG); return 0;
         case 'h': usage(stdout); return 0;
         case O_ALGO:
-            if ((algo = shop_lb_algo_parse(optarg)) < 0) {
+            if ((algo = lb_algo_parse(optarg)) < 0) {
                 fprintf(stderr, PROG ": --algo wants rr, leastconn, hash-client or hash-url\n");
                 return 2;
             }
@@ -1646,7 +1647,7 @@ int main(int argc, char **argv)
         struct pool *p = lb.npools ? &lb.pools[0] : &lb.pools[lb.npools++];
         if (p->name[0] == '\0') {
             snprintf(p->name, sizeof(p->name), "default");
-            p->algo = (enum shop_lb_algo)algo;
+            p->algo = (enum lb_algo)algo;
             p->vnodes = 160;
         }
         for (int i = 0; i < nb; i++)
