@@ -20,6 +20,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "cdn/log.h"
 
@@ -329,4 +332,21 @@ void cdn_alog_close(cdn_alog_t *a)
         close(a->fd);
     free(a->path);
     free(a);
+}
+
+const char *cdn_peer_text(const struct sockaddr *sa, char *buf)
+{
+    snprintf(buf, CDN_PEER_TEXT_MAX, "-");
+    if (sa == NULL)
+        return buf;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, CDN_PEER_TEXT_MAX);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, a->s6_addr + 12, buf, CDN_PEER_TEXT_MAX);
+        else
+            inet_ntop(AF_INET6, a, buf, CDN_PEER_TEXT_MAX);
+    }
+    return buf;
 }

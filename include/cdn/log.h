@@ -67,4 +67,11 @@ size_t cdn_alog_format(enum cdn_alog_format fmt, const struct cdn_alog_entry *e,
 /* "combined" / "json" -> format; -1 if unknown. */
 int cdn_alog_format_parse(const char *s);
 
+/* A peer's address as the access log writes it: "192.0.2.1", "2001:db8::1" (an IPv4-mapped IPv6
+ * address as its IPv4 text), "-" for anything else or NULL. buf holds CDN_PEER_TEXT_MAX bytes;
+ * returns buf. */
+#define CDN_PEER_TEXT_MAX 64
+struct sockaddr;
+const char *cdn_peer_text(const struct sockaddr *sa, char *buf);
+
 #endif

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../origin/shop.h"
+#include "origin/shop/shop.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

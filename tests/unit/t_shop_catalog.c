@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sqlite3.h>
-#include "../../origin/shop.h"
+#include "origin/shop/shop.h"
 
 static char dir[256];
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
-#include "../../origin/shop.h"
+#include "origin/shop/shop.h"
 
 static enum shop_range_result R(const char *v, uint64_t size, uint64_t *a, uint64_t *b)
 {

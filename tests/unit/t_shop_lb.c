@@ -7,33 +7,34 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
-#include "../../origin/shop.h"
+#include "origin/lb/lb.h"
+#include "origin/shop/shop.h"
 
-static void members(struct shop_lb_member *m, size_t n)
+static void members(struct lb_member *m, size_t n)
 {
     static char names[16][32];
     for (size_t i = 0; i < n; i++) {
         snprintf(names[i], sizeof(names[i]), "127.0.0.1:%zu", 8081 + i);
-        m[i] = (struct shop_lb_member){.name = names[i], .weight = 1, .eff_weight = 1, .available = 1};
+        m[i] = (struct lb_member){.name = names[i], .weight = 1, .eff_weight = 1, .available = 1};
     }
 }
 
 static void t_rr(void **state)
 {
-    struct shop_lb_member m[3];
+    struct lb_member m[3];
     members(m, 3);
     m[0].weight = 1, m[1].weight = 2, m[2].weight = 3;
     m[0].eff_weight = 1, m[1].eff_weight = 2, m[2].eff_weight = 3;
     int count[3] = {0};
     for (int i = 0; i < 600; i++)
-        count[shop_lb_pick_rr(m, 3, 0)]++;
+        count[lb_pick_rr(m, 3, 0)]++;
     assert_int_equal(count[0], 100);
     assert_int_equal(count[1], 200);
     assert_int_equal(count[2], 300);
     /* smooth: the heaviest never gets more than its share in a row */
     int prev = -1, run = 0, maxrun = 0;
     for (int i = 0; i < 60; i++) {
-        int k = shop_lb_pick_rr(m, 3, 0);
+        int k = lb_pick_rr(m, 3, 0);
         run = k == prev ? run + 1 : 1;
         prev = k;
         maxrun = run > maxrun ? run : maxrun;
@@ -42,69 +43,69 @@ static void t_rr(void **state)
     /* a dead backend gets nothing; excluded ones are skipped; none eligible -> -1 */
     m[2].available = 0;
     for (int i = 0; i < 50; i++)
-        assert_int_not_equal(shop_lb_pick_rr(m, 3, 0), 2);
+        assert_int_not_equal(lb_pick_rr(m, 3, 0), 2);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(shop_lb_pick_rr(m, 3, 1u << 1), 0);
-    assert_int_equal(shop_lb_pick_rr(m, 3, 3), -1);
+        assert_int_equal(lb_pick_rr(m, 3, 1u << 1), 0);
+    assert_int_equal(lb_pick_rr(m, 3, 3), -1);
     /* slow start: a member at 10% weight gets about 10% of an equal peer's share */
     members(m, 2);
     m[1].eff_weight = 0.1;
     int c1 = 0;
     for (int i = 0; i < 1100; i++)
-        c1 += shop_lb_pick_rr(m, 2, 0) == 1;
+        c1 += lb_pick_rr(m, 2, 0) == 1;
     assert_in_range(c1, 90, 110);
 }
 
 static void t_leastconn(void **state)
 {
-    struct shop_lb_member m[3];
+    struct lb_member m[3];
     unsigned rotor = 0;
     members(m, 3);
     m[0].active = 5, m[1].active = 1, m[2].active = 3;
-    assert_int_equal(shop_lb_pick_leastconn(m, 3, 0, &rotor), 1);
-    assert_int_equal(shop_lb_pick_leastconn(m, 3, 1u << 1, &rotor), 2);
+    assert_int_equal(lb_pick_leastconn(m, 3, 0, &rotor), 1);
+    assert_int_equal(lb_pick_leastconn(m, 3, 1u << 1, &rotor), 2);
     m[1].available = 0;
-    assert_int_equal(shop_lb_pick_leastconn(m, 3, 0, &rotor), 2);
+    assert_int_equal(lb_pick_leastconn(m, 3, 0, &rotor), 2);
     /* equal load: ties rotate */
     members(m, 3);
     int count[3] = {0};
     for (int i = 0; i < 30; i++)
-        count[shop_lb_pick_leastconn(m, 3, 0, &rotor)]++;
+        count[lb_pick_leastconn(m, 3, 0, &rotor)]++;
     assert_int_equal(count[0], 10);
     assert_int_equal(count[1], 10);
     assert_int_equal(count[2], 10);
     /* weight counts: twice the weight carries twice the connections at the same load */
     m[0].eff_weight = 2, m[0].active = 3, m[1].active = 2, m[2].active = 2;
-    assert_int_equal(shop_lb_pick_leastconn(m, 3, 0, &rotor), 0);
+    assert_int_equal(lb_pick_leastconn(m, 3, 0, &rotor), 0);
 }
 
 #define KEYS 20000
 
-static void pick_all(const struct shop_ring *r, const struct shop_lb_member *m, size_t n, int *out)
+static void pick_all(const struct lb_ring *r, const struct lb_member *m, size_t n, int *out)
 {
     for (int k = 0; k < KEYS; k++) {
         char key[32];
         int len = snprintf(key, sizeof(key), "/p/%d", k);
-        out[k] = shop_ring_pick(r, m, n, shop_hash64(key, (size_t)len), 0);
+        out[k] = lb_ring_pick(r, m, n, shop_hash64(key, (size_t)len), 0);
     }
 }
 
 static void t_ring(void **state)
 {
     static int before[KEYS], after[KEYS];
-    struct shop_lb_member m[5];
-    struct shop_ring r;
+    struct lb_member m[5];
+    struct lb_ring r;
     members(m, 5);
     /* 4 members, then a 5th joins: only ~1/5 of keys move, all of them to the new one */
-    assert_int_equal(shop_ring_build(&r, m, 4, 160), 0);
+    assert_int_equal(lb_ring_build(&r, m, 4, 160), 0);
     pick_all(&r, m, 4, before);
     int count[5] = {0};
     for (int k = 0; k < KEYS; k++)
         count[before[k]]++;
     for (int i = 0; i < 4; i++)
         assert_in_range(count[i], KEYS / 4 * 7 / 10, KEYS / 4 * 13 / 10); /* balanced within 30% */
-    shop_ring_free(&r);
-    assert_int_equal(shop_ring_build(&r, m, 5, 160), 0);
+    lb_ring_free(&r);
+    assert_int_equal(lb_ring_build(&r, m, 5, 160), 0);
     pick_all(&r, m, 5, after);
     int moved = 0;
     for (int k = 0; k < KEYS; k++)
@@ -130,15 +131,15 @@ static void t_ring(void **state)
     assert_memory_equal(before, after, sizeof(before));
     /* exclude (a retry) gives another member; nothing available gives -1 */
     uint64_t h = shop_hash64_str("/p/1");
-    int first = shop_ring_pick(&r, m, 5, h, 0);
-    int second = shop_ring_pick(&r, m, 5, h, 1ull << first);
+    int first = lb_ring_pick(&r, m, 5, h, 0);
+    int second = lb_ring_pick(&r, m, 5, h, 1ull << first);
     assert_true(second >= 0 && second != first);
     for (int i = 0; i < 5; i++)
         m[i].available = 0;
-    assert_int_equal(shop_ring_pick(&r, m, 5, h, 0), -1);
-    shop_ring_free(&r);
-    assert_int_equal(shop_lb_algo_parse("hash-url"), SHOP_LB_HASH_URL);
-    assert_int_equal(shop_lb_algo_parse("random"), -1);
+    assert_int_equal(lb_ring_pick(&r, m, 5, h, 0), -1);
+    lb_ring_free(&r);
+    assert_int_equal(lb_algo_parse("hash-url"), LB_HASH_URL);
+    assert_int_equal(lb_algo_parse("random"), -1);
 }
 
 static void t_rules(void **state)

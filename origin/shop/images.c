@@ -1,4 +1,4 @@
-/* origin/image.c - product images drawn from the product id alone, and the cache that keeps them.
+/* origin/shop/images.c - product images drawn from the product id alone, and the cache that keeps them.
  *
  * Determinism: every pixel comes from a splitmix64 stream seeded with (id, size); the PNG is
  * written with fixed libpng settings and no time chunk, so every app server makes the same bytes
@@ -9,12 +9,14 @@
  * a response holds a reference until h2o has sent the last byte, so eviction never frees bytes
  * in flight (the last release frees). Rendering happens outside the lock; two threads that miss
  * at once may both render, and the second insert keeps the first copy. */
+#include "config.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <png.h>
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 const char *const shop_img_size_names[SHOP_IMG_NSIZES] = {"thumb", "medium", "large"};
 const unsigned shop_img_size_px[SHOP_IMG_NSIZES] = {150, 600, 1200};

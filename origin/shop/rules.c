@@ -1,12 +1,14 @@
-/* origin/rules.c - which caching headers a response gets, by the longest matching path prefix.
+/* origin/shop/rules.c - which caching headers a response gets, by the longest matching path prefix.
  *
  * The defaults are what a real shop chooses for each class of response: images immutable for a
  * day, product pages and category listings cacheable at the edge for longer than in browsers
  * (s-maxage), search and HTML varying on Accept-Encoding, the cart private and never stored; the
  * YAML config replaces the whole set (`headers:`), and SIGHUP reloads it. Pure: no I/O. */
+#include "config.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 #define PRODUCT_CC "public, max-age=60, s-maxage=300, stale-while-revalidate=30, stale-if-error=600"
 

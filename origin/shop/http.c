@@ -1,4 +1,4 @@
-/* origin/http.c - parsers of request header values that come from the network: Range,
+/* origin/shop/http.c - parsers of request header values that come from the network: Range,
  * If-None-Match / If-Range entity tags, HTTP dates, Cookie, query strings, and the cart cookie.
  *
  * Rules: every parser walks a (pointer, length) pair with bounds checks and never reads past it,
@@ -12,9 +12,11 @@
  * shop_hash64 (FNV-1a plus a final mix) stays too: shop-app's ETags and shop-lb's hash ring must
  * be the same in every process, and the ring's input (a path, a client address) is the
  * client's choice whatever the hash. */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 /* A bounds-checked cursor. */
 struct cur {

@@ -1,10 +1,11 @@
-/* origin/shop.h - internals of shop-app and shop-lb shared by their source files and unit tests.
+/* origin/shop/shop.h - internals of shop-app shared by its source files and unit tests (shop-lb
+ * also takes shop_hash64, shop_buf and shop_query_get from here).
  *
  * Pure parts (no loop, no I/O) live in: http.c (parsers of untrusted header values: Range,
  * If-None-Match, HTTP dates, cookies, query strings), rules.c (caching headers per path prefix),
- * lb_algo.c (backend choice: weighted round robin, least connections, consistent hash ring).
- * catalog.c owns the SQLite catalog (generate + read-only queries), image.c the PNG renderer and
- * the bounded image cache. The servers are app_main.c and lb_main.c. */
+ * pages.c (HTML and JSON). catalog.c owns the SQLite catalog (generate + read-only queries),
+ * images.c the PNG renderer and the bounded image cache. The server itself is app.h and the
+ * files it names. */
 #ifndef SHOP_H
 #define SHOP_H
 
@@ -218,44 +219,5 @@ void shop_json_product(struct shop_buf *b, const struct shop_site *s, const stru
 void shop_json_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
                       int n);
 void shop_json_cart(struct shop_buf *b, const struct shop_product *items, const struct shop_cart *cart, int n);
-
-/* ---------------- lb_algo.c: backend choice ---------------- */
-
-enum shop_lb_algo { SHOP_LB_RR, SHOP_LB_LEASTCONN, SHOP_LB_HASH_CLIENT, SHOP_LB_HASH_URL };
-extern const char *const shop_lb_algo_names[]; /* NULL-terminated, in enum order */
-int shop_lb_algo_parse(const char *s);
-
-/* What the algorithms need to know about a backend. The LB keeps one per backend. */
-struct shop_lb_member {
-    const char *name;          /* stable identity, hashed onto the ring */
-    unsigned weight;           /* configured, >= 1 */
-    double eff_weight;         /* weight now (slow start ramps it); 0 = not eligible */
-    int available;             /* up and not drained */
-    unsigned active;           /* requests in flight */
-    double current;            /* smooth WRR state */
-};
-
-/* Smooth weighted round robin (nginx's): index of the chosen member, -1 if none eligible.
- * Members whose bit is set in `exclude` (bit i = member i, i < 64) are skipped. */
-int shop_lb_pick_rr(struct shop_lb_member *m, size_t n, uint64_t exclude);
-/* Fewest active/eff_weight; ties go round-robin from *rotor. */
-int shop_lb_pick_leastconn(struct shop_lb_member *m, size_t n, uint64_t exclude, unsigned *rotor);
-
-/* Consistent hash ring with virtual nodes (weight * vnodes points per member). */
-struct shop_ring_point {
-    uint64_t hash;
-    uint32_t member;
-};
-struct shop_ring {
-    struct shop_ring_point *pts;
-    size_t n;
-};
-/* Builds the ring for members[0..n) (all of them, available or not, so that a member going down
- * only moves its own keys). 0 or -1 (out of memory). */
-int shop_ring_build(struct shop_ring *r, const struct shop_lb_member *m, size_t n, unsigned vnodes);
-void shop_ring_free(struct shop_ring *r);
-/* The first available, non-excluded member clockwise from the key's hash; -1 if none. */
-int shop_ring_pick(const struct shop_ring *r, const struct shop_lb_member *m, size_t n,
-                   uint64_t key_hash, uint64_t exclude);
 
 #endif

@@ -1,4 +1,4 @@
-/* origin/lb_algo.c - how shop-lb chooses a backend: smooth weighted round robin, least
+/* origin/lb/algo.c - how shop-lb chooses a backend: smooth weighted round robin, least
  * connections, and a consistent hash ring with virtual nodes.
  *
  * Pure: the caller keeps the members' state (availability, slow-start weight, requests in
@@ -8,27 +8,30 @@
  * The ring holds every member, available or not: when one goes down its keys go to the next
  * point clockwise and nobody else's keys move; when it comes back they return. Adding a member
  * only takes keys from the others (about 1/N of them). tests/unit/t_shop_lb.c measures both. */
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "shop.h"
+#include "origin/lb/lb.h"
+#include "origin/shop/shop.h"
 
-const char *const shop_lb_algo_names[] = {"rr", "leastconn", "hash-client", "hash-url", NULL};
+const char *const lb_algo_names[] = {"rr", "leastconn", "hash-client", "hash-url", NULL};
 
-int shop_lb_algo_parse(const char *s)
+int lb_algo_parse(const char *s)
 {
-    for (int i = 0; shop_lb_algo_names[i] != NULL; i++)
-        if (strcmp(s, shop_lb_algo_names[i]) == 0)
+    for (int i = 0; lb_algo_names[i] != NULL; i++)
+        if (strcmp(s, lb_algo_names[i]) == 0)
             return i;
     return -1;
 }
 
-static int eligible(const struct shop_lb_member *m, size_t i, uint64_t exclude)
+static int eligible(const struct lb_member *m, size_t i, uint64_t exclude)
 {
     return m[i].available && m[i].eff_weight > 0 && !(i < 64 && (exclude >> i) & 1);
 }
 
-int shop_lb_pick_rr(struct shop_lb_member *m, size_t n, uint64_t exclude)
+int lb_pick_rr(struct lb_member *m, size_t n, uint64_t exclude)
 {
     double total = 0;
     int best = -1;
@@ -45,7 +48,7 @@ int shop_lb_pick_rr(struct shop_lb_member *m, size_t n, uint64_t exclude)
     return best;
 }
 
-int shop_lb_pick_leastconn(struct shop_lb_member *m, size_t n, uint64_t exclude, unsigned *rotor)
+int lb_pick_leastconn(struct lb_member *m, size_t n, uint64_t exclude, unsigned *rotor)
 {
     int best = -1;
     double best_load = 0;
@@ -69,18 +72,18 @@ int shop_lb_pick_leastconn(struct shop_lb_member *m, size_t n, uint64_t exclude,
 
 static int by_hash(const void *a, const void *b)
 {
-    const struct shop_ring_point *x = a, *y = b;
+    const struct lb_ring_point *x = a, *y = b;
     if (x->hash != y->hash)
         return x->hash < y->hash ? -1 : 1;
     return x->member < y->member ? -1 : x->member > y->member;
 }
 
-int shop_ring_build(struct shop_ring *r, const struct shop_lb_member *m, size_t n, unsigned vnodes)
+int lb_ring_build(struct lb_ring *r, const struct lb_member *m, size_t n, unsigned vnodes)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += (size_t)(m[i].weight ? m[i].weight : 1) * vnodes;
-    struct shop_ring_point *pts = total ? malloc(total * sizeof(*pts)) : NULL;
+    struct lb_ring_point *pts = total ? malloc(total * sizeof(*pts)) : NULL;
     if (total && pts == NULL)
         return -1;
     size_t k = 0;
@@ -101,14 +104,14 @@ int shop_ring_build(struct shop_ring *r, const struct shop_lb_member *m, size_t 
     return 0;
 }
 
-void shop_ring_free(struct shop_ring *r)
+void lb_ring_free(struct lb_ring *r)
 {
     free(r->pts);
     r->pts = NULL;
     r->n = 0;
 }
 
-int shop_ring_pick(const struct shop_ring *r, const struct shop_lb_member *m, size_t n,
+int lb_ring_pick(const struct lb_ring *r, const struct lb_member *m, size_t n,
                    uint64_t key_hash, uint64_t exclude)
 {
     if (r->n == 0)

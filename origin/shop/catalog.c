@@ -1,4 +1,4 @@
-/* origin/catalog.c - the shop's catalog in SQLite: generated deterministically from (size, seed),
+/* origin/shop/catalog.c - the shop's catalog in SQLite: generated deterministically from (size, seed),
  * then opened read-only by every app server (one connection per thread).
  *
  * Determinism: the content comes only from a splitmix64 stream seeded with the seed, rows are
@@ -8,13 +8,15 @@
  *
  * Queries run on the loop's thread: they are point lookups and short range scans on a read-only
  * file that the page cache holds, microseconds each. */
+#include "config.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sqlite3.h>
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 struct shop_catalog {
     sqlite3 *db;

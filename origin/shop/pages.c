@@ -1,13 +1,15 @@
-/* origin/pages.c - the storefront's HTML pages and JSON documents.
+/* origin/shop/pages.c - the storefront's HTML pages and JSON documents.
  *
  * Pure: catalog rows in, text out (no clock, no I/O), so the same catalog renders the same bytes on
  * every app server. Images are linked on the CDN hostname (site->img_base), pages and the API on
  * the same origin. Every string from the catalog or the request is escaped here. */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 #define ADD(b, lit) shop_buf_add((b), (lit), sizeof(lit) - 1)
 

@@ -1,15 +1,17 @@
-/* origin/app_main.c - shop-app: the sample storefront's app server (h2o, HTTP/1.1 and h2c).
+/* origin/shop/main.c - shop-app: the sample storefront's app server (h2o, HTTP/1.1 and h2c).
  *
- * Owns: the command line and YAML config, the worker threads (one h2o loop each, listening with
- * SO_REUSEPORT, one read-only SQLite connection each), the request handler, the service-delay
- * queue, metrics, the access log, graceful stop (SIGTERM/SIGINT) and reload (SIGHUP).
+ * Owns: the command line and YAML config, the workers' own state (one read-only SQLite connection
+ * each; their loops, listeners, signals and graceful stop are cdn/daemon.h's), the request
+ * handler, the service-delay queue, metrics, the access log and reload (SIGHUP).
  *
  * Rules:
  * - Nothing sleeps on a loop: a configured service delay parks the request in a per-thread queue
  *   sorted by due time, with one cdn_timer armed for its head. A parked request whose client goes
  *   away is unlinked by its pool's dispose callback.
- * - The caching headers come from the rules set (rules.c); SIGHUP swaps in a new set. Old sets are
- *   kept until exit because parked requests may still point into them.
+ * - The caching headers come from the rules set (rules.c); SIGHUP swaps in a new set and retires
+ *   the old one (cdn_daemon_retire: freed once every worker has finished its loop turn). No rule
+ *   pointer is kept across turns: a parked request and an image render match theirs again when
+ *   they resume.
  * - Responses are built whole (pages are small; images come from the shared, refcounted cache and
  *   stay referenced until h2o has sent them). */
 #include "config.h"
@@ -32,11 +34,12 @@
 #include <h2o.h>
 
 #include "cdn/config.h"
+#include "cdn/daemon.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "cdn/proc.h"
-#include "shop.h"
+#include "origin/shop/shop.h"
 
 #define PROG "shop-app"
 #define MAX_WORKERS 16
@@ -177,31 +180,24 @@ struct render_job;
 
 struct worker {
     int idx;
-    pthread_t tid;
+    struct cdn_worker *cw;     /* its loop, context and listener (cdn/daemon.h) */
     h2o_evloop_t *loop;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    int fd;
-    h2o_socket_t *listener;
     shop_catalog_t *cat;
     uint64_t rng;              /* error injection only: predictable, never for secrets (see new_sid) */
     h2o_linklist_t delayed;    /* sorted by due */
     cdn_timer_t *delay_timer;
-    size_t inflight;
     int render_efd;            /* render threads wake the loop through it */
     cdn_watch_t *render_watch;
     pthread_mutex_t render_mu;
     struct render_job *render_done; /* finished jobs, under render_mu */
-    uint64_t stop_deadline;
-    int done;
 };
 
 static struct app {
     struct app_conf conf;
     const char *conf_path;
-    cdn_conf_t *cdoc;
-    cdn_conf_t *old_docs[64];  /* kept for parked requests (see the top comment) */
-    size_t nold;
+    cdn_conf_t *cdoc;          /* the first document: restart-only settings point into it */
+    cdn_conf_t *reload_doc;    /* the last reload's: retired when the next one replaces it */
+    cdn_daemon_t *d;
     const struct shop_rules *rules;  /* atomic pointer: SIGHUP swaps it */
     struct shop_rules rules_buf;
     h2o_globalconf_t h2o;
@@ -213,7 +209,6 @@ static struct app {
     cdn_metric_t *m_requests, *m_latency, *m_renders, *m_img_hits;
     cdn_series_t *s_renders, *s_img_hits;
     cdn_series_t *s_latency[C_N];
-    int stopping;              /* atomic */
     pthread_mutex_t render_mu; /* the render queue */
     pthread_cond_t render_cv;
     struct render_job *render_head, **render_tail;
@@ -864,7 +859,6 @@ struct render_job {
     struct worker *w;
     h2o_req_t *req;            /* NULL once the client went away */
     struct render_job **anchor; /* in the request's pool */
-    const struct shop_rule *rule;
     const struct shop_product *p;
     uint32_t id;
     enum shop_img_size size;
@@ -950,7 +944,9 @@ static void on_render_done(cdn_watch_t *watch, int fd, int events, void *data)
         list = job->next;
         if (job->req != NULL) {
             *job->anchor = NULL;
-            send_image(job->req, job->rule, job->p, job->img, 0);
+            /* the rule is matched again: a reload may have retired the one of the request's start */
+            h2o_iovec_t path = job->req->path_normalized;
+            send_image(job->req, shop_rules_match(rules_now(), path.base, path.len), job->p, job->img, 0);
         } else
             shop_image_release(job->img);
         free(job);
@@ -967,7 +963,6 @@ static void render_submit(struct worker *w, h2o_req_t *req, const struct shop_ru
     }
     job->w = w;
     job->req = req;
-    job->rule = rule;
     job->p = p;
     job->id = p->id;
     job->size = size;
@@ -1042,18 +1037,10 @@ static void park(struct worker *w, h2o_req_t *req, uint64_t delay_ms)
 
 /* ---------------- the request entry, logging ---------------- */
 
-static void on_req_dispose(void *p)
-{
-    struct worker *w = *(struct worker **)p;
-    w->inflight--;
-}
-
 static int on_req(h2o_handler_t *h, h2o_req_t *req)
 {
-    struct worker *w = self;
-    struct worker **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_req_dispose);
-    *ref = w;
-    w->inflight++;
+    struct worker *w = self = cdn_worker_of(req)->data; /* the thread's worker, for the handlers below */
+    cdn_worker_track(req);
     const struct shop_rule *rule = shop_rules_match(rules_now(), req->path_normalized.base, req->path_normalized.len);
     enum req_class cls = classify(req->path_normalized.base, req->path_normalized.len);
     int ops = cls == C_HEALTH || cls == C_METRICS; /* never slowed down or failed on purpose */
@@ -1082,56 +1069,25 @@ static void on_log_access(h2o_logger_t *logger, h2o_req_t *req)
     cdn_histogram_observe(app.s_latency[cls], secs < 0 ? 0 : secs);
     if (app.alog == NULL)
         return;
-    struct sockaddr_storage ss;
-    char addr[INET6_ADDRSTRLEN] = "-";
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl > 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-    else if (sl > 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-#define HDR(tok) ({ h2o_iovec_t _v = req_header(req, tok); _v.base ? h2o_strdup(&req->pool, _v.base, _v.len).base : NULL; })
-    char *method = h2o_strdup(&req->pool, req->method.base, req->method.len).base;
-    char *target = h2o_strdup(&req->pool, req->input.path.base, req->input.path.len).base;
-    char *host = h2o_strdup(&req->pool, req->input.authority.base, req->input.authority.len).base;
-    struct cdn_alog_entry e = {
-        .start = *b,
-        .remote_addr = addr,
-        .host = host,
-        .method = method,
-        .target = target,
-        .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
-        .status = status,
-        .bytes_sent = req->bytes_sent,
-        .referer = HDR(H2O_TOKEN_REFERER),
-        .user_agent = HDR(H2O_TOKEN_USER_AGENT),
-        .duration_us = (uint64_t)(secs * 1e6),
-        .request_id = ({ h2o_iovec_t _r = req_header_str(req, "x-request-id"); _r.base ? h2o_strdup(&req->pool, _r.base, _r.len).base : NULL; }),
-    };
-#undef HDR
+    char peer[CDN_PEER_TEXT_MAX];
+    struct cdn_alog_entry e;
+    cdn_alog_entry_from_req(req, &e, peer);
     cdn_alog_write(app.alog, &e);
 }
 
 /* ---------------- workers ---------------- */
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* Main thread, in cdn_daemon_new: a worker's own state on its loop. */
+static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t errlen)
 {
-    if (err != NULL)
-        return;
-    struct worker *w = listener->data;
-    h2o_socket_t *sock;
-    /* accept a few per wakeup; the rest come on the next turn */
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
-        h2o_accept(&w->accept_ctx, sock);
-}
-
-static int worker_init(struct worker *w, char *err, size_t errlen)
-{
+    struct worker *w = &app.workers[cw->id];
+    (void)data;
+    cw->data = w;
+    w->cw = cw;
+    w->idx = (int)cw->id;
     w->rng = 0xC0FFEEULL + (uint64_t)w->idx * 7919 + (uint64_t)getpid();
     h2o_linklist_init_anchor(&w->delayed);
-    w->loop = h2o_evloop_create();
-    h2o_context_init(&w->ctx, w->loop, &app.h2o);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = app.h2o.hosts;
+    w->loop = cw->loop;
     w->delay_timer = cdn_timer_new(w->loop, on_delay_timer, w);
     if (w->delay_timer == NULL) {
         snprintf(err, errlen, "cannot create a timer");
@@ -1147,51 +1103,35 @@ static int worker_init(struct worker *w, char *err, size_t errlen)
     w->cat = shop_catalog_open(app.conf.db, err, errlen);
     if (w->cat == NULL)
         return -1;
-    w->fd = cdn_listen_tcp((struct sockaddr *)&app.conf.listen.ss, app.conf.listen.len, app.nworkers > 1, err, errlen);
-    if (w->fd < 0)
-        return -1;
-    w->listener = h2o_evloop_socket_create(w->loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
     return 0;
 }
 
-/* Runs a worker's loop until it has stopped: stop accepting, tell connections to finish (HTTP/2
- * GOAWAY, HTTP/1 closes after the response), wait for requests in flight up to the deadline. */
-static void worker_run(struct worker *w)
+/* The worker's thread, after its drain. */
+static void on_worker_exit(struct cdn_worker *cw, void *data)
 {
-    self = w;
-    int stopping = 0;
-    while (!w->done) {
-        h2o_evloop_run(w->loop, 100);
-        if (!stopping && __atomic_load_n(&app.stopping, __ATOMIC_ACQUIRE)) {
-            stopping = 1;
-            h2o_socket_read_stop(w->listener);
-            h2o_socket_close(w->listener); /* closes the listening fd */
-            w->listener = NULL;
-            h2o_context_request_shutdown(&w->ctx);
-            w->stop_deadline = cdn_now_ms() + app.conf.graceful_timeout;
-        }
-        if (stopping && (w->inflight == 0 || cdn_now_ms() >= w->stop_deadline))
-            w->done = 1;
-    }
+    struct worker *w = cw->data;
+    (void)data;
     shop_catalog_close(w->cat);
     w->cat = NULL;
 }
 
-static void *worker_main(void *arg)
-{
-    worker_run(arg);
-    return NULL;
-}
-
 /* ---------------- signals, reload ---------------- */
 
-static void reload(void)
+static void free_doc(void *doc) { cdn_conf_free(doc); }
+
+static void on_reopen(void *data)
 {
-    cdn_log_reopen();
+    (void)data;
     if (app.alog != NULL)
         cdn_alog_reopen(app.alog);
+}
+
+/* SIGHUP: the header rules, delay and error rate change live; listen, threads, db need a
+ * restart. The replaced rules go to cdn_daemon_retire: no request keeps a rule across a loop
+ * turn (parked and rendering requests match theirs again when they resume). */
+static void on_reload(void *data)
+{
+    (void)data;
     if (app.conf_path == NULL) {
         cdn_notice("SIGHUP: logs reopened");
         return;
@@ -1204,34 +1144,19 @@ static void reload(void)
         cdn_err("reload failed, keeping the running config: %s", err.msg);
         return;
     }
-    if (app.nold >= sizeof(app.old_docs) / sizeof(app.old_docs[0])) {
-        cdn_err("reload refused: too many reloads kept alive (restart the process)");
-        cdn_conf_free(doc);
-        return;
-    }
-    /* the header rules, delay and error rate change live; listen, threads, db need a restart */
     struct shop_rules *nr = cdn_conf_alloc(doc, sizeof(*nr));
     *nr = nc.rules.n ? nc.rules : *shop_rules_default();
     if (nc.error_cache_control)
         nr->error_cache_control = nc.error_cache_control;
     if (nc.server_error_cache_control)
         nr->server_error_cache_control = nc.server_error_cache_control;
-    app.old_docs[app.nold++] = app.cdoc;
-    app.cdoc = doc;
     app.conf.delay = nc.delay;
     app.conf.error_rate = nc.error_rate;
     __atomic_store_n(&app.rules, nr, __ATOMIC_RELEASE);
+    if (app.reload_doc != NULL && cdn_daemon_retire(app.d, app.reload_doc, free_doc) != 0)
+        cdn_warn("reload: cannot retire the previous config (out of memory): it stays");
+    app.reload_doc = doc;
     cdn_notice("SIGHUP: config %s reloaded (%zu header rules)", app.conf_path, nr->n);
-}
-
-static void on_signal(int signo, void *data)
-{
-    if (signo == SIGHUP)
-        reload();
-    else if (signo == SIGTERM || signo == SIGINT) {
-        if (!__atomic_exchange_n(&app.stopping, 1, __ATOMIC_ACQ_REL))
-            cdn_notice("signal %d: stopping (finishing requests in flight)", signo);
-    }
 }
 
 /* ---------------- main ---------------- */
@@ -1526,8 +1451,15 @@ int main(int argc, char **argv)
     h2o_compress_register(pc, &(h2o_compress_args_t){.min_size = 150, .gzip = {1}, .brotli = {-1}});
     h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = on_log_access;
 
-    if (cdn_signals_block() != 0) {
-        fprintf(stderr, PROG ": cannot block signals\n");
+    struct cdn_daemon_opts dopts = {.prog = PROG, .threads = app.conf.threads, .listen = (struct sockaddr *)&app.conf.listen.ss,
+                                    .listen_len = app.conf.listen.len, .reuseport = 1, .h2o = &app.h2o,
+                                    .drain_ms = app.conf.graceful_timeout, .on_worker_init = on_worker_init,
+                                    .on_worker_exit = on_worker_exit, .on_reload = on_reload, .on_reopen = on_reopen};
+    app.nworkers = (int)app.conf.threads;
+    if ((app.d = cdn_daemon_new(&dopts, err, sizeof(err))) == NULL) {
+        fprintf(stderr, PROG ": %s\n", err);
+        if (app.conf.pid_file)
+            cdn_pidfile_remove(app.conf.pid_file);
         return 1;
     }
     pthread_mutex_init(&app.render_mu, NULL);
@@ -1541,33 +1473,14 @@ int main(int argc, char **argv)
         }
         pthread_detach(t);
     }
-    app.nworkers = (int)app.conf.threads;
-    for (int i = 0; i < app.nworkers; i++) {
-        app.workers[i].idx = i;
-        if (worker_init(&app.workers[i], err, sizeof(err)) != 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            if (app.conf.pid_file)
-                cdn_pidfile_remove(app.conf.pid_file);
-            return 1;
-        }
-    }
-    cdn_signals_t *sigs = cdn_signals_watch(app.workers[0].loop, on_signal, NULL);
-    if (sigs == NULL) {
-        fprintf(stderr, PROG ": cannot watch signals\n");
-        return 1;
-    }
     cdn_notice("listening on %s (%d thread%s, catalog %s: %u products, images on %s)", abuf, app.nworkers,
                app.nworkers > 1 ? "s" : "", app.conf.db, app.conf.products, *app.site.img_base ? app.site.img_base : "this host");
-    for (int i = 1; i < app.nworkers; i++)
-        pthread_create(&app.workers[i].tid, NULL, worker_main, &app.workers[i]);
-    worker_run(&app.workers[0]);
-    for (int i = 1; i < app.nworkers; i++)
-        pthread_join(app.workers[i].tid, NULL);
-    cdn_signals_free(sigs);
+    int rc = cdn_daemon_run(app.d);
+    cdn_daemon_free(app.d);
     cdn_notice("stopped");
     if (app.conf.pid_file)
         cdn_pidfile_remove(app.conf.pid_file);
     if (app.alog)
         cdn_alog_close(app.alog);
-    return 0;
+    return rc;
 }
