@@ -1,4 +1,4 @@
-/* lab/lab_ops.c - `cdn-lab load` and `cdn-lab report`.
+/* lab/cdnlab/ops.c - `cdn-lab load` and `cdn-lab report`.
  *
  * load: scrapes every edge's and shop-lb's /metrics (metrics/before-*), runs one cdn-load per region
  * inside that region's client namespace (or from its loopback /24), from all of its client
@@ -9,7 +9,7 @@
  * lowest latency seen per region -> edge pair (about one round trip), errors by kind, and whether
  * the edges' counters, the logs and the origin's counter reconcile; draws plots with gnuplot when
  * it is installed, and writes report.txt and index.html. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "labrun.h"
-#include "workload.h"
+#include "lab/cdnlab/labrun.h"
+#include "lab/lib/workload.h"
 
 static void scrape(struct lab_run *r, const char *when)
 {
