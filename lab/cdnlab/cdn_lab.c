@@ -1181,7 +1181,8 @@ static void usage(FILE *f)
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
-               "  report [-o DIR]                               hit ratios, offload, latency, plots\n"
+               "  report [-o DIR]                               hit ratios, offload, latency, plots into DIR\n"
+               "                                                (default STATEDIR/report, removed by down)\n"
                "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
                "  env                                           shell variables describing the lab\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");

@@ -1,10 +1,13 @@
-/* lab/cdnlab/report.c - `cdn-lab report [-o DIR]`: reads the load logs and scrapes that `cdn-lab load`
- * (run_load.c) left in the state directory; prints hit ratios (object, byte; overall, per edge, per
- * tier, per region), origin offload, latency percentiles per region for hits and misses, the
- * lowest latency seen per region -> edge pair (about one round trip), errors by kind, and whether
- * the edges' counters, the logs and the origin's counter reconcile; draws plots with gnuplot when
- * it is installed, and writes report.txt and index.html. */
+/* lab/cdnlab/report.c - `cdn-lab report [-o DIR]`: reads the load logs and scrapes that
+ * `cdn-lab load` (run_load.c) left in the state directory; prints hit ratios (object, byte;
+ * overall, per edge, per tier, per region), origin offload, latency percentiles per region for hits
+ * and misses, the lowest latency seen per region -> edge pair (about one round trip), errors by
+ * kind, and whether the edges' counters, the logs and the origin's counter reconcile; draws plots
+ * with gnuplot when it is installed, and writes report.txt and index.html.
+ * Everything it writes goes into DIR (made if missing), by default STATE/report: never into the
+ * current directory. */
 #include "config.h"
+#include <errno.h>
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
@@ -79,10 +82,37 @@ void lab_out2(FILE *a, FILE *b, const char *fmt, ...)
 /* latency samples per region (hits, misses): file scope so that every return path frees them */
 static struct lat lat_hit[LAB_MAX_REGIONS], lat_miss[LAB_MAX_REGIONS];
 
-static int report_main(struct lab_run *r, int argc, char **argv);
+/* mkdir -p: DIR and its missing parents; 0 when DIR is (now) a directory. */
+static int mkdir_p(const char *dir)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+            *c = '/';
+        }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(p, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv)
 {
-    int rc = report_main(r, argc, argv);
+    char *defdir = NULL;
+    if (asprintf(&defdir, "%s/report", r->statedir) < 0) return 1;
+    int rc = report_main(r, defdir, argc, argv);
+    free(defdir);
     for (size_t i = 0; i < LAB_MAX_REGIONS; i++) {
         free(lat_hit[i].v);
         free(lat_miss[i].v);
@@ -91,12 +121,23 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     return rc;
 }
 
-static int report_main(struct lab_run *r, int argc, char **argv)
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv)
 {
-    const char *odir = "lab-report";
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-o")) odir = argv[i + 1];
-    mkdir(odir, 0755);
+    /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
+     * report to keep goes to -o). */
+    const char *odir = defdir;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-o")) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(stderr, "cdn-lab: report -o DIR\n");
+                return 2;
+            }
+            odir = argv[++i];
+        }
+    if (mkdir_p(odir) < 0) {
+        fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", odir, strerror(errno));
+        return 1;
+    }
     char pat[PATH_MAX];
     snprintf(pat, sizeof(pat), "%s/load-*.log", r->statedir);
     glob_t g;
