@@ -32,84 +32,84 @@ static void add(struct plan *p, const uint8_t *owner, uint16_t type, uint32_t tt
     p->an[p->nan++] = (struct rr){owner, type, ttl, rd, rdlen};
 }
 
-static void add_set(struct plan *p, const uint8_t *owner, const struct gdns_rrset *r)
+static void add_set(struct plan *p, const uint8_t *owner, const struct cdns_rrset *r)
 {
     for (unsigned i = 0; i < r->n; i++) add(p, owner, r->type, r->ttl, r->rd[i].data, r->rd[i].len);
 }
 
-static void add_soa(struct plan *p, const struct gdns_zone *z)
+static void add_soa(struct plan *p, const struct cdns_zone *z)
 {
-    p->ns[0] = (struct rr){z->apex, GDNS_T_SOA, z->neg_ttl, z->soa->rd[0].data, z->soa->rd[0].len};
+    p->ns[0] = (struct rr){z->apex, CDNS_T_SOA, z->neg_ttl, z->soa->rd[0].data, z->soa->rd[0].len};
     p->nns = 1;
 }
 
 /* Writes RDATA; names inside the well-known types are compressed (RFC 3597 section 4). */
-static void put_rdata(gdns_wire_t *w, struct gdns_compr *c, const struct rr *r)
+static void put_rdata(cdns_wire_t *w, struct cdns_compr *c, const struct rr *r)
 {
-    gdns_wire_t in;
-    uint8_t name[GDNS_NAME_MAX];
-    gdns_wire_init(&in, r->rd, r->rdlen);
+    cdns_wire_t in;
+    uint8_t name[CDNS_NAME_MAX];
+    cdns_wire_init(&in, r->rd, r->rdlen);
     switch (r->type) {
-    case GDNS_T_NS: case GDNS_T_CNAME: case GDNS_T_PTR:
-        gdns_name_read(&in, name, 0);
-        gdns_name_write(w, c, name);
+    case CDNS_T_NS: case CDNS_T_CNAME: case CDNS_T_PTR:
+        cdns_name_read(&in, name, 0);
+        cdns_name_write(w, c, name);
         break;
-    case GDNS_T_MX:
-        gdns_wire_put_u16(w, gdns_wire_u16(&in));
-        gdns_name_read(&in, name, 0);
-        gdns_name_write(w, c, name);
+    case CDNS_T_MX:
+        cdns_wire_put_u16(w, cdns_wire_u16(&in));
+        cdns_name_read(&in, name, 0);
+        cdns_name_write(w, c, name);
         break;
-    case GDNS_T_SOA:
-        gdns_name_read(&in, name, 0);
-        gdns_name_write(w, c, name);
-        gdns_name_read(&in, name, 0);
-        gdns_name_write(w, c, name);
-        gdns_wire_put(w, r->rd + in.pos, r->rdlen - in.pos);
+    case CDNS_T_SOA:
+        cdns_name_read(&in, name, 0);
+        cdns_name_write(w, c, name);
+        cdns_name_read(&in, name, 0);
+        cdns_name_write(w, c, name);
+        cdns_wire_put(w, r->rd + in.pos, r->rdlen - in.pos);
         break;
     default:
-        gdns_wire_put(w, r->rd, r->rdlen);
+        cdns_wire_put(w, r->rd, r->rdlen);
     }
 }
 
-static void put_rr(gdns_wire_t *w, struct gdns_compr *c, const struct rr *r)
+static void put_rr(cdns_wire_t *w, struct cdns_compr *c, const struct rr *r)
 {
-    gdns_name_write(w, c, r->owner);
-    gdns_wire_put_u16(w, r->type);
-    gdns_wire_put_u16(w, GDNS_C_IN);
-    gdns_wire_put_u32(w, r->ttl);
+    cdns_name_write(w, c, r->owner);
+    cdns_wire_put_u16(w, r->type);
+    cdns_wire_put_u16(w, CDNS_C_IN);
+    cdns_wire_put_u32(w, r->ttl);
     size_t at = w->pos;
-    gdns_wire_put_u16(w, 0);
+    cdns_wire_put_u16(w, 0);
     put_rdata(w, c, r);
-    if (!w->err) gdns_wire_patch_u16(w, at, (uint16_t)(w->pos - at - 2));
+    if (!w->err) cdns_wire_patch_u16(w, at, (uint16_t)(w->pos - at - 2));
 }
 
-static size_t opt_size(const struct gdns_query *q)
+static size_t opt_size(const struct cdns_query *q)
 {
     if (!q->edns) return 0;
     return 11 + (q->ecs.present ? 4 + 4 + (q->ecs.source + 7u) / 8u : 0);
 }
 
-static void put_opt(gdns_wire_t *w, const struct gdns_view *v, const struct gdns_query *q, int rcode,
+static void put_opt(cdns_wire_t *w, const struct cdns_view *v, const struct cdns_query *q, int rcode,
                     unsigned scope)
 {
-    gdns_wire_put_u8(w, 0);
-    gdns_wire_put_u16(w, GDNS_T_OPT);
-    gdns_wire_put_u16(w, (uint16_t)v->set.udp_max);
-    gdns_wire_put_u32(w, (uint32_t)(rcode >> 4) << 24);  /* version 0, DO clear: no DNSSEC here */
-    if (!q->ecs.present) { gdns_wire_put_u16(w, 0); return; }
+    cdns_wire_put_u8(w, 0);
+    cdns_wire_put_u16(w, CDNS_T_OPT);
+    cdns_wire_put_u16(w, (uint16_t)v->set.udp_max);
+    cdns_wire_put_u32(w, (uint32_t)(rcode >> 4) << 24);  /* version 0, DO clear: no DNSSEC here */
+    if (!q->ecs.present) { cdns_wire_put_u16(w, 0); return; }
     size_t alen = (q->ecs.source + 7u) / 8u;
-    gdns_wire_put_u16(w, (uint16_t)(4 + 4 + alen));
-    gdns_wire_put_u16(w, GDNS_OPT_ECS);
-    gdns_wire_put_u16(w, (uint16_t)(4 + alen));
-    gdns_wire_put_u16(w, q->ecs.family);
-    gdns_wire_put_u8(w, q->ecs.source);
-    gdns_wire_put_u8(w, (uint8_t)scope);
-    gdns_wire_put(w, q->ecs.addr, alen);
+    cdns_wire_put_u16(w, (uint16_t)(4 + 4 + alen));
+    cdns_wire_put_u16(w, CDNS_OPT_ECS);
+    cdns_wire_put_u16(w, (uint16_t)(4 + alen));
+    cdns_wire_put_u16(w, q->ecs.family);
+    cdns_wire_put_u8(w, q->ecs.source);
+    cdns_wire_put_u8(w, (uint8_t)scope);
+    cdns_wire_put(w, q->ecs.addr, alen);
 }
 
 /* The A/AAAA records of a CDN name for this client. */
-static void cdn_answer(const struct gdns_view *v, const struct gdns_req *rq, const struct gdns_query *q,
-                       const struct gdns_node *n, uint16_t type, struct plan *p, struct gdns_result *res,
+static void cdn_answer(const struct cdns_view *v, const struct cdns_req *rq, const struct cdns_query *q,
+                       const struct cdns_node *n, uint16_t type, struct plan *p, struct cdns_result *res,
                        unsigned *scope)
 {
     int fam;
@@ -117,15 +117,15 @@ static void cdn_answer(const struct gdns_view *v, const struct gdns_req *rq, con
     unsigned bits;
     if (q->ecs.present) { fam = q->ecs.family; addr = q->ecs.addr; bits = q->ecs.source; }
     else { fam = rq->family; addr = rq->addr; bits = fam == 1 ? 32 : 128; }
-    int region = fam ? gdns_geo_lookup(v, fam, addr, bits, scope) : -1;
+    int region = fam ? cdns_geo_lookup(v, fam, addr, bits, scope) : -1;
     if (region < 0) region = v->default_region;
-    struct gdns_health h[256];
+    struct cdns_health h[256];
     size_t ne = v->nedges < 256 ? v->nedges : 256;
     for (size_t i = 0; i < ne; i++)
-        gdns_health_unpack(atomic_load_explicit(&v->health[i], memory_order_relaxed), &h[i]);
-    struct gdns_pick pk;
-    int family = type == GDNS_T_AAAA ? 2 : 1;
-    gdns_select(v, n->cdn, region, family, h, rq->now_ms, &pk);
+        cdns_health_unpack(atomic_load_explicit(&v->health[i], memory_order_relaxed), &h[i]);
+    struct cdns_pick pk;
+    int family = type == CDNS_T_AAAA ? 2 : 1;
+    cdns_select(v, n->cdn, region, family, h, rq->now_ms, &pk);
     res->cdn = 1;
     res->region = region;
     res->fallback = pk.fallback;
@@ -138,7 +138,7 @@ static void cdn_answer(const struct gdns_view *v, const struct gdns_req *rq, con
         return;
     }
     for (int i = 0; i < pk.n; i++) {
-        const struct gdns_edge *e = &v->edges[pk.edge[i]];
+        const struct cdns_edge *e = &v->edges[pk.edge[i]];
         int na = family == 1 ? e->n4 : e->n6;
         for (int k = 0; k < na; k++)
             add(p, n->name, type, pk.ttl, family == 1 ? e->v4[k] : e->v6[k], family == 1 ? 4 : 16);
@@ -146,48 +146,48 @@ static void cdn_answer(const struct gdns_view *v, const struct gdns_req *rq, con
 }
 
 /* Fills the plan; returns the rcode. */
-static int lookup(const struct gdns_view *v, const struct gdns_req *rq, const struct gdns_query *q,
-                  const struct gdns_zone *z, struct plan *p, struct gdns_result *res, unsigned *scope)
+static int lookup(const struct cdns_view *v, const struct cdns_req *rq, const struct cdns_query *q,
+                  const struct cdns_zone *z, struct plan *p, struct cdns_result *res, unsigned *scope)
 {
     const uint8_t *cur = q->lname;
     uint16_t qt = q->qtype;
     for (int hop = 0; hop <= MAX_CHASE; hop++) {
-        const struct gdns_node *n = gdns_zone_find(z, cur);
-        if (!n) { add_soa(p, z); return GDNS_RC_NXDOMAIN; }
-        const struct gdns_rrset *cn = gdns_node_rrset(n, GDNS_T_CNAME);
-        if (cn && qt != GDNS_T_CNAME) {
+        const struct cdns_node *n = cdns_zone_find(z, cur);
+        if (!n) { add_soa(p, z); return CDNS_RC_NXDOMAIN; }
+        const struct cdns_rrset *cn = cdns_node_rrset(n, CDNS_T_CNAME);
+        if (cn && qt != CDNS_T_CNAME) {
             add_set(p, n->name, cn);
-            if (qt == GDNS_T_ANY) return GDNS_RC_NOERROR;  /* RFC 8482: one RRset */
+            if (qt == CDNS_T_ANY) return CDNS_RC_NOERROR;  /* RFC 8482: one RRset */
             const uint8_t *target = cn->rd[0].data;
-            if (!gdns_name_is_sub(target, z->apex)) return GDNS_RC_NOERROR;  /* the client chases */
+            if (!cdns_name_is_sub(target, z->apex)) return CDNS_RC_NOERROR;  /* the client chases */
             cur = target;
             continue;
         }
-        if (n->cdn && (qt == GDNS_T_A || qt == GDNS_T_AAAA || qt == GDNS_T_ANY)) {
-            cdn_answer(v, rq, q, n, qt == GDNS_T_AAAA ? GDNS_T_AAAA : GDNS_T_A, p, res, scope);
-            if (p->nan == 0 && qt == GDNS_T_ANY)
-                cdn_answer(v, rq, q, n, GDNS_T_AAAA, p, res, scope);
+        if (n->cdn && (qt == CDNS_T_A || qt == CDNS_T_AAAA || qt == CDNS_T_ANY)) {
+            cdn_answer(v, rq, q, n, qt == CDNS_T_AAAA ? CDNS_T_AAAA : CDNS_T_A, p, res, scope);
+            if (p->nan == 0 && qt == CDNS_T_ANY)
+                cdn_answer(v, rq, q, n, CDNS_T_AAAA, p, res, scope);
             if (p->nan == 0) add_soa(p, z);
-            return GDNS_RC_NOERROR;
+            return CDNS_RC_NOERROR;
         }
-        const struct gdns_rrset *r = NULL;
-        if (qt == GDNS_T_ANY) r = n->rrsets;  /* RFC 8482: a single RRset, the first one */
-        else r = gdns_node_rrset(n, qt);
-        if (!r) { add_soa(p, z); return GDNS_RC_NOERROR; }  /* NODATA */
+        const struct cdns_rrset *r = NULL;
+        if (qt == CDNS_T_ANY) r = n->rrsets;  /* RFC 8482: a single RRset, the first one */
+        else r = cdns_node_rrset(n, qt);
+        if (!r) { add_soa(p, z); return CDNS_RC_NOERROR; }  /* NODATA */
         add_set(p, n->name, r);
-        return GDNS_RC_NOERROR;
+        return CDNS_RC_NOERROR;
     }
-    return GDNS_RC_NOERROR;  /* a CNAME chain longer than we follow: what we have */
+    return CDNS_RC_NOERROR;  /* a CNAME chain longer than we follow: what we have */
 }
 
-size_t gdns_respond(const struct gdns_view *v, const struct gdns_req *rq, uint8_t *out, size_t cap,
-                    struct gdns_result *res)
+size_t cdns_respond(const struct cdns_view *v, const struct cdns_req *rq, uint8_t *out, size_t cap,
+                    struct cdns_result *res)
 {
-    struct gdns_query q;
+    struct cdns_query q;
     memset(res, 0, sizeof(*res));
     res->region = -1;
-    enum gdns_parse_result pr = gdns_query_parse(rq->pkt, rq->len, &q);
-    if (pr == GDNS_PARSE_DROP || cap < 512) { res->rcode = -1; return 0; }
+    enum cdns_parse_result pr = cdns_query_parse(rq->pkt, rq->len, &q);
+    if (pr == CDNS_PARSE_DROP || cap < 512) { res->rcode = -1; return 0; }
     res->qtype = q.qtype;
 
     size_t limit = cap;
@@ -205,32 +205,32 @@ size_t gdns_respond(const struct gdns_view *v, const struct gdns_req *rq, uint8_
     p.nan = p.nns = p.overflow = 0;
     int rcode = q.rcode, aa = 0;
     unsigned scope = 0;
-    if (pr == GDNS_PARSE_OK) {
-        const struct gdns_zone *z = NULL;
-        if (q.qclass != GDNS_C_IN && q.qclass != GDNS_C_ANY) rcode = GDNS_RC_REFUSED;
-        else if (q.qtype == GDNS_T_AXFR || q.qtype == GDNS_T_IXFR) rcode = GDNS_RC_REFUSED;
-        else if (!(z = gdns_view_find_zone(v, q.lname))) rcode = GDNS_RC_REFUSED;
+    if (pr == CDNS_PARSE_OK) {
+        const struct cdns_zone *z = NULL;
+        if (q.qclass != CDNS_C_IN && q.qclass != CDNS_C_ANY) rcode = CDNS_RC_REFUSED;
+        else if (q.qtype == CDNS_T_AXFR || q.qtype == CDNS_T_IXFR) rcode = CDNS_RC_REFUSED;
+        else if (!(z = cdns_view_find_zone(v, q.lname))) rcode = CDNS_RC_REFUSED;
         else { aa = 1; rcode = lookup(v, rq, &q, z, &p, res, &scope); }
     }
     res->rcode = rcode;
     res->aa = aa;
 
-    gdns_wire_t w;
-    struct gdns_compr c = {.n = 0};
-    gdns_wire_init(&w, out, limit);
-    uint16_t flags = GDNS_F_QR | (uint16_t)(q.opcode << 11) | (q.flags & (GDNS_F_RD | GDNS_F_CD)) |
-                     (aa ? GDNS_F_AA : 0) | (uint16_t)(rcode & 0xF);
-    gdns_wire_put_u16(&w, q.id);
-    gdns_wire_put_u16(&w, flags);
-    gdns_wire_put_u16(&w, q.has_question ? 1 : 0);
-    gdns_wire_put_u16(&w, 0);
-    gdns_wire_put_u16(&w, 0);
-    gdns_wire_put_u16(&w, 0);
+    cdns_wire_t w;
+    struct cdns_compr c = {.n = 0};
+    cdns_wire_init(&w, out, limit);
+    uint16_t flags = CDNS_F_QR | (uint16_t)(q.opcode << 11) | (q.flags & (CDNS_F_RD | CDNS_F_CD)) |
+                     (aa ? CDNS_F_AA : 0) | (uint16_t)(rcode & 0xF);
+    cdns_wire_put_u16(&w, q.id);
+    cdns_wire_put_u16(&w, flags);
+    cdns_wire_put_u16(&w, q.has_question ? 1 : 0);
+    cdns_wire_put_u16(&w, 0);
+    cdns_wire_put_u16(&w, 0);
+    cdns_wire_put_u16(&w, 0);
     if (q.has_question) {
-        gdns_name_write(&w, NULL, q.qname);  /* as received: the client's case */
-        gdns_compr_add(&c, &w, GDNS_HDR_LEN);
-        gdns_wire_put_u16(&w, q.qtype);
-        gdns_wire_put_u16(&w, q.qclass);
+        cdns_name_write(&w, NULL, q.qname);  /* as received: the client's case */
+        cdns_compr_add(&c, &w, CDNS_HDR_LEN);
+        cdns_wire_put_u16(&w, q.qtype);
+        cdns_wire_put_u16(&w, q.qclass);
     }
     if (w.err) { res->rcode = -1; return 0; }  /* cannot happen with cap >= 512 */
     size_t qend = w.pos;
@@ -246,24 +246,24 @@ size_t gdns_respond(const struct gdns_view *v, const struct gdns_req *rq, uint8_
         w.pos = qend;
         w.err = 0;
         nan = nns = 0;
-        out[2] |= GDNS_F_TC >> 8;
+        out[2] |= CDNS_F_TC >> 8;
         res->truncated = 1;
     }
     w.len = limit;
     int nar = 0;
     if (q.edns) { put_opt(&w, v, &q, rcode, scope); nar = 1; }
     if (w.err) { res->rcode = -1; return 0; }
-    gdns_wire_patch_u16(&w, 6, (uint16_t)nan);
-    gdns_wire_patch_u16(&w, 8, (uint16_t)nns);
-    gdns_wire_patch_u16(&w, 10, (uint16_t)nar);
+    cdns_wire_patch_u16(&w, 6, (uint16_t)nan);
+    cdns_wire_patch_u16(&w, 8, (uint16_t)nns);
+    cdns_wire_patch_u16(&w, 10, (uint16_t)nar);
     return w.pos;
 }
 
-size_t gdns_slip(uint8_t *resp, size_t len, const struct gdns_result *res)
+size_t cdns_slip(uint8_t *resp, size_t len, const struct cdns_result *res)
 {
-    size_t end = res->qend ? res->qend : GDNS_HDR_LEN;
+    size_t end = res->qend ? res->qend : CDNS_HDR_LEN;
     if (len < end) return len;
-    resp[2] |= GDNS_F_TC >> 8;
+    resp[2] |= CDNS_F_TC >> 8;
     memset(resp + 6, 0, 6);
     return end;
 }

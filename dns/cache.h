@@ -7,36 +7,36 @@
  * hit: the ID, the RD and CD bits and the qname in the client's case. Only authoritative NOERROR /
  * NXDOMAIN answers that were not truncated and are not CDN answers (those depend on the client,
  * health and time) are stored; a hit is used only if it fits this query's size limit (EDNS size,
- * amplification guard), otherwise the full path runs. Everything else goes through gdns_respond().
+ * amplification guard), otherwise the full path runs. Everything else goes through cdns_respond().
  * Entries are keyed on the view's serial, so a reload never serves an old answer. */
-#ifndef GDNS_CACHE_H
-#define GDNS_CACHE_H
+#ifndef CDNS_CACHE_H
+#define CDNS_CACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "answer.h"
 
-#define GDNS_CACHE_SLOTS 256   /* direct-mapped */
-#define GDNS_CACHE_RESP 512    /* larger answers are not cached */
+#define CDNS_CACHE_SLOTS 256   /* direct-mapped */
+#define CDNS_CACHE_RESP 512    /* larger answers are not cached */
 
-struct gdns_cache_entry {
+struct cdns_cache_entry {
     uint64_t serial;           /* view serial; 0 = empty */
     uint32_t hash;
     uint16_t qtype, qclass;
     uint8_t edns, nlen, aa, rcode;
     uint16_t len;
-    uint8_t lname[GDNS_NAME_MAX];
-    uint8_t resp[GDNS_CACHE_RESP];  /* ID 0, RD and CD clear */
+    uint8_t lname[CDNS_NAME_MAX];
+    uint8_t resp[CDNS_CACHE_RESP];  /* ID 0, RD and CD clear */
 };
 
-struct gdns_cache {
+struct cdns_cache {
     uint64_t hits, misses;
-    struct gdns_cache_entry e[GDNS_CACHE_SLOTS];
+    struct cdns_cache_entry e[CDNS_CACHE_SLOTS];
 };
 
-/* gdns_respond() for UDP queries (rq->tcp must be 0), answered from the cache when it can be and
- * stored in it when it should be. Same result, byte for byte, as gdns_respond(). */
-size_t gdns_respond_cached(struct gdns_cache *c, const struct gdns_view *v, const struct gdns_req *rq,
-                           uint8_t *out, size_t cap, struct gdns_result *res);
+/* cdns_respond() for UDP queries (rq->tcp must be 0), answered from the cache when it can be and
+ * stored in it when it should be. Same result, byte for byte, as cdns_respond(). */
+size_t cdns_respond_cached(struct cdns_cache *c, const struct cdns_view *v, const struct cdns_req *rq,
+                           uint8_t *out, size_t cap, struct cdns_result *res);
 
 #endif

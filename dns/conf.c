@@ -1,4 +1,4 @@
-/* dns/conf.c - YAML -> struct gdns_conf + view, walking the document with cdn/config.h's node
+/* dns/conf.c - YAML -> struct cdns_conf + view, walking the document with cdn/config.h's node
  * API so that every error points at the offending node. Nothing here touches a running server:
  * a reload parses into a fresh struct and the caller swaps it in only on success. */
 #include "conf.h"
@@ -13,7 +13,7 @@
 struct ctx {
     cdn_conf_t *c;
     cdn_conf_err_t *err;
-    struct gdns_view *v;
+    struct cdns_view *v;
     char e[512];
 };
 
@@ -59,8 +59,8 @@ static int u32(struct ctx *x, const cdn_conf_node_t *n, long long min, long long
 
 static int add_listen(struct ctx *x, const cdn_conf_node_t *n, const char *s, void *arg)
 {
-    struct gdns_conf *o = arg;
-    if (o->nlisten == GDNS_MAX_LISTEN) return cdn_conf_fail(x->c, n, x->err, "at most %d listen addresses", GDNS_MAX_LISTEN);
+    struct cdns_conf *o = arg;
+    if (o->nlisten == CDNS_MAX_LISTEN) return cdn_conf_fail(x->c, n, x->err, "at most %d listen addresses", CDNS_MAX_LISTEN);
     struct cdn_conf_addr *a = &o->listen[o->nlisten];
     CK(cdn_conf_addr(x->c, n, "127.0.0.1", &a->ss, &a->len, x->err));
     a->text = NULL;
@@ -71,7 +71,7 @@ static int add_listen(struct ctx *x, const cdn_conf_node_t *n, const char *s, vo
 
 static int opt_rrl(struct ctx *x, const cdn_conf_node_t *n)
 {
-    struct gdns_settings *s = &x->v->set;
+    struct cdns_settings *s = &x->v->set;
     CK(want(x, n, CDN_CONF_MAP, "a mapping (rate, burst, slip, ipv4_prefix, ipv6_prefix)"));
     for (size_t i = 0; i < cdn_conf_len(n); i++) {
         const cdn_conf_node_t *k = cdn_conf_key(n, i), *val = cdn_conf_value(n, i);
@@ -88,7 +88,7 @@ static int opt_rrl(struct ctx *x, const cdn_conf_node_t *n)
 
 static int opt_health(struct ctx *x, const cdn_conf_node_t *n)
 {
-    struct gdns_settings *s = &x->v->set;
+    struct cdns_settings *s = &x->v->set;
     CK(want(x, n, CDN_CONF_MAP, "a mapping (interval, timeout, rise, fall, doubt)"));
     for (size_t i = 0; i < cdn_conf_len(n); i++) {
         const cdn_conf_node_t *k = cdn_conf_key(n, i), *val = cdn_conf_value(n, i);
@@ -107,7 +107,7 @@ static int opt_health(struct ctx *x, const cdn_conf_node_t *n)
 
 static int add_subnet(struct ctx *x, const cdn_conf_node_t *n, const char *s, void *arg)
 {
-    if (gdns_view_add_subnet(x->v, *(int *)arg, s, x->e, sizeof(x->e)) != 0)
+    if (cdns_view_add_subnet(x->v, *(int *)arg, s, x->e, sizeof(x->e)) != 0)
         return cdn_conf_fail(x->c, n, x->err, "%s", x->e);
     return 0;
 }
@@ -118,7 +118,7 @@ static int opt_regions(struct ctx *x, const cdn_conf_node_t *n)
     /* names first, so that distances may name any region */
     for (size_t i = 0; i < cdn_conf_len(n); i++) {
         const cdn_conf_node_t *k = cdn_conf_key(n, i);
-        if (gdns_view_add_region(x->v, ks(k), x->e, sizeof(x->e)) < 0)
+        if (cdns_view_add_region(x->v, ks(k), x->e, sizeof(x->e)) < 0)
             return cdn_conf_fail(x->c, k, x->err, "%s", x->e);
     }
     for (size_t i = 0; i < cdn_conf_len(n); i++) {
@@ -135,11 +135,11 @@ static int opt_regions(struct ctx *x, const cdn_conf_node_t *n)
                 CK(want(x, val, CDN_CONF_MAP, "a mapping region: distance"));
                 for (size_t d = 0; d < cdn_conf_len(val); d++) {
                     const cdn_conf_node_t *dk = cdn_conf_key(val, d);
-                    int other = gdns_view_region_index(x->v, ks(dk));
+                    int other = cdns_view_region_index(x->v, ks(dk));
                     if (other < 0) return cdn_conf_fail(x->c, dk, x->err, "unknown region '%s'", ks(dk));
                     unsigned dist;
                     CK(u32(x, cdn_conf_value(val, d), 0, 4000000000LL, &dist));
-                    gdns_view_set_distance(x->v, r, other, dist);
+                    cdns_view_set_distance(x->v, r, other, dist);
                 }
             } else {
                 return unknown_key(x, k, "subnets, distance");
@@ -151,8 +151,8 @@ static int opt_regions(struct ctx *x, const cdn_conf_node_t *n)
 
 static int collect(struct ctx *x, const cdn_conf_node_t *n, const char *s, void *arg)
 {
-    struct { const char *a[2 * GDNS_MAX_ADDRS]; size_t n; } *l = arg;
-    if (l->n == 2 * GDNS_MAX_ADDRS) return cdn_conf_fail(x->c, n, x->err, "too many addresses");
+    struct { const char *a[2 * CDNS_MAX_ADDRS]; size_t n; } *l = arg;
+    if (l->n == 2 * CDNS_MAX_ADDRS) return cdn_conf_fail(x->c, n, x->err, "too many addresses");
     l->a[l->n++] = s;
     return 0;
 }
@@ -164,7 +164,7 @@ static int opt_edges(struct ctx *x, const cdn_conf_node_t *n)
         const cdn_conf_node_t *e = cdn_conf_item(n, i);
         CK(want(x, e, CDN_CONF_MAP, "an edge (name, region, addresses, health)"));
         const char *name = NULL, *region = NULL, *health = NULL;
-        struct { const char *a[2 * GDNS_MAX_ADDRS]; size_t n; } addrs = {.n = 0};
+        struct { const char *a[2 * CDNS_MAX_ADDRS]; size_t n; } addrs = {.n = 0};
         const cdn_conf_node_t *rnode = e;
         for (size_t j = 0; j < cdn_conf_len(e); j++) {
             const cdn_conf_node_t *k = cdn_conf_key(e, j), *val = cdn_conf_value(e, j);
@@ -176,9 +176,9 @@ static int opt_edges(struct ctx *x, const cdn_conf_node_t *n)
             else return unknown_key(x, k, "name, region, addresses, health");
         }
         if (!name || !region || addrs.n == 0) return cdn_conf_fail(x->c, e, x->err, "an edge needs name, region and addresses");
-        int r = gdns_view_region_index(x->v, region);
+        int r = cdns_view_region_index(x->v, region);
         if (r < 0) return cdn_conf_fail(x->c, rnode, x->err, "unknown region '%s'", region);
-        if (gdns_view_add_edge(x->v, name, r, addrs.a, addrs.n, health, x->e, sizeof(x->e)) < 0)
+        if (cdns_view_add_edge(x->v, name, r, addrs.a, addrs.n, health, x->e, sizeof(x->e)) < 0)
             return cdn_conf_fail(x->c, e, x->err, "%s", x->e);
     }
     return 0;
@@ -186,29 +186,29 @@ static int opt_edges(struct ctx *x, const cdn_conf_node_t *n)
 
 static int add_fallback(struct ctx *x, const cdn_conf_node_t *n, const char *s, void *arg)
 {
-    if (gdns_view_add_fallback(x->v, s, x->e, sizeof(x->e)) != 0) return cdn_conf_fail(x->c, n, x->err, "%s", x->e);
+    if (cdns_view_add_fallback(x->v, s, x->e, sizeof(x->e)) != 0) return cdn_conf_fail(x->c, n, x->err, "%s", x->e);
     return 0;
 }
 
-static int opt_cdn(struct ctx *x, struct gdns_zone *z, const cdn_conf_node_t *n)
+static int opt_cdn(struct ctx *x, struct cdns_zone *z, const cdn_conf_node_t *n)
 {
     CK(want(x, n, CDN_CONF_SEQ, "a list of CDN names"));
     for (size_t i = 0; i < cdn_conf_len(n); i++) {
         const cdn_conf_node_t *e = cdn_conf_item(n, i);
         CK(want(x, e, CDN_CONF_MAP, "a CDN name (name, ttl, doubt_ttl, answers)"));
         const char *name = NULL;
-        struct gdns_cdn cdn = {.ttl = 20, .doubt_ttl = 5, .count = 1};
+        struct cdns_cdn cdn = {.ttl = 20, .doubt_ttl = 5, .count = 1};
         for (size_t j = 0; j < cdn_conf_len(e); j++) {
             const cdn_conf_node_t *k = cdn_conf_key(e, j), *val = cdn_conf_value(e, j);
             const char *key = ks(k);
             if (!strcmp(key, "name")) CK(cdn_conf_str(x->c, val, &name, x->err));
             else if (!strcmp(key, "ttl")) CK(u32(x, val, 0, 86400, &cdn.ttl));
             else if (!strcmp(key, "doubt_ttl")) CK(u32(x, val, 0, 86400, &cdn.doubt_ttl));
-            else if (!strcmp(key, "answers")) CK(u32(x, val, 1, GDNS_MAX_PICK, &cdn.count));
+            else if (!strcmp(key, "answers")) CK(u32(x, val, 1, CDNS_MAX_PICK, &cdn.count));
             else return unknown_key(x, k, "name, ttl, doubt_ttl, answers");
         }
         if (!name) return cdn_conf_fail(x->c, e, x->err, "a CDN name needs 'name'");
-        if (gdns_zone_add_cdn(x->v, z, name, &cdn, x->e, sizeof(x->e)) != 0)
+        if (cdns_zone_add_cdn(x->v, z, name, &cdn, x->e, sizeof(x->e)) != 0)
             return cdn_conf_fail(x->c, e, x->err, "%s", x->e);
     }
     return 0;
@@ -224,7 +224,7 @@ static int opt_zones(struct ctx *x, const cdn_conf_node_t *n)
         if (!name) return cdn_conf_fail(x->c, zn, x->err, "a zone needs 'name'");
         const char *apex;
         CK(cdn_conf_str(x->c, name, &apex, x->err));
-        struct gdns_zone *z = gdns_view_add_zone(x->v, apex, x->e, sizeof(x->e));
+        struct cdns_zone *z = cdns_view_add_zone(x->v, apex, x->e, sizeof(x->e));
         if (!z) return cdn_conf_fail(x->c, name, x->err, "%s", x->e);
         unsigned ttl = 3600;
         const cdn_conf_node_t *t = cdn_conf_get(zn, "ttl");
@@ -238,7 +238,7 @@ static int opt_zones(struct ctx *x, const cdn_conf_node_t *n)
                 char line[1024];
                 CK(cdn_conf_str(x->c, val, &s, x->err));
                 snprintf(line, sizeof(line), "@ SOA %s", s);
-                if (gdns_zone_add_text(x->v, z, line, ttl, x->e, sizeof(x->e)) != 0)
+                if (cdns_zone_add_text(x->v, z, line, ttl, x->e, sizeof(x->e)) != 0)
                     return cdn_conf_fail(x->c, val, x->err, "%s", x->e);
             } else if (!strcmp(key, "records")) {
                 CK(want(x, val, CDN_CONF_SEQ, "a list of records (\"name [ttl] TYPE data\")"));
@@ -246,7 +246,7 @@ static int opt_zones(struct ctx *x, const cdn_conf_node_t *n)
                     const cdn_conf_node_t *rn = cdn_conf_item(val, r);
                     const char *s;
                     CK(cdn_conf_str(x->c, rn, &s, x->err));
-                    if (gdns_zone_add_text(x->v, z, s, ttl, x->e, sizeof(x->e)) != 0)
+                    if (cdns_zone_add_text(x->v, z, s, ttl, x->e, sizeof(x->e)) != 0)
                         return cdn_conf_fail(x->c, rn, x->err, "%s", x->e);
                 }
             } else if (!strcmp(key, "cdn")) {
@@ -259,7 +259,7 @@ static int opt_zones(struct ctx *x, const cdn_conf_node_t *n)
     return 0;
 }
 
-static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
+static int decode(cdn_conf_t *c, struct cdns_conf *o, cdn_conf_err_t *err)
 {
     struct ctx x = {.c = c, .err = err};
     memset(o, 0, sizeof(*o));
@@ -269,7 +269,7 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
     o->tcp_msg_ms = 2000;
     o->tcp_max_conns = 512;
     o->tcp_max_per_addr = 32;
-    if (!(x.v = o->view = gdns_view_new())) return cdn_conf_fail(c, cdn_conf_root(c), err, "out of memory");
+    if (!(x.v = o->view = cdns_view_new())) return cdn_conf_fail(c, cdn_conf_root(c), err, "out of memory");
     const cdn_conf_node_t *root = cdn_conf_root(c);
     const cdn_conf_node_t *regions = NULL, *edges = NULL, *zones = NULL, *defreg = NULL, *fallback = NULL;
     for (size_t i = 0; i < cdn_conf_len(root); i++) {
@@ -316,7 +316,7 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
     if (defreg) {
         const char *s;
         CK(cdn_conf_str(c, defreg, &s, err));
-        if ((x.v->default_region = gdns_view_region_index(x.v, s)) < 0)
+        if ((x.v->default_region = cdns_view_region_index(x.v, s)) < 0)
             return cdn_conf_fail(c, defreg, err, "unknown region '%s'", s);
     }
     if (edges) CK(opt_edges(&x, edges));
@@ -324,34 +324,34 @@ static int decode(cdn_conf_t *c, struct gdns_conf *o, cdn_conf_err_t *err)
     if (!zones) return cdn_conf_fail(c, root, err, "no 'zones': nothing to serve");
     CK(opt_zones(&x, zones));
     if (o->nlisten == 0) return cdn_conf_fail(c, root, err, "no 'listen' address");
-    if (gdns_view_finish(x.v, x.e, sizeof(x.e)) != 0) return cdn_conf_fail(c, zones, err, "%s", x.e);
+    if (cdns_view_finish(x.v, x.e, sizeof(x.e)) != 0) return cdn_conf_fail(c, zones, err, "%s", x.e);
     return 0;
 }
 
-static int load(cdn_conf_t *c, struct gdns_conf *out, cdn_conf_err_t *err)
+static int load(cdn_conf_t *c, struct cdns_conf *out, cdn_conf_err_t *err)
 {
     if (!c) return -1;
     int rc = decode(c, out, err);
     cdn_conf_free(c);  /* everything we keep was copied into the view */
-    if (rc != 0) { gdns_conf_free(out); return -1; }
+    if (rc != 0) { cdns_conf_free(out); return -1; }
     return 0;
 }
 
-int gdns_conf_load(const char *path, struct gdns_conf *out, cdn_conf_err_t *err)
+int cdns_conf_load(const char *path, struct cdns_conf *out, cdn_conf_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     return load(cdn_conf_load_file(path, err), out, err);
 }
 
-int gdns_conf_load_string(const char *name, const char *text, struct gdns_conf *out, cdn_conf_err_t *err)
+int cdns_conf_load_string(const char *name, const char *text, struct cdns_conf *out, cdn_conf_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     return load(cdn_conf_load_string(name, text, strlen(text), err), out, err);
 }
 
-void gdns_conf_free(struct gdns_conf *c)
+void cdns_conf_free(struct cdns_conf *c)
 {
-    gdns_view_free(c->view);
+    cdns_view_free(c->view);
     free((void *)c->pid_file);
     free((void *)c->log_file);
     memset(c, 0, sizeof(*c));

@@ -1,18 +1,18 @@
 /* dns/conf.h - the cdn-dns YAML configuration (see docs/DNS.md for every key) read into a view
  * plus the process settings that a reload cannot change (addresses, workers, pid file). Errors
  * are "file:line:col: what" (cdn/config.h). */
-#ifndef GDNS_CONF_H
-#define GDNS_CONF_H
+#ifndef CDNS_CONF_H
+#define CDNS_CONF_H
 
 #include <stdint.h>
 #include "cdn/config.h"
 #include "view.h"
 
-#define GDNS_MAX_LISTEN 8
+#define CDNS_MAX_LISTEN 8
 
-struct gdns_conf {
-    struct gdns_view *view;     /* owned: hand it over (set to NULL) or gdns_conf_free frees it */
-    struct cdn_conf_addr listen[GDNS_MAX_LISTEN];
+struct cdns_conf {
+    struct cdns_view *view;     /* owned: hand it over (set to NULL) or cdns_conf_free frees it */
+    struct cdn_conf_addr listen[CDNS_MAX_LISTEN];
     int nlisten;
     struct cdn_conf_addr admin; /* len 0: no admin port */
     unsigned workers;
@@ -27,8 +27,8 @@ struct gdns_conf {
 };
 
 /* 0, or -1 with err filled. */
-int gdns_conf_load(const char *path, struct gdns_conf *out, cdn_conf_err_t *err);
-int gdns_conf_load_string(const char *name, const char *text, struct gdns_conf *out, cdn_conf_err_t *err);
-void gdns_conf_free(struct gdns_conf *c);
+int cdns_conf_load(const char *path, struct cdns_conf *out, cdn_conf_err_t *err);
+int cdns_conf_load_string(const char *name, const char *text, struct cdns_conf *out, cdn_conf_err_t *err);
+void cdns_conf_free(struct cdns_conf *c);
 
 #endif

@@ -47,16 +47,16 @@ int main(int argc, char **argv)
     }
     if (!path || optind != argc) { usage(stderr); return 2; }
 
-    struct gdns_conf conf;
+    struct cdns_conf conf;
     cdn_conf_err_t cerr;
-    if (gdns_conf_load(path, &conf, &cerr) != 0) {
+    if (cdns_conf_load(path, &conf, &cerr) != 0) {
         fprintf(stderr, "%s\n", cerr.msg);
         return 1;
     }
     if (test) {
         printf("%s: configuration ok (%zu zones, %zu regions, %zu edges)\n", path, conf.view->nzones,
                conf.view->nregions, conf.view->nedges);
-        gdns_conf_free(&conf);
+        cdns_conf_free(&conf);
         return 0;
     }
     if (cdn_signals_block() != 0) { fprintf(stderr, "cannot block signals\n"); return 1; }
@@ -71,14 +71,14 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *pf = conf.pid_file ? strdup(conf.pid_file) : NULL;
-    struct gdns_server *s = gdns_server_start(&conf, path, err, sizeof(err));
+    struct cdns_server *s = cdns_server_start(&conf, path, err, sizeof(err));
     if (!s) {
         cdn_err("%s", err);
         if (pf) cdn_pidfile_remove(pf);
         return 1;
     }
-    int rc = gdns_server_run(s);
-    gdns_server_free(s);
+    int rc = cdns_server_run(s);
+    cdns_server_free(s);
     free((void *)pf);
     cdn_notice("stopped");
     return rc;

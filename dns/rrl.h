@@ -7,34 +7,34 @@
  * Over the limit every `slip`-th answer is sent as an empty TC=1 reply (a real client retries over
  * TCP, a spoofed victim gets little), the rest are dropped.
  * Known clients: a subnet that spoke TCP recently has proved its address and is "known": the
- * amplification guard does not apply to it. One gdns_known table is shared by every thread (TCP
+ * amplification guard does not apply to it. One cdns_known table is shared by every thread (TCP
  * threads mark, UDP threads check): each slot is one atomic word (32 bits of the subnet's hash,
  * 32 bits of expiry in seconds), so no locks and no torn reads. All functions take `now` so the
  * tests need no sleeps. */
-#ifndef GDNS_RRL_H
-#define GDNS_RRL_H
+#ifndef CDNS_RRL_H
+#define CDNS_RRL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "view.h"
 
-enum gdns_rrl_verdict { GDNS_RRL_PASS, GDNS_RRL_SLIP, GDNS_RRL_DROP };
+enum cdns_rrl_verdict { CDNS_RRL_PASS, CDNS_RRL_SLIP, CDNS_RRL_DROP };
 
-#define GDNS_KNOWN_MS (10 * 60 * 1000)
+#define CDNS_KNOWN_MS (10 * 60 * 1000)
 
-struct gdns_rrl;
-struct gdns_rrl *gdns_rrl_new(size_t slots);
-void gdns_rrl_free(struct gdns_rrl *r);
-enum gdns_rrl_verdict gdns_rrl_check(struct gdns_rrl *r, const struct gdns_settings *s, int family,
+struct cdns_rrl;
+struct cdns_rrl *cdns_rrl_new(size_t slots);
+void cdns_rrl_free(struct cdns_rrl *r);
+enum cdns_rrl_verdict cdns_rrl_check(struct cdns_rrl *r, const struct cdns_settings *s, int family,
                                      const uint8_t *addr, uint64_t now_ms);
 
-struct gdns_known;
-struct gdns_known *gdns_known_new(size_t slots);
-void gdns_known_free(struct gdns_known *k);
+struct cdns_known;
+struct cdns_known *cdns_known_new(size_t slots);
+void cdns_known_free(struct cdns_known *k);
 /* Thread-safe (relaxed atomics). */
-void gdns_known_mark(struct gdns_known *k, const struct gdns_settings *s, int family, const uint8_t *addr,
+void cdns_known_mark(struct cdns_known *k, const struct cdns_settings *s, int family, const uint8_t *addr,
                      uint64_t now_ms);
-int gdns_known_check(const struct gdns_known *k, const struct gdns_settings *s, int family,
+int cdns_known_check(const struct cdns_known *k, const struct cdns_settings *s, int family,
                      const uint8_t *addr, uint64_t now_ms);
 
 #endif

@@ -70,8 +70,8 @@ struct udp_sock {                 /* one UDP thread */
     pthread_t th;
     int started;
     _Atomic uint64_t epoch;       /* odd while a batch is answered (see server.h) */
-    struct gdns_rrl *rrl;         /* token buckets of this thread */
-    struct gdns_cache *cache;     /* precomputed static answers of this thread */
+    struct cdns_rrl *rrl;         /* token buckets of this thread */
+    struct cdns_cache *cache;     /* precomputed static answers of this thread */
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_storage peers[BATCH];
@@ -100,12 +100,12 @@ struct tcp_conn {
 };
 
 struct worker {
-    struct gdns_server *s;
+    struct cdns_server *s;
     int id;
     pthread_t th;
     h2o_evloop_t *loop;
-    struct udp_sock udp[GDNS_MAX_LISTEN];
-    struct tcp_listener tcp[GDNS_MAX_LISTEN];
+    struct udp_sock udp[CDNS_MAX_LISTEN];
+    struct tcp_listener tcp[CDNS_MAX_LISTEN];
     int nudp, ntcp;
     _Atomic uint64_t epoch;       /* of the TCP thread */
     h2o_timeout_t idle_timeout;
@@ -117,24 +117,24 @@ struct worker {
     uint8_t tcpbuf[TCP_BUF];
 };
 
-struct retired { struct gdns_view *v; uint64_t *snap; struct retired *next; };
+struct retired { struct cdns_view *v; uint64_t *snap; struct retired *next; };
 
 struct probe {
-    struct gdns_server *s;
+    struct cdns_server *s;
     int edge;
     cdn_timer_t *timer;
     cdn_httpc_req_t *req;
 };
 
-struct gdns_server {
-    struct gdns_conf conf;           /* settings; conf.view is NULL (the view lives below) */
+struct cdns_server {
+    struct cdns_conf conf;           /* settings; conf.view is NULL (the view lives below) */
     const char *conf_path;
-    _Atomic(struct gdns_view *) view;
+    _Atomic(struct cdns_view *) view;
     struct worker *w;
     unsigned nworkers;
     _Atomic uint64_t **epochs;       /* every thread that reads the view (TCP and UDP threads) */
     unsigned nepochs;
-    struct gdns_known *known;        /* subnets that spoke TCP lately (amplification guard) */
+    struct cdns_known *known;        /* subnets that spoke TCP lately (amplification guard) */
     _Atomic int stop;
     struct retired *retired;
     /* main loop */
@@ -161,7 +161,7 @@ static const char *rcode_name(int rc)
 {
     static const char *n[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
     if (rc >= 0 && rc < 6) return n[rc];
-    if (rc == GDNS_RC_BADVERS) return "BADVERS";
+    if (rc == CDNS_RC_BADVERS) return "BADVERS";
     return "OTHER";
 }
 
@@ -180,7 +180,7 @@ static void addr_of(const struct sockaddr_storage *ss, int *family, uint8_t *add
     }
 }
 
-static void count(struct gdns_server *s, const struct gdns_view *v, const struct gdns_result *r)
+static void count(struct cdns_server *s, const struct cdns_view *v, const struct cdns_result *r)
 {
     if (r->rcode >= 0) cdn_counter_inc(s->s_rcode[r->rcode < 24 ? r->rcode : 23]);
     if (r->truncated) cdn_counter_inc(s->s_trunc);
@@ -198,27 +198,27 @@ static void leave(_Atomic uint64_t *epoch) { atomic_fetch_add_explicit(epoch, 1,
 /* Answers one batch of n datagrams in u->msgs and sends the replies. */
 static void udp_batch(struct udp_sock *u, int n)
 {
-    struct gdns_server *s = u->w->s;
+    struct cdns_server *s = u->w->s;
     enter(&u->epoch);
-    const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
+    const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     size_t cap = v->set.udp_max < UDP_BUF ? v->set.udp_max : UDP_BUF;
     if (cap < 512) cap = 512;
     int out = 0;
     for (int i = 0; i < n; i++) {
         if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  /* larger than any query we take */
-        struct gdns_req rq = {.pkt = u->in[i], .len = u->msgs[i].msg_len, .tcp = 0, .now_ms = now};
+        struct cdns_req rq = {.pkt = u->in[i], .len = u->msgs[i].msg_len, .tcp = 0, .now_ms = now};
         addr_of(&u->peers[i], &rq.family, rq.addr);
-        if (v->set.amp_factor && !gdns_known_check(s->known, &v->set, rq.family, rq.addr, now))
+        if (v->set.amp_factor && !cdns_known_check(s->known, &v->set, rq.family, rq.addr, now))
             rq.amp_limit = v->set.amp_factor * (unsigned)rq.len;
-        struct gdns_result res;
+        struct cdns_result res;
         cdn_counter_inc(s->s_udp);
-        size_t len = gdns_respond_cached(u->cache, v, &rq, u->out[out], cap, &res);
+        size_t len = cdns_respond_cached(u->cache, v, &rq, u->out[out], cap, &res);
         if (len == 0) continue;
-        switch (gdns_rrl_check(u->rrl, &v->set, rq.family, rq.addr, now)) {
-        case GDNS_RRL_DROP: cdn_counter_inc(s->s_drop); continue;
-        case GDNS_RRL_SLIP: cdn_counter_inc(s->s_slip); len = gdns_slip(u->out[out], len, &res); res.truncated = 1; break;
-        case GDNS_RRL_PASS: break;
+        switch (cdns_rrl_check(u->rrl, &v->set, rq.family, rq.addr, now)) {
+        case CDNS_RRL_DROP: cdn_counter_inc(s->s_drop); continue;
+        case CDNS_RRL_SLIP: cdn_counter_inc(s->s_slip); len = cdns_slip(u->out[out], len, &res); res.truncated = 1; break;
+        case CDNS_RRL_PASS: break;
         }
         count(s, v, &res);
         /* reuse slot `out` of the message array for the reply */
@@ -305,27 +305,27 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
 {
     struct tcp_conn *c = sock->data;
     struct worker *w = c->w;
-    struct gdns_server *s = w->s;
+    struct cdns_server *s = w->s;
     if (err) { tcp_close(c); return; }
     enter(&w->epoch);
-    const struct gdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
+    const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     int bad = 0;
     while (c->outlen < 256 * 1024) {
         const uint8_t *q;
         size_t ql;
-        long fl = gdns_frame_next((const uint8_t *)sock->input->bytes, sock->input->size, &q, &ql);
-        if (fl == GDNS_FRAME_BAD) { bad = 1; break; }
-        if (fl == GDNS_FRAME_MORE) break;
-        struct gdns_req rq = {.pkt = q, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
+        long fl = cdns_frame_next((const uint8_t *)sock->input->bytes, sock->input->size, &q, &ql);
+        if (fl == CDNS_FRAME_BAD) { bad = 1; break; }
+        if (fl == CDNS_FRAME_MORE) break;
+        struct cdns_req rq = {.pkt = q, .len = ql, .tcp = 1, .now_ms = now, .family = c->family};
         memcpy(rq.addr, c->addr, 16);
-        struct gdns_result res;
+        struct cdns_result res;
         cdn_counter_inc(s->s_tcp);
-        size_t len = gdns_respond(v, &rq, w->tcpbuf, sizeof(w->tcpbuf), &res);
+        size_t len = cdns_respond(v, &rq, w->tcpbuf, sizeof(w->tcpbuf), &res);
         h2o_buffer_consume(&sock->input, (size_t)fl);
         if (len == 0) continue;
         count(s, v, &res);
-        gdns_known_mark(s->known, &v->set, c->family, c->addr, now);
+        cdns_known_mark(s->known, &v->set, c->family, c->addr, now);
         if (c->outcap - c->outlen < len + 2) {
             size_t cap = c->outcap ? c->outcap : 4096;
             while (cap - c->outlen < len + 2) cap *= 2;
@@ -388,7 +388,7 @@ static void on_tcp_accept(h2o_socket_t *listener, const char *err)
 {
     struct tcp_listener *l = listener->data;
     struct worker *w = l->w;
-    const struct gdns_conf *conf = &w->s->conf;
+    const struct cdns_conf *conf = &w->s->conf;
     for (int i = 0; i < 16; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock) return;
@@ -442,7 +442,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_t errlen)
+static int worker_init(struct cdns_server *s, struct worker *w, char *err, size_t errlen)
 {
     w->s = s;
     w->loop = h2o_evloop_create();
@@ -472,7 +472,7 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
             snprintf(err, errlen, "UDP socket options: %s", strerror(errno));
             return -1;
         }
-        u->rrl = gdns_rrl_new(65536);
+        u->rrl = cdns_rrl_new(65536);
         u->in = malloc(BATCH * sizeof(*u->in));
         u->out = malloc(BATCH * sizeof(*u->out));
         u->cache = calloc(1, sizeof(*u->cache));
@@ -489,12 +489,12 @@ static int worker_init(struct gdns_server *s, struct worker *w, char *err, size_
 }
 
 /* --- views: metrics, health carry-over, reclamation (main thread) --- */
-static void view_metrics(struct gdns_server *s, struct gdns_view *v)
+static void view_metrics(struct cdns_server *s, struct cdns_view *v)
 {
-    struct view_metrics *vm = gdns_view_alloc(v, sizeof(*vm));
-    vm->region = gdns_view_alloc(v, (v->nregions + 1) * sizeof(cdn_series_t *));
-    vm->edge = gdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
-    vm->edge_up = gdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
+    struct view_metrics *vm = cdns_view_alloc(v, sizeof(*vm));
+    vm->region = cdns_view_alloc(v, (v->nregions + 1) * sizeof(cdn_series_t *));
+    vm->edge = cdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
+    vm->edge_up = cdns_view_alloc(v, (v->nedges + 1) * sizeof(cdn_series_t *));
     for (size_t i = 0; i < v->nregions; i++)
         vm->region[i] = cdn_metric_series(s->f_region, (const char *[]){v->regions[i].name});
     for (size_t i = 0; i < v->nedges; i++) {
@@ -504,7 +504,7 @@ static void view_metrics(struct gdns_server *s, struct gdns_view *v)
     v->user = vm;
 }
 
-static void carry_health(const struct gdns_view *old, struct gdns_view *nv)
+static void carry_health(const struct cdns_view *old, struct cdns_view *nv)
 {
     for (size_t i = 0; i < nv->nedges; i++)
         for (size_t j = 0; j < old->nedges; j++)
@@ -515,7 +515,7 @@ static void carry_health(const struct gdns_view *old, struct gdns_view *nv)
 
 static void on_reclaim(cdn_timer_t *t, void *data)
 {
-    struct gdns_server *s = data;
+    struct cdns_server *s = data;
     struct retired **pp = &s->retired;
     while (*pp) {
         struct retired *r = *pp;
@@ -526,7 +526,7 @@ static void on_reclaim(cdn_timer_t *t, void *data)
         }
         if (safe) {
             *pp = r->next;
-            gdns_view_free(r->v);
+            cdns_view_free(r->v);
             free(r->snap);
             free(r);
         } else {
@@ -536,12 +536,12 @@ static void on_reclaim(cdn_timer_t *t, void *data)
     if (s->retired) cdn_timer_start(t, 50);
 }
 
-static void probes_stop(struct gdns_server *s);
-static void probes_start(struct gdns_server *s);
+static void probes_stop(struct cdns_server *s);
+static void probes_start(struct cdns_server *s);
 
-static void install(struct gdns_server *s, struct gdns_view *nv)
+static void install(struct cdns_server *s, struct cdns_view *nv)
 {
-    struct gdns_view *old = atomic_load(&s->view);
+    struct cdns_view *old = atomic_load(&s->view);
     view_metrics(s, nv);
     if (old) carry_health(old, nv);
     probes_stop(s);
@@ -557,31 +557,31 @@ static void install(struct gdns_server *s, struct gdns_view *nv)
     cdn_timer_start(s->reclaim, 50);
 }
 
-static void reload(struct gdns_server *s)
+static void reload(struct cdns_server *s)
 {
-    struct gdns_conf nc;
+    struct cdns_conf nc;
     cdn_conf_err_t err;
-    if (gdns_conf_load(s->conf_path, &nc, &err) != 0) {
+    if (cdns_conf_load(s->conf_path, &nc, &err) != 0) {
         cdn_err("reload failed, keeping the running configuration: %s", err.msg);
         cdn_counter_inc(s->s_reload_err);
         return;
     }
-    struct gdns_view *v = nc.view;
+    struct cdns_view *v = nc.view;
     nc.view = NULL;
-    gdns_conf_free(&nc);
+    cdns_conf_free(&nc);
     install(s, v);
     cdn_counter_inc(s->s_reload_ok);
     cdn_notice("reloaded %s: %zu zones, %zu regions, %zu edges", s->conf_path, v->nzones, v->nregions, v->nedges);
 }
 
 /* --- health probes (main thread) --- */
-static void probe_set(struct gdns_server *s, int edge, int ok)
+static void probe_set(struct cdns_server *s, int edge, int ok)
 {
-    struct gdns_view *v = atomic_load(&s->view);
-    struct gdns_health h;
-    gdns_health_unpack(atomic_load(&v->health[edge]), &h);
-    int changed = gdns_health_step(&h, ok, cdn_now_ms(), v->set.hc_rise, v->set.hc_fall);
-    atomic_store(&v->health[edge], gdns_health_pack(&h));
+    struct cdns_view *v = atomic_load(&s->view);
+    struct cdns_health h;
+    cdns_health_unpack(atomic_load(&v->health[edge]), &h);
+    int changed = cdns_health_step(&h, ok, cdn_now_ms(), v->set.hc_rise, v->set.hc_fall);
+    atomic_store(&v->health[edge], cdns_health_pack(&h));
     if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.up ? "up" : "down");
 }
 
@@ -591,7 +591,7 @@ static void on_probe_done(const char *errstr, int status, const void *body, size
                           const struct cdn_httpc_info *info, void *data)
 {
     struct probe *p = data;
-    struct gdns_server *s = p->s;
+    struct cdns_server *s = p->s;
     p->req = NULL;
     int ok = !errstr && status >= 200 && status < 300;
     if (!ok) cdn_debug("probe %s: %s", atomic_load(&s->view)->edges[p->edge].health_url, errstr ? errstr : "bad status");
@@ -601,8 +601,8 @@ static void on_probe_done(const char *errstr, int status, const void *body, size
 static void on_probe_timer(cdn_timer_t *t, void *data)
 {
     struct probe *p = data;
-    struct gdns_server *s = p->s;
-    struct gdns_view *v = atomic_load(&s->view);
+    struct cdns_server *s = p->s;
+    struct cdns_view *v = atomic_load(&s->view);
     cdn_timer_start(t, v->set.hc_interval_ms);
     if (p->req) return;  /* the previous probe is still running (its timeout counts as a failure) */
     struct cdn_httpc_request rq = {.url = v->edges[p->edge].health_url, .timeout_ms = v->set.hc_timeout_ms};
@@ -610,7 +610,7 @@ static void on_probe_timer(cdn_timer_t *t, void *data)
     if (!p->req) probe_set(s, p->edge, 0);
 }
 
-static void probes_stop(struct gdns_server *s)
+static void probes_stop(struct cdns_server *s)
 {
     for (size_t i = 0; i < s->nprobes; i++) {
         if (s->probes[i].req) cdn_httpc_cancel(s->probes[i].req);
@@ -621,9 +621,9 @@ static void probes_stop(struct gdns_server *s)
     s->nprobes = 0;
 }
 
-static void probes_start(struct gdns_server *s)
+static void probes_start(struct cdns_server *s)
 {
-    struct gdns_view *v = atomic_load(&s->view);
+    struct cdns_view *v = atomic_load(&s->view);
     if (!s->httpc) return;
     s->probes = calloc(v->nedges ? v->nedges : 1, sizeof(*s->probes));
     for (size_t i = 0; i < v->nedges; i++) {
@@ -639,12 +639,12 @@ static void probes_start(struct gdns_server *s)
 /* --- admin HTTP --- */
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 {
-    struct gdns_server *s = *(struct gdns_server **)(self + 1);
-    struct gdns_view *v = atomic_load(&s->view);
+    struct cdns_server *s = *(struct cdns_server **)(self + 1);
+    struct cdns_view *v = atomic_load(&s->view);
     const struct view_metrics *vm = v->user;
     for (size_t i = 0; i < v->nedges; i++) {
-        struct gdns_health h;
-        gdns_health_unpack(atomic_load(&v->health[i]), &h);
+        struct cdns_health h;
+        cdns_health_unpack(atomic_load(&v->health[i]), &h);
         cdn_gauge_set(vm->edge_up[i], h.up ? 1 : 0);
     }
     size_t len;
@@ -670,23 +670,23 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 
 static void on_admin_accept(h2o_socket_t *listener, const char *err)
 {
-    struct gdns_server *s = listener->data;
+    struct cdns_server *s = listener->data;
     h2o_socket_t *sock;
     if (err) return;
     if ((sock = h2o_evloop_socket_accept(listener)) != NULL) h2o_accept(&s->actx, sock);
 }
 
-static void add_handler(struct gdns_server *s, h2o_hostconf_t *hc, const char *path, int (*fn)(h2o_handler_t *, h2o_req_t *))
+static void add_handler(struct cdns_server *s, h2o_hostconf_t *hc, const char *path, int (*fn)(h2o_handler_t *, h2o_req_t *))
 {
     h2o_handler_t *h = h2o_create_handler(h2o_config_register_path(hc, path, 0), sizeof(*h) + sizeof(void *));
     h->on_req = fn;
-    *(struct gdns_server **)(h + 1) = s;
+    *(struct cdns_server **)(h + 1) = s;
 }
 
 /* --- signals --- */
 static void on_signal(int signo, void *data)
 {
-    struct gdns_server *s = data;
+    struct cdns_server *s = data;
     if (signo == SIGHUP) {
         cdn_log_reopen();
         reload(s);
@@ -697,7 +697,7 @@ static void on_signal(int signo, void *data)
 }
 
 /* --- life cycle --- */
-static int metrics_init(struct gdns_server *s)
+static int metrics_init(struct cdns_server *s)
 {
     s->m = cdn_metrics_new();
     if (!s->m) return -1;
@@ -731,7 +731,7 @@ static int metrics_init(struct gdns_server *s)
  * receiving CPU is the sender's). The kernel's default spreads by a hash of the addresses, which
  * can put two busy clients on one worker while the other idles. Worker sockets join each group in
  * worker order (worker_init), so the program's result is the worker index. */
-static int steer_by_cpu(struct gdns_server *s, char *err, size_t errlen)
+static int steer_by_cpu(struct cdns_server *s, char *err, size_t errlen)
 {
     struct sock_filter code[] = {
         {BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU)},
@@ -751,33 +751,33 @@ static int steer_by_cpu(struct gdns_server *s, char *err, size_t errlen)
     return 0;
 }
 
-struct gdns_server *gdns_server_start(struct gdns_conf *conf, const char *conf_path, char *err, size_t errlen)
+struct cdns_server *cdns_server_start(struct cdns_conf *conf, const char *conf_path, char *err, size_t errlen)
 {
-    struct gdns_server *s = calloc(1, sizeof(*s));
+    struct cdns_server *s = calloc(1, sizeof(*s));
     if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
-    struct gdns_view *v = conf->view;
+    struct cdns_view *v = conf->view;
     conf->view = NULL;
     s->conf = *conf;
     memset(conf, 0, sizeof(*conf));  /* we own the strings now */
     s->conf_path = conf_path;
     s->nworkers = s->conf.workers ? s->conf.workers : 1;
     s->loop = h2o_evloop_create();
-    if (metrics_init(s) != 0) { snprintf(err, errlen, "metrics registry"); gdns_view_free(v); return NULL; }
+    if (metrics_init(s) != 0) { snprintf(err, errlen, "metrics registry"); cdns_view_free(v); return NULL; }
     s->reclaim = cdn_timer_new(s->loop, on_reclaim, s);
     s->httpc = cdn_httpc_new(s->loop, &(struct cdn_httpc_opts){.connect_timeout_ms = 1000, .max_body = 65536},
                              err, errlen);
-    if (!s->httpc) { gdns_view_free(v); return NULL; }
+    if (!s->httpc) { cdns_view_free(v); return NULL; }
     s->w = calloc(s->nworkers, sizeof(*s->w));
     s->epochs = calloc(s->nworkers * (1 + (unsigned)s->conf.nlisten), sizeof(*s->epochs));
-    s->known = gdns_known_new(65536);
-    if (!s->w || !s->epochs || !s->known) { snprintf(err, errlen, "out of memory"); gdns_view_free(v); return NULL; }
+    s->known = cdns_known_new(65536);
+    if (!s->w || !s->epochs || !s->known) { snprintf(err, errlen, "out of memory"); cdns_view_free(v); return NULL; }
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->w[i].id = (int)i;
-        if (worker_init(s, &s->w[i], err, errlen) != 0) { gdns_view_free(v); return NULL; }
+        if (worker_init(s, &s->w[i], err, errlen) != 0) { cdns_view_free(v); return NULL; }
         s->epochs[s->nepochs++] = &s->w[i].epoch;
         for (int k = 0; k < s->w[i].nudp; k++) s->epochs[s->nepochs++] = &s->w[i].udp[k].epoch;
     }
-    if (s->nworkers > 1 && s->conf.udp_steer_cpu && steer_by_cpu(s, err, errlen) != 0) { gdns_view_free(v); return NULL; }
+    if (s->nworkers > 1 && s->conf.udp_steer_cpu && steer_by_cpu(s, err, errlen) != 0) { cdns_view_free(v); return NULL; }
     install(s, v);
     if (s->conf.admin.len) {
         h2o_config_init(&s->hconf);
@@ -808,7 +808,7 @@ struct gdns_server *gdns_server_start(struct gdns_conf *conf, const char *conf_p
     return s;
 }
 
-int gdns_server_run(struct gdns_server *s)
+int cdns_server_run(struct cdns_server *s)
 {
     char buf[64];
     s->running = 1;
@@ -825,25 +825,25 @@ int gdns_server_run(struct gdns_server *s)
     return 0;
 }
 
-void gdns_server_free(struct gdns_server *s)
+void cdns_server_free(struct cdns_server *s)
 {
-    /* runs after gdns_server_run: the workers have closed their sockets and freed their loops */
+    /* runs after cdns_server_run: the workers have closed their sockets and freed their loops */
     if (!s) return;
     probes_stop(s);
-    for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; gdns_view_free(r->v); free(r->snap); free(r); }
+    for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; cdns_view_free(r->v); free(r->snap); free(r); }
     for (unsigned i = 0; i < s->nworkers; i++) {
         free(s->w[i].addr_buckets);  /* empty: the worker closed its connections */
         for (int k = 0; k < s->w[i].nudp; k++) {
             struct udp_sock *u = &s->w[i].udp[k];
             close(u->fd);
-            gdns_rrl_free(u->rrl);
+            cdns_rrl_free(u->rrl);
             free(u->in);
             free(u->out);
             free(u->cache);
         }
     }
     free(s->epochs);
-    gdns_known_free(s->known);
+    cdns_known_free(s->known);
     if (s->conf.pid_file) cdn_pidfile_remove(s->conf.pid_file);
     cdn_httpc_free(s->httpc);
     cdn_timer_free(s->reclaim);
@@ -859,8 +859,8 @@ void gdns_server_free(struct gdns_server *s)
     cdn_loop_dispose(s->loop);
     h2o_evloop_destroy(s->loop);
     cdn_metrics_free(s->m);
-    gdns_view_free(atomic_load(&s->view));
-    gdns_conf_free(&s->conf);
+    cdns_view_free(atomic_load(&s->view));
+    cdns_conf_free(&s->conf);
     free(s->w);
     free(s);
 }

@@ -10,18 +10,18 @@
  * swapped, and the old view is freed once every worker has passed a quiescent point (each worker
  * bumps an epoch counter around every batch of queries: odd = busy). No socket is closed, so no
  * query is dropped. Listen addresses and the worker count are not reloadable. */
-#ifndef GDNS_SERVER_H
-#define GDNS_SERVER_H
+#ifndef CDNS_SERVER_H
+#define CDNS_SERVER_H
 
 #include "conf.h"
 
-struct gdns_server;
+struct cdns_server;
 
 /* Binds every socket, starts the workers and health probes. NULL with err filled. Takes the
  * view out of conf (conf->view becomes NULL). */
-struct gdns_server *gdns_server_start(struct gdns_conf *conf, const char *conf_path, char *err, size_t errlen);
+struct cdns_server *cdns_server_start(struct cdns_conf *conf, const char *conf_path, char *err, size_t errlen);
 /* Runs the main loop until SIGTERM/SIGINT; returns the exit code. */
-int gdns_server_run(struct gdns_server *s);
-void gdns_server_free(struct gdns_server *s);
+int cdns_server_run(struct cdns_server *s);
+void cdns_server_free(struct cdns_server *s);
 
 #endif

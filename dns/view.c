@@ -15,7 +15,7 @@
 /* --- arena: the view's memory, freed in one go --- */
 struct arena { struct arena *next; size_t used, cap; _Alignas(16) unsigned char data[]; };
 
-void *gdns_view_alloc(struct gdns_view *v, size_t n)
+void *cdns_view_alloc(struct cdns_view *v, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     struct arena *a = v->arena;
@@ -32,10 +32,10 @@ void *gdns_view_alloc(struct gdns_view *v, size_t n)
     return p;
 }
 
-char *gdns_view_strdup(struct gdns_view *v, const char *s)
+char *cdns_view_strdup(struct cdns_view *v, const char *s)
 {
     size_t l = strlen(s) + 1;
-    char *p = gdns_view_alloc(v, l);
+    char *p = cdns_view_alloc(v, l);
     if (p) memcpy(p, s, l);
     return p;
 }
@@ -50,27 +50,27 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-void gdns_view_default_settings(struct gdns_settings *s)
+void cdns_view_default_settings(struct cdns_settings *s)
 {
-    *s = (struct gdns_settings){
+    *s = (struct cdns_settings){
         .udp_max = 1232, .amp_factor = 10, .rrl_rate = 0, .rrl_burst = 0, .rrl_slip = 2,
         .rrl_v4_prefix = 24, .rrl_v6_prefix = 56, .doubt_ms = 10000,
         .hc_interval_ms = 2000, .hc_timeout_ms = 1000, .hc_rise = 2, .hc_fall = 2,
     };
 }
 
-struct gdns_view *gdns_view_new(void)
+struct cdns_view *cdns_view_new(void)
 {
-    struct gdns_view *v = calloc(1, sizeof(*v));
+    struct cdns_view *v = calloc(1, sizeof(*v));
     if (!v) return NULL;
     static _Atomic uint64_t serials;
-    gdns_view_default_settings(&v->set);
+    cdns_view_default_settings(&v->set);
     v->default_region = -1;
     v->serial = atomic_fetch_add(&serials, 1) + 1;
     return v;
 }
 
-void gdns_view_free(struct gdns_view *v)
+void cdns_view_free(struct cdns_view *v)
 {
     if (!v) return;
     for (size_t i = 0; i < v->nzones; i++) free(v->zones[i].tab);
@@ -91,41 +91,41 @@ void gdns_view_free(struct gdns_view *v)
  * client's choice. Only the chains' order depends on it, never an answer. */
 static uint32_t hash_name(const uint8_t *lname)
 {
-    return (uint32_t)cdn_hash(lname, gdns_name_len(lname, GDNS_NAME_MAX));
+    return (uint32_t)cdn_hash(lname, cdns_name_len(lname, CDNS_NAME_MAX));
 }
 
-const struct gdns_zone *gdns_view_find_zone(const struct gdns_view *v, const uint8_t *lname)
+const struct cdns_zone *cdns_view_find_zone(const struct cdns_view *v, const uint8_t *lname)
 {
     /* longest apex that is a suffix of the name: walk the name's suffixes from the longest */
     for (const uint8_t *s = lname;; s += 1 + *s) {
         for (size_t i = 0; i < v->nzones; i++)
-            if (gdns_name_eq(s, v->zones[i].apex)) return &v->zones[i];
+            if (cdns_name_eq(s, v->zones[i].apex)) return &v->zones[i];
         if (*s == 0) return NULL;
     }
 }
 
-const struct gdns_node *gdns_zone_find(const struct gdns_zone *z, const uint8_t *lname)
+const struct cdns_node *cdns_zone_find(const struct cdns_zone *z, const uint8_t *lname)
 {
     if (!z->tabsize) return NULL;
-    size_t len = gdns_name_len(lname, GDNS_NAME_MAX);
-    for (struct gdns_node *n = z->tab[hash_name(lname) & (z->tabsize - 1)]; n; n = n->hnext)
-        if (memcmp(n->name, lname, len) == 0 && gdns_name_len(n->name, GDNS_NAME_MAX) == len) return n;
+    size_t len = cdns_name_len(lname, CDNS_NAME_MAX);
+    for (struct cdns_node *n = z->tab[hash_name(lname) & (z->tabsize - 1)]; n; n = n->hnext)
+        if (memcmp(n->name, lname, len) == 0 && cdns_name_len(n->name, CDNS_NAME_MAX) == len) return n;
     return NULL;
 }
 
-const struct gdns_rrset *gdns_node_rrset(const struct gdns_node *n, uint16_t type)
+const struct cdns_rrset *cdns_node_rrset(const struct cdns_node *n, uint16_t type)
 {
-    for (const struct gdns_rrset *r = n->rrsets; r; r = r->next)
+    for (const struct cdns_rrset *r = n->rrsets; r; r = r->next)
         if (r->type == type) return r;
     return NULL;
 }
 
-static int zone_rehash(struct gdns_zone *z, size_t size)
+static int zone_rehash(struct cdns_zone *z, size_t size)
 {
-    struct gdns_node **t = calloc(size, sizeof(*t));
+    struct cdns_node **t = calloc(size, sizeof(*t));
     if (!t) return -1;
     for (size_t i = 0; i < z->tabsize; i++) {
-        for (struct gdns_node *n = z->tab[i], *next; n; n = next) {
+        for (struct cdns_node *n = z->tab[i], *next; n; n = next) {
             next = n->hnext;
             size_t b = hash_name(n->name) & (size - 1);
             n->hnext = t[b];
@@ -138,14 +138,14 @@ static int zone_rehash(struct gdns_zone *z, size_t size)
     return 0;
 }
 
-static struct gdns_node *zone_get(struct gdns_view *v, struct gdns_zone *z, const uint8_t *lname)
+static struct cdns_node *zone_get(struct cdns_view *v, struct cdns_zone *z, const uint8_t *lname)
 {
-    struct gdns_node *n = (struct gdns_node *)gdns_zone_find(z, lname);
+    struct cdns_node *n = (struct cdns_node *)cdns_zone_find(z, lname);
     if (n) return n;
     if (z->nnodes + 1 > z->tabsize && zone_rehash(z, z->tabsize ? z->tabsize * 2 : 64) != 0) return NULL;
-    size_t len = gdns_name_len(lname, GDNS_NAME_MAX);
-    n = gdns_view_alloc(v, sizeof(*n));
-    uint8_t *name = gdns_view_alloc(v, len);
+    size_t len = cdns_name_len(lname, CDNS_NAME_MAX);
+    n = cdns_view_alloc(v, sizeof(*n));
+    uint8_t *name = cdns_view_alloc(v, len);
     if (!n || !name) return NULL;
     memcpy(name, lname, len);
     n->name = name;
@@ -154,24 +154,24 @@ static struct gdns_node *zone_get(struct gdns_view *v, struct gdns_zone *z, cons
     z->tab[b] = n;
     z->nnodes++;
     /* the parent exists too (an empty non-terminal if nothing else), up to the apex */
-    if (!gdns_name_eq(lname, z->apex) && !zone_get(v, z, lname + 1 + lname[0])) return NULL;
+    if (!cdns_name_eq(lname, z->apex) && !zone_get(v, z, lname + 1 + lname[0])) return NULL;
     return n;
 }
 
-struct gdns_zone *gdns_view_add_zone(struct gdns_view *v, const char *apex, char *err, size_t errlen)
+struct cdns_zone *cdns_view_add_zone(struct cdns_view *v, const char *apex, char *err, size_t errlen)
 {
-    uint8_t name[GDNS_NAME_MAX], lname[GDNS_NAME_MAX];
-    if (!gdns_name_from_text(name, apex, NULL)) { fail(err, errlen, "bad zone name '%s'", apex); return NULL; }
-    gdns_name_lower(lname, name);
+    uint8_t name[CDNS_NAME_MAX], lname[CDNS_NAME_MAX];
+    if (!cdns_name_from_text(name, apex, NULL)) { fail(err, errlen, "bad zone name '%s'", apex); return NULL; }
+    cdns_name_lower(lname, name);
     for (size_t i = 0; i < v->nzones; i++)
-        if (gdns_name_eq(v->zones[i].apex, lname)) { fail(err, errlen, "zone '%s' listed twice", apex); return NULL; }
-    struct gdns_zone *zs = realloc(v->zones, (v->nzones + 1) * sizeof(*zs));
+        if (cdns_name_eq(v->zones[i].apex, lname)) { fail(err, errlen, "zone '%s' listed twice", apex); return NULL; }
+    struct cdns_zone *zs = realloc(v->zones, (v->nzones + 1) * sizeof(*zs));
     if (!zs) { fail(err, errlen, "out of memory"); return NULL; }
     v->zones = zs;
-    struct gdns_zone *z = &zs[v->nzones++];
+    struct cdns_zone *z = &zs[v->nzones++];
     memset(z, 0, sizeof(*z));
-    size_t len = gdns_name_len(lname, GDNS_NAME_MAX);
-    uint8_t *a = gdns_view_alloc(v, len);
+    size_t len = cdns_name_len(lname, CDNS_NAME_MAX);
+    uint8_t *a = cdns_view_alloc(v, len);
     if (!a) { fail(err, errlen, "out of memory"); return NULL; }
     memcpy(a, lname, len);
     z->apex = a;
@@ -225,20 +225,20 @@ static int parse_u32(const char *s, uint32_t *out)
 }
 
 static const struct { const char *name; uint16_t type; } types[] = {
-    {"A", GDNS_T_A}, {"NS", GDNS_T_NS}, {"CNAME", GDNS_T_CNAME}, {"SOA", GDNS_T_SOA},
-    {"PTR", GDNS_T_PTR}, {"MX", GDNS_T_MX}, {"TXT", GDNS_T_TXT}, {"AAAA", GDNS_T_AAAA},
+    {"A", CDNS_T_A}, {"NS", CDNS_T_NS}, {"CNAME", CDNS_T_CNAME}, {"SOA", CDNS_T_SOA},
+    {"PTR", CDNS_T_PTR}, {"MX", CDNS_T_MX}, {"TXT", CDNS_T_TXT}, {"AAAA", CDNS_T_AAAA},
 };
 
-static int add_rdata(struct gdns_view *v, struct gdns_node *n, uint16_t type, uint32_t ttl,
+static int add_rdata(struct cdns_view *v, struct cdns_node *n, uint16_t type, uint32_t ttl,
                      const uint8_t *rd, size_t len)
 {
-    struct gdns_rrset *r, **pp = &n->rrsets;
+    struct cdns_rrset *r, **pp = &n->rrsets;
     for (r = n->rrsets; r; r = r->next) {
         if (r->type == type) break;
         pp = &r->next;
     }
     if (!r) {
-        if (!(r = gdns_view_alloc(v, sizeof(*r)))) return -1;
+        if (!(r = cdns_view_alloc(v, sizeof(*r)))) return -1;
         r->type = type;
         r->ttl = ttl;
         *pp = r;
@@ -250,13 +250,13 @@ static int add_rdata(struct gdns_view *v, struct gdns_node *n, uint16_t type, ui
     if (r->n == r->cap) {
         unsigned cap = r->cap ? r->cap * 2u : 4u;
         if (cap > 0xFFFF) cap = 0xFFFF;
-        struct gdns_rdata *nrd = gdns_view_alloc(v, cap * sizeof(*nrd));
+        struct cdns_rdata *nrd = cdns_view_alloc(v, cap * sizeof(*nrd));
         if (!nrd) return -1;
         if (r->n) memcpy(nrd, r->rd, r->n * sizeof(*nrd));
         r->rd = nrd;
         r->cap = (uint16_t)cap;
     }
-    uint8_t *copy = gdns_view_alloc(v, len ? len : 1);
+    uint8_t *copy = cdns_view_alloc(v, len ? len : 1);
     if (!copy) return -1;
     memcpy(copy, rd, len);
     r->rd[r->n].data = copy;
@@ -265,7 +265,7 @@ static int add_rdata(struct gdns_view *v, struct gdns_node *n, uint16_t type, ui
     return 0;
 }
 
-int gdns_zone_add_text(struct gdns_view *v, struct gdns_zone *z, const char *line, uint32_t default_ttl,
+int cdns_zone_add_text(struct cdns_view *v, struct cdns_zone *z, const char *line, uint32_t default_ttl,
                        char *err, size_t errlen)
 {
     char buf[4096];
@@ -274,10 +274,10 @@ int gdns_zone_add_text(struct gdns_view *v, struct gdns_zone *z, const char *lin
     int nt = tokenize(line, buf, sizeof(buf), tok, quoted, 64);
     if (nt < 3) return fail(err, errlen, "expected \"name [ttl] [IN] TYPE data\"");
     int i = 0;
-    uint8_t name[GDNS_NAME_MAX], lname[GDNS_NAME_MAX];
-    if (!gdns_name_from_text(name, tok[i], z->apex)) return fail(err, errlen, "bad owner name '%s'", tok[i]);
-    gdns_name_lower(lname, name);
-    if (!gdns_name_is_sub(lname, z->apex)) return fail(err, errlen, "'%s' is outside the zone", tok[i]);
+    uint8_t name[CDNS_NAME_MAX], lname[CDNS_NAME_MAX];
+    if (!cdns_name_from_text(name, tok[i], z->apex)) return fail(err, errlen, "bad owner name '%s'", tok[i]);
+    cdns_name_lower(lname, name);
+    if (!cdns_name_is_sub(lname, z->apex)) return fail(err, errlen, "'%s' is outside the zone", tok[i]);
     i++;
     uint32_t ttl = default_ttl;
     if (i < nt && isdigit((unsigned char)tok[i][0])) {
@@ -294,96 +294,96 @@ int gdns_zone_add_text(struct gdns_view *v, struct gdns_zone *z, const char *lin
     int nargs = nt - i;
     char **a = tok + i;
     uint8_t rd[4096];
-    gdns_wire_t w;
-    gdns_wire_init(&w, rd, sizeof(rd));
-    uint8_t tmp[GDNS_NAME_MAX];
+    cdns_wire_t w;
+    cdns_wire_init(&w, rd, sizeof(rd));
+    uint8_t tmp[CDNS_NAME_MAX];
     switch (type) {
-    case GDNS_T_A:
+    case CDNS_T_A:
         if (nargs != 1 || inet_pton(AF_INET, a[0], rd) != 1) return fail(err, errlen, "bad IPv4 address");
         w.pos = 4;
         break;
-    case GDNS_T_AAAA:
+    case CDNS_T_AAAA:
         if (nargs != 1 || inet_pton(AF_INET6, a[0], rd) != 1) return fail(err, errlen, "bad IPv6 address");
         w.pos = 16;
         break;
-    case GDNS_T_NS: case GDNS_T_CNAME: case GDNS_T_PTR:
-        if (nargs != 1 || !gdns_name_from_text(tmp, a[0], z->apex)) return fail(err, errlen, "bad target name");
-        gdns_name_lower(tmp, tmp);
-        gdns_name_write(&w, NULL, tmp);
+    case CDNS_T_NS: case CDNS_T_CNAME: case CDNS_T_PTR:
+        if (nargs != 1 || !cdns_name_from_text(tmp, a[0], z->apex)) return fail(err, errlen, "bad target name");
+        cdns_name_lower(tmp, tmp);
+        cdns_name_write(&w, NULL, tmp);
         break;
-    case GDNS_T_MX: {
+    case CDNS_T_MX: {
         uint32_t pref;
         if (nargs != 2 || parse_u32(a[0], &pref) != 0 || pref > 0xFFFF ||
-            !gdns_name_from_text(tmp, a[1], z->apex))
+            !cdns_name_from_text(tmp, a[1], z->apex))
             return fail(err, errlen, "expected \"MX preference name\"");
-        gdns_name_lower(tmp, tmp);
-        gdns_wire_put_u16(&w, (uint16_t)pref);
-        gdns_name_write(&w, NULL, tmp);
+        cdns_name_lower(tmp, tmp);
+        cdns_wire_put_u16(&w, (uint16_t)pref);
+        cdns_name_write(&w, NULL, tmp);
         break;
     }
-    case GDNS_T_TXT:
+    case CDNS_T_TXT:
         if (nargs < 1) return fail(err, errlen, "TXT needs at least one string");
         for (int k = 0; k < nargs; k++) {
             size_t l = strlen(a[k]);
             if (l > 255) return fail(err, errlen, "TXT string longer than 255 bytes");
-            gdns_wire_put_u8(&w, (uint8_t)l);
-            gdns_wire_put(&w, a[k], l);
+            cdns_wire_put_u8(&w, (uint8_t)l);
+            cdns_wire_put(&w, a[k], l);
         }
         break;
-    case GDNS_T_SOA: {
+    case CDNS_T_SOA: {
         uint32_t num[5];
-        uint8_t rname[GDNS_NAME_MAX];
-        if (nargs != 7 || !gdns_name_from_text(tmp, a[0], z->apex) || !gdns_name_from_text(rname, a[1], z->apex))
+        uint8_t rname[CDNS_NAME_MAX];
+        if (nargs != 7 || !cdns_name_from_text(tmp, a[0], z->apex) || !cdns_name_from_text(rname, a[1], z->apex))
             return fail(err, errlen, "expected \"SOA mname rname serial refresh retry expire minimum\"");
         for (int k = 0; k < 5; k++)
             if (parse_u32(a[2 + k], &num[k]) != 0) return fail(err, errlen, "bad SOA number '%s'", a[2 + k]);
-        if (!gdns_name_eq(lname, z->apex)) return fail(err, errlen, "SOA only at the zone apex");
-        gdns_name_lower(tmp, tmp);
-        gdns_name_lower(rname, rname);
-        gdns_name_write(&w, NULL, tmp);
-        gdns_name_write(&w, NULL, rname);
-        for (int k = 0; k < 5; k++) gdns_wire_put_u32(&w, num[k]);
+        if (!cdns_name_eq(lname, z->apex)) return fail(err, errlen, "SOA only at the zone apex");
+        cdns_name_lower(tmp, tmp);
+        cdns_name_lower(rname, rname);
+        cdns_name_write(&w, NULL, tmp);
+        cdns_name_write(&w, NULL, rname);
+        for (int k = 0; k < 5; k++) cdns_wire_put_u32(&w, num[k]);
         break;
     }
     }
     if (w.err) return fail(err, errlen, "record data too long");
-    struct gdns_node *n = zone_get(v, z, lname);
+    struct cdns_node *n = zone_get(v, z, lname);
     if (!n) return fail(err, errlen, "out of memory");
-    if (type == GDNS_T_SOA && gdns_node_rrset(n, GDNS_T_SOA)) return fail(err, errlen, "a second SOA");
+    if (type == CDNS_T_SOA && cdns_node_rrset(n, CDNS_T_SOA)) return fail(err, errlen, "a second SOA");
     if (add_rdata(v, n, type, ttl, rd, w.pos) != 0) return fail(err, errlen, "out of memory");
     return 0;
 }
 
-int gdns_zone_add_cdn(struct gdns_view *v, struct gdns_zone *z, const char *name,
-                      const struct gdns_cdn *cdn, char *err, size_t errlen)
+int cdns_zone_add_cdn(struct cdns_view *v, struct cdns_zone *z, const char *name,
+                      const struct cdns_cdn *cdn, char *err, size_t errlen)
 {
-    uint8_t n[GDNS_NAME_MAX], ln[GDNS_NAME_MAX];
-    if (!gdns_name_from_text(n, name, z->apex)) return fail(err, errlen, "bad name '%s'", name);
-    gdns_name_lower(ln, n);
-    if (!gdns_name_is_sub(ln, z->apex)) return fail(err, errlen, "'%s' is outside the zone", name);
-    struct gdns_node *node = zone_get(v, z, ln);
+    uint8_t n[CDNS_NAME_MAX], ln[CDNS_NAME_MAX];
+    if (!cdns_name_from_text(n, name, z->apex)) return fail(err, errlen, "bad name '%s'", name);
+    cdns_name_lower(ln, n);
+    if (!cdns_name_is_sub(ln, z->apex)) return fail(err, errlen, "'%s' is outside the zone", name);
+    struct cdns_node *node = zone_get(v, z, ln);
     if (!node) return fail(err, errlen, "out of memory");
     if (node->cdn) return fail(err, errlen, "CDN name '%s' listed twice", name);
-    if (!(node->cdn = gdns_view_alloc(v, sizeof(*cdn)))) return fail(err, errlen, "out of memory");
+    if (!(node->cdn = cdns_view_alloc(v, sizeof(*cdn)))) return fail(err, errlen, "out of memory");
     *node->cdn = *cdn;
     if (node->cdn->count == 0) node->cdn->count = 1;
-    if (node->cdn->count > GDNS_MAX_PICK) node->cdn->count = GDNS_MAX_PICK;
+    if (node->cdn->count > CDNS_MAX_PICK) node->cdn->count = CDNS_MAX_PICK;
     return 0;
 }
 
 /* --- topology --- */
-int gdns_view_region_index(const struct gdns_view *v, const char *name)
+int cdns_view_region_index(const struct cdns_view *v, const char *name)
 {
     for (size_t i = 0; i < v->nregions; i++)
         if (strcmp(v->regions[i].name, name) == 0) return (int)i;
     return -1;
 }
 
-int gdns_view_add_region(struct gdns_view *v, const char *name, char *err, size_t errlen)
+int cdns_view_add_region(struct cdns_view *v, const char *name, char *err, size_t errlen)
 {
-    if (gdns_view_region_index(v, name) >= 0) return fail(err, errlen, "region '%s' listed twice", name);
+    if (cdns_view_region_index(v, name) >= 0) return fail(err, errlen, "region '%s' listed twice", name);
     if (v->nregions >= 1024) return fail(err, errlen, "too many regions");
-    struct gdns_region *r = realloc(v->regions, (v->nregions + 1) * sizeof(*r));
+    struct cdns_region *r = realloc(v->regions, (v->nregions + 1) * sizeof(*r));
     if (!r) return fail(err, errlen, "out of memory");
     v->regions = r;
     size_t n = v->nregions + 1;
@@ -394,11 +394,11 @@ int gdns_view_add_region(struct gdns_view *v, const char *name, char *err, size_
             d[i * n + j] = i == j ? 0 : (i < n - 1 && j < n - 1) ? v->dist[i * (n - 1) + j] : UINT32_MAX;
     free(v->dist);
     v->dist = d;
-    r[v->nregions].name = gdns_view_strdup(v, name);
+    r[v->nregions].name = cdns_view_strdup(v, name);
     return (int)v->nregions++;
 }
 
-int gdns_view_set_distance(struct gdns_view *v, int a, int b, uint32_t d)
+int cdns_view_set_distance(struct cdns_view *v, int a, int b, uint32_t d)
 {
     if (a < 0 || b < 0 || (size_t)a >= v->nregions || (size_t)b >= v->nregions) return -1;
     if (a == b) return 0;
@@ -407,22 +407,22 @@ int gdns_view_set_distance(struct gdns_view *v, int a, int b, uint32_t d)
     return 0;
 }
 
-static int32_t trie_node(struct gdns_trie *t)
+static int32_t trie_node(struct cdns_trie *t)
 {
     if (t->len == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
-        struct gdns_trie_node *n = realloc(t->n, cap * sizeof(*n));
+        struct cdns_trie_node *n = realloc(t->n, cap * sizeof(*n));
         if (!n) return -1;
         t->n = n;
         t->cap = cap;
     }
-    t->n[t->len] = (struct gdns_trie_node){{-1, -1}, -1};
+    t->n[t->len] = (struct cdns_trie_node){{-1, -1}, -1};
     return (int32_t)t->len++;
 }
 
 static inline int bit_at(const uint8_t *a, unsigned i) { return (a[i / 8] >> (7 - i % 8)) & 1; }
 
-int gdns_view_add_subnet(struct gdns_view *v, int region, const char *cidr, char *err, size_t errlen)
+int cdns_view_add_subnet(struct cdns_view *v, int region, const char *cidr, char *err, size_t errlen)
 {
     char host[64];
     const char *slash = strchr(cidr, '/');
@@ -432,7 +432,7 @@ int gdns_view_add_subnet(struct gdns_view *v, int region, const char *cidr, char
     host[hl] = 0;
     uint8_t addr[16];
     unsigned max;
-    struct gdns_trie *t;
+    struct cdns_trie *t;
     if (inet_pton(AF_INET, host, addr) == 1) { max = 32; t = &v->geo4; }
     else if (inet_pton(AF_INET6, host, addr) == 1) { max = 128; t = &v->geo6; }
     else return fail(err, errlen, "bad subnet '%s' (expected ADDRESS/PREFIX)", cidr);
@@ -458,10 +458,10 @@ int gdns_view_add_subnet(struct gdns_view *v, int region, const char *cidr, char
     return 0;
 }
 
-int gdns_geo_lookup(const struct gdns_view *v, int family, const uint8_t *addr, unsigned bits,
+int cdns_geo_lookup(const struct cdns_view *v, int family, const uint8_t *addr, unsigned bits,
                     unsigned *scope)
 {
-    const struct gdns_trie *t = family == 1 ? &v->geo4 : &v->geo6;
+    const struct cdns_trie *t = family == 1 ? &v->geo4 : &v->geo6;
     unsigned max = family == 1 ? 32 : 128;
     if (bits > max) bits = max;
     *scope = 0;
@@ -469,7 +469,7 @@ int gdns_geo_lookup(const struct gdns_view *v, int family, const uint8_t *addr, 
     int best = -1;
     int32_t cur = 0;
     for (unsigned d = 0;; d++) {
-        const struct gdns_trie_node *n = &t->n[cur];
+        const struct cdns_trie_node *n = &t->n[cur];
         if (n->region >= 0) best = n->region;
         if (d == bits) { *scope = d; break; }
         int32_t c = n->child[bit_at(addr, d)];
@@ -483,37 +483,37 @@ int gdns_geo_lookup(const struct gdns_view *v, int family, const uint8_t *addr, 
     return best;
 }
 
-int gdns_view_add_edge(struct gdns_view *v, const char *name, int region, const char *const *addrs,
+int cdns_view_add_edge(struct cdns_view *v, const char *name, int region, const char *const *addrs,
                        size_t naddrs, const char *health_url, char *err, size_t errlen)
 {
     if (region < 0 || (size_t)region >= v->nregions) return fail(err, errlen, "edge '%s': unknown region", name);
     for (size_t i = 0; i < v->nedges; i++)
         if (strcmp(v->edges[i].name, name) == 0) return fail(err, errlen, "edge '%s' listed twice", name);
     if (v->nedges >= 256) return fail(err, errlen, "too many edges (256)");
-    struct gdns_edge e = {.name = gdns_view_strdup(v, name), .region = region,
-                          .health_url = health_url ? gdns_view_strdup(v, health_url) : NULL};
+    struct cdns_edge e = {.name = cdns_view_strdup(v, name), .region = region,
+                          .health_url = health_url ? cdns_view_strdup(v, health_url) : NULL};
     for (size_t i = 0; i < naddrs; i++) {
-        if (e.n4 < GDNS_MAX_ADDRS && inet_pton(AF_INET, addrs[i], e.v4[e.n4]) == 1) e.n4++;
-        else if (e.n6 < GDNS_MAX_ADDRS && inet_pton(AF_INET6, addrs[i], e.v6[e.n6]) == 1) e.n6++;
-        else return fail(err, errlen, "edge '%s': bad address '%s' (or more than %d per family)", name, addrs[i], GDNS_MAX_ADDRS);
+        if (e.n4 < CDNS_MAX_ADDRS && inet_pton(AF_INET, addrs[i], e.v4[e.n4]) == 1) e.n4++;
+        else if (e.n6 < CDNS_MAX_ADDRS && inet_pton(AF_INET6, addrs[i], e.v6[e.n6]) == 1) e.n6++;
+        else return fail(err, errlen, "edge '%s': bad address '%s' (or more than %d per family)", name, addrs[i], CDNS_MAX_ADDRS);
     }
     if (e.n4 + e.n6 == 0) return fail(err, errlen, "edge '%s' has no address", name);
-    struct gdns_edge *ne = realloc(v->edges, (v->nedges + 1) * sizeof(*ne));
+    struct cdns_edge *ne = realloc(v->edges, (v->nedges + 1) * sizeof(*ne));
     if (!ne) return fail(err, errlen, "out of memory");
     v->edges = ne;
     ne[v->nedges] = e;
     return (int)v->nedges++;
 }
 
-int gdns_view_add_fallback(struct gdns_view *v, const char *addr, char *err, size_t errlen)
+int cdns_view_add_fallback(struct cdns_view *v, const char *addr, char *err, size_t errlen)
 {
-    if (v->fb_n4 < GDNS_MAX_ADDRS && inet_pton(AF_INET, addr, v->fb4[v->fb_n4]) == 1) v->fb_n4++;
-    else if (v->fb_n6 < GDNS_MAX_ADDRS && inet_pton(AF_INET6, addr, v->fb6[v->fb_n6]) == 1) v->fb_n6++;
+    if (v->fb_n4 < CDNS_MAX_ADDRS && inet_pton(AF_INET, addr, v->fb4[v->fb_n4]) == 1) v->fb_n4++;
+    else if (v->fb_n6 < CDNS_MAX_ADDRS && inet_pton(AF_INET6, addr, v->fb6[v->fb_n6]) == 1) v->fb_n6++;
     else return fail(err, errlen, "bad fallback address '%s'", addr);
     return 0;
 }
 
-static const struct gdns_view *sort_view;
+static const struct cdns_view *sort_view;
 static int sort_region;
 static int cmp_edge(const void *a, const void *b)
 {
@@ -525,32 +525,32 @@ static int cmp_edge(const void *a, const void *b)
     return x - y;  /* config order among equals */
 }
 
-int gdns_view_finish(struct gdns_view *v, char *err, size_t errlen)
+int cdns_view_finish(struct cdns_view *v, char *err, size_t errlen)
 {
     char nb[1024];
     for (size_t i = 0; i < v->nzones; i++) {
-        struct gdns_zone *z = &v->zones[i];
-        const struct gdns_rrset *soa = gdns_node_rrset(z->apex_node, GDNS_T_SOA);
-        if (!soa) return fail(err, errlen, "zone %s has no SOA", gdns_name_to_text(z->apex, nb, sizeof(nb)));
+        struct cdns_zone *z = &v->zones[i];
+        const struct cdns_rrset *soa = cdns_node_rrset(z->apex_node, CDNS_T_SOA);
+        if (!soa) return fail(err, errlen, "zone %s has no SOA", cdns_name_to_text(z->apex, nb, sizeof(nb)));
         z->soa = soa;
         const uint8_t *rd = soa->rd[0].data;
-        size_t l1 = gdns_name_len(rd, soa->rd[0].len), l2 = gdns_name_len(rd + l1, soa->rd[0].len - l1);
+        size_t l1 = cdns_name_len(rd, soa->rd[0].len), l2 = cdns_name_len(rd + l1, soa->rd[0].len - l1);
         const uint8_t *m = rd + l1 + l2 + 16;
         uint32_t minimum = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
         z->neg_ttl = minimum < soa->ttl ? minimum : soa->ttl;
         for (size_t b = 0; b < z->tabsize; b++) {
-            for (struct gdns_node *n = z->tab[b]; n; n = n->hnext) {
+            for (struct cdns_node *n = z->tab[b]; n; n = n->hnext) {
                 int others = 0, cname = 0, addr = 0;
-                for (struct gdns_rrset *r = n->rrsets; r; r = r->next) {
-                    if (r->type == GDNS_T_CNAME) cname = 1; else others++;
-                    if (r->type == GDNS_T_A || r->type == GDNS_T_AAAA) addr = 1;
+                for (struct cdns_rrset *r = n->rrsets; r; r = r->next) {
+                    if (r->type == CDNS_T_CNAME) cname = 1; else others++;
+                    if (r->type == CDNS_T_A || r->type == CDNS_T_AAAA) addr = 1;
                 }
                 if (cname && (others || n->cdn || n == z->apex_node))
-                    return fail(err, errlen, "%s: a CNAME cannot have other data", gdns_name_to_text(n->name, nb, sizeof(nb)));
+                    return fail(err, errlen, "%s: a CNAME cannot have other data", cdns_name_to_text(n->name, nb, sizeof(nb)));
                 if (n->cdn && addr)
-                    return fail(err, errlen, "%s: a CDN name cannot also have static A/AAAA records", gdns_name_to_text(n->name, nb, sizeof(nb)));
+                    return fail(err, errlen, "%s: a CDN name cannot also have static A/AAAA records", cdns_name_to_text(n->name, nb, sizeof(nb)));
                 if (n->cdn && v->nedges == 0)
-                    return fail(err, errlen, "%s: a CDN name needs at least one edge", gdns_name_to_text(n->name, nb, sizeof(nb)));
+                    return fail(err, errlen, "%s: a CDN name needs at least one edge", cdns_name_to_text(n->name, nb, sizeof(nb)));
             }
         }
     }
@@ -565,24 +565,24 @@ int gdns_view_finish(struct gdns_view *v, char *err, size_t errlen)
         sort_region = (int)r;
         qsort(row, v->nedges, sizeof(int), cmp_edge);
     }
-    struct gdns_health h0 = {.up = 1, .doubt = 1};
+    struct cdns_health h0 = {.up = 1, .doubt = 1};
     for (size_t e = 0; e < v->nedges; e++) {
-        struct gdns_health h = h0;
+        struct cdns_health h = h0;
         if (!v->edges[e].health_url) h.doubt = 0;  /* not probed: always up, never in doubt */
-        atomic_store_explicit(&v->health[e], gdns_health_pack(&h), memory_order_relaxed);
+        atomic_store_explicit(&v->health[e], cdns_health_pack(&h), memory_order_relaxed);
     }
     return 0;
 }
 
 /* --- health --- */
-uint64_t gdns_health_pack(const struct gdns_health *h)
+uint64_t cdns_health_pack(const struct cdns_health *h)
 {
     uint64_t ok = h->ok_run > 255 ? 255 : h->ok_run, f = h->fail_run > 255 ? 255 : h->fail_run;
     return (uint64_t)(h->up != 0) | (uint64_t)(h->doubt != 0) << 1 | ok << 2 | f << 10 |
            (h->changed_ms & ((1ULL << 46) - 1)) << 18;
 }
 
-void gdns_health_unpack(uint64_t w, struct gdns_health *h)
+void cdns_health_unpack(uint64_t w, struct cdns_health *h)
 {
     h->up = (int)(w & 1);
     h->doubt = (int)(w >> 1 & 1);
@@ -591,7 +591,7 @@ void gdns_health_unpack(uint64_t w, struct gdns_health *h)
     h->changed_ms = w >> 18;
 }
 
-int gdns_health_step(struct gdns_health *h, int ok, uint64_t now_ms, unsigned rise, unsigned fall)
+int cdns_health_step(struct cdns_health *h, int ok, uint64_t now_ms, unsigned rise, unsigned fall)
 {
     if (ok) { if (h->ok_run < 255) h->ok_run++; h->fail_run = 0; }
     else { if (h->fail_run < 255) h->fail_run++; h->ok_run = 0; }
@@ -604,13 +604,13 @@ int gdns_health_step(struct gdns_health *h, int ok, uint64_t now_ms, unsigned ri
 }
 
 /* --- selection --- */
-static int in_doubt(const struct gdns_health *h, uint64_t now, uint64_t doubt_ms)
+static int in_doubt(const struct cdns_health *h, uint64_t now, uint64_t doubt_ms)
 {
     return h->doubt || (h->changed_ms && now >= h->changed_ms && now - h->changed_ms < doubt_ms);
 }
 
-void gdns_select(const struct gdns_view *v, const struct gdns_cdn *cdn, int region, int family,
-                 const struct gdns_health *h, uint64_t now_ms, struct gdns_pick *out)
+void cdns_select(const struct cdns_view *v, const struct cdns_cdn *cdn, int region, int family,
+                 const struct cdns_health *h, uint64_t now_ms, struct cdns_pick *out)
 {
     out->n = 0;
     out->fallback = 0;
@@ -619,11 +619,11 @@ void gdns_select(const struct gdns_view *v, const struct gdns_cdn *cdn, int regi
     if (region < 0 || (size_t)region >= v->nregions) region = v->default_region < 0 ? 0 : v->default_region;
     const int *row = v->order + (size_t)region * v->nedges;
     unsigned want = cdn->count ? cdn->count : 1;
-    if (want > GDNS_MAX_PICK) want = GDNS_MAX_PICK;
+    if (want > CDNS_MAX_PICK) want = CDNS_MAX_PICK;
     int doubt = 0;
     for (size_t i = 0; i < v->nedges && (unsigned)out->n < want; i++) {
         int e = row[i];
-        const struct gdns_edge *ed = &v->edges[e];
+        const struct cdns_edge *ed = &v->edges[e];
         if ((family == 1 ? ed->n4 : ed->n6) == 0) continue;
         if (in_doubt(&h[e], now_ms, v->set.doubt_ms)) doubt = 1;
         if (!h[e].up) continue;
@@ -632,7 +632,7 @@ void gdns_select(const struct gdns_view *v, const struct gdns_cdn *cdn, int regi
     if (out->n == 0) {
         out->fallback = 1;
         doubt = 1;
-        for (size_t i = 0; i < v->nedges && out->n < GDNS_MAX_PICK; i++) {
+        for (size_t i = 0; i < v->nedges && out->n < CDNS_MAX_PICK; i++) {
             int e = row[i];
             if ((family == 1 ? v->edges[e].n4 : v->edges[e].n6) == 0) continue;
             out->edge[out->n++] = e;

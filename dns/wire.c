@@ -6,7 +6,7 @@
 
 static inline uint8_t lc(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
 
-size_t gdns_name_read(gdns_wire_t *w, uint8_t out[GDNS_NAME_MAX], int allow_ptr)
+size_t cdns_name_read(cdns_wire_t *w, uint8_t out[CDNS_NAME_MAX], int allow_ptr)
 {
     if (w->err) return 0;
     size_t p = w->pos, n = 0, end = 0;
@@ -23,7 +23,7 @@ size_t gdns_name_read(gdns_wire_t *w, uint8_t out[GDNS_NAME_MAX], int allow_ptr)
             continue;
         }
         if (l & 0xC0) goto bad;  /* 0x40 / 0x80: extended / reserved label types */
-        if (p + 1 + l > w->len || n + 1 + l > GDNS_NAME_MAX) goto bad;
+        if (p + 1 + l > w->len || n + 1 + l > CDNS_NAME_MAX) goto bad;
         memcpy(out + n, w->base + p, 1 + (size_t)l);
         n += 1 + (size_t)l;
         p += 1 + (size_t)l;
@@ -36,19 +36,19 @@ bad:
     return 0;
 }
 
-size_t gdns_name_len(const uint8_t *name, size_t max)
+size_t cdns_name_len(const uint8_t *name, size_t max)
 {
     size_t n = 0;
-    while (n < max && n < GDNS_NAME_MAX) {
+    while (n < max && n < CDNS_NAME_MAX) {
         uint8_t l = name[n];
-        if (l > GDNS_LABEL_MAX) return 0;
+        if (l > CDNS_LABEL_MAX) return 0;
         n += 1 + (size_t)l;
-        if (l == 0) return n <= GDNS_NAME_MAX ? n : 0;
+        if (l == 0) return n <= CDNS_NAME_MAX ? n : 0;
     }
     return 0;
 }
 
-void gdns_name_lower(uint8_t *dst, const uint8_t *src)
+void cdns_name_lower(uint8_t *dst, const uint8_t *src)
 {
     size_t i = 0;
     for (;;) {
@@ -60,7 +60,7 @@ void gdns_name_lower(uint8_t *dst, const uint8_t *src)
     }
 }
 
-int gdns_name_eq(const uint8_t *a, const uint8_t *b)
+int cdns_name_eq(const uint8_t *a, const uint8_t *b)
 {
     size_t i = 0;
     for (;;) {
@@ -80,21 +80,21 @@ static int label_count(const uint8_t *n)
     return c;
 }
 
-int gdns_name_is_sub(const uint8_t *name, const uint8_t *apex)
+int cdns_name_is_sub(const uint8_t *name, const uint8_t *apex)
 {
     int ln = label_count(name), la = label_count(apex);
     if (ln < la) return 0;
     for (int i = 0; i < ln - la; i++) name += 1 + *name;
-    return gdns_name_eq(name, apex);
+    return cdns_name_eq(name, apex);
 }
 
-size_t gdns_name_from_text(uint8_t out[GDNS_NAME_MAX], const char *text, const uint8_t *origin)
+size_t cdns_name_from_text(uint8_t out[CDNS_NAME_MAX], const char *text, const uint8_t *origin)
 {
     size_t n = 0;
     if (!text || !*text) return 0;
     if (strcmp(text, "@") == 0) {
         if (!origin) return 0;
-        size_t ol = gdns_name_len(origin, GDNS_NAME_MAX);
+        size_t ol = cdns_name_len(origin, CDNS_NAME_MAX);
         memcpy(out, origin, ol);
         return ol;
     }
@@ -104,7 +104,7 @@ size_t gdns_name_from_text(uint8_t out[GDNS_NAME_MAX], const char *text, const u
     while (*p) {
         const char *dot = strchr(p, '.');
         size_t l = dot ? (size_t)(dot - p) : strlen(p);
-        if (l == 0 || l > GDNS_LABEL_MAX || n + 1 + l + 1 > GDNS_NAME_MAX) return 0;
+        if (l == 0 || l > CDNS_LABEL_MAX || n + 1 + l + 1 > CDNS_NAME_MAX) return 0;
         for (size_t i = 0; i < l; i++)
             if (p[i] == '\\' || (unsigned char)p[i] <= ' ') return 0;
         out[n++] = (uint8_t)l;
@@ -115,18 +115,18 @@ size_t gdns_name_from_text(uint8_t out[GDNS_NAME_MAX], const char *text, const u
         p = dot + 1;
     }
     if (absolute || !origin) { out[n++] = 0; return n; }
-    size_t ol = gdns_name_len(origin, GDNS_NAME_MAX);
-    if (!ol || n + ol > GDNS_NAME_MAX) return 0;
+    size_t ol = cdns_name_len(origin, CDNS_NAME_MAX);
+    if (!ol || n + ol > CDNS_NAME_MAX) return 0;
     memcpy(out + n, origin, ol);
     return n + ol;
 }
 
-const char *gdns_name_to_text(const uint8_t *name, char *buf, size_t len)
+const char *cdns_name_to_text(const uint8_t *name, char *buf, size_t len)
 {
     size_t o = 0;
     if (len < 2) return "";
     if (name[0] == 0) { buf[0] = '.'; buf[1] = 0; return buf; }
-    for (size_t i = 0; name[i] && i < GDNS_NAME_MAX;) {
+    for (size_t i = 0; name[i] && i < CDNS_NAME_MAX;) {
         uint8_t l = name[i];
         for (size_t j = 1; j <= l; j++) {
             uint8_t c = name[i + j];
@@ -146,7 +146,7 @@ out:
 
 /* Does the (possibly compressed) name at message offset off equal the uncompressed name n?
  * Only our own output is compared, so pointers are trusted but still bounded. */
-static int match_at(const gdns_wire_t *w, size_t off, const uint8_t *n)
+static int match_at(const cdns_wire_t *w, size_t off, const uint8_t *n)
 {
     int hops = 0;
     for (;;) {
@@ -166,11 +166,11 @@ static int match_at(const gdns_wire_t *w, size_t off, const uint8_t *n)
     }
 }
 
-void gdns_compr_add(struct gdns_compr *c, const gdns_wire_t *w, size_t off)
+void cdns_compr_add(struct cdns_compr *c, const cdns_wire_t *w, size_t off)
 {
     /* the name and each of its suffixes, as long as they are addressable by a pointer */
     size_t p = off;
-    while (p < w->pos && c->n < GDNS_COMPR_MAX && p < 0x4000) {
+    while (p < w->pos && c->n < CDNS_COMPR_MAX && p < 0x4000) {
         uint8_t l = w->base[p];
         if (l == 0 || (l & 0xC0)) break;
         c->off[c->n++] = (uint16_t)p;
@@ -178,7 +178,7 @@ void gdns_compr_add(struct gdns_compr *c, const gdns_wire_t *w, size_t off)
     }
 }
 
-void gdns_name_write(gdns_wire_t *w, struct gdns_compr *c, const uint8_t *name)
+void cdns_name_write(cdns_wire_t *w, struct cdns_compr *c, const uint8_t *name)
 {
     const uint8_t *s = name;
     size_t start = w->pos;
@@ -186,15 +186,15 @@ void gdns_name_write(gdns_wire_t *w, struct gdns_compr *c, const uint8_t *name)
         if (c) {
             for (int i = 0; i < c->n; i++) {
                 if (match_at(w, c->off[i], s)) {
-                    gdns_wire_put(w, name, (size_t)(s - name));
-                    gdns_wire_put_u16(w, (uint16_t)(0xC000 | c->off[i]));
-                    if (!w->err && s != name) gdns_compr_add(c, w, start);
+                    cdns_wire_put(w, name, (size_t)(s - name));
+                    cdns_wire_put_u16(w, (uint16_t)(0xC000 | c->off[i]));
+                    if (!w->err && s != name) cdns_compr_add(c, w, start);
                     return;
                 }
             }
         }
         s += 1 + *s;
     }
-    gdns_wire_put(w, name, (size_t)(s - name) + 1);
-    if (c && !w->err && *name) gdns_compr_add(c, w, start);
+    cdns_wire_put(w, name, (size_t)(s - name) + 1);
+    if (c && !w->err && *name) cdns_compr_add(c, w, start);
 }

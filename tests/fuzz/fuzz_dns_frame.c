@@ -30,14 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *msg;
     size_t msglen, pos = 0;
     long f;
-    while ((f = gdns_frame_next(s + pos, n - pos, &msg, &msglen)) > 0 && whole.nmsg < 1024) {
+    while ((f = cdns_frame_next(s + pos, n - pos, &msg, &msglen)) > 0 && whole.nmsg < 1024) {
         check(f, s + pos, n - pos, msg, msglen);
         whole.off[whole.nmsg] = (size_t)(msg - s);
         whole.len[whole.nmsg++] = msglen;
         pos += (size_t)f;
     }
     if (whole.nmsg == 1024) return 0;   /* too many to compare; the checks above ran */
-    whole.bad = f == GDNS_FRAME_BAD;
+    whole.bad = f == CDNS_FRAME_BAD;
     whole.left = n - pos;
 
     /* the same stream in reads of 1..16 bytes (a pattern from the first byte) into a buffer that
@@ -55,13 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         have += chunk;
         in += chunk;
         size_t used = 0;
-        while ((f = gdns_frame_next(buf + used, have - used, &msg, &msglen)) > 0) {
+        while ((f = cdns_frame_next(buf + used, have - used, &msg, &msglen)) > 0) {
             check(f, buf + used, have - used, msg, msglen);
             if (k >= whole.nmsg || msglen != whole.len[k] || memcmp(msg, s + whole.off[k], msglen)) abort();
             k++;
             used += (size_t)f;
         }
-        if (f == GDNS_FRAME_BAD) bad = 1;
+        if (f == CDNS_FRAME_BAD) bad = 1;
         memmove(buf, buf + used, have - used);
         have -= used;
         seen += used;

@@ -7,49 +7,49 @@
 
 #include "../../dns/answer.h"
 
-static struct gdns_view *view(void)
+static struct cdns_view *view(void)
 {
-    static struct gdns_view *v;
+    static struct cdns_view *v;
     char err[256];
     if (v) return v;
-    v = gdns_view_new();
-    struct gdns_zone *z = gdns_view_add_zone(v, "shop.test", err, sizeof(err));
+    v = cdns_view_new();
+    struct cdns_zone *z = cdns_view_add_zone(v, "shop.test", err, sizeof(err));
     const char *recs[] = {"@ SOA ns1 hostmaster 1 3600 600 86400 30", "@ NS ns1", "ns1 A 127.0.0.1",
                           "www 300 A 127.0.10.1", "alias CNAME www", "loop1 CNAME loop2", "loop2 CNAME loop1",
                           "v6 AAAA ::1", "mx MX 5 www", "t TXT \"a\" \"b\""};
     for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
-        if (gdns_zone_add_text(v, z, recs[i], 60, err, sizeof(err)) != 0) abort();
+        if (cdns_zone_add_text(v, z, recs[i], 60, err, sizeof(err)) != 0) abort();
     for (int i = 0; i < 30; i++)
-        gdns_zone_add_text(v, z, "big TXT \"0123456789012345678901234567890123456789012345678901234567890123456789\"", 60, err, sizeof(err));
-    int eu = gdns_view_add_region(v, "eu", err, sizeof(err)), us = gdns_view_add_region(v, "us", err, sizeof(err));
-    gdns_view_add_subnet(v, eu, "127.0.1.0/24", err, sizeof(err));
-    gdns_view_add_subnet(v, us, "10.2.0.0/16", err, sizeof(err));
-    gdns_view_add_subnet(v, us, "2001:db8::/32", err, sizeof(err));
-    gdns_view_set_distance(v, eu, us, 10);
+        cdns_zone_add_text(v, z, "big TXT \"0123456789012345678901234567890123456789012345678901234567890123456789\"", 60, err, sizeof(err));
+    int eu = cdns_view_add_region(v, "eu", err, sizeof(err)), us = cdns_view_add_region(v, "us", err, sizeof(err));
+    cdns_view_add_subnet(v, eu, "127.0.1.0/24", err, sizeof(err));
+    cdns_view_add_subnet(v, us, "10.2.0.0/16", err, sizeof(err));
+    cdns_view_add_subnet(v, us, "2001:db8::/32", err, sizeof(err));
+    cdns_view_set_distance(v, eu, us, 10);
     const char *a[] = {"127.0.20.1", "::1"}, *b[] = {"127.0.20.2"};
-    gdns_view_add_edge(v, "e1", eu, a, 2, "http://127.0.20.1/healthz", err, sizeof(err));
-    gdns_view_add_edge(v, "e2", us, b, 1, NULL, err, sizeof(err));
-    struct gdns_cdn c = {.ttl = 30, .doubt_ttl = 5, .count = 2};
-    gdns_zone_add_cdn(v, z, "img", &c, err, sizeof(err));
-    if (gdns_view_finish(v, err, sizeof(err)) != 0) abort();
+    cdns_view_add_edge(v, "e1", eu, a, 2, "http://127.0.20.1/healthz", err, sizeof(err));
+    cdns_view_add_edge(v, "e2", us, b, 1, NULL, err, sizeof(err));
+    struct cdns_cdn c = {.ttl = 30, .doubt_ttl = 5, .count = 2};
+    cdns_zone_add_cdn(v, z, "img", &c, err, sizeof(err));
+    if (cdns_view_finish(v, err, sizeof(err)) != 0) abort();
     return v;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t out[65535];
-    struct gdns_result res;
-    struct gdns_query q;
-    gdns_query_parse(data, size, &q);
+    struct cdns_result res;
+    struct cdns_query q;
+    cdns_query_parse(data, size, &q);
     for (int tcp = 0; tcp < 2; tcp++) {
-        struct gdns_req rq = {.pkt = data, .len = size, .family = 1, .addr = {127, 0, 1, 9}, .tcp = tcp,
+        struct cdns_req rq = {.pkt = data, .len = size, .family = 1, .addr = {127, 0, 1, 9}, .tcp = tcp,
                               .amp_limit = tcp ? 0 : (unsigned)(size * 3), .now_ms = 12345};
         size_t cap = tcp ? sizeof(out) : 1232;
-        size_t n = gdns_respond(view(), &rq, out, cap, &res);
+        size_t n = cdns_respond(view(), &rq, out, cap, &res);
         if (n > cap) abort();
         if (n && n < 12) abort();
         if (n) {
-            size_t s = gdns_slip(out, n, &res);
+            size_t s = cdns_slip(out, n, &res);
             if (s > n) abort();
         }
     }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lab/anycast.h"
+#include "lab/lib/anycast.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

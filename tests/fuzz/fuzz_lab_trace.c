@@ -1,4 +1,4 @@
-/* libFuzzer harness: cdn-cachesim's trace readers (lab/trace.c) on untrusted bytes: oracleGeneral
+/* libFuzzer harness: cdn-cachesim's trace readers (lab/lib/trace.c) on untrusted bytes: oracleGeneral
  * records, CSV (header-named and numbered columns), and zstd frames, whose output is parsed in
  * turn. Checks: no crash or leak; a reader that succeeds returns exactly what it claims (24 bytes
  * a record; a CSV request per non-header, non-blank line at most); a failure leaves a message. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lab/trace.h"
+#include "lab/lib/trace.h"
 
 static void parse_all(const uint8_t *data, size_t size)
 {

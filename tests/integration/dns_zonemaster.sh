@@ -9,7 +9,7 @@ plan 4
 why=""
 [ "$(id -u)" = 0 ] || why="not root"
 for c in ip knotd zonemaster-cli; do command -v $c >/dev/null 2>&1 || why="${why:-$c not installed}"; done
-NSN=gdnszm$$
+NSN=cdnszm$$
 if [ -z "$why" ] && ! ip netns add "$NSN" 2>/dev/null; then why="cannot create a network namespace"; fi
 if [ -n "$why" ]; then for i in 1 2 3 4; do skip "$why"; done; exit 0; fi
 trap 'rc=$?; ip netns del "$NSN" 2>/dev/null; (exit $rc); _cleanup' EXIT

@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 61
+plan 65
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 61); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 65); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -70,6 +70,14 @@ PY
     "$lab" -s "$S" load -c 4 -d 3s -W 1s >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
     "$lab" -s "$S" report -o "$T/rep-$mode" >"$T/report-$mode.txt" 2>&1; ok $? "$mode: report"
     rep=$(cat "$T/report-$mode.txt")
+    # Nothing lands in the current directory: without -o the report goes to STATE/report; -o makes
+    # the folders it needs.
+    mkdir -p "$T/cwd-$mode"
+    (cd "$T/cwd-$mode" && "$lab" -s "$S" report >"$T/report2-$mode.txt" 2>&1); rc=$?
+    is "$rc $(ls -A "$T/cwd-$mode" | wc -l) $(ls "$S/report/report.txt" "$S/report/index.html" 2>/dev/null | wc -l)" "0 0 2" \
+        "$mode: report without -o writes STATE/report, nothing in the current directory"
+    "$lab" -s "$S" report -o "$T/deep-$mode/er/rep" >/dev/null 2>&1; rc=$?
+    is "$rc $(ls "$T/deep-$mode/er/rep/report.txt" 2>/dev/null | wc -l)" "0 1" "$mode: report -o DIR makes DIR's missing parents"
     like "$rep" "RTT per region pair" "$mode: report shows the measured RTT matrix"
     like "$rep" "requests: +edges counted [0-9]+ .*clients logged [0-9]+ answered.* -> agree" "$mode: requests reconcile (edges incl. collapsed vs logs)"
     like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
@@ -114,5 +122,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((61 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((65 - _tap_n))); do skip "namespaces need root"; done
 fi

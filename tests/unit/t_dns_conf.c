@@ -16,10 +16,10 @@ static void examples_load(void **s)
 {
     const char *top = getenv("top_srcdir");
     char path[1024];
-    struct gdns_conf c;
+    struct cdns_conf c;
     cdn_conf_err_t err;
     snprintf(path, sizeof(path), "%s/dns/examples/bench.yaml", top ? top : ".");
-    if (gdns_conf_load(path, &c, &err) != 0) fail_msg("%s", err.msg);
+    if (cdns_conf_load(path, &c, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(c.nlisten, 1);
     assert_int_equal(c.view->nzones, 1);
     assert_int_equal(c.view->nregions, 2);
@@ -27,23 +27,23 @@ static void examples_load(void **s)
     assert_int_equal(c.view->set.rrl_rate, 0);
     assert_int_equal(c.view->set.hc_interval_ms, 2000);
     /* big: 30 TXT records of 70 bytes */
-    const struct gdns_zone *z = &c.view->zones[0];
-    uint8_t n[GDNS_NAME_MAX];
-    gdns_name_from_text(n, "big.shop.test", NULL);
-    const struct gdns_node *node = gdns_zone_find(z, n);
+    const struct cdns_zone *z = &c.view->zones[0];
+    uint8_t n[CDNS_NAME_MAX];
+    cdns_name_from_text(n, "big.shop.test", NULL);
+    const struct cdns_node *node = cdns_zone_find(z, n);
     assert_non_null(node);
-    const struct gdns_rrset *txt = gdns_node_rrset(node, 16);
+    const struct cdns_rrset *txt = cdns_node_rrset(node, 16);
     assert_non_null(txt);
     assert_int_equal(txt->n, 30);
     assert_int_equal(txt->rd[0].len, 71);
     assert_int_equal(z->neg_ttl, 30);
-    gdns_conf_free(&c);
+    cdns_conf_free(&c);
     snprintf(path, sizeof(path), "%s/dns/examples/lab.yaml", top ? top : ".");
-    if (gdns_conf_load(path, &c, &err) != 0) fail_msg("%s", err.msg);
+    if (cdns_conf_load(path, &c, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(c.nlisten, 2);
     assert_int_equal(c.workers, 2);
     assert_int_equal(c.view->fb_n4, 1);
-    gdns_conf_free(&c);
+    cdns_conf_free(&c);
 }
 
 static const char base[] =
@@ -66,9 +66,9 @@ static int try(const char *from, const char *to, cdn_conf_err_t *err)
     const char *p = strstr(base, from);
     assert_non_null(p);
     snprintf(text, sizeof(text), "%.*s%s%s", (int)(p - base), base, to, p + strlen(from));
-    struct gdns_conf c;
-    int rc = gdns_conf_load_string("t.yaml", text, &c, err);
-    if (rc == 0) gdns_conf_free(&c);
+    struct cdns_conf c;
+    int rc = cdns_conf_load_string("t.yaml", text, &c, err);
+    if (rc == 0) cdns_conf_free(&c);
     return rc;
 }
 
@@ -96,22 +96,22 @@ static void errors_have_positions(void **s)
 /* The TCP limits: defaults (docs/DNS.md), the keys, and their errors. */
 static void tcp_limits(void **s)
 {
-    struct gdns_conf c;
+    struct cdns_conf c;
     cdn_conf_err_t err;
-    if (gdns_conf_load_string("t.yaml", base, &c, &err) != 0) fail_msg("%s", err.msg);
+    if (cdns_conf_load_string("t.yaml", base, &c, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(c.tcp_idle_ms, 10000);
     assert_int_equal(c.tcp_msg_ms, 2000);
     assert_int_equal(c.tcp_max_conns, 512);
     assert_int_equal(c.tcp_max_per_addr, 32);
-    gdns_conf_free(&c);
+    cdns_conf_free(&c);
     char text[4096];
     snprintf(text, sizeof(text), "%s%s", base,
              "tcp_message_timeout: 500ms\ntcp_max_connections: 64\ntcp_max_connections_per_address: 0\n");
-    if (gdns_conf_load_string("t.yaml", text, &c, &err) != 0) fail_msg("%s", err.msg);
+    if (cdns_conf_load_string("t.yaml", text, &c, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(c.tcp_msg_ms, 500);
     assert_int_equal(c.tcp_max_conns, 64);
     assert_int_equal(c.tcp_max_per_addr, 0);
-    gdns_conf_free(&c);
+    cdns_conf_free(&c);
     struct { const char *line, *want; } t[] = {
         {"tcp_message_timeout: 0s\n", "t.yaml:12:22: expected a duration above 0"},
         {"tcp_message_timeout: soon\n", "t.yaml:12:22: "},
@@ -121,8 +121,8 @@ static void tcp_limits(void **s)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         memset(&err, 0, sizeof(err));
         snprintf(text, sizeof(text), "%s%s", base, t[i].line);
-        int rc = gdns_conf_load_string("t.yaml", text, &c, &err);
-        if (rc == 0) gdns_conf_free(&c);
+        int rc = cdns_conf_load_string("t.yaml", text, &c, &err);
+        if (rc == 0) cdns_conf_free(&c);
         if (rc != -1 || !strstr(err.msg, t[i].want))
             fail_msg("case %zu: got '%s', expected '%s'", i, err.msg, t[i].want);
     }

@@ -17,22 +17,22 @@
 static void geo_longest_prefix_and_scope(void **s)
 {
     char err[256];
-    struct gdns_view *v = gdns_view_new();
-    int eu = gdns_view_add_region(v, "eu", err, sizeof(err));
-    int us = gdns_view_add_region(v, "us", err, sizeof(err));
-    int ap = gdns_view_add_region(v, "ap", err, sizeof(err));
-    assert_int_equal(gdns_view_add_subnet(v, eu, "10.0.0.0/8", err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_add_subnet(v, us, "10.2.0.0/16", err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_add_subnet(v, ap, "10.2.3.0/24", err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_add_subnet(v, us, "2001:db8::/32", err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_add_subnet(v, eu, "2001:db8:1::/48", err, sizeof(err)), 0);
+    struct cdns_view *v = cdns_view_new();
+    int eu = cdns_view_add_region(v, "eu", err, sizeof(err));
+    int us = cdns_view_add_region(v, "us", err, sizeof(err));
+    int ap = cdns_view_add_region(v, "ap", err, sizeof(err));
+    assert_int_equal(cdns_view_add_subnet(v, eu, "10.0.0.0/8", err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_add_subnet(v, us, "10.2.0.0/16", err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_add_subnet(v, ap, "10.2.3.0/24", err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_add_subnet(v, us, "2001:db8::/32", err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_add_subnet(v, eu, "2001:db8:1::/48", err, sizeof(err)), 0);
     /* errors */
-    assert_int_equal(gdns_view_add_subnet(v, eu, "10.2.3.1/24", err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_add_subnet(v, eu, "10.2.3.1/24", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "host bits"));
-    assert_int_equal(gdns_view_add_subnet(v, eu, "10.0.0.0/33", err, sizeof(err)), -1);
-    assert_int_equal(gdns_view_add_subnet(v, eu, "10.2.3.0/24", err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_add_subnet(v, eu, "10.0.0.0/33", err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_add_subnet(v, eu, "10.2.3.0/24", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "already in region 'ap'"));
-    assert_int_equal(gdns_view_add_subnet(v, eu, "nonsense", err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_add_subnet(v, eu, "nonsense", err, sizeof(err)), -1);
 
     struct { const char *addr; unsigned bits; int region; unsigned scope; } t[] = {
         {"10.2.3.4", 32, ap, 24},      /* deepest match, nothing below it */
@@ -46,40 +46,40 @@ static void geo_longest_prefix_and_scope(void **s)
         uint8_t a[4];
         unsigned scope = 99;
         inet_pton(AF_INET, t[i].addr, a);
-        int r = gdns_geo_lookup(v, 1, a, t[i].bits, &scope);
+        int r = cdns_geo_lookup(v, 1, a, t[i].bits, &scope);
         if (r != t[i].region || scope != t[i].scope)
             fail_msg("%s/%u: region %d scope %u, expected %d %u", t[i].addr, t[i].bits, r, scope, t[i].region, t[i].scope);
     }
     uint8_t a6[16];
     unsigned scope;
     inet_pton(AF_INET6, "2001:db8:1::5", a6);
-    assert_int_equal(gdns_geo_lookup(v, 2, a6, 128, &scope), eu);
+    assert_int_equal(cdns_geo_lookup(v, 2, a6, 128, &scope), eu);
     assert_int_equal(scope, 48);
     inet_pton(AF_INET6, "2001:db8:2::5", a6);
-    assert_int_equal(gdns_geo_lookup(v, 2, a6, 56, &scope), us);
+    assert_int_equal(cdns_geo_lookup(v, 2, a6, 56, &scope), us);
     assert_int_equal(scope, 47);
-    gdns_view_free(v);
+    cdns_view_free(v);
 }
 
 /* three regions in a line: eu -10- us -10- ap (eu-ap 20); one edge each, eu has two */
-static struct gdns_view *topo(void)
+static struct cdns_view *topo(void)
 {
     char err[256];
-    struct gdns_view *v = gdns_view_new();
-    int eu = gdns_view_add_region(v, "eu", err, sizeof(err));
-    int us = gdns_view_add_region(v, "us", err, sizeof(err));
-    int ap = gdns_view_add_region(v, "ap", err, sizeof(err));
-    gdns_view_set_distance(v, eu, us, 10);
-    gdns_view_set_distance(v, us, ap, 10);
-    gdns_view_set_distance(v, eu, ap, 20);
+    struct cdns_view *v = cdns_view_new();
+    int eu = cdns_view_add_region(v, "eu", err, sizeof(err));
+    int us = cdns_view_add_region(v, "us", err, sizeof(err));
+    int ap = cdns_view_add_region(v, "ap", err, sizeof(err));
+    cdns_view_set_distance(v, eu, us, 10);
+    cdns_view_set_distance(v, us, ap, 10);
+    cdns_view_set_distance(v, eu, ap, 20);
     const char *a0[] = {"127.0.20.1"}, *a1[] = {"127.0.20.2", "::2"}, *a2[] = {"127.0.20.3"}, *a3[] = {"127.0.20.4"};
-    assert_int_equal(gdns_view_add_edge(v, "ap1", ap, a2, 1, "http://x/", err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_add_edge(v, "us1", us, a1, 2, "http://x/", err, sizeof(err)), 1);
-    assert_int_equal(gdns_view_add_edge(v, "eu1", eu, a0, 1, "http://x/", err, sizeof(err)), 2);
-    assert_int_equal(gdns_view_add_edge(v, "eu2", eu, a3, 1, "http://x/", err, sizeof(err)), 3);
-    assert_int_equal(gdns_view_add_edge(v, "eu2", eu, a3, 1, NULL, err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_add_edge(v, "ap1", ap, a2, 1, "http://x/", err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_add_edge(v, "us1", us, a1, 2, "http://x/", err, sizeof(err)), 1);
+    assert_int_equal(cdns_view_add_edge(v, "eu1", eu, a0, 1, "http://x/", err, sizeof(err)), 2);
+    assert_int_equal(cdns_view_add_edge(v, "eu2", eu, a3, 1, "http://x/", err, sizeof(err)), 3);
+    assert_int_equal(cdns_view_add_edge(v, "eu2", eu, a3, 1, NULL, err, sizeof(err)), -1);
     v->set.doubt_ms = 1000;
-    assert_int_equal(gdns_view_finish(v, err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_finish(v, err, sizeof(err)), 0);
     return v;
 }
 
@@ -89,13 +89,13 @@ static struct gdns_view *topo(void)
 
 static void select_table(void **s)
 {
-    struct gdns_view *v = topo();
-    struct gdns_cdn c1 = {.ttl = 30, .doubt_ttl = 5, .count = 1}, c2 = {.ttl = 30, .doubt_ttl = 5, .count = 2};
+    struct cdns_view *v = topo();
+    struct cdns_cdn c1 = {.ttl = 30, .doubt_ttl = 5, .count = 1}, c2 = {.ttl = 30, .doubt_ttl = 5, .count = 2};
     struct {
         const char *what;
-        const struct gdns_cdn *cdn;
+        const struct cdns_cdn *cdn;
         int region, family;
-        struct gdns_health h[4];  /* ap1 us1 eu1 eu2 */
+        struct cdns_health h[4];  /* ap1 us1 eu1 eu2 */
         uint64_t now;
         int n, e0, e1;
         uint32_t ttl;
@@ -115,44 +115,44 @@ static void select_table(void **s)
         {"unknown region -> default (eu)", &c1, -1, 1, {UP, UP, UP, UP}, 5000, 1, 2, -1, 30, 0},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        struct gdns_pick p;
+        struct cdns_pick p;
         v->default_region = 0;
-        gdns_select(v, t[i].cdn, t[i].region, t[i].family, t[i].h, t[i].now, &p);
+        cdns_select(v, t[i].cdn, t[i].region, t[i].family, t[i].h, t[i].now, &p);
         int e0 = p.n > 0 ? p.edge[0] : -1, e1 = p.n > 1 ? p.edge[1] : -1;
         if (p.n != t[i].n || e0 != t[i].e0 || (t[i].e1 >= 0 && e1 != t[i].e1) || p.ttl != t[i].ttl ||
             p.fallback != t[i].fallback)
             fail_msg("%s: n=%d e0=%d e1=%d ttl=%u fb=%d", t[i].what, p.n, e0, e1, p.ttl, p.fallback);
     }
-    gdns_view_free(v);
+    cdns_view_free(v);
 }
 
 static void health_rise_fall(void **s)
 {
-    struct gdns_health h = {.up = 1, .doubt = 1};
+    struct cdns_health h = {.up = 1, .doubt = 1};
     /* first success clears the doubt */
-    assert_int_equal(gdns_health_step(&h, 1, 100, 2, 3), 0);
+    assert_int_equal(cdns_health_step(&h, 1, 100, 2, 3), 0);
     assert_true(h.up);
     assert_false(h.doubt);
     /* two failures: still up but in doubt; the third takes it down */
-    assert_int_equal(gdns_health_step(&h, 0, 200, 2, 3), 0);
+    assert_int_equal(cdns_health_step(&h, 0, 200, 2, 3), 0);
     assert_true(h.doubt);
-    assert_int_equal(gdns_health_step(&h, 0, 300, 2, 3), 0);
-    assert_int_equal(gdns_health_step(&h, 0, 400, 2, 3), 1);
+    assert_int_equal(cdns_health_step(&h, 0, 300, 2, 3), 0);
+    assert_int_equal(cdns_health_step(&h, 0, 400, 2, 3), 1);
     assert_false(h.up);
     assert_int_equal(h.changed_ms, 400);
     assert_false(h.doubt);
     /* one success: down, in doubt; a failure resets; two in a row bring it up */
-    gdns_health_step(&h, 1, 500, 2, 3);
+    cdns_health_step(&h, 1, 500, 2, 3);
     assert_true(h.doubt);
-    gdns_health_step(&h, 0, 600, 2, 3);
+    cdns_health_step(&h, 0, 600, 2, 3);
     assert_false(h.up);
-    gdns_health_step(&h, 1, 700, 2, 3);
-    assert_int_equal(gdns_health_step(&h, 1, 800, 2, 3), 1);
+    cdns_health_step(&h, 1, 700, 2, 3);
+    assert_int_equal(cdns_health_step(&h, 1, 800, 2, 3), 1);
     assert_true(h.up);
     assert_int_equal(h.changed_ms, 800);
     /* pack/unpack round trip */
-    struct gdns_health u;
-    gdns_health_unpack(gdns_health_pack(&h), &u);
+    struct cdns_health u;
+    cdns_health_unpack(cdns_health_pack(&h), &u);
     assert_int_equal(u.up, h.up);
     assert_int_equal(u.doubt, h.doubt);
     assert_int_equal(u.changed_ms, h.changed_ms);
@@ -162,9 +162,9 @@ static void health_rise_fall(void **s)
 static void zone_errors(void **s)
 {
     char err[256];
-    struct gdns_view *v = gdns_view_new();
-    struct gdns_zone *z = gdns_view_add_zone(v, "shop.test", err, sizeof(err));
-    assert_null(gdns_view_add_zone(v, "SHOP.test.", err, sizeof(err)));
+    struct cdns_view *v = cdns_view_new();
+    struct cdns_zone *z = cdns_view_add_zone(v, "shop.test", err, sizeof(err));
+    assert_null(cdns_view_add_zone(v, "SHOP.test.", err, sizeof(err)));
     struct { const char *rec; const char *msg; } bad[] = {
         {"www A 300.1.1.1", "IPv4"},
         {"www AAAA 1.2.3.4", "IPv6"},
@@ -177,57 +177,57 @@ static void zone_errors(void **s)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
-        if (gdns_zone_add_text(v, z, bad[i].rec, 60, err, sizeof(err)) != -1 || !strstr(err, bad[i].msg))
+        if (cdns_zone_add_text(v, z, bad[i].rec, 60, err, sizeof(err)) != -1 || !strstr(err, bad[i].msg))
             fail_msg("'%s' gave '%s'", bad[i].rec, err);
     }
     /* no SOA */
-    assert_int_equal(gdns_view_finish(v, err, sizeof(err)), -1);
+    assert_int_equal(cdns_view_finish(v, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no SOA"));
-    gdns_view_free(v);
+    cdns_view_free(v);
 
-    v = gdns_view_new();
-    z = gdns_view_add_zone(v, "shop.test", err, sizeof(err));
-    assert_int_equal(gdns_zone_add_text(v, z, "@ SOA ns1 hm 1 2 3 4 5", 60, err, sizeof(err)), 0);
-    assert_int_equal(gdns_zone_add_text(v, z, "x CNAME www", 60, err, sizeof(err)), 0);
-    assert_int_equal(gdns_zone_add_text(v, z, "x A 1.2.3.4", 60, err, sizeof(err)), 0);
-    assert_int_equal(gdns_view_finish(v, err, sizeof(err)), -1);
+    v = cdns_view_new();
+    z = cdns_view_add_zone(v, "shop.test", err, sizeof(err));
+    assert_int_equal(cdns_zone_add_text(v, z, "@ SOA ns1 hm 1 2 3 4 5", 60, err, sizeof(err)), 0);
+    assert_int_equal(cdns_zone_add_text(v, z, "x CNAME www", 60, err, sizeof(err)), 0);
+    assert_int_equal(cdns_zone_add_text(v, z, "x A 1.2.3.4", 60, err, sizeof(err)), 0);
+    assert_int_equal(cdns_view_finish(v, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "CNAME"));
-    gdns_view_free(v);
+    cdns_view_free(v);
 }
 
 static void rrl_bucket_and_slip(void **s)
 {
-    struct gdns_settings set;
-    gdns_view_default_settings(&set);
+    struct cdns_settings set;
+    cdns_view_default_settings(&set);
     set.rrl_rate = 5;
     set.rrl_burst = 5;
     set.rrl_slip = 2;
-    struct gdns_rrl *r = gdns_rrl_new(1024);
+    struct cdns_rrl *r = cdns_rrl_new(1024);
     uint8_t a[4] = {127, 0, 1, 5}, same24[4] = {127, 0, 1, 77}, other[4] = {127, 0, 2, 5};
-    for (int i = 0; i < 5; i++) assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1000), GDNS_RRL_PASS);
+    for (int i = 0; i < 5; i++) assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1000), CDNS_RRL_PASS);
     /* the same /24 shares the bucket: over the limit, every 2nd is a slip */
-    assert_int_equal(gdns_rrl_check(r, &set, 1, same24, 1000), GDNS_RRL_DROP);
-    assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1000), GDNS_RRL_SLIP);
-    assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1000), GDNS_RRL_DROP);
-    assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1000), GDNS_RRL_SLIP);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, same24, 1000), CDNS_RRL_DROP);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1000), CDNS_RRL_SLIP);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1000), CDNS_RRL_DROP);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1000), CDNS_RRL_SLIP);
     /* another subnet is untouched */
-    assert_int_equal(gdns_rrl_check(r, &set, 1, other, 1000), GDNS_RRL_PASS);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, other, 1000), CDNS_RRL_PASS);
     /* 200 ms later one token (5/s) is back */
-    assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_PASS);
-    assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_DROP);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1200), CDNS_RRL_PASS);
+    assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1200), CDNS_RRL_DROP);
     /* known clients */
-    struct gdns_known *k = gdns_known_new(1024);
-    assert_false(gdns_known_check(k, &set, 1, other, 1000));
-    gdns_known_mark(k, &set, 1, other, 1000);
-    assert_true(gdns_known_check(k, &set, 1, other, 2000));
-    assert_true(gdns_known_check(k, &set, 1, (uint8_t[]){127, 0, 2, 200}, 2000));  /* same /24 */
-    assert_false(gdns_known_check(k, &set, 1, a, 2000));
-    assert_false(gdns_known_check(k, &set, 1, other, 1000 + GDNS_KNOWN_MS + 1000));
-    gdns_known_free(k);
+    struct cdns_known *k = cdns_known_new(1024);
+    assert_false(cdns_known_check(k, &set, 1, other, 1000));
+    cdns_known_mark(k, &set, 1, other, 1000);
+    assert_true(cdns_known_check(k, &set, 1, other, 2000));
+    assert_true(cdns_known_check(k, &set, 1, (uint8_t[]){127, 0, 2, 200}, 2000));  /* same /24 */
+    assert_false(cdns_known_check(k, &set, 1, a, 2000));
+    assert_false(cdns_known_check(k, &set, 1, other, 1000 + CDNS_KNOWN_MS + 1000));
+    cdns_known_free(k);
     /* off */
     set.rrl_rate = 0;
-    for (int i = 0; i < 100; i++) assert_int_equal(gdns_rrl_check(r, &set, 1, a, 1200), GDNS_RRL_PASS);
-    gdns_rrl_free(r);
+    for (int i = 0; i < 100; i++) assert_int_equal(cdns_rrl_check(r, &set, 1, a, 1200), CDNS_RRL_PASS);
+    cdns_rrl_free(r);
 }
 
 int main(void)

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lab/anycast.h"
-#include "../../lab/failover.h"
+#include "lab/lib/anycast.h"
+#include "lab/lib/failover.h"
 #include <math.h>
 
 static struct lab_topo *load_shipped(const char *name, cdn_conf_t **c)

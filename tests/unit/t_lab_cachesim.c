@@ -1,5 +1,5 @@
-/* Unit tests for cdn-cachesim's parts: the trace readers (lab/trace.c: oracleGeneral, CSV, zstd;
- * truncated and corrupt input), the replay (lab/cachesim_run.c: LRU against a hand-computed
+/* Unit tests for cdn-cachesim's parts: the trace readers (lab/lib/trace.c: oracleGeneral, CSV, zstd;
+ * truncated and corrupt input), the replay (lab/cachesim/replay.c: LRU against a hand-computed
  * expectation) and SIEVE in edge/store/policy.c. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../../lab/cachesim.h"
-#include "../../lab/trace.h"
+#include "lab/cachesim/cachesim.h"
+#include "lab/lib/trace.h"
 #include "edge/store/policy.h"
 
 static void put_og(unsigned char *p, uint32_t ts, uint64_t id, uint32_t size, int64_t next)

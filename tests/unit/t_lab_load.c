@@ -1,4 +1,4 @@
-/* Unit tests for lab/workload.c: Zipf sampler, Poisson gaps, request generators (same seed, same
+/* Unit tests for lab/lib/workload.c: Zipf sampler, Poisson gaps, request generators (same seed, same
  * sequence), oracleGeneral records, the per-request log line, Cache-Status parsing, percentiles. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../lab/workload.h"
+#include "lab/lib/workload.h"
 
 static void test_zipf(void **state)
 {

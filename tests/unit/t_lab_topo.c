@@ -1,4 +1,4 @@
-/* Unit tests for lab/topo.c and lab/plan.c: the shipped topologies load; broken ones fail with
+/* Unit tests for lab/lib/topo.c and lab/lib/plan.c: the shipped topologies load; broken ones fail with
  * their line; the plan's namespaces, addresses, links, relays and routes (netns and loopback);
  * the generated cdn-dns YAML and daemon command lines. */
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lab/topo.h"
+#include "lab/lib/topo.h"
 
 static const char *srcdir(void)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for lab/wanq.c: the WAN relay's delay line (release times, FIFO order across ring
+/* Unit tests for lab/wanrelay/wanq.c: the WAN relay's delay line (release times, FIFO order across ring
  * wrap-around, tail drop, rate serialisation, loss, batch peek) and its delay/rate parsers. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../lab/wanq.h"
+#include "lab/wanrelay/wanq.h"
 
 #define MS 1000000ull
 

@@ -1,4 +1,4 @@
-/* lab/wanq.h - the WAN relay's delay line: a bounded FIFO of frames, each released at a time
+/* lab/wanrelay/wanq.h - the WAN relay's delay line: a bounded FIFO of frames, each released at a time
  * computed when it arrives (one-way delay, optional bottleneck rate, random loss).
  *
  * Pure and single-threaded: times are passed in (nanoseconds on any monotonic clock), so the unit

@@ -1,15 +1,16 @@
-/* lab/wanq.c - the WAN relay's delay line (see wanq.h for the model).
+/* lab/wanrelay/wanq.c - the WAN relay's delay line (see wanq.h for the model).
  *
  * Ring layout: records [struct rec][meta][frame] padded to 8 bytes, written at tail, read at head.
  * A record never wraps: when it does not fit before the end, the rest of the buffer is skipped
  * (a WRAP marker when a header fits there, else implicitly) and counted in `used` until the reader
  * passes it. Invariant: used = bytes between head and tail including skipped ends. */
+#include "config.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "wanq.h"
+#include "lab/wanrelay/wanq.h"
 
 #define WRAP UINT32_MAX
 

@@ -1,4 +1,4 @@
-/* lab/health.c - cdn-health: the per-edge health agent that drives anycast routing.
+/* lab/health/cdn_health.c - cdn-health: the per-edge health agent that drives anycast routing.
  *
  * Runs in the edge's namespace. Every --interval it GETs the edge's /healthz (HTTP/1.0, whole
  * check bounded by --timeout); --rise successes in a row announce the anycast routes (`enable
@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "anycast.h"
+#include "lab/lib/anycast.h"
 #include "cdn/config.h"
 
 #define PROG "cdn-health"

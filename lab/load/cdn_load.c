@@ -1,13 +1,14 @@
-/* lab/load.c - cdn-load: the clients of one region.
+/* lab/load/cdn_load.c - cdn-load: the clients of one region.
  *
  * Owns: one h2o evloop; a c-ares resolver asking cdn-dns (from this region's address, answers
  * cached for their TTL); one HTTP client (libcurl multi, HTTP/2 multiplexed) per source address;
- * the request generator (lab/workload.c); the per-request log; the progress line.
+ * the request generator (lab/lib/workload.c); the per-request log; the progress line.
  * Open loop: Poisson arrivals at --rate, each arrival one request (in-flight capped). Closed loop:
  * --concurrency users, each sends its next request when the last one ends. Every request asks
  * DNS for its hostname first (a cache hit until the TTL runs out), then connects to the first
  * address, keeping the hostname for TLS SNI and :authority. CDN_LOAD_DEBUG=1 in the environment
  * prints each failed request's time, address and error to stderr. */
+#include "config.h"
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -28,8 +29,8 @@
 #include "cdn/loop.h"
 #include "cdn/resolver.h"
 #include "cdn/config.h"
-#include "trace.h"
-#include "workload.h"
+#include "lab/lib/trace.h"
+#include "lab/lib/workload.h"
 
 #define PROG "cdn-load"
 #define MAX_SRC 32

@@ -1,4 +1,4 @@
-/* lab/workload.h - what cdn-load asks for, and when: the Zipf sampler, Poisson arrivals, the
+/* lab/lib/workload.h - what cdn-load asks for, and when: the Zipf sampler, Poisson arrivals, the
  * request generators (shopper, Zipf over images, trace replay), and the per-request log line.
  *
  * Pure: randomness comes from a seeded generator owned by the caller, times are passed in, so the

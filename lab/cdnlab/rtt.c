@@ -1,4 +1,4 @@
-/* lab/lab_rtt.c - `cdn-lab rtt`: the round trip each client region sees to every edge, measured,
+/* lab/cdnlab/rtt.c - `cdn-lab rtt`: the round trip each client region sees to every edge, measured,
  * beside the configured one (2 x the one-way delay between the regions).
  *
  * A sample is one TCP handshake: a non-blocking connect() from the region's first client address
@@ -8,7 +8,7 @@
  * longest round trip. No HTTP request is sent, so the edges' request counters do not move; the
  * socket is reset on close (linger 0) to leave no TIME_WAIT behind.
  * Writes STATE/rtt.tsv: from_region edge edge_region configured_ms min_ms median_ms samples. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "labrun.h"
-#include "workload.h"
+#include "lab/cdnlab/labrun.h"
+#include "lab/lib/workload.h"
 
 #define MAX_SAMPLES 50
 #define MAX_PAIRS (LAB_MAX_REGIONS * 64)

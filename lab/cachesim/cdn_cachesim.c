@@ -1,7 +1,7 @@
-/* lab/cachesim.c - cdn-cachesim: replays cache traces through the edge's eviction policies
+/* lab/cachesim/cdn_cachesim.c - cdn-cachesim: replays cache traces through the edge's eviction policies
  * (edge/store/policy.c) at byte capacities and prints object and byte miss ratios, so that a policy
  * change is judged on real numbers before it reaches the edge. The replay itself is in
- * cachesim_run.c, the trace readers in trace.c; this file is the command line and the table. */
+ * replay.c, the trace readers in lab/lib/trace.c; this file is the command line and the table. */
 #include "config.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cachesim.h"
+#include "lab/cachesim/cachesim.h"
 #include "edge/store/policy.h"
-#include "trace.h"
+#include "lab/lib/trace.h"
 
 #define PROG "cdn-cachesim"
 #define MAX_POL 8

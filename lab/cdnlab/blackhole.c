@@ -1,4 +1,4 @@
-/* lab/blackhole.c - a silent blackhole for `cdn-lab fault blackhole`: a two-instruction eBPF
+/* lab/cdnlab/blackhole.c - a silent blackhole for `cdn-lab fault blackhole`: a two-instruction eBPF
  * program (return TC_ACT_SHOT) attached as a direct-action cls_bpf filter on ingress and egress
  * of an interface's clsact qdisc. The carrier stays up, so only BGP's hold timer or BFD notices.
  *
@@ -7,7 +7,7 @@
  * needs no clang, no object file and no bpffs; the filter holds the program after we close it.
  * The caller adds the clsact qdisc first (`tc qdisc add dev IF clsact`) and removes it to undo.
  * Must run in the interface's network namespace. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <errno.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

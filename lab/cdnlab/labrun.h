@@ -1,13 +1,13 @@
-/* lab/labrun.h - what cdn-lab's `load` and `report` commands (lab/lab_ops.c) get from the
- * orchestrator: the state directory, the topology, the plan, and a way to GET a URL from inside a
- * node's namespace. */
+/* lab/cdnlab/labrun.h - what cdn-lab's `load`, `report` and `rtt` commands (run_load.c, report.c,
+ * rtt.c) get from the orchestrator (cdn_lab.c): the state directory, the topology, the plan, and a
+ * way to GET a URL from inside a node's namespace. */
 #ifndef LAB_LABRUN_H
 #define LAB_LABRUN_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "topo.h"
+#include "lab/lib/topo.h"
 
 struct lab_run {
     const char *statedir, *exedir;
@@ -29,16 +29,16 @@ struct lab_log_counts {
 
 int lab_cmd_load(struct lab_run *r, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv);
-/* The report's failover section (lab/lab_failover.c); the number of faults shown. */
+/* The report's failover section (lab/cdnlab/report_failover.c); the number of faults shown. */
 int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
 
-/* lab/lab_rtt.c: `cdn-lab rtt [-n SAMPLES] [-q]` writes STATE/rtt.tsv (and prints the matrix);
+/* lab/cdnlab/rtt.c: `cdn-lab rtt [-n SAMPLES] [-q]` writes STATE/rtt.tsv (and prints the matrix);
  * the report prints the region x region matrix from it (nothing without the file). */
 int lab_cmd_rtt(struct lab_run *r, int argc, char **argv);
 void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf);
 /* printf to both of two streams (the terminal and the report file); either may be NULL. */
 void lab_out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* lab/lab_recon.c: a metric's change over the load run (after - before scrape) summed over its
+/* lab/cdnlab/report_recon.c: a metric's change over the load run (after - before scrape) summed over its
  * samples whose labels contain `match` (all for NULL); NAN without scrapes. */
 double lab_metric_delta(const struct lab_run *r, const char *node, const char *name, const char *match);
 /* The parent edges' table (from their scrapes); nothing without parents. */

@@ -1,8 +1,8 @@
-/* lab/wan_relay.c - cdn-wanrelay: a layer-2 "bump in the wire" that delays frames, for kernels
+/* lab/wanrelay/cdn_wanrelay.c - cdn-wanrelay: a layer-2 "bump in the wire" that delays frames, for kernels
  * without netem.
  *
  * Owns: two AF_PACKET sockets, one per interface (both in the relay's own namespace, no addresses
- * on them), and one delay line (lab/wanq.c) per direction. Every frame read on A is written to B
+ * on them), and one delay line (lab/wanrelay/wanq.c) per direction. Every frame read on A is written to B
  * after the A->B delay, and the other way round; addresses, ARP and BGP across the link are
  * unchanged. One thread, one epoll loop: the sockets, a timerfd armed (absolute) for the earliest
  * release, and a signalfd. Frames are read with recvmmsg and written with sendmmsg in batches.
@@ -16,7 +16,7 @@
  *
  * Stats go to stderr on SIGUSR1 and at exit, and to --stats FILE (one JSON line, rewritten every
  * second) for `cdn-lab status`. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wanq.h"
+#include "lab/wanrelay/wanq.h"
 
 #define PROG "cdn-wanrelay"
 #define BATCH 32

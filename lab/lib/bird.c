@@ -1,10 +1,11 @@
-/* lab/bird.c - BIRD 2 configs and command lines for the lab's routers and edges (design and file
+/* lab/lib/bird.c - BIRD 2 configs and command lines for the lab's routers and edges (design and file
  * names in anycast.h). Pure: the plan in, text out; unit-tested in tests/unit/t_lab_topo.c. */
+#include "config.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "anycast.h"
+#include "lab/lib/anycast.h"
 
 unsigned lab_bird_as(const struct lab_plan *p, int node)
 {

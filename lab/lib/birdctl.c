@@ -1,5 +1,6 @@
-/* lab/birdctl.c - talking to BIRD over its control socket (what birdc does), and the health
+/* lab/lib/birdctl.c - talking to BIRD over its control socket (what birdc does), and the health
  * agent's rise/fall state machine. See anycast.h. */
+#include "config.h"
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "anycast.h"
+#include "lab/lib/anycast.h"
 
 static void append(char *out, size_t outlen, const char *s, size_t n)
 {

@@ -1,9 +1,10 @@
-/* lab/failover.c - failover, return, failures and the hit-ratio dip of one fault (failover.h). */
+/* lab/lib/failover.c - failover, return, failures and the hit-ratio dip of one fault (failover.h). */
+#include "config.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "failover.h"
+#include "lab/lib/failover.h"
 
 static int success(const struct lab_logrec *r) { return r->status > 0 && r->status < 500; }
 static int failure(const struct lab_logrec *r) { return r->status == 0 || r->status >= 500; }

@@ -1,11 +1,12 @@
-/* lab/plan.c - from a topology to a plan: namespaces, links, addresses, routes, relays, and each
+/* lab/lib/plan.c - from a topology to a plan: namespaces, links, addresses, routes, relays, and each
  * daemon's config file or command line. Pure (no system calls), see topo.h for the address map. */
+#include "config.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "topo.h"
+#include "lab/lib/topo.h"
 
 /* snprintf through a wrapper: names and addresses are bounded by the plan's limits, and gcc's
  * truncation warnings cannot see those bounds. */
@@ -141,7 +142,7 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
             } else {
                 add_link(p, router[i], ia, a, router[j], ib, b);
             }
-            if (p->anycast) continue; /* BIRD carries the region prefixes (lab/bird.c) */
+            if (p->anycast) continue; /* BIRD carries the region prefixes (lab/lib/bird.c) */
             struct lab_route *ro = &p->routes[p->nroutes++];
             ro->node = router[i];
             sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[j]);

@@ -1,9 +1,10 @@
-/* lab/trace.c - trace files into arrays of requests (see trace.h).
+/* lab/lib/trace.c - trace files into arrays of requests (see trace.h).
  *
  * A trace is read whole into memory (a 2M-request oracleGeneral trace is 48 MB, its array 32 MB):
  * the simulator replays it once per policy and size, and one pass over an array is what makes
  * that fast. oracleGeneral records are decoded by lab_og_read (workload.c), the one decoder that
  * cdn-load's trace replay uses too. */
+#include "config.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,8 +16,8 @@
 #include <zstd.h>
 
 #include "cdn/http.h"
-#include "trace.h"
-#include "workload.h"
+#include "lab/lib/trace.h"
+#include "lab/lib/workload.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)

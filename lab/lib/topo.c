@@ -1,10 +1,11 @@
-/* lab/topo.c - reading and checking a topology file (schema in topo.h; example
+/* lab/lib/topo.c - reading and checking a topology file (schema in topo.h; example
  * lab/topologies/default.yaml). Every error names the file, line and column of the offending node. */
+#include "config.h"
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "topo.h"
+#include "lab/lib/topo.h"
 
 static int decode_delay(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
 {

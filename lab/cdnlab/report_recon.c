@@ -1,4 +1,4 @@
-/* lab/lab_recon.c - the report's numbers that come from /metrics: the parent (shield) edges' table,
+/* lab/cdnlab/report_recon.c - the report's numbers that come from /metrics: the parent (shield) edges' table,
  * origin offload, and the reconciliation of what the edges, the parents, the client logs and
  * shop-lb each counted over one load run.
  *
@@ -13,6 +13,7 @@
  *   origin    every edge's edge_origin_fetches_total (direct origin fetches only)  =  shop-lb's
  *             shop_lb_requests_total
  * The scrapes are taken before and after the whole run, so the log side counts warm-up too. */
+#include "config.h"
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "labrun.h"
+#include "lab/cdnlab/labrun.h"
 
 static double metric_sum(const char *file, const char *name, const char *match)
 {

@@ -1,11 +1,11 @@
-/* lab/lab_failover.c - the report's failover section: for every fault in faults.tsv that falls
- * inside the last load run, what the failed edge's region saw (lab/failover.c does the numbers):
+/* lab/cdnlab/report_failover.c - the report's failover section: for every fault in faults.tsv that falls
+ * inside the last load run, what the failed edge's region saw (lab/lib/failover.c does the numbers):
  * the time to the first success at the next edge, the time to return after the undo, failed
  * requests in between, the hit ratio before and at the edge that took over (cold cache), and how
  * long requests still went to the dead edge (DNS routing: cached answers). Also writes
  * DIR/failover.tsv (one line per fault, with the routing mode of the run, for side-by-side
  * tables) and DIR/failover_REGION.tsv (answers per 0.5 s per edge, for the plot). */
-#define _GNU_SOURCE
+#include "config.h"
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "failover.h"
-#include "labrun.h"
+#include "lab/lib/failover.h"
+#include "lab/cdnlab/labrun.h"
 
 /* failover_REGION.png/.svg: answers per 0.5 s by edge, failures, and the fault/undo times. */
 static void plot(struct lab_run *r, const char *odir, const char *region, double tf, double tu, const char *what)

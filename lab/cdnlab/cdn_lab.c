@@ -1,16 +1,16 @@
-/* lab/cdn_lab.c - cdn-lab: brings a topology up (network namespaces as root, else loopback
+/* lab/cdnlab/cdnlab/cdn_lab.c - cdn-lab: brings a topology up (network namespaces as root, else loopback
  * addresses), runs load and faults, writes the report, and takes everything down again.
  *
  * Owns: the state directory (-s DIR): `state` (mode, prefix, topology, and one line per namespace
  * and process as soon as it exists, so `down` after a crash still knows what to remove), logs/,
  * the generated configs, the TLS pair, the catalog and the edges' RocksDB folders. The plan itself
- * (addresses, links, command lines) is recomputed from the topology by lab/plan.c, a pure function.
+ * (addresses, links, command lines) is recomputed from the topology by lab/lib/plan.c, a pure function.
  *
  * Rules: every process is started in its own session (setsid), in its namespace through
  * `ip netns exec`, and recorded with its start time, so `down` never signals a reused pid; `down`
  * also removes every namespace whose name starts with this lab's prefix, recorded or not; `up`
  * on a lab that is up refuses, `down` on a lab that is down succeeds. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -35,9 +35,9 @@
 #include <unistd.h>
 
 #include "cdn/http.h"
-#include "topo.h"
-#include "labrun.h"
-#include "anycast.h"
+#include "lab/lib/topo.h"
+#include "lab/cdnlab/labrun.h"
+#include "lab/lib/anycast.h"
 
 #define PROG "cdn-lab"
 
@@ -1181,7 +1181,8 @@ static void usage(FILE *f)
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
-               "  report [-o DIR]                               hit ratios, offload, latency, plots\n"
+               "  report [-o DIR]                               hit ratios, offload, latency, plots into DIR\n"
+               "                                                (default STATEDIR/report, removed by down)\n"
                "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
                "  env                                           shell variables describing the lab\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");

@@ -1,4 +1,4 @@
-/* lab/trace.h - reading cache traces (libCacheSim's formats): oracleGeneral binary (24-byte
+/* lab/lib/trace.h - reading cache traces (libCacheSim's formats): oracleGeneral binary (24-byte
  * records: u32 time, u64 id, u32 size, i64 next access; decoded by lab_og_read in workload.c) and CSV, either one plain or zstd-compressed.
  *
  * Failure contract: every function returns 0 or -1 and, on -1, leaves a one-line reason in err

@@ -1,4 +1,4 @@
-/* lab/cachesim.h - the pure part of cdn-cachesim: replay a trace through edge/store/policy.c (the very
+/* lab/cachesim/cachesim.h - the pure part of cdn-cachesim: replay a trace through edge/store/policy.c (the very
  * eviction code of the edge's RAM tier) at a byte capacity, and count misses.
  *
  * Model (the one libCacheSim uses, so numbers compare): every request is a lookup; a miss inserts
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trace.h"
+#include "lab/lib/trace.h"
 
 struct lab_sim_ws {
     uint64_t reqs, objects, bytes, req_bytes;

@@ -1,4 +1,4 @@
-/* lab/failover.h - what one fault did to one region's clients, from cdn-load's per-request log.
+/* lab/lib/failover.h - what one fault did to one region's clients, from cdn-load's per-request log.
  *
  * Pure: records and times in, numbers out (unit-tested in tests/unit/t_lab_anycast.c). Times are
  * seconds on the log's own clock (cdn-load's t: completion time since its start); the caller
@@ -9,7 +9,7 @@
 #define LAB_FAILOVER_H
 
 #include <stddef.h>
-#include "workload.h"
+#include "lab/lib/workload.h"
 
 struct lab_fo_result {
     char next_edge[32];     /* the edge that took over ("" when none did) */

@@ -1,11 +1,11 @@
-/* lab/workload.c - request generators and the per-request log (see workload.h). */
-#define _GNU_SOURCE
+/* lab/lib/workload.c - request generators and the per-request log (see workload.h). */
+#include "config.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "workload.h"
+#include "lab/lib/workload.h"
 
 int lab_zipf_init(struct lab_zipf *z, size_t n, double alpha)
 {

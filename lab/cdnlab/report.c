@@ -1,17 +1,13 @@
-/* lab/lab_ops.c - `cdn-lab load` and `cdn-lab report`.
- *
- * load: scrapes every edge's and shop-lb's /metrics (metrics/before-*), runs one cdn-load per region
- * inside that region's client namespace (or from its loopback /24), from all of its client
- * addresses, each with its own log (load-REGION.log) and seed (seed + region index), waits, and
- * scrapes again (metrics/after-*).
- * report: reads those logs and scrapes; prints hit ratios (object, byte; overall, per edge, per
- * tier, per region), origin offload, latency percentiles per region for hits and misses, the
- * lowest latency seen per region -> edge pair (about one round trip), errors by kind, and whether
- * the edges' counters, the logs and the origin's counter reconcile; draws plots with gnuplot when
- * it is installed, and writes report.txt and index.html. */
-#define _GNU_SOURCE
+/* lab/cdnlab/report.c - `cdn-lab report [-o DIR]`: reads the load logs and scrapes that
+ * `cdn-lab load` (run_load.c) left in the state directory; prints hit ratios (object, byte;
+ * overall, per edge, per tier, per region), origin offload, latency percentiles per region for hits
+ * and misses, the lowest latency seen per region -> edge pair (about one round trip), errors by
+ * kind, and whether the edges' counters, the logs and the origin's counter reconcile; draws plots
+ * with gnuplot when it is installed, and writes report.txt and index.html.
+ * Everything it writes goes into DIR (made if missing), by default STATE/report: never into the
+ * current directory. */
+#include "config.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
@@ -20,159 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "labrun.h"
-#include "workload.h"
-
-static void scrape(struct lab_run *r, const char *when)
-{
-    char dir[PATH_MAX], p[PATH_MAX + 64];
-    snprintf(dir, sizeof(dir), "%s/metrics", r->statedir);
-    mkdir(dir, 0755);
-    for (size_t i = 0; i < r->plan->nnodes; i++) {
-        const struct lab_node *n = &r->plan->nodes[i];
-        int port = n->kind == LAB_EDGE ? LAB_PORT_EDGE_ADMIN : n->kind == LAB_LB ? LAB_PORT_LB_ADMIN : 0;
-        if (!port) continue;
-        char *body = NULL;
-        size_t len = 0;
-        int st = r->http_get(n->ns, n->addr, port, "/metrics", &body, &len);
-        snprintf(p, sizeof(p), "%s/%s-%s.txt", dir, when, n->name);
-        FILE *f = fopen(p, "w");
-        if (f) {
-            if (st == 200 && body) fwrite(body, 1, len, f);
-            fclose(f);
-        }
-        free(body);
-    }
-}
-
-int lab_cmd_load(struct lab_run *r, int argc, char **argv)
-{
-    char prog[PATH_MAX];
-    snprintf(prog, sizeof(prog), "%s/cdn-load", r->exedir);
-    if (access(prog, X_OK) < 0) {
-        fprintf(stderr, "cdn-lab: %s not found\n", prog);
-        return 1;
-    }
-    unsigned long long seed = 1;
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
-    /* --routing dns|anycast: which of each hostname's names to ask for (anycast.h, routing both) */
-    char hosts[128] = "", routing[16] = "topology";
-    int keep[96];
-    for (int i = 0; i < argc && i < 96; i++) keep[i] = 1;
-    for (int i = 1; i + 1 < argc && i + 1 < 96; i++)
-        if (!strcmp(argv[i], "--routing")) {
-            const char *m = argv[i + 1];
-            if (strcmp(m, "dns") && strcmp(m, "anycast")) {
-                fprintf(stderr, "cdn-lab: --routing dns|anycast\n");
-                return 2;
-            }
-            int any = !strcmp(m, "anycast");
-            if (any && !r->plan->anycast) {
-                fprintf(stderr, "cdn-lab: --routing anycast: this lab has no anycast (namespaces mode and an anycast section)\n");
-                return 2;
-            }
-            const char *const *hn = r->topo->hostnames.items;
-            for (size_t k = 0; k < 2; k++) {
-                size_t h = k < r->topo->hostnames.n ? k : 0;
-                enum lab_routing rt = r->topo->routing[h];
-                if ((any && rt == LAB_ROUTE_DNS) || (!any && rt == LAB_ROUTE_ANYCAST && r->plan->anycast)) {
-                    fprintf(stderr, "cdn-lab: --routing %s: hostname %s is routed by %s only (topology anycast.routing)\n", m,
-                            hn[h], any ? "dns" : "anycast");
-                    return 2;
-                }
-                snprintf(hosts + strlen(hosts), sizeof(hosts) - strlen(hosts), "%s%s%s", k ? "," : "", hn[h],
-                         any && rt == LAB_ROUTE_BOTH ? "-any" : "");
-            }
-            snprintf(routing, sizeof(routing), "%s", m);
-            keep[i] = keep[i + 1] = 0;
-        }
-    {
-        char rp[PATH_MAX];
-        snprintf(rp, sizeof(rp), "%s/load.routing", r->statedir);
-        FILE *rf = fopen(rp, "w");
-        if (rf) {
-            fprintf(rf, "%s\n", routing);
-            fclose(rf);
-        }
-    }
-    const struct lab_plan *p = r->plan;
-    const struct lab_node *dns = &p->nodes[lab_plan_find(p, LAB_DNS, 0)];
-    { /* the round trips, on the idle network (before the load queues anything) */
-        char *rav[] = {"rtt", "-q", NULL};
-        if (lab_cmd_rtt(r, 2, rav) != 0) fprintf(stderr, "cdn-lab: some round trips could not be measured\n");
-    }
-    scrape(r, "before");
-    pid_t pids[LAB_MAX_REGIONS];
-    size_t nr = r->topo->regions.n;
-    for (size_t k = 0; k < nr; k++) {
-        const struct lab_node *c = &p->nodes[lab_plan_find(p, LAB_CLIENT, (int)k)];
-        const struct lab_region *reg = lab_topo_reg(r->topo, k);
-        char srcs[1024] = "", a[20];
-        for (unsigned i = 0; i < reg->clients && strlen(srcs) < sizeof(srcs) - 20; i++) {
-            lab_plan_client_addr(p, (int)k, i, a, sizeof(a));
-            snprintf(srcs + strlen(srcs), sizeof(srcs) - strlen(srcs), "%s%s", i ? "," : "", a);
-        }
-        char dnsa[40], logp[PATH_MAX], sd[32], prods[16];
-        snprintf(dnsa, sizeof(dnsa), "%s:%d", dns->addr, LAB_PORT_DNS);
-        snprintf(logp, sizeof(logp), "%s/load-%s.log", r->statedir, reg->name);
-        snprintf(sd, sizeof(sd), "%llu", seed + k);
-        snprintf(prods, sizeof(prods), "%u", r->topo->origin.products);
-        char *av[96];
-        int n = 0;
-        if (*c->ns) {
-            av[n++] = "ip";
-            av[n++] = "netns";
-            av[n++] = "exec";
-            av[n++] = (char *)c->ns;
-        }
-        av[n++] = prog;
-        av[n++] = "-n";
-        av[n++] = prods;
-        for (int i = 1; i < argc && n < 80; i++) /* the user's options; ours below win */
-            if (i >= 96 || keep[i]) av[n++] = argv[i];
-        if (*hosts) {
-            av[n++] = "--hosts";
-            av[n++] = hosts;
-        }
-        av[n++] = "-r";
-        av[n++] = (char *)reg->name;
-        av[n++] = "-D";
-        av[n++] = dnsa;
-        av[n++] = "-S";
-        av[n++] = srcs;
-        av[n++] = "-z";
-        av[n++] = (char *)r->topo->zone;
-        av[n++] = "-l";
-        av[n++] = logp;
-        av[n++] = "-s";
-        av[n++] = sd;
-        av[n] = NULL;
-        pids[k] = fork();
-        if (pids[k] == 0) {
-            if (!isatty(2) || k) { /* one progress line on a terminal: the first region's */
-                int fd = open("/dev/null", O_WRONLY);
-                if (k) dup2(fd, 2);
-            }
-            execvp(av[0], av);
-            _exit(127);
-        }
-    }
-    int bad = 0;
-    for (size_t k = 0; k < nr; k++) {
-        int st;
-        if (pids[k] > 0 && waitpid(pids[k], &st, 0) > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) bad++;
-    }
-    usleep(300000); /* let the edges finish their bookkeeping of the last responses */
-    scrape(r, "after");
-    printf("load done: %zu regions, logs in %s/load-*.log%s\n", nr, r->statedir, bad ? " (some regions failed)" : "");
-    return bad ? 1 : 0;
-}
-
-/* --- report --- */
+#include "lab/cdnlab/labrun.h"
+#include "lab/lib/workload.h"
 
 struct agg {
     char key[40];
@@ -235,10 +82,37 @@ void lab_out2(FILE *a, FILE *b, const char *fmt, ...)
 /* latency samples per region (hits, misses): file scope so that every return path frees them */
 static struct lat lat_hit[LAB_MAX_REGIONS], lat_miss[LAB_MAX_REGIONS];
 
-static int report_main(struct lab_run *r, int argc, char **argv);
+/* mkdir -p: DIR and its missing parents; 0 when DIR is (now) a directory. */
+static int mkdir_p(const char *dir)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+            *c = '/';
+        }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(p, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv)
 {
-    int rc = report_main(r, argc, argv);
+    char *defdir = NULL;
+    if (asprintf(&defdir, "%s/report", r->statedir) < 0) return 1;
+    int rc = report_main(r, defdir, argc, argv);
+    free(defdir);
     for (size_t i = 0; i < LAB_MAX_REGIONS; i++) {
         free(lat_hit[i].v);
         free(lat_miss[i].v);
@@ -247,12 +121,23 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     return rc;
 }
 
-static int report_main(struct lab_run *r, int argc, char **argv)
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv)
 {
-    const char *odir = "lab-report";
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-o")) odir = argv[i + 1];
-    mkdir(odir, 0755);
+    /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
+     * report to keep goes to -o). */
+    const char *odir = defdir;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-o")) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(stderr, "cdn-lab: report -o DIR\n");
+                return 2;
+            }
+            odir = argv[++i];
+        }
+    if (mkdir_p(odir) < 0) {
+        fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", odir, strerror(errno));
+        return 1;
+    }
     char pat[PATH_MAX];
     snprintf(pat, sizeof(pat), "%s/load-*.log", r->statedir);
     glob_t g;

@@ -1,10 +1,11 @@
-/* lab/cachesim_run.c - replay and counting for cdn-cachesim (see cachesim.h). */
+/* lab/cachesim/replay.c - replay and counting for cdn-cachesim (see cachesim.h). */
+#include "config.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cachesim.h"
+#include "lab/cachesim/cachesim.h"
 #include "edge/store/idmap.h"
 #include "edge/store/policy.h"
 

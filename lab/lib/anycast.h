@@ -1,7 +1,7 @@
-/* lab/anycast.h - anycast routing in the lab: BIRD 2 configs generated from the plan,
+/* lab/lib/anycast.h - anycast routing in the lab: BIRD 2 configs generated from the plan,
  * a client for BIRD's control socket, and the health agent's rise/fall state machine.
  *
- * Routing design (lab/bird.c): every node that routes runs its own BIRD. Region r's router is
+ * Routing design (lab/lib/bird.c): every node that routes runs its own BIRD. Region r's router is
  * AS 65001+r with router id = its client LAN address; edge i is AS 65101+i with router id = its
  * uplink address. An edge announces its anycast /32s (a static protocol `anycast`, started
  * disabled: the health agent enables it once the edge answers) to its router only. A router
@@ -17,7 +17,7 @@
 #define LAB_ANYCAST_H
 
 #include <stddef.h>
-#include "topo.h"
+#include "lab/lib/topo.h"
 
 unsigned lab_bird_as(const struct lab_plan *p, int node);
 /* BIRD's config for a router or edge node; statedir names the log file. */
