@@ -389,6 +389,7 @@ static void usage(FILE *f)
             "                           before GOAWAY (default 100, 0 = no bound)\n"
             "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
+            "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
             "  -c, --config FILE        YAML config (see docs/EDGE.md)\n"
@@ -412,6 +413,24 @@ static int name_ok(const char *s)
     return 1;
 }
 #define NAME_RULE "a token: a letter first, then letters, digits or !#$%&'*+-.^_`|~"
+
+/* The first line of a key file (at least 16 visible characters), or NULL. Kept until exit. */
+static const char *read_key_file(const char *path)
+{
+    static char key[256];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *r = fgets(key, sizeof(key), f);
+    fclose(f);
+    if (r == NULL)
+        return NULL;
+    key[strcspn(key, "\r\n")] = '\0';
+    for (const char *p = key; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return NULL;
+    return strlen(key) >= 16 ? key : NULL;
+}
 
 static int add_listen(const char *s, int tls)
 {
@@ -777,7 +796,7 @@ int main(int argc, char **argv)
         {"access-log", 1, NULL, 10}, {"parent", 1, NULL, 11}, {"parent-only", 0, NULL, 12},
         {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
         {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
-        {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
+        {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21}, {"edge-key-file", 1, NULL, 22},
         {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     static const char *drop[32];
@@ -873,6 +892,12 @@ int main(int argc, char **argv)
         case 15: opt.max_fetches = (unsigned)strtoul(optarg, NULL, 10); break;
         case 20: srv.conf.h2_reset_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 21: srv.conf.edge_key = optarg; break;
+        case 22:
+            if ((srv.conf.edge_key = read_key_file(optarg)) == NULL) {
+                fprintf(stderr, "cdn-edge: --edge-key-file %s: cannot read a key from it\n", optarg);
+                return 2;
+            }
+            break;
         case 'c': config = optarg; break;
         case 18: opt.health.interval_ms = strtoull(optarg, NULL, 10); break;
         case 't': opt.test_only = 1; break;

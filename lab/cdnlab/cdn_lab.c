@@ -11,6 +11,7 @@
  * also removes every namespace whose name starts with this lab's prefix, recorded or not; `up`
  * on a lab that is up refuses, `down` on a lab that is down succeeds. */
 #include "config.h"
+#include <sys/random.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -859,6 +860,15 @@ static int cmd_up(const char *topo, const char *mode, const char *profile)
     snprintf(san, sizeof(san), "subjectAltName=DNS:*.%s,DNS:%s", L.topo->zone, L.topo->zone);
     oargv[13] = san;
     must(run_argv(oargv, 1), "openssl req (TLS certificate)");
+    /* the key the lab's edges know each other by (cdn-edge --edge-key-file): 128 random bits */
+    unsigned char rnd[16];
+    char hexkey[40];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) die("getrandom: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof(rnd); i++) snprintf(hexkey + 2 * i, 3, "%02x", rnd[i]);
+    path(p, sizeof(p), "edge.key");
+    FILE *kf = fopen(p, "w");
+    if (!kf || fprintf(kf, "%s\n", hexkey) < 0 || fclose(kf) != 0) die("cannot write %s", p);
+    chmod(p, 0600);
     /* DNS config */
     struct lab_buf b = {0};
     lab_gen_dns_yaml(L.topo, &L.plan, L.statedir, &b);

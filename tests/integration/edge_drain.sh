@@ -11,8 +11,8 @@ OP=$(free_port); EP=$(free_port); EA=$(free_port); CP=$(free_port); CA=$(free_po
 O=http://127.0.0.1:$OP; E=http://127.0.0.1:$EP; A=http://127.0.0.1:$EA
 start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
 wait_port 127.0.0.1 "$OP" || bail "origin did not start"
-start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$EA" -b "$O" -w 1 -n ep
-start child "$EDGE" -a "127.0.0.1:$CP" -A "127.0.0.1:$CA" -b "$O" -w 1 -n c1 --parent "$E" --parent-check 100
+start edge "$EDGE" -a "127.0.0.1:$EP" -A "127.0.0.1:$EA" -b "$O" -w 1 -n ep --edge-key drain-test-key-0001
+start child "$EDGE" -a "127.0.0.1:$CP" -A "127.0.0.1:$CA" -b "$O" -w 1 -n c1 --parent "$E" --parent-check 100 --edge-key drain-test-key-0001
 wait_http "$A/healthz" && wait_http "http://127.0.0.1:$CA/healthz" || bail "edges did not start"
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 count() { curl -s "$O/_count?p=$1"; }
@@ -26,7 +26,7 @@ is "$(metric "$EA" edge_draining)" 0 "edge_draining 0"
 is "$(curl -s -X POST "$A/drain")" draining "POST /drain: draining"
 is "$(code "$A/healthz")" 503 "draining: admin /healthz answers 503"
 is "$(curl -s "$A/healthz")" draining "with body 'draining'"
-is "$(code -H 'CDN-Loop: cdn-edge-x' "$E/healthz")" 503 "draining: a child's /healthz check gets 503"
+is "$(code -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: drain-test-key-0001' "$E/healthz")" 503 "draining: a child's /healthz check gets 503"
 is "$(metric "$EA" edge_draining)" 1 "edge_draining 1"
 is "$(code "$E/max60/d1")" 200 "draining: a hit is still served"
 is "$(code "$E/max60/d2")/$(count /max60/d2)" 200/1 "draining: a miss is still fetched and served"
@@ -42,5 +42,5 @@ is "$(code "$A/healthz")" 200 "undrained: /healthz 200"
 curl -s -X POST "$A/drain" >/dev/null
 is "$(curl -s -X POST "$A/undrain")" serving "POST /undrain: serving"
 is "$(curl -s "$A/healthz")" ok "undrained: /healthz ok"
-is "$(code -H 'CDN-Loop: cdn-edge-x' "$E/healthz")" 200 "undrained: a child's check gets 200"
+is "$(code -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: drain-test-key-0001' "$E/healthz")" 200 "undrained: a child's check gets 200"
 is "$(metric "$EA" edge_draining)" 0 "edge_draining back to 0"
