@@ -87,6 +87,10 @@ struct cdn_httpc_req {
     size_t flen, fcap;
     struct cdn_httpc_info info;
     char errbuf[CURL_ERROR_SIZE];
+    /* the body of a request that is not idempotent, handed to curl by read_body: with no seek
+     * callback curl cannot rewind it, so it never sends the request a second time */
+    char *once;
+    size_t once_len, once_off;
 };
 
 struct cdn_httpc {
@@ -187,6 +191,7 @@ static void req_free(cdn_httpc_req_t *r)
     free(r->host);
     free(r->hbuf);
     free(r->fbuf);
+    free(r->once);
     r->magic = 0;
     free(r);
 }
@@ -850,6 +855,22 @@ static int setup_const(cdn_httpc_t *c, CURL *e)
     return ok ? 0 : -1;
 }
 
+/* RFC 9110 9.2.2: methods a client may repeat (safe ones, PUT, DELETE). */
+static int idempotent(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0 ||
+           strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0;
+}
+
+static size_t read_body(char *buf, size_t size, size_t n, void *data)
+{
+    cdn_httpc_req_t *r = data;
+    size_t k = r->once_len - r->once_off < size * n ? r->once_len - r->once_off : size * n;
+    memcpy(buf, r->once + r->once_off, k);
+    r->once_off += k;
+    return k;
+}
+
 /* Per-request options. Each is set for every request, NULL included: a pooled handle still holds
  * the previous request's (freed) header and connect-to lists. Methods other than a plain GET and
  * bodies are set only on a reset handle (r->plain == 0). */
@@ -878,7 +899,21 @@ static int setup_easy(cdn_httpc_t *c, cdn_httpc_req_t *r, const struct cdn_httpc
     } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
-        if (req->body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        if (!idempotent(method)) {
+            /* libcurl resends a request silently when a reused connection dies before any answer:
+             * fine for GET, a second order for POST. A body it cannot rewind (a read callback, no
+             * seek callback) makes that a "rewind not possible" error instead: the caller answers
+             * 502, the request reached the upstream at most once. */
+            if (req->body_len > 0 && (r->once = malloc(req->body_len)) == NULL)
+                return -1;
+            if (req->body_len > 0)
+                memcpy(r->once, req->body, req->body_len);
+            r->once_len = req->body_len;
+            SET(CURLOPT_POST, 1L);
+            SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+            SET(CURLOPT_READFUNCTION, read_body);
+            SET(CURLOPT_READDATA, r);
+        } else if (req->body != NULL || strcmp(method, "PUT") == 0) {
             SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
             SET(CURLOPT_COPYPOSTFIELDS, req->body != NULL ? (const char *)req->body : "");
         }
