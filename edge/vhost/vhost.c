@@ -85,7 +85,7 @@ static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (uns
 static int ip_literal(const char *a, size_t len, char *out)
 {
     char in[64];
-    if (len < 4 || len - 2 >= sizeof(in))
+    if (len < 4 || len - 2 >= sizeof(in) || memchr(a, '\0', len) != NULL) /* in[] is read as a string */
         return -1;
     for (size_t i = 0; i < len; i++)
         out[i] = (char)lower((unsigned char)a[i]);
@@ -148,14 +148,15 @@ int edge_authority_normalize(const char *a, size_t len, unsigned default_port, c
                 return -1;
             }
         }
-        /* one trailing dot names the same host; an empty label ("a..b", ".") names none */
-        if (o > 0 && out[o - 1] == '.')
-            o--;
+        /* an empty label ("a..b", "a..", ".") names no host; one trailing dot names the same
+         * host as none (checked in this order, so that the result is its own normal form) */
         if (o == 0 || out[0] == '.')
             return -1;
         for (size_t i = 1; i < o; i++)
             if (out[i] == '.' && out[i - 1] == '.')
                 return -1;
+        if (out[o - 1] == '.')
+            o--;
     }
     if (hl < len) { /* ":" port */
         if (a[hl] != ':')

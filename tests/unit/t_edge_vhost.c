@@ -66,7 +66,7 @@ static void authority(void **state)
         {"127.0.0.1:18080/p", 80, "ERR"},                 /* the poisoning case: a path in Host */
         {"a/b", 80, "ERR"}, {"a?b", 80, "ERR"}, {"a#b", 80, "ERR"}, {"a\\b", 80, "ERR"},
         {"user@host", 80, "ERR"}, {"a b", 80, "ERR"}, {"a\tb", 80, "ERR"}, {"a\"b", 80, "ERR"},
-        {"", 80, "ERR"}, {":80", 80, "ERR"}, {".", 80, "ERR"}, {"a..b", 80, "ERR"}, {".a", 80, "ERR"},
+        {"", 80, "ERR"}, {":80", 80, "ERR"}, {".", 80, "ERR"}, {"a..b", 80, "ERR"}, {".a", 80, "ERR"}, {"T..", 80, "ERR"}, /* fuzz: "t." then "t" */
         {"a:8x", 80, "ERR"}, {"a:65536", 80, "ERR"}, {"a:0", 80, "ERR"}, {"a:123456", 80, "ERR"},
         {"a:1:2", 80, "ERR"}, {"a%2", 80, "ERR"}, {"a%zz", 80, "ERR"},
         {"[::1", 80, "ERR"}, {"[::1]x", 80, "ERR"}, {"[::g]", 80, "ERR"}, {"[1.2.3.4]", 80, "ERR"},
@@ -77,9 +77,11 @@ static void authority(void **state)
         if (strcmp(got, t[i].out) != 0)
             fail_msg("'%s' (port %u): got '%s', expected '%s'", t[i].in, t[i].dport, got, t[i].out);
     }
-    /* a NUL inside the value is not a host byte */
+    /* a NUL inside the value is not a host byte, in a name or an IP literal (fuzz) */
     char out[EDGE_HOST_MAX];
     assert_int_equal(edge_authority_normalize("a\0b", 3, 80, out, sizeof(out)), -1);
+    assert_int_equal(edge_authority_normalize("[v1.x:y\0\205]", 12, 80, out, sizeof(out)), -1);
+    assert_int_equal(edge_authority_normalize("[::1\0zz]", 8, 80, out, sizeof(out)), -1);
     /* too long for the buffer: refused, never truncated */
     assert_int_equal(edge_authority_normalize("abcdef", 6, 80, out, 6), -1);
     assert_int_equal(edge_authority_normalize("abcdef", 6, 80, out, 7), 6);
