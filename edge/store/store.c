@@ -239,6 +239,14 @@ void edge_store_sync(struct edge_store *s)
         edge_rdb_sync(s->rdb);
 }
 
+void edge_store_disk_health(struct edge_store *s, int *full, uint64_t *write_errors, uint64_t *refused)
+{
+    *full = 0;
+    *write_errors = *refused = 0;
+    if (s->rdb != NULL)
+        edge_rdb_health(s->rdb, full, write_errors, refused);
+}
+
 uint64_t edge_store_bytes(struct edge_store *s, int tier)
 {
     if (tier == EDGE_TIER_RAM)

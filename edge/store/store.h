@@ -39,6 +39,8 @@ size_t edge_store_purge_tag(struct edge_store *s, const char *tag, size_t len);
 size_t edge_store_expire(struct edge_store *s, int64_t now, int64_t keep);
 void edge_store_sync(struct edge_store *s);
 uint64_t edge_store_bytes(struct edge_store *s, int tier);
+/* The disk tier's state (tier_rdb.h edge_rdb_health); all 0 without one. */
+void edge_store_disk_health(struct edge_store *s, int *full, uint64_t *write_errors, uint64_t *refused);
 size_t edge_store_count(struct edge_store *s, int tier);
 
 #endif

@@ -3,9 +3,21 @@
  * Rules: the index (policy + sizes) changes under `mu` at call time, before the writer thread
  * applies the operation, so the index is the truth for "exists"; a get that races a queued put
  * finds nothing in RocksDB and is a plain miss. The writer owns the database's write path; all
- * writes go through its queue in order, so a put followed by a delete of the same id ends deleted. */
+ * writes go through its queue in order, so a put followed by a delete of the same id ends deleted.
+ *
+ * A write that fails (the disk is full, an I/O error) leaves RocksDB's WAL writer in an error
+ * state, and Debian's RocksDB 7.8 is built with assertions: the next write on that handle
+ * aborts the process (AssertFalseAndGetStatusForPrevError). So after one failed write the tier
+ * is read-only ("full"): puts are refused (the object stays in RAM only), the failed batch's
+ * objects leave the index (its counts are what is really stored), deletes wait in the queue, and
+ * the writer looks at the free space every few seconds; when there is room again it reopens the
+ * database (readers hold `dblock` shared, the reopen takes it exclusive), writes the deletes, and
+ * admits again. The failure is logged once, the recovery once. */
 #include "config.h"
+#include <errno.h>
 #include <pthread.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +28,10 @@
 #include "edge/store/policy.h"
 #include "edge/store/tier_ram.h"
 #include "edge/store/tier_rdb.h"
+#include "cdn/log.h"
+
+#define RETRY_MS 3000           /* how often a full tier looks at the free space */
+#define ROOM_MIN (64ull << 20)  /* free bytes (or 5% of the file system) before it admits again */
 
 struct op {
     struct op *next;
@@ -39,6 +55,11 @@ struct edge_rdb {
     struct op *head, *tail;
     int busy, stop;
     pthread_t writer;
+    char *dir;
+    pthread_rwlock_t dblock;  /* shared: a read of db; exclusive: its reopen after a full disk */
+    int full;                /* under mu: a write failed; read-only until there is room again */
+    uint64_t write_errors;   /* under mu: failed writes (batches) */
+    uint64_t refused;        /* under mu: puts refused while full */
 };
 enum { CF_DEFAULT, CF_META, CF_BODY };
 
@@ -87,16 +108,77 @@ static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
 
 static void on_evict(uint64_t id, void *data) { enqueue_locked(data, id, NULL); }
 
+static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen);
+
+/* A write failed: read-only from now on (see the top), the batch's objects out of the index
+ * unless a later put of the same id waits in the queue. Called without mu. */
+static void write_failed(struct edge_rdb *d, const struct op *batch, const char *err)
+{
+    pthread_mutex_lock(&d->mu);
+    d->write_errors++;
+    int was = d->full;
+    d->full = 1;
+    for (const struct op *op = batch; op; op = op->next) {
+        if (op->obj == NULL)
+            continue;
+        int later = 0;
+        for (const struct op *q = d->head; q && !later; q = q->next)
+            later = q->id == op->id && q->obj != NULL;
+        if (!later && edge_policy_remove(d->pol, op->id))
+            edge_idmap_del(&d->exp, op->id);
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (!was)
+        cdn_err("disk tier: a write failed (%s): read-only, new objects stay in RAM, until there is room again", err);
+}
+
+/* Room enough to write again: ROOM_MIN free, or 5% of the file system. */
+static int have_room(const char *dir)
+{
+    struct statvfs v;
+    if (statvfs(dir, &v) < 0)
+        return 0;
+    uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize, size = (uint64_t)v.f_blocks * v.f_frsize;
+    return avail >= ROOM_MIN || avail >= size / 20;
+}
+
+/* While full (under mu): waits RETRY_MS, then reopens when there is room. Puts that came in the
+ * meantime were refused; the queue holds only deletes, written once the database is back. */
+static void wait_for_room(struct edge_rdb *d)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += RETRY_MS / 1000;
+    pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    if (d->stop || !have_room(d->dir))
+        return;
+    pthread_mutex_unlock(&d->mu);
+    char err[256];
+    int rc = reopen(d, err, sizeof(err));
+    pthread_mutex_lock(&d->mu);
+    if (rc == 0) {
+        d->full = 0;
+        cdn_notice("disk tier: room again, reopened %s and admitting", d->dir);
+    } else {
+        cdn_err("disk tier: %s", err);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct edge_rdb *d = arg;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     pthread_mutex_lock(&d->mu);
     for (;;) {
+        while (d->full && !d->stop)
+            wait_for_room(d);
         while (d->head == NULL && !d->stop)
             pthread_cond_wait(&d->cv, &d->mu);
         if (d->head == NULL && d->stop)
             break;
+        if (d->full)
+            break; /* stopping while full: nothing more is written (the deletes are lost with
+                      the process; the index is rebuilt from what is on disk at the next start) */
         struct op *list = d->head;
         d->head = d->tail = NULL;
         d->busy = 1;
@@ -123,7 +205,7 @@ static void *writer_main(void *arg)
         char *err = NULL;
         rocksdb_write(d->db, d->wo, wb, &err);
         if (err) {
-            fprintf(stderr, "cdn-edge: rocksdb write: %s\n", err);
+            write_failed(d, list, err);
             free(err);
         }
         while (list) {
@@ -175,6 +257,7 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     if (d == NULL)
         return NULL;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_rwlock_init(&d->dblock, NULL);
     pthread_cond_init(&d->cv, NULL);
     pthread_cond_init(&d->idle, NULL);
     d->pol = edge_policy_new(EDGE_POLICY_LRU, capacity);
@@ -186,7 +269,9 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     d->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(d->opts, 1);
     rocksdb_options_set_create_missing_column_families(d->opts, 1);
-    rocksdb_options_set_info_log_level(d->opts, 3 /* error */);
+    /* its own LOG file only at open: Debian's RocksDB asserts on a log line after a failed
+     * append to it (a full disk), and we log what matters ourselves */
+    rocksdb_options_set_info_log_level(d->opts, 5 /* header only */);
     rocksdb_options_set_keep_log_file_num(d->opts, 2);
     rocksdb_options_set_max_open_files(d->opts, 256);
     d->cache = rocksdb_cache_create_lru(64 << 20);
@@ -205,7 +290,8 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     rocksdb_options_set_blob_cache(d->cf_opts[CF_BODY], d->cache);
     d->db = rocksdb_open_column_families(d->opts, dir, 3, names, (const rocksdb_options_t *const *)d->cf_opts,
                                          d->cf, &err);
-    if (d->db == NULL || d->pol == NULL) {
+    d->dir = strdup(dir);
+    if (d->db == NULL || d->pol == NULL || d->dir == NULL) {
         snprintf(errbuf, errlen, "rocksdb open %s: %s", dir, err ? err : "out of memory");
         free(err);
         d->db = NULL;
@@ -235,10 +321,11 @@ void edge_rdb_close(struct edge_rdb *d)
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->writer, NULL);
-        /* flush memtables so that a restart reads SST/blob files, not a long WAL replay */
+        /* flush memtables so that a restart reads SST/blob files, not a long WAL replay (not
+         * after a failed write: RocksDB would abort on it, see the top) */
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_flushoptions_set_wait(fo, 1);
-        for (int i = CF_META; i <= CF_BODY; i++) {
+        for (int i = CF_META; i <= CF_BODY && !d->full; i++) {
             char *err = NULL;
             rocksdb_flush_cf(d->db, fo, d->cf[i], &err);
             free(err);
@@ -263,9 +350,36 @@ void edge_rdb_close(struct edge_rdb *d)
     edge_policy_free(d->pol);
     edge_idmap_free(&d->exp);
     pthread_mutex_destroy(&d->mu);
+    pthread_rwlock_destroy(&d->dblock);
     pthread_cond_destroy(&d->cv);
     pthread_cond_destroy(&d->idle);
+    free(d->dir);
     free(d);
+}
+
+/* Closes and opens the database again (after a failed write, whose handle cannot write any
+ * more). Readers wait on dblock meanwhile. 0, or -1 with the reason (the old handle stays). */
+static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen)
+{
+    static const char *const names[3] = {"default", "meta", "body"};
+    rocksdb_column_family_handle_t *cf[3];
+    char *err = NULL;
+    pthread_rwlock_wrlock(&d->dblock);
+    for (int i = 0; i < 3; i++)
+        rocksdb_column_family_handle_destroy(d->cf[i]);
+    rocksdb_close(d->db);
+    d->db = rocksdb_open_column_families(d->opts, d->dir, 3, names, (const rocksdb_options_t *const *)d->cf_opts, cf,
+                                         &err);
+    int rc = 0;
+    if (d->db == NULL) {
+        snprintf(errbuf, errlen, "cannot reopen %s: %s", d->dir, err ? err : "?");
+        free(err);
+        rc = -1;
+    } else {
+        memcpy(d->cf, cf, sizeof(cf));
+    }
+    pthread_rwlock_unlock(&d->dblock);
+    return rc;
 }
 
 int edge_rdb_has(struct edge_rdb *d, const char *key, size_t key_len)
@@ -284,16 +398,10 @@ static void drop_corrupt(struct edge_rdb *d, uint64_t id)
     pthread_mutex_unlock(&d->mu);
 }
 
-struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_len, int *corrupt)
+/* The object under id from the database; the caller holds dblock shared. */
+static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const char *key, size_t key_len, int *corrupt)
 {
-    uint64_t id = edge_key_id(key, key_len);
     char k[8], *err = NULL;
-    *corrupt = 0;
-    pthread_mutex_lock(&d->mu);
-    int known = edge_policy_hit(d->pol, id);
-    pthread_mutex_unlock(&d->mu);
-    if (!known)
-        return NULL;
     key8(id, k);
     rocksdb_pinnableslice_t *m = rocksdb_get_pinned_cf(d->db, d->ro, d->cf[CF_META], k, 8, &err);
     if (err) {
@@ -332,10 +440,30 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
     return o;
 }
 
+struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_len, int *corrupt)
+{
+    uint64_t id = edge_key_id(key, key_len);
+    *corrupt = 0;
+    pthread_mutex_lock(&d->mu);
+    int known = edge_policy_hit(d->pol, id);
+    pthread_mutex_unlock(&d->mu);
+    if (!known)
+        return NULL;
+    pthread_rwlock_rdlock(&d->dblock);
+    struct edge_obj *o = read_obj(d, id, key, key_len, corrupt);
+    pthread_rwlock_unlock(&d->dblock);
+    return o;
+}
+
 int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o)
 {
     uint64_t id = edge_key_id(o->key, o->key_len);
     pthread_mutex_lock(&d->mu);
+    if (d->full) {
+        d->refused++;
+        pthread_mutex_unlock(&d->mu);
+        return -1;
+    }
     int rc = edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d);
     if (rc == 0) {
         exp_put(d, id, o);
@@ -403,4 +531,13 @@ size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, int64_t keep, size_t slo
     }
     pthread_mutex_unlock(&d->mu);
     return n;
+}
+
+void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint64_t *refused)
+{
+    pthread_mutex_lock(&d->mu);
+    *full = d->full;
+    *write_errors = d->write_errors;
+    *refused = d->refused;
+    pthread_mutex_unlock(&d->mu);
 }

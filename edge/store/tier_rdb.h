@@ -48,6 +48,9 @@ void edge_rdb_sync(struct edge_rdb *d);
 size_t edge_rdb_expire(struct edge_rdb *d, int64_t now, int64_t keep, size_t slots, uint64_t *ids, size_t max,
                        int *wrapped);
 uint64_t edge_rdb_bytes(struct edge_rdb *d);
+/* full: a write failed and the tier is read-only until there is room (see tier_rdb.c);
+ * write_errors: failed writes so far; refused: puts refused while full. */
+void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint64_t *refused);
 size_t edge_rdb_count(struct edge_rdb *d);
 
 #endif
