@@ -232,7 +232,16 @@ static int cart_read(h2o_req_t *req, struct shop_cart *cart)
     return sid;
 }
 
-/* A POST's add=ID&qty=N / remove=ID from the query or a form body. 1 changed, 0 not, -1 when an
+/* What add=ID&qty=N makes of an item: N more than the cart had, at most 999. */
+static uint32_t cart_qty(const struct shop_cart *cart, uint32_t id, uint32_t qty)
+{
+    for (size_t i = 0; i < cart->n; i++)
+        if (cart->items[i].id == id)
+            return cart->items[i].qty + qty > 999 ? 999 : cart->items[i].qty + qty;
+    return qty;
+}
+
+/* A POST's add=ID&qty=N (N more of it) / remove=ID from the query or a form body. 1 changed, 0 not, -1 when an
  * error was sent. */
 static int cart_apply(h2o_req_t *req, struct shop_cart *cart)
 {
@@ -252,7 +261,7 @@ static int cart_apply(h2o_req_t *req, struct shop_cart *cart)
                 app_send_error(req, 404, "Not Found", "no such product\n");
                 return -1;
             }
-            if (shop_cart_set(cart, (uint32_t)id, (uint32_t)qty) != 0) {
+            if (shop_cart_set(cart, (uint32_t)id, cart_qty(cart, (uint32_t)id, (uint32_t)qty)) != 0) {
                 app_send_error(req, 400, "Bad Request", "cart is full\n");
                 return -1;
             }
