@@ -1,6 +1,6 @@
 /* origin/shop/app.h - shop-app's internal API between its files: the settings and reload (conf.c),
  * the request entry, the service-delay queue and the handlers (serve.c), the response helpers
- * (respond.c), image rendering off the loop (render.c), metrics,
+ * (respond.c), image rendering off the loop (render.c), Idempotency-Key (idem.c), metrics,
  * /healthz and /metrics (admin.c); main.c ties them to the daemon runtime (cdn/daemon.h). The
  * library parts (parsers, rules, catalog, images, pages) are shop.h's; the daemon's own functions
  * here are prefixed app_.
@@ -17,7 +17,8 @@
  *   stay referenced until h2o has sent them).
  * - A request lives on the worker that accepted it (app_worker_of); its handlers use that worker's
  *   catalog connection. Shared state: the image cache and the render queue (their own locks),
- *   metrics (per-thread counters), the rules (an atomic pointer). */
+ *   the Idempotency-Key store (its own lock), metrics (per-thread counters), the rules (an atomic
+ *   pointer). */
 #ifndef ORIGIN_SHOP_APP_H
 #define ORIGIN_SHOP_APP_H
 
@@ -59,6 +60,9 @@ struct app_conf {
     struct shop_rules rules;   /* "headers:" (empty: the built-in set) */
     const char *error_cache_control;
     const char *server_error_cache_control;
+    uint64_t idempotency_ttl;  /* Idempotency-Key: how long an answer is kept */
+    unsigned idempotency_keys; /* how many at most (0: the header is ignored) */
+    uint64_t idempotency_bytes; /* and in how many bytes */
 };
 
 /* What the command line says; applied over the file at start and again on every reload. Unset:
@@ -106,7 +110,10 @@ struct app_worker {
     cdn_watch_t *render_watch;
     pthread_mutex_t render_mu;
     struct render_job *render_done; /* finished jobs, under render_mu */
+    h2o_linklist_t idem_claims; /* this worker's requests holding an Idempotency-Key claim (idem.c) */
 };
+
+struct app_idem;
 
 extern struct app {
     struct app_conf conf;
@@ -120,6 +127,7 @@ extern struct app {
     struct shop_site site;
     char name[128];
     shop_imgcache_t *images;
+    struct app_idem *idem;     /* Idempotency-Key answers (idem.c); NULL: the header is ignored */
     cdn_alog_t *alog;
     cdn_metrics_t *metrics;
     cdn_metric_t *m_requests, *m_latency, *m_renders, *m_img_hits;
@@ -152,7 +160,8 @@ void app_set_hdr(h2o_req_t *req, const h2o_token_t *tok, const char *v);
 void app_set_hdr_str(h2o_req_t *req, const char *name, const char *v);
 /* X-Served-By, and the X-Request-Id echoed. */
 void app_common_headers(h2o_req_t *req);
-/* A whole response from the status, the headers set so far and body (copied into the pool). */
+/* A whole response from the status, the headers set so far and body (copied into the pool); every
+ * answer but an image's or a 304 goes out here, so that an Idempotency-Key claim sees it. */
 void app_send(h2o_req_t *req, int status, const char *reason, const char *body, size_t len);
 void app_send_error(h2o_req_t *req, int status, const char *reason, const char *msg);
 /* A text body (HTML, JSON) with weak ETag, validators, caching headers and gzip by the rule; takes
@@ -171,6 +180,19 @@ int app_render_start(unsigned threads);
 int app_render_worker_init(struct app_worker *w, char *err, size_t errlen);
 /* A cache miss: rendered on a render thread, answered on w's loop (p in the request's pool). */
 void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_product *p, enum shop_img_size size);
+
+/* ---------------- idem.c ---------------- */
+
+/* The store of answers by key: at most max_entries and max_bytes, each for ttl_ms. Main thread,
+ * after app_metrics_init (its counters). NULL when out of memory. */
+struct app_idem *app_idem_new(size_t max_entries, uint64_t ttl_ms, size_t max_bytes);
+enum app_idem_claim { APP_IDEM_NONE, APP_IDEM_CLAIMED, APP_IDEM_ANSWERED };
+/* On a request's arrival: NONE (no key, not a POST, or no client to scope it to: serve it as it
+ * is), CLAIMED (the first with its key: serve it; app_send remembers its answer), or ANSWERED
+ * (the first answer replayed, or a 400, 409, 422 or 503 sent). */
+enum app_idem_claim app_idem_claim(h2o_req_t *req);
+/* From app_send, with the answer about to go out: remembers it when req holds a claim. */
+void app_idem_answer(h2o_req_t *req, const char *body, size_t len);
 
 /* ---------------- admin.c ---------------- */
 

@@ -74,6 +74,9 @@ static const cdn_conf_field_t conf_fields[] = {
     {"headers", CDN_CT_CUSTOM, offsetof(struct app_conf, rules), .custom = decode_rules},
     {"error_cache_control", CDN_CT_STR, offsetof(struct app_conf, error_cache_control)},
     {"server_error_cache_control", CDN_CT_STR, offsetof(struct app_conf, server_error_cache_control)},
+    {"idempotency_ttl", CDN_CT_DURATION, offsetof(struct app_conf, idempotency_ttl)},
+    {"idempotency_keys", CDN_CT_UINT, offsetof(struct app_conf, idempotency_keys), 0, 0, 10000000},
+    {"idempotency_bytes", CDN_CT_SIZE, offsetof(struct app_conf, idempotency_bytes)},
     {NULL}};
 
 static void conf_defaults(struct app_conf *c)
@@ -88,6 +91,9 @@ static void conf_defaults(struct app_conf *c)
     c->log_level = "info";
     c->graceful_timeout = 10000;
     c->gzip = 1;
+    c->idempotency_ttl = 24 * 3600 * 1000;
+    c->idempotency_keys = 10000;
+    c->idempotency_bytes = 32u << 20;
 }
 
 /* Decodes a config file into *out (over its defaults). NULL with err on failure. */

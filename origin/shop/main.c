@@ -1,7 +1,7 @@
 /* origin/shop/main.c - shop-app: the sample storefront's app server (h2o, HTTP/1.1 and h2c).
  * Command line, config, catalog and reload in conf.c, requests in serve.c, responses in
- * respond.c, image rendering off the loop in render.c, metrics, /healthz and /metrics in
- * admin.c; the rules of the whole are in app.h, workers and signals in cdn/daemon.h. */
+ * respond.c, image rendering off the loop in render.c, Idempotency-Key in idem.c, metrics,
+ * /healthz and /metrics in admin.c; the rules of the whole are in app.h, workers and signals in cdn/daemon.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -24,6 +24,7 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
     w->idx = (int)cw->id;
     w->rng = 0xC0FFEEULL + (uint64_t)w->idx * 7919 + (uint64_t)getpid();
     w->loop = cw->loop;
+    h2o_linklist_init_anchor(&w->idem_claims);
     if (app_delay_init(w) != 0) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
@@ -110,7 +111,9 @@ int main(int argc, char **argv)
     app.site.img_base = app.conf.cdn_host ? app.conf.cdn_host : "";
     app.site.name = app.name;
     app.images = shop_imgcache_new((size_t)app.conf.image_cache);
-    if (app.images == NULL || app_metrics_init() != 0) {
+    if (app.images == NULL || app_metrics_init() != 0 ||
+        (app.conf.idempotency_keys > 0 &&
+         (app.idem = app_idem_new(app.conf.idempotency_keys, app.conf.idempotency_ttl, app.conf.idempotency_bytes)) == NULL)) {
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }

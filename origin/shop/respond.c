@@ -50,6 +50,7 @@ void app_send(h2o_req_t *req, int status, const char *reason, const char *body, 
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
+    app_idem_answer(req, body, len);
     h2o_send_inline(req, body, len); /* copies into the pool */
 }
 

@@ -504,6 +504,9 @@ int app_on_req(h2o_handler_t *h, h2o_req_t *req)
         app_send_error(req, 500, "Internal Server Error", "injected error\n");
         return 0;
     }
+    /* a key is claimed on arrival: a retry while this one waits out its delay is a 409 */
+    if (app_idem_claim(req) == APP_IDEM_ANSWERED)
+        return 0;
     if (!ops && delay > 0)
         park(w, req, delay);
     else
