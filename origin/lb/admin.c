@@ -38,6 +38,86 @@ static void admin_backends_json(struct shop_buf *b)
     shop_buf_printf(b, "]}\n");
 }
 
+static void backends_list(h2o_req_t *req)
+{
+    struct shop_buf b;
+    shop_buf_init(&b, 1 << 20);
+    lb_lock();
+    admin_backends_json(&b);
+    lb_unlock();
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+    req->res.content_length = b.len;
+    h2o_send_inline(req, b.p ? b.p : "", b.len);
+    shop_buf_free(&b);
+}
+
+/* POST /backends/<pool>?add=<addr>[&weight=N] */
+static void backend_add(h2o_req_t *req, struct pool *pool)
+{
+    char addr[160], w[16], err[256];
+    h2o_iovec_t q = req->query_at != SIZE_MAX ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                                             : h2o_iovec_init("", 0);
+    if (shop_query_get(q.base, q.len, "add", addr, sizeof(addr)) <= 0) {
+        lb_send_plain(req, 400, "Bad Request", "expected ?add=host:port\n");
+        return;
+    }
+    unsigned weight = 1;
+    if (shop_query_get(q.base, q.len, "weight", w, sizeof(w)) > 0)
+        weight = (unsigned)strtoul(w, NULL, 10);
+    int rc = -1;
+    if (weight >= 1 && weight <= 1000) {
+        lb_lock();
+        rc = lb_backend_add(pool, addr, weight, err, sizeof(err));
+        lb_unlock();
+    }
+    if (rc != 0) {
+        lb_send_plain(req, 400, "Bad Request", weight < 1 || weight > 1000 ? "weight must be 1..1000\n"
+                                                                          : h2o_strdup(&req->pool, err, SIZE_MAX).base);
+        return;
+    }
+    cdn_notice("admin: added %s to pool %s", addr, pool->name);
+    lb_send_plain(req, 200, "OK", "added\n");
+}
+
+/* POST /backends/<pool>/<addr>/(drain|enable|remove): a is "<addr>/<verb>", up to end. */
+static void backend_action(h2o_req_t *req, struct pool *pool, const char *a, const char *end)
+{
+    const char *verb = memrchr(a, '/', (size_t)(end - a));
+    if (verb == NULL) {
+        lb_send_plain(req, 404, "Not Found", "expected /backends/<pool>/<addr>/<drain|enable|remove>\n");
+        return;
+    }
+    lb_lock();
+    struct backend *be = lb_backend_find(pool, a, (size_t)(verb - a));
+    if (be == NULL) {
+        lb_unlock();
+        lb_send_plain(req, 404, "Not Found", "no such backend\n");
+        return;
+    }
+    verb++;
+    size_t vl = (size_t)(end - verb);
+    int known = 1;
+    if (h2o_memis(verb, vl, H2O_STRLIT("drain")))
+        be->drained = 1;
+    else if (h2o_memis(verb, vl, H2O_STRLIT("enable"))) {
+        if (be->drained)
+            be->up_since = cdn_now_ms(); /* back from a drain: slow start again */
+        be->drained = 0;
+    } else if (h2o_memis(verb, vl, H2O_STRLIT("remove")))
+        lb_backend_remove(be);
+    else
+        known = 0;
+    lb_unlock(); /* every worker's next pick sees the change */
+    if (!known) {
+        lb_send_plain(req, 404, "Not Found", "unknown action\n");
+        return;
+    }
+    cdn_notice("admin: %.*s %s/%s", (int)vl, verb, pool->name, be->addr);
+    lb_send_plain(req, 200, "OK", "done\n");
+}
+
 /* GET /backends; POST /backends/<pool>/<addr>/(drain|enable|remove);
  * POST /backends/<pool>?add=<addr>[&weight=N] */
 static int on_backends(h2o_req_t *req, void *data)
@@ -47,103 +127,34 @@ static int on_backends(h2o_req_t *req, void *data)
     int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-    if (len >= 9 && memcmp(p, "/backends", 9) == 0) {
-        if (get && len == 9) {
-            struct shop_buf b;
-            shop_buf_init(&b, 1 << 20);
-            lb_lock();
-            admin_backends_json(&b);
-            lb_unlock();
-            req->res.status = 200;
-            req->res.reason = "OK";
-            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
-            req->res.content_length = b.len;
-            h2o_send_inline(req, b.p ? b.p : "", b.len);
-            shop_buf_free(&b);
-            return 0;
-        }
-        if (post && len > 10 && p[9] == '/') {
-            const char *rest = p + 10, *end = p + len;
-            const char *slash = memchr(rest, '/', (size_t)(end - rest));
-            char pname[64];
-            size_t pl = (size_t)((slash ? slash : end) - rest);
-            if (pl == 0 || pl >= sizeof(pname)) {
-                lb_send_plain(req, 404, "Not Found", "no such pool\n");
-                return 0;
-            }
-            memcpy(pname, rest, pl);
-            pname[pl] = '\0';
-            /* the admin handler runs on the main thread; pools only grow there */
-            struct pool *pool = lb_pool_find(pname);
-            if (pool == NULL) {
-                lb_send_plain(req, 404, "Not Found", "no such pool\n");
-                return 0;
-            }
-            if (slash == NULL) {
-                char addr[160], w[16], err[256];
-                h2o_iovec_t q = req->query_at != SIZE_MAX ? h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
-                                                         : h2o_iovec_init("", 0);
-                if (shop_query_get(q.base, q.len, "add", addr, sizeof(addr)) <= 0) {
-                    lb_send_plain(req, 400, "Bad Request", "expected ?add=host:port\n");
-                    return 0;
-                }
-                unsigned weight = 1;
-                if (shop_query_get(q.base, q.len, "weight", w, sizeof(w)) > 0)
-                    weight = (unsigned)strtoul(w, NULL, 10);
-                int rc = -1;
-                if (weight >= 1 && weight <= 1000) {
-                    lb_lock();
-                    rc = lb_backend_add(pool, addr, weight, err, sizeof(err));
-                    lb_unlock();
-                }
-                if (rc != 0) {
-                    lb_send_plain(req, 400, "Bad Request", weight < 1 || weight > 1000 ? "weight must be 1..1000\n"
-                                                                                      : h2o_strdup(&req->pool, err, SIZE_MAX).base);
-                    return 0;
-                }
-                cdn_notice("admin: added %s to pool %s", addr, pool->name);
-                lb_send_plain(req, 200, "OK", "added\n");
-                return 0;
-            }
-            const char *a = slash + 1;
-            const char *verb = memrchr(a, '/', (size_t)(end - a));
-            if (verb == NULL) {
-                lb_send_plain(req, 404, "Not Found", "expected /backends/<pool>/<addr>/<drain|enable|remove>\n");
-                return 0;
-            }
-            lb_lock();
-            struct backend *be = lb_backend_find(pool, a, (size_t)(verb - a));
-            if (be == NULL) {
-                lb_unlock();
-                lb_send_plain(req, 404, "Not Found", "no such backend\n");
-                return 0;
-            }
-            verb++;
-            size_t vl = (size_t)(end - verb);
-            int known = 1;
-            if (h2o_memis(verb, vl, H2O_STRLIT("drain")))
-                be->drained = 1;
-            else if (h2o_memis(verb, vl, H2O_STRLIT("enable"))) {
-                if (be->drained)
-                    be->up_since = cdn_now_ms(); /* back from a drain: slow start again */
-                be->drained = 0;
-            } else if (h2o_memis(verb, vl, H2O_STRLIT("remove")))
-                lb_backend_remove(be);
-            else
-                known = 0;
-            lb_unlock(); /* every worker's next pick sees the change */
-            if (!known) {
-                lb_send_plain(req, 404, "Not Found", "unknown action\n");
-                return 0;
-            }
-            cdn_notice("admin: %.*s %s/%s", (int)vl, verb, pool->name, be->addr);
-            lb_send_plain(req, 200, "OK", "done\n");
-            return 0;
-        }
+    (void)data;
+    if (len < 9 || memcmp(p, "/backends", 9) != 0)
+        return -1;
+    if (get && len == 9) {
+        backends_list(req);
+        return 0;
     }
-    return -1;
+    if (!post || len <= 10 || p[9] != '/')
+        return -1;
+    const char *rest = p + 10, *end = p + len;
+    const char *slash = memchr(rest, '/', (size_t)(end - rest));
+    char pname[64];
+    size_t pl = (size_t)((slash ? slash : end) - rest);
+    /* the admin handler runs on the main thread; pools only grow there */
+    struct pool *pool = NULL;
+    if (pl > 0 && pl < sizeof(pname)) {
+        memcpy(pname, rest, pl);
+        pname[pl] = '\0';
+        pool = lb_pool_find(pname);
+    }
+    if (pool == NULL)
+        lb_send_plain(req, 404, "Not Found", "no such pool\n");
+    else if (slash == NULL)
+        backend_add(req, pool);
+    else
+        backend_action(req, pool, slash + 1, end);
+    return 0;
 }
-
 
 static double retired_configs(void *data)
 {
