@@ -10,6 +10,7 @@
  * out to the request's pool), and nothing else reads the cache during the call. The layout this
  * relies on is the one in the h2o.h we compile against, which is the packaged library's; the
  * edge tests check the Date on HTTP/1.1, h2c and h2 over TLS, so a different h2o shows at once. */
+#include "config.h"
 #include "edge/h2o/date_send.h"
 
 #include <string.h>

@@ -16,6 +16,7 @@
  * gate's (h2o reads nothing on an HTTP/1 connection while a request is processed) and h2o's is
  * put back in the completion callback.
  * HTTP/1.0 clients never get a 1xx (RFC 9110 15.2). */
+#include "config.h"
 #include "cdn/http.h"
 #include "edge/h2o/interim.h"
 
