@@ -19,8 +19,9 @@
  *   a connection moves to its tail when an answer has been written.
  * Abuse: RRL per subnet for UDP answers (slip = empty TC=1 reply); an unknown UDP client (no TCP
  * from its subnet lately) never gets more than amplification_factor x its query's size. */
-#define _GNU_SOURCE
-#include "server.h"
+#include "config.h"
+
+#include "dns/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,16 +40,16 @@
 
 #include <h2o.h>
 
-#include "answer.h"
-#include "cache.h"
-#include "frame.h"
+#include "dns/answer.h"
+#include "dns/cache.h"
+#include "dns/frame.h"
 #include "cdn/http.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "cdn/proc.h"
-#include "rrl.h"
+#include "dns/rrl.h"
 
 #define BATCH 32
 #define STOP_POLL_MS 200

@@ -13,7 +13,7 @@
 #ifndef CDNS_SERVER_H
 #define CDNS_SERVER_H
 
-#include "conf.h"
+#include "dns/conf.h"
 
 struct cdns_server;
 

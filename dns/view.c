@@ -1,6 +1,8 @@
 /* dns/view.c - building a view (zones, topology, settings) and the pure lookups on it: zone and
  * node lookup, the coverage-zone trie, health accounting and edge selection. */
-#include "view.h"
+#include "config.h"
+
+#include "dns/view.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -10,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cdn/http.h"
-#include "msg.h"
+#include "dns/msg.h"
 
 /* --- arena: the view's memory, freed in one go --- */
 struct arena { struct arena *next; size_t used, cap; _Alignas(16) unsigned char data[]; };

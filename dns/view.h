@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "wire.h"
+#include "dns/wire.h"
 
 #define CDNS_MAX_ADDRS 4   /* per edge and family */
 #define CDNS_MAX_PICK 16   /* edges in one answer */

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../dns/rrl.h"
-#include "../../dns/view.h"
+#include "dns/rrl.h"
+#include "dns/view.h"
 
 static void geo_longest_prefix_and_scope(void **s)
 {
