@@ -583,7 +583,7 @@ static void probe_set(struct cdns_server *s, int edge, int ok)
     cdns_health_unpack(atomic_load(&v->health[edge]), &h);
     int changed = cdns_health_step(&h, ok, cdn_now_ms(), v->set.hc_rise, v->set.hc_fall);
     atomic_store(&v->health[edge], cdns_health_pack(&h));
-    if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.up ? "up" : "down");
+    if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.rf.up ? "up" : "down");
 }
 
 static void on_probe_timer(cdn_timer_t *t, void *data);
@@ -646,7 +646,7 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
     for (size_t i = 0; i < v->nedges; i++) {
         struct cdns_health h;
         cdns_health_unpack(atomic_load(&v->health[i]), &h);
-        cdn_gauge_set(vm->edge_up[i], h.up ? 1 : 0);
+        cdn_gauge_set(vm->edge_up[i], h.rf.up ? 1 : 0);
     }
     size_t len;
     char *body = cdn_metrics_render(s->m, &len);
