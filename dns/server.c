@@ -43,6 +43,7 @@
 #include "dns/answer.h"
 #include "dns/cache.h"
 #include "dns/frame.h"
+#include "cdn/epoch.h"
 #include "cdn/http.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
@@ -70,7 +71,7 @@ struct udp_sock {                 /* one UDP thread */
     int cpu;                      /* the CPU its thread is bound to (udp_steer: cpu), or -1 */
     pthread_t th;
     int started;
-    _Atomic uint64_t epoch;       /* odd while a batch is answered (see server.h) */
+    unsigned reader;              /* its counter in s->epoch: inside while a batch is answered */
     struct cdns_rrl *rrl;         /* token buckets of this thread */
     struct cdns_cache *cache;     /* precomputed static answers of this thread */
     struct mmsghdr msgs[BATCH];
@@ -108,7 +109,7 @@ struct worker {
     struct udp_sock udp[CDNS_MAX_LISTEN];
     struct tcp_listener tcp[CDNS_MAX_LISTEN];
     int nudp, ntcp;
-    _Atomic uint64_t epoch;       /* of the TCP thread */
+    unsigned reader;              /* the TCP thread's counter in s->epoch */
     h2o_timeout_t idle_timeout;
     h2o_timeout_t msg_timeout;
     unsigned conns;
@@ -117,8 +118,6 @@ struct worker {
     size_t addr_mask;
     uint8_t tcpbuf[TCP_BUF];
 };
-
-struct retired { struct cdns_view *v; uint64_t *snap; struct retired *next; };
 
 struct probe {
     struct cdns_server *s;
@@ -133,11 +132,10 @@ struct cdns_server {
     _Atomic(struct cdns_view *) view;
     struct worker *w;
     unsigned nworkers;
-    _Atomic uint64_t **epochs;       /* every thread that reads the view (TCP and UDP threads) */
-    unsigned nepochs;
+    cdn_epoch_t *epoch;              /* a reader per thread that reads the view (TCP and UDP threads) */
+    unsigned nreaders;
     struct cdns_known *known;        /* subnets that spoke TCP lately (amplification guard) */
     _Atomic int stop;
-    struct retired *retired;
     /* main loop */
     h2o_globalconf_t hconf;
     h2o_context_t hctx;
@@ -193,14 +191,11 @@ static void count(struct cdns_server *s, const struct cdns_view *v, const struct
     }
 }
 
-static void enter(_Atomic uint64_t *epoch) { atomic_fetch_add_explicit(epoch, 1, memory_order_seq_cst); }
-static void leave(_Atomic uint64_t *epoch) { atomic_fetch_add_explicit(epoch, 1, memory_order_release); }
-
 /* Answers one batch of n datagrams in u->msgs and sends the replies. */
 static void udp_batch(struct udp_sock *u, int n)
 {
     struct cdns_server *s = u->w->s;
-    enter(&u->epoch);
+    cdn_epoch_enter(s->epoch, u->reader);
     const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     size_t cap = v->set.udp_max < UDP_BUF ? v->set.udp_max : UDP_BUF;
@@ -229,7 +224,7 @@ static void udp_batch(struct udp_sock *u, int n)
                                                .msg_iov = &u->iov[out], .msg_iovlen = 1};
         out++;
     }
-    leave(&u->epoch);
+    cdn_epoch_leave(s->epoch, u->reader);
     for (int sent = 0; sent < out;) {
         int k = sendmmsg(u->fd, u->msgs + sent, (unsigned)(out - sent), MSG_DONTWAIT);
         if (k <= 0) break;  /* a full socket buffer drops, as UDP would */
@@ -308,7 +303,7 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
     struct worker *w = c->w;
     struct cdns_server *s = w->s;
     if (err) { tcp_close(c); return; }
-    enter(&w->epoch);
+    cdn_epoch_enter(s->epoch, w->reader);
     const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     int bad = 0;
@@ -340,7 +335,7 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
         memcpy(c->out + c->outlen + 2, w->tcpbuf, len);
         c->outlen += len + 2;
     }
-    leave(&w->epoch);
+    cdn_epoch_leave(s->epoch, w->reader);
     if (c->outlen && !c->writing) {
         c->writing = 1;
         arm(c, 1);  /* a client that does not read its answers is closed too */
@@ -517,25 +512,10 @@ static void carry_health(const struct cdns_view *old, struct cdns_view *nv)
 static void on_reclaim(cdn_timer_t *t, void *data)
 {
     struct cdns_server *s = data;
-    struct retired **pp = &s->retired;
-    while (*pp) {
-        struct retired *r = *pp;
-        int safe = 1;
-        for (unsigned i = 0; i < s->nepochs; i++) {
-            uint64_t e = atomic_load(s->epochs[i]);
-            if ((r->snap[i] & 1) && e == r->snap[i]) safe = 0;
-        }
-        if (safe) {
-            *pp = r->next;
-            cdns_view_free(r->v);
-            free(r->snap);
-            free(r);
-        } else {
-            pp = &r->next;
-        }
-    }
-    if (s->retired) cdn_timer_start(t, 50);
+    if (cdn_epoch_reclaim(s->epoch)) cdn_timer_start(t, 50);
 }
+
+static void view_free(void *v) { cdns_view_free(v); }
 
 static void probes_stop(struct cdns_server *s);
 static void probes_start(struct cdns_server *s);
@@ -549,12 +529,11 @@ static void install(struct cdns_server *s, struct cdns_view *nv)
     atomic_store_explicit(&s->view, nv, memory_order_seq_cst);
     probes_start(s);
     if (!old) return;
-    struct retired *r = calloc(1, sizeof(*r));
-    r->snap = calloc(s->nepochs ? s->nepochs : 1, sizeof(uint64_t));
-    r->v = old;
-    for (unsigned i = 0; i < s->nepochs; i++) r->snap[i] = atomic_load(s->epochs[i]);
-    r->next = s->retired;
-    s->retired = r;
+    /* freed by on_reclaim once no worker thread can still be answering from it */
+    if (cdn_epoch_retire(s->epoch, old, view_free) != 0) {
+        cdn_err("out of memory: the replaced view is never freed");
+        return;
+    }
     cdn_timer_start(s->reclaim, 50);
 }
 
@@ -769,14 +748,14 @@ struct cdns_server *cdns_server_start(struct cdns_conf *conf, const char *conf_p
                              err, errlen);
     if (!s->httpc) { cdns_view_free(v); return NULL; }
     s->w = calloc(s->nworkers, sizeof(*s->w));
-    s->epochs = calloc(s->nworkers * (1 + (unsigned)s->conf.nlisten), sizeof(*s->epochs));
+    s->epoch = cdn_epoch_new(s->nworkers * (1 + (unsigned)s->conf.nlisten));
     s->known = cdns_known_new(65536);
-    if (!s->w || !s->epochs || !s->known) { snprintf(err, errlen, "out of memory"); cdns_view_free(v); return NULL; }
+    if (!s->w || !s->epoch || !s->known) { snprintf(err, errlen, "out of memory"); cdns_view_free(v); return NULL; }
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->w[i].id = (int)i;
         if (worker_init(s, &s->w[i], err, errlen) != 0) { cdns_view_free(v); return NULL; }
-        s->epochs[s->nepochs++] = &s->w[i].epoch;
-        for (int k = 0; k < s->w[i].nudp; k++) s->epochs[s->nepochs++] = &s->w[i].udp[k].epoch;
+        s->w[i].reader = s->nreaders++;
+        for (int k = 0; k < s->w[i].nudp; k++) s->w[i].udp[k].reader = s->nreaders++;
     }
     if (s->nworkers > 1 && s->conf.udp_steer_cpu && steer_by_cpu(s, err, errlen) != 0) { cdns_view_free(v); return NULL; }
     install(s, v);
@@ -831,7 +810,7 @@ void cdns_server_free(struct cdns_server *s)
     /* runs after cdns_server_run: the workers have closed their sockets and freed their loops */
     if (!s) return;
     probes_stop(s);
-    for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; cdns_view_free(r->v); free(r->snap); free(r); }
+    cdn_epoch_free(s->epoch);  /* frees the views still retired: no thread reads any more */
     for (unsigned i = 0; i < s->nworkers; i++) {
         free(s->w[i].addr_buckets);  /* empty: the worker closed its connections */
         for (int k = 0; k < s->w[i].nudp; k++) {
@@ -843,7 +822,6 @@ void cdns_server_free(struct cdns_server *s)
             free(u->cache);
         }
     }
-    free(s->epochs);
     cdns_known_free(s->known);
     if (s->conf.pid_file) cdn_pidfile_remove(s->conf.pid_file);
     cdn_httpc_free(s->httpc);
