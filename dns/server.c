@@ -153,7 +153,8 @@ struct cdns_server {
     cdn_metrics_t *m;
     cdn_metric_t *f_queries, *f_rcode, *f_region, *f_edge, *f_edge_up, *f_rrl, *f_reload;
     cdn_series_t *s_udp, *s_tcp, *s_rcode[24], *s_trunc, *s_slip, *s_drop, *s_fallback, *s_reload_ok, *s_reload_err;
-    cdn_metric_t *f_trunc, *f_fallback;
+    cdn_metric_t *f_trunc, *f_fallback, *f_retired;
+    cdn_series_t *s_retired;
 };
 
 static const char *rcode_name(int rc)
@@ -512,7 +513,9 @@ static void carry_health(const struct cdns_view *old, struct cdns_view *nv)
 static void on_reclaim(cdn_timer_t *t, void *data)
 {
     struct cdns_server *s = data;
-    if (cdn_epoch_reclaim(s->epoch)) cdn_timer_start(t, 50);
+    size_t waiting = cdn_epoch_reclaim(s->epoch);
+    cdn_gauge_set(s->s_retired, (double)waiting);
+    if (waiting) cdn_timer_start(t, 50);
 }
 
 static void view_free(void *v) { cdns_view_free(v); }
@@ -534,7 +537,10 @@ static void install(struct cdns_server *s, struct cdns_view *nv)
         cdn_err("out of memory: the replaced view is never freed");
         return;
     }
-    cdn_timer_start(s->reclaim, 50);
+    cdn_gauge_add(s->s_retired, 1);
+    /* not re-armed when pending: reloads closer than 50 ms apart would put reclamation off until
+     * they stop */
+    if (!cdn_timer_active(s->reclaim)) cdn_timer_start(s->reclaim, 50);
 }
 
 static void reload(struct cdns_server *s)
@@ -690,8 +696,9 @@ static int metrics_init(struct cdns_server *s)
     s->f_reload = cdn_metrics_counter(s->m, "cdn_dns_reloads_total", "Configuration reloads", (const char *[]){"result", NULL});
     s->f_trunc = cdn_metrics_counter(s->m, "cdn_dns_truncated_total", "Responses sent with TC=1", NULL);
     s->f_fallback = cdn_metrics_counter(s->m, "cdn_dns_fallback_total", "CDN answers given while every edge was down", NULL);
+    s->f_retired = cdn_metrics_gauge(s->m, "cdn_dns_views_retired", "Views replaced by a reload and not freed yet", NULL);
     if (!s->f_queries || !s->f_rcode || !s->f_region || !s->f_edge || !s->f_edge_up || !s->f_rrl || !s->f_reload ||
-        !s->f_trunc || !s->f_fallback)
+        !s->f_trunc || !s->f_fallback || !s->f_retired)
         return -1;
     s->s_udp = cdn_metric_series(s->f_queries, (const char *[]){"udp"});
     s->s_tcp = cdn_metric_series(s->f_queries, (const char *[]){"tcp"});
@@ -702,6 +709,7 @@ static int metrics_init(struct cdns_server *s)
     s->s_reload_err = cdn_metric_series(s->f_reload, (const char *[]){"error"});
     s->s_trunc = cdn_metric_plain(s->f_trunc);
     s->s_fallback = cdn_metric_plain(s->f_fallback);
+    s->s_retired = cdn_metric_plain(s->f_retired);
     return 0;
 }
 
