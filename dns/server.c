@@ -43,6 +43,7 @@
 #include "dns/answer.h"
 #include "dns/cache.h"
 #include "dns/frame.h"
+#include "cdn/admin.h"
 #include "cdn/epoch.h"
 #include "cdn/http.h"
 #include "cdn/httpc.h"
@@ -137,11 +138,8 @@ struct cdns_server {
     struct cdns_known *known;        /* subnets that spoke TCP lately (amplification guard) */
     _Atomic int stop;
     /* main loop */
-    h2o_globalconf_t hconf;
-    h2o_context_t hctx;
-    h2o_accept_ctx_t actx;
     h2o_evloop_t *loop;
-    h2o_socket_t *admin;
+    cdn_admin_t *admin;
     cdn_signals_t *sig;
     cdn_timer_t *reclaim;
     cdn_httpc_t *httpc;
@@ -623,9 +621,9 @@ static void probes_start(struct cdns_server *s)
 }
 
 /* --- admin HTTP --- */
-static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+static void on_before_metrics(void *data)
 {
-    struct cdns_server *s = *(struct cdns_server **)(self + 1);
+    struct cdns_server *s = data;
     struct cdns_view *v = atomic_load(&s->view);
     const struct view_metrics *vm = v->user;
     for (size_t i = 0; i < v->nedges; i++) {
@@ -633,40 +631,6 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
         cdns_health_unpack(atomic_load(&v->health[i]), &h);
         cdn_gauge_set(vm->edge_up[i], h.rf.up ? 1 : 0);
     }
-    size_t len;
-    char *body = cdn_metrics_render(s->m, &len);
-    if (!body) return -1;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("text/plain; version=0.0.4"));
-    h2o_send_inline(req, body, len);
-    free(body);
-    return 0;
-}
-
-static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
-{
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
-    h2o_send_inline(req, H2O_STRLIT("ok\n"));
-    return 0;
-}
-
-static void on_admin_accept(h2o_socket_t *listener, const char *err)
-{
-    struct cdns_server *s = listener->data;
-    h2o_socket_t *sock;
-    if (err) return;
-    if ((sock = h2o_evloop_socket_accept(listener)) != NULL) h2o_accept(&s->actx, sock);
-}
-
-static void add_handler(struct cdns_server *s, h2o_hostconf_t *hc, const char *path, int (*fn)(h2o_handler_t *, h2o_req_t *))
-{
-    h2o_handler_t *h = h2o_create_handler(h2o_config_register_path(hc, path, 0), sizeof(*h) + sizeof(void *));
-    h->on_req = fn;
-    *(struct cdns_server **)(h + 1) = s;
 }
 
 /* --- signals --- */
@@ -768,18 +732,9 @@ struct cdns_server *cdns_server_start(struct cdns_conf *conf, const char *conf_p
     if (s->nworkers > 1 && s->conf.udp_steer_cpu && steer_by_cpu(s, err, errlen) != 0) { cdns_view_free(v); return NULL; }
     install(s, v);
     if (s->conf.admin.len) {
-        h2o_config_init(&s->hconf);
-        h2o_hostconf_t *hc = h2o_config_register_host(&s->hconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-        add_handler(s, hc, "/metrics", on_metrics);
-        add_handler(s, hc, "/healthz", on_healthz);
-        h2o_context_init(&s->hctx, s->loop, &s->hconf);
-        s->actx.ctx = &s->hctx;
-        s->actx.hosts = s->hconf.hosts;
-        int fd = cdn_listen_tcp((const struct sockaddr *)&s->conf.admin.ss, s->conf.admin.len, 0, err, errlen);
-        if (fd < 0) return NULL;
-        s->admin = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        s->admin->data = s;
-        h2o_socket_read_start(s->admin, on_admin_accept);
+        struct cdn_admin_opts o = {.addr = (const struct sockaddr *)&s->conf.admin.ss, .addr_len = s->conf.admin.len,
+                                   .metrics = s->m, .before_metrics = on_before_metrics, .data = s};
+        if (!(s->admin = cdn_admin_start(s->loop, &o, err, errlen))) return NULL;
     }
     s->sig = cdn_signals_watch(s->loop, on_signal, s);
     if (!s->sig) { snprintf(err, errlen, "cannot watch signals"); return NULL; }
@@ -835,13 +790,7 @@ void cdns_server_free(struct cdns_server *s)
     cdn_httpc_free(s->httpc);
     cdn_timer_free(s->reclaim);
     cdn_signals_free(s->sig);
-    if (s->admin) {
-        h2o_socket_close(s->admin);
-        h2o_multithread_queue_t *q = s->hctx.queue;
-        h2o_context_dispose(&s->hctx);
-        h2o_config_dispose(&s->hconf);
-        free(q);  /* h2o 2.2.5's h2o_multithread_destroy_queue does not free the queue itself */
-    }
+    cdn_admin_free(s->admin);
     h2o_evloop_run(s->loop, 0);
     cdn_loop_dispose(s->loop);
     h2o_evloop_destroy(s->loop);
