@@ -660,7 +660,8 @@ static int metrics_init(struct cdns_server *s)
     s->f_reload = cdn_metrics_counter(s->m, "cdn_dns_reloads_total", "Configuration reloads", (const char *[]){"result", NULL});
     s->f_trunc = cdn_metrics_counter(s->m, "cdn_dns_truncated_total", "Responses sent with TC=1", NULL);
     s->f_fallback = cdn_metrics_counter(s->m, "cdn_dns_fallback_total", "CDN answers given while every edge was down", NULL);
-    s->f_retired = cdn_metrics_gauge(s->m, "cdn_dns_views_retired", "Views replaced by a reload and not freed yet", NULL);
+    s->f_retired = cdn_metrics_gauge(s->m, "cdn_dns_views_retired", "Views replaced by a reload and not freed yet",
+                                     NULL);
     if (!s->f_queries || !s->f_rcode || !s->f_region || !s->f_edge || !s->f_edge_up || !s->f_rrl || !s->f_reload ||
         !s->f_trunc || !s->f_fallback || !s->f_retired)
         return -1;
