@@ -2,7 +2,9 @@
  * then one pass that writes them with name compression into a buffer capped at the transport's
  * limit; if they do not fit, the records are dropped and TC is set (the OPT always fits, space for
  * it is held back). */
-#include "answer.h"
+#include "config.h"
+
+#include "dns/answer.h"
 
 #include <stdatomic.h>
 

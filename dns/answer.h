@@ -11,8 +11,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "msg.h"
-#include "view.h"
+#include "dns/msg.h"
+#include "dns/view.h"
 
 struct cdns_req {
     const uint8_t *pkt;

@@ -1,7 +1,9 @@
 /* dns/cache.c - precomputed answers for static names; the rules are in cache.h. The simple-query
  * check is deliberately narrower than the parser: anything it does not recognise takes the full
  * path, so the parser stays the one judge of malformed input. */
-#include "cache.h"
+#include "config.h"
+
+#include "dns/cache.h"
 
 #include <string.h>
 

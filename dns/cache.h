@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "answer.h"
+#include "dns/answer.h"
 
 #define CDNS_CACHE_SLOTS 256   /* direct-mapped */
 #define CDNS_CACHE_RESP 512    /* larger answers are not cached */

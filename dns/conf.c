@@ -1,7 +1,9 @@
 /* dns/conf.c - YAML -> struct cdns_conf + view, walking the document with cdn/config.h's node
  * API so that every error points at the offending node. Nothing here touches a running server:
  * a reload parses into a fresh struct and the caller swaps it in only on success. */
-#include "conf.h"
+#include "config.h"
+
+#include "dns/conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 #include "cdn/config.h"
-#include "view.h"
+#include "dns/view.h"
 
 #define CDNS_MAX_LISTEN 8
 

@@ -1,5 +1,7 @@
 /* dns/frame.c - the TCP length prefix (see frame.h). */
-#include "frame.h"
+#include "config.h"
+
+#include "dns/frame.h"
 
 long cdns_frame_next(const uint8_t *buf, size_t len, const uint8_t **msg, size_t *msglen)
 {

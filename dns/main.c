@@ -1,4 +1,6 @@
 /* dns/main.c - cdn-dns: command line, config test, logging, pid file; the rest is server.c. */
+#include "config.h"
+
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +9,8 @@
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/proc.h"
-#include "conf.h"
-#include "server.h"
+#include "dns/conf.h"
+#include "dns/server.h"
 
 static void usage(FILE *f)
 {

@@ -1,6 +1,8 @@
 /* dns/msg.c - the query parser: untrusted bytes in, a cdns_query or an error verdict out.
  * Everything is read through the bounds-checked cursor; the error is checked after each section. */
-#include "msg.h"
+#include "config.h"
+
+#include "dns/msg.h"
 
 int cdns_ecs_parse(const uint8_t *p, size_t len, struct cdns_ecs *e)
 {

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "wire.h"
+#include "dns/wire.h"
 
 enum {
     CDNS_T_A = 1, CDNS_T_NS = 2, CDNS_T_CNAME = 5, CDNS_T_SOA = 6, CDNS_T_PTR = 12,

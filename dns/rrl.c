@@ -1,5 +1,7 @@
 /* dns/rrl.c - token buckets per client subnet; see rrl.h for the rules. */
-#include "rrl.h"
+#include "config.h"
+
+#include "dns/rrl.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "view.h"
+#include "dns/view.h"
 
 enum cdns_rrl_verdict { CDNS_RRL_PASS, CDNS_RRL_SLIP, CDNS_RRL_DROP };
 

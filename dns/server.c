@@ -19,8 +19,9 @@
  *   a connection moves to its tail when an answer has been written.
  * Abuse: RRL per subnet for UDP answers (slip = empty TC=1 reply); an unknown UDP client (no TCP
  * from its subnet lately) never gets more than amplification_factor x its query's size. */
-#define _GNU_SOURCE
-#include "server.h"
+#include "config.h"
+
+#include "dns/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,16 +40,18 @@
 
 #include <h2o.h>
 
-#include "answer.h"
-#include "cache.h"
-#include "frame.h"
+#include "dns/answer.h"
+#include "dns/cache.h"
+#include "dns/frame.h"
+#include "cdn/admin.h"
+#include "cdn/epoch.h"
 #include "cdn/http.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "cdn/proc.h"
-#include "rrl.h"
+#include "dns/rrl.h"
 
 #define BATCH 32
 #define STOP_POLL_MS 200
@@ -69,7 +72,7 @@ struct udp_sock {                 /* one UDP thread */
     int cpu;                      /* the CPU its thread is bound to (udp_steer: cpu), or -1 */
     pthread_t th;
     int started;
-    _Atomic uint64_t epoch;       /* odd while a batch is answered (see server.h) */
+    unsigned reader;              /* its counter in s->epoch: inside while a batch is answered */
     struct cdns_rrl *rrl;         /* token buckets of this thread */
     struct cdns_cache *cache;     /* precomputed static answers of this thread */
     struct mmsghdr msgs[BATCH];
@@ -107,7 +110,7 @@ struct worker {
     struct udp_sock udp[CDNS_MAX_LISTEN];
     struct tcp_listener tcp[CDNS_MAX_LISTEN];
     int nudp, ntcp;
-    _Atomic uint64_t epoch;       /* of the TCP thread */
+    unsigned reader;              /* the TCP thread's counter in s->epoch */
     h2o_timeout_t idle_timeout;
     h2o_timeout_t msg_timeout;
     unsigned conns;
@@ -116,8 +119,6 @@ struct worker {
     size_t addr_mask;
     uint8_t tcpbuf[TCP_BUF];
 };
-
-struct retired { struct cdns_view *v; uint64_t *snap; struct retired *next; };
 
 struct probe {
     struct cdns_server *s;
@@ -132,17 +133,13 @@ struct cdns_server {
     _Atomic(struct cdns_view *) view;
     struct worker *w;
     unsigned nworkers;
-    _Atomic uint64_t **epochs;       /* every thread that reads the view (TCP and UDP threads) */
-    unsigned nepochs;
+    cdn_epoch_t *epoch;              /* a reader per thread that reads the view (TCP and UDP threads) */
+    unsigned nreaders;
     struct cdns_known *known;        /* subnets that spoke TCP lately (amplification guard) */
     _Atomic int stop;
-    struct retired *retired;
     /* main loop */
-    h2o_globalconf_t hconf;
-    h2o_context_t hctx;
-    h2o_accept_ctx_t actx;
     h2o_evloop_t *loop;
-    h2o_socket_t *admin;
+    cdn_admin_t *admin;
     cdn_signals_t *sig;
     cdn_timer_t *reclaim;
     cdn_httpc_t *httpc;
@@ -154,7 +151,8 @@ struct cdns_server {
     cdn_metrics_t *m;
     cdn_metric_t *f_queries, *f_rcode, *f_region, *f_edge, *f_edge_up, *f_rrl, *f_reload;
     cdn_series_t *s_udp, *s_tcp, *s_rcode[24], *s_trunc, *s_slip, *s_drop, *s_fallback, *s_reload_ok, *s_reload_err;
-    cdn_metric_t *f_trunc, *f_fallback;
+    cdn_metric_t *f_trunc, *f_fallback, *f_retired;
+    cdn_series_t *s_retired;
 };
 
 static const char *rcode_name(int rc)
@@ -192,14 +190,11 @@ static void count(struct cdns_server *s, const struct cdns_view *v, const struct
     }
 }
 
-static void enter(_Atomic uint64_t *epoch) { atomic_fetch_add_explicit(epoch, 1, memory_order_seq_cst); }
-static void leave(_Atomic uint64_t *epoch) { atomic_fetch_add_explicit(epoch, 1, memory_order_release); }
-
 /* Answers one batch of n datagrams in u->msgs and sends the replies. */
 static void udp_batch(struct udp_sock *u, int n)
 {
     struct cdns_server *s = u->w->s;
-    enter(&u->epoch);
+    cdn_epoch_enter(s->epoch, u->reader);
     const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     size_t cap = v->set.udp_max < UDP_BUF ? v->set.udp_max : UDP_BUF;
@@ -228,7 +223,7 @@ static void udp_batch(struct udp_sock *u, int n)
                                                .msg_iov = &u->iov[out], .msg_iovlen = 1};
         out++;
     }
-    leave(&u->epoch);
+    cdn_epoch_leave(s->epoch, u->reader);
     for (int sent = 0; sent < out;) {
         int k = sendmmsg(u->fd, u->msgs + sent, (unsigned)(out - sent), MSG_DONTWAIT);
         if (k <= 0) break;  /* a full socket buffer drops, as UDP would */
@@ -307,7 +302,7 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
     struct worker *w = c->w;
     struct cdns_server *s = w->s;
     if (err) { tcp_close(c); return; }
-    enter(&w->epoch);
+    cdn_epoch_enter(s->epoch, w->reader);
     const struct cdns_view *v = atomic_load_explicit(&s->view, memory_order_acquire);
     uint64_t now = cdn_now_ms();
     int bad = 0;
@@ -339,7 +334,7 @@ static void on_tcp_read(h2o_socket_t *sock, const char *err)
         memcpy(c->out + c->outlen + 2, w->tcpbuf, len);
         c->outlen += len + 2;
     }
-    leave(&w->epoch);
+    cdn_epoch_leave(s->epoch, w->reader);
     if (c->outlen && !c->writing) {
         c->writing = 1;
         arm(c, 1);  /* a client that does not read its answers is closed too */
@@ -516,25 +511,12 @@ static void carry_health(const struct cdns_view *old, struct cdns_view *nv)
 static void on_reclaim(cdn_timer_t *t, void *data)
 {
     struct cdns_server *s = data;
-    struct retired **pp = &s->retired;
-    while (*pp) {
-        struct retired *r = *pp;
-        int safe = 1;
-        for (unsigned i = 0; i < s->nepochs; i++) {
-            uint64_t e = atomic_load(s->epochs[i]);
-            if ((r->snap[i] & 1) && e == r->snap[i]) safe = 0;
-        }
-        if (safe) {
-            *pp = r->next;
-            cdns_view_free(r->v);
-            free(r->snap);
-            free(r);
-        } else {
-            pp = &r->next;
-        }
-    }
-    if (s->retired) cdn_timer_start(t, 50);
+    size_t waiting = cdn_epoch_reclaim(s->epoch);
+    cdn_gauge_set(s->s_retired, (double)waiting);
+    if (waiting) cdn_timer_start(t, 50);
 }
+
+static void view_free(void *v) { cdns_view_free(v); }
 
 static void probes_stop(struct cdns_server *s);
 static void probes_start(struct cdns_server *s);
@@ -548,13 +530,15 @@ static void install(struct cdns_server *s, struct cdns_view *nv)
     atomic_store_explicit(&s->view, nv, memory_order_seq_cst);
     probes_start(s);
     if (!old) return;
-    struct retired *r = calloc(1, sizeof(*r));
-    r->snap = calloc(s->nepochs ? s->nepochs : 1, sizeof(uint64_t));
-    r->v = old;
-    for (unsigned i = 0; i < s->nepochs; i++) r->snap[i] = atomic_load(s->epochs[i]);
-    r->next = s->retired;
-    s->retired = r;
-    cdn_timer_start(s->reclaim, 50);
+    /* freed by on_reclaim once no worker thread can still be answering from it */
+    if (cdn_epoch_retire(s->epoch, old, view_free) != 0) {
+        cdn_err("out of memory: the replaced view is never freed");
+        return;
+    }
+    cdn_gauge_add(s->s_retired, 1);
+    /* not re-armed when pending: reloads closer than 50 ms apart would put reclamation off until
+     * they stop */
+    if (!cdn_timer_active(s->reclaim)) cdn_timer_start(s->reclaim, 50);
 }
 
 static void reload(struct cdns_server *s)
@@ -582,7 +566,7 @@ static void probe_set(struct cdns_server *s, int edge, int ok)
     cdns_health_unpack(atomic_load(&v->health[edge]), &h);
     int changed = cdns_health_step(&h, ok, cdn_now_ms(), v->set.hc_rise, v->set.hc_fall);
     atomic_store(&v->health[edge], cdns_health_pack(&h));
-    if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.up ? "up" : "down");
+    if (changed) cdn_notice("edge %s is %s", v->edges[edge].name, h.rf.up ? "up" : "down");
 }
 
 static void on_probe_timer(cdn_timer_t *t, void *data);
@@ -637,50 +621,16 @@ static void probes_start(struct cdns_server *s)
 }
 
 /* --- admin HTTP --- */
-static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+static void on_before_metrics(void *data)
 {
-    struct cdns_server *s = *(struct cdns_server **)(self + 1);
+    struct cdns_server *s = data;
     struct cdns_view *v = atomic_load(&s->view);
     const struct view_metrics *vm = v->user;
     for (size_t i = 0; i < v->nedges; i++) {
         struct cdns_health h;
         cdns_health_unpack(atomic_load(&v->health[i]), &h);
-        cdn_gauge_set(vm->edge_up[i], h.up ? 1 : 0);
+        cdn_gauge_set(vm->edge_up[i], h.rf.up ? 1 : 0);
     }
-    size_t len;
-    char *body = cdn_metrics_render(s->m, &len);
-    if (!body) return -1;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("text/plain; version=0.0.4"));
-    h2o_send_inline(req, body, len);
-    free(body);
-    return 0;
-}
-
-static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
-{
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
-    h2o_send_inline(req, H2O_STRLIT("ok\n"));
-    return 0;
-}
-
-static void on_admin_accept(h2o_socket_t *listener, const char *err)
-{
-    struct cdns_server *s = listener->data;
-    h2o_socket_t *sock;
-    if (err) return;
-    if ((sock = h2o_evloop_socket_accept(listener)) != NULL) h2o_accept(&s->actx, sock);
-}
-
-static void add_handler(struct cdns_server *s, h2o_hostconf_t *hc, const char *path, int (*fn)(h2o_handler_t *, h2o_req_t *))
-{
-    h2o_handler_t *h = h2o_create_handler(h2o_config_register_path(hc, path, 0), sizeof(*h) + sizeof(void *));
-    h->on_req = fn;
-    *(struct cdns_server **)(h + 1) = s;
 }
 
 /* --- signals --- */
@@ -710,8 +660,10 @@ static int metrics_init(struct cdns_server *s)
     s->f_reload = cdn_metrics_counter(s->m, "cdn_dns_reloads_total", "Configuration reloads", (const char *[]){"result", NULL});
     s->f_trunc = cdn_metrics_counter(s->m, "cdn_dns_truncated_total", "Responses sent with TC=1", NULL);
     s->f_fallback = cdn_metrics_counter(s->m, "cdn_dns_fallback_total", "CDN answers given while every edge was down", NULL);
+    s->f_retired = cdn_metrics_gauge(s->m, "cdn_dns_views_retired", "Views replaced by a reload and not freed yet",
+                                     NULL);
     if (!s->f_queries || !s->f_rcode || !s->f_region || !s->f_edge || !s->f_edge_up || !s->f_rrl || !s->f_reload ||
-        !s->f_trunc || !s->f_fallback)
+        !s->f_trunc || !s->f_fallback || !s->f_retired)
         return -1;
     s->s_udp = cdn_metric_series(s->f_queries, (const char *[]){"udp"});
     s->s_tcp = cdn_metric_series(s->f_queries, (const char *[]){"tcp"});
@@ -722,6 +674,7 @@ static int metrics_init(struct cdns_server *s)
     s->s_reload_err = cdn_metric_series(s->f_reload, (const char *[]){"error"});
     s->s_trunc = cdn_metric_plain(s->f_trunc);
     s->s_fallback = cdn_metric_plain(s->f_fallback);
+    s->s_retired = cdn_metric_plain(s->f_retired);
     return 0;
 }
 
@@ -768,30 +721,21 @@ struct cdns_server *cdns_server_start(struct cdns_conf *conf, const char *conf_p
                              err, errlen);
     if (!s->httpc) { cdns_view_free(v); return NULL; }
     s->w = calloc(s->nworkers, sizeof(*s->w));
-    s->epochs = calloc(s->nworkers * (1 + (unsigned)s->conf.nlisten), sizeof(*s->epochs));
+    s->epoch = cdn_epoch_new(s->nworkers * (1 + (unsigned)s->conf.nlisten));
     s->known = cdns_known_new(65536);
-    if (!s->w || !s->epochs || !s->known) { snprintf(err, errlen, "out of memory"); cdns_view_free(v); return NULL; }
+    if (!s->w || !s->epoch || !s->known) { snprintf(err, errlen, "out of memory"); cdns_view_free(v); return NULL; }
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->w[i].id = (int)i;
         if (worker_init(s, &s->w[i], err, errlen) != 0) { cdns_view_free(v); return NULL; }
-        s->epochs[s->nepochs++] = &s->w[i].epoch;
-        for (int k = 0; k < s->w[i].nudp; k++) s->epochs[s->nepochs++] = &s->w[i].udp[k].epoch;
+        s->w[i].reader = s->nreaders++;
+        for (int k = 0; k < s->w[i].nudp; k++) s->w[i].udp[k].reader = s->nreaders++;
     }
     if (s->nworkers > 1 && s->conf.udp_steer_cpu && steer_by_cpu(s, err, errlen) != 0) { cdns_view_free(v); return NULL; }
     install(s, v);
     if (s->conf.admin.len) {
-        h2o_config_init(&s->hconf);
-        h2o_hostconf_t *hc = h2o_config_register_host(&s->hconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-        add_handler(s, hc, "/metrics", on_metrics);
-        add_handler(s, hc, "/healthz", on_healthz);
-        h2o_context_init(&s->hctx, s->loop, &s->hconf);
-        s->actx.ctx = &s->hctx;
-        s->actx.hosts = s->hconf.hosts;
-        int fd = cdn_listen_tcp((const struct sockaddr *)&s->conf.admin.ss, s->conf.admin.len, 0, err, errlen);
-        if (fd < 0) return NULL;
-        s->admin = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        s->admin->data = s;
-        h2o_socket_read_start(s->admin, on_admin_accept);
+        struct cdn_admin_opts o = {.addr = (const struct sockaddr *)&s->conf.admin.ss, .addr_len = s->conf.admin.len,
+                                   .metrics = s->m, .before_metrics = on_before_metrics, .data = s};
+        if (!(s->admin = cdn_admin_start(s->loop, &o, err, errlen))) return NULL;
     }
     s->sig = cdn_signals_watch(s->loop, on_signal, s);
     if (!s->sig) { snprintf(err, errlen, "cannot watch signals"); return NULL; }
@@ -830,7 +774,7 @@ void cdns_server_free(struct cdns_server *s)
     /* runs after cdns_server_run: the workers have closed their sockets and freed their loops */
     if (!s) return;
     probes_stop(s);
-    for (struct retired *r = s->retired, *n; r; r = n) { n = r->next; cdns_view_free(r->v); free(r->snap); free(r); }
+    cdn_epoch_free(s->epoch);  /* frees the views still retired: no thread reads any more */
     for (unsigned i = 0; i < s->nworkers; i++) {
         free(s->w[i].addr_buckets);  /* empty: the worker closed its connections */
         for (int k = 0; k < s->w[i].nudp; k++) {
@@ -842,19 +786,12 @@ void cdns_server_free(struct cdns_server *s)
             free(u->cache);
         }
     }
-    free(s->epochs);
     cdns_known_free(s->known);
     if (s->conf.pid_file) cdn_pidfile_remove(s->conf.pid_file);
     cdn_httpc_free(s->httpc);
     cdn_timer_free(s->reclaim);
     cdn_signals_free(s->sig);
-    if (s->admin) {
-        h2o_socket_close(s->admin);
-        h2o_multithread_queue_t *q = s->hctx.queue;
-        h2o_context_dispose(&s->hctx);
-        h2o_config_dispose(&s->hconf);
-        free(q);  /* h2o 2.2.5's h2o_multithread_destroy_queue does not free the queue itself */
-    }
+    cdn_admin_free(s->admin);
     h2o_evloop_run(s->loop, 0);
     cdn_loop_dispose(s->loop);
     h2o_evloop_destroy(s->loop);

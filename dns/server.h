@@ -7,13 +7,14 @@
  *
  * Reload (SIGHUP): the new config is parsed completely first; on any error the old view stays and
  * the error is logged. Otherwise health states are carried over by edge name, the view pointer is
- * swapped, and the old view is freed once every worker has passed a quiescent point (each worker
- * bumps an epoch counter around every batch of queries: odd = busy). No socket is closed, so no
- * query is dropped. Listen addresses and the worker count are not reloadable. */
+ * swapped, and the old view is freed once every worker has passed a quiescent point (cdn/epoch.h:
+ * each UDP thread and each worker's TCP loop is a reader, inside around every batch of queries).
+ * No socket is closed, so no query is dropped. Listen addresses and the worker count are not
+ * reloadable. */
 #ifndef CDNS_SERVER_H
 #define CDNS_SERVER_H
 
-#include "conf.h"
+#include "dns/conf.h"
 
 struct cdns_server;
 

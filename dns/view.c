@@ -1,6 +1,8 @@
 /* dns/view.c - building a view (zones, topology, settings) and the pure lookups on it: zone and
  * node lookup, the coverage-zone trie, health accounting and edge selection. */
-#include "view.h"
+#include "config.h"
+
+#include "dns/view.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -10,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cdn/http.h"
-#include "msg.h"
+#include "dns/msg.h"
 
 /* --- arena: the view's memory, freed in one go --- */
 struct arena { struct arena *next; size_t used, cap; _Alignas(16) unsigned char data[]; };
@@ -565,7 +567,7 @@ int cdns_view_finish(struct cdns_view *v, char *err, size_t errlen)
         sort_region = (int)r;
         qsort(row, v->nedges, sizeof(int), cmp_edge);
     }
-    struct cdns_health h0 = {.up = 1, .doubt = 1};
+    struct cdns_health h0 = {.rf = {.up = 1, .seen = 1}, .doubt = 1};
     for (size_t e = 0; e < v->nedges; e++) {
         struct cdns_health h = h0;
         if (!v->edges[e].health_url) h.doubt = 0;  /* not probed: always up, never in doubt */
@@ -577,29 +579,33 @@ int cdns_view_finish(struct cdns_view *v, char *err, size_t errlen)
 /* --- health --- */
 uint64_t cdns_health_pack(const struct cdns_health *h)
 {
-    uint64_t ok = h->ok_run > 255 ? 255 : h->ok_run, f = h->fail_run > 255 ? 255 : h->fail_run;
-    return (uint64_t)(h->up != 0) | (uint64_t)(h->doubt != 0) << 1 | ok << 2 | f << 10 |
+    uint64_t ok = h->rf.ok_run > 255 ? 255 : h->rf.ok_run, f = h->rf.fail_run > 255 ? 255 : h->rf.fail_run;
+    return (uint64_t)(h->rf.up != 0) | (uint64_t)(h->doubt != 0) << 1 | ok << 2 | f << 10 |
            (h->changed_ms & ((1ULL << 46) - 1)) << 18;
 }
 
 void cdns_health_unpack(uint64_t w, struct cdns_health *h)
 {
-    h->up = (int)(w & 1);
+    h->rf.up = (uint8_t)(w & 1);
+    /* every edge starts up (cdns_view_finish) and so counts as checked: the rise/fall rule's "a
+     * target never checked comes up at its first pass" does not apply to an edge that went down */
+    h->rf.seen = 1;
     h->doubt = (int)(w >> 1 & 1);
-    h->ok_run = (unsigned)(w >> 2 & 0xFF);
-    h->fail_run = (unsigned)(w >> 10 & 0xFF);
+    h->rf.ok_run = (uint16_t)(w >> 2 & 0xFF);
+    h->rf.fail_run = (uint16_t)(w >> 10 & 0xFF);
     h->changed_ms = w >> 18;
 }
 
 int cdns_health_step(struct cdns_health *h, int ok, uint64_t now_ms, unsigned rise, unsigned fall)
 {
-    if (ok) { if (h->ok_run < 255) h->ok_run++; h->fail_run = 0; }
-    else { if (h->fail_run < 255) h->fail_run++; h->ok_run = 0; }
-    int changed = 0;
-    if (h->up && h->fail_run >= (fall ? fall : 1)) { h->up = 0; changed = 1; }
-    else if (!h->up && h->ok_run >= (rise ? rise : 1)) { h->up = 1; changed = 1; }
+    int was = h->rf.up;
+    h->rf.seen = 1;  /* as in unpack */
+    cdn_risefall_observe(&h->rf, ok, rise, fall);
+    if (h->rf.ok_run > 255) h->rf.ok_run = 255;  /* what the packed word holds */
+    if (h->rf.fail_run > 255) h->rf.fail_run = 255;
+    int changed = h->rf.up != was;
     if (changed) h->changed_ms = now_ms ? now_ms : 1;
-    h->doubt = h->up ? h->fail_run > 0 : h->ok_run > 0;
+    h->doubt = h->rf.up ? h->rf.fail_run > 0 : h->rf.ok_run > 0;
     return changed;
 }
 
@@ -626,7 +632,7 @@ void cdns_select(const struct cdns_view *v, const struct cdns_cdn *cdn, int regi
         const struct cdns_edge *ed = &v->edges[e];
         if ((family == 1 ? ed->n4 : ed->n6) == 0) continue;
         if (in_doubt(&h[e], now_ms, v->set.doubt_ms)) doubt = 1;
-        if (!h[e].up) continue;
+        if (!h[e].rf.up) continue;
         out->edge[out->n++] = e;
     }
     if (out->n == 0) {

@@ -15,7 +15,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "wire.h"
+#include "cdn/risefall.h"
+#include "dns/wire.h"
 
 #define CDNS_MAX_ADDRS 4   /* per edge and family */
 #define CDNS_MAX_PICK 16   /* edges in one answer */
@@ -132,15 +133,17 @@ int cdns_geo_lookup(const struct cdns_view *v, int family, const uint8_t *addr, 
 
 /* --- health --- */
 struct cdns_health {
-    int up;              /* counted as up */
-    int doubt;           /* a probe disagreed with the state, or no probe result yet */
-    uint64_t changed_ms; /* when up last changed */
-    unsigned ok_run, fail_run;
+    struct cdn_risefall rf; /* rf.up: counted as up; the runs (at most 255: they are packed in 8 bits) */
+    int doubt;              /* a probe disagreed with the state, or no probe result yet */
+    uint64_t changed_ms;    /* when rf.up last changed */
 };
+/* One 64-bit word per edge (view->health), so that workers read it without a lock: up, doubt,
+ * 8-bit ok and fail runs, 46 bits of changed_ms. */
 uint64_t cdns_health_pack(const struct cdns_health *h);
 void cdns_health_unpack(uint64_t w, struct cdns_health *h);
-/* One probe result: up after `rise` successes in a row, down after `fall` failures. Returns 1 if
- * `up` changed. */
+/* One probe result: the rise/fall rule of cdn/risefall.h (up after `rise` successes in a row, down
+ * after `fall` failures), then the doubt and changed_ms that TTLs depend on. Returns 1 if rf.up
+ * changed. */
 int cdns_health_step(struct cdns_health *h, int ok, uint64_t now_ms, unsigned rise, unsigned fall);
 
 /* --- edge selection --- */

@@ -1,6 +1,8 @@
 /* dns/wire.c - names on the wire: reading (with bounded pointer chasing), text conversion, and
  * compression on write. See wire.h for the cursor's rules. */
-#include "wire.h"
+#include "config.h"
+
+#include "dns/wire.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../dns/cache.h"
+#include "dns/cache.h"
 
 static struct cdns_view *view(void)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../dns/frame.h"
+#include "dns/frame.h"
 
 struct run {
     size_t nmsg, off[1024], len[1024];  /* where each message is in the stream */

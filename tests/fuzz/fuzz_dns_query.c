@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../dns/answer.h"
+#include "dns/answer.h"
 
 static struct cdns_view *view(void)
 {

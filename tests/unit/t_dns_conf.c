@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../dns/conf.h"
+#include "dns/conf.h"
 
 static void examples_load(void **s)
 {

@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../dns/answer.h"
-#include "../../dns/cache.h"
-#include "../../dns/msg.h"
-#include "../../dns/view.h"
-#include "../../dns/wire.h"
+#include "dns/answer.h"
+#include "dns/cache.h"
+#include "dns/msg.h"
+#include "dns/view.h"
+#include "dns/wire.h"
 
 /* --- helpers --- */
 struct qopt {
