@@ -31,7 +31,7 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
     assert(f->magic == FETCH_MAGIC);
     if (f->state == s)
         return;
-    assert(!fetch_is_over(f) && (s > f->state));
+    assert(edge_fetch_state_ok(f->state, s));
     if (cdn_log_get_level() <= CDN_LOG_DEBUG)
         cdn_debug("fetch %016llx%s: %s -> %s", (unsigned long long)f->id, f->mirror ? " (mirror)" : "",
                   fetch_state_name(f->state), fetch_state_name(s));

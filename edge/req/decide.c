@@ -5,6 +5,29 @@
 #include "edge/http/cache_key.h"
 #include "edge/req/decide.h"
 
+int edge_req_step_ok(enum req_step a, enum req_step b)
+{
+    static const unsigned next[] = {
+        [REQ_RECV] = 1u << REQ_LOOKUP | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_LOOKUP] = 1u << REQ_HIT | 1u << REQ_MISS | 1u << REQ_PASS | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_HIT] = 1u << REQ_DELIVER | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        /* a waiter that may not share the response goes to pass; stale-if-error delivers */
+        [REQ_MISS] = 1u << REQ_DELIVER | 1u << REQ_PASS | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_PASS] = 1u << REQ_DELIVER | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_DELIVER] = 1u << REQ_DONE,
+        [REQ_SYNTH] = 1u << REQ_DONE,
+        [REQ_DONE] = 0,
+    };
+    return (unsigned)a <= REQ_DONE && (unsigned)b <= REQ_DONE && (next[a] >> b & 1u);
+}
+
+int edge_fetch_state_ok(enum fetch_state a, enum fetch_state b)
+{
+    if ((unsigned)a > FETCH_FAILED || (unsigned)b > FETCH_FAILED || a >= FETCH_FINISHED)
+        return 0; /* nothing follows finished or failed */
+    return b > a;
+}
+
 int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status)
 {
     if (head_seen)

@@ -28,7 +28,7 @@ const char *req_step_name(enum req_step s)
 void req_set_step(struct creq *c, enum req_step s)
 {
     assert(c->magic == CREQ_MAGIC);
-    assert(c->step != REQ_DONE);
+    assert(edge_req_step_ok(c->step, s));
     if (cdn_log_get_level() <= CDN_LOG_DEBUG)
         cdn_debug("req %s: %s -> %s", c->request_id ? c->request_id : "-", req_step_name(c->step), req_step_name(s));
     c->step = s;

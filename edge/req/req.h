@@ -44,6 +44,7 @@
 #include "cdn/loop.h"
 #include "edge/edge.h"
 #include "edge/fetch/feed.h"
+#include "edge/req/decide.h"
 #include "edge/store/obj.h"
 #include "edge/store/tier_ram.h"
 
@@ -58,19 +59,7 @@ enum { T_RAM, T_ROCKSDB, T_PARENT, T_ORIGIN, T_NONE };
 
 extern __thread struct edge_worker *edge_tls_worker;
 
-/* A client request's step (Varnish's request states, without a forced step loop: h2o's
- * callbacks drive it). req_set_step() is the one place it changes; at debug level each change is
- * logged with the request id, and the access log names the step a request ended in.
- *   recv -> lookup -> hit  -> deliver -> done
- *                  -> miss -> deliver (waits on a fetch, then streams it)
- *                  -> pass -> deliver (a fetch of its own, never stored)
- *   any step -> synth (a response the edge makes) -> done; any step -> done (the client left) */
-enum req_step { REQ_RECV, REQ_LOOKUP, REQ_HIT, REQ_MISS, REQ_PASS, REQ_DELIVER, REQ_SYNTH, REQ_DONE };
-
-/* The busy object's state (Varnish's boc_state): requested (sent upstream, or queued for an
- * origin slot) -> headers (the final head came) -> streaming (body bytes came) -> finished, or
- * failed from any of those. Forward only; finished and failed are final (asserted). */
-enum fetch_state { FETCH_REQUESTED, FETCH_HEADERS, FETCH_STREAMING, FETCH_FINISHED, FETCH_FAILED };
+/* enum req_step and enum fetch_state, with the rule of their transitions: edge/req/decide.h */
 
 struct creq;
 

@@ -69,12 +69,44 @@ static void waiter_shares(void **state)
     assert_int_equal(edge_waiter_shares(vary, strlen(vary), en, 1, NULL, 0, NULL, 0), 0);
 }
 
+static void transitions(void **state)
+{
+    /* the trail of an ordinary hit, miss, pass and error */
+    assert_true(edge_req_step_ok(REQ_RECV, REQ_LOOKUP) && edge_req_step_ok(REQ_LOOKUP, REQ_HIT) &&
+                edge_req_step_ok(REQ_HIT, REQ_DELIVER) && edge_req_step_ok(REQ_DELIVER, REQ_DONE));
+    assert_true(edge_req_step_ok(REQ_LOOKUP, REQ_MISS) && edge_req_step_ok(REQ_MISS, REQ_DELIVER));
+    assert_true(edge_req_step_ok(REQ_MISS, REQ_PASS)); /* another Vary variant: on its own */
+    assert_true(edge_req_step_ok(REQ_LOOKUP, REQ_PASS) && edge_req_step_ok(REQ_PASS, REQ_SYNTH));
+    assert_true(edge_req_step_ok(REQ_RECV, REQ_SYNTH) && edge_req_step_ok(REQ_RECV, REQ_DONE));
+    /* what never happens */
+    assert_false(edge_req_step_ok(REQ_DONE, REQ_RECV));
+    assert_false(edge_req_step_ok(REQ_DONE, REQ_DONE));
+    assert_false(edge_req_step_ok(REQ_DELIVER, REQ_SYNTH)); /* a response already started */
+    assert_false(edge_req_step_ok(REQ_HIT, REQ_MISS));
+    assert_false(edge_req_step_ok(REQ_PASS, REQ_MISS));
+    assert_false(edge_req_step_ok(REQ_RECV, REQ_DELIVER));
+    assert_false(edge_req_step_ok(REQ_SYNTH, REQ_DELIVER));
+    assert_false(edge_req_step_ok((enum req_step)99, REQ_DONE));
+    /* a fetch: forward only, nothing after the end */
+    assert_true(edge_fetch_state_ok(FETCH_REQUESTED, FETCH_HEADERS));
+    assert_true(edge_fetch_state_ok(FETCH_HEADERS, FETCH_STREAMING));
+    assert_true(edge_fetch_state_ok(FETCH_STREAMING, FETCH_FINISHED));
+    assert_true(edge_fetch_state_ok(FETCH_HEADERS, FETCH_FINISHED)); /* no body (304, HEAD, empty) */
+    assert_true(edge_fetch_state_ok(FETCH_REQUESTED, FETCH_FAILED));
+    assert_true(edge_fetch_state_ok(FETCH_STREAMING, FETCH_FAILED));
+    assert_false(edge_fetch_state_ok(FETCH_STREAMING, FETCH_HEADERS));
+    assert_false(edge_fetch_state_ok(FETCH_FINISHED, FETCH_FAILED));
+    assert_false(edge_fetch_state_ok(FETCH_FAILED, FETCH_FINISHED));
+    assert_false(edge_fetch_state_ok(FETCH_HEADERS, FETCH_HEADERS));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(upstream_retry),
         cmocka_unit_test(error_status),
         cmocka_unit_test(waiter_shares),
+        cmocka_unit_test(transitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
