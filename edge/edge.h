@@ -11,6 +11,7 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
+#include "cdn/daemon.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/metrics.h"
