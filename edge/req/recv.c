@@ -288,11 +288,11 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     edge_tls_worker = w;
     w->h2guard.limit = srv->conf.h2_reset_limit;
     h2o_linklist_init_anchor(&w->fetch_queue);
-    if ((w->queue_timer = cdn_timer_new(w->ctx.loop, fetch_on_queue_timer, w)) == NULL) {
+    if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
     }
-    h2o_multithread_register_receiver(w->ctx.queue, &w->recv, fetch_on_feed_message);
+    h2o_multithread_register_receiver(w->ctx->queue, &w->recv, fetch_on_feed_message);
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -302,7 +302,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
         .timeout_ms = srv->conf.timeout_ms,
         .max_body = 1ULL << 30,
     };
-    w->httpc = cdn_httpc_new(w->ctx.loop, &o, err, errlen);
+    w->httpc = cdn_httpc_new(w->ctx->loop, &o, err, errlen);
     return w->httpc ? 0 : -1;
 }
 
