@@ -11,6 +11,7 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
+#include "cdn/daemon.h"
 #include "cdn/httpc.h"
 #include "cdn/log.h"
 #include "cdn/metrics.h"
@@ -45,6 +46,7 @@ struct edge_conf {
     uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
     uint64_t expire_keep_s;      /* extra time the sweep leaves objects with a validator */
     int workers;
+    uint64_t graceful_timeout_ms;/* how long a graceful stop waits for fetches in flight */
     const char *edge_key;        /* shared by the edges of one CDN: a request carrying it in
                                     CDN-Edge-Key (and naming an edge in CDN-Loop) is another edge's
                                     (internal answers); sent to parents; NULL: nobody is internal */
@@ -79,7 +81,7 @@ struct edge_server {
 };
 
 struct edge_worker {
-    h2o_context_t ctx;
+    h2o_context_t *ctx;          /* the daemon worker's (cdn/daemon.h) */
     struct edge_server *srv;
     cdn_httpc_t *httpc;
     struct edge_idmap fetches;   /* key id -> struct fetch * (collapsible fetches in flight) */
@@ -93,12 +95,11 @@ struct edge_worker {
 
 /* Registers the public handler on a host config. */
 void edge_handler_register(h2o_hostconf_t *hc, struct edge_server *srv);
-/* Registers /healthz, /metrics and POST /purge?url=...|tag=... on the admin host config. */
-void edge_admin_register(h2o_hostconf_t *hc, struct edge_server *srv);
-/* Per-thread setup after h2o_context_init. 0 or -1. */
+/* Per-worker setup (w->ctx set), on the main thread for each worker. 0 or -1. */
 int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, size_t errlen);
 /* On the worker's thread after its loop stopped, before the context is disposed. */
 void edge_worker_dispose(struct edge_worker *w);
+/* The edge's metrics (edge/admin.c). */
 void edge_server_metrics_init(struct edge_server *srv);
 /* Frees the handler's process-wide state (at exit, after the workers). */
 void edge_handler_global_free(void);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cdn/admin.h"
+#include "cdn/http.h"
 #include "cdn/proc.h"
 
 struct cdn_admin {
@@ -68,8 +69,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     if (get && h2o_memis(p, len, H2O_STRLIT("/healthz"))) {
-        const char *body = a->o.health != NULL ? a->o.health(a->o.data) : NULL;
-        cdn_admin_send_text(req, 200, "OK", body != NULL ? body : "ok\n");
+        const char *body = NULL;
+        int status = 200;
+        if (a->o.health_status != NULL)
+            status = a->o.health_status(a->o.data, &body);
+        else if (a->o.health != NULL)
+            body = a->o.health(a->o.data);
+        const char *reason = cdn_http_reason(status);
+        cdn_admin_send_text(req, status, reason != NULL ? reason : "Unknown", body != NULL ? body : "ok\n");
         return 0;
     }
     if (get && a->o.metrics != NULL && h2o_memis(p, len, H2O_STRLIT("/metrics"))) {

@@ -25,13 +25,15 @@
 struct slot {             /* a worker and its thread */
     struct cdn_worker w;
     pthread_t th;
-    int fd;               /* listening socket (dup of worker 0's when shared) */
+    int fd[CDN_DAEMON_MAX_LISTENERS]; /* listening sockets (dups of worker 0's when shared) */
 };
 
 struct cdn_daemon {
     struct cdn_daemon_opts o;
     unsigned n;
     struct slot *s;
+    struct cdn_daemon_listener ls[CDN_DAEMON_MAX_LISTENERS];
+    size_t nls;
     cdn_signals_t *sig;
     cdn_epoch_t *epoch;
     cdn_timer_t *reclaim;
@@ -45,10 +47,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
         return;
-    struct cdn_worker *w = listener->data;
+    h2o_accept_ctx_t *actx = listener->data;
     h2o_socket_t *sock;
     for (int i = 0; i < CDN_DAEMON_ACCEPTS_PER_WAKEUP && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
-        h2o_accept(&w->actx, sock);
+        h2o_accept(actx, sock);
 }
 
 static void on_signal(int signo, void *data)
@@ -79,14 +81,15 @@ static void on_reclaim(cdn_timer_t *t, void *data)
 static int open_listeners(cdn_daemon_t *d, char *err, size_t errlen)
 {
     int each = d->o.reuseport && d->n > 1;
-    for (unsigned i = 0; i < d->n; i++) {
-        if (i == 0 || each)
-            d->s[i].fd = cdn_listen_tcp(d->o.listen, d->o.listen_len, each, err, errlen);
-        else if ((d->s[i].fd = dup(d->s[0].fd)) < 0)
-            snprintf(err, errlen, "dup: %s", strerror(errno));
-        if (d->s[i].fd < 0)
-            return -1;
-    }
+    for (size_t l = 0; l < d->nls; l++)
+        for (unsigned i = 0; i < d->n; i++) {
+            if (i == 0 || each)
+                d->s[i].fd[l] = cdn_listen_tcp(d->ls[l].addr, d->ls[l].len, each, err, errlen);
+            else if ((d->s[i].fd[l] = dup(d->s[0].fd[l])) < 0)
+                snprintf(err, errlen, "dup: %s", strerror(errno));
+            if (d->s[i].fd[l] < 0)
+                return -1;
+        }
     return 0;
 }
 
@@ -105,10 +108,21 @@ cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t 
     }
     d->o = *o;
     d->n = n;
+    for (unsigned i = 0; i < n; i++)
+        for (size_t l = 0; l < CDN_DAEMON_MAX_LISTENERS; l++)
+            d->s[i].fd[l] = -1;
     if (d->o.drain_ms == 0)
         d->o.drain_ms = CDN_DAEMON_DRAIN_MS;
-    for (unsigned i = 0; i < n; i++)
-        d->s[i].fd = -1;
+    if (o->nlisteners > CDN_DAEMON_MAX_LISTENERS) {
+        snprintf(err, errlen, "at most %d listeners", CDN_DAEMON_MAX_LISTENERS);
+        goto fail;
+    }
+    d->nls = o->nlisteners > 0 ? o->nlisteners : 1;
+    if (o->nlisteners > 0)
+        memcpy(d->ls, o->listeners, o->nlisteners * sizeof(d->ls[0]));
+    else
+        d->ls[0] = (struct cdn_daemon_listener){o->listen, o->listen_len, o->ssl_ctx};
+    d->o.listeners = NULL; /* d->ls is the copy */
     if (cdn_signals_block() != 0) {
         snprintf(err, errlen, "cannot block signals");
         goto fail;
@@ -121,11 +135,14 @@ cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t 
         w->d = d;
         w->loop = h2o_evloop_create();
         h2o_context_init(&w->ctx, w->loop, o->h2o);
-        w->actx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = o->hosts ? o->hosts : o->h2o->hosts, .ssl_ctx = o->ssl_ctx};
-        w->listener = h2o_evloop_socket_create(w->loop, d->s[i].fd, H2O_SOCKET_FLAG_DONT_READ);
-        d->s[i].fd = -1; /* the socket owns it */
-        w->listener->data = w;
-        h2o_socket_read_start(w->listener, on_accept);
+        for (size_t l = 0; l < d->nls; l++) {
+            w->actx[l] = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = o->hosts ? o->hosts : o->h2o->hosts,
+                                            .ssl_ctx = d->ls[l].ssl_ctx};
+            w->listener[l] = h2o_evloop_socket_create(w->loop, d->s[i].fd[l], H2O_SOCKET_FLAG_DONT_READ);
+            d->s[i].fd[l] = -1; /* the socket owns it */
+            w->listener[l]->data = &w->actx[l];
+            h2o_socket_read_start(w->listener[l], on_accept);
+        }
         if (o->on_worker_init != NULL && o->on_worker_init(w, o->data, err, errlen) != 0)
             goto fail;
     }
@@ -139,12 +156,13 @@ cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t 
 fail:
     /* a failed start ends the process: close the listeners so that the port is free at once */
     if (d != NULL && d->s != NULL)
-        for (unsigned i = 0; i < n; i++) {
-            if (d->s[i].fd >= 0)
-                close(d->s[i].fd);
-            if (d->s[i].w.listener != NULL)
-                h2o_socket_close(d->s[i].w.listener);
-        }
+        for (unsigned i = 0; i < n; i++)
+            for (size_t l = 0; l < CDN_DAEMON_MAX_LISTENERS; l++) {
+                if (d->s[i].fd[l] >= 0)
+                    close(d->s[i].fd[l]);
+                if (d->s[i].w.listener[l] != NULL)
+                    h2o_socket_close(d->s[i].w.listener[l]);
+            }
     return NULL;
 }
 
@@ -156,19 +174,24 @@ static void worker_run(struct cdn_worker *w)
     int closing = 0;
     current = w;
     uint64_t deadline = 0;
+    if (d->o.on_worker_start != NULL)
+        d->o.on_worker_start(w, d->o.data);
     for (;;) {
         cdn_epoch_enter(d->epoch, w->id);
         h2o_evloop_run(w->loop, TURN_MS);
         cdn_epoch_leave(d->epoch, w->id);
         if (!closing && cdn_daemon_stopping(d)) {
             closing = 1;
-            h2o_socket_read_stop(w->listener);
-            h2o_socket_close(w->listener);
-            w->listener = NULL;
+            for (size_t l = 0; l < d->nls; l++) {
+                h2o_socket_read_stop(w->listener[l]);
+                h2o_socket_close(w->listener[l]);
+                w->listener[l] = NULL;
+            }
             h2o_context_request_shutdown(&w->ctx);
             deadline = cdn_now_ms() + d->o.drain_ms;
         }
-        if (closing && (w->inflight == 0 || cdn_now_ms() >= deadline))
+        if (closing && ((w->inflight == 0 && (d->o.busy == NULL || d->o.busy(w, d->o.data) == 0)) ||
+                        cdn_now_ms() >= deadline))
             break;
     }
     if (w->inflight > 0)

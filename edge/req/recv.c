@@ -196,28 +196,13 @@ static void on_creq_dispose(void *p)
     double dur = mono() - c->t0;
     cdn_histogram_observe(c->w->srv->m_latency, dur);
     if (c->w->srv->alog != NULL) {
-        h2o_req_t *req = c->req;
-        char peer[64] = "", *m = NULL, *t = NULL, *host = NULL;
-        struct sockaddr_storage ss;
-        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-        if (sl > 0 && ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
-        m = h2o_mem_alloc_pool(&req->pool, req->method.len + 1);
-        memcpy(m, req->method.base, req->method.len);
-        m[req->method.len] = '\0';
-        t = h2o_mem_alloc_pool(&req->pool, req->path.len + 1);
-        memcpy(t, req->path.base, req->path.len);
-        t[req->path.len] = '\0';
-        host = h2o_mem_alloc_pool(&req->pool, req->authority.len + 1);
-        memcpy(host, req->authority.base, req->authority.len);
-        host[req->authority.len] = '\0';
-        struct cdn_alog_entry e = {
-            .start = c->start, .remote_addr = peer, .host = host, .method = m, .target = t,
-            .protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1",
-            .status = req->res.status, .bytes_sent = req->bytes_sent, .duration_us = (uint64_t)(dur * 1e6),
-            .cache_status = c->cache_status, .upstream = c->upstream ? c->upstream : "",
-            .request_id = c->request_id, .step = req_step_name(c->step),
-        };
+        char peer[CDN_PEER_TEXT_MAX];
+        struct cdn_alog_entry e;
+        cdn_alog_entry_from_req(c->req, &e, peer); /* the peer's address, IPv4 or IPv6 */
+        e.cache_status = c->cache_status;
+        e.upstream = c->upstream ? c->upstream : "";
+        e.request_id = c->request_id;
+        e.step = req_step_name(c->step);
         cdn_alog_write(c->w->srv->alog, &e);
     }
     req_set_step(c, REQ_DONE);
@@ -303,11 +288,11 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     edge_tls_worker = w;
     w->h2guard.limit = srv->conf.h2_reset_limit;
     h2o_linklist_init_anchor(&w->fetch_queue);
-    if ((w->queue_timer = cdn_timer_new(w->ctx.loop, fetch_on_queue_timer, w)) == NULL) {
+    if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
     }
-    h2o_multithread_register_receiver(w->ctx.queue, &w->recv, fetch_on_feed_message);
+    h2o_multithread_register_receiver(w->ctx->queue, &w->recv, fetch_on_feed_message);
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -317,7 +302,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
         .timeout_ms = srv->conf.timeout_ms,
         .max_body = 1ULL << 30,
     };
-    w->httpc = cdn_httpc_new(w->ctx.loop, &o, err, errlen);
+    w->httpc = cdn_httpc_new(w->ctx->loop, &o, err, errlen);
     return w->httpc ? 0 : -1;
 }
 

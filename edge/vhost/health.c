@@ -19,7 +19,7 @@ struct target {
     uint32_t magic;
     struct edge_health *h;
     char *url;                   /* url + path */
-    struct edge_health_state st;
+    struct cdn_risefall st;     /* EDGE_HEALTH_STATE_INIT: parents start up */
     struct edge_parent **ps;
     size_t nps;
     cdn_httpc_req_t *hr;
@@ -38,7 +38,7 @@ struct edge_health {
 static void mark(struct target *t)
 {
     for (size_t i = 0; i < t->nps; i++)
-        __atomic_store_n(&t->ps[i]->check_down, t->st.down, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->ps[i]->check_down, !t->st.up, __ATOMIC_RELAXED);
 }
 
 static void on_check(const char *errstr, int status, const void *body, size_t len,
@@ -57,9 +57,9 @@ static void on_check(const char *errstr, int status, const void *body, size_t le
         cdn_counter_inc(t->h->m_down);
         char why[64];
         snprintf(why, sizeof(why), "status %d", status);
-        cdn_warn("parent check %s: %s, %u in a row: parent down", t->url, errstr ? errstr : why, t->st.bad);
+        cdn_warn("parent check %s: %s, %u in a row: parent down", t->url, errstr ? errstr : why, t->st.fail_run);
     } else {
-        cdn_notice("parent check %s: ok %u in a row: parent up", t->url, t->st.good);
+        cdn_notice("parent check %s: ok %u in a row: parent up", t->url, t->st.ok_run);
     }
 }
 
@@ -158,7 +158,7 @@ void edge_health_set(struct edge_health *h, const struct edge_vhosts *vs)
                     t = n2;
                     cap = nc;
                 }
-                t[nt++] = (struct target){.magic = HEALTH_MAGIC, .h = h, .url = url};
+                t[nt++] = (struct target){.magic = HEALTH_MAGIC, .h = h, .url = url, .st = EDGE_HEALTH_STATE_INIT};
                 url = NULL;
                 /* keep the state a URL had in the old table */
                 for (size_t o = 0; o < h->nt; o++)

@@ -4,7 +4,8 @@
  * /healthz) with our CDN-Loop entry, so that a cdn-edge parent answers it itself (handler.c) rather
  * than forwarding it. `fall` failed checks in a row (no answer within the timeout, or a status
  * outside 200-399) mark the parent down for every vhost that lists it (edge_parent.check_down, which
- * edge_parent_pick skips); `rise` good checks in a row mark it up again. Parents start up.
+ * edge_parent_pick skips); `rise` good checks in a row mark it up again (cdn/risefall.h, the rule
+ * every health check shares). Parents start up.
  *
  * Runs on one loop (the main thread's) with its own HTTP client; the marks are atomics read by
  * the workers. edge_health_set() swaps in a new vhost table (SIGHUP) keeping each URL's state. */

@@ -285,24 +285,8 @@ void edge_parent_mark_down(struct edge_parent *p, uint64_t now_ms, uint64_t for_
     __atomic_store_n(&p->down_until_ms, now_ms + for_ms, __ATOMIC_RELAXED);
 }
 
-int edge_health_step(struct edge_health_state *st, int ok, unsigned rise, unsigned fall)
+int edge_health_step(struct cdn_risefall *st, int ok, unsigned rise, unsigned fall)
 {
-    if (ok) {
-        st->bad = 0;
-        if (st->good < UINT32_MAX)
-            st->good++;
-        if (st->down && st->good >= (rise ? rise : 1)) {
-            st->down = 0;
-            return 1;
-        }
-    } else {
-        st->good = 0;
-        if (st->bad < UINT32_MAX)
-            st->bad++;
-        if (!st->down && st->bad >= (fall ? fall : 1)) {
-            st->down = 1;
-            return -1;
-        }
-    }
-    return 0;
+    int was = st->up, up = cdn_risefall_observe(st, ok, rise, fall);
+    return up == was ? 0 : up ? 1 : -1;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cdn/risefall.h"
+
 #define EDGE_MAX_PARENTS 16
 #define EDGE_HOST_MAX 256
 
@@ -78,14 +80,12 @@ void edge_parent_order(const struct edge_parent *p, size_t n, uint64_t key_id, s
  * health check) and not in tried (bit i = parent i already tried for this request), or -1. */
 int edge_parent_pick(const struct edge_parent *p, size_t n, uint64_t key_id, uint64_t now_ms, uint32_t tried);
 
-/* A parent's active health check state and its pure rule (health.h): returns +1 when this result
- * marks the parent up, -1 when it marks it down, 0 otherwise. `fall` failures in a row mark an up
- * parent down, `rise` successes in a row mark a down one up (0 counts as 1). */
-struct edge_health_state {
-    int down;
-    unsigned good, bad;    /* results in a row */
-};
-int edge_health_step(struct edge_health_state *st, int ok, unsigned rise, unsigned fall);
+/* A parent's active health check (health.h): the rule of cdn/risefall.h (`fall` failures in a
+ * row mark an up parent down, `rise` successes in a row mark a down one up, 0 counts as 1).
+ * Parents start up: a new state is EDGE_HEALTH_STATE_INIT. Returns +1 when this result marks the
+ * parent up, -1 when it marks it down, 0 otherwise. */
+#define EDGE_HEALTH_STATE_INIT ((struct cdn_risefall){.up = 1})
+int edge_health_step(struct cdn_risefall *st, int ok, unsigned rise, unsigned fall);
 
 /* Marks a parent down until now_ms + for_ms (thread-safe). */
 void edge_parent_mark_down(struct edge_parent *p, uint64_t now_ms, uint64_t for_ms);

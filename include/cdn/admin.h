@@ -31,6 +31,9 @@ struct cdn_admin_opts {
     void (*before_metrics)(void *data);      /* refresh gauges before a scrape; may be NULL */
     /* /healthz's body: NULL or a NULL callback means "ok\n" (always 200). */
     const char *(*health)(void *data);
+    /* Or /healthz's status (e.g. 503 while draining) and body; takes the place of `health` when
+     * set. A NULL body means "ok\n". */
+    int (*health_status)(void *data, const char **body);
     const struct cdn_admin_route *routes;    /* may be NULL; the table must outlive the listener */
     size_t nroutes;
     void *data;

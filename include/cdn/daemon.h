@@ -7,15 +7,17 @@
  * - Worker 0 is the thread that calls cdn_daemon_run (the main thread): it also runs the signal
  *   watch, the reload callback and anything the program puts on cdn_daemon_main_loop (admin
  *   listener, health checks). Workers 1..n-1 are threads of their own.
- * - Listening: one socket per worker with SO_REUSEPORT when opts.reuseport and threads > 1 (the
- *   kernel spreads connections), else one socket shared by every worker. At most
- *   CDN_DAEMON_ACCEPTS_PER_WAKEUP connections are accepted per wakeup; the rest come next turn.
+ * - Listening: one address (opts.listen), or up to CDN_DAEMON_MAX_LISTENERS (opts.listeners), each
+ *   cleartext or TLS with its own SSL_CTX. Per address: one socket per worker with SO_REUSEPORT
+ *   when opts.reuseport and threads > 1 (the kernel spreads connections), else one socket shared
+ *   by every worker. At most CDN_DAEMON_ACCEPTS_PER_WAKEUP connections are accepted per wakeup
+ *   and listener; the rest come next turn.
  * - Signals: SIGTERM/SIGINT stop (once); SIGHUP reopens the error log, calls on_reopen, then
  *   on_reload; SIGUSR1 reopens logs only. cdn_daemon_new blocks the signals in the calling
  *   thread, so threads created after it (workers, the program's own) never see them.
  * - Graceful stop: every worker closes its listener, asks its connections to finish (HTTP/2
  *   GOAWAY, HTTP/1 closes after the response) and runs until its requests in flight
- *   (cdn_worker_track) are done or drain_ms has passed.
+ *   (cdn_worker_track) are done, and opts.busy (if any) says 0, or drain_ms has passed.
  * - Reload lifetime: each worker's loop turn is one epoch (cdn/epoch.h). Configuration replaced by
  *   a reload goes to cdn_daemon_retire and is freed once every worker has finished the turn it
  *   was in: handlers may use configuration pointers within a callback, never across turns.
@@ -34,6 +36,7 @@
 #define CDN_DAEMON_MAX_THREADS 64          /* one metrics slot each (CDN_METRICS_MAX_THREADS) */
 #define CDN_DAEMON_ACCEPTS_PER_WAKEUP 16
 #define CDN_DAEMON_DRAIN_MS 10000          /* drain deadline when opts.drain_ms is 0 */
+#define CDN_DAEMON_MAX_LISTENERS 8
 
 typedef struct cdn_daemon cdn_daemon_t;
 
@@ -43,10 +46,17 @@ struct cdn_worker {
     cdn_daemon_t *d;
     h2o_evloop_t *loop;
     h2o_context_t ctx;          /* req->conn->ctx of its requests (see cdn_worker_of) */
-    h2o_accept_ctx_t actx;
-    h2o_socket_t *listener;
+    h2o_accept_ctx_t actx[CDN_DAEMON_MAX_LISTENERS];    /* one per listening address */
+    h2o_socket_t *listener[CDN_DAEMON_MAX_LISTENERS];
     size_t inflight;            /* requests counted by cdn_worker_track, not yet disposed */
     void *data;                 /* the program's per-worker state */
+};
+
+/* One listening address of several (opts.listeners). */
+struct cdn_daemon_listener {
+    const struct sockaddr *addr;
+    socklen_t len;
+    SSL_CTX *ssl_ctx;                   /* TLS (with the program's ALPN); NULL: cleartext (h2c) */
 };
 
 struct cdn_daemon_opts {
@@ -58,10 +68,19 @@ struct cdn_daemon_opts {
     h2o_globalconf_t *h2o;              /* the program's hosts, paths and handlers */
     h2o_hostconf_t **hosts;             /* what the listener serves; NULL: h2o->hosts */
     SSL_CTX *ssl_ctx;                   /* TLS on the listener; NULL: cleartext (h2c) */
+    /* Several addresses instead of listen/listen_len/ssl_ctx (used when nlisteners > 0; at most
+     * CDN_DAEMON_MAX_LISTENERS). The array is copied. */
+    const struct cdn_daemon_listener *listeners;
+    size_t nlisteners;
     uint64_t drain_ms;                  /* graceful stop deadline; 0: CDN_DAEMON_DRAIN_MS */
     /* Main thread, in cdn_daemon_new, for each worker (its loop and context exist): 0, or -1 with
      * err set (cdn_daemon_new then fails). */
     int (*on_worker_init)(struct cdn_worker *w, void *data, char *err, size_t errlen);
+    /* The worker's own thread, before its loop first runs (thread-local setup); may be NULL. */
+    void (*on_worker_start)(struct cdn_worker *w, void *data);
+    /* The worker's own thread, after each loop turn once stopping: work of the program's own that
+     * the drain waits for besides tracked requests (e.g. upstream transfers); 0: none. May be NULL. */
+    size_t (*busy)(struct cdn_worker *w, void *data);
     /* The worker's own thread, after its drain. */
     void (*on_worker_exit)(struct cdn_worker *w, void *data);
     void (*on_reload)(void *data);      /* SIGHUP, main thread */

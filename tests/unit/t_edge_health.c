@@ -10,7 +10,7 @@
 
 static void rise_fall(void **state)
 {
-    struct edge_health_state st = {0};
+    struct cdn_risefall st = EDGE_HEALTH_STATE_INIT; /* parents start up */
     assert_int_equal(edge_health_step(&st, 1, 2, 3), 0); /* up stays up */
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0);
@@ -18,14 +18,14 @@ static void rise_fall(void **state)
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 0, 2, 3), -1); /* third in a row: down */
-    assert_int_equal(st.down, 1);
+    assert_int_equal(st.up, 0);
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 1, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 0, 2, 3), 0); /* a failure resets the successes */
     assert_int_equal(edge_health_step(&st, 1, 2, 3), 0);
     assert_int_equal(edge_health_step(&st, 1, 2, 3), 1); /* second in a row: up */
-    assert_int_equal(st.down, 0);
-    struct edge_health_state z = {0};
+    assert_int_equal(st.up, 1);
+    struct cdn_risefall z = EDGE_HEALTH_STATE_INIT;
     assert_int_equal(edge_health_step(&z, 0, 0, 0), -1); /* 0 counts as 1 */
     assert_int_equal(edge_health_step(&z, 1, 0, 0), 1);
 }
