@@ -107,6 +107,16 @@ static double g_ram_bytes(void *d) { return (double)edge_store_bytes(((struct ed
 static double g_disk_bytes(void *d) { return (double)edge_store_bytes(((struct edge_server *)d)->store, EDGE_TIER_DISK); }
 static double g_ram_objs(void *d) { return (double)edge_store_count(((struct edge_server *)d)->store, EDGE_TIER_RAM); }
 static double g_disk_objs(void *d) { return (double)edge_store_count(((struct edge_server *)d)->store, EDGE_TIER_DISK); }
+static double disk_health(void *d, int which)
+{
+    int full;
+    uint64_t errors, refused;
+    edge_store_disk_health(((struct edge_server *)d)->store, &full, &errors, &refused);
+    return which == 0 ? full : which == 1 ? (double)errors : (double)refused;
+}
+static double g_disk_full(void *d) { return disk_health(d, 0); }
+static double g_disk_errors(void *d) { return disk_health(d, 1); }
+static double g_disk_refused(void *d) { return disk_health(d, 2); }
 static double g_draining(void *d) { return draining(d) ? 1.0 : 0.0; }
 
 void edge_server_metrics_init(struct edge_server *s)
@@ -159,5 +169,8 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_bytes", "Bytes in the RocksDB tier", g_disk_bytes, s);
     cdn_metrics_gauge_fn(m, "edge_ram_objects", "Objects in the RAM tier", g_ram_objs, s);
     cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_full", "1 while the RocksDB tier is read-only after a failed write (a full disk), until there is room", g_disk_full, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
     cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, s);
 }
