@@ -15,7 +15,10 @@
  *   removes zombies and adds queued requests. A cdn_httpc_free() inside a callback is finished there too.
  * - A request's life: RESOLVING -> (QUEUED) -> RUNNING -> done (on_done once, then freed). Errors
  *   found while cdn_httpc_start() runs are delivered from a 0 ms timer, never before it returns.
- * - Every req crossing curl (CURLOPT_PRIVATE) carries a magic number, checked on entry. */
+ * - Every req crossing curl (CURLOPT_PRIVATE) carries a magic number, checked on entry.
+ * Why one file of 1.2k lines: the re-entrancy rules above (in_curl, zombies, the queues) hold for
+ * every function here at once; split across files they would have to be restated and kept in
+ * step in each. The parts that need no such rule (URL split, header packing) are small. */
 #include "config.h"
 
 #include <arpa/inet.h>
