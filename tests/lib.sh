@@ -158,6 +158,10 @@ _cleanup() {
 trap _cleanup EXIT
 trap 'exit 130' INT TERM
 
+# sanitized PATH : the program is built with AddressSanitizer (./configure --enable-sanitizers). Its
+# RSS then includes ASan's quarantine of freed memory: a test of memory growth skips there.
+sanitized() { ldd "$1" 2>/dev/null | grep -q 'libasan'; }
+
 # Programs built by make: bin NAME -> path.
 bin() {
     local p

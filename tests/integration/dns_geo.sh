@@ -140,7 +140,8 @@ wait_for 3 retired0
 is "$(metric cdn_dns_views_retired)" 0 "every replaced view freed while queries go on (cdn_dns_views_retired 0)"
 r1=$(rss)
 touch "$T/load.stop"; wait $loadpid
-ok $(( r1 - r0 < 1024 ? 0 : 1 )) "RSS flat over 100 reloads ($r0 kB -> $r1 kB)"
+if sanitized "$DNS"; then skip "RSS under ASan counts its quarantine of freed memory ($r0 kB -> $r1 kB)"
+else ok $(( r1 - r0 < 1024 ? 0 : 1 )) "RSS flat over 100 reloads ($r0 kB -> $r1 kB)"; fi
 
 # a bad config: the old one stays and the error is logged
 printf 'listen: 127.0.0.1:%s\nzones: [{name: shop.test, records: ["www A nope"]}]\n' "$P" > "$T/dns.yaml"

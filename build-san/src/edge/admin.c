@@ -1,0 +1,176 @@
+/* edge/admin.c - cdn-edge's admin listener (cdn/admin.h: /healthz, answering 503 while draining,
+ * and /metrics) with its own routes: /purge?url=URL or ?tag=TAG, /drain and /undrain; and the
+ * edge's metrics. Runs on the main thread's loop (worker 0's); the draining flag is an atomic that
+ * the workers read (the public /healthz a child edge checks). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdn/admin.h"
+#include "cdn/http.h"
+#include "cdn/log.h"
+#include "edge/admin.h"
+
+static int send_text(h2o_req_t *req, int status, const char *body)
+{
+    const char *r = cdn_http_reason(status);
+    cdn_admin_send_text(req, status, r != NULL ? r : "Bad Request", body);
+    return 0;
+}
+
+static int draining(const struct edge_server *s) { return __atomic_load_n(&s->draining, __ATOMIC_RELAXED); }
+
+/* /healthz: 503 while draining, so that health checkers move traffic away. */
+static int health_status(void *data, const char **body)
+{
+    int d = draining(data);
+    *body = d ? "draining\n" : "ok\n";
+    return d ? 503 : 200;
+}
+
+/* Drain: health checkers (cdn-health, cdn-dns, child edges) see 503 and move traffic away while
+ * this edge still serves whatever reaches it, so that nothing in flight fails.
+ * GET /drain shows the state; POST /drain starts; DELETE /drain or POST /undrain ends. */
+static int drain(h2o_req_t *req, struct edge_server *s, int undrain_path)
+{
+    h2o_iovec_t m = req->method;
+    int set = -1;
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("POST")))
+        set = !undrain_path;
+    else if (h2o_memis(m.base, m.len, H2O_STRLIT("DELETE")) && !undrain_path)
+        set = 0;
+    else if (!h2o_memis(m.base, m.len, H2O_STRLIT("GET")) && !h2o_memis(m.base, m.len, H2O_STRLIT("HEAD")))
+        return send_text(req, 405, "POST, DELETE or GET\n");
+    if (set >= 0 && __atomic_exchange_n(&s->draining, set, __ATOMIC_RELAXED) != set)
+        cdn_log(CDN_LOG_INFO, "admin: %s", set ? "draining: /healthz answers 503" : "undrained: /healthz answers 200");
+    return send_text(req, 200, draining(s) ? "draining\n" : "serving\n");
+}
+
+static int on_drain(h2o_req_t *req, void *data) { return drain(req, data, 0); }
+static int on_undrain(h2o_req_t *req, void *data) { return drain(req, data, 1); }
+
+/* /purge?url=scheme://host/target (the primary key: every variant) or /purge?tag=TAG
+ * (Surrogate-Key). Any method. */
+static int on_purge(h2o_req_t *req, void *data)
+{
+    struct edge_server *s = data;
+    if (req->query_at == SIZE_MAX)
+        return -1; /* 404 */
+    const char *q = req->path.base + req->query_at + 1;
+    size_t ql = req->path.len - req->query_at - 1, n = 0;
+    char *v = h2o_mem_alloc_pool(&req->pool, ql + 1);
+    if (ql > 4 && memcmp(q, "tag=", 4) == 0) {
+        size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
+        n = edge_store_purge_tag(s->store, v, vl);
+    } else if (ql > 4 && memcmp(q, "url=", 4) == 0) {
+        size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
+        /* scheme://host/target -> primary key */
+        const char *sep = strstr(v, "://");
+        const char *path = sep ? strchr(sep + 3, '/') : NULL;
+        char key[EDGE_KEY_MAX];
+        int kl = -1;
+        if (sep && path) {
+            char scheme[8];
+            snprintf(scheme, sizeof(scheme), "%.*s", (int)(sep - v), v);
+            kl = edge_key_primary(&s->conf.key, scheme, sep + 3, (size_t)(path - sep - 3), path,
+                                  vl - (size_t)(path - v), key, sizeof(key));
+        }
+        if (kl < 0)
+            return send_text(req, 400, "bad url\n");
+        n = edge_store_purge_url(s->store, key, (size_t)kl);
+    } else {
+        return send_text(req, 400, "purge?url=URL or purge?tag=TAG\n");
+    }
+    cdn_counter_add(s->m_purged, n);
+    char body[64];
+    snprintf(body, sizeof(body), "purged %zu\n", n);
+    return send_text(req, 200, body);
+}
+
+static const struct cdn_admin_route routes[] = {
+    {"/purge", 0, on_purge},
+    {"/drain", 0, on_drain},
+    {"/undrain", 0, on_undrain},
+};
+
+cdn_admin_t *edge_admin_start(h2o_evloop_t *loop, struct edge_server *s, const struct sockaddr *addr, socklen_t len,
+                              char *err, size_t errlen)
+{
+    struct cdn_admin_opts o = {.addr = addr, .addr_len = len, .metrics = s->metrics, .health_status = health_status,
+                               .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0]), .data = s};
+    return cdn_admin_start(loop, &o, err, errlen);
+}
+
+static double g_ram_bytes(void *d) { return (double)edge_store_bytes(((struct edge_server *)d)->store, EDGE_TIER_RAM); }
+static double g_disk_bytes(void *d) { return (double)edge_store_bytes(((struct edge_server *)d)->store, EDGE_TIER_DISK); }
+static double g_ram_objs(void *d) { return (double)edge_store_count(((struct edge_server *)d)->store, EDGE_TIER_RAM); }
+static double g_disk_objs(void *d) { return (double)edge_store_count(((struct edge_server *)d)->store, EDGE_TIER_DISK); }
+static double disk_health(void *d, int which)
+{
+    int full;
+    uint64_t errors, refused;
+    edge_store_disk_health(((struct edge_server *)d)->store, &full, &errors, &refused);
+    return which == 0 ? full : which == 1 ? (double)errors : (double)refused;
+}
+static double g_disk_full(void *d) { return disk_health(d, 0); }
+static double g_disk_errors(void *d) { return disk_health(d, 1); }
+static double g_disk_refused(void *d) { return disk_health(d, 2); }
+static double g_draining(void *d) { return draining(d) ? 1.0 : 0.0; }
+
+void edge_server_metrics_init(struct edge_server *s)
+{
+    cdn_metrics_t *m = s->metrics = cdn_metrics_new();
+    static const char *const cache_l[] = {"result", NULL}, *const tier_l[] = {"tier", NULL};
+    static const char *const req_l[] = {"result", "tier", NULL}, *const up_l[] = {"upstream", NULL};
+    (void)cache_l;
+    cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result and the tier that answered", req_l);
+    const char *names[] = {"hit", "miss", "stale", "revalidated", "pass", "error", "purge"};
+    const char *tiers[] = {"ram", "rocksdb", "parent", "origin", "none"};
+    /* only the combinations that happen, so that a scrape shows no impossible series */
+    for (int i = 0; i < 7; i++)
+        for (int t = 0; t < 5; t++) {
+            int from_cache = t <= 1, upstream = t == 2 || t == 3;
+            int ok = (i == 0 && from_cache) || (i == 2 && (from_cache || t == 4)) ||
+                     ((i == 1 || i == 3 || i == 4) && upstream) || ((i == 5 || i == 6) && t == 4);
+            s->m_req[i][t] = ok ? cdn_metric_series(req, (const char *const[]){names[i], tiers[t]}) : NULL;
+        }
+    cdn_metric_t *fe = cdn_metrics_counter(m, "edge_fetches_total", "Requests sent upstream, by upstream kind", up_l);
+    s->m_fetch[0] = cdn_metric_series(fe, (const char *const[]){"parent"});
+    s->m_fetch[1] = cdn_metric_series(fe, (const char *const[]){"origin"});
+    s->m_parent_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_down_total", "Times a parent was marked down (connection failed)", NULL));
+    s->m_mirror = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_other_worker_total", "Requests that joined a fetch another worker thread owns (also in edge_collapsed_total)", NULL));
+    s->m_loop = cdn_metric_plain(cdn_metrics_counter(m, "edge_loops_total", "Requests refused with 508 (CDN-Loop names this edge)", NULL));
+    s->m_h2_resets = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_resets_total", "HTTP/2 streams the client reset before their response was complete", NULL));
+    s->m_h2_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_reset_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) for resetting streams faster than h2_reset_limit", NULL));
+    s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
+    s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
+    cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
+    s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
+    s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
+    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"disk"});
+    s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to an origin directly (not via a parent)", NULL));
+    s->m_origin_err = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_errors_total", "Origin fetches without a response", NULL));
+    s->m_collapsed = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_total", "Requests that joined a fetch in flight", NULL));
+    s->m_bytes = cdn_metric_plain(cdn_metrics_counter(m, "edge_body_bytes_sent_total", "Body bytes sent to clients", NULL));
+    s->m_purged = cdn_metric_plain(cdn_metrics_counter(m, "edge_purged_objects_total", "Objects removed by purge or invalidation", NULL));
+    s->m_corrupt = cdn_metric_plain(cdn_metrics_counter(m, "edge_corrupt_objects_total", "Stored objects that failed their checksum", NULL));
+    s->m_queued = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_queued_total", "Origin fetches that waited for a max_fetches slot", NULL));
+    s->m_busy = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_busy_total", "Origin fetches refused with 503: no max_fetches slot within the connect timeout", NULL));
+    s->m_parent_5xx = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_errors_total", "Parent answers 5xx/508 passed over for the next parent or the origin", NULL));
+    s->m_check_down = cdn_metric_plain(cdn_metrics_counter(m, "edge_parent_check_down_total", "Times the active health check marked a parent down", NULL));
+    s->m_expired = cdn_metric_plain(cdn_metrics_counter(m, "edge_expired_total", "Objects removed by the expiry sweep (stale beyond their stale-while-revalidate/stale-if-error windows)", NULL));
+    s->m_interim = cdn_metric_plain(cdn_metrics_counter(m, "edge_interim_responses_total", "Interim (1xx) responses from upstream forwarded to clients", NULL));
+    s->m_stored = cdn_metric_plain(cdn_metrics_counter(m, "edge_stored_objects_total", "Objects written to the store", NULL));
+    s->m_latency = cdn_metric_plain(cdn_metrics_histogram(m, "edge_request_duration_seconds", "Request duration", NULL,
+                                                          cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));
+    cdn_metrics_gauge_fn(m, "edge_ram_bytes", "Bytes in the RAM tier", g_ram_bytes, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_bytes", "Bytes in the RocksDB tier", g_disk_bytes, s);
+    cdn_metrics_gauge_fn(m, "edge_ram_objects", "Objects in the RAM tier", g_ram_objs, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_full", "1 while the RocksDB tier is read-only after a failed write (a full disk), until there is room", g_disk_full, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
+    cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, s);
+}

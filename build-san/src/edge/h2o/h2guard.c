@@ -1,0 +1,44 @@
+/* edge/h2o/h2guard.c - see h2guard.h.
+ *
+ * The GOAWAY is what h2o's own enqueue_goaway (static in lib/http2/connection.c) does: the frame
+ * into the connection's write buffer through the exported encoder, a write requested, the state
+ * set to HALF_CLOSED. h2o then ignores new HEADERS on the connection and closes it in its write
+ * path once no stream is half-closed; the write is deferred to the loop, so doing this from a
+ * request's dispose callback (inside h2o's frame handling) is safe. */
+#include "config.h"
+
+#include "edge/h2o/h2guard.h"
+
+#include <h2o/http2.h>
+#include <h2o/http2_internal.h>
+
+int edge_h2guard_was_reset(h2o_req_t *req)
+{
+    /* h2o clears _generator when the final part of a response is sent; a request that never got
+     * a response started has no status yet */
+    return req->version >= 0x200 && (req->_generator != NULL || req->res.status == 0);
+}
+
+int edge_h2guard_reset(struct edge_h2guard *g, h2o_req_t *req, uint64_t now_ms)
+{
+    if (g->limit == 0 || req->version < 0x200)
+        return 0;
+    h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+    uint64_t id = conn->super.id;
+    __typeof__(g->slot[0]) *s = &g->slot[id % EDGE_H2GUARD_SLOTS];
+    if (s->conn_id != id || now_ms - s->window_ms >= 1000) {
+        if (s->conn_id != id)
+            s->told = 0;
+        s->conn_id = id;
+        s->window_ms = now_ms;
+        s->n = 0;
+    }
+    if (++s->n <= g->limit || s->told || conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+        return 0;
+    s->told = 1;
+    h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                  h2o_iovec_init(H2O_STRLIT("too many streams reset")));
+    h2o_http2_conn_request_write(conn);
+    conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+    return 1;
+}

@@ -1,0 +1,59 @@
+/* edge/req/decide.c - see decide.h. */
+#include "config.h"
+#include <string.h>
+
+#include "edge/http/cache_key.h"
+#include "edge/req/decide.h"
+
+int edge_req_step_ok(enum req_step a, enum req_step b)
+{
+    static const unsigned next[] = {
+        [REQ_RECV] = 1u << REQ_LOOKUP | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_LOOKUP] = 1u << REQ_HIT | 1u << REQ_MISS | 1u << REQ_PASS | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_HIT] = 1u << REQ_DELIVER | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        /* a waiter that may not share the response goes to pass; stale-if-error delivers */
+        [REQ_MISS] = 1u << REQ_DELIVER | 1u << REQ_PASS | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_PASS] = 1u << REQ_DELIVER | 1u << REQ_SYNTH | 1u << REQ_DONE,
+        [REQ_DELIVER] = 1u << REQ_DONE,
+        [REQ_SYNTH] = 1u << REQ_DONE,
+        [REQ_DONE] = 0,
+    };
+    return (unsigned)a <= REQ_DONE && (unsigned)b <= REQ_DONE && (next[a] >> b & 1u);
+}
+
+int edge_fetch_state_ok(enum fetch_state a, enum fetch_state b)
+{
+    if ((unsigned)a > FETCH_FAILED || (unsigned)b > FETCH_FAILED || a >= FETCH_FINISHED)
+        return 0; /* nothing follows finished or failed */
+    return b > a;
+}
+
+int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status)
+{
+    if (head_seen)
+        return 0;
+    if (parent_status >= 500)
+        return 1;
+    return kind == CDN_HTTPC_REFUSED || kind == CDN_HTTPC_CONNECT || kind == CDN_HTTPC_CONNECT_TIMEOUT;
+}
+
+int edge_upstream_error_status(enum cdn_httpc_error kind)
+{
+    return kind == CDN_HTTPC_TIMEOUT || kind == CDN_HTTPC_CONNECT_TIMEOUT ? 504 : 502;
+}
+
+int edge_waiter_shares(const char *vary, size_t vary_len, const struct edge_hdr *waiter, size_t nwaiter,
+                       const struct edge_hdr *owner, size_t nowner, const char *stored_vk, size_t stored_vk_len)
+{
+    if (vary_len == 0)
+        return 1;
+    char kw[1024], ko[1024];
+    int lw = edge_vary_key(vary, vary_len, waiter, nwaiter, kw, sizeof(kw));
+    if (lw < 0)
+        return 0;
+    if (owner != NULL) {
+        int lo = edge_vary_key(vary, vary_len, owner, nowner, ko, sizeof(ko));
+        return lo >= 0 && lo == lw && memcmp(ko, kw, (size_t)lw) == 0;
+    }
+    return stored_vk != NULL && stored_vk_len == (size_t)lw && memcmp(stored_vk, kw, (size_t)lw) == 0;
+}

@@ -1,0 +1,49 @@
+/* edge/req/decide.h - the request path's decisions that need no server: each a pure function of
+ * its inputs, with table tests (tests/unit/t_edge_decide.c), as edge_decide() in freshness.h is
+ * for freshness. The stage files (req.h) apply them. */
+#ifndef EDGE_REQ_DECIDE_H
+#define EDGE_REQ_DECIDE_H
+
+#include <stddef.h>
+
+#include "cdn/httpc.h"
+#include "edge/http/freshness.h"
+
+/* A client request's step (Varnish's request states, without a forced step loop: h2o's
+ * callbacks drive it). req_set_step() is the one place it changes; at debug level each change is
+ * logged with the request id, and the access log names the step a request ended in.
+ *   recv -> lookup -> hit  -> deliver -> done
+ *                  -> miss -> deliver (waits on a fetch, then streams it)
+ *                  -> pass -> deliver (a fetch of its own, never stored)
+ *   any step -> synth (a response the edge makes) -> done; any step -> done (the client left) */
+enum req_step { REQ_RECV, REQ_LOOKUP, REQ_HIT, REQ_MISS, REQ_PASS, REQ_DELIVER, REQ_SYNTH, REQ_DONE };
+
+/* The busy object's state (Varnish's boc_state): requested (sent upstream, or queued for an
+ * origin slot) -> headers (the final head came) -> streaming (body bytes came) -> finished, or
+ * failed from any of those. Forward only; finished and failed are final (asserted). */
+enum fetch_state { FETCH_REQUESTED, FETCH_HEADERS, FETCH_STREAMING, FETCH_FINISHED, FETCH_FAILED };
+
+/* The rule of the two machines above: 1 when a request may go from step a to step b, or a fetch
+ * from state a to state b. req_set_step() and fetch_set_state() assert it. */
+int edge_req_step_ok(enum req_step a, enum req_step b);
+int edge_fetch_state_ok(enum fetch_state a, enum fetch_state b);
+
+/* After an upstream failed: 1 when the fetch may be sent to the next upstream (another parent,
+ * or the origin). Only while no response head came (a client may already have part of it), and
+ * only when the upstream surely did not act on the request: it refused or never accepted the
+ * connection, or it is a parent that answered 5xx (parent_status: that status, else 0). */
+int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status);
+
+/* The status a client gets when its fetch failed before any response head came: 504 for the
+ * timeouts (the upstream was too slow), 502 for everything else (it was unreachable or broken). */
+int edge_upstream_error_status(enum cdn_httpc_error kind);
+
+/* May a client that joined a fetch share its response (RFC 9111 4.1)? The response's normalised
+ * Vary list (vary, vary_len; 0: no Vary, every waiter shares) decides, by comparing the waiter's
+ * secondary key with the one the response is stored under: the owner's request headers while
+ * the owner is there (owner non-NULL), else the variant part of the fetch's key (stored_vk).
+ * 1 to share, 0 to send the waiter upstream on its own. */
+int edge_waiter_shares(const char *vary, size_t vary_len, const struct edge_hdr *waiter, size_t nwaiter,
+                       const struct edge_hdr *owner, size_t nowner, const char *stored_vk, size_t stored_vk_len);
+
+#endif

@@ -1,0 +1,337 @@
+/* edge/store/policy.c - LRU, S3-FIFO and SIEVE over ids and sizes (see policy.h).
+ *
+ * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
+ * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
+ * sizes of resident nodes <= capacity after every insert returns. SIEVE keeps its hand on a node
+ * of the main queue (or NIL: start at the tail); dropping that node moves the hand to the next newer.
+ *
+ * S3-FIFO follows libCacheSim's S3FIFO.c (the paper authors' reference; its published miss counts
+ * are reproduced exactly, see docs/CACHESIM.md). Ghost entries are nodes too, in their own queue
+ * and their own idmap, so a ghost hit unlinks in O(1) and the ghost is bounded in bytes (90% of
+ * the capacity) like the cache itself: never more entries than the cache could hold. An id is
+ * never resident and in the ghost at once (insert takes it out of the ghost first). */
+#include "config.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/store/idmap.h"
+#include "edge/store/policy.h"
+
+#define NIL UINT32_MAX
+enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
+/* S3-FIFO: small-queue hits needed to move to main when the id reaches the small queue's tail
+ * (libCacheSim's move-to-main-threshold=2; 1 was the paper's first version, S3-FIFOv0 / QDLP) */
+#define S3_MOVE_TO_MAIN 2
+#define FREQ_MAX 3 /* 2-bit counter */
+
+struct node {
+    uint64_t id, size;
+    uint32_t prev, next;
+    uint8_t q, freq;
+};
+
+struct queue {
+    uint32_t head, tail;
+    uint64_t bytes;
+    size_t n;
+};
+
+struct edge_policy {
+    enum edge_policy_kind kind;
+    uint64_t cap, bytes;
+    struct node *nodes;
+    uint32_t nnodes, nalloc, free_head;
+    uint32_t hand; /* SIEVE */
+    struct edge_idmap map;
+    struct queue q[NQ];
+    /* S3-FIFO: queue sizes in bytes; warm = nothing evicted yet */
+    uint64_t small_cap, main_cap, ghost_cap;
+    int warm;
+    struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
+};
+
+int edge_policy_kind_parse(const char *s)
+{
+    if (strcmp(s, "lru") == 0)
+        return EDGE_POLICY_LRU;
+    if (strcmp(s, "s3fifo") == 0 || strcmp(s, "s3-fifo") == 0)
+        return EDGE_POLICY_S3FIFO;
+    if (strcmp(s, "sieve") == 0)
+        return EDGE_POLICY_SIEVE;
+    return -1;
+}
+
+const char *edge_policy_kind_name(enum edge_policy_kind k)
+{
+    return k == EDGE_POLICY_LRU ? "lru" : k == EDGE_POLICY_SIEVE ? "sieve" : "s3fifo";
+}
+
+struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity)
+{
+    struct edge_policy *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->kind = kind;
+    p->cap = capacity;
+    p->free_head = p->hand = NIL;
+    for (int i = 0; i < NQ; i++)
+        p->q[i].head = p->q[i].tail = NIL;
+    /* floor(10%) and floor(90%) without overflow: libCacheSim's (int64_t)(size * 0.1) and
+     * (int64_t)(size * 0.9) give the same for every size below 2^53 */
+    p->small_cap = capacity / 10;
+    p->main_cap = capacity - p->small_cap;
+    p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
+    p->warm = 1;
+    if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0) {
+        edge_policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void edge_policy_free(struct edge_policy *p)
+{
+    if (p == NULL)
+        return;
+    edge_idmap_free(&p->map);
+    edge_idmap_free(&p->ghost);
+    free(p->nodes);
+    free(p);
+}
+
+static uint32_t node_alloc(struct edge_policy *p)
+{
+    if (p->free_head != NIL) {
+        uint32_t i = p->free_head;
+        p->free_head = p->nodes[i].next;
+        return i;
+    }
+    if (p->nnodes == p->nalloc) {
+        uint32_t na = p->nalloc ? p->nalloc * 2 : 64;
+        if (na <= p->nalloc || na == NIL)
+            return NIL;
+        struct node *nn = realloc(p->nodes, na * sizeof(*nn));
+        if (nn == NULL)
+            return NIL;
+        p->nodes = nn;
+        p->nalloc = na;
+    }
+    return p->nnodes++;
+}
+
+static void node_free(struct edge_policy *p, uint32_t i)
+{
+    p->nodes[i].next = p->free_head;
+    p->free_head = i;
+}
+
+static void unlink_node(struct edge_policy *p, uint32_t i)
+{
+    struct node *n = &p->nodes[i];
+    struct queue *q = &p->q[n->q];
+    if (n->prev != NIL) p->nodes[n->prev].next = n->next; else q->head = n->next;
+    if (n->next != NIL) p->nodes[n->next].prev = n->prev; else q->tail = n->prev;
+    q->bytes -= n->size;
+    q->n--;
+}
+
+static void push_head(struct edge_policy *p, uint32_t i, int qi)
+{
+    struct node *n = &p->nodes[i];
+    struct queue *q = &p->q[qi];
+    n->q = (uint8_t)qi;
+    n->prev = NIL;
+    n->next = q->head;
+    if (q->head != NIL) p->nodes[q->head].prev = i; else q->tail = i;
+    q->head = i;
+    q->bytes += n->size;
+    q->n++;
+}
+
+/* Moves a node to the head of a queue (reinsertion, promotion) */
+static void requeue(struct edge_policy *p, uint32_t i, int qi, uint8_t freq)
+{
+    unlink_node(p, i);
+    p->nodes[i].freq = freq;
+    push_head(p, i, qi);
+}
+
+static void drop(struct edge_policy *p, uint32_t i)
+{
+    if (p->hand == i)
+        p->hand = p->nodes[i].prev;
+    unlink_node(p, i);
+    p->bytes -= p->nodes[i].size;
+    edge_idmap_del(&p->map, p->nodes[i].id);
+    node_free(p, i);
+}
+
+static void ghost_drop(struct edge_policy *p, uint32_t i)
+{
+    unlink_node(p, i);
+    edge_idmap_del(&p->ghost, p->nodes[i].id);
+    node_free(p, i);
+}
+
+/* Remembers an id the small queue evicted, oldest ghosts out first. Best effort: without memory
+ * the id is just forgotten (a later return then starts in small again). */
+static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    if (size > p->ghost_cap || edge_idmap_get(&p->ghost, id, NULL))
+        return;
+    while (p->q[Q_GHOST].bytes + size > p->ghost_cap)
+        ghost_drop(p, p->q[Q_GHOST].tail);
+    uint32_t i = node_alloc(p);
+    if (i == NIL)
+        return;
+    if (edge_idmap_put(&p->ghost, id, i) < 0) {
+        node_free(p, i);
+        return;
+    }
+    p->nodes[i] = (struct node){.id = id, .size = size};
+    push_head(p, i, Q_GHOST);
+}
+
+static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
+{
+    struct queue *sq = &p->q[Q_SMALL], *mq = &p->q[Q_MAIN];
+    if (sq->n == 0 && mq->n == 0)
+        return 0;
+    p->warm = 0;
+    if (mq->n > 0 && (mq->bytes > p->main_cap || sq->bytes == 0)) {
+        for (;;) { /* main: FIFO with reinsertion, a 2-bit CLOCK */
+            uint32_t t = mq->tail;
+            if (p->nodes[t].freq > 0) {
+                requeue(p, t, Q_MAIN, (uint8_t)(p->nodes[t].freq - 1));
+                continue;
+            }
+            uint64_t id = p->nodes[t].id;
+            drop(p, t);
+            if (evict)
+                evict(id, data);
+            return 1;
+        }
+    }
+    /* small: ids hit often enough move to main (which may overflow it: the next call evicts
+     * there); the first other one leaves for the ghost */
+    for (uint32_t t; (t = sq->tail) != NIL;) {
+        if (p->nodes[t].freq >= S3_MOVE_TO_MAIN) {
+            requeue(p, t, Q_MAIN, 0);
+            continue;
+        }
+        uint64_t id = p->nodes[t].id, size = p->nodes[t].size;
+        drop(p, t);
+        ghost_add(p, id, size);
+        if (evict)
+            evict(id, data);
+        return 1;
+    }
+    return 1; /* all moved to main */
+}
+
+/* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
+static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
+{
+    if (p->kind == EDGE_POLICY_LRU) {
+        uint32_t t = p->q[Q_MAIN].tail;
+        if (t == NIL)
+            return 0;
+        uint64_t id = p->nodes[t].id;
+        drop(p, t);
+        if (evict)
+            evict(id, data);
+        return 1;
+    }
+    if (p->kind == EDGE_POLICY_SIEVE) {
+        uint32_t h = p->hand != NIL ? p->hand : p->q[Q_MAIN].tail;
+        if (h == NIL)
+            return 0;
+        while (p->nodes[h].freq) { /* visited: spare it once, walk towards the newest, wrap */
+            p->nodes[h].freq = 0;
+            h = p->nodes[h].prev;
+            if (h == NIL)
+                h = p->q[Q_MAIN].tail;
+        }
+        uint64_t id = p->nodes[h].id;
+        p->hand = h; /* drop moves it on */
+        drop(p, h);
+        if (evict)
+            evict(id, data);
+        return 1;
+    }
+    return evict_s3fifo(p, evict, data);
+}
+
+int edge_policy_hit(struct edge_policy *p, uint64_t id)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return 0;
+    uint32_t i = (uint32_t)v;
+    if (p->kind == EDGE_POLICY_LRU) {
+        unlink_node(p, i);
+        push_head(p, i, Q_MAIN);
+    } else if (p->kind == EDGE_POLICY_SIEVE) {
+        p->nodes[i].freq = 1;
+    } else if (p->nodes[i].freq < FREQ_MAX) {
+        p->nodes[i].freq++;
+    }
+    return 1;
+}
+
+int edge_policy_contains(const struct edge_policy *p, uint64_t id) { return edge_idmap_get(&p->map, id, NULL); }
+
+int edge_policy_remove(struct edge_policy *p, uint64_t id)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return 0;
+    drop(p, (uint32_t)v);
+    return 1;
+}
+
+uint64_t edge_policy_max_size(const struct edge_policy *p)
+{
+    if (p->kind != EDGE_POLICY_S3FIFO)
+        return p->cap;
+    return p->small_cap ? p->small_cap - 1 : 0;
+}
+
+int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
+{
+    if (size > edge_policy_max_size(p) || id == 0)
+        return -1;
+    /* an update is a remove and a fresh insert (the object changed) */
+    int was = edge_policy_remove(p, id);
+    int qi = Q_MAIN;
+    if (p->kind == EDGE_POLICY_S3FIFO && !was) {
+        uint64_t g;
+        /* out of the ghost before evicting, which may push it out of the ghost */
+        if (edge_idmap_get(&p->ghost, id, &g))
+            ghost_drop(p, (uint32_t)g);
+        else
+            qi = Q_SMALL;
+    }
+    while (p->bytes + size > p->cap)
+        if (!evict_one(p, evict, data))
+            break;
+    /* warm-up (libCacheSim's S3FIFO.c, not S3-FIFOv0): until the first eviction, what does not
+     * fit in small fills main, so that the cache is full before anything leaves */
+    if (qi == Q_SMALL && p->warm && p->q[Q_SMALL].bytes >= p->small_cap)
+        qi = Q_MAIN;
+    uint32_t i = node_alloc(p);
+    if (i == NIL)
+        return -1;
+    if (edge_idmap_put(&p->map, id, i) < 0) {
+        node_free(p, i);
+        return -1;
+    }
+    p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0};
+    p->bytes += size;
+    push_head(p, i, qi);
+    return 0;
+}
+
+uint64_t edge_policy_bytes(const struct edge_policy *p) { return p->bytes; }
+uint64_t edge_policy_capacity(const struct edge_policy *p) { return p->cap; }
+size_t edge_policy_count(const struct edge_policy *p) { return p->map.n; }

@@ -1,0 +1,47 @@
+/* edge/store/policy.h - eviction (and admission) policies behind one interface, byte-bounded.
+ *
+ * Owns: which ids are resident and in which order they leave. It knows ids and sizes only, never
+ * the objects: the RAM tier, the RocksDB index and lab's cdn-cachesim all drive the same code.
+ * Not thread-safe: the owner locks.
+ *
+ * Policies: LRU (the baseline) and S3-FIFO (Yang et al., SOSP'23, as libCacheSim's S3FIFO.c: a
+ * small FIFO of 10% of the bytes that filters one-hit wonders (an id hit twice there moves to
+ * main when it reaches the tail, the others leave for the ghost), a main FIFO with a 2-bit
+ * frequency and reinsertion, a ghost FIFO of ids evicted from small, bounded at 90% of the bytes,
+ * that sends a returning id straight to main; before the first eviction, new ids that do not fit
+ * in small go to main; ids of 10% of the capacity or more are not admitted), and SIEVE (Zhang et al.,
+ * NSDI'24: one FIFO with a visited bit; a hand walks from the oldest end, clears visited bits and
+ * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path). */
+#ifndef EDGE_POLICY_H
+#define EDGE_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE };
+
+struct edge_policy;
+typedef void (*edge_evict_cb)(uint64_t id, void *data);
+
+struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity_bytes);
+void edge_policy_free(struct edge_policy *p);
+/* "lru" / "s3fifo" / "sieve" -> kind, -1 if unknown. */
+int edge_policy_kind_parse(const char *s);
+const char *edge_policy_kind_name(enum edge_policy_kind k);
+
+/* Makes id resident with this size, evicting others (evict is called for each victim, never for
+ * id itself). An id already resident is updated and counts as a hit. -1 if size exceeds
+ * edge_policy_max_size (nothing changes then) or memory runs out. id must not be 0. */
+int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data);
+/* Records an access. 1 if id is resident. */
+int edge_policy_hit(struct edge_policy *p, uint64_t id);
+int edge_policy_contains(const struct edge_policy *p, uint64_t id);
+/* Forgets id (purge, expiry). 1 if it was resident. */
+int edge_policy_remove(struct edge_policy *p, uint64_t id);
+uint64_t edge_policy_bytes(const struct edge_policy *p);
+uint64_t edge_policy_capacity(const struct edge_policy *p);
+/* The largest size insert admits: the capacity (LRU, SIEVE); below 10% of it (S3-FIFO). */
+uint64_t edge_policy_max_size(const struct edge_policy *p);
+size_t edge_policy_count(const struct edge_policy *p);
+
+#endif

@@ -1,0 +1,168 @@
+/* lab/cachesim/cdn_cachesim.c - cdn-cachesim: replays cache traces through the edge's eviction policies
+ * (edge/store/policy.c) at byte capacities and prints object and byte miss ratios, so that a policy
+ * change is judged on real numbers before it reaches the edge. The replay itself is in
+ * replay.c, the trace readers in lab/lib/trace.c; this file is the command line and the table. */
+#include "config.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lab/cachesim/cachesim.h"
+#include "edge/store/policy.h"
+#include "lab/lib/trace.h"
+
+#define PROG "cdn-cachesim"
+#define MAX_POL 8
+#define MAX_SIZES 32
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: " PROG " [options] TRACE...\n"
+               "Replays each TRACE through the edge's eviction policies; prints object and byte miss ratios.\n"
+               "  -p, --policy LIST   policies side by side: lru,s3fifo,sieve or all (default all)\n"
+               "  -s, --size LIST     cache sizes: %% of the working-set bytes or bytes with K/M/G/T\n"
+               "                      (powers of 1024), e.g. 0.1%%,1%%,10%%,64M (default 0.1%%,1%%,10%%)\n"
+               "  -f, --format F      auto | oracleGeneral | csv (default auto: *.csv[.zst] is CSV)\n"
+               "      --csv-cols C    CSV columns, 1-based: id=N,size=N[,time=N] (default: from the header)\n"
+               "  -n, --limit N       replay only the first N requests\n"
+               "  -h, --help, --version\n"
+               "Traces may be zstd-compressed (.zst, detected by content). oracleGeneral: 24-byte little-endian\n"
+               "records (u32 time, u64 id, u32 size, i64 next access); CSV: a header line naming the columns.\n");
+}
+
+static int parse_policies(const char *s, int *out, size_t *n)
+{
+    *n = 0;
+    if (!strcmp(s, "all")) {
+        out[0] = EDGE_POLICY_LRU, out[1] = EDGE_POLICY_S3FIFO, out[2] = EDGE_POLICY_SIEVE;
+        *n = 3;
+        return 0;
+    }
+    char buf[256];
+    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf)) return -1;
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int k = edge_policy_kind_parse(t);
+        if (k < 0 || *n == MAX_POL) return -1;
+        out[(*n)++] = k;
+    }
+    return *n ? 0 : -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"policy", 1, NULL, 'p'}, {"size", 1, NULL, 's'},     {"format", 1, NULL, 'f'},
+        {"limit", 1, NULL, 'n'},  {"csv-cols", 1, NULL, 'C'}, {"help", 0, NULL, 'h'},
+        {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    int pols[MAX_POL];
+    size_t npol = 0, nsz = 0;
+    struct lab_sim_size sizes[MAX_SIZES];
+    struct lab_csv_cols cols = {0};
+    int fmt = LAB_TRACE_AUTO;
+    size_t limit = 0;
+    parse_policies("all", pols, &npol);
+    lab_sim_sizes_parse("0.1%,1%,10%", sizes, MAX_SIZES, &nsz);
+    int c;
+    while ((c = getopt_long(argc, argv, "p:s:f:n:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (parse_policies(optarg, pols, &npol) < 0) {
+                fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, all)\n", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            if (lab_sim_sizes_parse(optarg, sizes, MAX_SIZES, &nsz) < 0) {
+                fprintf(stderr, PROG ": --size: bad list '%s' (e.g. 0.1%%,1%%,64M)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'f':
+            if ((fmt = lab_trace_fmt_parse(optarg)) < 0) {
+                fprintf(stderr, PROG ": --format: unknown '%s' (auto, oracleGeneral, csv)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            if (lab_csv_cols_parse(optarg, &cols) < 0) {
+                fprintf(stderr, PROG ": --csv-cols: bad '%s' (e.g. id=5,size=4,time=2)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || end == optarg || v == 0) {
+                fprintf(stderr, PROG ": --limit: want a positive count, got '%s'\n", optarg);
+                return 2;
+            }
+            limit = (size_t)v;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = 0;
+    for (int a = optind; a < argc; a++) {
+        struct lab_trace t = {0};
+        char err[512];
+        double t0 = now_s();
+        if (lab_trace_load(argv[a], (enum lab_trace_fmt)fmt, &cols, limit, &t, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            rc = 1;
+            continue;
+        }
+        struct lab_sim_ws ws;
+        if (lab_sim_working_set(&t, &ws) < 0) {
+            fprintf(stderr, PROG ": %s: out of memory\n", argv[a]);
+            lab_trace_free(&t);
+            rc = 1;
+            continue;
+        }
+        double t1 = now_s();
+        printf("trace %s\n", argv[a]);
+        printf("requests %llu  objects %llu  working_set_bytes %llu  requested_bytes %llu\n",
+               (unsigned long long)ws.reqs, (unsigned long long)ws.objects, (unsigned long long)ws.bytes,
+               (unsigned long long)ws.req_bytes);
+        printf("%-8s %-8s %15s %10s %10s %10s %15s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
+               "misses", "miss_bytes");
+        for (size_t s = 0; s < nsz; s++) {
+            uint64_t cap = lab_sim_size_bytes(&sizes[s], ws.bytes);
+            for (size_t p = 0; p < npol; p++) {
+                struct lab_sim_result r;
+                if (lab_sim_run(&t, pols[p], cap, &r) < 0) {
+                    fprintf(stderr, PROG ": %s: out of memory\n", argv[a]);
+                    rc = 1;
+                    break;
+                }
+                printf("%-8s %-8s %15llu %10.6f %10.6f %10llu %15llu\n", edge_policy_kind_name(pols[p]),
+                       sizes[s].label, (unsigned long long)cap, ratio(r.misses, r.reqs),
+                       ratio(r.miss_bytes, r.req_bytes), (unsigned long long)r.misses,
+                       (unsigned long long)r.miss_bytes);
+            }
+        }
+        fflush(stdout);
+        double t2 = now_s(), runs = (double)(nsz * npol);
+        fprintf(stderr, PROG ": %s: read in %.2f s; %.0f runs x %zu requests in %.2f s (%.1f M requests/s)\n", argv[a],
+                t1 - t0, runs, t.n, t2 - t1, runs * (double)t.n / (t2 - t1 > 0 ? t2 - t1 : 1e-9) / 1e6);
+        lab_trace_free(&t);
+    }
+    return rc;
+}

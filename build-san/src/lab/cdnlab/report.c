@@ -1,0 +1,345 @@
+/* lab/cdnlab/report.c - `cdn-lab report [-o DIR]`: reads the load logs and scrapes that
+ * `cdn-lab load` (run_load.c) left in the state directory; prints hit ratios (object, byte;
+ * overall, per edge, per tier, per region), origin offload, latency percentiles per region for hits
+ * and misses, the lowest latency seen per region -> edge pair (about one round trip), errors by
+ * kind, and whether the edges' counters, the logs and the origin's counter reconcile; draws plots
+ * with gnuplot when it is installed, and writes report.txt and index.html.
+ * Everything it writes goes into DIR (made if missing), by default STATE/report: never into the
+ * current directory. */
+#include "config.h"
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lab/cdnlab/labrun.h"
+#include "lab/lib/workload.h"
+
+struct agg {
+    char key[40];
+    uint64_t req, hits, bytes, hit_bytes, err;
+};
+
+static struct agg *agg_get(struct agg *a, size_t *n, size_t max, const char *key)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(a[i].key, key)) return &a[i];
+    if (*n >= max) return NULL;
+    memset(&a[*n], 0, sizeof(a[*n]));
+    snprintf(a[*n].key, sizeof(a[*n].key), "%s", key);
+    return &a[(*n)++];
+}
+
+static void agg_add(struct agg *a, const struct lab_logrec *rec)
+{
+    if (!a) return;
+    a->req++;
+    a->bytes += rec->bytes;
+    if (!strcmp(rec->cache, "hit")) {
+        a->hits++;
+        a->hit_bytes += rec->bytes;
+    }
+    if (rec->status == 0 || rec->status >= 500) a->err++;
+}
+
+static int cmp_d(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+struct lat { double *v; size_t n, cap; };
+static void lat_add(struct lat *l, double v)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 1024;
+        double *p = realloc(l->v, nc * sizeof(double));
+        if (!p) return;
+        l->v = p;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+}
+
+/* printf to both of two streams (terminal and report file); either may be NULL */
+void lab_out2(FILE *a, FILE *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (a) vfprintf(a, fmt, ap);
+    va_end(ap);
+    va_start(ap, fmt);
+    if (b) vfprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+/* latency samples per region (hits, misses): file scope so that every return path frees them */
+static struct lat lat_hit[LAB_MAX_REGIONS], lat_miss[LAB_MAX_REGIONS];
+
+/* mkdir -p: DIR and its missing parents; 0 when DIR is (now) a directory. */
+static int mkdir_p(const char *dir)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+            *c = '/';
+        }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(p, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv);
+int lab_cmd_report(struct lab_run *r, int argc, char **argv)
+{
+    char *defdir = NULL;
+    if (asprintf(&defdir, "%s/report", r->statedir) < 0) return 1;
+    int rc = report_main(r, defdir, argc, argv);
+    free(defdir);
+    for (size_t i = 0; i < LAB_MAX_REGIONS; i++) {
+        free(lat_hit[i].v);
+        free(lat_miss[i].v);
+        lat_hit[i] = lat_miss[i] = (struct lat){0};
+    }
+    return rc;
+}
+
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv)
+{
+    /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
+     * report to keep goes to -o). */
+    const char *odir = defdir;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-o")) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(stderr, "cdn-lab: report -o DIR\n");
+                return 2;
+            }
+            odir = argv[++i];
+        }
+    if (mkdir_p(odir) < 0) {
+        fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", odir, strerror(errno));
+        return 1;
+    }
+    char pat[PATH_MAX];
+    snprintf(pat, sizeof(pat), "%s/load-*.log", r->statedir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) {
+        fprintf(stderr, "cdn-lab: no load logs in %s (run `cdn-lab load` first)\n", r->statedir);
+        return 1;
+    }
+    static struct agg edges[64], regions[LAB_MAX_REGIONS], errs[16], all;
+    /* where each answered request came from: the edge's RAM or disk, a parent's cache, the origin */
+    static const char *const tier_names[4] = {"ram", "disk", "parent", "origin"};
+    uint64_t tier_n[4] = {0};
+    struct lab_log_counts lc = {0}; /* whole run (warm-up too): the window the scrapes saw */
+    size_t ne = 0, nreg = 0, nerr = 0;
+    double minrtt[LAB_MAX_REGIONS][64];
+    for (size_t i = 0; i < LAB_MAX_REGIONS; i++)
+        for (size_t j = 0; j < 64; j++) minrtt[i][j] = INFINITY;
+    uint64_t malformed = 0, warm = 0;
+    char tsv[PATH_MAX];
+    snprintf(tsv, sizeof(tsv), "%s/timeline.tsv", odir);
+    FILE *tl = fopen(tsv, "w"); /* t edge hit(0/1) for the warm-up curve */
+    char cdfp[PATH_MAX];
+    snprintf(cdfp, sizeof(cdfp), "%s/latency.tsv", odir);
+    double tmax = 0;
+    for (size_t gi = 0; gi < g.gl_pathc; gi++) {
+        FILE *f = fopen(g.gl_pathv[gi], "r");
+        if (!f) continue;
+        char line[1024];
+        while (fgets(line, sizeof(line), f)) {
+            struct lab_logrec rec;
+            if (lab_log_parse(line, strlen(line), &rec) < 0) {
+                malformed++;
+                continue;
+            }
+            if (rec.t > tmax) tmax = rec.t;
+            if (tl) fprintf(tl, "%.3f\t%s\t%d\n", rec.t, rec.edge, !strcmp(rec.cache, "hit"));
+            int tier = lab_log_tier(&rec);
+            lc.logged++;
+            lc.no_response += rec.status == 0;
+            lc.hits += !strcmp(rec.cache, "hit");
+            lc.parent_hits += tier == 2;
+            if (rec.phase == 'w') {
+                warm++;
+                continue;
+            }
+            agg_add(&all, &rec);
+            agg_add(agg_get(edges, &ne, 64, rec.edge), &rec);
+            agg_add(agg_get(regions, &nreg, LAB_MAX_REGIONS, rec.region), &rec);
+            if (tier >= 0) tier_n[tier]++;
+            if (rec.status == 0 || rec.status >= 400) {
+                char k[40];
+                snprintf(k, sizeof(k), "%s", rec.status ? (rec.status >= 500 ? "5xx" : "4xx") : "transport");
+                if (rec.status) snprintf(k, sizeof(k), "status %d", rec.status);
+                agg_add(agg_get(errs, &nerr, 16, k), &rec);
+            }
+            int ri = lab_topo_region(r->topo, rec.region);
+            if (ri < 0) continue;
+            if (rec.status == 200 || rec.status == 304) {
+                lat_add(!strcmp(rec.cache, "hit") ? &lat_hit[ri] : &lat_miss[ri], rec.latency_ms);
+                if (!strcmp(rec.cache, "hit"))
+                    for (size_t e = 0; e < r->topo->edges.n && e < 64; e++)
+                        if (!strcmp(lab_topo_edge(r->topo, e)->name, rec.edge) && rec.latency_ms < minrtt[ri][e])
+                            minrtt[ri][e] = rec.latency_ms;
+            }
+        }
+        fclose(f);
+    }
+    globfree(&g);
+    if (tl) fclose(tl);
+    char rp[PATH_MAX];
+    snprintf(rp, sizeof(rp), "%s/report.txt", odir);
+    FILE *rf = fopen(rp, "w");
+    FILE *o = stdout;
+    const struct lab_topo *t = r->topo;
+    lab_out2(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
+    lab_out2(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all.req,
+        (unsigned long long)warm, (unsigned long long)malformed);
+    if (!all.req) {
+        lab_out2(o, rf, "no measured requests\n");
+        if (rf) fclose(rf);
+        return 1;
+    }
+    lab_out2(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
+        all.bytes ? 100.0 * all.hit_bytes / all.bytes : 0, (unsigned long long)all.err);
+    if (r->topo->nparents)
+        lab_out2(o, rf, "with the parent tier: %.1f%% of requests answered from a cache (edge or parent)\n",
+            100.0 * (double)(tier_n[0] + tier_n[1] + tier_n[2]) / (double)all.req);
+    lab_out2(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
+    for (size_t i = 0; i < ne; i++)
+        lab_out2(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
+            100.0 * edges[i].hits / edges[i].req, edges[i].bytes ? 100.0 * edges[i].hit_bytes / edges[i].bytes : 0,
+            edges[i].bytes / 1e6);
+    lab_out2(o, rf, "\n%-10s %8s %8s   (the tier that answered; parent: a child's miss that a parent's cache served)\n",
+        "tier", "requests", "of all");
+    for (size_t i = 0; i < 4; i++)
+        if (i != 2 || r->topo->nparents || tier_n[2])
+            lab_out2(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)tier_n[i], 100.0 * (double)tier_n[i] / (double)all.req);
+    lab_report_parents(r, o, rf);
+    lab_out2(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
+    FILE *cdf = fopen(cdfp, "w");
+    for (size_t i = 0; i < nreg; i++) {
+        int ri = lab_topo_region(t, regions[i].key);
+        if (ri < 0) continue;
+        if (lat_hit[ri].n) qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d); /* v is NULL when empty */
+        if (lat_miss[ri].n) qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
+        struct lat *h = &lat_hit[ri], *m = &lat_miss[ri];
+        lab_out2(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
+            (unsigned long long)regions[i].req, 100.0 * regions[i].hits / regions[i].req, lab_percentile(h->v, h->n, 50),
+            lab_percentile(h->v, h->n, 95), lab_percentile(h->v, h->n, 99), lab_percentile(m->v, m->n, 50),
+            lab_percentile(m->v, m->n, 95), lab_percentile(m->v, m->n, 99));
+        if (cdf) { /* latency CDF, all answered requests of the region */
+            struct lat all_l = {0};
+            for (size_t k = 0; k < h->n; k++) lat_add(&all_l, h->v[k]);
+            for (size_t k = 0; k < m->n; k++) lat_add(&all_l, m->v[k]);
+            if (all_l.n) qsort(all_l.v, all_l.n, sizeof(double), cmp_d);
+            fprintf(cdf, "# %s\n", regions[i].key);
+            size_t step = all_l.n > 500 ? all_l.n / 500 : 1;
+            for (size_t k = 0; k < all_l.n; k += step) fprintf(cdf, "%.3f\t%.4f\n", all_l.v[k], (double)(k + 1) / all_l.n);
+            fprintf(cdf, "\n\n");
+            free(all_l.v);
+        }
+    }
+    if (cdf) fclose(cdf);
+    lab_out2(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
+    for (size_t e = 0; e < t->edges.n && e < 64; e++)
+        if (!lab_topo_edge(t, e)->parent) lab_out2(o, rf, " %8s", lab_topo_edge(t, e)->name); /* clients never reach parents */
+    lab_out2(o, rf, "\n");
+    for (size_t ri = 0; ri < t->regions.n; ri++) {
+        lab_out2(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
+        for (size_t e = 0; e < t->edges.n && e < 64; e++)
+            if (lab_topo_edge(t, e)->parent) continue;
+            else if (isinf(minrtt[ri][e])) lab_out2(o, rf, " %8s", "-");
+            else lab_out2(o, rf, " %8.1f", minrtt[ri][e]);
+        lab_out2(o, rf, "\n");
+    }
+    lab_report_rtt(r, o, rf);
+    if (nerr) {
+        lab_out2(o, rf, "\nerrors by kind:\n");
+        for (size_t i = 0; i < nerr; i++) lab_out2(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
+    }
+    lab_report_reconcile(r, &lc, o, rf);
+    lab_report_failover(r, odir, o, rf);
+    if (rf) fclose(rf);
+    /* Plots */
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("\n(gnuplot not installed: no plots; apt-get install gnuplot-nox)\nreport: %s\n", rp);
+        return 0;
+    }
+    char gp[PATH_MAX];
+    snprintf(gp, sizeof(gp), "%s/plots.gp", odir);
+    FILE *f = fopen(gp, "w");
+    if (!f) return 0;
+    char tiers_tsv[PATH_MAX];
+    snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
+    FILE *tf = fopen(tiers_tsv, "w");
+    int ntiers = 0;
+    for (size_t i = 0; tf && i < 4; i++)
+        if (i != 2 || r->topo->nparents || tier_n[2]) {
+            fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)tier_n[i]);
+            ntiers++;
+        }
+    if (tf) fclose(tf);
+    int buckets = tmax > 0 ? (int)ceil(tmax) : 1;
+    fprintf(f, "set datafile separator '\\t'\n");
+    for (int fmt = 0; fmt < 2; fmt++) {
+        const char *term = fmt ? "svg size 900,500" : "pngcairo size 900,500", *ext = fmt ? "svg" : "png";
+        fprintf(f, "set terminal %s\n", term);
+        fprintf(f, "set output '%s/hitratio.%s'\nset title 'hit ratio over time per edge (1 s bins)'\n"
+                   "set xlabel 'seconds'\nset ylabel 'hit ratio'\nset yrange [0:1]\nset key outside\n", odir, ext);
+        fprintf(f, "plot ");
+        for (size_t i = 0; i < ne; i++)
+            fprintf(f, "%s'%s' using (floor($1)):(strcol(2) eq '%s' ? $3 : NaN) smooth unique with linespoints title '%s'",
+                    i ? ", " : "", tsv, edges[i].key, edges[i].key);
+        fprintf(f, "\nset output '%s/latency_cdf.%s'\nset title 'latency CDF per region'\nset xlabel 'ms'\n"
+                   "set ylabel 'fraction'\nset logscale x\nplot ", odir, ext);
+        for (size_t i = 0; i < nreg; i++)
+            fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", cdfp, i, regions[i].key);
+        fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'requests per answering tier'\nset style fill solid\n"
+                   "set yrange [0:*]\nset ylabel 'requests'\nset xlabel ''\nset boxwidth 0.6\nset xrange [-0.5:%d.5]\n"
+                   "plot '%s' using 0:2:xtic(1) with boxes notitle\nset autoscale x\nunset boxwidth\n"
+                   "set yrange [0:1]\n", odir, ext, ntiers - 1, tiers_tsv);
+    }
+    fclose(f);
+    (void)buckets;
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>'%s/gnuplot.log'", gp, odir);
+    int rc = system(cmd);
+    char hp[PATH_MAX];
+    snprintf(hp, sizeof(hp), "%s/index.html", odir);
+    FILE *h = fopen(hp, "w");
+    if (h) {
+        fprintf(h, "<!doctype html><meta charset=utf-8><title>CDN lab report: %s</title>\n<h1>CDN lab: %s</h1>\n"
+                   "<img src=hitratio.svg><img src=latency_cdf.svg><img src=tiers.svg>\n<pre>\n", t->name, t->name);
+        FILE *x = fopen(rp, "r");
+        char line[512];
+        while (x && fgets(line, sizeof(line), x))
+            for (char *c = line; *c; c++)
+                fputs(*c == '<' ? "&lt;" : *c == '&' ? "&amp;" : (char[]){*c, 0}, h);
+        if (x) fclose(x);
+        fprintf(h, "</pre>\n");
+        fclose(h);
+    }
+    printf("\nplots%s: %s/{hitratio,latency_cdf,tiers}.{png,svg}, page %s, text %s\n", rc ? " (gnuplot failed, see gnuplot.log)" : "",
+           odir, hp, rp);
+    return 0;
+}

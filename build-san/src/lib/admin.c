@@ -1,0 +1,148 @@
+/* lib/admin.c - the admin listener: /healthz, /metrics and the program's routes (see
+ * cdn/admin.h). One h2o host with one handler on "/" that dispatches on the path. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdn/admin.h"
+#include "cdn/http.h"
+#include "cdn/proc.h"
+
+struct cdn_admin {
+    struct cdn_admin_opts o;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    h2o_socket_t *ls;
+    char paths[512];            /* the 404 text: "admin: /healthz /metrics /backends\n" */
+};
+
+struct handler {
+    h2o_handler_t super;
+    cdn_admin_t *a;
+};
+
+void cdn_admin_send_text(h2o_req_t *req, int status, const char *reason, const char *body)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
+    size_t len = strlen(body);
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+void cdn_admin_send_metrics(h2o_req_t *req, cdn_metrics_t *m, const char *cache_control)
+{
+    size_t len = 0;
+    char *text = cdn_metrics_render(m, &len);
+    if (text == NULL) {
+        cdn_admin_send_text(req, 500, "Internal Server Error", "metrics unavailable\n");
+        return;
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain; version=0.0.4"), 1);
+    if (cache_control != NULL)
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, cache_control, strlen(cache_control), 1);
+    req->res.content_length = len;
+    h2o_send_inline(req, text, len); /* copies into the pool */
+    free(text);
+}
+
+static int route_matches(const struct cdn_admin_route *r, const char *p, size_t len)
+{
+    size_t rl = strlen(r->path);
+    if (len < rl || memcmp(p, r->path, rl) != 0)
+        return 0;
+    return len == rl || (r->prefix && (p[rl] == '/' || p[rl] == '?'));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    cdn_admin_t *a = ((struct handler *)self)->a;
+    const char *p = req->path_normalized.base;
+    size_t len = req->path_normalized.len;
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+              h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (get && h2o_memis(p, len, H2O_STRLIT("/healthz"))) {
+        const char *body = NULL;
+        int status = 200;
+        if (a->o.health_status != NULL)
+            status = a->o.health_status(a->o.data, &body);
+        else if (a->o.health != NULL)
+            body = a->o.health(a->o.data);
+        const char *reason = cdn_http_reason(status);
+        cdn_admin_send_text(req, status, reason != NULL ? reason : "Unknown", body != NULL ? body : "ok\n");
+        return 0;
+    }
+    if (get && a->o.metrics != NULL && h2o_memis(p, len, H2O_STRLIT("/metrics"))) {
+        if (a->o.before_metrics != NULL)
+            a->o.before_metrics(a->o.data);
+        cdn_admin_send_metrics(req, a->o.metrics, NULL);
+        return 0;
+    }
+    for (size_t i = 0; i < a->o.nroutes; i++)
+        if (route_matches(&a->o.routes[i], p, len) && a->o.routes[i].on_req(req, a->o.data) == 0)
+            return 0;
+    cdn_admin_send_text(req, 404, "Not Found", a->paths);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    cdn_admin_t *a = listener->data;
+    h2o_socket_t *sock;
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(&a->actx, sock);
+}
+
+cdn_admin_t *cdn_admin_start(h2o_evloop_t *loop, const struct cdn_admin_opts *o, char *err, size_t errlen)
+{
+    cdn_admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->o = *o;
+    int fd = cdn_listen_tcp(o->addr, o->addr_len, 0, err, errlen);
+    if (fd < 0) {
+        free(a);
+        return NULL;
+    }
+    size_t n = (size_t)snprintf(a->paths, sizeof(a->paths), "admin: /healthz%s", o->metrics ? " /metrics" : "");
+    for (size_t i = 0; i < o->nroutes && n < sizeof(a->paths); i++)
+        n += (size_t)snprintf(a->paths + n, sizeof(a->paths) - n, " %s", o->routes[i].path);
+    if (n < sizeof(a->paths) - 1)
+        snprintf(a->paths + n, sizeof(a->paths) - n, "\n");
+    h2o_config_init(&a->conf);
+    if (o->server_name != NULL)
+        a->conf.server_name = h2o_iovec_init(o->server_name, strlen(o->server_name));
+    h2o_hostconf_t *hc = h2o_config_register_host(&a->conf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+    struct handler *h = (struct handler *)h2o_create_handler(h2o_config_register_path(hc, "/", 0), sizeof(*h));
+    h->super.on_req = on_req;
+    h->a = a;
+    h2o_context_init(&a->ctx, loop, &a->conf);
+    a->actx = (h2o_accept_ctx_t){.ctx = &a->ctx, .hosts = a->conf.hosts};
+    a->ls = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->ls->data = a;
+    h2o_socket_read_start(a->ls, on_accept);
+    return a;
+}
+
+void cdn_admin_free(cdn_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    h2o_socket_close(a->ls);
+    h2o_multithread_queue_t *q = a->ctx.queue;
+    h2o_context_dispose(&a->ctx);
+    h2o_config_dispose(&a->conf);
+    free(q); /* h2o 2.2.5's h2o_multithread_destroy_queue does not free the queue itself */
+    free(a);
+}

@@ -1,0 +1,212 @@
+/* origin/lb/lbd.h - shop-lb's internal API between its files: the config (conf.c), the pools,
+ * their health and reloads (pool.c), the proxy (proxy.c), the admin endpoints and metrics
+ * (admin.c); main.c ties them to the daemon runtime (cdn/daemon.h).
+ *
+ * Rules:
+ * - `threads` workers (cdn/daemon.h), each with its own cdn_httpc (so its own keep-alive pool to
+ *   the backends) and timeouts in struct lb_worker. Worker 0 is the main thread: it also runs
+ *   the admin listener, the signals (SIGHUP reload) and every active health check.
+ * - Shared state (pools, backends: up/down, streaks, slow start, drained/removed, requests in
+ *   flight for leastconn, the rr counters, the ring; routes, protected paths, retries, health
+ *   settings) is read and written only under lb.mu. Holds are short (a pick, a counter); nothing
+ *   under it blocks or calls into curl.
+ * - Config lifetime: the first document lives as long as the process (restart-only settings:
+ *   listen, logs, pid file point into it). A reload's document replaces the previous reload's,
+ *   which goes to cdn_daemon_retire: freed once every worker has finished the loop turn it was
+ *   in. Pointers into a document (route prefixes, tokens, the health path) are therefore used
+ *   within one callback, under lb.mu, never kept across turns.
+ * - A request lives on the worker that accepted its connection; its upstream transfer uses that
+ *   worker's httpc and timeouts. Metrics are per-thread counters (cdn/metrics.h).
+ * - A backend is eligible when it is up (active checks: the rise/fall rule of cdn/risefall.h;
+ *   passive: `passive_fails` consecutive connect errors/timeouts/5xx take it down at once), not
+ *   drained and not removed. A returning backend's weight ramps from 10% to 100% over slow_start
+ *   (round robin and least connections; the hash ring gives keys back at once). */
+#ifndef ORIGIN_LB_LBD_H
+#define ORIGIN_LB_LBD_H
+
+#include <pthread.h>
+#include <h2o.h>
+
+#include "cdn/admin.h"
+#include "cdn/config.h"
+#include "cdn/daemon.h"
+#include "cdn/httpc.h"
+#include "cdn/log.h"
+#include "cdn/loop.h"
+#include "cdn/metrics.h"
+#include "cdn/risefall.h"
+#include "origin/lb/lb.h"
+
+#define PROG "shop-lb"
+#define MAX_BACKENDS 64      /* the retry exclusion mask is 64 bits */
+#define MAX_POOLS 16
+#define MAX_ROUTES 64
+#define MAX_THREADS 64       /* CDN_METRICS_MAX_THREADS: one metrics slot per worker */
+
+/* ---------------- conf.c ---------------- */
+
+struct conf_backend {
+    const char *addr;
+    unsigned weight;
+};
+
+struct conf_pool {
+    const char *name;       /* the map key */
+    int algo;
+    unsigned vnodes;
+    struct cdn_conf_list backends; /* struct conf_backend */
+};
+
+struct conf_route {
+    const char *prefix;
+    const char *pool;
+};
+
+struct conf_protect {
+    const char *prefix;
+    const char *token;
+};
+
+struct conf_health {
+    int enabled;
+    const char *path;
+    uint64_t interval, timeout, slow_start;
+    unsigned rise, fall, passive_fails;
+};
+
+struct conf_timeouts {
+    uint64_t connect, first_byte, idle, total;
+};
+
+struct lb_conf {
+    struct cdn_conf_addr listen, admin;
+    const char *error_log, *log_level, *access_log, *pid_file;
+    int access_log_format;
+    unsigned retries;
+    unsigned threads;
+    uint64_t graceful_timeout;      /* drain deadline of a graceful stop */
+    struct conf_timeouts timeouts;
+    struct conf_health health;
+    struct cdn_conf_list pools;     /* struct conf_pool */
+    struct cdn_conf_list routes;    /* struct conf_route */
+    struct cdn_conf_list protect;   /* struct conf_protect */
+};
+
+/* What the command line says; applied over the file at start and again on every reload. */
+struct lb_cmdline {
+    const char *conf_path, *listen, *admin, *backends[MAX_BACKENDS];
+    int nb, algo, test, nohealth;
+    long retries, threads, hint, rise, fall, slow, cto, fbto;
+    const char *alog, *elog, *pid;
+};
+
+/* Parses argv: 0 to go on, or the exit code (+1: 0 for --help/--version, 2 for a usage error). */
+int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl);
+/* Defaults, then the file (if any), then the command line, into *c; *doc is the decoded file
+ * (NULL without one), which c's strings point into. 0, or -1 with err set (file:line:col). */
+int lb_conf_load(const struct lb_cmdline *cl, struct lb_conf *c, cdn_conf_t **doc, char *err, size_t errlen);
+/* "http://host:port/" or "host:port" -> "host:port"; its length, or 0 when malformed. */
+size_t lb_norm_addr(const char *addr, const char **out);
+
+/* ---------------- pool.c: shared state ---------------- */
+
+struct pool;
+
+struct backend {
+    struct pool *pool;
+    char addr[128];          /* "127.0.0.1:8081" */
+    char base[160];          /* "http://127.0.0.1:8081" */
+    int up, drained, removed;
+    struct cdn_risefall hc;  /* active checks (its `up` mirrors `up` above) */
+    unsigned passive_streak;
+    uint64_t up_since;       /* for slow start */
+    cdn_timer_t *check_timer;
+    cdn_httpc_req_t *check;
+    uint64_t requests, errors;
+    cdn_series_t *s_requests, *s_errors, *s_up, *s_active, *s_latency;
+};
+
+struct pool {
+    char name[64];
+    enum lb_algo algo;
+    unsigned vnodes;
+    size_t n;
+    struct backend be[MAX_BACKENDS];
+    struct lb_member m[MAX_BACKENDS];
+    struct lb_ring ring;
+    unsigned rotor;
+};
+
+struct route {
+    const char *prefix;
+    struct pool *pool;
+};
+/* A worker's own state (cdn_worker.data). */
+struct lb_worker {
+    struct cdn_worker *cw;
+    h2o_evloop_t *loop;
+    cdn_httpc_t *httpc;
+    h2o_timeout_t fb_timeout, idle_timeout;
+    cdn_series_t *s_requests;
+};
+
+extern struct lb {
+    pthread_mutex_t mu;             /* the shared state: see the rules at the top */
+    struct lb_conf conf;
+    struct lb_cmdline cmdline;
+    cdn_conf_t *doc0;               /* the first document: lives as long as the process */
+    cdn_conf_t *doc;                /* the last reload's, retired when replaced */
+    struct pool pools[MAX_POOLS];
+    size_t npools;
+    struct route routes[MAX_ROUTES];
+    size_t nroutes;
+    h2o_globalconf_t h2o;
+    cdn_daemon_t *d;
+    struct lb_worker workers[MAX_THREADS];
+    h2o_evloop_t *loop;             /* worker 0's: health checks, admin, signals */
+    cdn_httpc_t *httpc;             /* worker 0's: health checks */
+    cdn_alog_t *alog;
+    cdn_metrics_t *metrics;
+    cdn_metric_t *m_be_requests, *m_be_errors, *m_be_up, *m_be_active, *m_be_latency, *m_requests, *m_retries,
+        *m_checks, *m_reloads;
+    cdn_metric_t *m_thread_requests;
+    cdn_series_t *s_retries, *s_reload_ok, *s_reload_err;
+    uint64_t rid_seq;               /* atomic */
+    uint64_t rid_salt;
+} lb;
+
+static inline void lb_lock(void) { pthread_mutex_lock(&lb.mu); }
+static inline void lb_unlock(void) { pthread_mutex_unlock(&lb.mu); }
+static inline int lb_stopping(void) { return lb.d != NULL && cdn_daemon_stopping(lb.d); }
+
+/* The algorithms' view of a pool, refreshed before each choice (slow start depends on the time).
+ * Under lb.mu. */
+void lb_refresh_members(struct pool *p);
+/* Passive health: a real request's outcome. Any thread; takes lb.mu. */
+void lb_passive_result(struct backend *b, int failed);
+/* Main thread, under lb.mu. */
+int lb_backend_add(struct pool *p, const char *addr, unsigned weight, char *err, size_t errlen);
+void lb_backend_remove(struct backend *b);
+struct backend *lb_backend_find(struct pool *p, const char *addr, size_t len);
+struct pool *lb_pool_find(const char *name);
+/* Makes pools, backends, routes and protected paths what c says (checked first: a bad config
+ * changes nothing). Main thread, under lb.mu. 0 or -1 with err. */
+int lb_sync_config(struct lb_conf *c, char *err, size_t errlen);
+/* The quick mode's pool "default" on "/" with the command line's backends. Main thread. */
+int lb_quick_pool(const struct lb_cmdline *cl, char *err, size_t errlen);
+/* SIGHUP: the file and the command line again; the running state stays on error. */
+void lb_reload(void *data);
+
+/* ---------------- proxy.c ---------------- */
+
+int lb_on_proxy_req(h2o_handler_t *h, h2o_req_t *req);
+void lb_on_log_access(h2o_logger_t *logger, h2o_req_t *req);
+void lb_send_plain(h2o_req_t *req, int status, const char *reason, const char *msg);
+
+/* ---------------- admin.c ---------------- */
+
+int lb_metrics_init(void);
+/* The admin listener (/healthz /metrics /backends) on the main loop. NULL with err set. */
+cdn_admin_t *lb_admin_start(char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,112 @@
+/* Unit tests for edge/req/decide.c: the request path's pure decisions (retry the next upstream,
+ * the status of a failed fetch, may a waiter share a response). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "edge/http/cache_key.h"
+#include "edge/req/decide.h"
+
+static void upstream_retry(void **state)
+{
+    static const struct { enum cdn_httpc_error kind; int head, parent_status, want; } t[] = {
+        {CDN_HTTPC_REFUSED, 0, 0, 1},          /* nothing listened: the request was not sent */
+        {CDN_HTTPC_CONNECT, 0, 0, 1},
+        {CDN_HTTPC_CONNECT_TIMEOUT, 0, 0, 1},
+        {CDN_HTTPC_REFUSED, 1, 0, 0},          /* a head came: a client may have part of it */
+        {CDN_HTTPC_TIMEOUT, 0, 0, 0},          /* it may have acted on the request */
+        {CDN_HTTPC_RESET, 0, 0, 0},
+        {CDN_HTTPC_DNS, 0, 0, 0},
+        {CDN_HTTPC_TLS, 0, 0, 0},
+        {CDN_HTTPC_PROTOCOL, 0, 0, 0},
+        {CDN_HTTPC_ABORTED, 0, 503, 1},        /* a parent's 5xx: passed over */
+        {CDN_HTTPC_ABORTED, 0, 508, 1},
+        {CDN_HTTPC_ABORTED, 0, 0, 0},
+        {CDN_HTTPC_ABORTED, 1, 503, 0},
+        {CDN_HTTPC_OK, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (edge_upstream_retry(t[i].kind, t[i].head, t[i].parent_status) != t[i].want)
+            fail_msg("row %zu (%s, head %d, parent %d): want %d", i, cdn_httpc_error_name(t[i].kind), t[i].head,
+                     t[i].parent_status, t[i].want);
+}
+
+static void error_status(void **state)
+{
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_TIMEOUT), 504);
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_CONNECT_TIMEOUT), 504);
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_REFUSED), 502);
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_RESET), 502);
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_DNS), 502);
+    assert_int_equal(edge_upstream_error_status(CDN_HTTPC_PROTOCOL), 502);
+}
+
+#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+
+static void waiter_shares(void **state)
+{
+    const char vary[] = "accept-language";
+    struct edge_hdr en[] = {H("Accept-Language", "en")}, en2[] = {H("accept-language", " en ")},
+                    fr[] = {H("Accept-Language", "fr")}, none[] = {H("X-Other", "1")};
+    /* no Vary: everyone shares */
+    assert_int_equal(edge_waiter_shares("", 0, fr, 1, en, 1, NULL, 0), 1);
+    /* with the owner there: the same variant shares, another does not; an absent header is its
+     * own variant */
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), en2, 1, en, 1, NULL, 0), 1);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), fr, 1, en, 1, NULL, 0), 0);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), none, 1, en, 1, NULL, 0), 0);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), none, 1, none, 1, NULL, 0), 1);
+    /* the owner left: the variant part of the fetch's key decides; none known: no sharing */
+    char vk[256];
+    int l = edge_vary_key(vary, strlen(vary), en, 1, vk, sizeof(vk));
+    assert_true(l > 0);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), en2, 1, NULL, 0, vk, (size_t)l), 1);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), fr, 1, NULL, 0, vk, (size_t)l), 0);
+    assert_int_equal(edge_waiter_shares(vary, strlen(vary), en, 1, NULL, 0, NULL, 0), 0);
+}
+
+static void transitions(void **state)
+{
+    /* the trail of an ordinary hit, miss, pass and error */
+    assert_true(edge_req_step_ok(REQ_RECV, REQ_LOOKUP) && edge_req_step_ok(REQ_LOOKUP, REQ_HIT) &&
+                edge_req_step_ok(REQ_HIT, REQ_DELIVER) && edge_req_step_ok(REQ_DELIVER, REQ_DONE));
+    assert_true(edge_req_step_ok(REQ_LOOKUP, REQ_MISS) && edge_req_step_ok(REQ_MISS, REQ_DELIVER));
+    assert_true(edge_req_step_ok(REQ_MISS, REQ_PASS)); /* another Vary variant: on its own */
+    assert_true(edge_req_step_ok(REQ_LOOKUP, REQ_PASS) && edge_req_step_ok(REQ_PASS, REQ_SYNTH));
+    assert_true(edge_req_step_ok(REQ_RECV, REQ_SYNTH) && edge_req_step_ok(REQ_RECV, REQ_DONE));
+    /* what never happens */
+    assert_false(edge_req_step_ok(REQ_DONE, REQ_RECV));
+    assert_false(edge_req_step_ok(REQ_DONE, REQ_DONE));
+    assert_false(edge_req_step_ok(REQ_DELIVER, REQ_SYNTH)); /* a response already started */
+    assert_false(edge_req_step_ok(REQ_HIT, REQ_MISS));
+    assert_false(edge_req_step_ok(REQ_PASS, REQ_MISS));
+    assert_false(edge_req_step_ok(REQ_RECV, REQ_DELIVER));
+    assert_false(edge_req_step_ok(REQ_SYNTH, REQ_DELIVER));
+    assert_false(edge_req_step_ok((enum req_step)99, REQ_DONE));
+    /* a fetch: forward only, nothing after the end */
+    assert_true(edge_fetch_state_ok(FETCH_REQUESTED, FETCH_HEADERS));
+    assert_true(edge_fetch_state_ok(FETCH_HEADERS, FETCH_STREAMING));
+    assert_true(edge_fetch_state_ok(FETCH_STREAMING, FETCH_FINISHED));
+    assert_true(edge_fetch_state_ok(FETCH_HEADERS, FETCH_FINISHED)); /* no body (304, HEAD, empty) */
+    assert_true(edge_fetch_state_ok(FETCH_REQUESTED, FETCH_FAILED));
+    assert_true(edge_fetch_state_ok(FETCH_STREAMING, FETCH_FAILED));
+    assert_false(edge_fetch_state_ok(FETCH_STREAMING, FETCH_HEADERS));
+    assert_false(edge_fetch_state_ok(FETCH_FINISHED, FETCH_FAILED));
+    assert_false(edge_fetch_state_ok(FETCH_FAILED, FETCH_FINISHED));
+    assert_false(edge_fetch_state_ok(FETCH_HEADERS, FETCH_HEADERS));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(upstream_retry),
+        cmocka_unit_test(error_status),
+        cmocka_unit_test(waiter_shares),
+        cmocka_unit_test(transitions),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,438 @@
+/* Unit tests for the edge's storage: policy.c (LRU, S3-FIFO, the byte bound), obj.c (format
+ * round trip, corruption, 304 merge), tier_ram.c and tier_rdb.c (restart keeps objects, a corrupted value is
+ * never returned, eviction past the byte bound reaches the database). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "edge/store/idmap.h"
+#include "edge/store/obj.h"
+#include "edge/store/policy.h"
+#include "edge/store/store.h"
+#include "edge/store/tier_ram.h"
+#include "edge/store/tier_rdb.h"
+
+static uint64_t evicted[64];
+static int nevicted;
+static void on_evict(uint64_t id, void *data) { evicted[nevicted++ % 64] = id; }
+
+static void idmap(void **state)
+{
+    struct edge_idmap m;
+    assert_int_equal(edge_idmap_init(&m, 4), 0);
+    for (uint64_t i = 1; i <= 5000; i++)
+        assert_int_equal(edge_idmap_put(&m, i * 7919, i), 0);
+    for (uint64_t i = 1; i <= 5000; i += 2)
+        assert_int_equal(edge_idmap_del(&m, i * 7919), 1);
+    for (uint64_t i = 1; i <= 5000; i++) {
+        uint64_t v = 0;
+        int has = edge_idmap_get(&m, i * 7919, &v);
+        assert_int_equal(has, i % 2 == 0);
+        if (has)
+            assert_int_equal(v, i);
+    }
+    assert_int_equal(m.n, 2500);
+    edge_idmap_free(&m);
+}
+
+static void lru(void **state)
+{
+    struct edge_policy *p = edge_policy_new(EDGE_POLICY_LRU, 300);
+    nevicted = 0;
+    assert_int_equal(edge_policy_insert(p, 1, 100, on_evict, NULL), 0);
+    assert_int_equal(edge_policy_insert(p, 2, 100, on_evict, NULL), 0);
+    assert_int_equal(edge_policy_insert(p, 3, 100, on_evict, NULL), 0);
+    edge_policy_hit(p, 1); /* 2 is now the least recent */
+    assert_int_equal(edge_policy_insert(p, 4, 100, on_evict, NULL), 0);
+    assert_int_equal(nevicted, 1);
+    assert_int_equal(evicted[0], 2);
+    assert_false(edge_policy_contains(p, 2));
+    assert_int_equal(edge_policy_insert(p, 5, 301, on_evict, NULL), -1); /* larger than all */
+    assert_int_equal(edge_policy_insert(p, 6, 250, on_evict, NULL), 0);
+    assert_true(edge_policy_bytes(p) <= 300);
+    assert_int_equal(edge_policy_remove(p, 6), 1);
+    assert_int_equal(edge_policy_bytes(p), 0);
+    edge_policy_free(p);
+}
+
+/* S3-FIFO keeps a reused working set while a scan of one-hit wonders passes through small. The
+ * round (50 hot + 80 scan ids) is longer than the cache (100 ids) but shorter than cache + ghost
+ * (90% of the bytes, 90 ids): a hot id that small drops comes back from the ghost into main. */
+static void s3fifo_scan_resistance(void **state)
+{
+    for (int k = 0; k < 2; k++) {
+        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100 * 10);
+        int hits = 0;
+        for (int round = 0; round < 50; round++) {
+            for (uint64_t h = 1; h <= 50; h++) /* hot set: 50 objects of 10 */
+                if (edge_policy_hit(p, h))
+                    hits++;
+                else
+                    edge_policy_insert(p, h, 10, NULL, NULL);
+            for (uint64_t s = 0; s < 80; s++) /* scan: never seen again */
+                edge_policy_insert(p, 1000000 + (uint64_t)round * 1000 + s, 10, NULL, NULL);
+            assert_true(edge_policy_bytes(p) <= 1000);
+        }
+        if (k == 0)
+            assert_int_equal(hits, 0); /* LRU: the scan flushes the hot set every round */
+        else
+            assert_true(hits > 40 * 50); /* S3-FIFO keeps it */
+        edge_policy_free(p);
+    }
+}
+
+static void policy_random_bound(void **state)
+{
+    srand(7);
+    for (int k = 0; k < 2; k++) {
+        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100000);
+        for (int i = 0; i < 200000; i++) {
+            uint64_t id = (uint64_t)(rand() % 5000) + 1;
+            int op = rand() % 10;
+            if (op < 6)
+                edge_policy_insert(p, id, (uint64_t)(rand() % 2000) + 1, NULL, NULL);
+            else if (op < 9)
+                edge_policy_hit(p, id);
+            else
+                edge_policy_remove(p, id);
+            if (edge_policy_bytes(p) > 100000)
+                fail_msg("over capacity at %d", i);
+        }
+        edge_policy_free(p);
+    }
+}
+
+static struct edge_obj *mkobj(const char *key, const char *body)
+{
+    struct edge_hdr h[] = {
+        {"Content-Type", 12, "text/plain", 10}, {"Content-Length", 14, "5", 1},
+        {"Connection", 10, "close, X-Hop", 12}, {"X-Hop", 5, "secret", 6},
+        {"Set-Cookie", 10, "a=b", 3},           {"Surrogate-Key", 13, "prod-1  cat-2", 13},
+        {"ETag", 4, "\"v1\"", 4},               {"Date", 4, "Tue, 14 Nov 2023 22:13:20 GMT", 29},
+        {"Transfer-Encoding", 17, "chunked", 7},
+    };
+    struct edge_fresh f = {.response_time = 1700000000, .initial_age = 3, .lifetime = 60, .swr = -1, .sie = 30,
+                           .flags = EDGE_F_AUTH_OK};
+    struct edge_obj *o = edge_obj_new(key, strlen(key), strlen(key), 200, h, 9, "", 0, &f, 1699999999);
+    assert_non_null(o);
+    edge_obj_set_body(o, (uint8_t *)strdup(body), strlen(body));
+    return o;
+}
+
+static void obj_format(void **state)
+{
+    struct edge_obj *o = mkobj("http://h/a", "hello");
+    /* hop-by-hop (incl. Connection-named), Set-Cookie and Surrogate-Key are not stored */
+    assert_int_equal(o->nhdrs, 4);
+    assert_null(edge_obj_hdr(o, "x-hop"));
+    assert_null(edge_obj_hdr(o, "set-cookie"));
+    assert_null(edge_obj_hdr(o, "transfer-encoding"));
+    assert_string_equal(o->tags, "prod-1 cat-2");
+    size_t len;
+    uint8_t *m = edge_obj_encode(o, &len);
+    assert_non_null(m);
+    const char *why;
+    struct edge_obj *d = edge_obj_decode(m, len, &why);
+    assert_non_null(d);
+    assert_int_equal(d->status, 200);
+    assert_int_equal(d->fresh.lifetime, 60);
+    assert_int_equal(d->fresh.sie, 30);
+    assert_int_equal(d->fresh.swr, -1);
+    assert_int_equal(d->request_time, 1699999999);
+    assert_string_equal(d->key, "http://h/a");
+    assert_string_equal(edge_obj_hdr(d, "etag")->value, "\"v1\"");
+    assert_int_equal(d->body_len, 5);
+    assert_int_equal(edge_obj_attach_body(d, "hellO", 5), -1); /* body CRC */
+    assert_int_equal(edge_obj_attach_body(d, "hell", 4), -1);  /* body length */
+    assert_int_equal(edge_obj_attach_body(d, "hello", 5), 0);
+    edge_obj_release(d);
+    /* every single-bit flip and every truncation of the meta is detected */
+    for (size_t i = 0; i < len * 8; i++) {
+        m[i / 8] ^= (uint8_t)(1 << (i % 8));
+        assert_null(edge_obj_decode(m, len, &why));
+        m[i / 8] ^= (uint8_t)(1 << (i % 8));
+    }
+    for (size_t l = 0; l < len; l++)
+        assert_null(edge_obj_decode(m, l, &why));
+    free(m);
+    edge_obj_release(o);
+}
+
+static void merge_304(void **state)
+{
+    struct edge_obj *o = mkobj("http://h/a", "hello");
+    struct edge_hdr h[] = {
+        {"Content-Length", 14, "0", 1},  /* never replaces the stored one */
+        {"ETag", 4, "\"v2\"", 4},
+        {"Cache-Control", 13, "max-age=100", 11},
+        {"Connection", 10, "X-Drop", 6}, {"X-Drop", 6, "1", 1},
+        {"Date", 4, "Tue, 14 Nov 2023 22:20:00 GMT", 29},
+    };
+    struct edge_fresh f = {.response_time = 1700000400, .lifetime = 100, .swr = -1, .sie = -1};
+    struct edge_obj *m = edge_obj_merge_304(o, h, 6, &f, 1700000399);
+    assert_non_null(m);
+    assert_string_equal(edge_obj_hdr(m, "content-length")->value, "5");
+    assert_string_equal(edge_obj_hdr(m, "etag")->value, "\"v2\"");
+    assert_string_equal(edge_obj_hdr(m, "cache-control")->value, "max-age=100");
+    assert_string_equal(edge_obj_hdr(m, "content-type")->value, "text/plain");
+    assert_string_equal(edge_obj_hdr(m, "date")->value, "Tue, 14 Nov 2023 22:20:00 GMT");
+    assert_null(edge_obj_hdr(m, "x-drop"));
+    assert_int_equal(edge_hdr_find(m->hdrs, m->nhdrs, "etag", 0) >= 0, 1);
+    assert_int_equal(m->body_len, 5);
+    assert_memory_equal(m->body, "hello", 5);
+    assert_int_equal(m->fresh.lifetime, 100);
+    /* the Date a client sees follows the merged Date */
+    assert_string_equal(o->date, "Tue, 14 Nov 2023 22:13:20 GMT");
+    assert_string_equal(m->date, "Tue, 14 Nov 2023 22:20:00 GMT");
+    edge_obj_release(m);
+    /* fields that describe the stored body are not replaced; a new one is not added either */
+    struct edge_hdr b[] = {
+        {"Content-Encoding", 16, "gzip", 4}, {"Content-MD5", 11, "x", 1}, {"Content-Range", 13, "bytes 0-1/5", 11},
+        {"X-New", 5, "1", 1},
+    };
+    m = edge_obj_merge_304(o, b, 4, &f, 1700000399);
+    assert_non_null(m);
+    assert_null(edge_obj_hdr(m, "content-encoding"));
+    assert_null(edge_obj_hdr(m, "content-md5"));
+    assert_null(edge_obj_hdr(m, "content-range"));
+    assert_string_equal(edge_obj_hdr(m, "x-new")->value, "1");
+    edge_obj_release(m);
+    /* RFC 9111 4.3.4: a 304 selects the stored response only if its ETag (if any) matches */
+    struct edge_hdr e1[] = {{"ETag", 4, " \"v1\"", 5}}, e2[] = {{"ETag", 4, "W/\"v1\"", 6}},
+                    e3[] = {{"ETag", 4, "\"v2\"", 4}}, e4[] = {{"Cache-Control", 13, "max-age=1", 9}};
+    assert_true(edge_obj_304_selects(o, e1, 1));
+    assert_true(edge_obj_304_selects(o, e2, 1));
+    assert_false(edge_obj_304_selects(o, e3, 1));
+    assert_true(edge_obj_304_selects(o, e4, 1));
+    edge_obj_release(o);
+}
+
+static void ram_tier(void **state)
+{
+    struct edge_obj *a = mkobj("http://h/a", "aaaa"), *b = mkobj("http://h/b", "bbbb");
+    uint64_t charge = edge_obj_charge(a);
+    struct edge_ram *r = edge_ram_new(charge + charge / 2, EDGE_POLICY_LRU);
+    assert_int_equal(edge_ram_put(r, a), 0);
+    struct edge_obj *g = edge_ram_get(r, "http://h/a", 10);
+    assert_ptr_equal(g, a);
+    edge_obj_release(g);
+    assert_null(edge_ram_get(r, "http://h/b", 10));
+    assert_int_equal(edge_ram_put(r, b), 0); /* evicts a */
+    assert_null(edge_ram_get(r, "http://h/a", 10));
+    assert_int_equal(edge_ram_count(r), 1);
+    edge_ram_free(r);
+    edge_obj_release(a);
+    edge_obj_release(b);
+}
+
+static void rdb_tier(void **state)
+{
+    char dir[] = "/tmp/t_edge_rdb.XXXXXX", err[256];
+    assert_non_null(mkdtemp(dir));
+    struct edge_rdb *d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    struct edge_obj *a = mkobj("http://h/a", "hello"), *b = mkobj("http://h/b", "world");
+    assert_int_equal(edge_rdb_put(d, a), 0);
+    assert_int_equal(edge_rdb_put(d, b), 0);
+    edge_rdb_sync(d);
+    int corrupt;
+    struct edge_obj *g = edge_rdb_get(d, "http://h/a", 10, &corrupt);
+    assert_non_null(g);
+    assert_memory_equal(g->body, "hello", 5);
+    edge_obj_release(g);
+    assert_null(edge_rdb_get(d, "http://h/zz", 11, &corrupt));
+    assert_int_equal(corrupt, 0);
+    edge_rdb_close(d);
+
+    /* restart: the index is rebuilt, objects come back */
+    int seen = 0;
+    d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(edge_rdb_count(d), 2);
+    assert_true(edge_rdb_has(d, "http://h/b", 10));
+    g = edge_rdb_get(d, "http://h/b", 10, &corrupt);
+    assert_non_null(g);
+    assert_memory_equal(g->body, "world", 5);
+    edge_obj_release(g);
+    edge_rdb_close(d);
+    (void)seen;
+
+    /* corrupt b's body behind the tier's back: never served, and dropped */
+    rocksdb_options_t *o = rocksdb_options_create();
+    const char *names[3] = {"default", "meta", "body"};
+    const rocksdb_options_t *cfo[3] = {o, o, o};
+    rocksdb_column_family_handle_t *cf[3];
+    char *e = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 3, names, cfo, cf, &e);
+    assert_null(e);
+    uint64_t id = edge_key_id("http://h/b", 10);
+    char k[8];
+    for (int i = 7; i >= 0; i--, id >>= 8)
+        k[i] = (char)(id & 0xff);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, cf[2], k, 8, "wurld", 5, &e);
+    assert_null(e);
+    rocksdb_writeoptions_destroy(wo);
+    for (int i = 0; i < 3; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+
+    d = edge_rdb_open(dir, 1 << 20, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_true(edge_rdb_has(d, "http://h/b", 10));
+    assert_null(edge_rdb_get(d, "http://h/b", 10, &corrupt));
+    assert_int_equal(corrupt, 1);
+    assert_false(edge_rdb_has(d, "http://h/b", 10));
+    g = edge_rdb_get(d, "http://h/a", 10, &corrupt);
+    assert_non_null(g);
+    edge_obj_release(g);
+    /* capacity: a tiny store evicts */
+    edge_rdb_close(d);
+    d = edge_rdb_open(dir, edge_obj_charge(a) + 10, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(edge_rdb_count(d), 1);
+    edge_rdb_close(d);
+    edge_obj_release(a);
+    edge_obj_release(b);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* RocksDB-tier eviction (on_evict in tier_rdb.c): a tier of room for 4 objects gets 20; the least
+ * recently used go from the index at once and from the database through the writer (a restart
+ * with room for everything finds only the survivors). Then the same through edge_store with a RAM
+ * tier too small to hold anything: evicted objects are gone from the store and its counts fall. */
+static struct edge_obj *mkobj_n(int i)
+{
+    char key[32], body[1001];
+    snprintf(key, sizeof(key), "http://h/e%02d", i);
+    memset(body, 'a' + i % 26, 1000);
+    body[1000] = 0;
+    return mkobj(key, body);
+}
+
+static void rdb_evict(void **state)
+{
+    char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
+    assert_non_null(mkdtemp(dir));
+    struct edge_obj *probe = mkobj_n(0);
+    uint64_t charge = edge_obj_charge(probe), cap = 4 * charge + charge / 2;
+    edge_obj_release(probe);
+    struct edge_rdb *d = edge_rdb_open(dir, cap, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    int corrupt = 0;
+    for (int i = 0; i < 4; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        assert_int_equal(edge_rdb_put(d, o), 0);
+        edge_obj_release(o);
+    }
+    assert_int_equal(edge_rdb_count(d), 4);
+    /* e00 used: e01 is now the least recent and goes first */
+    edge_rdb_sync(d);
+    struct edge_obj *g = edge_rdb_get(d, "http://h/e00", 12, &corrupt);
+    assert_non_null(g);
+    edge_obj_release(g);
+    for (int i = 4; i < 20; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        assert_int_equal(edge_rdb_put(d, o), 0);
+        edge_obj_release(o);
+        assert_true(edge_rdb_bytes(d) <= cap);
+        assert_true(edge_rdb_count(d) <= 4);
+        if (i == 4) { /* the first eviction took e01, not the used e00 */
+            assert_false(edge_rdb_has(d, "http://h/e01", 12));
+            assert_true(edge_rdb_has(d, "http://h/e00", 12));
+        }
+    }
+    edge_rdb_sync(d);
+    assert_int_equal(edge_rdb_count(d), 4);
+    assert_true(edge_rdb_bytes(d) <= cap);
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        assert_false(edge_rdb_has(d, key, strlen(key)));
+        assert_null(edge_rdb_get(d, key, strlen(key), &corrupt));
+        assert_int_equal(corrupt, 0);
+    }
+    for (int i = 16; i < 20; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        g = edge_rdb_get(d, key, strlen(key), &corrupt);
+        assert_non_null(g);
+        assert_int_equal(g->body_len, 1000);
+        assert_int_equal(g->body[999], 'a' + i % 26);
+        edge_obj_release(g);
+    }
+    edge_rdb_close(d);
+    /* the evictions reached the database: reopened with room for all 20, 4 are there */
+    d = edge_rdb_open(dir, 100 * charge, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(edge_rdb_count(d), 4);
+    assert_false(edge_rdb_has(d, "http://h/e01", 12));
+    assert_true(edge_rdb_has(d, "http://h/e19", 12));
+    edge_rdb_close(d);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+
+    /* through the store: disk tier of room for 3, RAM for nothing */
+    char sdir[] = "/tmp/t_edge_stev.XXXXXX";
+    assert_non_null(mkdtemp(sdir));
+    struct edge_store_conf c = {.ram_bytes = 1, .disk_bytes = 3 * charge + charge / 2,
+                                .ram_policy = EDGE_POLICY_LRU, .dir = sdir};
+    struct edge_store *s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    size_t most = 0;
+    for (int i = 0; i < 10; i++) {
+        struct edge_obj *o = mkobj_n(i);
+        edge_store_put(s, o);
+        edge_obj_release(o);
+        size_t n = edge_store_count(s, EDGE_TIER_DISK);
+        assert_true(n <= 3);
+        if (n > most)
+            most = n;
+    }
+    edge_store_sync(s);
+    assert_int_equal(most, 3);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_RAM), 0);
+    assert_true(edge_store_bytes(s, EDGE_TIER_DISK) <= c.disk_bytes);
+    int tier = -1;
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "http://h/e%02d", i);
+        g = edge_store_get(s, key, strlen(key), &tier, &corrupt);
+        if (i < 7) {
+            assert_null(g);
+        } else {
+            assert_non_null(g);
+            assert_int_equal(tier, EDGE_TIER_DISK);
+            edge_obj_release(g);
+        }
+    }
+    /* a purge of an evicted URL finds nothing; of a kept one, one object */
+    assert_int_equal(edge_store_purge_url(s, "http://h/e02", 12), 0);
+    assert_int_equal(edge_store_purge_url(s, "http://h/e09", 12), 1);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 2);
+    edge_store_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idmap),     cmocka_unit_test(lru),
+        cmocka_unit_test(s3fifo_scan_resistance), cmocka_unit_test(policy_random_bound),
+        cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
+        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(rdb_evict),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
