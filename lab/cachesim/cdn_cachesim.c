@@ -59,43 +59,95 @@ static double now_s(void)
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
 
+/* What the options say, for every trace. */
+struct sim_opts {
+    int pols[MAX_POL];
+    size_t npol, nsz;
+    struct lab_sim_size sizes[MAX_SIZES];
+    struct lab_csv_cols cols;
+    int fmt;
+    size_t limit;
+};
+
+/* One trace: read it, every size x policy, the table on stdout, the speed on stderr; 0 or 1. */
+static int sim_trace(const char *path, const struct sim_opts *o)
+{
+    int rc = 0;
+    struct lab_trace t = {0};
+    char err[512];
+    double t0 = now_s();
+    if (lab_trace_load(path, (enum lab_trace_fmt)o->fmt, &o->cols, o->limit, &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    struct lab_sim_ws ws;
+    if (lab_sim_working_set(&t, &ws) < 0) {
+        fprintf(stderr, PROG ": %s: out of memory\n", path);
+        lab_trace_free(&t);
+        return 1;
+    }
+    double t1 = now_s();
+    printf("trace %s\n", path);
+    printf("requests %llu  objects %llu  working_set_bytes %llu  requested_bytes %llu\n",
+           (unsigned long long)ws.reqs, (unsigned long long)ws.objects, (unsigned long long)ws.bytes,
+           (unsigned long long)ws.req_bytes);
+    printf("%-8s %-8s %15s %10s %10s %10s %15s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
+           "misses", "miss_bytes");
+    for (size_t s = 0; s < o->nsz; s++) {
+        uint64_t cap = lab_sim_size_bytes(&o->sizes[s], ws.bytes);
+        for (size_t p = 0; p < o->npol; p++) {
+            struct lab_sim_result r;
+            if (lab_sim_run(&t, o->pols[p], cap, &r) < 0) {
+                fprintf(stderr, PROG ": %s: out of memory\n", path);
+                rc = 1;
+                break;
+            }
+            printf("%-8s %-8s %15llu %10.6f %10.6f %10llu %15llu\n", edge_policy_kind_name(o->pols[p]),
+                   o->sizes[s].label, (unsigned long long)cap, ratio(r.misses, r.reqs),
+                   ratio(r.miss_bytes, r.req_bytes), (unsigned long long)r.misses,
+                   (unsigned long long)r.miss_bytes);
+        }
+    }
+    fflush(stdout);
+    double t2 = now_s(), runs = (double)(o->nsz * o->npol);
+    fprintf(stderr, PROG ": %s: read in %.2f s; %.0f runs x %zu requests in %.2f s (%.1f M requests/s)\n", path,
+            t1 - t0, runs, t.n, t2 - t1, runs * (double)t.n / (t2 - t1 > 0 ? t2 - t1 : 1e-9) / 1e6);
+    lab_trace_free(&t);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"policy", 1, NULL, 'p'}, {"size", 1, NULL, 's'},     {"format", 1, NULL, 'f'},
         {"limit", 1, NULL, 'n'},  {"csv-cols", 1, NULL, 'C'}, {"help", 0, NULL, 'h'},
         {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    int pols[MAX_POL];
-    size_t npol = 0, nsz = 0;
-    struct lab_sim_size sizes[MAX_SIZES];
-    struct lab_csv_cols cols = {0};
-    int fmt = LAB_TRACE_AUTO;
-    size_t limit = 0;
-    parse_policies("all", pols, &npol);
-    lab_sim_sizes_parse("0.1%,1%,10%", sizes, MAX_SIZES, &nsz);
+    static struct sim_opts o = {.fmt = LAB_TRACE_AUTO};
+    parse_policies("all", o.pols, &o.npol);
+    lab_sim_sizes_parse("0.1%,1%,10%", o.sizes, MAX_SIZES, &o.nsz);
     int c;
     while ((c = getopt_long(argc, argv, "p:s:f:n:h", lo, NULL)) != -1) {
         switch (c) {
         case 'p':
-            if (parse_policies(optarg, pols, &npol) < 0) {
+            if (parse_policies(optarg, o.pols, &o.npol) < 0) {
                 fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, all)\n", optarg);
                 return 2;
             }
             break;
         case 's':
-            if (lab_sim_sizes_parse(optarg, sizes, MAX_SIZES, &nsz) < 0) {
+            if (lab_sim_sizes_parse(optarg, o.sizes, MAX_SIZES, &o.nsz) < 0) {
                 fprintf(stderr, PROG ": --size: bad list '%s' (e.g. 0.1%%,1%%,64M)\n", optarg);
                 return 2;
             }
             break;
         case 'f':
-            if ((fmt = lab_trace_fmt_parse(optarg)) < 0) {
+            if ((o.fmt = lab_trace_fmt_parse(optarg)) < 0) {
                 fprintf(stderr, PROG ": --format: unknown '%s' (auto, oracleGeneral, csv)\n", optarg);
                 return 2;
             }
             break;
         case 'C':
-            if (lab_csv_cols_parse(optarg, &cols) < 0) {
+            if (lab_csv_cols_parse(optarg, &o.cols) < 0) {
                 fprintf(stderr, PROG ": --csv-cols: bad '%s' (e.g. id=5,size=4,time=2)\n", optarg);
                 return 2;
             }
@@ -107,7 +159,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, PROG ": --limit: want a positive count, got '%s'\n", optarg);
                 return 2;
             }
-            limit = (size_t)v;
+            o.limit = (size_t)v;
             break;
         }
         case 'h': usage(stdout); return 0;
@@ -120,49 +172,6 @@ int main(int argc, char **argv)
         return 2;
     }
     int rc = 0;
-    for (int a = optind; a < argc; a++) {
-        struct lab_trace t = {0};
-        char err[512];
-        double t0 = now_s();
-        if (lab_trace_load(argv[a], (enum lab_trace_fmt)fmt, &cols, limit, &t, err, sizeof(err)) < 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            rc = 1;
-            continue;
-        }
-        struct lab_sim_ws ws;
-        if (lab_sim_working_set(&t, &ws) < 0) {
-            fprintf(stderr, PROG ": %s: out of memory\n", argv[a]);
-            lab_trace_free(&t);
-            rc = 1;
-            continue;
-        }
-        double t1 = now_s();
-        printf("trace %s\n", argv[a]);
-        printf("requests %llu  objects %llu  working_set_bytes %llu  requested_bytes %llu\n",
-               (unsigned long long)ws.reqs, (unsigned long long)ws.objects, (unsigned long long)ws.bytes,
-               (unsigned long long)ws.req_bytes);
-        printf("%-8s %-8s %15s %10s %10s %10s %15s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
-               "misses", "miss_bytes");
-        for (size_t s = 0; s < nsz; s++) {
-            uint64_t cap = lab_sim_size_bytes(&sizes[s], ws.bytes);
-            for (size_t p = 0; p < npol; p++) {
-                struct lab_sim_result r;
-                if (lab_sim_run(&t, pols[p], cap, &r) < 0) {
-                    fprintf(stderr, PROG ": %s: out of memory\n", argv[a]);
-                    rc = 1;
-                    break;
-                }
-                printf("%-8s %-8s %15llu %10.6f %10.6f %10llu %15llu\n", edge_policy_kind_name(pols[p]),
-                       sizes[s].label, (unsigned long long)cap, ratio(r.misses, r.reqs),
-                       ratio(r.miss_bytes, r.req_bytes), (unsigned long long)r.misses,
-                       (unsigned long long)r.miss_bytes);
-            }
-        }
-        fflush(stdout);
-        double t2 = now_s(), runs = (double)(nsz * npol);
-        fprintf(stderr, PROG ": %s: read in %.2f s; %.0f runs x %zu requests in %.2f s (%.1f M requests/s)\n", argv[a],
-                t1 - t0, runs, t.n, t2 - t1, runs * (double)t.n / (t2 - t1 > 0 ? t2 - t1 : 1e-9) / 1e6);
-        lab_trace_free(&t);
-    }
+    for (int a = optind; a < argc; a++) rc |= sim_trace(argv[a], &o);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* lab/cdnlab/labrun.h - what cdn-lab's `load`, `report` and `rtt` commands (run_load.c, report.c,
- * rtt.c) get from the orchestrator (cdn_lab.c): the state directory, the topology, the plan, and a
+ * rtt.c) get from the orchestrator (cdn_lab.c, labctl.h): the state directory, the topology, the plan, and a
  * way to GET a URL from inside a node's namespace. */
 #ifndef LAB_LABRUN_H
 #define LAB_LABRUN_H

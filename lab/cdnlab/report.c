@@ -106,6 +106,22 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+/* What one report run gathers from the load logs, and where it writes. */
+static const char *const tier_names[4] = {"ram", "disk", "parent", "origin"};
+struct report {
+    struct lab_run *r;
+    const char *odir;
+    char tsv[PATH_MAX], cdfp[PATH_MAX], rp[PATH_MAX]; /* timeline.tsv, latency.tsv, report.txt */
+    FILE *o, *rf;                                     /* the terminal, report.txt (may be NULL) */
+    struct agg edges[64], regions[LAB_MAX_REGIONS], errs[16], all;
+    size_t ne, nreg, nerr;
+    /* where each answered request came from: the edge's RAM or disk, a parent's cache, the origin */
+    uint64_t tier_n[4];
+    struct lab_log_counts lc; /* whole run (warm-up too): the window the scrapes saw */
+    double minrtt[LAB_MAX_REGIONS][64];
+    uint64_t malformed, warm;
+};
+
 static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv);
 int lab_cmd_report(struct lab_run *r, int argc, char **argv)
 {
@@ -121,46 +137,75 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     return rc;
 }
 
-static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv)
+/* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
+ * report to keep goes to -o). 0, or the exit status. */
+static int out_dir(const char *defdir, int argc, char **argv, const char **odir)
 {
-    /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
-     * report to keep goes to -o). */
-    const char *odir = defdir;
+    *odir = defdir;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-o")) {
             if (i + 1 >= argc || !*argv[i + 1]) {
                 fprintf(stderr, "cdn-lab: report -o DIR\n");
                 return 2;
             }
-            odir = argv[++i];
+            *odir = argv[++i];
         }
-    if (mkdir_p(odir) < 0) {
-        fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", odir, strerror(errno));
+    if (mkdir_p(*odir) < 0) {
+        fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", *odir, strerror(errno));
         return 1;
     }
+    return 0;
+}
+
+/* One log record into the counts; tl: the timeline (t edge hit(0/1) for the warm-up curve). */
+static void count_rec(struct report *R, const struct lab_logrec *rec, FILE *tl)
+{
+    if (tl) fprintf(tl, "%.3f\t%s\t%d\n", rec->t, rec->edge, !strcmp(rec->cache, "hit"));
+    int tier = lab_log_tier(rec);
+    R->lc.logged++;
+    R->lc.no_response += rec->status == 0;
+    R->lc.hits += !strcmp(rec->cache, "hit");
+    R->lc.parent_hits += tier == 2;
+    if (rec->phase == 'w') {
+        R->warm++;
+        return;
+    }
+    agg_add(&R->all, rec);
+    agg_add(agg_get(R->edges, &R->ne, 64, rec->edge), rec);
+    agg_add(agg_get(R->regions, &R->nreg, LAB_MAX_REGIONS, rec->region), rec);
+    if (tier >= 0) R->tier_n[tier]++;
+    if (rec->status == 0 || rec->status >= 400) {
+        char k[40];
+        snprintf(k, sizeof(k), "%s", rec->status ? (rec->status >= 500 ? "5xx" : "4xx") : "transport");
+        if (rec->status) snprintf(k, sizeof(k), "status %d", rec->status);
+        agg_add(agg_get(R->errs, &R->nerr, 16, k), rec);
+    }
+    int ri = lab_topo_region(R->r->topo, rec->region);
+    if (ri < 0) return;
+    if (rec->status == 200 || rec->status == 304) {
+        lat_add(!strcmp(rec->cache, "hit") ? &lat_hit[ri] : &lat_miss[ri], rec->latency_ms);
+        if (!strcmp(rec->cache, "hit"))
+            for (size_t e = 0; e < R->r->topo->edges.n && e < 64; e++)
+                if (!strcmp(lab_topo_edge(R->r->topo, e)->name, rec->edge) && rec->latency_ms < R->minrtt[ri][e])
+                    R->minrtt[ri][e] = rec->latency_ms;
+    }
+}
+
+/* Every STATE/load-*.log into the counts, and timeline.tsv; 1 without logs. */
+static int read_logs(struct report *R)
+{
     char pat[PATH_MAX];
-    snprintf(pat, sizeof(pat), "%s/load-*.log", r->statedir);
+    snprintf(pat, sizeof(pat), "%s/load-*.log", R->r->statedir);
     glob_t g;
     if (glob(pat, 0, NULL, &g) != 0) {
-        fprintf(stderr, "cdn-lab: no load logs in %s (run `cdn-lab load` first)\n", r->statedir);
+        fprintf(stderr, "cdn-lab: no load logs in %s (run `cdn-lab load` first)\n", R->r->statedir);
         return 1;
     }
-    static struct agg edges[64], regions[LAB_MAX_REGIONS], errs[16], all;
-    /* where each answered request came from: the edge's RAM or disk, a parent's cache, the origin */
-    static const char *const tier_names[4] = {"ram", "disk", "parent", "origin"};
-    uint64_t tier_n[4] = {0};
-    struct lab_log_counts lc = {0}; /* whole run (warm-up too): the window the scrapes saw */
-    size_t ne = 0, nreg = 0, nerr = 0;
-    double minrtt[LAB_MAX_REGIONS][64];
     for (size_t i = 0; i < LAB_MAX_REGIONS; i++)
-        for (size_t j = 0; j < 64; j++) minrtt[i][j] = INFINITY;
-    uint64_t malformed = 0, warm = 0;
-    char tsv[PATH_MAX];
-    snprintf(tsv, sizeof(tsv), "%s/timeline.tsv", odir);
-    FILE *tl = fopen(tsv, "w"); /* t edge hit(0/1) for the warm-up curve */
-    char cdfp[PATH_MAX];
-    snprintf(cdfp, sizeof(cdfp), "%s/latency.tsv", odir);
-    double tmax = 0;
+        for (size_t j = 0; j < 64; j++) R->minrtt[i][j] = INFINITY;
+    snprintf(R->tsv, sizeof(R->tsv), "%s/timeline.tsv", R->odir);
+    FILE *tl = fopen(R->tsv, "w");
+    snprintf(R->cdfp, sizeof(R->cdfp), "%s/latency.tsv", R->odir);
     for (size_t gi = 0; gi < g.gl_pathc; gi++) {
         FILE *f = fopen(g.gl_pathv[gi], "r");
         if (!f) continue;
@@ -168,83 +213,67 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
         while (fgets(line, sizeof(line), f)) {
             struct lab_logrec rec;
             if (lab_log_parse(line, strlen(line), &rec) < 0) {
-                malformed++;
+                R->malformed++;
                 continue;
             }
-            if (rec.t > tmax) tmax = rec.t;
-            if (tl) fprintf(tl, "%.3f\t%s\t%d\n", rec.t, rec.edge, !strcmp(rec.cache, "hit"));
-            int tier = lab_log_tier(&rec);
-            lc.logged++;
-            lc.no_response += rec.status == 0;
-            lc.hits += !strcmp(rec.cache, "hit");
-            lc.parent_hits += tier == 2;
-            if (rec.phase == 'w') {
-                warm++;
-                continue;
-            }
-            agg_add(&all, &rec);
-            agg_add(agg_get(edges, &ne, 64, rec.edge), &rec);
-            agg_add(agg_get(regions, &nreg, LAB_MAX_REGIONS, rec.region), &rec);
-            if (tier >= 0) tier_n[tier]++;
-            if (rec.status == 0 || rec.status >= 400) {
-                char k[40];
-                snprintf(k, sizeof(k), "%s", rec.status ? (rec.status >= 500 ? "5xx" : "4xx") : "transport");
-                if (rec.status) snprintf(k, sizeof(k), "status %d", rec.status);
-                agg_add(agg_get(errs, &nerr, 16, k), &rec);
-            }
-            int ri = lab_topo_region(r->topo, rec.region);
-            if (ri < 0) continue;
-            if (rec.status == 200 || rec.status == 304) {
-                lat_add(!strcmp(rec.cache, "hit") ? &lat_hit[ri] : &lat_miss[ri], rec.latency_ms);
-                if (!strcmp(rec.cache, "hit"))
-                    for (size_t e = 0; e < r->topo->edges.n && e < 64; e++)
-                        if (!strcmp(lab_topo_edge(r->topo, e)->name, rec.edge) && rec.latency_ms < minrtt[ri][e])
-                            minrtt[ri][e] = rec.latency_ms;
-            }
+            count_rec(R, &rec, tl);
         }
         fclose(f);
     }
     globfree(&g);
     if (tl) fclose(tl);
-    char rp[PATH_MAX];
-    snprintf(rp, sizeof(rp), "%s/report.txt", odir);
-    FILE *rf = fopen(rp, "w");
-    FILE *o = stdout;
-    const struct lab_topo *t = r->topo;
-    lab_out2(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
-    lab_out2(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all.req,
-        (unsigned long long)warm, (unsigned long long)malformed);
-    if (!all.req) {
+    return 0;
+}
+
+/* The totals, the edges' and the tiers' tables; 1 when nothing was measured. */
+static int print_totals(struct report *R)
+{
+    FILE *o = R->o, *rf = R->rf;
+    const struct lab_topo *t = R->r->topo;
+    const struct agg *all = &R->all;
+    lab_out2(o, rf, "== CDN lab report: topology '%s' (%s mode)\n", t->name, R->r->plan->mode == LAB_NETNS ? "namespaces" : "loopback");
+    lab_out2(o, rf, "requests measured %llu (warm-up %llu left out, %llu malformed log lines)\n", (unsigned long long)all->req,
+        (unsigned long long)R->warm, (unsigned long long)R->malformed);
+    if (!all->req) {
         lab_out2(o, rf, "no measured requests\n");
-        if (rf) fclose(rf);
         return 1;
     }
-    lab_out2(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all.hits / all.req,
-        all.bytes ? 100.0 * all.hit_bytes / all.bytes : 0, (unsigned long long)all.err);
-    if (r->topo->nparents)
+    lab_out2(o, rf, "hit ratio: object %.1f%%, byte %.1f%%   errors %llu\n", 100.0 * all->hits / all->req,
+        all->bytes ? 100.0 * all->hit_bytes / all->bytes : 0, (unsigned long long)all->err);
+    if (t->nparents)
         lab_out2(o, rf, "with the parent tier: %.1f%% of requests answered from a cache (edge or parent)\n",
-            100.0 * (double)(tier_n[0] + tier_n[1] + tier_n[2]) / (double)all.req);
+            100.0 * (double)(R->tier_n[0] + R->tier_n[1] + R->tier_n[2]) / (double)all->req);
     lab_out2(o, rf, "\n%-10s %8s %8s %8s %10s\n", "edge", "requests", "hit%", "bytehit%", "MB");
-    for (size_t i = 0; i < ne; i++)
-        lab_out2(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", edges[i].key, (unsigned long long)edges[i].req,
-            100.0 * edges[i].hits / edges[i].req, edges[i].bytes ? 100.0 * edges[i].hit_bytes / edges[i].bytes : 0,
-            edges[i].bytes / 1e6);
+    for (size_t i = 0; i < R->ne; i++) {
+        const struct agg *e = &R->edges[i];
+        lab_out2(o, rf, "%-10s %8llu %8.1f %8.1f %10.1f\n", e->key, (unsigned long long)e->req,
+            100.0 * e->hits / e->req, e->bytes ? 100.0 * e->hit_bytes / e->bytes : 0, e->bytes / 1e6);
+    }
     lab_out2(o, rf, "\n%-10s %8s %8s   (the tier that answered; parent: a child's miss that a parent's cache served)\n",
         "tier", "requests", "of all");
     for (size_t i = 0; i < 4; i++)
-        if (i != 2 || r->topo->nparents || tier_n[2])
-            lab_out2(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)tier_n[i], 100.0 * (double)tier_n[i] / (double)all.req);
-    lab_report_parents(r, o, rf);
+        if (i != 2 || t->nparents || R->tier_n[2])
+            lab_out2(o, rf, "%-10s %8llu %7.1f%%\n", tier_names[i], (unsigned long long)R->tier_n[i],
+                100.0 * (double)R->tier_n[i] / (double)all->req);
+    return 0;
+}
+
+/* Latency percentiles per region (hits, misses), and latency.tsv: the CDF of all answered
+ * requests per region. */
+static void print_latency(struct report *R)
+{
+    FILE *o = R->o, *rf = R->rf;
     lab_out2(o, rf, "\n%-8s %8s %6s | %-22s | %-22s\n", "region", "requests", "hit%", "hit ms p50/p95/p99", "miss ms p50/p95/p99");
-    FILE *cdf = fopen(cdfp, "w");
-    for (size_t i = 0; i < nreg; i++) {
-        int ri = lab_topo_region(t, regions[i].key);
+    FILE *cdf = fopen(R->cdfp, "w");
+    for (size_t i = 0; i < R->nreg; i++) {
+        const struct agg *rg = &R->regions[i];
+        int ri = lab_topo_region(R->r->topo, rg->key);
         if (ri < 0) continue;
         if (lat_hit[ri].n) qsort(lat_hit[ri].v, lat_hit[ri].n, sizeof(double), cmp_d); /* v is NULL when empty */
         if (lat_miss[ri].n) qsort(lat_miss[ri].v, lat_miss[ri].n, sizeof(double), cmp_d);
         struct lat *h = &lat_hit[ri], *m = &lat_miss[ri];
-        lab_out2(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", regions[i].key,
-            (unsigned long long)regions[i].req, 100.0 * regions[i].hits / regions[i].req, lab_percentile(h->v, h->n, 50),
+        lab_out2(o, rf, "%-8s %8llu %6.1f | %6.1f %7.1f %7.1f | %6.1f %7.1f %7.1f\n", rg->key,
+            (unsigned long long)rg->req, 100.0 * rg->hits / rg->req, lab_percentile(h->v, h->n, 50),
             lab_percentile(h->v, h->n, 95), lab_percentile(h->v, h->n, 99), lab_percentile(m->v, m->n, 50),
             lab_percentile(m->v, m->n, 95), lab_percentile(m->v, m->n, 99));
         if (cdf) { /* latency CDF, all answered requests of the region */
@@ -252,7 +281,7 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
             for (size_t k = 0; k < h->n; k++) lat_add(&all_l, h->v[k]);
             for (size_t k = 0; k < m->n; k++) lat_add(&all_l, m->v[k]);
             if (all_l.n) qsort(all_l.v, all_l.n, sizeof(double), cmp_d);
-            fprintf(cdf, "# %s\n", regions[i].key);
+            fprintf(cdf, "# %s\n", rg->key);
             size_t step = all_l.n > 500 ? all_l.n / 500 : 1;
             for (size_t k = 0; k < all_l.n; k += step) fprintf(cdf, "%.3f\t%.4f\n", all_l.v[k], (double)(k + 1) / all_l.n);
             fprintf(cdf, "\n\n");
@@ -260,6 +289,13 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
         }
     }
     if (cdf) fclose(cdf);
+}
+
+/* The lowest hit latency per region -> edge pair, and the errors by kind. */
+static void print_minrtt_errors(struct report *R)
+{
+    FILE *o = R->o, *rf = R->rf;
+    const struct lab_topo *t = R->r->topo;
     lab_out2(o, rf, "\nlowest hit latency, region -> edge (ms; about one round trip on a reused connection):\n%-8s", "");
     for (size_t e = 0; e < t->edges.n && e < 64; e++)
         if (!lab_topo_edge(t, e)->parent) lab_out2(o, rf, " %8s", lab_topo_edge(t, e)->name); /* clients never reach parents */
@@ -268,38 +304,41 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
         lab_out2(o, rf, "%-8s", lab_topo_reg(t, ri)->name);
         for (size_t e = 0; e < t->edges.n && e < 64; e++)
             if (lab_topo_edge(t, e)->parent) continue;
-            else if (isinf(minrtt[ri][e])) lab_out2(o, rf, " %8s", "-");
-            else lab_out2(o, rf, " %8.1f", minrtt[ri][e]);
+            else if (isinf(R->minrtt[ri][e])) lab_out2(o, rf, " %8s", "-");
+            else lab_out2(o, rf, " %8.1f", R->minrtt[ri][e]);
         lab_out2(o, rf, "\n");
     }
-    lab_report_rtt(r, o, rf);
-    if (nerr) {
+    lab_report_rtt(R->r, o, rf);
+    if (R->nerr) {
         lab_out2(o, rf, "\nerrors by kind:\n");
-        for (size_t i = 0; i < nerr; i++) lab_out2(o, rf, "  %-12s %llu\n", errs[i].key, (unsigned long long)errs[i].req);
+        for (size_t i = 0; i < R->nerr; i++) lab_out2(o, rf, "  %-12s %llu\n", R->errs[i].key, (unsigned long long)R->errs[i].req);
     }
-    lab_report_reconcile(r, &lc, o, rf);
-    lab_report_failover(r, odir, o, rf);
-    if (rf) fclose(rf);
-    /* Plots */
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        printf("\n(gnuplot not installed: no plots; apt-get install gnuplot-nox)\nreport: %s\n", rp);
-        return 0;
-    }
-    char gp[PATH_MAX];
-    snprintf(gp, sizeof(gp), "%s/plots.gp", odir);
-    FILE *f = fopen(gp, "w");
-    if (!f) return 0;
-    char tiers_tsv[PATH_MAX];
-    snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
+}
+
+/* tiers.tsv (the bars of the tiers plot); the number of bars. */
+static int write_tiers(const struct report *R, const char *tiers_tsv)
+{
     FILE *tf = fopen(tiers_tsv, "w");
     int ntiers = 0;
     for (size_t i = 0; tf && i < 4; i++)
-        if (i != 2 || r->topo->nparents || tier_n[2]) {
-            fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)tier_n[i]);
+        if (i != 2 || R->r->topo->nparents || R->tier_n[2]) {
+            fprintf(tf, "%s\t%llu\n", tier_names[i], (unsigned long long)R->tier_n[i]);
             ntiers++;
         }
     if (tf) fclose(tf);
-    int buckets = tmax > 0 ? (int)ceil(tmax) : 1;
+    return ntiers;
+}
+
+/* plots.gp: hit ratio over time per edge, latency CDF per region, requests per tier; PNG and SVG.
+ * -1 if it cannot be written. */
+static int write_gnuplot(const struct report *R, const char *gp)
+{
+    const char *odir = R->odir;
+    FILE *f = fopen(gp, "w");
+    if (!f) return -1;
+    char tiers_tsv[PATH_MAX];
+    snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
+    int ntiers = write_tiers(R, tiers_tsv);
     fprintf(f, "set datafile separator '\\t'\n");
     for (int fmt = 0; fmt < 2; fmt++) {
         const char *term = fmt ? "svg size 900,500" : "pngcairo size 900,500", *ext = fmt ? "svg" : "png";
@@ -307,39 +346,80 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
         fprintf(f, "set output '%s/hitratio.%s'\nset title 'hit ratio over time per edge (1 s bins)'\n"
                    "set xlabel 'seconds'\nset ylabel 'hit ratio'\nset yrange [0:1]\nset key outside\n", odir, ext);
         fprintf(f, "plot ");
-        for (size_t i = 0; i < ne; i++)
+        for (size_t i = 0; i < R->ne; i++)
             fprintf(f, "%s'%s' using (floor($1)):(strcol(2) eq '%s' ? $3 : NaN) smooth unique with linespoints title '%s'",
-                    i ? ", " : "", tsv, edges[i].key, edges[i].key);
+                    i ? ", " : "", R->tsv, R->edges[i].key, R->edges[i].key);
         fprintf(f, "\nset output '%s/latency_cdf.%s'\nset title 'latency CDF per region'\nset xlabel 'ms'\n"
                    "set ylabel 'fraction'\nset logscale x\nplot ", odir, ext);
-        for (size_t i = 0; i < nreg; i++)
-            fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", cdfp, i, regions[i].key);
+        for (size_t i = 0; i < R->nreg; i++)
+            fprintf(f, "%s'%s' index %zu using 1:2 with lines title '%s'", i ? ", " : "", R->cdfp, i, R->regions[i].key);
         fprintf(f, "\nunset logscale x\nset output '%s/tiers.%s'\nset title 'requests per answering tier'\nset style fill solid\n"
                    "set yrange [0:*]\nset ylabel 'requests'\nset xlabel ''\nset boxwidth 0.6\nset xrange [-0.5:%d.5]\n"
                    "plot '%s' using 0:2:xtic(1) with boxes notitle\nset autoscale x\nunset boxwidth\n"
                    "set yrange [0:1]\n", odir, ext, ntiers - 1, tiers_tsv);
     }
     fclose(f);
-    (void)buckets;
+    return 0;
+}
+
+/* index.html: the plots and report.txt (escaped). */
+static void write_html(const struct report *R, const char *hp)
+{
+    const struct lab_topo *t = R->r->topo;
+    FILE *h = fopen(hp, "w");
+    if (!h) return;
+    fprintf(h, "<!doctype html><meta charset=utf-8><title>CDN lab report: %s</title>\n<h1>CDN lab: %s</h1>\n"
+               "<img src=hitratio.svg><img src=latency_cdf.svg><img src=tiers.svg>\n<pre>\n", t->name, t->name);
+    FILE *x = fopen(R->rp, "r");
+    char line[512];
+    while (x && fgets(line, sizeof(line), x))
+        for (char *c = line; *c; c++)
+            fputs(*c == '<' ? "&lt;" : *c == '&' ? "&amp;" : (char[]){*c, 0}, h);
+    if (x) fclose(x);
+    fprintf(h, "</pre>\n");
+    fclose(h);
+}
+
+/* The plots with gnuplot, when it is installed, and the page. */
+static void plots(const struct report *R)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("\n(gnuplot not installed: no plots; apt-get install gnuplot-nox)\nreport: %s\n", R->rp);
+        return;
+    }
+    char gp[PATH_MAX];
+    snprintf(gp, sizeof(gp), "%s/plots.gp", R->odir);
+    if (write_gnuplot(R, gp) < 0) return;
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>'%s/gnuplot.log'", gp, odir);
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>'%s/gnuplot.log'", gp, R->odir);
     int rc = system(cmd);
     char hp[PATH_MAX];
-    snprintf(hp, sizeof(hp), "%s/index.html", odir);
-    FILE *h = fopen(hp, "w");
-    if (h) {
-        fprintf(h, "<!doctype html><meta charset=utf-8><title>CDN lab report: %s</title>\n<h1>CDN lab: %s</h1>\n"
-                   "<img src=hitratio.svg><img src=latency_cdf.svg><img src=tiers.svg>\n<pre>\n", t->name, t->name);
-        FILE *x = fopen(rp, "r");
-        char line[512];
-        while (x && fgets(line, sizeof(line), x))
-            for (char *c = line; *c; c++)
-                fputs(*c == '<' ? "&lt;" : *c == '&' ? "&amp;" : (char[]){*c, 0}, h);
-        if (x) fclose(x);
-        fprintf(h, "</pre>\n");
-        fclose(h);
-    }
+    snprintf(hp, sizeof(hp), "%s/index.html", R->odir);
+    write_html(R, hp);
     printf("\nplots%s: %s/{hitratio,latency_cdf,tiers}.{png,svg}, page %s, text %s\n", rc ? " (gnuplot failed, see gnuplot.log)" : "",
-           odir, hp, rp);
+           R->odir, hp, R->rp);
+}
+
+static int report_main(struct lab_run *r, const char *defdir, int argc, char **argv)
+{
+    static struct report R; /* large; one report per process */
+    memset(&R, 0, sizeof(R));
+    R.r = r;
+    int rc = out_dir(defdir, argc, argv, &R.odir);
+    if (rc || (rc = read_logs(&R))) return rc;
+    snprintf(R.rp, sizeof(R.rp), "%s/report.txt", R.odir);
+    R.rf = fopen(R.rp, "w");
+    R.o = stdout;
+    if (print_totals(&R)) {
+        if (R.rf) fclose(R.rf);
+        return 1;
+    }
+    lab_report_parents(r, R.o, R.rf);
+    print_latency(&R);
+    print_minrtt_errors(&R);
+    lab_report_reconcile(r, &R.lc, R.o, R.rf);
+    lab_report_failover(r, R.odir, R.o, R.rf);
+    if (R.rf) fclose(R.rf);
+    plots(&R);
     return 0;
 }

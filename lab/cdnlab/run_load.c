@@ -37,21 +37,20 @@ static void scrape(struct lab_run *r, const char *when)
     }
 }
 
-int lab_cmd_load(struct lab_run *r, int argc, char **argv)
+/* What `load` passes to every region's cdn-load besides the user's own options. */
+struct load_args {
+    char prog[PATH_MAX];              /* cdn-load beside cdn-lab */
+    unsigned long long seed;          /* -s/--seed; region k gets seed + k */
+    char hosts[128], routing[16];     /* --hosts for --routing, and the routing (load.routing) */
+    int keep[96];                     /* the user's argv[i] to pass on (not --routing and its value) */
+};
+
+/* --routing dns|anycast: which of each hostname's names to ask for (anycast.h, routing both);
+ * 0, or the exit status. */
+static int parse_routing(const struct lab_run *r, int argc, char **argv, struct load_args *la)
 {
-    char prog[PATH_MAX];
-    snprintf(prog, sizeof(prog), "%s/cdn-load", r->exedir);
-    if (access(prog, X_OK) < 0) {
-        fprintf(stderr, "cdn-lab: %s not found\n", prog);
-        return 1;
-    }
-    unsigned long long seed = 1;
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
-    /* --routing dns|anycast: which of each hostname's names to ask for (anycast.h, routing both) */
-    char hosts[128] = "", routing[16] = "topology";
-    int keep[96];
-    for (int i = 0; i < argc && i < 96; i++) keep[i] = 1;
+    snprintf(la->routing, sizeof(la->routing), "topology");
+    for (int i = 0; i < argc && i < 96; i++) la->keep[i] = 1;
     for (int i = 1; i + 1 < argc && i + 1 < 96; i++)
         if (!strcmp(argv[i], "--routing")) {
             const char *m = argv[i + 1];
@@ -65,6 +64,7 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
                 return 2;
             }
             const char *const *hn = r->topo->hostnames.items;
+            char *hosts = la->hosts;
             for (size_t k = 0; k < 2; k++) {
                 size_t h = k < r->topo->hostnames.n ? k : 0;
                 enum lab_routing rt = r->topo->routing[h];
@@ -73,83 +73,92 @@ int lab_cmd_load(struct lab_run *r, int argc, char **argv)
                             hn[h], any ? "dns" : "anycast");
                     return 2;
                 }
-                snprintf(hosts + strlen(hosts), sizeof(hosts) - strlen(hosts), "%s%s%s", k ? "," : "", hn[h],
+                snprintf(hosts + strlen(hosts), sizeof(la->hosts) - strlen(hosts), "%s%s%s", k ? "," : "", hn[h],
                          any && rt == LAB_ROUTE_BOTH ? "-any" : "");
             }
-            snprintf(routing, sizeof(routing), "%s", m);
-            keep[i] = keep[i + 1] = 0;
+            snprintf(la->routing, sizeof(la->routing), "%s", m);
+            la->keep[i] = la->keep[i + 1] = 0;
         }
-    {
-        char rp[PATH_MAX];
-        snprintf(rp, sizeof(rp), "%s/load.routing", r->statedir);
-        FILE *rf = fopen(rp, "w");
-        if (rf) {
-            fprintf(rf, "%s\n", routing);
-            fclose(rf);
-        }
-    }
+    return 0;
+}
+
+/* Starts region k's cdn-load from its client namespace and addresses; its pid (-1: fork failed). */
+static pid_t start_region(const struct lab_run *r, size_t k, const struct load_args *la, int argc, char **argv)
+{
     const struct lab_plan *p = r->plan;
     const struct lab_node *dns = &p->nodes[lab_plan_find(p, LAB_DNS, 0)];
-    { /* the round trips, on the idle network (before the load queues anything) */
-        char *rav[] = {"rtt", "-q", NULL};
-        if (lab_cmd_rtt(r, 2, rav) != 0) fprintf(stderr, "cdn-lab: some round trips could not be measured\n");
+    const struct lab_node *c = &p->nodes[lab_plan_find(p, LAB_CLIENT, (int)k)];
+    const struct lab_region *reg = lab_topo_reg(r->topo, k);
+    char srcs[1024] = "", a[20];
+    for (unsigned i = 0; i < reg->clients && strlen(srcs) < sizeof(srcs) - 20; i++) {
+        lab_plan_client_addr(p, (int)k, i, a, sizeof(a));
+        snprintf(srcs + strlen(srcs), sizeof(srcs) - strlen(srcs), "%s%s", i ? "," : "", a);
     }
+    char dnsa[40], logp[PATH_MAX], sd[32], prods[16];
+    snprintf(dnsa, sizeof(dnsa), "%s:%d", dns->addr, LAB_PORT_DNS);
+    snprintf(logp, sizeof(logp), "%s/load-%s.log", r->statedir, reg->name);
+    snprintf(sd, sizeof(sd), "%llu", la->seed + k);
+    snprintf(prods, sizeof(prods), "%u", r->topo->origin.products);
+    char *av[96];
+    int n = 0;
+    if (*c->ns) {
+        av[n++] = "ip";
+        av[n++] = "netns";
+        av[n++] = "exec";
+        av[n++] = (char *)c->ns;
+    }
+    av[n++] = (char *)la->prog;
+    av[n++] = "-n";
+    av[n++] = prods;
+    for (int i = 1; i < argc && n < 80; i++) /* the user's options; ours below win */
+        if (i >= 96 || la->keep[i]) av[n++] = argv[i];
+    if (*la->hosts) {
+        av[n++] = "--hosts";
+        av[n++] = (char *)la->hosts;
+    }
+    char *ours[] = {"-r", (char *)reg->name, "-D", dnsa, "-S", srcs, "-z", (char *)r->topo->zone, "-l", logp, "-s", sd};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) av[n++] = ours[i];
+    av[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!isatty(2) || k) { /* one progress line on a terminal: the first region's */
+            int fd = open("/dev/null", O_WRONLY);
+            if (k) dup2(fd, 2);
+        }
+        execvp(av[0], av);
+        _exit(127);
+    }
+    return pid;
+}
+
+int lab_cmd_load(struct lab_run *r, int argc, char **argv)
+{
+    static struct load_args la;
+    memset(&la, 0, sizeof(la));
+    snprintf(la.prog, sizeof(la.prog), "%s/cdn-load", r->exedir);
+    if (access(la.prog, X_OK) < 0) {
+        fprintf(stderr, "cdn-lab: %s not found\n", la.prog);
+        return 1;
+    }
+    la.seed = 1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "--seed")) la.seed = strtoull(argv[i + 1], NULL, 10);
+    int rc = parse_routing(r, argc, argv, &la);
+    if (rc) return rc;
+    char rp[PATH_MAX];
+    snprintf(rp, sizeof(rp), "%s/load.routing", r->statedir);
+    FILE *rf = fopen(rp, "w");
+    if (rf) {
+        fprintf(rf, "%s\n", la.routing);
+        fclose(rf);
+    }
+    /* the round trips, on the idle network (before the load queues anything) */
+    char *rav[] = {"rtt", "-q", NULL};
+    if (lab_cmd_rtt(r, 2, rav) != 0) fprintf(stderr, "cdn-lab: some round trips could not be measured\n");
     scrape(r, "before");
     pid_t pids[LAB_MAX_REGIONS];
     size_t nr = r->topo->regions.n;
-    for (size_t k = 0; k < nr; k++) {
-        const struct lab_node *c = &p->nodes[lab_plan_find(p, LAB_CLIENT, (int)k)];
-        const struct lab_region *reg = lab_topo_reg(r->topo, k);
-        char srcs[1024] = "", a[20];
-        for (unsigned i = 0; i < reg->clients && strlen(srcs) < sizeof(srcs) - 20; i++) {
-            lab_plan_client_addr(p, (int)k, i, a, sizeof(a));
-            snprintf(srcs + strlen(srcs), sizeof(srcs) - strlen(srcs), "%s%s", i ? "," : "", a);
-        }
-        char dnsa[40], logp[PATH_MAX], sd[32], prods[16];
-        snprintf(dnsa, sizeof(dnsa), "%s:%d", dns->addr, LAB_PORT_DNS);
-        snprintf(logp, sizeof(logp), "%s/load-%s.log", r->statedir, reg->name);
-        snprintf(sd, sizeof(sd), "%llu", seed + k);
-        snprintf(prods, sizeof(prods), "%u", r->topo->origin.products);
-        char *av[96];
-        int n = 0;
-        if (*c->ns) {
-            av[n++] = "ip";
-            av[n++] = "netns";
-            av[n++] = "exec";
-            av[n++] = (char *)c->ns;
-        }
-        av[n++] = prog;
-        av[n++] = "-n";
-        av[n++] = prods;
-        for (int i = 1; i < argc && n < 80; i++) /* the user's options; ours below win */
-            if (i >= 96 || keep[i]) av[n++] = argv[i];
-        if (*hosts) {
-            av[n++] = "--hosts";
-            av[n++] = hosts;
-        }
-        av[n++] = "-r";
-        av[n++] = (char *)reg->name;
-        av[n++] = "-D";
-        av[n++] = dnsa;
-        av[n++] = "-S";
-        av[n++] = srcs;
-        av[n++] = "-z";
-        av[n++] = (char *)r->topo->zone;
-        av[n++] = "-l";
-        av[n++] = logp;
-        av[n++] = "-s";
-        av[n++] = sd;
-        av[n] = NULL;
-        pids[k] = fork();
-        if (pids[k] == 0) {
-            if (!isatty(2) || k) { /* one progress line on a terminal: the first region's */
-                int fd = open("/dev/null", O_WRONLY);
-                if (k) dup2(fd, 2);
-            }
-            execvp(av[0], av);
-            _exit(127);
-        }
-    }
+    for (size_t k = 0; k < nr; k++) pids[k] = start_region(r, k, &la, argc, argv);
     int bad = 0;
     for (size_t k = 0; k < nr; k++) {
         int st;

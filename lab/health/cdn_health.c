@@ -154,6 +154,52 @@ static int load_conf(const char *path, struct hc_conf *hc, cdn_conf_t **c, cdn_c
     return 0;
 }
 
+/* Probes the URL every interval and tells BIRD to enable or disable the protocol on each
+ * transition (and again every second, so a restarted BIRD learns it), until SIGTERM/SIGINT. */
+static void run(const struct hc_conf *hs, struct sockaddr_in *sa, const char *host, const char *target)
+{
+    const char *url = hs->url, *ctl = hs->socket, *proto = hs->protocol;
+    int interval = (int)hs->interval, timeout = (int)hs->timeout;
+    unsigned rise = hs->rise, fall = hs->fall;
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct lab_hc hc;
+    lab_hc_init(&hc, rise, fall);
+    printf("%.3f start %s rise %u fall %u every %d ms (timeout %d ms), protocol %s on %s\n", mono_ms() / 1e3, url, rise,
+           fall, interval, timeout, proto, ctl);
+    double next_assert = 0;
+    int applied = -2; /* what BIRD last confirmed */
+    char why[160] = "", reply[512];
+    while (!stop) {
+        double t0 = mono_ms();
+        int ok = check(sa, host, target, timeout, why, sizeof(why));
+        int tr = lab_hc_feed(&hc, ok);
+        int want = hc.up == 1;
+        if (tr)
+            printf("%.3f %s (%s)\n", mono_ms() / 1e3, tr > 0 ? "announce" : "withdraw",
+                   tr > 0 ? "healthy" : why);
+        if (tr || want != applied || t0 >= next_assert) {
+            char cmd[128];
+            snprintf(cmd, sizeof(cmd), "%s %s", want ? "enable" : "disable", proto);
+            int code = lab_bird_cmd(ctl, cmd, 1000, reply, sizeof(reply));
+            for (size_t l = strlen(reply); l && (reply[l - 1] == '\n' || reply[l - 1] == ' '); l--) reply[l - 1] = 0;
+            for (char *nl = strchr(reply, '\n'); nl; nl = strchr(nl, '\n')) *nl = ' ';
+            if (code < 0 || code >= 8000) {
+                if (applied != -3) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply[0] ? reply : "error");
+                applied = -3; /* report once until it works again */
+            } else {
+                if (applied != want) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply);
+                applied = want;
+            }
+            next_assert = t0 + 1000;
+        }
+        double left = t0 + interval - mono_ms();
+        if (left > 0) usleep((useconds_t)(left * 1000));
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct hc_conf hs = {.protocol = "anycast", .interval = 100, .timeout = 200, .rise = 3, .fall = 3};
@@ -220,46 +266,7 @@ int main(int argc, char **argv)
         cdn_conf_free(cf);
         return 0;
     }
-    const char *url = hs.url, *ctl = hs.socket, *proto = hs.protocol;
-    int interval = (int)hs.interval, timeout = (int)hs.timeout;
-    unsigned rise = hs.rise, fall = hs.fall;
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    struct lab_hc hc;
-    lab_hc_init(&hc, rise, fall);
-    printf("%.3f start %s rise %u fall %u every %d ms (timeout %d ms), protocol %s on %s\n", mono_ms() / 1e3, url, rise,
-           fall, interval, timeout, proto, ctl);
-    double next_assert = 0;
-    int applied = -2; /* what BIRD last confirmed */
-    char why[160] = "", reply[512];
-    while (!stop) {
-        double t0 = mono_ms();
-        int ok = check(&sa, host, target, timeout, why, sizeof(why));
-        int tr = lab_hc_feed(&hc, ok);
-        int want = hc.up == 1;
-        if (tr)
-            printf("%.3f %s (%s)\n", mono_ms() / 1e3, tr > 0 ? "announce" : "withdraw",
-                   tr > 0 ? "healthy" : why);
-        if (tr || want != applied || t0 >= next_assert) {
-            char cmd[128];
-            snprintf(cmd, sizeof(cmd), "%s %s", want ? "enable" : "disable", proto);
-            int code = lab_bird_cmd(ctl, cmd, 1000, reply, sizeof(reply));
-            for (size_t l = strlen(reply); l && (reply[l - 1] == '\n' || reply[l - 1] == ' '); l--) reply[l - 1] = 0;
-            for (char *nl = strchr(reply, '\n'); nl; nl = strchr(nl, '\n')) *nl = ' ';
-            if (code < 0 || code >= 8000) {
-                if (applied != -3) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply[0] ? reply : "error");
-                applied = -3; /* report once until it works again */
-            } else {
-                if (applied != want) printf("%.3f bird: %s: %s\n", mono_ms() / 1e3, cmd, reply);
-                applied = want;
-            }
-            next_assert = t0 + 1000;
-        }
-        double left = t0 + interval - mono_ms();
-        if (left > 0) usleep((useconds_t)(left * 1000));
-    }
+    run(&hs, &sa, host, target);
     printf("%.3f stop\n", mono_ms() / 1e3);
     cdn_conf_free(cf); /* the strings above may point into it */
     return 0;

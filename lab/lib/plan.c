@@ -49,6 +49,46 @@ void lab_plan_client_addr(const struct lab_plan *p, int r, unsigned i, char *out
     else sfmt(out, len, "127.%d.%d.%u", p->base, r + 1, 10 + i);
 }
 
+/* Backbone (netns): a full mesh of /30s between the region routers, a relay in the wan namespace
+ * where the delay is not zero, and static routes between the regions unless BIRD carries them. */
+static void plan_backbone(const struct lab_topo *t, struct lab_plan *p, const int *router)
+{
+    int nr = (int)t->regions.n;
+    int wan = -1, pair = 0;
+    for (int i = 0; i < nr; i++)
+        for (int j = i + 1; j < nr; j++, pair++) {
+            char a[20], b[20], ia[16], ib[16], ga[16], gb[16];
+            sfmt(ga, sizeof(ga), "198.18.%d.%d", pair / 64, 4 * (pair % 64) + 1);
+            sfmt(gb, sizeof(gb), "198.18.%d.%d", pair / 64, 4 * (pair % 64) + 2);
+            sfmt(a, sizeof(a), "%s/30", ga);
+            sfmt(b, sizeof(b), "%s/30", gb);
+            sfmt(ia, sizeof(ia), "bb%d", j);
+            sfmt(ib, sizeof(ib), "bb%d", i);
+            if (t->delay_ms[i][j] > 0) {
+                if (wan < 0) wan = add_node(p, LAB_WAN, "wan", -1, 0);
+                struct lab_relay *rl = &p->relays[p->nrelays++];
+                rl->ra = i;
+                rl->rb = j;
+                rl->delay_ms = t->delay_ms[i][j];
+                sfmt(rl->if_a, sizeof(rl->if_a), "w%dx%da", i, j);
+                sfmt(rl->if_b, sizeof(rl->if_b), "w%dx%db", i, j);
+                add_link(p, router[i], ia, a, wan, rl->if_a, "");
+                add_link(p, wan, rl->if_b, "", router[j], ib, b);
+            } else {
+                add_link(p, router[i], ia, a, router[j], ib, b);
+            }
+            if (p->anycast) continue; /* BIRD carries the region prefixes (lab/lib/bird.c) */
+            struct lab_route *ro = &p->routes[p->nroutes++];
+            ro->node = router[i];
+            sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[j]);
+            sfmt(ro->via, sizeof(ro->via), "%s", gb);
+            ro = &p->routes[p->nroutes++];
+            ro->node = router[j];
+            sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[i]);
+            sfmt(ro->via, sizeof(ro->via), "%s", ga);
+        }
+}
+
 int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *prefix, int base,
                   struct lab_plan *p, char *msg, size_t msglen)
 {
@@ -118,40 +158,7 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
     }
     if (mode == LAB_LOOPBACK) return 0;
     p->anycast = t->anycast.addresses.n > 0;
-    /* Backbone: a full mesh of /30s, a relay in the wan namespace where the delay is not zero. */
-    int wan = -1, pair = 0;
-    for (int i = 0; i < nr; i++)
-        for (int j = i + 1; j < nr; j++, pair++) {
-            char a[20], b[20], ia[16], ib[16], ga[16], gb[16];
-            sfmt(ga, sizeof(ga), "198.18.%d.%d", pair / 64, 4 * (pair % 64) + 1);
-            sfmt(gb, sizeof(gb), "198.18.%d.%d", pair / 64, 4 * (pair % 64) + 2);
-            sfmt(a, sizeof(a), "%s/30", ga);
-            sfmt(b, sizeof(b), "%s/30", gb);
-            sfmt(ia, sizeof(ia), "bb%d", j);
-            sfmt(ib, sizeof(ib), "bb%d", i);
-            if (t->delay_ms[i][j] > 0) {
-                if (wan < 0) wan = add_node(p, LAB_WAN, "wan", -1, 0);
-                struct lab_relay *rl = &p->relays[p->nrelays++];
-                rl->ra = i;
-                rl->rb = j;
-                rl->delay_ms = t->delay_ms[i][j];
-                sfmt(rl->if_a, sizeof(rl->if_a), "w%dx%da", i, j);
-                sfmt(rl->if_b, sizeof(rl->if_b), "w%dx%db", i, j);
-                add_link(p, router[i], ia, a, wan, rl->if_a, "");
-                add_link(p, wan, rl->if_b, "", router[j], ib, b);
-            } else {
-                add_link(p, router[i], ia, a, router[j], ib, b);
-            }
-            if (p->anycast) continue; /* BIRD carries the region prefixes (lab/lib/bird.c) */
-            struct lab_route *ro = &p->routes[p->nroutes++];
-            ro->node = router[i];
-            sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[j]);
-            sfmt(ro->via, sizeof(ro->via), "%s", gb);
-            ro = &p->routes[p->nroutes++];
-            ro->node = router[j];
-            sfmt(ro->dst, sizeof(ro->dst), "%s", p->region_net[i]);
-            sfmt(ro->via, sizeof(ro->via), "%s", ga);
-        }
+    plan_backbone(t, p, router);
     return 0;
 }
 

@@ -266,6 +266,71 @@ static int resolve_parents(cdn_conf_t *c, const cdn_conf_node_t *root, struct la
     return 0;
 }
 
+/* Delays: symmetric, every pair given once or twice the same, none to itself or unknown. */
+static int check_delays(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    size_t nr = t->regions.n;
+    for (size_t i = 0; i < nr; i++)
+        for (size_t j = 0; j < nr; j++) t->delay_ms[i][j] = i == j ? 0 : UINT64_MAX;
+    for (size_t i = 0; i < nr; i++) {
+        const struct lab_region *r = lab_topo_reg(t, i);
+        const struct lab_delay *d = r->delay.items;
+        for (size_t k = 0; k < r->delay.n; k++) {
+            int j = lab_topo_region(t, d[k].to);
+            const cdn_conf_node_t *dn = at(root, "regions", (long)i, "delay");
+            if (j < 0) {
+                cdn_conf_fail(c, dn, err, "region %s: delay to unknown region '%s'", r->name, d[k].to);
+                return -1;
+            }
+            if ((size_t)j == i) {
+                cdn_conf_fail(c, dn, err, "region %s: delay to itself", r->name);
+                return -1;
+            }
+            if (t->delay_ms[i][j] != UINT64_MAX && t->delay_ms[i][j] != d[k].ms) {
+                cdn_conf_fail(c, dn, err, "delay %s-%s given twice, differently (%llu ms and %llu ms)", r->name,
+                              d[k].to, (unsigned long long)t->delay_ms[i][j], (unsigned long long)d[k].ms);
+                return -1;
+            }
+            t->delay_ms[i][j] = t->delay_ms[j][i] = d[k].ms;
+        }
+    }
+    for (size_t i = 0; i < nr; i++)
+        for (size_t j = i + 1; j < nr; j++)
+            if (t->delay_ms[i][j] == UINT64_MAX) {
+                cdn_conf_fail(c, at(root, "regions", (long)i, NULL), err, "no delay between regions %s and %s",
+                              lab_topo_reg(t, i)->name, lab_topo_reg(t, j)->name);
+                return -1;
+            }
+    return 0;
+}
+
+/* 1 to 64 edges, named once each, in known regions. */
+static int check_edges(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    if (t->edges.n < 1 || t->edges.n > 64) {
+        cdn_conf_fail(c, at(root, "edges", -1, NULL), err, "expected 1 to 64 edges");
+        return -1;
+    }
+    for (size_t i = 0; i < t->edges.n; i++) {
+        const struct lab_edge *e = lab_topo_edge(t, i);
+        if (!valid_label(e->name)) {
+            cdn_conf_fail(c, at(root, "edges", (long)i, "name"), err, "edge name: 1 to 12 of a-z, 0-9, '-'");
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(lab_topo_edge(t, k)->name, e->name)) {
+                cdn_conf_fail(c, at(root, "edges", (long)i, "name"), err, "edge name '%s' used twice", e->name);
+                return -1;
+            }
+        t->edge_region[i] = lab_topo_region(t, e->region);
+        if (t->edge_region[i] < 0) {
+            cdn_conf_fail(c, at(root, "edges", (long)i, "region"), err, "unknown region '%s'", e->region);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
 {
     const cdn_conf_node_t *root = cdn_conf_root(c);
@@ -297,59 +362,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
                           "region name: 1 to 12 of a-z, 0-9, '-'");
             return NULL;
         }
-    /* Delays: symmetric, every pair given once or twice the same, none to itself or unknown. */
-    for (size_t i = 0; i < nr; i++)
-        for (size_t j = 0; j < nr; j++) t->delay_ms[i][j] = i == j ? 0 : UINT64_MAX;
-    for (size_t i = 0; i < nr; i++) {
-        const struct lab_region *r = lab_topo_reg(t, i);
-        const struct lab_delay *d = r->delay.items;
-        for (size_t k = 0; k < r->delay.n; k++) {
-            int j = lab_topo_region(t, d[k].to);
-            const cdn_conf_node_t *dn = at(root, "regions", (long)i, "delay");
-            if (j < 0) {
-                cdn_conf_fail(c, dn, err, "region %s: delay to unknown region '%s'", r->name, d[k].to);
-                return NULL;
-            }
-            if ((size_t)j == i) {
-                cdn_conf_fail(c, dn, err, "region %s: delay to itself", r->name);
-                return NULL;
-            }
-            if (t->delay_ms[i][j] != UINT64_MAX && t->delay_ms[i][j] != d[k].ms) {
-                cdn_conf_fail(c, dn, err, "delay %s-%s given twice, differently (%llu ms and %llu ms)", r->name,
-                              d[k].to, (unsigned long long)t->delay_ms[i][j], (unsigned long long)d[k].ms);
-                return NULL;
-            }
-            t->delay_ms[i][j] = t->delay_ms[j][i] = d[k].ms;
-        }
-    }
-    for (size_t i = 0; i < nr; i++)
-        for (size_t j = i + 1; j < nr; j++)
-            if (t->delay_ms[i][j] == UINT64_MAX) {
-                cdn_conf_fail(c, at(root, "regions", (long)i, NULL), err, "no delay between regions %s and %s",
-                              lab_topo_reg(t, i)->name, lab_topo_reg(t, j)->name);
-                return NULL;
-            }
-    if (t->edges.n < 1 || t->edges.n > 64) {
-        cdn_conf_fail(c, at(root, "edges", -1, NULL), err, "expected 1 to 64 edges");
-        return NULL;
-    }
-    for (size_t i = 0; i < t->edges.n; i++) {
-        const struct lab_edge *e = lab_topo_edge(t, i);
-        if (!valid_label(e->name)) {
-            cdn_conf_fail(c, at(root, "edges", (long)i, "name"), err, "edge name: 1 to 12 of a-z, 0-9, '-'");
-            return NULL;
-        }
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(lab_topo_edge(t, k)->name, e->name)) {
-                cdn_conf_fail(c, at(root, "edges", (long)i, "name"), err, "edge name '%s' used twice", e->name);
-                return NULL;
-            }
-        t->edge_region[i] = lab_topo_region(t, e->region);
-        if (t->edge_region[i] < 0) {
-            cdn_conf_fail(c, at(root, "edges", (long)i, "region"), err, "unknown region '%s'", e->region);
-            return NULL;
-        }
-    }
+    if (check_delays(c, root, t, err) < 0 || check_edges(c, root, t, err) < 0) return NULL;
     if (resolve_parents(c, root, t, err) < 0) return NULL;
     t->dns_region = t->dns.region ? lab_topo_region(t, t->dns.region) : 0;
     if (t->dns_region < 0) {

@@ -3,7 +3,7 @@
  * Owns: the decoded topology (struct lab_topo, strings in the cdn_conf_t arena) and the plan
  * (struct lab_plan: every namespace, link, address, route, relay and daemon command line), which
  * is a pure function of the topology, the mode and a naming prefix, so it is unit-tested without
- * touching the system. cdn-lab (lab/cdnlab/cdn_lab.c) only executes a plan.
+ * touching the system. cdn-lab (lab/cdnlab/, its commands in up.c, down.c, fault.c ...) only executes a plan.
  *
  * Addresses, namespaces mode (all in 198.18.0.0/15; anycast 198.19.255.0/24 is left for BIRD):
  *   backbone pair p (regions i<j)  198.18.(p/64).(4*(p%64))/30   .1 router i, .2 router j

@@ -268,7 +268,17 @@ static void usage(FILE *f)
                "  -l, --log FILE          per-request log (TSV: t phase region edge status bytes ms cache url)\n");
 }
 
-int main(int argc, char **argv)
+/* The command line's values that are not in struct load. */
+struct opts {
+    const char *dns, *workload, *logp;
+    char srcbuf[1024]; /* -S, cut at the commas by setup_clients (the clients keep pointers into it) */
+    size_t products;
+    double alpha;
+    uint64_t seed;
+};
+
+/* -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
 {
     static const struct option lo[] = {
         {"region", 1, NULL, 'r'}, {"dns", 1, NULL, 'D'}, {"source", 1, NULL, 'S'}, {"zone", 1, NULL, 'z'},
@@ -276,39 +286,33 @@ int main(int argc, char **argv)
         {"products", 1, NULL, 'n'}, {"alpha", 1, NULL, 'a'}, {"rate", 1, NULL, 'R'}, {"concurrency", 1, NULL, 'c'},
         {"duration", 1, NULL, 'd'}, {"warmup", 1, NULL, 'W'}, {"max-requests", 1, NULL, 'N'}, {"seed", 1, NULL, 's'},
         {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000};
-    const char *dns = NULL, *workload = "shopper", *logp = NULL;
-    char srcbuf[1024] = "";
-    size_t products = 2000;
-    double alpha = 0.9;
-    uint64_t seed = 1;
     int c;
     while ((c = getopt_long(argc, argv, "r:D:S:z:H:p:Cw:n:a:R:c:d:W:N:s:l:h", lo, NULL)) != -1) {
         switch (c) {
-        case 'r': L.region = optarg; break;
-        case 'D': dns = optarg; break;
-        case 'S': snprintf(srcbuf, sizeof(srcbuf), "%s", optarg); break;
-        case 'z': L.zone = optarg; break;
+        case 'r': L->region = optarg; break;
+        case 'D': o->dns = optarg; break;
+        case 'S': snprintf(o->srcbuf, sizeof(o->srcbuf), "%s", optarg); break;
+        case 'z': L->zone = optarg; break;
         case 'H': {
             char *comma = strchr(optarg, ',');
             if (!comma) goto bad;
             *comma = 0;
-            L.hosts[0] = optarg;
-            L.hosts[1] = comma + 1;
+            L->hosts[0] = optarg;
+            L->hosts[1] = comma + 1;
             break;
         }
-        case 'p': L.port = atoi(optarg); break;
-        case 'C': L.tls = 0; break;
-        case 'w': workload = optarg; break;
-        case 'n': products = strtoul(optarg, NULL, 10); break;
-        case 'a': alpha = strtod(optarg, NULL); break;
-        case 'R': L.rate = strtod(optarg, NULL); break;
-        case 'c': L.conc = atoi(optarg); break;
-        case 'd': if (cdn_parse_duration_ms(optarg, &L.dur_ms) < 0) goto bad; break;
-        case 'W': if (cdn_parse_duration_ms(optarg, &L.warm_ms) < 0) goto bad; break;
-        case 'N': L.max_req = strtoull(optarg, NULL, 10); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 'l': logp = optarg; break;
+        case 'p': L->port = atoi(optarg); break;
+        case 'C': L->tls = 0; break;
+        case 'w': o->workload = optarg; break;
+        case 'n': o->products = strtoul(optarg, NULL, 10); break;
+        case 'a': o->alpha = strtod(optarg, NULL); break;
+        case 'R': L->rate = strtod(optarg, NULL); break;
+        case 'c': L->conc = atoi(optarg); break;
+        case 'd': if (cdn_parse_duration_ms(optarg, &L->dur_ms) < 0) goto bad; break;
+        case 'W': if (cdn_parse_duration_ms(optarg, &L->warm_ms) < 0) goto bad; break;
+        case 'N': L->max_req = strtoull(optarg, NULL, 10); break;
+        case 's': o->seed = strtoull(optarg, NULL, 10); break;
+        case 'l': o->logp = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         bad:
@@ -316,21 +320,27 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!dns) {
+    if (!o->dns) {
         usage(stderr);
         return 2;
     }
-    if (!L.port) L.port = L.tls ? 8443 : 8080;
-    if (!L.rate && !L.conc) L.conc = 8;
+    if (!L->port) L->port = L->tls ? 8443 : 8080;
+    if (!L->rate && !L->conc) L->conc = 8;
+    return -1;
+}
+
+/* The request generator (-w, -n, -a, -s), a trace read whole; -1 to go on, else the exit status. */
+static int init_workload(struct load *L, const struct opts *o)
+{
     enum lab_wl_kind kind = LAB_WL_SHOPPER;
     const char *trace = NULL;
-    if (!strcmp(workload, "zipf")) kind = LAB_WL_ZIPF;
-    else if (!strncmp(workload, "trace:", 6)) kind = LAB_WL_TRACE, trace = workload + 6;
-    else if (strcmp(workload, "shopper")) {
-        fprintf(stderr, PROG ": unknown workload %s\n", workload);
+    if (!strcmp(o->workload, "zipf")) kind = LAB_WL_ZIPF;
+    else if (!strncmp(o->workload, "trace:", 6)) kind = LAB_WL_TRACE, trace = o->workload + 6;
+    else if (strcmp(o->workload, "shopper")) {
+        fprintf(stderr, PROG ": unknown workload %s\n", o->workload);
         return 2;
     }
-    if (lab_wl_init(&L.wl, kind, products, alpha, seed) < 0) {
+    if (lab_wl_init(&L->wl, kind, o->products, o->alpha, o->seed) < 0) {
         fprintf(stderr, PROG ": bad --products/--alpha\n");
         return 2;
     }
@@ -347,75 +357,103 @@ int main(int argc, char **argv)
                     mlen < 24 ? "empty" : "truncated (not a whole number of 24-byte oracleGeneral records)");
             return 1;
         }
-        lab_wl_set_trace(&L.wl, m, mlen, 1);
+        lab_wl_set_trace(&L->wl, m, mlen, 1);
     }
-    if (logp && !(L.log = fopen(logp, "w"))) {
-        fprintf(stderr, PROG ": %s: %s\n", logp, strerror(errno));
-        return 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    L.loop = h2o_evloop_create();
+    return -1;
+}
+
+/* The loop, the resolver and one HTTP client per source address; 0, or -1 after saying why. */
+static int setup_clients(struct load *L, struct opts *o)
+{
+    L->loop = h2o_evloop_create();
     char err[256];
     char *srcs[MAX_SRC];
     int ns = 0;
-    for (char *t = strtok(srcbuf, ","); t && ns < MAX_SRC; t = strtok(NULL, ",")) srcs[ns++] = t;
-    struct cdn_resolver_opts ro = {.servers = dns, .local_ip4 = ns ? srcs[0] : NULL, .timeout_ms = 1000, .tries = 2,
+    for (char *t = strtok(o->srcbuf, ","); t && ns < MAX_SRC; t = strtok(NULL, ",")) srcs[ns++] = t;
+    struct cdn_resolver_opts ro = {.servers = o->dns, .local_ip4 = ns ? srcs[0] : NULL, .timeout_ms = 1000, .tries = 2,
                                    .family = AF_INET, .cache_max_ttl = 3600, .use_hosts = -1};
-    if (!(L.res = cdn_resolver_new(L.loop, &ro, err, sizeof(err)))) {
+    if (!(L->res = cdn_resolver_new(L->loop, &ro, err, sizeof(err)))) {
         fprintf(stderr, PROG ": resolver: %s\n", err);
-        return 1;
+        return -1;
     }
-    L.nsrc = ns ? ns : 1;
-    for (int i = 0; i < L.nsrc; i++) {
+    L->nsrc = ns ? ns : 1;
+    for (int i = 0; i < L->nsrc; i++) {
         struct cdn_httpc_opts ho = {.local_ip = ns ? srcs[i] : NULL, .http2 = 1, .insecure_tls = 1, .timeout_ms = 15000,
                                     .connect_timeout_ms = 3000};
-        if (!(L.http[i] = cdn_httpc_new(L.loop, &ho, err, sizeof(err)))) {
+        if (!(L->http[i] = cdn_httpc_new(L->loop, &ho, err, sizeof(err)))) {
             fprintf(stderr, PROG ": http client: %s\n", err);
-            return 1;
+            return -1;
         }
     }
-    L.tty = isatty(2);
-    L.t0 = mono_ms();
+    return 0;
+}
+
+/* t0 (and LOG.t0), the progress and stop timers, the first requests. */
+static void start(struct load *L, const char *logp)
+{
+    L->tty = isatty(2);
+    L->t0 = mono_ms();
     if (logp) { /* the log's t is relative to this CLOCK_MONOTONIC time (cdn-lab's faults.tsv uses it too) */
         char tp[4096];
         snprintf(tp, sizeof(tp), "%s.t0", logp);
         FILE *tf = fopen(tp, "w");
         if (tf) {
-            fprintf(tf, "%.6f\n", L.t0 / 1000.0);
+            fprintf(tf, "%.6f\n", L->t0 / 1000.0);
             fclose(tf);
         }
     }
-    L.progress = cdn_timer_new(L.loop, on_progress, &L);
-    cdn_timer_start(L.progress, 1000);
-    L.stop = cdn_timer_new(L.loop, on_stop, &L);
-    cdn_timer_start(L.stop, L.dur_ms);
-    if (L.rate > 0) {
-        L.arrive = cdn_timer_new(L.loop, on_arrive, &L);
-        cdn_timer_start(L.arrive, 0);
+    L->progress = cdn_timer_new(L->loop, on_progress, L);
+    cdn_timer_start(L->progress, 1000);
+    L->stop = cdn_timer_new(L->loop, on_stop, L);
+    cdn_timer_start(L->stop, L->dur_ms);
+    if (L->rate > 0) {
+        L->arrive = cdn_timer_new(L->loop, on_arrive, L);
+        cdn_timer_start(L->arrive, 0);
     } else {
-        for (int u = 0; u < L.conc; u++) issue(&L, u);
+        for (int u = 0; u < L->conc; u++) issue(L, u);
     }
-    while (!L.done) h2o_evloop_run(L.loop, 100);
+}
+
+/* After the run: what is still out is logged as cut, the summary, and everything freed. */
+static void finish_run(struct load *L)
+{
     /* Requests still out after the stragglers' grace: lookups are called back by the resolver
      * ("resolver closed"); transfers are logged here as cut (status 0), so the log has every
      * request an edge may have counted, before cdn_httpc_free cancels them without callbacks. */
-    cdn_resolver_free(L.res);
-    L.res = NULL;
-    while (L.live) finish(L.live, "cut at the end of the run");
-    print_progress(&L, 1);
-    if (L.log) fclose(L.log);
-    fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L.region,
-            (unsigned long long)L.finished, (unsigned long long)L.errors, (unsigned long long)L.dns_err,
-            L.finished ? 100.0 * L.hits / L.finished : 0, L.bytes);
-    free((void *)L.wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
+    cdn_resolver_free(L->res);
+    L->res = NULL;
+    while (L->live) finish(L->live, "cut at the end of the run");
+    print_progress(L, 1);
+    if (L->log) fclose(L->log);
+    fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L->region,
+            (unsigned long long)L->finished, (unsigned long long)L->errors, (unsigned long long)L->dns_err,
+            L->finished ? 100.0 * L->hits / L->finished : 0, L->bytes);
+    free((void *)L->wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
     /* Clean exit (LeakSanitizer): requests still in flight after the stragglers' grace are
      * cancelled without callbacks by cdn_httpc_free. */
-    for (int i = 0; i < L.nsrc; i++) cdn_httpc_free(L.http[i]);
-    cdn_timer_free(L.progress);
-    cdn_timer_free(L.stop);
-    if (L.arrive) cdn_timer_free(L.arrive);
-    lab_wl_free(&L.wl);
-    cdn_loop_dispose(L.loop);
-    h2o_evloop_destroy(L.loop);
+    for (int i = 0; i < L->nsrc; i++) cdn_httpc_free(L->http[i]);
+    cdn_timer_free(L->progress);
+    cdn_timer_free(L->stop);
+    if (L->arrive) cdn_timer_free(L->arrive);
+    lab_wl_free(&L->wl);
+    cdn_loop_dispose(L->loop);
+    h2o_evloop_destroy(L->loop);
+}
+
+int main(int argc, char **argv)
+{
+    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000};
+    struct opts o = {.workload = "shopper", .products = 2000, .alpha = 0.9, .seed = 1};
+    int rc = parse_opts(argc, argv, &L, &o);
+    if (rc >= 0 || (rc = init_workload(&L, &o)) >= 0) return rc;
+    if (o.logp && !(L.log = fopen(o.logp, "w"))) {
+        fprintf(stderr, PROG ": %s: %s\n", o.logp, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (setup_clients(&L, &o) < 0) return 1;
+    start(&L, o.logp);
+    while (!L.done) h2o_evloop_run(L.loop, 100);
+    finish_run(&L);
     return L.finished && L.errors < L.finished ? 0 : 1;
 }

@@ -229,7 +229,10 @@ static void usage(FILE *f)
             "Signals: TERM/INT exit (counters to stderr), USR1 prints counters.\n");
 }
 
-int main(int argc, char **argv)
+/* The command line: A->B shaping in *cab (B->A is the same but for --delay-ba and the seed), the
+ * rest in r. -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct relay *r, struct lab_wanq_cfg *cab, uint64_t *dba,
+                      const char **pidfile)
 {
     enum { O_DBA = 256, O_SEED, O_NOVNET };
     static const struct option lo[] = {
@@ -239,39 +242,35 @@ int main(int argc, char **argv)
         {"seed", required_argument, NULL, O_SEED}, {"no-vnet-hdr", no_argument, NULL, O_NOVNET},
         {"stats", required_argument, NULL, 's'}, {"pid-file", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    struct lab_wanq_cfg cab = {0}, cba;
-    uint64_t dba = UINT64_MAX;
-    const char *pidfile = NULL;
-    struct relay r = {.vnet = 1, .armed_at = UINT64_MAX};
     int c;
     while ((c = getopt_long(argc, argv, "d:r:l:q:Q:s:p:h", lo, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
-            if (lab_parse_delay_ns(optarg, &cab.delay_ns) < 0) goto bad;
+            if (lab_parse_delay_ns(optarg, &cab->delay_ns) < 0) goto bad;
             break;
         case O_DBA:
-            if (lab_parse_delay_ns(optarg, &dba) < 0) goto bad;
+            if (lab_parse_delay_ns(optarg, dba) < 0) goto bad;
             break;
         case 'r':
-            if (lab_parse_rate_bps(optarg, &cab.rate_bps) < 0) goto bad;
+            if (lab_parse_rate_bps(optarg, &cab->rate_bps) < 0) goto bad;
             break;
         case 'l':
-            cab.loss = strtod(optarg, &end);
-            if (*end || !(cab.loss >= 0 && cab.loss <= 1)) goto bad;
+            cab->loss = strtod(optarg, &end);
+            if (*end || !(cab->loss >= 0 && cab->loss <= 1)) goto bad;
             break;
         case 'q':
-            cab.max_frames = strtoul(optarg, &end, 10);
-            if (*end || !cab.max_frames) goto bad;
+            cab->max_frames = strtoul(optarg, &end, 10);
+            if (*end || !cab->max_frames) goto bad;
             break;
         case 'Q':
-            cab.max_bytes = strtoul(optarg, &end, 10);
-            if (*end || cab.max_bytes < 2 * FRAME_MAX) goto bad;
+            cab->max_bytes = strtoul(optarg, &end, 10);
+            if (*end || cab->max_bytes < 2 * FRAME_MAX) goto bad;
             break;
-        case O_SEED: cab.seed = strtoull(optarg, NULL, 10); break;
-        case O_NOVNET: r.vnet = 0; break;
-        case 's': r.stats_path = optarg; break;
-        case 'p': pidfile = optarg; break;
+        case O_SEED: cab->seed = strtoull(optarg, NULL, 10); break;
+        case O_NOVNET: r->vnet = 0; break;
+        case 's': r->stats_path = optarg; break;
+        case 'p': *pidfile = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         bad:
@@ -283,22 +282,24 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    cba = cab;
-    if (dba != UINT64_MAX) cba.delay_ns = dba;
-    cba.seed = cab.seed + 1;
-    r.s[0].ifname = argv[optind];
-    r.s[1].ifname = argv[optind + 1];
+    return -1;
+}
+
+/* The queues, both sides' sockets, the signal and timer fds and the epoll set; 0, or -1 after
+ * saying why. */
+static int setup(struct relay *r, const struct lab_wanq_cfg *cab, const struct lab_wanq_cfg *cba)
+{
     /* s[i].q holds frames to be written to side i: s[1].q is A->B. */
     char err[256];
-    if (lab_wanq_init(&r.s[1].q, &cab) < 0 || lab_wanq_init(&r.s[0].q, &cba) < 0 ||
-        !(r.rxbuf = malloc((size_t)BATCH * FRAME_MAX))) {
+    if (lab_wanq_init(&r->s[1].q, cab) < 0 || lab_wanq_init(&r->s[0].q, cba) < 0 ||
+        !(r->rxbuf = malloc((size_t)BATCH * FRAME_MAX))) {
         fprintf(stderr, PROG ": out of memory\n");
-        return 1;
+        return -1;
     }
     for (int i = 0; i < 2; i++)
-        if (open_side(&r.s[i], r.vnet, err, sizeof(err)) < 0) {
+        if (open_side(&r->s[i], r->vnet, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": %s\n", err);
-            return 1;
+            return -1;
         }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* release frames within microseconds, not 50 us */
     sigset_t ss;
@@ -308,22 +309,96 @@ int main(int argc, char **argv)
     sigaddset(&ss, SIGUSR1);
     sigprocmask(SIG_BLOCK, &ss, NULL);
     signal(SIGPIPE, SIG_IGN);
-    r.sfd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
-    r.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    r.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (r.sfd < 0 || r.tfd < 0 || r.ep < 0) {
+    r->sfd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+    r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    r->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (r->sfd < 0 || r->tfd < 0 || r->ep < 0) {
         perror(PROG);
-        return 1;
+        return -1;
     }
     struct epoll_event ev = {.events = EPOLLIN};
     for (int i = 0; i < 2; i++) {
-        ev.data.ptr = &r.s[i];
-        epoll_ctl(r.ep, EPOLL_CTL_ADD, r.s[i].fd, &ev);
+        ev.data.ptr = &r->s[i];
+        epoll_ctl(r->ep, EPOLL_CTL_ADD, r->s[i].fd, &ev);
     }
-    ev.data.ptr = &r.tfd;
-    epoll_ctl(r.ep, EPOLL_CTL_ADD, r.tfd, &ev);
-    ev.data.ptr = &r.sfd;
-    epoll_ctl(r.ep, EPOLL_CTL_ADD, r.sfd, &ev);
+    ev.data.ptr = &r->tfd;
+    epoll_ctl(r->ep, EPOLL_CTL_ADD, r->tfd, &ev);
+    ev.data.ptr = &r->sfd;
+    epoll_ctl(r->ep, EPOLL_CTL_ADD, r->sfd, &ev);
+    return 0;
+}
+
+/* Arms the timer for the earliest frame not waiting on a full socket buffer. */
+static void arm_timer(struct relay *r)
+{
+    uint64_t t = UINT64_MAX;
+    for (int i = 0; i < 2; i++)
+        if (!r->s[i].want_out && lab_wanq_next(&r->s[i].q) < t) t = lab_wanq_next(&r->s[i].q);
+    if (t == r->armed_at) return;
+    struct itimerspec its = {0};
+    if (t != UINT64_MAX) {
+        its.it_value.tv_sec = (time_t)(t / 1000000000ull);
+        its.it_value.tv_nsec = (long)(t % 1000000000ull);
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec) its.it_value.tv_nsec = 1;
+    }
+    timerfd_settime(r->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    r->armed_at = t;
+}
+
+/* The loop, until SIGTERM or SIGINT (SIGUSR1: counters on stderr). */
+static void run(struct relay *r)
+{
+    int running = 1;
+    while (running) {
+        struct epoll_event evs[8];
+        int n = epoll_wait(r->ep, evs, 8, 1000);
+        if (n < 0 && errno != EINTR) {
+            perror(PROG ": epoll_wait");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &r->sfd) {
+                struct signalfd_siginfo si;
+                while (read(r->sfd, &si, sizeof(si)) == sizeof(si)) {
+                    if (si.ssi_signo == SIGUSR1) write_stats(r, stderr, 0);
+                    else running = 0;
+                }
+            } else if (p == &r->tfd) {
+                uint64_t x;
+                while (read(r->tfd, &x, sizeof(x)) > 0) {}
+                r->armed_at = UINT64_MAX;
+            } else {
+                struct side *sd = p;
+                if (evs[i].events & EPOLLIN) on_readable(r, sd, &r->s[sd == &r->s[0]]);
+                if (evs[i].events & EPOLLOUT) set_out(r, sd, 0);
+            }
+        }
+        uint64_t now = mono_ns();
+        for (int i = 0; i < 2; i++)
+            if (!r->s[i].want_out) flush(r, &r->s[i], now);
+        arm_timer(r);
+        if (r->stats_path && now - r->last_stats >= 1000000000ull) {
+            dump_stats_file(r);
+            r->last_stats = now;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct lab_wanq_cfg cab = {0}, cba;
+    uint64_t dba = UINT64_MAX;
+    const char *pidfile = NULL;
+    struct relay r = {.vnet = 1, .armed_at = UINT64_MAX};
+    int rc = parse_opts(argc, argv, &r, &cab, &dba, &pidfile);
+    if (rc >= 0) return rc;
+    cba = cab;
+    if (dba != UINT64_MAX) cba.delay_ns = dba;
+    cba.seed = cab.seed + 1;
+    r.s[0].ifname = argv[optind];
+    r.s[1].ifname = argv[optind + 1];
+    if (setup(&r, &cab, &cba) < 0) return 1;
     if (pidfile) {
         FILE *f = fopen(pidfile, "w");
         if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
@@ -334,54 +409,7 @@ int main(int argc, char **argv)
     fprintf(stderr, PROG ": relaying %s <-> %s, delay %.3f/%.3f ms, rate %" PRIu64 " bit/s, loss %g%s\n",
             r.s[0].ifname, r.s[1].ifname, cab.delay_ns / 1e6, cba.delay_ns / 1e6, cab.rate_bps, cab.loss,
             r.vnet ? "" : " (no vnet header)");
-    int running = 1;
-    while (running) {
-        struct epoll_event evs[8];
-        int n = epoll_wait(r.ep, evs, 8, 1000);
-        if (n < 0 && errno != EINTR) {
-            perror(PROG ": epoll_wait");
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            void *p = evs[i].data.ptr;
-            if (p == &r.sfd) {
-                struct signalfd_siginfo si;
-                while (read(r.sfd, &si, sizeof(si)) == sizeof(si)) {
-                    if (si.ssi_signo == SIGUSR1) write_stats(&r, stderr, 0);
-                    else running = 0;
-                }
-            } else if (p == &r.tfd) {
-                uint64_t x;
-                while (read(r.tfd, &x, sizeof(x)) > 0) {}
-                r.armed_at = UINT64_MAX;
-            } else {
-                struct side *sd = p;
-                if (evs[i].events & EPOLLIN) on_readable(&r, sd, &r.s[sd == &r.s[0]]);
-                if (evs[i].events & EPOLLOUT) set_out(&r, sd, 0);
-            }
-        }
-        uint64_t now = mono_ns();
-        for (int i = 0; i < 2; i++)
-            if (!r.s[i].want_out) flush(&r, &r.s[i], now);
-        /* Timer for the earliest frame not waiting on a full socket buffer. */
-        uint64_t t = UINT64_MAX;
-        for (int i = 0; i < 2; i++)
-            if (!r.s[i].want_out && lab_wanq_next(&r.s[i].q) < t) t = lab_wanq_next(&r.s[i].q);
-        if (t != r.armed_at) {
-            struct itimerspec its = {0};
-            if (t != UINT64_MAX) {
-                its.it_value.tv_sec = (time_t)(t / 1000000000ull);
-                its.it_value.tv_nsec = (long)(t % 1000000000ull);
-                if (!its.it_value.tv_sec && !its.it_value.tv_nsec) its.it_value.tv_nsec = 1;
-            }
-            timerfd_settime(r.tfd, TFD_TIMER_ABSTIME, &its, NULL);
-            r.armed_at = t;
-        }
-        if (r.stats_path && now - r.last_stats >= 1000000000ull) {
-            dump_stats_file(&r);
-            r.last_stats = now;
-        }
-    }
+    run(&r);
     write_stats(&r, stderr, 0);
     dump_stats_file(&r);
     if (pidfile) unlink(pidfile);

@@ -1,0 +1,117 @@
+/* lab/cdnlab/labctl.h - inside cdn-lab's orchestrator: the one lab this process works on (L) and
+ * the helpers its commands share. The commands are in their own files: up.c (and routing.c for
+ * anycast BIRD and health agents), down.c, status.c (status, env), fault.c; cdn_lab.c parses the
+ * global options and dispatches. The helpers: state.c (the state directory and its `state` file),
+ * proc.c (running commands, starting and stopping recorded processes, entering a namespace),
+ * nshttp.c (a small HTTP client that works from inside a namespace, and node health).
+ *
+ * Rules: everything here is for one short-lived command-line process, single-threaded. lab_die()
+ * prints and exits 1; the helpers that can fail on something outside (a file, a process, the
+ * network) return -1 or a status instead. labrun.h is the narrower view that `load`, `report`
+ * and `rtt` get. */
+#ifndef LAB_LABCTL_H
+#define LAB_LABCTL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "lab/lib/topo.h"
+
+#define PROG "cdn-lab"
+
+struct lab_ctx {
+    char statedir[PATH_MAX];
+    char topo_path[PATH_MAX];
+    char exedir[PATH_MAX];
+    enum lab_mode mode;
+    char prefix[40];
+    int base;
+    int verbose;
+    char profile[16];           /* anycast timer profile override from `up --profile` */
+    cdn_conf_t *conf;
+    struct lab_topo *topo;
+    struct lab_plan plan;
+};
+/* The lab of this run (cdn_lab.c): the state directory from -s, the rest from the state file
+ * (lab_load_state) and the topology (lab_load_topology). */
+extern struct lab_ctx L;
+
+/* A process recorded in the state file ("proc NAME PID START"). */
+struct lab_proc_rec {
+    char name[32];
+    pid_t pid;
+    unsigned long long start; /* field 22 of /proc/PID/stat: a reused pid is not ours */
+};
+
+/* --- state.c --- */
+void lab_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* out = STATEDIR/fmt... */
+void lab_path(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Appends a "key value..." line to STATEDIR/state (synced: `down` after a crash still finds it). */
+void lab_state_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The prefix and loopback base derived from the state directory's path. */
+void lab_identity(void);
+/* mode, topology, prefix, base and profile from the state file; -1 without one. */
+int lab_load_state(void);
+/* L.topo and L.plan from a topology file; dies on an error. */
+void lab_load_topology(const char *p);
+/* The recorded processes, a later record of a name replacing an earlier one; their number. */
+size_t lab_read_procs(struct lab_proc_rec *out, size_t max);
+
+/* --- proc.c --- */
+int lab_proc_alive(pid_t pid, unsigned long long start);
+/* Runs argv and waits; its exit status (127: not found, 128: killed). quiet: output to /dev/null. */
+int lab_run_argv(char *const argv[], int quiet);
+/* lab_runf(quiet, "ip -n %s link set %s up", ...): split on spaces, no quoting. */
+int lab_runf(int quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Dies (with a hint to run `down`) unless rc is 0. */
+void lab_must(int rc, const char *what);
+/* Runs fn(arg) inside network namespace ns ("" here), then comes back; -1 if it cannot enter. */
+int lab_in_ns(const char *ns, int (*fn)(void *), void *arg);
+/* A program beside cdn-lab, in the build tree's folders, or on PATH (+ sbin); -1 if none. */
+int lab_find_prog(const char *name, char *out, size_t n);
+/* Starts a->argv in node's namespace, in its own session, output to logs/NAME.log, and records
+ * it in the state file; dies if the program is not found. */
+pid_t lab_start_proc(const struct lab_node *node, const char *name, struct lab_argv *a);
+/* Signals a recorded process and its session's group, if it is still the one we started. */
+void lab_stop_pid(pid_t pid, unsigned long long start, int sig);
+int lab_ns_exists(const char *ns);
+/* The last 8 lines of logs/NAME.log on stderr. */
+void lab_tail_log(const char *name);
+
+/* --- nshttp.c --- */
+/* GET from inside namespace ns: the status, -1 on a connection failure; *body malloc'd. */
+int lab_http_get(const char *ns, const char *addr, int port, const char *target, char **body, size_t *len);
+/* METHOD TARGET without a body; the status, or -1. */
+int lab_http_call(const char *ns, const char *addr, int port, const char *method, const char *target);
+/* A non-blocking TCP socket made inside namespace ns, or -1. */
+int lab_ns_socket(const char *ns);
+/* Does the node's health URL answer 200 (nodes without one are healthy)? */
+int lab_node_healthy(const struct lab_node *n);
+
+/* --- up.c --- */
+/* The command line of node's daemon (a->argc 0 for nodes without one). */
+void lab_daemon_argv(int node, struct lab_argv *a);
+
+/* --- routing.c: anycast, a BIRD per router and edge, a health agent per edge --- */
+int lab_routes_node(const struct lab_node *n);
+void lab_bird_ctl(const struct lab_node *n, char *out, size_t len);
+pid_t lab_start_bird(int node);
+/* BGP sessions of a node's BIRD: established and *total (-1 when BIRD does not answer). */
+int lab_bgp_sessions(const struct lab_node *n, int *total);
+void lab_routing_up(void);
+void lab_anycast_up(void);
+
+/* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
+int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);
+
+/* --- the commands; each returns the exit status --- */
+int lab_cmd_up(const char *topo, const char *mode, const char *profile);
+int lab_cmd_down(int quiet);
+int lab_cmd_status(void);
+int lab_cmd_env(void);
+int lab_cmd_fault(const char *what, const char *host);
+
+#endif
