@@ -28,7 +28,7 @@ void cdn_admin_send_text(h2o_req_t *req, int status, const char *reason, const c
 {
     req->res.status = status;
     req->res.reason = reason;
-    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain; charset=utf-8"), 1);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
     size_t len = strlen(body);
     req->res.content_length = len;

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "cdn/admin.h"
 #include "cdn/http.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
@@ -97,15 +98,11 @@ static void on_px_dispose(void *d)
     free(px->pend.p);
 }
 
+/* The balancer's own answers (errors, 429...): plain text, never stored; the admin listener's
+ * helper does exactly that. */
 void lb_send_plain(h2o_req_t *req, int status, const char *reason, const char *msg)
 {
-    req->res.status = status;
-    req->res.reason = reason;
-    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/plain; charset=utf-8"), 1);
-    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
-    size_t len = strlen(msg);
-    req->res.content_length = len;
-    h2o_send_inline(req, msg, len);
+    cdn_admin_send_text(req, status, reason, msg);
 }
 
 static int try_backend(struct pxreq *px);
