@@ -99,7 +99,7 @@ int edge_rlconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
         }
     }
     if (cdn_conf_kind(n) != CDN_CONF_MAP)
-        return cdn_conf_fail(c, n, err, "rate_limit: expected off or a map {rate: N/s, burst: N, key: client | "
+        return cdn_conf_fail(c, n, err, "expected off or a map {rate: N/s, burst: N, key: client | "
                                         "header:NAME, path_prefix: /PATH, name: NAME}");
     struct file_rl f = {0};
     if (cdn_conf_decode(c, n, rl_fields, &f, err) < 0)
