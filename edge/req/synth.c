@@ -46,8 +46,8 @@ void req_synth_limited(struct creq *c, const struct edge_rl_conf *rl, const stru
     char v[160];
     uint64_t retry = ceil_s(res->retry_after_ns), w = ceil_s(rl->rate.tolerance_ns);
     int l = snprintf(v, sizeof(v), "%llu", (unsigned long long)(retry ? retry : 1));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After", h2o_strdup(&req->pool, v, (size_t)l).base,
-                   (size_t)l);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After",
+                   h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);
     l = snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", rl->name, rl->rate.burst, (unsigned long long)(w ? w : 1));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, "RateLimit-Policy",
                           h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);

@@ -442,7 +442,8 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
                                          own ? fv[i].parents.n : nparents,
                                          fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only,
                                          fv[i].max_fetches >= 0 ? (unsigned)fv[i].max_fetches : max_fetches);
-        if (v != NULL && (set_forward(v, &fv[i].forward) < 0 || rl_copy(&v->rl, fv[i].rl.on >= 0 ? &fv[i].rl : rl) < 0)) {
+        const struct edge_rl_conf *vrl = fv[i].rl.on >= 0 ? &fv[i].rl : rl;
+        if (v != NULL && (set_forward(v, &fv[i].forward) < 0 || rl_copy(&v->rl, vrl) < 0)) {
             vhost_free(v);
             v = NULL;
         }
