@@ -118,6 +118,11 @@ static double g_disk_full(void *d) { return disk_health(d, 0); }
 static double g_disk_errors(void *d) { return disk_health(d, 1); }
 static double g_disk_refused(void *d) { return disk_health(d, 2); }
 static double g_draining(void *d) { return draining(d) ? 1.0 : 0.0; }
+static double g_rl_keys(void *d)
+{
+    const struct edge_server *s = d;
+    return s->rl ? (double)cdn_rl_keys(s->rl) : 0.0;
+}
 
 void edge_server_metrics_init(struct edge_server *s)
 {
@@ -145,6 +150,7 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_h2_resets = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_resets_total", "HTTP/2 streams the client reset before their response was complete", NULL));
     s->m_h2_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_reset_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) for resetting streams faster than h2_reset_limit", NULL));
     s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
+    s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
@@ -172,5 +178,6 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_full", "1 while the RocksDB tier is read-only after a failed write (a full disk), until there is room", g_disk_full, s);
     cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
     cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
+    cdn_metrics_gauge_fn(m, "edge_ratelimit_keys", "Client keys the rate limiter holds now (at most rate_limit_keys)", g_rl_keys, s);
     cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, s);
 }

@@ -120,7 +120,8 @@ struct file_conf {
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout, graceful_timeout;
-    long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall;
+    long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
+    struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
 };
 
@@ -155,6 +156,8 @@ static const cdn_conf_field_t conf_fields[] = {
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
+    {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_conf, rate_limit), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
+    {"rate_limit_keys", CDN_CT_INT, offsetof(struct file_conf, rate_limit_keys), 0, CDN_RL_WAYS, 1 << 26},
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
     {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
     {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
@@ -259,6 +262,8 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->expire_keep_s = fc->expire_keep / 1000;
     ec->workers = (int)fc->workers;
     ec->h2_reset_limit = (unsigned)fc->h2_reset_limit;
+    s->rate_limit = fc->rate_limit;
+    ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
     ec->fresh.edge_cc_name = fc->edge_cc ? fc->edge_cc : ec->fresh.edge_cc_name;
     ec->key.sort_params |= fc->sort_params;
@@ -281,7 +286,8 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .parent_check_interval = s->health.interval_ms, .parent_check_timeout = s->health.timeout_ms,
                            .parent_check_rise = s->health.rise, .parent_check_fall = s->health.fall,
                            .workers = ec->workers, .max_fetches = s->max_fetches,
-                           .h2_reset_limit = ec->h2_reset_limit, .ram = s->ram_bytes, .disk = s->disk_bytes,
+                           .h2_reset_limit = ec->h2_reset_limit, .rate_limit_keys = (long long)ec->rate_limit_keys,
+                           .ram = s->ram_bytes, .disk = s->disk_bytes,
                            .max_object = ec->max_object, .range_fetch_above = ec->range_fetch_above,
                            .expire_sweep = ec->expire_sweep_ms, .expire_keep = ec->expire_keep_s * 1000,
                            .connect_timeout = ec->connect_timeout_ms, .timeout = ec->timeout_ms,
@@ -324,7 +330,8 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
 /* The keys a reload applies; every other key needs a restart. */
 static int reload_applies(const char *key)
 {
-    static const char *const applied[] = {"origin", "vhosts", "parents", "parent_only", "max_fetches", NULL};
+    static const char *const applied[] = {"origin", "vhosts", "parents", "parent_only", "max_fetches",
+                                           "rate_limit", NULL};
     for (size_t i = 0; applied[i] != NULL; i++)
         if (strcmp(key, applied[i]) == 0)
             return 1;
@@ -398,7 +405,7 @@ static int log_unapplied(const struct file_conf *nfc)
 }
 
 /* SIGHUP: re-reads the config file and builds a new vhost table (origin, vhosts, parents,
- * parent_only, max_fetches). Every other key needs a restart: each one whose value changed is
+ * parent_only, max_fetches, rate_limit). Every other key needs a restart: each one whose value changed is
  * logged as not applied. On any error NULL: the caller keeps its table, and the error
  * (file:line:col where the document has one) is logged. */
 struct edge_vhosts *edge_conf_reload(const struct edge_settings *s)
@@ -425,7 +432,8 @@ struct edge_vhosts *edge_conf_reload(const struct edge_settings *s)
         parents[np++] = ((const char **)fc.parents.items)[i];
     struct edge_vhosts *nv = calloc(1, sizeof(*nv));
     if (nv == NULL || edge_vhosts_build(nv, &fc.vhosts, fc.origin ? fc.origin : s->cli.origin, parents, np,
-                                        fc.parent_only, (unsigned)fc.max_fetches, err, sizeof(err)) < 0) {
+                                        fc.parent_only, (unsigned)fc.max_fetches, &fc.rate_limit, err,
+                                        sizeof(err)) < 0) {
         cdn_err("reload failed, keeping the running vhosts: %s: %s", s->config, nv ? err : "out of memory");
         free(nv);
         cdn_conf_free(c);
@@ -434,12 +442,12 @@ struct edge_vhosts *edge_conf_reload(const struct edge_settings *s)
     int unapplied = log_unapplied(&fc);
     cdn_conf_free(c); /* the table owns copies of what it keeps */
     if (unapplied > 0)
-        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches); %d "
-                   "changed key%s not applied, see above", s->config, nv->n, nv->dflt ? " and a default" : "", unapplied,
+        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches, "
+                   "rate_limit); %d changed key%s not applied, see above", s->config, nv->n, nv->dflt ? " and a default" : "", unapplied,
                    unapplied == 1 ? "" : "s");
     else
-        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches)",
-                   s->config, nv->n, nv->dflt ? " and a default" : "");
+        cdn_notice("reloaded %s: %zu vhost names%s (applied: origin, vhosts, parents, parent_only, max_fetches, "
+                   "rate_limit)", s->config, nv->n, nv->dflt ? " and a default" : "");
     return nv;
 }
 
@@ -476,6 +484,7 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     c->parent_retry_ms = 10000;
     c->expire_sweep_ms = 60000;
     c->h2_reset_limit = EDGE_H2_RESET_LIMIT_DEFAULT;
+    c->rate_limit_keys = CDN_RL_KEYS_DEFAULT;
     edge_fresh_conf_default(&c->fresh);
     c->key.drop_params = drop;
     s->health = (struct edge_health_conf){.interval_ms = 5000, .timeout_ms = 1000, .rise = 2, .fall = 2,
@@ -646,7 +655,7 @@ int edge_conf_load(struct edge_settings *s, struct edge_conf *c, SSL_CTX **tls)
         return 1;
     }
     if (edge_vhosts_build(c->vhosts, &s->file_vhosts, c->origin, s->parents, s->nparents, s->parent_only,
-                          s->max_fetches, err, sizeof(err)) < 0) {
+                          s->max_fetches, &s->rate_limit, err, sizeof(err)) < 0) {
         fprintf(stderr, "cdn-edge: %s\n", err);
         return bad_status;
     }

@@ -47,6 +47,7 @@ struct edge_settings {
     int parent_only;
     unsigned max_fetches;
     struct cdn_conf_list file_vhosts;
+    struct edge_rl_conf rate_limit; /* the file's global rate_limit (strings in its document) */
     const char *config;          /* -c FILE, re-read on SIGHUP */
     const cdn_conf_node_t *cert_node, *key_node; /* where the file set cert / key (for errors) */
     struct {                     /* the command line's share, before the file (for reloads) */
@@ -66,7 +67,7 @@ int edge_cmdline_parse(int argc, char **argv, struct edge_settings *s, struct ed
  * exit with, the error written to stderr. */
 int edge_conf_load(struct edge_settings *s, struct edge_conf *c, SSL_CTX **tls);
 /* SIGHUP: the file again, as a new vhost table (origin, vhosts, parents, parent_only,
- * max_fetches); each other key whose value changed is logged as needing a restart. NULL when the
+ * max_fetches, rate_limit); each other key whose value changed is logged as needing a restart. NULL when the
  * file does not load or build (logged; the caller keeps its table). */
 struct edge_vhosts *edge_conf_reload(const struct edge_settings *s);
 /* At exit: the first file's document. */

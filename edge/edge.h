@@ -52,6 +52,7 @@ struct edge_conf {
                                     (internal answers); sent to parents; NULL: nobody is internal */
     unsigned h2_reset_limit;     /* HTTP/2 streams a client may reset per connection per second
                                     before GOAWAY (h2guard.h); 0 = no bound */
+    size_t rate_limit_keys;      /* slots of the rate limiter's table (rate_limit_keys) */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };
 
@@ -75,6 +76,9 @@ struct edge_server {
     cdn_series_t *m_h2_resets, *m_h2_goaway; /* h2 streams reset before their response was
                                         complete; connections sent GOAWAY for it (h2guard.h) */
     cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
+    cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
+    cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
+                                        (cdn/ratelimit.h); made at start, kept across reloads */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
                                         move traffic away) while requests are still served;
                                         written by the admin thread, read by workers (atomics) */

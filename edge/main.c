@@ -104,6 +104,10 @@ static int prepare(int *pid_written, char *err, size_t errlen)
     }
     if ((srv.store = edge_server_store_open(&set, err, errlen)) == NULL)
         return -1;
+    if ((srv.rl = cdn_rl_new(srv.conf.rate_limit_keys)) == NULL) {
+        snprintf(err, errlen, "out of memory (rate_limit_keys)");
+        return -1;
+    }
     edge_server_metrics_init(&srv);
     if (set.access_log && (srv.alog = cdn_alog_open(set.access_log, CDN_ALOG_JSON)) == NULL) {
         snprintf(err, errlen, "access log %s: %s", set.access_log, strerror(errno));
@@ -134,6 +138,7 @@ int main(int argc, char **argv)
         if (srv.alog)
             cdn_alog_close(srv.alog);
         cdn_metrics_free(srv.metrics);
+        cdn_rl_free(srv.rl);
         edge_handler_global_free();
         if (pid_written)
             cdn_pidfile_remove(set.pid_file);

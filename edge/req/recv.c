@@ -9,9 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/http.h"
 #include "edge/req/req.h"
 #include <sys/random.h>
 
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <sys/time.h>
 
@@ -133,6 +135,60 @@ static int check_loop(struct creq *c)
         }
     }
     return 0;
+}
+
+/* rate_limit (docs/EDGE.md "Rate limiting"): one GCRA bucket per vhost, policy and client key in
+ * the process-wide table (cdn/ratelimit.h). The client key is the configured header's value (its
+ * hash), else the peer's address: an IPv4 address, or the /64 of an IPv6 one (one host usually
+ * has a whole /64). 0: go on; -1: refused (the 429 is sent). */
+static int check_rate(struct creq *c)
+{
+    const struct edge_rl_conf *rl = &c->vh->rl;
+    h2o_req_t *req = c->req;
+    size_t pl = strlen(rl->path_prefix);
+    if (req->path_normalized.len < pl || memcmp(req->path_normalized.base, rl->path_prefix, pl) != 0)
+        return 0;
+    /* the key: vhost pattern, policy name, then 'h' + the header value's hash or 'a' + address */
+    char key[EDGE_HOST_MAX + 64 + 3 + 16];
+    size_t vl = strlen(c->vh->pattern), nl = strlen(rl->name), kl = vl + 1 + nl + 1;
+    if (kl + 1 + 16 > sizeof(key))
+        return 0; /* cannot happen: both are bounded by the config checks */
+    memcpy(key, c->vh->pattern, vl + 1);
+    memcpy(key + vl + 1, rl->name, nl + 1);
+    int i = rl->header ? edge_hdr_find(c->hdrs, c->nhdrs, rl->header, 0) : -1;
+    if (i >= 0) {
+        uint64_t h = cdn_hash(c->hdrs[i].value, c->hdrs[i].value_len);
+        key[kl++] = 'h';
+        memcpy(key + kl, &h, sizeof(h));
+        kl += sizeof(h);
+    } else {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+        key[kl++] = 'a';
+        if (ss.ss_family == AF_INET) {
+            memcpy(key + kl, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            kl += 4;
+        } else if (ss.ss_family == AF_INET6) {
+            const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+            if (IN6_IS_ADDR_V4MAPPED(a)) {
+                memcpy(key + kl, a->s6_addr + 12, 4);
+                kl += 4;
+            } else {
+                memcpy(key + kl, a->s6_addr, 8); /* the /64 */
+                kl += 8;
+            }
+        }
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    struct cdn_rl_result res;
+    if (cdn_rl_check(c->w->srv->rl, key, kl, &rl->rate, now, &res))
+        return 0;
+    cdn_counter_inc(c->w->srv->m_rl_limited);
+    req_synth_limited(c, rl, &res);
+    return -1;
 }
 
 static int build_key(struct creq *c)
@@ -260,6 +316,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         req_synth_error(c, 421, "Misdirected Request", "detail=no-vhost", body);
         return 0;
     }
+    if (c->vh->rl.on == 1 && !c->internal && check_rate(c) < 0)
+        return 0;
     if (build_key(c) < 0) {
         req_synth_error(c, 400, "Bad Request", "detail=bad-target", "request target not cacheable");
         return 0;

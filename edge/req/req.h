@@ -3,12 +3,12 @@
  * (struct fetch), and the functions each stage offers the others.
  *
  * Stages (docs/EDGE.md "How a request is served"):
- *   edge/req/recv.c     recv: checks (authority, loop), request id, vhost, key; PURGE; done
+ *   edge/req/recv.c     recv: checks (authority, loop), request id, vhost, rate_limit, key; PURGE; done
  *                       (dispose, access log)
  *   edge/req/lookup.c   lookup: the store, the verdict (hit / stale / must validate / miss /
  *                       pass), joining a fetch in flight
  *   edge/req/deliver.c  deliver: a stored object or a fetch's response to the client
- *   edge/req/synth.c    synth: every response the edge makes itself (errors, PURGE, /healthz)
+ *   edge/req/synth.c    synth: every response the edge makes itself (errors, 429, PURGE, /healthz)
  *   edge/fetch/fetch.c  the busy object: start, join, leave, release; the upstream request and
  *                       its callbacks; the store write
  *   edge/fetch/resp.c   the upstream head: 304 merge, stale-if-error, invalidation,
@@ -197,6 +197,7 @@ void req_synth_error(struct creq *c, int status, const char *reason, const char 
 void req_synth_bad_gateway(struct creq *c, int status, const char *reason, const char *body);
 void req_synth_healthz(struct creq *c, int draining);
 void req_synth_purged(struct creq *c, size_t n);
+void req_synth_limited(struct creq *c, const struct edge_rl_conf *rl, const struct cdn_rl_result *res);
 const struct edge_hdr *fetch_storable_fields(h2o_mem_pool_t *pool, const struct edge_cc *cc,
                                               const struct edge_hdr *h, size_t *n);
 const char *fetch_state_name(enum fetch_state s);

@@ -7,6 +7,8 @@
  *   vhosts:
  *     img.shop.test: {origin: http://127.0.0.1:8000, aliases: ["*.img.shop.test"]}
  *     www.shop.test: {origin: http://127.0.0.1:8001, parents: [...], parent_only: true}
+ *   rate_limit: {rate: 100/s, burst: 200, key: header:X-Api-Key, path_prefix: /api/}
+ *                                        # also per vhost (its own, or `off`), else inherited
  *
  * The table owns copies of every string it keeps (edge_vhosts_free releases it), so the config
  * document can go once the table is built (a SIGHUP reload builds a new one). */
@@ -23,6 +25,7 @@ struct file_vhost {
     struct cdn_conf_list aliases, parents, forward;
     int parent_only;     /* -1: inherit */
     long long max_fetches;  /* -1: inherit */
+    struct edge_rl_conf rl; /* on -1: inherit */
 };
 
 static const cdn_conf_field_t vhost_fields[] = {
@@ -32,9 +35,123 @@ static const cdn_conf_field_t vhost_fields[] = {
     {"parent_only", CDN_CT_BOOL, offsetof(struct file_vhost, parent_only)},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_vhost, max_fetches), 0, 0, 1000000},
     {"forward_headers", CDN_CT_STRLIST, offsetof(struct file_vhost, forward)},
+    {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_vhost, rl), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
     {NULL},
 };
-static const struct file_vhost vhost_defaults = {.parent_only = -1, .max_fetches = -1};
+static const struct file_vhost vhost_defaults = {.parent_only = -1, .max_fetches = -1, .rl = {.on = -1}};
+
+/* --- rate_limit --- */
+
+struct file_rl {
+    const char *rate, *key, *path_prefix, *name;
+    long long burst;
+};
+
+static const cdn_conf_field_t rl_fields[] = {
+    {"rate", CDN_CT_STR, offsetof(struct file_rl, rate), CDN_CF_REQUIRED},
+    {"burst", CDN_CT_INT, offsetof(struct file_rl, burst), 0, 1, 1000000000},
+    {"key", CDN_CT_STR, offsetof(struct file_rl, key)},
+    {"path_prefix", CDN_CT_STR, offsetof(struct file_rl, path_prefix)},
+    {"name", CDN_CT_STR, offsetof(struct file_rl, name)},
+    {NULL},
+};
+
+/* "100/s", "6000/m", "10/h": the count and the period in ns. -1 otherwise. */
+static int rate_parse(const char *s, uint32_t *count, uint64_t *period_ns)
+{
+    uint64_t n = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9' && n <= 1000000000; p++)
+        n = n * 10 + (uint64_t)(*p - '0');
+    if (p == s || n == 0 || n > 1000000000 || p[0] != '/' || p[1] == '\0' || p[2] != '\0')
+        return -1;
+    switch (p[1]) {
+    case 's': *period_ns = 1000000000ULL; break;
+    case 'm': *period_ns = 60 * 1000000000ULL; break;
+    case 'h': *period_ns = 3600 * 1000000000ULL; break;
+    default: return -1;
+    }
+    *count = (uint32_t)n;
+    return 0;
+}
+
+/* 1 for 1..64 bytes of letters, digits, '-', '_' and '.' (a policy name, a header name) */
+static int word_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+              *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+int edge_rlconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    struct edge_rl_conf *rl = out;
+    if (cdn_conf_kind(n) == CDN_CONF_SCALAR) {
+        const char *v = cdn_conf_scalar(n);
+        if (v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)) {
+            *rl = (struct edge_rl_conf){.on = 0};
+            return 0;
+        }
+    }
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "expected off or a map {rate: N/s, burst: N, key: client | "
+                                        "header:NAME, path_prefix: /PATH, name: NAME}");
+    struct file_rl f = {0};
+    if (cdn_conf_decode(c, n, rl_fields, &f, err) < 0)
+        return -1;
+    uint32_t count;
+    uint64_t period;
+    if (rate_parse(f.rate, &count, &period) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "rate"), err, "rate '%s': expected N/s, N/m or N/h (N from 1 to 1e9)",
+                             f.rate);
+    *rl = (struct edge_rl_conf){.on = 1, .name = "default", .path_prefix = "/"};
+    cdn_rl_rate_make(&rl->rate, count, period, f.burst ? (uint32_t)f.burst : count);
+    if (f.key != NULL && strcmp(f.key, "client") != 0) {
+        if (strncmp(f.key, "header:", 7) != 0 || !word_ok(f.key + 7))
+            return cdn_conf_fail(c, cdn_conf_get(n, "key"), err,
+                                 "key '%s': expected client or header:NAME (a header field name)", f.key);
+        char *h = cdn_conf_strdup(c, f.key + 7);
+        if (h == NULL)
+            return cdn_conf_fail(c, n, err, "out of memory");
+        for (char *q = h; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        rl->header = h;
+    }
+    if (f.path_prefix != NULL) {
+        if (f.path_prefix[0] != '/')
+            return cdn_conf_fail(c, cdn_conf_get(n, "path_prefix"), err, "path_prefix '%s' must start with /",
+                                 f.path_prefix);
+        rl->path_prefix = f.path_prefix;
+    }
+    if (f.name != NULL) {
+        if (!word_ok(f.name))
+            return cdn_conf_fail(c, cdn_conf_get(n, "name"), err,
+                                 "name '%s': 1 to 64 letters, digits, '-', '_' or '.'", f.name);
+        rl->name = f.name;
+    }
+    return 0;
+}
+
+/* An owned copy of rl (off when rl is NULL or off). 0 or -1 (out of memory). */
+static int rl_copy(struct edge_rl_conf *dst, const struct edge_rl_conf *rl)
+{
+    *dst = (struct edge_rl_conf){.on = 0};
+    if (rl == NULL || rl->on != 1)
+        return 0;
+    *dst = *rl;
+    dst->name = strdup(rl->name);
+    dst->path_prefix = strdup(rl->path_prefix);
+    dst->header = rl->header ? strdup(rl->header) : NULL;
+    if (dst->name == NULL || dst->path_prefix == NULL || (rl->header && dst->header == NULL))
+        return -1;
+    return 0;
+}
 
 /* Validates a URL in the document (the table normalises its own copy). */
 static int url_ok(const char *u)
@@ -189,6 +306,9 @@ static void vhost_free(struct edge_vhost *v)
     for (size_t i = 0; i < v->nforward; i++)
         free(v->forward[i]);
     free(v->forward);
+    free((char *)v->rl.name);
+    free((char *)v->rl.header);
+    free((char *)v->rl.path_prefix);
     free(v);
 }
 
@@ -296,7 +416,7 @@ static struct edge_vhost *vhost_new(const char *pattern, const char *origin, con
 
 int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_vhosts, const char *origin,
                       const char *const *parents, size_t nparents, int parent_only, unsigned max_fetches,
-                      char *err, size_t errlen)
+                      const struct edge_rl_conf *rl, char *err, size_t errlen)
 {
     size_t cap = 0;
     memset(vs, 0, sizeof(*vs));
@@ -322,7 +442,8 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
                                          own ? fv[i].parents.n : nparents,
                                          fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only,
                                          fv[i].max_fetches >= 0 ? (unsigned)fv[i].max_fetches : max_fetches);
-        if (v != NULL && set_forward(v, &fv[i].forward) < 0) {
+        const struct edge_rl_conf *vrl = fv[i].rl.on >= 0 ? &fv[i].rl : rl;
+        if (v != NULL && (set_forward(v, &fv[i].forward) < 0 || rl_copy(&v->rl, vrl) < 0)) {
             vhost_free(v);
             v = NULL;
         }
@@ -346,6 +467,10 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
     }
     if (origin != NULL && vs->dflt == NULL) {
         struct edge_vhost *v = vhost_new("*", origin, parents, nparents, parent_only, max_fetches);
+        if (v != NULL && rl_copy(&v->rl, rl) < 0) {
+            vhost_free(v);
+            v = NULL;
+        }
         if (v == NULL)
             goto fail;
         vs->dflt = v;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cdn/ratelimit.h"
 #include "cdn/risefall.h"
 
 #define EDGE_MAX_PARENTS 16
@@ -27,6 +28,17 @@ struct edge_parent {
     uint64_t id;                    /* hash of url: its rendezvous identity */
     uint64_t down_until_ms;         /* atomic; 0 = up */
     int check_down;                 /* atomic; set by the active health check (health.h) */
+};
+
+/* A vhost's rate_limit (docs/EDGE.md "Rate limiting"): GCRA per client key, for the paths under
+ * path_prefix. Off when on == 0. In the vhost table the strings are owned copies. */
+struct edge_rl_conf {
+    int on;                         /* 1: limit; 0: off; -1 (in a file vhost only): inherit */
+    struct cdn_rl_rate rate;
+    const char *name;               /* the policy's name in RateLimit-Policy / RateLimit */
+    const char *header;             /* key: header:NAME (lowercase); NULL: the client's address
+                                       (IPv4, or the /64 of an IPv6 one) */
+    const char *path_prefix;        /* limited paths; "/" for every one */
 };
 
 struct edge_vhost {
@@ -41,6 +53,7 @@ struct edge_vhost {
                                        (X-Forwarded-Host, Forwarded...) a client's value of which
                                        is passed upstream; the rest of that class is dropped */
     size_t nforward;
+    struct edge_rl_conf rl;         /* rate_limit: its own, else the global one */
 };
 
 struct edge_vhosts {
