@@ -172,7 +172,7 @@ static void name_text_roundtrip(void **s)
 
 static void compression_reuses_suffix(void **s)
 {
-    uint8_t buf[128], a[CDNS_NAME_MAX], b[CDNS_NAME_MAX];
+    uint8_t buf[128] = {0}, a[CDNS_NAME_MAX], b[CDNS_NAME_MAX];
     cdns_wire_t w;
     struct cdns_compr c = {.n = 0};
     cdns_wire_init(&w, buf, sizeof(buf));
