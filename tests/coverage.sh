@@ -3,7 +3,7 @@
 #
 # Builds an instrumented copy out of the tree (BUILD, default ./build-cov: gcc --coverage -O0)
 # from the distributed sources, runs `make check` there, and prints the lines covered in dns/,
-# edge/, lib/, origin/, lab/ and in total (gcovr, from Debian: installed here when missing, as
+# edge/, lib/, origin/, lab/ and in total (gcovr 5.2 from Debian: installed here when missing, as
 # the benchmark scripts install their peers). MIN=88 makes it fail below that total.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,8 +32,9 @@ echo "make check: $npass passed, $(grep -cE '^(FAIL|ERROR):' "$build/check.log")
 [ "$npass" -gt 0 ] || { tail -n 20 "$build/check.log"; echo "coverage: make check did not run"; exit 1; }
 total=""
 for d in dns edge lib origin lab ""; do
+    # gcovr 5.2 (bookworm): --print-summary; filters are regexes on absolute paths
     line=$(cd "$build" && gcovr -r "$src" --object-directory "$build" ${d:+--filter "$src/$d/"} \
-        --exclude "$src/tests/" --txt-summary 2>/dev/null -o /dev/null | grep '^lines:')
+        --exclude "$src/tests/" --print-summary -o /dev/null 2>/dev/null | grep '^lines:')
     printf '%-8s %s\n' "${d:-total}" "${line#lines: }"
     [ -z "$d" ] && total=$(echo "$line" | grep -o '[0-9.]*%' | head -1 | tr -d %)
 done
