@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     parse_policies("all", o.pols, &o.npol);
     lab_sim_sizes_parse("0.1%,1%,10%", o.sizes, MAX_SIZES, &o.nsz);
     int c;
-    while ((c = getopt_long(argc, argv, "p:s:f:n:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:s:f:n:hV", lo, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (parse_policies(optarg, o.pols, &o.npol) < 0) {

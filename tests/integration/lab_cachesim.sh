@@ -6,8 +6,9 @@
 # cloudPhysicsIO trace is there (CDN_TRACES, or ../shared/traces beside the source tree), LRU, S3-FIFO and SIEVE must reproduce libCacheSim's published
 # miss counts exactly (its test/test_evictionAlgo.c, 128 MiB..1 GiB).
 . "$top_srcdir/tests/lib.sh"
-plan 23
+plan 24
 sim=$(bin cdn-cachesim)
+like "$({ "$sim" -V 2>&1; echo "rc=$?"; } | tr '\n' ' ')" '^cdn-cachesim [0-9.]+ rc=0 $' "-V prints the version and exits 0 (it exited 2)"
 D="$top_srcdir/tests/data/traces"
 og="$D/cloudPhysicsIO_10k.oracleGeneral.bin.zst"
 csv="$D/cloudPhysicsIO_10k.csv.zst"
