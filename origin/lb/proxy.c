@@ -151,6 +151,17 @@ static void on_px_stop(h2o_generator_t *g, h2o_req_t *req)
 
 static int hop_by_hop(const char *n, size_t l) { return (cdn_http_hdr_class(n, l) & CDN_HDR_HOP) != 0; }
 
+/* RFC 9110 7.6.1: a field that a Connection header names is for this hop only, like the fixed
+ * hop-by-hop ones. */
+static int named_by_connection(const struct cdn_httpc_header *h, size_t n, const char *name, size_t nl)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name_len == 10 && strncasecmp(h[i].name, "connection", 10) == 0 &&
+            cdn_http_list_has(h[i].value, h[i].value_len, name, nl))
+            return 1;
+    return 0;
+}
+
 static const char *reason_of(int status)
 {
     const char *r = cdn_http_reason(status);
@@ -170,7 +181,7 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
     req->res.status = status;
     req->res.reason = reason_of(status);
     for (size_t i = 0; i < n; i++) {
-        if (hop_by_hop(h[i].name, h[i].name_len))
+        if (hop_by_hop(h[i].name, h[i].name_len) || named_by_connection(h, n, h[i].name, h[i].name_len))
             continue;
         if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
             char tmp[24];
@@ -377,11 +388,19 @@ static const char **build_headers(h2o_req_t *req, const char *rid, const char *c
     const char **h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * (n + 6));
     size_t k = 0;
     h2o_iovec_t xff = {NULL, 0};
+    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, -1);
     for (size_t i = 0; i < n; i++) {
         const h2o_header_t *e = &req->headers.entries[i];
-        /* hop-by-hop fields and those each hop sets itself (Content-Length, Expect) stay here */
+        /* hop-by-hop fields, those a Connection header names (RFC 9110 7.6.1) and those each hop
+         * sets itself (Content-Length, Expect) stay here */
         if ((cdn_http_hdr_class(e->name->base, e->name->len) & (CDN_HDR_HOP | CDN_HDR_NO_FORWARD)) ||
             h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-request-id")))
+            continue;
+        int named = 0;
+        for (ssize_t j = ci; j >= 0 && !named; j = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, j))
+            named = cdn_http_list_has(req->headers.entries[j].value.base, req->headers.entries[j].value.len,
+                                      e->name->base, e->name->len);
+        if (named)
             continue;
         if (h2o_memis(e->name->base, e->name->len, H2O_STRLIT("x-forwarded-for"))) {
             xff = e->value;
