@@ -185,7 +185,8 @@ static double num_field(struct cur *c, int integer)
     if (c->err) return 0;
     char *e;
     double v = integer ? (double)strtoll(tmp, &e, 10) : strtod(tmp, &e);
-    if (*e || !isfinite(v) || v < 0) c->err = 1;
+    /* below 1e15: the line formats back (%.3f) within the field's 31 characters (fuzz) */
+    if (*e || !isfinite(v) || v < 0 || v >= 1e15) c->err = 1;
     return v;
 }
 
