@@ -309,21 +309,33 @@ char *cdn_http_date_fmt(int64_t t, char *buf)
 }
 
 /* --- field values --- */
-int cdn_http_list_has(const char *s, size_t len, const char *tok, size_t tlen)
+int cdn_http_list_next(const char **p, const char *end, const char **tok, size_t *len)
 {
-    const char *p = s, *end = s + len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *b = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
+    while (*p < end) {
+        while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+            (*p)++;
+        const char *b = *p;
+        while (*p < end && **p != ',')
+            (*p)++;
+        const char *e = *p;
         while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if ((size_t)(e - b) == tlen && strncasecmp(b, tok, tlen) == 0)
+        if (e > b) {
+            *tok = b;
+            *len = (size_t)(e - b);
             return 1;
+        }
     }
+    return 0;
+}
+
+int cdn_http_list_has(const char *s, size_t len, const char *tok, size_t tlen)
+{
+    const char *p = s, *m;
+    size_t ml;
+    while (cdn_http_list_next(&p, s + len, &m, &ml))
+        if (ml == tlen && strncasecmp(m, tok, tlen) == 0)
+            return 1;
     return 0;
 }
 
@@ -448,6 +460,19 @@ unsigned cdn_http_hdr_class(const char *name, size_t len)
         {"expect", CDN_HDR_NO_FORWARD},
         {"set-cookie", CDN_HDR_NO_STORE},
         {"surrogate-key", CDN_HDR_NO_STORE},
+        {"x-forwarded-host", CDN_HDR_REFLECTED},
+        {"x-forwarded-proto", CDN_HDR_REFLECTED},
+        {"x-forwarded-scheme", CDN_HDR_REFLECTED},
+        {"x-forwarded-port", CDN_HDR_REFLECTED},
+        {"x-forwarded-server", CDN_HDR_REFLECTED},
+        {"x-host", CDN_HDR_REFLECTED},
+        {"x-original-url", CDN_HDR_REFLECTED},
+        {"x-rewrite-url", CDN_HDR_REFLECTED},
+        {"x-original-host", CDN_HDR_REFLECTED},
+        {"x-http-method-override", CDN_HDR_REFLECTED},
+        {"x-http-method", CDN_HDR_REFLECTED},
+        {"x-method-override", CDN_HDR_REFLECTED},
+        {"forwarded", CDN_HDR_REFLECTED},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (strlen(t[i].name) == len && strncasecmp(t[i].name, name, len) == 0)

@@ -412,25 +412,15 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
 /* The request sent upstream: every end-to-end header of the client, Host kept, plus
  * X-Forwarded-For and Via. A cache fill drops the client's validators and Range (we want the whole
  * object); a revalidation adds ours. */
-/* Request fields that origins commonly reflect or act on (rewrite the URL, the method, the host
- * or scheme of links they build) and that are not in the cache key: a client's value would be
- * stored under a key that does not name it and served to everyone. Dropped unless the vhost's
- * forward_headers lists the name; the edge sets X-Forwarded-Host / -Proto and Forwarded itself. */
-static int reflected(const struct edge_vhost *vh, const struct edge_hdr *h)
+/* A client's value of a reflected field (CDN_HDR_REFLECTED: origins reflect or act on them, and
+ * they are not in the cache key) goes upstream only when the vhost's forward_headers lists it;
+ * the edge sets X-Forwarded-Host / -Proto and Forwarded itself. */
+static int forward_allowed(const struct edge_vhost *vh, const struct edge_hdr *h)
 {
-    static const char *const names[] = {"x-forwarded-host", "x-forwarded-proto", "x-forwarded-scheme",
-                                        "x-forwarded-port", "x-forwarded-server", "x-host", "x-original-url",
-                                        "x-rewrite-url", "x-original-host", "x-http-method-override",
-                                        "x-http-method", "x-method-override", "forwarded"};
-    size_t k = 0;
-    while (k < sizeof(names) / sizeof(names[0]) && !name_is(h, names[k]))
-        k++;
-    if (k == sizeof(names) / sizeof(names[0]))
-        return 0;
     for (size_t i = 0; i < vh->nforward; i++)
-        if (strcmp(vh->forward[i], names[k]) == 0)
-            return 0;
-    return 1;
+        if (name_is(h, vh->forward[i]))
+            return 1;
+    return 0;
 }
 
 static char *pool_printf(h2o_mem_pool_t *pool, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -490,8 +480,9 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     *nparent = n;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
-        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) ||
-            (cdn_http_hdr_class(h->name, h->name_len) & CDN_HDR_NO_FORWARD) || reflected(c->vh, h))
+        unsigned cls = cdn_http_hdr_class(h->name, h->name_len);
+        if (edge_hdr_is_hop(c->hdrs, c->nhdrs, h->name, h->name_len) || (cls & CDN_HDR_NO_FORWARD) ||
+            ((cls & CDN_HDR_REFLECTED) && !forward_allowed(c->vh, h)))
             continue;
         if ((name_is(h, "x-request-id") && c->own_request_id) || name_is(h, "cdn-edge-key"))
             continue; /* the client's id was unusable: ours replaces it; a key is never passed on */

@@ -184,21 +184,12 @@ static int tok_cmp(const void *a, const void *b)
 /* Splits a comma list into trimmed non-empty elements. Returns count, or -1 if more than max. */
 static int split(const char *s, size_t len, struct tok *t, int nt, int max)
 {
-    const char *p = s, *end = s + len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *b = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e > b) {
-            if (nt == max)
-                return -1;
-            t[nt++] = (struct tok){b, (size_t)(e - b)};
-        }
+    const char *p = s, *m;
+    size_t ml;
+    while (cdn_http_list_next(&p, s + len, &m, &ml)) {
+        if (nt == max)
+            return -1;
+        t[nt++] = (struct tok){m, ml};
     }
     return nt;
 }

@@ -177,7 +177,6 @@ void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int
     for (size_t i = 0; i < o->nhdrs; i++) {
         const struct edge_hdr *h = &o->hdrs[i];
         if ((o->hflags[i] & skip) || (is304 && !(o->hflags[i] & EDGE_HF_IN_304)) ||
-            (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) || /* stored by an older build */
             (ecc_len == h->name_len && ecc_len > 0 && strncasecmp(h->name, ecc, ecc_len) == 0))
             continue;
         h2o_add_header_by_str(&req->pool, &req->res.headers, o->lnames[i], h->name_len, 1, h->name, h->value,

@@ -60,23 +60,6 @@ int edge_host_normalize(const char *a, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int unreserved(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~';
-}
-
 static int sub_delim(unsigned char c) { return c != 0 && strchr("!$&'()*+,;=", c) != NULL; }
 
 static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c; }
@@ -93,12 +76,12 @@ static int ip_literal(const char *a, size_t len, char *out)
     in[len - 2] = '\0';
     if (in[0] == 'v') { /* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
         size_t i = 1;
-        while (hexval((unsigned char)in[i]) >= 0)
+        while (cdn_hexval((unsigned char)in[i]) >= 0)
             i++;
         if (i == 1 || in[i] != '.' || in[i + 1] == '\0')
             return -1;
         for (i++; in[i]; i++)
-            if (!unreserved((unsigned char)in[i]) && !sub_delim((unsigned char)in[i]) && in[i] != ':')
+            if (!cdn_url_unreserved((unsigned char)in[i]) && !sub_delim((unsigned char)in[i]) && in[i] != ':')
                 return -1;
         return 0;
     }
@@ -129,11 +112,11 @@ int edge_authority_normalize(const char *a, size_t len, unsigned default_port, c
             if (o + 2 > cap) /* this byte and the NUL */
                 return -1;
             if (c == '%') {
-                if (i + 2 >= hl || (h = hexval((unsigned char)a[i + 1])) < 0 || (l = hexval((unsigned char)a[i + 2])) < 0)
+                if (i + 2 >= hl || (h = cdn_hexval((unsigned char)a[i + 1])) < 0 || (l = cdn_hexval((unsigned char)a[i + 2])) < 0)
                     return -1;
                 c = (unsigned char)(h * 16 + l);
                 i += 2;
-                if (unreserved(c)) {
+                if (cdn_url_unreserved(c)) {
                     out[o++] = (char)lower(c);
                 } else {
                     if (o + 4 > cap)
@@ -142,7 +125,7 @@ int edge_authority_normalize(const char *a, size_t len, unsigned default_port, c
                     out[o++] = hx[h];
                     out[o++] = hx[l];
                 }
-            } else if (unreserved(c) || sub_delim(c)) {
+            } else if (cdn_url_unreserved(c) || sub_delim(c)) {
                 out[o++] = (char)lower(c);
             } else {
                 return -1;

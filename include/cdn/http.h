@@ -57,6 +57,9 @@ char *cdn_http_date_fmt(int64_t t, char *buf);
 
 /* Trims leading and trailing spaces and tabs of (*v, *len). */
 void cdn_http_trim_ows(const char **v, size_t *len);
+/* The next member of a comma-separated list: from *p (moved past it) to end, OWS trimmed, empty
+ * members skipped. 1 with (*tok, *len), 0 at the end of the list. */
+int cdn_http_list_next(const char **p, const char *end, const char **tok, size_t *len);
 /* 1 if the comma-separated list s[0..len) has the member tok (case-insensitive). */
 int cdn_http_list_has(const char *s, size_t len, const char *tok, size_t tlen);
 
@@ -95,6 +98,10 @@ enum {
     /* a shared cache never stores them with a response (Set-Cookie is one user's; Surrogate-Key
      * is read by the cache and kept apart) */
     CDN_HDR_NO_STORE = 4,
+    /* request fields origins commonly reflect or act on (X-Forwarded-Host, X-Original-URL,
+     * X-HTTP-Method-Override, Forwarded...): a cache must not pass a client's value to an origin
+     * whose answer it stores under a key that does not name it */
+    CDN_HDR_REFLECTED = 8,
 };
 /* The CDN_HDR_* flags of the field name[0..len) by itself (0 for an ordinary field). A field
  * that a Connection header names is hop-by-hop too: the caller checks with cdn_http_list_has. */
