@@ -4,9 +4,10 @@
 # Build: compiler, autotools, and every library configure.ac checks for.
 CDN_PKGS_BUILD="gcc make autoconf automake libtool pkg-config
  libh2o-evloop-dev librocksdb-dev libc-ares-dev libcurl4-openssl-dev libyaml-dev libssl-dev
- libsqlite3-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev"
+ libsqlite3-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev libhiredis-dev"
 # Tests: the real clients the tests talk with, and what the harness itself calls.
-CDN_PKGS_TEST="curl nghttp2-client knot-dnsutils dnsutils python3 iproute2 procps openssl"
+# redis-server: the invalidation bus and the shared rate limits; tests start their own instance.
+CDN_PKGS_TEST="curl nghttp2-client knot-dnsutils dnsutils python3 iproute2 procps openssl redis-server"
 # The external DNS checkers (dnsviz probe, zonemaster-cli against a fake root on knotd): without them
 # those two tests skip.
 CDN_PKGS_TEST="$CDN_PKGS_TEST dnsviz zonemaster-cli knot"
@@ -16,7 +17,7 @@ CDN_PKGS_TEST="$CDN_PKGS_TEST dnsviz zonemaster-cli knot"
 # and a failed install fails nothing.
 CDN_PKGS_TEST_NODE="nodejs npm"
 # Lab: plots, routing, link tuning (lab/demo).
-CDN_PKGS_LAB="gnuplot-nox bird2 ethtool"
+CDN_PKGS_LAB="gnuplot-nox bird2 ethtool redis-server"
 
 # cdn_install_deps GROUP... : installs what is missing (as root, with apt-get); quick when nothing is.
 cdn_install_deps() {
