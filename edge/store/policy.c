@@ -23,12 +23,24 @@ enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
  * (libCacheSim's move-to-main-threshold=2; 1 was the paper's first version, S3-FIFOv0 / QDLP) */
 #define S3_MOVE_TO_MAIN 2
 #define FREQ_MAX 3 /* 2-bit counter */
+/* adaptive: the sampling rate halves whenever the cache holds more than 2 x MINI_IDS ids per
+ * sampled one, so each miniature cache holds about MINI_IDS..2 x MINI_IDS ids. The minis' scores
+ * are compared, then halved, every SCORE_PER_ID x (ids in the LRU mini) + SCORE_MIN sampled
+ * requests: enough for each simulated id to come back a few times, and never fewer than 8192, so
+ * that the noise of a hit ratio (about 0.5 / sqrt(8192) = 0.0055) stays below the differences that
+ * matter. The other policy must score better by SWITCH_MARGIN (relative) to take over. */
+#define MINI_IDS ((size_t)1024)
+#define SCORE_PER_ID 8
+#define SCORE_MIN 8192
+#define SWITCH_MARGIN 0.002
 
 struct node {
     uint64_t id, size;
     uint32_t prev, next;
+    uint32_t stamp; /* adaptive: access clock of the last access (fits in what was padding) */
     uint8_t q, freq;
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct node) == 32, "a node is 32 bytes on 64-bit");
 
 struct queue {
     uint32_t head, tail;
@@ -48,6 +60,14 @@ struct edge_policy {
     uint64_t small_cap, main_cap, ghost_cap;
     int warm;
     struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
+    /* adaptive: the mode, the access clock, the two miniature simulations and their scores */
+    int lru_mode;
+    uint32_t clock;
+    struct edge_policy *mini[2]; /* [0] S3-FIFO, [1] LRU, capacity cap >> rate_log2 */
+    unsigned rate_log2;          /* ids whose hash is 0 modulo 2^rate_log2 are simulated */
+    uint64_t seed;
+    double hits[2], hit_bytes[2], reqs, req_bytes; /* sampled requests, halved every period */
+    uint64_t n_sampled;
 };
 
 int edge_policy_kind_parse(const char *s)
@@ -58,13 +78,55 @@ int edge_policy_kind_parse(const char *s)
         return EDGE_POLICY_S3FIFO;
     if (strcmp(s, "sieve") == 0)
         return EDGE_POLICY_SIEVE;
+    if (strcmp(s, "adaptive") == 0)
+        return EDGE_POLICY_ADAPTIVE;
     return -1;
 }
 
 const char *edge_policy_kind_name(enum edge_policy_kind k)
 {
-    return k == EDGE_POLICY_LRU ? "lru" : k == EDGE_POLICY_SIEVE ? "sieve" : "s3fifo";
+    switch (k) {
+    case EDGE_POLICY_LRU: return "lru";
+    case EDGE_POLICY_SIEVE: return "sieve";
+    case EDGE_POLICY_ADAPTIVE: return "adaptive";
+    default: return "s3fifo";
+    }
 }
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* New empty miniature simulations at the current rate (the scores restart, the mode stays).
+ * -1 out of memory (then there are none, and the mode stays as it is). */
+static int mini_reset(struct edge_policy *p)
+{
+    for (int k = 0; k < 2; k++) {
+        edge_policy_free(p->mini[k]);
+        p->mini[k] = NULL;
+        p->hits[k] = p->hit_bytes[k] = 0;
+    }
+    p->reqs = p->req_bytes = 0;
+    p->n_sampled = 0;
+    uint64_t c = p->cap >> p->rate_log2;
+    p->mini[0] = edge_policy_new(EDGE_POLICY_S3FIFO, c ? c : 1);
+    p->mini[1] = edge_policy_new(EDGE_POLICY_LRU, c ? c : 1);
+    if (p->mini[0] == NULL || p->mini[1] == NULL) {
+        edge_policy_free(p->mini[0]);
+        edge_policy_free(p->mini[1]);
+        p->mini[0] = p->mini[1] = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void edge_policy_seed(struct edge_policy *p, uint64_t seed) { p->seed = seed; }
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity)
 {
@@ -82,7 +144,8 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
     p->main_cap = capacity - p->small_cap;
     p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
     p->warm = 1;
-    if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0) {
+    if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0 ||
+        (kind == EDGE_POLICY_ADAPTIVE && mini_reset(p) < 0)) {
         edge_policy_free(p);
         return NULL;
     }
@@ -93,6 +156,8 @@ void edge_policy_free(struct edge_policy *p)
 {
     if (p == NULL)
         return;
+    edge_policy_free(p->mini[0]);
+    edge_policy_free(p->mini[1]);
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
@@ -229,9 +294,30 @@ static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
     return 1; /* all moved to main */
 }
 
+/* adaptive in LRU mode: the least recent of small's and main's oldest (small only drains: new ids
+ * and hits go to main) */
+static int evict_lru_mode(struct edge_policy *p, edge_evict_cb evict, void *data)
+{
+    uint32_t s = p->q[Q_SMALL].tail, m = p->q[Q_MAIN].tail;
+    if (s == NIL && m == NIL)
+        return 0;
+    p->warm = 0;
+    uint32_t v = m == NIL || (s != NIL && (int32_t)(p->nodes[s].stamp - p->nodes[m].stamp) < 0) ? s : m;
+    uint64_t id = p->nodes[v].id, size = p->nodes[v].size;
+    int from_small = p->nodes[v].q == Q_SMALL;
+    drop(p, v);
+    if (from_small)
+        ghost_add(p, id, size);
+    if (evict)
+        evict(id, data);
+    return 1;
+}
+
 /* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
 static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode)
+        return evict_lru_mode(p, evict, data);
     if (p->kind == EDGE_POLICY_LRU) {
         uint32_t t = p->q[Q_MAIN].tail;
         if (t == NIL)
@@ -262,13 +348,73 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
     return evict_s3fifo(p, evict, data);
 }
 
+static int sampled(const struct edge_policy *p, uint64_t id)
+{
+    return (mix64(id ^ p->seed) & ((1ULL << p->rate_log2) - 1)) == 0;
+}
+
+static uint64_t size_of(const struct edge_policy *p, uint64_t id)
+{
+    uint64_t v;
+    return edge_idmap_get(&p->map, id, &v) ? p->nodes[v].size : 0;
+}
+
+/* Score = object hit ratio + byte hit ratio of the recent sampled requests; the better one runs.
+ * Then the old evidence halves. */
+static void mini_decide(struct edge_policy *p)
+{
+    double sc[2];
+    for (int k = 0; k < 2; k++)
+        sc[k] = p->hits[k] / (p->reqs > 0 ? p->reqs : 1) + p->hit_bytes[k] / (p->req_bytes > 0 ? p->req_bytes : 1);
+    int cur = p->lru_mode, other = !cur;
+    if (sc[other] > sc[cur] * (1 + SWITCH_MARGIN))
+        p->lru_mode = other;
+    for (int k = 0; k < 2; k++) {
+        p->hits[k] /= 2;
+        p->hit_bytes[k] /= 2;
+    }
+    p->reqs /= 2;
+    p->req_bytes /= 2;
+}
+
+/* A lookup of a sampled id: both miniature caches see it; a hit counts for the one that had it.
+ * size is the real cache's size of id, 0 if not resident (then insert feeds the minis). */
+static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    p->reqs += 1;
+    p->req_bytes += (double)size;
+    for (int k = 0; k < 2; k++) {
+        struct edge_policy *m = p->mini[k];
+        if (edge_policy_hit(m, id)) {
+            p->hits[k] += 1;
+            p->hit_bytes[k] += (double)size_of(m, id);
+        } else if (size && size <= edge_policy_max_size(m)) {
+            edge_policy_insert(m, id, size, NULL, NULL);
+        }
+    }
+    size_t n = p->mini[1]->map.n;
+    if (++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
+        mini_decide(p);
+        p->n_sampled = 0;
+    }
+}
+
 int edge_policy_hit(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
-    if (!edge_idmap_get(&p->map, id, &v))
+    int in = edge_idmap_get(&p->map, id, &v);
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->mini[0] && sampled(p, id))
+        mini_lookup(p, id, in ? p->nodes[v].size : 0);
+    if (!in)
         return 0;
     uint32_t i = (uint32_t)v;
-    if (p->kind == EDGE_POLICY_LRU) {
+    if (p->kind == EDGE_POLICY_ADAPTIVE) {
+        p->nodes[i].stamp = ++p->clock;
+        if (p->nodes[i].freq < FREQ_MAX)
+            p->nodes[i].freq++;
+        if (p->lru_mode)
+            requeue(p, i, Q_MAIN, p->nodes[i].freq);
+    } else if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
     } else if (p->kind == EDGE_POLICY_SIEVE) {
@@ -292,19 +438,43 @@ int edge_policy_remove(struct edge_policy *p, uint64_t id)
 
 uint64_t edge_policy_max_size(const struct edge_policy *p)
 {
-    if (p->kind != EDGE_POLICY_S3FIFO)
+    if (p->kind != EDGE_POLICY_S3FIFO && (p->kind != EDGE_POLICY_ADAPTIVE || p->lru_mode))
         return p->cap;
     return p->small_cap ? p->small_cap - 1 : 0;
 }
 
+/* adaptive: a missed sampled id enters the minis (they decide with their own size rules), and
+ * the sampling rate halves when the cache holds more than twice MINI_IDS per sampled id */
+static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    if (p->map.n > (MINI_IDS << 1 << p->rate_log2) && p->rate_log2 < 30) {
+        p->rate_log2++;
+        mini_reset(p);
+    }
+    if (p->mini[0] == NULL || !sampled(p, id))
+        return;
+    p->req_bytes += (double)size;
+    for (int k = 0; k < 2; k++)
+        if (!edge_policy_contains(p->mini[k], id) && size <= edge_policy_max_size(p->mini[k]))
+            edge_policy_insert(p->mini[k], id, size, NULL, NULL);
+}
+
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
 {
-    if (size > edge_policy_max_size(p) || id == 0)
+    if (id == 0)
+        return -1;
+    if (p->kind == EDGE_POLICY_ADAPTIVE && !edge_policy_contains(p, id))
+        mini_insert(p, id, size);
+    if (size > edge_policy_max_size(p))
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
     int was = edge_policy_remove(p, id);
     int qi = Q_MAIN;
-    if (p->kind == EDGE_POLICY_S3FIFO && !was) {
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode) {
+        uint64_t g;
+        if (edge_idmap_get(&p->ghost, id, &g))
+            ghost_drop(p, (uint32_t)g);
+    } else if ((p->kind == EDGE_POLICY_S3FIFO || p->kind == EDGE_POLICY_ADAPTIVE) && !was) {
         uint64_t g;
         /* out of the ghost before evicting, which may push it out of the ghost */
         if (edge_idmap_get(&p->ghost, id, &g))
@@ -326,10 +496,17 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
         node_free(p, i);
         return -1;
     }
-    p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0};
+    p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0, .stamp = ++p->clock};
     p->bytes += size;
     push_head(p, i, qi);
     return 0;
+}
+
+const char *edge_policy_running(const struct edge_policy *p)
+{
+    if (p->kind == EDGE_POLICY_ADAPTIVE)
+        return p->lru_mode ? "lru" : "s3fifo";
+    return edge_policy_kind_name(p->kind);
 }
 
 uint64_t edge_policy_bytes(const struct edge_policy *p) { return p->bytes; }

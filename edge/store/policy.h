@@ -18,16 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE };
+enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE, EDGE_POLICY_ADAPTIVE };
 
 struct edge_policy;
 typedef void (*edge_evict_cb)(uint64_t id, void *data);
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity_bytes);
 void edge_policy_free(struct edge_policy *p);
+/* Keys the adaptive policy's sampling of ids (default 0, for reproducible replays); the edge passes a
+ * random seed so that nobody can choose keys that all land in (or out of) the sample. */
+void edge_policy_seed(struct edge_policy *p, uint64_t seed);
 /* "lru" / "s3fifo" / "sieve" -> kind, -1 if unknown. */
 int edge_policy_kind_parse(const char *s);
 const char *edge_policy_kind_name(enum edge_policy_kind k);
+/* What runs now: the kind's name, or for adaptive the policy it currently follows ("s3fifo", "lru"). */
+const char *edge_policy_running(const struct edge_policy *p);
 
 /* Makes id resident with this size, evicting others (evict is called for each victim, never for
  * id itself). An id already resident is updated and counts as a hit. -1 if size exceeds

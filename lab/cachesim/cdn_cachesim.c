@@ -37,7 +37,8 @@ static int parse_policies(const char *s, int *out, size_t *n)
     *n = 0;
     if (!strcmp(s, "all")) {
         out[0] = EDGE_POLICY_LRU, out[1] = EDGE_POLICY_S3FIFO, out[2] = EDGE_POLICY_SIEVE;
-        *n = 3;
+        out[3] = EDGE_POLICY_ADAPTIVE;
+        *n = 4;
         return 0;
     }
     char buf[256];

@@ -46,8 +46,9 @@ int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct l
         if (edge_policy_hit(p, id)) continue;
         res->misses++;
         res->miss_bytes += r->size;
-        if (r->size > edge_policy_max_size(p)) continue; /* the policy never admits it */
-        if (edge_policy_insert(p, id, r->size, NULL, NULL) < 0) {
+        /* a size the policy does not admit is refused (adaptive's sampling still sees it) */
+        int big = r->size > edge_policy_max_size(p);
+        if (edge_policy_insert(p, id, r->size, NULL, NULL) < 0 && !big) {
             edge_policy_free(p);
             return -1;
         }

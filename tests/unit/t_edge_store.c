@@ -69,8 +69,9 @@ static void lru(void **state)
  * (90% of the bytes, 90 ids): a hot id that small drops comes back from the ghost into main. */
 static void s3fifo_scan_resistance(void **state)
 {
-    for (int k = 0; k < 2; k++) {
-        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100 * 10);
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_ADAPTIVE};
+    for (int k = 0; k < 3; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100 * 10);
         int hits = 0;
         for (int round = 0; round < 50; round++) {
             for (uint64_t h = 1; h <= 50; h++) /* hot set: 50 objects of 10 */
@@ -85,16 +86,52 @@ static void s3fifo_scan_resistance(void **state)
         if (k == 0)
             assert_int_equal(hits, 0); /* LRU: the scan flushes the hot set every round */
         else
-            assert_true(hits > 40 * 50); /* S3-FIFO keeps it */
+            assert_true(hits > 40 * 50); /* S3-FIFO keeps it, and adaptive, which starts as S3-FIFO */
+        if (k == 2)
+            assert_string_equal(edge_policy_running(p), "s3fifo");
         edge_policy_free(p);
     }
+}
+
+/* Recency-driven traffic, where LRU wins: each new id comes back once, 30 new ids later. LRU (100
+ * ids) hits every return; S3-FIFO's small queue (10 ids) has dropped it to the ghost by then, so
+ * every return is a miss. Adaptive's miniature caches see this and it switches to LRU. */
+static void adaptive_follows_recency(void **state)
+{
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_ADAPTIVE};
+    int hits[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100 * 10);
+        for (uint64_t i = 1; i <= 30000; i++) {
+            uint64_t ids[2] = {i, i > 30 ? i - 30 : 0};
+            for (int j = 0; j < 2; j++) {
+                if (ids[j] == 0)
+                    continue;
+                if (edge_policy_hit(p, ids[j]))
+                    hits[k]++;
+                else
+                    edge_policy_insert(p, ids[j], 10, NULL, NULL);
+            }
+        }
+        if (k == 2)
+            assert_string_equal(edge_policy_running(p), "lru");
+        edge_policy_free(p);
+    }
+    print_message("# hits: lru %d s3fifo %d adaptive %d\n", hits[0], hits[1], hits[2]);
+    assert_true(hits[0] > 29900);
+    assert_true(hits[1] <= 100);
+    /* it runs as S3-FIFO until the first decision, 8192 + 8 x 100 lookups in (4,500 of the 30,000
+     * rounds), and as LRU after it */
+    assert_true(hits[2] > hits[0] * 8 / 10);
 }
 
 static void policy_random_bound(void **state)
 {
     srand(7);
-    for (int k = 0; k < 2; k++) {
-        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100000);
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE,
+                                                  EDGE_POLICY_ADAPTIVE};
+    for (int k = 0; k < 4; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100000);
         for (int i = 0; i < 200000; i++) {
             uint64_t id = (uint64_t)(rand() % 5000) + 1;
             int op = rand() % 10;
@@ -430,7 +467,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idmap),     cmocka_unit_test(lru),
-        cmocka_unit_test(s3fifo_scan_resistance), cmocka_unit_test(policy_random_bound),
+        cmocka_unit_test(s3fifo_scan_resistance),
+        cmocka_unit_test(adaptive_follows_recency), cmocka_unit_test(policy_random_bound),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
         cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(rdb_evict),
     };
