@@ -33,6 +33,15 @@ int lab_sim_working_set(const struct lab_trace *t, struct lab_sim_ws *ws);
 /* kind is an enum edge_policy_kind. 0, or -1 out of memory. */
 int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct lab_sim_result *r);
 
+/* Offline references (offline.c). lab_sim_next: for each record, the index of the next record with
+ * the same id, UINT32_MAX if none; *next is malloc'd. lab_sim_offline: Belady (sized = 0: the object
+ * requested farthest in the future leaves) or BeladySize (sized = 1: the largest distance x size of
+ * 64 sampled objects leaves); an object never requested again is not admitted. 0, or -1 out of
+ * memory (or over 2^32 - 1 records). */
+int lab_sim_next(const struct lab_trace *t, uint32_t **next);
+int lab_sim_offline(const struct lab_trace *t, const uint32_t *next, int sized, uint64_t capacity,
+                    struct lab_sim_result *r);
+
 /* "0.1%,1%,10%,64M,1G,5000" -> up to max sizes (K/M/G/T are powers of 1024). -1 if malformed. */
 int lab_sim_sizes_parse(const char *s, struct lab_sim_size *out, size_t max, size_t *n);
 uint64_t lab_sim_size_bytes(const struct lab_sim_size *s, uint64_t ws_bytes);

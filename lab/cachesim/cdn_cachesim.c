@@ -15,13 +15,17 @@
 
 #define PROG "cdn-cachesim"
 #define MAX_POL 8
+/* offline references, beside the edge_policy_kind values */
+#define POL_BELADY 100
+#define POL_BELADY_SIZE 101
 #define MAX_SIZES 32
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: " PROG " [options] TRACE...\n"
                "Replays each TRACE through the edge's eviction policies; prints object and byte miss ratios.\n"
-               "  -p, --policy LIST   policies side by side: lru,s3fifo,sieve or all (default all)\n"
+               "  -p, --policy LIST   policies side by side: lru,s3fifo,sieve,adaptive, the offline\n"
+               "                      references belady,belady-size, or all (default all: every one)\n"
                "  -s, --size LIST     cache sizes: %% of the working-set bytes or bytes with K/M/G/T\n"
                "                      (powers of 1024), e.g. 0.1%%,1%%,10%%,64M (default 0.1%%,1%%,10%%)\n"
                "  -f, --format F      auto | oracleGeneral | csv (default auto: *.csv[.zst] is CSV)\n"
@@ -38,13 +42,14 @@ static int parse_policies(const char *s, int *out, size_t *n)
     if (!strcmp(s, "all")) {
         out[0] = EDGE_POLICY_LRU, out[1] = EDGE_POLICY_S3FIFO, out[2] = EDGE_POLICY_SIEVE;
         out[3] = EDGE_POLICY_ADAPTIVE;
-        *n = 4;
+        out[4] = POL_BELADY, out[5] = POL_BELADY_SIZE;
+        *n = 6;
         return 0;
     }
     char buf[256];
     if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf)) return -1;
     for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        int k = edge_policy_kind_parse(t);
+        int k = !strcmp(t, "belady") ? POL_BELADY : !strcmp(t, "belady-size") ? POL_BELADY_SIZE : edge_policy_kind_parse(t);
         if (k < 0 || *n == MAX_POL) return -1;
         out[(*n)++] = k;
     }
@@ -59,6 +64,13 @@ static double now_s(void)
 }
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
+
+static const char *pol_name(int k)
+{
+    return k == POL_BELADY ? "belady" : k == POL_BELADY_SIZE ? "belady-size" : edge_policy_kind_name(k);
+}
+
+static int is_offline(int k) { return k == POL_BELADY || k == POL_BELADY_SIZE; }
 
 /* What the options say, for every trace. */
 struct sim_opts {
@@ -92,23 +104,52 @@ static int sim_trace(const char *path, const struct sim_opts *o)
     printf("requests %llu  objects %llu  working_set_bytes %llu  requested_bytes %llu\n",
            (unsigned long long)ws.reqs, (unsigned long long)ws.objects, (unsigned long long)ws.bytes,
            (unsigned long long)ws.req_bytes);
-    printf("%-8s %-8s %15s %10s %10s %10s %15s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
-           "misses", "miss_bytes");
-    for (size_t s = 0; s < o->nsz; s++) {
+    uint32_t *next = NULL;
+    int offline = 0;
+    for (size_t p = 0; p < o->npol; p++)
+        offline |= is_offline(o->pols[p]);
+    if (offline && lab_sim_next(&t, &next) < 0) {
+        fprintf(stderr, PROG ": %s: out of memory\n", path);
+        lab_trace_free(&t);
+        return 1;
+    }
+    /* obj_gap / byte_gap: this miss ratio over the best offline reference's (if one was asked) */
+    printf("%-11s %-8s %15s %10s %10s %10s %15s %8s %8s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
+           "misses", "miss_bytes", "obj_gap", "byte_gap");
+    for (size_t s = 0; s < o->nsz && rc == 0; s++) {
         uint64_t cap = lab_sim_size_bytes(&o->sizes[s], ws.bytes);
-        for (size_t p = 0; p < o->npol; p++) {
-            struct lab_sim_result r;
-            if (lab_sim_run(&t, o->pols[p], cap, &r) < 0) {
-                fprintf(stderr, PROG ": %s: out of memory\n", path);
-                rc = 1;
-                break;
+        struct lab_sim_result r[MAX_POL];
+        double best_obj = -1, best_byte = -1;
+        for (int pass = 0; pass < 2 && rc == 0; pass++) /* the offline ones first: the gaps need them */
+            for (size_t p = 0; p < o->npol; p++) {
+                int k = o->pols[p];
+                if (is_offline(k) != !pass)
+                    continue;
+                int e = is_offline(k) ? lab_sim_offline(&t, next, k == POL_BELADY_SIZE, cap, &r[p])
+                                      : lab_sim_run(&t, k, cap, &r[p]);
+                if (e < 0) {
+                    fprintf(stderr, PROG ": %s: out of memory\n", path);
+                    rc = 1;
+                    break;
+                }
+                if (is_offline(k)) {
+                    double ob = ratio(r[p].misses, r[p].reqs), by = ratio(r[p].miss_bytes, r[p].req_bytes);
+                    best_obj = best_obj < 0 || ob < best_obj ? ob : best_obj;
+                    best_byte = best_byte < 0 || by < best_byte ? by : best_byte;
+                }
             }
-            printf("%-8s %-8s %15llu %10.6f %10.6f %10llu %15llu\n", edge_policy_kind_name(o->pols[p]),
-                   o->sizes[s].label, (unsigned long long)cap, ratio(r.misses, r.reqs),
-                   ratio(r.miss_bytes, r.req_bytes), (unsigned long long)r.misses,
-                   (unsigned long long)r.miss_bytes);
+        for (size_t p = 0; p < o->npol && rc == 0; p++) {
+            double ob = ratio(r[p].misses, r[p].reqs), by = ratio(r[p].miss_bytes, r[p].req_bytes);
+            printf("%-11s %-8s %15llu %10.6f %10.6f %10llu %15llu", pol_name(o->pols[p]), o->sizes[s].label,
+                   (unsigned long long)cap, ob, by, (unsigned long long)r[p].misses,
+                   (unsigned long long)r[p].miss_bytes);
+            if (best_obj > 0 && best_byte > 0)
+                printf(" %8.3f %8.3f\n", ob / best_obj, by / best_byte);
+            else
+                printf(" %8s %8s\n", "-", "-");
         }
     }
+    free(next);
     fflush(stdout);
     double t2 = now_s(), runs = (double)(o->nsz * o->npol);
     fprintf(stderr, PROG ": %s: read in %.2f s; %.0f runs x %zu requests in %.2f s (%.1f M requests/s)\n", path,
@@ -131,7 +172,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'p':
             if (parse_policies(optarg, o.pols, &o.npol) < 0) {
-                fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, all)\n", optarg);
+                fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, adaptive, belady, belady-size, all)\n", optarg);
                 return 2;
             }
             break;
