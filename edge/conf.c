@@ -40,7 +40,7 @@ static void usage(FILE *f)
             "                           a cheap 304 revalidation (default 0)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
-            "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
+            "      --policy P           RAM eviction policy: adaptive (default), s3fifo, sieve or lru\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
             "                           token: a letter, then letters, digits or !#$%%&'*+-.^_`|~\n"
             "  -w, --workers N          worker threads, 1 to 64 (default: number of CPUs)\n"
@@ -305,7 +305,7 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
     const cdn_conf_node_t *root = cdn_conf_root(c);
     if (check_file_values(c, &fc, &cerr) < 0 || file_addresses(s, c, &fc, &cerr) < 0 ||
         (fc.policy && (s->ram_policy = edge_policy_kind_parse(fc.policy)) < 0 &&
-         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be s3fifo, sieve or lru") < 0)) {
+         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve or lru") < 0)) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
@@ -491,7 +491,7 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
                                           .path = "/healthz"};
     s->ram_bytes = 256ULL << 20;
     s->disk_bytes = 4ULL << 30;
-    s->ram_policy = EDGE_POLICY_S3FIFO;
+    s->ram_policy = EDGE_POLICY_ADAPTIVE; /* docs/CACHESIM.md: never beaten by lru, s3fifo or sieve there */
     s->max_fetches = EDGE_MAX_FETCHES_DEFAULT;
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
 }
@@ -517,7 +517,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 'd': s->dir = arg; break;
     case 's':
     case 'S': return cdn_parse_size(arg, ch == 's' ? &s->ram_bytes : &s->disk_bytes) < 0 ? bad("bad size '%s'", arg) : -1;
-    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be s3fifo, sieve or lru%s", "") : -1;
+    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be adaptive, s3fifo, sieve or lru%s", "") : -1;
     case 'n':
         if (!name_ok(arg)) {
             fprintf(stderr, "cdn-edge: bad --name '%s': must be %s\n", arg, NAME_RULE);

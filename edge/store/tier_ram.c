@@ -47,6 +47,9 @@ struct edge_ram *edge_ram_new(uint64_t capacity, enum edge_policy_kind kind)
         edge_ram_free(r);
         return NULL;
     }
+    /* the adaptive policy samples ids by a hash: keyed by the process's secret, so nobody can pick
+     * keys that all fall in (or out of) its sample */
+    edge_policy_seed(r->pol, cdn_hash_u64(0x5eed));
     return r;
 }
 
@@ -86,6 +89,8 @@ struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_le
         } else {
             o = NULL;
         }
+    } else {
+        edge_policy_hit(r->pol, id); /* a miss: the adaptive policy's sample counts lookups, not hits */
     }
     pthread_mutex_unlock(&r->mu);
     return o;
