@@ -509,6 +509,15 @@ const char *edge_policy_running(const struct edge_policy *p)
     return edge_policy_kind_name(p->kind);
 }
 
+size_t edge_policy_meta_bytes(const struct edge_policy *p)
+{
+    size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
+    for (int k = 0; k < 2; k++)
+        if (p->mini[k])
+            b += edge_policy_meta_bytes(p->mini[k]);
+    return b;
+}
+
 uint64_t edge_policy_bytes(const struct edge_policy *p) { return p->bytes; }
 uint64_t edge_policy_capacity(const struct edge_policy *p) { return p->cap; }
 size_t edge_policy_count(const struct edge_policy *p) { return p->map.n; }

@@ -48,5 +48,7 @@ uint64_t edge_policy_capacity(const struct edge_policy *p);
 /* The largest size insert admits: the capacity (LRU, SIEVE); below 10% of it (S3-FIFO). */
 uint64_t edge_policy_max_size(const struct edge_policy *p);
 size_t edge_policy_count(const struct edge_policy *p);
+/* Bytes the policy allocated: its nodes (resident and ghost), id maps and miniature caches. */
+size_t edge_policy_meta_bytes(const struct edge_policy *p);
 
 #endif

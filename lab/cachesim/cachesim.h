@@ -19,6 +19,7 @@ struct lab_sim_ws {
 
 struct lab_sim_result {
     uint64_t reqs, misses, req_bytes, miss_bytes;
+    uint64_t meta_bytes, resident; /* online policies, at the end: edge_policy_meta_bytes, ids held */
 };
 
 /* A cache size: a share of the working set (pct > 0) or absolute bytes. */

@@ -113,9 +113,10 @@ static int sim_trace(const char *path, const struct sim_opts *o)
         lab_trace_free(&t);
         return 1;
     }
-    /* obj_gap / byte_gap: this miss ratio over the best offline reference's (if one was asked) */
-    printf("%-11s %-8s %15s %10s %10s %10s %15s %8s %8s\n", "policy", "size", "cache_bytes", "obj_miss", "byte_miss",
-           "misses", "miss_bytes", "obj_gap", "byte_gap");
+    /* obj_gap / byte_gap: this miss ratio over the best offline reference's (if one was asked);
+     * meta/obj: the policy's own bytes (nodes, ghosts, maps, minis) per id it holds at the end */
+    printf("%-11s %-8s %15s %10s %10s %10s %15s %8s %8s %8s\n", "policy", "size", "cache_bytes", "obj_miss",
+           "byte_miss", "misses", "miss_bytes", "obj_gap", "byte_gap", "meta/obj");
     for (size_t s = 0; s < o->nsz && rc == 0; s++) {
         uint64_t cap = lab_sim_size_bytes(&o->sizes[s], ws.bytes);
         struct lab_sim_result r[MAX_POL];
@@ -144,9 +145,13 @@ static int sim_trace(const char *path, const struct sim_opts *o)
                    (unsigned long long)cap, ob, by, (unsigned long long)r[p].misses,
                    (unsigned long long)r[p].miss_bytes);
             if (best_obj > 0 && best_byte > 0)
-                printf(" %8.3f %8.3f\n", ob / best_obj, by / best_byte);
+                printf(" %8.3f %8.3f", ob / best_obj, by / best_byte);
             else
-                printf(" %8s %8s\n", "-", "-");
+                printf(" %8s %8s", "-", "-");
+            if (r[p].resident)
+                printf(" %8.0f\n", (double)r[p].meta_bytes / (double)r[p].resident);
+            else
+                printf(" %8s\n", "-");
         }
     }
     free(next);

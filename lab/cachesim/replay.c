@@ -53,6 +53,8 @@ int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct l
             return -1;
         }
     }
+    res->meta_bytes = edge_policy_meta_bytes(p);
+    res->resident = edge_policy_count(p);
     edge_policy_free(p);
     return 0;
 }
