@@ -1,4 +1,4 @@
-/* edge/store/policy.c - LRU, S3-FIFO and SIEVE over ids and sizes (see policy.h).
+/* edge/store/policy.c - LRU, S3-FIFO, SIEVE and adaptive over ids and sizes (see policy.h).
  *
  * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
  * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
@@ -9,7 +9,20 @@
  * are reproduced exactly, see docs/CACHESIM.md). Ghost entries are nodes too, in their own queue
  * and their own idmap, so a ghost hit unlinks in O(1) and the ghost is bounded in bytes (90% of
  * the capacity) like the cache itself: never more entries than the cache could hold. An id is
- * never resident and in the ghost at once (insert takes it out of the ghost first). */
+ * never resident and in the ghost at once (insert takes it out of the ghost first).
+ *
+ * Adaptive is S3-FIFO's queues and ghost with a mode, S3-FIFO or LRU. In LRU mode new ids and
+ * hits go to main's head, small only drains, and the victim is the less recent of the two tails
+ * (each node's stamp is the access clock of its last access); in S3-FIFO mode it is S3-FIFO, with
+ * the counters and queues as LRU mode left them. The mode is chosen by miniature simulation
+ * (Waldspurger et al., ATC'17; the MiniSim of Einziger et al., Middleware'18): the ids whose keyed
+ * hash falls in 1/R of the space (R = 2^rate_log2) are also replayed through a metadata-only cache
+ * of cap / R running the *other* policy. Every period the two are scored on the same sampled
+ * requests: this cache's hits on them (at full size) against the mini's. If the mini scores better
+ * by SWITCH_MARGIN, the modes swap and a fresh mini of the policy just left starts (it must warm
+ * up before it can win again: hysteresis for free). R grows with the cache, so the mini holds about
+ * MINI_IDS..2 x MINI_IDS ids and costs a bounded few hundred kB; with fewer ids than that it is
+ * exact (R = 1). The mini is an edge_policy of its own, never adaptive (no recursion deeper). */
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +37,8 @@ enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
 #define S3_MOVE_TO_MAIN 2
 #define FREQ_MAX 3 /* 2-bit counter */
 /* adaptive: the sampling rate halves whenever the cache holds more than 2 x MINI_IDS ids per
- * sampled one, so each miniature cache holds about MINI_IDS..2 x MINI_IDS ids. The minis' scores
- * are compared, then halved, every SCORE_PER_ID x (ids in the LRU mini) + SCORE_MIN sampled
+ * sampled one, so the miniature cache holds about MINI_IDS..2 x MINI_IDS ids. The scores are
+ * compared, then halved, every SCORE_PER_ID x (ids in the mini) + SCORE_MIN sampled
  * requests: enough for each simulated id to come back a few times, and never fewer than 8192, so
  * that the noise of a hit ratio (about 0.5 / sqrt(8192) = 0.0055) stays below the differences that
  * matter. The other policy must score better by SWITCH_MARGIN (relative) to take over. */
@@ -63,10 +76,10 @@ struct edge_policy {
     /* adaptive: the mode, the access clock, the two miniature simulations and their scores */
     int lru_mode;
     uint32_t clock;
-    struct edge_policy *mini[2]; /* [0] S3-FIFO, [1] LRU, capacity cap >> rate_log2 */
+    struct edge_policy *mini; /* the policy not running (LRU in S3-FIFO mode, S3-FIFO in LRU mode), cap >> rate_log2 */
     unsigned rate_log2;          /* ids whose hash is 0 modulo 2^rate_log2 are simulated */
     uint64_t seed;
-    double hits[2], hit_bytes[2], reqs, req_bytes; /* sampled requests, halved every period */
+    double hits[2], hit_bytes[2], reqs, req_bytes; /* sampled requests: [0] this cache, [1] the mini; halved every period */
     uint64_t n_sampled;
 };
 
@@ -103,27 +116,18 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-/* New empty miniature simulations at the current rate (the scores restart, the mode stays).
- * -1 out of memory (then there are none, and the mode stays as it is). */
+/* A new empty mini of the policy not running, at the current rate; the scores restart. -1 out of
+ * memory (then there is none, and the mode stays as it is). */
 static int mini_reset(struct edge_policy *p)
 {
-    for (int k = 0; k < 2; k++) {
-        edge_policy_free(p->mini[k]);
-        p->mini[k] = NULL;
+    edge_policy_free(p->mini);
+    for (int k = 0; k < 2; k++)
         p->hits[k] = p->hit_bytes[k] = 0;
-    }
     p->reqs = p->req_bytes = 0;
     p->n_sampled = 0;
     uint64_t c = p->cap >> p->rate_log2;
-    p->mini[0] = edge_policy_new(EDGE_POLICY_S3FIFO, c ? c : 1);
-    p->mini[1] = edge_policy_new(EDGE_POLICY_LRU, c ? c : 1);
-    if (p->mini[0] == NULL || p->mini[1] == NULL) {
-        edge_policy_free(p->mini[0]);
-        edge_policy_free(p->mini[1]);
-        p->mini[0] = p->mini[1] = NULL;
-        return -1;
-    }
-    return 0;
+    p->mini = edge_policy_new(p->lru_mode ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, c ? c : 1);
+    return p->mini ? 0 : -1;
 }
 
 void edge_policy_seed(struct edge_policy *p, uint64_t seed) { p->seed = seed; }
@@ -156,8 +160,7 @@ void edge_policy_free(struct edge_policy *p)
 {
     if (p == NULL)
         return;
-    edge_policy_free(p->mini[0]);
-    edge_policy_free(p->mini[1]);
+    edge_policy_free(p->mini);
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
@@ -359,16 +362,19 @@ static uint64_t size_of(const struct edge_policy *p, uint64_t id)
     return edge_idmap_get(&p->map, id, &v) ? p->nodes[v].size : 0;
 }
 
-/* Score = object hit ratio + byte hit ratio of the recent sampled requests; the better one runs.
- * Then the old evidence halves. */
+/* Score = object hit ratio + byte hit ratio of the recent sampled requests (the mix adaptive
+ * optimises: one point of either counts the same). The mini's policy takes over if it scores
+ * better by the margin; otherwise the old evidence halves. */
 static void mini_decide(struct edge_policy *p)
 {
     double sc[2];
     for (int k = 0; k < 2; k++)
         sc[k] = p->hits[k] / (p->reqs > 0 ? p->reqs : 1) + p->hit_bytes[k] / (p->req_bytes > 0 ? p->req_bytes : 1);
-    int cur = p->lru_mode, other = !cur;
-    if (sc[other] > sc[cur] * (1 + SWITCH_MARGIN))
-        p->lru_mode = other;
+    if (sc[1] > sc[0] * (1 + SWITCH_MARGIN)) {
+        p->lru_mode = !p->lru_mode;
+        mini_reset(p);
+        return;
+    }
     for (int k = 0; k < 2; k++) {
         p->hits[k] /= 2;
         p->hit_bytes[k] /= 2;
@@ -377,22 +383,24 @@ static void mini_decide(struct edge_policy *p)
     p->req_bytes /= 2;
 }
 
-/* A lookup of a sampled id: both miniature caches see it; a hit counts for the one that had it.
- * size is the real cache's size of id, 0 if not resident (then insert feeds the minis). */
+/* A lookup of a sampled id: size is this cache's size of id, 0 if it is not resident (a miss: then
+ * insert feeds the mini, which may admit it by its own rules). */
 static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
 {
+    struct edge_policy *m = p->mini;
     p->reqs += 1;
     p->req_bytes += (double)size;
-    for (int k = 0; k < 2; k++) {
-        struct edge_policy *m = p->mini[k];
-        if (edge_policy_hit(m, id)) {
-            p->hits[k] += 1;
-            p->hit_bytes[k] += (double)size_of(m, id);
-        } else if (size && size <= edge_policy_max_size(m)) {
-            edge_policy_insert(m, id, size, NULL, NULL);
-        }
+    if (size) {
+        p->hits[0] += 1;
+        p->hit_bytes[0] += (double)size;
     }
-    size_t n = p->mini[1]->map.n;
+    if (edge_policy_hit(m, id)) {
+        p->hits[1] += 1;
+        p->hit_bytes[1] += (double)size_of(m, id);
+    } else if (size && size <= edge_policy_max_size(m)) {
+        edge_policy_insert(m, id, size, NULL, NULL);
+    }
+    size_t n = m->map.n;
     if (++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
         mini_decide(p);
         p->n_sampled = 0;
@@ -403,7 +411,7 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
     int in = edge_idmap_get(&p->map, id, &v);
-    if (p->kind == EDGE_POLICY_ADAPTIVE && p->mini[0] && sampled(p, id))
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->mini && sampled(p, id))
         mini_lookup(p, id, in ? p->nodes[v].size : 0);
     if (!in)
         return 0;
@@ -443,20 +451,19 @@ uint64_t edge_policy_max_size(const struct edge_policy *p)
     return p->small_cap ? p->small_cap - 1 : 0;
 }
 
-/* adaptive: a missed sampled id enters the minis (they decide with their own size rules), and
- * the sampling rate halves when the cache holds more than twice MINI_IDS per sampled id */
+/* adaptive: a missed sampled id enters the mini (by its own size rule), and the sampling rate
+ * halves when the cache holds more than twice MINI_IDS per sampled id */
 static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
 {
     if (p->map.n > (MINI_IDS << 1 << p->rate_log2) && p->rate_log2 < 30) {
         p->rate_log2++;
         mini_reset(p);
     }
-    if (p->mini[0] == NULL || !sampled(p, id))
+    if (p->mini == NULL || !sampled(p, id))
         return;
     p->req_bytes += (double)size;
-    for (int k = 0; k < 2; k++)
-        if (!edge_policy_contains(p->mini[k], id) && size <= edge_policy_max_size(p->mini[k]))
-            edge_policy_insert(p->mini[k], id, size, NULL, NULL);
+    if (!edge_policy_contains(p->mini, id) && size <= edge_policy_max_size(p->mini))
+        edge_policy_insert(p->mini, id, size, NULL, NULL);
 }
 
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
@@ -512,9 +519,8 @@ const char *edge_policy_running(const struct edge_policy *p)
 size_t edge_policy_meta_bytes(const struct edge_policy *p)
 {
     size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
-    for (int k = 0; k < 2; k++)
-        if (p->mini[k])
-            b += edge_policy_meta_bytes(p->mini[k]);
+    if (p->mini)
+        b += edge_policy_meta_bytes(p->mini);
     return b;
 }
 

@@ -11,7 +11,10 @@
  * that sends a returning id straight to main; before the first eviction, new ids that do not fit
  * in small go to main; ids of 10% of the capacity or more are not admitted), and SIEVE (Zhang et al.,
  * NSDI'24: one FIFO with a visited bit; a hand walks from the oldest end, clears visited bits and
- * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path). */
+ * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path), and
+ * adaptive (the edge's default): S3-FIFO's queues run as S3-FIFO or as LRU, whichever scores better
+ * on a sampled 1/R of the ids against a miniature cache of cap/R running the other (see policy.c);
+ * it admits any size in LRU mode and below 10% of the capacity in S3-FIFO mode. */
 #ifndef EDGE_POLICY_H
 #define EDGE_POLICY_H
 
@@ -36,16 +39,19 @@ const char *edge_policy_running(const struct edge_policy *p);
 
 /* Makes id resident with this size, evicting others (evict is called for each victim, never for
  * id itself). An id already resident is updated and counts as a hit. -1 if size exceeds
- * edge_policy_max_size (nothing changes then) or memory runs out. id must not be 0. */
+ * edge_policy_max_size (nothing resident changes then; adaptive's sample still sees the miss) or
+ * memory runs out. id must not be 0. */
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data);
-/* Records an access. 1 if id is resident. */
+/* Records an access. 1 if id is resident. Call it for every lookup, misses included: adaptive
+ * scores policies on the lookups it samples. */
 int edge_policy_hit(struct edge_policy *p, uint64_t id);
 int edge_policy_contains(const struct edge_policy *p, uint64_t id);
 /* Forgets id (purge, expiry). 1 if it was resident. */
 int edge_policy_remove(struct edge_policy *p, uint64_t id);
 uint64_t edge_policy_bytes(const struct edge_policy *p);
 uint64_t edge_policy_capacity(const struct edge_policy *p);
-/* The largest size insert admits: the capacity (LRU, SIEVE); below 10% of it (S3-FIFO). */
+/* The largest size insert admits: the capacity (LRU, SIEVE, adaptive in LRU mode); below 10% of it
+ * (S3-FIFO, adaptive in S3-FIFO mode). Adaptive's can change between two calls. */
 uint64_t edge_policy_max_size(const struct edge_policy *p);
 size_t edge_policy_count(const struct edge_policy *p);
 /* Bytes the policy allocated: its nodes (resident and ghost), id maps and miniature caches. */
