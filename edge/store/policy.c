@@ -66,6 +66,7 @@ struct edge_policy {
     uint64_t cap, bytes;
     struct node *nodes;
     uint32_t nnodes, nalloc, free_head;
+    uint64_t *vals; /* the owner's value of each node (edge_policy_set_val), NULL until it sets one */
     uint32_t hand; /* SIEVE */
     struct edge_idmap map;
     struct queue q[NQ];
@@ -164,6 +165,7 @@ void edge_policy_free(struct edge_policy *p)
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
+    free(p->vals);
     free(p);
 }
 
@@ -182,6 +184,12 @@ static uint32_t node_alloc(struct edge_policy *p)
         if (nn == NULL)
             return NIL;
         p->nodes = nn;
+        if (p->vals) {
+            uint64_t *nv = realloc(p->vals, na * sizeof(*nv));
+            if (nv == NULL)
+                return NIL; /* nalloc stays: the larger nodes array is just not used yet */
+            p->vals = nv;
+        }
         p->nalloc = na;
     }
     return p->nnodes++;
@@ -260,6 +268,18 @@ static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
     push_head(p, i, Q_GHOST);
 }
 
+/* A victim leaves: evict runs first, while it is still resident (edge_policy_get gives its value),
+ * then it is dropped, and remembered in the ghost if to_ghost. */
+static void evict_node(struct edge_policy *p, uint32_t i, int to_ghost, edge_evict_cb evict, void *data)
+{
+    uint64_t id = p->nodes[i].id, size = p->nodes[i].size;
+    if (evict)
+        evict(id, data);
+    drop(p, i);
+    if (to_ghost)
+        ghost_add(p, id, size);
+}
+
 static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
     struct queue *sq = &p->q[Q_SMALL], *mq = &p->q[Q_MAIN];
@@ -273,10 +293,7 @@ static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
                 requeue(p, t, Q_MAIN, (uint8_t)(p->nodes[t].freq - 1));
                 continue;
             }
-            uint64_t id = p->nodes[t].id;
-            drop(p, t);
-            if (evict)
-                evict(id, data);
+            evict_node(p, t, 0, evict, data);
             return 1;
         }
     }
@@ -287,11 +304,7 @@ static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
             requeue(p, t, Q_MAIN, 0);
             continue;
         }
-        uint64_t id = p->nodes[t].id, size = p->nodes[t].size;
-        drop(p, t);
-        ghost_add(p, id, size);
-        if (evict)
-            evict(id, data);
+        evict_node(p, t, 1, evict, data);
         return 1;
     }
     return 1; /* all moved to main */
@@ -306,13 +319,7 @@ static int evict_lru_mode(struct edge_policy *p, edge_evict_cb evict, void *data
         return 0;
     p->warm = 0;
     uint32_t v = m == NIL || (s != NIL && (int32_t)(p->nodes[s].stamp - p->nodes[m].stamp) < 0) ? s : m;
-    uint64_t id = p->nodes[v].id, size = p->nodes[v].size;
-    int from_small = p->nodes[v].q == Q_SMALL;
-    drop(p, v);
-    if (from_small)
-        ghost_add(p, id, size);
-    if (evict)
-        evict(id, data);
+    evict_node(p, v, p->nodes[v].q == Q_SMALL, evict, data);
     return 1;
 }
 
@@ -325,10 +332,7 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
         uint32_t t = p->q[Q_MAIN].tail;
         if (t == NIL)
             return 0;
-        uint64_t id = p->nodes[t].id;
-        drop(p, t);
-        if (evict)
-            evict(id, data);
+        evict_node(p, t, 0, evict, data);
         return 1;
     }
     if (p->kind == EDGE_POLICY_SIEVE) {
@@ -341,11 +345,8 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
             if (h == NIL)
                 h = p->q[Q_MAIN].tail;
         }
-        uint64_t id = p->nodes[h].id;
         p->hand = h; /* drop moves it on */
-        drop(p, h);
-        if (evict)
-            evict(id, data);
+        evict_node(p, h, 0, evict, data);
         return 1;
     }
     return evict_s3fifo(p, evict, data);
@@ -435,6 +436,36 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
 
 int edge_policy_contains(const struct edge_policy *p, uint64_t id) { return edge_idmap_get(&p->map, id, NULL); }
 
+int edge_policy_get(const struct edge_policy *p, uint64_t id, uint64_t *val)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return 0;
+    *val = p->vals ? p->vals[v] : 0;
+    return 1;
+}
+
+int edge_policy_set_val(struct edge_policy *p, uint64_t id, uint64_t val)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return -1;
+    if (p->vals == NULL && (p->vals = calloc(p->nalloc, sizeof(*p->vals))) == NULL)
+        return -1;
+    p->vals[v] = val;
+    return 0;
+}
+
+void edge_policy_each(const struct edge_policy *p, void (*fn)(uint64_t id, uint64_t val, void *data), void *data)
+{
+    static const int resident[] = {Q_SMALL, Q_MAIN};
+    for (size_t k = 0; k < sizeof(resident) / sizeof(resident[0]); k++)
+        for (uint32_t i = p->q[resident[k]].head, next; i != NIL; i = next) {
+            next = p->nodes[i].next;
+            fn(p->nodes[i].id, p->vals ? p->vals[i] : 0, data);
+        }
+}
+
 int edge_policy_remove(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
@@ -504,6 +535,8 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
         return -1;
     }
     p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0, .stamp = ++p->clock};
+    if (p->vals)
+        p->vals[i] = 0;
     p->bytes += size;
     push_head(p, i, qi);
     return 0;
@@ -519,6 +552,8 @@ const char *edge_policy_running(const struct edge_policy *p)
 size_t edge_policy_meta_bytes(const struct edge_policy *p)
 {
     size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
+    if (p->vals)
+        b += (size_t)p->nalloc * sizeof(uint64_t);
     if (p->mini)
         b += edge_policy_meta_bytes(p->mini);
     return b;

@@ -38,7 +38,8 @@ const char *edge_policy_kind_name(enum edge_policy_kind k);
 const char *edge_policy_running(const struct edge_policy *p);
 
 /* Makes id resident with this size, evicting others (evict is called for each victim, never for
- * id itself). An id already resident is updated and counts as a hit. -1 if size exceeds
+ * id itself, while the victim is still resident: edge_policy_get gives its value; evict must not
+ * change the policy). An id already resident is updated and counts as a hit. -1 if size exceeds
  * edge_policy_max_size (nothing resident changes then; adaptive's sample still sees the miss) or
  * memory runs out. id must not be 0. */
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data);
@@ -46,6 +47,13 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
  * scores policies on the lookups it samples. */
 int edge_policy_hit(struct edge_policy *p, uint64_t id);
 int edge_policy_contains(const struct edge_policy *p, uint64_t id);
+/* The owner's value of a resident id (0 until set), without counting an access: 1 and *val, or 0.
+ * The RAM tier keeps its object pointers here instead of in a map of its own. */
+int edge_policy_get(const struct edge_policy *p, uint64_t id, uint64_t *val);
+/* Sets it; -1 if id is not resident or memory runs out. The first call allocates 8 bytes per node. */
+int edge_policy_set_val(struct edge_policy *p, uint64_t id, uint64_t val);
+/* Calls fn for every resident id with its value (fn must not change the policy). */
+void edge_policy_each(const struct edge_policy *p, void (*fn)(uint64_t id, uint64_t val, void *data), void *data);
 /* Forgets id (purge, expiry). 1 if it was resident. */
 int edge_policy_remove(struct edge_policy *p, uint64_t id);
 uint64_t edge_policy_bytes(const struct edge_policy *p);

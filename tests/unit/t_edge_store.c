@@ -359,6 +359,46 @@ static struct edge_obj *mkobj_n(int i)
     return mkobj(key, body);
 }
 
+/* The RAM tier keeps its objects as the policy's values: with every policy, objects put, replaced,
+ * evicted, deleted and freed with the tier hold exactly the references they should (the test owns
+ * one of each: it must be the only one left at the end; ASan sees any leak or double release). */
+static void ram_tier_refs(void **state)
+{
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE,
+                                                  EDGE_POLICY_ADAPTIVE};
+    enum { N = 60 };
+    struct edge_obj *objs[N];
+    for (int i = 0; i < N; i++)
+        objs[i] = mkobj_n(i);
+    uint64_t charge = edge_obj_charge(objs[0]);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        struct edge_ram *r = edge_ram_new(charge * 20 + charge / 2, kinds[k]);
+        assert_non_null(r);
+        for (int round = 0; round < 3; round++)
+            for (int i = 0; i < N; i++) {
+                char key[32];
+                snprintf(key, sizeof(key), "http://h/e%02d", i % 25);
+                struct edge_obj *g = edge_ram_get(r, key, strlen(key));
+                if (g) {
+                    assert_ptr_equal(g, objs[i % 25]);
+                    edge_obj_release(g);
+                } else {
+                    assert_int_equal(edge_ram_put(r, objs[i % 25]), 0);
+                }
+                assert_int_equal(edge_ram_put(r, objs[25 + i % 35]), 0); /* replaced or new */
+                assert_true(edge_ram_bytes(r) <= charge * 20 + charge / 2);
+            }
+        assert_true(edge_ram_count(r) <= 20);
+        edge_ram_del_id(r, edge_key_id("http://h/e03", 12));
+        assert_null(edge_ram_get(r, "http://h/e03", 12));
+        edge_ram_free(r);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(objs[i]->refs, 1);
+    }
+    for (int i = 0; i < N; i++)
+        edge_obj_release(objs[i]);
+}
+
 static void rdb_evict(void **state)
 {
     char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
@@ -470,7 +510,7 @@ int main(void)
         cmocka_unit_test(s3fifo_scan_resistance),
         cmocka_unit_test(adaptive_follows_recency), cmocka_unit_test(policy_random_bound),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
-        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(rdb_evict),
+        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(rdb_evict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
