@@ -43,6 +43,16 @@ int lab_sim_next(const struct lab_trace *t, uint32_t **next);
 int lab_sim_offline(const struct lab_trace *t, const uint32_t *next, int sized, uint64_t capacity,
                     struct lab_sim_result *r);
 
+/* Two tiers as the edge's store (edge/store/store.c): a lookup tries RAM (ram_kind), then the disk
+ * tier (an LRU index, as tier_rdb.c); a disk hit is promoted to RAM; a miss is stored in RAM and,
+ * if the admission rule (enum edge_admit_kind, edge/store/admit.c) says so, written to disk. */
+struct lab_sim_tiers {
+    uint64_t reqs, req_bytes, ram_hits, ram_hit_bytes, disk_hits, disk_hit_bytes;
+    uint64_t disk_writes, disk_write_bytes;
+};
+int lab_sim_two_tier(const struct lab_trace *t, int ram_kind, uint64_t ram_cap, uint64_t disk_cap, int admit,
+                     struct lab_sim_tiers *r);
+
 /* "0.1%,1%,10%,64M,1G,5000" -> up to max sizes (K/M/G/T are powers of 1024). -1 if malformed. */
 int lab_sim_sizes_parse(const char *s, struct lab_sim_size *out, size_t max, size_t *n);
 uint64_t lab_sim_size_bytes(const struct lab_sim_size *s, uint64_t ws_bytes);

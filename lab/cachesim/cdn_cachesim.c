@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "lab/cachesim/cachesim.h"
+#include "edge/store/admit.h"
 #include "edge/store/policy.h"
 #include "lab/lib/trace.h"
 
@@ -31,6 +32,10 @@ static void usage(FILE *f)
                "  -f, --format F      auto | oracleGeneral | csv (default auto: *.csv[.zst] is CSV)\n"
                "      --csv-cols C    CSV columns, 1-based: id=N,size=N[,time=N] (default: from the header)\n"
                "  -n, --limit N       replay only the first N requests\n"
+               "  -D, --disk LIST     also replay two tiers: each -s size as RAM (each online -p policy)\n"
+               "                      in front of a disk tier of each of these sizes (same units)\n"
+               "  -A, --disk-admit L  the disk tier's admission rules side by side: all,second-hit\n"
+               "                      (default both)\n"
                "  -h, --help, --version\n"
                "Traces may be zstd-compressed (.zst, detected by content). oracleGeneral: 24-byte little-endian\n"
                "records (u32 time, u64 id, u32 size, i64 next access); CSV: a header line naming the columns.\n");
@@ -75,8 +80,9 @@ static int is_offline(int k) { return k == POL_BELADY || k == POL_BELADY_SIZE; }
 /* What the options say, for every trace. */
 struct sim_opts {
     int pols[MAX_POL];
-    size_t npol, nsz;
-    struct lab_sim_size sizes[MAX_SIZES];
+    size_t npol, nsz, ndisk, nadmit;
+    struct lab_sim_size sizes[MAX_SIZES], disks[MAX_SIZES];
+    int admits[2];
     struct lab_csv_cols cols;
     int fmt;
     size_t limit;
@@ -155,6 +161,31 @@ static int sim_trace(const char *path, const struct sim_opts *o)
         }
     }
     free(next);
+    /* two tiers: total miss ratios, RAM's share of the hits, disk writes per request */
+    if (o->ndisk > 0 && rc == 0)
+        printf("%-11s %-8s %-8s %-10s %10s %10s %10s %10s %11s %13s\n", "tiers", "ram", "disk", "admit", "obj_miss",
+               "byte_miss", "ram_hits", "disk_hits", "writes/req", "wbytes/req");
+    for (size_t s = 0; s < o->nsz && rc == 0; s++)
+        for (size_t d = 0; d < o->ndisk && rc == 0; d++)
+            for (size_t p = 0; p < o->npol && rc == 0; p++) {
+                if (is_offline(o->pols[p]))
+                    continue;
+                for (size_t a = 0; a < o->nadmit; a++) {
+                    struct lab_sim_tiers r;
+                    uint64_t rc_ = lab_sim_size_bytes(&o->sizes[s], ws.bytes), dc = lab_sim_size_bytes(&o->disks[d], ws.bytes);
+                    if (lab_sim_two_tier(&t, o->pols[p], rc_, dc, o->admits[a], &r) < 0) {
+                        fprintf(stderr, PROG ": %s: out of memory\n", path);
+                        rc = 1;
+                        break;
+                    }
+                    printf("%-11s %-8s %-8s %-10s %10.6f %10.6f %10.6f %10.6f %11.6f %13.0f\n", pol_name(o->pols[p]),
+                           o->sizes[s].label, o->disks[d].label, edge_admit_kind_name(o->admits[a]),
+                           1 - ratio(r.ram_hits + r.disk_hits, r.reqs),
+                           1 - ratio(r.ram_hit_bytes + r.disk_hit_bytes, r.req_bytes), ratio(r.ram_hits, r.reqs),
+                           ratio(r.disk_hits, r.reqs), ratio(r.disk_writes, r.reqs),
+                           (double)r.disk_write_bytes / (double)(r.reqs ? r.reqs : 1));
+                }
+            }
     fflush(stdout);
     double t2 = now_s(), runs = (double)(o->nsz * o->npol);
     fprintf(stderr, PROG ": %s: read in %.2f s; %.0f runs x %zu requests in %.2f s (%.1f M requests/s)\n", path,
@@ -168,13 +199,39 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"policy", 1, NULL, 'p'}, {"size", 1, NULL, 's'},     {"format", 1, NULL, 'f'},
         {"limit", 1, NULL, 'n'},  {"csv-cols", 1, NULL, 'C'}, {"help", 0, NULL, 'h'},
+        {"disk", 1, NULL, 'D'},   {"disk-admit", 1, NULL, 'A'},
         {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    static struct sim_opts o = {.fmt = LAB_TRACE_AUTO};
+    static struct sim_opts o = {.fmt = LAB_TRACE_AUTO, .admits = {EDGE_ADMIT_ALL, EDGE_ADMIT_SECOND_HIT}, .nadmit = 2};
     parse_policies("all", o.pols, &o.npol);
     lab_sim_sizes_parse("0.1%,1%,10%", o.sizes, MAX_SIZES, &o.nsz);
     int c;
-    while ((c = getopt_long(argc, argv, "p:s:f:n:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:s:f:n:D:A:hV", lo, NULL)) != -1) {
         switch (c) {
+        case 'D':
+            if (lab_sim_sizes_parse(optarg, o.disks, MAX_SIZES, &o.ndisk) < 0) {
+                fprintf(stderr, PROG ": --disk: bad list '%s' (e.g. 1%%,10%%,4G)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'A': {
+            char buf[64];
+            o.nadmit = 0;
+            if (snprintf(buf, sizeof(buf), "%s", optarg) >= (int)sizeof(buf))
+                buf[0] = 0;
+            for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                int k = edge_admit_kind_parse(t);
+                if (k < 0 || o.nadmit == 2) {
+                    o.nadmit = 0;
+                    break;
+                }
+                o.admits[o.nadmit++] = k;
+            }
+            if (o.nadmit == 0) {
+                fprintf(stderr, PROG ": --disk-admit: want all, second-hit or both, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'p':
             if (parse_policies(optarg, o.pols, &o.npol) < 0) {
                 fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, adaptive, belady, belady-size, all)\n", optarg);
