@@ -137,7 +137,8 @@ struct edge_store *edge_server_store_open(const struct edge_settings *set, char 
         }
         dir = tmpdir;
     }
-    struct edge_store_conf sc = {set->ram_bytes, set->disk_bytes, (enum edge_policy_kind)set->ram_policy, dir};
+    struct edge_store_conf sc = {set->ram_bytes, set->disk_bytes, (enum edge_policy_kind)set->ram_policy, dir,
+                                 (enum edge_admit_kind)set->disk_admit};
     return edge_store_open(&sc, err, errlen);
 }
 

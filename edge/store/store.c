@@ -1,6 +1,7 @@
 /* edge/store/store.c - the tier walk, Vary specs and tag index (see store.h).
  *
- * Rules: `mu` guards the Vary map and the tag index only; the tiers lock themselves. A tag maps to
+ * Rules: `mu` guards the Vary map, the tag index and the disk admission filter only; the tiers
+ * lock themselves (mu is never held while calling into a tier). A tag maps to
  * a list of object ids (the URL's primary key is an implicit tag, so purging a URL removes all
  * its variants). Lists may hold ids already evicted; deleting those is a no-op. */
 #include "config.h"
@@ -24,6 +25,8 @@ struct edge_store {
     struct edge_ram *ram;
     struct edge_rdb *rdb;
     pthread_mutex_t mu;
+    struct edge_admit *admit; /* disk admission (under mu) */
+    uint64_t disk_bytes;      /* the disk tier's capacity */
     struct edge_idmap vary; /* hash(pkey) -> char * (normalised Vary list) */
     struct edge_idmap tags; /* hash("t:" tag) or hash("u:" pkey) -> struct idlist * */
 };
@@ -103,11 +106,13 @@ struct edge_store *edge_store_open(const struct edge_store_conf *c, char *err, s
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
     if (edge_idmap_init(&s->vary, 64) < 0 || edge_idmap_init(&s->tags, 1024) < 0 ||
-        (s->ram = edge_ram_new(c->ram_bytes, c->ram_policy)) == NULL) {
+        (s->ram = edge_ram_new(c->ram_bytes, c->ram_policy)) == NULL ||
+        (s->admit = edge_admit_new(c->disk_admit, cdn_hash_u64(0xad317))) == NULL) {
         snprintf(err, errlen, "out of memory");
         edge_store_close(s);
         return NULL;
     }
+    s->disk_bytes = c->disk_bytes;
     if (c->dir != NULL && (s->rdb = edge_rdb_open(c->dir, c->disk_bytes, on_scan, s, err, errlen)) == NULL) {
         edge_store_close(s);
         return NULL;
@@ -121,6 +126,7 @@ void edge_store_close(struct edge_store *s)
         return;
     edge_rdb_close(s->rdb);
     edge_ram_free(s->ram);
+    edge_admit_free(s->admit);
     for (size_t i = 0; i < s->vary.cap; i++)
         if (s->vary.ids[i])
             free((char *)(uintptr_t)s->vary.vals[i]);
@@ -174,8 +180,20 @@ void edge_store_put(struct edge_store *s, struct edge_obj *o)
 {
     index_obj(s, o);
     edge_ram_put(s->ram, o);
-    if (s->rdb)
-        edge_rdb_put(s->rdb, o);
+    if (s->rdb == NULL)
+        return;
+    /* a copy already on disk is always replaced (an old one must not outlive the new); a new
+     * object goes to disk if the admission rule takes it */
+    if (!edge_rdb_has(s->rdb, o->key, o->key_len)) {
+        size_t window = edge_rdb_count(s->rdb);
+        int room = edge_rdb_bytes(s->rdb) + edge_obj_charge(o) <= s->disk_bytes;
+        pthread_mutex_lock(&s->mu);
+        int admit = edge_admit_miss(s->admit, edge_key_id(o->key, o->key_len), window, room);
+        pthread_mutex_unlock(&s->mu);
+        if (!admit)
+            return;
+    }
+    edge_rdb_put(s->rdb, o);
 }
 
 static size_t purge_list(struct edge_store *s, uint64_t tid)

@@ -16,6 +16,7 @@
 
 #include "edge/store/idmap.h"
 #include "edge/store/obj.h"
+#include "edge/store/admit.h"
 #include "edge/store/policy.h"
 #include "edge/store/store.h"
 #include "edge/store/tier_ram.h"
@@ -399,6 +400,83 @@ static void ram_tier_refs(void **state)
         edge_obj_release(objs[i]);
 }
 
+/* Disk admission (admit.c): all takes everything; second-hit takes an id on its second miss while
+ * the doorkeeper remembers it (between one and two windows of misses), not on its first. */
+static void disk_admit(void **state)
+{
+    assert_int_equal(edge_admit_kind_parse("second-hit"), EDGE_ADMIT_SECOND_HIT);
+    assert_int_equal(edge_admit_kind_parse("all"), EDGE_ADMIT_ALL);
+    assert_int_equal(edge_admit_kind_parse("first-hit"), -1);
+    struct edge_admit *all = edge_admit_new(EDGE_ADMIT_ALL, 0), *a = edge_admit_new(EDGE_ADMIT_SECOND_HIT, 7);
+    assert_int_equal(edge_admit_miss(all, 1, 0, 0), 1);
+    int first = 0;
+    for (uint64_t id = 1; id <= 1000; id++)
+        first += edge_admit_miss(a, id, 4096, 0);
+    assert_true(first < 1000 / 10); /* only false positives (about 3%) */
+    for (uint64_t id = 1; id <= 1000; id++)
+        assert_int_equal(edge_admit_miss(a, id, 4096, 0), 1);
+    /* 2 x 4096 other misses later, 1..1000 are forgotten (the window is at least 4096) */
+    for (uint64_t id = 100000; id < 100000 + 2 * 4096 + 1; id++)
+        edge_admit_miss(a, id, 4096, 0);
+    int again = 0;
+    for (uint64_t id = 1; id <= 1000; id++)
+        again += edge_admit_miss(a, id, 4096, 0);
+    assert_true(again < 1000 / 10);
+    /* a larger window (the disk tier grew) resizes the filter at the next turn */
+    for (uint64_t id = 200000; id < 200000 + 3 * 4096; id++)
+        edge_admit_miss(a, id, 40000, 0);
+    assert_true(edge_admit_bytes(a) >= 2 * 40000);
+    edge_admit_free(all);
+    edge_admit_free(a);
+}
+
+/* Through the store with the edge's default rule: while the disk tier has room everything is
+ * written; once it is full, an object is written on its second store; a copy already on disk is
+ * always replaced. */
+static void store_second_hit(void **state)
+{
+    char sdir[] = "/tmp/t_edge_st2h.XXXXXX", err[256], cmd[300];
+    assert_non_null(mkdtemp(sdir));
+    struct edge_obj *a = mkobj("http://h/a", "one"), *a2 = mkobj("http://h/a", "two"), *e = mkobj_n(0);
+    uint64_t charge = edge_obj_charge(e);
+    edge_obj_release(e);
+    /* room for 3 of those, and 16 bytes: nothing more fits */
+    struct edge_store_conf c = {.ram_bytes = 1, .disk_bytes = 3 * charge + 16,
+                                .ram_policy = EDGE_POLICY_ADAPTIVE, .dir = sdir, .disk_admit = EDGE_ADMIT_SECOND_HIT};
+    struct edge_store *s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    for (int i = 0; i < 3; i++) { /* room for 3: each is written on its first store */
+        struct edge_obj *o = mkobj_n(i);
+        edge_store_put(s, o);
+        edge_obj_release(o);
+    }
+    edge_store_sync(s);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    int tier, corrupt;
+    edge_store_put(s, a); /* the tier is full: a first miss stays in RAM (which holds nothing here) */
+    edge_store_sync(s);
+    assert_null(edge_store_get(s, "http://h/a", 10, &tier, &corrupt));
+    edge_store_put(s, a); /* the second is written, the oldest leaves */
+    edge_store_sync(s);
+    struct edge_obj *g = edge_store_get(s, "http://h/a", 10, &tier, &corrupt);
+    assert_non_null(g);
+    assert_int_equal(tier, EDGE_TIER_DISK);
+    edge_obj_release(g);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    edge_store_put(s, a2); /* a new version replaces the copy on disk, first miss or not */
+    edge_store_sync(s);
+    g = edge_store_get(s, "http://h/a", 10, &tier, &corrupt);
+    assert_non_null(g);
+    assert_int_equal(tier, EDGE_TIER_DISK);
+    assert_memory_equal(g->body, "two", 3);
+    edge_obj_release(g);
+    edge_store_close(s);
+    edge_obj_release(a);
+    edge_obj_release(a2);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void rdb_evict(void **state)
 {
     char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
@@ -510,7 +588,8 @@ int main(void)
         cmocka_unit_test(s3fifo_scan_resistance),
         cmocka_unit_test(adaptive_follows_recency), cmocka_unit_test(policy_random_bound),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
-        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(rdb_evict),
+        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(disk_admit),
+        cmocka_unit_test(store_second_hit), cmocka_unit_test(rdb_evict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
