@@ -466,13 +466,21 @@ void edge_policy_each(const struct edge_policy *p, void (*fn)(uint64_t id, uint6
         }
 }
 
-int edge_policy_remove(struct edge_policy *p, uint64_t id)
+static int remove_id(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
     if (!edge_idmap_get(&p->map, id, &v))
         return 0;
     drop(p, (uint32_t)v);
     return 1;
+}
+
+int edge_policy_remove(struct edge_policy *p, uint64_t id)
+{
+    int had = remove_id(p, id);
+    if (had && p->mini && sampled(p, id)) /* a purge or expiry: the mini must not keep it either */
+        remove_id(p->mini, id);
+    return had;
 }
 
 uint64_t edge_policy_max_size(const struct edge_policy *p)
@@ -506,7 +514,7 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
     if (size > edge_policy_max_size(p))
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
-    int was = edge_policy_remove(p, id);
+    int was = remove_id(p, id);
     int qi = Q_MAIN;
     if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode) {
         uint64_t g;
