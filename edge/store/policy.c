@@ -42,7 +42,7 @@ enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
  * requests: enough for each simulated id to come back a few times, and never fewer than 8192, so
  * that the noise of a hit ratio (about 0.5 / sqrt(8192) = 0.0055) stays below the differences that
  * matter. The other policy must score better by SWITCH_MARGIN (relative) to take over. */
-#define MINI_IDS ((size_t)1024)
+#define MINI_IDS ((size_t)512)
 #define SCORE_PER_ID 8
 #define SCORE_MIN 8192
 #define SWITCH_MARGIN 0.002
