@@ -65,7 +65,7 @@ struct edge_server {
     char via[128];               /* "1.1 cdn-edge-<name>" */
     /* m_req[result][tier]: result hit, miss, stale, revalidated, pass, error, purge;
      * tier ram, rocksdb, parent, origin, none (where the answer came from) */
-    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror, *m_bad_host;
+    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror, *m_bad_host, *m_bad_request;
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
     cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */

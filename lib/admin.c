@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cdn/admin.h"
+#include "cdn/h1strict.h"
 #include "cdn/http.h"
 #include "cdn/proc.h"
 
@@ -124,7 +125,9 @@ cdn_admin_t *cdn_admin_start(h2o_evloop_t *loop, const struct cdn_admin_opts *o,
     if (o->server_name != NULL)
         a->conf.server_name = h2o_iovec_init(o->server_name, strlen(o->server_name));
     h2o_hostconf_t *hc = h2o_config_register_host(&a->conf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
-    struct handler *h = (struct handler *)h2o_create_handler(h2o_config_register_path(hc, "/", 0), sizeof(*h));
+    h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    cdn_h1strict_register(pc);
+    struct handler *h = (struct handler *)h2o_create_handler(pc, sizeof(*h));
     h->super.on_req = on_req;
     h->a = a;
     h2o_context_init(&a->ctx, loop, &a->conf);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/h1strict.h"
 #include "cdn/http.h"
 #include "edge/req/req.h"
 #include <sys/random.h>
@@ -289,6 +290,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
     set_request_id(c);
+    const char *bad = cdn_h1strict_verdict(req);
+    if (bad != NULL) { /* refused by the strict HTTP/1 check before h2o read any body (cdn/h1strict.h) */
+        cdn_counter_inc(s->m_bad_request);
+        req->http1_is_persistent = 0;
+        req_synth_error(c, 400, "Bad Request", "detail=bad-request", bad);
+        return 0;
+    }
     if (check_authority(c) < 0) {
         cdn_counter_inc(s->m_bad_host);
         req_synth_error(c, 400, "Bad Request", "detail=bad-host",

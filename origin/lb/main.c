@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cdn/h1strict.h"
 #include "cdn/proc.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
@@ -65,6 +66,7 @@ static int serve(void)
     lb.h2o.server_name = h2o_iovec_init(H2O_STRLIT(PROG));
     lb.h2o.max_request_entity_size = 64u << 20; /* bodies are buffered before they go upstream */
     h2o_pathconf_t *pc = h2o_config_register_path(h2o_config_register_host(&lb.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
+    cdn_h1strict_register(pc);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = lb_on_proxy_req;
     h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = lb_on_log_access;
     struct cdn_daemon_opts o = {.prog = PROG, .threads = lb.conf.threads, .listen = (struct sockaddr *)&lb.conf.listen.ss,
