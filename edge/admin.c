@@ -148,6 +148,8 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_mirror = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_other_worker_total", "Requests that joined a fetch another worker thread owns (also in edge_collapsed_total)", NULL));
     s->m_loop = cdn_metric_plain(cdn_metrics_counter(m, "edge_loops_total", "Requests refused with 508 (CDN-Loop names this edge)", NULL));
     s->m_h2_resets = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_resets_total", "HTTP/2 streams the client reset before their response was complete", NULL));
+    s->m_send_timeout = cdn_metric_plain(cdn_metrics_counter(m, "edge_send_timeouts_total", "Responses ended because the client took nothing of them for send_timeout (a zero HTTP/2 window, an undrained socket)", NULL));
+    s->m_h2_empty_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_empty_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) and closed for more than h2_empty_frame_limit empty frames a second", NULL));
     s->m_h2_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_reset_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) for resetting streams faster than h2_reset_limit", NULL));
     s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
     s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));

@@ -54,6 +54,12 @@ static void usage(FILE *f)
             "                           limit); more wait in a FIFO queue, then 503\n"
             "      --h2-reset-limit N   HTTP/2 streams a client may reset per connection per second\n"
             "                           before GOAWAY (default 100, 0 = no bound)\n"
+            "      --h2-empty-frame-limit N  empty HTTP/2 frames (DATA, HEADERS, CONTINUATION) a\n"
+            "                           client may send per connection per second before GOAWAY\n"
+            "                           and close (default 100, 0 = no bound)\n"
+            "      --send-timeout MS    a response the client takes nothing of for this long is\n"
+            "                           ended: RST_STREAM on h2, close on HTTP/1 (default 30000,\n"
+            "                           0 = never)\n"
             "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
@@ -118,9 +124,9 @@ struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path, *edge_key;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
-    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
+    uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, send_timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout, graceful_timeout;
-    long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
+    long long workers, max_fetches, h2_reset_limit, h2_empty_frame_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
     struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
 };
@@ -156,6 +162,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
+    {"h2_empty_frame_limit", CDN_CT_INT, offsetof(struct file_conf, h2_empty_frame_limit), 0, 0, 1000000},
     {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_conf, rate_limit), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
     {"rate_limit_keys", CDN_CT_INT, offsetof(struct file_conf, rate_limit_keys), 0, CDN_RL_WAYS, 1 << 26},
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
@@ -165,6 +172,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
     {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
     {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
+    {"send_timeout", CDN_CT_DURATION, offsetof(struct file_conf, send_timeout)},
     {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
     {"graceful_timeout", CDN_CT_DURATION, offsetof(struct file_conf, graceful_timeout)},
     {NULL},
@@ -262,6 +270,7 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->expire_keep_s = fc->expire_keep / 1000;
     ec->workers = (int)fc->workers;
     ec->h2_reset_limit = (unsigned)fc->h2_reset_limit;
+    ec->h2_empty_limit = (unsigned)fc->h2_empty_frame_limit;
     s->rate_limit = fc->rate_limit;
     ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
@@ -271,6 +280,7 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->fresh.heuristic_max = (int64_t)(fc->heuristic_max / 1000);
     ec->connect_timeout_ms = fc->connect_timeout;
     ec->timeout_ms = fc->timeout;
+    ec->send_timeout_ms = fc->send_timeout;
 }
 
 /* -c FILE over the settings so far. 0, or -1 with err set. */
@@ -286,11 +296,12 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .parent_check_interval = s->health.interval_ms, .parent_check_timeout = s->health.timeout_ms,
                            .parent_check_rise = s->health.rise, .parent_check_fall = s->health.fall,
                            .workers = ec->workers, .max_fetches = s->max_fetches,
-                           .h2_reset_limit = ec->h2_reset_limit, .rate_limit_keys = (long long)ec->rate_limit_keys,
+                           .h2_reset_limit = ec->h2_reset_limit, .h2_empty_frame_limit = ec->h2_empty_limit, .rate_limit_keys = (long long)ec->rate_limit_keys,
                            .ram = s->ram_bytes, .disk = s->disk_bytes,
                            .max_object = ec->max_object, .range_fetch_above = ec->range_fetch_above,
                            .expire_sweep = ec->expire_sweep_ms, .expire_keep = ec->expire_keep_s * 1000,
                            .connect_timeout = ec->connect_timeout_ms, .timeout = ec->timeout_ms,
+                           .send_timeout = ec->send_timeout_ms,
                            .heuristic_max = (uint64_t)ec->fresh.heuristic_max * 1000,
                            .graceful_timeout = ec->graceful_timeout_ms};
     struct file_conf base = fc;
@@ -469,6 +480,7 @@ static const struct option long_opts[] = {
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23},
+    {"h2-empty-frame-limit", 1, NULL, 24}, {"send-timeout", 1, NULL, 25},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -484,6 +496,8 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     c->parent_retry_ms = 10000;
     c->expire_sweep_ms = 60000;
     c->h2_reset_limit = EDGE_H2_RESET_LIMIT_DEFAULT;
+    c->h2_empty_limit = EDGE_H2_EMPTY_LIMIT_DEFAULT;
+    c->send_timeout_ms = EDGE_SEND_TIMEOUT_MS_DEFAULT;
     c->rate_limit_keys = CDN_RL_KEYS_DEFAULT;
     edge_fresh_conf_default(&c->fresh);
     c->key.drop_params = drop;
@@ -561,6 +575,8 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
             return bad("--edge-key-file %s: cannot read a key from it", arg);
         break;
     case 23: c->graceful_timeout_ms = strtoull(arg, NULL, 10); break;
+    case 24: c->h2_empty_limit = (unsigned)strtoul(arg, NULL, 10); break;
+    case 25: c->send_timeout_ms = strtoull(arg, NULL, 10); break;
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;

@@ -247,6 +247,8 @@ static void on_creq_dispose(void *p)
                      c->w->h2guard.limit);
         }
     }
+    if (h2o_linklist_is_linked(&c->slink))
+        h2o_linklist_unlink(&c->slink);
     fetch_leave(c);
     edge_obj_release(c->obj);
     c->obj = NULL;
@@ -353,7 +355,14 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     w->srv = srv;
     edge_tls_worker = w;
     w->h2guard.limit = srv->conf.h2_reset_limit;
+    w->h2guard.empty_limit = srv->conf.h2_empty_limit;
+    edge_h2frames_bind(&w->h2guard, srv->m_h2_empty_goaway);
     h2o_linklist_init_anchor(&w->fetch_queue);
+    h2o_linklist_init_anchor(&w->sending);
+    if ((w->send_timer = cdn_timer_new(w->ctx->loop, req_on_send_timer, w)) == NULL) {
+        snprintf(err, errlen, "cannot create a timer");
+        return -1;
+    }
     if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
@@ -377,6 +386,9 @@ void edge_worker_dispose(struct edge_worker *w)
     if (w->queue_timer != NULL)
         cdn_timer_free(w->queue_timer);
     w->queue_timer = NULL;
+    if (w->send_timer != NULL)
+        cdn_timer_free(w->send_timer);
+    w->send_timer = NULL;
     edge_date_slot_dispose(&w->date);
 }
 

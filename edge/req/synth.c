@@ -25,6 +25,7 @@ void req_synth_error(struct creq *c, int status, const char *reason, const char 
     char *b = h2o_mem_alloc_pool(&req->pool, bl + 1);
     memcpy(b, body, bl);
     b[bl] = '\n';
+    req_send_track(c);
     h2o_send_inline(req, b, bl + 1);
 }
 

@@ -33,6 +33,15 @@ static int name_is(const struct phr_header *h, const char *lit)
     return 1;
 }
 
+/* a field value without the optional white space around it (RFC 9110 5.5) */
+static void trim(const char **v, size_t *n)
+{
+    while (*n && (**v == ' ' || **v == '\t'))
+        (*v)++, (*n)--;
+    while (*n && ((*v)[*n - 1] == ' ' || (*v)[*n - 1] == '\t'))
+        (*n)--;
+}
+
 static void head(const uint8_t *data, size_t size)
 {
     const char *m, *p;
@@ -44,16 +53,20 @@ static void head(const uint8_t *data, size_t size)
     int r = phr_parse_request(buf, size, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
     if (r > 0 && cdn_h1_check_head(buf, (size_t)r) == NULL) {
         unsigned hosts = 0, cls = 0, tes = 0;
-        const struct phr_header *cl = NULL;
+        const char *cl = NULL;
+        size_t cl_len = 0;
         for (size_t i = 0; i < nh; i++) {
             if (hs[i].name == NULL)
                 abort(); /* obs-fold accepted */
             hosts += name_is(&hs[i], "host");
             tes += name_is(&hs[i], "transfer-encoding");
             if (name_is(&hs[i], "content-length")) {
-                if (cls++ && (cl->value_len != hs[i].value_len || memcmp(cl->value, hs[i].value, cl->value_len)))
+                const char *v = hs[i].value;
+                size_t vl = hs[i].value_len;
+                trim(&v, &vl);
+                if (cls++ && (cl_len != vl || memcmp(cl, v, vl) != 0))
                     abort(); /* two lengths accepted */
-                cl = &hs[i];
+                cl = v, cl_len = vl;
             }
         }
         if (hosts > 1 || (minor >= 1 && hosts != 1) || (tes && cls) || tes > 1)
