@@ -56,25 +56,6 @@ static const cdn_conf_field_t rl_fields[] = {
     {NULL},
 };
 
-/* "100/s", "6000/m", "10/h": the count and the period in ns. -1 otherwise. */
-static int rate_parse(const char *s, uint32_t *count, uint64_t *period_ns)
-{
-    uint64_t n = 0;
-    const char *p = s;
-    for (; *p >= '0' && *p <= '9' && n <= 1000000000; p++)
-        n = n * 10 + (uint64_t)(*p - '0');
-    if (p == s || n == 0 || n > 1000000000 || p[0] != '/' || p[1] == '\0' || p[2] != '\0')
-        return -1;
-    switch (p[1]) {
-    case 's': *period_ns = 1000000000ULL; break;
-    case 'm': *period_ns = 60 * 1000000000ULL; break;
-    case 'h': *period_ns = 3600 * 1000000000ULL; break;
-    default: return -1;
-    }
-    *count = (uint32_t)n;
-    return 0;
-}
-
 /* 1 for 1..64 bytes of letters, digits, '-', '_' and '.' (a policy name, a header name) */
 static int word_ok(const char *s)
 {
@@ -106,7 +87,7 @@ int edge_rlconf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_c
         return -1;
     uint32_t count;
     uint64_t period;
-    if (rate_parse(f.rate, &count, &period) < 0)
+    if (cdn_rl_rate_parse(f.rate, &count, &period) < 0)
         return cdn_conf_fail(c, cdn_conf_get(n, "rate"), err, "rate '%s': expected N/s, N/m or N/h (N from 1 to 1e9)",
                              f.rate);
     *rl = (struct edge_rl_conf){.on = 1, .name = "default", .path_prefix = "/"};

@@ -53,8 +53,7 @@ static void head(const uint8_t *data, size_t size)
     int r = phr_parse_request(buf, size, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
     if (r > 0 && cdn_h1_check_head(buf, (size_t)r) == NULL) {
         unsigned hosts = 0, cls = 0, tes = 0;
-        const char *cl = NULL;
-        size_t cl_len = 0;
+        unsigned long long cl = 0;
         for (size_t i = 0; i < nh; i++) {
             if (hs[i].name == NULL)
                 abort(); /* obs-fold accepted */
@@ -64,9 +63,15 @@ static void head(const uint8_t *data, size_t size)
                 const char *v = hs[i].value;
                 size_t vl = hs[i].value_len;
                 trim(&v, &vl);
-                if (cls++ && (cl_len != vl || memcmp(cl, v, vl) != 0))
+                unsigned long long x = 0;
+                for (size_t k = 0; k < vl; k++) {
+                    if (v[k] < '0' || v[k] > '9' || k >= 19)
+                        abort(); /* a length that is not 1*DIGIT accepted */
+                    x = x * 10 + (unsigned)(v[k] - '0');
+                }
+                if (vl == 0 || (cls++ && x != cl))
                     abort(); /* two lengths accepted */
-                cl = v, cl_len = vl;
+                cl = x;
             }
         }
         if (hosts > 1 || (minor >= 1 && hosts != 1) || (tes && cls) || tes > 1)
