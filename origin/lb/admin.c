@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cdn/admin.h"
+#include "cdn/rlshare.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -162,6 +163,16 @@ static double retired_configs(void *data)
     return lb.d != NULL ? (double)cdn_daemon_retired(lb.d) : 0;
 }
 
+static double redis_up(void *data)
+{
+    (void)data;
+    double n = 0;
+    for (unsigned i = 0; i < MAX_THREADS; i++)
+        if (__atomic_load_n(&lb.workers[i].rls, __ATOMIC_ACQUIRE) != NULL)
+            n += cdn_rlshare_up(lb.workers[i].rls);
+    return n;
+}
+
 int lb_metrics_init(void)
 {
     const char *be_labels[] = {"pool", "backend", NULL};
@@ -188,6 +199,16 @@ int lb_metrics_init(void)
     if (lb.m_reloads == NULL ||
         cdn_metrics_gauge_fn(lb.metrics, "shop_lb_config_retired", "Replaced configurations not freed yet", retired_configs, NULL) != 0)
         return -1;
+    lb.m_rl = cdn_metrics_counter(lb.metrics, "shop_lb_ratelimit_requests_total", "Requests under rate_limit, admitted or refused (429)", (const char *[]){"result", NULL});
+    lb.m_rl_by = cdn_metrics_counter(lb.metrics, "shop_lb_ratelimit_decisions_total", "Rate-limit decisions by who made them: redis (shared), local (no redis configured), or the local table because redis was down, slow or in error", (const char *[]){"by", NULL});
+    if (lb.m_rl == NULL || lb.m_rl_by == NULL ||
+        cdn_metrics_gauge_fn(lb.metrics, "shop_lb_ratelimit_redis_up", "Workers connected to the rate-limit redis", redis_up, NULL) != 0)
+        return -1;
+    lb.s_rl_allowed = cdn_metric_series(lb.m_rl, (const char *[]){"allowed", NULL});
+    lb.s_rl_limited = cdn_metric_series(lb.m_rl, (const char *[]){"limited", NULL});
+    for (int i = 0; i < 4; i++)
+        lb.s_rl_by[i] = cdn_metric_series(lb.m_rl_by, (const char *[]){cdn_rlshare_by_names[i], NULL});
+    lb.s_rl_by[LB_RL_BY_LOCAL] = cdn_metric_series(lb.m_rl_by, (const char *[]){"local", NULL});
     lb.s_retries = cdn_metric_plain(lb.m_retries);
     lb.s_reload_ok = cdn_metric_series(lb.m_reloads, (const char *[]){"ok", NULL});
     lb.s_reload_err = cdn_metric_series(lb.m_reloads, (const char *[]){"error", NULL});

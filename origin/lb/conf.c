@@ -48,6 +48,15 @@ static const cdn_conf_field_t timeout_fields[] = {
     {"idle", CDN_CT_DURATION, offsetof(struct conf_timeouts, idle)},
     {"total", CDN_CT_DURATION, offsetof(struct conf_timeouts, total)},
     {NULL}};
+static const cdn_conf_field_t ratelimit_fields[] = {
+    {"rate", CDN_CT_STR, offsetof(struct conf_ratelimit, rate)},
+    {"burst", CDN_CT_INT, offsetof(struct conf_ratelimit, burst), 0, 1, 1000000000},
+    {"key", CDN_CT_STR, offsetof(struct conf_ratelimit, key)},
+    {"path_prefix", CDN_CT_STR, offsetof(struct conf_ratelimit, path_prefix)},
+    {"name", CDN_CT_STR, offsetof(struct conf_ratelimit, name)},
+    {"redis", CDN_CT_STR, offsetof(struct conf_ratelimit, redis)},
+    {"redis_timeout", CDN_CT_DURATION, offsetof(struct conf_ratelimit, redis_timeout)},
+    {NULL}};
 static const cdn_conf_field_t conf_fields[] = {
     {"listen", CDN_CT_ADDR, offsetof(struct lb_conf, listen), CDN_CF_REQUIRED, .addr_default_host = "127.0.0.1"},
     {"admin", CDN_CT_ADDR, offsetof(struct lb_conf, admin), .addr_default_host = "127.0.0.1"},
@@ -66,6 +75,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"routes", CDN_CT_LIST, offsetof(struct lb_conf, routes), 0, .sub = route_fields, .sub_size = sizeof(struct conf_route)},
     {"protected", CDN_CT_LIST, offsetof(struct lb_conf, protect), 0, .sub = protect_fields,
      .sub_size = sizeof(struct conf_protect)},
+    {"rate_limit", CDN_CT_STRUCT, offsetof(struct lb_conf, rate_limit), .sub = ratelimit_fields},
     {NULL}};
 
 static void conf_defaults(struct lb_conf *c)
@@ -76,6 +86,7 @@ static void conf_defaults(struct lb_conf *c)
     c->threads = 1;
     c->graceful_timeout = 10000;
     c->timeouts = (struct conf_timeouts){.connect = 1000, .first_byte = 15000, .idle = 30000, .total = 300000};
+    c->rate_limit.redis_timeout = 20;
     c->health = (struct conf_health){.enabled = 1, .path = "/healthz", .interval = 1000, .timeout = 1000,
                                      .slow_start = 10000, .rise = 2, .fall = 2, .passive_fails = 3};
 }
@@ -145,6 +156,11 @@ static int conf_check(cdn_conf_t *c, const struct lb_conf *nc, cdn_conf_err_t *e
         if (prs[i].token[0] == '\0')
             return cdn_conf_fail(c, cdn_conf_get(pn, "token"), err, "protected %s: token must not be empty", prs[i].prefix);
     }
+    const cdn_conf_node_t *rln = cdn_conf_get(root, "rate_limit");
+    const char *bad;
+    char why[256];
+    if (rln != NULL && lb_limit_conf_check(&nc->rate_limit, &bad, why, sizeof(why)) != 0)
+        return cdn_conf_fail(c, bad != NULL && cdn_conf_get(rln, bad) != NULL ? cdn_conf_get(rln, bad) : rln, err, "%s", why);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "cdn/h1strict.h"
 #include "cdn/proc.h"
+#include "cdn/rlshare.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -34,6 +35,13 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
     h2o_timeout_init(w->loop, &w->idle_timeout, lb.conf.timeouts.idle);
     snprintf(id, sizeof(id), "%u", cw->id);
     w->s_requests = cdn_metric_series(lb.m_thread_requests, (const char *[]){id, NULL});
+    if (lb.conf.rate_limit.redis != NULL) {
+        cdn_rlshare_t *r = cdn_rlshare_new(w->loop, lb.conf.rate_limit.redis, "shop-lb:rl:", lb.conf.rate_limit.redis_timeout,
+                                           lb.rl_local, err, errlen);
+        if (r == NULL)
+            return -1;
+        __atomic_store_n(&w->rls, r, __ATOMIC_RELEASE);
+    }
     return 0;
 }
 
@@ -73,6 +81,10 @@ static int serve(void)
                                 .listen_len = lb.conf.listen.len, .reuseport = 1, .h2o = &lb.h2o,
                                 .drain_ms = lb.conf.graceful_timeout, .on_worker_init = on_worker_init, .on_reload = lb_reload};
     cdn_admin_t *admin = NULL;
+    if ((lb.rl_local = cdn_rl_new(CDN_RL_KEYS_DEFAULT)) == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
     if ((lb.d = cdn_daemon_new(&o, err, sizeof(err))) == NULL)
         goto fail;
     lb.loop = cdn_daemon_main_loop(lb.d);
