@@ -45,6 +45,17 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
     return 0;
 }
 
+/* The worker's own thread, after its drain: its Redis connection goes (checks still waiting are
+ * decided by the local table, their requests long answered or gone). */
+static void on_worker_exit(struct cdn_worker *cw, void *data)
+{
+    struct lb_worker *w = &lb.workers[cw->id];
+    (void)data;
+    cdn_rlshare_t *r = w->rls;
+    __atomic_store_n(&w->rls, NULL, __ATOMIC_RELEASE);
+    cdn_rlshare_free(r);
+}
+
 /* Pools and routes from the config (one thread yet: no lock needed), or the quick mode's pool. */
 static int make_pools(char *err, size_t errlen)
 {
@@ -79,7 +90,8 @@ static int serve(void)
     h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = lb_on_log_access;
     struct cdn_daemon_opts o = {.prog = PROG, .threads = lb.conf.threads, .listen = (struct sockaddr *)&lb.conf.listen.ss,
                                 .listen_len = lb.conf.listen.len, .reuseport = 1, .h2o = &lb.h2o,
-                                .drain_ms = lb.conf.graceful_timeout, .on_worker_init = on_worker_init, .on_reload = lb_reload};
+                                .drain_ms = lb.conf.graceful_timeout, .on_worker_init = on_worker_init, .on_worker_exit = on_worker_exit,
+                                .on_reload = lb_reload};
     cdn_admin_t *admin = NULL;
     if ((lb.rl_local = cdn_rl_new(CDN_RL_KEYS_DEFAULT)) == NULL) {
         snprintf(err, sizeof(err), "out of memory");
