@@ -25,6 +25,9 @@ void req_synth_error(struct creq *c, int status, const char *reason, const char 
     char *b = h2o_mem_alloc_pool(&req->pool, bl + 1);
     memcpy(b, body, bl);
     b[bl] = '\n';
+    /* h2o_send_inline sets no length: without one HTTP/1.1 would close the connection after
+     * every error (a client limited with 429 would reconnect for each request) */
+    req->res.content_length = bl + 1;
     req_send_track(c);
     h2o_send_inline(req, b, bl + 1);
 }
@@ -65,6 +68,7 @@ void req_synth_healthz(struct creq *c, int draining)
     req->res.status = draining ? 503 : 200;
     req->res.reason = draining ? "Service Unavailable" : "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+    req->res.content_length = draining ? sizeof("draining\n") - 1 : sizeof("ok\n") - 1;
     if (draining)
         h2o_send_inline(req, H2O_STRLIT("draining\n"));
     else
@@ -83,5 +87,6 @@ void req_synth_purged(struct creq *c, size_t n)
     req->res.reason = n ? "OK" : "Not Found";
     char *b = h2o_mem_alloc_pool(&req->pool, (size_t)l);
     memcpy(b, body, (size_t)l);
+    req->res.content_length = (size_t)l;
     h2o_send_inline(req, b, (size_t)l);
 }
