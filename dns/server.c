@@ -650,7 +650,7 @@ static void on_signal(int signo, void *data)
 static int metrics_init(struct cdns_server *s)
 {
     s->m = cdn_metrics_new();
-    if (!s->m) return -1;
+    if (!s->m || cdn_metrics_add_process(s->m, "cdn_dns") != 0) return -1;
     s->f_queries = cdn_metrics_counter(s->m, "cdn_dns_queries_total", "Queries received", (const char *[]){"transport", NULL});
     s->f_rcode = cdn_metrics_counter(s->m, "cdn_dns_responses_total", "Responses sent by rcode", (const char *[]){"rcode", NULL});
     s->f_region = cdn_metrics_counter(s->m, "cdn_dns_region_answers_total", "CDN answers per client region", (const char *[]){"region", NULL});

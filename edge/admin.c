@@ -130,6 +130,8 @@ void edge_server_metrics_init(struct edge_server *s)
     static const char *const cache_l[] = {"result", NULL}, *const tier_l[] = {"tier", NULL};
     static const char *const req_l[] = {"result", "tier", NULL}, *const up_l[] = {"upstream", NULL};
     (void)cache_l;
+    if (m != NULL && cdn_metrics_add_process(m, "edge") != 0)
+        cdn_warn("metrics: process_* and edge_build_info not registered");
     cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result and the tier that answered", req_l);
     const char *names[] = {"hit", "miss", "stale", "revalidated", "pass", "error", "purge"};
     const char *tiers[] = {"ram", "rocksdb", "parent", "origin", "none"};
@@ -158,7 +160,7 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
     s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
-    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"disk"});
+    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"rocksdb"});
     s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to an origin directly (not via a parent)", NULL));
     s->m_origin_err = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_errors_total", "Origin fetches without a response", NULL));
     s->m_collapsed = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_total", "Requests that joined a fetch in flight", NULL));

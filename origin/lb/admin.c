@@ -179,7 +179,7 @@ int lb_metrics_init(void)
     const char *st_labels[] = {"status", NULL};
     const char *ck_labels[] = {"result", NULL};
     lb.metrics = cdn_metrics_new();
-    if (lb.metrics == NULL)
+    if (lb.metrics == NULL || cdn_metrics_add_process(lb.metrics, "shop_lb") != 0)
         return -1;
     lb.m_be_requests = cdn_metrics_counter(lb.metrics, "shop_lb_backend_requests_total", "Attempts sent to a backend", be_labels);
     lb.m_be_errors = cdn_metrics_counter(lb.metrics, "shop_lb_backend_errors_total", "Connect errors, timeouts and 5xx of a backend", be_labels);
