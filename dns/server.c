@@ -43,6 +43,7 @@
 #include "dns/answer.h"
 #include "dns/cache.h"
 #include "dns/frame.h"
+#include "cdn/sdnotify.h"
 #include "cdn/admin.h"
 #include "cdn/epoch.h"
 #include "cdn/http.h"
@@ -639,9 +640,12 @@ static void on_signal(int signo, void *data)
     struct cdns_server *s = data;
     if (signo == SIGHUP) {
         cdn_log_reopen();
+        cdn_sd_reloading();
         reload(s);
+        cdn_sd_ready();
     } else if (signo == SIGTERM || signo == SIGINT) {
         cdn_notice("signal %d: stopping", signo);
+        cdn_sd_stopping();
         s->running = 0;
     }
 }
@@ -759,6 +763,7 @@ int cdns_server_run(struct cdns_server *s)
     for (int i = 0; i < s->conf.nlisten; i++)
         cdn_notice("listening on %s (udp+tcp), %u worker(s)",
                    cdn_addr_str((const struct sockaddr *)&s->conf.listen[i].ss, buf, sizeof(buf)), s->nworkers);
+    cdn_sd_ready(); /* the sockets were bound in cdns_server_new */
     while (s->running) h2o_evloop_run(s->loop, 1000);
     atomic_store(&s->stop, 1);
     for (unsigned i = 0; i < s->nworkers; i++) {
