@@ -89,17 +89,19 @@ static int on_purge(h2o_req_t *req, void *data)
     return send_text(req, 200, body);
 }
 
+/* purge and drain change state: they need the admin token (cdn/admin.h); GET /drain only shows */
 static const struct cdn_admin_route routes[] = {
-    {"/purge", 0, on_purge},
-    {"/drain", 0, on_drain},
-    {"/undrain", 0, on_undrain},
+    {"/purge", 0, on_purge, CDN_ADMIN_AUTH_ALL},
+    {"/drain", 0, on_drain, CDN_ADMIN_AUTH_UNSAFE},
+    {"/undrain", 0, on_undrain, CDN_ADMIN_AUTH_ALL},
 };
 
 cdn_admin_t *edge_admin_start(h2o_evloop_t *loop, struct edge_server *s, const struct sockaddr *addr, socklen_t len,
                               char *err, size_t errlen)
 {
     struct cdn_admin_opts o = {.addr = addr, .addr_len = len, .metrics = s->metrics, .health_status = health_status,
-                               .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0]), .data = s};
+                               .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0]), .data = s,
+                               .token = s->conf.admin_token};
     return cdn_admin_start(loop, &o, err, errlen);
 }
 
@@ -151,6 +153,7 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_h2_goaway = cdn_metric_plain(cdn_metrics_counter(m, "edge_h2_reset_goaway_total", "HTTP/2 connections sent GOAWAY (ENHANCE_YOUR_CALM) for resetting streams faster than h2_reset_limit", NULL));
     s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
     s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));
+    s->m_purge_refused = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_refused_total", "PURGE requests on a public listener refused: not enabled on the vhost (405), not from its networks (403), no or a wrong token (401)", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});

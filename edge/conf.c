@@ -2,7 +2,9 @@
  * checks beyond types, the first load and the SIGHUP reload with its "needs a restart" log. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 
 #include <openssl/err.h>
 
+#include "cdn/admin.h"
 #include "cdn/log.h"
 #include "cdn/proc.h"
 #include "edge/conf.h"
@@ -57,6 +60,8 @@ static void usage(FILE *f)
             "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
+            "      --admin-token-file FILE  bearer token for the admin's purge and drain (without\n"
+            "                           one they are off; needed for an admin address off loopback)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
             "                           (default 5000)\n"
             "  -p, --pid-file FILE\n"
@@ -101,6 +106,25 @@ static const char *read_key_file(const char *path)
     return strlen(key) >= 16 ? key : NULL;
 }
 
+/* The admin token (admin_token_file / --admin-token-file), kept until exit. NULL with err set. */
+static char admin_token[256];
+static const char *admin_token_load(const char *path, char *err, size_t errlen)
+{
+    return cdn_token_read(path, admin_token, sizeof(admin_token), err, errlen) == 0 ? admin_token : NULL;
+}
+
+/* 1 for 127.0.0.0/8 and ::1 (and ::ffff:127.x). */
+static int addr_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 static int add_listen(struct edge_settings *s, const char *addr, int tls)
 {
     if (s->nlisten == EDGE_MAX_LISTEN)
@@ -116,7 +140,7 @@ static int add_listen(struct edge_settings *s, const char *addr, int tls)
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
-        *parent_check_path, *edge_key;
+        *parent_check_path, *edge_key, *admin_token_file;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout, graceful_timeout;
@@ -155,6 +179,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, CDN_DAEMON_MAX_THREADS},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
+    {"admin_token_file", CDN_CT_STR, offsetof(struct file_conf, admin_token_file)},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
     {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_conf, rate_limit), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
     {"rate_limit_keys", CDN_CT_INT, offsetof(struct file_conf, rate_limit_keys), 0, CDN_RL_WAYS, 1 << 26},
@@ -227,6 +252,10 @@ static int file_addresses(struct edge_settings *s, cdn_conf_t *c, const struct f
     }
     if (fc->admin && cdn_parse_addr(fc->admin, "127.0.0.1", &s->admin, &s->admin_len) < 0)
         return cdn_conf_fail(c, cdn_conf_get(root, "admin"), cerr, "bad admin address '%s'", fc->admin);
+    if (fc->admin_token_file != NULL && admin_token_load(fc->admin_token_file, s->admin_token_err,
+                                                         sizeof(s->admin_token_err)) == NULL)
+        return cdn_conf_fail(c, cdn_conf_get(root, "admin_token_file"), cerr, "admin_token_file %s",
+                             s->admin_token_err);
     return 0;
 }
 
@@ -265,6 +294,7 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     s->rate_limit = fc->rate_limit;
     ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
+    ec->admin_token = fc->admin_token_file ? admin_token : ec->admin_token;
     ec->fresh.edge_cc_name = fc->edge_cc ? fc->edge_cc : ec->fresh.edge_cc_name;
     ec->key.sort_params |= fc->sort_params;
     ec->fresh.store_set_cookie = fc->store_set_cookie;
@@ -468,7 +498,7 @@ static const struct option long_opts[] = {
     {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
-    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23},
+    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -561,6 +591,14 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
             return bad("--edge-key-file %s: cannot read a key from it", arg);
         break;
     case 23: c->graceful_timeout_ms = strtoull(arg, NULL, 10); break;
+    case 24: {
+        char e[300];
+        if ((c->admin_token = admin_token_load(arg, e, sizeof(e))) == NULL) {
+            fprintf(stderr, "cdn-edge: --admin-token-file %s\n", e);
+            return 2;
+        }
+        break;
+    }
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;
@@ -648,6 +686,12 @@ int edge_conf_load(struct edge_settings *s, struct edge_conf *c, SSL_CTX **tls)
     }
     if (s->nparents > EDGE_MAX_PARENTS) {
         fprintf(stderr, "cdn-edge: at most %d parents (--parent and parents: together)\n", EDGE_MAX_PARENTS);
+        return bad_status;
+    }
+    /* the control plane is locked: an admin listener anyone else can reach needs a token */
+    if (s->admin_len > 0 && !addr_is_loopback(&s->admin) && c->admin_token == NULL) {
+        fprintf(stderr, "cdn-edge: the admin listener is not on loopback: it needs a token (admin_token_file: "
+                        "or --admin-token-file) so that nobody else can purge or drain\n");
         return bad_status;
     }
     if ((c->vhosts = calloc(1, sizeof(*c->vhosts))) == NULL) {

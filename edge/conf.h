@@ -57,6 +57,7 @@ struct edge_settings {
         unsigned max_fetches;
     } cli;
     struct edge_health_conf health;
+    char admin_token_err[300];   /* why admin_token_file did not load */
 };
 
 /* Defaults, then argv, into *s and *c; opens the error log at the level asked. Returns -1 to go

@@ -53,6 +53,8 @@ struct edge_conf {
     unsigned h2_reset_limit;     /* HTTP/2 streams a client may reset per connection per second
                                     before GOAWAY (h2guard.h); 0 = no bound */
     size_t rate_limit_keys;      /* slots of the rate limiter's table (rate_limit_keys) */
+    const char *admin_token;     /* admin_token_file's token: the admin's state-changing endpoints
+                                    (purge, drain) need it as a bearer token; NULL: they are off */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };
 
@@ -77,6 +79,7 @@ struct edge_server {
                                         complete; connections sent GOAWAY for it (h2guard.h) */
     cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
     cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
+    cdn_series_t *m_purge_refused;   /* PURGE on a public listener refused (off, ACL, token) */
     cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
                                         (cdn/ratelimit.h); made at start, kept across reloads */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers

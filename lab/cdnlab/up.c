@@ -243,7 +243,7 @@ static void make_state(void)
 }
 
 /* The TLS pair for *.zone, and the key the lab's edges know each other by (cdn-edge
- * --edge-key-file): 128 random bits. */
+ * --edge-key-file): 128 random bits; and the admin token (STATE/admin.key, --admin-token-file). */
 static void write_keys(void)
 {
     char p[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
@@ -261,6 +261,15 @@ static void write_keys(void)
     for (size_t i = 0; i < sizeof(rnd); i++) snprintf(hexkey + 2 * i, 3, "%02x", rnd[i]);
     lab_path(p, sizeof(p), "edge.key");
     FILE *kf = fopen(p, "w");
+    if (!kf || fprintf(kf, "%s\n", hexkey) < 0 || fclose(kf) != 0) lab_die("cannot write %s", p);
+    chmod(p, 0600);
+    /* the admin token (cdn-edge --admin-token-file): purge and drain need it; another 128 bits */
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) lab_die("getrandom: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof(rnd); i++) snprintf(hexkey + 2 * i, 3, "%02x", rnd[i]);
+    lab_path(p, sizeof(p), "admin.key");
+    mode_t um = umask(077);
+    kf = fopen(p, "w");
+    umask(um);
     if (!kf || fprintf(kf, "%s\n", hexkey) < 0 || fclose(kf) != 0) lab_die("cannot write %s", p);
     chmod(p, 0600);
 }

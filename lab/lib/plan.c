@@ -327,6 +327,8 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
     lab_argv_add(a, "%s/logs/access-%s.json", statedir, e->name);
     lab_argv_add(a, "--edge-key-file"); /* the lab's edges know each other by it (CDN-Edge-Key) */
     lab_argv_add(a, "%s/edge.key", statedir);
+    lab_argv_add(a, "--admin-token-file"); /* purge and drain need it (the admin is not on loopback) */
+    lab_argv_add(a, "%s/admin.key", statedir);
     lab_argv_add(a, "-n"); /* also its CDN-Loop name (cdn-edge-NAME): names differ along a chain */
     lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "--served-by");
