@@ -114,7 +114,16 @@ void req_lookup(struct creq *c)
     }
     if (o != NULL) {
         struct edge_verdict v;
-        edge_decide(&o->fresh, &c->rq, now_s(), &v);
+        struct edge_fresh soft;
+        const struct edge_fresh *fr = &o->fresh;
+        if (edge_store_is_soft(s->store, c->key, c->key_len)) {
+            /* soft-purged: stale from now on (served under stale-while-revalidate / stale-if-error
+             * while it is refetched, else revalidated first) */
+            soft = o->fresh;
+            soft.lifetime = 0;
+            fr = &soft;
+        }
+        edge_decide(fr, &c->rq, now_s(), &v);
         if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
             hit(c, o, tier, &v);
         } else {

@@ -121,13 +121,15 @@ like "$(echo "$ag" | grep -i '^age:' | tail -1)" '^[Aa]ge: 5[1-9]' "upstream Age
 # default; unsafe methods invalidate
 before=$(count /max60/a)
 is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "$E/max60/a")" 405 "PURGE on a public listener: 405 (off unless the vhost enables it)"
-is "$(curl -s -H "$AUTH" "http://127.0.0.1:$AP/purge?url=$E/max60/a")" 'purged 1' "admin purge by URL (token) -> purged 1"
+is "$(curl -s -H "$AUTH" "http://127.0.0.1:$AP/purge?url=$E/max60/a")" 'purged 2' \
+    "admin purge by URL (token): the http and the https copy (a URL purge covers every scheme and port)"
 curl -s -o /dev/null "$E/max60/a"
 is "$(count /max60/a)" $((before + 1)) "after PURGE the next request goes to the origin"
 curl -s -o /dev/null "$E/tag/t1"; curl -s -o /dev/null "$E/tag/t2"
 tags_hit="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
 like "$tags_hit" '^cdn-edge-t1; hit \| cdn-edge-t1; hit$' "tagged objects are cached before the purge"
 is "$(curl -s -H "$AUTH" "http://127.0.0.1:$AP/purge?tag=group-a")" 'purged 2' "admin purge by Surrogate-Key tag: exactly 2"
+sleep 1 # a fill that starts in the second of a purge is not stored (it may have been in flight)
 tags_after="$(curl -s -D - -o /dev/null "$E/tag/t1" | hdr cache-status) | $(curl -s -D - -o /dev/null "$E/tag/t2" | hdr cache-status)"
 like "$tags_after" '^cdn-edge-t1; fwd=miss; [^|]* \| cdn-edge-t1; fwd=miss; ' "after the tag purge both tagged URLs are misses"
 is "$(count /tag/t1) $(count /tag/t2)" "2 2" "after the tag purge the origin is asked again for each"
