@@ -184,6 +184,7 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
     s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));
     s->m_purge_refused = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_refused_total", "PURGE requests on a public listener refused: not enabled on the vhost (405), not from its networks (403), no or a wrong token (401)", NULL));
+    s->m_backlog_hits = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_backlog_hits_total", "Hits served before the purge bus's backlog was applied (purge_bus start: serve; Cache-Status ...; purge-backlog)", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});

@@ -60,6 +60,8 @@ static void usage(FILE *f)
             "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
+            "      --purge-bus URL      Redis purge bus (redis://HOST:PORT): apply the purges of its\n"
+            "                           stream, waiting for the backlog before serving\n"
             "      --admin-token-file FILE  bearer token for the admin's purge and drain (without\n"
             "                           one they are off; needed for an admin address off loopback)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
@@ -147,7 +149,50 @@ struct file_conf {
     long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
     struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
+    struct edge_bus_conf bus;
 };
+
+/* purge_bus: {redis: redis://HOST:PORT, stream: NAME, name: GROUP, start: wait|serve,
+ * retry_after: 5s, max_deliveries: 5, block: 1s} */
+struct file_bus {
+    const char *redis, *stream, *name, *start;
+    uint64_t retry_after, block;
+    long long max_deliveries;
+};
+static const cdn_conf_field_t bus_fields[] = {
+    {"redis", CDN_CT_STR, offsetof(struct file_bus, redis), CDN_CF_REQUIRED},
+    {"stream", CDN_CT_STR, offsetof(struct file_bus, stream)},
+    {"name", CDN_CT_STR, offsetof(struct file_bus, name)},
+    {"start", CDN_CT_STR, offsetof(struct file_bus, start)},
+    {"retry_after", CDN_CT_DURATION, offsetof(struct file_bus, retry_after)},
+    {"block", CDN_CT_DURATION, offsetof(struct file_bus, block)},
+    {"max_deliveries", CDN_CT_INT, offsetof(struct file_bus, max_deliveries), 0, 1, 1000},
+    {NULL},
+};
+
+static int bus_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    struct edge_bus_conf *b = out;
+    struct file_bus f = {0};
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "expected a map {redis: redis://HOST:PORT, stream: NAME, name: NAME, start: "
+                                        "wait|serve, retry_after: 5s, max_deliveries: 5}");
+    if (cdn_conf_decode(c, n, bus_fields, &f, err) < 0)
+        return -1;
+    char host[256];
+    int port;
+    if (edge_purge_redis_url(f.redis, host, sizeof(host), &port) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "redis"), err, "redis '%s': expected redis://HOST:PORT", f.redis);
+    if (f.start != NULL && strcmp(f.start, "wait") != 0 && strcmp(f.start, "serve") != 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "start"), err, "start must be wait or serve");
+    if (f.name != NULL && !name_ok(f.name))
+        return cdn_conf_fail(c, cdn_conf_get(n, "name"), err, "name '%s' must be %s", f.name, NAME_RULE);
+    *b = (struct edge_bus_conf){.redis = f.redis, .stream = f.stream, .name = f.name,
+                                .serve_early = f.start != NULL && strcmp(f.start, "serve") == 0,
+                                .retry_after_ms = f.retry_after, .block_ms = f.block,
+                                .max_deliveries = (unsigned)f.max_deliveries};
+    return 0;
+}
 
 static const cdn_conf_field_t conf_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
@@ -180,6 +225,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
     {"admin_token_file", CDN_CT_STR, offsetof(struct file_conf, admin_token_file)},
+    {"purge_bus", CDN_CT_CUSTOM, offsetof(struct file_conf, bus), 0, 0, 0, 0, 0, NULL, NULL, 0, bus_decode},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
     {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_conf, rate_limit), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
     {"rate_limit_keys", CDN_CT_INT, offsetof(struct file_conf, rate_limit_keys), 0, CDN_RL_WAYS, 1 << 26},
@@ -295,6 +341,8 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
     ec->admin_token = fc->admin_token_file ? admin_token : ec->admin_token;
+    if (fc->bus.redis != NULL)
+        s->bus = fc->bus;
     ec->fresh.edge_cc_name = fc->edge_cc ? fc->edge_cc : ec->fresh.edge_cc_name;
     ec->key.sort_params |= fc->sort_params;
     ec->fresh.store_set_cookie = fc->store_set_cookie;
@@ -499,6 +547,7 @@ static const struct option long_opts[] = {
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
+    {"purge-bus", 1, NULL, 25},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -597,6 +646,14 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
             fprintf(stderr, "cdn-edge: --admin-token-file %s\n", e);
             return 2;
         }
+        break;
+    }
+    case 25: {
+        char h[256];
+        int port;
+        if (edge_purge_redis_url(arg, h, sizeof(h), &port) < 0)
+            return bad("--purge-bus '%s': expected redis://HOST:PORT", arg);
+        s->bus.redis = arg;
         break;
     }
     case 'c': s->config = arg; break;

@@ -6,6 +6,7 @@
  * (anyone who can write to the stream) and from the admin listener; tests/fuzz/fuzz_edge_purge.c. */
 #include "config.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -300,4 +301,49 @@ int edge_purge_matches(const struct edge_purge_view *c, const char *pkey, size_t
             return 1;
     }
     return 0;
+}
+
+int edge_purge_redis_url(const char *url, char *host, size_t cap, int *port)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) == 0)
+        p += 8;
+    const char *at = strchr(p, '@'); /* no credentials here: refuse rather than log them */
+    if (at != NULL)
+        return -1;
+    const char *end = p + strcspn(p, "/");
+    const char *colon = NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (rb == NULL)
+            return -1;
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+        if ((size_t)(rb - p - 1) + 1 > cap)
+            return -1;
+        memcpy(host, p + 1, (size_t)(rb - p - 1));
+        host[rb - p - 1] = '\0';
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        const char *he = colon ? colon : end;
+        if (he == p || (size_t)(he - p) + 1 > cap)
+            return -1;
+        memcpy(host, p, (size_t)(he - p));
+        host[he - p] = '\0';
+    }
+    *port = 6379;
+    if (colon != NULL) {
+        int v = 0;
+        const char *q = colon + 1;
+        if (q == end)
+            return -1;
+        for (; q < end; q++) {
+            if (*q < '0' || *q > '9' || v > 65535)
+                return -1;
+            v = v * 10 + (*q - '0');
+        }
+        if (v < 1 || v > 65535)
+            return -1;
+        *port = v;
+    }
+    return host[0] ? 0 : -1;
 }

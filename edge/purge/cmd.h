@@ -73,4 +73,8 @@ static inline struct edge_purge_view edge_purge_view_of(const struct edge_purge_
 int edge_purge_matches(const struct edge_purge_view *c, const char *pkey, size_t plen, const char *tags,
                        size_t tags_len);
 
+/* The bus's address: "redis://host:port[/db]" (or "host:port"; the port defaults to 6379) into
+ * host and port. Credentials (user@) are refused. 0 or -1. */
+int edge_purge_redis_url(const char *url, char *host, size_t cap, int *port);
+
 #endif

@@ -1,0 +1,451 @@
+/* edge/purge/bus.c - the purge bus's thread (see bus.h).
+ *
+ * Life of the thread: connect (retry every 500 ms while Redis is unreachable) -> XGROUP CREATE
+ * (BUSYGROUP: it exists) -> catch up (own pending entries from 0, then ">" without blocking until
+ * nothing is left; then `ready`) -> loop: XREADGROUP BLOCK, and every retry_after/2 an XAUTOCLAIM
+ * of entries idle longer than retry_after, and every second XINFO GROUPS for the lag. Any reply
+ * that is not one (the connection broke) drops the context and starts again at connect. Rules:
+ * only this thread uses `rc`; the main thread may shut its socket down (under rc_mu) to stop it. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "cdn/log.h"
+#include "edge/purge/bus.h"
+#include "edge/purge/cmd.h"
+
+#define BUS_MAGIC 0x50425553u /* "PBUS" */
+#define BATCH 100
+
+struct edge_bus {
+    uint32_t magic;
+    struct edge_bus_conf c;
+    char host[256], stream[256], name[128], acks[300], dead[300];
+    int port;
+    struct edge_store *store;
+    const struct edge_key_conf *kc;
+    pthread_t th;
+    pthread_mutex_t rc_mu;
+    redisContext *rc;
+    int stop, ready, up;         /* atomics */
+    int64_t lag;                 /* atomic: entries of the stream not yet delivered to the group */
+    uint64_t last_claim_ms, last_info_ms;
+    cdn_series_t *m_recv, *m_applied, *m_failed, *m_dead, *m_lat;
+    struct edge_purge_cmd cmd;   /* scratch */
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The context is gone (an error): drop it; the loop connects again. */
+static void drop(struct edge_bus *b, const char *why)
+{
+    if (b->rc != NULL && !__atomic_load_n(&b->stop, __ATOMIC_RELAXED))
+        cdn_warn("purge bus: %s: %s", why, b->rc->errstr[0] ? b->rc->errstr : "no reply");
+    pthread_mutex_lock(&b->rc_mu);
+    if (b->rc != NULL)
+        redisFree(b->rc);
+    b->rc = NULL;
+    pthread_mutex_unlock(&b->rc_mu);
+    __atomic_store_n(&b->up, 0, __ATOMIC_RELAXED);
+}
+
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+/* Sends the commands appended so far and reads n replies; -1 when one is missing or an error. */
+static int replies(struct edge_bus *b, int n)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
+            return -1;
+        if (((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+            cdn_warn("purge bus: %s", ((redisReply *)r)->str);
+            rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* One stream entry, delivered for the `deliveries`-th time: applied and acked (with an entry on
+ * the ack stream), or left pending (to be claimed again), or dead-lettered after max_deliveries.
+ * -1 when the connection broke. */
+static int handle(struct edge_bus *b, const redisReply *e, long long deliveries)
+{
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
+        return 0; /* an entry deleted from the stream while pending (nil): nothing to do */
+    const char *id = e->element[0]->str;
+    const redisReply *fields = e->element[1], *cmd = field(fields, "cmd"), *t = field(fields, "t");
+    char err[200];
+    int ok;
+    if (cmd == NULL) {
+        snprintf(err, sizeof(err), "no cmd field");
+        ok = 0;
+    } else {
+        ok = edge_purge_parse(cmd->str, cmd->len, b->kc, &b->cmd, err, sizeof(err)) == 0;
+    }
+    if (!ok) {
+        cdn_counter_inc(b->m_failed);
+        if (deliveries < (long long)b->c.max_deliveries) {
+            cdn_warn("purge bus: entry %s (delivery %lld of %u): %s; left pending, retried after %llu ms", id,
+                     deliveries, b->c.max_deliveries, err, (unsigned long long)b->c.retry_after_ms);
+            return 0;
+        }
+        char dl[24];
+        snprintf(dl, sizeof(dl), "%lld", deliveries);
+        redisAppendCommand(b->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s cmd %b reason %s deliveries %s", b->dead, id,
+                           b->name, cmd ? cmd->str : "", (size_t)(cmd ? cmd->len : 0), err, dl);
+        redisAppendCommand(b->rc, "XACK %s %s %s", b->stream, b->name, id);
+        cdn_counter_inc(b->m_dead);
+        cdn_err("purge bus: entry %s dead-lettered to %s after %lld deliveries: %s", id, b->dead, deliveries, err);
+        return replies(b, 2) < 0 && b->rc->err ? -1 : 0;
+    }
+    int64_t now = wall_ms();
+    size_t n = edge_store_purge(b->store, &b->cmd, now);
+    int64_t at = t ? strtoll(t->str, NULL, 10) : 0, lat = at > 0 && now >= at ? now - at : 0;
+    cdn_counter_inc(b->m_applied);
+    if (at > 0)
+        cdn_histogram_observe(b->m_lat, (double)lat / 1000.0);
+    char ts[24], ns[24], ls[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    snprintf(ns, sizeof(ns), "%zu", n);
+    snprintf(ls, sizeof(ls), "%lld", (long long)lat);
+    redisAppendCommand(b->rc, "XACK %s %s %s", b->stream, b->name, id);
+    redisAppendCommand(b->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s t_apply %s n %s lat_ms %s", b->acks, id, b->name,
+                       ts, ns, ls);
+    char text[256];
+    edge_purge_format(&b->cmd, text, sizeof(text));
+    cdn_log(CDN_LOG_INFO, "purge bus: %s applied: %s (%zu objects, %lld ms after it was published)", id, text, n,
+            (long long)lat);
+    return replies(b, 2) < 0 && b->rc->err ? -1 : 0;
+}
+
+/* The entries of an XREADGROUP reply ([[stream, [entry...]]]), or NULL when none. */
+static const redisReply *entries_of(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return NULL;
+    const redisReply *s = r->element[0];
+    if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 || s->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    return s->element[1];
+}
+
+/* XREADGROUP from `from` (">" new entries, an id: own pending after it), blocking block_ms (-1: no
+ * BLOCK). Handles each entry. Returns how many there were, or -1 when the connection broke. *last
+ * gets the last id (for paging through pending entries). */
+static int read_group(struct edge_bus *b, const char *from, long long block_ms, char *last, size_t lastcap)
+{
+    redisReply *r;
+    if (block_ms >= 0)
+        r = redisCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d BLOCK %lld STREAMS %s %s", b->name, b->name, BATCH,
+                         block_ms, b->stream, from);
+    else
+        r = redisCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", b->name, b->name, BATCH, b->stream,
+                         from);
+    if (r == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_ERROR) {
+        cdn_warn("purge bus: XREADGROUP: %s", r->str);
+        int nogroup = strncmp(r->str, "NOGROUP", 7) == 0;
+        freeReplyObject(r);
+        return nogroup ? -1 : 0; /* the stream or group went away (Redis lost its data): start again */
+    }
+    const redisReply *es = entries_of(r);
+    int n = es ? (int)es->elements : 0;
+    int pending = strcmp(from, ">") != 0;
+    for (int i = 0; i < n; i++) {
+        if (!pending)
+            cdn_counter_inc(b->m_recv);
+        const redisReply *e = es->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 && e->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(last, lastcap, "%s", e->element[0]->str);
+        /* a pending entry read again after a restart counts as one more delivery */
+        if (handle(b, e, pending ? 2 : 1) < 0) {
+            freeReplyObject(r);
+            return -1;
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* XAUTOCLAIM of entries idle longer than retry_after: each is handled again, with its delivery
+ * count from XPENDING. -1 when the connection broke. */
+static int reclaim(struct edge_bus *b)
+{
+    redisReply *r = redisCommand(b->rc, "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", b->stream, b->name, b->name,
+                                 (unsigned long long)b->c.retry_after_ms, BATCH);
+    if (r == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *es = r->element[1];
+        for (size_t i = 0; i < es->elements; i++) {
+            const redisReply *e = es->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            long long dl = 2;
+            redisReply *p = redisCommand(b->rc, "XPENDING %s %s %s %s 1", b->stream, b->name, e->element[0]->str,
+                                         e->element[0]->str);
+            if (p == NULL) {
+                freeReplyObject(r);
+                return -1;
+            }
+            if (p->type == REDIS_REPLY_ARRAY && p->elements == 1 && p->element[0]->type == REDIS_REPLY_ARRAY &&
+                p->element[0]->elements >= 4 && p->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
+                dl = p->element[0]->element[3]->integer;
+            freeReplyObject(p);
+            if (handle(b, e, dl) < 0) {
+                freeReplyObject(r);
+                return -1;
+            }
+        }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        cdn_warn("purge bus: XAUTOCLAIM: %s", r->str);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* The group's lag (Redis 7: XINFO GROUPS' "lag"; nil when Redis cannot tell). -1: connection. */
+static int update_lag(struct edge_bus *b)
+{
+    redisReply *r = redisCommand(b->rc, "XINFO GROUPS %s", b->stream);
+    if (r == NULL)
+        return -1;
+    for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        const redisReply *m = r->element[g];
+        int mine = 0;
+        long long lag = -1;
+        for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i + 1 < m->elements; i += 2) {
+            const redisReply *k = m->element[i], *v = m->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING && strcmp(v->str, b->name) == 0)
+                mine = 1;
+            else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                lag = v->integer;
+        }
+        if (mine)
+            __atomic_store_n(&b->lag, (int64_t)lag, __ATOMIC_RELAXED);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int connect_bus(struct edge_bus *b)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *rc = redisConnectWithTimeout(b->host, b->port, tv);
+    if (rc == NULL || rc->err) {
+        if (rc != NULL)
+            redisFree(rc);
+        return -1;
+    }
+    uint64_t t = b->c.block_ms + 3000;
+    struct timeval rt = {.tv_sec = (time_t)(t / 1000), .tv_usec = (suseconds_t)(t % 1000) * 1000};
+    redisSetTimeout(rc, rt);
+    pthread_mutex_lock(&b->rc_mu);
+    b->rc = rc;
+    pthread_mutex_unlock(&b->rc_mu);
+    redisReply *r = redisCommand(rc, "XGROUP CREATE %s %s $ MKSTREAM", b->stream, b->name);
+    if (r == NULL) {
+        drop(b, "XGROUP CREATE");
+        return -1;
+    }
+    int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
+    if (!ok)
+        cdn_err("purge bus: XGROUP CREATE %s %s: %s", b->stream, b->name, r->str);
+    else if (r->type != REDIS_REPLY_ERROR)
+        cdn_notice("purge bus: made consumer group %s on %s (new edge: from now on)", b->name, b->stream);
+    freeReplyObject(r);
+    if (!ok) {
+        drop(b, "XGROUP CREATE");
+        return -1;
+    }
+    __atomic_store_n(&b->up, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* The backlog: own pending entries (after a crash mid-apply), then every new one, no blocking. */
+static int catch_up(struct edge_bus *b)
+{
+    char last[64] = "0";
+    int n, total = 0;
+    while ((n = read_group(b, last, -1, last, sizeof(last))) > 0)
+        total += n;
+    if (n < 0)
+        return -1;
+    while ((n = read_group(b, ">", -1, last, sizeof(last))) > 0)
+        total += n;
+    if (n < 0)
+        return -1;
+    if (!__atomic_exchange_n(&b->ready, 1, __ATOMIC_RELEASE))
+        cdn_notice("purge bus: caught up on %s (%d entries of backlog); serving hits", b->stream, total);
+    return 0;
+}
+
+static void *run(void *arg)
+{
+    struct edge_bus *b = arg;
+    int logged = 0;
+    while (!__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
+        if (b->rc == NULL) {
+            if (connect_bus(b) < 0) {
+                if (!logged++)
+                    cdn_warn("purge bus: cannot reach redis://%s:%d; retrying every 500 ms%s", b->host, b->port,
+                             __atomic_load_n(&b->ready, __ATOMIC_RELAXED) ? "" : " (backlog not applied yet)");
+                struct timespec ts = {0, 500 * 1000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            if (logged)
+                cdn_notice("purge bus: connected to redis://%s:%d", b->host, b->port);
+            logged = 0;
+            if (catch_up(b) < 0) {
+                drop(b, "catching up");
+                continue;
+            }
+        }
+        char last[64];
+        if (read_group(b, ">", (long long)b->c.block_ms, last, sizeof(last)) < 0) {
+            drop(b, "XREADGROUP");
+            continue;
+        }
+        uint64_t now = mono_ms();
+        if (now - b->last_claim_ms >= b->c.retry_after_ms / 2) {
+            b->last_claim_ms = now;
+            if (reclaim(b) < 0) {
+                drop(b, "XAUTOCLAIM");
+                continue;
+            }
+        }
+        if (now - b->last_info_ms >= 1000) {
+            b->last_info_ms = now;
+            if (update_lag(b) < 0)
+                drop(b, "XINFO");
+        }
+    }
+    drop(b, "stopping");
+    return NULL;
+}
+
+static double g_ready(void *d) { return edge_bus_ready(d) ? 1.0 : 0.0; }
+static double g_up(void *d) { return __atomic_load_n(&((struct edge_bus *)d)->up, __ATOMIC_RELAXED) ? 1.0 : 0.0; }
+static double g_lag(void *d) { return (double)__atomic_load_n(&((struct edge_bus *)d)->lag, __ATOMIC_RELAXED); }
+
+struct edge_bus *edge_bus_start(const struct edge_bus_conf *c, struct edge_store *store,
+                                const struct edge_key_conf *kc, cdn_metrics_t *m, char *err, size_t errlen)
+{
+    struct edge_bus *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    b->magic = BUS_MAGIC;
+    b->c = *c;
+    if (edge_purge_redis_url(c->redis, b->host, sizeof(b->host), &b->port) < 0) {
+        snprintf(err, errlen, "purge_bus: bad redis URL '%s' (redis://HOST:PORT)", c->redis);
+        free(b);
+        return NULL;
+    }
+    snprintf(b->stream, sizeof(b->stream), "%s", c->stream ? c->stream : "cdn:purge");
+    snprintf(b->name, sizeof(b->name), "%s", c->name);
+    snprintf(b->acks, sizeof(b->acks), "%s:acks", b->stream);
+    snprintf(b->dead, sizeof(b->dead), "%s:dead", b->stream);
+    b->c.retry_after_ms = c->retry_after_ms ? c->retry_after_ms : 5000;
+    b->c.max_deliveries = c->max_deliveries ? c->max_deliveries : 5;
+    b->c.block_ms = c->block_ms ? c->block_ms : 1000;
+    b->store = store;
+    b->kc = kc;
+    b->lag = -1;
+    pthread_mutex_init(&b->rc_mu, NULL);
+    static const char *const rl[] = {"result", NULL};
+    cdn_metric_t *f = cdn_metrics_counter(m, "edge_purge_commands_total",
+                                          "Purge commands from the bus: received (new entries), applied, failed (left "
+                                          "pending for a retry), dead (moved to the dead-letter stream)", rl);
+    b->m_recv = cdn_metric_series(f, (const char *const[]){"received"});
+    b->m_applied = cdn_metric_series(f, (const char *const[]){"applied"});
+    b->m_failed = cdn_metric_series(f, (const char *const[]){"failed"});
+    b->m_dead = cdn_metric_series(f, (const char *const[]){"dead"});
+    b->m_lat = cdn_metric_plain(cdn_metrics_histogram(m, "edge_purge_apply_seconds",
+                                                      "From a purge's publication to its application here",
+                                                      NULL, cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets));
+    cdn_metrics_gauge_fn(m, "edge_purge_bus_ready", "1 once the bus's backlog was applied after start", g_ready, b);
+    cdn_metrics_gauge_fn(m, "edge_purge_bus_up", "1 while connected to the purge bus", g_up, b);
+    cdn_metrics_gauge_fn(m, "edge_purge_stream_lag", "Entries of the purge stream not yet delivered to this edge's group (-1: unknown)", g_lag, b);
+    if (pthread_create(&b->th, NULL, run, b) != 0) {
+        snprintf(err, errlen, "cannot start the purge bus thread");
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int edge_bus_ready(const struct edge_bus *b) { return b == NULL || __atomic_load_n(&b->ready, __ATOMIC_ACQUIRE); }
+
+int edge_bus_wait_ready(struct edge_bus *b)
+{
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    uint64_t t0 = mono_ms(), said = t0;
+    while (!edge_bus_ready(b)) {
+        struct timespec ts = {0, 100 * 1000000};
+        int sig = sigtimedwait(&ss, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return -1;
+        if (mono_ms() - said >= 5000) {
+            said = mono_ms();
+            cdn_notice("purge bus: waiting %llu s for redis://%s:%d to apply the backlog before serving (purge_bus "
+                       "start: serve to serve at once)", (unsigned long long)((said - t0) / 1000), b->host, b->port);
+        }
+    }
+    return 0;
+}
+
+void edge_bus_stop(struct edge_bus *b)
+{
+    if (b == NULL)
+        return;
+    __atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&b->rc_mu);
+    if (b->rc != NULL)
+        shutdown(b->rc->fd, SHUT_RDWR); /* wakes a blocked XREADGROUP */
+    pthread_mutex_unlock(&b->rc_mu);
+    pthread_join(b->th, NULL);
+    pthread_mutex_destroy(&b->rc_mu);
+    free(b);
+}
