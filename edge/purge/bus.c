@@ -24,7 +24,7 @@
 #include "edge/purge/cmd.h"
 
 #define BUS_MAGIC 0x50425553u /* "PBUS" */
-#define BATCH 100
+#define BATCH 500
 
 struct edge_bus {
     uint32_t magic;
@@ -39,6 +39,7 @@ struct edge_bus {
     int stop, ready, up;         /* atomics */
     int64_t lag;                 /* atomic: entries of the stream not yet delivered to the group */
     uint64_t last_claim_ms, last_info_ms;
+    int npipe;                   /* replies owed for commands appended (acks of a batch) */
     cdn_series_t *m_recv, *m_applied, *m_failed, *m_dead, *m_lat;
     struct edge_purge_cmd cmd;   /* scratch */
 };
@@ -100,11 +101,11 @@ static int replies(struct edge_bus *b, int n)
 
 /* One stream entry, delivered for the `deliveries`-th time: applied and acked (with an entry on
  * the ack stream), or left pending (to be claimed again), or dead-lettered after max_deliveries.
- * -1 when the connection broke. */
-static int handle(struct edge_bus *b, const redisReply *e, long long deliveries)
+ * The ack commands are appended, not sent: flush() sends a batch's at once. */
+static void handle(struct edge_bus *b, const redisReply *e, long long deliveries)
 {
     if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
-        return 0; /* an entry deleted from the stream while pending (nil): nothing to do */
+        return; /* an entry deleted from the stream while pending (nil): nothing to do */
     const char *id = e->element[0]->str;
     const redisReply *fields = e->element[1], *cmd = field(fields, "cmd"), *t = field(fields, "t");
     char err[200];
@@ -120,7 +121,7 @@ static int handle(struct edge_bus *b, const redisReply *e, long long deliveries)
         if (deliveries < (long long)b->c.max_deliveries) {
             cdn_warn("purge bus: entry %s (delivery %lld of %u): %s; left pending, retried after %llu ms", id,
                      deliveries, b->c.max_deliveries, err, (unsigned long long)b->c.retry_after_ms);
-            return 0;
+            return;
         }
         char dl[24];
         snprintf(dl, sizeof(dl), "%lld", deliveries);
@@ -129,7 +130,8 @@ static int handle(struct edge_bus *b, const redisReply *e, long long deliveries)
         redisAppendCommand(b->rc, "XACK %s %s %s", b->stream, b->name, id);
         cdn_counter_inc(b->m_dead);
         cdn_err("purge bus: entry %s dead-lettered to %s after %lld deliveries: %s", id, b->dead, deliveries, err);
-        return replies(b, 2) < 0 && b->rc->err ? -1 : 0;
+        b->npipe += 2;
+        return;
     }
     int64_t now = wall_ms();
     size_t n = edge_store_purge(b->store, &b->cmd, now);
@@ -146,9 +148,17 @@ static int handle(struct edge_bus *b, const redisReply *e, long long deliveries)
                        ts, ns, ls);
     char text[256];
     edge_purge_format(&b->cmd, text, sizeof(text));
-    cdn_log(CDN_LOG_INFO, "purge bus: %s applied: %s (%zu objects, %lld ms after it was published)", id, text, n,
+    cdn_log(CDN_LOG_DEBUG, "purge bus: %s applied: %s (%zu objects, %lld ms after it was published)", id, text, n,
             (long long)lat);
-    return replies(b, 2) < 0 && b->rc->err ? -1 : 0;
+    b->npipe += 2;
+}
+
+/* The acks of a batch, sent in one write (pipelined): -1 when the connection broke. */
+static int flush(struct edge_bus *b)
+{
+    int n = b->npipe;
+    b->npipe = 0;
+    return n > 0 && replies(b, n) < 0 && b->rc->err ? -1 : 0;
 }
 
 /* The entries of an XREADGROUP reply ([[stream, [entry...]]]), or NULL when none. */
@@ -192,13 +202,10 @@ static int read_group(struct edge_bus *b, const char *from, long long block_ms, 
         if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 && e->element[0]->type == REDIS_REPLY_STRING)
             snprintf(last, lastcap, "%s", e->element[0]->str);
         /* a pending entry read again after a restart counts as one more delivery */
-        if (handle(b, e, pending ? 2 : 1) < 0) {
-            freeReplyObject(r);
-            return -1;
-        }
+        handle(b, e, pending ? 2 : 1);
     }
     freeReplyObject(r);
-    return n;
+    return flush(b) < 0 ? -1 : n;
 }
 
 /* XAUTOCLAIM of entries idle longer than retry_after: each is handled again, with its delivery
@@ -226,7 +233,8 @@ static int reclaim(struct edge_bus *b)
                 p->element[0]->elements >= 4 && p->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
                 dl = p->element[0]->element[3]->integer;
             freeReplyObject(p);
-            if (handle(b, e, dl) < 0) {
+            handle(b, e, dl);
+            if (flush(b) < 0) {
                 freeReplyObject(r);
                 return -1;
             }
