@@ -372,6 +372,8 @@ void lab_cmd_lb(const struct lab_topo *t, const struct lab_plan *p, int node, co
     lab_argv_add(a, "%s:%d", n->addr, LAB_PORT_LB);
     lab_argv_add(a, "--admin");
     lab_argv_add(a, "%s:%d", n->addr, LAB_PORT_LB_ADMIN);
+    lab_argv_add(a, "--admin-token-file"); /* its admin is not on loopback: POST /backends needs it */
+    lab_argv_add(a, "%s/admin.key", statedir);
     lab_argv_add(a, "--algo");
     lab_argv_add(a, "%s", t->origin.algo);
     lab_argv_add(a, "--access-log");
