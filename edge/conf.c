@@ -62,6 +62,7 @@ static void usage(FILE *f)
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
             "      --purge-bus URL      Redis purge bus (redis://HOST:PORT): apply the purges of its\n"
             "                           stream, waiting for the backlog before serving\n"
+            "      --purge-bus-auth-file FILE  its password (Redis AUTH), FILE's first line\n"
             "      --admin-token-file FILE  bearer token for the admin's purge and drain (without\n"
             "                           one they are off; needed for an admin address off loopback)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
@@ -155,7 +156,7 @@ struct file_conf {
 /* purge_bus: {redis: redis://HOST:PORT, stream: NAME, name: GROUP, start: wait|serve,
  * retry_after: 5s, max_deliveries: 5, block: 1s} */
 struct file_bus {
-    const char *redis, *stream, *name, *start;
+    const char *redis, *stream, *name, *start, *auth_file;
     uint64_t retry_after, block;
     long long max_deliveries;
 };
@@ -167,6 +168,7 @@ static const cdn_conf_field_t bus_fields[] = {
     {"retry_after", CDN_CT_DURATION, offsetof(struct file_bus, retry_after)},
     {"block", CDN_CT_DURATION, offsetof(struct file_bus, block)},
     {"max_deliveries", CDN_CT_INT, offsetof(struct file_bus, max_deliveries), 0, 1, 1000},
+    {"auth_file", CDN_CT_STR, offsetof(struct file_bus, auth_file)},
     {NULL},
 };
 
@@ -190,7 +192,7 @@ static int bus_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_co
     *b = (struct edge_bus_conf){.redis = f.redis, .stream = f.stream, .name = f.name,
                                 .serve_early = f.start != NULL && strcmp(f.start, "serve") == 0,
                                 .retry_after_ms = f.retry_after, .block_ms = f.block,
-                                .max_deliveries = (unsigned)f.max_deliveries};
+                                .max_deliveries = (unsigned)f.max_deliveries, .auth_file = f.auth_file};
     return 0;
 }
 
@@ -341,8 +343,12 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
     ec->admin_token = fc->admin_token_file ? admin_token : ec->admin_token;
-    if (fc->bus.redis != NULL)
+    if (fc->bus.redis != NULL) {
+        const char *auth = s->bus.auth_file;
         s->bus = fc->bus;
+        if (s->bus.auth_file == NULL)
+            s->bus.auth_file = auth;
+    }
     ec->fresh.edge_cc_name = fc->edge_cc ? fc->edge_cc : ec->fresh.edge_cc_name;
     ec->key.sort_params |= fc->sort_params;
     ec->fresh.store_set_cookie = fc->store_set_cookie;
@@ -547,7 +553,7 @@ static const struct option long_opts[] = {
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
-    {"purge-bus", 1, NULL, 25},
+    {"purge-bus", 1, NULL, 25}, {"purge-bus-auth-file", 1, NULL, 26},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -656,6 +662,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
         s->bus.redis = arg;
         break;
     }
+    case 26: s->bus.auth_file = arg; break;
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;

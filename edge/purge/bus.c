@@ -19,6 +19,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "cdn/admin.h"
 #include "cdn/log.h"
 #include "edge/purge/bus.h"
 #include "edge/purge/cmd.h"
@@ -29,7 +30,7 @@
 struct edge_bus {
     uint32_t magic;
     struct edge_bus_conf c;
-    char host[256], stream[256], name[128], acks[300], dead[300];
+    char host[256], stream[256], name[128], acks[300], dead[300], pass[256];
     int port;
     struct edge_store *store;
     const struct edge_key_conf *kc;
@@ -40,6 +41,7 @@ struct edge_bus {
     int64_t lag;                 /* atomic: entries of the stream not yet delivered to the group */
     uint64_t last_claim_ms, last_info_ms;
     int npipe;                   /* replies owed for commands appended (acks of a batch) */
+    long long pending;           /* this group's pending entries, from the last XINFO GROUPS */
     cdn_series_t *m_recv, *m_applied, *m_failed, *m_dead, *m_lat;
     struct edge_purge_cmd cmd;   /* scratch */
 };
@@ -67,6 +69,7 @@ static void drop(struct edge_bus *b, const char *why)
     if (b->rc != NULL)
         redisFree(b->rc);
     b->rc = NULL;
+    b->npipe = 0;
     pthread_mutex_unlock(&b->rc_mu);
     __atomic_store_n(&b->up, 0, __ATOMIC_RELAXED);
 }
@@ -246,16 +249,14 @@ static int reclaim(struct edge_bus *b)
     return 0;
 }
 
-/* The group's lag (Redis 7: XINFO GROUPS' "lag"; nil when Redis cannot tell). -1: connection. */
-static int update_lag(struct edge_bus *b)
+/* This group's lag and pending count from an XINFO GROUPS reply (Redis 7: "lag"; nil when Redis
+ * cannot tell: -1). */
+static void take_info(struct edge_bus *b, const redisReply *r)
 {
-    redisReply *r = redisCommand(b->rc, "XINFO GROUPS %s", b->stream);
-    if (r == NULL)
-        return -1;
     for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
         const redisReply *m = r->element[g];
         int mine = 0;
-        long long lag = -1;
+        long long lag = -1, pending = 0;
         for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i + 1 < m->elements; i += 2) {
             const redisReply *k = m->element[i], *v = m->element[i + 1];
             if (k->type != REDIS_REPLY_STRING)
@@ -264,9 +265,52 @@ static int update_lag(struct edge_bus *b)
                 mine = 1;
             else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
                 lag = v->integer;
+            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
         }
-        if (mine)
+        if (mine) {
             __atomic_store_n(&b->lag, (int64_t)lag, __ATOMIC_RELAXED);
+            b->pending = pending;
+        }
+    }
+}
+
+/* One turn of the steady state, in one write: the acks of the last batch, XINFO GROUPS (once a
+ * second) and XREADGROUP BLOCK go out together, so that the edge is listening again as soon as
+ * its acks leave (on a WAN link, waiting for the acks' replies first would leave a round trip in
+ * which a new command waits for nobody). Then the replies, in order. -1: the connection broke. */
+static int steady(struct edge_bus *b)
+{
+    uint64_t now = mono_ms();
+    int info = now - b->last_info_ms >= 1000;
+    if (info) {
+        b->last_info_ms = now;
+        redisAppendCommand(b->rc, "XINFO GROUPS %s", b->stream);
+    }
+    redisAppendCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d BLOCK %llu STREAMS %s >", b->name, b->name, BATCH,
+                       (unsigned long long)b->c.block_ms, b->stream);
+    if (flush(b) < 0)
+        return -1;
+    void *r = NULL;
+    if (info) {
+        if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
+            return -1;
+        take_info(b, r);
+        freeReplyObject(r);
+    }
+    if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
+        return -1;
+    const redisReply *rr = r;
+    if (rr->type == REDIS_REPLY_ERROR) {
+        cdn_warn("purge bus: XREADGROUP: %s", rr->str);
+        int nogroup = strncmp(rr->str, "NOGROUP", 7) == 0;
+        freeReplyObject(r);
+        return nogroup ? -1 : 0;
+    }
+    const redisReply *es = entries_of(rr);
+    for (size_t i = 0; es != NULL && i < es->elements; i++) {
+        cdn_counter_inc(b->m_recv);
+        handle(b, es->element[i], 1); /* its acks go out with the next turn */
     }
     freeReplyObject(r);
     return 0;
@@ -287,7 +331,22 @@ static int connect_bus(struct edge_bus *b)
     pthread_mutex_lock(&b->rc_mu);
     b->rc = rc;
     pthread_mutex_unlock(&b->rc_mu);
-    redisReply *r = redisCommand(rc, "XGROUP CREATE %s %s $ MKSTREAM", b->stream, b->name);
+    redisReply *r;
+    if (b->pass[0]) {
+        if ((r = redisCommand(rc, "AUTH %s", b->pass)) == NULL) {
+            drop(b, "AUTH");
+            return -1;
+        }
+        int bad = r->type == REDIS_REPLY_ERROR;
+        if (bad)
+            cdn_err("purge bus: AUTH: %s", r->str);
+        freeReplyObject(r);
+        if (bad) {
+            drop(b, "AUTH");
+            return -1;
+        }
+    }
+    r = redisCommand(rc, "XGROUP CREATE %s %s $ MKSTREAM", b->stream, b->name);
     if (r == NULL) {
         drop(b, "XGROUP CREATE");
         return -1;
@@ -346,23 +405,18 @@ static void *run(void *arg)
                 continue;
             }
         }
-        char last[64];
-        if (read_group(b, ">", (long long)b->c.block_ms, last, sizeof(last)) < 0) {
+        if (steady(b) < 0) {
             drop(b, "XREADGROUP");
             continue;
         }
+        /* retries: only while this group has pending entries (XINFO says), synchronously */
         uint64_t now = mono_ms();
-        if (now - b->last_claim_ms >= b->c.retry_after_ms / 2) {
+        if (b->pending > 0 && now - b->last_claim_ms >= b->c.retry_after_ms / 2) {
             b->last_claim_ms = now;
-            if (reclaim(b) < 0) {
+            if (flush(b) < 0 || reclaim(b) < 0) {
                 drop(b, "XAUTOCLAIM");
                 continue;
             }
-        }
-        if (now - b->last_info_ms >= 1000) {
-            b->last_info_ms = now;
-            if (update_lag(b) < 0)
-                drop(b, "XINFO");
         }
     }
     drop(b, "stopping");
@@ -388,6 +442,13 @@ struct edge_bus *edge_bus_start(const struct edge_bus_conf *c, struct edge_store
         free(b);
         return NULL;
     }
+    char why[300];
+    if (c->auth_file != NULL && cdn_token_read(c->auth_file, b->pass, sizeof(b->pass), why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "purge_bus auth_file %s", why);
+        free(b);
+        return NULL;
+    }
+    b->c.auth_file = NULL; /* read: not kept */
     snprintf(b->stream, sizeof(b->stream), "%s", c->stream ? c->stream : "cdn:purge");
     snprintf(b->name, sizeof(b->name), "%s", c->name);
     snprintf(b->acks, sizeof(b->acks), "%s:acks", b->stream);

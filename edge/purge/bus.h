@@ -37,6 +37,7 @@ struct edge_bus_conf {
     uint64_t retry_after_ms;     /* a pending entry is claimed again after this idle time (5000) */
     unsigned max_deliveries;     /* then dead-lettered (5) */
     uint64_t block_ms;           /* XREADGROUP BLOCK (1000) */
+    const char *auth_file;       /* Redis password (AUTH), first line of the file; NULL: none */
 };
 
 struct edge_bus;

@@ -19,6 +19,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "cdn/admin.h"
 #include "edge/purge/bus.h"
 #include "edge/purge/cmd.h"
 
@@ -37,6 +38,7 @@ static void usage(FILE *f)
                "       cdn-purge [--redis URL] [--stream NAME] status\n"
                "  --redis URL      the bus (default $CDN_PURGE_REDIS, else redis://127.0.0.1:6379)\n"
                "  --stream NAME    the purge stream (default cdn:purge)\n"
+               "  --auth-file F    the bus's password (Redis AUTH), F's first line (default $CDN_PURGE_AUTH_FILE)\n"
                "  --soft           mark stale instead of removing\n"
                "  --wait[=S]       wait for every edge's ack (default 10 s); print each edge's latency\n"
                "kinds: url URL... (every variant, any scheme and port) | prefix HOST/PATH... |\n"
@@ -140,11 +142,11 @@ static int status(redisContext *c, const char *stream)
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("CDN_PURGE_REDIS"), *stream = "cdn:purge";
+    const char *url = getenv("CDN_PURGE_REDIS"), *stream = "cdn:purge", *auth = getenv("CDN_PURGE_AUTH_FILE");
     int soft = 0;
     double wait_s = -1;
     static const struct option opts[] = {{"redis", 1, NULL, 'r'}, {"stream", 1, NULL, 's'}, {"soft", 0, NULL, 'S'},
-                                         {"wait", 2, NULL, 'w'},  {"help", 0, NULL, 'h'},   {NULL, 0, NULL, 0}};
+                                         {"wait", 2, NULL, 'w'},  {"help", 0, NULL, 'h'}, {"auth-file", 1, NULL, 'A'},   {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (ch) {
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
         case 's': stream = optarg; break;
         case 'S': soft = 1; break;
         case 'w': wait_s = optarg ? atof(optarg) : 10.0; break;
+        case 'A': auth = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -188,6 +191,19 @@ int main(int argc, char **argv)
     if (c == NULL || c->err) {
         fprintf(stderr, "cdn-purge: cannot reach %s: %s\n", url, c ? c->errstr : "out of memory");
         return 3;
+    }
+    if (auth != NULL && auth[0]) {
+        char pass[256], why[300];
+        if (cdn_token_read(auth, pass, sizeof(pass), why, sizeof(why)) < 0) {
+            fprintf(stderr, "cdn-purge: --auth-file %s\n", why);
+            return 2;
+        }
+        redisReply *ar = cmd(c, "AUTH %s", pass);
+        if (ar->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "cdn-purge: AUTH: %s\n", ar->str);
+            return 3;
+        }
+        freeReplyObject(ar);
     }
     if (is_status) {
         int rc = status(c, stream);
