@@ -113,5 +113,6 @@ int lab_cmd_down(int quiet);
 int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
+int lab_cmd_purge(int argc, char **argv);
 
 #endif
