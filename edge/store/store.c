@@ -8,8 +8,8 @@
  *
  * Purges in flight: every applied purge is remembered (recent[], for purge_remember ms, at most
  * RECENT_MAX); a put whose object may have been born before a purge that covers it (the second
- * its request started in, less its Age and one second of rounding when it has an Age, earlier than
- * the purge) is refused: a fill that
+ * its request started in, less its Age and one second of rounding when it came through another
+ * cache, earlier than the purge) is refused: a fill that
  * was on its way when the purge came, or a parent's copy the parent stored before it applied the
  * same purge, is served to the clients that waited for it but never stored. */
 #include "config.h"
@@ -219,8 +219,11 @@ int edge_store_vary(struct edge_store *s, const char *pkey, size_t plen, char *b
 static int born_before_purge(struct edge_store *s, const struct edge_obj *o)
 {
     /* request_time and Age are whole seconds: the request started within [request_time,
-     * request_time + 1); a copy with an Age was born up to one second more before it */
-    int64_t age = o->fresh.initial_age > 0 ? o->fresh.initial_age + 1 : 0;
+     * request_time + 1), and a copy that came through another cache (it has an Age, or an
+     * upstream Cache-Status entry: a parent's copy has Age 0 in its first second) was born up to
+     * Age + 1 s before that: its born time is at least request_time - Age - 1 */
+    int via_cache = o->fresh.initial_age > 0 || (o->hf_all & EDGE_HF_CACHE_STATUS);
+    int64_t age = via_cache ? (o->fresh.initial_age > 0 ? o->fresh.initial_age : 0) + 1 : 0;
     int64_t born_ms = (o->request_time - age) * 1000;
     if (born_ms < s->forgot_ms)
         return 1;

@@ -6,13 +6,13 @@
 # fill in flight is not stored; and the hierarchy race: a child that purged refuses the old copy
 # of a parent that has not (yet).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 36
+plan 38
 
 EDGE=$(bin cdn-edge); PURGE=$(bin cdn-purge)
 [ -x "$EDGE" ] && [ -x "$PURGE" ] || bail "cdn-edge or cdn-purge not built"
 if ! start_redis redis; then
     plan_skip=1
-    for i in $(seq 1 36); do skip "redis-server is not installed or did not start"; done
+    for i in $(seq 1 38); do skip "redis-server is not installed or did not start"; done
     exit 0
 fi
 OP=$(free_port)
@@ -73,11 +73,15 @@ like "$(metric c2 edge_purge_apply_seconds_count)" '^1$' "and its latency (histo
 # 2. the other kinds, through the bus
 sleep 1
 for u in /max60/p/1 /max60/p/2 /max60/q/1 /tag/t1; do get c1 $u >/dev/null; done
+get c2 /tag/t2 >/dev/null  # the parent stores it; c3 then gets it from the parent's cache (a hit)
+like "$(cs c3 /tag/t2)" '^cdn-edge-p; hit, cdn-edge-c3; fwd=miss' "c3's copy of /tag/t2 comes from a parent hit"
 "$PURGE" --redis "$REDIS_URL" --wait=5 prefix img.shop.test/max60/p >/dev/null; ok $? "prefix purge acked"
 like "$(cs c1 /max60/p/2)" 'cdn-edge-c1; fwd=miss' "prefix: /max60/p/2 purged"
 like "$(cs c1 /max60/q/1)" 'cdn-edge-c1; hit$' "prefix: /max60/q/1 kept"
 "$PURGE" --redis "$REDIS_URL" --wait=5 tag nosuch group-a >/dev/null; ok $? "tag purge (two tags) acked"
 like "$(cs c1 /tag/t1)" 'cdn-edge-c1; fwd=miss' "tag: the Surrogate-Key group-a object purged"
+like "$(cs c3 /tag/t2)" 'cdn-edge-c3; fwd=miss' \
+    "tag: a copy taken from a parent's hit was purged too (the parent sends its tags on a hit)"
 sleep 1; get c1 /max60/s >/dev/null
 "$PURGE" --redis "$REDIS_URL" --soft --wait=5 url http://img.shop.test/max60/s >/dev/null; ok $? "soft purge acked"
 like "$(cs c1 /max60/s)" 'cdn-edge-c1; fwd=stale' "soft: the object is stale (revalidated), not gone"
@@ -130,6 +134,6 @@ like "$r1" '^cdn-edge-pl; hit, cdn-edge-c4; fwd=miss' "after the purge the child
 like "$r2" 'cdn-edge-c4; fwd=miss' "the child did not store that copy: the next request is no hit of it"
 like "$(metric c4 edge_purge_fill_refused_total)" '^[2-9]' "refused (born before the purge, by its Age)"
 curl -s -o /dev/null -H "$AUTH" "http://127.0.0.1:${ADMIN[pl]}/purge?url=img.shop.test/max60/race"
-sleep 1.1
+sleep 2.1 # a copy through another cache is refused for up to two seconds after a purge (whole seconds)
 get c4 /max60/race >/dev/null
 like "$(cs c4 /max60/race)" '^cdn-edge-pl; fwd=miss.*cdn-edge-c4; hit$' "once the parent is purged, the child stores the new copy"

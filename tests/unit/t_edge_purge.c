@@ -229,6 +229,16 @@ static void store_purges(void **state)
     assert_int_equal(put(s, "https://www.shop.test/p/9", "www", t + 130, 0), -1);
     assert_int_equal(put(s, "https://www.shop.test/p/9", "www", t + 131, 0), 0);
     assert_int_equal(put(s, "https://www.shop.test/p/9", "www", t + 131, 1), -1);
+    /* a parent's copy in its first second has Age 0 but an upstream Cache-Status: it too may have
+     * been born up to a second before its request (found by lab/purge-trials: such a copy, born
+     * 0.5 s before the purge and fetched 6 ms after it, in the next second, was stored) */
+    {
+        struct edge_hdr h[] = {{"Surrogate-Key", 13, "www", 3}, {"Cache-Status", 12, "cdn-edge-p; hit", 15}};
+        struct edge_fresh f = {.response_time = t + 131, .lifetime = 60, .swr = -1, .sie = -1};
+        struct edge_obj *o = edge_obj_new("https://www.shop.test/p/9", 25, 25, 200, h, 2, "", 0, &f, t + 131);
+        assert_int_equal(edge_store_put(s, o), -1);
+        edge_obj_release(o);
+    }
     /* a soft mark ends when the object is replaced */
     assert_int_equal(put(s, "https://img.shop.test/q/2", "q", t + 140, 0), 0);
     assert_int_equal(apply(s, "soft url https://img.shop.test/q/2", (t + 150) * 1000), 1);
