@@ -1,11 +1,17 @@
-/* edge/purge/bus.c - the purge bus's thread (see bus.h).
+/* edge/purge/bus.c - the purge bus's threads (see bus.h).
  *
- * Life of the thread: connect (retry every 500 ms while Redis is unreachable) -> XGROUP CREATE
- * (BUSYGROUP: it exists) -> catch up (own pending entries from 0, then ">" without blocking until
- * nothing is left; then `ready`) -> loop: XREADGROUP BLOCK, and every retry_after/2 an XAUTOCLAIM
- * of entries idle longer than retry_after, and every second XINFO GROUPS for the lag. Any reply
- * that is not one (the connection broke) drops the context and starts again at connect. Rules:
- * only this thread uses `rc`; the main thread may shut its socket down (under rc_mu) to stop it. */
+ * Two links to Redis, each a blocking hiredis context on a thread of its own:
+ * - the reader (thread `run`): connect (retry every 500 ms while Redis is unreachable) -> XGROUP
+ *   CREATE (BUSYGROUP: it exists) -> catch up (own pending entries from 0, then ">" without
+ *   blocking until nothing is left; then `ready`) -> loop on XREADGROUP BLOCK, the acks of each
+ *   batch written together with the next XREADGROUP. Its only wait is that read: the only time it
+ *   is not listening is one round trip after a batch (or after a BLOCK timeout, every block_ms).
+ * - the keeper (thread `keep`): once a second XINFO GROUPS (lag, pending) and, while the group has
+ *   pending entries, XAUTOCLAIM of those idle longer than retry_after (retried or dead-lettered).
+ *   Kept off the reader so that its round trips never leave a window in which a purge waits.
+ * Any reply that is not one (the connection broke) drops that link's context and starts it again.
+ * Rules: a link's context is used by its thread only; the main thread may shut its socket down
+ * (under rc_mu) to stop it. Both threads apply purges to the store (thread-safe). */
 #include "config.h"
 
 #include <errno.h>
@@ -27,6 +33,13 @@
 #define BUS_MAGIC 0x50425553u /* "PBUS" */
 #define BATCH 500
 
+/* One connection to Redis and what is owed on it. */
+struct link {
+    redisContext *rc;
+    int npipe;                   /* replies owed for commands appended (acks of a batch) */
+    struct edge_purge_cmd cmd;   /* scratch */
+};
+
 struct edge_bus {
     uint32_t magic;
     struct edge_bus_conf c;
@@ -34,16 +47,15 @@ struct edge_bus {
     int port;
     struct edge_store *store;
     const struct edge_key_conf *kc;
-    pthread_t th;
-    pthread_mutex_t rc_mu;
-    redisContext *rc;
+    pthread_t th, keeper;
+    pthread_mutex_t rc_mu;       /* the links' rc pointers, for edge_bus_stop's shutdown */
+    struct link rd, mt;          /* the reader's, the keeper's */
     int stop, ready, up;         /* atomics */
+    int keeper_started;
     int64_t lag;                 /* atomic: entries of the stream not yet delivered to the group */
-    uint64_t last_claim_ms, last_info_ms;
-    int npipe;                   /* replies owed for commands appended (acks of a batch) */
+    uint64_t last_claim_ms;
     long long pending;           /* this group's pending entries, from the last XINFO GROUPS */
     cdn_series_t *m_recv, *m_applied, *m_failed, *m_dead, *m_lat;
-    struct edge_purge_cmd cmd;   /* scratch */
 };
 
 static int64_t wall_ms(void)
@@ -60,18 +72,19 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The context is gone (an error): drop it; the loop connects again. */
-static void drop(struct edge_bus *b, const char *why)
+/* The link's context is gone (an error): drop it; its loop connects again. */
+static void drop(struct edge_bus *b, struct link *l, const char *why)
 {
-    if (b->rc != NULL && !__atomic_load_n(&b->stop, __ATOMIC_RELAXED))
-        cdn_warn("purge bus: %s: %s", why, b->rc->errstr[0] ? b->rc->errstr : "no reply");
+    if (l->rc != NULL && l == &b->rd && !__atomic_load_n(&b->stop, __ATOMIC_RELAXED))
+        cdn_warn("purge bus: %s: %s", why, l->rc->errstr[0] ? l->rc->errstr : "no reply");
     pthread_mutex_lock(&b->rc_mu);
-    if (b->rc != NULL)
-        redisFree(b->rc);
-    b->rc = NULL;
-    b->npipe = 0;
+    if (l->rc != NULL)
+        redisFree(l->rc);
+    l->rc = NULL;
+    l->npipe = 0;
     pthread_mutex_unlock(&b->rc_mu);
-    __atomic_store_n(&b->up, 0, __ATOMIC_RELAXED);
+    if (l == &b->rd)
+        __atomic_store_n(&b->up, 0, __ATOMIC_RELAXED);
 }
 
 static const redisReply *field(const redisReply *fields, const char *name)
@@ -86,12 +99,12 @@ static const redisReply *field(const redisReply *fields, const char *name)
 }
 
 /* Sends the commands appended so far and reads n replies; -1 when one is missing or an error. */
-static int replies(struct edge_bus *b, int n)
+static int replies(struct link *l, int n)
 {
     int rc = 0;
     for (int i = 0; i < n; i++) {
         void *r = NULL;
-        if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
+        if (redisGetReply(l->rc, &r) != REDIS_OK || r == NULL)
             return -1;
         if (((redisReply *)r)->type == REDIS_REPLY_ERROR) {
             cdn_warn("purge bus: %s", ((redisReply *)r)->str);
@@ -105,7 +118,7 @@ static int replies(struct edge_bus *b, int n)
 /* One stream entry, delivered for the `deliveries`-th time: applied and acked (with an entry on
  * the ack stream), or left pending (to be claimed again), or dead-lettered after max_deliveries.
  * The ack commands are appended, not sent: flush() sends a batch's at once. */
-static void handle(struct edge_bus *b, const redisReply *e, long long deliveries)
+static void handle(struct edge_bus *b, struct link *l, const redisReply *e, long long deliveries)
 {
     if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
         return; /* an entry deleted from the stream while pending (nil): nothing to do */
@@ -117,7 +130,7 @@ static void handle(struct edge_bus *b, const redisReply *e, long long deliveries
         snprintf(err, sizeof(err), "no cmd field");
         ok = 0;
     } else {
-        ok = edge_purge_parse(cmd->str, cmd->len, b->kc, &b->cmd, err, sizeof(err)) == 0;
+        ok = edge_purge_parse(cmd->str, cmd->len, b->kc, &l->cmd, err, sizeof(err)) == 0;
     }
     if (!ok) {
         cdn_counter_inc(b->m_failed);
@@ -128,16 +141,16 @@ static void handle(struct edge_bus *b, const redisReply *e, long long deliveries
         }
         char dl[24];
         snprintf(dl, sizeof(dl), "%lld", deliveries);
-        redisAppendCommand(b->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s cmd %b reason %s deliveries %s", b->dead, id,
+        redisAppendCommand(l->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s cmd %b reason %s deliveries %s", b->dead, id,
                            b->name, cmd ? cmd->str : "", (size_t)(cmd ? cmd->len : 0), err, dl);
-        redisAppendCommand(b->rc, "XACK %s %s %s", b->stream, b->name, id);
+        redisAppendCommand(l->rc, "XACK %s %s %s", b->stream, b->name, id);
         cdn_counter_inc(b->m_dead);
         cdn_err("purge bus: entry %s dead-lettered to %s after %lld deliveries: %s", id, b->dead, deliveries, err);
-        b->npipe += 2;
+        l->npipe += 2;
         return;
     }
     int64_t now = wall_ms();
-    size_t n = edge_store_purge(b->store, &b->cmd, now);
+    size_t n = edge_store_purge(b->store, &l->cmd, now);
     int64_t at = t ? strtoll(t->str, NULL, 10) : 0, lat = at > 0 && now >= at ? now - at : 0;
     cdn_counter_inc(b->m_applied);
     if (at > 0)
@@ -146,22 +159,22 @@ static void handle(struct edge_bus *b, const redisReply *e, long long deliveries
     snprintf(ts, sizeof(ts), "%lld", (long long)now);
     snprintf(ns, sizeof(ns), "%zu", n);
     snprintf(ls, sizeof(ls), "%lld", (long long)lat);
-    redisAppendCommand(b->rc, "XACK %s %s %s", b->stream, b->name, id);
-    redisAppendCommand(b->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s t_apply %s n %s lat_ms %s", b->acks, id, b->name,
+    redisAppendCommand(l->rc, "XACK %s %s %s", b->stream, b->name, id);
+    redisAppendCommand(l->rc, "XADD %s MAXLEN ~ 100000 * id %s edge %s t_apply %s n %s lat_ms %s", b->acks, id, b->name,
                        ts, ns, ls);
     char text[256];
-    edge_purge_format(&b->cmd, text, sizeof(text));
+    edge_purge_format(&l->cmd, text, sizeof(text));
     cdn_log(CDN_LOG_DEBUG, "purge bus: %s applied: %s (%zu objects, %lld ms after it was published)", id, text, n,
             (long long)lat);
-    b->npipe += 2;
+    l->npipe += 2;
 }
 
 /* The acks of a batch, sent in one write (pipelined): -1 when the connection broke. */
-static int flush(struct edge_bus *b)
+static int flush(struct link *l)
 {
-    int n = b->npipe;
-    b->npipe = 0;
-    return n > 0 && replies(b, n) < 0 && b->rc->err ? -1 : 0;
+    int n = l->npipe;
+    l->npipe = 0;
+    return n > 0 && replies(l, n) < 0 && l->rc->err ? -1 : 0;
 }
 
 /* The entries of an XREADGROUP reply ([[stream, [entry...]]]), or NULL when none. */
@@ -175,18 +188,14 @@ static const redisReply *entries_of(const redisReply *r)
     return s->element[1];
 }
 
-/* XREADGROUP from `from` (">" new entries, an id: own pending after it), blocking block_ms (-1: no
- * BLOCK). Handles each entry. Returns how many there were, or -1 when the connection broke. *last
- * gets the last id (for paging through pending entries). */
-static int read_group(struct edge_bus *b, const char *from, long long block_ms, char *last, size_t lastcap)
+/* XREADGROUP from `from` (">" new entries, an id: own pending after it) without blocking, on the
+ * reader's link. Handles each entry. Returns how many there were, or -1 when the connection
+ * broke. *last gets the last id (for paging through pending entries). */
+static int read_group(struct edge_bus *b, const char *from, char *last, size_t lastcap)
 {
-    redisReply *r;
-    if (block_ms >= 0)
-        r = redisCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d BLOCK %lld STREAMS %s %s", b->name, b->name, BATCH,
-                         block_ms, b->stream, from);
-    else
-        r = redisCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", b->name, b->name, BATCH, b->stream,
-                         from);
+    struct link *l = &b->rd;
+    redisReply *r = redisCommand(l->rc, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", b->name, b->name, BATCH,
+                                 b->stream, from);
     if (r == NULL)
         return -1;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -205,17 +214,18 @@ static int read_group(struct edge_bus *b, const char *from, long long block_ms, 
         if (e->type == REDIS_REPLY_ARRAY && e->elements > 0 && e->element[0]->type == REDIS_REPLY_STRING)
             snprintf(last, lastcap, "%s", e->element[0]->str);
         /* a pending entry read again after a restart counts as one more delivery */
-        handle(b, e, pending ? 2 : 1);
+        handle(b, l, e, pending ? 2 : 1);
     }
     freeReplyObject(r);
-    return flush(b) < 0 ? -1 : n;
+    return flush(l) < 0 ? -1 : n;
 }
 
 /* XAUTOCLAIM of entries idle longer than retry_after: each is handled again, with its delivery
- * count from XPENDING. -1 when the connection broke. */
+ * count from XPENDING, on the keeper's link. -1 when the connection broke. */
 static int reclaim(struct edge_bus *b)
 {
-    redisReply *r = redisCommand(b->rc, "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", b->stream, b->name, b->name,
+    struct link *l = &b->mt;
+    redisReply *r = redisCommand(l->rc, "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", b->stream, b->name, b->name,
                                  (unsigned long long)b->c.retry_after_ms, BATCH);
     if (r == NULL)
         return -1;
@@ -226,7 +236,7 @@ static int reclaim(struct edge_bus *b)
             if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
                 continue;
             long long dl = 2;
-            redisReply *p = redisCommand(b->rc, "XPENDING %s %s %s %s 1", b->stream, b->name, e->element[0]->str,
+            redisReply *p = redisCommand(l->rc, "XPENDING %s %s %s %s 1", b->stream, b->name, e->element[0]->str,
                                          e->element[0]->str);
             if (p == NULL) {
                 freeReplyObject(r);
@@ -236,8 +246,8 @@ static int reclaim(struct edge_bus *b)
                 p->element[0]->elements >= 4 && p->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
                 dl = p->element[0]->element[3]->integer;
             freeReplyObject(p);
-            handle(b, e, dl);
-            if (flush(b) < 0) {
+            handle(b, l, e, dl);
+            if (flush(l) < 0) {
                 freeReplyObject(r);
                 return -1;
             }
@@ -275,30 +285,19 @@ static void take_info(struct edge_bus *b, const redisReply *r)
     }
 }
 
-/* One turn of the steady state, in one write: the acks of the last batch, XINFO GROUPS (once a
- * second) and XREADGROUP BLOCK go out together, so that the edge is listening again as soon as
- * its acks leave (on a WAN link, waiting for the acks' replies first would leave a round trip in
- * which a new command waits for nobody). Then the replies, in order. -1: the connection broke. */
+/* One turn of the reader: the acks of the last batch and XREADGROUP BLOCK go out in one write, so
+ * that the edge is listening again as soon as its acks leave (on a WAN link, waiting for the acks'
+ * replies first would leave a round trip in which a new command waits for nobody). Then the
+ * replies, in order. -1: the connection broke. */
 static int steady(struct edge_bus *b)
 {
-    uint64_t now = mono_ms();
-    int info = now - b->last_info_ms >= 1000;
-    if (info) {
-        b->last_info_ms = now;
-        redisAppendCommand(b->rc, "XINFO GROUPS %s", b->stream);
-    }
-    redisAppendCommand(b->rc, "XREADGROUP GROUP %s %s COUNT %d BLOCK %llu STREAMS %s >", b->name, b->name, BATCH,
+    struct link *l = &b->rd;
+    redisAppendCommand(l->rc, "XREADGROUP GROUP %s %s COUNT %d BLOCK %llu STREAMS %s >", b->name, b->name, BATCH,
                        (unsigned long long)b->c.block_ms, b->stream);
-    if (flush(b) < 0)
+    if (flush(l) < 0)
         return -1;
     void *r = NULL;
-    if (info) {
-        if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
-            return -1;
-        take_info(b, r);
-        freeReplyObject(r);
-    }
-    if (redisGetReply(b->rc, &r) != REDIS_OK || r == NULL)
+    if (redisGetReply(l->rc, &r) != REDIS_OK || r == NULL)
         return -1;
     const redisReply *rr = r;
     if (rr->type == REDIS_REPLY_ERROR) {
@@ -310,13 +309,14 @@ static int steady(struct edge_bus *b)
     const redisReply *es = entries_of(rr);
     for (size_t i = 0; es != NULL && i < es->elements; i++) {
         cdn_counter_inc(b->m_recv);
-        handle(b, es->element[i], 1); /* its acks go out with the next turn */
+        handle(b, l, es->element[i], 1); /* its acks go out with the next turn */
     }
     freeReplyObject(r);
     return 0;
 }
 
-static int connect_bus(struct edge_bus *b)
+/* Connects a link (AUTH when there is a password); the reader's also makes the group. 0 or -1. */
+static int connect_link(struct edge_bus *b, struct link *l)
 {
     struct timeval tv = {.tv_sec = 2};
     redisContext *rc = redisConnectWithTimeout(b->host, b->port, tv);
@@ -325,30 +325,33 @@ static int connect_bus(struct edge_bus *b)
             redisFree(rc);
         return -1;
     }
-    uint64_t t = b->c.block_ms + 3000;
+    uint64_t t = (l == &b->rd ? b->c.block_ms : 0) + 3000;
     struct timeval rt = {.tv_sec = (time_t)(t / 1000), .tv_usec = (suseconds_t)(t % 1000) * 1000};
     redisSetTimeout(rc, rt);
+    redisEnableKeepAlive(rc);
     pthread_mutex_lock(&b->rc_mu);
-    b->rc = rc;
+    l->rc = rc;
     pthread_mutex_unlock(&b->rc_mu);
     redisReply *r;
     if (b->pass[0]) {
         if ((r = redisCommand(rc, "AUTH %s", b->pass)) == NULL) {
-            drop(b, "AUTH");
+            drop(b, l, "AUTH");
             return -1;
         }
         int bad = r->type == REDIS_REPLY_ERROR;
-        if (bad)
+        if (bad && l == &b->rd)
             cdn_err("purge bus: AUTH: %s", r->str);
         freeReplyObject(r);
         if (bad) {
-            drop(b, "AUTH");
+            drop(b, l, "AUTH");
             return -1;
         }
     }
+    if (l != &b->rd)
+        return 0;
     r = redisCommand(rc, "XGROUP CREATE %s %s $ MKSTREAM", b->stream, b->name);
     if (r == NULL) {
-        drop(b, "XGROUP CREATE");
+        drop(b, l, "XGROUP CREATE");
         return -1;
     }
     int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
@@ -358,7 +361,7 @@ static int connect_bus(struct edge_bus *b)
         cdn_notice("purge bus: made consumer group %s on %s (new edge: from now on)", b->name, b->stream);
     freeReplyObject(r);
     if (!ok) {
-        drop(b, "XGROUP CREATE");
+        drop(b, l, "XGROUP CREATE");
         return -1;
     }
     __atomic_store_n(&b->up, 1, __ATOMIC_RELAXED);
@@ -370,11 +373,11 @@ static int catch_up(struct edge_bus *b)
 {
     char last[64] = "0";
     int n, total = 0;
-    while ((n = read_group(b, last, -1, last, sizeof(last))) > 0)
+    while ((n = read_group(b, last, last, sizeof(last))) > 0)
         total += n;
     if (n < 0)
         return -1;
-    while ((n = read_group(b, ">", -1, last, sizeof(last))) > 0)
+    while ((n = read_group(b, ">", last, sizeof(last))) > 0)
         total += n;
     if (n < 0)
         return -1;
@@ -383,43 +386,69 @@ static int catch_up(struct edge_bus *b)
     return 0;
 }
 
+static int stopping(struct edge_bus *b) { return __atomic_load_n(&b->stop, __ATOMIC_RELAXED); }
+
+static void nap(struct edge_bus *b, int ms)
+{
+    for (int i = 0; i < ms / 50 && !stopping(b); i++) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The reader. */
 static void *run(void *arg)
 {
     struct edge_bus *b = arg;
     int logged = 0;
-    while (!__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
-        if (b->rc == NULL) {
-            if (connect_bus(b) < 0) {
+    while (!stopping(b)) {
+        if (b->rd.rc == NULL) {
+            if (connect_link(b, &b->rd) < 0) {
                 if (!logged++)
                     cdn_warn("purge bus: cannot reach redis://%s:%d; retrying every 500 ms%s", b->host, b->port,
                              __atomic_load_n(&b->ready, __ATOMIC_RELAXED) ? "" : " (backlog not applied yet)");
-                struct timespec ts = {0, 500 * 1000000};
-                nanosleep(&ts, NULL);
+                nap(b, 500);
                 continue;
             }
             if (logged)
                 cdn_notice("purge bus: connected to redis://%s:%d", b->host, b->port);
             logged = 0;
             if (catch_up(b) < 0) {
-                drop(b, "catching up");
+                drop(b, &b->rd, "catching up");
                 continue;
             }
         }
-        if (steady(b) < 0) {
-            drop(b, "XREADGROUP");
+        if (steady(b) < 0)
+            drop(b, &b->rd, "XREADGROUP");
+    }
+    drop(b, &b->rd, "stopping");
+    return NULL;
+}
+
+/* The keeper: the lag once a second, and retries while the group has pending entries. */
+static void *keep(void *arg)
+{
+    struct edge_bus *b = arg;
+    while (!stopping(b)) {
+        nap(b, 1000);
+        if (stopping(b) || (b->mt.rc == NULL && connect_link(b, &b->mt) < 0))
+            continue;
+        redisReply *r = redisCommand(b->mt.rc, "XINFO GROUPS %s", b->stream);
+        if (r == NULL) {
+            drop(b, &b->mt, "XINFO");
             continue;
         }
-        /* retries: only while this group has pending entries (XINFO says), synchronously */
+        take_info(b, r);
+        freeReplyObject(r);
         uint64_t now = mono_ms();
-        if (b->pending > 0 && now - b->last_claim_ms >= b->c.retry_after_ms / 2) {
+        if (b->pending > 0 && __atomic_load_n(&b->ready, __ATOMIC_ACQUIRE) &&
+            now - b->last_claim_ms >= b->c.retry_after_ms / 2) {
             b->last_claim_ms = now;
-            if (flush(b) < 0 || reclaim(b) < 0) {
-                drop(b, "XAUTOCLAIM");
-                continue;
-            }
+            if (reclaim(b) < 0)
+                drop(b, &b->mt, "XAUTOCLAIM");
         }
     }
-    drop(b, "stopping");
+    drop(b, &b->mt, "stopping");
     return NULL;
 }
 
@@ -455,7 +484,7 @@ struct edge_bus *edge_bus_start(const struct edge_bus_conf *c, struct edge_store
     snprintf(b->dead, sizeof(b->dead), "%s:dead", b->stream);
     b->c.retry_after_ms = c->retry_after_ms ? c->retry_after_ms : 5000;
     b->c.max_deliveries = c->max_deliveries ? c->max_deliveries : 5;
-    b->c.block_ms = c->block_ms ? c->block_ms : 1000;
+    b->c.block_ms = c->block_ms ? c->block_ms : 30000;
     b->store = store;
     b->kc = kc;
     b->lag = -1;
@@ -479,6 +508,12 @@ struct edge_bus *edge_bus_start(const struct edge_bus_conf *c, struct edge_store
         free(b);
         return NULL;
     }
+    if (pthread_create(&b->keeper, NULL, keep, b) != 0) {
+        snprintf(err, errlen, "cannot start the purge bus keeper thread");
+        edge_bus_stop(b);
+        return NULL;
+    }
+    b->keeper_started = 1;
     return b;
 }
 
@@ -511,10 +546,14 @@ void edge_bus_stop(struct edge_bus *b)
         return;
     __atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&b->rc_mu);
-    if (b->rc != NULL)
-        shutdown(b->rc->fd, SHUT_RDWR); /* wakes a blocked XREADGROUP */
+    if (b->rd.rc != NULL)
+        shutdown(b->rd.rc->fd, SHUT_RDWR); /* wakes a blocked XREADGROUP */
+    if (b->mt.rc != NULL)
+        shutdown(b->mt.rc->fd, SHUT_RDWR);
     pthread_mutex_unlock(&b->rc_mu);
     pthread_join(b->th, NULL);
+    if (b->keeper_started)
+        pthread_join(b->keeper, NULL);
     pthread_mutex_destroy(&b->rc_mu);
     free(b);
 }

@@ -2,9 +2,10 @@
  * consumer group per edge, so that every edge gets every command (fan-out), resumes from its
  * group's position after a restart and misses nothing.
  *
- * Owns: one thread per edge with a blocking hiredis context (hiredis 0.14 has no h2o adapter; a
- * thread keeps the workers' loops free of Redis, and a purge of 100k objects runs here, not on a
- * worker). The thread applies commands to the store itself (the store is thread-safe).
+ * Owns: two threads per edge, each with a blocking hiredis context (hiredis 0.14 has no h2o
+ * adapter; threads keep the workers' loops free of Redis, and a purge of 100k objects runs here,
+ * not on a worker): the reader, whose only wait is XREADGROUP, and the keeper (lag, retries). They
+ * apply commands to the store themselves (the store is thread-safe).
  *
  * Protocol (docs/EDGE.md "Purge bus"):
  *   stream STREAM           entries {cmd: TEXT, t: publish time (unix ms), by: WHO}
@@ -36,7 +37,7 @@ struct edge_bus_conf {
     int serve_early;             /* start: serve (1), or wait until caught up (0, the default) */
     uint64_t retry_after_ms;     /* a pending entry is claimed again after this idle time (5000) */
     unsigned max_deliveries;     /* then dead-lettered (5) */
-    uint64_t block_ms;           /* XREADGROUP BLOCK (1000) */
+    uint64_t block_ms;           /* XREADGROUP BLOCK (30000) */
     const char *auth_file;       /* Redis password (AUTH), first line of the file; NULL: none */
 };
 
