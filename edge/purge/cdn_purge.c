@@ -4,6 +4,7 @@
  *
  *   cdn-purge [--redis URL] [--stream NAME] [--soft] [--wait[=SECONDS]] url|prefix|tag|all ARG...
  *   cdn-purge [--redis URL] [--stream NAME] status
+ *   cdn-purge [--redis URL] [--stream NAME] forget EDGE   (a retired edge: --wait stops waiting for it)
  *
  * Exit: 0 done (every edge acked, with --wait); 1 an edge did not ack in time or the command was
  * dead-lettered; 2 a bad command line or command; 3 Redis unreachable. */
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cdn-purge [--redis URL] [--stream NAME] [--soft] [--wait[=SECONDS]] url|prefix|tag|all ARG...\n"
                "       cdn-purge [--redis URL] [--stream NAME] status\n"
+               "       cdn-purge [--redis URL] [--stream NAME] forget EDGE   (drop a retired edge's group)\n"
                "  --redis URL      the bus (default $CDN_PURGE_REDIS, else redis://127.0.0.1:6379)\n"
                "  --stream NAME    the purge stream (default cdn:purge)\n"
                "  --auth-file F    the bus's password (Redis AUTH), F's first line (default $CDN_PURGE_AUTH_FILE)\n"
@@ -175,7 +177,8 @@ int main(int argc, char **argv)
     char text[EDGE_PURGE_TEXT_MAX + 1];
     size_t tl = 0;
     int is_status = strcmp(argv[optind], "status") == 0 && optind + 1 == argc;
-    if (!is_status) {
+    int is_forget = strcmp(argv[optind], "forget") == 0 && optind + 2 == argc;
+    if (!is_status && !is_forget) {
         tl = (size_t)snprintf(text, sizeof(text), "%s", soft ? "soft" : "hard");
         for (int i = optind; i < argc && tl < sizeof(text); i++)
             tl += (size_t)snprintf(text + tl, sizeof(text) - tl, " %s", argv[i]);
@@ -209,6 +212,17 @@ int main(int argc, char **argv)
         int rc = status(c, stream);
         redisFree(c);
         return rc;
+    }
+    if (is_forget) {
+        redisReply *fr = cmd(c, "XGROUP DESTROY %s %s", stream, argv[optind + 1]);
+        int gone = fr->type == REDIS_REPLY_INTEGER && fr->integer == 1;
+        if (fr->type == REDIS_REPLY_ERROR)
+            fprintf(stderr, "cdn-purge: XGROUP DESTROY: %s\n", fr->str);
+        else
+            printf("%s: %s\n", argv[optind + 1], gone ? "forgotten (its consumer group is gone)" : "no such edge");
+        freeReplyObject(fr);
+        redisFree(c);
+        return gone ? 0 : 1;
     }
     char acks[300], dead[300], la[64], ld[64], names[MAX_EDGES][128], by[128];
     snprintf(acks, sizeof(acks), "%s:acks", stream);

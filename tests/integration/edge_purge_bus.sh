@@ -6,13 +6,13 @@
 # fill in flight is not stored; and the hierarchy race: a child that purged refuses the old copy
 # of a parent that has not (yet).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 38
+plan 40
 
 EDGE=$(bin cdn-edge); PURGE=$(bin cdn-purge)
 [ -x "$EDGE" ] && [ -x "$PURGE" ] || bail "cdn-edge or cdn-purge not built"
 if ! start_redis redis; then
     plan_skip=1
-    for i in $(seq 1 38); do skip "redis-server is not installed or did not start"; done
+    for i in $(seq 1 40); do skip "redis-server is not installed or did not start"; done
     exit 0
 fi
 OP=$(free_port)
@@ -137,3 +137,9 @@ curl -s -o /dev/null -H "$AUTH" "http://127.0.0.1:${ADMIN[pl]}/purge?url=img.sho
 sleep 2.1 # a copy through another cache is refused for up to two seconds after a purge (whole seconds)
 get c4 /max60/race >/dev/null
 like "$(cs c4 /max60/race)" '^cdn-edge-pl; fwd=miss.*cdn-edge-c4; hit$' "once the parent is purged, the child stores the new copy"
+
+# 7. a retired edge: forget its group, and --wait no longer waits for it
+stop c4
+is "$("$PURGE" --redis "$REDIS_URL" forget c4)" "c4: forgotten (its consumer group is gone)" "cdn-purge forget c4"
+out=$("$PURGE" --redis "$REDIS_URL" --wait=3 url img.shop.test/max60/z); rc=$?
+is "$rc $(echo "$out" | grep -c 'acked in')" "0 4" "--wait then waits for the four edges of cdn:purge that are left"
