@@ -2,9 +2,7 @@
  * checks beyond types, the first load and the SIGHUP reload with its "needs a restart" log. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,18 +112,6 @@ static char admin_token[256];
 static const char *admin_token_load(const char *path, char *err, size_t errlen)
 {
     return cdn_token_read(path, admin_token, sizeof(admin_token), err, errlen) == 0 ? admin_token : NULL;
-}
-
-/* 1 for 127.0.0.0/8 and ::1 (and ::ffff:127.x). */
-static int addr_is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return 0;
 }
 
 static int add_listen(struct edge_settings *s, const char *addr, int tls)
@@ -753,7 +739,7 @@ int edge_conf_load(struct edge_settings *s, struct edge_conf *c, SSL_CTX **tls)
         return bad_status;
     }
     /* the control plane is locked: an admin listener anyone else can reach needs a token */
-    if (s->admin_len > 0 && !addr_is_loopback(&s->admin) && c->admin_token == NULL) {
+    if (s->admin_len > 0 && !cdn_addr_is_loopback((const struct sockaddr *)&s->admin) && c->admin_token == NULL) {
         fprintf(stderr, "cdn-edge: the admin listener is not on loopback: it needs a token (admin_token_file: "
                         "or --admin-token-file) so that nobody else can purge or drain\n");
         return bad_status;

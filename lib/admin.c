@@ -2,7 +2,9 @@
  * cdn/admin.h). One h2o host with one handler on "/" that dispatches on the path. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,17 @@ int cdn_token_read(const char *path, char *buf, size_t cap, char *err, size_t er
         return -1;
     }
     memcpy(buf, line, n + 1);
+    return 0;
+}
+
+int cdn_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
     return 0;
 }
 

@@ -69,6 +69,8 @@ void cdn_admin_send_metrics(h2o_req_t *req, cdn_metrics_t *m, const char *cache_
 int cdn_admin_bearer_ok(const h2o_req_t *req, const char *token);
 /* Compares a (alen bytes) with b (blen) in time that depends only on alen: 1 when equal. */
 int cdn_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/* 1 for 127.0.0.0/8, ::1 and ::ffff:127.x: an admin listener there needs no token to start. */
+int cdn_addr_is_loopback(const struct sockaddr *sa);
 /* The first line of a token file: at least 16 visible ASCII characters (no spaces), at most 255,
  * into buf. 0, or -1 with a reason in err. */
 int cdn_token_read(const char *path, char *buf, size_t cap, char *err, size_t errlen);

@@ -3,9 +3,6 @@
  * thread, where pools only grow. */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,14 +200,6 @@ static const char *health_text(void *data)
     return lb_stopping() ? "stopping\n" : "ok\n";
 }
 
-/* 1 for 127.0.0.0/8 and ::1 */
-static int loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    return ss->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
 /* GET /backends is open; changing them (POST) needs the admin token (cdn/admin.h: 401 without
  * it, 403 when shop-lb has none), and an admin address off loopback needs a token to start. */
 cdn_admin_t *lb_admin_start(char *err, size_t errlen)
@@ -223,7 +212,7 @@ cdn_admin_t *lb_admin_start(char *err, size_t errlen)
         snprintf(err, errlen, "admin_token_file %s", why);
         return NULL;
     }
-    if (lb.conf.admin_token_file == NULL && !loopback(&lb.conf.admin.ss)) {
+    if (lb.conf.admin_token_file == NULL && !cdn_addr_is_loopback((const struct sockaddr *)&lb.conf.admin.ss)) {
         snprintf(err, errlen, "the admin listener is not on loopback: it needs a token (admin_token_file: or "
                               "--admin-token-file) so that nobody else can change the backends");
         return NULL;
