@@ -100,8 +100,9 @@ int lab_http_get(const char *ns, const char *addr, int port, const char *target,
     return g.status;
 }
 
-/* The lab's admin token (STATE/admin.key, written by `up`): the edges' purge and drain need it. */
-static const char *admin_token(void)
+/* The lab's admin token (STATE/admin.key, written by `up`): the edges' purge and drain, shop-lb's
+ * POST /backends and the purge bus's Redis need it. NULL when there is none. */
+const char *lab_admin_token(void)
 {
     static char tok[256];
     char p[PATH_MAX];
@@ -118,7 +119,7 @@ static const char *admin_token(void)
 /* METHOD TARGET without a body, with the lab's admin token; the status, or -1 */
 int lab_http_call(const char *ns, const char *addr, int port, const char *method, const char *target)
 {
-    struct http_get g = {.method = method, .addr = addr, .port = port, .target = target, .token = admin_token()};
+    struct http_get g = {.method = method, .addr = addr, .port = port, .target = target, .token = lab_admin_token()};
     if (lab_in_ns(ns, do_http_get, &g) < 0) return -1;
     free(g.body);
     return g.status;

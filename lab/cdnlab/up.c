@@ -112,14 +112,11 @@ static void start_redis(void)
 {
     int dns = lab_plan_find(&L.plan, LAB_DNS, 0);
     const struct lab_node *n = &L.plan.nodes[dns];
-    char conf[PATH_MAX], dir[PATH_MAX], key[PATH_MAX], tok[256] = "";
+    char conf[PATH_MAX], dir[PATH_MAX];
     lab_path(dir, sizeof(dir), "redis");
     mkdir(dir, 0700);
-    lab_path(key, sizeof(key), "admin.key");
-    FILE *kf = fopen(key, "r");
-    if (!kf || !fgets(tok, sizeof(tok), kf)) lab_die("cannot read %s", key);
-    fclose(kf);
-    tok[strcspn(tok, "\r\n")] = 0;
+    const char *tok = lab_admin_token();
+    if (tok == NULL) lab_die("no admin token in %s", L.statedir);
     lab_path(conf, sizeof(conf), "redis.conf");
     mode_t um = umask(077);
     FILE *f = fopen(conf, "w");
