@@ -28,6 +28,8 @@
  * streams) cannot open thousands of upstream connections and run out of descriptors. */
 #define EDGE_MAX_FETCHES_DEFAULT 256
 #define EDGE_H2_RESET_LIMIT_DEFAULT 100
+#define EDGE_H2_EMPTY_LIMIT_DEFAULT 100
+#define EDGE_SEND_TIMEOUT_MS_DEFAULT 30000
 
 struct edge_conf {
     const char *name;            /* Cache-Status cache name suffix: "cdn-edge-<name>" */
@@ -52,7 +54,12 @@ struct edge_conf {
                                     (internal answers); sent to parents; NULL: nobody is internal */
     unsigned h2_reset_limit;     /* HTTP/2 streams a client may reset per connection per second
                                     before GOAWAY (h2guard.h); 0 = no bound */
+    uint64_t send_timeout_ms;    /* a response h2o has not taken for this long is ended (0: never) */
+    unsigned h2_empty_limit;     /* empty HTTP/2 frames per connection per second before GOAWAY
+                                    and close (h2guard.h); 0 = no bound */
     size_t rate_limit_keys;      /* slots of the rate limiter's table (rate_limit_keys) */
+    const char *admin_token;     /* admin_token_file's token: the admin's state-changing endpoints
+                                    (purge, drain) need it as a bearer token; NULL: they are off */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
 };
 
@@ -65,7 +72,7 @@ struct edge_server {
     char via[128];               /* "1.1 cdn-edge-<name>" */
     /* m_req[result][tier]: result hit, miss, stale, revalidated, pass, error, purge;
      * tier ram, rocksdb, parent, origin, none (where the answer came from) */
-    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror, *m_bad_host;
+    cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror, *m_bad_host, *m_bad_request, *m_h2_empty_goaway, *m_send_timeout;
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
     cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */
@@ -77,12 +84,17 @@ struct edge_server {
                                         complete; connections sent GOAWAY for it (h2guard.h) */
     cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
     cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
+    cdn_series_t *m_purge_refused;   /* PURGE on a public listener refused (off, ACL, token) */
+    cdn_series_t *m_backlog_hits;    /* hits served before the purge bus's backlog was applied */
     cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
                                         (cdn/ratelimit.h); made at start, kept across reloads */
+    struct edge_bus *bus;            /* the purge bus (edge/purge/bus.h), or NULL */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
                                         move traffic away) while requests are still served;
                                         written by the admin thread, read by workers (atomics) */
 };
+
+struct edge_bus;
 
 struct edge_worker {
     h2o_context_t *ctx;          /* the daemon worker's (cdn/daemon.h) */
@@ -95,6 +107,8 @@ struct edge_worker {
     int pumping;
     struct edge_date_slot date;  /* the Date last shown on a response head (date_send.h) */
     struct edge_h2guard h2guard; /* resets per HTTP/2 connection (h2guard.h) */
+    h2o_linklist_t sending;      /* responses h2o has not taken yet, oldest send first */
+    struct cdn_timer *send_timer;/* ends those older than send_timeout (req/deliver.c) */
 };
 
 /* Registers the public handler on a host config. */

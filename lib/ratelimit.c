@@ -5,6 +5,7 @@
  * free slot, so a hash of 0 is stored as 1). The lock covers one shard's slots only. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "cdn/http.h"
@@ -137,4 +138,33 @@ int cdn_rl_check(cdn_rl_t *t, const void *key, size_t len, const struct cdn_rl_r
                  struct cdn_rl_result *res)
 {
     return cdn_rl_check_hash(t, cdn_hash(key, len), r, now, res);
+}
+
+int cdn_rl_rate_parse(const char *s, uint32_t *count, uint64_t *period_ns)
+{
+    uint64_t n = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9' && n <= 1000000000; p++)
+        n = n * 10 + (uint64_t)(*p - '0');
+    if (p == s || n == 0 || n > 1000000000 || p[0] != '/' || p[1] == '\0' || p[2] != '\0')
+        return -1;
+    switch (p[1]) {
+    case 's': *period_ns = 1000000000ULL; break;
+    case 'm': *period_ns = 60 * 1000000000ULL; break;
+    case 'h': *period_ns = 3600 * 1000000000ULL; break;
+    default: return -1;
+    }
+    *count = (uint32_t)n;
+    return 0;
+}
+
+static unsigned long long ceil_s(uint64_t ns) { return (ns + 999999999ULL) / 1000000000ULL; }
+
+void cdn_rl_fields(const char *name, const struct cdn_rl_rate *r, const struct cdn_rl_result *res,
+                   char retry_after[CDN_RL_FIELD_MAX], char policy[CDN_RL_FIELD_MAX], char ratelimit[CDN_RL_FIELD_MAX])
+{
+    unsigned long long retry = ceil_s(res->retry_after_ns), w = ceil_s(r->tolerance_ns);
+    snprintf(retry_after, CDN_RL_FIELD_MAX, "%llu", retry ? retry : 1);
+    snprintf(policy, CDN_RL_FIELD_MAX, "\"%s\";q=%u;w=%llu", name, r->burst, w ? w : 1);
+    snprintf(ratelimit, CDN_RL_FIELD_MAX, "\"%s\";r=%u;t=%llu", name, res->remaining, ceil_s(res->reset_ns));
 }

@@ -173,7 +173,8 @@ bin() {
 }
 
 # start_redis NAME : a private redis-server on a free loopback port (AOF on, no RDB snapshots, its
-# files under $T/NAME), stopped with the test like any other program. Sets REDIS_PORT and
+# files under $T/NAME, DEBUG allowed from loopback: DEBUG SLEEP makes a slow Redis), stopped with
+# the test like any other program. Sets REDIS_PORT and
 # REDIS_URL (redis://127.0.0.1:PORT). Returns 1 when redis-server is missing or does not answer:
 # the caller skips with that reason.
 start_redis() {
@@ -182,7 +183,8 @@ start_redis() {
     REDIS_PORT=$(free_port)
     mkdir -p "$T/$name"
     start "$name" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes \
-        --appendfsync everysec --dir "$T/$name" --daemonize no --protected-mode yes --loglevel warning
+        --appendfsync everysec --dir "$T/$name" --daemonize no --protected-mode yes --loglevel warning \
+        --enable-debug-command local
     REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
     wait_for 10 sh -c "redis-cli -p $REDIS_PORT ping 2>/dev/null | grep -q PONG"
 }

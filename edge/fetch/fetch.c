@@ -208,7 +208,31 @@ int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
     if (f->feed != NULL)
         edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
     fetch_grew(f);
+    fetch_flow(f);
     return 0;
+}
+
+/* Flow control of a response that is not stored (a pass, or a miss whose response may not be
+ * stored). Its body is there only for its clients, so it is read from the upstream no further
+ * than one chunk ahead of the quickest of them: a client that takes nothing (an HTTP/2 stream
+ * whose window stays shut) holds at most two chunks, not the whole body, and send_timeout then
+ * ends it. A fill that is stored reads on at full speed whatever its clients do, and so does a
+ * response other workers' clients follow (their progress is not visible here). */
+void fetch_flow(struct fetch *f)
+{
+    if (f->hr == NULL || f->mirror || f->store || !fetch_has_head(f) || fetch_is_over(f))
+        return;
+    uint64_t lag = UINT64_MAX; /* bytes the quickest unfinished waiter has still to send */
+    for (h2o_linklist_t *n = f->waiters.next; n != &f->waiters; n = n->next) {
+        const struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, n);
+        if (!c->finished && f->total - c->sent < lag)
+            lag = f->total - c->sent;
+    }
+    int pause = lag >= CHUNK && !edge_feed_followed(f->feed);
+    if (pause != f->paused) {
+        f->paused = pause;
+        cdn_httpc_pause(f->hr, pause); /* resuming may deliver buffered body right here */
+    }
 }
 
 /* The callbacks hold a reference and mark the fetch busy, so that a waiter leaving during them
@@ -319,8 +343,8 @@ static void fetch_store(struct fetch *f)
     for (size_t i = 0; i < f->nchunks; i++)
         memcpy(body + i * CHUNK, f->chunks[i], i == f->nchunks - 1 ? f->last_len : CHUNK);
     edge_obj_set_body(o, body, f->total);
-    edge_store_put(s->store, o);
-    cdn_counter_inc(s->m_stored);
+    if (edge_store_put(s->store, o) == 0) /* -1: born before a purge that covers it (store.h) */
+        cdn_counter_inc(s->m_stored);
     edge_obj_release(o);
 }
 

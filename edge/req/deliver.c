@@ -10,16 +10,60 @@
 
 #include "cdn/http.h"
 #include "edge/req/req.h"
+#include "cdn/loop.h"
+#include "edge/h2o/abort.h"
 #include "edge/h2o/interim.h"
 #include "edge/http/range.h"
 
 /* Every send of a stored or forwarded response goes here: the first one writes the head, with
  * the response's own Date (c->date) rather than h2o's clock (date_send.h). */
+/* Every send is timed until h2o takes it (proceed, or the request's end): w->sending is in send
+ * order, so the timer looks at its head only. */
+void req_send_track(struct creq *c)
+{
+    struct edge_worker *w = c->w;
+    if (h2o_linklist_is_linked(&c->slink))
+        h2o_linklist_unlink(&c->slink);
+    uint64_t to = w->srv->conf.send_timeout_ms;
+    if (to != 0) {
+        c->send_at = h2o_now(w->ctx->loop);
+        h2o_linklist_insert(&w->sending, &c->slink);
+        if (!cdn_timer_active(w->send_timer))
+            cdn_timer_start(w->send_timer, to);
+    }
+}
+
 static void req_send(struct creq *c, h2o_iovec_t *b, size_t n, h2o_send_state_t st)
 {
     const char *d = c->date;
     c->date = NULL;
+    if (st != H2O_SEND_STATE_ERROR)
+        req_send_track(c);
+    else if (h2o_linklist_is_linked(&c->slink))
+        h2o_linklist_unlink(&c->slink);
     edge_date_send(&c->w->date, c->req, d, b, n, st);
+}
+
+/* send_timeout: a response h2o has held for that long without taking more (the client's HTTP/2
+ * window stays shut, or it does not read its socket) is ended (h2o/abort.h). Its request is
+ * disposed at once (h2) or when h2o sees the socket fail (HTTP/1); either way its fetch loses a
+ * waiter, and a fetch nobody wants is cancelled. */
+void req_on_send_timer(cdn_timer_t *t, void *data)
+{
+    struct edge_worker *w = data;
+    uint64_t now = h2o_now(w->ctx->loop), to = w->srv->conf.send_timeout_ms;
+    while (!h2o_linklist_is_empty(&w->sending)) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, slink, w->sending.next);
+        if (now - c->send_at < to) {
+            cdn_timer_start(t, c->send_at + to - now);
+            return;
+        }
+        h2o_linklist_unlink(&c->slink);
+        cdn_counter_inc(w->srv->m_send_timeout);
+        cdn_debug("req %s: nothing taken by the client for %llu ms: ended", c->request_id ? c->request_id : "-",
+                  (unsigned long long)to);
+        edge_h2o_abort_response(c->req);
+    }
 }
 
 /* Headers never sent to clients: hop-by-hop, our targeted fields, tags, lengths h2o sets.
@@ -182,6 +226,11 @@ void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int
         h2o_add_header_by_str(&req->pool, &req->res.headers, o->lnames[i], h->name_len, 1, h->name, h->value,
                               h->value_len);
     }
+    /* a child edge gets the tags back as Surrogate-Key (the store keeps them as tags, not as a
+     * field): without them its copy of a parent's hit could not be purged by tag */
+    if (c->internal && o->tags_len > 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, "Surrogate-Key", o->tags,
+                              o->tags_len);
     /* upstream Cache-Status / Via entries are joined with ours only if the object has any */
     int up = (o->hf_all & (EDGE_HF_CACHE_STATUS | EDGE_HF_VIA)) != 0;
     req_add_common(c, detail, age, up ? o->hdrs : NULL, up ? o->nhdrs : 0);
@@ -260,8 +309,20 @@ void req_on_proceed(h2o_generator_t *g, h2o_req_t *req)
     struct creq *c = (struct creq *)g;
     if (c->magic != CREQ_MAGIC)
         return;
+    if (h2o_linklist_is_linked(&c->slink))
+        h2o_linklist_unlink(&c->slink);
     c->sending = 0;
+    /* the pump's final send may end the request (and free c) before it returns: what comes
+     * after it holds only the fetch, kept alive by a reference of its own */
+    struct fetch *f = c->f;
+    if (f != NULL)
+        f->refs++;
     req_deliver_pump(c);
+    if (f != NULL) {
+        if (f->paused)
+            fetch_flow(f);
+        fetch_release(f);
+    }
 }
 
 void req_on_stop(h2o_generator_t *g, h2o_req_t *req)

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cdn/h1strict.h"
 #include "cdn/http.h"
+#include "cdn/admin.h"
 #include "edge/req/req.h"
 #include <sys/random.h>
 
@@ -246,6 +248,8 @@ static void on_creq_dispose(void *p)
                      c->w->h2guard.limit);
         }
     }
+    if (h2o_linklist_is_linked(&c->slink))
+        h2o_linklist_unlink(&c->slink);
     fetch_leave(c);
     edge_obj_release(c->obj);
     c->obj = NULL;
@@ -263,6 +267,35 @@ static void on_creq_dispose(void *p)
     }
     req_set_step(c, REQ_DONE);
     c->magic = 0;
+}
+
+/* PURGE on a public listener: off unless the vhost's `purge:` allows it, and then only from its
+ * networks (403) with its bearer token (401). 1 when refused (answered and counted). */
+static int purge_refused(struct creq *c)
+{
+    struct edge_server *s = c->w->srv;
+    const struct edge_purge_acl *a = &c->vh->purge;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (!a->on) {
+        cdn_counter_inc(s->m_purge_refused);
+        h2o_set_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_ALLOW, H2O_STRLIT("GET, HEAD, POST, PUT, DELETE, OPTIONS"), 1);
+        req_synth_error(c, 405, "Method Not Allowed", "detail=purge-off", "PURGE is not enabled on this vhost");
+        return 1;
+    }
+    c->req->conn->callbacks->get_peername(c->req->conn, (struct sockaddr *)&ss);
+    if (!edge_net_match(a->nets, a->nnets, (struct sockaddr *)&ss)) {
+        cdn_counter_inc(s->m_purge_refused);
+        req_synth_error(c, 403, "Forbidden", "detail=purge-acl", "PURGE is not allowed from this address");
+        return 1;
+    }
+    if (!cdn_admin_bearer_ok(c->req, a->token)) {
+        cdn_counter_inc(s->m_purge_refused);
+        h2o_set_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"cdn-purge\""), 1);
+        req_synth_error(c, 401, "Unauthorized", "detail=purge-token", "PURGE needs Authorization: Bearer TOKEN");
+        return 1;
+    }
+    return 0;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -289,6 +322,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     c->is_head = c->method == EDGE_M_HEAD;
     edge_req_analyze(c->method, c->hdrs, c->nhdrs, &c->rq);
     set_request_id(c);
+    const char *bad = cdn_h1strict_verdict(req);
+    if (bad != NULL) { /* refused by the strict HTTP/1 check before h2o read any body (cdn/h1strict.h) */
+        cdn_counter_inc(s->m_bad_request);
+        req->http1_is_persistent = 0;
+        req_synth_error(c, 400, "Bad Request", "detail=bad-request", bad);
+        return 0;
+    }
     if (check_authority(c) < 0) {
         cdn_counter_inc(s->m_bad_host);
         req_synth_error(c, 400, "Bad Request", "detail=bad-host",
@@ -323,6 +363,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (req->method.len == 5 && memcmp(req->method.base, "PURGE", 5) == 0) {
+        if (purge_refused(c))
+            return 0;
         size_t n = edge_store_purge_url(s->store, c->pkey, c->pkey_len);
         cdn_counter_add(s->m_purged, n);
         req_count(s, M_PURGE, T_NONE);
@@ -345,7 +387,14 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     w->srv = srv;
     edge_tls_worker = w;
     w->h2guard.limit = srv->conf.h2_reset_limit;
+    w->h2guard.empty_limit = srv->conf.h2_empty_limit;
+    edge_h2frames_bind(&w->h2guard, srv->m_h2_empty_goaway);
     h2o_linklist_init_anchor(&w->fetch_queue);
+    h2o_linklist_init_anchor(&w->sending);
+    if ((w->send_timer = cdn_timer_new(w->ctx->loop, req_on_send_timer, w)) == NULL) {
+        snprintf(err, errlen, "cannot create a timer");
+        return -1;
+    }
     if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
@@ -369,6 +418,9 @@ void edge_worker_dispose(struct edge_worker *w)
     if (w->queue_timer != NULL)
         cdn_timer_free(w->queue_timer);
     w->queue_timer = NULL;
+    if (w->send_timer != NULL)
+        cdn_timer_free(w->send_timer);
+    w->send_timer = NULL;
     edge_date_slot_dispose(&w->date);
 }
 

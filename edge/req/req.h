@@ -85,6 +85,7 @@ struct fetch {
     size_t nchunks, cap_chunks, last_len; /* last_len: bytes in the last chunk */
     uint64_t total;
     int store;
+    int paused;               /* reading from the upstream is stopped (fetch_flow) */
     int in_cb;                /* inside an httpc callback: no cancel, no free */
     char vary[512];
     int vary_len;
@@ -144,6 +145,8 @@ struct creq {
     const char *fwd;          /* why it went forward (RFC 9211 fwd=): miss, stale, request, method,
                                  bypass, vary-miss; NULL on a hit */
     int sending, started, finished;
+    h2o_linklist_t slink;     /* in w->sending while h2o holds a send of ours (send_timeout) */
+    uint64_t send_at;         /* loop time of that send */
     double t0;
     struct timeval start;
     const char *cache_status;
@@ -190,6 +193,8 @@ const char *req_reason(int st);
 void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int64_t age);
 void req_deliver_pump(struct creq *c);
 void req_on_proceed(h2o_generator_t *g, h2o_req_t *req);
+void req_on_send_timer(cdn_timer_t *t, void *data); /* send_timeout (deliver.c) */
+void req_send_track(struct creq *c); /* times the send about to be made (send_timeout) */
 void req_on_stop(h2o_generator_t *g, h2o_req_t *req);
 void req_deliver_fetch(struct creq *c, struct fetch *f, const char *detail);
 void req_deliver_info(struct creq *c, int status, const struct cdn_httpc_header *h, size_t n);
@@ -208,6 +213,7 @@ void fetch_leave(struct creq *c);
 void fetch_pump_waiters(struct fetch *f);
 void fetch_grew(struct fetch *f);
 int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data);
+void fetch_flow(struct fetch *f); /* reads the upstream no faster than the clients take it (unstored) */
 int fetch_unwanted(struct fetch *f);
 void fetch_on_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data);
 void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data);

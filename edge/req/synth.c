@@ -25,6 +25,10 @@ void req_synth_error(struct creq *c, int status, const char *reason, const char 
     char *b = h2o_mem_alloc_pool(&req->pool, bl + 1);
     memcpy(b, body, bl);
     b[bl] = '\n';
+    /* h2o_send_inline sets no length: without one HTTP/1.1 would close the connection after
+     * every error (a client limited with 429 would reconnect for each request) */
+    req->res.content_length = bl + 1;
+    req_send_track(c);
     h2o_send_inline(req, b, bl + 1);
 }
 
@@ -32,8 +36,6 @@ void req_synth_bad_gateway(struct creq *c, int status, const char *reason, const
 {
     req_synth_error(c, status, reason, "fwd=miss; detail=origin-error", body);
 }
-
-static uint64_t ceil_s(uint64_t ns) { return (ns + 999999999ULL) / 1000000000ULL; }
 
 /* 429 of a rate_limit (RFC 6585 4): Retry-After in seconds, rounded up, and the fields of
  * draft-ietf-httpapi-ratelimit-headers in their Structured Fields form. The policy says the
@@ -43,20 +45,16 @@ static uint64_t ceil_s(uint64_t ns) { return (ns + 999999999ULL) / 1000000000ULL
 void req_synth_limited(struct creq *c, const struct edge_rl_conf *rl, const struct cdn_rl_result *res)
 {
     h2o_req_t *req = c->req;
-    char v[160];
-    uint64_t retry = ceil_s(res->retry_after_ns), w = ceil_s(rl->rate.tolerance_ns);
-    int l = snprintf(v, sizeof(v), "%llu", (unsigned long long)(retry ? retry : 1));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After",
-                   h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);
-    l = snprintf(v, sizeof(v), "\"%s\";q=%u;w=%llu", rl->name, rl->rate.burst, (unsigned long long)(w ? w : 1));
+    char ra[CDN_RL_FIELD_MAX], pol[CDN_RL_FIELD_MAX], rl_[CDN_RL_FIELD_MAX];
+    cdn_rl_fields(rl->name, &rl->rate, res, ra, pol, rl_);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After", h2o_strdup(&req->pool, ra, SIZE_MAX).base,
+                   strlen(ra));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, "RateLimit-Policy",
-                          h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);
-    l = snprintf(v, sizeof(v), "\"%s\";r=%u;t=%llu", rl->name, res->remaining,
-                 (unsigned long long)ceil_s(res->reset_ns));
+                          h2o_strdup(&req->pool, pol, SIZE_MAX).base, strlen(pol));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit"), 0, "RateLimit",
-                          h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);
+                          h2o_strdup(&req->pool, rl_, SIZE_MAX).base, strlen(rl_));
     char body[128];
-    snprintf(body, sizeof(body), "too many requests: retry in %llu s", (unsigned long long)(retry ? retry : 1));
+    snprintf(body, sizeof(body), "too many requests: retry in %s s", ra);
     req_synth_error(c, 429, "Too Many Requests", "detail=rate-limited", body);
 }
 
@@ -70,6 +68,7 @@ void req_synth_healthz(struct creq *c, int draining)
     req->res.status = draining ? 503 : 200;
     req->res.reason = draining ? "Service Unavailable" : "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+    req->res.content_length = draining ? sizeof("draining\n") - 1 : sizeof("ok\n") - 1;
     if (draining)
         h2o_send_inline(req, H2O_STRLIT("draining\n"));
     else
@@ -88,5 +87,6 @@ void req_synth_purged(struct creq *c, size_t n)
     req->res.reason = n ? "OK" : "Not Found";
     char *b = h2o_mem_alloc_pool(&req->pool, (size_t)l);
     memcpy(b, body, (size_t)l);
+    req->res.content_length = (size_t)l;
     h2o_send_inline(req, b, (size_t)l);
 }

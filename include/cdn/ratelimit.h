@@ -70,6 +70,18 @@ size_t cdn_rl_keys(const cdn_rl_t *t);
  * shares one TAT: make the policy part of the key. */
 int cdn_rl_check(cdn_rl_t *t, const void *key, size_t len, const struct cdn_rl_rate *r, uint64_t now,
                  struct cdn_rl_result *res);
+/* "100/s", "6000/m", "10/h" (N from 1 to 10^9): the count and the period. 0, or -1 otherwise. */
+int cdn_rl_rate_parse(const char *s, uint32_t *count, uint64_t *period_ns);
+
+/* The fields of a refused request's 429 (RFC 6585 4, draft-ietf-httpapi-ratelimit-headers in
+ * their Structured Fields form), each a C string: Retry-After in seconds (rounded up, at least 1);
+ * RateLimit-Policy, the bucket: q its size (burst), w the seconds it takes to fill again from
+ * empty; RateLimit, what is left of it (r) and in how many seconds it is full again (t). */
+#define CDN_RL_FIELD_MAX 160
+void cdn_rl_fields(const char *policy_name, const struct cdn_rl_rate *r, const struct cdn_rl_result *res,
+                   char retry_after[CDN_RL_FIELD_MAX], char policy[CDN_RL_FIELD_MAX],
+                   char ratelimit[CDN_RL_FIELD_MAX]);
+
 /* The same with the key's hash already computed (cdn_hash of the key). */
 int cdn_rl_check_hash(cdn_rl_t *t, uint64_t h, const struct cdn_rl_rate *r, uint64_t now,
                       struct cdn_rl_result *res);

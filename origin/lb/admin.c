@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cdn/admin.h"
+#include "cdn/rlshare.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -162,13 +163,23 @@ static double retired_configs(void *data)
     return lb.d != NULL ? (double)cdn_daemon_retired(lb.d) : 0;
 }
 
+static double redis_up(void *data)
+{
+    (void)data;
+    double n = 0;
+    for (unsigned i = 0; i < MAX_THREADS; i++)
+        if (__atomic_load_n(&lb.workers[i].rls, __ATOMIC_ACQUIRE) != NULL)
+            n += cdn_rlshare_up(lb.workers[i].rls);
+    return n;
+}
+
 int lb_metrics_init(void)
 {
     const char *be_labels[] = {"pool", "backend", NULL};
     const char *st_labels[] = {"status", NULL};
     const char *ck_labels[] = {"result", NULL};
     lb.metrics = cdn_metrics_new();
-    if (lb.metrics == NULL)
+    if (lb.metrics == NULL || cdn_metrics_add_process(lb.metrics, "shop_lb") != 0)
         return -1;
     lb.m_be_requests = cdn_metrics_counter(lb.metrics, "shop_lb_backend_requests_total", "Attempts sent to a backend", be_labels);
     lb.m_be_errors = cdn_metrics_counter(lb.metrics, "shop_lb_backend_errors_total", "Connect errors, timeouts and 5xx of a backend", be_labels);
@@ -188,6 +199,16 @@ int lb_metrics_init(void)
     if (lb.m_reloads == NULL ||
         cdn_metrics_gauge_fn(lb.metrics, "shop_lb_config_retired", "Replaced configurations not freed yet", retired_configs, NULL) != 0)
         return -1;
+    lb.m_rl = cdn_metrics_counter(lb.metrics, "shop_lb_ratelimit_requests_total", "Requests under rate_limit, admitted or refused (429)", (const char *[]){"result", NULL});
+    lb.m_rl_by = cdn_metrics_counter(lb.metrics, "shop_lb_ratelimit_decisions_total", "Rate-limit decisions by who made them: redis (shared), local (no redis configured), or the local table because redis was down, slow or in error", (const char *[]){"by", NULL});
+    if (lb.m_rl == NULL || lb.m_rl_by == NULL ||
+        cdn_metrics_gauge_fn(lb.metrics, "shop_lb_ratelimit_redis_up", "Workers connected to the rate-limit redis", redis_up, NULL) != 0)
+        return -1;
+    lb.s_rl_allowed = cdn_metric_series(lb.m_rl, (const char *[]){"allowed", NULL});
+    lb.s_rl_limited = cdn_metric_series(lb.m_rl, (const char *[]){"limited", NULL});
+    for (int i = 0; i < 4; i++)
+        lb.s_rl_by[i] = cdn_metric_series(lb.m_rl_by, (const char *[]){cdn_rlshare_by_names[i], NULL});
+    lb.s_rl_by[LB_RL_BY_LOCAL] = cdn_metric_series(lb.m_rl_by, (const char *[]){"local", NULL});
     lb.s_retries = cdn_metric_plain(lb.m_retries);
     lb.s_reload_ok = cdn_metric_series(lb.m_reloads, (const char *[]){"ok", NULL});
     lb.s_reload_err = cdn_metric_series(lb.m_reloads, (const char *[]){"error", NULL});
@@ -200,11 +221,26 @@ static const char *health_text(void *data)
     return lb_stopping() ? "stopping\n" : "ok\n";
 }
 
+/* GET /backends is open; changing them (POST) needs the admin token (cdn/admin.h: 401 without
+ * it, 403 when shop-lb has none), and an admin address off loopback needs a token to start. */
 cdn_admin_t *lb_admin_start(char *err, size_t errlen)
 {
-    static const struct cdn_admin_route routes[] = {{"/backends", 1, on_backends}};
+    static const struct cdn_admin_route routes[] = {{"/backends", 1, on_backends, CDN_ADMIN_AUTH_UNSAFE}};
+    static char token[256];
+    char why[300];
+    if (lb.conf.admin_token_file != NULL &&
+        cdn_token_read(lb.conf.admin_token_file, token, sizeof(token), why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "admin_token_file %s", why);
+        return NULL;
+    }
+    if (lb.conf.admin_token_file == NULL && !cdn_addr_is_loopback((const struct sockaddr *)&lb.conf.admin.ss)) {
+        snprintf(err, errlen, "the admin listener is not on loopback: it needs a token (admin_token_file: or "
+                              "--admin-token-file) so that nobody else can change the backends");
+        return NULL;
+    }
     struct cdn_admin_opts o = {.addr = (const struct sockaddr *)&lb.conf.admin.ss, .addr_len = lb.conf.admin.len,
                                .server_name = PROG, .metrics = lb.metrics, .health = health_text,
-                               .routes = routes, .nroutes = 1};
+                               .routes = routes, .nroutes = 1,
+                               .token = lb.conf.admin_token_file != NULL ? token : NULL};
     return cdn_admin_start(lb.loop, &o, err, errlen);
 }

@@ -48,9 +48,19 @@ static const cdn_conf_field_t timeout_fields[] = {
     {"idle", CDN_CT_DURATION, offsetof(struct conf_timeouts, idle)},
     {"total", CDN_CT_DURATION, offsetof(struct conf_timeouts, total)},
     {NULL}};
+static const cdn_conf_field_t ratelimit_fields[] = {
+    {"rate", CDN_CT_STR, offsetof(struct conf_ratelimit, rate)},
+    {"burst", CDN_CT_INT, offsetof(struct conf_ratelimit, burst), 0, 1, 1000000000},
+    {"key", CDN_CT_STR, offsetof(struct conf_ratelimit, key)},
+    {"path_prefix", CDN_CT_STR, offsetof(struct conf_ratelimit, path_prefix)},
+    {"name", CDN_CT_STR, offsetof(struct conf_ratelimit, name)},
+    {"redis", CDN_CT_STR, offsetof(struct conf_ratelimit, redis)},
+    {"redis_timeout", CDN_CT_DURATION, offsetof(struct conf_ratelimit, redis_timeout)},
+    {NULL}};
 static const cdn_conf_field_t conf_fields[] = {
     {"listen", CDN_CT_ADDR, offsetof(struct lb_conf, listen), CDN_CF_REQUIRED, .addr_default_host = "127.0.0.1"},
     {"admin", CDN_CT_ADDR, offsetof(struct lb_conf, admin), .addr_default_host = "127.0.0.1"},
+    {"admin_token_file", CDN_CT_STR, offsetof(struct lb_conf, admin_token_file)},
     {"error_log", CDN_CT_STR, offsetof(struct lb_conf, error_log)},
     {"log_level", CDN_CT_STR, offsetof(struct lb_conf, log_level)},
     {"access_log", CDN_CT_STR, offsetof(struct lb_conf, access_log)},
@@ -66,6 +76,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"routes", CDN_CT_LIST, offsetof(struct lb_conf, routes), 0, .sub = route_fields, .sub_size = sizeof(struct conf_route)},
     {"protected", CDN_CT_LIST, offsetof(struct lb_conf, protect), 0, .sub = protect_fields,
      .sub_size = sizeof(struct conf_protect)},
+    {"rate_limit", CDN_CT_STRUCT, offsetof(struct lb_conf, rate_limit), .sub = ratelimit_fields},
     {NULL}};
 
 static void conf_defaults(struct lb_conf *c)
@@ -76,6 +87,7 @@ static void conf_defaults(struct lb_conf *c)
     c->threads = 1;
     c->graceful_timeout = 10000;
     c->timeouts = (struct conf_timeouts){.connect = 1000, .first_byte = 15000, .idle = 30000, .total = 300000};
+    c->rate_limit.redis_timeout = 20;
     c->health = (struct conf_health){.enabled = 1, .path = "/healthz", .interval = 1000, .timeout = 1000,
                                      .slow_start = 10000, .rise = 2, .fall = 2, .passive_fails = 3};
 }
@@ -145,6 +157,11 @@ static int conf_check(cdn_conf_t *c, const struct lb_conf *nc, cdn_conf_err_t *e
         if (prs[i].token[0] == '\0')
             return cdn_conf_fail(c, cdn_conf_get(pn, "token"), err, "protected %s: token must not be empty", prs[i].prefix);
     }
+    const cdn_conf_node_t *rln = cdn_conf_get(root, "rate_limit");
+    const char *bad;
+    char why[256];
+    if (rln != NULL && lb_limit_conf_check(&nc->rate_limit, &bad, why, sizeof(why)) != 0)
+        return cdn_conf_fail(c, bad != NULL && cdn_conf_get(rln, bad) != NULL ? cdn_conf_get(rln, bad) : rln, err, "%s", why);
     return 0;
 }
 
@@ -156,6 +173,7 @@ static void usage(FILE *f)
                "  -b, --backend URL          a backend (http://host:port or host:port), repeatable\n"
                "      --algo A               rr | leastconn | hash-client | hash-url (default rr)\n"
                "      --admin ADDR           admin listener (/healthz /metrics /backends)\n"
+               "      --admin-token-file F   bearer token for the admin's POST /backends (else 403)\n"
                "      --retries N            retries of idempotent requests (default 2)\n"
                "      --threads N            worker threads, one event loop each (default 1)\n"
                "      --health-interval MS   active check interval (default 1000)\n"
@@ -190,6 +208,7 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
         {"algo", required_argument, NULL, O_ALGO}, {"admin", required_argument, NULL, O_ADMIN},
+        {"admin-token-file", required_argument, NULL, 'T'},
         {"retries", required_argument, NULL, O_RETRIES}, {"health-interval", required_argument, NULL, O_HINT},
         {"rise", required_argument, NULL, O_RISE}, {"fall", required_argument, NULL, O_FALL},
         {"slow-start", required_argument, NULL, O_SLOW}, {"no-health", no_argument, NULL, O_NOHEALTH},
@@ -221,6 +240,7 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
             }
             break;
         case O_ADMIN: cl->admin = optarg; break;
+        case 'T': cl->admin_token_file = optarg; break;
         case O_RETRIES: bad = num(optarg, 0, 10, "--retries", &cl->retries); break;
         case O_THREADS: bad = num(optarg, 1, MAX_THREADS, "--threads", &cl->threads); break;
         case O_HINT: bad = num(optarg, 10, 3600000, "--health-interval", &cl->hint); break;
@@ -266,6 +286,8 @@ static int apply_cmdline(const struct lb_cmdline *cl, struct lb_conf *c, char *e
         return -1;
     if (cl->admin != NULL && parse_addr(cl->admin, &c->admin, "admin", err, errlen) != 0)
         return -1;
+    if (cl->admin_token_file != NULL)
+        c->admin_token_file = cl->admin_token_file;
     if (cl->retries >= 0) c->retries = (unsigned)cl->retries;
     if (cl->threads > 0) c->threads = (unsigned)cl->threads;
     if (cl->hint > 0) c->health.interval = (uint64_t)cl->hint, c->health.timeout = (uint64_t)cl->hint;

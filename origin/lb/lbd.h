@@ -34,6 +34,7 @@
 #include "cdn/log.h"
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
+#include "cdn/ratelimit.h"
 #include "cdn/risefall.h"
 #include "origin/lb/lb.h"
 
@@ -78,8 +79,15 @@ struct conf_timeouts {
     uint64_t connect, first_byte, idle, total;
 };
 
+struct conf_ratelimit {
+    const char *rate, *key, *path_prefix, *name, *redis;
+    long long burst;
+    uint64_t redis_timeout;
+};
+
 struct lb_conf {
     struct cdn_conf_addr listen, admin;
+    const char *admin_token_file;   /* POST /backends needs its token (cdn/admin.h); none: 403 */
     const char *error_log, *log_level, *access_log, *pid_file;
     int access_log_format;
     unsigned retries;
@@ -90,11 +98,13 @@ struct lb_conf {
     struct cdn_conf_list pools;     /* struct conf_pool */
     struct cdn_conf_list routes;    /* struct conf_route */
     struct cdn_conf_list protect;   /* struct conf_protect */
+    struct conf_ratelimit rate_limit; /* rate off when absent; redis and redis_timeout: restart */
 };
 
 /* What the command line says; applied over the file at start and again on every reload. */
 struct lb_cmdline {
     const char *conf_path, *listen, *admin, *backends[MAX_BACKENDS];
+    const char *admin_token_file;
     int nb, algo, test, nohealth;
     long retries, threads, hint, rise, fall, slow, cto, fbto;
     const char *alog, *elog, *pid;
@@ -148,6 +158,17 @@ struct lb_worker {
     cdn_httpc_t *httpc;
     h2o_timeout_t fb_timeout, idle_timeout;
     cdn_series_t *s_requests;
+    struct cdn_rlshare *rls;        /* rate limits shared through Redis (rate_limit.redis), or NULL */
+};
+
+/* The rate limit in force (limit.c), under lb.mu; rebuilt from the config by lb_sync_config. */
+#define LB_RL_NAME_MAX 64
+#define LB_RL_PREFIX_MAX 256
+#define LB_RL_BY_LOCAL 4            /* decided by the local table, no Redis configured */
+struct lb_limit {
+    int on, key;
+    struct cdn_rl_rate rate;
+    char name[LB_RL_NAME_MAX + 1], prefix[LB_RL_PREFIX_MAX], header[LB_RL_NAME_MAX + 1];
 };
 
 extern struct lb {
@@ -171,6 +192,10 @@ extern struct lb {
         *m_checks, *m_reloads;
     cdn_metric_t *m_thread_requests;
     cdn_series_t *s_retries, *s_reload_ok, *s_reload_err;
+    struct lb_limit limit;
+    struct cdn_rl *rl_local;        /* the local GCRA table, all workers (thread-safe) */
+    cdn_metric_t *m_rl, *m_rl_by;
+    cdn_series_t *s_rl_allowed, *s_rl_limited, *s_rl_by[5];
     uint64_t rid_seq;               /* atomic */
     uint64_t rid_salt;
 } lb;
@@ -200,6 +225,18 @@ void lb_reload(void *data);
 /* ---------------- proxy.c ---------------- */
 
 int lb_on_proxy_req(h2o_handler_t *h, h2o_req_t *req);
+/* After the gateway's checks: route to a pool and proxy (takes lb.mu itself). 0. */
+int lb_proxy_route(h2o_req_t *req);
+
+/* ---------------- limit.c ---------------- */
+
+/* The rate limit of the request's path, then lb_proxy_route, or a 429; now or once Redis
+ * answered. 0 (the handler's answer). */
+int lb_limit_req(h2o_req_t *req, struct lb_worker *w);
+/* Under lb.mu: lb.limit from c. */
+void lb_limit_sync(const struct lb_conf *c);
+/* What conf_check asks of rate_limit: 0, or -1 with the field at fault (NULL: the map) and why. */
+int lb_limit_conf_check(const struct conf_ratelimit *r, const char **bad_field, char *why, size_t whylen);
 void lb_on_log_access(h2o_logger_t *logger, h2o_req_t *req);
 void lb_send_plain(h2o_req_t *req, int status, const char *reason, const char *msg);
 

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cdn/h1strict.h"
 #include "cdn/proc.h"
+#include "cdn/rlshare.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -33,7 +35,25 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
     h2o_timeout_init(w->loop, &w->idle_timeout, lb.conf.timeouts.idle);
     snprintf(id, sizeof(id), "%u", cw->id);
     w->s_requests = cdn_metric_series(lb.m_thread_requests, (const char *[]){id, NULL});
+    if (lb.conf.rate_limit.redis != NULL) {
+        cdn_rlshare_t *r = cdn_rlshare_new(w->loop, lb.conf.rate_limit.redis, "shop-lb:rl:", lb.conf.rate_limit.redis_timeout,
+                                           lb.rl_local, err, errlen);
+        if (r == NULL)
+            return -1;
+        __atomic_store_n(&w->rls, r, __ATOMIC_RELEASE);
+    }
     return 0;
+}
+
+/* The worker's own thread, after its drain: its Redis connection goes (checks still waiting are
+ * decided by the local table, their requests long answered or gone). */
+static void on_worker_exit(struct cdn_worker *cw, void *data)
+{
+    struct lb_worker *w = &lb.workers[cw->id];
+    (void)data;
+    cdn_rlshare_t *r = w->rls;
+    __atomic_store_n(&w->rls, NULL, __ATOMIC_RELEASE);
+    cdn_rlshare_free(r);
 }
 
 /* Pools and routes from the config (one thread yet: no lock needed), or the quick mode's pool. */
@@ -65,12 +85,18 @@ static int serve(void)
     lb.h2o.server_name = h2o_iovec_init(H2O_STRLIT(PROG));
     lb.h2o.max_request_entity_size = 64u << 20; /* bodies are buffered before they go upstream */
     h2o_pathconf_t *pc = h2o_config_register_path(h2o_config_register_host(&lb.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
+    cdn_h1strict_register(pc);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = lb_on_proxy_req;
     h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = lb_on_log_access;
     struct cdn_daemon_opts o = {.prog = PROG, .threads = lb.conf.threads, .listen = (struct sockaddr *)&lb.conf.listen.ss,
                                 .listen_len = lb.conf.listen.len, .reuseport = 1, .h2o = &lb.h2o,
-                                .drain_ms = lb.conf.graceful_timeout, .on_worker_init = on_worker_init, .on_reload = lb_reload};
+                                .drain_ms = lb.conf.graceful_timeout, .on_worker_init = on_worker_init, .on_worker_exit = on_worker_exit,
+                                .on_reload = lb_reload};
     cdn_admin_t *admin = NULL;
+    if ((lb.rl_local = cdn_rl_new(CDN_RL_KEYS_DEFAULT)) == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
     if ((lb.d = cdn_daemon_new(&o, err, sizeof(err))) == NULL)
         goto fail;
     lb.loop = cdn_daemon_main_loop(lb.d);

@@ -332,6 +332,7 @@ int lb_sync_config(struct lb_conf *nc, char *err, size_t errlen)
         lb.routes[lb.nroutes++] = (struct route){crs[i].prefix, lb_pool_find(crs[i].pool)};
     if (lb.nroutes == 0 && nc->pools.n == 1)
         lb.routes[lb.nroutes++] = (struct route){"/", lb_pool_find(cps[0].name)};
+    lb_limit_sync(nc);
     return 0;
 }
 

@@ -458,6 +458,15 @@ int lb_on_proxy_req(h2o_handler_t *h, h2o_req_t *req)
             return 0;
         }
     }
+    lb_unlock();
+    return lb_limit_req(req, cdn_worker_of(req)->data);
+}
+
+int lb_proxy_route(h2o_req_t *req)
+{
+    const char *path = req->path_normalized.base;
+    size_t plen = req->path_normalized.len;
+    lb_lock();
     struct pool *pool = NULL;
     size_t best = 0;
     for (size_t i = 0; i < lb.nroutes; i++) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cdn/h1strict.h"
 #include "cdn/proc.h"
 #include "origin/shop/app.h"
 
@@ -60,6 +61,7 @@ static int serve(const char *abuf)
     app.h2o.max_request_entity_size = 1u << 20; /* the shop takes small forms only (h2o: 413 above) */
     h2o_hostconf_t *hc = h2o_config_register_host(&app.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    cdn_h1strict_register(pc);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = app_on_req;
     h2o_compress_register(pc, &(h2o_compress_args_t){.min_size = 150, .gzip = {1}, .brotli = {-1}});
     h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = app_on_log_access;

@@ -30,6 +30,7 @@ reached the origin and what the edge sent upstream.
   POST ... with X-Fail: 1 -> 500 (an unsafe method that failed)
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
+  /bigns/...       -> the 300000 bytes of /big/ with Cache-Control: no-store (an uncacheable pass)
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
   /echoid/...      -> max-age=60, and the request's X-Request-Id reflected in the response
   /status/NNN/...  -> that status, no caching headers
@@ -38,12 +39,15 @@ reached the origin and what the edge sent upstream.
 Any method is accepted; POST/PUT/DELETE bodies are echoed in X-Body-Len. Usage: edge_origin.py PORT
 """
 import email.utils
+import socket
 import json
 import sys
 import urllib.parse
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BIG = bytes((i * 7 + 3) % 251 for i in range(300000))
 
 counts = {}
 last = {}
@@ -56,6 +60,12 @@ LM = "Tue, 14 Nov 2023 22:13:20 GMT"
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        # a head and its body go out in two writes: without TCP_NODELAY the body waits for the
+        # edge's delayed ACK of the head (40 ms a response on a kept-alive connection)
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, *a):
         pass
@@ -221,6 +231,8 @@ class H(BaseHTTPRequestHandler):
                                            ("Content-Range", "bytes %d-%d/%d" % (a, b, len(big)))], big[a:b + 1])
             return self.send(200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=60"),
                                    ("ETag", '"big"')], big)
+        if path.startswith("/bigns/"):
+            return self.send(200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "no-store")], BIG)
         if path.startswith("/hop/"):
             return self.send(200, h + [("Cache-Control", "max-age=60"), ("Connection", "X-Hop"), ("X-Hop", "secret")], body)
         if path.startswith("/echoid/"):  # reflects the request's X-Request-Id (as many apps do)
