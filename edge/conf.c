@@ -14,6 +14,7 @@
 #include "cdn/log.h"
 #include "cdn/proc.h"
 #include "edge/conf.h"
+#include "edge/store/admit.h"
 #include "edge/vhost/vhconf.h"
 
 static void usage(FILE *f)
@@ -41,7 +42,9 @@ static void usage(FILE *f)
             "                           a cheap 304 revalidation (default 0)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
-            "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
+            "      --policy P           RAM eviction policy: adaptive (default), s3fifo, sieve or lru\n"
+            "      --disk-admit A       RocksDB tier admission: second-hit (default: written on its\n"
+            "                           second miss) or all (every stored object is written)\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
             "                           token: a letter, then letters, digits or !#$%%&'*+-.^_`|~\n"
             "  -w, --workers N          worker threads, 1 to 64 (default: number of CPUs)\n"
@@ -134,6 +137,7 @@ static int add_listen(struct edge_settings *s, const char *addr, int tls)
 
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
+    const char *disk_admit;
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path, *edge_key, *admin_token_file;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
@@ -211,6 +215,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"ram", CDN_CT_SIZE, offsetof(struct file_conf, ram)},
     {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
     {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
+    {"disk_admit", CDN_CT_STR, offsetof(struct file_conf, disk_admit)},
     {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
     {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
     {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
@@ -386,7 +391,9 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
     const cdn_conf_node_t *root = cdn_conf_root(c);
     if (check_file_values(c, &fc, &cerr) < 0 || file_addresses(s, c, &fc, &cerr) < 0 ||
         (fc.policy && (s->ram_policy = edge_policy_kind_parse(fc.policy)) < 0 &&
-         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be s3fifo, sieve or lru") < 0)) {
+         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve or lru") < 0) ||
+        (fc.disk_admit && (s->disk_admit = edge_admit_kind_parse(fc.disk_admit)) < 0 &&
+         cdn_conf_fail(c, cdn_conf_get(root, "disk_admit"), &cerr, "disk_admit must be second-hit or all") < 0)) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
@@ -552,7 +559,7 @@ static const struct option long_opts[] = {
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
     {"purge-bus", 1, NULL, 25}, {"purge-bus-auth-file", 1, NULL, 26},
     {"h2-empty-frame-limit", 1, NULL, 27}, {"send-timeout", 1, NULL, 28},
-    {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+    {"disk-admit", 1, NULL, 40}, {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
 static void defaults(struct edge_settings *s, struct edge_conf *c)
@@ -576,7 +583,8 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
                                           .path = "/healthz"};
     s->ram_bytes = 256ULL << 20;
     s->disk_bytes = 4ULL << 30;
-    s->ram_policy = EDGE_POLICY_S3FIFO;
+    s->ram_policy = EDGE_POLICY_ADAPTIVE; /* docs/CACHESIM.md: never beaten by lru, s3fifo or sieve there */
+    s->disk_admit = EDGE_ADMIT_SECOND_HIT; /* docs/CACHESIM.md "Disk tier admission": 5-50x fewer writes */
     s->max_fetches = EDGE_MAX_FETCHES_DEFAULT;
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
 }
@@ -602,7 +610,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 'd': s->dir = arg; break;
     case 's':
     case 'S': return cdn_parse_size(arg, ch == 's' ? &s->ram_bytes : &s->disk_bytes) < 0 ? bad("bad size '%s'", arg) : -1;
-    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be s3fifo, sieve or lru%s", "") : -1;
+    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be adaptive, s3fifo, sieve or lru%s", "") : -1;
     case 'n':
         if (!name_ok(arg)) {
             fprintf(stderr, "cdn-edge: bad --name '%s': must be %s\n", arg, NAME_RULE);
@@ -641,6 +649,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 15: s->max_fetches = (unsigned)strtoul(arg, NULL, 10); break;
     case 20: c->h2_reset_limit = (unsigned)strtoul(arg, NULL, 10); break;
     case 21: c->edge_key = arg; break;
+    case 40: return (s->disk_admit = edge_admit_kind_parse(arg)) < 0 ? bad("--disk-admit must be second-hit or all%s", "") : -1;
     case 22:
         if ((c->edge_key = read_key_file(arg)) == NULL)
             return bad("--edge-key-file %s: cannot read a key from it", arg);
