@@ -330,6 +330,33 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     fetch_end(data, errstr == NULL ? CDN_HTTPC_OK : hr != NULL ? cdn_httpc_info(hr)->error : CDN_HTTPC_INTERNAL, errstr);
 }
 
+/* The stored copy waiter c gets instead of its upstream's error (edge_error_stale in decide.c): the
+ * stale copy the fetch was validating, else what the store holds for c's key now (c's lookup may
+ * have missed a copy the disk tier still had queued, or c joined a plain fill), if stale-if-error
+ * (or freshness) allows it. A reference with its current age, or NULL. Passes never get one. */
+struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now, int64_t *age)
+{
+    if (f->stale != NULL && f->stale_if_error) {
+        *age = edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now);
+        return edge_obj_ref(f->stale);
+    }
+    if (!f->collapsible || (c->method != EDGE_M_GET && c->method != EDGE_M_HEAD))
+        return NULL;
+    int tier, corrupt;
+    struct edge_obj *o = edge_store_get(f->w->srv->store, c->key, c->key_len, &tier, &corrupt);
+    if (o == NULL)
+        return NULL;
+    struct edge_verdict v;
+    edge_decide(&o->fresh, &c->rq, now, &v);
+    if ((c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) ||
+        edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, 0) == EDGE_STALE_NONE) {
+        edge_obj_release(o);
+        return NULL;
+    }
+    *age = v.age;
+    return o;
+}
+
 /* The one end of a fetch: the upstream transfer is over (errstr NULL: complete), or it never
  * started or was dropped (kind and errstr say why). Either the next upstream is asked, or the
  * fetch finishes or fails and its waiters get what there is. */
@@ -388,11 +415,13 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
                      f->bad_head ? "bad origin response" : timeout ? "origin timeout" : "origin unreachable", errstr);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            int64_t age;
+            struct edge_obj *so = fetch_error_stale(f, c, now_s(), &age);
             fetch_leave(c);
-            if (f->stale && f->stale_if_error) {
+            if (so != NULL) {
                 req_count(s, M_STALE, T_NONE);
-                req_deliver_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
-                          edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
+                req_deliver_obj(c, so, "fwd=stale; detail=stale-if-error", age);
+                edge_obj_release(so);
             } else if (f->busy) {
                 req_synth_error(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
             } else {
