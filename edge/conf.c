@@ -58,6 +58,9 @@ static void usage(FILE *f)
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
+            "      --stale-first-byte MS  a validation of a stale copy that stale-if-error allows\n"
+            "                           waits this long for the upstream's head, then serves the\n"
+            "                           stale copy and refreshes in the background (default 0: off)\n"
             "                           (default 5000)\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
@@ -123,6 +126,23 @@ struct file_conf {
     long long workers, max_fetches, h2_reset_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
     struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
+    uint64_t stale_first_byte;         /* resilience (edge/fetch/resil.h) */
+    struct file_breaker {
+        long long failures, min_requests, probes;
+        double error_ratio;
+        uint64_t window, open, grace;
+    } breaker;
+};
+
+static const cdn_conf_field_t breaker_fields[] = {
+    {"failures", CDN_CT_INT, offsetof(struct file_breaker, failures), 0, 0, 1000000},
+    {"error_ratio", CDN_CT_DOUBLE, offsetof(struct file_breaker, error_ratio), 0, 0, 0, 0.0, 1.0},
+    {"min_requests", CDN_CT_INT, offsetof(struct file_breaker, min_requests), 0, 1, 1000000},
+    {"window", CDN_CT_DURATION, offsetof(struct file_breaker, window)},
+    {"open", CDN_CT_DURATION, offsetof(struct file_breaker, open)},
+    {"probes", CDN_CT_INT, offsetof(struct file_breaker, probes), 0, 1, 1000},
+    {"grace", CDN_CT_DURATION, offsetof(struct file_breaker, grace)},
+    {NULL},
 };
 
 static const cdn_conf_field_t conf_fields[] = {
@@ -167,6 +187,9 @@ static const cdn_conf_field_t conf_fields[] = {
     {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
     {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
     {"graceful_timeout", CDN_CT_DURATION, offsetof(struct file_conf, graceful_timeout)},
+    {"stale_first_byte_timeout", CDN_CT_DURATION, offsetof(struct file_conf, stale_first_byte)},
+    {"breaker", CDN_CT_STRUCT, offsetof(struct file_conf, breaker), 0, 0, 0, 0, 0, NULL, breaker_fields,
+     sizeof(struct file_breaker)},
     {NULL},
 };
 
@@ -271,6 +294,12 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->fresh.heuristic_max = (int64_t)(fc->heuristic_max / 1000);
     ec->connect_timeout_ms = fc->connect_timeout;
     ec->timeout_ms = fc->timeout;
+    ec->resil.stale_first_byte_ms = fc->stale_first_byte;
+    ec->resil.breaker = (struct cdn_breaker_conf){
+        .failures = (unsigned)fc->breaker.failures, .ratio = fc->breaker.error_ratio,
+        .min_requests = (unsigned)fc->breaker.min_requests, .window_ms = fc->breaker.window,
+        .open_ms = fc->breaker.open, .probes = (unsigned)fc->breaker.probes};
+    ec->resil.grace_ms = fc->breaker.grace;
 }
 
 /* -c FILE over the settings so far. 0, or -1 with err set. */
@@ -292,7 +321,12 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .expire_sweep = ec->expire_sweep_ms, .expire_keep = ec->expire_keep_s * 1000,
                            .connect_timeout = ec->connect_timeout_ms, .timeout = ec->timeout_ms,
                            .heuristic_max = (uint64_t)ec->fresh.heuristic_max * 1000,
-                           .graceful_timeout = ec->graceful_timeout_ms};
+                           .graceful_timeout = ec->graceful_timeout_ms,
+                           .stale_first_byte = ec->resil.stale_first_byte_ms,
+                           .breaker = {.failures = ec->resil.breaker.failures, .error_ratio = ec->resil.breaker.ratio,
+                                       .min_requests = ec->resil.breaker.min_requests, .window = ec->resil.breaker.window_ms,
+                                       .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
+                                       .grace = ec->resil.grace_ms}};
     struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
@@ -392,6 +426,7 @@ static int log_unapplied(const struct file_conf *nfc)
                 same = strcmp(((const char *const *)x->items)[i], ((const char *const *)y->items)[i]) == 0;
             break;
         }
+        case CDN_CT_STRUCT: same = f->sub_size == 0 || memcmp(a, b, f->sub_size) == 0; break;
         default: same = 1; break; /* no other type among the keys a reload skips */
         }
         if (!same) {
@@ -468,7 +503,7 @@ static const struct option long_opts[] = {
     {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
-    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23},
+    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"stale-first-byte", 1, NULL, 24},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -494,6 +529,7 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     s->ram_policy = EDGE_POLICY_S3FIFO;
     s->max_fetches = EDGE_MAX_FETCHES_DEFAULT;
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
+    c->resil.breaker = (struct cdn_breaker_conf){.min_requests = 20, .window_ms = 10000, .open_ms = 5000, .probes = 1};
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -561,6 +597,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
             return bad("--edge-key-file %s: cannot read a key from it", arg);
         break;
     case 23: c->graceful_timeout_ms = strtoull(arg, NULL, 10); break;
+    case 24: c->resil.stale_first_byte_ms = strtoull(arg, NULL, 10); break;
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;

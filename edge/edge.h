@@ -22,6 +22,7 @@
 #include "edge/store/idmap.h"
 #include "edge/store/store.h"
 #include "edge/vhost/vhost.h"
+#include "edge/fetch/resil.h"
 
 /* Concurrent requests to one vhost's origin, all workers together, unless configured
  * (max_fetches): enough for a busy origin, few enough that a flood of misses (or of reset h2
@@ -54,6 +55,7 @@ struct edge_conf {
                                     before GOAWAY (h2guard.h); 0 = no bound */
     size_t rate_limit_keys;      /* slots of the rate limiter's table (rate_limit_keys) */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
+    struct edge_resil_conf resil;/* fast stale, breakers (edge/fetch/resil.h) */
 };
 
 struct edge_server {
@@ -77,6 +79,8 @@ struct edge_server {
                                         complete; connections sent GOAWAY for it (h2guard.h) */
     cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
     cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
+    cdn_series_t *m_stale_slow, *m_brk_stale, *m_brk_503; /* resil.h: stale for a slow upstream;
+                                        stale / 503 because a breaker was open */
     cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
                                         (cdn/ratelimit.h); made at start, kept across reloads */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
@@ -95,6 +99,8 @@ struct edge_worker {
     int pumping;
     struct edge_date_slot date;  /* the Date last shown on a response head (date_send.h) */
     struct edge_h2guard h2guard; /* resets per HTTP/2 connection (h2guard.h) */
+    h2o_timeout_t fb_timeout;    /* stale_first_byte_timeout of fetches with a stale copy (resil.h) */
+    int fb_on;
 };
 
 /* Registers the public handler on a host config. */

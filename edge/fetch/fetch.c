@@ -69,6 +69,9 @@ void fetch_release(struct fetch *f)
     assert(f->magic == FETCH_MAGIC && f->refs > 0); /* released more often than taken */
     if (--f->refs > 0)
         return;
+    fetch_fb_disarm(f);
+    if (f->brk_sent)
+        edge_brk_release(f->brk, f->brk_probe);
     if (f->in_table)
         edge_idmap_del(&f->w->fetches, f->id);
     fetch_queue_unlink(f);
@@ -252,6 +255,8 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
                          size_t n, void *data)
 {
     struct fetch *f = data;
+    fetch_fb_disarm(f);
+    fetch_brk_outcome(f, status < 500); /* the breaker counts 5xx as failures (and answers as success) */
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;
@@ -348,8 +353,12 @@ struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now,
         return NULL;
     struct edge_verdict v;
     edge_decide(&o->fresh, &c->rq, now, &v);
+    /* the upstream is known bad (its breaker refused us, or is open): grace beyond stale-if-error */
+    int64_t grace = f->brk != NULL && (f->brk_refused || edge_brk_is_bad(f->brk))
+                        ? (int64_t)(f->w->srv->conf.resil.grace_ms / 1000) : 0;
     if ((c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) ||
-        edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, 0) == EDGE_STALE_NONE) {
+        edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, grace) ==
+            EDGE_STALE_NONE) {
         edge_obj_release(o);
         return NULL;
     }
@@ -365,10 +374,18 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     assert(f->magic == FETCH_MAGIC);
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
+    fetch_fb_disarm(f);
     fetch_slot_put(f);
     if (f->bad_head != NULL) {
         errstr = f->bad_head;
         kind = CDN_HTTPC_PROTOCOL;
+    }
+    /* the breaker's outcome of a request without a head (one with a head was told at the head) */
+    if (f->brk_sent && (errstr == NULL || edge_upstream_failed(kind)))
+        fetch_brk_outcome(f, errstr == NULL);
+    else if (f->brk_sent) {
+        edge_brk_release(f->brk, f->brk_probe); /* cancelled, or our own error: says nothing */
+        f->brk_sent = 0;
     }
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
@@ -404,11 +421,14 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     if (errstr != NULL && !fetch_has_head(f)) {
         /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
          * with the reason */
-        if (!f->mirror && !f->busy)
+        if (!f->mirror && !f->busy && !f->brk_refused)
             cdn_counter_inc(s->m_origin_err);
         int timeout = edge_upstream_error_status(kind) == 504;
         char body[256];
-        if (f->busy)
+        if (f->brk_refused)
+            snprintf(body, sizeof(body), "origin unavailable: the circuit breaker for %s is open; retry in %llu s",
+                     edge_brk_url(f->brk), (unsigned long long)((f->brk_retry_ms + 999) / 1000));
+        else if (f->busy)
             snprintf(body, sizeof(body), "%s", errstr);
         else
             snprintf(body, sizeof(body), "%s: %s",
@@ -420,8 +440,14 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
             fetch_leave(c);
             if (so != NULL) {
                 req_count(s, M_STALE, T_NONE);
-                req_deliver_obj(c, so, "fwd=stale; detail=stale-if-error", age);
+                if (f->brk_refused)
+                    cdn_counter_inc(s->m_brk_stale);
+                req_deliver_obj(c, so, f->brk_refused ? "fwd=stale; detail=breaker-open" : "fwd=stale; detail=stale-if-error",
+                                age);
                 edge_obj_release(so);
+            } else if (f->brk_refused) {
+                cdn_counter_inc(s->m_brk_503);
+                req_synth_breaker(c, f->brk_retry_ms, body);
             } else if (f->busy) {
                 req_synth_error(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
             } else {
@@ -613,6 +639,27 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int pi = vh->nparents ? edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) : -1;
     if (pi < 0 && vh->nparents > 0 && vh->parent_only)
         return -1;
+    /* the upstream's circuit breaker (resil.h), asked once per upstream: while it is open a parent
+     * is passed over for the next upstream, and an origin is not asked at all (fetch_end then
+     * serves stale, with grace, or a 503 with Retry-After) */
+    struct edge_brk *e = f->brk_sent ? NULL : edge_brk_of(pi >= 0 ? vh->parents[pi].url : vh->origin);
+    if (e != NULL) {
+        int probe;
+        uint64_t retry;
+        if (!edge_brk_allow(e, &probe, &retry)) {
+            if (pi >= 0) {
+                f->tried |= 1u << pi;
+                return fetch_send(f, body, body_len);
+            }
+            f->brk = e;
+            f->brk_refused = 1;
+            f->brk_retry_ms = retry;
+            return -1;
+        }
+        f->brk = e;
+        f->brk_sent = 1;
+        f->brk_probe = probe;
+    }
     if (pi < 0 && !f->slot && vh->max_fetches > 0 && fetch_slot_get(f) < 0) {
         /* every slot of this origin is taken: wait in the worker's FIFO (the transfer's
          * reference goes with the fetch); fetch_queue_pump sends it or fails it with 503 */
@@ -658,6 +705,9 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->hr = hr;
     if (hr == NULL && !fetch_is_over(f)) {
         fetch_slot_put(f);
+        if (f->brk_sent)
+            edge_brk_release(f->brk, f->brk_probe);
+        f->brk_sent = 0;
         r = -1;
     }
     fetch_release(f);
@@ -725,6 +775,70 @@ void fetch_add_waiter(struct fetch *f, struct creq *c)
     h2o_linklist_insert(&f->waiters, &c->link);
 }
 
+/* --- resilience (resil.h): the first-byte deadline of a fetch with a stale copy, the breaker --- */
+
+/* The deadline passed and no head came: every client gets the stale copy now (Cache-Status
+ * detail=slow-origin) and the fetch goes on with nobody waiting (a background refresh: its
+ * answer is stored, or merged if it is a 304). Later requests for the key get the stale copy at
+ * once while it runs (fetch_slow_stale). */
+static void on_fb_deadline(h2o_timeout_entry_t *entry)
+{
+    struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, fb_entry, entry);
+    assert(f->magic == FETCH_MAGIC);
+    if (fetch_has_head(f) || fetch_is_over(f) || f->in_cb || f->stale == NULL || !f->stale_if_error)
+        return;
+    struct edge_server *s = f->w->srv;
+    int64_t now = now_s();
+    f->slow = 1;
+    f->background = 1; /* not dropped from the queue, not cancelled: it refreshes the object */
+    f->refs++;
+    while (!h2o_linklist_is_empty(&f->waiters)) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+        fetch_leave(c);
+        cdn_counter_inc(s->m_stale_slow);
+        req_count(s, M_STALE, T_NONE);
+        req_deliver_obj(c, f->stale, "fwd=stale; detail=slow-origin",
+                        edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now));
+    }
+    fetch_release(f);
+}
+
+void fetch_fb_arm(struct fetch *f)
+{
+    if (!f->w->fb_on || f->stale == NULL || !f->stale_if_error || f->background || fetch_has_head(f) ||
+        fetch_is_over(f) || h2o_timeout_is_linked(&f->fb_entry))
+        return;
+    f->fb_entry.cb = on_fb_deadline;
+    h2o_timeout_link(f->w->ctx->loop, &f->w->fb_timeout, &f->fb_entry);
+}
+
+void fetch_fb_disarm(struct fetch *f)
+{
+    if (h2o_timeout_is_linked(&f->fb_entry))
+        h2o_timeout_unlink(&f->fb_entry);
+}
+
+/* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the
+ * stale copy): c, which holds a stale copy too, gets it at once instead of waiting. */
+int fetch_slow_stale(struct creq *c)
+{
+    uint64_t fv;
+    if (!edge_idmap_get(&c->w->fetches, edge_key_id(c->key, c->key_len), &fv))
+        return 0;
+    struct fetch *f = (struct fetch *)(uintptr_t)fv;
+    return f->slow && !fetch_has_head(f) && !fetch_is_over(f) && f->key_len == c->key_len &&
+           memcmp(f->key, c->key, c->key_len) == 0;
+}
+
+/* The breaker hears how the request it let through went (once). */
+void fetch_brk_outcome(struct fetch *f, int ok)
+{
+    if (!f->brk_sent)
+        return;
+    f->brk_sent = 0;
+    edge_brk_report(f->brk, ok, f->brk_probe);
+}
+
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
  * under the tier that gets asked. A collapsible fetch (a cache fill) is listed in the worker's
  * table and, through its feed, for the other workers. */
@@ -776,8 +890,10 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
         fetch_end(f, CDN_HTTPC_INTERNAL, "out of memory");
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
              !fetch_is_over(f))
-        fetch_end(f, f->vh->parent_only ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
-                  f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
+        fetch_end(f, f->vh->parent_only || f->brk_refused ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
+                  f->brk_refused ? "circuit breaker open"
+                  : f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
+    fetch_fb_arm(f); /* a validation of a stale copy: its first-byte deadline */
     fetch_release(f);
 }
 

@@ -37,6 +37,17 @@ int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_sta
     return kind == CDN_HTTPC_REFUSED || kind == CDN_HTTPC_CONNECT || kind == CDN_HTTPC_CONNECT_TIMEOUT;
 }
 
+int edge_upstream_failed(enum cdn_httpc_error kind)
+{
+    switch (kind) {
+    case CDN_HTTPC_REFUSED: case CDN_HTTPC_CONNECT: case CDN_HTTPC_CONNECT_TIMEOUT: case CDN_HTTPC_DNS:
+    case CDN_HTTPC_TLS: case CDN_HTTPC_TIMEOUT: case CDN_HTTPC_RESET: case CDN_HTTPC_PROTOCOL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int edge_upstream_error_status(enum cdn_httpc_error kind)
 {
     return kind == CDN_HTTPC_TIMEOUT || kind == CDN_HTTPC_CONNECT_TIMEOUT ? 504 : 502;

@@ -34,6 +34,11 @@ int edge_fetch_state_ok(enum fetch_state a, enum fetch_state b);
  * connection, or it is a parent that answered 5xx (parent_status: that status, else 0). */
 int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status);
 
+/* 1 when an upstream failure counts against its circuit breaker: it could not be reached, did not
+ * answer in time, broke the connection or sent something that is not HTTP. Not: our own
+ * cancellation, our limits, our errors. */
+int edge_upstream_failed(enum cdn_httpc_error kind);
+
 /* The status a client gets when its fetch failed before any response head came: 504 for the
  * timeouts (the upstream was too slow), 502 for everything else (it was unreachable or broken). */
 int edge_upstream_error_status(enum cdn_httpc_error kind);

@@ -116,6 +116,14 @@ struct fetch {
     int parent_status;        /* a parent's 5xx/508 that sends the fetch to the next upstream */
     h2o_linklist_t qlink;
     uint64_t q_deadline, q_since;
+    /* resilience (resil.h): the first-byte deadline of a fetch with a stale copy; slow: it passed
+     * and the clients got the stale copy (the fetch goes on in the background); the breaker of
+     * the upstream asked now (brk_sent: a request it let through awaits its outcome) */
+    h2o_timeout_entry_t fb_entry;
+    int slow;
+    struct edge_brk *brk;
+    int brk_sent, brk_probe, brk_refused;
+    uint64_t brk_retry_ms;
 };
 
 struct creq {
@@ -230,5 +238,10 @@ void fetch_queue_unlink(struct fetch *f);
 void fetch_slot_put(struct fetch *f);
 void fetch_queue_pump(struct edge_worker *w);
 void fetch_on_queue_timer(cdn_timer_t *t, void *data);
+void fetch_fb_arm(struct fetch *f);
+void fetch_fb_disarm(struct fetch *f);
+int fetch_slow_stale(struct creq *c);
+void fetch_brk_outcome(struct fetch *f, int ok);
+void req_synth_breaker(struct creq *c, uint64_t retry_ms, const char *body);
 
 #endif

@@ -7,6 +7,11 @@ reached the origin and what the edge sent upstream.
   /_bytes?p=/x     -> body bytes sent for /x
   /_sick?on=1|0    -> while sick, /healthz and every other path answer 503 (a failing parent)
   /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
+  /_hang?on=1|0    -> while on, every other request is counted and then held unanswered (a hung
+                      origin: the connection stays open) until it is turned off
+  /_slow?ms=N      -> every other request is answered N ms late (0: at once)
+  /_fail?on=1|0    -> while on, every other request is counted and answered 500 (no caching headers)
+  /_total          -> requests counted so far, all paths together
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
   /vary/...        -> Vary: Accept-Language, body echoes it
@@ -49,6 +54,11 @@ counts = {}
 last = {}
 conc = {"now": 0, "max": 0}
 sick = [False]
+hang = threading.Event()  # set: requests answer; clear: they wait (a hung origin)
+hang.set()
+slow_ms = [0]
+fail = [False]
+total = [0]
 sent = {}
 lock = threading.Lock()
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -96,6 +106,23 @@ class H(BaseHTTPRequestHandler):
         if path == "/_sick":
             sick[0] = "on=1" in self.path
             return self.send(200, [("Content-Type", "text/plain")], b"sick\n" if sick[0] else b"well\n")
+        if path == "/_hang":
+            if "on=1" in self.path:
+                hang.clear()
+            else:
+                hang.set()
+            return self.send(200, [("Content-Type", "text/plain")], b"hang\n" if not hang.is_set() else b"answer\n")
+        if path == "/_slow":
+            q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            slow_ms[0] = int(q.get("ms", ["0"])[0])
+            return self.send(200, [("Content-Type", "text/plain")], b"slow %d\n" % slow_ms[0])
+        if path == "/_fail":
+            fail[0] = "on=1" in self.path
+            return self.send(200, [("Content-Type", "text/plain")], b"fail\n" if fail[0] else b"ok\n")
+        if path == "/_total":
+            with lock:
+                n = total[0]
+            return self.send(200, [("Content-Type", "text/plain")], str(n).encode())
         if path == "/_maxconc":
             with lock:
                 m = conc["max"]
@@ -120,6 +147,13 @@ class H(BaseHTTPRequestHandler):
             n = counts[path]
             last[path] = {"method": self.command, "headers": [[k, v] for k, v in self.headers.items()],
                           "body_len": len(body_in)}
+            total[0] += 1
+        if not hang.is_set():  # a hung origin: counted, then nothing until /_hang?on=0
+            hang.wait(300)
+        if slow_ms[0] > 0:
+            time.sleep(slow_ms[0] / 1000.0)
+        if fail[0]:
+            return self.send(500, [("Content-Type", "text/plain")], b"failing on cue\n")
         body = ("body of %s #%d\n" % (path, n)).encode()
         h = [("Content-Type", "text/plain"), ("X-Body-Len", str(len(body_in)))]
         if sick[0]:

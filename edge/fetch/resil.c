@@ -1,0 +1,148 @@
+/* edge/fetch/resil.c - the breaker table and its metrics (see resil.h). The fast-stale deadline
+ * lives with the fetch (fetch.c), the failure decisions in decide.c. */
+#include "config.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdn/log.h"
+#include "cdn/loop.h"
+#include "edge/fetch/resil.h"
+
+#define MAX_UPSTREAMS 1024 /* distinct upstream URLs with a breaker (reloads may add some) */
+
+struct edge_brk {
+    char *url;
+    pthread_mutex_t mu;
+    struct cdn_breaker b;
+    cdn_series_t *m_state, *m_refused, *m_to[3];
+};
+
+static const struct edge_resil_conf *conf;
+static cdn_metric_t *m_state, *m_refused, *m_trans;
+static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct edge_brk *table[MAX_UPSTREAMS];
+static size_t ntable;
+
+void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_series_t **stale_slow,
+                     cdn_series_t **brk_stale, cdn_series_t **brk_503)
+{
+    static const char *const up_l[] = {"upstream", NULL}, *const tr_l[] = {"upstream", "to", NULL};
+    conf = c;
+    if (m == NULL)
+        return;
+    *stale_slow = cdn_metric_plain(cdn_metrics_counter(m, "edge_stale_slow_total",
+        "Requests answered with a stale copy because the upstream had not answered within stale_first_byte_timeout", NULL));
+    *brk_stale = cdn_metric_plain(cdn_metrics_counter(m, "edge_breaker_stale_total",
+        "Requests answered with a stale copy (stale-if-error or grace) because the origin's breaker was open", NULL));
+    *brk_503 = cdn_metric_plain(cdn_metrics_counter(m, "edge_breaker_503_total",
+        "Requests answered 503 with Retry-After because the origin's breaker was open and no stale copy could serve", NULL));
+    m_state = cdn_metrics_gauge(m, "edge_breaker_state", "Circuit breaker of each upstream: 0 closed, 1 open, 2 half-open", up_l);
+    m_refused = cdn_metrics_counter(m, "edge_breaker_refused_total", "Requests not sent to an upstream because its breaker was open", up_l);
+    m_trans = cdn_metrics_counter(m, "edge_breaker_transitions_total", "Circuit breaker transitions, by upstream and new state", tr_l);
+}
+
+void edge_resil_free(void)
+{
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < ntable; i++) {
+        pthread_mutex_destroy(&table[i]->mu);
+        free(table[i]->url);
+        free(table[i]);
+        table[i] = NULL;
+    }
+    ntable = 0;
+    pthread_mutex_unlock(&table_mu);
+}
+
+struct edge_brk *edge_brk_of(const char *url)
+{
+    if (conf == NULL || !cdn_breaker_on(&conf->breaker) || url == NULL)
+        return NULL;
+    struct edge_brk *e = NULL;
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < ntable && e == NULL; i++)
+        if (strcmp(table[i]->url, url) == 0)
+            e = table[i];
+    if (e == NULL && ntable < MAX_UPSTREAMS && (e = calloc(1, sizeof(*e))) != NULL) {
+        if ((e->url = strdup(url)) == NULL) {
+            free(e);
+            e = NULL;
+        } else {
+            pthread_mutex_init(&e->mu, NULL);
+            cdn_breaker_init(&e->b);
+            const char *v[] = {url, NULL};
+            if (m_state != NULL) {
+                e->m_state = cdn_metric_series(m_state, v);
+                e->m_refused = cdn_metric_series(m_refused, v);
+                static const char *const to[3] = {"closed", "open", "half-open"};
+                for (int k = 0; k < 3; k++)
+                    e->m_to[k] = cdn_metric_series(m_trans, (const char *const[]){url, to[k], NULL});
+            }
+            table[ntable++] = e;
+        }
+    }
+    pthread_mutex_unlock(&table_mu);
+    return e;
+}
+
+/* After a change of state (under e->mu): the gauge, the counter, one log line. */
+static void moved(struct edge_brk *e, enum cdn_breaker_state from)
+{
+    enum cdn_breaker_state to = e->b.state;
+    if (to == from)
+        return;
+    if (e->m_state != NULL) {
+        cdn_gauge_set(e->m_state, to == CDN_BREAKER_OPEN ? 1 : to == CDN_BREAKER_HALF_OPEN ? 2 : 0);
+        cdn_counter_inc(e->m_to[to]);
+    }
+    if (to == CDN_BREAKER_OPEN)
+        cdn_warn("breaker %s: %s -> open for %llu ms (%s)", e->url, cdn_breaker_state_name(from),
+                 (unsigned long long)conf->breaker.open_ms,
+                 from == CDN_BREAKER_HALF_OPEN ? "a probe failed" : "too many failures");
+    else
+        cdn_notice("breaker %s: %s -> %s", e->url, cdn_breaker_state_name(from), cdn_breaker_state_name(to));
+}
+
+int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms)
+{
+    uint64_t now = cdn_now_ms();
+    pthread_mutex_lock(&e->mu);
+    enum cdn_breaker_state from = e->b.state;
+    int ok = cdn_breaker_allow(&e->b, &conf->breaker, now, probe);
+    moved(e, from);
+    *retry_ms = ok ? 0 : cdn_breaker_retry_in(&e->b, &conf->breaker, now);
+    if (!ok && *retry_ms == 0)
+        *retry_ms = 1000; /* half-open with every probe out: about a probe's time */
+    pthread_mutex_unlock(&e->mu);
+    if (!ok && e->m_refused != NULL)
+        cdn_counter_inc(e->m_refused);
+    return ok;
+}
+
+void edge_brk_report(struct edge_brk *e, int ok, int probe)
+{
+    uint64_t now = cdn_now_ms();
+    pthread_mutex_lock(&e->mu);
+    enum cdn_breaker_state from = e->b.state;
+    cdn_breaker_report(&e->b, &conf->breaker, ok, probe, now);
+    moved(e, from);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void edge_brk_release(struct edge_brk *e, int probe)
+{
+    pthread_mutex_lock(&e->mu);
+    cdn_breaker_release(&e->b, probe);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int edge_brk_is_bad(struct edge_brk *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int bad = e->b.state != CDN_BREAKER_CLOSED;
+    pthread_mutex_unlock(&e->mu);
+    return bad;
+}
+
+const char *edge_brk_url(const struct edge_brk *e) { return e->url; }
