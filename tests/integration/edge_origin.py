@@ -9,6 +9,8 @@ reached the origin and what the edge sent upstream.
   /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
   /_hang?on=1|0    -> while on, every other request is counted and then held unanswered (a hung
                       origin: the connection stays open) until it is turned off
+  /_hangafter?p=/x&n=N -> requests for /x beyond its Nth are held unanswered like /_hang
+                      (until /_hang?on=0, which also forgets every such rule)
   /_slow?ms=N      -> every other request is answered N ms late (0: at once)
   /_fail?on=1|0    -> while on, every other request is counted and answered 500 (no caching headers)
   /_total          -> requests counted so far, all paths together
@@ -58,6 +60,8 @@ hang = threading.Event()  # set: requests answer; clear: they wait (a hung origi
 hang.set()
 slow_ms = [0]
 fail = [False]
+hang_after = {}  # path -> hold its requests beyond this count (until unhold is set)
+unhold = threading.Event()
 total = [0]
 sent = {}
 lock = threading.Lock()
@@ -106,10 +110,19 @@ class H(BaseHTTPRequestHandler):
         if path == "/_sick":
             sick[0] = "on=1" in self.path
             return self.send(200, [("Content-Type", "text/plain")], b"sick\n" if sick[0] else b"well\n")
+        if path == "/_hangafter":
+            q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            with lock:
+                hang_after[q.get("p", [""])[0]] = int(q.get("n", ["0"])[0])
+                unhold.clear()
+            return self.send(200, [("Content-Type", "text/plain")], b"ok\n")
         if path == "/_hang":
             if "on=1" in self.path:
                 hang.clear()
             else:
+                with lock:
+                    hang_after.clear()
+                unhold.set()
                 hang.set()
             return self.send(200, [("Content-Type", "text/plain")], b"hang\n" if not hang.is_set() else b"answer\n")
         if path == "/_slow":
@@ -148,6 +161,9 @@ class H(BaseHTTPRequestHandler):
             last[path] = {"method": self.command, "headers": [[k, v] for k, v in self.headers.items()],
                           "body_len": len(body_in)}
             total[0] += 1
+            held = path in hang_after and n > hang_after[path]
+        if held:  # beyond its count (/_hangafter): held like a hung origin
+            unhold.wait(300)
         if not hang.is_set():  # a hung origin: counted, then nothing until /_hang?on=0
             hang.wait(300)
         if slow_ms[0] > 0:
