@@ -132,6 +132,18 @@ struct file_conf {
         double error_ratio;
         uint64_t window, open, grace;
     } breaker;
+    struct file_budget {
+        double ratio;
+        long long min;
+        uint64_t window;
+    } retry_budget;
+};
+
+static const cdn_conf_field_t budget_fields[] = {
+    {"ratio", CDN_CT_DOUBLE, offsetof(struct file_budget, ratio), 0, 0, 0, 0.0, 10.0},
+    {"min", CDN_CT_INT, offsetof(struct file_budget, min), 0, 0, 1000000},
+    {"window", CDN_CT_DURATION, offsetof(struct file_budget, window)},
+    {NULL},
 };
 
 static const cdn_conf_field_t breaker_fields[] = {
@@ -190,6 +202,8 @@ static const cdn_conf_field_t conf_fields[] = {
     {"stale_first_byte_timeout", CDN_CT_DURATION, offsetof(struct file_conf, stale_first_byte)},
     {"breaker", CDN_CT_STRUCT, offsetof(struct file_conf, breaker), 0, 0, 0, 0, 0, NULL, breaker_fields,
      sizeof(struct file_breaker)},
+    {"retry_budget", CDN_CT_STRUCT, offsetof(struct file_conf, retry_budget), 0, 0, 0, 0, 0, NULL, budget_fields,
+     sizeof(struct file_budget)},
     {NULL},
 };
 
@@ -300,6 +314,8 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
         .min_requests = (unsigned)fc->breaker.min_requests, .window_ms = fc->breaker.window,
         .open_ms = fc->breaker.open, .probes = (unsigned)fc->breaker.probes};
     ec->resil.grace_ms = fc->breaker.grace;
+    ec->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = fc->retry_budget.ratio,
+        .min = (unsigned)fc->retry_budget.min, .window_ms = fc->retry_budget.window};
 }
 
 /* -c FILE over the settings so far. 0, or -1 with err set. */
@@ -326,7 +342,9 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .breaker = {.failures = ec->resil.breaker.failures, .error_ratio = ec->resil.breaker.ratio,
                                        .min_requests = ec->resil.breaker.min_requests, .window = ec->resil.breaker.window_ms,
                                        .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
-                                       .grace = ec->resil.grace_ms}};
+                                       .grace = ec->resil.grace_ms},
+                           .retry_budget = {.ratio = ec->resil.retry_budget.ratio, .min = ec->resil.retry_budget.min,
+                                            .window = ec->resil.retry_budget.window_ms}};
     struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
@@ -530,6 +548,7 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     s->max_fetches = EDGE_MAX_FETCHES_DEFAULT;
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
     c->resil.breaker = (struct cdn_breaker_conf){.min_requests = 20, .window_ms = 10000, .open_ms = 5000, .probes = 1};
+    c->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = 0, .min = 3, .window_ms = 10000};
 }
 
 static int bad(const char *fmt, const char *arg)

@@ -116,3 +116,41 @@ const char *cdn_breaker_state_name(enum cdn_breaker_state s)
 {
     return s == CDN_BREAKER_OPEN ? "open" : s == CDN_BREAKER_HALF_OPEN ? "half-open" : "closed";
 }
+
+/* --- retry budget --- */
+
+static void budget_roll(struct cdn_retry_budget *b, const struct cdn_retry_budget_conf *c, uint64_t now)
+{
+    uint64_t half = c->window_ms / 2 ? c->window_ms / 2 : 1;
+    if (now < b->win_start + half)
+        return;
+    if (now < b->win_start + 2 * half) {
+        b->req[1] = b->req[0];
+        b->retries[1] = b->retries[0];
+        b->win_start += half;
+    } else {
+        b->req[1] = b->retries[1] = 0;
+        b->win_start = now;
+    }
+    b->req[0] = b->retries[0] = 0;
+}
+
+void cdn_retry_budget_request(struct cdn_retry_budget *b, const struct cdn_retry_budget_conf *c, uint64_t now)
+{
+    if (c->ratio <= 0)
+        return;
+    budget_roll(b, c, now);
+    b->req[0]++;
+}
+
+int cdn_retry_budget_allow(struct cdn_retry_budget *b, const struct cdn_retry_budget_conf *c, uint64_t now)
+{
+    if (c->ratio <= 0)
+        return 1;
+    budget_roll(b, c, now);
+    double allowed = c->min + c->ratio * (double)(b->req[0] + b->req[1]);
+    if ((double)(b->retries[0] + b->retries[1]) + 1 > allowed)
+        return 0;
+    b->retries[0]++;
+    return 1;
+}

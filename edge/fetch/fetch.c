@@ -234,6 +234,14 @@ static int has_next_upstream(struct fetch *f)
     return edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) >= 0 || !vh->parent_only;
 }
 
+/* The retry budget (resil.h) for this fetch's next upstream, asked once per retry. */
+static int retry_ok(struct fetch *f)
+{
+    if (!f->retry_granted)
+        f->retry_granted = edge_retry_allow();
+    return f->retry_granted;
+}
+
 /* RFC 9112 6.1: a response whose Transfer-Encoding ends in anything but chunked is delimited by
  * the connection's close; libcurl cannot take it (it fails after the head), so such a head is
  * refused before it reaches a client: 502 with the reason, as Squid and Varnish answer. */
@@ -263,7 +271,7 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
     }
     /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
      * upstream to ask: abort this response, fetch_on_done sends the fetch on */
-    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f)) {
+    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f) && retry_ok(f)) {
         f->parent_status = status;
         return 1;
     }
@@ -401,7 +409,10 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
             cdn_counter_inc(s->m_parent_down);
             cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
         }
-        if ((f->collapsible || f->owner != NULL) &&
+        /* the retry budget: past it, the failure is answered (stale, or the error) */
+        int go = retry_ok(f);
+        f->retry_granted = 0;
+        if (go && (f->collapsible || f->owner != NULL) &&
             fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
                        f->collapsible ? 0 : f->owner->req->entity.len) == 0)
             return; /* the transfer's reference goes on with the new request */
@@ -886,6 +897,7 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
         f->in_table = 1;
     f->feed = feed; /* other workers may join through it (only one owner per key: first come) */
     f->refs++;
+    edge_retry_note_request(); /* a first attempt: it earns the retry budget its share */
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
         fetch_end(f, CDN_HTTPC_INTERNAL, "out of memory");
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&

@@ -23,6 +23,9 @@ static cdn_metric_t *m_state, *m_refused, *m_trans;
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct edge_brk *table[MAX_UPSTREAMS];
 static size_t ntable;
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cdn_retry_budget budget;
+static cdn_series_t *m_retries, *m_exhausted;
 
 void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_series_t **stale_slow,
                      cdn_series_t **brk_stale, cdn_series_t **brk_503)
@@ -37,6 +40,10 @@ void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_seri
         "Requests answered with a stale copy (stale-if-error or grace) because the origin's breaker was open", NULL));
     *brk_503 = cdn_metric_plain(cdn_metrics_counter(m, "edge_breaker_503_total",
         "Requests answered 503 with Retry-After because the origin's breaker was open and no stale copy could serve", NULL));
+    m_retries = cdn_metric_plain(cdn_metrics_counter(m, "edge_retries_total",
+        "Requests sent again to the next upstream (another parent, or the origin) after one failed", NULL));
+    m_exhausted = cdn_metric_plain(cdn_metrics_counter(m, "edge_retry_budget_exhausted_total",
+        "Retries to the next upstream not made: the retry budget was spent (the failure was answered)", NULL));
     m_state = cdn_metrics_gauge(m, "edge_breaker_state", "Circuit breaker of each upstream: 0 closed, 1 open, 2 half-open", up_l);
     m_refused = cdn_metrics_counter(m, "edge_breaker_refused_total", "Requests not sent to an upstream because its breaker was open", up_l);
     m_trans = cdn_metrics_counter(m, "edge_breaker_transitions_total", "Circuit breaker transitions, by upstream and new state", tr_l);
@@ -146,3 +153,27 @@ int edge_brk_is_bad(struct edge_brk *e)
 }
 
 const char *edge_brk_url(const struct edge_brk *e) { return e->url; }
+
+void edge_retry_note_request(void)
+{
+    if (conf == NULL || conf->retry_budget.ratio <= 0)
+        return;
+    pthread_mutex_lock(&budget_mu);
+    cdn_retry_budget_request(&budget, &conf->retry_budget, cdn_now_ms());
+    pthread_mutex_unlock(&budget_mu);
+}
+
+int edge_retry_allow(void)
+{
+    int ok = 1;
+    if (conf != NULL && conf->retry_budget.ratio > 0) {
+        pthread_mutex_lock(&budget_mu);
+        ok = cdn_retry_budget_allow(&budget, &conf->retry_budget, cdn_now_ms());
+        pthread_mutex_unlock(&budget_mu);
+    }
+    if (ok && m_retries != NULL)
+        cdn_counter_inc(m_retries);
+    if (!ok && m_exhausted != NULL)
+        cdn_counter_inc(m_exhausted);
+    return ok;
+}

@@ -23,6 +23,7 @@ struct edge_resil_conf {
     uint64_t stale_first_byte_ms;    /* stale_first_byte_timeout; 0: off (wait for the upstream) */
     struct cdn_breaker_conf breaker; /* breaker: {...}; off unless failures or error_ratio is set */
     uint64_t grace_ms;               /* breaker.grace: stale beyond stale-if-error while open */
+    struct cdn_retry_budget_conf retry_budget; /* retry_budget: {...}; ratio 0: no budget */
 };
 
 struct edge_brk;
@@ -48,5 +49,10 @@ void edge_brk_release(struct edge_brk *e, int probe);
 /* 1 while open or half-open (the upstream is known bad: grace applies). */
 int edge_brk_is_bad(struct edge_brk *e);
 const char *edge_brk_url(const struct edge_brk *e);
+
+/* The retry budget (process-wide, every upstream): a first attempt went out; may a retry to
+ * the next upstream go (counted: edge_retries_total, or edge_retry_budget_exhausted_total)? */
+void edge_retry_note_request(void);
+int edge_retry_allow(void);
 
 #endif

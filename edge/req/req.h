@@ -123,6 +123,7 @@ struct fetch {
     int slow;
     struct edge_brk *brk;
     int brk_sent, brk_probe, brk_refused;
+    int retry_granted;        /* the retry budget let this fetch go to its next upstream */
     uint64_t brk_retry_ms;
 };
 

@@ -60,4 +60,22 @@ uint64_t cdn_breaker_retry_in(const struct cdn_breaker *b, const struct cdn_brea
 
 const char *cdn_breaker_state_name(enum cdn_breaker_state s);
 
+/* A retry budget (Finagle's, Envoy's retry_budget): retries to another upstream may be at most
+ * `ratio` of the first attempts over the last window, plus `min` (so that a quiet service can
+ * still retry). A failing upstream then cannot multiply the load on the next one: with ratio
+ * 0.2, at most 1.2x the requests reach upstreams, whatever fails. Pure, `now` passed in. */
+struct cdn_retry_budget_conf {
+    double ratio;          /* 0: no budget (every retry allowed) */
+    unsigned min;          /* retries allowed per window on top of ratio */
+    uint64_t window_ms;
+};
+struct cdn_retry_budget {
+    uint64_t win_start;
+    unsigned req[2], retries[2]; /* [0] the current half-window, [1] the one before */
+};
+/* A first attempt was sent. */
+void cdn_retry_budget_request(struct cdn_retry_budget *b, const struct cdn_retry_budget_conf *c, uint64_t now);
+/* May a retry go now? 1: yes, and it is counted; 0: the budget is spent. */
+int cdn_retry_budget_allow(struct cdn_retry_budget *b, const struct cdn_retry_budget_conf *c, uint64_t now);
+
 #endif

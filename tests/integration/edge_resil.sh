@@ -10,8 +10,11 @@
 #  3. the circuit breaker: opens after N failures, then the origin sees no more requests while
 #     it is open; misses get a stale copy within grace or a fast 503 with Retry-After;
 #     half-open probes; closes when the origin answers again
+#  4. off by default
+#  5. the retry budget: a parent that answers 503 to everything is passed over for the origin
+#     only within the budget (ratio of the requests plus a floor); the rest get the 503
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 42
+plan 47
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -188,3 +191,27 @@ curl -s -o /dev/null "$O/_fail?on=0"
 is "$r" 500 "no breaker configured: the origin's 500 passes"
 is "$(($(total) - before))" 1 "... and every miss reaches the origin"
 stop r4
+
+# --- 5. the retry budget ------------------------------------------------------------------------
+PP=$(free_port)
+start parent python3 "$top_srcdir/tests/integration/edge_origin.py" "$PP"
+wait_port 127.0.0.1 "$PP" || bail "parent did not start"
+curl -s -o /dev/null "http://127.0.0.1:$PP/_sick?on=1"   # 503 to every request, /healthz too
+EP=$(free_port); AP=$(free_port)
+edge r5 "$EP" "$AP" "parents: [\"http://127.0.0.1:$PP\"]" "parent_check_interval: 0" \
+    "retry_budget: {ratio: 0.2, min: 2, window: 1m}"
+E=http://127.0.0.1:$EP
+before=$(total); ok200=0; e503=0
+for i in $(seq 1 20); do
+    r=$(curl -s -o /dev/null -w '%{http_code}' "$E/max60/budget$i")
+    [ "$r" = 200 ] && ok200=$((ok200 + 1))
+    [ "$r" = 503 ] && e503=$((e503 + 1))
+done
+sent=$(($(total) - before))
+ok $([ "$sent" -ge 2 ] && [ "$sent" -le 6 ] && echo 0 || echo 1) "20 requests through a failing parent: 2..6 retries reached the origin (min 2 + 20%; saw $sent)"
+is "$ok200" "$sent" "each retry answered 200 from the origin"
+is "$e503" $((20 - sent)) "the others got the parent's 503 (no retry beyond the budget)"
+is "$(metric "$AP" edge_retries_total)" "$sent" "edge_retries_total counts the retries"
+is "$(metric "$AP" edge_retry_budget_exhausted_total)" $((20 - sent)) "edge_retry_budget_exhausted_total counts the rest"
+stop r5
+stop parent

@@ -143,6 +143,35 @@ static void stragglers_and_off(void **state)
     (void)state;
 }
 
+/* retry budget: ratio of the first attempts plus min per window; the old half-window is forgotten */
+static void retry_budget(void **state)
+{
+    const struct cdn_retry_budget_conf c = {.ratio = 0.2, .min = 2, .window_ms = 1000};
+    struct cdn_retry_budget b = {0};
+    int granted = 0;
+    for (int i = 0; i < 20; i++) { /* 20 requests, each failing and asking for a retry */
+        cdn_retry_budget_request(&b, &c, 10);
+        granted += cdn_retry_budget_allow(&b, &c, 10);
+    }
+    assert_int_equal(granted, 2 + 4); /* min 2 + 20% of 20, never more */
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 20), 0);
+    /* a window later the old attempts and retries are forgotten: only min is left */
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2000), 1);
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2000), 1);
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2000), 0);
+    /* 10 new requests with no failures earn 2 more */
+    for (int i = 0; i < 10; i++)
+        cdn_retry_budget_request(&b, &c, 2100);
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2100), 1);
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2100), 1);
+    assert_int_equal(cdn_retry_budget_allow(&b, &c, 2100), 0);
+    /* no budget (ratio 0): every retry goes */
+    const struct cdn_retry_budget_conf off = {0};
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(cdn_retry_budget_allow(&b, &off, 3000), 1);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +179,7 @@ int main(void)
         cmocka_unit_test(probes_at_once),
         cmocka_unit_test(ratio),
         cmocka_unit_test(stragglers_and_off),
+        cmocka_unit_test(retry_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
