@@ -137,6 +137,8 @@ struct file_conf {
         long long min;
         uint64_t window;
     } retry_budget;
+    long long fetch_queue_max;
+    uint64_t fill_memory;
 };
 
 static const cdn_conf_field_t budget_fields[] = {
@@ -202,6 +204,8 @@ static const cdn_conf_field_t conf_fields[] = {
     {"stale_first_byte_timeout", CDN_CT_DURATION, offsetof(struct file_conf, stale_first_byte)},
     {"breaker", CDN_CT_STRUCT, offsetof(struct file_conf, breaker), 0, 0, 0, 0, 0, NULL, breaker_fields,
      sizeof(struct file_breaker)},
+    {"fetch_queue_max", CDN_CT_INT, offsetof(struct file_conf, fetch_queue_max), 0, 0, 1000000},
+    {"fill_memory", CDN_CT_SIZE, offsetof(struct file_conf, fill_memory)},
     {"retry_budget", CDN_CT_STRUCT, offsetof(struct file_conf, retry_budget), 0, 0, 0, 0, 0, NULL, budget_fields,
      sizeof(struct file_budget)},
     {NULL},
@@ -316,6 +320,8 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->resil.grace_ms = fc->breaker.grace;
     ec->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = fc->retry_budget.ratio,
         .min = (unsigned)fc->retry_budget.min, .window_ms = fc->retry_budget.window};
+    ec->resil.fetch_queue_max = (unsigned)fc->fetch_queue_max;
+    ec->resil.fill_memory = fc->fill_memory;
 }
 
 /* -c FILE over the settings so far. 0, or -1 with err set. */
@@ -344,7 +350,8 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                                        .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
                                        .grace = ec->resil.grace_ms},
                            .retry_budget = {.ratio = ec->resil.retry_budget.ratio, .min = ec->resil.retry_budget.min,
-                                            .window = ec->resil.retry_budget.window_ms}};
+                                            .window = ec->resil.retry_budget.window_ms},
+                           .fetch_queue_max = ec->resil.fetch_queue_max, .fill_memory = ec->resil.fill_memory};
     struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);

@@ -87,6 +87,8 @@ void fetch_release(struct fetch *f)
     }
     for (size_t i = own_from; i < f->nchunks; i++)
         free(f->chunks[i]);
+    if (f->fill_counted)
+        edge_fill_add(-(int64_t)f->fill_counted);
     if (f->feed != NULL && !f->mirror) {
         edge_feed_done(f->feed, CDN_HTTPC_ABORTED, "aborted", !fetch_has_head(f)); /* no-op when published already */
         edge_feed_unlist(f->feed);
@@ -210,6 +212,11 @@ int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
     }
     if (f->feed != NULL)
         edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
+    if (!f->mirror) { /* the body bytes this fetch holds (a mirror's are its owner's) */
+        uint64_t held = f->total - f->fill_counted;
+        f->fill_counted = f->total;
+        edge_fill_add((int64_t)held);
+    }
     fetch_grew(f);
     return 0;
 }
@@ -432,11 +439,16 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     if (errstr != NULL && !fetch_has_head(f)) {
         /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
          * with the reason */
-        if (!f->mirror && !f->busy && !f->brk_refused)
+        if (f->shed != NULL)
+            edge_shed_count(f->shed);
+        if (!f->mirror && !f->busy && !f->brk_refused && f->shed == NULL)
             cdn_counter_inc(s->m_origin_err);
         int timeout = edge_upstream_error_status(kind) == 504;
         char body[256];
-        if (f->brk_refused)
+        if (f->shed != NULL)
+            snprintf(body, sizeof(body), "overloaded: %s", strcmp(f->shed, "memory") == 0
+                     ? "the memory for bodies in flight (fill_memory) is spent" : "the fetch queue (fetch_queue_max) is full");
+        else if (f->brk_refused)
             snprintf(body, sizeof(body), "origin unavailable: the circuit breaker for %s is open; retry in %llu s",
                      edge_brk_url(f->brk), (unsigned long long)((f->brk_retry_ms + 999) / 1000));
         else if (f->busy)
@@ -456,9 +468,11 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
                 req_deliver_obj(c, so, f->brk_refused ? "fwd=stale; detail=breaker-open" : "fwd=stale; detail=stale-if-error",
                                 age);
                 edge_obj_release(so);
+            } else if (f->shed != NULL) {
+                req_synth_unavailable(c, 1000, "fwd=miss; detail=shed", body); /* Retry-After: 1 */
             } else if (f->brk_refused) {
                 cdn_counter_inc(s->m_brk_503);
-                req_synth_breaker(c, f->brk_retry_ms, body);
+                req_synth_unavailable(c, f->brk_retry_ms, "fwd=miss; detail=breaker-open", body);
             } else if (f->busy) {
                 req_synth_error(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
             } else {
@@ -671,6 +685,18 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->brk_sent = 1;
         f->brk_probe = probe;
     }
+    /* shedding misses before hits (resil.h): under overload a new upstream request is not made
+     * (hits and joins of fetches in flight are not affected); fetch_end answers its clients */
+    const struct edge_resil_conf *rc = &s->conf.resil;
+    if (!f->slot && rc->fill_memory > 0 && edge_fill_bytes() >= rc->fill_memory) {
+        f->shed = "memory";
+        return -1;
+    }
+    if (pi < 0 && !f->slot && vh->max_fetches > 0 && rc->fetch_queue_max > 0 &&
+        f->w->queue_len >= rc->fetch_queue_max && fetch_slot_get(f) < 0) {
+        f->shed = "queue";
+        return -1;
+    }
     if (pi < 0 && !f->slot && vh->max_fetches > 0 && fetch_slot_get(f) < 0) {
         /* every slot of this origin is taken: wait in the worker's FIFO (the transfer's
          * reference goes with the fetch); fetch_queue_pump sends it or fails it with 503 */
@@ -678,6 +704,7 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->q_since = cdn_now_ms();
         f->q_deadline = f->q_since + s->conf.connect_timeout_ms;
         h2o_linklist_insert(&f->w->fetch_queue, &f->qlink);
+        f->w->queue_len++;
         cdn_counter_inc(s->m_queued);
         if (!cdn_timer_active(f->w->queue_timer))
             cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
@@ -903,7 +930,7 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
              !fetch_is_over(f))
         fetch_end(f, f->vh->parent_only || f->brk_refused ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
-                  f->brk_refused ? "circuit breaker open"
+                  f->shed != NULL ? "overloaded" : f->brk_refused ? "circuit breaker open"
                   : f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
     fetch_fb_arm(f); /* a validation of a stale copy: its first-byte deadline */
     fetch_release(f);

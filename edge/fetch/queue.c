@@ -33,6 +33,7 @@ void fetch_queue_unlink(struct fetch *f)
     if (f->queued) {
         h2o_linklist_unlink(&f->qlink);
         f->queued = 0;
+        f->w->queue_len--;
     }
 }
 

@@ -25,7 +25,14 @@ static struct edge_brk *table[MAX_UPSTREAMS];
 static size_t ntable;
 static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct cdn_retry_budget budget;
-static cdn_series_t *m_retries, *m_exhausted;
+static cdn_series_t *m_retries, *m_exhausted, *m_shed_queue, *m_shed_memory;
+static uint64_t fill_bytes; /* atomics */
+
+static double g_fill(void *data)
+{
+    (void)data;
+    return (double)__atomic_load_n(&fill_bytes, __ATOMIC_RELAXED);
+}
 
 void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_series_t **stale_slow,
                      cdn_series_t **brk_stale, cdn_series_t **brk_503)
@@ -44,6 +51,12 @@ void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_seri
         "Requests sent again to the next upstream (another parent, or the origin) after one failed", NULL));
     m_exhausted = cdn_metric_plain(cdn_metrics_counter(m, "edge_retry_budget_exhausted_total",
         "Retries to the next upstream not made: the retry budget was spent (the failure was answered)", NULL));
+    static const char *const why_l[] = {"why", NULL};
+    cdn_metric_t *shed = cdn_metrics_counter(m, "edge_shed_total",
+        "Misses answered 503 (or stale) without asking upstream: the fetch queue was full or the fill memory spent", why_l);
+    m_shed_queue = cdn_metric_series(shed, (const char *const[]){"queue", NULL});
+    m_shed_memory = cdn_metric_series(shed, (const char *const[]){"memory", NULL});
+    cdn_metrics_gauge_fn(m, "edge_fill_bytes", "Body bytes held by fetches in flight (fill_memory bounds them)", g_fill, NULL);
     m_state = cdn_metrics_gauge(m, "edge_breaker_state", "Circuit breaker of each upstream: 0 closed, 1 open, 2 half-open", up_l);
     m_refused = cdn_metrics_counter(m, "edge_breaker_refused_total", "Requests not sent to an upstream because its breaker was open", up_l);
     m_trans = cdn_metrics_counter(m, "edge_breaker_transitions_total", "Circuit breaker transitions, by upstream and new state", tr_l);
@@ -176,4 +189,18 @@ int edge_retry_allow(void)
     if (!ok && m_exhausted != NULL)
         cdn_counter_inc(m_exhausted);
     return ok;
+}
+
+uint64_t edge_fill_bytes(void) { return __atomic_load_n(&fill_bytes, __ATOMIC_RELAXED); }
+
+void edge_fill_add(int64_t delta)
+{
+    __atomic_add_fetch(&fill_bytes, (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+void edge_shed_count(const char *why)
+{
+    cdn_series_t *sr = strcmp(why, "memory") == 0 ? m_shed_memory : m_shed_queue;
+    if (sr != NULL)
+        cdn_counter_inc(sr);
 }

@@ -24,6 +24,8 @@ struct edge_resil_conf {
     struct cdn_breaker_conf breaker; /* breaker: {...}; off unless failures or error_ratio is set */
     uint64_t grace_ms;               /* breaker.grace: stale beyond stale-if-error while open */
     struct cdn_retry_budget_conf retry_budget; /* retry_budget: {...}; ratio 0: no budget */
+    unsigned fetch_queue_max;        /* fetches a worker may queue for an origin slot; 0: no bound */
+    uint64_t fill_memory;            /* body bytes held by fetches in flight; 0: no bound */
 };
 
 struct edge_brk;
@@ -54,5 +56,11 @@ const char *edge_brk_url(const struct edge_brk *e);
  * the next upstream go (counted: edge_retries_total, or edge_retry_budget_exhausted_total)? */
 void edge_retry_note_request(void);
 int edge_retry_allow(void);
+
+/* Shedding misses before hits: the body bytes fetches hold now (all workers), and their change. */
+uint64_t edge_fill_bytes(void);
+void edge_fill_add(int64_t delta);
+/* A miss (a new upstream request) refused under overload, by why ("queue", "memory"). */
+void edge_shed_count(const char *why);
 
 #endif

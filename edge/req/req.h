@@ -124,6 +124,8 @@ struct fetch {
     struct edge_brk *brk;
     int brk_sent, brk_probe, brk_refused;
     int retry_granted;        /* the retry budget let this fetch go to its next upstream */
+    const char *shed;         /* overload refused its upstream request: "queue" or "memory" */
+    uint64_t fill_counted;    /* body bytes it added to the fill memory (edge_fill_add) */
     uint64_t brk_retry_ms;
 };
 
@@ -243,6 +245,6 @@ void fetch_fb_arm(struct fetch *f);
 void fetch_fb_disarm(struct fetch *f);
 int fetch_slow_stale(struct creq *c);
 void fetch_brk_outcome(struct fetch *f, int ok);
-void req_synth_breaker(struct creq *c, uint64_t retry_ms, const char *body);
+void req_synth_unavailable(struct creq *c, uint64_t retry_ms, const char *detail, const char *body);
 
 #endif

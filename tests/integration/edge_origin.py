@@ -11,6 +11,8 @@ reached the origin and what the edge sent upstream.
                       origin: the connection stays open) until it is turned off
   /_hangafter?p=/x&n=N -> requests for /x beyond its Nth are held unanswered like /_hang
                       (until /_hang?on=0, which also forgets every such rule)
+  /_midhang?on=1|0 -> while on, /partial/... stops after 250000 of its 300000 body bytes
+                      until it is turned off (a fill in flight that holds a body)
   /_slow?ms=N      -> every other request is answered N ms late (0: at once)
   /_fail?on=1|0    -> while on, every other request is counted and answered 500 (no caching headers)
   /_total          -> requests counted so far, all paths together
@@ -60,6 +62,8 @@ hang = threading.Event()  # set: requests answer; clear: they wait (a hung origi
 hang.set()
 slow_ms = [0]
 fail = [False]
+midhang = threading.Event()  # set: /partial/ sends its whole body
+midhang.set()
 hang_after = {}  # path -> hold its requests beyond this count (until unhold is set)
 unhold = threading.Event()
 total = [0]
@@ -110,6 +114,12 @@ class H(BaseHTTPRequestHandler):
         if path == "/_sick":
             sick[0] = "on=1" in self.path
             return self.send(200, [("Content-Type", "text/plain")], b"sick\n" if sick[0] else b"well\n")
+        if path == "/_midhang":
+            if "on=1" in self.path:
+                midhang.clear()
+            else:
+                midhang.set()
+            return self.send(200, [("Content-Type", "text/plain")], b"ok\n")
         if path == "/_hangafter":
             q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
             with lock:
@@ -259,6 +269,18 @@ class H(BaseHTTPRequestHandler):
             return
         if path.startswith("/nodate/"):
             return self.send(200, h + [("Cache-Control", "max-age=600"), ("Date", None)], body)
+        if path.startswith("/partial/"):  # 300000 bytes, max-age=60; stops at 250000 while /_midhang
+            big = bytes((i * 7 + 3) % 251 for i in range(300000))
+            self.send_response_only(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Cache-Control", "max-age=60")
+            self.send_header("Content-Length", str(len(big)))
+            self.end_headers()
+            self.wfile.write(big[:250000])
+            self.wfile.flush()
+            midhang.wait(300)
+            self.wfile.write(big[250000:])
+            return
         if path.startswith("/big/") or path.startswith("/mid/"):
             big = bytes((i * 7 + 3) % 251 for i in range(300000 if path.startswith("/big/") else 50000))
             rng = self.headers.get("Range", "")

@@ -13,8 +13,10 @@
 #  4. off by default
 #  5. the retry budget: a parent that answers 503 to everything is passed over for the origin
 #     only within the budget (ratio of the requests plus a floor); the rest get the 503
+#  6. shedding misses before hits: a full fetch queue, or the memory of bodies in flight spent:
+#     new misses get 503 (detail=shed) or a stale copy, hits and stale copies are still served
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 47
+plan 60
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -40,7 +42,7 @@ edge() {
         echo "name: $name"
         echo "workers: 1"
         echo "timeout: ${TMO:-1500ms}"
-        echo "connect_timeout: 500ms"
+        echo "connect_timeout: ${CTO:-500ms}"
         for l in "$@"; do echo "$l"; done
     } >"$T/$name.yaml"
     start "$name" "$EDGE" -c "$T/$name.yaml"
@@ -215,3 +217,51 @@ is "$(metric "$AP" edge_retries_total)" "$sent" "edge_retries_total counts the r
 is "$(metric "$AP" edge_retry_budget_exhausted_total)" $((20 - sent)) "edge_retry_budget_exhausted_total counts the rest"
 stop r5
 stop parent
+
+# --- 6. shedding misses before hits ---------------------------------------------------------------
+EP=$(free_port); AP=$(free_port)
+CTO=20s edge r6 "$EP" "$AP" "max_fetches: 1" "fetch_queue_max: 1" "fill_memory: 200KiB"
+E=http://127.0.0.1:$EP
+curl -s -o /dev/null "$E/max60/hot"
+curl -s -o /dev/null "$E/sie/st"
+sleep 2.1   # /sie/st is stale now
+curl -s -o /dev/null "$O/_hang?on=1"
+qp=()
+for i in 1 2 3 4 5; do
+    curl -s -m 30 -o /dev/null -w '%{http_code}\n' "$E/max60/q$i" >"$T/q$i" &
+    qp+=($!)
+    [ "$i" = 1 ] && wait_for 5 sh -c "[ \$(curl -s '$O/_count?p=/max60/q1') = 1 ]"   # q1 holds the slot
+    sleep 0.2
+done
+# the first holds the one origin slot (hung), the second waits in the queue, the rest are shed
+wait_for 10 sh -c "[ \$(cat '$T'/q3 '$T'/q4 '$T'/q5 2>/dev/null | grep -c 503) -eq 3 ]"
+ok $? "origin slot taken, queue full: the next 3 misses get 503 at once"
+like "$(curl -s -D - -o /dev/null "$E/max60/q6" | hdr cache-status)" 'detail=shed' "Cache-Status: detail=shed"
+h=$(curl -s -D - -o /dev/null "$E/max60/hot")
+like "$(echo "$h" | hdr cache-status)" '; hit$' "a hit is served while misses are shed"
+is "$(cat <(curl -s "$E/sie/st"))" "stale but useful" "a miss with a stale-if-error copy gets the stale copy, not 503"
+is "$(metric "$AP" 'edge_shed_total{why="queue"}')" 5 "edge_shed_total{why=queue} counts the shed misses"
+curl -s -o /dev/null "$O/_hang?on=0"
+wait "${qp[@]}"
+is "$(cat "$T/q1" "$T/q2" | tr '\n' ' ')" "200 200 " "the slot's fetch and the queued one are answered when the origin is back"
+is "$(count /max60/q3)$(count /max60/q4)$(count /max60/q5)" "000" "the shed misses never reached the origin"
+# fill memory: a fill in flight that holds 250 kB of its body (the origin stops mid-body)
+curl -s -o /dev/null "$O/_midhang?on=1"
+curl -s -m 30 -o /dev/null "$E/partial/x" &
+slow=$!
+fill() { [ "$(metric "$AP" edge_fill_bytes)" -ge 204800 ]; }
+wait_for 10 fill
+ok $? "edge_fill_bytes holds the body of the fill in flight"
+r=$(curl -s -o /dev/null -w '%{http_code}' "$E/max60/m1")
+is "$r" 503 "fill_memory spent: a new miss gets 503"
+is "$(metric "$AP" 'edge_shed_total{why="memory"}')" 1 "edge_shed_total{why=memory}"
+like "$(curl -s -D - -o /dev/null "$E/max60/hot" | hdr cache-status)" '; hit$' "... and a hit is still served"
+curl -s -o /dev/null "$O/_midhang?on=0"
+wait $slow
+refilled() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$E/max60/m2")" = 200 ]; }
+wait_for 10 refilled
+ok $? "the fill done: misses are fetched again"
+nofill() { [ "$(metric "$AP" edge_fill_bytes)" = 0 ]; }
+wait_for 10 nofill
+ok $? "edge_fill_bytes back to 0"
+stop r6
