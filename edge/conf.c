@@ -135,7 +135,7 @@ struct file_conf {
     struct file_budget {
         double ratio;
         long long min;
-        uint64_t window;
+        uint64_t window, backoff, backoff_max;
     } retry_budget;
     long long fetch_queue_max;
     uint64_t fill_memory;
@@ -145,6 +145,8 @@ static const cdn_conf_field_t budget_fields[] = {
     {"ratio", CDN_CT_DOUBLE, offsetof(struct file_budget, ratio), 0, 0, 0, 0.0, 10.0},
     {"min", CDN_CT_INT, offsetof(struct file_budget, min), 0, 0, 1000000},
     {"window", CDN_CT_DURATION, offsetof(struct file_budget, window)},
+    {"backoff", CDN_CT_DURATION, offsetof(struct file_budget, backoff)},
+    {"backoff_max", CDN_CT_DURATION, offsetof(struct file_budget, backoff_max)},
     {NULL},
 };
 
@@ -320,6 +322,8 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->resil.grace_ms = fc->breaker.grace;
     ec->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = fc->retry_budget.ratio,
         .min = (unsigned)fc->retry_budget.min, .window_ms = fc->retry_budget.window};
+    ec->resil.backoff_ms = fc->retry_budget.backoff;
+    ec->resil.backoff_max_ms = fc->retry_budget.backoff_max;
     ec->resil.fetch_queue_max = (unsigned)fc->fetch_queue_max;
     ec->resil.fill_memory = fc->fill_memory;
 }
@@ -350,7 +354,8 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                                        .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
                                        .grace = ec->resil.grace_ms},
                            .retry_budget = {.ratio = ec->resil.retry_budget.ratio, .min = ec->resil.retry_budget.min,
-                                            .window = ec->resil.retry_budget.window_ms},
+                                            .window = ec->resil.retry_budget.window_ms,
+                                            .backoff = ec->resil.backoff_ms, .backoff_max = ec->resil.backoff_max_ms},
                            .fetch_queue_max = ec->resil.fetch_queue_max, .fill_memory = ec->resil.fill_memory};
     struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
@@ -556,6 +561,7 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
     c->resil.breaker = (struct cdn_breaker_conf){.min_requests = 20, .window_ms = 10000, .open_ms = 5000, .probes = 1};
     c->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = 0, .min = 3, .window_ms = 10000};
+    c->resil.backoff_max_ms = 1000;
 }
 
 static int bad(const char *fmt, const char *arg)

@@ -101,6 +101,7 @@ struct edge_worker {
     struct edge_h2guard h2guard; /* resets per HTTP/2 connection (h2guard.h) */
     h2o_timeout_t fb_timeout;    /* stale_first_byte_timeout of fetches with a stale copy (resil.h) */
     unsigned queue_len;          /* fetches in fetch_queue (fetch_queue_max sheds beyond it) */
+    h2o_linklist_t retry_wait;   /* fetches waiting out their retry backoff (the queue timer polls) */
     int fb_on;
 };
 

@@ -72,6 +72,8 @@ void fetch_release(struct fetch *f)
     fetch_fb_disarm(f);
     if (f->brk_sent)
         edge_brk_release(f->brk, f->brk_probe);
+    if (h2o_linklist_is_linked(&f->rlink))
+        h2o_linklist_unlink(&f->rlink);
     if (f->in_table)
         edge_idmap_del(&f->w->fetches, f->id);
     fetch_queue_unlink(f);
@@ -249,6 +251,48 @@ static int retry_ok(struct fetch *f)
     return f->retry_granted;
 }
 
+/* The wait before this fetch's next retry: full jitter over an exponential backoff, 0 when
+ * retry_budget.backoff is not set. */
+static uint64_t retry_backoff(struct fetch *f)
+{
+    const struct edge_resil_conf *rc = &f->w->srv->conf.resil;
+    if (rc->backoff_ms == 0)
+        return 0;
+    unsigned n = f->nretries++ < 16 ? f->nretries : 16;
+    uint64_t cap = rc->backoff_ms << (n - 1);
+    if (rc->backoff_max_ms > 0 && cap > rc->backoff_max_ms)
+        cap = rc->backoff_max_ms;
+    return cdn_hash_u64(f->id ^ cdn_now_ms() ^ ((uint64_t)n << 56)) % (cap + 1);
+}
+
+/* Sends the fetches whose retry backoff is over (the worker's queue timer); one that cannot go
+ * any more (its client left, nowhere to go) ends with the failure that made it retry. */
+void fetch_retry_pump(struct edge_worker *w)
+{
+    uint64_t now = cdn_now_ms();
+    h2o_linklist_t *node = w->retry_wait.next;
+    while (node != &w->retry_wait) {
+        struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, rlink, node);
+        node = node->next;
+        if (f->retry_at > now && (f->collapsible || f->owner != NULL))
+            continue;
+        h2o_linklist_unlink(&f->rlink);
+        node = w->retry_wait.next; /* the send may change the list: start over */
+        f->retrying = 1;
+        if ((f->collapsible || f->owner != NULL) &&
+            fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
+                       f->collapsible ? 0 : f->owner->req->entity.len) == 0) {
+            f->retrying = 0;
+            continue;
+        }
+        char why[sizeof(f->err)];
+        snprintf(why, sizeof(why), "%s", f->vh->parent_only ? "no parent is up (parent_only)" : f->err);
+        fetch_end(f, f->retry_kind, why);
+    }
+    if (!h2o_linklist_is_empty(&w->retry_wait) && !cdn_timer_active(w->queue_timer))
+        cdn_timer_start(w->queue_timer, QUEUE_POLL_MS);
+}
+
 /* RFC 9112 6.1: a response whose Transfer-Encoding ends in anything but chunked is delimited by
  * the connection's close; libcurl cannot take it (it fails after the head), so such a head is
  * refused before it reaches a client: 502 with the reason, as Squid and Varnish answer. */
@@ -404,7 +448,8 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     }
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
-    if (errstr != NULL && f->parent >= 0 && edge_upstream_retry(kind, fetch_has_head(f), f->parent_status)) {
+    if (errstr != NULL && f->parent >= 0 && !f->retrying &&
+        edge_upstream_retry(kind, fetch_has_head(f), f->parent_status)) {
         struct edge_parent *p = &f->vh->parents[f->parent];
         if (f->parent_status) {
             /* it is up (it answered): not marked down, only passed over for this request */
@@ -419,6 +464,18 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
         /* the retry budget: past it, the failure is answered (stale, or the error) */
         int go = retry_ok(f);
         f->retry_granted = 0;
+        uint64_t wait = go ? retry_backoff(f) : 0;
+        if (go && wait > 0 && (f->collapsible || f->owner != NULL)) {
+            /* back off first (full jitter); fetch_retry_pump sends it (the transfer's reference
+             * goes with it) */
+            snprintf(f->err, sizeof(f->err), "%s", errstr);
+            f->retry_kind = kind;
+            f->retry_at = cdn_now_ms() + wait;
+            h2o_linklist_insert(&f->w->retry_wait, &f->rlink);
+            if (!cdn_timer_active(f->w->queue_timer))
+                cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
+            return;
+        }
         if (go && (f->collapsible || f->owner != NULL) &&
             fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
                        f->collapsible ? 0 : f->owner->req->entity.len) == 0)

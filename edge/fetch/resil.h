@@ -24,6 +24,9 @@ struct edge_resil_conf {
     struct cdn_breaker_conf breaker; /* breaker: {...}; off unless failures or error_ratio is set */
     uint64_t grace_ms;               /* breaker.grace: stale beyond stale-if-error while open */
     struct cdn_retry_budget_conf retry_budget; /* retry_budget: {...}; ratio 0: no budget */
+    uint64_t backoff_ms, backoff_max_ms; /* retry_budget.backoff: the wait before a retry to the
+                                     next upstream, at random in [0, min(max, backoff x 2^(n-1))]
+                                     for the fetch's n-th retry ("full jitter"); 0: at once */
     unsigned fetch_queue_max;        /* fetches a worker may queue for an origin slot; 0: no bound */
     uint64_t fill_memory;            /* body bytes held by fetches in flight; 0: no bound */
 };

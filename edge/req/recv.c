@@ -346,6 +346,7 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
     edge_tls_worker = w;
     w->h2guard.limit = srv->conf.h2_reset_limit;
     h2o_linklist_init_anchor(&w->fetch_queue);
+    h2o_linklist_init_anchor(&w->retry_wait);
     if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;

@@ -125,6 +125,11 @@ struct fetch {
     int brk_sent, brk_probe, brk_refused;
     int retry_granted;        /* the retry budget let this fetch go to its next upstream */
     const char *shed;         /* overload refused its upstream request: "queue" or "memory" */
+    h2o_linklist_t rlink;     /* in w->retry_wait while its retry backs off (until retry_at) */
+    uint64_t retry_at;
+    unsigned nretries;
+    enum cdn_httpc_error retry_kind; /* the failure that made it retry (f->err holds its text) */
+    int retrying;             /* the retry after the backoff: fetch_end does not retry again */
     uint64_t fill_counted;    /* body bytes it added to the fill memory (edge_fill_add) */
     uint64_t brk_retry_ms;
 };
@@ -241,6 +246,7 @@ void fetch_queue_unlink(struct fetch *f);
 void fetch_slot_put(struct fetch *f);
 void fetch_queue_pump(struct edge_worker *w);
 void fetch_on_queue_timer(cdn_timer_t *t, void *data);
+void fetch_retry_pump(struct edge_worker *w);
 void fetch_fb_arm(struct fetch *f);
 void fetch_fb_disarm(struct fetch *f);
 int fetch_slow_stale(struct creq *c);

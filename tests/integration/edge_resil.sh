@@ -13,10 +13,12 @@
 #  4. off by default
 #  5. the retry budget: a parent that answers 503 to everything is passed over for the origin
 #     only within the budget (ratio of the requests plus a floor); the rest get the 503
+#  7. (after 6) retries back off with jitter: a parent that refuses, retry_budget.backoff set: the
+#     request still reaches the origin once, after the wait
 #  6. shedding misses before hits: a full fetch queue, or the memory of bodies in flight spent:
 #     new misses get 503 (detail=shed) or a stale copy, hits and stale copies are still served
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 60
+plan 63
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -265,3 +267,15 @@ nofill() { [ "$(metric "$AP" edge_fill_bytes)" = 0 ]; }
 wait_for 10 nofill
 ok $? "edge_fill_bytes back to 0"
 stop r6
+
+# --- 7. retry backoff -------------------------------------------------------------------------------
+DEAD=$(free_port)   # nothing listens there: the parent refuses
+EP=$(free_port); AP=$(free_port)
+edge r7 "$EP" "$AP" "parents: [\"http://127.0.0.1:$DEAD\"]" "parent_check_interval: 0" \
+    "retry_budget: {backoff: 300ms, backoff_max: 300ms}"
+E=http://127.0.0.1:$EP
+h=$(curl -s -m 20 -D - -o "$T/bo" "$E/max60/backoff")
+like "$(echo "$h" | head -1)" ' 200' "a refusing parent, backoff set: the retry to the origin answers 200"
+is "$(count /max60/backoff)" 1 "... the origin saw it once"
+is "$(metric "$AP" edge_retries_total)" 1 "... one retry (edge_retries_total)"
+stop r7
