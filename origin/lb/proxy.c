@@ -68,7 +68,21 @@ struct pxreq {
     unsigned head_sent : 1, sending : 1, upstream_done : 1, upstream_failed : 1, paused : 1, finished : 1;
     const char *request_id;
     const char *upstream_name;
+    struct backend *brk_be;      /* the backend whose breaker awaits this attempt's outcome */
+    int brk_probe;
 };
+
+/* The attempt's outcome for its backend's breaker (once; none after a release). */
+static void px_breaker(struct pxreq *px, int failed, int release)
+{
+    if (px->brk_be == NULL)
+        return;
+    if (release)
+        lb_breaker_release(px->brk_be, px->brk_probe);
+    else
+        lb_breaker_result(px->brk_be, failed, px->brk_probe);
+    px->brk_be = NULL;
+}
 
 static void px_release_backend(struct pxreq *px)
 {
@@ -93,6 +107,7 @@ static void on_px_dispose(void *d)
     }
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
+    px_breaker(px, 0, 1);
     px_release_backend(px);
     free(px->out.p);
     free(px->pend.p);
@@ -178,6 +193,7 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
         h2o_timeout_unlink(&px->timer);
     h2o_timeout_link(px->w->loop, &px->w->idle_timeout, &px->timer);
     lb_passive_result(px->be, status >= 500);
+    px_breaker(px, status >= 500, 0);
     req->res.status = status;
     req->res.reason = reason_of(status);
     for (size_t i = 0; i < n; i++) {
@@ -245,6 +261,7 @@ static void failed_before_head(struct pxreq *px, const char *errstr, int timeout
              (int)px->req->path.len, px->req->path.base, errstr);
     if (be)
         lb_passive_result(be, 1);
+    px_breaker(px, 1, 0); /* refused, broken, or no first byte in time */
     px_release_backend(px);
     if (idempotent(px->req) && px->attempts <= px->retries && !lb_stopping()) {
         cdn_counter_inc(lb.s_retries);
@@ -336,6 +353,8 @@ static int try_backend(struct pxreq *px)
         return -1;
     }
     struct backend *b = &px->pool->be[i];
+    lb_breaker_sent(b, &px->brk_probe);
+    px->brk_be = b;
     px->pool->m[i].active++;
     b->requests++;
     /* b->base never changes once the slot exists (a re-added backend keeps its address) */
@@ -362,6 +381,7 @@ static int try_backend(struct pxreq *px)
     px->attempt_ms = now_ms();
     px->up = cdn_httpc_start(px->w->httpc, &r, &up_cbs, px);
     if (px->up == NULL) {
+        px_breaker(px, 0, 1);
         px_release_backend(px);
         return -1;
     }
