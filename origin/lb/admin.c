@@ -190,6 +190,8 @@ int lb_metrics_init(void)
         cdn_metrics_gauge_fn(lb.metrics, "shop_lb_config_retired", "Replaced configurations not freed yet", retired_configs, NULL) != 0)
         return -1;
     lb.s_retries = cdn_metric_plain(lb.m_retries);
+    lb.s_hedges = cdn_metric_plain(cdn_metrics_counter(lb.metrics, "shop_lb_hedges_total",
+        "Idempotent requests also sent to a second backend: no first byte within timeouts.hedge", NULL));
     lb.s_reload_ok = cdn_metric_series(lb.m_reloads, (const char *[]){"ok", NULL});
     lb.s_reload_err = cdn_metric_series(lb.m_reloads, (const char *[]){"error", NULL});
     return 0;

@@ -47,6 +47,7 @@ static const cdn_conf_field_t timeout_fields[] = {
     {"first_byte", CDN_CT_DURATION, offsetof(struct conf_timeouts, first_byte)},
     {"idle", CDN_CT_DURATION, offsetof(struct conf_timeouts, idle)},
     {"total", CDN_CT_DURATION, offsetof(struct conf_timeouts, total)},
+    {"hedge", CDN_CT_DURATION, offsetof(struct conf_timeouts, hedge)},
     {NULL}};
 static const cdn_conf_field_t breaker_fields[] = {
     {"failures", CDN_CT_UINT, offsetof(struct conf_breaker, failures), 0, 0, 1000000},

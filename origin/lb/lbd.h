@@ -77,6 +77,8 @@ struct conf_health {
 
 struct conf_timeouts {
     uint64_t connect, first_byte, idle, total;
+    uint64_t hedge;                 /* no first byte this long: an idempotent request is also sent
+                                       to another backend, the first answer wins (0: off) */
 };
 
 /* breaker: {...} (cdn/breaker.h): one circuit breaker per backend; off unless failures or
@@ -157,7 +159,8 @@ struct lb_worker {
     struct cdn_worker *cw;
     h2o_evloop_t *loop;
     cdn_httpc_t *httpc;
-    h2o_timeout_t fb_timeout, idle_timeout;
+    h2o_timeout_t fb_timeout, idle_timeout, hedge_timeout;
+    int hedge_on;
     cdn_series_t *s_requests;
 };
 
@@ -182,7 +185,7 @@ extern struct lb {
     cdn_metric_t *m_be_requests, *m_be_errors, *m_be_up, *m_be_active, *m_be_latency, *m_requests, *m_retries,
         *m_checks, *m_reloads;
     cdn_metric_t *m_thread_requests;
-    cdn_series_t *s_retries, *s_reload_ok, *s_reload_err;
+    cdn_series_t *s_retries, *s_reload_ok, *s_reload_err, *s_hedges;
     uint64_t rid_seq;               /* atomic */
     uint64_t rid_salt;
 } lb;
