@@ -13,6 +13,7 @@ reached the origin and what the edge sent upstream.
                       (until /_hang?on=0, which also forgets every such rule)
   /_midhang?on=1|0 -> while on, /partial/... stops after 250000 of its 300000 body bytes
                       until it is turned off (a fill in flight that holds a body)
+  /partial/...     -> 300000 bytes, max-age=60 (see /_midhang)
   /_slow?ms=N      -> every other request is answered N ms late (0: at once)
   /_fail?on=1|0    -> while on, every other request is counted and answered 500 (no caching headers)
   /_total          -> requests counted so far, all paths together
