@@ -93,6 +93,23 @@ static void error_stale(void **state)
     }
 }
 
+/* what counts against an upstream's circuit breaker: its failures, not our own */
+static void upstream_failed(void **state)
+{
+    static const struct { enum cdn_httpc_error kind; int want; } t[] = {
+        {CDN_HTTPC_OK, 0}, {CDN_HTTPC_REFUSED, 1}, {CDN_HTTPC_CONNECT, 1}, {CDN_HTTPC_CONNECT_TIMEOUT, 1},
+        {CDN_HTTPC_DNS, 1}, {CDN_HTTPC_TLS, 1}, {CDN_HTTPC_TIMEOUT, 1}, {CDN_HTTPC_RESET, 1},
+        {CDN_HTTPC_PROTOCOL, 1},
+        {CDN_HTTPC_TOO_LARGE, 0},  /* our limit */
+        {CDN_HTTPC_ABORTED, 0},    /* we stopped it (a client left, a parent's 5xx passed over) */
+        {CDN_HTTPC_INTERNAL, 0},   /* our error */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (edge_upstream_failed(t[i].kind) != t[i].want)
+            fail_msg("%s: want %d", cdn_httpc_error_name(t[i].kind), t[i].want);
+    (void)state;
+}
+
 static void transitions(void **state)
 {
     /* the trail of an ordinary hit, miss, pass and error */
@@ -132,6 +149,7 @@ int main(void)
         cmocka_unit_test(waiter_shares),
         cmocka_unit_test(transitions),
         cmocka_unit_test(error_stale),
+        cmocka_unit_test(upstream_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
