@@ -3,6 +3,7 @@
 # /_fail; issue 19). Timeouts are shortened by configuration, so each case takes a second or
 # two; the assertions are on responses, Cache-Status and counts (the origin's and the edge's
 # metrics), never on timings.
+#  0. the race itself: with a RAM tier that holds nothing, the stored copy is seen at once
 #  1. the race of issue 19: a max-age=1, stale-if-error=600 object, the origin hangs, the object
 #     asked again: the stale copy (after the transfer timeout), never 504 'origin timeout'
 #  2. fast stale: stale_first_byte_timeout serves the stale copy while the origin hangs, the
@@ -13,12 +14,14 @@
 #  4. off by default
 #  5. the retry budget: a parent that answers 503 to everything is passed over for the origin
 #     only within the budget (ratio of the requests plus a floor); the rest get the 503
-#  7. (after 6) retries back off with jitter: a parent that refuses, retry_budget.backoff set: the
-#     request still reaches the origin once, after the wait
 #  6. shedding misses before hits: a full fetch queue, or the memory of bodies in flight spent:
 #     new misses get 503 (detail=shed) or a stale copy, hits and stale copies are still served
+#  7. retries back off with jitter: a parent that refuses, retry_budget.backoff set: the
+#     request still reaches the origin once, after the wait
+#  8. a parent's breaker: a parent answering 500 is asked 3 times, then passed over without
+#     being asked while its breaker is open
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 63
+plan 67
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -279,3 +282,22 @@ like "$(echo "$h" | head -1)" ' 200' "a refusing parent, backoff set: the retry 
 is "$(count /max60/backoff)" 1 "... the origin saw it once"
 is "$(metric "$AP" edge_retries_total)" 1 "... one retry (edge_retries_total)"
 stop r7
+
+# --- 8. a parent's breaker ------------------------------------------------------------------------
+PP=$(free_port)
+start parent2 python3 "$top_srcdir/tests/integration/edge_origin.py" "$PP"
+wait_port 127.0.0.1 "$PP" || bail "parent2 did not start"
+curl -s -o /dev/null "http://127.0.0.1:$PP/_fail?on=1"   # 500 to everything
+EP=$(free_port); AP=$(free_port)
+edge r8 "$EP" "$AP" "parents: [\"http://127.0.0.1:$PP\"]" "parent_check_interval: 0" \
+    "breaker: {failures: 3, open: 1m}"
+E=http://127.0.0.1:$EP
+p0=$(curl -s "http://127.0.0.1:$PP/_total")
+o0=$(total)
+codes=$(for i in $(seq 1 10); do curl -s -o /dev/null -w '%{http_code} ' "$E/max60/pb$i"; done)
+is "$codes" "200 200 200 200 200 200 200 200 200 200 " "10 misses through a failing parent: all 200 (from the origin)"
+is "$(( $(curl -s "http://127.0.0.1:$PP/_total") - p0 ))" 3 "the parent was asked 3 times, then its breaker opened"
+is "$(( $(total) - o0 ))" 10 "the origin answered all 10"
+is "$(metric "$AP" "edge_breaker_state{upstream=\"http://127.0.0.1:$PP\"}")" 1 "the parent's breaker is open"
+stop r8
+stop parent2
