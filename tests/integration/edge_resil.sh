@@ -300,4 +300,3 @@ is "$(( $(curl -s "http://127.0.0.1:$PP/_total") - p0 ))" 3 "the parent was aske
 is "$(( $(total) - o0 ))" 10 "the origin answered all 10"
 is "$(metric "$AP" "edge_breaker_state{upstream=\"http://127.0.0.1:$PP\"}")" 1 "the parent's breaker is open"
 stop r8
-stop parent2
