@@ -108,13 +108,24 @@ start hon $PIN_SRV "$EDGE" -c "$T/hit-on.yaml"
 start hoff $PIN_SRV "$EDGE" -c "$T/hit-off.yaml"
 wait_port 127.0.0.1 "$PH" && wait_port 127.0.0.1 "$PH0" || bail "edges did not start"
 curl -s -o /dev/null "http://127.0.0.1:$PH/hit"; curl -s -o /dev/null "http://127.0.0.1:$PH0/hit"
-rps() { $PIN_CLI wrk -t1 -c50 -d"${HDUR}s" "http://127.0.0.1:$1/hit" 2>/dev/null | awk '/^Requests\/sec/ {print $2}'; }
-on=() off=()
+# ticks of CPU the edge's threads used (utime + stime), to cost a request where req/s is noisy
+ticks() { local t=0 f; for f in /proc/"$1"/task/*/stat; do t=$((t + $(sed 's/.*) //' "$f" | awk '{print $12 + $13}'))); done; echo $t; }
+# one round -> "REQ_PER_S US_CPU_PER_REQUEST"
+round() {
+    local t0 t1 r
+    t0=$(ticks "$2")
+    r=$($PIN_CLI wrk -t1 -c50 -d"${HDUR}s" "http://127.0.0.1:$1/hit" 2>/dev/null | awk '/^Requests\/sec/ {print $2}')
+    t1=$(ticks "$2")
+    awk -v r="$r" -v d="$HDUR" -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f %.2f", r, t / hz / (r * d) * 1e6 }'
+}
+on=() off=() con=() coff=()
 for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) = 1 ]; then on+=("$(rps "$PH")"); off+=("$(rps "$PH0")"); else off+=("$(rps "$PH0")"); on+=("$(rps "$PH")"); fi
+    if [ $((r % 2)) = 1 ]; then a=$(round "$PH" "$pid_hon"); b=$(round "$PH0" "$pid_hoff")
+    else b=$(round "$PH0" "$pid_hoff"); a=$(round "$PH" "$pid_hon"); fi
+    on+=("${a% *}"); con+=("${a#* }"); off+=("${b% *}"); coff+=("${b#* }")
 done
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-mon=$(med "${on[@]}"); moff=$(med "${off[@]}")
-printf '%-22s %12s   rounds: %s\n' "limiter on" "$mon" "${on[*]}"
-printf '%-22s %12s   rounds: %s\n' "no limiter" "$moff" "${off[*]}"
-awk -v a="$mon" -v b="$moff" 'BEGIN { printf "on / off: %.3f\n", a / b }'
+mon=$(med "${on[@]}"); moff=$(med "${off[@]}"); mcon=$(med "${con[@]}"); mcoff=$(med "${coff[@]}")
+printf '%-14s %10s req/s %8s us CPU/req   rounds: %s\n' "limiter on" "$mon" "$mcon" "${on[*]}"
+printf '%-14s %10s req/s %8s us CPU/req   rounds: %s\n' "no limiter" "$moff" "$mcoff" "${off[*]}"
+awk -v a="$mon" -v b="$moff" -v c="$mcon" -v d="$mcoff" 'BEGIN { printf "on / off: %.3f in req/s, %.3f in CPU per request\n", a / b, c / d }'
