@@ -93,7 +93,7 @@ void app_reload(void *data);
 
 /* ---------------- shared state ---------------- */
 
-enum app_class { C_HOME, C_CATEGORY, C_PRODUCT, C_IMAGE, C_API, C_SEARCH, C_CART, C_HEALTH, C_METRICS, C_OTHER, C_N };
+enum app_class { C_HOME, C_CATEGORY, C_PRODUCT, C_IMAGE, C_API, C_SEARCH, C_CART, C_HEALTH, C_METRICS, C_OTHER, C_ASSET, C_N };
 
 struct render_job;
 

@@ -446,3 +446,17 @@ uint64_t shop_hash64(const void *data, size_t len)
 }
 
 uint64_t shop_hash64_str(const char *s) { return shop_hash64(s, strlen(s)); }
+
+int shop_local_path_ok(const char *v, size_t len)
+{
+    if (v == NULL || len == 0 || len > 255 || v[0] != '/')
+        return 0;
+    if (len > 1 && (v[1] == '/' || v[1] == '\\'))
+        return 0; /* "//host" and "/\host" are another site to a browser */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '\\')
+            return 0;
+    }
+    return 1;
+}

@@ -41,6 +41,10 @@ int shop_cookie_get(const char *v, size_t len, const char *name, char *out, size
 /* Query string "a=1&q=red+shoe": the percent-decoded value of `name`, as shop_cookie_get. */
 int shop_query_get(const char *q, size_t len, const char *name, char *out, size_t cap);
 
+/* A form's "back" field: 1 when it is a path on this site that a redirect may name (one "/"
+ * first, not "//" or "/\\", visible ASCII only, at most 255 bytes), else 0. */
+int shop_local_path_ok(const char *v, size_t len);
+
 /* The cart lives in a cookie "cart=ID:QTY.ID:QTY..." (so any app server behind the LB sees it). */
 #define SHOP_CART_MAX 32
 struct shop_cart_item {
@@ -208,6 +212,19 @@ struct shop_site {
     const char *name;          /* app instance name, shown in the footer */
 };
 
+/* ---------------- assets.c: the stylesheet and the script, under content-hashed names ---------------- */
+
+enum shop_asset_kind { SHOP_ASSET_CSS, SHOP_ASSET_JS, SHOP_NASSETS };
+struct shop_asset {
+    const char *path;          /* "/assets/shop.<16 hex of the bytes>.css" */
+    const char *ctype;
+    const char *body;
+    size_t len;
+};
+const struct shop_asset *shop_asset_get(enum shop_asset_kind k);
+/* The asset served at path, or NULL (another hash is another, unknown, name: 404). */
+const struct shop_asset *shop_asset_find(const char *path, size_t len);
+
 void shop_page_home(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cats, int ncats,
                     const struct shop_product *featured, int nfeatured);
 void shop_page_category(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cat,
@@ -215,6 +232,9 @@ void shop_page_category(struct shop_buf *b, const struct shop_site *s, const str
 void shop_page_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
 void shop_page_cart(struct shop_buf *b, const struct shop_site *s, const struct shop_product *items,
                     const struct shop_cart *cart, int n);
+/* Search results as a page (q may be empty: the form alone). */
+void shop_page_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
+                      int n);
 void shop_json_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
 void shop_json_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
                       int n);
