@@ -127,12 +127,29 @@ static void foot(struct shop_buf *b, const struct shop_site *s)
     ADD(b, "</footer>\n</body></html>\n");
 }
 
+/* A responsive image: the widths in srcset, the browser picks by sizes and its pixel density; the
+ * URLs name no format, so the image server answers WebP or PNG by the Accept of the browser
+ * (Vary: Accept). */
+static const unsigned srcset_w[] = {160, 320, 640, 1280};
+
+static void picture(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p, unsigned w,
+                    unsigned maxw, const char *sizes)
+{
+    shop_buf_printf(b, "<img src=\"%s/img/%u/%u\" srcset=\"", s->img_base, p->id, w);
+    for (size_t i = 0; i < sizeof(srcset_w) / sizeof(srcset_w[0]) && srcset_w[i] <= maxw; i++)
+        shop_buf_printf(b, "%s%s/img/%u/%u %uw", i ? ", " : "", s->img_base, p->id, srcset_w[i], srcset_w[i]);
+    shop_buf_printf(b, "\" sizes=\"%s\" width=\"%u\" height=\"%u\" alt=\"", sizes, w, w);
+    shop_buf_html(b, p->name);
+    ADD(b, "\">");
+}
+
 static void card(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p)
 {
     char pr[32];
     price(pr, sizeof(pr), p->price_cents);
-    shop_buf_printf(b, "<li class=\"card\"><a href=\"/p/%u\"><img src=\"%s/img/%u/thumb.png\" width=\"150\" height=\"150\" alt=\"\">"
-                       "<span class=\"name\">", p->id, s->img_base, p->id);
+    shop_buf_printf(b, "<li class=\"card\"><a href=\"/p/%u\">", p->id);
+    picture(b, s, p, 320, 640, "(max-width: 700px) 45vw, 12rem");
+    ADD(b, "<span class=\"name\">");
     shop_buf_html(b, p->name);
     shop_buf_printf(b, "</span><span class=\"price\">$%s</span></a></li>\n", pr);
 }
@@ -190,8 +207,8 @@ void shop_page_product(struct shop_buf *b, const struct shop_site *s, const stru
     shop_buf_printf(b, "<nav class=\"crumbs\"><a href=\"/\">Home</a> / <a href=\"/c/%s\">", p->category_slug);
     shop_buf_html(b, p->category_name);
     ADD(b, "</a></nav>\n<div class=\"product\">\n");
-    shop_buf_printf(b, "<img src=\"%s/img/%u/medium.png\" srcset=\"%s/img/%u/large.png 2x\" width=\"600\" height=\"600\" alt=\"\">\n",
-                    s->img_base, p->id, s->img_base, p->id);
+    picture(b, s, p, 640, 1280, "(max-width: 700px) 100vw, 640px");
+    ADD(b, "\n");
     ADD(b, "<div><h1>");
     shop_buf_html(b, p->name);
     shop_buf_printf(b, "</h1>\n<p class=\"price\">$%s</p>\n<p>", pr);

@@ -167,20 +167,20 @@ static void on_product(h2o_req_t *req, const struct shop_rule *rule, uint32_t id
     }
 }
 
-static void on_image(h2o_req_t *req, const struct shop_rule *rule, uint32_t id, enum shop_img_size size)
+static void on_image(h2o_req_t *req, const struct shop_rule *rule, uint32_t id, enum shop_img_size size,
+                     enum shop_img_fmt fmt, int negotiated)
 {
     struct shop_product *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
     if (load_product(req, id, p) != 0)
         return;
-    struct shop_image *img = shop_imgcache_lookup(app.images, id, size);
+    struct shop_image *img = shop_imgcache_lookup(app.images, id, size, fmt);
     if (img != NULL) {
         cdn_counter_inc(app.s_img_hits);
-        app_send_image(req, rule, p, img);
+        app_send_image(req, rule, p, img, negotiated);
     } else
-        app_render_submit(app_worker_of(req), req, p, size); /* rendered on a render thread, not on the loop */
+        app_render_submit(app_worker_of(req), req, p, size, fmt, negotiated); /* on a render thread, not on the loop */
 }
 
-/* /api/search (JSON, q required) and /search (the page; without q, the form alone). */
 static void on_search(h2o_req_t *req, const struct shop_rule *rule, int json)
 {
     char q[256];
@@ -385,7 +385,8 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
 
 /* ---------------- dispatch ---------------- */
 
-/* /img/<id>/<size>.png; 0 when answered. */
+/* /img/<id>/<size>.png and .webp, or /img/<id>/<size> with the format chosen by Accept (WebP when
+ * the client names image/webp with a weight above 0, else PNG; Vary: Accept). 0 when answered. */
 static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char *p, size_t len)
 {
     uint32_t id;
@@ -394,12 +395,29 @@ static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char 
         return -1;
     const char *s = p + 5 + used;
     size_t sl = len - 5 - used;
-    if (sl <= 5 || s[0] != '/' || memcmp(s + sl - 4, ".png", 4) != 0)
+    if (sl < 2 || s[0] != '/')
         return -1;
-    int size = shop_img_size_parse(s + 1, sl - 5);
+    s++, sl--;
+    int fmt = -1, negotiated = 0;
+    for (int f = 0; f < SHOP_IMG_NFMTS; f++) {
+        size_t el = strlen(shop_img_fmt_names[f]);
+        if (sl > el + 1 && s[sl - el - 1] == '.' && memcmp(s + sl - el, shop_img_fmt_names[f], el) == 0) {
+            fmt = f;
+            sl -= el + 1;
+            break;
+        }
+    }
+    if (fmt < 0) {
+        if (memchr(s, '.', sl) != NULL)
+            return -1; /* another extension */
+        h2o_iovec_t acc = app_req_header(req, H2O_TOKEN_ACCEPT);
+        fmt = shop_accept_q(acc.base, acc.len, "image/webp") > 0 ? SHOP_IMG_WEBP : SHOP_IMG_PNG;
+        negotiated = 1;
+    }
+    int size = shop_img_size_parse(s, sl);
     if (size < 0)
         return -1;
-    on_image(req, rule, id, (enum shop_img_size)size);
+    on_image(req, rule, id, (enum shop_img_size)size, (enum shop_img_fmt)fmt, negotiated);
     return 0;
 }
 
