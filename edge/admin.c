@@ -12,6 +12,7 @@
 #include "cdn/http.h"
 #include "cdn/log.h"
 #include "edge/admin.h"
+#include "edge/http/accept.h"
 
 static int send_text(h2o_req_t *req, int status, const char *body)
 {
@@ -155,6 +156,10 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));
     s->m_bad_request = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_request_total", "HTTP/1 requests refused with 400 by the strict framing check (RFC 9112: Host, Content-Length, Transfer-Encoding, obs-fold)", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
+    static const char *const fmt_l[] = {"format", NULL};
+    cdn_metric_t *imf = cdn_metrics_counter(m, "edge_image_requests_total", "Requests on image_paths by the format their Accept was normalised to", fmt_l);
+    for (int f = 0; f < EDGE_IMGFMT_N; f++)
+        s->m_imgfmt[f] = cdn_metric_series(imf, (const char *const[]){edge_imgfmt_name[f]});
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
     s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
