@@ -42,7 +42,7 @@ static const char css[] =
     ".cats a{display:inline-block;padding:.25rem .6rem;border:1px solid var(--line);border-radius:1em;"
     "background:#fff;font-size:.9rem}\n"
     ".product{display:grid;grid-template-columns:minmax(0,1fr) minmax(16rem,26rem);gap:2rem;align-items:start}\n"
-    ".product img{width:100%;height:auto;aspect-ratio:1/1;border-radius:8px;background:var(--line)}\n"
+    ".product img{width:100%;max-width:640px;height:auto;aspect-ratio:1/1;border-radius:8px;background:var(--line)}\n"
     "@media (max-width:700px){.product{grid-template-columns:1fr}.search{display:none}}\n"
     ".buy button,.cart button{padding:.6rem 1.2rem;border:0;border-radius:6px;background:var(--accent);color:#fff;"
     "font:inherit;cursor:pointer}\n"
