@@ -3,21 +3,19 @@
 
 Usage: shop_browser.py DEVTOOLS_PORT_FILE BASE_URL SHOT_DIR DEADLINE_S
 
-A minimal DevTools client (a websocket over the Python standard library only): opens a tab, then
+With lab/devtools.py (a DevTools client on the Python standard library only): opens a tab, then
 home, a category, a product, search, add to cart (the product page's form, a real POST and 303),
 and the home page again with the browser's cache off, so that every asset and image is asked
 from the edge again. It records each response (URL, status, protocol, MIME type, Cache-Status)
 and prints one line per check: "ok<TAB>what" or "not ok<TAB>what<TAB>why". Screenshots go to
 SHOT_DIR. Everything is bounded by DEADLINE_S.
 """
-import base64
-import json
 import os
-import socket
-import struct
 import sys
 import time
-import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lab"))
+from devtools import Browser  # noqa: E402  (lab/devtools.py: the DevTools client)
 
 CHECKS = []
 NCHECKS = 20  # the checks main() makes when it runs to the end (the shell test's plan counts on it)
@@ -28,149 +26,24 @@ def check(cond, what, why=""):
     print(("ok\t%s" % what) if cond else ("not ok\t%s\t%s" % (what, why)), flush=True)
 
 
-class WS:
-    """Just enough of RFC 6455 for a local DevTools endpoint: text frames, client masking."""
-
-    def __init__(self, url, deadline):
-        u = urllib.parse.urlparse(url)
-        self.deadline = deadline
-        self.s = socket.create_connection((u.hostname, u.port), timeout=5)
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n") % (u.path, u.hostname, u.port, key)
-        self.s.sendall(req.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.s.recv(4096)
-            if not chunk:
-                raise OSError("websocket handshake: connection closed")
-            head += chunk
-        head, self.buf = head.split(b"\r\n\r\n", 1)
-        if b" 101 " not in head.split(b"\r\n")[0]:
-            raise OSError("websocket handshake: %r" % head[:80])
-        self.next_id = 0
-        self.events = []
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            left = self.deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("deadline")
-            self.s.settimeout(min(left, 5))
-            chunk = self.s.recv(1 << 16)
-            if not chunk:
-                raise OSError("websocket closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def send(self, obj):
-        data = json.dumps(obj).encode()
-        mask = os.urandom(4)
-        n = len(data)
-        hdr = bytes([0x81])
-        if n < 126:
-            hdr += bytes([0x80 | n])
-        elif n < 65536:
-            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def recv(self):
-        msg = b""
-        while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._read(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._read(8))[0]
-            payload = self._read(n)
-            op = b0 & 0x0F
-            if op == 0x8:
-                raise OSError("websocket closed by the browser")
-            if op in (0x9, 0xA):
-                continue
-            msg += payload
-            if b0 & 0x80:
-                return json.loads(msg)
-
-    def call(self, method, params=None, session=None):
-        self.next_id += 1
-        mid = self.next_id
-        m = {"id": mid, "method": method, "params": params or {}}
-        if session:
-            m["sessionId"] = session
-        self.send(m)
-        while True:
-            r = self.recv()
-            if r.get("id") == mid:
-                if "error" in r:
-                    raise RuntimeError("%s: %s" % (method, r["error"]))
-                return r.get("result", {})
-            self.events.append(r)
-
-    def wait_event(self, name, session, timeout):
-        end = min(self.deadline, time.time() + timeout)
-        while True:
-            for i, e in enumerate(self.events):
-                if e.get("method") == name and e.get("sessionId") == session:
-                    del self.events[i]
-                    return e
-            if time.time() > end:
-                raise TimeoutError("waiting for " + name)
-            self.events.append(self.recv())
-
-
 def main():
     port_file, base, shots, budget = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3], float(sys.argv[4])
-    deadline = time.time() + budget
-    while not os.path.exists(port_file) and time.time() < deadline:
-        time.sleep(0.05)
-    lines = open(port_file).read().split("\n")
-    ws = WS("ws://127.0.0.1:%s%s" % (lines[0].strip(), lines[1].strip()), deadline)
-    tid = ws.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-    sid = ws.call("Target.attachToTarget", {"targetId": tid, "flatten": True})["sessionId"]
-    for m in ("Page.enable", "Network.enable", "Runtime.enable"):
-        ws.call(m, session=sid)
-    ws.call("Emulation.setDeviceMetricsOverride",
-            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=sid)
+    b = Browser.connect(port_file, time.time() + budget)
+    tab = b.tab()
 
     def js(expr):
-        r = ws.call("Runtime.evaluate", {"expression": expr, "returnByValue": True, "awaitPromise": True},
-                    session=sid)
-        return r.get("result", {}).get("value")
+        return tab.js(expr)
 
     def responses():
-        """Responses seen since the last call: (url, status, protocol, mime, cache-status, from cache)."""
-        out, keep = [], []
-        for e in ws.events:
-            if e.get("method") == "Network.responseReceived" and e.get("sessionId") == sid:
-                r = e["params"]["response"]
-                h = {k.lower(): v for k, v in r.get("headers", {}).items()}
-                out.append({"url": r["url"], "status": r["status"], "protocol": r.get("protocol", ""),
-                            "mime": r.get("mimeType", ""), "cs": h.get("cache-status", ""),
-                            "cached": bool(r.get("fromDiskCache"))})
-            else:
-                keep.append(e)
-        ws.events = keep
-        return out
-
-    def settle():
-        """After the load event: every image finished (decoded or failed)."""
-        js("Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null)))")
+        return tab.take_responses()
 
     def go(url, name):
-        ws.call("Page.navigate", {"url": url}, session=sid)
-        ws.wait_event("Page.loadEventFired", sid, 20)
-        settle()
-        shot(name)
+        tab.navigate(url)
+        tab.screenshot(os.path.join(shots, name + ".png"))
 
-    def shot(name):
-        data = ws.call("Page.captureScreenshot", {"format": "png"}, session=sid)["data"]
-        with open(os.path.join(shots, name + ".png"), "wb") as f:
-            f.write(base64.b64decode(data))
+    def after_submit(name):
+        tab.wait_load()
+        tab.screenshot(os.path.join(shots, name + ".png"))
 
     def images_ok(what):
         r = js("(() => { const a = Array.from(document.images); return {n: a.length,"
@@ -224,9 +97,7 @@ def main():
 
     # 4. search, through the header's form
     js("(() => { const f = document.querySelector('form.search'); f.q.value = 'lamp'; f.submit(); })()")
-    ws.wait_event("Page.loadEventFired", sid, 20)
-    settle()
-    shot("4-search")
+    after_submit("4-search")
     responses()
     check(js("location.pathname + location.search") == "/search?q=lamp" and
           js("document.querySelectorAll('.card').length") > 0, "search: an HTML page of results")
@@ -236,9 +107,7 @@ def main():
     go(prod, "5-product-again")
     responses()
     js("document.querySelector('form.buy').submit()")
-    ws.wait_event("Page.loadEventFired", sid, 20)
-    settle()
-    shot("6-cart")
+    after_submit("6-cart")
     res = responses()
     check(js("location.pathname") == "/cart", "add to cart: the form's 303 lands on /cart")
     cart = js("document.querySelector('table.cart') ? document.querySelector('table.cart').textContent : ''")
@@ -251,13 +120,7 @@ def main():
     # 6. a second visitor (a fresh browser context: its own empty cache, no cookies) on the home
     # page: the stylesheet, the script and every image come from the edge's cache. (Turning the
     # tab's cache off would not do: DevTools then sends no-cache, and the edge rightly revalidates.)
-    ctx = ws.call("Target.createBrowserContext")["browserContextId"]
-    tid2 = ws.call("Target.createTarget", {"url": "about:blank", "browserContextId": ctx})["targetId"]
-    sid = ws.call("Target.attachToTarget", {"targetId": tid2, "flatten": True})["sessionId"]
-    for m in ("Page.enable", "Network.enable", "Runtime.enable"):
-        ws.call(m, session=sid)
-    ws.call("Emulation.setDeviceMetricsOverride",
-            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=sid)
+    tab = b.tab(fresh_context=True)
     go(base + "/", "7-home-second-visitor")
     res = responses()
     assets = [r for r in res if r["url"].endswith((".css", ".js")) or "/img/" in r["url"]]
