@@ -167,9 +167,11 @@ class Tab:
             f.write(base64.b64decode(data))
 
     def take_responses(self):
-        """Responses of this tab since the last call: url, status, protocol, mime, Cache-Status and
-        the bytes received for it (encodedDataLength: headers and body as they came)."""
-        by_id, sizes, keep = {}, {}, []
+        """Responses of this tab since the last call: url, status, protocol, mime, Cache-Status, the
+        bytes received for it (encodedDataLength: headers and body as they came) and whether the
+        browser's own cache answered (memory or disk: then no bytes came, and its Cache-Status is
+        the stored response's)."""
+        by_id, sizes, cached, keep = {}, {}, set(), []
         for e in self.b.events:
             if e.get("sessionId") != self.sid:
                 keep.append(e)
@@ -180,7 +182,9 @@ class Tab:
                 h = {k.lower(): v for k, v in r.get("headers", {}).items()}
                 by_id[p["requestId"]] = {"url": r["url"], "status": r["status"], "protocol": r.get("protocol", ""),
                                          "mime": r.get("mimeType", ""), "cs": h.get("cache-status", ""),
-                                         "bytes": 0}
+                                         "bytes": 0, "browser_cache": bool(r.get("fromDiskCache"))}
+            elif m == "Network.requestServedFromCache":
+                cached.add(p["requestId"])
             elif m == "Network.loadingFinished":
                 sizes[p["requestId"]] = p.get("encodedDataLength", 0)
             else:
@@ -189,4 +193,7 @@ class Tab:
         for rid, n in sizes.items():
             if rid in by_id:
                 by_id[rid]["bytes"] = n
+        for rid in cached:
+            if rid in by_id:
+                by_id[rid]["browser_cache"] = True
         return list(by_id.values())
