@@ -5,7 +5,7 @@
 # JSON API; "Add to cart" as a form POST that answers 303 and works without JavaScript; the cart
 # never stored by cdn-edge in front of shop-app.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 34
+plan 35
 APP=$(bin shop-app)
 EDGE=$(bin cdn-edge)
 [ -x "$APP" ] && [ -x "$EDGE" ] || bail "shop-app or cdn-edge is not built"
@@ -75,6 +75,8 @@ page=$(curl -s -L -b "$T/jar" -c "$T/jar" -d 'add=42&qty=2' $U/cart)
 like "$(echo "$page" | grep -o '<td class="qty">[0-9]*' )" '>3$' "followed like a browser: the cart page shows 3 of the item"
 is "$(curl -s -o /dev/null -w '%{redirect_url}' -d 'add=7&back=/p/7' $U/cart)" "$U/p/7" "a back field of ours is followed"
 is "$(curl -s -o /dev/null -w '%{redirect_url}' -d 'add=7&back=//evil.test/' $U/cart)" "$U/cart" "another site's back is not"
+for i in 1 2; do curl -s -D "$T/idem$i.h" -o /dev/null -b 'sid=idem1' -H 'Idempotency-Key: "form-1"' -d 'add=9' $U/cart; done
+is "$(head -n1 "$T/idem2.h" | cut -d' ' -f2) $(hdr location <"$T/idem2.h")" "303 /cart" "a replayed form POST (Idempotency-Key) keeps its 303 and Location"
 curl -s -D "$T/put.h" -o /dev/null -X PUT $U/cart
 is "$(head -n1 "$T/put.h" | cut -d' ' -f2) $(hdr allow <"$T/put.h")" "405 GET, HEAD, POST" "PUT /cart: 405 with Allow"
 
