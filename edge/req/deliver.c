@@ -324,9 +324,17 @@ void req_on_proceed(h2o_generator_t *g, h2o_req_t *req)
     if (h2o_linklist_is_linked(&c->slink))
         h2o_linklist_unlink(&c->slink);
     c->sending = 0;
+    /* the pump's last send may end the request and free c with its pool (h2o finalises a
+     * request inside h2o_send): the fetch is held across it and read from the local only */
+    struct fetch *f = c->f;
+    if (f != NULL)
+        f->refs++;
     req_deliver_pump(c);
-    if (c->f != NULL && c->f->paused)
-        fetch_flow(c->f);
+    if (f != NULL) {
+        if (f->paused)
+            fetch_flow(f);
+        fetch_release(f);
+    }
 }
 
 void req_on_stop(h2o_generator_t *g, h2o_req_t *req)
