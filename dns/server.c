@@ -43,6 +43,7 @@
 #include "dns/answer.h"
 #include "dns/cache.h"
 #include "dns/frame.h"
+#include "cdn/sdnotify.h"
 #include "cdn/admin.h"
 #include "cdn/epoch.h"
 #include "cdn/http.h"
@@ -639,9 +640,12 @@ static void on_signal(int signo, void *data)
     struct cdns_server *s = data;
     if (signo == SIGHUP) {
         cdn_log_reopen();
+        cdn_sd_reloading();
         reload(s);
+        cdn_sd_ready();
     } else if (signo == SIGTERM || signo == SIGINT) {
         cdn_notice("signal %d: stopping", signo);
+        cdn_sd_stopping();
         s->running = 0;
     }
 }
@@ -650,7 +654,7 @@ static void on_signal(int signo, void *data)
 static int metrics_init(struct cdns_server *s)
 {
     s->m = cdn_metrics_new();
-    if (!s->m) return -1;
+    if (!s->m || cdn_metrics_add_process(s->m, "cdn_dns") != 0) return -1;
     s->f_queries = cdn_metrics_counter(s->m, "cdn_dns_queries_total", "Queries received", (const char *[]){"transport", NULL});
     s->f_rcode = cdn_metrics_counter(s->m, "cdn_dns_responses_total", "Responses sent by rcode", (const char *[]){"rcode", NULL});
     s->f_region = cdn_metrics_counter(s->m, "cdn_dns_region_answers_total", "CDN answers per client region", (const char *[]){"region", NULL});
@@ -759,6 +763,7 @@ int cdns_server_run(struct cdns_server *s)
     for (int i = 0; i < s->conf.nlisten; i++)
         cdn_notice("listening on %s (udp+tcp), %u worker(s)",
                    cdn_addr_str((const struct sockaddr *)&s->conf.listen[i].ss, buf, sizeof(buf)), s->nworkers);
+    cdn_sd_ready(); /* the sockets were bound in cdns_server_new */
     while (s->running) h2o_evloop_run(s->loop, 1000);
     atomic_store(&s->stop, 1);
     for (unsigned i = 0; i < s->nworkers; i++) {

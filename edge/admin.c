@@ -11,7 +11,9 @@
 #include "cdn/admin.h"
 #include "cdn/http.h"
 #include "cdn/log.h"
+#include "cdn/loop.h"
 #include "edge/admin.h"
+#include "edge/purge/cmd.h"
 #include "edge/http/accept.h"
 
 static int send_text(h2o_req_t *req, int status, const char *body)
@@ -52,55 +54,84 @@ static int drain(h2o_req_t *req, struct edge_server *s, int undrain_path)
 static int on_drain(h2o_req_t *req, void *data) { return drain(req, data, 0); }
 static int on_undrain(h2o_req_t *req, void *data) { return drain(req, data, 1); }
 
-/* /purge?url=scheme://host/target (the primary key: every variant) or /purge?tag=TAG
- * (Surrogate-Key). Any method. */
+/* The value of name in a query (percent-decoded into a pool copy), or NULL. */
+static const char *query_arg(h2o_req_t *req, const char *name, size_t *vl)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nl = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=') {
+            size_t l = (size_t)(e - q - nl - 1);
+            char *v = h2o_mem_alloc_pool(&req->pool, l + 1);
+            ssize_t d = cdn_pct_decode(q + nl + 1, l, v, l + 1, CDN_PCT_PLUS);
+            if (d < 0)
+                return NULL;
+            v[d] = '\0';
+            *vl = (size_t)d;
+            return v;
+        }
+        q = amp ? amp + 1 : end;
+    }
+    return NULL;
+}
+
+/* /purge?url=URL, ?prefix=HOST/PATH, ?tag=TAG, ?all=HOST (each with &soft=1 for a soft purge), or
+ * ?cmd=COMMAND (the bus's text form, edge/purge/cmd.h). Applied at once, locally; "purged N". Any
+ * method (the token is checked before, cdn/admin.h). */
 static int on_purge(h2o_req_t *req, void *data)
 {
     struct edge_server *s = data;
-    if (req->query_at == SIZE_MAX)
-        return -1; /* 404 */
-    const char *q = req->path.base + req->query_at + 1;
-    size_t ql = req->path.len - req->query_at - 1, n = 0;
-    char *v = h2o_mem_alloc_pool(&req->pool, ql + 1);
-    if (ql > 4 && memcmp(q, "tag=", 4) == 0) {
-        size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
-        n = edge_store_purge_tag(s->store, v, vl);
-    } else if (ql > 4 && memcmp(q, "url=", 4) == 0) {
-        size_t vl = (size_t)cdn_pct_decode(q + 4, ql - 4, v, ql + 1, CDN_PCT_PLUS);
-        /* scheme://host/target -> primary key */
-        const char *sep = strstr(v, "://");
-        const char *path = sep ? strchr(sep + 3, '/') : NULL;
-        char key[EDGE_KEY_MAX];
-        int kl = -1;
-        if (sep && path) {
-            char scheme[8];
-            snprintf(scheme, sizeof(scheme), "%.*s", (int)(sep - v), v);
-            kl = edge_key_primary(&s->conf.key, scheme, sep + 3, (size_t)(path - sep - 3), path,
-                                  vl - (size_t)(path - v), key, sizeof(key));
-        }
-        if (kl < 0)
-            return send_text(req, 400, "bad url\n");
-        n = edge_store_purge_url(s->store, key, (size_t)kl);
-    } else {
-        return send_text(req, 400, "purge?url=URL or purge?tag=TAG\n");
+    static const char *const kinds[] = {"url", "prefix", "tag", "all"};
+    char text[EDGE_PURGE_TEXT_MAX + 32];
+    size_t vl = 0, tl = 0;
+    const char *v = query_arg(req, "cmd", &vl);
+    if (v != NULL && vl < sizeof(text)) {
+        memcpy(text, v, vl);
+        tl = vl;
     }
+    for (int k = 0; v == NULL && k < 4; k++)
+        if ((v = query_arg(req, kinds[k], &vl)) != NULL) {
+            size_t sl = 0;
+            const char *soft = query_arg(req, "soft", &sl);
+            int w = snprintf(text, sizeof(text), "%s %s %s", soft && sl == 1 && soft[0] == '1' ? "soft" : "hard",
+                             kinds[k], v);
+            tl = w > 0 && (size_t)w < sizeof(text) ? (size_t)w : sizeof(text);
+        }
+    if (v == NULL)
+        return send_text(req, 400, "purge?url=URL, ?prefix=HOST/PATH, ?tag=TAG, ?all=HOST (&soft=1), or ?cmd=COMMAND\n");
+    struct edge_purge_cmd *c = malloc(sizeof(*c));
+    char err[160], body[200];
+    if (c == NULL)
+        return send_text(req, 503, "out of memory\n");
+    if (edge_purge_parse(text, tl, &s->conf.key, c, err, sizeof(err)) < 0) {
+        free(c);
+        snprintf(body, sizeof(body), "bad purge: %s\n", err);
+        return send_text(req, 400, body);
+    }
+    size_t n = edge_store_purge(s->store, c, (int64_t)(cdn_wall_now() * 1000.0));
+    free(c);
     cdn_counter_add(s->m_purged, n);
-    char body[64];
     snprintf(body, sizeof(body), "purged %zu\n", n);
     return send_text(req, 200, body);
 }
 
+/* purge and drain change state: they need the admin token (cdn/admin.h); GET /drain only shows */
 static const struct cdn_admin_route routes[] = {
-    {"/purge", 0, on_purge},
-    {"/drain", 0, on_drain},
-    {"/undrain", 0, on_undrain},
+    {"/purge", 0, on_purge, CDN_ADMIN_AUTH_ALL},
+    {"/drain", 0, on_drain, CDN_ADMIN_AUTH_UNSAFE},
+    {"/undrain", 0, on_undrain, CDN_ADMIN_AUTH_ALL},
 };
 
 cdn_admin_t *edge_admin_start(h2o_evloop_t *loop, struct edge_server *s, const struct sockaddr *addr, socklen_t len,
                               char *err, size_t errlen)
 {
     struct cdn_admin_opts o = {.addr = addr, .addr_len = len, .metrics = s->metrics, .health_status = health_status,
-                               .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0]), .data = s};
+                               .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0]), .data = s,
+                               .token = s->conf.admin_token};
     return cdn_admin_start(loop, &o, err, errlen);
 }
 
@@ -118,6 +149,7 @@ static double disk_health(void *d, int which)
 static double g_disk_full(void *d) { return disk_health(d, 0); }
 static double g_disk_errors(void *d) { return disk_health(d, 1); }
 static double g_disk_refused(void *d) { return disk_health(d, 2); }
+static double g_purge_refused(void *d) { return (double)edge_store_refused(((struct edge_server *)d)->store); }
 static double g_draining(void *d) { return draining(d) ? 1.0 : 0.0; }
 static double g_rl_keys(void *d)
 {
@@ -131,6 +163,8 @@ void edge_server_metrics_init(struct edge_server *s)
     static const char *const cache_l[] = {"result", NULL}, *const tier_l[] = {"tier", NULL};
     static const char *const req_l[] = {"result", "tier", NULL}, *const up_l[] = {"upstream", NULL};
     (void)cache_l;
+    if (m != NULL && cdn_metrics_add_process(m, "edge") != 0)
+        cdn_warn("metrics: process_* and edge_build_info not registered");
     cdn_metric_t *req = cdn_metrics_counter(m, "edge_requests_total", "Requests by cache result and the tier that answered", req_l);
     const char *names[] = {"hit", "miss", "stale", "revalidated", "pass", "error", "purge"};
     const char *tiers[] = {"ram", "rocksdb", "parent", "origin", "none"};
@@ -155,6 +189,8 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_orphan_drop = cdn_metric_plain(cdn_metrics_counter(m, "edge_fetch_orphan_dropped_total", "Fetches dropped from the max_fetches queue: every client waiting for them had gone", NULL));
     s->m_rl_limited = cdn_metric_plain(cdn_metrics_counter(m, "edge_ratelimit_limited_total", "Requests refused with 429 by a rate_limit", NULL));
     s->m_bad_request = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_request_total", "HTTP/1 requests refused with 400 by the strict framing check (RFC 9112: Host, Content-Length, Transfer-Encoding, obs-fold)", NULL));
+    s->m_purge_refused = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_refused_total", "PURGE requests on a public listener refused: not enabled on the vhost (405), not from its networks (403), no or a wrong token (401)", NULL));
+    s->m_backlog_hits = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_backlog_hits_total", "Hits served before the purge bus's backlog was applied (purge_bus start: serve; Cache-Status ...; purge-backlog)", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
     static const char *const fmt_l[] = {"format", NULL};
     cdn_metric_t *imf = cdn_metrics_counter(m, "edge_image_requests_total", "Requests on image_paths by the format their Accept was normalised to", fmt_l);
@@ -163,7 +199,7 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
     s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});
-    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"disk"});
+    s->m_tier_hit[EDGE_TIER_DISK] = cdn_metric_series(th, (const char *const[]){"rocksdb"});
     s->m_origin = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_fetches_total", "Requests sent to an origin directly (not via a parent)", NULL));
     s->m_origin_err = cdn_metric_plain(cdn_metrics_counter(m, "edge_origin_errors_total", "Origin fetches without a response", NULL));
     s->m_collapsed = cdn_metric_plain(cdn_metrics_counter(m, "edge_collapsed_total", "Requests that joined a fetch in flight", NULL));
@@ -187,5 +223,6 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
     cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
     cdn_metrics_gauge_fn(m, "edge_ratelimit_keys", "Client keys the rate limiter holds now (at most rate_limit_keys)", g_rl_keys, s);
+    cdn_metrics_gauge_fn(m, "edge_purge_fill_refused_total", "Objects not stored because they may have been born before a purge that covers them (a fill in flight, a parent's copy)", g_purge_refused, s);
     cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, s);
 }

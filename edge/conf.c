@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 
+#include "cdn/admin.h"
 #include "cdn/log.h"
 #include "cdn/proc.h"
 #include "edge/conf.h"
@@ -64,6 +65,11 @@ static void usage(FILE *f)
             "      --edge-key KEY       shared by the edges of one CDN: sent to parents, and what\n"
             "                           makes a request another edge's (CDN-Edge-Key; none: no one)\n"
             "      --edge-key-file FILE the same, read from FILE's first line (not shown by ps)\n"
+            "      --purge-bus URL      Redis purge bus (redis://HOST:PORT): apply the purges of its\n"
+            "                           stream, waiting for the backlog before serving\n"
+            "      --purge-bus-auth-file FILE  its password (Redis AUTH), FILE's first line\n"
+            "      --admin-token-file FILE  bearer token for the admin's purge and drain (without\n"
+            "                           one they are off; needed for an admin address off loopback)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
             "                           (default 5000)\n"
             "  -p, --pid-file FILE\n"
@@ -108,6 +114,13 @@ static const char *read_key_file(const char *path)
     return strlen(key) >= 16 ? key : NULL;
 }
 
+/* The admin token (admin_token_file / --admin-token-file), kept until exit. NULL with err set. */
+static char admin_token[256];
+static const char *admin_token_load(const char *path, char *err, size_t errlen)
+{
+    return cdn_token_read(path, admin_token, sizeof(admin_token), err, errlen) == 0 ? admin_token : NULL;
+}
+
 static int add_listen(struct edge_settings *s, const char *addr, int tls)
 {
     if (s->nlisten == EDGE_MAX_LISTEN)
@@ -123,14 +136,58 @@ static int add_listen(struct edge_settings *s, const char *addr, int tls)
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
-        *parent_check_path, *edge_key;
+        *parent_check_path, *edge_key, *admin_token_file;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts, image_paths, image_formats;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, send_timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout, graceful_timeout;
     long long workers, max_fetches, h2_reset_limit, h2_empty_frame_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
     struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
+    struct edge_bus_conf bus;
 };
+
+/* purge_bus: {redis: redis://HOST:PORT, stream: NAME, name: GROUP, start: wait|serve,
+ * retry_after: 5s, max_deliveries: 5, block: 1s} */
+struct file_bus {
+    const char *redis, *stream, *name, *start, *auth_file;
+    uint64_t retry_after, block;
+    long long max_deliveries;
+};
+static const cdn_conf_field_t bus_fields[] = {
+    {"redis", CDN_CT_STR, offsetof(struct file_bus, redis), CDN_CF_REQUIRED},
+    {"stream", CDN_CT_STR, offsetof(struct file_bus, stream)},
+    {"name", CDN_CT_STR, offsetof(struct file_bus, name)},
+    {"start", CDN_CT_STR, offsetof(struct file_bus, start)},
+    {"retry_after", CDN_CT_DURATION, offsetof(struct file_bus, retry_after)},
+    {"block", CDN_CT_DURATION, offsetof(struct file_bus, block)},
+    {"max_deliveries", CDN_CT_INT, offsetof(struct file_bus, max_deliveries), 0, 1, 1000},
+    {"auth_file", CDN_CT_STR, offsetof(struct file_bus, auth_file)},
+    {NULL},
+};
+
+static int bus_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    struct edge_bus_conf *b = out;
+    struct file_bus f = {0};
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "expected a map {redis: redis://HOST:PORT, stream: NAME, name: NAME, start: "
+                                        "wait|serve, retry_after: 5s, max_deliveries: 5}");
+    if (cdn_conf_decode(c, n, bus_fields, &f, err) < 0)
+        return -1;
+    char host[256];
+    int port;
+    if (edge_purge_redis_url(f.redis, host, sizeof(host), &port) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "redis"), err, "redis '%s': expected redis://HOST:PORT", f.redis);
+    if (f.start != NULL && strcmp(f.start, "wait") != 0 && strcmp(f.start, "serve") != 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "start"), err, "start must be wait or serve");
+    if (f.name != NULL && !name_ok(f.name))
+        return cdn_conf_fail(c, cdn_conf_get(n, "name"), err, "name '%s' must be %s", f.name, NAME_RULE);
+    *b = (struct edge_bus_conf){.redis = f.redis, .stream = f.stream, .name = f.name,
+                                .serve_early = f.start != NULL && strcmp(f.start, "serve") == 0,
+                                .retry_after_ms = f.retry_after, .block_ms = f.block,
+                                .max_deliveries = (unsigned)f.max_deliveries, .auth_file = f.auth_file};
+    return 0;
+}
 
 static const cdn_conf_field_t conf_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct file_conf, name)},
@@ -162,6 +219,8 @@ static const cdn_conf_field_t conf_fields[] = {
     {"workers", CDN_CT_INT, offsetof(struct file_conf, workers), 0, 1, CDN_DAEMON_MAX_THREADS},
     {"max_fetches", CDN_CT_INT, offsetof(struct file_conf, max_fetches), 0, 0, 1000000},
     {"edge_key", CDN_CT_STR, offsetof(struct file_conf, edge_key)},
+    {"admin_token_file", CDN_CT_STR, offsetof(struct file_conf, admin_token_file)},
+    {"purge_bus", CDN_CT_CUSTOM, offsetof(struct file_conf, bus), 0, 0, 0, 0, 0, NULL, NULL, 0, bus_decode},
     {"h2_reset_limit", CDN_CT_INT, offsetof(struct file_conf, h2_reset_limit), 0, 0, 1000000},
     {"h2_empty_frame_limit", CDN_CT_INT, offsetof(struct file_conf, h2_empty_frame_limit), 0, 0, 1000000},
     {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_conf, rate_limit), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
@@ -238,6 +297,10 @@ static int file_addresses(struct edge_settings *s, cdn_conf_t *c, const struct f
     }
     if (fc->admin && cdn_parse_addr(fc->admin, "127.0.0.1", &s->admin, &s->admin_len) < 0)
         return cdn_conf_fail(c, cdn_conf_get(root, "admin"), cerr, "bad admin address '%s'", fc->admin);
+    if (fc->admin_token_file != NULL && admin_token_load(fc->admin_token_file, s->admin_token_err,
+                                                         sizeof(s->admin_token_err)) == NULL)
+        return cdn_conf_fail(c, cdn_conf_get(root, "admin_token_file"), cerr, "admin_token_file %s",
+                             s->admin_token_err);
     return 0;
 }
 
@@ -277,6 +340,13 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     s->rate_limit = fc->rate_limit;
     ec->rate_limit_keys = (size_t)fc->rate_limit_keys;
     ec->edge_key = fc->edge_key ? fc->edge_key : ec->edge_key;
+    ec->admin_token = fc->admin_token_file ? admin_token : ec->admin_token;
+    if (fc->bus.redis != NULL) {
+        const char *auth = s->bus.auth_file;
+        s->bus = fc->bus;
+        if (s->bus.auth_file == NULL)
+            s->bus.auth_file = auth;
+    }
     ec->fresh.edge_cc_name = fc->edge_cc ? fc->edge_cc : ec->fresh.edge_cc_name;
     ec->key.sort_params |= fc->sort_params;
     ec->fresh.store_set_cookie = fc->store_set_cookie;
@@ -523,8 +593,9 @@ static const struct option long_opts[] = {
     {"parent-retry", 1, NULL, 13}, {"served-by", 1, NULL, 14}, {"max-fetches", 1, NULL, 15},
     {"range-fetch-above", 1, NULL, 16}, {"expire-sweep", 1, NULL, 17},
     {"expire-keep", 1, NULL, 19}, {"h2-reset-limit", 1, NULL, 20}, {"edge-key", 1, NULL, 21},
-    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23},
-    {"h2-empty-frame-limit", 1, NULL, 24}, {"send-timeout", 1, NULL, 25},
+    {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
+    {"purge-bus", 1, NULL, 25}, {"purge-bus-auth-file", 1, NULL, 26},
+    {"h2-empty-frame-limit", 1, NULL, 27}, {"send-timeout", 1, NULL, 28},
     {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
@@ -622,8 +693,25 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
             return bad("--edge-key-file %s: cannot read a key from it", arg);
         break;
     case 23: c->graceful_timeout_ms = strtoull(arg, NULL, 10); break;
-    case 24: c->h2_empty_limit = (unsigned)strtoul(arg, NULL, 10); break;
-    case 25: c->send_timeout_ms = strtoull(arg, NULL, 10); break;
+    case 24: {
+        char e[300];
+        if ((c->admin_token = admin_token_load(arg, e, sizeof(e))) == NULL) {
+            fprintf(stderr, "cdn-edge: --admin-token-file %s\n", e);
+            return 2;
+        }
+        break;
+    }
+    case 25: {
+        char h[256];
+        int port;
+        if (edge_purge_redis_url(arg, h, sizeof(h), &port) < 0)
+            return bad("--purge-bus '%s': expected redis://HOST:PORT", arg);
+        s->bus.redis = arg;
+        break;
+    }
+    case 26: s->bus.auth_file = arg; break;
+    case 27: c->h2_empty_limit = (unsigned)strtoul(arg, NULL, 10); break;
+    case 28: c->send_timeout_ms = strtoull(arg, NULL, 10); break;
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;
@@ -711,6 +799,12 @@ int edge_conf_load(struct edge_settings *s, struct edge_conf *c, SSL_CTX **tls)
     }
     if (s->nparents > EDGE_MAX_PARENTS) {
         fprintf(stderr, "cdn-edge: at most %d parents (--parent and parents: together)\n", EDGE_MAX_PARENTS);
+        return bad_status;
+    }
+    /* the control plane is locked: an admin listener anyone else can reach needs a token */
+    if (s->admin_len > 0 && !cdn_addr_is_loopback((const struct sockaddr *)&s->admin) && c->admin_token == NULL) {
+        fprintf(stderr, "cdn-edge: the admin listener is not on loopback: it needs a token (admin_token_file: "
+                        "or --admin-token-file) so that nobody else can purge or drain\n");
         return bad_status;
     }
     if ((c->vhosts = calloc(1, sizeof(*c->vhosts))) == NULL) {

@@ -22,6 +22,8 @@
 #include "cdn/config.h"
 #include "cdn/daemon.h"
 #include "edge/edge.h"
+#include "edge/purge/bus.h"
+#include "edge/purge/cmd.h"
 #include "edge/vhost/health.h"
 
 #define EDGE_MAX_LISTEN CDN_DAEMON_MAX_LISTENERS
@@ -57,6 +59,8 @@ struct edge_settings {
         unsigned max_fetches;
     } cli;
     struct edge_health_conf health;
+    char admin_token_err[300];   /* why admin_token_file did not load */
+    struct edge_bus_conf bus;    /* purge_bus: / --purge-bus URL (redis NULL: no bus) */
 };
 
 /* Defaults, then argv, into *s and *c; opens the error log at the level asked. Returns -1 to go

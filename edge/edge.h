@@ -58,6 +58,8 @@ struct edge_conf {
     unsigned h2_empty_limit;     /* empty HTTP/2 frames per connection per second before GOAWAY
                                     and close (h2guard.h); 0 = no bound */
     size_t rate_limit_keys;      /* slots of the rate limiter's table (rate_limit_keys) */
+    const char *admin_token;     /* admin_token_file's token: the admin's state-changing endpoints
+                                    (purge, drain) need it as a bearer token; NULL: they are off */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
     const char *const *image_paths; /* Accept normalised under these prefixes (http/accept.h);
                                     NULL-terminated, NULL: nowhere */
@@ -86,12 +88,17 @@ struct edge_server {
                                         complete; connections sent GOAWAY for it (h2guard.h) */
     cdn_series_t *m_orphan_drop;     /* queued fetches dropped: nobody waited for them any more */
     cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
+    cdn_series_t *m_purge_refused;   /* PURGE on a public listener refused (off, ACL, token) */
+    cdn_series_t *m_backlog_hits;    /* hits served before the purge bus's backlog was applied */
     cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
                                         (cdn/ratelimit.h); made at start, kept across reloads */
+    struct edge_bus *bus;            /* the purge bus (edge/purge/bus.h), or NULL */
     int draining;                    /* admin POST /drain: /healthz answers 503 (health checkers
                                         move traffic away) while requests are still served;
                                         written by the admin thread, read by workers (atomics) */
 };
+
+struct edge_bus;
 
 struct edge_worker {
     h2o_context_t *ctx;          /* the daemon worker's (cdn/daemon.h) */

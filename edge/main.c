@@ -16,6 +16,7 @@
 #include "cdn/http.h"
 #include "cdn/proc.h"
 #include "edge/admin.h"
+#include "edge/purge/bus.h"
 #include "edge/server.h"
 
 static struct edge_server srv;
@@ -55,6 +56,12 @@ static int serve(SSL_CTX *tls, char *err, size_t errlen)
                                 .on_reload = on_reload, .on_reopen = on_reopen, .data = &srv};
     cdn_admin_t *admin = NULL;
     cdn_timer_t *sweep = NULL;
+    /* purge_bus start: wait (the default): no listener until the purges this edge missed while it
+     * was down are applied, so that it never serves a hit a purge it had not seen covers */
+    if (srv.bus != NULL && !set.bus.serve_early && edge_bus_wait_ready(srv.bus) < 0) {
+        cdn_notice("stopped while waiting for the purge bus");
+        return 0;
+    }
     if ((daemon_ = cdn_daemon_new(&o, err, errlen)) == NULL)
         return 1;
     h2o_evloop_t *loop = cdn_daemon_main_loop(daemon_);
@@ -113,6 +120,12 @@ static int prepare(int *pid_written, char *err, size_t errlen)
         snprintf(err, errlen, "access log %s: %s", set.access_log, strerror(errno));
         return -1;
     }
+    if (set.bus.redis != NULL) {
+        if (set.bus.name == NULL)
+            set.bus.name = srv.conf.name;
+        if ((srv.bus = edge_bus_start(&set.bus, srv.store, &srv.conf.key, srv.metrics, err, errlen)) == NULL)
+            return -1;
+    }
     if (set.pid_file && cdn_pidfile_write(set.pid_file, err, errlen) < 0)
         return -1;
     *pid_written = set.pid_file != NULL;
@@ -134,6 +147,8 @@ int main(int argc, char **argv)
         rc = prepare(&pid_written, err, sizeof(err)) < 0 ? 1 : serve(tls, err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "cdn-edge: %s\n", err);
+        edge_bus_stop(srv.bus); /* before the store it writes to */
+        srv.bus = NULL;
         edge_server_store_close(srv.store);
         if (srv.alog)
             cdn_alog_close(srv.alog);

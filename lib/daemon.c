@@ -18,6 +18,7 @@
 #include "cdn/epoch.h"
 #include "cdn/loop.h"
 #include "cdn/proc.h"
+#include "cdn/sdnotify.h"
 
 #define RECLAIM_MS 50
 #define TURN_MS 100       /* a worker looks at the stop flag at least this often */
@@ -60,13 +61,18 @@ static void on_signal(int signo, void *data)
         cdn_log_reopen();
         if (d->o.on_reopen != NULL)
             d->o.on_reopen(d->o.data);
-        if (signo == SIGHUP && d->o.on_reload != NULL)
+        if (signo == SIGHUP && d->o.on_reload != NULL) {
+            cdn_sd_reloading();
             d->o.on_reload(d->o.data);
+            cdn_sd_ready();
+        }
         else if (signo == SIGUSR1)
             cdn_notice("SIGUSR1: logs reopened");
     } else if (signo == SIGTERM || signo == SIGINT) {
-        if (!cdn_daemon_stopping(d))
+        if (!cdn_daemon_stopping(d)) {
             cdn_notice("signal %d: stopping (finishing requests in flight)", signo);
+            cdn_sd_stopping();
+        }
         cdn_daemon_stop(d);
     }
 }
@@ -219,6 +225,9 @@ int cdn_daemon_run(cdn_daemon_t *d)
             cdn_daemon_stop(d);
             break;
         }
+    /* the listeners were bound in cdn_daemon_new: connections are accepted from here on */
+    cdn_sd_status("%s: %u worker(s)", d->o.prog ? d->o.prog : "daemon", d->n);
+    cdn_sd_ready();
     worker_run(&d->s[0].w);
     while (__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) < started - 1)
         usleep(10000); /* each worker is done within its own drain deadline */

@@ -32,7 +32,7 @@
 
 #define LINE 64
 
-enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM, K_GAUGE_FN };
+enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM, K_GAUGE_FN, K_COUNTER_FN };
 
 struct cdn_series {
     cdn_metric_t *fam;
@@ -245,7 +245,7 @@ double cdn_gauge_value(const cdn_series_t *s)
 {
     if (s == NULL)
         return 0;
-    if (s->fam->kind == K_GAUGE_FN)
+    if (s->fam->kind == K_GAUGE_FN || s->fam->kind == K_COUNTER_FN)
         return s->fam->fn(s->fam->fn_data);
     if (s->fam->kind != K_GAUGE)
         return 0;
@@ -432,6 +432,14 @@ int cdn_metrics_gauge_fn(cdn_metrics_t *m, const char *name, const char *help, d
     if (fn == NULL)
         return -1;
     return family_add(m, K_GAUGE_FN, name, help, NULL, NULL, 0, fn, data) != NULL ? 0 : -1;
+}
+
+int cdn_metrics_counter_fn(cdn_metrics_t *m, const char *name, const char *help, double (*fn)(void *data),
+                           void *data)
+{
+    if (fn == NULL)
+        return -1;
+    return family_add(m, K_COUNTER_FN, name, help, NULL, NULL, 0, fn, data) != NULL ? 0 : -1;
 }
 
 /* Label values can come from requests (hosts, paths): the process's random hash key, chained
@@ -688,7 +696,7 @@ static void put_series_name(struct buf *b, const cdn_metric_t *f, const char *su
 
 static void render_family(struct buf *b, const cdn_metric_t *f)
 {
-    static const char *const types[] = {"counter", "gauge", "histogram", "gauge"};
+    static const char *const types[] = {"counter", "gauge", "histogram", "gauge", "counter"};
     if (f->nseries == 0)
         return;
     puts_(b, "# HELP ");
@@ -711,6 +719,7 @@ static void render_family(struct buf *b, const cdn_metric_t *f)
             break;
         case K_GAUGE:
         case K_GAUGE_FN:
+        case K_COUNTER_FN:
             put_series_name(b, f, "", s, NULL);
             puts_(b, " ");
             put_double(b, cdn_gauge_value(s));

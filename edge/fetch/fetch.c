@@ -343,8 +343,8 @@ static void fetch_store(struct fetch *f)
     for (size_t i = 0; i < f->nchunks; i++)
         memcpy(body + i * CHUNK, f->chunks[i], i == f->nchunks - 1 ? f->last_len : CHUNK);
     edge_obj_set_body(o, body, f->total);
-    edge_store_put(s->store, o);
-    cdn_counter_inc(s->m_stored);
+    if (edge_store_put(s->store, o) == 0) /* -1: born before a purge that covers it (store.h) */
+        cdn_counter_inc(s->m_stored);
     edge_obj_release(o);
 }
 

@@ -98,10 +98,8 @@ static void cond_fetch_304(struct fetch *f, const struct edge_resp_meta *rs, int
         struct edge_resp_meta mrs;
         edge_resp_analyze(no->hdrs, no->nhdrs, no->status, &s->conf.fresh, &mrs);
         edge_fresh_from_resp(&no->fresh, &mrs, f->req_time, now, &s->conf.fresh);
-        if (!f->mirror) {
-            edge_store_put(s->store, no);
+        if (!f->mirror && edge_store_put(s->store, no) == 0)
             cdn_counter_inc(s->m_stored);
-        }
     }
     f->store = 0;
     fetch_unlist(f);

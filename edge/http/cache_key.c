@@ -146,17 +146,27 @@ int edge_key_primary(const struct edge_key_conf *c, const char *scheme, const ch
     o.len = path_at + remove_dots(out + path_at, o.len - path_at);
     out[o.len] = '\0';
     if (q && !c->ignore_query) {
+        /* each parameter's escapes are normalised first, so that dropping and sorting see the
+         * form the key keeps ("%75tm_x" is utm_x; "%6E" sorts as "n"): the key of a key's own
+         * target is the same key */
         const char *qs = q + 1, *qe = target + tl;
+        char *norm = malloc((size_t)(qe - qs) + 1);
+        if (norm == NULL)
+            return -1;
         struct param ps[256];
-        size_t np = 0;
+        size_t np = 0, nl = 0;
         while (qs < qe) {
             const char *a = memchr(qs, '&', (size_t)(qe - qs));
             const char *e = a ? a : qe;
-            if (e > qs && !param_dropped(c, qs, (size_t)(e - qs))) {
-                if (np == sizeof(ps) / sizeof(ps[0]))
+            size_t l = e > qs ? cdn_pct_normalize(qs, (size_t)(e - qs), norm + nl) : 0;
+            if (l > 0 && !param_dropped(c, norm + nl, l)) {
+                if (np == sizeof(ps) / sizeof(ps[0])) {
+                    free(norm);
                     return -1;
-                ps[np] = (struct param){qs, (size_t)(e - qs), np};
+                }
+                ps[np] = (struct param){norm + nl, l, np};
                 np++;
+                nl += l;
             }
             qs = a ? a + 1 : qe;
         }
@@ -164,8 +174,9 @@ int edge_key_primary(const struct edge_key_conf *c, const char *scheme, const ch
             qsort(ps, np, sizeof(ps[0]), param_cmp);
         for (size_t i = 0; i < np; i++) {
             putc1(&o, i == 0 ? '?' : '&');
-            put_pct(&o, ps[i].p, ps[i].n);
+            put(&o, ps[i].p, ps[i].n);
         }
+        free(norm);
     }
     return o.err ? -1 : (int)o.len;
 }

@@ -243,6 +243,11 @@ void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int
         h2o_add_header_by_str(&req->pool, &req->res.headers, o->lnames[i], h->name_len, 1, h->name, h->value,
                               h->value_len);
     }
+    /* a child edge gets the tags back as Surrogate-Key (the store keeps them as tags, not as a
+     * field): without them its copy of a parent's hit could not be purged by tag */
+    if (c->internal && o->tags_len > 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, "Surrogate-Key", o->tags,
+                              o->tags_len);
     /* upstream Cache-Status / Via entries are joined with ours only if the object has any */
     int up = (o->hf_all & (EDGE_HF_CACHE_STATUS | EDGE_HF_VIA)) != 0;
     req_add_common(c, detail, age, up ? o->hdrs : NULL, up ? o->nhdrs : 0);
@@ -324,8 +329,8 @@ void req_on_proceed(h2o_generator_t *g, h2o_req_t *req)
     if (h2o_linklist_is_linked(&c->slink))
         h2o_linklist_unlink(&c->slink);
     c->sending = 0;
-    /* the pump's last send may end the request and free c with its pool (h2o finalises a
-     * request inside h2o_send): the fetch is held across it and read from the local only */
+    /* the pump's final send may end the request (and free c) before it returns: what comes
+     * after it holds only the fetch, kept alive by a reference of its own */
     struct fetch *f = c->f;
     if (f != NULL)
         f->refs++;

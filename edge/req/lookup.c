@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "edge/purge/bus.h"
 #include "edge/req/req.h"
 
 /* --- sizes of objects seen upstream (range_fetch_above) ---
@@ -83,6 +84,16 @@ static void hit(struct creq *c, struct edge_obj *o, int tier, const struct edge_
         {"hit", "hit; fwd=stale; detail=swr", "hit; detail=max-stale"},
         {"hit; detail=disk", "hit; fwd=stale; detail=disk-swr", "hit; detail=disk-max-stale"}};
     const char *d = details[disk][v->use == EDGE_USE_FRESH ? 0 : v->use == EDGE_USE_SWR ? 1 : 2];
+    if (s->bus != NULL && !edge_bus_ready(s->bus)) {
+        /* purge_bus start: serve, before the backlog was applied: say so (an RFC 9211 extension
+         * parameter), and count it */
+        size_t dl = strlen(d);
+        char *d2 = h2o_mem_alloc_pool(&c->req->pool, dl + 16);
+        memcpy(d2, d, dl);
+        memcpy(d2 + dl, "; purge-backlog", 16);
+        d = d2;
+        cdn_counter_inc(s->m_backlog_hits);
+    }
     uint64_t id = edge_key_id(c->key, c->key_len), fv;
     if (v->use == EDGE_USE_SWR && !edge_idmap_get(&c->w->fetches, id, &fv) && !edge_feed_busy(id)) {
         /* a fetch with no client: the owner leaves at once */
@@ -114,7 +125,16 @@ void req_lookup(struct creq *c)
     }
     if (o != NULL) {
         struct edge_verdict v;
-        edge_decide(&o->fresh, &c->rq, now_s(), &v);
+        struct edge_fresh soft;
+        const struct edge_fresh *fr = &o->fresh;
+        if (edge_store_is_soft(s->store, c->key, c->key_len)) {
+            /* soft-purged: stale from now on (served under stale-while-revalidate / stale-if-error
+             * while it is refetched, else revalidated first) */
+            soft = o->fresh;
+            soft.lifetime = 0;
+            fr = &soft;
+        }
+        edge_decide(fr, &c->rq, now_s(), &v);
         if (v.use == EDGE_USE_FRESH || v.use == EDGE_USE_STALE || v.use == EDGE_USE_SWR) {
             hit(c, o, tier, &v);
         } else {

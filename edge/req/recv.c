@@ -11,6 +11,7 @@
 
 #include "cdn/h1strict.h"
 #include "cdn/http.h"
+#include "cdn/admin.h"
 #include "edge/http/accept.h"
 #include "edge/req/req.h"
 #include <sys/random.h>
@@ -290,6 +291,35 @@ static void on_creq_dispose(void *p)
     c->magic = 0;
 }
 
+/* PURGE on a public listener: off unless the vhost's `purge:` allows it, and then only from its
+ * networks (403) with its bearer token (401). 1 when refused (answered and counted). */
+static int purge_refused(struct creq *c)
+{
+    struct edge_server *s = c->w->srv;
+    const struct edge_purge_acl *a = &c->vh->purge;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (!a->on) {
+        cdn_counter_inc(s->m_purge_refused);
+        h2o_set_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_ALLOW, H2O_STRLIT("GET, HEAD, POST, PUT, DELETE, OPTIONS"), 1);
+        req_synth_error(c, 405, "Method Not Allowed", "detail=purge-off", "PURGE is not enabled on this vhost");
+        return 1;
+    }
+    c->req->conn->callbacks->get_peername(c->req->conn, (struct sockaddr *)&ss);
+    if (!edge_net_match(a->nets, a->nnets, (struct sockaddr *)&ss)) {
+        cdn_counter_inc(s->m_purge_refused);
+        req_synth_error(c, 403, "Forbidden", "detail=purge-acl", "PURGE is not allowed from this address");
+        return 1;
+    }
+    if (!cdn_admin_bearer_ok(c->req, a->token)) {
+        cdn_counter_inc(s->m_purge_refused);
+        h2o_set_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"cdn-purge\""), 1);
+        req_synth_error(c, 401, "Unauthorized", "detail=purge-token", "PURGE needs Authorization: Bearer TOKEN");
+        return 1;
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct edge_worker *w = edge_tls_worker;
@@ -358,6 +388,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (req->method.len == 5 && memcmp(req->method.base, "PURGE", 5) == 0) {
+        if (purge_refused(c))
+            return 0;
         size_t n = edge_store_purge_url(s->store, c->pkey, c->pkey_len);
         cdn_counter_add(s->m_purged, n);
         req_count(s, M_PURGE, T_NONE);

@@ -17,7 +17,10 @@ struct edge_store_conf {
     uint64_t ram_bytes, disk_bytes;
     enum edge_policy_kind ram_policy;
     const char *dir; /* RocksDB folder; NULL: RAM only */
+    uint64_t purge_remember_ms; /* how long an applied purge still refuses older fills (0: 60 s) */
 };
+
+struct edge_purge_cmd;
 
 struct edge_store;
 struct edge_store *edge_store_open(const struct edge_store_conf *c, char *err, size_t errlen);
@@ -26,12 +29,21 @@ void edge_store_close(struct edge_store *s);
 struct edge_obj *edge_store_get(struct edge_store *s, const char *key, size_t key_len, int *tier, int *corrupt);
 /* The normalised Vary list stored for a primary key, copied into buf. 1 if there is one. */
 int edge_store_vary(struct edge_store *s, const char *pkey, size_t plen, char *buf, size_t cap);
-/* Stores o in both tiers, records its Vary spec and tags. */
-void edge_store_put(struct edge_store *s, struct edge_obj *o);
+/* Stores o in both tiers, records its Vary spec and tags; clears a soft mark of its key. -1 (not
+ * stored, counted) when o may have been born before a remembered purge that covers it. */
+int edge_store_put(struct edge_store *s, struct edge_obj *o);
 /* Removes every variant of a URL (primary key). Returns how many objects went. */
 size_t edge_store_purge_url(struct edge_store *s, const char *pkey, size_t plen);
 /* Removes every object tagged tag (Surrogate-Key). */
 size_t edge_store_purge_tag(struct edge_store *s, const char *tag, size_t len);
+/* Applies a purge command (edge/purge/cmd.h) at now_ms (wall clock): hard removes from both
+ * tiers, soft marks stale; remembered for purge_remember_ms against fills born before it.
+ * Returns how many objects were removed or marked. */
+size_t edge_store_purge(struct edge_store *s, const struct edge_purge_cmd *c, int64_t now_ms);
+/* 1 when the object stored under key was soft-purged (it is to be treated as stale). */
+int edge_store_is_soft(struct edge_store *s, const char *key, size_t key_len);
+/* Puts refused because the object was born before a purge that covers it. */
+uint64_t edge_store_refused(struct edge_store *s);
 /* The expiry sweep: one pass over the RocksDB tier's index that removes (from both tiers) every
  * object stale beyond its stale-while-revalidate / stale-if-error windows at now (wall seconds),
  * and keep seconds more for one with a validator (Varnish's "keep": a 304 can still renew it).

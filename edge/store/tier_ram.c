@@ -119,6 +119,14 @@ int edge_ram_del_id(struct edge_ram *r, uint64_t id)
     return had;
 }
 
+int edge_ram_has_id(struct edge_ram *r, uint64_t id)
+{
+    pthread_mutex_lock(&r->mu);
+    int had = edge_policy_contains(r->pol, id);
+    pthread_mutex_unlock(&r->mu);
+    return had;
+}
+
 uint64_t edge_ram_bytes(struct edge_ram *r)
 {
     pthread_mutex_lock(&r->mu);

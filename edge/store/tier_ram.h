@@ -18,6 +18,8 @@ struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_le
 /* Stores o (takes its own reference; replaces an object of the same key). -1 if it cannot fit. */
 int edge_ram_put(struct edge_ram *r, struct edge_obj *o);
 int edge_ram_del_id(struct edge_ram *r, uint64_t id);
+/* 1 when an object with that id is held (purge: soft marks). */
+int edge_ram_has_id(struct edge_ram *r, uint64_t id);
 uint64_t edge_ram_bytes(struct edge_ram *r);
 size_t edge_ram_count(struct edge_ram *r);
 /* What an object is charged: body, headers and bookkeeping. */

@@ -390,6 +390,14 @@ int edge_rdb_has(struct edge_rdb *d, const char *key, size_t key_len)
     return r;
 }
 
+int edge_rdb_has_id(struct edge_rdb *d, uint64_t id)
+{
+    pthread_mutex_lock(&d->mu);
+    int r = edge_policy_contains(d->pol, id);
+    pthread_mutex_unlock(&d->mu);
+    return r;
+}
+
 static void drop_corrupt(struct edge_rdb *d, uint64_t id)
 {
     pthread_mutex_lock(&d->mu);

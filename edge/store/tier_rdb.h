@@ -32,6 +32,7 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
 /* Waits for queued writes, then closes. */
 void edge_rdb_close(struct edge_rdb *d);
 int edge_rdb_has(struct edge_rdb *d, const char *key, size_t key_len);
+int edge_rdb_has_id(struct edge_rdb *d, uint64_t id);
 /* A reference with its body, or NULL. *corrupt set when a stored value failed its checks (it is
  * deleted then). */
 struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_len, int *corrupt);

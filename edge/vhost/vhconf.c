@@ -9,6 +9,9 @@
  *     www.shop.test: {origin: http://127.0.0.1:8001, parents: [...], parent_only: true}
  *   rate_limit: {rate: 100/s, burst: 200, key: header:X-Api-Key, path_prefix: /api/}
  *                                        # also per vhost (its own, or `off`), else inherited
+ *   vhosts: {img.shop.test: {..., purge: {allow: ["127.0.0.0/8"], token_file: /etc/cdn/purge.key}}}
+ *                                        # PURGE on the public listeners: per vhost only, off
+ *                                        # unless set, from those networks and with the token
  *
  * The table owns copies of every string it keeps (edge_vhosts_free releases it), so the config
  * document can go once the table is built (a SIGHUP reload builds a new one). */
@@ -17,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdn/admin.h"
 #include "edge/vhost/vhconf.h"
+
+static int purge_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err);
 
 struct file_vhost {
     const char *pattern; /* the map key: must stay first */
@@ -26,6 +32,11 @@ struct file_vhost {
     int parent_only;     /* -1: inherit */
     long long max_fetches;  /* -1: inherit */
     struct edge_rl_conf rl; /* on -1: inherit */
+    struct file_purge {
+        struct cdn_conf_list allow;
+        const char *token_file;
+        const cdn_conf_node_t *at;
+    } purge;
 };
 
 static const cdn_conf_field_t vhost_fields[] = {
@@ -36,9 +47,60 @@ static const cdn_conf_field_t vhost_fields[] = {
     {"max_fetches", CDN_CT_INT, offsetof(struct file_vhost, max_fetches), 0, 0, 1000000},
     {"forward_headers", CDN_CT_STRLIST, offsetof(struct file_vhost, forward)},
     {"rate_limit", CDN_CT_CUSTOM, offsetof(struct file_vhost, rl), 0, 0, 0, 0, 0, NULL, NULL, 0, edge_rlconf_decode},
+    {"purge", CDN_CT_CUSTOM, offsetof(struct file_vhost, purge), 0, 0, 0, 0, 0, NULL, NULL, 0, purge_decode},
     {NULL},
 };
 static const struct file_vhost vhost_defaults = {.parent_only = -1, .max_fetches = -1, .rl = {.on = -1}};
+
+/* --- purge: the PURGE method on the public listeners --- */
+
+static const cdn_conf_field_t purge_fields[] = {
+    {"allow", CDN_CT_STRLIST, offsetof(struct file_purge, allow), CDN_CF_REQUIRED},
+    {"token_file", CDN_CT_STR, offsetof(struct file_purge, token_file), CDN_CF_REQUIRED},
+    {NULL},
+};
+
+static int purge_decode(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
+{
+    struct file_purge *p = out;
+    if (cdn_conf_kind(n) != CDN_CONF_MAP)
+        return cdn_conf_fail(c, n, err, "expected a map {allow: [NETWORK, ...], token_file: FILE}");
+    if (cdn_conf_decode(c, n, purge_fields, p, err) < 0)
+        return -1;
+    if (p->allow.n == 0 || p->allow.n > EDGE_PURGE_NETS_MAX)
+        return cdn_conf_fail(c, cdn_conf_get(n, "allow"), err, "allow: 1 to %d networks", EDGE_PURGE_NETS_MAX);
+    for (size_t i = 0; i < p->allow.n; i++) {
+        struct edge_net net;
+        const char *a = ((const char **)p->allow.items)[i];
+        if (edge_net_parse(a, &net) < 0)
+            return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(n, "allow"), i), err,
+                                 "'%s' is not a network (like 10.0.0.0/8, 127.0.0.1 or ::1/128)", a);
+    }
+    char tok[256], why[300];
+    if (cdn_token_read(p->token_file, tok, sizeof(tok), why, sizeof(why)) < 0)
+        return cdn_conf_fail(c, cdn_conf_get(n, "token_file"), err, "token_file %s", why);
+    p->at = n;
+    return 0;
+}
+
+/* The vhost's purge ACL from the file (networks parsed, token read). 0 or -1 (err set). */
+static int purge_copy(struct edge_purge_acl *a, const struct file_purge *p, char *err, size_t errlen)
+{
+    if (p->allow.n == 0)
+        return 0;
+    char why[300], tok[256];
+    for (size_t i = 0; i < p->allow.n && i < EDGE_PURGE_NETS_MAX; i++)
+        if (edge_net_parse(((const char **)p->allow.items)[i], &a->nets[a->nnets]) == 0)
+            a->nnets++;
+    if (cdn_token_read(p->token_file, tok, sizeof(tok), why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "purge token_file %s", why);
+        return -1;
+    }
+    if ((a->token = strdup(tok)) == NULL)
+        return -1;
+    a->on = 1;
+    return 0;
+}
 
 /* --- rate_limit --- */
 
@@ -290,6 +352,7 @@ static void vhost_free(struct edge_vhost *v)
     free((char *)v->rl.name);
     free((char *)v->rl.header);
     free((char *)v->rl.path_prefix);
+    free(v->purge.token);
     free(v);
 }
 
@@ -424,7 +487,8 @@ int edge_vhosts_build(struct edge_vhosts *vs, const struct cdn_conf_list *file_v
                                          fv[i].parent_only >= 0 ? fv[i].parent_only : parent_only,
                                          fv[i].max_fetches >= 0 ? (unsigned)fv[i].max_fetches : max_fetches);
         const struct edge_rl_conf *vrl = fv[i].rl.on >= 0 ? &fv[i].rl : rl;
-        if (v != NULL && (set_forward(v, &fv[i].forward) < 0 || rl_copy(&v->rl, vrl) < 0)) {
+        if (v != NULL && (set_forward(v, &fv[i].forward) < 0 || rl_copy(&v->rl, vrl) < 0 ||
+                          purge_copy(&v->purge, &fv[i].purge, err, errlen) < 0)) {
             vhost_free(v);
             v = NULL;
         }

@@ -1,6 +1,7 @@
 /* edge/vhost/vhost.c - vhost matching and rendezvous parent selection (see vhost.h). */
 #include "config.h"
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -272,4 +273,82 @@ int edge_health_step(struct cdn_risefall *st, int ok, unsigned rise, unsigned fa
 {
     int was = st->up, up = cdn_risefall_observe(st, ok, rise, fall);
     return up == was ? 0 : up ? 1 : -1;
+}
+
+/* --- networks (the purge ACL) --- */
+
+int edge_net_parse(const char *s, struct edge_net *out)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t al = slash ? (size_t)(slash - s) : strlen(s);
+    if (al == 0 || al >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, al);
+    buf[al] = '\0';
+    memset(out, 0, sizeof(*out));
+    unsigned max;
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return -1;
+    }
+    out->bits = max;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        unsigned b = 0;
+        if (*p == '\0' || strlen(p) > 3)
+            return -1;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            b = b * 10 + (unsigned)(*p - '0');
+        }
+        if (b > max)
+            return -1;
+        out->bits = b;
+    }
+    return 0;
+}
+
+static int prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, whole) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t m = (uint8_t)(0xff << (8 - rest));
+    return (a[whole] & m) == (b[whole] & m);
+}
+
+int edge_net_match(const struct edge_net *nets, size_t n, const struct sockaddr *addr)
+{
+    uint8_t a[16];
+    int fam;
+    if (addr == NULL)
+        return 0;
+    if (addr->sa_family == AF_INET) {
+        fam = AF_INET;
+        memcpy(a, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+    } else if (addr->sa_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(x)) {
+            fam = AF_INET;
+            memcpy(a, x->s6_addr + 12, 4);
+        } else {
+            fam = AF_INET6;
+            memcpy(a, x->s6_addr, 16);
+        }
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (nets[i].family == fam && prefix_eq(nets[i].addr, a, nets[i].bits))
+            return 1;
+    return 0;
 }

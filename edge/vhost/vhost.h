@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "cdn/ratelimit.h"
 #include "cdn/risefall.h"
@@ -41,6 +42,24 @@ struct edge_rl_conf {
     const char *path_prefix;        /* limited paths; "/" for every one */
 };
 
+/* A network in an ACL: family AF_INET or AF_INET6, the address bytes (4 or 16), the prefix
+ * length. */
+struct edge_net {
+    int family;
+    uint8_t addr[16];
+    unsigned bits;
+};
+#define EDGE_PURGE_NETS_MAX 16
+
+/* A vhost's `purge:` (docs/EDGE.md "Purge"): the PURGE method on the public listeners. Off unless
+ * the vhost sets it, and then only from the listed networks *and* with the bearer token. */
+struct edge_purge_acl {
+    int on;
+    struct edge_net nets[EDGE_PURGE_NETS_MAX];
+    size_t nnets;
+    char *token;                    /* owned; never NULL when on */
+};
+
 struct edge_vhost {
     const char *pattern;            /* "img.shop.test", "*.shop.test" or "*" */
     const char *origin;             /* "http://127.0.0.1:8000" (no trailing slash) */
@@ -54,6 +73,7 @@ struct edge_vhost {
                                        is passed upstream; the rest of that class is dropped */
     size_t nforward;
     struct edge_rl_conf rl;         /* rate_limit: its own, else the global one */
+    struct edge_purge_acl purge;    /* PURGE on the public listeners (off by default) */
 };
 
 struct edge_vhosts {
@@ -76,6 +96,12 @@ int edge_host_normalize(const char *authority, size_t len, char *out, size_t cap
  * the port without leading zeros and dropped when it is default_port (80 for http, 443 for https)
  * or empty. -1 when invalid (the request gets 400) or longer than cap-1. Pure. */
 int edge_authority_normalize(const char *authority, size_t len, unsigned default_port, char *out, size_t cap);
+
+/* "10.0.0.0/8", "127.0.0.1" (a /32), "::1/128". 0, or -1 when it is not a network. Pure. */
+int edge_net_parse(const char *s, struct edge_net *out);
+/* 1 when addr (an AF_INET or AF_INET6 sockaddr; a v4-mapped v6 address counts as v4) is in one of
+ * the networks. Pure. */
+int edge_net_match(const struct edge_net *nets, size_t n, const struct sockaddr *addr);
 
 /* The vhost for an authority, or NULL (no match and no default). */
 const struct edge_vhost *edge_vhost_match(const struct edge_vhosts *vs, const char *authority, size_t len);

@@ -28,6 +28,7 @@ struct cdn_httpc_opts {
     uint64_t timeout_ms;        /* whole transfer; 0 = 30000 */
     uint64_t max_body;          /* 0 = 64 MiB */
     long max_host_conns;        /* 0 = no limit */
+    long max_idle_conns;        /* kept-alive connections kept open (all hosts); 0 = 256 */
     int http2;                  /* allow HTTP/2 (ALPN h2; for http:// h2c via "Upgrade: h2c", since
                                    libcurl 7.88.1 breaks reuse of prior-knowledge connections) */
     int insecure_tls;           /* do not verify certificates (lab self-signed) */

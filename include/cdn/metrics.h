@@ -38,6 +38,14 @@ cdn_metric_t *cdn_metrics_histogram(cdn_metrics_t *m, const char *name, const ch
 /* A gauge whose value is read by calling fn at scrape time (e.g. bytes in a cache tier). */
 int cdn_metrics_gauge_fn(cdn_metrics_t *m, const char *name, const char *help,
                          double (*fn)(void *data), void *data);
+/* The same for a counter kept elsewhere (e.g. the kernel's CPU time of the process). */
+int cdn_metrics_counter_fn(cdn_metrics_t *m, const char *name, const char *help,
+                           double (*fn)(void *data), void *data);
+
+/* The process_* families every Prometheus client exports (CPU seconds, resident and virtual
+ * memory, open and maximum file descriptors, start time; read from getrusage and /proc/self at
+ * scrape time) and PREFIX_build_info{version, h2o} 1. 0, or -1 (a name taken twice, no memory). */
+int cdn_metrics_add_process(cdn_metrics_t *m, const char *build_info_prefix);
 
 /* The series for these label values (as many as the family has label names), created on first
  * use. Label values are copied and escaped on render. */

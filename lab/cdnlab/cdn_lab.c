@@ -39,6 +39,8 @@ static void usage(FILE *f)
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
+               "  purge [--soft] [--wait[=S]] url|prefix|tag|all ARG... | status\n"
+               "                                                cdn-purge on the lab's purge bus (Redis beside cdn-dns)\n"
                "  load [cdn-load options]                       one cdn-load per region, from its clients\n"
                "  report [-o DIR]                               hit ratios, offload, latency, plots into DIR\n"
                "                                                (default STATEDIR/report, removed by down)\n"
@@ -180,6 +182,7 @@ static const struct {
     {"up", run_up},         {"down", run_down},       {"status", run_status}, {"env", run_env},
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
+    {"purge", lab_cmd_purge},
 };
 
 int main(int argc, char **argv)

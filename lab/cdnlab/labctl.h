@@ -86,6 +86,7 @@ void lab_tail_log(const char *name);
 int lab_http_get(const char *ns, const char *addr, int port, const char *target, char **body, size_t *len);
 /* METHOD TARGET without a body; the status, or -1. */
 int lab_http_call(const char *ns, const char *addr, int port, const char *method, const char *target);
+const char *lab_admin_token(void);
 /* A non-blocking TCP socket made inside namespace ns, or -1. */
 int lab_ns_socket(const char *ns);
 /* Does the node's health URL answer 200 (nodes without one are healthy)? */
@@ -113,5 +114,6 @@ int lab_cmd_down(int quiet);
 int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
+int lab_cmd_purge(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -17,6 +18,7 @@
  * methods (no body) for admin switches such as an edge's POST /drain --- */
 struct http_get {
     const char *method; /* NULL: GET */
+    const char *token;  /* an admin bearer token, or NULL */
     const char *addr, *target;
     int port;
     int status;
@@ -39,9 +41,10 @@ static int do_http_get(void *arg)
         close(fd);
         return -1;
     }
-    char req[512];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cdn-lab\r\n%s\r\n",
-                     g->method ? g->method : "GET", g->target, g->addr, g->method ? "Content-Length: 0\r\n" : "");
+    char req[1024], auth[320] = "";
+    if (g->token) snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", g->token);
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cdn-lab\r\n%s%s\r\n",
+                     g->method ? g->method : "GET", g->target, g->addr, g->method ? "Content-Length: 0\r\n" : "", auth);
     if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) { /* a target too long, or I/O */
         close(fd);
         return -1;
@@ -97,10 +100,26 @@ int lab_http_get(const char *ns, const char *addr, int port, const char *target,
     return g.status;
 }
 
-/* METHOD TARGET without a body; the status, or -1 */
+/* The lab's admin token (STATE/admin.key, written by `up`): the edges' purge and drain, shop-lb's
+ * POST /backends and the purge bus's Redis need it. NULL when there is none. */
+const char *lab_admin_token(void)
+{
+    static char tok[256];
+    char p[PATH_MAX];
+    lab_path(p, sizeof(p), "admin.key");
+    FILE *f = fopen(p, "r");
+    if (f == NULL) return NULL;
+    char *r = fgets(tok, sizeof(tok), f);
+    fclose(f);
+    if (r == NULL) return NULL;
+    tok[strcspn(tok, "\r\n")] = 0;
+    return tok;
+}
+
+/* METHOD TARGET without a body, with the lab's admin token; the status, or -1 */
 int lab_http_call(const char *ns, const char *addr, int port, const char *method, const char *target)
 {
-    struct http_get g = {.method = method, .addr = addr, .port = port, .target = target};
+    struct http_get g = {.method = method, .addr = addr, .port = port, .target = target, .token = lab_admin_token()};
     if (lab_in_ns(ns, do_http_get, &g) < 0) return -1;
     free(g.body);
     return g.status;

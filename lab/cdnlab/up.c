@@ -105,6 +105,48 @@ void lab_daemon_argv(int node, struct lab_argv *a)
     }
 }
 
+/* The purge bus: a redis-server in cdn-dns's namespace (the lab's control host), AOF on (a
+ * restart loses no purge), its password the admin token; the edges wait for it at start. Its
+ * config file (STATE/redis.conf, 0600) keeps the password off the command line. */
+static void start_redis(void)
+{
+    int dns = lab_plan_find(&L.plan, LAB_DNS, 0);
+    const struct lab_node *n = &L.plan.nodes[dns];
+    char conf[PATH_MAX], dir[PATH_MAX];
+    lab_path(dir, sizeof(dir), "redis");
+    mkdir(dir, 0700);
+    const char *tok = lab_admin_token();
+    if (tok == NULL) lab_die("no admin token in %s", L.statedir);
+    lab_path(conf, sizeof(conf), "redis.conf");
+    mode_t um = umask(077);
+    FILE *f = fopen(conf, "w");
+    umask(um);
+    if (!f || fprintf(f, "port %d\nbind %s\nprotected-mode no\nrequirepass %s\nappendonly yes\nappendfsync everysec\n"
+                         "save \"\"\ndir %s\ndaemonize no\nloglevel warning\n", LAB_PORT_REDIS, n->addr, tok, dir) < 0 ||
+        fclose(f) != 0)
+        lab_die("cannot write %s", conf);
+    struct lab_argv a = {0};
+    lab_argv_add(&a, "redis-server");
+    lab_argv_add(&a, "%s", conf);
+    pid_t pid = lab_start_proc(n, "redis", &a);
+    setenv("REDISCLI_AUTH", tok, 1); /* for the ping: not on a command line */
+    for (int t = 0; t < 200; t++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            lab_tail_log("redis");
+            lab_die("redis-server exited during start-up");
+        }
+        /* redis-cli exits 1 while it cannot connect */
+        if (lab_runf(1, "%s%s%sredis-cli -h %s -p %d ping", *n->ns ? "ip netns exec " : "", n->ns, *n->ns ? " " : "",
+                     n->addr, LAB_PORT_REDIS) == 0) {
+            unsetenv("REDISCLI_AUTH");
+            return;
+        }
+        usleep(50000);
+    }
+    lab_die("redis-server did not answer within 10 s");
+}
+
 /* Starts the daemons of one kind and waits until each is healthy (or dies, or the deadline). */
 static void start_kind(enum lab_kind kind, int deadline_s)
 {
@@ -154,6 +196,8 @@ static void print_where(FILE *f)
             L.mode == LAB_NETNS ? "namespaces" : "loopback", L.prefix, L.statedir);
     fprintf(f, "  dns      %s:%d (udp/tcp), admin http://%s:%d/metrics\n", p->nodes[dns].addr, LAB_PORT_DNS,
             p->nodes[dns].addr, LAB_PORT_DNS_ADMIN);
+    fprintf(f, "  purge    redis://%s:%d (stream cdn:purge; cdn-lab purge --wait url URL)\n", p->nodes[dns].addr,
+            LAB_PORT_REDIS);
     for (size_t i = 0; i < p->nnodes; i++) {
         const struct lab_node *n = &p->nodes[i];
         const char *rn = n->region >= 0 ? lab_topo_reg(t, (size_t)n->region)->name : "-";
@@ -216,6 +260,9 @@ static void check_programs(void)
 {
     static const char *const progs[] = {"cdn-edge", "cdn-dns", "shop-app", "shop-lb", "cdn-wanrelay", "cdn-health",
                                         "bird", NULL};
+    char rx[PATH_MAX];
+    if (lab_find_prog("redis-server", rx, sizeof(rx)) < 0 || lab_find_prog("cdn-purge", rx, sizeof(rx)) < 0)
+        lab_die("the purge bus needs redis-server (apt-get install redis-server) and cdn-purge (make)");
     char missing[256] = "";
     for (int i = 0; progs[i]; i++) {
         char x[PATH_MAX];
@@ -243,7 +290,7 @@ static void make_state(void)
 }
 
 /* The TLS pair for *.zone, and the key the lab's edges know each other by (cdn-edge
- * --edge-key-file): 128 random bits. */
+ * --edge-key-file): 128 random bits; and the admin token (STATE/admin.key, --admin-token-file). */
 static void write_keys(void)
 {
     char p[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
@@ -261,6 +308,15 @@ static void write_keys(void)
     for (size_t i = 0; i < sizeof(rnd); i++) snprintf(hexkey + 2 * i, 3, "%02x", rnd[i]);
     lab_path(p, sizeof(p), "edge.key");
     FILE *kf = fopen(p, "w");
+    if (!kf || fprintf(kf, "%s\n", hexkey) < 0 || fclose(kf) != 0) lab_die("cannot write %s", p);
+    chmod(p, 0600);
+    /* the admin token (cdn-edge --admin-token-file): purge and drain need it; another 128 bits */
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) lab_die("getrandom: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof(rnd); i++) snprintf(hexkey + 2 * i, 3, "%02x", rnd[i]);
+    lab_path(p, sizeof(p), "admin.key");
+    mode_t um = umask(077);
+    kf = fopen(p, "w");
+    umask(um);
     if (!kf || fprintf(kf, "%s\n", hexkey) < 0 || fclose(kf) != 0) lab_die("cannot write %s", p);
     chmod(p, 0600);
 }
@@ -307,10 +363,40 @@ int lab_cmd_up(const char *topo, const char *mode, const char *profile)
     if (L.plan.anycast) lab_routing_up();
     start_kind(LAB_APP, 20);
     start_kind(LAB_LB, 20);
+    start_redis();
     start_kind(LAB_EDGE, 30);
     if (L.plan.anycast) lab_anycast_up();
     start_kind(LAB_DNS, 20);
     lab_state_add("up %ld", (long)time(NULL));
     print_where(stdout);
     return 0;
+}
+
+/* cdn-lab purge [cdn-purge options] KIND ARG... | status: cdn-purge run in cdn-dns's namespace
+ * against the lab's Redis, with its password; its exit status. */
+int lab_cmd_purge(int argc, char **argv)
+{
+    if (lab_load_state() < 0) lab_die("no lab in %s (cdn-lab up first)", L.statedir);
+    lab_load_topology(L.topo_path);
+    const struct lab_node *n = &L.plan.nodes[lab_plan_find(&L.plan, LAB_DNS, 0)];
+    char prog[PATH_MAX], key[PATH_MAX], url[64];
+    if (lab_find_prog("cdn-purge", prog, sizeof(prog)) < 0) lab_die("cdn-purge not found (is it built?)");
+    lab_path(key, sizeof(key), "admin.key");
+    snprintf(url, sizeof(url), "redis://%s:%d", n->addr, LAB_PORT_REDIS);
+    char *av[128];
+    int k = 0;
+    if (*n->ns) {
+        av[k++] = "ip";
+        av[k++] = "netns";
+        av[k++] = "exec";
+        av[k++] = (char *)n->ns;
+    }
+    av[k++] = prog;
+    av[k++] = "--redis";
+    av[k++] = url;
+    av[k++] = "--auth-file";
+    av[k++] = key;
+    for (int i = 1; i < argc && k < 127; i++) av[k++] = argv[i];
+    av[k] = NULL;
+    return lab_run_argv(av, 0);
 }

@@ -327,6 +327,13 @@ void lab_cmd_edge(const struct lab_topo *t, const struct lab_plan *p, int node, 
     lab_argv_add(a, "%s/logs/access-%s.json", statedir, e->name);
     lab_argv_add(a, "--edge-key-file"); /* the lab's edges know each other by it (CDN-Edge-Key) */
     lab_argv_add(a, "%s/edge.key", statedir);
+    lab_argv_add(a, "--admin-token-file"); /* purge and drain need it (the admin is not on loopback) */
+    lab_argv_add(a, "%s/admin.key", statedir);
+    /* the purge bus: the lab's Redis beside cdn-dns, its password the admin token */
+    lab_argv_add(a, "--purge-bus");
+    lab_argv_add(a, "redis://%s:%d", p->nodes[lab_plan_find(p, LAB_DNS, 0)].addr, LAB_PORT_REDIS);
+    lab_argv_add(a, "--purge-bus-auth-file");
+    lab_argv_add(a, "%s/admin.key", statedir);
     lab_argv_add(a, "-n"); /* also its CDN-Loop name (cdn-edge-NAME): names differ along a chain */
     lab_argv_add(a, "%s", e->name);
     lab_argv_add(a, "--served-by");
@@ -370,6 +377,8 @@ void lab_cmd_lb(const struct lab_topo *t, const struct lab_plan *p, int node, co
     lab_argv_add(a, "%s:%d", n->addr, LAB_PORT_LB);
     lab_argv_add(a, "--admin");
     lab_argv_add(a, "%s:%d", n->addr, LAB_PORT_LB_ADMIN);
+    lab_argv_add(a, "--admin-token-file"); /* its admin is not on loopback: POST /backends needs it */
+    lab_argv_add(a, "%s/admin.key", statedir);
     lab_argv_add(a, "--algo");
     lab_argv_add(a, "%s", t->origin.algo);
     lab_argv_add(a, "--access-log");

@@ -130,6 +130,7 @@ enum {
     LAB_PORT_HTTP = 8080, LAB_PORT_HTTPS = 8443, LAB_PORT_EDGE_ADMIN = 9080,
     LAB_PORT_DNS = 5353, LAB_PORT_DNS_ADMIN = 5380,
     LAB_PORT_LB = 8000, LAB_PORT_LB_ADMIN = 8001, LAB_PORT_APP = 8081,
+    LAB_PORT_REDIS = 6390, /* the purge bus, beside cdn-dns (never the system's 6379) */
 };
 
 struct lab_node {

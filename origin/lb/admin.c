@@ -179,7 +179,7 @@ int lb_metrics_init(void)
     const char *st_labels[] = {"status", NULL};
     const char *ck_labels[] = {"result", NULL};
     lb.metrics = cdn_metrics_new();
-    if (lb.metrics == NULL)
+    if (lb.metrics == NULL || cdn_metrics_add_process(lb.metrics, "shop_lb") != 0)
         return -1;
     lb.m_be_requests = cdn_metrics_counter(lb.metrics, "shop_lb_backend_requests_total", "Attempts sent to a backend", be_labels);
     lb.m_be_errors = cdn_metrics_counter(lb.metrics, "shop_lb_backend_errors_total", "Connect errors, timeouts and 5xx of a backend", be_labels);
@@ -221,11 +221,26 @@ static const char *health_text(void *data)
     return lb_stopping() ? "stopping\n" : "ok\n";
 }
 
+/* GET /backends is open; changing them (POST) needs the admin token (cdn/admin.h: 401 without
+ * it, 403 when shop-lb has none), and an admin address off loopback needs a token to start. */
 cdn_admin_t *lb_admin_start(char *err, size_t errlen)
 {
-    static const struct cdn_admin_route routes[] = {{"/backends", 1, on_backends}};
+    static const struct cdn_admin_route routes[] = {{"/backends", 1, on_backends, CDN_ADMIN_AUTH_UNSAFE}};
+    static char token[256];
+    char why[300];
+    if (lb.conf.admin_token_file != NULL &&
+        cdn_token_read(lb.conf.admin_token_file, token, sizeof(token), why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "admin_token_file %s", why);
+        return NULL;
+    }
+    if (lb.conf.admin_token_file == NULL && !cdn_addr_is_loopback((const struct sockaddr *)&lb.conf.admin.ss)) {
+        snprintf(err, errlen, "the admin listener is not on loopback: it needs a token (admin_token_file: or "
+                              "--admin-token-file) so that nobody else can change the backends");
+        return NULL;
+    }
     struct cdn_admin_opts o = {.addr = (const struct sockaddr *)&lb.conf.admin.ss, .addr_len = lb.conf.admin.len,
                                .server_name = PROG, .metrics = lb.metrics, .health = health_text,
-                               .routes = routes, .nroutes = 1};
+                               .routes = routes, .nroutes = 1,
+                               .token = lb.conf.admin_token_file != NULL ? token : NULL};
     return cdn_admin_start(lb.loop, &o, err, errlen);
 }

@@ -60,6 +60,7 @@ static const cdn_conf_field_t ratelimit_fields[] = {
 static const cdn_conf_field_t conf_fields[] = {
     {"listen", CDN_CT_ADDR, offsetof(struct lb_conf, listen), CDN_CF_REQUIRED, .addr_default_host = "127.0.0.1"},
     {"admin", CDN_CT_ADDR, offsetof(struct lb_conf, admin), .addr_default_host = "127.0.0.1"},
+    {"admin_token_file", CDN_CT_STR, offsetof(struct lb_conf, admin_token_file)},
     {"error_log", CDN_CT_STR, offsetof(struct lb_conf, error_log)},
     {"log_level", CDN_CT_STR, offsetof(struct lb_conf, log_level)},
     {"access_log", CDN_CT_STR, offsetof(struct lb_conf, access_log)},
@@ -172,6 +173,7 @@ static void usage(FILE *f)
                "  -b, --backend URL          a backend (http://host:port or host:port), repeatable\n"
                "      --algo A               rr | leastconn | hash-client | hash-url (default rr)\n"
                "      --admin ADDR           admin listener (/healthz /metrics /backends)\n"
+               "      --admin-token-file F   bearer token for the admin's POST /backends (else 403)\n"
                "      --retries N            retries of idempotent requests (default 2)\n"
                "      --threads N            worker threads, one event loop each (default 1)\n"
                "      --health-interval MS   active check interval (default 1000)\n"
@@ -206,6 +208,7 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
         {"algo", required_argument, NULL, O_ALGO}, {"admin", required_argument, NULL, O_ADMIN},
+        {"admin-token-file", required_argument, NULL, 'T'},
         {"retries", required_argument, NULL, O_RETRIES}, {"health-interval", required_argument, NULL, O_HINT},
         {"rise", required_argument, NULL, O_RISE}, {"fall", required_argument, NULL, O_FALL},
         {"slow-start", required_argument, NULL, O_SLOW}, {"no-health", no_argument, NULL, O_NOHEALTH},
@@ -237,6 +240,7 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
             }
             break;
         case O_ADMIN: cl->admin = optarg; break;
+        case 'T': cl->admin_token_file = optarg; break;
         case O_RETRIES: bad = num(optarg, 0, 10, "--retries", &cl->retries); break;
         case O_THREADS: bad = num(optarg, 1, MAX_THREADS, "--threads", &cl->threads); break;
         case O_HINT: bad = num(optarg, 10, 3600000, "--health-interval", &cl->hint); break;
@@ -282,6 +286,8 @@ static int apply_cmdline(const struct lb_cmdline *cl, struct lb_conf *c, char *e
         return -1;
     if (cl->admin != NULL && parse_addr(cl->admin, &c->admin, "admin", err, errlen) != 0)
         return -1;
+    if (cl->admin_token_file != NULL)
+        c->admin_token_file = cl->admin_token_file;
     if (cl->retries >= 0) c->retries = (unsigned)cl->retries;
     if (cl->threads > 0) c->threads = (unsigned)cl->threads;
     if (cl->hint > 0) c->health.interval = (uint64_t)cl->hint, c->health.timeout = (uint64_t)cl->hint;

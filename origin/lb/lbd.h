@@ -87,6 +87,7 @@ struct conf_ratelimit {
 
 struct lb_conf {
     struct cdn_conf_addr listen, admin;
+    const char *admin_token_file;   /* POST /backends needs its token (cdn/admin.h); none: 403 */
     const char *error_log, *log_level, *access_log, *pid_file;
     int access_log_format;
     unsigned retries;
@@ -103,6 +104,7 @@ struct lb_conf {
 /* What the command line says; applied over the file at start and again on every reload. */
 struct lb_cmdline {
     const char *conf_path, *listen, *admin, *backends[MAX_BACKENDS];
+    const char *admin_token_file;
     int nb, algo, test, nohealth;
     long retries, threads, hint, rise, fall, slow, cto, fbto;
     const char *alog, *elog, *pid;

@@ -82,7 +82,7 @@ int app_metrics_init(void)
     const char *req_labels[] = {"class", "status", NULL};
     const char *lat_labels[] = {"class", NULL};
     app.metrics = cdn_metrics_new();
-    if (app.metrics == NULL)
+    if (app.metrics == NULL || cdn_metrics_add_process(app.metrics, "shop") != 0)
         return -1;
     app.m_requests = cdn_metrics_counter(app.metrics, "shop_requests_total", "Requests answered, by class and status", req_labels);
     app.m_latency = cdn_metrics_histogram(app.metrics, "shop_request_duration_seconds",

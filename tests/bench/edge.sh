@@ -11,6 +11,10 @@
 #   60k h2     one 60 KiB image, h2load h2 over TLS (ALPN)
 #   60k h2c    the same, h2c prior knowledge (servers that speak it)
 #   zipf h1    Zipf(ALPHA) over the whole corpus (CORPUS_MB, log-normal sizes), wrk HTTP/1.1
+# and the miss path (every request a new URL: a query no one asked before, so each one goes to
+# the origin and is stored; h2o-proxy, a reverse proxy without a cache, is the bare hop):
+#   miss-4k h1, miss-60k h1    a 4 KiB / 60 KiB object under a fresh query each time, wrk HTTP/1.1
+#   pass-4k h1                 a 4 KiB object the origin marks no-store (nothing is stored)
 # Prints req/s and p99 (medians over ROUNDS rounds, order alternating), RSS after the run, and
 # each server's ratio to the fastest peer and to the ceiling.
 #
@@ -32,8 +36,8 @@ ALPHA=${ALPHA:-0.9}
 CONNS=${CONNS:-50}          # wrk connections
 H2C=${H2C:-10}              # h2load connections
 H2M=${H2M:-10}              # h2load streams per connection
-PEERS=${PEERS:-"cdn-edge nginx varnish ats h2o"}
-ROWS=${ROWS:-"1k-h1 60k-h2 60k-h2c zipf-h1"}
+PEERS=${PEERS:-"cdn-edge nginx varnish ats h2o h2o-proxy"}
+ROWS=${ROWS:-"1k-h1 60k-h2 60k-h2c zipf-h1 miss-4k miss-60k pass-4k"}
 EDGE=$top_builddir/edge/cdn-edge
 [ -x "$EDGE" ] || { echo "build edge/cdn-edge first"; exit 1; }
 EDGE_B=${EDGE_B:-}
@@ -75,6 +79,7 @@ def put(path, n):
     with open(w + "/www" + path, "wb") as f:
         f.write(rnd.randbytes(n))
 put("/1k.bin", 1024)
+put("/4k.bin", 4096)
 put("/img60k.jpg", 60 * 1024)
 total, names = 0, []
 while total < mb << 20:
@@ -89,6 +94,15 @@ with open(w + "/zipf.txt", "w") as f:
         f.write(rank[bisect.bisect(cum, rnd.random() * cum[-1])] + "\n")
 print("corpus: %d images, %.0f MiB, zipf alpha %.2f" % (len(names), total / 1048576, alpha))
 PY
+cat >"$W/fresh.lua" <<'EOF'
+-- every request a URL no one asked for before: PATH?u=RUN-N
+local path, run, n = "/", "x", 0
+function init(args) path, run = args[1], args[2] end
+function request()
+  n = n + 1
+  return wrk.format("GET", path .. "?u=" .. run .. "-" .. n)
+end
+EOF
 cat >"$W/zipf.lua" <<'EOF'
 local reqs, i = {}, 0
 function init(args)
@@ -134,6 +148,7 @@ mkdir -p "$W/origin"
         root $W/www;
         add_header Cache-Control "public, max-age=86400";
         location = /origin_status { stub_status; access_log off; }
+        location /pass/ { alias $W/www/; add_header Cache-Control "no-store"; }
     }
 }
 EOF
@@ -171,6 +186,13 @@ start_nginx() {
             proxy_cache edge;
             proxy_cache_lock on;
             add_header X-Cache \$upstream_cache_status;
+        }
+        # pass: nginx at its best, told the route is never cached (with the cache and its lock,
+        # requests for one uncacheable URL wait for each other: about 400 req/s here)
+        location /pass/ {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }
     }
 }
@@ -250,6 +272,17 @@ EOF
     H1[ats]=http://127.0.0.1:$p; H2C[ats]=""; TLS[ats]=https://127.0.0.1:$pt
     SID[ats]=$pid_ats
 }
+# --- h2o as a reverse proxy without a cache: the bare hop of the miss and pass rows
+start_h2o_proxy() {
+    local p=$(free_port) d=$W/h2o-proxy
+    mkdir -p "$d"
+    printf '%s\n' "num-threads: $WORKERS" "user: root" "pid-file: $d/h2o.pid" "error-log: $d/error.log" \
+        "listen:" "  host: 127.0.0.1" "  port: $p" "hosts:" "  default:" "    paths:" "      /:" \
+        "        proxy.reverse.url: http://127.0.0.1:$PO/" >"$d/h2o.conf"
+    start h2o_proxy $PIN_SRV h2o -c "$d/h2o.conf"
+    H1[h2o-proxy]=http://127.0.0.1:$p; H2C[h2o-proxy]=""; TLS[h2o-proxy]=""
+    SID[h2o-proxy]=$pid_h2o_proxy
+}
 # --- h2o static: the ceiling (same files, same header, no proxy)
 start_h2o() {
     local p=$(free_port) pt=$(free_port) d=$W/h2o
@@ -291,7 +324,7 @@ rss_mib() { ps -o rss= -s "$1" | awk '{s += $1} END {printf "%.0f", s / 1024}'; 
 
 for s in $PEERS; do
     case $s in cdn-edge) start_edge cdn-edge "$EDGE" ;; edge-b) start_edge edge-b "$EDGE_B" ;; nginx) start_nginx ;; varnish) start_varnish ;; ats) start_ats ;;
-        h2o) start_h2o ;; *) echo "unknown server $s"; exit 1 ;; esac
+        h2o) start_h2o ;; h2o-proxy) start_h2o_proxy ;; *) echo "unknown server $s"; exit 1 ;; esac
 done
 for s in $PEERS; do
     wait_http "${H1[$s]}/1k.bin" 20 || bail "$s did not start"
@@ -302,7 +335,7 @@ done
 sed "s|^http://127.0.0.1||" "$W/all.txt" >"$W/paths.txt"
 NIMG=$(wc -l <"$W/all.txt")
 for s in $PEERS; do
-    [ "$s" = h2o ] && continue
+    [ "$s" = h2o ] || [ "$s" = h2o-proxy ] && continue
     base=${H1[$s]}
     sed "s|^|$base|" "$W/paths.txt" >"$W/warm.txt"
     echo "$base/1k.bin" >>"$W/warm.txt"; echo "$base/img60k.jpg" >>"$W/warm.txt"
@@ -359,6 +392,10 @@ cell() {
         60k-h2) [ -n "${TLS[$s]}" ] && out=$(run_h2load "${TLS[$s]}/img60k.jpg") ;;
         60k-h2c) [ -n "${H2C[$s]}" ] && out=$(run_h2load "${H2C[$s]}/img60k.jpg") ;;
         zipf-h1) out=$(run_wrk "${H1[$s]}/" -s "$W/zipf.lua" -- "$W/zipf.txt") ;;
+        # the miss path (h2o's static files are the ceiling of nothing here)
+        miss-4k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/" -s "$W/fresh.lua" -- /4k.bin "$s-$RANDOM$RANDOM") ;;
+        miss-60k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/" -s "$W/fresh.lua" -- /img60k.jpg "$s-$RANDOM$RANDOM") ;;
+        pass-4k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/pass/4k.bin") ;;
     esac
     [ -n "${out:-}" ] || return 0
     t1=$(sess_ticks "${SID[$s]}")
@@ -376,7 +413,8 @@ for r in $(seq 1 "$ROUNDS"); do
             c=$(cell "$row" "$s")
             [ "${RAW:-0}" = 1 ] && echo "$row $s $c"
             RES[$row,$s]="${RES[$row,$s]:-} ${c// /,}"
-            ORIG[$s]=$(( ${ORIG[$s]:-0} + $(origin_reqs) - a - 1 ))  # the status request counts itself
+            case $row in miss-*|pass-*) ;; *)  # the hit rows: nothing should reach the origin
+                ORIG[$s]=$(( ${ORIG[$s]:-0} + $(origin_reqs) - a - 1 )) ;; esac  # the status request counts itself
         done
     done
     # alternate the order: the machine is shared and noisy
@@ -404,10 +442,11 @@ for row in rows:
         if c:
             med[s] = (statistics.median(x[0] for x in c), statistics.median(x[1] for x in c), sum(max(x[2], 0) for x in c),
                       any(x[2] < 0 for x in c), statistics.median(x[3] for x in c))
-    others = [s for s in med if s not in ("cdn-edge", "edge-b", "h2o")]
+    others = [s for s in med if s not in ("cdn-edge", "edge-b", "h2o", "h2o-proxy")]
     best = max(others, key=lambda s: med[s][0]) if others else None
     bestc = max(med[s][4] for s in others) if others else 0
-    ceil = med.get("h2o", (0,))[0]
+    # the ceiling: h2o serving the files for the hit rows, h2o's bare proxy for the miss path
+    ceil = med.get("h2o-proxy" if row.startswith(("miss", "pass")) else "h2o", (0,))[0]
     for s in peers:
         if s not in med:
             print("%-8s %-9s %9s" % (row, s, "-"))
@@ -423,6 +462,6 @@ PY
 printf 'RSS after the run (MiB, all processes):'
 for s in $PEERS; do printf ' %s %s' "$s" "$(rss_mib "${SID[$s]}")"; done
 echo
-printf 'origin requests while measuring (0: every measured request was a hit):'
+printf 'origin requests while measuring the hit rows (0: every one was a hit):'
 for s in $PEERS; do printf ' %s %s' "$s" "${ORIG[$s]:-0}"; done
 echo

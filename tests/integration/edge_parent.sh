@@ -15,8 +15,11 @@ start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
 wait_port 127.0.0.1 "$OP" || bail "origin did not start"
 O=http://127.0.0.1:$OP
 K=--edge-key=k3y-of-this-cdn
+echo parent-admin-token-0123456789 > "$T/admin.key"
+AUTH="Authorization: Bearer parent-admin-token-0123456789"
 start parent "$EDGE" -a "127.0.0.1:$PP" -A "127.0.0.1:$PA" -b "$O" -n p -w 1 $K
-start child1 "$EDGE" -a "127.0.0.1:$C1" -A "127.0.0.1:$C1A" -b "$O" -n c1 -w 1 --parent "http://127.0.0.1:$PP/" $K
+start child1 "$EDGE" -a "127.0.0.1:$C1" -A "127.0.0.1:$C1A" -b "$O" -n c1 -w 1 --parent "http://127.0.0.1:$PP/" $K \
+    --admin-token-file "$T/admin.key"
 start child2 "$EDGE" -a "127.0.0.1:$C2" -A "127.0.0.1:$C2A" -b "$O" -n c2 -w 1 --parent "http://127.0.0.1:$PP" \
     --served-by c2 $K
 for a in $PA $C1A $C2A; do wait_http "http://127.0.0.1:$a/healthz" || bail "an edge did not start"; done
@@ -59,7 +62,7 @@ unlike "$h" '[Ss]urrogate-[Kk]ey' "nor Surrogate-Key, with a wrong key either"
 h=$(get -H 'CDN-Loop: cdn-edge-x' -H 'CDN-Edge-Key: k3y-of-this-cdn' "http://127.0.0.1:$PP/tag/y")
 like "$h" '[Ss]urrogate-[Kk]ey' "with the key, another edge gets Surrogate-Key"
 get "http://127.0.0.1:$C1/tag/z" >/dev/null
-is "$(curl -s -X POST "http://127.0.0.1:$C1A/purge?tag=/tag/z")" "purged 1" \
+is "$(curl -s -H "$AUTH" -X POST "http://127.0.0.1:$C1A/purge?tag=/tag/z")" "purged 1" \
     "a child sends the key to its parent: it got the tags and can purge by them"
 unlike "$(curl -s "$O/_last?p=/tag/z")" '[Cc][Dd][Nn]-[Ee]dge-[Kk]ey' "and no edge passes a key on to the origin"
 
@@ -74,13 +77,13 @@ is "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LP/max60/l
 is "$(count /max60/l)" 1 "which is asked once"
 
 # rendezvous hashing over two parents: a key always goes to the same parent
-P2=$(free_port); P2A=$(free_port); C3=$(free_port)
+P2=$(free_port); P2A=$(free_port); C3=$(free_port); C3A=$(free_port)
 start parent2 "$EDGE" -a "127.0.0.1:$P2" -A "127.0.0.1:$P2A" -b "$O" -n p2 -w 1
-start child3 "$EDGE" -a "127.0.0.1:$C3" -b "$O" -n c3 -w 1 --parent "http://127.0.0.1:$PP" --parent "http://127.0.0.1:$P2"
-wait_port 127.0.0.1 "$C3" && wait_http "http://127.0.0.1:$P2A/healthz" || bail "child3/parent2 did not start"
+start child3 "$EDGE" -a "127.0.0.1:$C3" -A "127.0.0.1:$C3A" --admin-token-file "$T/admin.key" -b "$O" -n c3 -w 1 --parent "http://127.0.0.1:$PP" --parent "http://127.0.0.1:$P2"
+wait_port 127.0.0.1 "$C3" && wait_http "http://127.0.0.1:$P2A/healthz" && wait_http "http://127.0.0.1:$C3A/healthz" || bail "child3/parent2 did not start"
 for i in $(seq 1 16); do
     curl -s -o /dev/null -H 'Host: img.shop.test' "http://127.0.0.1:$C3/max60/k$i"
-    curl -s -o /dev/null -X PURGE -H 'Host: img.shop.test' "http://127.0.0.1:$C3/max60/k$i"
+    curl -s -o /dev/null -H "$AUTH" "http://127.0.0.1:$C3A/purge?url=http://img.shop.test/max60/k$i"
     curl -s -o /dev/null -H 'Host: img.shop.test' "http://127.0.0.1:$C3/max60/k$i"
 done
 tot=0; for i in $(seq 1 16); do tot=$((tot + $(count /max60/k$i))); done

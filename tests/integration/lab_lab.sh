@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 65
+plan 75
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 65); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 75); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -83,6 +83,20 @@ PY
     like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
     like "$rep" "parent: +children sent [0-9]+, parents counted [0-9]+ -> agree" "$mode: child fetches reconcile with the shield's count"
     like "$rep" "origin: +edges fetched [0-9]+.*, shop-lb answered [0-9]+ -> agree" "$mode: origin fetches reconcile (edges vs shop-lb)"
+    # the purge bus (issue 12): every edge (the shield too) acks; in namespaces each within its
+    # one-way delay from cdn-dns's host (where Redis runs) + 50 ms
+    out=$("$lab" -s "$S" purge --wait=5 url "https://img.shop.test/p/11"); rc=$?
+    is "$rc $(echo "$out" | grep -c 'acked in')" "0 4" "$mode: cdn-lab purge --wait: all 4 edges ack"
+    slow=$(echo "$out" | sed -n 's/^slowest: .*, \([0-9]*\) ms;.*/\1/p')
+    ok $([ -n "$slow" ] && [ "$slow" -le $([ "$mode" = netns ] && echo 130 || echo 50) ]; echo $?) \
+        "$mode: slowest ack ${slow:-?} ms (netns: the 80 ms link + 50 ms at most)"
+    # a client can neither drain nor purge: no token for the admin, PURGE off, Redis needs a password
+    is "$("${ex[@]}" curl -s -m 2 -o /dev/null -w '%{http_code}' -X POST "http://$LAB_ADDR_e_eu1:9080/drain")" 401 \
+        "$mode: a client's POST /drain: 401"
+    is "$("${ex[@]}" curl -s -m 2 -o /dev/null -w '%{http_code}' -X PURGE -H 'Host: img.shop.test' "http://$LAB_ADDR_e_eu1:8080/p/11")" 405 \
+        "$mode: a client's PURGE: 405"
+    like "$("${ex[@]}" redis-cli -h "${LAB_DNS%:*}" -p 6390 XADD cdn:purge '*' cmd 'hard all img.shop.test' 2>&1)" NOAUTH \
+        "$mode: a client cannot write to the purge bus (NOAUTH)"
     if [ "$mode" = netns ]; then
         "$lab" -s "$S" fault kill eu1 >/dev/null; ok $? "$mode: fault kill eu1"
         for i in $(seq 1 50); do  # two failed probes at 1 s each
@@ -122,5 +136,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((65 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((75 - _tap_n))); do skip "namespaces need root"; done
 fi

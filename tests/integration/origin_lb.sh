@@ -3,6 +3,7 @@
 # is ejected with no failed GET, leastconn keeps a slow backend light under concurrent load, health checks bring it back, POST is never retried, drain and
 # remove through the admin listener, all-down answers 503, headers sent to the backend.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+echo lb-admin-token-0123456789 > "$T/lb.key"; LBAUTH="Authorization: Bearer lb-admin-token-0123456789"
 plan 41
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
@@ -17,7 +18,7 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do wait_http http://127.0.0.1:${P[$i]}/healthz || bail "app$i did not start"; done
 L=$(free_port); A=$(free_port)
-start lb "$LB" $THR -a 127.0.0.1:$L --admin 127.0.0.1:$A -b 127.0.0.1:${P[1]} -b http://127.0.0.1:${P[2]} \
+start lb "$LB" $THR -a 127.0.0.1:$L --admin 127.0.0.1:$A --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[1]} -b http://127.0.0.1:${P[2]} \
     -b 127.0.0.1:${P[3]} --health-interval 100 --rise 2 --fall 2 --slow-start 0
 ups() { curl -s http://127.0.0.1:$A/metrics | grep -c '^shop_lb_backend_up{.*} 1$'; }
 up_is() { test "$(ups)" = "$1"; }
@@ -124,25 +125,25 @@ wait_for 10 up_is 3; ok $? "app2 back up after its rise count"
 like "$(spread http://127.0.0.1:$L/p/4 30)" '^(8|9|10|11|12) (8|9|10|11|12) (8|9|10|11|12)$' "app2 gets its share again"
 
 # drain / enable / remove through the admin listener
-is "$(curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain"
+is "$(curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain"
 like "$(spread http://127.0.0.1:$L/p/5 10)" '^0 ' "a drained backend gets no new requests"
-curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
+curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
 like "$(spread http://127.0.0.1:$L/p/5 9)" '^[1-9]' "enabled again: it gets requests"
-curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[3]}/remove >/dev/null
+curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[3]}/remove >/dev/null
 like "$(curl -s http://127.0.0.1:$A/backends)" '^\{"pools":\[\{"name":"default".*' "admin: backends as JSON"
 unlike "$(curl -s http://127.0.0.1:$A/backends)" "${P[3]}" "admin: a removed backend is gone"
-is "$(curl -s -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}&weight=1")" "added" "admin: add a backend"
+is "$(curl -s -H "$LBAUTH" -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}&weight=1")" "added" "admin: add a backend"
 wait_for 10 up_is 3; ok $? "the added backend comes up"
 like "$(spread http://127.0.0.1:$L/p/6 30)" ' [1-9][0-9]*$' "the added backend gets requests"
-is "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}")" 400 "admin: adding it twice is refused"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H "$LBAUTH" -X POST "http://127.0.0.1:$A/backends/default?add=127.0.0.1:${P[3]}")" 400 "admin: adding it twice is refused"
 
 # slow start: a backend back from a drain starts at 10% of its weight
 L7=$(free_port); A7=$(free_port)
-start lb7 "$LB" $THR -a 127.0.0.1:$L7 --admin 127.0.0.1:$A7 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[3]} \
+start lb7 "$LB" $THR -a 127.0.0.1:$L7 --admin 127.0.0.1:$A7 --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[3]} \
     --health-interval 100 --slow-start 60000
 wait_for 10 lb_ready $L7 || bail "lb7"
-curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/drain >/dev/null
-curl -s -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
+curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/drain >/dev/null
+curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A7/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
 like "$(curl -s http://127.0.0.1:$A7/backends)" "\"addr\":\"127.0.0.1:${P[1]}\",\"state\":\"up\",\"weight\":1,\"effective_weight\":0\.1" "slow start: 10% weight on return"
 s7=$(spread http://127.0.0.1:$L7/p/1 22)
 [ "${s7%% *}" -le 4 ] && [ "${s7##* }" -ge 18 ]; ok $? "slow start: the returning backend gets a small share ($s7)"
@@ -153,7 +154,7 @@ if command -v h2load >/dev/null; then
     start app5 "$APP" -a 127.0.0.1:$P5 --db "$T/cat.db" --name app5
     wait_http http://127.0.0.1:$P5/healthz || bail "app5"
     L8=$(free_port); A8=$(free_port)
-    start lb8 "$LB" $THR -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 -b 127.0.0.1:${P[1]} -b 127.0.0.1:$P5 \
+    start lb8 "$LB" $THR -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[1]} -b 127.0.0.1:$P5 \
         --health-interval 100 --slow-start 0
     wait_for 10 lb_ready $L8 || bail "lb8"
     wait_for 10 test "$(curl -s http://127.0.0.1:$A8/metrics | grep -c '^shop_lb_backend_up{.*} 1$')" = 2 2>/dev/null
@@ -172,7 +173,7 @@ fi
 # POST is never retried; GET is: a pool with a dead address that is not health-checked
 dead=$(free_port)
 L5=$(free_port); A5=$(free_port)
-start lb5 "$LB" $THR -a 127.0.0.1:$L5 --admin 127.0.0.1:$A5 -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
+start lb5 "$LB" $THR -a 127.0.0.1:$L5 --admin 127.0.0.1:$A5 --admin-token-file "$T/lb.key" -b 127.0.0.1:$dead -b 127.0.0.1:${P[1]} --no-health --retries 1
 wait_port 127.0.0.1 $L5 || bail "lb5"
 codes=$(for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' -X POST "http://127.0.0.1:$L5/api/cart?add=1"; done)
 like "$codes" '502' "POST to a dead backend: 502, not retried"

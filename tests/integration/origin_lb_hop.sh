@@ -8,10 +8,13 @@ LB=$(bin shop-lb)
 [ -x "$LB" ] || bail "shop-lb not built"
 BP=$(free_port); LP=$(free_port)
 cat > "$T/echo.py" <<'PY'
-import sys
+import socket, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    def setup(self):  # head and body are two writes: no Nagle wait for a delayed ACK between them
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     def log_message(self, *a): pass
     def do_GET(self):
         body = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()

@@ -4,6 +4,7 @@
 # drain reaches every thread at once, a killed app under load costs no GET, a SIGHUP reload
 # reaches every thread. Each check asserts that both threads served requests.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+echo lb-admin-token-0123456789 > "$T/lb.key"; LBAUTH="Authorization: Bearer lb-admin-token-0123456789"
 plan 13
 APP=$(bin shop-app)
 LB=$(bin shop-lb)
@@ -39,7 +40,7 @@ up_is() { test "$(ups "$1")" = "$2"; }  # up_is ADMIN N (for wait_for: evaluated
 code_is() { test "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = "$2"; }
 
 L=$(free_port); A=$(free_port)
-start lb "$LB" --threads 2 -a 127.0.0.1:$L --admin 127.0.0.1:$A -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} \
+start lb "$LB" --threads 2 -a 127.0.0.1:$L --admin 127.0.0.1:$A --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} \
     -b 127.0.0.1:${P[3]} --health-interval 100 --slow-start 0
 wait_for 10 up_is $A 3 || bail "backends did not come up"
 like "$(cat "$T/lb.log")" '2 thread\(s\)' "shop-lb starts two worker threads"
@@ -51,7 +52,7 @@ both_served "$tr"; ok $? "both threads served requests ($tr)"
 
 # least connections: in-flight counts are shared; sequential requests tie and rotate
 L2=$(free_port); A2=$(free_port)
-start lb2 "$LB" --threads 2 -a 127.0.0.1:$L2 --admin 127.0.0.1:$A2 -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} \
+start lb2 "$LB" --threads 2 -a 127.0.0.1:$L2 --admin 127.0.0.1:$A2 --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[1]} -b 127.0.0.1:${P[2]} \
     -b 127.0.0.1:${P[3]} --algo leastconn --health-interval 100 --slow-start 0
 wait_for 10 up_is $A2 3 || bail "lb2 backends did not come up"
 like "$(spread http://127.0.0.1:$L2/p/2 30)" '^(9|10|11) (9|10|11) (9|10|11)$' "least connections over two threads: even spread"
@@ -64,12 +65,12 @@ like "$(spread http://127.0.0.1:$L3/p/7 20)" '^(20 0 0|0 20 0|0 0 20)$' "hash-ur
 
 # an admin drain (handled on thread 0) is seen by both threads at once
 before=$(thread_reqs $A)
-is "$(curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain app1"
+is "$(curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/drain)" "done" "admin: drain app1"
 like "$(spread http://127.0.0.1:$L/p/3 40)" '^0 (20 20|19 21|21 19)$' "drained: no thread sends app1 anything (40 requests)"
 after=$(thread_reqs $A)
 read -r b0 b1 <<<"$before"; read -r a0 a1 <<<"$after"
 both_served "$((a0 - b0)) $((a1 - b1))"; ok $? "both threads served after the drain ($before -> $after)"
-curl -s -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
+curl -s -H "$LBAUTH" -X POST http://127.0.0.1:$A/backends/default/127.0.0.1:${P[1]}/enable >/dev/null
 
 # kill an app under steady concurrent load: no request fails, on either thread
 if command -v h2load >/dev/null; then
@@ -77,7 +78,7 @@ if command -v h2load >/dev/null; then
     start app5 "$APP" -a 127.0.0.1:$P5 --db "$T/cat.db" --name app5
     wait_http http://127.0.0.1:$P5/healthz || bail "app5"
     L8=$(free_port); A8=$(free_port)
-    start lb8 "$LB" --threads 2 -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 -b 127.0.0.1:${P[2]} -b 127.0.0.1:$P5 \
+    start lb8 "$LB" --threads 2 -a 127.0.0.1:$L8 --admin 127.0.0.1:$A8 --admin-token-file "$T/lb.key" -b 127.0.0.1:${P[2]} -b 127.0.0.1:$P5 \
         --health-interval 100 --slow-start 0
     wait_for 10 up_is $A8 2 || bail "lb8 backends did not come up"
     timeout 60 h2load --h1 -n 40000 -c 8 -t 1 http://127.0.0.1:$L8/p/11 >"$T/h2load.out" 2>&1 &
