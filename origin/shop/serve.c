@@ -385,8 +385,9 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
 
 /* ---------------- dispatch ---------------- */
 
-/* /img/<id>/<size>.png and .webp, or /img/<id>/<size> with the format chosen by Accept (WebP when
- * the client names image/webp with a weight above 0, else PNG; Vary: Accept). 0 when answered. */
+/* /img/<id>/<size>.png, .webp and .avif, or /img/<id>/<size> with the format chosen by Accept (the
+ * first of AVIF and WebP the client names with a weight above 0, else PNG; Vary: Accept). 0 when
+ * answered. */
 static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char *p, size_t len)
 {
     uint32_t id;
@@ -411,7 +412,9 @@ static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char 
         if (memchr(s, '.', sl) != NULL)
             return -1; /* another extension */
         h2o_iovec_t acc = app_req_header(req, H2O_TOKEN_ACCEPT);
-        fmt = shop_accept_q(acc.base, acc.len, "image/webp") > 0 ? SHOP_IMG_WEBP : SHOP_IMG_PNG;
+        fmt = shop_accept_q(acc.base, acc.len, "image/avif") > 0   ? SHOP_IMG_AVIF
+              : shop_accept_q(acc.base, acc.len, "image/webp") > 0 ? SHOP_IMG_WEBP
+                                                                    : SHOP_IMG_PNG;
         negotiated = 1;
     }
     int size = shop_img_size_parse(s, sl);

@@ -172,13 +172,14 @@ extern const unsigned shop_img_size_px[SHOP_IMG_NSIZES];
 /* "thumb"/"medium"/"large"/"160"/"320"/"640"/"1280" -> size, -1 if unknown. */
 int shop_img_size_parse(const char *s, size_t len);
 
-enum shop_img_fmt { SHOP_IMG_PNG, SHOP_IMG_WEBP, SHOP_IMG_NFMTS };
-extern const char *const shop_img_fmt_names[SHOP_IMG_NFMTS]; /* "png", "webp": the URL's extension */
-extern const char *const shop_img_fmt_mime[SHOP_IMG_NFMTS];  /* "image/png", "image/webp" */
+enum shop_img_fmt { SHOP_IMG_PNG, SHOP_IMG_WEBP, SHOP_IMG_AVIF, SHOP_IMG_NFMTS };
+extern const char *const shop_img_fmt_names[SHOP_IMG_NFMTS]; /* "png", "webp", "avif": the URL's extension */
+extern const char *const shop_img_fmt_mime[SHOP_IMG_NFMTS];  /* "image/png", "image/webp", "image/avif" */
 
 /* Renders (product id, size) in a format: malloc'd bytes in *out. 0 or -1. The same picture in
  * every size and format; PNG with fixed libpng settings, WebP lossy (quality 80, method 2,
- * single-threaded): the same bytes on every app server. */
+ * single-threaded), AVIF (libavif with libaom, speed 10, quantizers 20-40, YUV 4:2:0, one
+ * thread): the same bytes on every app server. */
 int shop_image_render(uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt, uint8_t **out, size_t *outlen);
 
 /* A rendered image shared by the cache and the responses sending it (refcounted). */

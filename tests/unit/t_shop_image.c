@@ -56,6 +56,23 @@ static void t_render_webp(void **state)
     assert_int_equal(shop_img_size_px[SHOP_IMG_W1280], 1280);
 }
 
+/* AVIF: an ISO BMFF file with the avif brand, the same bytes twice, smaller than the PNG. */
+static void t_render_avif(void **state)
+{
+    for (int s = SHOP_IMG_W160; s < SHOP_IMG_NSIZES; s += 2) { /* 160, 600, 1200: a spread, not all */
+        uint8_t *a, *b, *png;
+        size_t la, lb, lp;
+        assert_int_equal(shop_image_render(7, s, SHOP_IMG_AVIF, &a, &la), 0);
+        assert_int_equal(shop_image_render(7, s, SHOP_IMG_AVIF, &b, &lb), 0);
+        assert_int_equal(shop_image_render(7, s, SHOP_IMG_PNG, &png, &lp), 0);
+        assert_memory_equal(a + 4, "ftypavif", 8);
+        assert_int_equal(la, lb);
+        assert_memory_equal(a, b, la);
+        assert_true(la < lp);
+        free(a), free(b), free(png);
+    }
+}
+
 /* Accept: what a browser, curl and odd fields give image/webp. */
 static void t_accept(void **state)
 {
@@ -109,6 +126,6 @@ static void t_cache(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(t_render), cmocka_unit_test(t_cache), cmocka_unit_test(t_render_webp), cmocka_unit_test(t_accept)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(t_render), cmocka_unit_test(t_cache), cmocka_unit_test(t_render_webp), cmocka_unit_test(t_render_avif), cmocka_unit_test(t_accept)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
