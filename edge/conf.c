@@ -15,6 +15,7 @@
 #include "cdn/proc.h"
 #include "edge/conf.h"
 #include "edge/http/accept.h"
+#include "edge/store/admit.h"
 #include "edge/vhost/vhconf.h"
 
 static void usage(FILE *f)
@@ -42,7 +43,9 @@ static void usage(FILE *f)
             "                           a cheap 304 revalidation (default 0)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
-            "      --policy P           RAM eviction policy: s3fifo (default), sieve or lru\n"
+            "      --policy P           RAM eviction policy: adaptive (default), s3fifo, sieve or lru\n"
+            "      --disk-admit A       RocksDB tier admission: second-hit (default: written on its\n"
+            "                           second miss) or all (every stored object is written)\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
             "                           token: a letter, then letters, digits or !#$%%&'*+-.^_`|~\n"
             "  -w, --workers N          worker threads, 1 to 64 (default: number of CPUs)\n"
@@ -71,6 +74,9 @@ static void usage(FILE *f)
             "      --admin-token-file FILE  bearer token for the admin's purge and drain (without\n"
             "                           one they are off; needed for an admin address off loopback)\n"
             "      --graceful-timeout MS  on SIGTERM, wait this long at most for fetches in flight\n"
+            "      --stale-first-byte MS  a validation of a stale copy that stale-if-error allows\n"
+            "                           waits this long for the upstream's head, then serves the\n"
+            "                           stale copy and refreshes in the background (default 0: off)\n"
             "                           (default 5000)\n"
             "  -p, --pid-file FILE\n"
             "      --access-log FILE    JSON lines access log (- for stdout)\n"
@@ -135,6 +141,7 @@ static int add_listen(struct edge_settings *s, const char *addr, int tls)
 
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
+    const char *disk_admit;
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path, *edge_key, *admin_token_file;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts, image_paths, image_formats;
@@ -144,6 +151,39 @@ struct file_conf {
     struct edge_rl_conf rate_limit;
     int sort_params, store_set_cookie, parent_only;
     struct edge_bus_conf bus;
+    uint64_t stale_first_byte;         /* resilience (edge/fetch/resil.h) */
+    struct file_breaker {
+        long long failures, min_requests, probes;
+        double error_ratio;
+        uint64_t window, open, grace;
+    } breaker;
+    struct file_budget {
+        double ratio;
+        long long min;
+        uint64_t window, backoff, backoff_max;
+    } retry_budget;
+    long long fetch_queue_max;
+    uint64_t fill_memory;
+};
+
+static const cdn_conf_field_t budget_fields[] = {
+    {"ratio", CDN_CT_DOUBLE, offsetof(struct file_budget, ratio), 0, 0, 0, 0.0, 10.0},
+    {"min", CDN_CT_INT, offsetof(struct file_budget, min), 0, 0, 1000000},
+    {"window", CDN_CT_DURATION, offsetof(struct file_budget, window)},
+    {"backoff", CDN_CT_DURATION, offsetof(struct file_budget, backoff)},
+    {"backoff_max", CDN_CT_DURATION, offsetof(struct file_budget, backoff_max)},
+    {NULL},
+};
+
+static const cdn_conf_field_t breaker_fields[] = {
+    {"failures", CDN_CT_INT, offsetof(struct file_breaker, failures), 0, 0, 1000000},
+    {"error_ratio", CDN_CT_DOUBLE, offsetof(struct file_breaker, error_ratio), 0, 0, 0, 0.0, 1.0},
+    {"min_requests", CDN_CT_INT, offsetof(struct file_breaker, min_requests), 0, 1, 1000000},
+    {"window", CDN_CT_DURATION, offsetof(struct file_breaker, window)},
+    {"open", CDN_CT_DURATION, offsetof(struct file_breaker, open)},
+    {"probes", CDN_CT_INT, offsetof(struct file_breaker, probes), 0, 1, 1000},
+    {"grace", CDN_CT_DURATION, offsetof(struct file_breaker, grace)},
+    {NULL},
 };
 
 /* purge_bus: {redis: redis://HOST:PORT, stream: NAME, name: GROUP, start: wait|serve,
@@ -212,6 +252,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"ram", CDN_CT_SIZE, offsetof(struct file_conf, ram)},
     {"disk", CDN_CT_SIZE, offsetof(struct file_conf, disk)},
     {"ram_policy", CDN_CT_STR, offsetof(struct file_conf, policy)},
+    {"disk_admit", CDN_CT_STR, offsetof(struct file_conf, disk_admit)},
     {"max_object", CDN_CT_SIZE, offsetof(struct file_conf, max_object)},
     {"range_fetch_above", CDN_CT_SIZE, offsetof(struct file_conf, range_fetch_above)},
     {"expire_sweep", CDN_CT_DURATION, offsetof(struct file_conf, expire_sweep)},
@@ -237,6 +278,13 @@ static const cdn_conf_field_t conf_fields[] = {
     {"send_timeout", CDN_CT_DURATION, offsetof(struct file_conf, send_timeout)},
     {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
     {"graceful_timeout", CDN_CT_DURATION, offsetof(struct file_conf, graceful_timeout)},
+    {"stale_first_byte_timeout", CDN_CT_DURATION, offsetof(struct file_conf, stale_first_byte)},
+    {"breaker", CDN_CT_STRUCT, offsetof(struct file_conf, breaker), 0, 0, 0, 0, 0, NULL, breaker_fields,
+     sizeof(struct file_breaker)},
+    {"fetch_queue_max", CDN_CT_INT, offsetof(struct file_conf, fetch_queue_max), 0, 0, 1000000},
+    {"fill_memory", CDN_CT_SIZE, offsetof(struct file_conf, fill_memory)},
+    {"retry_budget", CDN_CT_STRUCT, offsetof(struct file_conf, retry_budget), 0, 0, 0, 0, 0, NULL, budget_fields,
+     sizeof(struct file_budget)},
     {NULL},
 };
 
@@ -354,6 +402,18 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->connect_timeout_ms = fc->connect_timeout;
     ec->timeout_ms = fc->timeout;
     ec->send_timeout_ms = fc->send_timeout;
+    ec->resil.stale_first_byte_ms = fc->stale_first_byte;
+    ec->resil.breaker = (struct cdn_breaker_conf){
+        .failures = (unsigned)fc->breaker.failures, .ratio = fc->breaker.error_ratio,
+        .min_requests = (unsigned)fc->breaker.min_requests, .window_ms = fc->breaker.window,
+        .open_ms = fc->breaker.open, .probes = (unsigned)fc->breaker.probes};
+    ec->resil.grace_ms = fc->breaker.grace;
+    ec->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = fc->retry_budget.ratio,
+        .min = (unsigned)fc->retry_budget.min, .window_ms = fc->retry_budget.window};
+    ec->resil.backoff_ms = fc->retry_budget.backoff;
+    ec->resil.backoff_max_ms = fc->retry_budget.backoff_max;
+    ec->resil.fetch_queue_max = (unsigned)fc->fetch_queue_max;
+    ec->resil.fill_memory = fc->fill_memory;
 }
 
 /* image_paths (a list of path prefixes; [] turns the Accept normalisation off) and image_formats
@@ -413,7 +473,16 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .connect_timeout = ec->connect_timeout_ms, .timeout = ec->timeout_ms,
                            .send_timeout = ec->send_timeout_ms,
                            .heuristic_max = (uint64_t)ec->fresh.heuristic_max * 1000,
-                           .graceful_timeout = ec->graceful_timeout_ms};
+                           .graceful_timeout = ec->graceful_timeout_ms,
+                           .stale_first_byte = ec->resil.stale_first_byte_ms,
+                           .breaker = {.failures = ec->resil.breaker.failures, .error_ratio = ec->resil.breaker.ratio,
+                                       .min_requests = ec->resil.breaker.min_requests, .window = ec->resil.breaker.window_ms,
+                                       .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
+                                       .grace = ec->resil.grace_ms},
+                           .retry_budget = {.ratio = ec->resil.retry_budget.ratio, .min = ec->resil.retry_budget.min,
+                                            .window = ec->resil.retry_budget.window_ms,
+                                            .backoff = ec->resil.backoff_ms, .backoff_max = ec->resil.backoff_max_ms},
+                           .fetch_queue_max = ec->resil.fetch_queue_max, .fill_memory = ec->resil.fill_memory};
     struct file_conf base = fc;
     if (cdn_conf_decode(c, cdn_conf_root(c), conf_fields, &fc, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
@@ -426,7 +495,9 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
     const cdn_conf_node_t *root = cdn_conf_root(c);
     if (check_file_values(c, &fc, &cerr) < 0 || file_addresses(s, c, &fc, &cerr) < 0 ||
         (fc.policy && (s->ram_policy = edge_policy_kind_parse(fc.policy)) < 0 &&
-         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be s3fifo, sieve or lru") < 0)) {
+         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve or lru") < 0) ||
+        (fc.disk_admit && (s->disk_admit = edge_admit_kind_parse(fc.disk_admit)) < 0 &&
+         cdn_conf_fail(c, cdn_conf_get(root, "disk_admit"), &cerr, "disk_admit must be second-hit or all") < 0)) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
@@ -517,6 +588,7 @@ static int log_unapplied(const struct file_conf *nfc)
                 same = strcmp(((const char *const *)x->items)[i], ((const char *const *)y->items)[i]) == 0;
             break;
         }
+        case CDN_CT_STRUCT: same = f->sub_size == 0 || memcmp(a, b, f->sub_size) == 0; break;
         default: same = 1; break; /* no other type among the keys a reload skips */
         }
         if (!same) {
@@ -596,7 +668,7 @@ static const struct option long_opts[] = {
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
     {"purge-bus", 1, NULL, 25}, {"purge-bus-auth-file", 1, NULL, 26},
     {"h2-empty-frame-limit", 1, NULL, 27}, {"send-timeout", 1, NULL, 28},
-    {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+    {"disk-admit", 1, NULL, 40}, {"stale-first-byte", 1, NULL, 29}, {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
 static void defaults(struct edge_settings *s, struct edge_conf *c)
@@ -623,9 +695,13 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
                                           .path = "/healthz"};
     s->ram_bytes = 256ULL << 20;
     s->disk_bytes = 4ULL << 30;
-    s->ram_policy = EDGE_POLICY_S3FIFO;
+    s->ram_policy = EDGE_POLICY_ADAPTIVE; /* docs/CACHESIM.md: never beaten by lru, s3fifo or sieve there */
+    s->disk_admit = EDGE_ADMIT_SECOND_HIT; /* docs/CACHESIM.md "Disk tier admission": 5-50x fewer writes */
     s->max_fetches = EDGE_MAX_FETCHES_DEFAULT;
     c->graceful_timeout_ms = EDGE_GRACEFUL_TIMEOUT_MS;
+    c->resil.breaker = (struct cdn_breaker_conf){.min_requests = 20, .window_ms = 10000, .open_ms = 5000, .probes = 1};
+    c->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = 0, .min = 3, .window_ms = 10000};
+    c->resil.backoff_max_ms = 1000;
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -649,7 +725,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 'd': s->dir = arg; break;
     case 's':
     case 'S': return cdn_parse_size(arg, ch == 's' ? &s->ram_bytes : &s->disk_bytes) < 0 ? bad("bad size '%s'", arg) : -1;
-    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be s3fifo, sieve or lru%s", "") : -1;
+    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be adaptive, s3fifo, sieve or lru%s", "") : -1;
     case 'n':
         if (!name_ok(arg)) {
             fprintf(stderr, "cdn-edge: bad --name '%s': must be %s\n", arg, NAME_RULE);
@@ -688,6 +764,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 15: s->max_fetches = (unsigned)strtoul(arg, NULL, 10); break;
     case 20: c->h2_reset_limit = (unsigned)strtoul(arg, NULL, 10); break;
     case 21: c->edge_key = arg; break;
+    case 40: return (s->disk_admit = edge_admit_kind_parse(arg)) < 0 ? bad("--disk-admit must be second-hit or all%s", "") : -1;
     case 22:
         if ((c->edge_key = read_key_file(arg)) == NULL)
             return bad("--edge-key-file %s: cannot read a key from it", arg);
@@ -712,6 +789,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 26: s->bus.auth_file = arg; break;
     case 27: c->h2_empty_limit = (unsigned)strtoul(arg, NULL, 10); break;
     case 28: c->send_timeout_ms = strtoull(arg, NULL, 10); break;
+    case 29: c->resil.stale_first_byte_ms = strtoull(arg, NULL, 10); break;
     case 'c': s->config = arg; break;
     case 18: s->health.interval_ms = strtoull(arg, NULL, 10); break;
     case 't': s->test_only = 1; break;

@@ -43,6 +43,7 @@ struct edge_settings {
     const char *cert, *key, *dir, *pid_file, *access_log;
     uint64_t ram_bytes, disk_bytes;
     int ram_policy;
+    int disk_admit; /* enum edge_admit_kind */
     int test_only;
     const char *parents[EDGE_MAX_PARENTS + 1];
     size_t nparents;

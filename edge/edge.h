@@ -22,6 +22,7 @@
 #include "edge/store/idmap.h"
 #include "edge/store/store.h"
 #include "edge/vhost/vhost.h"
+#include "edge/fetch/resil.h"
 
 /* Concurrent requests to one vhost's origin, all workers together, unless configured
  * (max_fetches): enough for a busy origin, few enough that a flood of misses (or of reset h2
@@ -61,6 +62,7 @@ struct edge_conf {
     const char *admin_token;     /* admin_token_file's token: the admin's state-changing endpoints
                                     (purge, drain) need it as a bearer token; NULL: they are off */
     int pass_errors_stale;       /* serve stale on 5xx too (stale-if-error) - always on */
+    struct edge_resil_conf resil;/* fast stale, breakers (edge/fetch/resil.h) */
     const char *const *image_paths; /* Accept normalised under these prefixes (http/accept.h);
                                     NULL-terminated, NULL: nowhere */
     unsigned image_formats;      /* what the origin offers there: a mask of 1 << edge_imgfmt */
@@ -90,6 +92,8 @@ struct edge_server {
     cdn_series_t *m_rl_limited;      /* requests refused with 429 by a rate_limit */
     cdn_series_t *m_purge_refused;   /* PURGE on a public listener refused (off, ACL, token) */
     cdn_series_t *m_backlog_hits;    /* hits served before the purge bus's backlog was applied */
+    cdn_series_t *m_stale_slow, *m_brk_stale, *m_brk_503; /* resil.h: stale for a slow upstream;
+                                        stale / 503 because a breaker was open */
     cdn_rl_t *rl;                    /* the rate limiter's table, shared by every worker and vhost
                                         (cdn/ratelimit.h); made at start, kept across reloads */
     struct edge_bus *bus;            /* the purge bus (edge/purge/bus.h), or NULL */
@@ -113,6 +117,10 @@ struct edge_worker {
     struct edge_h2guard h2guard; /* resets per HTTP/2 connection (h2guard.h) */
     h2o_linklist_t sending;      /* responses h2o has not taken yet, oldest send first */
     struct cdn_timer *send_timer;/* ends those older than send_timeout (req/deliver.c) */
+    h2o_timeout_t fb_timeout;    /* stale_first_byte_timeout of fetches with a stale copy (resil.h) */
+    unsigned queue_len;          /* fetches in fetch_queue (fetch_queue_max sheds beyond it) */
+    h2o_linklist_t retry_wait;   /* fetches waiting out their retry backoff (the queue timer polls) */
+    int fb_on;
 };
 
 /* Registers the public handler on a host config. */

@@ -116,6 +116,7 @@ static int prepare(int *pid_written, char *err, size_t errlen)
         return -1;
     }
     edge_server_metrics_init(&srv);
+    edge_resil_init(&srv.conf.resil, srv.metrics, &srv.m_stale_slow, &srv.m_brk_stale, &srv.m_brk_503);
     if (set.access_log && (srv.alog = cdn_alog_open(set.access_log, CDN_ALOG_JSON)) == NULL) {
         snprintf(err, errlen, "access log %s: %s", set.access_log, strerror(errno));
         return -1;
@@ -155,6 +156,7 @@ int main(int argc, char **argv)
         cdn_metrics_free(srv.metrics);
         cdn_rl_free(srv.rl);
         edge_handler_global_free();
+        edge_resil_free();
         if (pid_written)
             cdn_pidfile_remove(set.pid_file);
         cdn_notice("stopped");

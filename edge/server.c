@@ -137,7 +137,9 @@ struct edge_store *edge_server_store_open(const struct edge_settings *set, char 
         }
         dir = tmpdir;
     }
-    struct edge_store_conf sc = {set->ram_bytes, set->disk_bytes, (enum edge_policy_kind)set->ram_policy, dir};
+    struct edge_store_conf sc = {.ram_bytes = set->ram_bytes, .disk_bytes = set->disk_bytes,
+                                 .ram_policy = (enum edge_policy_kind)set->ram_policy, .dir = dir,
+                                 .disk_admit = (enum edge_admit_kind)set->disk_admit};
     return edge_store_open(&sc, err, errlen);
 }
 

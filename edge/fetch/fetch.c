@@ -69,6 +69,11 @@ void fetch_release(struct fetch *f)
     assert(f->magic == FETCH_MAGIC && f->refs > 0); /* released more often than taken */
     if (--f->refs > 0)
         return;
+    fetch_fb_disarm(f);
+    if (f->brk_sent)
+        edge_brk_release(f->brk, f->brk_probe);
+    if (h2o_linklist_is_linked(&f->rlink))
+        h2o_linklist_unlink(&f->rlink);
     if (f->in_table)
         edge_idmap_del(&f->w->fetches, f->id);
     fetch_queue_unlink(f);
@@ -84,6 +89,8 @@ void fetch_release(struct fetch *f)
     }
     for (size_t i = own_from; i < f->nchunks; i++)
         free(f->chunks[i]);
+    if (f->fill_counted)
+        edge_fill_add(-(int64_t)f->fill_counted);
     if (f->feed != NULL && !f->mirror) {
         edge_feed_done(f->feed, CDN_HTTPC_ABORTED, "aborted", !fetch_has_head(f)); /* no-op when published already */
         edge_feed_unlist(f->feed);
@@ -207,6 +214,11 @@ int fetch_body(cdn_httpc_req_t *hr, const void *buf, size_t len, void *data)
     }
     if (f->feed != NULL)
         edge_feed_body(f->feed, f->chunks, f->nchunks, f->total);
+    if (!f->mirror) { /* the body bytes this fetch holds (a mirror's are its owner's) */
+        uint64_t held = f->total - f->fill_counted;
+        f->fill_counted = f->total;
+        edge_fill_add((int64_t)held);
+    }
     fetch_grew(f);
     fetch_flow(f);
     return 0;
@@ -255,6 +267,56 @@ static int has_next_upstream(struct fetch *f)
     return edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) >= 0 || !vh->parent_only;
 }
 
+/* The retry budget (resil.h) for this fetch's next upstream, asked once per retry. */
+static int retry_ok(struct fetch *f)
+{
+    if (!f->retry_granted)
+        f->retry_granted = edge_retry_allow();
+    return f->retry_granted;
+}
+
+/* The wait before this fetch's next retry: full jitter over an exponential backoff, 0 when
+ * retry_budget.backoff is not set. */
+static uint64_t retry_backoff(struct fetch *f)
+{
+    const struct edge_resil_conf *rc = &f->w->srv->conf.resil;
+    if (rc->backoff_ms == 0)
+        return 0;
+    unsigned n = f->nretries++ < 16 ? f->nretries : 16;
+    uint64_t cap = rc->backoff_ms << (n - 1);
+    if (rc->backoff_max_ms > 0 && cap > rc->backoff_max_ms)
+        cap = rc->backoff_max_ms;
+    return cdn_hash_u64(f->id ^ cdn_now_ms() ^ ((uint64_t)n << 56)) % (cap + 1);
+}
+
+/* Sends the fetches whose retry backoff is over (the worker's queue timer); one that cannot go
+ * any more (its client left, nowhere to go) ends with the failure that made it retry. */
+void fetch_retry_pump(struct edge_worker *w)
+{
+    uint64_t now = cdn_now_ms();
+    h2o_linklist_t *node = w->retry_wait.next;
+    while (node != &w->retry_wait) {
+        struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, rlink, node);
+        node = node->next;
+        if (f->retry_at > now && (f->collapsible || f->owner != NULL))
+            continue;
+        h2o_linklist_unlink(&f->rlink);
+        node = w->retry_wait.next; /* the send may change the list: start over */
+        f->retrying = 1;
+        if ((f->collapsible || f->owner != NULL) &&
+            fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
+                       f->collapsible ? 0 : f->owner->req->entity.len) == 0) {
+            f->retrying = 0;
+            continue;
+        }
+        char why[sizeof(f->err)];
+        snprintf(why, sizeof(why), "%s", f->vh->parent_only ? "no parent is up (parent_only)" : f->err);
+        fetch_end(f, f->retry_kind, why);
+    }
+    if (!h2o_linklist_is_empty(&w->retry_wait) && !cdn_timer_active(w->queue_timer))
+        cdn_timer_start(w->queue_timer, QUEUE_POLL_MS);
+}
+
 /* RFC 9112 6.1: a response whose Transfer-Encoding ends in anything but chunked is delimited by
  * the connection's close; libcurl cannot take it (it fails after the head), so such a head is
  * refused before it reaches a client: 502 with the reason, as Squid and Varnish answer. */
@@ -276,13 +338,15 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
                          size_t n, void *data)
 {
     struct fetch *f = data;
+    fetch_fb_disarm(f);
+    fetch_brk_outcome(f, status < 500); /* the breaker counts 5xx as failures (and answers as success) */
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;
     }
     /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
      * upstream to ask: abort this response, fetch_on_done sends the fetch on */
-    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f)) {
+    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f) && retry_ok(f)) {
         f->parent_status = status;
         return 1;
     }
@@ -354,6 +418,37 @@ void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data)
     fetch_end(data, errstr == NULL ? CDN_HTTPC_OK : hr != NULL ? cdn_httpc_info(hr)->error : CDN_HTTPC_INTERNAL, errstr);
 }
 
+/* The stored copy waiter c gets instead of its upstream's error (edge_error_stale in decide.c): the
+ * stale copy the fetch was validating, else what the store holds for c's key now (c's lookup may
+ * have missed a copy the disk tier still had queued, or c joined a plain fill), if stale-if-error
+ * (or freshness) allows it. A reference with its current age, or NULL. Passes never get one. */
+struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now, int64_t *age)
+{
+    if (f->stale != NULL && f->stale_if_error) {
+        *age = edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now);
+        return edge_obj_ref(f->stale);
+    }
+    if (!f->collapsible || (c->method != EDGE_M_GET && c->method != EDGE_M_HEAD))
+        return NULL;
+    int tier, corrupt;
+    struct edge_obj *o = edge_store_get(f->w->srv->store, c->key, c->key_len, &tier, &corrupt);
+    if (o == NULL)
+        return NULL;
+    struct edge_verdict v;
+    edge_decide(&o->fresh, &c->rq, now, &v);
+    /* the upstream is known bad (its breaker refused us, or is open): grace beyond stale-if-error */
+    int64_t grace = f->brk != NULL && (f->brk_refused || edge_brk_is_bad(f->brk))
+                        ? (int64_t)(f->w->srv->conf.resil.grace_ms / 1000) : 0;
+    if ((c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) ||
+        edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, grace) ==
+            EDGE_STALE_NONE) {
+        edge_obj_release(o);
+        return NULL;
+    }
+    *age = v.age;
+    return o;
+}
+
 /* The one end of a fetch: the upstream transfer is over (errstr NULL: complete), or it never
  * started or was dropped (kind and errstr say why). Either the next upstream is asked, or the
  * fetch finishes or fails and its waiters get what there is. */
@@ -362,14 +457,23 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     assert(f->magic == FETCH_MAGIC);
     struct edge_server *s = f->w->srv;
     f->hr = NULL;
+    fetch_fb_disarm(f);
     fetch_slot_put(f);
     if (f->bad_head != NULL) {
         errstr = f->bad_head;
         kind = CDN_HTTPC_PROTOCOL;
     }
+    /* the breaker's outcome of a request without a head (one with a head was told at the head) */
+    if (f->brk_sent && (errstr == NULL || edge_upstream_failed(kind)))
+        fetch_brk_outcome(f, errstr == NULL);
+    else if (f->brk_sent) {
+        edge_brk_release(f->brk, f->brk_probe); /* cancelled, or our own error: says nothing */
+        f->brk_sent = 0;
+    }
     /* a parent that cannot be reached: mark it down and ask the next one (or the origin). A
      * request with a body can be resent only while its client request (the body) is there. */
-    if (errstr != NULL && f->parent >= 0 && edge_upstream_retry(kind, fetch_has_head(f), f->parent_status)) {
+    if (errstr != NULL && f->parent >= 0 && !f->retrying &&
+        edge_upstream_retry(kind, fetch_has_head(f), f->parent_status)) {
         struct edge_parent *p = &f->vh->parents[f->parent];
         if (f->parent_status) {
             /* it is up (it answered): not marked down, only passed over for this request */
@@ -381,7 +485,22 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
             cdn_counter_inc(s->m_parent_down);
             cdn_warn("parent %s: %s; skipped for %llu ms", p->url, errstr, (unsigned long long)s->conf.parent_retry_ms);
         }
-        if ((f->collapsible || f->owner != NULL) &&
+        /* the retry budget: past it, the failure is answered (stale, or the error) */
+        int go = retry_ok(f);
+        f->retry_granted = 0;
+        uint64_t wait = go ? retry_backoff(f) : 0;
+        if (go && wait > 0 && (f->collapsible || f->owner != NULL)) {
+            /* back off first (full jitter); fetch_retry_pump sends it (the transfer's reference
+             * goes with it) */
+            snprintf(f->err, sizeof(f->err), "%s", errstr);
+            f->retry_kind = kind;
+            f->retry_at = cdn_now_ms() + wait;
+            h2o_linklist_insert(&f->w->retry_wait, &f->rlink);
+            if (!cdn_timer_active(f->w->queue_timer))
+                cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
+            return;
+        }
+        if (go && (f->collapsible || f->owner != NULL) &&
             fetch_send(f, f->collapsible ? NULL : f->owner->req->entity.base,
                        f->collapsible ? 0 : f->owner->req->entity.len) == 0)
             return; /* the transfer's reference goes on with the new request */
@@ -401,22 +520,40 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     if (errstr != NULL && !fetch_has_head(f)) {
         /* no response at all: stale-if-error, else 502/504 (503 when no origin slot came free)
          * with the reason */
-        if (!f->mirror && !f->busy)
+        if (f->shed != NULL)
+            edge_shed_count(f->shed);
+        if (!f->mirror && !f->busy && !f->brk_refused && f->shed == NULL)
             cdn_counter_inc(s->m_origin_err);
         int timeout = edge_upstream_error_status(kind) == 504;
         char body[256];
-        if (f->busy)
+        if (f->shed != NULL)
+            snprintf(body, sizeof(body), "overloaded: %s", strcmp(f->shed, "memory") == 0
+                     ? "the memory for bodies in flight (fill_memory) is spent" : "the fetch queue (fetch_queue_max) is full");
+        else if (f->brk_refused)
+            snprintf(body, sizeof(body), "origin unavailable: the circuit breaker for %s is open; retry in %llu s",
+                     edge_brk_url(f->brk), (unsigned long long)((f->brk_retry_ms + 999) / 1000));
+        else if (f->busy)
             snprintf(body, sizeof(body), "%s", errstr);
         else
             snprintf(body, sizeof(body), "%s: %s",
                      f->bad_head ? "bad origin response" : timeout ? "origin timeout" : "origin unreachable", errstr);
         while (!h2o_linklist_is_empty(&f->waiters)) {
             struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+            int64_t age;
+            struct edge_obj *so = fetch_error_stale(f, c, now_s(), &age);
             fetch_leave(c);
-            if (f->stale && f->stale_if_error) {
+            if (so != NULL) {
                 req_count(s, M_STALE, T_NONE);
-                req_deliver_obj(c, f->stale, "fwd=stale; detail=stale-if-error",
-                          edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now_s()));
+                if (f->brk_refused)
+                    cdn_counter_inc(s->m_brk_stale);
+                req_deliver_obj(c, so, f->brk_refused ? "fwd=stale; detail=breaker-open" : "fwd=stale; detail=stale-if-error",
+                                age);
+                edge_obj_release(so);
+            } else if (f->shed != NULL) {
+                req_synth_unavailable(c, 1000, "fwd=miss; detail=shed", body); /* Retry-After: 1 */
+            } else if (f->brk_refused) {
+                cdn_counter_inc(s->m_brk_503);
+                req_synth_unavailable(c, f->brk_retry_ms, "fwd=miss; detail=breaker-open", body);
             } else if (f->busy) {
                 req_synth_error(c, 503, "Service Unavailable", "fwd=miss; detail=origin-busy", body);
             } else {
@@ -608,6 +745,39 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int pi = vh->nparents ? edge_parent_pick(vh->parents, vh->nparents, f->id, cdn_now_ms(), f->tried) : -1;
     if (pi < 0 && vh->nparents > 0 && vh->parent_only)
         return -1;
+    /* the upstream's circuit breaker (resil.h), asked once per upstream: while it is open a parent
+     * is passed over for the next upstream, and an origin is not asked at all (fetch_end then
+     * serves stale, with grace, or a 503 with Retry-After) */
+    struct edge_brk *e = f->brk_sent ? NULL : edge_brk_of(pi >= 0 ? vh->parents[pi].url : vh->origin);
+    if (e != NULL) {
+        int probe;
+        uint64_t retry;
+        if (!edge_brk_allow(e, &probe, &retry)) {
+            if (pi >= 0) {
+                f->tried |= 1u << pi;
+                return fetch_send(f, body, body_len);
+            }
+            f->brk = e;
+            f->brk_refused = 1;
+            f->brk_retry_ms = retry;
+            return -1;
+        }
+        f->brk = e;
+        f->brk_sent = 1;
+        f->brk_probe = probe;
+    }
+    /* shedding misses before hits (resil.h): under overload a new upstream request is not made
+     * (hits and joins of fetches in flight are not affected); fetch_end answers its clients */
+    const struct edge_resil_conf *rc = &s->conf.resil;
+    if (!f->slot && rc->fill_memory > 0 && edge_fill_bytes() >= rc->fill_memory) {
+        f->shed = "memory";
+        return -1;
+    }
+    if (pi < 0 && !f->slot && vh->max_fetches > 0 && rc->fetch_queue_max > 0 &&
+        f->w->queue_len >= rc->fetch_queue_max && fetch_slot_get(f) < 0) {
+        f->shed = "queue";
+        return -1;
+    }
     if (pi < 0 && !f->slot && vh->max_fetches > 0 && fetch_slot_get(f) < 0) {
         /* every slot of this origin is taken: wait in the worker's FIFO (the transfer's
          * reference goes with the fetch); fetch_queue_pump sends it or fails it with 503 */
@@ -615,6 +785,7 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->q_since = cdn_now_ms();
         f->q_deadline = f->q_since + s->conf.connect_timeout_ms;
         h2o_linklist_insert(&f->w->fetch_queue, &f->qlink);
+        f->w->queue_len++;
         cdn_counter_inc(s->m_queued);
         if (!cdn_timer_active(f->w->queue_timer))
             cdn_timer_start(f->w->queue_timer, QUEUE_POLL_MS);
@@ -653,6 +824,9 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->hr = hr;
     if (hr == NULL && !fetch_is_over(f)) {
         fetch_slot_put(f);
+        if (f->brk_sent)
+            edge_brk_release(f->brk, f->brk_probe);
+        f->brk_sent = 0;
         r = -1;
     }
     fetch_release(f);
@@ -720,6 +894,70 @@ void fetch_add_waiter(struct fetch *f, struct creq *c)
     h2o_linklist_insert(&f->waiters, &c->link);
 }
 
+/* --- resilience (resil.h): the first-byte deadline of a fetch with a stale copy, the breaker --- */
+
+/* The deadline passed and no head came: every client gets the stale copy now (Cache-Status
+ * detail=slow-origin) and the fetch goes on with nobody waiting (a background refresh: its
+ * answer is stored, or merged if it is a 304). Later requests for the key get the stale copy at
+ * once while it runs (fetch_slow_stale). */
+static void on_fb_deadline(h2o_timeout_entry_t *entry)
+{
+    struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, fb_entry, entry);
+    assert(f->magic == FETCH_MAGIC);
+    if (fetch_has_head(f) || fetch_is_over(f) || f->in_cb || f->stale == NULL || !f->stale_if_error)
+        return;
+    struct edge_server *s = f->w->srv;
+    int64_t now = now_s();
+    f->slow = 1;
+    f->background = 1; /* not dropped from the queue, not cancelled: it refreshes the object */
+    f->refs++;
+    while (!h2o_linklist_is_empty(&f->waiters)) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, f->waiters.next);
+        fetch_leave(c);
+        cdn_counter_inc(s->m_stale_slow);
+        req_count(s, M_STALE, T_NONE);
+        req_deliver_obj(c, f->stale, "fwd=stale; detail=slow-origin",
+                        edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now));
+    }
+    fetch_release(f);
+}
+
+void fetch_fb_arm(struct fetch *f)
+{
+    if (!f->w->fb_on || f->stale == NULL || !f->stale_if_error || f->background || fetch_has_head(f) ||
+        fetch_is_over(f) || h2o_timeout_is_linked(&f->fb_entry))
+        return;
+    f->fb_entry.cb = on_fb_deadline;
+    h2o_timeout_link(f->w->ctx->loop, &f->w->fb_timeout, &f->fb_entry);
+}
+
+void fetch_fb_disarm(struct fetch *f)
+{
+    if (h2o_timeout_is_linked(&f->fb_entry))
+        h2o_timeout_unlink(&f->fb_entry);
+}
+
+/* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the
+ * stale copy): c, which holds a stale copy too, gets it at once instead of waiting. */
+int fetch_slow_stale(struct creq *c)
+{
+    uint64_t fv;
+    if (!edge_idmap_get(&c->w->fetches, edge_key_id(c->key, c->key_len), &fv))
+        return 0;
+    struct fetch *f = (struct fetch *)(uintptr_t)fv;
+    return f->slow && !fetch_has_head(f) && !fetch_is_over(f) && f->key_len == c->key_len &&
+           memcmp(f->key, c->key, c->key_len) == 0;
+}
+
+/* The breaker hears how the request it let through went (once). */
+void fetch_brk_outcome(struct fetch *f, int ok)
+{
+    if (!f->brk_sent)
+        return;
+    f->brk_sent = 0;
+    edge_brk_report(f->brk, ok, f->brk_probe);
+}
+
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted
  * under the tier that gets asked. A collapsible fetch (a cache fill) is listed in the worker's
  * table and, through its feed, for the other workers. */
@@ -767,12 +1005,15 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
         f->in_table = 1;
     f->feed = feed; /* other workers may join through it (only one owner per key: first come) */
     f->refs++;
+    edge_retry_note_request(); /* a first attempt: it earns the retry budget its share */
     if (f->path == NULL || f->method == NULL || f->uphdrs == NULL)
         fetch_end(f, CDN_HTTPC_INTERNAL, "out of memory");
     else if (fetch_send(f, collapsible ? NULL : c->req->entity.base, collapsible ? 0 : c->req->entity.len) < 0 &&
              !fetch_is_over(f))
-        fetch_end(f, f->vh->parent_only ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
-                  f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
+        fetch_end(f, f->vh->parent_only || f->brk_refused ? CDN_HTTPC_CONNECT : CDN_HTTPC_INTERNAL,
+                  f->shed != NULL ? "overloaded" : f->brk_refused ? "circuit breaker open"
+                  : f->vh->parent_only ? "no parent is up (parent_only)" : "cannot start the upstream request");
+    fetch_fb_arm(f); /* a validation of a stale copy: its first-byte deadline */
     fetch_release(f);
 }
 

@@ -97,6 +97,7 @@ int fetch_mirror_join(struct creq *c, struct edge_obj *stale, int stale_if_error
     cdn_counter_inc(w->srv->m_collapsed);
     cdn_counter_inc(w->srv->m_mirror);
     fetch_mirror_sync(f); /* what is there already */
+    fetch_fb_arm(f);      /* its clients hold a stale copy: the first-byte deadline, here too */
     return 1;
 }
 

@@ -33,6 +33,7 @@ void fetch_queue_unlink(struct fetch *f)
     if (f->queued) {
         h2o_linklist_unlink(&f->qlink);
         f->queued = 0;
+        f->w->queue_len--;
     }
 }
 
@@ -81,11 +82,13 @@ void fetch_queue_pump(struct edge_worker *w)
             fetch_end(f, CDN_HTTPC_INTERNAL, "cannot start the upstream request");
     }
     w->pumping = 0;
-    if (!h2o_linklist_is_empty(&w->fetch_queue) && !cdn_timer_active(w->queue_timer))
+    if ((!h2o_linklist_is_empty(&w->fetch_queue) || !h2o_linklist_is_empty(&w->retry_wait)) &&
+        !cdn_timer_active(w->queue_timer))
         cdn_timer_start(w->queue_timer, QUEUE_POLL_MS);
 }
 
 void fetch_on_queue_timer(cdn_timer_t *t, void *data)
 {
     fetch_queue_pump(data);
+    fetch_retry_pump(data);
 }

@@ -37,9 +37,34 @@ int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_sta
     return kind == CDN_HTTPC_REFUSED || kind == CDN_HTTPC_CONNECT || kind == CDN_HTTPC_CONNECT_TIMEOUT;
 }
 
+int edge_upstream_failed(enum cdn_httpc_error kind)
+{
+    switch (kind) {
+    case CDN_HTTPC_REFUSED: case CDN_HTTPC_CONNECT: case CDN_HTTPC_CONNECT_TIMEOUT: case CDN_HTTPC_DNS:
+    case CDN_HTTPC_TLS: case CDN_HTTPC_TIMEOUT: case CDN_HTTPC_RESET: case CDN_HTTPC_PROTOCOL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int edge_upstream_error_status(enum cdn_httpc_error kind)
 {
     return kind == CDN_HTTPC_TIMEOUT || kind == CDN_HTTPC_CONNECT_TIMEOUT ? 504 : 502;
+}
+
+enum edge_stale_pick edge_error_stale(int fetch_stale, int in_store, const struct edge_verdict *v, int no_stale,
+                                      int64_t grace_s)
+{
+    if (fetch_stale)
+        return EDGE_STALE_FETCH;
+    if (!in_store)
+        return EDGE_STALE_NONE;
+    if (v->use == EDGE_USE_FRESH || v->stale_if_error)
+        return EDGE_STALE_STORE; /* fresh by now (another fill stored it), or within stale-if-error */
+    if (grace_s > 0 && !no_stale && -v->ttl <= grace_s)
+        return EDGE_STALE_STORE;
+    return EDGE_STALE_NONE;
 }
 
 int edge_waiter_shares(const char *vary, size_t vary_len, const struct edge_hdr *waiter, size_t nwaiter,

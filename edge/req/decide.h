@@ -34,9 +34,26 @@ int edge_fetch_state_ok(enum fetch_state a, enum fetch_state b);
  * connection, or it is a parent that answered 5xx (parent_status: that status, else 0). */
 int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_status);
 
+/* 1 when an upstream failure counts against its circuit breaker: it could not be reached, did not
+ * answer in time, broke the connection or sent something that is not HTTP. Not: our own
+ * cancellation, our limits, our errors. */
+int edge_upstream_failed(enum cdn_httpc_error kind);
+
 /* The status a client gets when its fetch failed before any response head came: 504 for the
  * timeouts (the upstream was too slow), 502 for everything else (it was unreachable or broken). */
 int edge_upstream_error_status(enum cdn_httpc_error kind);
+
+/* Which stored copy a client whose upstream failed (no response, a timeout, a 5xx) gets instead of
+ * the error. fetch_stale: the fetch was validating a stale copy that stale-if-error allows. Else
+ * the store is asked again for the client's key: it may hold a copy the client's lookup did not
+ * see (a put the disk tier still had queued, another worker's fill) or the client joined a fetch
+ * that had none (a plain fill started by a request that missed); in_store says it holds one, v is
+ * its verdict now and no_stale its must-revalidate / no-cache (EDGE_F_REVALIDATE|NO_CACHE flags).
+ * grace_s: seconds past freshness a copy may serve while the upstream is known bad (the breaker is
+ * open; 0 = none), beyond stale-if-error, like Varnish's grace. */
+enum edge_stale_pick { EDGE_STALE_NONE, EDGE_STALE_FETCH, EDGE_STALE_STORE };
+enum edge_stale_pick edge_error_stale(int fetch_stale, int in_store, const struct edge_verdict *v, int no_stale,
+                                      int64_t grace_s);
 
 /* May a client that joined a fetch share its response (RFC 9111 4.1)? The response's normalised
  * Vary list (vary, vary_len; 0: no Vary, every waiter shares) decides, by comparing the waiter's

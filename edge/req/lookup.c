@@ -65,6 +65,15 @@ static void miss(struct creq *c, struct edge_obj *stale, int stale_if_error, con
 {
     c->fwd = fwd;
     req_set_step(c, REQ_MISS);
+    if (stale != NULL && stale_if_error && fetch_slow_stale(c)) {
+        /* the validation in flight is past stale_first_byte_timeout: the stale copy now */
+        struct edge_server *s = c->w->srv;
+        cdn_counter_inc(s->m_stale_slow);
+        req_count(s, M_STALE, T_NONE);
+        req_deliver_obj(c, stale, "fwd=stale; detail=slow-origin",
+                        edge_current_age(stale->fresh.initial_age, stale->fresh.response_time, now_s()));
+        return;
+    }
     if (fetch_join(c, stale != NULL) || fetch_mirror_join(c, stale, stale_if_error))
         return;
     fetch_start(c, M_MISS, 1, stale, stale_if_error);

@@ -420,11 +420,16 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
         snprintf(err, errlen, "cannot create a timer");
         return -1;
     }
+    h2o_linklist_init_anchor(&w->retry_wait);
     if ((w->queue_timer = cdn_timer_new(w->ctx->loop, fetch_on_queue_timer, w)) == NULL) {
         snprintf(err, errlen, "cannot create a timer");
         return -1;
     }
     h2o_multithread_register_receiver(w->ctx->queue, &w->recv, fetch_on_feed_message);
+    if (srv->conf.resil.stale_first_byte_ms > 0) { /* resil.h: one period for every fetch */
+        h2o_timeout_init(w->ctx->loop, &w->fb_timeout, srv->conf.resil.stale_first_byte_ms);
+        w->fb_on = 1;
+    }
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -446,6 +451,12 @@ void edge_worker_dispose(struct edge_worker *w)
     if (w->send_timer != NULL)
         cdn_timer_free(w->send_timer);
     w->send_timer = NULL;
+    if (w->fb_on) { /* fetches still linked (freed later) are let go first */
+        while (!h2o_linklist_is_empty(&w->fb_timeout._entries))
+            h2o_timeout_unlink(H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, w->fb_timeout._entries.next));
+        h2o_timeout_dispose(w->ctx->loop, &w->fb_timeout);
+        w->fb_on = 0;
+    }
     edge_date_slot_dispose(&w->date);
 }
 

@@ -117,6 +117,22 @@ struct fetch {
     int parent_status;        /* a parent's 5xx/508 that sends the fetch to the next upstream */
     h2o_linklist_t qlink;
     uint64_t q_deadline, q_since;
+    /* resilience (resil.h): the first-byte deadline of a fetch with a stale copy; slow: it passed
+     * and the clients got the stale copy (the fetch goes on in the background); the breaker of
+     * the upstream asked now (brk_sent: a request it let through awaits its outcome) */
+    h2o_timeout_entry_t fb_entry;
+    int slow;
+    struct edge_brk *brk;
+    int brk_sent, brk_probe, brk_refused;
+    int retry_granted;        /* the retry budget let this fetch go to its next upstream */
+    const char *shed;         /* overload refused its upstream request: "queue" or "memory" */
+    h2o_linklist_t rlink;     /* in w->retry_wait while its retry backs off (until retry_at) */
+    uint64_t retry_at;
+    unsigned nretries;
+    enum cdn_httpc_error retry_kind; /* the failure that made it retry (f->err holds its text) */
+    int retrying;             /* the retry after the backoff: fetch_end does not retry again */
+    uint64_t fill_counted;    /* body bytes it added to the fill memory (edge_fill_add) */
+    uint64_t brk_retry_ms;
 };
 
 struct creq {
@@ -220,6 +236,7 @@ int fetch_unwanted(struct fetch *f);
 void fetch_on_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_header *h, size_t n, void *data);
 void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data);
 void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr);
+struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now, int64_t *age);
 int fetch_send(struct fetch *f, const void *body, size_t body_len);
 void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
 int fetch_join(struct creq *c, int validating);
@@ -237,5 +254,11 @@ void fetch_queue_unlink(struct fetch *f);
 void fetch_slot_put(struct fetch *f);
 void fetch_queue_pump(struct edge_worker *w);
 void fetch_on_queue_timer(cdn_timer_t *t, void *data);
+void fetch_retry_pump(struct edge_worker *w);
+void fetch_fb_arm(struct fetch *f);
+void fetch_fb_disarm(struct fetch *f);
+int fetch_slow_stale(struct creq *c);
+void fetch_brk_outcome(struct fetch *f, int ok);
+void req_synth_unavailable(struct creq *c, uint64_t retry_ms, const char *detail, const char *body);
 
 #endif

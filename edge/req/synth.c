@@ -32,6 +32,19 @@ void req_synth_error(struct creq *c, int status, const char *reason, const char 
     h2o_send_inline(req, b, bl + 1);
 }
 
+/* 503 without asking upstream (resil.h): its circuit breaker is open (Retry-After: when it lets a
+ * probe through, rounded up to seconds; detail=breaker-open) or the edge sheds misses under
+ * overload (detail=shed), and no stale copy may serve. */
+void req_synth_unavailable(struct creq *c, uint64_t retry_ms, const char *detail, const char *body)
+{
+    h2o_req_t *req = c->req;
+    char v[24];
+    int l = snprintf(v, sizeof(v), "%llu", (unsigned long long)(retry_ms ? (retry_ms + 999) / 1000 : 1));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After",
+                   h2o_strdup(&req->pool, v, (size_t)l).base, (size_t)l);
+    req_synth_error(c, 503, "Service Unavailable", detail, body);
+}
+
 void req_synth_bad_gateway(struct creq *c, int status, const char *reason, const char *body)
 {
     req_synth_error(c, status, reason, "fwd=miss; detail=origin-error", body);

@@ -1,4 +1,4 @@
-/* edge/store/policy.c - LRU, S3-FIFO and SIEVE over ids and sizes (see policy.h).
+/* edge/store/policy.c - LRU, S3-FIFO, SIEVE and adaptive over ids and sizes (see policy.h).
  *
  * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
  * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
@@ -9,7 +9,20 @@
  * are reproduced exactly, see docs/CACHESIM.md). Ghost entries are nodes too, in their own queue
  * and their own idmap, so a ghost hit unlinks in O(1) and the ghost is bounded in bytes (90% of
  * the capacity) like the cache itself: never more entries than the cache could hold. An id is
- * never resident and in the ghost at once (insert takes it out of the ghost first). */
+ * never resident and in the ghost at once (insert takes it out of the ghost first).
+ *
+ * Adaptive is S3-FIFO's queues and ghost with a mode, S3-FIFO or LRU. In LRU mode new ids and
+ * hits go to main's head, small only drains, and the victim is the less recent of the two tails
+ * (each node's stamp is the access clock of its last access); in S3-FIFO mode it is S3-FIFO, with
+ * the counters and queues as LRU mode left them. The mode is chosen by miniature simulation
+ * (Waldspurger et al., ATC'17; the MiniSim of Einziger et al., Middleware'18): the ids whose keyed
+ * hash falls in 1/R of the space (R = 2^rate_log2) are also replayed through a metadata-only cache
+ * of cap / R running the *other* policy. Every period the two are scored on the same sampled
+ * requests: this cache's hits on them (at full size) against the mini's. If the mini scores better
+ * by SWITCH_MARGIN, the modes swap and a fresh mini of the policy just left starts (it must warm
+ * up before it can win again: hysteresis for free). R grows with the cache, so the mini holds about
+ * MINI_IDS..2 x MINI_IDS ids and costs a bounded few hundred kB; with fewer ids than that it is
+ * exact (R = 1). The mini is an edge_policy of its own, never adaptive (no recursion deeper). */
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +36,24 @@ enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
  * (libCacheSim's move-to-main-threshold=2; 1 was the paper's first version, S3-FIFOv0 / QDLP) */
 #define S3_MOVE_TO_MAIN 2
 #define FREQ_MAX 3 /* 2-bit counter */
+/* adaptive: the sampling rate halves whenever the cache holds more than 2 x MINI_IDS ids per
+ * sampled one, so the miniature cache holds about MINI_IDS..2 x MINI_IDS ids. The scores are
+ * compared, then halved, every SCORE_PER_ID x (ids in the mini) + SCORE_MIN sampled
+ * requests: enough for each simulated id to come back a few times, and never fewer than 8192, so
+ * that the noise of a hit ratio (about 0.5 / sqrt(8192) = 0.0055) stays below the differences that
+ * matter. The other policy must score better by SWITCH_MARGIN (relative) to take over. */
+#define MINI_IDS ((size_t)512)
+#define SCORE_PER_ID 8
+#define SCORE_MIN 8192
+#define SWITCH_MARGIN 0.002
 
 struct node {
     uint64_t id, size;
     uint32_t prev, next;
+    uint32_t stamp; /* adaptive: access clock of the last access (fits in what was padding) */
     uint8_t q, freq;
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct node) == 32, "a node is 32 bytes on 64-bit");
 
 struct queue {
     uint32_t head, tail;
@@ -41,6 +66,7 @@ struct edge_policy {
     uint64_t cap, bytes;
     struct node *nodes;
     uint32_t nnodes, nalloc, free_head;
+    uint64_t *vals; /* the owner's value of each node (edge_policy_set_val), NULL until it sets one */
     uint32_t hand; /* SIEVE */
     struct edge_idmap map;
     struct queue q[NQ];
@@ -48,6 +74,14 @@ struct edge_policy {
     uint64_t small_cap, main_cap, ghost_cap;
     int warm;
     struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
+    /* adaptive: the mode, the access clock, the two miniature simulations and their scores */
+    int lru_mode;
+    uint32_t clock;
+    struct edge_policy *mini; /* the policy not running (LRU in S3-FIFO mode, S3-FIFO in LRU mode), cap >> rate_log2 */
+    unsigned rate_log2;          /* ids whose hash is 0 modulo 2^rate_log2 are simulated */
+    uint64_t seed;
+    double hits[2], hit_bytes[2], reqs, req_bytes; /* sampled requests: [0] this cache, [1] the mini; halved every period */
+    uint64_t n_sampled;
 };
 
 int edge_policy_kind_parse(const char *s)
@@ -58,13 +92,46 @@ int edge_policy_kind_parse(const char *s)
         return EDGE_POLICY_S3FIFO;
     if (strcmp(s, "sieve") == 0)
         return EDGE_POLICY_SIEVE;
+    if (strcmp(s, "adaptive") == 0)
+        return EDGE_POLICY_ADAPTIVE;
     return -1;
 }
 
 const char *edge_policy_kind_name(enum edge_policy_kind k)
 {
-    return k == EDGE_POLICY_LRU ? "lru" : k == EDGE_POLICY_SIEVE ? "sieve" : "s3fifo";
+    switch (k) {
+    case EDGE_POLICY_LRU: return "lru";
+    case EDGE_POLICY_SIEVE: return "sieve";
+    case EDGE_POLICY_ADAPTIVE: return "adaptive";
+    default: return "s3fifo";
+    }
 }
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* A new empty mini of the policy not running, at the current rate; the scores restart. -1 out of
+ * memory (then there is none, and the mode stays as it is). */
+static int mini_reset(struct edge_policy *p)
+{
+    edge_policy_free(p->mini);
+    for (int k = 0; k < 2; k++)
+        p->hits[k] = p->hit_bytes[k] = 0;
+    p->reqs = p->req_bytes = 0;
+    p->n_sampled = 0;
+    uint64_t c = p->cap >> p->rate_log2;
+    p->mini = edge_policy_new(p->lru_mode ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, c ? c : 1);
+    return p->mini ? 0 : -1;
+}
+
+void edge_policy_seed(struct edge_policy *p, uint64_t seed) { p->seed = seed; }
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity)
 {
@@ -82,7 +149,8 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
     p->main_cap = capacity - p->small_cap;
     p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
     p->warm = 1;
-    if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0) {
+    if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0 ||
+        (kind == EDGE_POLICY_ADAPTIVE && mini_reset(p) < 0)) {
         edge_policy_free(p);
         return NULL;
     }
@@ -93,9 +161,11 @@ void edge_policy_free(struct edge_policy *p)
 {
     if (p == NULL)
         return;
+    edge_policy_free(p->mini);
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
+    free(p->vals);
     free(p);
 }
 
@@ -114,6 +184,12 @@ static uint32_t node_alloc(struct edge_policy *p)
         if (nn == NULL)
             return NIL;
         p->nodes = nn;
+        if (p->vals) {
+            uint64_t *nv = realloc(p->vals, na * sizeof(*nv));
+            if (nv == NULL)
+                return NIL; /* nalloc stays: the larger nodes array is just not used yet */
+            p->vals = nv;
+        }
         p->nalloc = na;
     }
     return p->nnodes++;
@@ -192,6 +268,18 @@ static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
     push_head(p, i, Q_GHOST);
 }
 
+/* A victim leaves: evict runs first, while it is still resident (edge_policy_get gives its value),
+ * then it is dropped, and remembered in the ghost if to_ghost. */
+static void evict_node(struct edge_policy *p, uint32_t i, int to_ghost, edge_evict_cb evict, void *data)
+{
+    uint64_t id = p->nodes[i].id, size = p->nodes[i].size;
+    if (evict)
+        evict(id, data);
+    drop(p, i);
+    if (to_ghost)
+        ghost_add(p, id, size);
+}
+
 static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
     struct queue *sq = &p->q[Q_SMALL], *mq = &p->q[Q_MAIN];
@@ -205,10 +293,7 @@ static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
                 requeue(p, t, Q_MAIN, (uint8_t)(p->nodes[t].freq - 1));
                 continue;
             }
-            uint64_t id = p->nodes[t].id;
-            drop(p, t);
-            if (evict)
-                evict(id, data);
+            evict_node(p, t, 0, evict, data);
             return 1;
         }
     }
@@ -219,27 +304,35 @@ static int evict_s3fifo(struct edge_policy *p, edge_evict_cb evict, void *data)
             requeue(p, t, Q_MAIN, 0);
             continue;
         }
-        uint64_t id = p->nodes[t].id, size = p->nodes[t].size;
-        drop(p, t);
-        ghost_add(p, id, size);
-        if (evict)
-            evict(id, data);
+        evict_node(p, t, 1, evict, data);
         return 1;
     }
     return 1; /* all moved to main */
 }
 
+/* adaptive in LRU mode: the least recent of small's and main's oldest (small only drains: new ids
+ * and hits go to main) */
+static int evict_lru_mode(struct edge_policy *p, edge_evict_cb evict, void *data)
+{
+    uint32_t s = p->q[Q_SMALL].tail, m = p->q[Q_MAIN].tail;
+    if (s == NIL && m == NIL)
+        return 0;
+    p->warm = 0;
+    uint32_t v = m == NIL || (s != NIL && (int32_t)(p->nodes[s].stamp - p->nodes[m].stamp) < 0) ? s : m;
+    evict_node(p, v, p->nodes[v].q == Q_SMALL, evict, data);
+    return 1;
+}
+
 /* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
 static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode)
+        return evict_lru_mode(p, evict, data);
     if (p->kind == EDGE_POLICY_LRU) {
         uint32_t t = p->q[Q_MAIN].tail;
         if (t == NIL)
             return 0;
-        uint64_t id = p->nodes[t].id;
-        drop(p, t);
-        if (evict)
-            evict(id, data);
+        evict_node(p, t, 0, evict, data);
         return 1;
     }
     if (p->kind == EDGE_POLICY_SIEVE) {
@@ -252,23 +345,85 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
             if (h == NIL)
                 h = p->q[Q_MAIN].tail;
         }
-        uint64_t id = p->nodes[h].id;
         p->hand = h; /* drop moves it on */
-        drop(p, h);
-        if (evict)
-            evict(id, data);
+        evict_node(p, h, 0, evict, data);
         return 1;
     }
     return evict_s3fifo(p, evict, data);
 }
 
+static int sampled(const struct edge_policy *p, uint64_t id)
+{
+    return (mix64(id ^ p->seed) & ((1ULL << p->rate_log2) - 1)) == 0;
+}
+
+static uint64_t size_of(const struct edge_policy *p, uint64_t id)
+{
+    uint64_t v;
+    return edge_idmap_get(&p->map, id, &v) ? p->nodes[v].size : 0;
+}
+
+/* Score = object hit ratio + byte hit ratio of the recent sampled requests (the mix adaptive
+ * optimises: one point of either counts the same). The mini's policy takes over if it scores
+ * better by the margin; otherwise the old evidence halves. */
+static void mini_decide(struct edge_policy *p)
+{
+    double sc[2];
+    for (int k = 0; k < 2; k++)
+        sc[k] = p->hits[k] / (p->reqs > 0 ? p->reqs : 1) + p->hit_bytes[k] / (p->req_bytes > 0 ? p->req_bytes : 1);
+    if (sc[1] > sc[0] * (1 + SWITCH_MARGIN)) {
+        p->lru_mode = !p->lru_mode;
+        mini_reset(p);
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        p->hits[k] /= 2;
+        p->hit_bytes[k] /= 2;
+    }
+    p->reqs /= 2;
+    p->req_bytes /= 2;
+}
+
+/* A lookup of a sampled id: size is this cache's size of id, 0 if it is not resident (a miss: then
+ * insert feeds the mini, which may admit it by its own rules). */
+static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    struct edge_policy *m = p->mini;
+    p->reqs += 1;
+    p->req_bytes += (double)size;
+    if (size) {
+        p->hits[0] += 1;
+        p->hit_bytes[0] += (double)size;
+    }
+    if (edge_policy_hit(m, id)) {
+        p->hits[1] += 1;
+        p->hit_bytes[1] += (double)size_of(m, id);
+    } else if (size && size <= edge_policy_max_size(m)) {
+        edge_policy_insert(m, id, size, NULL, NULL);
+    }
+    size_t n = m->map.n;
+    if (++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
+        mini_decide(p);
+        p->n_sampled = 0;
+    }
+}
+
 int edge_policy_hit(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
-    if (!edge_idmap_get(&p->map, id, &v))
+    int in = edge_idmap_get(&p->map, id, &v);
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->mini && sampled(p, id))
+        mini_lookup(p, id, in ? p->nodes[v].size : 0);
+    if (!in)
         return 0;
     uint32_t i = (uint32_t)v;
-    if (p->kind == EDGE_POLICY_LRU) {
+    if (p->kind == EDGE_POLICY_ADAPTIVE) {
+        p->nodes[i].stamp = ++p->clock;
+        if (p->nodes[i].freq < FREQ_MAX)
+            p->nodes[i].freq++;
+        if (p->lru_mode)
+            requeue(p, i, Q_MAIN, p->nodes[i].freq);
+    } else if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
     } else if (p->kind == EDGE_POLICY_SIEVE) {
@@ -281,7 +436,37 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
 
 int edge_policy_contains(const struct edge_policy *p, uint64_t id) { return edge_idmap_get(&p->map, id, NULL); }
 
-int edge_policy_remove(struct edge_policy *p, uint64_t id)
+int edge_policy_get(const struct edge_policy *p, uint64_t id, uint64_t *val)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return 0;
+    *val = p->vals ? p->vals[v] : 0;
+    return 1;
+}
+
+int edge_policy_set_val(struct edge_policy *p, uint64_t id, uint64_t val)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&p->map, id, &v))
+        return -1;
+    if (p->vals == NULL && (p->vals = calloc(p->nalloc, sizeof(*p->vals))) == NULL)
+        return -1;
+    p->vals[v] = val;
+    return 0;
+}
+
+void edge_policy_each(const struct edge_policy *p, void (*fn)(uint64_t id, uint64_t val, void *data), void *data)
+{
+    static const int resident[] = {Q_SMALL, Q_MAIN};
+    for (size_t k = 0; k < sizeof(resident) / sizeof(resident[0]); k++)
+        for (uint32_t i = p->q[resident[k]].head, next; i != NIL; i = next) {
+            next = p->nodes[i].next;
+            fn(p->nodes[i].id, p->vals ? p->vals[i] : 0, data);
+        }
+}
+
+static int remove_id(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
     if (!edge_idmap_get(&p->map, id, &v))
@@ -290,21 +475,52 @@ int edge_policy_remove(struct edge_policy *p, uint64_t id)
     return 1;
 }
 
+int edge_policy_remove(struct edge_policy *p, uint64_t id)
+{
+    int had = remove_id(p, id);
+    if (had && p->mini && sampled(p, id)) /* a purge or expiry: the mini must not keep it either */
+        remove_id(p->mini, id);
+    return had;
+}
+
 uint64_t edge_policy_max_size(const struct edge_policy *p)
 {
-    if (p->kind != EDGE_POLICY_S3FIFO)
+    if (p->kind != EDGE_POLICY_S3FIFO && (p->kind != EDGE_POLICY_ADAPTIVE || p->lru_mode))
         return p->cap;
     return p->small_cap ? p->small_cap - 1 : 0;
 }
 
+/* adaptive: a missed sampled id enters the mini (by its own size rule), and the sampling rate
+ * halves when the cache holds more than twice MINI_IDS per sampled id */
+static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    if (p->map.n > (MINI_IDS << 1 << p->rate_log2) && p->rate_log2 < 30) {
+        p->rate_log2++;
+        mini_reset(p);
+    }
+    if (p->mini == NULL || !sampled(p, id))
+        return;
+    p->req_bytes += (double)size;
+    if (!edge_policy_contains(p->mini, id) && size <= edge_policy_max_size(p->mini))
+        edge_policy_insert(p->mini, id, size, NULL, NULL);
+}
+
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
 {
-    if (size > edge_policy_max_size(p) || id == 0)
+    if (id == 0)
+        return -1;
+    if (p->kind == EDGE_POLICY_ADAPTIVE && !edge_policy_contains(p, id))
+        mini_insert(p, id, size);
+    if (size > edge_policy_max_size(p))
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
-    int was = edge_policy_remove(p, id);
+    int was = remove_id(p, id);
     int qi = Q_MAIN;
-    if (p->kind == EDGE_POLICY_S3FIFO && !was) {
+    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode) {
+        uint64_t g;
+        if (edge_idmap_get(&p->ghost, id, &g))
+            ghost_drop(p, (uint32_t)g);
+    } else if ((p->kind == EDGE_POLICY_S3FIFO || p->kind == EDGE_POLICY_ADAPTIVE) && !was) {
         uint64_t g;
         /* out of the ghost before evicting, which may push it out of the ghost */
         if (edge_idmap_get(&p->ghost, id, &g))
@@ -326,10 +542,29 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
         node_free(p, i);
         return -1;
     }
-    p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0};
+    p->nodes[i] = (struct node){.id = id, .size = size, .freq = 0, .stamp = ++p->clock};
+    if (p->vals)
+        p->vals[i] = 0;
     p->bytes += size;
     push_head(p, i, qi);
     return 0;
+}
+
+const char *edge_policy_running(const struct edge_policy *p)
+{
+    if (p->kind == EDGE_POLICY_ADAPTIVE)
+        return p->lru_mode ? "lru" : "s3fifo";
+    return edge_policy_kind_name(p->kind);
+}
+
+size_t edge_policy_meta_bytes(const struct edge_policy *p)
+{
+    size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
+    if (p->vals)
+        b += (size_t)p->nalloc * sizeof(uint64_t);
+    if (p->mini)
+        b += edge_policy_meta_bytes(p->mini);
+    return b;
 }
 
 uint64_t edge_policy_bytes(const struct edge_policy *p) { return p->bytes; }

@@ -11,37 +11,58 @@
  * that sends a returning id straight to main; before the first eviction, new ids that do not fit
  * in small go to main; ids of 10% of the capacity or more are not admitted), and SIEVE (Zhang et al.,
  * NSDI'24: one FIFO with a visited bit; a hand walks from the oldest end, clears visited bits and
- * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path). */
+ * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path), and
+ * adaptive (the edge's default): S3-FIFO's queues run as S3-FIFO or as LRU, whichever scores better
+ * on a sampled 1/R of the ids against a miniature cache of cap/R running the other (see policy.c);
+ * it admits any size in LRU mode and below 10% of the capacity in S3-FIFO mode. */
 #ifndef EDGE_POLICY_H
 #define EDGE_POLICY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE };
+enum edge_policy_kind { EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE, EDGE_POLICY_ADAPTIVE };
 
 struct edge_policy;
 typedef void (*edge_evict_cb)(uint64_t id, void *data);
 
 struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacity_bytes);
 void edge_policy_free(struct edge_policy *p);
+/* Keys the adaptive policy's sampling of ids (default 0, for reproducible replays); the edge passes a
+ * random seed so that nobody can choose keys that all land in (or out of) the sample. */
+void edge_policy_seed(struct edge_policy *p, uint64_t seed);
 /* "lru" / "s3fifo" / "sieve" -> kind, -1 if unknown. */
 int edge_policy_kind_parse(const char *s);
 const char *edge_policy_kind_name(enum edge_policy_kind k);
+/* What runs now: the kind's name, or for adaptive the policy it currently follows ("s3fifo", "lru"). */
+const char *edge_policy_running(const struct edge_policy *p);
 
 /* Makes id resident with this size, evicting others (evict is called for each victim, never for
- * id itself). An id already resident is updated and counts as a hit. -1 if size exceeds
- * edge_policy_max_size (nothing changes then) or memory runs out. id must not be 0. */
+ * id itself, while the victim is still resident: edge_policy_get gives its value; evict must not
+ * change the policy). An id already resident is updated and counts as a hit. -1 if size exceeds
+ * edge_policy_max_size (nothing resident changes then; adaptive's sample still sees the miss) or
+ * memory runs out. id must not be 0. */
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data);
-/* Records an access. 1 if id is resident. */
+/* Records an access. 1 if id is resident. Call it for every lookup, misses included: adaptive
+ * scores policies on the lookups it samples. */
 int edge_policy_hit(struct edge_policy *p, uint64_t id);
 int edge_policy_contains(const struct edge_policy *p, uint64_t id);
+/* The owner's value of a resident id (0 until set), without counting an access: 1 and *val, or 0.
+ * The RAM tier keeps its object pointers here instead of in a map of its own. */
+int edge_policy_get(const struct edge_policy *p, uint64_t id, uint64_t *val);
+/* Sets it; -1 if id is not resident or memory runs out. The first call allocates 8 bytes per node. */
+int edge_policy_set_val(struct edge_policy *p, uint64_t id, uint64_t val);
+/* Calls fn for every resident id with its value (fn must not change the policy). */
+void edge_policy_each(const struct edge_policy *p, void (*fn)(uint64_t id, uint64_t val, void *data), void *data);
 /* Forgets id (purge, expiry). 1 if it was resident. */
 int edge_policy_remove(struct edge_policy *p, uint64_t id);
 uint64_t edge_policy_bytes(const struct edge_policy *p);
 uint64_t edge_policy_capacity(const struct edge_policy *p);
-/* The largest size insert admits: the capacity (LRU, SIEVE); below 10% of it (S3-FIFO). */
+/* The largest size insert admits: the capacity (LRU, SIEVE, adaptive in LRU mode); below 10% of it
+ * (S3-FIFO, adaptive in S3-FIFO mode). Adaptive's can change between two calls. */
 uint64_t edge_policy_max_size(const struct edge_policy *p);
 size_t edge_policy_count(const struct edge_policy *p);
+/* Bytes the policy allocated: its nodes (resident and ghost), id maps and miniature caches. */
+size_t edge_policy_meta_bytes(const struct edge_policy *p);
 
 #endif

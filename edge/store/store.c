@@ -1,10 +1,11 @@
 /* edge/store/store.c - the tier walk, Vary specs, tag index and purges (see store.h).
  *
- * Rules: `mu` guards the Vary map, the tag index, the soft marks and the remembered purges; the
- * tiers lock themselves. A tag maps to a list of object ids. Implicit tags: the URL's normal form
- * ('u', edge_purge_url_form: scheme and port dropped, so purging a URL removes every variant under
- * every listener) and each directory of it ('d', "host/", "host/a/": what prefix and `all` purges
- * find). Lists may hold ids already evicted; deleting those is a no-op.
+ * Rules: `mu` guards the Vary map, the tag index, the soft marks, the remembered purges and the
+ * disk admission filter; the tiers lock themselves. A tag maps to a list of object ids. Implicit
+ * tags: the URL's normal form ('u', edge_purge_url_form: scheme and port dropped, so purging a URL
+ * removes every variant under every listener) and each directory of it ('d', "host/", "host/a/":
+ * what prefix and `all` purges find). Lists may hold ids already evicted; deleting those is a
+ * no-op.
  *
  * Purges in flight: every applied purge is remembered (recent[], for purge_remember ms, at most
  * RECENT_MAX); a put whose object may have been born before a purge that covers it (the second
@@ -41,6 +42,8 @@ struct edge_store {
     struct edge_ram *ram;
     struct edge_rdb *rdb;
     pthread_mutex_t mu;
+    struct edge_admit *admit; /* disk admission (under mu) */
+    uint64_t disk_bytes;      /* the disk tier's capacity */
     struct edge_idmap vary; /* hash(pkey) -> char * (normalised Vary list) */
     struct edge_idmap tags; /* hash(kind, name) -> struct idlist *: 't' tag, 'u' URL form, 'd' dir */
     struct edge_idmap soft; /* object id -> 1: soft-purged (stale) until replaced */
@@ -144,11 +147,13 @@ struct edge_store *edge_store_open(const struct edge_store_conf *c, char *err, s
     s->remember_ms = c->purge_remember_ms ? (int64_t)c->purge_remember_ms : 60000;
     if (edge_idmap_init(&s->vary, 64) < 0 || edge_idmap_init(&s->tags, 1024) < 0 ||
         edge_idmap_init(&s->soft, 64) < 0 || (s->recent = calloc(RECENT_MAX, sizeof(*s->recent))) == NULL ||
-        (s->ram = edge_ram_new(c->ram_bytes, c->ram_policy)) == NULL) {
+        (s->ram = edge_ram_new(c->ram_bytes, c->ram_policy)) == NULL ||
+        (s->admit = edge_admit_new(c->disk_admit, cdn_hash_u64(0xad317))) == NULL) {
         snprintf(err, errlen, "out of memory");
         edge_store_close(s);
         return NULL;
     }
+    s->disk_bytes = c->disk_bytes;
     if (c->dir != NULL && (s->rdb = edge_rdb_open(c->dir, c->disk_bytes, on_scan, s, err, errlen)) == NULL) {
         edge_store_close(s);
         return NULL;
@@ -162,6 +167,7 @@ void edge_store_close(struct edge_store *s)
         return;
     edge_rdb_close(s->rdb);
     edge_ram_free(s->ram);
+    edge_admit_free(s->admit);
     for (size_t i = 0; i < s->vary.cap; i++)
         if (s->vary.ids[i])
             free((char *)(uintptr_t)s->vary.vals[i]);
@@ -250,8 +256,20 @@ int edge_store_put(struct edge_store *s, struct edge_obj *o)
     }
     index_obj(s, o);
     edge_ram_put(s->ram, o);
-    if (s->rdb)
-        edge_rdb_put(s->rdb, o);
+    if (s->rdb == NULL)
+        return 0;
+    /* a copy already on disk is always replaced (an old one must not outlive the new); a new
+     * object goes to disk if the admission rule takes it */
+    if (!edge_rdb_has(s->rdb, o->key, o->key_len)) {
+        size_t window = edge_rdb_count(s->rdb);
+        int room = edge_rdb_bytes(s->rdb) + edge_obj_charge(o) <= s->disk_bytes;
+        pthread_mutex_lock(&s->mu);
+        int admit = edge_admit_miss(s->admit, edge_key_id(o->key, o->key_len), window, room);
+        pthread_mutex_unlock(&s->mu);
+        if (!admit)
+            return 0; /* stored in RAM: not a refusal */
+    }
+    edge_rdb_put(s->rdb, o);
     return 0;
 }
 

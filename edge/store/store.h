@@ -2,12 +2,14 @@
  * URL, the tag index (Surrogate-Key and the URL itself) for purges. Thread-safe.
  *
  * Tier order: lookups try RAM, then RocksDB (a disk hit is promoted to RAM); every stored object
- * goes to both (RAM keeps what its policy admits, RocksDB keeps everything up to its bound). */
+ * goes to RAM (which keeps what its policy admits) and, if the disk admission rule takes it or an
+ * older copy is already there, to RocksDB (which keeps everything it is given up to its bound). */
 #ifndef EDGE_STORE_H
 #define EDGE_STORE_H
 
 #include <stdint.h>
 
+#include "edge/store/admit.h"
 #include "edge/store/obj.h"
 #include "edge/store/policy.h"
 
@@ -16,8 +18,9 @@ enum { EDGE_TIER_NONE, EDGE_TIER_RAM, EDGE_TIER_DISK };
 struct edge_store_conf {
     uint64_t ram_bytes, disk_bytes;
     enum edge_policy_kind ram_policy;
-    const char *dir; /* RocksDB folder; NULL: RAM only */
-    uint64_t purge_remember_ms; /* how long an applied purge still refuses older fills (0: 60 s) */
+    const char *dir;                 /* RocksDB folder; NULL: RAM only */
+    uint64_t purge_remember_ms;       /* how long an applied purge still refuses older fills (0: 60 s) */
+    enum edge_admit_kind disk_admit; /* which stored objects are also written to RocksDB (admit.h) */
 };
 
 struct edge_purge_cmd;
@@ -29,8 +32,9 @@ void edge_store_close(struct edge_store *s);
 struct edge_obj *edge_store_get(struct edge_store *s, const char *key, size_t key_len, int *tier, int *corrupt);
 /* The normalised Vary list stored for a primary key, copied into buf. 1 if there is one. */
 int edge_store_vary(struct edge_store *s, const char *pkey, size_t plen, char *buf, size_t cap);
-/* Stores o in both tiers, records its Vary spec and tags; clears a soft mark of its key. -1 (not
- * stored, counted) when o may have been born before a remembered purge that covers it. */
+/* Stores o in RAM and, by the disk admission rule, in RocksDB; records its Vary spec and tags;
+ * clears a soft mark of its key. -1 (not stored, counted) when o may have been born before a
+ * remembered purge that covers it. */
 int edge_store_put(struct edge_store *s, struct edge_obj *o);
 /* Removes every variant of a URL (primary key). Returns how many objects went. */
 size_t edge_store_purge_url(struct edge_store *s, const char *pkey, size_t plen);

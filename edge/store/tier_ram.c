@@ -1,7 +1,8 @@
 /* edge/store/tier_ram.c - the RAM tier (see tier_ram.h).
  *
- * Rules: the map holds one reference per stored object; the policy decides what leaves; the
- * evict callback runs under the lock and only drops the map's reference. A key hash collision
+ * Rules: the policy is the index: each resident id's value (edge_policy_set_val) is the object,
+ * and holds one reference to it. The policy decides what leaves; the evict callback runs under the
+ * lock, while the victim is still resident, and only drops that reference. A key hash collision
  * (two keys, one id) is a miss, never the wrong object: get compares the full key. */
 #include "config.h"
 #include <pthread.h>
@@ -9,13 +10,11 @@
 #include <string.h>
 
 #include "cdn/http.h"
-#include "edge/store/idmap.h"
 #include "edge/store/tier_ram.h"
 
 struct edge_ram {
     pthread_mutex_t mu;
-    struct edge_policy *pol;
-    struct edge_idmap map; /* id -> struct edge_obj * */
+    struct edge_policy *pol; /* id -> struct edge_obj * (the value), and the eviction order */
 };
 
 /* The fixed-key hash, never the process's random one: ids are the RocksDB tier's keys on disk
@@ -43,34 +42,41 @@ struct edge_ram *edge_ram_new(uint64_t capacity, enum edge_policy_kind kind)
     if (r == NULL)
         return NULL;
     pthread_mutex_init(&r->mu, NULL);
-    if ((r->pol = edge_policy_new(kind, capacity)) == NULL || edge_idmap_init(&r->map, 1024) < 0) {
+    if ((r->pol = edge_policy_new(kind, capacity)) == NULL) {
         edge_ram_free(r);
         return NULL;
     }
+    /* the adaptive policy samples ids by a hash: keyed by the process's secret, so nobody can pick
+     * keys that all fall in (or out of) its sample */
+    edge_policy_seed(r->pol, cdn_hash_u64(0x5eed));
     return r;
+}
+
+static void release_val(uint64_t id, uint64_t val, void *data)
+{
+    (void)id, (void)data;
+    if (val)
+        edge_obj_release((struct edge_obj *)(uintptr_t)val);
 }
 
 void edge_ram_free(struct edge_ram *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->map.cap; i++)
-        if (r->map.ids[i] != 0)
-            edge_obj_release((struct edge_obj *)(uintptr_t)r->map.vals[i]);
-    edge_idmap_free(&r->map);
+    if (r->pol)
+        edge_policy_each(r->pol, release_val, NULL);
     edge_policy_free(r->pol);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
+/* id is about to leave the policy: drop its object's reference */
 static void on_evict(uint64_t id, void *data)
 {
     struct edge_ram *r = data;
     uint64_t v;
-    if (edge_idmap_get(&r->map, id, &v)) {
-        edge_idmap_del(&r->map, id);
-        edge_obj_release((struct edge_obj *)(uintptr_t)v);
-    }
+    if (edge_policy_get(r->pol, id, &v))
+        release_val(id, v, NULL);
 }
 
 struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_len)
@@ -78,7 +84,7 @@ struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_le
     uint64_t id = edge_key_id(key, key_len), v;
     struct edge_obj *o = NULL;
     pthread_mutex_lock(&r->mu);
-    if (edge_idmap_get(&r->map, id, &v)) {
+    if (edge_policy_get(r->pol, id, &v) && v) {
         o = (struct edge_obj *)(uintptr_t)v;
         if (o->key_len == key_len && memcmp(o->key, key, key_len) == 0) {
             edge_obj_ref(o);
@@ -86,6 +92,8 @@ struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_le
         } else {
             o = NULL;
         }
+    } else {
+        edge_policy_hit(r->pol, id); /* a miss: the adaptive policy's sample counts lookups, not hits */
     }
     pthread_mutex_unlock(&r->mu);
     return o;
@@ -99,10 +107,10 @@ int edge_ram_put(struct edge_ram *r, struct edge_obj *o)
     on_evict(id, r); /* drop an older object of this id first */
     edge_policy_remove(r->pol, id);
     if (edge_policy_insert(r->pol, id, edge_obj_charge(o), on_evict, r) == 0) {
-        if (edge_idmap_put(&r->map, id, (uint64_t)(uintptr_t)edge_obj_ref(o)) == 0) {
+        if (edge_policy_set_val(r->pol, id, (uint64_t)(uintptr_t)o) == 0) {
+            edge_obj_ref(o);
             rc = 0;
         } else {
-            edge_obj_release(o);
             edge_policy_remove(r->pol, id);
         }
     }
@@ -113,8 +121,8 @@ int edge_ram_put(struct edge_ram *r, struct edge_obj *o)
 int edge_ram_del_id(struct edge_ram *r, uint64_t id)
 {
     pthread_mutex_lock(&r->mu);
-    int had = edge_policy_remove(r->pol, id);
     on_evict(id, r);
+    int had = edge_policy_remove(r->pol, id);
     pthread_mutex_unlock(&r->mu);
     return had;
 }

@@ -1,9 +1,12 @@
 /* edge/store/tier_rdb.c - the RocksDB tier (see tier_rdb.h for threads and integrity).
  *
  * Rules: the index (policy + sizes) changes under `mu` at call time, before the writer thread
- * applies the operation, so the index is the truth for "exists"; a get that races a queued put
- * finds nothing in RocksDB and is a plain miss. The writer owns the database's write path; all
- * writes go through its queue in order, so a put followed by a delete of the same id ends deleted.
+ * applies the operation, so the index is the truth for "exists". A put waits in the queue until
+ * the writer has written it; until then `pending` (under `mu`) maps its id to the queued object
+ * and a get answers from there: an object the index lists is always found, also while the writer
+ * lags (it once was a plain miss then, and a stale copy that stale-if-error should have served
+ * was not seen: issue 19). The writer owns the database's write path; all writes go through its
+ * queue in order, so a put followed by a delete of the same id ends deleted.
  *
  * A write that fails (the disk is full, an I/O error) leaves RocksDB's WAL writer in an error
  * state, and Debian's RocksDB 7.8 is built with assertions: the next write on that handle
@@ -51,6 +54,9 @@ struct edge_rdb {
     pthread_cond_t cv, idle;
     struct edge_policy *pol; /* index: id -> size, LRU */
     struct edge_idmap exp;   /* id -> when it may go (expiry sweep), wall seconds */
+    struct edge_idmap pending; /* id -> struct edge_obj * of its latest queued put, until written
+                                  (the queue's op holds the reference); gets read it first */
+    int hold;                /* edge_rdb_hold: the writer leaves the queue alone (tests) */
     size_t sweep_at;         /* the sweep's position in exp */
     struct op *head, *tail;
     int busy, stop;
@@ -98,8 +104,13 @@ static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
     struct op *op = malloc(sizeof(*op));
     if (op == NULL) {
         edge_obj_release(o);
+        edge_idmap_del(&d->pending, id);
         return;
     }
+    /* a put is readable from the queue until written (no room in the map: a get finds nothing,
+     * as before); a delete hides an earlier queued put */
+    if (o == NULL || edge_idmap_put(&d->pending, id, (uint64_t)(uintptr_t)o) < 0)
+        edge_idmap_del(&d->pending, id);
     *op = (struct op){NULL, id, o};
     if (d->tail) d->tail->next = op; else d->head = op;
     d->tail = op;
@@ -172,7 +183,7 @@ static void *writer_main(void *arg)
     for (;;) {
         while (d->full && !d->stop)
             wait_for_room(d);
-        while (d->head == NULL && !d->stop)
+        while ((d->head == NULL || d->hold) && !d->stop)
             pthread_cond_wait(&d->cv, &d->mu);
         if (d->head == NULL && d->stop)
             break;
@@ -208,6 +219,15 @@ static void *writer_main(void *arg)
             write_failed(d, list, err);
             free(err);
         }
+        /* written (or dropped by write_failed): gets read the database from now on, unless a
+         * later put of the id waits in the queue (then pending names that one) */
+        pthread_mutex_lock(&d->mu);
+        for (struct op *op = list; op; op = op->next) {
+            uint64_t v;
+            if (op->obj != NULL && edge_idmap_get(&d->pending, op->id, &v) && v == (uint64_t)(uintptr_t)op->obj)
+                edge_idmap_del(&d->pending, op->id);
+        }
+        pthread_mutex_unlock(&d->mu);
         while (list) {
             struct op *n = list->next;
             edge_obj_release(list->obj);
@@ -261,7 +281,7 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     pthread_cond_init(&d->cv, NULL);
     pthread_cond_init(&d->idle, NULL);
     d->pol = edge_policy_new(EDGE_POLICY_LRU, capacity);
-    if (edge_idmap_init(&d->exp, 1024) < 0) {
+    if (edge_idmap_init(&d->exp, 1024) < 0 || edge_idmap_init(&d->pending, 64) < 0) {
         snprintf(errbuf, errlen, "out of memory");
         edge_rdb_close(d);
         return NULL;
@@ -349,6 +369,7 @@ void edge_rdb_close(struct edge_rdb *d)
     if (d->cache) rocksdb_cache_destroy(d->cache);
     edge_policy_free(d->pol);
     edge_idmap_free(&d->exp);
+    edge_idmap_free(&d->pending);
     pthread_mutex_destroy(&d->mu);
     pthread_rwlock_destroy(&d->dblock);
     pthread_cond_destroy(&d->cv);
@@ -417,7 +438,7 @@ static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const char *ke
         return NULL;
     }
     if (m == NULL)
-        return NULL; /* queued, not yet written */
+        return NULL; /* not there (deleted meanwhile; a queued put is read from `pending`) */
     size_t ml;
     const char *mv = rocksdb_pinnableslice_value(m, &ml);
     const char *why;
@@ -454,9 +475,17 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
     *corrupt = 0;
     pthread_mutex_lock(&d->mu);
     int known = edge_policy_hit(d->pol, id);
+    uint64_t v;
+    struct edge_obj *q = known && edge_idmap_get(&d->pending, id, &v) ? (struct edge_obj *)(uintptr_t)v : NULL;
+    if (q != NULL && q->key_len == key_len && memcmp(q->key, key, key_len) == 0)
+        edge_obj_ref(q); /* queued, not yet written: the object itself (its body is attached) */
+    else
+        q = NULL;
     pthread_mutex_unlock(&d->mu);
     if (!known)
         return NULL;
+    if (q != NULL)
+        return q;
     pthread_rwlock_rdlock(&d->dblock);
     struct edge_obj *o = read_obj(d, id, key, key_len, corrupt);
     pthread_rwlock_unlock(&d->dblock);
@@ -486,6 +515,14 @@ void edge_rdb_del_id(struct edge_rdb *d, uint64_t id)
     pthread_mutex_lock(&d->mu);
     if (edge_policy_remove(d->pol, id))
         enqueue_locked(d, id, NULL);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void edge_rdb_hold(struct edge_rdb *d, int on)
+{
+    pthread_mutex_lock(&d->mu);
+    d->hold = on;
+    pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 

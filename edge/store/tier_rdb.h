@@ -39,6 +39,9 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
 /* Queues the object (takes its own reference). -1 if larger than the capacity. */
 int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o);
 void edge_rdb_del_id(struct edge_rdb *d, uint64_t id);
+/* Tests: on, the writer leaves queued writes alone (a slow disk, made deterministic); off, it goes
+ * on. Gets still find queued puts. edge_rdb_sync and close wait for a held writer: release first. */
+void edge_rdb_hold(struct edge_rdb *d, int on);
 /* Blocks until every queued write is in the database (tests, shutdown). */
 void edge_rdb_sync(struct edge_rdb *d);
 /* One step of the expiry sweep: looks at up to `slots` index entries from where the last step

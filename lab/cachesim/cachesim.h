@@ -19,6 +19,7 @@ struct lab_sim_ws {
 
 struct lab_sim_result {
     uint64_t reqs, misses, req_bytes, miss_bytes;
+    uint64_t meta_bytes, resident; /* online policies, at the end: edge_policy_meta_bytes, ids held */
 };
 
 /* A cache size: a share of the working set (pct > 0) or absolute bytes. */
@@ -32,6 +33,25 @@ struct lab_sim_size {
 int lab_sim_working_set(const struct lab_trace *t, struct lab_sim_ws *ws);
 /* kind is an enum edge_policy_kind. 0, or -1 out of memory. */
 int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct lab_sim_result *r);
+
+/* Offline references (offline.c). lab_sim_next: for each record, the index of the next record with
+ * the same id, UINT32_MAX if none; *next is malloc'd. lab_sim_offline: Belady (sized = 0: the object
+ * requested farthest in the future leaves) or BeladySize (sized = 1: the largest distance x size of
+ * 64 sampled objects leaves); an object never requested again is not admitted. 0, or -1 out of
+ * memory (or over 2^32 - 1 records). */
+int lab_sim_next(const struct lab_trace *t, uint32_t **next);
+int lab_sim_offline(const struct lab_trace *t, const uint32_t *next, int sized, uint64_t capacity,
+                    struct lab_sim_result *r);
+
+/* Two tiers as the edge's store (edge/store/store.c): a lookup tries RAM (ram_kind), then the disk
+ * tier (an LRU index, as tier_rdb.c); a disk hit is promoted to RAM; a miss is stored in RAM and,
+ * if the admission rule (enum edge_admit_kind, edge/store/admit.c) says so, written to disk. */
+struct lab_sim_tiers {
+    uint64_t reqs, req_bytes, ram_hits, ram_hit_bytes, disk_hits, disk_hit_bytes;
+    uint64_t disk_writes, disk_write_bytes;
+};
+int lab_sim_two_tier(const struct lab_trace *t, int ram_kind, uint64_t ram_cap, uint64_t disk_cap, int admit,
+                     struct lab_sim_tiers *r);
 
 /* "0.1%,1%,10%,64M,1G,5000" -> up to max sizes (K/M/G/T are powers of 1024). -1 if malformed. */
 int lab_sim_sizes_parse(const char *s, struct lab_sim_size *out, size_t max, size_t *n);

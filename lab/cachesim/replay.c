@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lab/cachesim/cachesim.h"
+#include "edge/store/admit.h"
 #include "edge/store/idmap.h"
 #include "edge/store/policy.h"
 
@@ -46,14 +47,60 @@ int lab_sim_run(const struct lab_trace *t, int kind, uint64_t capacity, struct l
         if (edge_policy_hit(p, id)) continue;
         res->misses++;
         res->miss_bytes += r->size;
-        if (r->size > edge_policy_max_size(p)) continue; /* the policy never admits it */
-        if (edge_policy_insert(p, id, r->size, NULL, NULL) < 0) {
+        /* a size the policy does not admit is refused (adaptive's sampling still sees it) */
+        int big = r->size > edge_policy_max_size(p);
+        if (edge_policy_insert(p, id, r->size, NULL, NULL) < 0 && !big) {
             edge_policy_free(p);
             return -1;
         }
     }
+    res->meta_bytes = edge_policy_meta_bytes(p);
+    res->resident = edge_policy_count(p);
     edge_policy_free(p);
     return 0;
+}
+
+int lab_sim_two_tier(const struct lab_trace *t, int ram_kind, uint64_t ram_cap, uint64_t disk_cap, int admit,
+                     struct lab_sim_tiers *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct edge_policy *ram = edge_policy_new((enum edge_policy_kind)ram_kind, ram_cap);
+    struct edge_policy *disk = edge_policy_new(EDGE_POLICY_LRU, disk_cap);
+    struct edge_admit *a = edge_admit_new((enum edge_admit_kind)admit, 0);
+    int rc = -1;
+    if (ram == NULL || disk == NULL || a == NULL)
+        goto out;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct lab_trace_rec *r = &t->r[i];
+        uint64_t id = sim_id(r->id);
+        res->reqs++;
+        res->req_bytes += r->size;
+        if (edge_policy_hit(ram, id)) {
+            res->ram_hits++;
+            res->ram_hit_bytes += r->size;
+            continue;
+        }
+        if (edge_policy_hit(disk, id)) {
+            res->disk_hits++;
+            res->disk_hit_bytes += r->size;
+            edge_policy_insert(ram, id, r->size, NULL, NULL); /* promote; RAM may refuse the size */
+            continue;
+        }
+        edge_policy_insert(ram, id, r->size, NULL, NULL);
+        int room = edge_policy_bytes(disk) + r->size <= disk_cap;
+        if (r->size <= disk_cap && edge_admit_miss(a, id, edge_policy_count(disk), room)) {
+            if (edge_policy_insert(disk, id, r->size, NULL, NULL) < 0)
+                goto out;
+            res->disk_writes++;
+            res->disk_write_bytes += r->size;
+        }
+    }
+    rc = 0;
+out:
+    edge_policy_free(ram);
+    edge_policy_free(disk);
+    edge_admit_free(a);
+    return rc;
 }
 
 int lab_sim_sizes_parse(const char *s, struct lab_sim_size *out, size_t max, size_t *n)

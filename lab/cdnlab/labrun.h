@@ -45,5 +45,8 @@ double lab_metric_delta(const struct lab_run *r, const char *node, const char *n
 void lab_report_parents(const struct lab_run *r, FILE *o, FILE *rf);
 /* Origin offload and the reconciliation of edges, parents, client logs and shop-lb. */
 void lab_report_reconcile(const struct lab_run *r, const struct lab_log_counts *lc, FILE *o, FILE *rf);
+/* The live vs replay section (lab/cdnlab/report_replay.c): each edge's hit ratio beside a replay of
+ * its requests through cdn-cachesim's model at its sizes. */
+void lab_report_replay(const struct lab_run *r, FILE *o, FILE *rf);
 
 #endif

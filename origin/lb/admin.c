@@ -184,6 +184,7 @@ int lb_metrics_init(void)
     lb.m_be_requests = cdn_metrics_counter(lb.metrics, "shop_lb_backend_requests_total", "Attempts sent to a backend", be_labels);
     lb.m_be_errors = cdn_metrics_counter(lb.metrics, "shop_lb_backend_errors_total", "Connect errors, timeouts and 5xx of a backend", be_labels);
     lb.m_be_up = cdn_metrics_gauge(lb.metrics, "shop_lb_backend_up", "1 when the backend is healthy", be_labels);
+    lb.m_be_breaker = cdn_metrics_gauge(lb.metrics, "shop_lb_backend_breaker", "Circuit breaker of the backend: 0 closed, 1 open, 2 half-open", be_labels);
     lb.m_be_active = cdn_metrics_gauge(lb.metrics, "shop_lb_backend_active", "Requests in flight to the backend", be_labels);
     lb.m_be_latency = cdn_metrics_histogram(lb.metrics, "shop_lb_backend_duration_seconds", "Attempt duration per backend",
                                             be_labels, cdn_metrics_latency_buckets, cdn_metrics_latency_nbuckets);
@@ -210,6 +211,8 @@ int lb_metrics_init(void)
         lb.s_rl_by[i] = cdn_metric_series(lb.m_rl_by, (const char *[]){cdn_rlshare_by_names[i], NULL});
     lb.s_rl_by[LB_RL_BY_LOCAL] = cdn_metric_series(lb.m_rl_by, (const char *[]){"local", NULL});
     lb.s_retries = cdn_metric_plain(lb.m_retries);
+    lb.s_hedges = cdn_metric_plain(cdn_metrics_counter(lb.metrics, "shop_lb_hedges_total",
+        "Idempotent requests also sent to a second backend: no first byte within timeouts.hedge", NULL));
     lb.s_reload_ok = cdn_metric_series(lb.m_reloads, (const char *[]){"ok", NULL});
     lb.s_reload_err = cdn_metric_series(lb.m_reloads, (const char *[]){"error", NULL});
     return 0;

@@ -47,6 +47,15 @@ static const cdn_conf_field_t timeout_fields[] = {
     {"first_byte", CDN_CT_DURATION, offsetof(struct conf_timeouts, first_byte)},
     {"idle", CDN_CT_DURATION, offsetof(struct conf_timeouts, idle)},
     {"total", CDN_CT_DURATION, offsetof(struct conf_timeouts, total)},
+    {"hedge", CDN_CT_DURATION, offsetof(struct conf_timeouts, hedge)},
+    {NULL}};
+static const cdn_conf_field_t breaker_fields[] = {
+    {"failures", CDN_CT_UINT, offsetof(struct conf_breaker, failures), 0, 0, 1000000},
+    {"error_ratio", CDN_CT_DOUBLE, offsetof(struct conf_breaker, error_ratio), 0, 0, 0, 0.0, 1.0},
+    {"min_requests", CDN_CT_UINT, offsetof(struct conf_breaker, min_requests), 0, 1, 1000000},
+    {"window", CDN_CT_DURATION, offsetof(struct conf_breaker, window)},
+    {"open", CDN_CT_DURATION, offsetof(struct conf_breaker, open)},
+    {"probes", CDN_CT_UINT, offsetof(struct conf_breaker, probes), 0, 1, 1000},
     {NULL}};
 static const cdn_conf_field_t ratelimit_fields[] = {
     {"rate", CDN_CT_STR, offsetof(struct conf_ratelimit, rate)},
@@ -71,6 +80,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"graceful_timeout", CDN_CT_DURATION, offsetof(struct lb_conf, graceful_timeout)},
     {"timeouts", CDN_CT_STRUCT, offsetof(struct lb_conf, timeouts), .sub = timeout_fields},
     {"health", CDN_CT_STRUCT, offsetof(struct lb_conf, health), .sub = health_fields},
+    {"breaker", CDN_CT_STRUCT, offsetof(struct lb_conf, breaker), .sub = breaker_fields},
     {"pools", CDN_CT_MAP, offsetof(struct lb_conf, pools), CDN_CF_REQUIRED, .sub = pool_fields,
      .sub_size = sizeof(struct conf_pool)},
     {"routes", CDN_CT_LIST, offsetof(struct lb_conf, routes), 0, .sub = route_fields, .sub_size = sizeof(struct conf_route)},
@@ -90,6 +100,7 @@ static void conf_defaults(struct lb_conf *c)
     c->rate_limit.redis_timeout = 20;
     c->health = (struct conf_health){.enabled = 1, .path = "/healthz", .interval = 1000, .timeout = 1000,
                                      .slow_start = 10000, .rise = 2, .fall = 2, .passive_fails = 3};
+    c->breaker = (struct conf_breaker){.min_requests = 20, .window = 10000, .open = 5000, .probes = 1};
 }
 
 /* "http://host:port/" or "host:port" -> "host:port"; its length, or 0 when malformed. */

@@ -28,6 +28,7 @@
 #include <h2o.h>
 
 #include "cdn/admin.h"
+#include "cdn/breaker.h"
 #include "cdn/config.h"
 #include "cdn/daemon.h"
 #include "cdn/httpc.h"
@@ -77,6 +78,16 @@ struct conf_health {
 
 struct conf_timeouts {
     uint64_t connect, first_byte, idle, total;
+    uint64_t hedge;                 /* no first byte this long: an idempotent request is also sent
+                                       to another backend, the first answer wins (0: off) */
+};
+
+/* breaker: {...} (cdn/breaker.h): one circuit breaker per backend; off unless failures or
+ * error_ratio is set */
+struct conf_breaker {
+    unsigned failures, min_requests, probes;
+    double error_ratio;
+    uint64_t window, open;
 };
 
 struct conf_ratelimit {
@@ -95,6 +106,7 @@ struct lb_conf {
     uint64_t graceful_timeout;      /* drain deadline of a graceful stop */
     struct conf_timeouts timeouts;
     struct conf_health health;
+    struct conf_breaker breaker;
     struct cdn_conf_list pools;     /* struct conf_pool */
     struct cdn_conf_list routes;    /* struct conf_route */
     struct cdn_conf_list protect;   /* struct conf_protect */
@@ -133,7 +145,8 @@ struct backend {
     cdn_timer_t *check_timer;
     cdn_httpc_req_t *check;
     uint64_t requests, errors;
-    cdn_series_t *s_requests, *s_errors, *s_up, *s_active, *s_latency;
+    struct cdn_breaker brk;  /* under lb.mu: open, it is not eligible (half-open: probes only) */
+    cdn_series_t *s_requests, *s_errors, *s_up, *s_active, *s_latency, *s_brk;
 };
 
 struct pool {
@@ -156,7 +169,8 @@ struct lb_worker {
     struct cdn_worker *cw;
     h2o_evloop_t *loop;
     cdn_httpc_t *httpc;
-    h2o_timeout_t fb_timeout, idle_timeout;
+    h2o_timeout_t fb_timeout, idle_timeout, hedge_timeout;
+    int hedge_on;
     cdn_series_t *s_requests;
     struct cdn_rlshare *rls;        /* rate limits shared through Redis (rate_limit.redis), or NULL */
 };
@@ -188,10 +202,11 @@ extern struct lb {
     cdn_httpc_t *httpc;             /* worker 0's: health checks */
     cdn_alog_t *alog;
     cdn_metrics_t *metrics;
+    cdn_metric_t *m_be_breaker;     /* gauge: 0 closed, 1 open, 2 half-open */
     cdn_metric_t *m_be_requests, *m_be_errors, *m_be_up, *m_be_active, *m_be_latency, *m_requests, *m_retries,
         *m_checks, *m_reloads;
     cdn_metric_t *m_thread_requests;
-    cdn_series_t *s_retries, *s_reload_ok, *s_reload_err;
+    cdn_series_t *s_retries, *s_reload_ok, *s_reload_err, *s_hedges;
     struct lb_limit limit;
     struct cdn_rl *rl_local;        /* the local GCRA table, all workers (thread-safe) */
     cdn_metric_t *m_rl, *m_rl_by;
@@ -209,6 +224,13 @@ static inline int lb_stopping(void) { return lb.d != NULL && cdn_daemon_stopping
 void lb_refresh_members(struct pool *p);
 /* Passive health: a real request's outcome. Any thread; takes lb.mu. */
 void lb_passive_result(struct backend *b, int failed);
+/* The backend's breaker (conf.breaker): a request to it was let through (under lb.mu, at the
+ * pick; *probe set for a half-open probe); its outcome, once (any thread; takes lb.mu); or its
+ * release when it ended without one (the client left). Transitions are logged and in the gauge
+ * shop_lb_backend_breaker. */
+void lb_breaker_sent(struct backend *b, int *probe);
+void lb_breaker_result(struct backend *b, int failed, int probe);
+void lb_breaker_release(struct backend *b, int probe);
 /* Main thread, under lb.mu. */
 int lb_backend_add(struct pool *p, const char *addr, unsigned weight, char *err, size_t errlen);
 void lb_backend_remove(struct backend *b);

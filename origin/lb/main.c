@@ -33,6 +33,10 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
         return -1;
     h2o_timeout_init(w->loop, &w->fb_timeout, lb.conf.timeouts.first_byte);
     h2o_timeout_init(w->loop, &w->idle_timeout, lb.conf.timeouts.idle);
+    if (lb.conf.timeouts.hedge > 0) {
+        h2o_timeout_init(w->loop, &w->hedge_timeout, lb.conf.timeouts.hedge);
+        w->hedge_on = 1;
+    }
     snprintf(id, sizeof(id), "%u", cw->id);
     w->s_requests = cdn_metric_series(lb.m_thread_requests, (const char *[]){id, NULL});
     if (lb.conf.rate_limit.redis != NULL) {

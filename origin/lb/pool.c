@@ -17,13 +17,32 @@ struct lb lb = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t now_ms(void) { return cdn_now_ms(); }
 
+/* The breaker's settings (cdn/breaker.h) from the config. Under lb.mu. */
+static struct cdn_breaker_conf brk_conf(void)
+{
+    const struct conf_breaker *c = &lb.conf.breaker;
+    return (struct cdn_breaker_conf){.failures = c->failures, .ratio = c->error_ratio, .min_requests = c->min_requests,
+                                     .window_ms = c->window, .open_ms = c->open, .probes = c->probes};
+}
+
+/* May the breaker let a request through now (without taking it)? Under lb.mu. */
+static int brk_eligible(const struct backend *b, const struct cdn_breaker_conf *c, uint64_t now)
+{
+    if (!cdn_breaker_on(c) || b->brk.state == CDN_BREAKER_CLOSED)
+        return 1;
+    if (b->brk.state == CDN_BREAKER_OPEN)
+        return now >= b->brk.opened_at + c->open_ms;
+    return b->brk.probes_out < (c->probes ? c->probes : 1);
+}
+
 void lb_refresh_members(struct pool *p)
 {
     uint64_t now = now_ms(), ss = lb.conf.health.slow_start;
+    struct cdn_breaker_conf bc = brk_conf();
     for (size_t i = 0; i < p->n; i++) {
         struct backend *b = &p->be[i];
         struct lb_member *m = &p->m[i];
-        m->available = b->up && !b->drained && !b->removed;
+        m->available = b->up && !b->drained && !b->removed && brk_eligible(b, &bc, now);
         double f = 1.0;
         if (ss > 0 && now - b->up_since < ss) {
             f = (double)(now - b->up_since) / (double)ss;
@@ -83,6 +102,46 @@ static void set_up(struct backend *b, int up, const char *why)
         cdn_notice("backend %s/%s is up (%s)", b->pool->name, b->addr, why);
     else
         cdn_warn("backend %s/%s is down (%s)", b->pool->name, b->addr, why);
+}
+
+/* A breaker's move (under lb.mu): the gauge and a log line. */
+static void brk_moved(struct backend *b, enum cdn_breaker_state from)
+{
+    if (b->brk.state == from)
+        return;
+    cdn_gauge_set(b->s_brk, b->brk.state == CDN_BREAKER_OPEN ? 1 : b->brk.state == CDN_BREAKER_HALF_OPEN ? 2 : 0);
+    if (b->brk.state == CDN_BREAKER_OPEN)
+        cdn_warn("backend %s/%s: breaker %s -> open for %llu ms", b->pool->name, b->addr, cdn_breaker_state_name(from),
+                 (unsigned long long)lb.conf.breaker.open);
+    else
+        cdn_notice("backend %s/%s: breaker %s -> %s", b->pool->name, b->addr, cdn_breaker_state_name(from),
+                   cdn_breaker_state_name(b->brk.state));
+}
+
+void lb_breaker_sent(struct backend *b, int *probe)
+{
+    struct cdn_breaker_conf bc = brk_conf();
+    enum cdn_breaker_state from = b->brk.state;
+    if (!cdn_breaker_allow(&b->brk, &bc, now_ms(), probe))
+        *probe = 0; /* picked as eligible a moment ago: cannot happen under the same lock */
+    brk_moved(b, from);
+}
+
+void lb_breaker_result(struct backend *b, int failed, int probe)
+{
+    lb_lock();
+    struct cdn_breaker_conf bc = brk_conf();
+    enum cdn_breaker_state from = b->brk.state;
+    cdn_breaker_report(&b->brk, &bc, !failed, probe, now_ms());
+    brk_moved(b, from);
+    lb_unlock();
+}
+
+void lb_breaker_release(struct backend *b, int probe)
+{
+    lb_lock();
+    cdn_breaker_release(&b->brk, probe);
+    lb_unlock();
 }
 
 /* Consecutive failures of real requests take a backend down at once. */
@@ -198,6 +257,8 @@ int lb_backend_add(struct pool *p, const char *addr, unsigned weight, char *err,
     b->s_up = cdn_metric_series(lb.m_be_up, lbl);
     b->s_active = cdn_metric_series(lb.m_be_active, lbl);
     b->s_latency = cdn_metric_series(lb.m_be_latency, lbl);
+    b->s_brk = cdn_metric_series(lb.m_be_breaker, lbl);
+    cdn_breaker_init(&b->brk);
     cdn_gauge_set(b->s_up, b->up);
     p->m[p->n] = (struct lb_member){.name = b->addr, .weight = weight ? weight : 1};
     p->n++;

@@ -6,6 +6,10 @@
  * - Retries: only idempotent methods, only when the backend failed before the response started,
  *   each on a backend not tried yet, at most `retries` times. A response that started is relayed
  *   as it is (an error in its body aborts the client's response).
+ * - Hedging (timeouts.hedge): an idempotent request whose first attempt has no first byte within
+ *   `hedge` is also sent to another backend (the hedge, `hup`); the first head wins and the other
+ *   attempt is cancelled; one that fails before any head leaves the field to the other. Bodies
+ *   come only from the winner, so a client never sees two responses.
  * - A proxied request's state lives in the request's pool; the pool's dispose cancels the upstream
  *   transfer, so a client that goes away frees everything. */
 #include "config.h"
@@ -68,20 +72,73 @@ struct pxreq {
     unsigned head_sent : 1, sending : 1, upstream_done : 1, upstream_failed : 1, paused : 1, finished : 1;
     const char *request_id;
     const char *upstream_name;
+    struct backend *brk_be;      /* the backend whose breaker awaits this attempt's outcome */
+    int brk_probe;
+    /* the hedge: a second attempt while the first has no head yet */
+    cdn_httpc_req_t *hup;
+    struct backend *hbe, *hbrk_be;
+    int hbrk_probe;
+    const char *hname;
+    h2o_timeout_entry_t htimer;
 };
 
-static void px_release_backend(struct pxreq *px)
+/* The attempt's outcome for its backend's breaker (once; none after a release). */
+static void px_breaker(struct pxreq *px, int failed, int release)
 {
-    if (px->be != NULL) {
-        struct pool *p = px->be->pool;
-        size_t i = (size_t)(px->be - p->be);
+    if (px->brk_be == NULL)
+        return;
+    if (release)
+        lb_breaker_release(px->brk_be, px->brk_probe);
+    else
+        lb_breaker_result(px->brk_be, failed, px->brk_probe);
+    px->brk_be = NULL;
+}
+
+static void release_be(struct backend **bp)
+{
+    struct backend *b = *bp;
+    if (b != NULL) {
+        struct pool *p = b->pool;
+        size_t i = (size_t)(b - p->be);
         lb_lock();
         if (p->m[i].active > 0)
             p->m[i].active--;
         lb_unlock();
-        cdn_gauge_add(px->be->s_active, -1); /* per-thread deltas: no lock on the gauge */
-        px->be = NULL;
+        cdn_gauge_add(b->s_active, -1); /* per-thread deltas: no lock on the gauge */
+        *bp = NULL;
     }
+}
+
+static void px_release_backend(struct pxreq *px) { release_be(&px->be); }
+
+/* The hedge is over: cancelled (its breaker released) or failed (a failure for its backend). */
+static void hedge_drop(struct pxreq *px, int failed)
+{
+    if (px->hup != NULL && !failed)
+        cdn_httpc_cancel(px->hup);
+    px->hup = NULL;
+    if (px->hbrk_be != NULL) {
+        if (failed)
+            lb_breaker_result(px->hbrk_be, 1, px->hbrk_probe);
+        else
+            lb_breaker_release(px->hbrk_be, px->hbrk_probe);
+        px->hbrk_be = NULL;
+    }
+    if (failed && px->hbe != NULL)
+        lb_passive_result(px->hbe, 1);
+    release_be(&px->hbe);
+}
+
+/* The hedge takes the first attempt's place (it answered first, or the first one failed). */
+static void hedge_promote(struct pxreq *px)
+{
+    px->up = px->hup;
+    px->be = px->hbe;
+    px->brk_be = px->hbrk_be;
+    px->brk_probe = px->hbrk_probe;
+    px->upstream_name = px->hname;
+    px->hup = NULL;
+    px->hbe = px->hbrk_be = NULL;
 }
 
 static void on_px_dispose(void *d)
@@ -93,7 +150,11 @@ static void on_px_dispose(void *d)
     }
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
+    px_breaker(px, 0, 1);
     px_release_backend(px);
+    if (h2o_timeout_is_linked(&px->htimer))
+        h2o_timeout_unlink(&px->htimer);
+    hedge_drop(px, 0);
     free(px->out.p);
     free(px->pend.p);
 }
@@ -174,10 +235,23 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
 {
     struct pxreq *px = data;
     h2o_req_t *req = px->req;
+    if (h2o_timeout_is_linked(&px->htimer))
+        h2o_timeout_unlink(&px->htimer);
+    if (px->hup != NULL && r == px->hup) { /* the hedge answered first: the first attempt goes */
+        if (px->up != NULL)
+            cdn_httpc_cancel(px->up);
+        px->up = NULL;
+        px_breaker(px, 0, 1);
+        px_release_backend(px);
+        hedge_promote(px);
+    } else if (px->hup != NULL) {          /* the first attempt answered: the hedge goes */
+        hedge_drop(px, 0);
+    }
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
     h2o_timeout_link(px->w->loop, &px->w->idle_timeout, &px->timer);
     lb_passive_result(px->be, status >= 500);
+    px_breaker(px, status >= 500, 0);
     req->res.status = status;
     req->res.reason = reason_of(status);
     for (size_t i = 0; i < n; i++) {
@@ -245,6 +319,7 @@ static void failed_before_head(struct pxreq *px, const char *errstr, int timeout
              (int)px->req->path.len, px->req->path.base, errstr);
     if (be)
         lb_passive_result(be, 1);
+    px_breaker(px, 1, 0); /* refused, broken, or no first byte in time */
     px_release_backend(px);
     if (idempotent(px->req) && px->attempts <= px->retries && !lb_stopping()) {
         cdn_counter_inc(lb.s_retries);
@@ -264,6 +339,25 @@ static void failed_before_head(struct pxreq *px, const char *errstr, int timeout
 static void on_up_done(cdn_httpc_req_t *r, const char *errstr, void *data)
 {
     struct pxreq *px = data;
+    if (!px->head_sent && px->hup != NULL) {
+        /* two attempts, no head yet: the one that failed leaves the field to the other */
+        if (r == px->hup) {
+            cdn_info("hedge to %s failed for %.*s: %s", px->hname, (int)px->req->path.len, px->req->path.base,
+                     errstr ? errstr : "no response");
+            px->hup = NULL; /* done: nothing to cancel */
+            hedge_drop(px, 1);
+            return;
+        }
+        cdn_info("backend %s failed for %.*s: %s; its hedge goes on", px->upstream_name, (int)px->req->path.len,
+                 px->req->path.base, errstr ? errstr : "no response");
+        px->up = NULL;
+        if (px->be != NULL)
+            lb_passive_result(px->be, 1);
+        px_breaker(px, 1, 0);
+        px_release_backend(px);
+        hedge_promote(px);
+        return;
+    }
     px->up = NULL;
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
@@ -282,6 +376,8 @@ static void on_up_done(cdn_httpc_req_t *r, const char *errstr, void *data)
 static void on_px_timeout(h2o_timeout_entry_t *e)
 {
     struct pxreq *px = H2O_STRUCT_FROM_MEMBER(struct pxreq, timer, e);
+    if (!px->head_sent && px->hup != NULL)
+        hedge_drop(px, 1); /* no first byte from either in time */
     if (px->up != NULL) {
         cdn_httpc_cancel(px->up);
         px->up = NULL;
@@ -298,6 +394,51 @@ static void on_px_timeout(h2o_timeout_entry_t *e)
 }
 
 static const struct cdn_httpc_cbs up_cbs = {on_up_head, on_up_body, on_up_done};
+
+static int pick(struct pxreq *px);
+
+/* timeouts.hedge passed without a first byte: the same request to another backend, if one is
+ * left (the first attempt goes on; on_up_head keeps whichever answers first). */
+static void on_hedge_timer(h2o_timeout_entry_t *e)
+{
+    struct pxreq *px = H2O_STRUCT_FROM_MEMBER(struct pxreq, htimer, e);
+    h2o_req_t *req = px->req;
+    if (px->head_sent || px->finished || px->up == NULL || px->hup != NULL || lb_stopping())
+        return;
+    lb_lock();
+    int i = pick(px);
+    if (i < 0) {
+        lb_unlock();
+        return;
+    }
+    struct backend *b = &px->pool->be[i];
+    lb_breaker_sent(b, &px->hbrk_probe);
+    px->hbrk_be = b;
+    px->pool->m[i].active++;
+    b->requests++;
+    size_t bl = strlen(b->base);
+    char *url = h2o_mem_alloc_pool(&req->pool, bl + req->path.len + 1);
+    memcpy(url, b->base, bl);
+    lb_unlock();
+    memcpy(url + bl, req->path.base, req->path.len);
+    url[bl + req->path.len] = '\0';
+    px->tried |= 1ull << i;
+    px->hbe = b;
+    px->hname = b->addr;
+    cdn_gauge_add(b->s_active, 1);
+    cdn_counter_inc(b->s_requests);
+    cdn_counter_inc(lb.s_hedges);
+    struct cdn_httpc_request r = {
+        .method = h2o_strdup(&req->pool, req->method.base, req->method.len < 15 ? req->method.len : 15).base,
+        .url = url,
+        .headers = px->hdrs,
+        .timeout_ms = lb.conf.timeouts.total,
+    };
+    cdn_info("backend %s: no first byte in %llu ms for %.*s; hedging to %s", px->upstream_name,
+             (unsigned long long)lb.conf.timeouts.hedge, (int)req->path.len, req->path.base, b->addr);
+    if ((px->hup = cdn_httpc_start(px->w->httpc, &r, &up_cbs, px)) == NULL)
+        hedge_drop(px, 0);
+}
 
 /* Under lb.mu. */
 static int pick(struct pxreq *px)
@@ -336,6 +477,8 @@ static int try_backend(struct pxreq *px)
         return -1;
     }
     struct backend *b = &px->pool->be[i];
+    lb_breaker_sent(b, &px->brk_probe);
+    px->brk_be = b;
     px->pool->m[i].active++;
     b->requests++;
     /* b->base never changes once the slot exists (a re-added backend keeps its address) */
@@ -362,10 +505,19 @@ static int try_backend(struct pxreq *px)
     px->attempt_ms = now_ms();
     px->up = cdn_httpc_start(px->w->httpc, &r, &up_cbs, px);
     if (px->up == NULL) {
+        px_breaker(px, 0, 1);
         px_release_backend(px);
         return -1;
     }
     h2o_timeout_link(px->w->loop, &px->w->fb_timeout, &px->timer);
+    /* the first attempt of a request that may be sent twice gets a hedge deadline (a request
+     * with a body is not hedged: GET, HEAD, OPTIONS only) */
+    if (px->w->hedge_on && px->attempts == 1 && req->entity.base == NULL && idempotent(req) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
+        px->htimer.cb = on_hedge_timer;
+        h2o_timeout_link(px->w->loop, &px->w->hedge_timeout, &px->htimer);
+    }
     return 0;
 }
 

@@ -7,6 +7,16 @@ reached the origin and what the edge sent upstream.
   /_bytes?p=/x     -> body bytes sent for /x
   /_sick?on=1|0    -> while sick, /healthz and every other path answer 503 (a failing parent)
   /_maxconc        -> the most requests it ever had in progress at once (?reset: start again)
+  /_hang?on=1|0    -> while on, every other request is counted and then held unanswered (a hung
+                      origin: the connection stays open) until it is turned off
+  /_hangafter?p=/x&n=N -> requests for /x beyond its Nth are held unanswered like /_hang
+                      (until /_hang?on=0, which also forgets every such rule)
+  /_midhang?on=1|0 -> while on, /partial/... stops after 250000 of its 300000 body bytes
+                      until it is turned off (a fill in flight that holds a body)
+  /partial/...     -> 300000 bytes, max-age=60 (see /_midhang)
+  /_slow?ms=N      -> every other request is answered N ms late (0: at once)
+  /_fail?on=1|0    -> while on, every other request is counted and answered 500 (no caching headers)
+  /_total          -> requests counted so far, all paths together
   /max60/...       -> Cache-Control: max-age=60, ETag, Last-Modified
   /slow/...        -> the same after 1 s
   /vary/...        -> Vary: Accept-Language, body echoes it
@@ -53,6 +63,15 @@ counts = {}
 last = {}
 conc = {"now": 0, "max": 0}
 sick = [False]
+hang = threading.Event()  # set: requests answer; clear: they wait (a hung origin)
+hang.set()
+slow_ms = [0]
+fail = [False]
+midhang = threading.Event()  # set: /partial/ sends its whole body
+midhang.set()
+hang_after = {}  # path -> hold its requests beyond this count (until unhold is set)
+unhold = threading.Event()
+total = [0]
 sent = {}
 lock = threading.Lock()
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -106,6 +125,38 @@ class H(BaseHTTPRequestHandler):
         if path == "/_sick":
             sick[0] = "on=1" in self.path
             return self.send(200, [("Content-Type", "text/plain")], b"sick\n" if sick[0] else b"well\n")
+        if path == "/_midhang":
+            if "on=1" in self.path:
+                midhang.clear()
+            else:
+                midhang.set()
+            return self.send(200, [("Content-Type", "text/plain")], b"ok\n")
+        if path == "/_hangafter":
+            q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            with lock:
+                hang_after[q.get("p", [""])[0]] = int(q.get("n", ["0"])[0])
+                unhold.clear()
+            return self.send(200, [("Content-Type", "text/plain")], b"ok\n")
+        if path == "/_hang":
+            if "on=1" in self.path:
+                hang.clear()
+            else:
+                with lock:
+                    hang_after.clear()
+                unhold.set()
+                hang.set()
+            return self.send(200, [("Content-Type", "text/plain")], b"hang\n" if not hang.is_set() else b"answer\n")
+        if path == "/_slow":
+            q = urllib.parse.parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            slow_ms[0] = int(q.get("ms", ["0"])[0])
+            return self.send(200, [("Content-Type", "text/plain")], b"slow %d\n" % slow_ms[0])
+        if path == "/_fail":
+            fail[0] = "on=1" in self.path
+            return self.send(200, [("Content-Type", "text/plain")], b"fail\n" if fail[0] else b"ok\n")
+        if path == "/_total":
+            with lock:
+                n = total[0]
+            return self.send(200, [("Content-Type", "text/plain")], str(n).encode())
         if path == "/_maxconc":
             with lock:
                 m = conc["max"]
@@ -130,6 +181,16 @@ class H(BaseHTTPRequestHandler):
             n = counts[path]
             last[path] = {"method": self.command, "headers": [[k, v] for k, v in self.headers.items()],
                           "body_len": len(body_in)}
+            total[0] += 1
+            held = path in hang_after and n > hang_after[path]
+        if held:  # beyond its count (/_hangafter): held like a hung origin
+            unhold.wait(300)
+        if not hang.is_set():  # a hung origin: counted, then nothing until /_hang?on=0
+            hang.wait(300)
+        if slow_ms[0] > 0:
+            time.sleep(slow_ms[0] / 1000.0)
+        if fail[0]:
+            return self.send(500, [("Content-Type", "text/plain")], b"failing on cue\n")
         body = ("body of %s #%d\n" % (path, n)).encode()
         h = [("Content-Type", "text/plain"), ("X-Body-Len", str(len(body_in)))]
         if sick[0]:
@@ -219,6 +280,18 @@ class H(BaseHTTPRequestHandler):
             return
         if path.startswith("/nodate/"):
             return self.send(200, h + [("Cache-Control", "max-age=600"), ("Date", None)], body)
+        if path.startswith("/partial/"):  # 300000 bytes, max-age=60; stops at 250000 while /_midhang
+            big = bytes((i * 7 + 3) % 251 for i in range(300000))
+            self.send_response_only(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Cache-Control", "max-age=60")
+            self.send_header("Content-Length", str(len(big)))
+            self.end_headers()
+            self.wfile.write(big[:250000])
+            self.wfile.flush()
+            midhang.wait(300)
+            self.wfile.write(big[250000:])
+            return
         if path.startswith("/big/") or path.startswith("/mid/"):
             big = bytes((i * 7 + 3) % 251 for i in range(300000 if path.startswith("/big/") else 50000))
             rng = self.headers.get("Range", "")

@@ -4,11 +4,11 @@
 # is fine; a second pass over a small set of images is all hits; the edges' counters, the client
 # logs and shop-lb's counter reconcile; nothing is left behind (processes, namespaces, state).
 . "$top_srcdir/tests/lib.sh"
-plan 75
+plan 77
 lab=$(bin cdn-lab); load=$(bin cdn-load)
 for p in cdn-edge cdn-dns shop-app shop-lb; do
     if [ ! -x "$(bin $p)" ]; then
-        for i in $(seq 1 75); do skip "$p is not built"; done; exit 0
+        for i in $(seq 1 77); do skip "$p is not built"; done; exit 0
     fi
 done
 topo="$top_srcdir/lab/topologies/default.yaml"
@@ -79,6 +79,10 @@ PY
     "$lab" -s "$S" report -o "$T/deep-$mode/er/rep" >/dev/null 2>&1; rc=$?
     is "$rc $(ls "$T/deep-$mode/er/rep/report.txt" 2>/dev/null | wc -l)" "0 1" "$mode: report -o DIR makes DIR's missing parents"
     like "$rep" "RTT per region pair" "$mode: report shows the measured RTT matrix"
+    lvr=$(printf '%s\n' "$rep" | sed -n '/^live vs replay/,/^$/p')
+    agree=$(printf '%s\n' "$lvr" | grep -c ' -> agree$'); rows=$(printf '%s\n' "$lvr" | grep -c ' -> ')
+    [ "$rows" -gt 0 ] && [ "$agree" = "$rows" ]
+    ok $? "$mode: live vs replay: every edge's hit ratio agrees with cdn-cachesim's replay within 1 point ($agree of $rows)"
     like "$rep" "requests: +edges counted [0-9]+ .*clients logged [0-9]+ answered.* -> agree" "$mode: requests reconcile (edges incl. collapsed vs logs)"
     like "$rep" "hits: +edges counted [0-9]+, clients logged [0-9]+ -> agree" "$mode: hits reconcile (edges vs logs)"
     like "$rep" "parent: +children sent [0-9]+, parents counted [0-9]+ -> agree" "$mode: child fetches reconcile with the shield's count"
@@ -136,5 +140,5 @@ if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
     # only this lab's prefix: other labs (lab_anycast.sh under make -j2 check) may be up meanwhile
     is "$(ip netns list | grep -c "^${netns_prefix:-cdnlab-}-" || true)" 0 "netns: no namespace left"
 else
-    for i in $(seq 1 $((75 - _tap_n))); do skip "namespaces need root"; done
+    for i in $(seq 1 $((77 - _tap_n))); do skip "namespaces need root"; done
 fi

@@ -7,7 +7,8 @@
   h2_flood.py HOST PORT AUTHORITY zero-window SECONDS CONNS STREAMS PATH
       CONNS connections, each announcing SETTINGS_INITIAL_WINDOW_SIZE 0 and opening STREAMS GET
       streams for PATH<conn>-<i>, then never opening a window: every response stays on the server.
-      Holds them SECONDS, reading what comes (HEADERS, RST_STREAM, GOAWAY).
+      Holds them up to SECONDS (less once every stream was reset), reading what comes (HEADERS,
+      RST_STREAM, GOAWAY).
 
 Prints one line: "sent=<frames or streams> goaway=<code or -> closed=<conns closed by the server>
 rst=<streams reset by the server> seconds=<elapsed>"."""
@@ -112,8 +113,8 @@ else:
         for c in conns:
             c.flush()
             c.pump()
-        if all(c.closed for c in conns):
-            break
+        if all(c.closed for c in conns) or sum(c.rst for c in conns) >= nconn * nstreams:
+            break  # every stream was reset (or every connection closed): nothing more to see
         time.sleep(0.05)
     g = [c.goaway for c in conns if c.goaway is not None]
     print("sent=%d goaway=%s closed=%d rst=%d seconds=%.1f" % (nconn * nstreams, g[0] if g else "-",

@@ -69,6 +69,47 @@ static void waiter_shares(void **state)
     assert_int_equal(edge_waiter_shares(vary, strlen(vary), en, 1, NULL, 0, NULL, 0), 0);
 }
 
+/* issue 19: the copy a client gets when its upstream failed */
+static void error_stale(void **state)
+{
+    static const struct { int fetch_stale, in_store; enum edge_use use; int64_t ttl; int sie, no_stale;
+                          int64_t grace; enum edge_stale_pick want; } t[] = {
+        {1, 0, EDGE_USE_VALIDATE, -5, 0, 0, 0, EDGE_STALE_FETCH},   /* the copy it validated */
+        {1, 1, EDGE_USE_VALIDATE, -5, 1, 0, 0, EDGE_STALE_FETCH},   /* ... first */
+        {0, 0, EDGE_USE_VALIDATE, -5, 1, 0, 0, EDGE_STALE_NONE},    /* nothing anywhere: the error */
+        /* the race of issue 19: the client's lookup missed (the disk tier had the put queued) or it
+         * joined a plain fill; the store holds a stale copy within stale-if-error now */
+        {0, 1, EDGE_USE_VALIDATE, -2, 1, 0, 0, EDGE_STALE_STORE},
+        {0, 1, EDGE_USE_FRESH, 30, 0, 0, 0, EDGE_STALE_STORE},      /* another fill stored a fresh one */
+        {0, 1, EDGE_USE_VALIDATE, -700, 0, 0, 0, EDGE_STALE_NONE},  /* beyond stale-if-error */
+        {0, 1, EDGE_USE_VALIDATE, -700, 0, 0, 3600, EDGE_STALE_STORE}, /* ... within the breaker's grace */
+        {0, 1, EDGE_USE_VALIDATE, -7200, 0, 0, 3600, EDGE_STALE_NONE}, /* ... beyond it */
+        {0, 1, EDGE_USE_VALIDATE, -10, 0, 1, 3600, EDGE_STALE_NONE},   /* must-revalidate: never stale */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct edge_verdict v = {.use = t[i].use, .age = 0, .ttl = t[i].ttl, .stale_if_error = t[i].sie};
+        if (edge_error_stale(t[i].fetch_stale, t[i].in_store, &v, t[i].no_stale, t[i].grace) != t[i].want)
+            fail_msg("row %zu: want %d", i, (int)t[i].want);
+    }
+}
+
+/* what counts against an upstream's circuit breaker: its failures, not our own */
+static void upstream_failed(void **state)
+{
+    static const struct { enum cdn_httpc_error kind; int want; } t[] = {
+        {CDN_HTTPC_OK, 0}, {CDN_HTTPC_REFUSED, 1}, {CDN_HTTPC_CONNECT, 1}, {CDN_HTTPC_CONNECT_TIMEOUT, 1},
+        {CDN_HTTPC_DNS, 1}, {CDN_HTTPC_TLS, 1}, {CDN_HTTPC_TIMEOUT, 1}, {CDN_HTTPC_RESET, 1},
+        {CDN_HTTPC_PROTOCOL, 1},
+        {CDN_HTTPC_TOO_LARGE, 0},  /* our limit */
+        {CDN_HTTPC_ABORTED, 0},    /* we stopped it (a client left, a parent's 5xx passed over) */
+        {CDN_HTTPC_INTERNAL, 0},   /* our error */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (edge_upstream_failed(t[i].kind) != t[i].want)
+            fail_msg("%s: want %d", cdn_httpc_error_name(t[i].kind), t[i].want);
+    (void)state;
+}
+
 static void transitions(void **state)
 {
     /* the trail of an ordinary hit, miss, pass and error */
@@ -107,6 +148,8 @@ int main(void)
         cmocka_unit_test(error_status),
         cmocka_unit_test(waiter_shares),
         cmocka_unit_test(transitions),
+        cmocka_unit_test(error_stale),
+        cmocka_unit_test(upstream_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "edge/store/idmap.h"
 #include "edge/store/obj.h"
+#include "edge/store/admit.h"
 #include "edge/store/policy.h"
 #include "edge/store/store.h"
 #include "edge/store/tier_ram.h"
@@ -69,8 +70,9 @@ static void lru(void **state)
  * (90% of the bytes, 90 ids): a hot id that small drops comes back from the ghost into main. */
 static void s3fifo_scan_resistance(void **state)
 {
-    for (int k = 0; k < 2; k++) {
-        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100 * 10);
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_ADAPTIVE};
+    for (int k = 0; k < 3; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100 * 10);
         int hits = 0;
         for (int round = 0; round < 50; round++) {
             for (uint64_t h = 1; h <= 50; h++) /* hot set: 50 objects of 10 */
@@ -85,16 +87,52 @@ static void s3fifo_scan_resistance(void **state)
         if (k == 0)
             assert_int_equal(hits, 0); /* LRU: the scan flushes the hot set every round */
         else
-            assert_true(hits > 40 * 50); /* S3-FIFO keeps it */
+            assert_true(hits > 40 * 50); /* S3-FIFO keeps it, and adaptive, which starts as S3-FIFO */
+        if (k == 2)
+            assert_string_equal(edge_policy_running(p), "s3fifo");
         edge_policy_free(p);
     }
+}
+
+/* Recency-driven traffic, where LRU wins: each new id comes back once, 30 new ids later. LRU (100
+ * ids) hits every return; S3-FIFO's small queue (10 ids) has dropped it to the ghost by then, so
+ * every return is a miss. Adaptive's miniature caches see this and it switches to LRU. */
+static void adaptive_follows_recency(void **state)
+{
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_ADAPTIVE};
+    int hits[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100 * 10);
+        for (uint64_t i = 1; i <= 30000; i++) {
+            uint64_t ids[2] = {i, i > 30 ? i - 30 : 0};
+            for (int j = 0; j < 2; j++) {
+                if (ids[j] == 0)
+                    continue;
+                if (edge_policy_hit(p, ids[j]))
+                    hits[k]++;
+                else
+                    edge_policy_insert(p, ids[j], 10, NULL, NULL);
+            }
+        }
+        if (k == 2)
+            assert_string_equal(edge_policy_running(p), "lru");
+        edge_policy_free(p);
+    }
+    print_message("# hits: lru %d s3fifo %d adaptive %d\n", hits[0], hits[1], hits[2]);
+    assert_true(hits[0] > 29900);
+    assert_true(hits[1] <= 100);
+    /* it runs as S3-FIFO until the first decision, 8192 + 8 x 100 lookups in (4,500 of the 30,000
+     * rounds), and as LRU after it */
+    assert_true(hits[2] > hits[0] * 8 / 10);
 }
 
 static void policy_random_bound(void **state)
 {
     srand(7);
-    for (int k = 0; k < 2; k++) {
-        struct edge_policy *p = edge_policy_new(k ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, 100000);
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE,
+                                                  EDGE_POLICY_ADAPTIVE};
+    for (int k = 0; k < 4; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], 100000);
         for (int i = 0; i < 200000; i++) {
             uint64_t id = (uint64_t)(rand() % 5000) + 1;
             int op = rand() % 10;
@@ -322,6 +360,123 @@ static struct edge_obj *mkobj_n(int i)
     return mkobj(key, body);
 }
 
+/* The RAM tier keeps its objects as the policy's values: with every policy, objects put, replaced,
+ * evicted, deleted and freed with the tier hold exactly the references they should (the test owns
+ * one of each: it must be the only one left at the end; ASan sees any leak or double release). */
+static void ram_tier_refs(void **state)
+{
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE,
+                                                  EDGE_POLICY_ADAPTIVE};
+    enum { N = 60 };
+    struct edge_obj *objs[N];
+    for (int i = 0; i < N; i++)
+        objs[i] = mkobj_n(i);
+    uint64_t charge = edge_obj_charge(objs[0]);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        struct edge_ram *r = edge_ram_new(charge * 20 + charge / 2, kinds[k]);
+        assert_non_null(r);
+        for (int round = 0; round < 3; round++)
+            for (int i = 0; i < N; i++) {
+                char key[32];
+                snprintf(key, sizeof(key), "http://h/e%02d", i % 25);
+                struct edge_obj *g = edge_ram_get(r, key, strlen(key));
+                if (g) {
+                    assert_ptr_equal(g, objs[i % 25]);
+                    edge_obj_release(g);
+                } else {
+                    assert_int_equal(edge_ram_put(r, objs[i % 25]), 0);
+                }
+                assert_int_equal(edge_ram_put(r, objs[25 + i % 35]), 0); /* replaced or new */
+                assert_true(edge_ram_bytes(r) <= charge * 20 + charge / 2);
+            }
+        assert_true(edge_ram_count(r) <= 20);
+        edge_ram_del_id(r, edge_key_id("http://h/e03", 12));
+        assert_null(edge_ram_get(r, "http://h/e03", 12));
+        edge_ram_free(r);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(objs[i]->refs, 1);
+    }
+    for (int i = 0; i < N; i++)
+        edge_obj_release(objs[i]);
+}
+
+/* Disk admission (admit.c): all takes everything; second-hit takes an id on its second miss while
+ * the doorkeeper remembers it (between one and two windows of misses), not on its first. */
+static void disk_admit(void **state)
+{
+    assert_int_equal(edge_admit_kind_parse("second-hit"), EDGE_ADMIT_SECOND_HIT);
+    assert_int_equal(edge_admit_kind_parse("all"), EDGE_ADMIT_ALL);
+    assert_int_equal(edge_admit_kind_parse("first-hit"), -1);
+    struct edge_admit *all = edge_admit_new(EDGE_ADMIT_ALL, 0), *a = edge_admit_new(EDGE_ADMIT_SECOND_HIT, 7);
+    assert_int_equal(edge_admit_miss(all, 1, 0, 0), 1);
+    int first = 0;
+    for (uint64_t id = 1; id <= 1000; id++)
+        first += edge_admit_miss(a, id, 4096, 0);
+    assert_true(first < 1000 / 10); /* only false positives (about 3%) */
+    for (uint64_t id = 1; id <= 1000; id++)
+        assert_int_equal(edge_admit_miss(a, id, 4096, 0), 1);
+    /* 2 x 4096 other misses later, 1..1000 are forgotten (the window is at least 4096) */
+    for (uint64_t id = 100000; id < 100000 + 2 * 4096 + 1; id++)
+        edge_admit_miss(a, id, 4096, 0);
+    int again = 0;
+    for (uint64_t id = 1; id <= 1000; id++)
+        again += edge_admit_miss(a, id, 4096, 0);
+    assert_true(again < 1000 / 10);
+    /* a larger window (the disk tier grew) resizes the filter at the next turn */
+    for (uint64_t id = 200000; id < 200000 + 3 * 4096; id++)
+        edge_admit_miss(a, id, 40000, 0);
+    assert_true(edge_admit_bytes(a) >= 2 * 40000);
+    edge_admit_free(all);
+    edge_admit_free(a);
+}
+
+/* Through the store with the edge's default rule: while the disk tier has room everything is
+ * written; once it is full, an object is written on its second store; a copy already on disk is
+ * always replaced. */
+static void store_second_hit(void **state)
+{
+    char sdir[] = "/tmp/t_edge_st2h.XXXXXX", err[256], cmd[300];
+    assert_non_null(mkdtemp(sdir));
+    struct edge_obj *a = mkobj("http://h/a", "one"), *a2 = mkobj("http://h/a", "two"), *e = mkobj_n(0);
+    uint64_t charge = edge_obj_charge(e);
+    edge_obj_release(e);
+    /* room for 3 of those, and 16 bytes: nothing more fits */
+    struct edge_store_conf c = {.ram_bytes = 1, .disk_bytes = 3 * charge + 16,
+                                .ram_policy = EDGE_POLICY_ADAPTIVE, .dir = sdir, .disk_admit = EDGE_ADMIT_SECOND_HIT};
+    struct edge_store *s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    for (int i = 0; i < 3; i++) { /* room for 3: each is written on its first store */
+        struct edge_obj *o = mkobj_n(i);
+        edge_store_put(s, o);
+        edge_obj_release(o);
+    }
+    edge_store_sync(s);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    int tier, corrupt;
+    edge_store_put(s, a); /* the tier is full: a first miss stays in RAM (which holds nothing here) */
+    edge_store_sync(s);
+    assert_null(edge_store_get(s, "http://h/a", 10, &tier, &corrupt));
+    edge_store_put(s, a); /* the second is written, the oldest leaves */
+    edge_store_sync(s);
+    struct edge_obj *g = edge_store_get(s, "http://h/a", 10, &tier, &corrupt);
+    assert_non_null(g);
+    assert_int_equal(tier, EDGE_TIER_DISK);
+    edge_obj_release(g);
+    assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 3);
+    edge_store_put(s, a2); /* a new version replaces the copy on disk, first miss or not */
+    edge_store_sync(s);
+    g = edge_store_get(s, "http://h/a", 10, &tier, &corrupt);
+    assert_non_null(g);
+    assert_int_equal(tier, EDGE_TIER_DISK);
+    assert_memory_equal(g->body, "two", 3);
+    edge_obj_release(g);
+    edge_store_close(s);
+    edge_obj_release(a);
+    edge_obj_release(a2);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void rdb_evict(void **state)
 {
     char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
@@ -430,9 +585,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idmap),     cmocka_unit_test(lru),
-        cmocka_unit_test(s3fifo_scan_resistance), cmocka_unit_test(policy_random_bound),
+        cmocka_unit_test(s3fifo_scan_resistance),
+        cmocka_unit_test(adaptive_follows_recency), cmocka_unit_test(policy_random_bound),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
-        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(rdb_evict),
+        cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(disk_admit),
+        cmocka_unit_test(store_second_hit), cmocka_unit_test(rdb_evict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
