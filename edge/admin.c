@@ -14,6 +14,7 @@
 #include "cdn/loop.h"
 #include "edge/admin.h"
 #include "edge/purge/cmd.h"
+#include "edge/http/accept.h"
 
 static int send_text(h2o_req_t *req, int status, const char *body)
 {
@@ -191,6 +192,10 @@ void edge_server_metrics_init(struct edge_server *s)
     s->m_purge_refused = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_refused_total", "PURGE requests on a public listener refused: not enabled on the vhost (405), not from its networks (403), no or a wrong token (401)", NULL));
     s->m_backlog_hits = cdn_metric_plain(cdn_metrics_counter(m, "edge_purge_backlog_hits_total", "Hits served before the purge bus's backlog was applied (purge_bus start: serve; Cache-Status ...; purge-backlog)", NULL));
     s->m_bad_host = cdn_metric_plain(cdn_metrics_counter(m, "edge_bad_host_total", "Requests refused with 400: invalid or missing Host / :authority", NULL));
+    static const char *const fmt_l[] = {"format", NULL};
+    cdn_metric_t *imf = cdn_metrics_counter(m, "edge_image_requests_total", "Requests on image_paths by the format their Accept was normalised to", fmt_l);
+    for (int f = 0; f < EDGE_IMGFMT_N; f++)
+        s->m_imgfmt[f] = cdn_metric_series(imf, (const char *const[]){edge_imgfmt_name[f]});
     cdn_metric_t *th = cdn_metrics_counter(m, "edge_tier_hits_total", "Hits by tier", tier_l);
     s->m_tier_hit[EDGE_TIER_NONE] = cdn_metric_series(th, (const char *const[]){"none"});
     s->m_tier_hit[EDGE_TIER_RAM] = cdn_metric_series(th, (const char *const[]){"ram"});

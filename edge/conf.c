@@ -14,6 +14,7 @@
 #include "cdn/log.h"
 #include "cdn/proc.h"
 #include "edge/conf.h"
+#include "edge/http/accept.h"
 #include "edge/store/admit.h"
 #include "edge/vhost/vhconf.h"
 
@@ -143,7 +144,7 @@ struct file_conf {
     const char *disk_admit;
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path, *edge_key, *admin_token_file;
-    struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts;
+    struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts, image_paths, image_formats;
     uint64_t ram, disk, max_object, range_fetch_above, expire_sweep, expire_keep, connect_timeout, timeout, send_timeout, heuristic_max, parent_retry,
         parent_check_interval, parent_check_timeout, graceful_timeout;
     long long workers, max_fetches, h2_reset_limit, h2_empty_frame_limit, parent_check_rise, parent_check_fall, rate_limit_keys;
@@ -268,6 +269,8 @@ static const cdn_conf_field_t conf_fields[] = {
     {"edge_cache_control", CDN_CT_STR, offsetof(struct file_conf, edge_cc)},
     {"drop_params", CDN_CT_STRLIST, offsetof(struct file_conf, drop_params)},
     {"sort_params", CDN_CT_BOOL, offsetof(struct file_conf, sort_params)},
+    {"image_paths", CDN_CT_STRLIST, offsetof(struct file_conf, image_paths)},
+    {"image_formats", CDN_CT_STRLIST, offsetof(struct file_conf, image_formats)},
     {"store_set_cookie", CDN_CT_BOOL, offsetof(struct file_conf, store_set_cookie)},
     {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
     {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
@@ -413,6 +416,43 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
     ec->resil.fill_memory = fc->fill_memory;
 }
 
+/* image_paths (a list of path prefixes; [] turns the Accept normalisation off) and image_formats
+ * (what the origin offers there, e.g. [webp, png]; the last is the fallback). Absent: the
+ * defaults, ["/img/"] and [webp, png]. */
+static int image_conf(cdn_conf_t *c, const struct file_conf *fc, struct edge_conf *ec, cdn_conf_err_t *err)
+{
+    const cdn_conf_node_t *root = cdn_conf_root(c);
+    if (cdn_conf_get(root, "image_paths") != NULL) {
+        const char **d = NULL;
+        if (fc->image_paths.n > 0) {
+            if ((d = cdn_conf_alloc(c, (fc->image_paths.n + 1) * sizeof(*d))) == NULL)
+                return cdn_conf_fail(c, root, err, "out of memory");
+            memcpy(d, fc->image_paths.items, fc->image_paths.n * sizeof(*d));
+            for (size_t i = 0; i < fc->image_paths.n; i++)
+                if (d[i][0] != '/')
+                    return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(root, "image_paths"), i), err,
+                                         "image_paths: '%s' must start with /", d[i]);
+        }
+        ec->image_paths = d;
+    }
+    if (cdn_conf_get(root, "image_formats") != NULL) {
+        unsigned m = 0;
+        int last = -1;
+        for (size_t i = 0; i < fc->image_formats.n; i++) {
+            int f = edge_imgfmt_parse(((const char **)fc->image_formats.items)[i]);
+            if (f < 0 || f <= last)
+                return cdn_conf_fail(c, cdn_conf_item(cdn_conf_get(root, "image_formats"), i), err,
+                                     "image_formats: avif, webp, png, in that order");
+            m |= 1u << f;
+            last = f;
+        }
+        if (m == 0)
+            return cdn_conf_fail(c, cdn_conf_get(root, "image_formats"), err, "image_formats: at least one format");
+        ec->image_formats = m;
+    }
+    return 0;
+}
+
 /* -c FILE over the settings so far. 0, or -1 with err set. */
 static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err, size_t errlen)
 {
@@ -469,6 +509,10 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
         }
         memcpy(d, fc.drop_params.items, fc.drop_params.n * sizeof(*d));
         ec->key.drop_params = d;
+    }
+    if (image_conf(c, &fc, ec, &cerr) < 0) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        return -1;
     }
     if (fc.cert != NULL)
         s->cert_node = cdn_conf_get(root, "cert");
@@ -644,6 +688,9 @@ static void defaults(struct edge_settings *s, struct edge_conf *c)
     c->rate_limit_keys = CDN_RL_KEYS_DEFAULT;
     edge_fresh_conf_default(&c->fresh);
     c->key.drop_params = drop;
+    static const char *const image_paths[] = {"/img/", NULL};
+    c->image_paths = image_paths;
+    c->image_formats = EDGE_IMGFMT_DEFAULT;
     s->health = (struct edge_health_conf){.interval_ms = 5000, .timeout_ms = 1000, .rise = 2, .fall = 2,
                                           .path = "/healthz"};
     s->ram_bytes = 256ULL << 20;

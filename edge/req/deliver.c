@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "cdn/http.h"
+#include "edge/http/accept.h"
 #include "edge/req/req.h"
 #include "cdn/loop.h"
 #include "edge/h2o/abort.h"
@@ -122,11 +123,27 @@ static void add_request_id(struct creq *c)
                               c->request_id, strlen(c->request_id));
 }
 
+/* Cache-Status detail on image_paths: "detail=accept-webp", joined to a detail already there with
+ * "+" (a token: "hit; detail=disk+accept-webp"). */
+static const char *with_accept_detail(struct creq *c, const char *d)
+{
+    const char *fmt = edge_imgfmt_name[c->imgfmt - 1];
+    size_t n = strlen(d) + strlen(fmt) + 24;
+    char *o = h2o_mem_alloc_pool(&c->req->pool, n);
+    if (strstr(d, "detail=") != NULL)
+        snprintf(o, n, "%s+accept-%s", d, fmt);
+    else
+        snprintf(o, n, "%s%saccept-%s", d, *d ? "; detail=" : "detail=", fmt);
+    return o;
+}
+
 void req_add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup)
 {
     struct edge_server *s = c->w->srv;
     h2o_req_t *req = c->req;
     char buf[1024], ours[256];
+    if (c->imgfmt > 0)
+        status_detail = with_accept_detail(c, status_detail);
     if (age >= 0) {
         char *a = h2o_mem_alloc_pool(&req->pool, 20), *e = a + 20, *p = e;
         uint64_t v = (uint64_t)age;

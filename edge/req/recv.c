@@ -12,6 +12,7 @@
 #include "cdn/h1strict.h"
 #include "cdn/http.h"
 #include "cdn/admin.h"
+#include "edge/http/accept.h"
 #include "edge/req/req.h"
 #include <sys/random.h>
 
@@ -193,6 +194,27 @@ static int check_rate(struct creq *c)
     return -1;
 }
 
+/* On image_paths, Accept becomes the one media type the client will get (http/accept.h), in the
+ * headers the key and the upstream request are built from; one is added when none came. */
+static void normalise_accept(struct creq *c)
+{
+    struct edge_server *s = c->w->srv;
+    int present;
+    enum edge_imgfmt f = edge_accept_image(c->hdrs, c->nhdrs, s->conf.image_formats, &present);
+    const char *mt = edge_imgfmt_mime[f];
+    for (int i = edge_hdr_find(c->hdrs, c->nhdrs, "accept", 0); i >= 0; i = edge_hdr_find(c->hdrs, c->nhdrs, "accept", (size_t)i + 1))
+        c->hdrs[i].value = mt, c->hdrs[i].value_len = strlen(mt);
+    if (!present) {
+        struct edge_hdr *h = h2o_mem_alloc_pool(&c->req->pool, (c->nhdrs + 1) * sizeof(*h));
+        if (c->nhdrs)
+            memcpy(h, c->hdrs, c->nhdrs * sizeof(*h));
+        h[c->nhdrs++] = (struct edge_hdr){"accept", 6, mt, strlen(mt)};
+        c->hdrs = h;
+    }
+    c->imgfmt = 1 + (int)f;
+    cdn_counter_inc(s->m_imgfmt[f]);
+}
+
 static int build_key(struct creq *c)
 {
     h2o_req_t *req = c->req;
@@ -358,6 +380,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (c->vh->rl.on == 1 && !c->internal && check_rate(c) < 0)
         return 0;
+    if (s->conf.image_paths != NULL && (c->method == EDGE_M_GET || c->method == EDGE_M_HEAD) &&
+        edge_image_path(s->conf.image_paths, req->path_normalized.base, req->path_normalized.len))
+        normalise_accept(c);
     if (build_key(c) < 0) {
         req_synth_error(c, 400, "Bad Request", "detail=bad-target", "request target not cacheable");
         return 0;

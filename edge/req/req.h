@@ -170,6 +170,8 @@ struct creq {
     const char *request_id;   /* X-Request-Id: the client's, or one we made (sent upstream, logged) */
     int own_request_id;       /* we made it: upstream_headers adds it */
     int range_pass;           /* its Range went upstream (range_fetch_above) */
+    int imgfmt;               /* on image_paths: 1 + the format its Accept was normalised to
+                                 (http/accept.h; Cache-Status says detail=accept-<format>), else 0 */
     const char *date;         /* Date of the response head, for its first send (then NULL) */
     void *interim_gate;       /* holds the first send while a 1xx is written over TLS (interim.h) */
 };

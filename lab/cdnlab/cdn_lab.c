@@ -15,6 +15,7 @@
  * command is in its own file and the helpers they share are declared in labctl.h (which says
  * which file has what). */
 #include "config.h"
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -45,6 +46,8 @@ static void usage(FILE *f)
                "                                                (default STATEDIR/report, removed by down)\n"
                "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
                "  env                                           shell variables describing the lab\n"
+               "  browse [-o DIR] [--product ID]                page loads in Chromium from every region, cold and\n"
+               "                                                warm: TTFB, LCP, load, bytes from cache (lab/browse.py)\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
 }
 
@@ -145,12 +148,40 @@ static int run_measure(int argc, char **argv)
     return !strcmp(argv[0], "load") ? lab_cmd_load(&r, argc, argv) : lab_cmd_report(&r, argc, argv);
 }
 
+/* browse: lab/browse.py (next to this program in a build tree, or $CDN_LAB_BROWSE), given this
+ * program and the state directory; it runs Chromium in each client namespace. */
+static int run_browse(int argc, char **argv)
+{
+    char py[PATH_MAX + 16], me[PATH_MAX + 16];
+    const char *e = getenv("CDN_LAB_BROWSE");
+    snprintf(py, sizeof(py), "%s", e && *e ? e : "");
+    if (!*py)
+        snprintf(py, sizeof(py), "%s/browse.py", L.exedir);
+    if (access(py, R_OK) != 0) lab_die("browse: no %s (set CDN_LAB_BROWSE to lab/browse.py)", py);
+    snprintf(me, sizeof(me), "%s/cdn-lab", L.exedir);
+    char **av = calloc((size_t)argc + 8, sizeof(*av));
+    if (av == NULL) lab_die("out of memory");
+    int n = 0;
+    av[n++] = "python3";
+    av[n++] = py;
+    av[n++] = "--lab";
+    av[n++] = me;
+    av[n++] = "-s";
+    av[n++] = L.statedir;
+    for (int i = 1; i < argc; i++)
+        av[n++] = argv[i];
+    execvp("python3", av);
+    lab_die("browse: cannot run python3: %s", strerror(errno));
+    return 1;
+}
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"up", run_up},         {"down", run_down},       {"status", run_status}, {"env", run_env},
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
+    {"browse", run_browse},
     {"purge", lab_cmd_purge},
 };
 

@@ -362,6 +362,20 @@ static int write_gnuplot(const struct report *R, const char *gp)
     return 0;
 }
 
+/* The page loads of `cdn-lab browse -o DIR/browse` (lab/browse.py), when it ran into this report's
+ * folder before the report: its table, as it wrote it. */
+static void print_browse(const struct report *R)
+{
+    char p[PATH_MAX + 32], line[512];
+    snprintf(p, sizeof(p), "%s/browse/browse.txt", R->odir);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    lab_out2(R->o, R->rf, "\npage loads in Chromium per region (cdn-lab browse; screenshots: browse/index.html)\n");
+    while (fgets(line, sizeof(line), f))
+        lab_out2(R->o, R->rf, "  %s", line);
+    fclose(f);
+}
+
 /* index.html: the plots and report.txt (escaped). */
 static void write_html(const struct report *R, const char *hp)
 {
@@ -377,6 +391,12 @@ static void write_html(const struct report *R, const char *hp)
             fputs(*c == '<' ? "&lt;" : *c == '&' ? "&amp;" : (char[]){*c, 0}, h);
     if (x) fclose(x);
     fprintf(h, "</pre>\n");
+    char bp[PATH_MAX + 32];
+    snprintf(bp, sizeof(bp), "%s/browse/index.html", R->odir);
+    if (access(bp, R_OK) == 0) /* cdn-lab browse ran into this folder: its screenshots */
+        fprintf(h, "<p><a href=browse/index.html>Page loads in Chromium, with screenshots</a></p>\n"
+                   "<a href=browse/index.html><img src=browse/eu-cold-home.png width=320>"
+                   "<img src=browse/eu-warm-product.png width=320></a>\n");
     fclose(h);
 }
 
@@ -420,6 +440,7 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
     lab_report_reconcile(r, &R.lc, R.o, R.rf);
     lab_report_replay(r, R.o, R.rf);
     lab_report_failover(r, R.odir, R.o, R.rf);
+    print_browse(&R);
     if (R.rf) fclose(R.rf);
     plots(&R);
     return 0;

@@ -10,7 +10,7 @@
 #include "origin/shop/app.h"
 
 static const char *const class_names[C_N] = {"home", "category", "product", "image", "api", "search",
-                                             "cart", "health", "metrics", "other"};
+                                             "cart", "health", "metrics", "other", "asset"};
 
 /* Request counters by class and status; series are looked up once and kept. */
 static cdn_series_t *status_series(enum app_class cls, int status)

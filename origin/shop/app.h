@@ -93,7 +93,7 @@ void app_reload(void *data);
 
 /* ---------------- shared state ---------------- */
 
-enum app_class { C_HOME, C_CATEGORY, C_PRODUCT, C_IMAGE, C_API, C_SEARCH, C_CART, C_HEALTH, C_METRICS, C_OTHER, C_N };
+enum app_class { C_HOME, C_CATEGORY, C_PRODUCT, C_IMAGE, C_API, C_SEARCH, C_CART, C_HEALTH, C_METRICS, C_OTHER, C_ASSET, C_N };
 
 struct render_job;
 
@@ -169,8 +169,9 @@ void app_send_error(h2o_req_t *req, int status, const char *reason, const char *
 void app_send_text(h2o_req_t *req, const struct shop_rule *rule, const char *ctype, struct shop_buf *body,
                    const char *surrogate_key, int64_t last_modified);
 /* img: a reference the response takes over (released when the request's pool goes); NULL: 500. */
+/* negotiated: the URL named no format (chosen by Accept), so the answer says Vary: Accept. */
 void app_send_image(h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p,
-                    struct shop_image *img);
+                    struct shop_image *img, int negotiated);
 
 /* ---------------- render.c ---------------- */
 
@@ -179,7 +180,8 @@ int app_render_start(unsigned threads);
 /* The worker's eventfd the render threads wake it with. 0, or -1 with err. */
 int app_render_worker_init(struct app_worker *w, char *err, size_t errlen);
 /* A cache miss: rendered on a render thread, answered on w's loop (p in the request's pool). */
-void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_product *p, enum shop_img_size size);
+void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_product *p, enum shop_img_size size,
+                       enum shop_img_fmt fmt, int negotiated);
 
 /* ---------------- idem.c ---------------- */
 

@@ -157,9 +157,17 @@ int shop_catalog_generate(const char *path, uint32_t nproducts, uint64_t seed, c
         const char *n = nouns[shop_rand_below(&rng, N(nouns))];
         snprintf(name, sizeof(name), "%s %s %s %u", a, m, n, id);
         int o = snprintf(desc, sizeof(desc), "The %s %s %s from our %s range.", a, m, n, cat_names[cat]);
+        /* distinct phrases: a partial shuffle of their indexes (no sentence twice in one text) */
+        uint8_t pick[N(phrases)];
+        for (uint8_t i = 0; i < N(phrases); i++)
+            pick[i] = i;
         int sentences = 2 + (int)shop_rand_below(&rng, 5);
-        for (int s = 0; s < sentences && o < (int)sizeof(desc) - 80; s++)
-            o += snprintf(desc + o, sizeof(desc) - (size_t)o, " %s", phrases[shop_rand_below(&rng, N(phrases))]);
+        for (int s = 0; s < sentences && (size_t)s < N(phrases) && o < (int)sizeof(desc) - 80; s++) {
+            uint32_t j = (uint32_t)s + shop_rand_below(&rng, (uint32_t)(N(phrases) - (size_t)s));
+            uint8_t t = pick[s];
+            pick[s] = pick[j], pick[j] = t;
+            o += snprintf(desc + o, sizeof(desc) - (size_t)o, " %s", phrases[pick[s]]);
+        }
         uint32_t price = 199 + shop_rand_below(&rng, 50000);
         price = price / 100 * 100 + 99; /* shop prices end in .99 */
         uint32_t stock = shop_rand_below(&rng, 10) == 0 ? 0 : shop_rand_below(&rng, 500);

@@ -346,7 +346,8 @@ int app_catalog_prepare(void)
             fprintf(stderr, PROG ": no cache folder for the catalog (set XDG_CACHE_HOME or use --db)\n");
             return 1;
         }
-        snprintf(dbpath, sizeof(dbpath), "%s/catalog-%u-%lld.db", dir, app.conf.products, app.conf.seed);
+        /* v2: the generator changed (no phrase twice in a text); bump it with every content change */
+        snprintf(dbpath, sizeof(dbpath), "%s/catalog-v2-%u-%lld.db", dir, app.conf.products, app.conf.seed);
         app.conf.db = dbpath;
     }
     if (test && !serving) {

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "origin/shop/shop.h"
 
 /* A bounds-checked cursor. */
@@ -446,3 +447,100 @@ uint64_t shop_hash64(const void *data, size_t len)
 }
 
 uint64_t shop_hash64_str(const char *s) { return shop_hash64(s, strlen(s)); }
+
+int shop_local_path_ok(const char *v, size_t len)
+{
+    if (v == NULL || len == 0 || len > 255 || v[0] != '/')
+        return 0;
+    if (len > 1 && (v[1] == '/' || v[1] == '\\'))
+        return 0; /* "//host" and "/\host" are another site to a browser */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* Accept: a comma list of media ranges, each with ";name=value" parameters (a value a token or a
+ * quoted-string, which may hold commas); "q" is the weight. One pass with a cursor; a member
+ * whose weight is malformed is skipped, nothing else is refused. */
+static size_t acc_ows(const char *v, size_t len, size_t i)
+{
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    return i;
+}
+
+/* A quoted-string from v[i] == '"': the index after its closing quote (or len). */
+static size_t skip_quoted(const char *v, size_t len, size_t i)
+{
+    for (i++; i < len && v[i] != '"'; i++)
+        if (v[i] == '\\' && i + 1 < len)
+            i++;
+    return i < len ? i + 1 : len;
+}
+
+/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) over [s, e): 0..1000, or -1. */
+static int parse_qvalue(const char *v, size_t s, size_t e)
+{
+    if (s >= e || (v[s] != '0' && v[s] != '1'))
+        return -1;
+    int q = (v[s] - '0') * 1000, scale = 100;
+    size_t i = s + 1;
+    if (i < e) {
+        if (v[i++] != '.' || e - i > 3)
+            return -1;
+        for (; i < e; i++, scale /= 10) {
+            if (v[i] < '0' || v[i] > '9')
+                return -1;
+            q += (v[i] - '0') * scale;
+        }
+    }
+    return q <= 1000 ? q : -1;
+}
+
+int shop_accept_q(const char *v, size_t len, const char *type)
+{
+    size_t tl = strlen(type), i = 0;
+    if (v == NULL)
+        return -1;
+    while (i < len) {
+        i = acc_ows(v, len, i);
+        size_t s = i;
+        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        size_t e = i;
+        int q = 1000;
+        while (i < len && v[i] != ',') {
+            if (v[i] == '"') {
+                i = skip_quoted(v, len, i);
+                continue;
+            }
+            if (v[i] != ';') {
+                i++;
+                continue;
+            }
+            i = acc_ows(v, len, i + 1);
+            size_t ns = i;
+            while (i < len && v[i] != '=' && v[i] != ';' && v[i] != ',')
+                i++;
+            int is_q = i - ns == 1 && (v[ns] == 'q' || v[ns] == 'Q');
+            if (i >= len || v[i] != '=')
+                continue;
+            size_t vs = ++i;
+            if (i < len && v[i] == '"')
+                i = skip_quoted(v, len, i);
+            else
+                while (i < len && v[i] != ';' && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+                    i++;
+            if (is_q)
+                q = parse_qvalue(v, vs, i);
+        }
+        if (i < len)
+            i++; /* the comma */
+        if (q >= 0 && e - s == tl && strncasecmp(v + s, type, tl) == 0)
+            return q;
+    }
+    return -1;
+}

@@ -70,7 +70,7 @@ struct idem_claim {
 };
 
 static const h2o_token_t *const kept_headers[] = {H2O_TOKEN_CONTENT_TYPE, H2O_TOKEN_CACHE_CONTROL, H2O_TOKEN_SET_COOKIE,
-                                                  H2O_TOKEN_ALLOW};
+                                                  H2O_TOKEN_ALLOW, H2O_TOKEN_LOCATION};
 
 static cdn_series_t *s_result[6];
 enum { R_FIRST, R_REPLAYED, R_CONFLICT, R_MISMATCH, R_INVALID, R_UNSCOPED };

@@ -105,46 +105,77 @@ static void price(char *out, size_t cap, uint32_t cents) { snprintf(out, cap, "%
 
 static void head(struct shop_buf *b, const struct shop_site *s, const char *title)
 {
-    ADD(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+    ADD(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
     shop_buf_html(b, title);
-    shop_buf_printf(b, " - Lab Shop</title>\n<link rel=\"preconnect\" href=\"%s\">\n", *s->img_base ? s->img_base : "/");
-    shop_buf_printf(b, "<style>body{font-family:sans-serif;margin:2em}.grid{display:flex;flex-wrap:wrap;gap:1em}"
-                       ".card{width:170px}.price{font-weight:bold}</style></head>\n<body>\n"
-                       "<header><a href=\"/\">Lab Shop</a> | <a href=\"/cart\">Cart</a>"
-                       " <form action=\"/api/search\" style=\"display:inline\"><input name=\"q\"></form></header>\n");
+    ADD(b, " - Lab Shop</title>\n");
+    if (*s->img_base)
+        shop_buf_printf(b, "<link rel=\"preconnect\" href=\"%s\">\n", s->img_base);
+    shop_buf_printf(b, "<link rel=\"stylesheet\" href=\"%s\">\n<script src=\"%s\" defer></script>\n</head>\n<body>\n",
+                    shop_asset_get(SHOP_ASSET_CSS)->path, shop_asset_get(SHOP_ASSET_JS)->path);
+    ADD(b, "<header class=\"top\"><a class=\"brand\" href=\"/\">Lab Shop</a>"
+           "<form class=\"search\" action=\"/search\" role=\"search\"><input name=\"q\" type=\"search\" "
+           "placeholder=\"Search products\" aria-label=\"Search products\"><button>Search</button></form>"
+           "<a class=\"cartlink\" href=\"/cart\">Cart<span class=\"count\" id=\"cart-count\"></span></a></header>\n"
+           "<main>\n");
 }
 
 static void foot(struct shop_buf *b, const struct shop_site *s)
 {
-    ADD(b, "<footer>served by ");
+    ADD(b, "</main>\n<footer>served by ");
     shop_buf_html(b, s->name ? s->name : "shop-app");
     ADD(b, "</footer>\n</body></html>\n");
+}
+
+/* A responsive image: the widths in srcset, the browser picks by sizes and its pixel density; the
+ * URLs name no format, so the image server answers WebP or PNG by the Accept of the browser
+ * (Vary: Accept). */
+static const unsigned srcset_w[] = {160, 320, 640, 1280};
+
+static void picture(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p, unsigned w,
+                    unsigned maxw, const char *sizes)
+{
+    shop_buf_printf(b, "<img src=\"%s/img/%u/%u\" srcset=\"", s->img_base, p->id, w);
+    for (size_t i = 0; i < sizeof(srcset_w) / sizeof(srcset_w[0]) && srcset_w[i] <= maxw; i++)
+        shop_buf_printf(b, "%s%s/img/%u/%u %uw", i ? ", " : "", s->img_base, p->id, srcset_w[i], srcset_w[i]);
+    shop_buf_printf(b, "\" sizes=\"%s\" width=\"%u\" height=\"%u\" alt=\"", sizes, w, w);
+    shop_buf_html(b, p->name);
+    ADD(b, "\">");
 }
 
 static void card(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p)
 {
     char pr[32];
     price(pr, sizeof(pr), p->price_cents);
-    shop_buf_printf(b, "<div class=\"card\"><a href=\"/p/%u\"><img src=\"%s/img/%u/thumb.png\" width=\"150\" height=\"150\" alt=\"\">"
-                       "<br>", p->id, s->img_base, p->id);
+    shop_buf_printf(b, "<li class=\"card\"><a href=\"/p/%u\">", p->id);
+    picture(b, s, p, 320, 640, "(max-width: 700px) 45vw, 12rem");
+    ADD(b, "<span class=\"name\">");
     shop_buf_html(b, p->name);
-    shop_buf_printf(b, "</a><br><span class=\"price\">$%s</span></div>\n", pr);
+    shop_buf_printf(b, "</span><span class=\"price\">$%s</span></a></li>\n", pr);
 }
 
+static void grid(struct shop_buf *b, const struct shop_site *s, const struct shop_product *items, int n)
+{
+    ADD(b, "<ul class=\"grid\">\n");
+    for (int i = 0; i < n; i++)
+        card(b, s, &items[i]);
+    ADD(b, "</ul>\n");
+}
+
+/* Products first (what a visitor sees without scrolling), the categories as a compact list after. */
 void shop_page_home(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cats, int ncats,
                     const struct shop_product *featured, int nfeatured)
 {
     head(b, s, "Home");
-    ADD(b, "<h1>Lab Shop</h1>\n<h2>Categories</h2>\n<ul>\n");
+    ADD(b, "<h1>Featured products</h1>\n");
+    grid(b, s, featured, nfeatured);
+    ADD(b, "<h2>Shop by category</h2>\n<ul class=\"cats\">\n");
     for (int i = 0; i < ncats; i++) {
         shop_buf_printf(b, "<li><a href=\"/c/%s\">", cats[i].slug);
         shop_buf_html(b, cats[i].name);
         shop_buf_printf(b, "</a> (%u)</li>\n", cats[i].count);
     }
-    ADD(b, "</ul>\n<h2>Featured</h2>\n<div class=\"grid\">\n");
-    for (int i = 0; i < nfeatured; i++)
-        card(b, s, &featured[i]);
-    ADD(b, "</div>\n");
+    ADD(b, "</ul>\n");
     foot(b, s);
 }
 
@@ -157,10 +188,9 @@ void shop_page_category(struct shop_buf *b, const struct shop_site *s, const str
     head(b, s, title);
     ADD(b, "<h1>");
     shop_buf_html(b, title);
-    ADD(b, "</h1>\n<div class=\"grid\">\n");
-    for (int i = 0; i < n; i++)
-        card(b, s, &items[i]);
-    ADD(b, "</div>\n<nav>");
+    ADD(b, "</h1>\n");
+    grid(b, s, items, n);
+    ADD(b, "<nav class=\"pager\">");
     if (page > 1)
         shop_buf_printf(b, "<a rel=\"prev\" href=\"/c/%s?page=%u\">previous</a> ", cat->slug, page - 1);
     if (page < pages)
@@ -174,20 +204,22 @@ void shop_page_product(struct shop_buf *b, const struct shop_site *s, const stru
     char pr[32];
     price(pr, sizeof(pr), p->price_cents);
     head(b, s, p->name);
-    shop_buf_printf(b, "<nav><a href=\"/c/%s\">", p->category_slug);
+    shop_buf_printf(b, "<nav class=\"crumbs\"><a href=\"/\">Home</a> / <a href=\"/c/%s\">", p->category_slug);
     shop_buf_html(b, p->category_name);
-    ADD(b, "</a></nav>\n<h1>");
+    ADD(b, "</a></nav>\n<div class=\"product\">\n");
+    picture(b, s, p, 640, 1280, "(max-width: 700px) 100vw, 640px");
+    ADD(b, "\n");
+    ADD(b, "<div><h1>");
     shop_buf_html(b, p->name);
-    shop_buf_printf(b, "</h1>\n<img src=\"%s/img/%u/medium.png\" srcset=\"%s/img/%u/large.png 2x\" width=\"600\" height=\"600\" alt=\"\">\n",
-                    s->img_base, p->id, s->img_base, p->id);
-    shop_buf_printf(b, "<p class=\"price\">$%s</p>\n<p>", pr);
+    shop_buf_printf(b, "</h1>\n<p class=\"price\">$%s</p>\n<p>", pr);
     shop_buf_html(b, p->description);
     if (p->stock > 0)
         shop_buf_printf(b, "</p>\n<p>%u in stock</p>\n", p->stock);
     else
         ADD(b, "</p>\n<p>Out of stock</p>\n");
-    shop_buf_printf(b, "<form method=\"post\" action=\"/api/cart\"><input type=\"hidden\" name=\"add\" value=\"%u\">"
-                       "<button>Add to cart</button></form>\n", p->id);
+    /* a plain form: works without the script; the answer is a 303 to the cart */
+    shop_buf_printf(b, "<form class=\"buy\" method=\"post\" action=\"/cart\"><input type=\"hidden\" name=\"add\" value=\"%u\">"
+                       "<button>Add to cart</button></form>\n</div>\n</div>\n", p->id);
     foot(b, s);
 }
 
@@ -195,19 +227,47 @@ void shop_page_cart(struct shop_buf *b, const struct shop_site *s, const struct 
                     const struct shop_cart *cart, int n)
 {
     uint64_t total = 0;
+    int shown = 0;
     head(b, s, "Your cart");
-    ADD(b, "<h1>Your cart</h1>\n<ul>\n");
+    ADD(b, "<h1>Your cart</h1>\n");
     for (int i = 0; i < n; i++) {
         if (items[i].id == 0)
             continue;
+        if (shown++ == 0)
+            ADD(b, "<table class=\"cart\">\n<tr><th>Product</th><th>Quantity</th><th>Price</th><th></th></tr>\n");
         char pr[32];
         price(pr, sizeof(pr), items[i].price_cents);
-        shop_buf_printf(b, "<li>%u x <a href=\"/p/%u\">", cart->items[i].qty, items[i].id);
+        shop_buf_printf(b, "<tr class=\"item\"><td><a href=\"/p/%u\">", items[i].id);
         shop_buf_html(b, items[i].name);
-        shop_buf_printf(b, "</a> at $%s</li>\n", pr);
+        shop_buf_printf(b, "</a></td><td class=\"qty\">%u</td><td>$%s</td>"
+                           "<td><form method=\"post\" action=\"/cart\"><input type=\"hidden\" name=\"remove\" value=\"%u\">"
+                           "<button>Remove</button></form></td></tr>\n",
+                        cart->items[i].qty, pr, items[i].id);
         total += (uint64_t)items[i].price_cents * cart->items[i].qty;
     }
-    shop_buf_printf(b, "</ul>\n<p>Total: $%llu.%02u</p>\n", (unsigned long long)(total / 100), (unsigned)(total % 100));
+    if (shown)
+        ADD(b, "</table>\n");
+    else
+        ADD(b, "<p>Your cart is empty.</p>\n");
+    shop_buf_printf(b, "<p>Total: <span class=\"price\">$%llu.%02u</span></p>\n", (unsigned long long)(total / 100),
+                    (unsigned)(total % 100));
+    foot(b, s);
+}
+
+void shop_page_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
+                      int n)
+{
+    head(b, s, *q ? q : "Search");
+    if (*q) {
+        ADD(b, "<h1>Results for &ldquo;");
+        shop_buf_html(b, q);
+        shop_buf_printf(b, "&rdquo; (%d)</h1>\n", n);
+        if (n > 0)
+            grid(b, s, items, n);
+        else
+            ADD(b, "<p>Nothing found. Try another word.</p>\n");
+    } else
+        ADD(b, "<h1>Search</h1>\n<p>Type a word in the box above.</p>\n");
     foot(b, s);
 }
 

@@ -26,6 +26,8 @@ struct render_job {
     const struct shop_product *p;
     uint32_t id;
     enum shop_img_size size;
+    enum shop_img_fmt fmt;
+    int negotiated;            /* the URL named no format: the answer varies on Accept */
     struct shop_image *img;
     struct render_job *waiters; /* leader only: the same image asked for while it renders */
     struct render_job *pending_next;
@@ -36,7 +38,10 @@ struct render_job {
 #define PENDING_BUCKETS 256
 static struct render_job *pending[PENDING_BUCKETS];
 
-static unsigned pending_bucket(uint32_t id, enum shop_img_size size) { return (id * 3u + (unsigned)size) % PENDING_BUCKETS; }
+static unsigned pending_bucket(uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt)
+{
+    return ((id * SHOP_IMG_NSIZES + (unsigned)size) * SHOP_IMG_NFMTS + (unsigned)fmt) % PENDING_BUCKETS;
+}
 
 static void on_job_anchor_dispose(void *p)
 {
@@ -82,12 +87,12 @@ static void *render_main(void *arg)
             app.render_tail = &app.render_head;
         pthread_mutex_unlock(&app.render_mu);
         int hit;
-        struct shop_image *img = shop_imgcache_get(app.images, job->id, job->size, &hit);
+        struct shop_image *img = shop_imgcache_get(app.images, job->id, job->size, job->fmt, &hit);
         if (img != NULL && !hit)
             cdn_counter_inc(app.s_renders); /* waiters of this render are not counted again */
         /* leave the pending table, taking the waiters along */
         pthread_mutex_lock(&app.render_mu);
-        struct render_job **pp = &pending[pending_bucket(job->id, job->size)];
+        struct render_job **pp = &pending[pending_bucket(job->id, job->size, job->fmt)];
         while (*pp != NULL && *pp != job)
             pp = &(*pp)->pending_next;
         if (*pp == job)
@@ -118,14 +123,16 @@ static void on_render_done(cdn_watch_t *watch, int fd, int events, void *data)
             *job->anchor = NULL;
             /* the rule is matched again: a reload may have retired the one of the request's start */
             h2o_iovec_t path = job->req->path_normalized;
-            app_send_image(job->req, shop_rules_match(app_rules_now(), path.base, path.len), job->p, job->img);
+            app_send_image(job->req, shop_rules_match(app_rules_now(), path.base, path.len), job->p, job->img,
+                           job->negotiated);
         } else
             shop_image_release(job->img);
         free(job);
     }
 }
 
-void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_product *p, enum shop_img_size size)
+void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_product *p, enum shop_img_size size,
+                       enum shop_img_fmt fmt, int negotiated)
 {
     struct render_job *job = calloc(1, sizeof(*job));
     if (job == NULL) {
@@ -137,12 +144,14 @@ void app_render_submit(struct app_worker *w, h2o_req_t *req, const struct shop_p
     job->p = p;
     job->id = p->id;
     job->size = size;
+    job->fmt = fmt;
+    job->negotiated = negotiated;
     job->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*job->anchor), on_job_anchor_dispose);
     *job->anchor = job;
     pthread_mutex_lock(&app.render_mu);
-    unsigned b = pending_bucket(job->id, job->size);
+    unsigned b = pending_bucket(job->id, job->size, job->fmt);
     struct render_job *leader = pending[b];
-    while (leader != NULL && (leader->id != job->id || leader->size != job->size))
+    while (leader != NULL && (leader->id != job->id || leader->size != job->size || leader->fmt != job->fmt))
         leader = leader->pending_next;
     if (leader != NULL) {
         job->next = leader->waiters; /* rendered once, for everyone waiting */

@@ -191,7 +191,8 @@ static int apply_range(h2o_req_t *req, const struct shop_product *p, const struc
     return 0;
 }
 
-void app_send_image(h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p, struct shop_image *img)
+void app_send_image(h2o_req_t *req, const struct shop_rule *rule, const struct shop_product *p, struct shop_image *img,
+                    int negotiated)
 {
     if (img == NULL) {
         app_send_error(req, 500, "Internal Server Error", "image rendering failed\n");
@@ -205,9 +206,11 @@ void app_send_image(h2o_req_t *req, const struct shop_rule *rule, const struct s
     req->res.status = 200;
     req->res.reason = "OK";
     app_common_headers(req);
-    app_set_hdr(req, H2O_TOKEN_CONTENT_TYPE, "image/png");
+    app_set_hdr(req, H2O_TOKEN_CONTENT_TYPE, shop_img_fmt_mime[img->fmt]);
     app_set_hdr(req, H2O_TOKEN_ACCEPT_RANGES, "bytes");
     set_cache_headers(req, rule, h2o_strdup(&req->pool, sk, SIZE_MAX).base, p->updated_at, img->etag);
+    if (negotiated) /* each format has its own bytes, so its own strong ETag */
+        h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("Accept"));
     req->compress_hint = H2O_COMPRESS_HINT_DISABLE;
     if (not_modified(req, img->etag, p->updated_at)) {
         send_304(req);

@@ -17,6 +17,8 @@ static struct shop_rule default_rules[] = {
     {"/p/", PRODUCT_CC, NULL, NULL, 0, 0, 1},
     {"/api/products/", PRODUCT_CC, NULL, NULL, 0, 0, 1},
     {"/c/", "public, max-age=30, s-maxage=120", "Accept-Encoding", NULL, 0, 0, 1},
+    {"/assets/", "public, max-age=31536000, immutable", NULL, NULL, 0, 0, 1}, /* content-hashed names */
+    {"/search", "public, max-age=30, s-maxage=60", "Accept-Encoding", NULL, 0, 0, 1},
     {"/api/search", "public, max-age=30, s-maxage=60", "Accept-Encoding", NULL, 0, 0, 1},
     {"/api/cart", "private, no-store", NULL, NULL, 0, 0, 1},
     {"/cart", "private, no-store", NULL, NULL, 0, 0, 1},

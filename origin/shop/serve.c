@@ -24,8 +24,10 @@ enum app_class app_classify(const char *p, size_t len)
         return C_PRODUCT;
     if (PFX("/c/"))
         return C_CATEGORY;
-    if (PFX("/api/search"))
+    if (PFX("/api/search") || PFX("/search"))
         return C_SEARCH;
+    if (PFX("/assets/"))
+        return C_ASSET;
     if (PFX("/api/cart") || PFX("/cart"))
         return C_CART;
     if (PFX("/api/"))
@@ -165,37 +167,59 @@ static void on_product(h2o_req_t *req, const struct shop_rule *rule, uint32_t id
     }
 }
 
-static void on_image(h2o_req_t *req, const struct shop_rule *rule, uint32_t id, enum shop_img_size size)
+static void on_image(h2o_req_t *req, const struct shop_rule *rule, uint32_t id, enum shop_img_size size,
+                     enum shop_img_fmt fmt, int negotiated)
 {
     struct shop_product *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
     if (load_product(req, id, p) != 0)
         return;
-    struct shop_image *img = shop_imgcache_lookup(app.images, id, size);
+    struct shop_image *img = shop_imgcache_lookup(app.images, id, size, fmt);
     if (img != NULL) {
         cdn_counter_inc(app.s_img_hits);
-        app_send_image(req, rule, p, img);
+        app_send_image(req, rule, p, img, negotiated);
     } else
-        app_render_submit(app_worker_of(req), req, p, size); /* rendered on a render thread, not on the loop */
+        app_render_submit(app_worker_of(req), req, p, size, fmt, negotiated); /* on a render thread, not on the loop */
 }
 
-static void on_search(h2o_req_t *req, const struct shop_rule *rule)
+static void on_search(h2o_req_t *req, const struct shop_rule *rule, int json)
 {
     char q[256];
     h2o_iovec_t qs = query_of(req);
-    if (shop_query_get(qs.base, qs.len, "q", q, sizeof(q)) < 0) {
+    int ql = shop_query_get(qs.base, qs.len, "q", q, sizeof(q));
+    if (!json && ql < 0 && qs.len < sizeof(q)) /* absent (a too long one is still a 400) */
+        q[0] = '\0', ql = 0;
+    if (ql < 0) {
         app_send_error(req, 400, "Bad Request", "missing or too long q parameter\n");
         return;
     }
     struct shop_product *items = h2o_mem_alloc_pool(&req->pool, sizeof(*items) * SHOP_PAGE_SIZE);
-    int n = shop_catalog_search(catalog_of(req), q, SHOP_PAGE_SIZE, items);
+    int n = *q ? shop_catalog_search(catalog_of(req), q, SHOP_PAGE_SIZE, items) : 0;
     if (n < 0) {
         app_send_error(req, 500, "Internal Server Error", "search failed\n");
         return;
     }
     struct shop_buf b;
     shop_buf_init(&b, MAX_BODY);
-    shop_json_search(&b, &app.site, q, items, n);
-    app_send_text(req, rule, "application/json", &b, "search", app.catalog_time);
+    if (json) {
+        shop_json_search(&b, &app.site, q, items, n);
+        app_send_text(req, rule, "application/json", &b, "search", app.catalog_time);
+    } else {
+        shop_page_search(&b, &app.site, q, items, n);
+        app_send_text(req, rule, "text/html; charset=utf-8", &b, "search", app.catalog_time);
+    }
+}
+
+/* /assets/shop.<hash>.css|js: the name is the content, so any other hash is a 404. */
+static int on_asset(h2o_req_t *req, const struct shop_rule *rule, const char *p, size_t len)
+{
+    const struct shop_asset *a = shop_asset_find(p, len);
+    if (a == NULL)
+        return -1;
+    struct shop_buf b;
+    shop_buf_init(&b, MAX_BODY);
+    shop_buf_add(&b, a->body, a->len);
+    app_send_text(req, rule, a->ctype, &b, "assets", 0);
+    return 0;
 }
 
 /* ---------------- the cart ---------------- */
@@ -318,6 +342,27 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
             items[i].id = 0;
     if (cart_cookies(req, &cart, has_sid, changed) != 0)
         return;
+    if (!json && app_is_method(req, "POST")) {
+        /* a form's POST: back to where it says (a path of ours), else the cart; 303 so that a reload
+         * of the next page is a GET, not the POST again */
+        char back[256];
+        h2o_iovec_t src[2] = {req->entity, query_of(req)};
+        const char *to = "/cart";
+        for (int k = 0; k < 2; k++) {
+            int bl = src[k].base ? shop_query_get(src[k].base, src[k].len, "back", back, sizeof(back)) : -1;
+            if (bl > 0 && shop_local_path_ok(back, (size_t)bl)) {
+                to = h2o_strdup(&req->pool, back, (size_t)bl).base;
+                break;
+            }
+        }
+        app_common_headers(req);
+        app_set_hdr(req, H2O_TOKEN_LOCATION, to);
+        app_set_hdr(req, H2O_TOKEN_CONTENT_TYPE, "text/plain; charset=utf-8");
+        app_set_hdr(req, H2O_TOKEN_CACHE_CONTROL, rule && rule->cache_control ? rule->cache_control : "private, no-store");
+        req->compress_hint = H2O_COMPRESS_HINT_DISABLE;
+        app_send(req, 303, "See Other", H2O_STRLIT("see the cart\n"));
+        return;
+    }
     struct shop_buf b;
     shop_buf_init(&b, MAX_BODY);
     if (json)
@@ -340,7 +385,9 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
 
 /* ---------------- dispatch ---------------- */
 
-/* /img/<id>/<size>.png; 0 when answered. */
+/* /img/<id>/<size>.png, .webp and .avif, or /img/<id>/<size> with the format chosen by Accept (the
+ * first of AVIF and WebP the client names with a weight above 0, else PNG; Vary: Accept). 0 when
+ * answered. */
 static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char *p, size_t len)
 {
     uint32_t id;
@@ -349,12 +396,31 @@ static int route_image(h2o_req_t *req, const struct shop_rule *rule, const char 
         return -1;
     const char *s = p + 5 + used;
     size_t sl = len - 5 - used;
-    if (sl <= 5 || s[0] != '/' || memcmp(s + sl - 4, ".png", 4) != 0)
+    if (sl < 2 || s[0] != '/')
         return -1;
-    int size = shop_img_size_parse(s + 1, sl - 5);
+    s++, sl--;
+    int fmt = -1, negotiated = 0;
+    for (int f = 0; f < SHOP_IMG_NFMTS; f++) {
+        size_t el = strlen(shop_img_fmt_names[f]);
+        if (sl > el + 1 && s[sl - el - 1] == '.' && memcmp(s + sl - el, shop_img_fmt_names[f], el) == 0) {
+            fmt = f;
+            sl -= el + 1;
+            break;
+        }
+    }
+    if (fmt < 0) {
+        if (memchr(s, '.', sl) != NULL)
+            return -1; /* another extension */
+        h2o_iovec_t acc = app_req_header(req, H2O_TOKEN_ACCEPT);
+        fmt = shop_accept_q(acc.base, acc.len, "image/avif") > 0   ? SHOP_IMG_AVIF
+              : shop_accept_q(acc.base, acc.len, "image/webp") > 0 ? SHOP_IMG_WEBP
+                                                                    : SHOP_IMG_PNG;
+        negotiated = 1;
+    }
+    int size = shop_img_size_parse(s, sl);
     if (size < 0)
         return -1;
-    on_image(req, rule, id, (enum shop_img_size)size);
+    on_image(req, rule, id, (enum shop_img_size)size, (enum shop_img_fmt)fmt, negotiated);
     return 0;
 }
 
@@ -388,18 +454,17 @@ static int route(h2o_req_t *req, const struct shop_rule *rule, enum app_class cl
         on_product(req, rule, id, 1);
         return 0;
     case C_SEARCH:
-        if (len != 11)
+        if (len == 11 && memcmp(p, "/api/search", 11) == 0)
+            on_search(req, rule, 1);
+        else if (len == 7 && memcmp(p, "/search", 7) == 0)
+            on_search(req, rule, 0);
+        else
             return -1;
-        on_search(req, rule);
         return 0;
+    case C_ASSET: return on_asset(req, rule, p, len);
     case C_CART:
         if (!(len == 5 && memcmp(p, "/cart", 5) == 0) && !(len == 9 && memcmp(p, "/api/cart", 9) == 0))
             return -1;
-        if (len == 5 && !app_is_method(req, "GET") && !app_is_method(req, "HEAD")) {
-            app_set_hdr(req, H2O_TOKEN_ALLOW, "GET, HEAD");
-            app_send_error(req, 405, "Method Not Allowed", "method not allowed\n");
-            return 0;
-        }
         on_cart(req, rule, len == 9);
         return 0;
     case C_IMAGE: return route_image(req, rule, p, len);

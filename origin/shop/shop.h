@@ -41,6 +41,15 @@ int shop_cookie_get(const char *v, size_t len, const char *name, char *out, size
 /* Query string "a=1&q=red+shoe": the percent-decoded value of `name`, as shop_cookie_get. */
 int shop_query_get(const char *q, size_t len, const char *name, char *out, size_t cap);
 
+/* A form's "back" field: 1 when it is a path on this site that a redirect may name (one "/"
+ * first, not "//" or "/\\", visible ASCII only, at most 255 bytes), else 0. */
+int shop_local_path_ok(const char *v, size_t len);
+
+/* Accept (RFC 9110 12.5.1): the q-value (0..1000) that the field gives the media type `type`
+ * ("image/webp") by name, exactly (wildcards do not count: a browser that decodes WebP names
+ * it); -1 when the field does not name it. Malformed members are skipped. */
+int shop_accept_q(const char *v, size_t len, const char *type);
+
 /* The cart lives in a cookie "cart=ID:QTY.ID:QTY..." (so any app server behind the LB sees it). */
 #define SHOP_CART_MAX 32
 struct shop_cart_item {
@@ -154,19 +163,30 @@ uint64_t shop_catalog_digest(shop_catalog_t *c);
 
 /* ---------------- image.c: deterministic product images ---------------- */
 
-enum shop_img_size { SHOP_IMG_THUMB, SHOP_IMG_MEDIUM, SHOP_IMG_LARGE, SHOP_IMG_NSIZES };
+/* Sizes by width (square pictures), in increasing order. thumb/medium/large are the first URLs'
+ * names (/img/42/medium.png); the numbered ones are the srcset widths. */
+enum shop_img_size { SHOP_IMG_THUMB, SHOP_IMG_W160, SHOP_IMG_W320, SHOP_IMG_MEDIUM, SHOP_IMG_W640, SHOP_IMG_LARGE,
+                     SHOP_IMG_W1280, SHOP_IMG_NSIZES };
 extern const char *const shop_img_size_names[SHOP_IMG_NSIZES];
 extern const unsigned shop_img_size_px[SHOP_IMG_NSIZES];
-/* "thumb"/"medium"/"large" -> size, -1 if unknown. */
+/* "thumb"/"medium"/"large"/"160"/"320"/"640"/"1280" -> size, -1 if unknown. */
 int shop_img_size_parse(const char *s, size_t len);
 
-/* Renders the PNG for (product id, size): malloc'd bytes in *out. 0 or -1. */
-int shop_image_render(uint32_t id, enum shop_img_size size, uint8_t **out, size_t *outlen);
+enum shop_img_fmt { SHOP_IMG_PNG, SHOP_IMG_WEBP, SHOP_IMG_AVIF, SHOP_IMG_NFMTS };
+extern const char *const shop_img_fmt_names[SHOP_IMG_NFMTS]; /* "png", "webp", "avif": the URL's extension */
+extern const char *const shop_img_fmt_mime[SHOP_IMG_NFMTS];  /* "image/png", "image/webp", "image/avif" */
+
+/* Renders (product id, size) in a format: malloc'd bytes in *out. 0 or -1. The same picture in
+ * every size and format; PNG with fixed libpng settings, WebP lossy (quality 80, method 2,
+ * single-threaded), AVIF (libavif with libaom, speed 10, quantizers 20-40, YUV 4:2:0, one
+ * thread): the same bytes on every app server. */
+int shop_image_render(uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt, uint8_t **out, size_t *outlen);
 
 /* A rendered image shared by the cache and the responses sending it (refcounted). */
 struct shop_image {
     uint32_t id;
     enum shop_img_size size;
+    enum shop_img_fmt fmt;
     uint8_t *data;
     size_t len;
     char etag[24];              /* "\"<16 hex>\"" */
@@ -179,10 +199,11 @@ shop_imgcache_t *shop_imgcache_new(size_t max_bytes);
 void shop_imgcache_free(shop_imgcache_t *c);
 /* A referenced image (render on miss); release with shop_image_release. NULL on render failure.
  * *hit tells whether it came from the cache. */
-struct shop_image *shop_imgcache_get(shop_imgcache_t *c, uint32_t id, enum shop_img_size size, int *hit);
+struct shop_image *shop_imgcache_get(shop_imgcache_t *c, uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt,
+                                     int *hit);
 void shop_image_release(struct shop_image *img);
 /* A referenced image if cached (never renders), else NULL. */
-struct shop_image *shop_imgcache_lookup(shop_imgcache_t *c, uint32_t id, enum shop_img_size size);
+struct shop_image *shop_imgcache_lookup(shop_imgcache_t *c, uint32_t id, enum shop_img_size size, enum shop_img_fmt fmt);
 size_t shop_imgcache_bytes(shop_imgcache_t *c);
 size_t shop_imgcache_count(shop_imgcache_t *c);
 
@@ -208,6 +229,19 @@ struct shop_site {
     const char *name;          /* app instance name, shown in the footer */
 };
 
+/* ---------------- assets.c: the stylesheet and the script, under content-hashed names ---------------- */
+
+enum shop_asset_kind { SHOP_ASSET_CSS, SHOP_ASSET_JS, SHOP_NASSETS };
+struct shop_asset {
+    const char *path;          /* "/assets/shop.<16 hex of the bytes>.css" */
+    const char *ctype;
+    const char *body;
+    size_t len;
+};
+const struct shop_asset *shop_asset_get(enum shop_asset_kind k);
+/* The asset served at path, or NULL (another hash is another, unknown, name: 404). */
+const struct shop_asset *shop_asset_find(const char *path, size_t len);
+
 void shop_page_home(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cats, int ncats,
                     const struct shop_product *featured, int nfeatured);
 void shop_page_category(struct shop_buf *b, const struct shop_site *s, const struct shop_category *cat,
@@ -215,6 +249,9 @@ void shop_page_category(struct shop_buf *b, const struct shop_site *s, const str
 void shop_page_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
 void shop_page_cart(struct shop_buf *b, const struct shop_site *s, const struct shop_product *items,
                     const struct shop_cart *cart, int n);
+/* Search results as a page (q may be empty: the form alone). */
+void shop_page_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
+                      int n);
 void shop_json_product(struct shop_buf *b, const struct shop_site *s, const struct shop_product *p);
 void shop_json_search(struct shop_buf *b, const struct shop_site *s, const char *q, const struct shop_product *items,
                       int n);

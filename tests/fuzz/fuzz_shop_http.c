@@ -43,6 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         shop_cookie_get(v, len, "cart", out, sizeof(out));
         shop_query_get(v, len, "q", out, sizeof(out));
         shop_query_get(v, len, "page", out, 1);
+        if (shop_accept_q(v, len, "image/webp") > 1000)
+            abort();
+        if (shop_local_path_ok(v, len) && (v[0] != '/' || (len > 1 && (v[1] == '/' || v[1] == '\\'))))
+            abort();
         break;
     case 5: {
         shop_cart_parse(v, len, &cart);

@@ -74,7 +74,7 @@ same=1; for i in 2 3 4 5 6 7 8; do cmp -s "$T/cold.1" "$T/cold.$i" || same=0; do
 curl -s -D "$T/p.h" -o "$T/p.html" $U/p/42
 is "$(hdr cache-control <"$T/p.h")" "public, max-age=60, s-maxage=300, stale-while-revalidate=30, stale-if-error=600" "product page: Cache-Control"
 like "$(hdr surrogate-key <"$T/p.h")" '^product-42 category-[0-9]+$' "product page: Surrogate-Key"
-grep -q 'src="https://img.shop.test/img/42/medium.png"' "$T/p.html"; ok $? "product page links the image on the CDN host"
+grep -q 'src="https://img.shop.test/img/42/640" srcset="https://img.shop.test/img/42/160 160w, .*/img/42/1280 1280w"' "$T/p.html"; ok $? "product page links the image on the CDN host, in four widths"
 is "$(code -H "If-None-Match: $(hdr etag <"$T/p.h")" $U/p/42)" 304 "product page: 304 on its ETag"
 curl -s -D "$T/c.h" -o "$T/c.plain" $U/c/kitchen
 like "$(hdr vary <"$T/c.h")" 'Accept-Encoding' "category: Vary: Accept-Encoding"

@@ -119,6 +119,34 @@ static void t_queries(void **state)
     shop_catalog_close(c);
 }
 
+/* Copy: no sentence twice in one product text (issue 14). */
+static void t_no_repeated_sentence(void **state)
+{
+    char p[300], err[256];
+    snprintf(p, sizeof(p), "%s/s.db", dir);
+    assert_int_equal(shop_catalog_generate(p, 2000, 5, err, sizeof(err)), 0);
+    shop_catalog_t *c = shop_catalog_open(p, err, sizeof(err));
+    assert_non_null(c);
+    struct shop_product pr;
+    int multi = 0;
+    for (uint32_t id = 1; id <= 2000; id++) {
+        assert_int_equal(shop_catalog_product(c, id, &pr), 1);
+        char *sent[16];
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(pr.description, ".", &save); t != NULL && n < 16; t = strtok_r(NULL, ".", &save)) {
+            while (*t == ' ')
+                t++;
+            for (int i = 0; i < n; i++)
+                if (strcmp(sent[i], t) == 0)
+                    fail_msg("product %u repeats \"%s\"", id, t);
+            sent[n++] = t;
+        }
+        multi += n >= 4;
+    }
+    assert_true(multi > 100); /* still texts of several sentences */
+    shop_catalog_close(c);
+}
+
 static void t_readonly(void **state)
 {
     char p[300], err[256];
@@ -139,7 +167,7 @@ static void t_readonly(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_deterministic), cmocka_unit_test(t_queries), cmocka_unit_test(t_readonly),
+        cmocka_unit_test(t_deterministic), cmocka_unit_test(t_queries), cmocka_unit_test(t_readonly), cmocka_unit_test(t_no_repeated_sentence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

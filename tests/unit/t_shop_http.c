@@ -5,7 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <stdio.h>
 #include "origin/shop/shop.h"
+
+#define H2O_LIT(s) (s), sizeof(s) - 1
 
 static enum shop_range_result R(const char *v, uint64_t size, uint64_t *a, uint64_t *b)
 {
@@ -106,6 +109,47 @@ static void t_cookie_query(void **state)
     assert_string_equal(out, "%zz%4");
 }
 
+static void t_local_path(void **state)
+{
+    assert_true(shop_local_path_ok(H2O_LIT("/cart")));
+    assert_true(shop_local_path_ok(H2O_LIT("/p/42?x=1")));
+    assert_true(shop_local_path_ok(H2O_LIT("/")));
+    assert_false(shop_local_path_ok(H2O_LIT("//evil.test/")));
+    assert_false(shop_local_path_ok(H2O_LIT("/\\evil.test")));
+    assert_false(shop_local_path_ok(H2O_LIT("https://evil.test/")));
+    assert_false(shop_local_path_ok(H2O_LIT("/a\r\nSet-Cookie: x")));
+    assert_false(shop_local_path_ok(H2O_LIT("/a b")));
+    assert_false(shop_local_path_ok(H2O_LIT("")));
+}
+
+/* The stylesheet and script: hashed names, found by their name only; pages link them. */
+static void t_assets_pages(void **state)
+{
+    const struct shop_asset *css = shop_asset_get(SHOP_ASSET_CSS), *js = shop_asset_get(SHOP_ASSET_JS);
+    char want[64];
+    snprintf(want, sizeof(want), "/assets/shop.%016llx.css", (unsigned long long)shop_hash64(css->body, css->len));
+    assert_string_equal(css->path, want);
+    assert_true(strncmp(js->path, "/assets/shop.", 13) == 0 && strstr(js->path, ".js") != NULL);
+    assert_ptr_equal(shop_asset_find(css->path, strlen(css->path)), css);
+    assert_ptr_equal(shop_asset_find(js->path, strlen(js->path)), js);
+    assert_null(shop_asset_find(H2O_LIT("/assets/shop.0000000000000000.css")));
+    struct shop_site site = {"https://img.shop.test", "t"};
+    struct shop_product p = {.id = 42, .name = "Lamp <42>", .price_cents = 1999, .stock = 3, .description = "A lamp."};
+    struct shop_buf b;
+    shop_buf_init(&b, 1 << 20);
+    shop_page_product(&b, &site, &p);
+    assert_non_null(strstr(b.p, css->path));
+    assert_non_null(strstr(b.p, js->path));
+    assert_non_null(strstr(b.p, "<form class=\"buy\" method=\"post\" action=\"/cart\">"));
+    assert_non_null(strstr(b.p, "Lamp &lt;42&gt;"));
+    shop_buf_free(&b);
+    shop_buf_init(&b, 1 << 20);
+    shop_page_search(&b, &site, "<x>", &p, 1);
+    assert_non_null(strstr(b.p, "&ldquo;&lt;x&gt;&rdquo; (1)"));
+    assert_non_null(strstr(b.p, "href=\"/p/42\""));
+    shop_buf_free(&b);
+}
+
 static void t_cart(void **state)
 {
     struct shop_cart cart;
@@ -128,7 +172,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_range), cmocka_unit_test(t_etag), cmocka_unit_test(t_date),
-        cmocka_unit_test(t_cookie_query), cmocka_unit_test(t_cart),
+        cmocka_unit_test(t_cookie_query), cmocka_unit_test(t_cart), cmocka_unit_test(t_local_path), cmocka_unit_test(t_assets_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
