@@ -328,11 +328,13 @@ static void on_step_done(struct app_pgq *q, const void *resv, const char *err, i
             return;
         }
         char msg[320];
-        snprintf(msg, sizeof(msg), "database unavailable (%s): %s\n", app_pg_role_names[r->role], err ? err : "?");
+        snprintf(msg, sizeof(msg), "%s: the %s database is unavailable: %s\n",
+                 r->writes ? "cart not saved" : "not answered", app_pg_role_names[r->role], err ? err : "?");
         for (char *s = msg; s[0] && s[1]; s++)
             if (*s == '\n')
                 *s = ' ';
         r->magic = 0; /* the answer goes out now */
+        app_set_hdr(req, H2O_TOKEN_RETRY_AFTER, "1");
         app_send_error(req, 503, "Service Unavailable", msg);
         return;
     }
