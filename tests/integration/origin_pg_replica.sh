@@ -10,7 +10,7 @@ APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
 start_postgres pg || skip_all "$PG_SKIP"
 PRIMARY=$PG_URL
-plan 25
+plan 27
 
 # --- the catalog: COPY from the same generator --------------------------------------------
 "$APP" --generate 800 --seed 5 --db "$PRIMARY" >"$T/gen.log" 2>&1
@@ -83,6 +83,23 @@ pg_sql "$REPLICA" "SELECT pg_wal_replay_resume()" >/dev/null
 wait_for 10 sh -c "curl -s -b 'sid=s-ryw-1' $U/api/cart | grep -q '\"id\":7'"
 ok $? "replay resumed: the replica has the cart"
 like "$(curl -s $U/api/products/42)" '"name":"Renamed On The Primary"' "replay resumed: the catalog change shows"
+
+# --- a slow query stalls nobody else on the loop (one worker thread) -------------------------
+p1=$(free_port)
+start app1t "$APP" -c "$T/app.yaml" -a 127.0.0.1:$p1 --threads 1 --error-log "$T/app1t.err"
+wait_http http://127.0.0.1:$p1/healthz || bail "shop-app (1 thread) did not start"
+wait_for 10 sh -c "curl -s http://127.0.0.1:$p1/metrics | grep -q '^shop_db_primary_up [1-9]'"
+psql -Atqc "BEGIN; LOCK TABLE carts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.2); COMMIT" "$PRIMARY" >/dev/null 2>&1 &
+locker=$!
+sleep 0.3
+curl -s -o /dev/null -w '%{http_code} %{time_total}' -b 'sid=s-slow' -X POST "http://127.0.0.1:$p1/api/cart?add=3" >"$T/slow.out" &
+slow=$!
+sleep 0.2
+fast=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 1 http://127.0.0.1:$p1/p/3)
+wait $slow $locker
+diag "while a cart write waited for a lock: /p/3 answered '$fast', the write '$(cat "$T/slow.out")'"
+like "$fast" '^200 0\.[0-4]' "a slow cart query (a locked table) does not stall a catalog read on the same loop"
+like "$(cat "$T/slow.out")" '^200 (0\.[6-9]|[1-9])' "and the slow write completes when the lock goes"
 
 # --- the replica goes down: reads from the primary, no failed request ------------------------
 stop rep INT
