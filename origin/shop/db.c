@@ -81,7 +81,7 @@ int app_db_prepare(void)
     if (dbc->ryw_ms == 0)
         dbc->ryw_ms = 5000;
     if (dbc->pool == 0)
-        dbc->pool = 2;
+        dbc->pool = 4;
     if (dbc->timeout_ms == 0)
         dbc->timeout_ms = 3000;
     pg_on = 1;
