@@ -10,7 +10,7 @@ APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
 start_postgres pg || skip_all "$PG_SKIP"
 PRIMARY=$PG_URL
-plan 27
+plan 29
 
 # --- the catalog: COPY from the same generator --------------------------------------------
 "$APP" --generate 800 --seed 5 --db "$PRIMARY" >"$T/gen.log" 2>&1
@@ -113,6 +113,10 @@ wait_for 15 sh -c "curl -s $U/metrics | grep -q '^shop_db_replica_up [1-9]'"
 ok $? "replica back: the app reconnects (backoff)"
 
 # --- the primary goes down: writes 503 with the reason, reads go on ---------------------------
+LB=$(bin shop-lb)
+lbp=$(free_port)
+start lb "$LB" -a 127.0.0.1:$lbp -b 127.0.0.1:$port
+wait_http http://127.0.0.1:$lbp/healthz >/dev/null 2>&1 || wait_for 10 sh -c "curl -sf http://127.0.0.1:$lbp/p/1 >/dev/null"
 stop pg INT
 curl -s -D "$T/w.h" -o "$T/w.body" -b 'sid=s-2' -X POST "$U/api/cart?add=9"
 like "$(head -n1 "$T/w.h")" ' 503' "primary down: a cart write answers 503"
@@ -120,3 +124,9 @@ like "$(cat "$T/w.body")" 'primary database is unavailable' "primary down: with 
 fails=0
 for i in $(seq 31 60); do [ "$(code $U/p/$i)" = 200 ] || fails=$((fails + 1)); done
 is "$fails" 0 "primary down: catalog reads go on from the replica (0 of 30 failed)"
+# through shop-lb: ten failed writes (503 + Retry-After) do not take the app out of the pool
+for i in $(seq 1 10); do code -b 'sid=s-3' -X POST "http://127.0.0.1:$lbp/api/cart?add=5" >>"$T/lbw.codes"; echo >>"$T/lbw.codes"; done
+is "$(sort -u "$T/lbw.codes" | tr -d '\n')" 503 "primary down, through shop-lb: cart writes 503"
+fails=0
+for i in $(seq 61 90); do [ "$(code http://127.0.0.1:$lbp/p/$i)" = 200 ] || fails=$((fails + 1)); done
+is "$fails" 0 "primary down, through shop-lb: the app stays in the pool, reads go on (0 of 30 failed)"
