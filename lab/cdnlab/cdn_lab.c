@@ -37,7 +37,7 @@ static void usage(FILE *f)
                "  status                                        processes, health, namespaces, relay counters\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
-               "  fault replica-down|primary-down|db-start|promote DB   database faults (db-primary, db-r1, ...)\n"
+               "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  purge [--soft] [--wait[=S]] url|prefix|tag|all ARG... | status\n"
                "                                                cdn-purge on the lab's purge bus (Redis beside cdn-dns)\n"
@@ -131,7 +131,7 @@ static int run_env(int argc, char **argv)
 
 static int run_fault(int argc, char **argv)
 {
-    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, or replica-down|primary-down|db-start|promote DB");
+    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, or replica-down|primary-down|db-start|promote|lag DB");
     return lab_cmd_fault(argv[1], argv[2]);
 }
 

@@ -267,12 +267,80 @@ static int write_once(void)
     return lab_http_call(lb->ns, lb->addr, LAB_PORT_LB, "POST", "/api/cart?add=1");
 }
 
-/* replica-down|primary-down|db-start|promote HOST; -1 when what is none of them. */
+/* curl from inside the lb's namespace to shop-lb; its body (at most len) in out. 0, or -1. */
+static int curl_lb(const char *args, char *out, size_t len)
+{
+    const struct lab_node *lb = &L.plan.nodes[lab_plan_find(&L.plan, LAB_LB, 0)];
+    char cmd[6000];
+    snprintf(cmd, sizeof(cmd), "%s%s%scurl -s -m 5 %s", *lb->ns ? "ip netns exec " : "", lb->ns, *lb->ns ? " " : "", args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = fread(out, 1, len - 1, p);
+    out[got] = '\0';
+    return pclose(p) == 0 ? 0 : -1;
+}
+
+/* A cookie's value from a curl cookie jar (the last column of its line). */
+static int jar_get(const char *jar, const char *name, char *out, size_t len)
+{
+    FILE *f = fopen(jar, "r");
+    char line[512];
+    int found = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof(line), f)) {
+        char c[7][256];
+        /* HttpOnly cookies come as "#HttpOnly_host ..." lines */
+        if ((line[0] != '#' || !strncmp(line, "#HttpOnly_", 10)) && sscanf(line, "%255s %255s %255s %255s %255s %255s %255s", c[0], c[1], c[2], c[3], c[4], c[5],
+                                     c[6]) == 7 && !strcmp(c[5], name)) {
+            snprintf(out, len, "%s", c[6]);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* lag DB: replay paused on the replica the apps read from; a client writes its cart through
+ * shop-lb and reads it back with its cookies (sid and the read-your-writes mark dbw) and with its
+ * sid only; then replay resumes and the replica catches up. */
+static int lag_check(const struct lab_node *n, double t0)
+{
+    const struct lab_node *lb = &L.plan.nodes[lab_plan_find(&L.plan, LAB_LB, 0)];
+    char out[8192], args[5000], jar[PATH_MAX], sid[256] = "", dbw[256] = "";
+    if (query(n, "SELECT pg_wal_replay_pause()", out, sizeof(out)) != 0) lab_die("lag: %s is not a standby", n->name);
+    lab_path(jar, sizeof(jar), "lag.jar");
+    unlink(jar);
+    snprintf(args, sizeof(args), "-c '%s' -X POST 'http://%s:%d/api/cart?add=7&qty=2'", jar, lb->addr, LAB_PORT_LB);
+    if (curl_lb(args, out, sizeof(out)) != 0 || jar_get(jar, "sid", sid, sizeof(sid)) != 0 || jar_get(jar, "dbw", dbw, sizeof(dbw)) != 0)
+        lab_die("lag: the cart write through shop-lb failed: %.200s", out);
+    double tw = mono_s();
+    snprintf(args, sizeof(args), "-b 'sid=%s; dbw=%s' 'http://%s:%d/api/cart'", sid, dbw, lb->addr, LAB_PORT_LB);
+    int own = curl_lb(args, out, sizeof(out)) == 0 && strstr(out, "\"id\":7,\"qty\":2") != NULL;
+    snprintf(args, sizeof(args), "-b 'sid=%s' 'http://%s:%d/api/cart'", sid, lb->addr, LAB_PORT_LB);
+    int stale = curl_lb(args, out, sizeof(out)) == 0 && strstr(out, "\"id\":7") == NULL;
+    double paused = mono_s() - t0;
+    query(n, "SELECT pg_wal_replay_resume()", out, sizeof(out));
+    double tr = mono_s(), caught = -1;
+    for (int t = 0; t < 200; t++) {
+        if (curl_lb(args, out, sizeof(out)) == 0 && strstr(out, "\"id\":7") != NULL) {
+            caught = mono_s() - tr;
+            break;
+        }
+        usleep(50000);
+    }
+    printf("lag %s: replay paused %.2f s; the writer read its own cart (sid + dbw, from the primary): %s; "
+           "the same sid without dbw (the replica): %s; replay resumed, the replica had the cart after %.2f s\n",
+           n->name, paused, own ? "yes" : "NO", stale ? "the older cart (the lag shows)" : "the new cart", caught);
+    (void)tw;
+    return own ? 0 : 1;
+}
+
+/* replica-down|primary-down|db-start|promote|lag HOST; -1 when what is none of them. */
 int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np)
 {
     const struct lab_node *n = &L.plan.nodes[k];
     int down = !strcmp(what, "replica-down") || !strcmp(what, "primary-down");
-    if (!down && strcmp(what, "db-start") && strcmp(what, "promote")) return -1;
+    if (!down && strcmp(what, "db-start") && strcmp(what, "promote") && strcmp(what, "lag")) return -1;
     if (n->kind != LAB_DB) lab_die("%s: %s is not a database server (db-primary, db-r1, ...)", what, n->name);
     struct lab_proc_rec *me = NULL, *prim = NULL;
     for (size_t i = 0; i < np; i++) {
@@ -280,6 +348,10 @@ int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np)
         if (!strcmp(pr[i].name, "db-primary")) prim = &pr[i];
     }
     double t0 = mono_s();
+    if (!strcmp(what, "lag")) {
+        if (n->index == 0) lab_die("lag: name a replica (db-r1, ...)");
+        return lag_check(n, t0);
+    }
     if (down) {
         if (!me || !lab_proc_alive(me->pid, me->start)) lab_die("%s is not running", n->name);
         lab_stop_pid(me->pid, me->start, SIGINT); /* fast shutdown: clients are cut at once */

@@ -169,7 +169,7 @@ int lab_cmd_fault(const char *what, const char *host)
         printf("%s %s\n", iso ? "isolated" : "healed", n->name);
     } else {
         lab_die("fault: kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE,"
-                " or replica-down|primary-down|db-start|promote DB");
+                " or replica-down|primary-down|db-start|promote|lag DB");
     }
     fault_record(t0, what, n->name); /* at the time it began, once it was done */
     lab_state_add("fault %ld %s %s", (long)time(NULL), what, n->name);

@@ -110,7 +110,7 @@ void lab_db_check(void);
 void lab_db_up(void);
 void lab_db_where(FILE *f);
 void lab_db_status(FILE *f);
-/* replica-down|primary-down|db-start|promote on node k: 0 done, -1 when `what` is none of them. */
+/* replica-down|primary-down|db-start|promote|lag on node k: 0 done, -1 when `what` is none of them. */
 int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np);
 
 /* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
