@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lab/cdnlab/labctl.h"
+#include "lab/cdnlab/labrun.h"
 
 static const char *pg_bin(void)
 {
@@ -232,19 +233,19 @@ void lab_db_where(FILE *f)
     }
 }
 
-/* Replication as the primary sees it: one line per replica. */
-void lab_db_status(FILE *f)
+/* Replication as the primary sees it: one line per server and per replica, to a and b (b may be NULL). */
+static void db_status2(FILE *a, FILE *b)
 {
     if (!L.topo->db_servers) return;
     for (unsigned i = 0; i < L.topo->db_servers; i++) {
         const struct lab_node *n = db_node(i);
         char out[2048];
         if (query(n, "SELECT pg_is_in_recovery()", out, sizeof(out)) != 0) {
-            fprintf(f, "  db %-10s NOT ANSWERING\n", n->name);
+            lab_out2(a, b, "  db %-10s NOT ANSWERING\n", n->name);
             continue;
         }
         int standby = out[0] == 't';
-        fprintf(f, "  db %-10s %s\n", n->name, standby ? "standby" : "primary (takes writes)");
+        lab_out2(a, b, "  db %-10s %s\n", n->name, standby ? "standby" : "primary (takes writes)");
         if (standby) continue;
         if (query(n, "SELECT application_name, state, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0),"
                      " COALESCE(round(EXTRACT(epoch FROM replay_lag) * 1000, 1), 0) FROM pg_stat_replication",
@@ -255,9 +256,36 @@ void lab_db_status(FILE *f)
             char app[64], st[32];
             double bytes, ms;
             if (sscanf(l, "%63s %31s %lf %lf", app, st, &bytes, &ms) == 4)
-                fprintf(f, "     replica %-10s %-10s replay lag %.0f bytes, %.1f ms\n", app, st, bytes, ms);
+                lab_out2(a, b, "     replica %-10s %-10s replay lag %.0f bytes, %.1f ms\n", app, st, bytes, ms);
         }
     }
+}
+
+void lab_db_status(FILE *f) { db_status2(f, NULL); }
+
+/* The report's database section: the servers and their lag now, and where the apps' reads went
+ * during the load run (their /metrics before and after). */
+void lab_report_db(const struct lab_run *r, FILE *o, FILE *rf)
+{
+    if (!L.topo->db_servers) return;
+    lab_out2(o, rf, "\n== Database (PostgreSQL; lag as of the report)\n");
+    db_status2(o, rf);
+    static const char *const from[] = {"replica", "primary_ryw", "primary_fallback", "primary_write"};
+    double v[4] = {0}, qerr = 0, lost = 0;
+    for (size_t i = 0; i < r->plan->nnodes; i++) {
+        const struct lab_node *n = &r->plan->nodes[i];
+        if (n->kind != LAB_APP) continue;
+        for (int k = 0; k < 4; k++) {
+            char m[64];
+            snprintf(m, sizeof(m), "from=\"%s\"", from[k]);
+            v[k] += lab_metric_delta(r, n->name, "shop_db_reads_total", m);
+        }
+        qerr += lab_metric_delta(r, n->name, "shop_db_queries_total", "result=\"error\"");
+        lost += lab_metric_delta(r, n->name, "shop_db_connections_lost_total", NULL);
+    }
+    lab_out2(o, rf, "  the apps' reads during the run: %.0f from the replica, %.0f from the primary for read-your-writes, "
+                    "%.0f from the primary as the replica's fallback, %.0f for writes; %.0f queries failed, %.0f "
+                    "connections lost\n", v[0], v[1], v[2], v[3], qerr, lost);
 }
 
 /* A cart write through shop-lb from the lb's namespace: its status (-1: no connection). */
