@@ -146,7 +146,12 @@ void lab_db_up(void)
 {
     const struct lab_topo *t = L.topo;
     if (!t->db_servers) return;
-    if (geteuid() == 0) chmod(L.statedir, 0711); /* the postgres user reaches its folders */
+    if (geteuid() == 0) { /* the postgres user reaches its folders */
+        chmod(L.statedir, 0711);
+        if (lab_runf(1, "setpriv --reuid=postgres --regid=postgres --init-groups test -x %s", L.statedir) != 0)
+            lab_die("db: the postgres user cannot reach %s (a parent folder without o+x?); run `" PROG " down -s %s`",
+                    L.statedir, L.statedir);
+    }
     const struct lab_node *pn = db_node(0);
     char dir[PATH_MAX], url[128];
     lab_path(dir, sizeof(dir), "%s", pn->name);
