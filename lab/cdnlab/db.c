@@ -406,6 +406,17 @@ int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np)
         if (query(n, "SELECT pg_promote(true, 30)", out, sizeof(out)) != 0 || out[0] != 't')
             lab_die("promote: pg_promote() on %s failed", n->name);
         double tpr = mono_s(), tw = 0;
+        /* the other replicas stream from the new primary (primary_conninfo reloads; they follow its
+         * new timeline: recovery_target_timeline is 'latest') */
+        int repointed = 0;
+        for (unsigned i = 1; i < L.topo->db_servers; i++) {
+            const struct lab_node *o = db_node(i);
+            char sql[512];
+            if (o == n) continue;
+            snprintf(sql, sizeof(sql), "ALTER SYSTEM SET primary_conninfo = 'host=%s port=%d user=shop application_name=%s'",
+                     n->addr, LAB_PORT_DB, o->name);
+            if (query(o, sql, out, sizeof(out)) == 0 && query(o, "SELECT pg_reload_conf()", out, sizeof(out)) == 0) repointed++;
+        }
         int st = -1;
         for (int t = 0; t < 600; t++) {
             if ((st = write_once()) == 200) {
@@ -416,7 +427,8 @@ int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np)
         }
         if (st != 200) lab_die("promote: writes still fail (%d) 30 s after promoting %s", st, n->name);
         printf("promoted %s: the primary stopped in %.2f s, pg_promote() took %.2f s, writes answered 200 again "
-               "%.2f s after the fault began (the write outage)\n", n->name, tp - t0, tpr - tp, tw - t0);
+               "%.2f s after the fault began (the write outage); %d other replica%s now stream%s from it\n", n->name,
+               tp - t0, tpr - tp, tw - t0, repointed, repointed == 1 ? "" : "s", repointed == 1 ? "s" : "");
     }
     return 0;
 }

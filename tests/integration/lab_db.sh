@@ -11,7 +11,7 @@ for p in cdn-edge cdn-dns shop-app shop-lb cdn-lab; do
     [ -x "$(bin $p)" ] || skip_all "$p is not built"
 done
 pg_usable || skip_all "$PG_SKIP"
-plan 16
+plan 17
 S="$T/st"
 chmod o+x "$T" # the servers run as the postgres user under root: their folders are in $T/st
 out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/db.yaml" 2>&1); rc=$?
@@ -53,6 +53,8 @@ out=$("$lab" -s "$S" fault promote db-r1 2>&1)
 like "$out" "writes answered 200 again [0-9.]+ s after the fault began" "promote: the apps follow, writes come back"
 diag "$out"
 like "$("$lab" -s "$S" status 2>&1)" "db db-r1 +primary" "promote: db-r1 takes writes"
+wait_for 20 sh -c "'$lab' -s '$S' status | grep -q 'replica db-r2 *streaming'"
+ok $? "promote: db-r2 streams from the new primary"
 
 "$lab" -s "$S" down >/dev/null 2>&1
 trap _cleanup EXIT
