@@ -228,6 +228,18 @@ void lab_db_up(void)
         lab_die("cannot write %s", conf);
 }
 
+void lab_db_outbox_start(void)
+{
+    if (!L.topo->db_servers) return;
+    const struct lab_node *dns = &L.plan.nodes[lab_plan_find(&L.plan, LAB_DNS, 0)];
+    struct lab_argv a = {0};
+    lab_argv_add(&a, "cdn-lab");
+    lab_argv_add(&a, "-s");
+    lab_argv_add(&a, "%s", L.statedir);
+    lab_argv_add(&a, "outbox");
+    lab_start_proc(dns, "outbox", &a);
+}
+
 void lab_db_where(FILE *f)
 {
     const struct lab_topo *t = L.topo;

@@ -367,6 +367,7 @@ int lab_cmd_up(const char *topo, const char *mode, const char *profile)
     start_kind(LAB_APP, 20);
     start_kind(LAB_LB, 20);
     start_redis();
+    lab_db_outbox_start(); /* the database's purge relay, beside the bus (db.c, outbox.c) */
     start_kind(LAB_EDGE, 30);
     if (L.plan.anycast) lab_anycast_up();
     start_kind(LAB_DNS, 20);

@@ -557,6 +557,14 @@ int app_pg_generate(const char *conninfo, uint32_t n, uint64_t seed, const char 
                    "SELECT id, category_id, name, price_cents, stock, updated_at, description FROM products ORDER BY id",
                    "COPY products FROM STDIN", err, errlen) ||
         run(pg, "CREATE INDEX products_by_category ON products(category_id, id);"
+                /* a price change's purge: the tags go into an outbox in the changing transaction
+                 * (cdn-lab's relay publishes them after the replicas replay it: lab/cdnlab/outbox.c) */
+                "CREATE TABLE IF NOT EXISTS purge_outbox(id bigserial PRIMARY KEY, tags text NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+                "CREATE OR REPLACE FUNCTION products_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " INSERT INTO purge_outbox(tags) VALUES ('product-' || NEW.id || ' category-' || NEW.category_id);"
+                " PERFORM pg_notify('purge_outbox', ''); RETURN NEW; END $$;"
+                "CREATE TRIGGER products_outbox AFTER UPDATE ON products FOR EACH ROW EXECUTE FUNCTION products_outbox();"
                 "CREATE INDEX products_fts ON products USING gin (to_tsvector('simple', name || ' ' || description));"
                 "COMMIT; ANALYZE meta; ANALYZE categories; ANALYZE products;",
             err, errlen))
