@@ -11,7 +11,7 @@ for p in cdn-edge cdn-dns shop-app shop-lb cdn-lab; do
     [ -x "$(bin $p)" ] || skip_all "$p is not built"
 done
 pg_usable || skip_all "$PG_SKIP"
-plan 17
+plan 20
 S="$T/st"
 chmod o+x "$T" # the servers run as the postgres user under root: their folders are in $T/st
 out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/db.yaml" 2>&1); rc=$?
@@ -34,6 +34,16 @@ st=$("$lab" -s "$S" status 2>&1)
 like "$st" "replica db-r1 +streaming +replay lag [0-9]+ bytes" "status: db-r1 streams, with its lag"
 like "$st" "replica db-r2 +streaming" "status: db-r2 streams"
 is "$(reads 10)" 0 "catalog reads through shop-lb"
+
+# a price change reaches an edge's cached copy with nothing done by hand (outbox -> relay -> purge)
+nc=${LAB_NS_c_eu:-}; exc=(); [ -n "$nc" ] && exc=(ip netns exec "$nc")
+price() { "${exc[@]}" curl -s -m 5 -H 'Host: www.shop.test' "http://$LAB_ADDR_e_eu1:8080/api/products/150" | sed -n 's/.*"price_cents":\([0-9]*\).*/\1/p'; }
+old=$(price); price >/dev/null # cached at the edge now
+"$lab" -s "$S" change price 150 77777 >"$T/change.out" 2>&1; ok $? "change price: one command ($(cat "$T/change.out"))"
+wait_for 10 sh -c "grep -q '^outbox [0-9]* product-150 ' '$S/logs/outbox.log'"
+like "$(grep '^outbox [0-9]* product-150 ' "$S/logs/outbox.log")" "replayed [0-9]+ published [0-9]+ acked" "the relay published the product's tags after the replicas replayed"
+got=""; for t in $(seq 1 50); do got=$(price); [ "$got" = 77777 ] && break; sleep 0.1; done
+is "$got" 77777 "the edge answers the new price (it was $old)"
 
 out=$("$lab" -s "$S" fault lag db-r1 2>&1)
 like "$out" "read its own cart \(sid \+ dbw, from the primary\): yes" "lag: the writer reads its own write"
