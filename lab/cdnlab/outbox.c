@@ -1,13 +1,13 @@
 /* lab/cdnlab/outbox.c - a price change end to end, on a lab with a database (db:):
  * `cdn-lab change price ID CENTS` updates the product on the primary; a trigger on products
  * (made by shop-app --generate, origin/shop/db_pg.c) writes the affected tags into the table
- * purge_outbox in the same transaction and NOTIFYs; `cdn-lab outbox` (started by `up` beside the
- * purge bus, logs/outbox.log) takes each row, waits until every replica has replayed past it (an
+ * purge_outbox in the same transaction and NOTIFYs with the row; `cdn-lab outbox` (started by `up`
+ * beside the purge bus, logs/outbox.log) takes each row, waits until it is visible on every replica (an
  * edge refetching from an app that reads a lagging replica would cache the old price again),
  * publishes the tags on the purge bus with `cdn-purge --wait`, and deletes the row only then: an
  * outbox, so a relay that dies between the commit and the publication loses nothing (the row
  * waits for the next one). One line per change in its log:
- *   outbox ID TAGS committed MS replayed MS published MS acked MS
+ *   outbox ID TAGS committed MS picked MS replayed MS published MS acked MS
  * (wall-clock milliseconds; lab/price-trials reads them). */
 #include "config.h"
 #include <errno.h>
@@ -48,27 +48,52 @@ static int tags_ok(const char *s)
     return 1;
 }
 
+/* The replicas, asked directly for their replay position: pg_stat_replication on the primary
+ * only learns it when a standby reports (every ~200 ms here), which was most of a change's delay. */
+static PGconn *replicas[LAB_MAX_REPLICAS];
+
+static int replica_behind(unsigned i, const char *id)
+{
+    if (replicas[i] == NULL || PQstatus(replicas[i]) != CONNECTION_OK) {
+        char url[256];
+        int k = lab_plan_find(&L.plan, LAB_DB, (int)i + 1);
+        PQfinish(replicas[i]);
+        snprintf(url, sizeof(url), "postgresql://shop@%s:%d/postgres?connect_timeout=1", L.plan.nodes[k].addr, LAB_PORT_DB);
+        replicas[i] = PQconnectdb(url);
+        if (PQstatus(replicas[i]) != CONNECTION_OK) return -1;
+    }
+    const char *pv[1] = {id};
+    /* the outbox row is visible there: the change's commit is replayed (exact, no LSN needed); a
+     * promoted server (no longer in recovery) has nothing to wait for */
+    PGresult *r = PQexecParams(replicas[i], "SELECT pg_is_in_recovery() AND NOT EXISTS (SELECT 1 FROM purge_outbox WHERE id = $1)",
+                               1, NULL, pv, NULL, NULL, 0);
+    int behind = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0)[0] == 't' : -1;
+    PQclear(r);
+    return behind;
+}
+
 static volatile sig_atomic_t stop;
+static long long done_max; /* the highest row published: a scan and a notification may both bring one */
 static void on_term(int sig) { (void)sig; stop = 1; }
 
 /* Publishes one row; 0 when the bus took it (then the row goes). */
 static int relay_row(PGconn *pg, const char *purge, const char *redis, const char *key, const char *id, const char *tags,
-                     const char *committed, const char *lsn)
+                     const char *committed)
 {
-    /* every replica past the change first */
-    const char *pv[1] = {lsn};
+    if (strtoll(id, NULL, 10) <= done_max) return 0;
+    /* every replica past the change first (one that does not answer is not waited for: it reads
+     * nothing for anyone while it is down) */
     long long t0 = wall_ms(), replayed = 0;
+    (void)pg;
     while (wall_ms() - t0 < 5000) {
-        PGresult *r = PQexecParams(pg, "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NULL OR replay_lsn < $1::pg_lsn",
-                                   1, NULL, pv, NULL, NULL, 0);
-        int behind = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
-        PQclear(r);
-        if (behind < 0) return -1;
+        int behind = 0;
+        for (unsigned i = 0; i + 1 < L.topo->db_servers; i++)
+            behind += replica_behind(i, id) == 1;
         if (behind == 0) {
             replayed = wall_ms();
             break;
         }
-        usleep(2000);
+        usleep(1000);
     }
     if (!replayed) replayed = -1; /* a replica that does not catch up within 5 s does not hold the purge forever */
     char cmd[2 * PATH_MAX + 1024], line[512];
@@ -85,8 +110,9 @@ static int relay_row(PGconn *pg, const char *purge, const char *redis, const cha
     if (rc != 0 && !published) return -1; /* not on the bus: the row stays */
     const char *dv[1] = {id};
     PQclear(PQexecParams(pg, "DELETE FROM purge_outbox WHERE id = $1", 1, NULL, dv, NULL, NULL, 0));
-    printf("outbox %s %s committed %s replayed %lld published %lld acked %lld%s\n", id, tags, committed, replayed, published,
-           acked, rc ? " (not every edge acked)" : "");
+    if (strtoll(id, NULL, 10) > done_max) done_max = strtoll(id, NULL, 10);
+    printf("outbox %s %s committed %s picked %lld replayed %lld published %lld acked %lld%s\n", id, tags, committed, t0,
+           replayed, published, acked, rc ? " (not every edge acked)" : "");
     fflush(stdout);
     return 0;
 }
@@ -107,6 +133,7 @@ int lab_cmd_outbox(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     PGconn *pg = NULL;
     printf("outbox relay: %s -> %s\n", url, redis);
+    long long scanned = 0;
     while (!stop) {
         if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
             PQfinish(pg);
@@ -116,39 +143,46 @@ int lab_cmd_outbox(void)
                 continue;
             }
             PQclear(PQexec(pg, "LISTEN purge_outbox"));
+            scanned = 0;
         }
-        PGresult *r = PQexec(pg, "SELECT id, tags, (extract(epoch FROM created_at) * 1000)::bigint, pg_current_wal_lsn()::text"
-                                 " FROM purge_outbox ORDER BY id LIMIT 50");
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            PQclear(r);
-            PQfinish(pg);
-            pg = NULL;
-            usleep(200000);
-            continue;
-        }
-        for (int i = 0; i < PQntuples(r) && !stop; i++) {
-            const char *tags = PQgetvalue(r, i, 1);
-            if (!tags_ok(tags)) { /* not ours to pass to a shell: dropped, and said so */
-                const char *dv[1] = {PQgetvalue(r, i, 0)};
-                PQclear(PQexecParams(pg, "DELETE FROM purge_outbox WHERE id = $1", 1, NULL, dv, NULL, NULL, 0));
-                printf("outbox %s: tags '%s' refused\n", dv[0], tags);
+        /* the table, every second: rows whose notification was missed (the relay was down) or
+         * whose publication failed */
+        if (wall_ms() - scanned >= 1000) {
+            PGresult *r = PQexec(pg, "SELECT id, tags, (extract(epoch FROM created_at) * 1000)::bigint FROM purge_outbox"
+                                     " ORDER BY id LIMIT 50");
+            if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                PQclear(r);
+                PQfinish(pg);
+                pg = NULL;
+                usleep(200000);
                 continue;
             }
-            if (relay_row(pg, purge, redis, key, PQgetvalue(r, i, 0), tags, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)) != 0)
-                break; /* the bus or the database failed: again after the wait */
+            for (int i = 0; i < PQntuples(r) && !stop; i++)
+                if (!tags_ok(PQgetvalue(r, i, 1))) {
+                    const char *dv[1] = {PQgetvalue(r, i, 0)};
+                    PQclear(PQexecParams(pg, "DELETE FROM purge_outbox WHERE id = $1", 1, NULL, dv, NULL, NULL, 0));
+                    printf("outbox %s: tags '%s' refused\n", dv[0], PQgetvalue(r, i, 1));
+                } else if (relay_row(pg, purge, redis, key, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)) != 0)
+                    break; /* the bus or the database failed: again at the next scan */
+            scanned = PQntuples(r) == 50 ? 0 : wall_ms();
+            PQclear(r);
         }
-        int more = PQntuples(r) == 50;
-        PQclear(r);
-        if (more) continue;
-        /* a NOTIFY, or a second at most (a notification missed while reconnecting is found then) */
+        /* a NOTIFY carries its row ("ID MS TAGS"): published at once, no query first */
         int fd = PQsocket(pg);
         fd_set rs;
         FD_ZERO(&rs);
         FD_SET(fd, &rs);
-        struct timeval tv = {1, 0};
+        struct timeval tv = {0, 200000};
         if (select(fd + 1, &rs, NULL, NULL, &tv) > 0 && PQconsumeInput(pg)) {
             PGnotify *n;
-            while ((n = PQnotifies(pg)) != NULL) PQfreemem(n);
+            while ((n = PQnotifies(pg)) != NULL) {
+                char id[32], ms[32];
+                int off = 0;
+                if (sscanf(n->extra, "%31s %31s %n", id, ms, &off) == 2 && off > 0 && tags_ok(n->extra + off) &&
+                    relay_row(pg, purge, redis, key, id, n->extra + off, ms) != 0)
+                    scanned = 0; /* failed: the scan takes it again */
+                PQfreemem(n);
+            }
         }
     }
     PQfinish(pg);

@@ -561,9 +561,12 @@ int app_pg_generate(const char *conninfo, uint32_t n, uint64_t seed, const char 
                  * (cdn-lab's relay publishes them after the replicas replay it: lab/cdnlab/outbox.c) */
                 "CREATE TABLE IF NOT EXISTS purge_outbox(id bigserial PRIMARY KEY, tags text NOT NULL,"
                 " created_at timestamptz NOT NULL DEFAULT clock_timestamp());"
-                "CREATE OR REPLACE FUNCTION products_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-                " INSERT INTO purge_outbox(tags) VALUES ('product-' || NEW.id || ' category-' || NEW.category_id);"
-                " PERFORM pg_notify('purge_outbox', ''); RETURN NEW; END $$;"
+                "CREATE OR REPLACE FUNCTION products_outbox() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " DECLARE oid bigint; t text := 'product-' || NEW.id || ' category-' || NEW.category_id; BEGIN"
+                " INSERT INTO purge_outbox(tags) VALUES (t) RETURNING id INTO oid;"
+                /* the row in the notification ("ID MS TAGS"): the relay needs no query to start */
+                " PERFORM pg_notify('purge_outbox', oid || ' ' || (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+                " || ' ' || t); RETURN NEW; END $$;"
                 "CREATE TRIGGER products_outbox AFTER UPDATE ON products FOR EACH ROW EXECUTE FUNCTION products_outbox();"
                 "CREATE INDEX products_fts ON products USING gin (to_tsvector('simple', name || ' ' || description));"
                 "COMMIT; ANALYZE meta; ANALYZE categories; ANALYZE products;",
