@@ -4,11 +4,12 @@
 # Build: compiler, autotools, and every library configure.ac checks for.
 CDN_PKGS_BUILD="gcc make autoconf automake libtool pkg-config
  libh2o-evloop-dev librocksdb-dev libc-ares-dev libcurl4-openssl-dev libyaml-dev libssl-dev
- libsqlite3-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev libhiredis-dev
+ libsqlite3-dev libpq-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev libhiredis-dev
  libsystemd-dev help2man libwebp-dev libavif-dev"
 # Tests: the real clients the tests talk with, and what the harness itself calls.
 # redis-server: the invalidation bus and the shared rate limits; tests start their own instance.
-CDN_PKGS_TEST="curl nghttp2-client knot-dnsutils dnsutils python3 iproute2 procps openssl redis-server"
+# postgresql: shop-app's second backend; tests start private servers (initdb + pg_ctl) and skip without it.
+CDN_PKGS_TEST="curl nghttp2-client knot-dnsutils dnsutils python3 iproute2 procps openssl redis-server postgresql"
 # chromium: the storefront in a real browser (tests/integration/shop_browser.sh skips without it).
 CDN_PKGS_TEST="$CDN_PKGS_TEST chromium"
 # The external DNS checkers (dnsviz probe, zonemaster-cli against a fake root on knotd): without them

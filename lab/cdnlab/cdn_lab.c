@@ -38,6 +38,8 @@ static void usage(FILE *f)
                "  status                                        processes, health, namespaces, relay counters\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
+               "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
+               "  change price PRODUCT CENTS                    a price change on the primary (db:), purged by the outbox relay\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  purge [--soft] [--wait[=S]] url|prefix|tag|all ARG... | status\n"
                "                                                cdn-purge on the lab's purge bus (Redis beside cdn-dns)\n"
@@ -133,8 +135,14 @@ static int run_env(int argc, char **argv)
 
 static int run_fault(int argc, char **argv)
 {
-    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
+    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, or replica-down|primary-down|db-start|promote|lag DB");
     return lab_cmd_fault(argv[1], argv[2]);
+}
+
+static int run_outbox(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return lab_cmd_outbox();
 }
 
 /* load, report and rtt: a lab that is up, seen through labrun.h */
@@ -182,7 +190,7 @@ static const struct {
     {"up", run_up},         {"down", run_down},       {"status", run_status}, {"env", run_env},
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
-    {"purge", lab_cmd_purge},
+    {"purge", lab_cmd_purge},   {"change", lab_cmd_change}, {"outbox", run_outbox},
 };
 
 int main(int argc, char **argv)

@@ -119,7 +119,13 @@ int lab_cmd_fault(const char *what, const char *host)
         return rc;
     }
     double t0 = mono_s();
-    int rc = 0;
+    int rc = lab_db_fault(what, k, pr, np); /* the database's faults (db.c) */
+    if (rc >= 0) {
+        fault_record(t0, what, n->name);
+        lab_state_add("fault %ld %s %s", (long)time(NULL), what, n->name);
+        return rc;
+    }
+    rc = 0;
     if (!strcmp(what, "kill")) {
         if (!me || !lab_proc_alive(me->pid, me->start)) lab_die("%s is not running", n->name);
         lab_stop_pid(me->pid, me->start, SIGKILL);
@@ -162,7 +168,8 @@ int lab_cmd_fault(const char *what, const char *host)
         }
         printf("%s %s\n", iso ? "isolated" : "healed", n->name);
     } else {
-        lab_die("fault: kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE");
+        lab_die("fault: kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE,"
+                " or replica-down|primary-down|db-start|promote|lag DB");
     }
     fault_record(t0, what, n->name); /* at the time it began, once it was done */
     lab_state_add("fault %ld %s %s", (long)time(NULL), what, n->name);

@@ -105,6 +105,20 @@ int lab_bgp_sessions(const struct lab_node *n, int *total);
 void lab_routing_up(void);
 void lab_anycast_up(void);
 
+/* --- db.c: the lab's PostgreSQL (a topology's db:) --- */
+void lab_db_check(void);
+void lab_db_up(void);
+void lab_db_where(FILE *f);
+void lab_db_status(FILE *f);
+/* replica-down|primary-down|db-start|promote|lag on node k: 0 done, -1 when `what` is none of them. */
+int lab_db_fault(const char *what, int k, struct lab_proc_rec *pr, size_t np);
+
+/* --- outbox.c: a price change end to end (db:) --- */
+int lab_cmd_change(int argc, char **argv);
+/* The outbox relay (a process `up` starts beside the purge bus): runs until SIGTERM. */
+int lab_cmd_outbox(void);
+void lab_db_outbox_start(void);
+
 /* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
 int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);
 

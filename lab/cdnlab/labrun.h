@@ -35,6 +35,8 @@ int lab_report_failover(struct lab_run *r, const char *odir, FILE *o, FILE *rf);
 /* lab/cdnlab/rtt.c: `cdn-lab rtt [-n SAMPLES] [-q]` writes STATE/rtt.tsv (and prints the matrix);
  * the report prints the region x region matrix from it (nothing without the file). */
 int lab_cmd_rtt(struct lab_run *r, int argc, char **argv);
+/* lab/cdnlab/db.c: the report's database section (nothing without db:). */
+void lab_report_db(const struct lab_run *r, FILE *o, FILE *rf);
 void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf);
 /* printf to both of two streams (the terminal and the report file); either may be NULL. */
 void lab_out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -22,7 +22,8 @@ static void scrape(struct lab_run *r, const char *when)
     mkdir(dir, 0755);
     for (size_t i = 0; i < r->plan->nnodes; i++) {
         const struct lab_node *n = &r->plan->nodes[i];
-        int port = n->kind == LAB_EDGE ? LAB_PORT_EDGE_ADMIN : n->kind == LAB_LB ? LAB_PORT_LB_ADMIN : 0;
+        int port = n->kind == LAB_EDGE ? LAB_PORT_EDGE_ADMIN : n->kind == LAB_LB ? LAB_PORT_LB_ADMIN
+                 : n->kind == LAB_APP && r->topo->db_servers ? LAB_PORT_APP : 0; /* the apps: database reads */
         if (!port) continue;
         char *body = NULL;
         size_t len = 0;

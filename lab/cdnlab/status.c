@@ -61,6 +61,7 @@ int lab_cmd_status(void)
             printf("  relay %s: %s", sp + strlen(L.statedir) + 1, *line ? line : "(no counters yet)\n");
         }
     }
+    lab_db_status(stdout); /* the database servers and each replica's lag (db.c) */
     return bad;
 }
 

@@ -218,6 +218,7 @@ static void print_where(FILE *f)
     fprintf(f, "  origin   shop-lb  %-4s http://%s:%d admin http://%s:%d/metrics\n",
             lab_topo_reg(t, (size_t)t->origin_region)->name, p->nodes[lb].addr, LAB_PORT_LB, p->nodes[lb].addr,
             LAB_PORT_LB_ADMIN);
+    lab_db_where(f);
     for (size_t i = 0; i < p->nrelays; i++)
         fprintf(f, "  wan      %s-%s one-way %llu ms (cdn-wanrelay)\n", lab_topo_reg(t, (size_t)p->relays[i].ra)->name,
                 lab_topo_reg(t, (size_t)p->relays[i].rb)->name, (unsigned long long)p->relays[i].delay_ms);
@@ -356,14 +357,17 @@ int lab_cmd_up(const char *topo, const char *mode, const char *profile)
     if (L.topo->anycast.addresses.n && L.mode != LAB_NETNS)
         fprintf(stderr, PROG ": note: anycast needs namespaces mode; anycast names are answered by DNS steering\n");
     check_programs();
+    lab_db_check();
     make_state();
     write_keys();
     write_data();
     if (L.mode == LAB_NETNS) net_up();
     if (L.plan.anycast) lab_routing_up();
+    lab_db_up(); /* PostgreSQL before the apps that use it (db.c) */
     start_kind(LAB_APP, 20);
     start_kind(LAB_LB, 20);
     start_redis();
+    lab_db_outbox_start(); /* the database's purge relay, beside the bus (db.c, outbox.c) */
     start_kind(LAB_EDGE, 30);
     if (L.plan.anycast) lab_anycast_up();
     start_kind(LAB_DNS, 20);

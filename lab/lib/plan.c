@@ -137,6 +137,11 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
         hs[nh] = (typeof(hs[0])){LAB_APP, t->origin_region, (int)i, ""};
         sfmt(hs[nh++].name, 32, "app%u", i + 1);
     }
+    for (unsigned i = 0; i < t->db_servers && nh < 128; i++) { /* db-primary, db-r1, ... */
+        hs[nh] = (typeof(hs[0])){LAB_DB, t->db_region[i], (int)i, ""};
+        if (i == 0) sfmt(hs[nh++].name, 32, "db-primary");
+        else sfmt(hs[nh++].name, 32, "db-r%u", i);
+    }
     for (int h = 0; h < nh; h++) {
         int r = hs[h].region, k = hosts[r]++;
         if (k >= LAB_MAX_HOSTS) {
@@ -351,8 +356,13 @@ void lab_cmd_app(const struct lab_topo *t, const struct lab_plan *p, int node, c
     lab_argv_add(a, "%s/shop-app", bindir);
     lab_argv_add(a, "-a");
     lab_argv_add(a, "%s:%d", n->addr, LAB_PORT_APP);
-    lab_argv_add(a, "--db");
-    lab_argv_add(a, "%s/catalog.db", statedir);
+    if (t->db_servers) { /* PostgreSQL: primary and replica in the file `cdn-lab up` writes */
+        lab_argv_add(a, "-c");
+        lab_argv_add(a, "%s/shop-db.yaml", statedir);
+    } else {
+        lab_argv_add(a, "--db");
+        lab_argv_add(a, "%s/catalog.db", statedir);
+    }
     lab_argv_add(a, "--seed");
     lab_argv_add(a, "%u", t->origin.seed);
     lab_argv_add(a, "--name");

@@ -124,6 +124,31 @@ const char *lab_topo_anycast_addr(const struct lab_topo *t, size_t host)
     return ((const char *const *)t->anycast.addresses.items)[host % t->anycast.addresses.n];
 }
 
+static const cdn_conf_field_t db_fields[] = {
+    {"primary", CDN_CT_STR, offsetof(struct lab_db_conf, primary), CDN_CF_REQUIRED},
+    {"replicas", CDN_CT_STRLIST, offsetof(struct lab_db_conf, replicas)},
+    {"read_your_writes", CDN_CT_DURATION, offsetof(struct lab_db_conf, ryw_ms)},
+    {NULL}};
+
+static const cdn_conf_node_t *at(const cdn_conf_node_t *root, const char *k1, long idx, const char *k2);
+
+/* db: the regions of the primary and the replicas. */
+static int resolve_db(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    if (!t->db.primary) return 0;
+    if (t->db.replicas.n > LAB_MAX_REPLICAS)
+        return cdn_conf_fail(c, at(root, "db", -1, "replicas"), err, "at most %d replicas", LAB_MAX_REPLICAS);
+    if ((t->db_region[0] = lab_topo_region(t, t->db.primary)) < 0)
+        return cdn_conf_fail(c, at(root, "db", -1, "primary"), err, "unknown region '%s'", t->db.primary);
+    for (size_t i = 0; i < t->db.replicas.n; i++) {
+        const char *rn = ((const char *const *)t->db.replicas.items)[i];
+        if ((t->db_region[1 + i] = lab_topo_region(t, rn)) < 0)
+            return cdn_conf_fail(c, at(root, "db", -1, "replicas"), err, "unknown region '%s'", rn);
+    }
+    t->db_servers = 1 + (unsigned)t->db.replicas.n;
+    return 0;
+}
+
 static const cdn_conf_field_t topo_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct lab_topo, name)},
     {"zone", CDN_CT_STR, offsetof(struct lab_topo, zone)},
@@ -135,6 +160,7 @@ static const cdn_conf_field_t topo_fields[] = {
     {"dns", CDN_CT_STRUCT, offsetof(struct lab_topo, dns), .sub = dns_fields},
     {"origin", CDN_CT_STRUCT, offsetof(struct lab_topo, origin), .sub = origin_fields},
     {"anycast", CDN_CT_STRUCT, offsetof(struct lab_topo, anycast), .sub = anycast_fields},
+    {"db", CDN_CT_STRUCT, offsetof(struct lab_topo, db), .sub = db_fields},
     {NULL}};
 
 int lab_topo_region(const struct lab_topo *t, const char *name)
@@ -374,6 +400,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
         cdn_conf_fail(c, at(root, "origin", -1, "region"), err, "unknown region '%s'", t->origin.region);
         return NULL;
     }
+    if (resolve_db(c, root, t, err) < 0) return NULL;
     if (t->dns.ttl_ms < 1000) {
         cdn_conf_fail(c, at(root, "dns", -1, "ttl"), err, "ttl: at least 1s");
         return NULL;

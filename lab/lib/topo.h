@@ -62,6 +62,15 @@ struct lab_origin_conf {
     uint64_t delay_ms;          /* app service delay */
 };
 
+/* PostgreSQL for the shop-apps (docs/LAB.md, "The database"): a primary and streaming replicas,
+ * each in its own namespace in the region named. No "db:": the apps share the SQLite file. */
+#define LAB_MAX_REPLICAS 4
+struct lab_db_conf {
+    const char *primary;        /* region name; NULL: no database servers */
+    struct cdn_conf_list replicas; /* region names */
+    uint64_t ryw_ms;            /* the apps' read_your_writes window */
+};
+
 /* Anycast: service addresses held by every edge and announced over BGP by BIRD. */
 enum lab_profile { LAB_PROF_REALISTIC, LAB_PROF_TUNED, LAB_PROF_BFD };
 enum lab_routing { LAB_ROUTE_DNS, LAB_ROUTE_ANYCAST, LAB_ROUTE_BOTH };
@@ -91,6 +100,7 @@ struct lab_topo {
     struct lab_dns_conf dns;
     struct lab_origin_conf origin;
     struct lab_anycast_conf anycast; /* addresses.n == 0: no anycast */
+    struct lab_db_conf db;
     /* resolved */
     enum lab_profile profile;
     enum lab_routing routing[16];    /* per hostname */
@@ -99,6 +109,8 @@ struct lab_topo {
     unsigned edge_nparents[64];            /* 0 for parent edges and when the lab has no parent */
     unsigned nparents;                     /* parent edges in the lab */
     int dns_region, origin_region;
+    int db_region[1 + LAB_MAX_REPLICAS];   /* [0] the primary's, then each replica's */
+    unsigned db_servers;                   /* 0 without "db:" */
     uint64_t delay_ms[LAB_MAX_REGIONS][LAB_MAX_REGIONS]; /* one-way, symmetric */
 };
 
@@ -123,7 +135,7 @@ static inline const struct lab_edge *lab_topo_edge(const struct lab_topo *t, siz
 
 /* --- the plan --- */
 enum lab_mode { LAB_NETNS, LAB_LOOPBACK };
-enum lab_kind { LAB_ROUTER, LAB_WAN, LAB_CLIENT, LAB_EDGE, LAB_DNS, LAB_LB, LAB_APP };
+enum lab_kind { LAB_ROUTER, LAB_WAN, LAB_CLIENT, LAB_EDGE, LAB_DNS, LAB_LB, LAB_APP, LAB_DB };
 
 /* Service ports, the same in both modes (unprivileged, so loopback mode runs without root). */
 enum {
@@ -131,6 +143,7 @@ enum {
     LAB_PORT_DNS = 5353, LAB_PORT_DNS_ADMIN = 5380,
     LAB_PORT_LB = 8000, LAB_PORT_LB_ADMIN = 8001, LAB_PORT_APP = 8081,
     LAB_PORT_REDIS = 6390, /* the purge bus, beside cdn-dns (never the system's 6379) */
+    LAB_PORT_DB = 5440,    /* PostgreSQL servers (never the system's 5432) */
 };
 
 struct lab_node {

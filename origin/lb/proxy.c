@@ -223,6 +223,21 @@ static int named_by_connection(const struct cdn_httpc_header *h, size_t n, const
     return 0;
 }
 
+/* A 503 with Retry-After is a live backend saying that something behind it is away for a while
+ * (shop-app without its primary database: cart writes 503, reads go on). Every backend shares that
+ * dependency, so counting it as the backend's failure would take the whole pool down and turn a
+ * write outage into a full one: it is not a passive-health failure. */
+static int backend_failed(int status, const struct cdn_httpc_header *h, size_t n)
+{
+    if (status < 500)
+        return 0;
+    if (status == 503)
+        for (size_t i = 0; i < n; i++)
+            if (h[i].name_len == 11 && strncasecmp(h[i].name, "retry-after", 11) == 0)
+                return 0;
+    return 1;
+}
+
 static const char *reason_of(int status)
 {
     const char *r = cdn_http_reason(status);
@@ -250,8 +265,9 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
     if (h2o_timeout_is_linked(&px->timer))
         h2o_timeout_unlink(&px->timer);
     h2o_timeout_link(px->w->loop, &px->w->idle_timeout, &px->timer);
-    lb_passive_result(px->be, status >= 500);
-    px_breaker(px, status >= 500, 0);
+    int failed = backend_failed(status, h, n);
+    lb_passive_result(px->be, failed);
+    px_breaker(px, failed, 0);
     req->res.status = status;
     req->res.reason = reason_of(status);
     for (size_t i = 0; i < n; i++) {

@@ -31,6 +31,7 @@
 #include "cdn/loop.h"
 #include "cdn/metrics.h"
 #include "origin/shop/shop.h"
+#include "origin/shop/db.h"
 
 #define PROG "shop-app"
 #define MAX_WORKERS 16
@@ -42,7 +43,8 @@ struct app_conf {
     struct cdn_conf_addr listen;
     const char *name;
     unsigned threads;
-    const char *db;
+    const char *db;            /* a catalog file or a postgresql:// URL (db.h) */
+    struct app_db_conf pg;     /* "db:" as a map: primary, replica, ... (db.h) */
     unsigned products;
     long long seed;
     const char *cdn_host;
@@ -111,6 +113,8 @@ struct app_worker {
     pthread_mutex_t render_mu;
     struct render_job *render_done; /* finished jobs, under render_mu */
     h2o_linklist_t idem_claims; /* this worker's requests holding an Idempotency-Key claim (idem.c) */
+    struct app_db_rows *db_rows; /* PostgreSQL: the rows of the request being served (db.c) */
+    struct app_pgpool *db_pool[APP_PG_NROLES]; /* PostgreSQL: primary and replica connections */
 };
 
 struct app_idem;

@@ -19,6 +19,8 @@
 #include "origin/shop/shop.h"
 
 struct shop_catalog {
+    const struct shop_catalog_ops *ops; /* set: a view answered by ops (shop_catalog_wrap), no SQLite */
+    void *ops_data;
     sqlite3 *db;
     sqlite3_stmt *st_product, *st_cat_slug, *st_cat_id, *st_cats, *st_list, *st_search;
     int has_fts;
@@ -285,6 +287,19 @@ fail:
     return NULL;
 }
 
+shop_catalog_t *shop_catalog_wrap(const struct shop_catalog_ops *ops, void *data, uint32_t count, int64_t generated_at)
+{
+    shop_catalog_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->ops = ops;
+    c->ops_data = data;
+    c->count = count;
+    c->generated_at = generated_at;
+    c->has_fts = 1;
+    return c;
+}
+
 void shop_catalog_close(shop_catalog_t *c)
 {
     if (c == NULL)
@@ -332,6 +347,8 @@ static void row_category(sqlite3_stmt *st, struct shop_category *cat)
 
 int shop_catalog_product(shop_catalog_t *c, uint32_t id, struct shop_product *p)
 {
+    if (c->ops)
+        return c->ops->product(c->ops_data, id, p);
     sqlite3_stmt *st = c->st_product;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -352,18 +369,24 @@ static int one_category(sqlite3_stmt *st, struct shop_category *cat)
 
 int shop_catalog_category_by_slug(shop_catalog_t *c, const char *slug, struct shop_category *cat)
 {
+    if (c->ops)
+        return c->ops->category_by_slug(c->ops_data, slug, cat);
     sqlite3_bind_text(c->st_cat_slug, 1, slug, -1, SQLITE_TRANSIENT);
     return one_category(c->st_cat_slug, cat);
 }
 
 int shop_catalog_category_by_id(shop_catalog_t *c, uint32_t id, struct shop_category *cat)
 {
+    if (c->ops)
+        return c->ops->category_by_id(c->ops_data, id, cat);
     sqlite3_bind_int64(c->st_cat_id, 1, id);
     return one_category(c->st_cat_id, cat);
 }
 
 int shop_catalog_categories(shop_catalog_t *c, struct shop_category *out, int cap)
 {
+    if (c->ops)
+        return c->ops->categories(c->ops_data, out, cap);
     int n = 0, rc;
     while (n < cap && (rc = sqlite3_step(c->st_cats)) == SQLITE_ROW)
         row_category(c->st_cats, &out[n++]);
@@ -383,6 +406,8 @@ static int many_products(sqlite3_stmt *st, uint32_t limit, struct shop_product *
 int shop_catalog_list(shop_catalog_t *c, uint32_t category_id, uint32_t offset, uint32_t limit,
                       struct shop_product *out)
 {
+    if (c->ops)
+        return c->ops->list(c->ops_data, category_id, offset, limit, out);
     sqlite3_bind_int64(c->st_list, 1, category_id);
     sqlite3_bind_int64(c->st_list, 2, limit);
     sqlite3_bind_int64(c->st_list, 3, offset);
@@ -391,6 +416,8 @@ int shop_catalog_list(shop_catalog_t *c, uint32_t category_id, uint32_t offset, 
 
 int shop_catalog_search(shop_catalog_t *c, const char *q, uint32_t limit, struct shop_product *out)
 {
+    if (c->ops)
+        return c->ops->search(c->ops_data, q, limit, out);
     char pat[512];
     size_t o = 0;
     if (c->has_fts) {
@@ -430,6 +457,8 @@ int shop_catalog_search(shop_catalog_t *c, const char *q, uint32_t limit, struct
 
 uint64_t shop_catalog_digest(shop_catalog_t *c)
 {
+    if (c->ops)
+        return 0;
     uint64_t h = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(c->db, "SELECT id, category_id, name, price_cents, stock, updated_at, description"

@@ -56,7 +56,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"listen", CDN_CT_ADDR, offsetof(struct app_conf, listen), .addr_default_host = "127.0.0.1"},
     {"name", CDN_CT_STR, offsetof(struct app_conf, name)},
     {"threads", CDN_CT_UINT, offsetof(struct app_conf, threads), 0, 1, MAX_WORKERS},
-    {"db", CDN_CT_STR, offsetof(struct app_conf, db)},
+    {"db", CDN_CT_CUSTOM, offsetof(struct app_conf, db), .custom = app_db_conf_decode},
     {"products", CDN_CT_UINT, offsetof(struct app_conf, products), 0, 1, 10000000},
     {"seed", CDN_CT_INT, offsetof(struct app_conf, seed), 0, 0, LLONG_MAX},
     {"cdn_host", CDN_CT_STR, offsetof(struct app_conf, cdn_host)},
@@ -339,6 +339,9 @@ int app_catalog_prepare(void)
     static char dbpath[PATH_MAX];
     char err[512];
     int test = app.cmdline.test, serving = app.conf.listen.len > 0;
+    int pg = app_db_prepare(); /* PostgreSQL (db.c), or -2 for the SQLite file */
+    if (pg != -2)
+        return pg;
     /* generate on request, or in quick mode into the cache folder when missing */
     if (app.conf.db == NULL) {
         char dir[PATH_MAX - 64];

@@ -32,8 +32,7 @@ static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t e
     }
     if (app_render_worker_init(w, err, errlen) != 0)
         return -1;
-    w->cat = shop_catalog_open(app.conf.db, err, errlen);
-    return w->cat != NULL ? 0 : -1;
+    return app_db_worker_init(w, err, errlen); /* its catalog: SQLite or PostgreSQL (db.h) */
 }
 
 /* The worker's thread, after its drain. */
@@ -41,8 +40,7 @@ static void on_worker_exit(struct cdn_worker *cw, void *data)
 {
     struct app_worker *w = cw->data;
     (void)data;
-    shop_catalog_close(w->cat);
-    w->cat = NULL;
+    app_db_worker_exit(w);
 }
 
 static void on_reopen(void *data)
@@ -113,7 +111,7 @@ int main(int argc, char **argv)
     app.site.img_base = app.conf.cdn_host ? app.conf.cdn_host : "";
     app.site.name = app.name;
     app.images = shop_imgcache_new((size_t)app.conf.image_cache);
-    if (app.images == NULL || app_metrics_init() != 0 ||
+    if (app.images == NULL || app_metrics_init() != 0 || app_db_metrics_init() != 0 ||
         (app.conf.idempotency_keys > 0 &&
          (app.idem = app_idem_new(app.conf.idempotency_keys, app.conf.idempotency_ttl, app.conf.idempotency_bytes)) == NULL)) {
         fprintf(stderr, PROG ": out of memory\n");

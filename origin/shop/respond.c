@@ -49,6 +49,8 @@ void app_send(h2o_req_t *req, int status, const char *reason, const char *body, 
 {
     req->res.status = status;
     req->res.reason = reason;
+    if (app_db_hold(req, status, reason, body, len))
+        return; /* a cart write to the database first (db.h) */
     req->res.content_length = len;
     app_idem_answer(req, body, len);
     h2o_send_inline(req, body, len); /* copies into the pool */

@@ -253,6 +253,7 @@ static int cart_read(h2o_req_t *req, struct shop_cart *cart)
         if (shop_cookie_get(c.base, c.len, "sid", v, sizeof(v)) > 0)
             sid = 1;
     }
+    app_db_cart_read(req, cart); /* PostgreSQL: the stored cart wins (db.h) */
     return sid;
 }
 
@@ -342,6 +343,8 @@ static void on_cart(h2o_req_t *req, const struct shop_rule *rule, int json)
             items[i].id = 0;
     if (cart_cookies(req, &cart, has_sid, changed) != 0)
         return;
+    if (changed)
+        app_db_cart_changed(req, &cart); /* PostgreSQL: written to the primary before the answer (db.h) */
     if (!json && app_is_method(req, "POST")) {
         /* a form's POST: back to where it says (a path of ours), else the cart; 303 so that a reload
          * of the next page is a GET, not the POST again */
@@ -475,6 +478,8 @@ static int route(h2o_req_t *req, const struct shop_rule *rule, enum app_class cl
 /* Dispatch after any service delay. */
 static void serve(h2o_req_t *req)
 {
+    if (app_db_before(req, serve))
+        return; /* PostgreSQL: serve() again once the request's rows are in (db.h) */
     const char *p = req->path_normalized.base;
     size_t len = req->path_normalized.len;
     const struct shop_rule *rule = shop_rules_match(app_rules_now(), p, len);

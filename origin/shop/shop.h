@@ -160,6 +160,17 @@ int shop_catalog_list(shop_catalog_t *c, uint32_t category_id, uint32_t offset, 
 int shop_catalog_search(shop_catalog_t *c, const char *q, uint32_t limit, struct shop_product *out);
 /* A digest of the catalog's content (for tests: same seed -> same digest). */
 uint64_t shop_catalog_digest(shop_catalog_t *c);
+/* A catalog answered by someone else (shop-app's PostgreSQL view, origin/shop/db.h): the query
+ * functions above call these with data; count and date are fixed. NULL when out of memory. */
+struct shop_catalog_ops {
+    int (*product)(void *data, uint32_t id, struct shop_product *p);
+    int (*category_by_slug)(void *data, const char *slug, struct shop_category *cat);
+    int (*category_by_id)(void *data, uint32_t id, struct shop_category *cat);
+    int (*categories)(void *data, struct shop_category *out, int cap);
+    int (*list)(void *data, uint32_t category_id, uint32_t offset, uint32_t limit, struct shop_product *out);
+    int (*search)(void *data, const char *q, uint32_t limit, struct shop_product *out);
+};
+shop_catalog_t *shop_catalog_wrap(const struct shop_catalog_ops *ops, void *data, uint32_t count, int64_t generated_at);
 
 /* ---------------- image.c: deterministic product images ---------------- */
 

@@ -3,6 +3,13 @@
 # ranges (206/416), HEAD, gzip, the cart never cacheable, identical image bytes and ETags on two
 # app servers, metrics, error injection, a delay that does not block the loop, graceful stop.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+# SHOP_DB=pg (origin_app_pg.sh): the same checks with the catalog and carts in PostgreSQL
+DB="$T/a.db"
+if [ "${SHOP_DB:-sqlite}" = pg ]; then
+    . "$top_srcdir/tests/pglib.sh"
+    start_postgres pg || skip_all "$PG_SKIP"
+    DB=$PG_URL
+fi
 plan 56
 APP=$(bin shop-app)
 [ -x "$APP" ] || bail "shop-app is not built"
@@ -15,10 +22,13 @@ ok $? "--generate writes a catalog"
 cmp -s "$T/a.db" "$T/b.db"; ok $? "same seed: same catalog bytes"
 "$APP" --generate 1500 --seed 4 --db "$T/c.db" >>"$T/gen.log" 2>&1
 ! cmp -s "$T/a.db" "$T/c.db"; ok $? "another seed: another catalog"
+if [ "$DB" != "$T/a.db" ]; then
+    "$APP" --generate 1500 --seed 3 --db "$DB" >>"$T/gen.log" 2>&1 || bail "cannot generate the catalog into $DB"
+fi
 
 p1=$(free_port); p2=$(free_port)
-start app1 "$APP" -a 127.0.0.1:$p1 --db "$T/a.db" --name app1 --access-log "$T/app1.access"
-start app2 "$APP" -a 127.0.0.1:$p2 --db "$T/a.db" --name app2 --threads 2
+start app1 "$APP" -a 127.0.0.1:$p1 --db "$DB" --name app1 --access-log "$T/app1.access"
+start app2 "$APP" -a 127.0.0.1:$p2 --db "$DB" --name app2 --threads 2
 wait_http http://127.0.0.1:$p1/healthz || bail "app1 did not start"
 wait_http http://127.0.0.1:$p2/healthz || bail "app2 did not start"
 U=http://127.0.0.1:$p1
@@ -128,9 +138,9 @@ is "$(code $U/healthz)" 200 "still alive after bad input"
 
 # error injection and a delay that does not block the loop
 p3=$(free_port)
-start app3 "$APP" -a 127.0.0.1:$p3 --db "$T/a.db" --error-rate 1
+start app3 "$APP" -a 127.0.0.1:$p3 --db "$DB" --error-rate 1
 p4=$(free_port)
-start app4 "$APP" -a 127.0.0.1:$p4 --db "$T/a.db" --delay 3000
+start app4 "$APP" -a 127.0.0.1:$p4 --db "$DB" --delay 3000
 wait_http http://127.0.0.1:$p3/healthz && wait_http http://127.0.0.1:$p4/healthz || bail "app3/app4 did not start"
 is "$(code http://127.0.0.1:$p3/p/1)" 500 "error rate 1: 500"
 curl -s -o "$T/slow.out" -w '%{http_code}' http://127.0.0.1:$p4/p/1 >"$T/slow.code" &

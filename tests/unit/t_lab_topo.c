@@ -265,12 +265,61 @@ static void test_parents(void **state)
     cdn_conf_free(c);
 }
 
+/* db: the servers' regions, their nodes after the apps, the apps' -c shop-db.yaml; bad regions. */
+static void test_db(void **state)
+{
+    cdn_conf_t *c;
+    struct lab_topo *t = load_shipped("db.yaml", &c);
+    assert_non_null(t);
+    assert_int_equal(t->db_servers, 3);
+    assert_int_equal(t->db_region[0], 1); /* us */
+    assert_int_equal(t->db_region[1], 1);
+    assert_int_equal(t->db_region[2], 0); /* eu: behind the WAN */
+    assert_int_equal(t->db.ryw_ms, 5000);
+    static struct lab_plan p;
+    char msg[128];
+    assert_int_equal(lab_plan_make(t, LAB_NETNS, "x", 0, &p, msg, sizeof(msg)), 0);
+    int pr = lab_plan_find(&p, LAB_DB, 0), r2 = lab_plan_find(&p, LAB_DB, 2);
+    assert_true(pr >= 0 && r2 >= 0);
+    assert_string_equal(p.nodes[pr].name, "db-primary");
+    assert_string_equal(p.nodes[pr].ns, "x-db-primary");
+    assert_string_equal(p.nodes[pr].addr, "198.18.13.26"); /* after us1, shield, lb and 3 apps */
+    assert_string_equal(p.nodes[r2].name, "db-r2");
+    assert_string_equal(p.nodes[r2].addr, "198.18.11.10"); /* after eu1 and dns */
+    struct lab_argv a;
+    lab_cmd_app(t, &p, lab_plan_find(&p, LAB_APP, 0), "/b", "/st", &a);
+    int conf = 0, db = 0;
+    for (int i = 0; a.argv[i]; i++) {
+        conf += !strcmp(a.argv[i], "-c") && !strcmp(a.argv[i + 1], "/st/shop-db.yaml");
+        db += !strcmp(a.argv[i], "--db");
+    }
+    assert_int_equal(conf, 1);
+    assert_int_equal(db, 0);
+    cdn_conf_free(c);
+    /* without db: the SQLite file, no database nodes */
+    t = load_shipped("default.yaml", &c);
+    assert_non_null(t);
+    assert_int_equal(t->db_servers, 0);
+    cdn_conf_free(c);
+    static const char *const bad[] = {
+        "regions: {eu: {}}\nedges: [{name: e, region: eu}]\ndb: {primary: mars}\n",
+        "regions: {eu: {}}\nedges: [{name: e, region: eu}]\ndb: {primary: eu, replicas: [eu, moon]}\n",
+        "regions: {eu: {}}\nedges: [{name: e, region: eu}]\ndb: {replicas: [eu]}\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cdn_conf_err_t err;
+        assert_null(lab_topo_load_string("d.yaml", bad[i], strlen(bad[i]), &c, &err));
+        assert_non_null(strstr(err.msg, "d.yaml:3:"));
+    }
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default), cmocka_unit_test(test_global), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_plan_netns), cmocka_unit_test(test_plan_loopback_and_configs),
-        cmocka_unit_test(test_parents),
+        cmocka_unit_test(test_parents), cmocka_unit_test(test_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
