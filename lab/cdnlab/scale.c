@@ -271,6 +271,7 @@ static int take_sample(struct lab_scale_sample *s, double *p50, double *p99, dou
     }
     s->cpu = cpu_n ? cpu_sum / cpu_n : 0;
     s->p95_ms = lab_scale_quantile_ms(S.le, pool, S.nle, 0.95);
+    for (size_t k = 0; k < S.nle; k++) s->requests += pool[k];
     *p50 = lab_scale_quantile_ms(S.le, pool, S.nle, 0.50);
     *p99 = lab_scale_quantile_ms(S.le, pool, S.nle, 0.99);
     *reqs = *errs = 0;
@@ -438,8 +439,9 @@ int lab_cmd_scale(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     say("start", "policy min %u max %u, targets: in flight %.1f per app, p95 %llu ms, CPU %.2f; down below %.2f of them; "
-                 "up after %.1f s, down after %.1f s, cool-down %.1f s, every %.1f s%s", pol->min, pol->max,
-        pol->target_inflight, (unsigned long long)pol->target_p95_ms, pol->target_cpu, pol->down_below,
+                 "p95 judged from %u requests an interval; up after %.1f s, down after %.1f s, cool-down %.1f s, every %.1f s%s",
+        pol->min, pol->max, pol->target_inflight, (unsigned long long)pol->target_p95_ms, pol->target_cpu, pol->down_below,
+        pol->p95_min_requests,
         (double)pol->up_after_ms / 1000.0, (double)pol->down_after_ms / 1000.0, (double)pol->cooldown_ms / 1000.0,
         (double)pol->interval_ms / 1000.0, S.fixed ? "; --fixed: decisions are not acted on" : "");
     static struct lab_scale_sample w[WINDOW];

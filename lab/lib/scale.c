@@ -20,7 +20,7 @@ static int over(const struct lab_scale_conf *p, const struct lab_scale_sample *s
         snprintf(why, wl, "in flight %.1f per healthy app > target %.1f", per, p->target_inflight);
         return 1;
     }
-    if (p->target_p95_ms && s->p95_ms > (double)p->target_p95_ms) {
+    if (p->target_p95_ms && s->requests >= p->p95_min_requests && s->p95_ms > (double)p->target_p95_ms) {
         snprintf(why, wl, "p95 %.0f ms > target %llu ms", s->p95_ms, (unsigned long long)p->target_p95_ms);
         return 1;
     }
@@ -41,7 +41,7 @@ static int under(const struct lab_scale_conf *p, const struct lab_scale_sample *
                  p->down_below * p->target_inflight);
         return 0;
     }
-    if (p->target_p95_ms && s->p95_ms >= p->down_below * (double)p->target_p95_ms) {
+    if (p->target_p95_ms && s->requests >= p->p95_min_requests && s->p95_ms >= p->down_below * (double)p->target_p95_ms) {
         snprintf(why, wl, "p95 %.0f ms >= %.0f ms", s->p95_ms, p->down_below * (double)p->target_p95_ms);
         return 0;
     }

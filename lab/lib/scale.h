@@ -10,7 +10,8 @@
  *   3. less than `cooldown` since the last change: hold;
  *   4. up when EVERY sample of the last `up_after` is over a target (per healthy app in flight >
  *      target_inflight, or pool p95 > target_p95_ms, or mean app CPU > target_cpu), the window
- *      covering the whole span; at `max`: hold, saying so;
+ *      covering the whole span; a p95 of fewer than p95_min_requests requests is not judged
+ *      (one slow request in a quiet second is noise, not load), neither here nor in 5; at `max`: hold, saying so;
  *   5. down when EVERY sample of the last `down_after` is under `down_below` x each target that is
  *      set, in-flight and CPU counted as if the pool had one app fewer (the load moves onto the
  *      others); never at `min`, never with fewer than two healthy apps (the last healthy app stays);
@@ -29,6 +30,7 @@ struct lab_scale_conf {
     uint64_t target_p95_ms;     /* the pool's p95 over one interval (0: not a target) */
     double target_cpu;          /* mean CPU per app, 1.0 = one core (0: not a target) */
     double down_below;          /* scale in under this share of every target (default 0.5) */
+    unsigned p95_min_requests;  /* an interval with fewer requests says nothing about p95 (default 5) */
     uint64_t up_after_ms, down_after_ms, cooldown_ms, interval_ms;
 };
 
@@ -39,6 +41,7 @@ struct lab_scale_sample {
     unsigned healthy;           /* of them up and not drained */
     double inflight;            /* requests in flight to the pool, all backends */
     double p95_ms;              /* the pool's p95 over the interval (-1: no request in it) */
+    double requests;            /* requests the pool answered in the interval (what p95 is made of) */
     double cpu;                 /* mean CPU of the pool's apps over the interval (1.0 = a core) */
 };
 

@@ -155,6 +155,7 @@ static const cdn_conf_field_t scale_fields[] = {
     {"target_inflight", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, target_inflight), .dmin = 0, .dmax = 100000},
     {"target_p95", CDN_CT_DURATION, offsetof(struct lab_scale_conf, target_p95_ms)},
     {"target_cpu", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, target_cpu), .dmin = 0, .dmax = 64},
+    {"p95_min_requests", CDN_CT_UINT, offsetof(struct lab_scale_conf, p95_min_requests), .min = 1, .max = 1000000},
     {"down_below", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, down_below), .dmin = 0, .dmax = 1},
     {"up_after", CDN_CT_DURATION, offsetof(struct lab_scale_conf, up_after_ms)},
     {"down_after", CDN_CT_DURATION, offsetof(struct lab_scale_conf, down_after_ms)},
@@ -411,7 +412,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
     t->dns = (struct lab_dns_conf){.ttl_ms = 20000, .answers = 2};
     t->origin = (struct lab_origin_conf){.apps = 3, .products = 2000, .seed = 1, .algo = "hash-url"};
     t->anycast.health = (struct lab_health_conf){.interval_ms = 100, .timeout_ms = 200, .rise = 3, .fall = 3};
-    t->scale = (struct lab_scale_conf){.min = 1, .max = 6, .down_below = 0.5, .up_after_ms = 5000, .down_after_ms = 20000,
+    t->scale = (struct lab_scale_conf){.min = 1, .max = 6, .down_below = 0.5, .p95_min_requests = 5, .up_after_ms = 5000, .down_after_ms = 20000,
                                        .cooldown_ms = 10000, .interval_ms = 1000};
     if (cdn_conf_decode(c, root, topo_fields, t, err) < 0) return NULL;
     if (!t->hostnames.n) {

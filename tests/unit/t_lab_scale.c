@@ -15,7 +15,7 @@
 #include "lab/lib/topo.h"
 
 static const struct lab_scale_conf pol = {.on = 1, .min = 1, .max = 4, .target_inflight = 4, .target_p95_ms = 500,
-                                          .down_below = 0.5, .up_after_ms = 5000, .down_after_ms = 20000,
+                                          .down_below = 0.5, .p95_min_requests = 5, .up_after_ms = 5000, .down_after_ms = 20000,
                                           .cooldown_ms = 10000, .interval_ms = 1000};
 
 /* n samples one second apart ending at t_end (ms), all alike. */
@@ -24,7 +24,7 @@ static size_t fill(struct lab_scale_sample *w, size_t n, uint64_t t_end, unsigne
 {
     for (size_t i = 0; i < n; i++)
         w[i] = (struct lab_scale_sample){.t_ms = t_end - (n - 1 - i) * 1000, .size = size, .healthy = healthy,
-                                         .inflight = inflight, .p95_ms = p95, .cpu = 0.1};
+                                         .inflight = inflight, .p95_ms = p95, .cpu = 0.1, .requests = 10};
     return n;
 }
 
@@ -57,6 +57,9 @@ static void test_up(void **state)
     n = fill(w, 6, now, 2, 2, 1, 900);
     assert_int_equal(dec(&pol, w, n, now, 0, why), LAB_SCALE_UP);
     assert_non_null(strstr(why, "p95 900 ms > target 500 ms"));
+    /* the same p95 from 4 requests an interval: not judged, hold */
+    for (size_t i = 0; i < n; i++) w[i].requests = 4;
+    assert_int_equal(dec(&pol, w, n, now, 0, why), LAB_SCALE_HOLD);
     /* an older sample under the target outside the window does not matter */
     n = fill(w, 10, now, 2, 2, 12, 100);
     w[0].inflight = 0;
@@ -111,6 +114,9 @@ static void test_down(void **state)
     /* p95 at 300 ms (>= 0.5 x 500): hold */
     n = fill(w, 21, now, 3, 3, 0, 300);
     assert_int_equal(dec(&pol, w, n, now, 0, why), LAB_SCALE_HOLD);
+    /* p95 at 300 ms from 2 requests an interval (a quiet second): not judged, down */
+    for (size_t i = 0; i < n; i++) w[i].requests = 2;
+    assert_int_equal(dec(&pol, w, n, now, 0, why), LAB_SCALE_DOWN);
     /* idle pool (no request: p95 -1) at min: hold at min */
     n = fill(w, 21, now, 1, 1, 0, -1);
     assert_int_equal(dec(&pol, w, n, now, 0, why), LAB_SCALE_HOLD);
