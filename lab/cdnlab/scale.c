@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "lab/cdnlab/labctl.h"
+#include "lab/cdnlab/labrun.h"
 #include "lab/lib/scale.h"
 
 #define MAX_BE 32
@@ -521,4 +522,65 @@ int lab_cmd_scale(int argc, char **argv)
     fclose(S.tsv);
     fclose(S.btsv);
     return 0;
+}
+
+/* --- the report's section (report.c calls it; nothing without STATE/scale.log) --- */
+
+/* `cdn-lab report`: what the scaler did (every change of scale.log with its reason), the pool's
+ * range and app-seconds over scale.tsv, and scale.png (pool size and origin p50/p99 over time)
+ * when gnuplot is installed. */
+void lab_report_scale(const struct lab_run *r, const char *odir, FILE *o, FILE *rf)
+{
+    char p[PATH_MAX], line[2048];
+    snprintf(p, sizeof(p), "%s/scale.log", r->statedir);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    lab_out2(o, rf, "\n== Auto-scaler (cdn-lab scale; %s)\n", p);
+    unsigned changes = 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *what = strchr(line, '\t'), *msg = what ? strchr(what + 1, '\t') : NULL;
+        if (!msg) continue;
+        *msg++ = 0;
+        what++;
+        if (strcmp(what, "up") && strcmp(what, "added") && strcmp(what, "down") && strcmp(what, "removed") &&
+            strcmp(what, "fail") && strcmp(what, "hold") && strcmp(what, "would"))
+            continue;
+        changes += !strcmp(what, "added") || !strcmp(what, "removed");
+        lab_out2(o, rf, "  %.*s %-7s %s", (int)strcspn(line, "\t"), line, what, msg);
+    }
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/scale.tsv", r->statedir);
+    f = fopen(p, "r");
+    double t0 = -1, prev = -1, app_s = 0;
+    unsigned lo = ~0u, hi = 0, n = 0, size = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        double t;
+        if (sscanf(line, "%lf\t%u", &t, &size) != 2) continue;
+        if (t0 < 0) t0 = t;
+        if (prev >= 0) app_s += size * (t - prev);
+        prev = t;
+        lo = size < lo ? size : lo;
+        hi = size > hi ? size : hi;
+        n++;
+    }
+    if (f) fclose(f);
+    if (!n) return;
+    lab_out2(o, rf, "  %u changes; pool %u to %u apps over %.0f s (%u samples), %.0f app-seconds\n", changes, lo, hi,
+             prev - t0, n, app_s);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) return;
+    char gp[PATH_MAX + 16], cmd[2 * PATH_MAX + 64];
+    snprintf(gp, sizeof(gp), "%s/scale.gp", odir);
+    FILE *g = fopen(gp, "w");
+    if (!g) return;
+    fprintf(g, "set terminal pngcairo size 900,600 font ',9'\nset output '%s/scale.png'\nset datafile separator '\\t'\n"
+               "set multiplot layout 2,1 title 'cdn-lab scale: the app pool'\nset grid\nset key top right\n"
+               "set ylabel 'apps'\nset yrange [0:%u]\nplot '%s' every ::1 using ($1-%.3f):2 with steps lw 2 title 'pool', "
+               "'' every ::1 using ($1-%.3f):3 with steps dt 2 title 'healthy'\n"
+               "set ylabel 'ms'\nset logscale y\nset yrange [1:20000]\nset xlabel 's since the scaler started'\n"
+               "plot '%s' every ::1 using ($1-%.3f):($5 > 0 ? $5 : 1/0) with lines title 'origin p50', "
+               "'' every ::1 using ($1-%.3f):($7 > 0 ? $7 : 1/0) with lines title 'origin p99'\nunset multiplot\n",
+            odir, hi + 1, p, t0, t0, p, t0, t0);
+    fclose(g);
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>>'%s/gnuplot.log'", gp, odir);
+    if (system(cmd) == 0) lab_out2(o, rf, "  plot: %s/scale.png\n", odir);
 }
