@@ -18,11 +18,13 @@
  *         address) is started like `up` starts apps (lab_start_proc, recorded in the state file);
  *         once its /healthz answers it is added with POST /backends/default?add=ADDR (shop-lb
  *         sends it nothing before its own first health check passes). 20 s without health: stopped.
- *   down: the newest app of the pool (highest index) is drained (POST .../drain: no new request),
+ *   down: an unhealthy app of the pool, else the newest (highest index), is drained (POST .../drain: no new request),
  *         then we wait until shop-lb's in-flight count for it is 0 (60 s at most), remove it
  *         (POST .../remove), SIGTERM it (shop-app's graceful stop) and record it as stopped on
  *         purpose ("proc NAME 0 0": `status` does not count it as dead).
- * The cool-down starts when a change completes. `--fixed` measures and decides the same but never
+ * An app of the pool whose process is gone is removed from shop-lb at the next sample (not a
+ * change: no drain, nothing to wait for), so the decision sees the smaller pool and replaces it
+ * at once below min. The cool-down starts when a change completes. `--fixed` measures and decides the same but never
  * acts (the baseline of the scenario). */
 #include "config.h"
 #include <errno.h>
@@ -327,14 +329,16 @@ static int start_up(const char *reason, unsigned size)
     return -1;
 }
 
-/* Drains the newest app of the pool; 0, or -1 when there is none to drain. */
+/* Drains an app of the pool, an unhealthy one first, else the newest; 0, or -1 when there is none. */
 static int start_down(const char *reason, unsigned size)
 {
-    int best = -1;
+    int best = -1, best_up = 1;
     for (size_t i = 0; i < S.nbe; i++) {
         const struct be *b = &S.be[i];
         if (!b->present || b->drained || b->node < 0) continue;
-        if (best < 0 || L.plan.nodes[b->node].index > L.plan.nodes[best].index) best = b->node;
+        if (best < 0 || (!b->up && best_up) ||
+            (b->up == best_up && L.plan.nodes[b->node].index > L.plan.nodes[best].index))
+            best = b->node, best_up = b->up;
     }
     if (best < 0) return -1;
     char t[160];
@@ -349,6 +353,36 @@ static int start_down(const char *reason, unsigned size)
         return -1;
     }
     return 0;
+}
+
+/* An app of the pool whose process is gone (crashed, killed) leaves shop-lb's pool at once, so
+ * that it no longer counts in the pool's size; the decision then sees the pool one app smaller
+ * (and below min, replaces it at once). The number removed; adjusts the sample. */
+static unsigned remove_dead(struct lab_scale_sample *s)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < S.nbe; i++) {
+        struct be *b = &S.be[i];
+        if (!b->present || b->node < 0 || (C.kind != CH_NONE && C.node == b->node)) continue;
+        struct lab_proc_rec pr = app_proc(b->node);
+        if (pr.pid <= 0 || lab_proc_alive(pr.pid, pr.start)) continue;
+        if (S.fixed) {
+            say("would", "remove %s: its process %d is gone (--fixed: not acted on)", L.plan.nodes[b->node].name, (int)pr.pid);
+            continue;
+        }
+        char t[160];
+        snprintf(t, sizeof(t), "/backends/default/%s/remove", b->addr);
+        int st = lab_http_call(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "POST", t);
+        say("removed", "%s: its process %d is gone (crashed or killed): out of shop-lb's pool (POST .../remove: %d), "
+                       "pool %u -> %u", L.plan.nodes[b->node].name, (int)pr.pid, st, s->size, s->size - 1);
+        if (st != 200) continue;
+        b->present = 0;
+        s->size--;
+        if (b->up && !b->drained && s->healthy) s->healthy--;
+        s->inflight -= b->active;
+        n++;
+    }
+    return n;
 }
 
 /* Advances the change in progress; 1 when it completed (the cool-down starts). */
@@ -467,6 +501,7 @@ int lab_cmd_scale(int argc, char **argv)
             say("hold", "shop-lb's admin does not answer");
             continue;
         }
+        remove_dead(&s);
         if (n == WINDOW) {
             memmove(w, w + 1, (WINDOW - 1) * sizeof(w[0]));
             n--;

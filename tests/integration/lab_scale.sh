@@ -5,7 +5,8 @@
 # second app and adds it to shop-lb (its backend list shows it, requests reach it), stays at max
 # (logged), and once the load falls to one client it drains the app, waits for its in-flight
 # requests, removes and stops it, with 0 failed requests; it never goes below min or above max,
-# and every decision is logged with its reason. A bad scale: value names its line.
+# and every decision is logged with its reason; an app that dies leaves the pool and is replaced at
+# once. A bad scale: value names its line.
 # Loopback mode, then namespaces mode as root.
 . "$top_srcdir/tests/lib.sh"
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
@@ -18,7 +19,7 @@ command -v curl >/dev/null || skip_all "curl is not installed"
 modes="loopback"
 [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 && modes="loopback netns"
 set -- $modes
-plan $((1 + 16 * $#))
+plan $((1 + 19 * $#))
 
 # a bad value: the file's line
 printf 'regions: {us: {}}\nedges: [{name: us1, region: us}]\norigin: {region: us, apps: 1}\nscale:\n  target_inflight: 3\n  max: 0\n' >"$T/bad.yaml"
@@ -40,7 +41,7 @@ scale:
   interval: 250ms
 EOF
 run_mode() {
-    local mode=$1 S="$T/st-$1" out rc scaler cps c codes bad total sizes nodec
+    local mode=$1 S="$T/st-$1" out rc scaler cps c codes bad total sizes nodec got nbefore
     out=$("$lab" -s "$S" up --mode "$mode" "$T/scale.yaml" 2>&1); rc=$?
     is "$rc" 0 "$mode: up with a scale: section"
     [ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down >/dev/null 2>&1; exit 1; }
@@ -93,12 +94,24 @@ run_mode() {
     like "$("$lab" -s "$S" status 2>&1)" "app2 +- +no +stopped \(scaled in\)" "$mode: status: app2 stopped on purpose, not a failure"
     touch "$T/$mode-stop"
     wait "${cps[@]}"
+    # the last app dies: it leaves the pool and a new one is started and added at once (below min)
+    nbefore=$(wc -l <"$S/scale.tsv")  # the samples of the scaler's own doing (then the pool is 0 for a moment)
+    "$lab" -s "$S" fault kill app1 >/dev/null 2>&1
+    wait_for 30 sh -c "grep -qP '\tremoved\tapp1: its process [0-9]+ is gone' '$S/scale.log'"
+    ok $? "$mode: a killed app leaves shop-lb's pool (logged)"
+    wait_for 30 sh -c "grep -P '\tup\tstart app1 ' '$S/scale.log' | grep -q 'because: 0 healthy apps < min 1'"
+    ok $? "$mode: replaced at once: 0 healthy apps < min 1"
+    wait_for 30 sh -c "[ \$(grep -cP '\tadded\tapp1 ' '$S/scale.log') -ge 1 ]"
+    app1_up() { backends | grep -q "\"addr\":\"$LAB_ADDR_app1:8081\",\"state\":\"up\""; }
+    wait_for 30 app1_up
+    got=""; for c in 1 2 3 4 5; do got="$got$("${ex[@]}" curl -s -o /dev/null -m 10 -w '%{http_code} ' "$lb/p/$c")"; done
+    is "$got" "200 200 200 200 200 " "$mode: the new app1 answers through shop-lb"
     kill -TERM $scaler 2>/dev/null; wait $scaler
     codes=$(cat "$T"/$mode-codes-* | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
     bad=$(cat "$T"/$mode-codes-* | grep -vc '^200$')
     total=$(cat "$T"/$mode-codes-* | wc -l)
     is "$bad" 0 "$mode: 0 failed requests of $total through scale-up and scale-in ($codes)"
-    sizes=$(awk -F'\t' 'NR > 1 {print $2}' "$S/scale.tsv" | sort -n | uniq | tr '\n' ' ')
+    sizes=$(head -n "$nbefore" "$S/scale.tsv" | awk -F'\t' 'NR > 1 {print $2}' | sort -n | uniq | tr '\n' ' ')
     like "$sizes" "^1 2 $" "$mode: the pool was 1 or 2 apps in every sample (min 1, max 2)"
     nodec=$(grep -P '\t(up|down)\t' "$S/scale.log" | grep -vc 'because: ')
     is "$nodec" 0 "$mode: every up and down in scale.log carries its reason"
