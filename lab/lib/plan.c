@@ -375,6 +375,10 @@ void lab_cmd_app(const struct lab_topo *t, const struct lab_plan *p, int node, c
     lab_argv_add(a, "https://%s.%s:%d", hn[0], t->zone, LAB_PORT_HTTPS);
     lab_argv_add(a, "--access-log");
     lab_argv_add(a, "%s/logs/access-%s.json", statedir, n->name);
+    if (t->origin.render_threads) {
+        lab_argv_add(a, "--render-threads");
+        lab_argv_add(a, "%u", t->origin.render_threads);
+    }
     if (t->origin.delay_ms) {
         lab_argv_add(a, "--delay");
         lab_argv_add(a, "%llu", (unsigned long long)t->origin.delay_ms);

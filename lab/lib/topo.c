@@ -70,6 +70,7 @@ static const cdn_conf_field_t origin_fields[] = {
     {"seed", CDN_CT_UINT, offsetof(struct lab_origin_conf, seed), .min = 0, .max = 0},
     {"algo", CDN_CT_CUSTOM, offsetof(struct lab_origin_conf, algo), .custom = decode_algo},
     {"delay", CDN_CT_DURATION, offsetof(struct lab_origin_conf, delay_ms)},
+    {"render_threads", CDN_CT_UINT, offsetof(struct lab_origin_conf, render_threads), .min = 1, .max = 64},
     {NULL}};
 
 static int decode_routing(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)

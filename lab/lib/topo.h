@@ -61,6 +61,8 @@ struct lab_origin_conf {
     unsigned seed;
     const char *algo;           /* rr | leastconn | hash-client | hash-url */
     uint64_t delay_ms;          /* app service delay */
+    unsigned render_threads;    /* each app's image render threads (0: shop-app's default, 2): with
+                                 * 1, an app renders on at most one core, like a 1-vCPU instance */
 };
 
 /* PostgreSQL for the shop-apps (docs/LAB.md, "The database"): a primary and streaming replicas,

@@ -72,6 +72,7 @@ struct app_conf {
 struct app_cmdline {
     const char *conf_path, *listen, *db, *cdn, *name, *alog, *elog, *pid;
     long generate, threads, delay;
+    long render_threads;        /* --render-threads (a restart setting, like threads) */
     long long seed;
     double erate;
     int test;
