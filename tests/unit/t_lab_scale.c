@@ -205,6 +205,16 @@ static void test_topo(void **state)
     for (int i = 0; i < a.argc; i++) bs += !strcmp(a.argv[i], "-b");
     assert_int_equal(bs, 1); /* shop-lb starts with origin.apps only */
     cdn_conf_free(c);
+    /* origin.render_threads reaches shop-app's command line (each app a 1-vCPU instance) */
+    const char rt[] = "regions: {us: {}}\nedges: [{name: us1, region: us}]\norigin: {region: us, apps: 1, render_threads: 1}\n";
+    t = lab_topo_load_string("t.yaml", rt, strlen(rt), &c, &err);
+    assert_non_null(t);
+    assert_int_equal(lab_plan_make(t, LAB_LOOPBACK, "x", 100, &p, msg, sizeof(msg)), 0);
+    lab_cmd_app(t, &p, lab_plan_find(&p, LAB_APP, 0), "", "/s", &a);
+    int found = 0;
+    for (int i = 0; i + 1 < a.argc; i++) found |= !strcmp(a.argv[i], "--render-threads") && !strcmp(a.argv[i + 1], "1");
+    assert_true(found);
+    cdn_conf_free(c);
     /* errors, each at its line */
     static const struct { const char *scale; unsigned apps; const char *want; } bad[] = {
         {"scale: {min: 3, max: 2, target_inflight: 4}\n", 2, "t.yaml:4:"},
