@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -461,6 +463,9 @@ int lab_cmd_scale(int argc, char **argv)
     S.lb = &L.plan.nodes[lab_plan_find(&L.plan, LAB_LB, 0)];
     S.clk = sysconf(_SC_CLK_TCK);
     char p[PATH_MAX];
+    lab_path(p, sizeof(p), "scale.lock"); /* one scaler per lab: two would fight over the pool */
+    int lk = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0) lab_die("scale: another cdn-lab scale runs on this lab (%s)", p);
     lab_path(p, sizeof(p), "scale.log");
     S.log = fopen(p, "a");
     lab_path(p, sizeof(p), "scale.tsv");

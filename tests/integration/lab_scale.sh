@@ -19,7 +19,7 @@ command -v curl >/dev/null || skip_all "curl is not installed"
 modes="loopback"
 [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 && modes="loopback netns"
 set -- $modes
-plan $((1 + 19 * $#))
+plan $((1 + 20 * $#))
 
 # a bad value: the file's line
 printf 'regions: {us: {}}\nedges: [{name: us1, region: us}]\norigin: {region: us, apps: 1}\nscale:\n  target_inflight: 3\n  max: 0\n' >"$T/bad.yaml"
@@ -56,6 +56,9 @@ run_mode() {
 
     "$lab" -s "$S" scale >"$T/scale.out" 2>&1 &
     scaler=$!
+    wait_for 20 sh -c "grep -qP '\tstart\t' '$S/scale.log' 2>/dev/null"
+    out=$("$lab" -s "$S" scale -d 1s 2>&1); rc=$?
+    like "$rc $out" "^1 .*another cdn-lab scale runs on this lab" "$mode: a second scaler on the same lab refuses"
     # clients: each sends requests one after the other until told to stop (at most 600 each), and
     # writes every status code
     client() {
