@@ -50,6 +50,9 @@ static void usage(FILE *f)
                "  env                                           shell variables describing the lab\n"
                "  browse [-o DIR] [--product ID]                page loads in Chromium from every region, cold and\n"
                "                                                warm: TTFB, LCP, load, bytes from cache (lab/browse.py)\n"
+               "  top [--once|--count N] [--interval S] [--http [ADDR:]PORT]\n"
+               "                                                live view per edge (req/s, hit ratios, tiers, p50/p99,\n"
+               "                                                state, purge lag); --http: status page and JSON\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
 }
 
@@ -191,6 +194,7 @@ static const struct {
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
     {"purge", lab_cmd_purge},   {"change", lab_cmd_change}, {"outbox", run_outbox},
+    {"top", lab_cmd_top},
 };
 
 int main(int argc, char **argv)

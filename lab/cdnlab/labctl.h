@@ -129,5 +129,7 @@ int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
 int lab_cmd_purge(int argc, char **argv);
+/* top.c: the live view (and the status page with --http) */
+int lab_cmd_top(int argc, char **argv);
 
 #endif
