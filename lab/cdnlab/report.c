@@ -137,6 +137,19 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     return rc;
 }
 
+/* `down` moves the lab's logs next to the last report written outside the state directory:
+ * "report DIR" in the state file (defdir is STATE/report). */
+static void note_report_dir(const char *defdir, const char *odir)
+{
+    char abs[PATH_MAX], st[PATH_MAX];
+    if (!strcmp(odir, defdir) || !realpath(odir, abs)) return;
+    snprintf(st, sizeof(st), "%.*s/state", (int)(strlen(defdir) - strlen("/report")), defdir);
+    FILE *f = fopen(st, "a");
+    if (!f) return;
+    fprintf(f, "report %s\n", abs);
+    fclose(f);
+}
+
 /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
  * report to keep goes to -o). 0, or the exit status. */
 static int out_dir(const char *defdir, int argc, char **argv, const char **odir)
@@ -154,6 +167,7 @@ static int out_dir(const char *defdir, int argc, char **argv, const char **odir)
         fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", *odir, strerror(errno));
         return 1;
     }
+    note_report_dir(defdir, *odir);
     return 0;
 }
 

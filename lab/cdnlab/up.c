@@ -240,7 +240,7 @@ static void check_not_up(void)
     size_t n = lab_read_procs(pr, 256), alive = 0;
     for (size_t i = 0; i < n; i++) alive += lab_proc_alive(pr[i].pid, pr[i].start);
     if (alive) lab_die("a lab is already up in %s (%zu processes); `" PROG " down -s %s` first", L.statedir, alive, L.statedir);
-    lab_cmd_down(1); /* leftovers of a crashed run */
+    lab_cmd_down(1, 1); /* leftovers of a crashed run (their logs kept) */
 }
 
 static void choose_mode(const char *mode)
@@ -288,6 +288,7 @@ static void make_state(void)
     lab_state_add("base %d", L.base);
     lab_state_add("topology %s", L.topo_path);
     lab_state_add("started %ld", (long)time(NULL));
+    lab_registry_add(); /* commands find it without -s when it is the only lab up */
 }
 
 /* The TLS pair for *.zone, and the key the lab's edges know each other by (cdn-edge

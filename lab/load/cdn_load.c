@@ -53,7 +53,8 @@ struct load {
     int stopping, done, tty;
     uint64_t issued, finished, errors, hits, measured, dns_err;
     uint64_t inflight;
-    uint64_t last_finished, last_hits;
+    uint64_t last_finished, last_hits, last_errors;
+    double progress_s, last_print; /* --progress: seconds between lines off a terminal (0: none) */
     unsigned long long bytes;
     struct lreq *live; /* every request not finished yet: logged as cut if the run ends first */
 };
@@ -214,23 +215,30 @@ static void on_arrive(cdn_timer_t *t, void *data)
     cdn_timer_start(t, (uint64_t)(gap * 1000.0 + 0.5));
 }
 
+/* The progress line: rates since the last line (final: over the whole run), the errors of that
+ * interval in brackets when there were any. */
 static void print_progress(struct load *L, int final)
 {
-    double el = (mono_ms() - L->t0) / 1000.0;
-    uint64_t df = L->finished - L->last_finished, dh = L->hits - L->last_hits;
-    fprintf(stderr, "%s[%s] %5.1fs %6.0f req/s  hit %5.1f%%  done %llu  errors %llu  in flight %llu%s", L->tty ? "\r" : "",
-            L->region, el, final ? (el > 0 ? L->finished / el : 0) : (double)df,
+    double now = mono_ms(), el = (now - L->t0) / 1000.0, since = (now - L->last_print) / 1000.0;
+    uint64_t df = L->finished - L->last_finished, dh = L->hits - L->last_hits, de = L->errors - L->last_errors;
+    char new_err[32] = "";
+    if (!final && de) snprintf(new_err, sizeof(new_err), " (+%llu)", (unsigned long long)de);
+    fprintf(stderr, "%s[%s] %5.1fs %6.0f req/s  hit %5.1f%%  done %llu  errors %llu%s  in flight %llu%s%s", L->tty ? "\r" : "",
+            L->region, el, final ? (el > 0 ? L->finished / el : 0) : (since > 0 ? df / since : 0),
             (final ? (L->finished ? 100.0 * L->hits / L->finished : 0) : (df ? 100.0 * dh / df : 0)),
-            (unsigned long long)L->finished, (unsigned long long)L->errors, (unsigned long long)L->inflight,
-            L->tty && !final ? "   " : "\n");
+            (unsigned long long)L->finished, (unsigned long long)L->errors, new_err, (unsigned long long)L->inflight,
+            final ? "  (whole run)" : "", L->tty && !final ? "   " : "\n");
     L->last_finished = L->finished;
     L->last_hits = L->hits;
+    L->last_errors = L->errors;
+    L->last_print = now;
 }
 
 static void on_progress(cdn_timer_t *t, void *data)
 {
     struct load *L = data;
-    if (L->tty) print_progress(L, 0);
+    double since = (mono_ms() - L->last_print) / 1000.0;
+    if (L->tty || (L->progress_s > 0 && since >= L->progress_s - 0.05)) print_progress(L, 0);
     if (L->log) fflush(L->log);
     cdn_timer_start(t, 1000);
 }
@@ -265,6 +273,7 @@ static void usage(FILE *f)
                "  -d, --duration D        (default 10s)   -W, --warmup D (default 0)\n"
                "  -N, --max-requests N    stop after N requests\n"
                "  -s, --seed S            same seed, same request sequence (default 1)\n"
+               "      --progress S        off a terminal, a progress line every S seconds (default 5; 0: none)\n"
                "  -l, --log FILE          per-request log (TSV: t phase region edge status bytes ms cache url)\n");
 }
 
@@ -285,7 +294,7 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         {"hosts", 1, NULL, 'H'}, {"port", 1, NULL, 'p'}, {"h2c", 0, NULL, 'C'}, {"workload", 1, NULL, 'w'},
         {"products", 1, NULL, 'n'}, {"alpha", 1, NULL, 'a'}, {"rate", 1, NULL, 'R'}, {"concurrency", 1, NULL, 'c'},
         {"duration", 1, NULL, 'd'}, {"warmup", 1, NULL, 'W'}, {"max-requests", 1, NULL, 'N'}, {"seed", 1, NULL, 's'},
-        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {"progress", 1, NULL, 'P'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "r:D:S:z:H:p:Cw:n:a:R:c:d:W:N:s:l:h", lo, NULL)) != -1) {
         switch (c) {
@@ -313,6 +322,7 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         case 'N': L->max_req = strtoull(optarg, NULL, 10); break;
         case 's': o->seed = strtoull(optarg, NULL, 10); break;
         case 'l': o->logp = optarg; break;
+        case 'P': L->progress_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         bad:
@@ -392,7 +402,7 @@ static int setup_clients(struct load *L, struct opts *o)
 static void start(struct load *L, const char *logp)
 {
     L->tty = isatty(2);
-    L->t0 = mono_ms();
+    L->t0 = L->last_print = mono_ms();
     if (logp) { /* the log's t is relative to this CLOCK_MONOTONIC time (cdn-lab's faults.tsv uses it too) */
         char tp[4096];
         snprintf(tp, sizeof(tp), "%s.t0", logp);
@@ -442,7 +452,8 @@ static void finish_run(struct load *L)
 
 int main(int argc, char **argv)
 {
-    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000};
+    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000,
+                     .progress_s = 5};
     struct opts o = {.workload = "shopper", .products = 2000, .alpha = 0.9, .seed = 1};
     int rc = parse_opts(argc, argv, &L, &o);
     if (rc >= 0 || (rc = init_workload(&L, &o)) >= 0) return rc;
@@ -452,6 +463,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (setup_clients(&L, &o) < 0) return 1;
+    fprintf(stderr, PROG ": %s: workload %s, seed %llu (-s %llu repeats the request sequence)\n", L.region, o.workload,
+            (unsigned long long)o.seed, (unsigned long long)o.seed);
     start(&L, o.logp);
     while (!L.done) h2o_evloop_run(L.loop, 100);
     finish_run(&L);
