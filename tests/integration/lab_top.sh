@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# cdn-lab top and the status page (issue 14, "a live view while the lab runs"), and the lab found
+# without CDN_LAB_DIR. The default lab up (namespaces when root, else loopback), a bounded shopper
+# load from every region in the background, then: `top --once` shows every edge with a nonzero
+# req/s and a state; `top --http` serves /status.json (every edge, its figures) and the HTML page,
+# which headless Chromium shows with a row and a chart line per edge and numbers that change under
+# load (tests/integration/lab_top.py; skipped with the reason when Chromium cannot start); every
+# region's progress and summary are in the load's logs; `down` without -s or CDN_LAB_DIR finds the
+# only lab up, keeps the logs, and says so when none is up; with two labs registered, commands ask
+# which. Counts and states only, no timing assertions. The labs are registered in a registry of
+# this test's own (CDN_LAB_REGISTRY), so labs of other tests running meanwhile do not count.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+lab=$(bin cdn-lab)
+for p in cdn-lab cdn-load cdn-edge cdn-dns shop-app shop-lb; do
+    [ -x "$(bin $p)" ] || { echo "1..0 # SKIP $p is not built"; exit 0; }
+done
+plan 28
+unset CDN_LAB_DIR
+export CDN_LAB_REGISTRY="$T/registry"
+S="$T/lab"
+
+# nothing up: down says so (and succeeds), status says there is no lab
+out=$("$lab" down 2>&1); rc=$?
+like "$rc $out" "^0 no lab is up" "down with no lab up: says so, exit 0"
+
+out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
+is "$rc" 0 "up"
+[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 28); do skip "the lab is not up"; done; exit 0; }
+edges="eu1 us1 ap1 shield"
+
+# the load: without -s, found through the registry
+"$lab" load -w shopper -c 2 -d 40s -W 1s >"$T/load.out" 2>"$T/load.err" &
+loadpid=$!
+sleep 4
+"$lab" top --once --interval 2 >"$T/top1.txt" 2>"$T/top1.err"; rc=$?
+is "$rc" 0 "top --once (lab found without -s)"
+like "$(cat "$T/top1.err")" "using the only lab up, in $S" "top: says which lab it found"
+cat "$T/top1.txt" | sed 's/^/#   /'
+for e in $edges; do
+    line=$(awk -v e="$e" '$1 == e || $1 == e"*" {print}' "$T/top1.txt")
+    rs=$(echo "$line" | awk '{print $3}'); st=$(echo "$line" | awk '{print $(NF-1)}')
+    ok $(awk -v r="${rs:-0}" 'BEGIN {exit !(r + 0 > 0)}'; echo $?) "top --once: $e has a nonzero req/s (${rs:--}) and is $st"
+done
+is "$(grep -cE ' ok +[0-9-]+$' "$T/top1.txt")" 4 "top --once: all 4 edges ok, purge lag shown"
+like "$(cat "$T/top1.txt")" "origin \(shop-lb\) [0-9.]+ req/s" "top --once: the origin's requests/s"
+
+# the status page and its JSON
+P=$(free_port)
+start top "$lab" -s "$S" top --http "127.0.0.1:$P"
+wait_http "http://127.0.0.1:$P/status.json" 10 || bail "top --http did not start"
+sleep 2.5
+curl -s "http://127.0.0.1:$P/status.json" >"$T/status.json"
+chk=$(python3 - "$T/status.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+e = d["edges"]
+names = sorted(x["name"] for x in e)
+moving = sum(1 for x in e if (x["req_s"] or 0) > 0)
+complete = all(k in x for x in e for k in ("hit", "byte_hit", "tiers", "p50_ms", "p99_ms", "origin_s", "err_s", "state", "lag"))
+hist = all(len(d["history"]["edges"][x["name"]]["req_s"]) >= 1 for x in e)
+print(" ".join(names), moving, complete, hist)
+PY
+)
+is "$chk" "ap1 eu1 shield us1 4 True True" "status.json: every edge, each with traffic, every figure, a history"
+is "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$P/")" "200 text/html; charset=utf-8" "status page: / is HTML"
+grep -q '<svg id="c-req"' <(curl -s "http://127.0.0.1:$P/"); ok $? "status page: has the charts"
+is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P/nothing")" 404 "status page: 404 elsewhere"
+
+# the page in Chromium
+CHROME=${CHROMIUM:-$(command -v chromium || command -v chromium-browser)}
+why=""
+if [ -z "$CHROME" ]; then
+    why="chromium is not installed"
+else
+    mkdir -p "$T/chrome" "$T/shots"
+    start chromium "$CHROME" --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+        --user-data-dir="$T/chrome" --remote-debugging-port=0 --remote-debugging-address=127.0.0.1 \
+        --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" --no-proxy-server --no-first-run --no-default-browser-check \
+        --disable-background-networking --disable-component-update --disable-sync --disable-default-apps \
+        --disable-extensions --window-size=1400,1000 about:blank
+    if ! wait_for 15 test -s "$T/chrome/DevToolsActivePort"; then
+        why="chromium did not start: $(grep -v '^\s*$' "$T/chromium.log" | tail -n 1)"
+    fi
+fi
+want=$(sed -n 's/^NCHECKS = \([0-9]*\).*/\1/p' "$top_srcdir/tests/integration/lab_top.py")
+if [ -n "$why" ]; then
+    for i in $(seq 1 "$want"); do skip "$why"; done
+else
+    timeout 60 python3 "$top_srcdir/tests/integration/lab_top.py" "$T/chrome/DevToolsActivePort" \
+        "http://127.0.0.1:$P/" "$T/shots/top.png" "$(echo $edges | tr ' ' ,)" >"$T/browser.out" 2>"$T/browser.err"
+    n=0
+    while IFS=$'\t' read -r res what why2; do
+        case "$res" in
+        ok) pass "$what"; n=$((n + 1)) ;;
+        "not ok") fail "$what" "$why2"; n=$((n + 1)) ;;
+        \#*) diag "${res#\# }" ;;
+        esac
+    done <"$T/browser.out"
+    while [ "$n" -lt "$want" ]; do n=$((n + 1)); fail "browser check $n not reached" "$(tail -n 3 "$T/browser.err")"; done
+    [ -n "${TOP_SHOT:-}" ] && cp "$T/shots/top.png" "$TOP_SHOT"
+fi
+stop top
+
+# the load: every region's progress and summary, in the output and in the logs
+wait $loadpid; ok $? "load finished"
+for r in eu us ap; do
+    n=$(grep -c "^\[$r\] " "$T/load.err"); s=$(grep -c "^cdn-load: $r: [0-9]* requests" "$S/logs/load-$r.txt" 2>/dev/null)
+    ok $([ "$n" -ge 2 ] && [ "$s" = 1 ]; echo $?) "load: region $r: $n progress lines off a terminal, its summary in logs/load-$r.txt"
+done
+
+# two labs registered: a command without -s asks which one
+mkdir -p "$T/other"; echo "mode loopback" >"$T/other/state"; echo "$T/other" >"$CDN_LAB_REGISTRY/cdnlab-test"
+out=$("$lab" status 2>&1); rc=$?
+like "$rc $out" "^2 cdn-lab: 2 labs are up; say which one" "two labs up: a command without -s asks which"
+rm -f "$CDN_LAB_REGISTRY/cdnlab-test"
+
+# down without -s: the only lab up; the logs kept beside it
+out=$("$lab" down 2>&1); rc=$?; out=$(echo "$out" | tr '\n' ' ')
+like "$rc $out" "^0 .*using the only lab up, in $S.*lab down: .* removed.*logs kept in $S.logs-" "down without CDN_LAB_DIR finds the lab, keeps the logs"
+kept=$(ls -d "$S".logs-* 2>/dev/null | head -1)
+ok $([ -s "$kept/load-eu.log" ] && [ -s "$kept/logs/load-ap.txt" ] && [ -d "$kept/logs" ] && [ ! -d "$S" ]; echo $?) \
+    "down: load logs and daemon logs kept in ${kept##*/}, the state directory removed"
+out=$("$lab" down 2>&1); rc=$?
+like "$rc $out" "^0 no lab is up" "down again: no lab is up"
