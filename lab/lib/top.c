@@ -297,3 +297,23 @@ void lab_top_json(const struct lab_top_frame *f, struct lab_buf *b)
     }
     lab_buf_printf(b, "]}");
 }
+
+size_t lab_hit_curve(const double *t, const unsigned char *hit, size_t n, double step, double win, size_t min_n,
+                     struct lab_hit_point *out, size_t max)
+{
+    if (!n || !(step > 0) || !(win > 0)) return 0;
+    size_t k = 0, lo = 0, hi = 0, wh = 0, ch = 0; /* window [lo, hi), its hits; hits before hi */
+    double last = t[n - 1];
+    for (double end = floor(t[0] / step) * step + step; end <= last + 1e-9 && k < max; end += step) {
+        while (hi < n && t[hi] < end) {
+            wh += hit[hi];
+            ch += hit[hi];
+            hi++;
+        }
+        while (lo < hi && t[lo] < end - win) wh -= hit[lo++];
+        size_t wn = hi - lo;
+        if (wn < min_n || !wn) continue;
+        out[k++] = (struct lab_hit_point){.t = end, .win = (double)wh / (double)wn, .cum = (double)ch / (double)hi, .n = wn};
+    }
+    return k;
+}

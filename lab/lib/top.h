@@ -72,4 +72,16 @@ void lab_top_json(const struct lab_top_frame *f, struct lab_buf *b);
 /* A number or null, JSON-safe ("%.*f"). */
 void lab_top_json_num(struct lab_buf *b, double v, int prec);
 
+/* The report's hit-ratio curve of one edge (lab/cdnlab/report.c): its requests (t seconds, hit 0/1,
+ * in time order) into a point every `step` seconds with the hit ratio of the last `win` seconds and
+ * the cumulative one since its first request. A point only where the window holds at least min_n
+ * requests, and none after the last full step (the run's last second holds only the stragglers: an
+ * "empty last bin"). The number of points written, at most max. */
+struct lab_hit_point {
+    double t, win, cum; /* the window's end; its hit ratio; since the start */
+    size_t n;           /* requests in the window */
+};
+size_t lab_hit_curve(const double *t, const unsigned char *hit, size_t n, double step, double win, size_t min_n,
+                     struct lab_hit_point *out, size_t max);
+
 #endif

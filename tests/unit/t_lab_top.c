@@ -164,6 +164,39 @@ static void test_text_json(void **state)
     lab_buf_free(&b);
 }
 
+static void test_hit_curve(void **state)
+{
+    (void)state;
+    /* 30 req/s for 10.5 s: every third a miss; the last half second (stragglers) makes no point */
+    double t[400];
+    unsigned char h[400];
+    size_t n = 0;
+    for (int i = 0; i < 315; i++, n++) {
+        t[n] = i / 30.0;
+        h[n] = i % 3 != 0;
+    }
+    struct lab_hit_point p[64];
+    size_t k = lab_hit_curve(t, h, n, 1.0, 5.0, 20, p, 64);
+    assert_int_equal(k, 10); /* ends 1..10 s; none at 11 s past the last request at 10.47 s */
+    assert_true(p[0].t == 1.0 && p[0].n == 30 && p[9].t == 10.0);
+    assert_true(p[4].n == 150 && p[9].n == 150); /* the 5 s window, full from 5 s on */
+    for (size_t i = 0; i < k; i++) {
+        assert_true(fabs(p[i].win - 2.0 / 3) < 1e-9);
+        assert_true(fabs(p[i].cum - 2.0 / 3) < 1e-9);
+    }
+    /* a window below min_n gives no point; the cumulative ratio counts from the start */
+    double t2[] = {0.1, 0.2, 5.5, 9.0, 9.1};
+    unsigned char h2[] = {0, 0, 1, 1, 1};
+    k = lab_hit_curve(t2, h2, 5, 1.0, 2.0, 2, p, 64);
+    assert_int_equal(k, 2); /* windows ending at 1 and 2 s hold the 2 misses; later ones fewer than 2 */
+    assert_true(p[0].t == 1.0 && p[0].win == 0 && p[0].cum == 0 && p[0].n == 2);
+    assert_true(p[1].t == 2.0 && p[1].win == 0 && p[1].n == 2);
+    k = lab_hit_curve(t2, h2, 5, 1.0, 5.0, 1, p, 64); /* 5 s window, any count: up to 9 s, not past it */
+    assert_int_equal(k, 9);
+    assert_true(p[8].t == 9.0 && p[8].n == 1 && p[8].win == 1 && fabs(p[8].cum - 1.0 / 3) < 1e-9);
+    assert_int_equal(lab_hit_curve(t2, h2, 0, 1.0, 5.0, 1, p, 64), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_rate),
         cmocka_unit_test(test_text_json),
+        cmocka_unit_test(test_hit_curve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
