@@ -14,7 +14,7 @@ lab=$(bin cdn-lab)
 for p in cdn-lab cdn-load cdn-edge cdn-dns shop-app shop-lb; do
     [ -x "$(bin $p)" ] || { echo "1..0 # SKIP $p is not built"; exit 0; }
 done
-plan 28
+plan 31
 unset CDN_LAB_DIR
 export CDN_LAB_REGISTRY="$T/registry"
 S="$T/lab"
@@ -25,7 +25,7 @@ like "$rc $out" "^0 no lab is up" "down with no lab up: says so, exit 0"
 
 out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
 is "$rc" 0 "up"
-[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 28); do skip "the lab is not up"; done; exit 0; }
+[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 31); do skip "the lab is not up"; done; exit 0; }
 edges="eu1 us1 ap1 shield"
 
 # the load: without -s, found through the registry
@@ -108,6 +108,33 @@ for r in eu us ap; do
     ok $([ "$n" -ge 2 ] && [ "$s" = 1 ]; echo $?) "load: region $r: $n progress lines off a terminal, its summary in logs/load-$r.txt"
 done
 
+# the origin's access logs are what their names say: JSON lines
+js=$(python3 - "$S/logs" <<'PY'
+import json, sys
+bad = []
+for f in ("access-app1.json", "access-lb.json"):
+    try:
+        lines = open(sys.argv[1] + "/" + f).read().splitlines()
+        n = sum(1 for l in lines if "status" in json.loads(l))
+        bad += [] if n and n == len(lines) else [f]
+    except (OSError, ValueError):
+        bad.append(f)
+print(" ".join(bad) or "json")
+PY
+)
+is "$js" json "shop-app's and shop-lb's logs/access-*.json are JSON lines"
+
+# the report (lab found without -s): the hit-ratio curve is a 5 s window with no thin last bin
+"$lab" report -o "$T/rep" >"$T/report.out" 2>&1; ok $? "report (without -s)"
+if [ -s "$T/rep/hitratio.tsv" ]; then
+    thin=$(awk -F'\t' '/^#/ {e = $0; next} NF == 4 && $4 < 5 {print e, $0}' "$T/rep/hitratio.tsv")
+    npts=$(grep -c '^[0-9]' "$T/rep/hitratio.tsv")
+    is "$thin $(grep -c '^# ' "$T/rep/hitratio.tsv") $([ "$npts" -ge 9 ] && echo enough)" " 3 enough" \
+        "report: hitratio.tsv, a curve per client edge, every point over at least 5 requests ($npts points)"
+else
+    skip "gnuplot is not installed: no plots"
+fi
+
 # two labs registered: a command without -s asks which one
 mkdir -p "$T/other"; echo "mode loopback" >"$T/other/state"; echo "$T/other" >"$CDN_LAB_REGISTRY/cdnlab-test"
 out=$("$lab" status 2>&1); rc=$?
@@ -116,8 +143,9 @@ rm -f "$CDN_LAB_REGISTRY/cdnlab-test"
 
 # down without -s: the only lab up; the logs kept beside it
 out=$("$lab" down 2>&1); rc=$?; out=$(echo "$out" | tr '\n' ' ')
-like "$rc $out" "^0 .*using the only lab up, in $S.*lab down: .* removed.*logs kept in $S.logs-" "down without CDN_LAB_DIR finds the lab, keeps the logs"
-kept=$(ls -d "$S".logs-* 2>/dev/null | head -1)
+like "$rc $out" "^0 .*using the only lab up, in $S.*lab down: .* removed.*logs kept in $T/rep/lab-logs-" \
+    "down without CDN_LAB_DIR finds the lab, keeps the logs beside the last report"
+kept=$(ls -d "$T"/rep/lab-logs-* 2>/dev/null | head -1)
 ok $([ -s "$kept/load-eu.log" ] && [ -s "$kept/logs/load-ap.txt" ] && [ -d "$kept/logs" ] && [ ! -d "$S" ]; echo $?) \
     "down: load logs and daemon logs kept in ${kept##*/}, the state directory removed"
 out=$("$lab" down 2>&1); rc=$?
