@@ -10,7 +10,7 @@
  * and live SVG charts, `/status.json` the figures with the last 120 frames of history; served from
  * the namespace cdn-lab runs in, by default on 127.0.0.1; everything the page needs is in it).
  *
- * Rules: one thread. The status page is served between scrapes (poll on the listener until the
+ * Rules: one thread; it ends by itself when the lab goes down (its state file is gone). The status page is served between scrapes (poll on the listener until the
  * next tick); a client gets one answer and the connection is closed; a request it does not finish
  * sending within 1 s gets nothing. Frames go to stdout: on a terminal each one replaces the last;
  * elsewhere (and with --once) they follow each other, separated by a blank line; with --http only
@@ -310,6 +310,12 @@ int lab_cmd_top(int argc, char **argv)
     for (long frames = 0; !stop_flag && (count < 0 || frames < count); frames++) {
         wait_until(&T, next);
         if (stop_flag) break;
+        char st[PATH_MAX];
+        lab_path(st, sizeof(st), "state");
+        if (access(st, F_OK) != 0) { /* the lab went down: nothing more to show */
+            fprintf(stderr, PROG ": top: the lab in %s is down\n", L.statedir);
+            break;
+        }
         next += interval;
         if (next < mono()) next = mono() + interval; /* scrapes slower than the interval: no burst */
         scrape(&T, health);
