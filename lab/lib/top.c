@@ -182,8 +182,10 @@ int lab_top_rate(const struct lab_top_snap *prev, const struct lab_top_snap *cur
             if (p->le[j] == cur->le[i]) pv = p->cum[j];
         d[i] = inc(pv, cur->cum[i]);
     }
-    row->p50_ms = lab_top_quantile(cur->le, d, cur->nb, 0.50) * 1e3;
-    row->p99_ms = lab_top_quantile(cur->le, d, cur->nb, 0.99) * 1e3;
+    /* the histogram also times what edge_requests_total does not count (the admin's health
+     * checks on a parent): no latency without requests */
+    row->p50_ms = dreq > 0 ? lab_top_quantile(cur->le, d, cur->nb, 0.50) * 1e3 : NAN;
+    row->p99_ms = dreq > 0 ? lab_top_quantile(cur->le, d, cur->nb, 0.99) * 1e3 : NAN;
     return 0;
 }
 
@@ -203,8 +205,8 @@ static const char *state_of(const struct lab_top_row *r)
 
 void lab_top_text(const struct lab_top_frame *f, struct lab_buf *b)
 {
-    lab_buf_printf(b, "cdn-lab top: lab '%s', %.0f s%s\n", f->lab ? f->lab : "?", f->t,
-                   "   (tiers: share of the edge's requests answered by its ram, rocksdb, a parent, the origin)");
+    lab_buf_printf(b, "cdn-lab top: lab '%s', %.0f s; tiers: share answered by ram, rocksdb, a parent, the origin\n",
+                   f->lab ? f->lab : "?", f->t);
     lab_buf_printf(b, "%-10s %-6s %7s %6s %6s %5s %5s %5s %5s %8s %6s %8s %8s %-8s %5s\n", "edge", "region", "req/s",
                    "hit%", "byte%", "ram", "rdb", "par", "orig", "origin/s", "err/s", "p50 ms", "p99 ms", "state",
                    "lag");
