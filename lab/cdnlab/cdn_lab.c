@@ -32,8 +32,9 @@ struct lab_ctx L;
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: " PROG " [-s STATEDIR] [-v] COMMAND ...\n"
-               "  up [--mode auto|netns|loopback] [--profile realistic|tuned|bfd] TOPOLOGY.yaml\n"
+               "  up [--mode auto|netns|loopback] [--profile realistic|tuned|bfd] [--prometheus] TOPOLOGY.yaml\n"
                "                                                bring the lab up, print where things are\n"
+               "                                                (--prometheus: Debian's prometheus scraping every daemon)\n"
                "  down [--drop-logs]                            remove every process, namespace and file (idempotent);\n"
                "                                                the logs are kept (beside the report of the last\n"
                "                                                `report -o DIR`, else in STATEDIR.logs-TIME) unless --drop-logs\n"
@@ -110,11 +111,12 @@ static int run_up(int argc, char **argv)
     const char *mode = "auto", *profile = NULL;
     optind = 1;
     static const struct option uo[] = {{"mode", required_argument, NULL, 'm'}, {"profile", required_argument, NULL, 'p'},
-                                       {NULL, 0, NULL, 0}};
+                                       {"prometheus", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:p:", uo, NULL)) != -1)
         if (c == 'm') mode = optarg;
         else if (c == 'p') profile = optarg;
+        else if (c == 'P') L.prometheus = 1;
         else return 2;
     if (optind != argc - 1) lab_die("up TOPOLOGY.yaml");
     return lab_cmd_up(argv[optind], mode, profile);

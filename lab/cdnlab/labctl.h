@@ -30,6 +30,7 @@ struct lab_ctx {
     int base;
     int verbose;
     char profile[16];           /* anycast timer profile override from `up --profile` */
+    int prometheus;             /* `up --prometheus` (prom.c) */
     cdn_conf_t *conf;
     struct lab_topo *topo;
     struct lab_plan plan;
@@ -124,6 +125,10 @@ int lab_cmd_change(int argc, char **argv);
 /* The outbox relay (a process `up` starts beside the purge bus): runs until SIGTERM. */
 int lab_cmd_outbox(void);
 void lab_db_outbox_start(void);
+
+/* --- prom.c: `up --prometheus`, Debian's prometheus scraping every daemon (optional) --- */
+void lab_prometheus_up(void);
+void lab_prometheus_where(FILE *f);
 
 /* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
 int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);

@@ -226,6 +226,7 @@ static void print_where(FILE *f)
     int c0 = lab_plan_find(p, LAB_CLIENT, 0);
     fprintf(f, "try: %s%s%skdig @%s -p %d %s.%s\n", *p->nodes[c0].ns ? "ip netns exec " : "", p->nodes[c0].ns,
             *p->nodes[c0].ns ? " " : "", p->nodes[dns].addr, LAB_PORT_DNS, hn[0], t->zone);
+    lab_prometheus_where(f);
 }
 
 /* A lab already in the state directory: refuse if any of its processes lives, else clean up the
@@ -372,6 +373,7 @@ int lab_cmd_up(const char *topo, const char *mode, const char *profile)
     start_kind(LAB_EDGE, 30);
     if (L.plan.anycast) lab_anycast_up();
     start_kind(LAB_DNS, 20);
+    if (L.prometheus) lab_prometheus_up(); /* prom.c: optional, after every daemon it scrapes */
     lab_state_add("up %ld", (long)time(NULL));
     print_where(stdout);
     return 0;

@@ -14,7 +14,7 @@ lab=$(bin cdn-lab)
 for p in cdn-lab cdn-load cdn-edge cdn-dns shop-app shop-lb; do
     [ -x "$(bin $p)" ] || { echo "1..0 # SKIP $p is not built"; exit 0; }
 done
-plan 31
+plan 33
 unset CDN_LAB_DIR
 export CDN_LAB_REGISTRY="$T/registry"
 S="$T/lab"
@@ -23,10 +23,24 @@ S="$T/lab"
 out=$("$lab" down 2>&1); rc=$?
 like "$rc $out" "^0 no lab is up" "down with no lab up: says so, exit 0"
 
-out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
+prom=""; command -v prometheus >/dev/null 2>&1 && prom=--prometheus  # optional (Debian's prometheus)
+out=$("$lab" -s "$S" up $prom "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
 is "$rc" 0 "up"
-[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 31); do skip "the lab is not up"; done; exit 0; }
+[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 33); do skip "the lab is not up"; done; exit 0; }
 edges="eu1 us1 ap1 shield"
+# up --prometheus: every daemon is a target, and each is up (waits for the first scrapes)
+if [ -n "$prom" ]; then
+    eval "$("$lab" -s "$S" env)"
+    ex=(); [ -n "$LAB_NS_dns" ] && ex=(ip netns exec "$LAB_NS_dns")
+    targets() { "${ex[@]}" curl -s -m 2 "http://$LAB_ADDR_dns:9090/api/v1/targets" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["data"]["activeTargets"]
+print(len(t), sum(1 for x in t if x["health"] == "up"))' 2>/dev/null; }
+    for i in $(seq 1 60); do got=$(targets); [ "$got" = "10 10" ] && break; sleep 0.5; done
+    is "$got" "10 10" "up --prometheus: 10 targets (4 edges, dns, shop-lb, 3 apps, itself), all up"
+else
+    skip "prometheus is not installed: up --prometheus"
+fi
 
 # the load: without -s, found through the registry
 "$lab" load -w shopper -c 2 -d 40s -W 1s >"$T/load.out" 2>"$T/load.err" &
@@ -150,3 +164,4 @@ ok $([ -s "$kept/load-eu.log" ] && [ -s "$kept/logs/load-ap.txt" ] && [ -d "$kep
     "down: load logs and daemon logs kept in ${kept##*/}, the state directory removed"
 out=$("$lab" down 2>&1); rc=$?
 like "$rc $out" "^0 no lab is up" "down again: no lab is up"
+is "$(pgrep -fc -- "$S/prometheus.yml")" 0 "down: no prometheus left"
