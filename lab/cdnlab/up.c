@@ -240,7 +240,7 @@ static void check_not_up(void)
     struct lab_proc_rec pr[256];
     size_t n = lab_read_procs(pr, 256), alive = 0;
     for (size_t i = 0; i < n; i++) alive += lab_proc_alive(pr[i].pid, pr[i].start);
-    if (alive) lab_die("a lab is already up in %s (%zu processes); `" PROG " down -s %s` first", L.statedir, alive, L.statedir);
+    if (alive) lab_die("a lab is already up in %s (%zu processes); take it down first:\n  " PROG " -s %s down", L.statedir, alive, L.statedir);
     lab_cmd_down(1, 1); /* leftovers of a crashed run (their logs kept) */
 }
 
