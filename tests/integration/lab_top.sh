@@ -14,7 +14,7 @@ lab=$(bin cdn-lab)
 for p in cdn-lab cdn-load cdn-edge cdn-dns shop-app shop-lb; do
     [ -x "$(bin $p)" ] || { echo "1..0 # SKIP $p is not built"; exit 0; }
 done
-plan 33
+plan 34
 unset CDN_LAB_DIR
 export CDN_LAB_REGISTRY="$T/registry"
 S="$T/lab"
@@ -26,7 +26,7 @@ like "$rc $out" "^0 no lab is up" "down with no lab up: says so, exit 0"
 prom=""; command -v prometheus >/dev/null 2>&1 && prom=--prometheus  # optional (Debian's prometheus)
 out=$("$lab" -s "$S" up $prom "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
 is "$rc" 0 "up"
-[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 33); do skip "the lab is not up"; done; exit 0; }
+[ $rc -eq 0 ] || { diag "$out"; "$lab" -s "$S" down --drop-logs >/dev/null 2>&1; for i in $(seq 3 34); do skip "the lab is not up"; done; exit 0; }
 edges="eu1 us1 ap1 shield"
 # up --prometheus: every daemon is a target, and each is up (waits for the first scrapes)
 if [ -n "$prom" ]; then
@@ -148,6 +148,14 @@ if [ -s "$T/rep/hitratio.tsv" ]; then
 else
     skip "gnuplot is not installed: no plots"
 fi
+
+# states: a killed edge is DOWN, a drained one draining (cdn-edge's admin POST /drain, with the token)
+"$lab" -s "$S" fault kill eu1 >/dev/null 2>&1
+eval "$("$lab" -s "$S" env)"
+ex=(); [ -n "${LAB_NS_e_us1:-}" ] && ex=(ip netns exec "$LAB_NS_e_us1")
+"${ex[@]}" curl -s -o /dev/null -X POST -H "Authorization: Bearer $(cat "$S/admin.key")" "http://$LAB_ADDR_e_us1:9080/drain"
+st=$("$lab" -s "$S" top --once --interval 0.5 | awk '$1 ~ /^(eu1|us1|ap1|shield)/ {printf "%s=%s ", $1, $(NF-1)}')
+is "$st" "eu1=DOWN us1=draining ap1=ok shield*=ok " "top: a killed edge is DOWN, a drained one draining, the others ok"
 
 # two labs registered: a command without -s asks which one
 mkdir -p "$T/other"; echo "mode loopback" >"$T/other/state"; echo "$T/other" >"$CDN_LAB_REGISTRY/cdnlab-test"
