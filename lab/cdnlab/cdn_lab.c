@@ -56,7 +56,8 @@ static void usage(FILE *f)
                "  top [--once|--count N] [--interval S] [--http [ADDR:]PORT]\n"
                "                                                live view per edge (req/s, hit ratios, tiers, p50/p99,\n"
                "                                                state, purge lag); --http: status page and JSON\n"
-               "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
+               "STATEDIR defaults to $CDN_LAB_DIR, else /tmp/cdn-lab-$UID if a lab is there, else the only\n"
+               "lab up (registered by up in /tmp/cdn-lab-labs-$UID; with several up, say which with -s).\n");
 }
 
 /* -s, -v, -h: the index of the command in argv, or -(exit status) when there is nothing to run. */
