@@ -39,6 +39,11 @@ static void usage(FILE *f)
                "                                                the logs are kept (beside the report of the last\n"
                "                                                `report -o DIR`, else in STATEDIR.logs-TIME) unless --drop-logs\n"
                "  status                                        processes, health, namespaces, relay counters\n"
+               "  top [--once|--count N] [--interval S] [--http [ADDR:]PORT]\n"
+               "                                                live view per edge (req/s, hit ratios, tiers, p50/p99,\n"
+               "                                                state, purge lag); --http: status page and JSON\n"
+               "  (without -s and $CDN_LAB_DIR: /tmp/cdn-lab-$UID if a lab is there, else the only lab up,\n"
+               "   registered by up in /tmp/cdn-lab-labs-$UID; with several up, say which with -s)\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
@@ -53,11 +58,7 @@ static void usage(FILE *f)
                "  env                                           shell variables describing the lab\n"
                "  browse [-o DIR] [--product ID]                page loads in Chromium from every region, cold and\n"
                "                                                warm: TTFB, LCP, load, bytes from cache (lab/browse.py)\n"
-               "  top [--once|--count N] [--interval S] [--http [ADDR:]PORT]\n"
-               "                                                live view per edge (req/s, hit ratios, tiers, p50/p99,\n"
-               "                                                state, purge lag); --http: status page and JSON\n"
-               "STATEDIR defaults to $CDN_LAB_DIR, else /tmp/cdn-lab-$UID if a lab is there, else the only\n"
-               "lab up (registered by up in /tmp/cdn-lab-labs-$UID; with several up, say which with -s).\n");
+               "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
 }
 
 /* -s, -v, -h: the index of the command in argv, or -(exit status) when there is nothing to run. */
@@ -198,11 +199,11 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
+    {"top", lab_cmd_top}, /* top.c: the live view */
     {"up", run_up},         {"down", run_down},       {"status", run_status}, {"env", run_env},
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
     {"purge", lab_cmd_purge},   {"change", lab_cmd_change}, {"outbox", run_outbox},
-    {"top", lab_cmd_top},
 };
 
 /* Neither -s nor CDN_LAB_DIR: the lab in the default directory, else the only lab up (the

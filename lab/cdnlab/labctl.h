@@ -129,6 +129,8 @@ void lab_db_outbox_start(void);
 /* --- prom.c: `up --prometheus`, Debian's prometheus scraping every daemon (optional) --- */
 void lab_prometheus_up(void);
 void lab_prometheus_where(FILE *f);
+/* --- top.c: the live view (and the status page with --http) --- */
+int lab_cmd_top(int argc, char **argv);
 
 /* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
 int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);
@@ -141,7 +143,5 @@ int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
 int lab_cmd_purge(int argc, char **argv);
-/* top.c: the live view (and the status page with --http) */
-int lab_cmd_top(int argc, char **argv);
 
 #endif

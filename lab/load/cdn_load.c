@@ -286,15 +286,18 @@ struct opts {
     uint64_t seed;
 };
 
+enum { O_PROGRESS = 300 }; /* long options without a letter */
+
 /* -1 to go on, else the exit status. */
 static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
 {
     static const struct option lo[] = {
+        {"progress", 1, NULL, O_PROGRESS},
         {"region", 1, NULL, 'r'}, {"dns", 1, NULL, 'D'}, {"source", 1, NULL, 'S'}, {"zone", 1, NULL, 'z'},
         {"hosts", 1, NULL, 'H'}, {"port", 1, NULL, 'p'}, {"h2c", 0, NULL, 'C'}, {"workload", 1, NULL, 'w'},
         {"products", 1, NULL, 'n'}, {"alpha", 1, NULL, 'a'}, {"rate", 1, NULL, 'R'}, {"concurrency", 1, NULL, 'c'},
         {"duration", 1, NULL, 'd'}, {"warmup", 1, NULL, 'W'}, {"max-requests", 1, NULL, 'N'}, {"seed", 1, NULL, 's'},
-        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {"progress", 1, NULL, 'P'}, {NULL, 0, NULL, 0}};
+        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "r:D:S:z:H:p:Cw:n:a:R:c:d:W:N:s:l:h", lo, NULL)) != -1) {
         switch (c) {
@@ -322,7 +325,7 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         case 'N': L->max_req = strtoull(optarg, NULL, 10); break;
         case 's': o->seed = strtoull(optarg, NULL, 10); break;
         case 'l': o->logp = optarg; break;
-        case 'P': L->progress_s = strtod(optarg, NULL); break;
+        case O_PROGRESS: L->progress_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         bad:
