@@ -57,6 +57,8 @@ struct load {
     double progress_s, last_print; /* --progress: seconds between lines off a terminal (0: none) */
     unsigned long long bytes;
     struct lreq *live; /* every request not finished yet: logged as cut if the run ends first */
+    struct { char what[72]; uint64_t n; } ekind[16]; /* errors by kind (the first 16 kinds; the rest "other") */
+    size_t nekind;
 };
 
 struct lreq {
@@ -81,6 +83,27 @@ static double mono_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* An error by kind (the transport's message, or the HTTP status); the first of each kind is
+ * printed when it happens (with the edge and the time), so it stays in the region's log. */
+static void count_error(struct load *L, const struct lreq *q, const char *errstr, double t)
+{
+    char what[72];
+    if (errstr) snprintf(what, sizeof(what), "%.70s", errstr);
+    else snprintf(what, sizeof(what), "HTTP %d", q->status);
+    size_t i;
+    for (i = 0; i < L->nekind; i++)
+        if (!strcmp(L->ekind[i].what, what)) break;
+    if (i == L->nekind) {
+        if (L->nekind == sizeof(L->ekind) / sizeof(L->ekind[0])) i--, snprintf(L->ekind[i].what, sizeof(what), "other");
+        else {
+            snprintf(L->ekind[L->nekind++].what, sizeof(what), "%s", what);
+            fprintf(stderr, PROG ": %s: %.1fs first error of its kind: %s (edge %s)\n", L->region, t, what,
+                    *q->edge ? q->edge : (*q->ip ? q->ip : "-"));
+        }
+    }
+    L->ekind[i].n++;
+}
+
 static void finish(struct lreq *q, const char *errstr)
 {
     struct load *L = q->L;
@@ -103,7 +126,10 @@ static void finish(struct lreq *q, const char *errstr)
     if (q->next) q->next->prev = q->prev;
     L->finished++;
     L->inflight--;
-    if (errstr || q->status >= 500 || q->status == 0) L->errors++;
+    if (errstr || q->status >= 500 || q->status == 0) {
+        L->errors++;
+        count_error(L, q, errstr, r.t);
+    }
     if (q->phase == 'm') L->measured++;
     if (!errstr && !strcmp(q->cache, "hit")) L->hits++;
     L->bytes += q->bytes;
@@ -441,6 +467,8 @@ static void finish_run(struct load *L)
     fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L->region,
             (unsigned long long)L->finished, (unsigned long long)L->errors, (unsigned long long)L->dns_err,
             L->finished ? 100.0 * L->hits / L->finished : 0, L->bytes);
+    for (size_t i = 0; i < L->nekind; i++)
+        fprintf(stderr, PROG ": %s: errors: %llu x %s\n", L->region, (unsigned long long)L->ekind[i].n, L->ekind[i].what);
     free((void *)L->wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
     /* Clean exit (LeakSanitizer): requests still in flight after the stragglers' grace are
      * cancelled without callbacks by cdn_httpc_free. */
