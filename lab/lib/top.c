@@ -159,8 +159,9 @@ int lab_top_rate(const struct lab_top_snap *prev, const struct lab_top_snap *cur
     if (!(dt > 0)) return -1;
     int restarted = cur->req < prev->req; /* every counter of the edge started again */
     const struct lab_top_snap zero = {.hit_bytes = NAN, .lb_req = NAN, .lb_5xx = NAN};
-    const struct lab_top_snap *p = restarted || !prev->up ? &zero : prev;
-    if (!cur->up) {
+    const struct lab_top_snap *p = restarted ? &zero : prev;
+    /* down, or back after a scrape that failed (its counters may span much more than dt): no rates */
+    if (!cur->up || !prev->up) {
         row->req_s = row->origin_s = row->err_s = NAN;
         row->hit = row->byte_hit = row->p50_ms = row->p99_ms = NAN;
         for (int t = 0; t < LAB_TOP_NTIERS; t++) row->tier[t] = NAN;

@@ -4,7 +4,7 @@
  *
  * Rules: nothing here does I/O or reads a clock; the caller passes each snapshot's time (any
  * monotonic seconds). A counter that went down between two snapshots (the edge restarted) counts
- * from 0 again. A ratio or a latency with nothing under it is NAN, shown as "-" (text) and null
+ * from 0 again; after a snapshot of an edge that did not answer, the next row has no rates. A ratio or a latency with nothing under it is NAN, shown as "-" (text) and null
  * (JSON). Metric names are cdn-edge's (edge/admin.c, edge/purge/bus.c) and shop-lb's
  * (origin/lb/admin.c). */
 #ifndef LAB_TOP_H

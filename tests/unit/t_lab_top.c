@@ -126,6 +126,11 @@ static void test_rate(void **state)
     lab_top_snap_init(&e, 15);
     assert_int_equal(lab_top_rate(&d, &e, 0, &r), 0);
     assert_true(!r.up && isnan(r.req_s));
+    /* back: no rates from that gap (the next pair has them again) */
+    struct lab_top_snap f = d;
+    f.t = 16;
+    assert_int_equal(lab_top_rate(&e, &f, 1, &r), 0);
+    assert_true(r.up && isnan(r.req_s) && isnan(r.hit));
 }
 
 static void test_text_json(void **state)
