@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # edge_hit_body_bytes_sent_total (the byte hit ratio of `cdn-lab top`): the body bytes an edge sent
 # from its own cache, beside edge_body_bytes_sent_total (every body byte). A miss adds to the
-# total only; a hit and a range of a hit add the bytes sent to both (a stale answer too, not checked
-# here); a HEAD adds
-# nothing.
+# total only; a hit and a range of a hit add the bytes sent to both (a stale answer too, not
+# checked here); a HEAD adds nothing.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 plan 5
 EDGE=$(bin cdn-edge)
