@@ -264,8 +264,12 @@ static void on_watch_read(h2o_socket_t *sock, const char *err)
 {
     cdn_watch_t *w = sock->data;
     assert(w->magic == WATCH_MAGIC);
-    if (w->dead || !(w->want & CDN_WATCH_READ))
+    if (w->dead)
         return;
+    if (!(w->want & CDN_WATCH_READ)) {
+        h2o_socket_read_stop(sock); /* the lazy stop of cdn_watch_set: readable while unwanted */
+        return;
+    }
     watch_dispatch(w, CDN_WATCH_READ);
 }
 
@@ -316,10 +320,12 @@ void cdn_watch_set(cdn_watch_t *w, int events)
     if (w->dead)
         return;
     w->want = events;
+    /* Read interest is dropped lazily: libcurl drops it at the end of every transfer and asks
+     * again at the start of the next on the same connection, and each change was an epoll_ctl
+     * (3.3 a request through shop-lb). The socket stays registered; if it becomes readable while
+     * unwanted (the peer closed an idle connection), on_watch_read stops it then, once. */
     if ((events & CDN_WATCH_READ) && !h2o_socket_is_reading(w->sock))
         h2o_socket_read_start(w->sock, on_watch_read);
-    else if (!(events & CDN_WATCH_READ) && h2o_socket_is_reading(w->sock))
-        h2o_socket_read_stop(w->sock);
     /* Dropping write interest leaves a pending notify armed (h2o has no cancel); it is ignored. */
     watch_arm_write(w);
 }
