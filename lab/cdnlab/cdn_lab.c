@@ -58,6 +58,8 @@ static void usage(FILE *f)
                "  env                                           shell variables describing the lab\n"
                "  browse [-o DIR] [--product ID]                page loads in Chromium from every region, cold and\n"
                "                                                warm: TTFB, LCP, load, bytes from cache (lab/browse.py)\n"
+               "  scale [-d DURATION] [--fixed]                 the app pool's auto-scaler (topology scale:), log in\n"
+               "                                                STATEDIR/scale.log; --fixed: decide, never act\n"
                "STATEDIR defaults to $CDN_LAB_DIR or /tmp/cdn-lab-$UID.\n");
 }
 
@@ -204,6 +206,7 @@ static const struct {
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
     {"purge", lab_cmd_purge},   {"change", lab_cmd_change}, {"outbox", run_outbox},
+    {"scale", lab_cmd_scale},
 };
 
 /* Neither -s nor CDN_LAB_DIR: the lab in the default directory, else the only lab up (the

@@ -143,5 +143,7 @@ int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
 int lab_cmd_purge(int argc, char **argv);
+/* scale.c: the app pool's auto-scaler (topology scale:), until SIGTERM or -d */
+int lab_cmd_scale(int argc, char **argv);
 
 #endif

@@ -38,6 +38,8 @@ int lab_cmd_rtt(struct lab_run *r, int argc, char **argv);
 /* lab/cdnlab/db.c: the report's database section (nothing without db:). */
 void lab_report_db(const struct lab_run *r, FILE *o, FILE *rf);
 void lab_report_rtt(const struct lab_run *r, FILE *o, FILE *rf);
+/* lab/cdnlab/scale.c: the report's auto-scaler section and scale.png (nothing without STATE/scale.log). */
+void lab_report_scale(const struct lab_run *r, const char *odir, FILE *o, FILE *rf);
 /* printf to both of two streams (the terminal and the report file); either may be NULL. */
 void lab_out2(FILE *a, FILE *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* lab/cdnlab/report_recon.c: a metric's change over the load run (after - before scrape) summed over its

@@ -516,6 +516,7 @@ static int report_main(struct lab_run *r, const char *defdir, int argc, char **a
     lab_report_replay(r, R.o, R.rf);
     lab_report_failover(r, R.odir, R.o, R.rf);
     lab_report_db(r, R.o, R.rf);
+    lab_report_scale(r, R.odir, R.o, R.rf);
     print_browse(&R);
     if (R.rf) fclose(R.rf);
     plots(&R);

@@ -22,6 +22,10 @@ int lab_cmd_status(void)
            L.prefix, L.statedir);
     printf("  %-16s %-8s %-6s %s\n", "process", "pid", "alive", "health");
     for (size_t i = 0; i < n; i++) {
+        if (pr[i].pid == 0) { /* "proc NAME 0 0": stopped on purpose (an app the scaler took out) */
+            printf("  %-16s %-8s %-6s %s\n", pr[i].name, "-", "no", "stopped (scaled in)");
+            continue;
+        }
         int alive = lab_proc_alive(pr[i].pid, pr[i].start);
         int k = lab_plan_find_name(&L.plan, pr[i].name);
         const char *h = "-";

@@ -155,6 +155,7 @@ static void start_kind(enum lab_kind kind, int deadline_s)
     int idx[128], n = 0;
     for (size_t i = 0; i < p->nnodes && n < 128; i++) {
         if (p->nodes[i].kind != kind) continue;
+        if (kind == LAB_APP && p->nodes[i].index >= (int)L.topo->origin.apps) continue; /* a spare for the scaler */
         struct lab_argv a = {0};
         lab_daemon_argv((int)i, &a);
         idx[n] = (int)i;
@@ -211,7 +212,10 @@ static void print_where(FILE *f)
             fprintf(f, "  clients  %-8s %-4s %s%s%s\n", n->name, rn, p->client_net[n->region], *n->ns ? " in netns " : "",
                     n->ns);
             break;
-        case LAB_APP: fprintf(f, "  app      %-8s %-4s http://%s:%d\n", n->name, rn, n->addr, LAB_PORT_APP); break;
+        case LAB_APP:
+            fprintf(f, "  app      %-8s %-4s http://%s:%d%s\n", n->name, rn, n->addr, LAB_PORT_APP,
+                    n->index >= (int)t->origin.apps ? " (spare: not started; `cdn-lab scale` starts it)" : "");
+            break;
         default: break;
         }
     }

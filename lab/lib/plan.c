@@ -142,6 +142,10 @@ int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *pref
         if (i == 0) sfmt(hs[nh++].name, 32, "db-primary");
         else sfmt(hs[nh++].name, 32, "db-r%u", i);
     }
+    for (unsigned i = t->origin.apps; i < t->app_slots && nh < 128; i++) { /* the scaler's spares, last: */
+        hs[nh] = (typeof(hs[0])){LAB_APP, t->origin_region, (int)i, ""};   /* the others keep their addresses */
+        sfmt(hs[nh++].name, 32, "app%u", i + 1);
+    }
     for (int h = 0; h < nh; h++) {
         int r = hs[h].region, k = hosts[r]++;
         if (k >= LAB_MAX_HOSTS) {
@@ -373,6 +377,10 @@ void lab_cmd_app(const struct lab_topo *t, const struct lab_plan *p, int node, c
     lab_argv_add(a, "%s/logs/access-%s.json", statedir, n->name);
     lab_argv_add(a, "--access-log-format");
     lab_argv_add(a, "json");
+    if (t->origin.render_threads) {
+        lab_argv_add(a, "--render-threads");
+        lab_argv_add(a, "%u", t->origin.render_threads);
+    }
     if (t->origin.delay_ms) {
         lab_argv_add(a, "--delay");
         lab_argv_add(a, "%llu", (unsigned long long)t->origin.delay_ms);

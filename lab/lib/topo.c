@@ -70,6 +70,7 @@ static const cdn_conf_field_t origin_fields[] = {
     {"seed", CDN_CT_UINT, offsetof(struct lab_origin_conf, seed), .min = 0, .max = 0},
     {"algo", CDN_CT_CUSTOM, offsetof(struct lab_origin_conf, algo), .custom = decode_algo},
     {"delay", CDN_CT_DURATION, offsetof(struct lab_origin_conf, delay_ms)},
+    {"render_threads", CDN_CT_UINT, offsetof(struct lab_origin_conf, render_threads), .min = 1, .max = 64},
     {NULL}};
 
 static int decode_routing(cdn_conf_t *c, const cdn_conf_node_t *n, void *out, cdn_conf_err_t *err)
@@ -149,6 +150,50 @@ static int resolve_db(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_top
     return 0;
 }
 
+static const cdn_conf_field_t scale_fields[] = {
+    {"min", CDN_CT_UINT, offsetof(struct lab_scale_conf, min), .min = 1, .max = 16},
+    {"max", CDN_CT_UINT, offsetof(struct lab_scale_conf, max), .min = 1, .max = 16},
+    {"target_inflight", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, target_inflight), .dmin = 0, .dmax = 100000},
+    {"target_p95", CDN_CT_DURATION, offsetof(struct lab_scale_conf, target_p95_ms)},
+    {"target_cpu", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, target_cpu), .dmin = 0, .dmax = 64},
+    {"p95_min_requests", CDN_CT_UINT, offsetof(struct lab_scale_conf, p95_min_requests), .min = 1, .max = 1000000},
+    {"down_below", CDN_CT_DOUBLE, offsetof(struct lab_scale_conf, down_below), .dmin = 0, .dmax = 1},
+    {"up_after", CDN_CT_DURATION, offsetof(struct lab_scale_conf, up_after_ms)},
+    {"down_after", CDN_CT_DURATION, offsetof(struct lab_scale_conf, down_after_ms)},
+    {"cooldown", CDN_CT_DURATION, offsetof(struct lab_scale_conf, cooldown_ms)},
+    {"interval", CDN_CT_DURATION, offsetof(struct lab_scale_conf, interval_ms)},
+    {NULL}};
+
+/* scale: min <= origin.apps <= max, a target at least, windows of at least one interval. */
+static int check_scale(cdn_conf_t *c, const cdn_conf_node_t *root, struct lab_topo *t, cdn_conf_err_t *err)
+{
+    struct lab_scale_conf *s = &t->scale;
+    const cdn_conf_node_t *sn = cdn_conf_get(root, "scale");
+    t->app_slots = t->origin.apps;
+    if (!sn) return 0;
+    s->on = 1;
+    if (s->max < s->min)
+        return cdn_conf_fail(c, at(sn, "max", -1, NULL), err, "scale: max %u below min %u", s->max, s->min);
+    if (t->origin.apps < s->min || t->origin.apps > s->max)
+        return cdn_conf_fail(c, at(root, "origin", -1, "apps"), err, "origin.apps %u: the pool starts within scale's min %u and max %u",
+                             t->origin.apps, s->min, s->max);
+    if (s->target_inflight <= 0 && !s->target_p95_ms && s->target_cpu <= 0)
+        return cdn_conf_fail(c, sn, err, "scale: no target (target_inflight, target_p95_ms or target_cpu)");
+    if (s->down_below <= 0 || s->down_below > 1)
+        return cdn_conf_fail(c, at(sn, "down_below", -1, NULL), err, "scale: down_below above 0, at most 1");
+    if (s->interval_ms < 100 || s->interval_ms > 60000)
+        return cdn_conf_fail(c, at(sn, "interval", -1, NULL), err, "scale: interval from 100ms to 60s");
+    static const char *const win[] = {"up_after", "down_after"};
+    uint64_t wv[] = {s->up_after_ms, s->down_after_ms};
+    for (int i = 0; i < 2; i++)
+        if (wv[i] < s->interval_ms || wv[i] > 3600000)
+            return cdn_conf_fail(c, at(sn, win[i], -1, NULL), err, "scale: %s from one interval (%llu ms) to 1h", win[i],
+                                 (unsigned long long)s->interval_ms);
+    if (s->cooldown_ms > 3600000) return cdn_conf_fail(c, at(sn, "cooldown", -1, NULL), err, "scale: cooldown at most 1h");
+    if (s->max > t->app_slots) t->app_slots = s->max;
+    return 0;
+}
+
 static const cdn_conf_field_t topo_fields[] = {
     {"name", CDN_CT_STR, offsetof(struct lab_topo, name)},
     {"zone", CDN_CT_STR, offsetof(struct lab_topo, zone)},
@@ -161,6 +206,7 @@ static const cdn_conf_field_t topo_fields[] = {
     {"origin", CDN_CT_STRUCT, offsetof(struct lab_topo, origin), .sub = origin_fields},
     {"anycast", CDN_CT_STRUCT, offsetof(struct lab_topo, anycast), .sub = anycast_fields},
     {"db", CDN_CT_STRUCT, offsetof(struct lab_topo, db), .sub = db_fields},
+    {"scale", CDN_CT_STRUCT, offsetof(struct lab_topo, scale), .sub = scale_fields},
     {NULL}};
 
 int lab_topo_region(const struct lab_topo *t, const char *name)
@@ -367,6 +413,8 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
     t->dns = (struct lab_dns_conf){.ttl_ms = 20000, .answers = 2};
     t->origin = (struct lab_origin_conf){.apps = 3, .products = 2000, .seed = 1, .algo = "hash-url"};
     t->anycast.health = (struct lab_health_conf){.interval_ms = 100, .timeout_ms = 200, .rise = 3, .fall = 3};
+    t->scale = (struct lab_scale_conf){.min = 1, .max = 6, .down_below = 0.5, .p95_min_requests = 5, .up_after_ms = 5000, .down_after_ms = 20000,
+                                       .cooldown_ms = 10000, .interval_ms = 1000};
     if (cdn_conf_decode(c, root, topo_fields, t, err) < 0) return NULL;
     if (!t->hostnames.n) {
         static const char *def[] = {"img", "www"};
@@ -401,6 +449,7 @@ static struct lab_topo *finish(cdn_conf_t *c, cdn_conf_err_t *err)
         return NULL;
     }
     if (resolve_db(c, root, t, err) < 0) return NULL;
+    if (check_scale(c, root, t, err) < 0) return NULL;
     if (t->dns.ttl_ms < 1000) {
         cdn_conf_fail(c, at(root, "dns", -1, "ttl"), err, "ttl: at least 1s");
         return NULL;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "cdn/config.h"
+#include "lab/lib/scale.h"
 
 #define LAB_MAX_REGIONS 24
 #define LAB_MAX_HOSTS 60  /* per region */
@@ -60,6 +61,8 @@ struct lab_origin_conf {
     unsigned seed;
     const char *algo;           /* rr | leastconn | hash-client | hash-url */
     uint64_t delay_ms;          /* app service delay */
+    unsigned render_threads;    /* each app's image render threads (0: shop-app's default, 2): with
+                                 * 1, an app renders on at most one core, like a 1-vCPU instance */
 };
 
 /* PostgreSQL for the shop-apps (docs/LAB.md, "The database"): a primary and streaming replicas,
@@ -101,6 +104,7 @@ struct lab_topo {
     struct lab_origin_conf origin;
     struct lab_anycast_conf anycast; /* addresses.n == 0: no anycast */
     struct lab_db_conf db;
+    struct lab_scale_conf scale;     /* scale: the app pool's auto-scaler (lab/lib/scale.h); .on 0 without */
     /* resolved */
     enum lab_profile profile;
     enum lab_routing routing[16];    /* per hostname */
@@ -111,6 +115,9 @@ struct lab_topo {
     int dns_region, origin_region;
     int db_region[1 + LAB_MAX_REPLICAS];   /* [0] the primary's, then each replica's */
     unsigned db_servers;                   /* 0 without "db:" */
+    unsigned app_slots;                    /* app nodes in the plan: origin.apps, or scale.max when larger
+                                            * (the spares get a namespace and address; `up` starts only
+                                            * the first origin.apps, the scaler the others) */
     uint64_t delay_ms[LAB_MAX_REGIONS][LAB_MAX_REGIONS]; /* one-way, symmetric */
 };
 

@@ -46,6 +46,41 @@ double lab_poisson_gap(double rate, double u)
     return -log1p(-u) / rate;
 }
 
+int lab_ramp_parse(const char *s, struct lab_ramp *out)
+{
+    out->n = 0;
+    while (s && *s) {
+        char *e;
+        double t = strtod(s, &e);
+        if (e == s || *e != ':' || out->n == LAB_RAMP_MAX) return -1;
+        s = e + 1;
+        double r = strtod(s, &e);
+        if (e == s || (*e && *e != ',') || !(r >= 0) || !(t >= 0) || r > 1e6) return -1;
+        if ((out->n == 0 && t != 0) || (out->n && t <= out->t[out->n - 1])) return -1;
+        out->t[out->n] = t;
+        out->r[out->n++] = r;
+        s = *e ? e + 1 : e;
+    }
+    return out->n && lab_ramp_max(out) > 0 ? 0 : -1;
+}
+
+double lab_ramp_rate(const struct lab_ramp *r, double t_s)
+{
+    if (!r->n) return 0;
+    if (t_s <= r->t[0]) return r->r[0];
+    for (size_t i = 1; i < r->n; i++)
+        if (t_s < r->t[i]) return r->r[i - 1] + (r->r[i] - r->r[i - 1]) * (t_s - r->t[i - 1]) / (r->t[i] - r->t[i - 1]);
+    return r->r[r->n - 1];
+}
+
+double lab_ramp_max(const struct lab_ramp *r)
+{
+    double m = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->r[i] > m) m = r->r[i];
+    return m;
+}
+
 int lab_og_read(const void *data, size_t len, size_t i, struct lab_og_req *out)
 {
     if (i >= len / 24) return -1;

@@ -34,6 +34,21 @@ size_t lab_zipf_rank(const struct lab_zipf *z, double u);
 /* Poisson arrivals: the gap to the next arrival (seconds) for a rate (per second), u in [0, 1). */
 double lab_poisson_gap(double rate, double u);
 
+/* A rate that changes over the run (cdn-load --ramp "0:4,20:40,40:40,60:4"): points of (seconds
+ * from the start, requests per second), times increasing from 0, linear in between, the last rate
+ * after the last point. Arrivals follow it as a non-homogeneous Poisson process by thinning:
+ * candidates at the highest rate, each kept with probability rate(t) / highest. */
+#define LAB_RAMP_MAX 32
+struct lab_ramp {
+    size_t n;
+    double t[LAB_RAMP_MAX], r[LAB_RAMP_MAX];
+};
+/* 0, or -1 when s is malformed (no point, times not increasing or not from 0, a negative rate,
+ * every rate 0, more than LAB_RAMP_MAX points). */
+int lab_ramp_parse(const char *s, struct lab_ramp *out);
+double lab_ramp_rate(const struct lab_ramp *r, double t_s);
+double lab_ramp_max(const struct lab_ramp *r);
+
 /* --- request generators --- */
 enum lab_wl_kind { LAB_WL_SHOPPER, LAB_WL_ZIPF, LAB_WL_TRACE };
 

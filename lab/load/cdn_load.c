@@ -45,6 +45,7 @@ struct load {
     const char *region, *zone, *hosts[2];
     int port, tls;
     double rate;
+    struct lab_ramp ramp;   /* --ramp: rate over time (ramp.n 0: the constant rate) */
     int conc, max_inflight;
     double t0;
     uint64_t warm_ms, dur_ms, max_req;
@@ -236,7 +237,9 @@ static void on_arrive(cdn_timer_t *t, void *data)
 {
     struct load *L = data;
     if (L->stopping) return;
-    if (L->inflight < (uint64_t)L->max_inflight) issue(L, -1);
+    /* with a ramp, rate is its highest and each candidate is kept with rate(t) / highest (thinning) */
+    int keep = !L->ramp.n || lab_rng_unit(&L->wl.rng) * L->rate < lab_ramp_rate(&L->ramp, (mono_ms() - L->t0) / 1000.0);
+    if (keep && L->inflight < (uint64_t)L->max_inflight) issue(L, -1);
     double gap = lab_poisson_gap(L->rate, lab_rng_unit(&L->wl.rng));
     cdn_timer_start(t, (uint64_t)(gap * 1000.0 + 0.5));
 }
@@ -295,6 +298,8 @@ static void usage(FILE *f)
                "  -n, --products N        catalog size (default 2000)\n"
                "  -a, --alpha A           Zipf exponent (default 0.9)\n"
                "  -R, --rate R            open loop: Poisson arrivals per second\n"
+               "      --ramp T:R,T:R...   open loop with a rate that changes: R per second at T seconds from the\n"
+               "                          start, linear in between (e.g. 0:4,20:40,40:40,60:4)\n"
                "  -c, --concurrency C     closed loop: users (default 8 when no --rate)\n"
                "  -d, --duration D        (default 10s)   -W, --warmup D (default 0)\n"
                "  -N, --max-requests N    stop after N requests\n"
@@ -323,9 +328,9 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         {"hosts", 1, NULL, 'H'}, {"port", 1, NULL, 'p'}, {"h2c", 0, NULL, 'C'}, {"workload", 1, NULL, 'w'},
         {"products", 1, NULL, 'n'}, {"alpha", 1, NULL, 'a'}, {"rate", 1, NULL, 'R'}, {"concurrency", 1, NULL, 'c'},
         {"duration", 1, NULL, 'd'}, {"warmup", 1, NULL, 'W'}, {"max-requests", 1, NULL, 'N'}, {"seed", 1, NULL, 's'},
-        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"log", 1, NULL, 'l'}, {"help", 0, NULL, 'h'}, {"ramp", 1, NULL, 'P'}, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "r:D:S:z:H:p:Cw:n:a:R:c:d:W:N:s:l:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:D:S:z:H:p:Cw:n:a:R:c:d:W:N:s:l:hP:", lo, NULL)) != -1) {
         switch (c) {
         case 'r': L->region = optarg; break;
         case 'D': o->dns = optarg; break;
@@ -345,6 +350,12 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         case 'n': o->products = strtoul(optarg, NULL, 10); break;
         case 'a': o->alpha = strtod(optarg, NULL); break;
         case 'R': L->rate = strtod(optarg, NULL); break;
+        case 'P':
+            if (lab_ramp_parse(optarg, &L->ramp) < 0) {
+                fprintf(stderr, PROG ": --ramp: expected T:R[,T:R...], times from 0 increasing, rates >= 0\n");
+                return 2;
+            }
+            break;
         case 'c': L->conc = atoi(optarg); break;
         case 'd': if (cdn_parse_duration_ms(optarg, &L->dur_ms) < 0) goto bad; break;
         case 'W': if (cdn_parse_duration_ms(optarg, &L->warm_ms) < 0) goto bad; break;
@@ -364,6 +375,7 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         return 2;
     }
     if (!L->port) L->port = L->tls ? 8443 : 8080;
+    if (L->ramp.n) L->rate = lab_ramp_max(&L->ramp); /* candidates at the highest rate, thinned */
     if (!L->rate && !L->conc) L->conc = 8;
     return -1;
 }

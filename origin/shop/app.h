@@ -73,6 +73,7 @@ struct app_cmdline {
     const char *conf_path, *listen, *db, *cdn, *name, *alog, *elog, *pid;
     int alog_format; /* --access-log-format: -1 unset, else enum cdn_alog_format */
     long generate, threads, delay;
+    long render_threads;        /* --render-threads (a restart setting, like threads) */
     long long seed;
     double erate;
     int test;

@@ -133,6 +133,7 @@ static int apply_cmdline(const struct app_cmdline *cl, struct app_conf *c, char 
     if (cl->elog) c->error_log = cl->elog;
     if (cl->pid) c->pid_file = cl->pid;
     if (cl->threads > 0) c->threads = (unsigned)cl->threads;
+    if (cl->render_threads > 0) c->render_threads = (unsigned)cl->render_threads;
     if (cl->seed >= 0) c->seed = cl->seed;
     if (cl->generate > 0) c->products = (unsigned)cl->generate;
     if (cl->delay >= 0) c->delay = (uint64_t)cl->delay;
@@ -184,6 +185,7 @@ static void usage(FILE *f)
             "      --seed S            catalog seed (default %d)\n"
             "      --db FILE           catalog file (default: the cache folder)\n"
             "      --threads N         worker threads (default 1)\n"
+            "      --render-threads N  image render threads (default 2)\n"
             "      --cdn-host URL      where pages link images (default https://img.shop.test;\n"
             "                          \"\" for same-origin)\n"
             "      --name NAME         this instance's name (X-Served-By), default the listen address\n"
@@ -250,7 +252,8 @@ static int option_value(int ch, const char *arg, struct app_cmdline *cl)
 int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
 {
     /* the first five are option_value's */
-    enum { O_GENERATE = 256, O_SEED, O_THREADS, O_DELAY, O_ERATE, O_DB, O_CDN, O_NAME, O_ALOG, O_ELOG, O_PID, O_ALOGF };
+    enum { O_GENERATE = 256, O_SEED, O_THREADS, O_DELAY, O_ERATE, O_DB, O_CDN, O_NAME, O_ALOG, O_ELOG, O_PID, O_ALOGF,
+           O_RENDER };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
@@ -260,9 +263,11 @@ int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
         {"delay", required_argument, NULL, O_DELAY}, {"error-rate", required_argument, NULL, O_ERATE},
         {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
         {"access-log-format", required_argument, NULL, O_ALOGF},
-        {"pid-file", required_argument, NULL, O_PID}, {NULL, 0, NULL, 0}};
+        {"pid-file", required_argument, NULL, O_PID}, {"render-threads", required_argument, NULL, O_RENDER},
+        {NULL, 0, NULL, 0}};
     int ch;
-    *cl = (struct app_cmdline){.generate = -1, .threads = -1, .delay = -1, .seed = -1, .erate = -1, .alog_format = -1};
+    *cl = (struct app_cmdline){.generate = -1, .threads = -1, .delay = -1, .seed = -1, .erate = -1, .alog_format = -1,
+                               .render_threads = -1};
     while ((ch = getopt_long(argc, argv, "a:c:tVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': cl->listen = optarg; break;
@@ -287,6 +292,13 @@ int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
             break;
         case O_ELOG: cl->elog = optarg; break;
         case O_PID: cl->pid = optarg; break;
+        case O_RENDER: {
+            long long v;
+            if (num(optarg, 1, 64, "--render-threads wants 1..64", &v) != 0)
+                return 3;
+            cl->render_threads = (long)v;
+            break;
+        }
         default: usage(stderr); return 3;
         }
     }

@@ -207,12 +207,40 @@ static void test_percentile(void **state)
     assert_true(lab_percentile(v, 0, 50) == 0);
 }
 
+/* --ramp: parsing, the rate between points, and thinning keeping the arrivals of each stretch */
+static void test_ramp(void **state)
+{
+    (void)state;
+    struct lab_ramp r;
+    assert_int_equal(lab_ramp_parse("0:4,20:40,40:40,60:4", &r), 0);
+    assert_int_equal(r.n, 4);
+    assert_true(lab_ramp_rate(&r, 0) == 4);
+    assert_true(fabs(lab_ramp_rate(&r, 10) - 22) < 1e-9);
+    assert_true(lab_ramp_rate(&r, 30) == 40);
+    assert_true(fabs(lab_ramp_rate(&r, 50) - 22) < 1e-9);
+    assert_true(lab_ramp_rate(&r, 99) == 4);
+    assert_true(lab_ramp_max(&r) == 40);
+    static const char *const bad[] = {"", "5:4", "0:4,0:5", "0:4,10:-1", "0:0", "0:4;10:5", "x", "0:4,5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) assert_int_equal(lab_ramp_parse(bad[i], &r), -1);
+    /* thinning: about 10 s x 5/s in [0, 10) and 10 s x 50/s in [10, 20) */
+    assert_int_equal(lab_ramp_parse("0:5,10:5,10.001:50", &r), 0);
+    uint64_t rng = 7;
+    double t = 0, m = lab_ramp_max(&r);
+    unsigned lo = 0, hi = 0;
+    while (t < 20) {
+        t += lab_poisson_gap(m, lab_rng_unit(&rng));
+        if (t < 20 && lab_rng_unit(&rng) * m < lab_ramp_rate(&r, t)) *(t < 10 ? &lo : &hi) += 1;
+    }
+    assert_in_range(lo, 30, 70);
+    assert_in_range(hi, 430, 570);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zipf),  cmocka_unit_test(test_poisson), cmocka_unit_test(test_same_seed_same_sequence),
         cmocka_unit_test(test_trace), cmocka_unit_test(test_log_roundtrip), cmocka_unit_test(test_cache_status),
-        cmocka_unit_test(test_percentile), cmocka_unit_test(test_log_tier),
+        cmocka_unit_test(test_percentile), cmocka_unit_test(test_log_tier), cmocka_unit_test(test_ramp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
