@@ -17,6 +17,9 @@ set -u
 # Tests live two levels down (tests/integration/x.sh); fix up if run from elsewhere.
 [ -f "$top_srcdir/tests/lib.sh" ] || top_srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/cdntest.XXXXXX")
+# Labs a test brings up are registered in the test's own folder: a `cdn-lab down` without -s
+# (a user's, or another test's) never finds them, and the test never finds theirs.
+export CDN_LAB_REGISTRY="$T/lab-registry"
 _tap_n=0
 _tap_failed=0
 _pids=()
