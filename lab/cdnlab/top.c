@@ -328,6 +328,7 @@ int lab_cmd_top(int argc, char **argv)
             if (tty && count != 1) fputs("\033[H\033[2J", stdout);
             else if (frames) fputs("\n", stdout);
             fputs(b.s, stdout);
+            lab_db_status(stdout); /* a database in the lab: each replica's replay lag (psql) */
             fflush(stdout);
         }
         lab_buf_free(&b);

@@ -11,7 +11,7 @@ for p in cdn-edge cdn-dns shop-app shop-lb cdn-lab; do
     [ -x "$(bin $p)" ] || skip_all "$p is not built"
 done
 pg_usable || skip_all "$PG_SKIP"
-plan 20
+plan 21
 S="$T/st"
 chmod o+x "$T" # the servers run as the postgres user under root: their folders are in $T/st
 out=$("$lab" -s "$S" up "$top_srcdir/lab/topologies/db.yaml" 2>&1); rc=$?
@@ -33,6 +33,7 @@ wait_for 20 sh -c "'$lab' -s '$S' status | grep -q 'replica db-r2 *streaming'"
 st=$("$lab" -s "$S" status 2>&1)
 like "$st" "replica db-r1 +streaming +replay lag [0-9]+ bytes" "status: db-r1 streams, with its lag"
 like "$st" "replica db-r2 +streaming" "status: db-r2 streams"
+like "$("$lab" -s "$S" top --once 2>&1)" "replica db-r1 +streaming +replay lag [0-9]+ bytes" "top: the replicas' lag under the edges"
 is "$(reads 10)" 0 "catalog reads through shop-lb"
 
 # a price change reaches an edge's cached copy with nothing done by hand (outbox -> relay -> purge)
