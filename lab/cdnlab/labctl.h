@@ -129,5 +129,7 @@ int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);
 int lab_cmd_purge(int argc, char **argv);
+/* drill.c: issue 19's fault drills under load, breaker and fast stale on vs off */
+int lab_cmd_drill(int argc, char **argv);
 
 #endif
