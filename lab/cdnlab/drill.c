@@ -33,6 +33,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,18 +60,20 @@ static const char *const drill_names[] = {"origin-hang", "origin-slow", "origin-
                                           "parent-down"};
 #define NDRILLS (sizeof(drill_names) / sizeof(drill_names[0]))
 
-/* One poll of every edge's /metrics. */
+/* One poll of every edge's /metrics (counters per edge: an edge the drill restarts starts at 0). */
+#define DRILL_MAX_EDGES 32
 struct poll {
     double t;
     int breakers_open;   /* edges with some upstream's breaker not closed */
-    double origin_fetches, refused, parent_down;
+    int ok[DRILL_MAX_EDGES];
+    double origin_fetches[DRILL_MAX_EDGES], refused[DRILL_MAX_EDGES], parent_down[DRILL_MAX_EDGES];
 };
 
 struct run_result {
     const char *drill, *mode;
     double t_fault, t_back;
-    uint64_t n, errors, pre_n, pre_errors, hit_n, miss_n;
-    double hit_p50, hit_p99, miss_p50, miss_p99, base_hit_p50, base_hit_p99;
+    uint64_t n, errors, pre_n, pre_errors, hit_n, stale_n, miss_n;
+    double hit_p50, hit_p99, stale_p50, stale_p99, miss_p50, miss_p99, base_hit_p50, base_hit_p99;
     double origin_req, refused;
     double detect_s, recover_breaker_s, recover_client_s; /* NAN: none */
     int ok;
@@ -225,21 +228,40 @@ static void poll_edges(struct poll *pl)
 {
     memset(pl, 0, sizeof(*pl));
     pl->t = mono_s();
-    for (size_t i = 0; i < L.plan.nnodes; i++) {
+    for (size_t i = 0, e = 0; i < L.plan.nnodes && e < DRILL_MAX_EDGES; i++) {
         const struct lab_node *n = &L.plan.nodes[i];
         if (n->kind != LAB_EDGE) continue;
+        e++;
         char *body = NULL;
         size_t len = 0;
-        if (lab_http_get(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "/metrics", &body, &len) == 200 && body) {
+        if (lab_http_get(n->ns, n->mgmt, LAB_PORT_EDGE_ADMIN, "/metrics", &body, &len) == 200 && body) {
             double mx;
             metric_sum(body, "edge_breaker_state", &mx);
             pl->breakers_open += mx > 0;
-            pl->origin_fetches += metric_sum(body, "edge_origin_fetches_total", NULL);
-            pl->refused += metric_sum(body, "edge_breaker_refused_total", NULL);
-            pl->parent_down += metric_sum(body, "edge_parent_down_total", NULL);
+            pl->ok[e - 1] = 1;
+            pl->origin_fetches[e - 1] = metric_sum(body, "edge_origin_fetches_total", NULL);
+            pl->refused[e - 1] = metric_sum(body, "edge_breaker_refused_total", NULL);
+            pl->parent_down[e - 1] = metric_sum(body, "edge_parent_down_total", NULL);
         }
         free(body);
     }
+}
+
+/* A counter's growth over polls [from, to], summed over the edges: a value below the last one
+ * seen is a restarted edge, which counts from 0 again; an edge that did not answer is skipped. */
+static double growth(const struct poll *pl, size_t from, size_t to, size_t off)
+{
+    double sum = 0;
+    for (size_t e = 0; e < DRILL_MAX_EDGES; e++) {
+        double last = NAN;
+        for (size_t i = from; i <= to; i++) {
+            if (!pl[i].ok[e]) continue;
+            double v = *(const double *)((const char *)&pl[i] + off + e * sizeof(double));
+            if (!isnan(last)) sum += v >= last ? v - last : v;
+            last = v;
+        }
+    }
+    return sum;
 }
 
 /* --- the client logs --- */
@@ -324,15 +346,17 @@ static void pctl(struct dvec *d, double *p50, double *p99)
     *p99 = d->n ? lab_percentile(d->v, d->n, 99) : NAN;
 }
 
-static int from_cache(const struct lab_logrec *r)
+/* 0 a hit, 1 a stale copy served (fwd=stale: swr, stale-if-error, fast stale, breaker grace),
+ * 2 anything else (the edge asked upstream) */
+static int path_of(const struct lab_logrec *r)
 {
-    return !strcmp(r->cache, "hit") || !strcmp(r->cache, "stale");
+    return !strcmp(r->cache, "hit") ? 0 : !strcmp(r->cache, "stale") ? 1 : 2;
 }
 
 /* Reads every region's log of the run (copied to OUT), fills the client-side numbers of res. */
 static void read_logs(const struct drill_opts *o, struct run_result *res)
 {
-    struct dvec hit = {0}, miss = {0}, base = {0};
+    struct dvec hit = {0}, stale = {0}, miss = {0}, base = {0};
     double first_back = NAN;
     for (size_t k = 0; k < L.topo->regions.n; k++) {
         const char *rn = lab_topo_reg(L.topo, k)->name;
@@ -366,11 +390,11 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
                 int err = r.status == 0 || r.status >= 500;
                 if (pass == 0) {
                     if (!err && r.status < 300 && done < res->t_fault) urlset_add(&pre, r.url);
-                    if (!err && from_cache(&r) && sent < res->t_fault - 0.2 && sent > res->t_fault - o->warm_s / 2)
+                    if (!err && path_of(&r) == 0 && sent < res->t_fault - 0.2 && sent > res->t_fault - o->warm_s / 2)
                         dpush(&base, r.latency_ms);
                     continue;
                 }
-                if (!err && !from_cache(&r) && sent >= res->t_back && (isnan(first_back) || done < first_back))
+                if (!err && path_of(&r) == 2 && sent >= res->t_back && (isnan(first_back) || done < first_back))
                     first_back = done;
                 if (sent < res->t_fault || sent >= res->t_back) continue;
                 res->n++;
@@ -380,7 +404,8 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
                     res->pre_errors += err;
                 }
                 if (err) continue;
-                dpush(from_cache(&r) ? &hit : &miss, r.latency_ms);
+                int pa = path_of(&r);
+                dpush(pa == 0 ? &hit : pa == 1 ? &stale : &miss, r.latency_ms);
             }
         }
         if (cf) fclose(cf);
@@ -388,12 +413,14 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
         urlset_free(&pre);
     }
     res->hit_n = hit.n;
+    res->stale_n = stale.n;
     res->miss_n = miss.n;
     pctl(&hit, &res->hit_p50, &res->hit_p99);
+    pctl(&stale, &res->stale_p50, &res->stale_p99);
     pctl(&miss, &res->miss_p50, &res->miss_p99);
     pctl(&base, &res->base_hit_p50, &res->base_hit_p99);
     res->recover_client_s = isnan(first_back) ? NAN : first_back - res->t_back;
-    free(hit.v), free(miss.v), free(base.v);
+    free(hit.v), free(stale.v), free(miss.v), free(base.v);
 }
 
 /* --- one run --- */
@@ -438,15 +465,15 @@ static double load_t0(void)
     return NAN;
 }
 
-static void soft_purge_all(void)
+/* Every page (the second CDN name) marked stale; the images stay fresh: hits. */
+static void soft_purge_pages(void)
 {
     char me[PATH_MAX + 16];
     snprintf(me, sizeof(me), "%s/cdn-lab", L.exedir);
     const char *const *hn = L.topo->hostnames.items;
-    char h0[128], h1[128];
-    snprintf(h0, sizeof(h0), "%s.%s", hn[0], L.topo->zone);
+    char h1[128];
     snprintf(h1, sizeof(h1), "%s.%s", L.topo->hostnames.n > 1 ? hn[1] : hn[0], L.topo->zone);
-    char *av[] = {me, "-s", L.statedir, "purge", "--soft", "--wait=3", "all", h0, h1, NULL};
+    char *av[] = {me, "-s", L.statedir, "purge", "--soft", "--wait=3", "all", h1, NULL};
     if (lab_run_argv(av, 1) != 0) fprintf(stderr, PROG ": drill: the soft purge did not complete on every edge\n");
 }
 
@@ -467,33 +494,32 @@ static void run_one(const char *d, const char *mode, const struct drill_opts *o,
         lab_die("drill: the load did not start (see %s/load.out)", o->out);
     }
     sleep_until(t0 + o->warm_s);
-    if (o->expire) soft_purge_all();
-    struct poll before;
-    poll_edges(&before);
+    if (o->expire) soft_purge_pages();
+    poll_edges(&polls[np++]); /* polls[0]: just before the fault */
     res->t_fault = mono_s();
     inject(d, o);
     double t_undo = res->t_fault + o->fault_s;
-    while (mono_s() < t_undo && np < MAX_POLLS) {
+    while (mono_s() < t_undo && np < MAX_POLLS - 64) {
         poll_edges(&polls[np++]);
         usleep(POLL_MS * 1000);
     }
     undo(d, on);
     res->t_back = mono_s();
-    struct poll back;
-    poll_edges(&back);
+    size_t back = np;
+    poll_edges(&polls[np++]);
     int st = 0;
     while (waitpid(load, &st, WNOHANG) == 0) {
         if (np < MAX_POLLS) poll_edges(&polls[np++]);
         usleep(POLL_MS * 1000);
     }
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    res->origin_req = back.origin_fetches - before.origin_fetches;
-    res->refused = back.refused - before.refused;
+    res->origin_req = growth(polls, 0, back, offsetof(struct poll, origin_fetches));
+    res->refused = growth(polls, 0, back, offsetof(struct poll, refused));
     res->detect_s = res->recover_breaker_s = NAN;
     int open_seen = 0;
-    for (size_t i = 0; i < np; i++) {
+    for (size_t i = 1; i < np; i++) {
         const struct poll *pl = &polls[i];
-        int sign = pl->breakers_open > 0 || pl->parent_down > before.parent_down;
+        int sign = pl->breakers_open > 0 || growth(polls, 0, i, offsetof(struct poll, parent_down)) > 0;
         if (sign && isnan(res->detect_s) && pl->t >= res->t_fault) res->detect_s = pl->t - res->t_fault;
         if (pl->breakers_open > 0) open_seen = 1;
         if (open_seen && pl->t >= res->t_back && pl->breakers_open == 0 && isnan(res->recover_breaker_s))
@@ -521,7 +547,9 @@ static void fmt_ms(char *b, size_t n, double x)
 
 static void print_row(FILE *f, const struct run_result *r)
 {
-    char hp50[16], hp99[16], bp99[16], mp50[16], mp99[16], det[16], rb[16], rc[16];
+    char hp50[16], hp99[16], bp99[16], sp50[16], sp99[16], mp50[16], mp99[16], det[16], rb[16], rc[16];
+    fmt_ms(sp50, sizeof(sp50), r->stale_p50);
+    fmt_ms(sp99, sizeof(sp99), r->stale_p99);
     fmt_ms(hp50, sizeof(hp50), r->hit_p50);
     fmt_ms(hp99, sizeof(hp99), r->hit_p99);
     fmt_ms(bp99, sizeof(bp99), r->base_hit_p99);
@@ -530,19 +558,19 @@ static void print_row(FILE *f, const struct run_result *r)
     fmt_s(det, sizeof(det), r->detect_s);
     fmt_s(rb, sizeof(rb), r->recover_breaker_s);
     fmt_s(rc, sizeof(rc), r->recover_client_s);
-    fprintf(f, "| %s | %s | %llu | %.2f%% (%llu) | %llu of %llu | %s / %s (%s) | %s / %s | %.0f (%.0f refused) | %s | %s / %s |%s\n",
+    fprintf(f, "| %s | %s | %llu | %.2f%% (%llu) | %llu of %llu | %s / %s (%s) | %s / %s | %s / %s | %.0f (%.0f refused) | %s | %s / %s |%s\n",
             r->drill, r->mode, (unsigned long long)r->n, r->n ? 100.0 * (double)r->errors / (double)r->n : 0.0,
             (unsigned long long)r->errors, (unsigned long long)r->pre_errors, (unsigned long long)r->pre_n, hp50, hp99,
-            bp99, mp50, mp99, r->origin_req, r->refused, det, rb, rc, r->ok ? "" : " (load failed)");
+            bp99, sp50, sp99, mp50, mp99, r->origin_req, r->refused, det, rb, rc, r->ok ? "" : " (load failed)");
 }
 
 static void print_table(FILE *f, const struct run_result *rs, size_t n, const struct drill_opts *o)
 {
-    fprintf(f, "fault %.0f s under shopper load %.0f/s per region after %.0f s of warm-up%s; times in ms, s\n\n",
-            o->fault_s, o->rate, o->warm_s, o->expire ? " and a soft purge of everything" : "");
+    fprintf(f, "fault %.0f s under shopper load %.0f/s per region after %.0f s of warm-up%s; latencies in ms\n\n",
+            o->fault_s, o->rate, o->warm_s, o->expire ? " and a soft purge of every page (images stay fresh)" : "");
     fprintf(f, "| drill | breaker+fast stale | requests | client errors | errors on cached before | hit p50 / p99 (before) |"
-               " miss p50 / p99 | origin requests | detect s | recover breaker / clients s |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
+               " stale p50 / p99 | miss p50 / p99 | origin requests | detect s | recover breaker / clients s |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < n; i++) print_row(f, &rs[i]);
 }
 
@@ -626,7 +654,7 @@ int lab_cmd_drill(int argc, char **argv)
     FILE *tsv = fopen(tsvp, "w");
     if (tsv)
         fprintf(tsv, "drill\tmode\trequests\terrors\tcached_before\tcached_before_errors\thit_n\thit_p50_ms\thit_p99_ms\t"
-                     "base_hit_p50_ms\tbase_hit_p99_ms\tmiss_n\tmiss_p50_ms\tmiss_p99_ms\torigin_requests\trefused\t"
+                     "base_hit_p50_ms\tbase_hit_p99_ms\tstale_n\tstale_p50_ms\tstale_p99_ms\tmiss_n\tmiss_p50_ms\tmiss_p99_ms\torigin_requests\trefused\t"
                      "detect_s\trecover_breaker_s\trecover_clients_s\tload_ok\n");
     for (size_t m = 0; m < nm; m++) {
         set_edges(!strcmp(mlist[m], "on"));
@@ -635,10 +663,11 @@ int lab_cmd_drill(int argc, char **argv)
             run_one(list[i], mlist[m], &o, r);
             print_row(stderr, r);
             if (tsv) {
-                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\n",
+                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\n",
                         r->drill, r->mode, (unsigned long long)r->n, (unsigned long long)r->errors,
                         (unsigned long long)r->pre_n, (unsigned long long)r->pre_errors, (unsigned long long)r->hit_n,
-                        r->hit_p50, r->hit_p99, r->base_hit_p50, r->base_hit_p99, (unsigned long long)r->miss_n,
+                        r->hit_p50, r->hit_p99, r->base_hit_p50, r->base_hit_p99, (unsigned long long)r->stale_n,
+                        r->stale_p50, r->stale_p99, (unsigned long long)r->miss_n,
                         r->miss_p50, r->miss_p99, r->origin_req, r->refused, r->detect_s, r->recover_breaker_s,
                         r->recover_client_s, r->ok);
                 fflush(tsv);
