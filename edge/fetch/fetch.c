@@ -339,7 +339,14 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
 {
     struct fetch *f = data;
     fetch_fb_disarm(f);
-    fetch_brk_outcome(f, status < 500); /* the breaker counts 5xx as failures (and answers as success) */
+    /* the breaker counts 5xx as failures (and answers as success), but not a parent's 5xx that is
+     * its origin's failure: the parent is up (decide.h, edge_parent_upstream_failed) */
+    int parent_up = 0;
+    for (size_t i = 0; f->parent >= 0 && status >= 500 && i < n; i++)
+        if (h[i].name_len == 12 && strncasecmp(h[i].name, "cache-status", 12) == 0 &&
+            edge_parent_upstream_failed(h[i].value, h[i].value_len))
+            parent_up = 1;
+    fetch_brk_outcome(f, status < 500 || parent_up);
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;

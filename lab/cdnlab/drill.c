@@ -8,17 +8,18 @@
  * One run (drill x mode):
  *   mode switch   every edge restarted with (on) or without (off) STATE/drill-resil.yaml
  *   t0            `cdn-lab load -w shopper -R RATE -d W+F+R` starts (this program, forked)
- *   t0 + W        `cdn-lab purge --soft all` for both CDN names: every cached object is stale, so
- *                 every request for it needs the origin (the case the mechanisms are for; without
- *                 it most objects are fresh for the whole fault and nothing is tested); then the
- *                 fault, t_fault
+ *   t0 + W        `cdn-lab purge --soft all PAGES`: every cached page is stale, so a request for
+ *                 it needs the origin (the case the mechanisms are for: without it nearly every
+ *                 object stays fresh through a short fault); the images stay fresh (the hit
+ *                 path); then the fault, t_fault
  *   t_fault + F   the undo; t_back once the origin side answers again
  *   until the load ends: every edge's /metrics polled every 200 ms
  * "During the fault" is [t_fault, t_back) by the time a request was sent (completion - latency,
- * on CLOCK_MONOTONIC like cdn-load's LOG.t0). "Cached before the fault": a URL its region's log
- * had answered with a 2xx before t_fault. Hit path: Cache-Status hit or fwd=stale (answered from
- * the edge's store); miss path: anything else below 500; errors: status 0 (transport, timeout)
- * or 5xx, which have no latency in either path.
+ * on CLOCK_MONOTONIC like cdn-load's LOG.t0). "Cached before the fault": a URL its region's edge
+ * had answered from its cache (hit or stale) before t_fault. Three paths: hit (Cache-Status hit),
+ * stale (fwd=stale: stale-while-revalidate, stale-if-error, fast stale, the breaker's grace) and
+ * miss (anything else below 500: the edge asked upstream); errors: status 0 (transport,
+ * timeout) or 5xx, which have no latency in any path.
  *
  * Faults (the origin as the edges see it is shop-lb): origin-hang (SIGSTOP shop-lb),
  * origin-slow (every app restarted with --delay SLOW ms), origin-errors (every app killed:
@@ -67,6 +68,7 @@ struct poll {
     int breakers_open;   /* edges with some upstream's breaker not closed */
     int ok[DRILL_MAX_EDGES];
     double origin_fetches[DRILL_MAX_EDGES], refused[DRILL_MAX_EDGES], parent_down[DRILL_MAX_EDGES];
+    double opened[DRILL_MAX_EDGES], closed[DRILL_MAX_EDGES]; /* breaker transitions to open, to closed */
 };
 
 struct run_result {
@@ -199,17 +201,25 @@ static void undo(const char *d, int on)
 
 /* --- metrics --- */
 
-/* Sum of the samples of `name` (a plain name matches "name " and "name{...} "). */
+/* Sum of the samples of `name` (a plain name matches "name " and "name{...} ") whose line holds
+ * `label` (NULL: all). */
+static double metric_sum_of(const char *body, const char *name, const char *label, double *max);
 static double metric_sum(const char *body, const char *name, double *max)
+{
+    return metric_sum_of(body, name, NULL, max);
+}
+
+static double metric_sum_of(const char *body, const char *name, const char *label, double *max)
 {
     double sum = 0;
     size_t nl = strlen(name);
     if (max) *max = 0;
     for (const char *p = body; p && *p;) {
         const char *e = strchr(p, '\n');
-        if (!strncmp(p, name, nl) && (p[nl] == ' ' || p[nl] == '{')) {
+        const char *lim = e ? e : p + strlen(p);
+        if (!strncmp(p, name, nl) && (p[nl] == ' ' || p[nl] == '{') &&
+            (!label || memmem(p, (size_t)(lim - p), label, strlen(label)))) {
             const char *sp = p + nl;
-            const char *lim = e ? e : p + strlen(p);
             const char *v = NULL;
             for (const char *q = sp; q < lim; q++)
                 if (*q == ' ') v = q + 1;
@@ -242,6 +252,8 @@ static void poll_edges(struct poll *pl)
             pl->origin_fetches[e - 1] = metric_sum(body, "edge_origin_fetches_total", NULL);
             pl->refused[e - 1] = metric_sum(body, "edge_breaker_refused_total", NULL);
             pl->parent_down[e - 1] = metric_sum(body, "edge_parent_down_total", NULL);
+            pl->opened[e - 1] = metric_sum_of(body, "edge_breaker_transitions_total", "to=\"open\"", NULL);
+            pl->closed[e - 1] = metric_sum_of(body, "edge_breaker_transitions_total", "to=\"closed\"", NULL);
         }
         free(body);
     }
@@ -389,7 +401,7 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
                 double done = t0 + r.t, sent = done - r.latency_ms / 1000.0;
                 int err = r.status == 0 || r.status >= 500;
                 if (pass == 0) {
-                    if (!err && r.status < 300 && done < res->t_fault) urlset_add(&pre, r.url);
+                    if (!err && path_of(&r) < 2 && done < res->t_fault) urlset_add(&pre, r.url); /* it was in the cache */
                     if (!err && path_of(&r) == 0 && sent < res->t_fault - 0.2 && sent > res->t_fault - o->warm_s / 2)
                         dpush(&base, r.latency_ms);
                     continue;
@@ -515,18 +527,18 @@ static void run_one(const char *d, const char *mode, const struct drill_opts *o,
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     res->origin_req = growth(polls, 0, back, offsetof(struct poll, origin_fetches));
     res->refused = growth(polls, 0, back, offsetof(struct poll, refused));
+    /* detect: the first poll after the fault that saw a breaker open (a transition, not the
+     * gauge: an idle upstream's breaker stays open until asked again) or a parent marked down;
+     * recover: the first breaker that closed after the origin side was back */
     res->detect_s = res->recover_breaker_s = NAN;
-    int open_seen = 0;
     for (size_t i = 1; i < np; i++) {
         const struct poll *pl = &polls[i];
-        int sign = pl->breakers_open > 0 || growth(polls, 0, i, offsetof(struct poll, parent_down)) > 0;
-        if (sign && isnan(res->detect_s) && pl->t >= res->t_fault) res->detect_s = pl->t - res->t_fault;
-        if (pl->breakers_open > 0) open_seen = 1;
-        if (open_seen && pl->t >= res->t_back && pl->breakers_open == 0 && isnan(res->recover_breaker_s))
+        if (isnan(res->detect_s) && (growth(polls, 0, i, offsetof(struct poll, opened)) > 0 ||
+                                     growth(polls, 0, i, offsetof(struct poll, parent_down)) > 0))
+            res->detect_s = pl->t - res->t_fault;
+        if (i > back && isnan(res->recover_breaker_s) && growth(polls, back, i, offsetof(struct poll, closed)) > 0)
             res->recover_breaker_s = pl->t - res->t_back;
     }
-    if (open_seen && isnan(res->recover_breaker_s) && np && polls[np - 1].breakers_open == 0)
-        res->recover_breaker_s = 0;
     read_logs(o, res);
 }
 

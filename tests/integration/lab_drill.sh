@@ -57,5 +57,5 @@ is "$(col "$off" origin-down refused)" 0 "origin-down (off): no breaker, nothing
 is "$(col "$on" app-kill errors)" 0 "app-kill (on): no client error (shop-lb retries on another app)"
 is "$(col "$on" app-kill load_ok)" 1 "app-kill (on): every region's load ran"
 "$lab" -s "$S" status >"$T/status.txt" 2>&1; ok $? "after the drills: status says all healthy"
-[ $_tap_failed = 0 ] || { diag "$(cat "$T/on.txt" "$T/off.txt")"; diag "$(tail -5 "$T/on.err" "$T/off.err")"; }
+[ $_tap_failed = 0 ] || { diag "$(cat "$T/on.txt" "$T/off.txt")"; diag "$(tail -n 5 "$T/on.err" "$T/off.err")"; }
 "$lab" -s "$S" down >/dev/null; ok $? "down"
