@@ -13,7 +13,13 @@
  *                 object stays fresh through a short fault); the images stay fresh (the hit
  *                 path); then the fault, t_fault
  *   t_fault + F   the undo; t_back once the origin side answers again
- *   until the load ends: every edge's /metrics polled every 200 ms
+ *   until the load ends: every edge's /metrics polled every 200 ms; after t_back, a new object
+ *                 (/p/1?drill=N, a URL nobody asked for) through the origin region's edge at
+ *                 each poll until one comes back 200
+ * Each run has a load seed of its own: with one seed, a run found its fault window's URLs warmed
+ * by the run before it. Detect: the first poll after the fault that saw a breaker transition to
+ * open, or a parent marked down. Recover: the first breaker transition to closed after t_back,
+ * and the clients' view: the first new object answered 200 after t_back.
  * "During the fault" is [t_fault, t_back) by the time a request was sent (completion - latency,
  * on CLOCK_MONOTONIC like cdn-load's LOG.t0). "Cached before the fault": a URL its region's edge
  * had answered from its cache (hit or stale) before t_fault. Three paths: hit (Cache-Status hit),
@@ -73,7 +79,7 @@ struct poll {
 
 struct run_result {
     const char *drill, *mode;
-    double t_fault, t_back;
+    double t0, t_fault, t_back; /* the load's start, the fault, the origin side back (CLOCK_MONOTONIC) */
     uint64_t n, errors, pre_n, pre_errors, hit_n, stale_n, miss_n;
     double hit_p50, hit_p99, stale_p50, stale_p99, miss_p50, miss_p99, base_hit_p50, base_hit_p99;
     double origin_req, refused;
@@ -369,7 +375,6 @@ static int path_of(const struct lab_logrec *r)
 static void read_logs(const struct drill_opts *o, struct run_result *res)
 {
     struct dvec hit = {0}, stale = {0}, miss = {0}, base = {0};
-    double first_back = NAN;
     for (size_t k = 0; k < L.topo->regions.n; k++) {
         const char *rn = lab_topo_reg(L.topo, k)->name;
         char lp[PATH_MAX], tp[PATH_MAX + 8], cp[PATH_MAX + 128];
@@ -406,8 +411,6 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
                         dpush(&base, r.latency_ms);
                     continue;
                 }
-                if (!err && path_of(&r) == 2 && sent >= res->t_back && (isnan(first_back) || done < first_back))
-                    first_back = done;
                 if (sent < res->t_fault || sent >= res->t_back) continue;
                 res->n++;
                 res->errors += err;
@@ -431,15 +434,15 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
     pctl(&stale, &res->stale_p50, &res->stale_p99);
     pctl(&miss, &res->miss_p50, &res->miss_p99);
     pctl(&base, &res->base_hit_p50, &res->base_hit_p99);
-    res->recover_client_s = isnan(first_back) ? NAN : first_back - res->t_back;
     free(hit.v), free(stale.v), free(miss.v), free(base.v);
 }
 
 /* --- one run --- */
 
-static pid_t start_load(const struct drill_opts *o)
+static pid_t start_load(const struct drill_opts *o, unsigned seed)
 {
-    char me[PATH_MAX + 16], rate[32], dur[32];
+    char me[PATH_MAX + 16], rate[32], dur[32], sd[16];
+    snprintf(sd, sizeof(sd), "%u", seed);
     snprintf(me, sizeof(me), "%s/cdn-lab", L.exedir);
     snprintf(rate, sizeof(rate), "%g", o->rate);
     snprintf(dur, sizeof(dur), "%gs", o->warm_s + o->fault_s + o->rest_s);
@@ -453,7 +456,7 @@ static pid_t start_load(const struct drill_opts *o)
         char lp[PATH_MAX + 16];
         snprintf(lp, sizeof(lp), "%s/load.out", o->out);
         if (!freopen(lp, "a", stdout) || !freopen(lp, "a", stderr)) _exit(127);
-        execl(me, me, "-s", L.statedir, "load", "-w", "shopper", "-R", rate, "-d", dur, (char *)NULL);
+        execl(me, me, "-s", L.statedir, "load", "-w", "shopper", "-R", rate, "-d", dur, "-s", sd, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -489,7 +492,23 @@ static void soft_purge_pages(void)
     if (lab_run_argv(av, 1) != 0) fprintf(stderr, PROG ": drill: the soft purge did not complete on every edge\n");
 }
 
-static void run_one(const char *d, const char *mode, const struct drill_opts *o, struct run_result *res)
+/* A new object through the origin's region's edge (a URL nobody asked for: only the origin can
+ * answer it): 1 when it came back 200. The clients' view of "the origin is back". */
+static int probe_new_object(unsigned n)
+{
+    int r = L.topo->origin_region;
+    int c = lab_plan_find(&L.plan, LAB_CLIENT, r), e = -1;
+    for (size_t i = 0; i < L.topo->edges.n && e < 0; i++)
+        if (L.topo->edge_region[i] == r && !lab_topo_edge(L.topo, i)->parent) e = lab_plan_find(&L.plan, LAB_EDGE, (int)i);
+    for (size_t i = 0; i < L.topo->edges.n && e < 0; i++)
+        if (!lab_topo_edge(L.topo, i)->parent) e = lab_plan_find(&L.plan, LAB_EDGE, (int)i);
+    if (c < 0 || e < 0) return 0;
+    char target[96];
+    snprintf(target, sizeof(target), "/p/1?drill=%ld-%u", (long)getpid(), n);
+    return lab_http_get(L.plan.nodes[c].ns, L.plan.nodes[e].addr, LAB_PORT_HTTP, target, NULL, NULL) == 200;
+}
+
+static void run_one(const char *d, const char *mode, unsigned seed, const struct drill_opts *o, struct run_result *res)
 {
     static struct poll polls[MAX_POLLS];
     size_t np = 0;
@@ -498,7 +517,7 @@ static void run_one(const char *d, const char *mode, const struct drill_opts *o,
     res->mode = mode;
     int on = !strcmp(mode, "on");
     fprintf(stderr, PROG ": drill %s, breaker and fast stale %s\n", d, mode);
-    pid_t load = start_load(o);
+    pid_t load = start_load(o, seed);
     double t0 = load_t0();
     if (isnan(t0)) {
         kill(load, SIGTERM);
@@ -520,8 +539,11 @@ static void run_one(const char *d, const char *mode, const struct drill_opts *o,
     size_t back = np;
     poll_edges(&polls[np++]);
     int st = 0;
+    double client_back = NAN;
+    static unsigned probes;
     while (waitpid(load, &st, WNOHANG) == 0) {
         if (np < MAX_POLLS) poll_edges(&polls[np++]);
+        if (isnan(client_back) && probe_new_object(probes++)) client_back = mono_s();
         usleep(POLL_MS * 1000);
     }
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
@@ -540,6 +562,8 @@ static void run_one(const char *d, const char *mode, const struct drill_opts *o,
             res->recover_breaker_s = pl->t - res->t_back;
     }
     read_logs(o, res);
+    res->recover_client_s = isnan(client_back) ? NAN : client_back - res->t_back;
+    res->t0 = t0;
 }
 
 /* --- output --- */
@@ -602,13 +626,13 @@ static void usage_drill(FILE *f)
     fprintf(f, "Usage: " PROG " drill [-o DIR] [--drills A,B..] [--modes on,off] [-W S] [-F S] [-R S] [--rate R]\n"
                "                   [--slow MS] [--no-expire]\n"
                "  drills: origin-hang origin-slow origin-errors origin-down app-kill parent-down (default: all)\n"
-               "  -W warm-up (8), -F fault (6), -R after the undo (5) seconds; --rate per region (30/s);\n"
+               "  -W warm-up (8), -F fault (6), -R after the undo (6) seconds; --rate per region (30/s);\n"
                "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault\n");
 }
 
 int lab_cmd_drill(int argc, char **argv)
 {
-    struct drill_opts o = {.warm_s = 8, .fault_s = 6, .rest_s = 5, .rate = 30, .slow_ms = 2500, .expire = 1};
+    struct drill_opts o = {.warm_s = 8, .fault_s = 6, .rest_s = 6, .rate = 30, .slow_ms = 2500, .expire = 1};
     char drills[256] = "", modes[32] = "on,off";
     static const struct option lo[] = {{"drills", required_argument, NULL, 'd'}, {"modes", required_argument, NULL, 'm'},
                                        {"rate", required_argument, NULL, 'r'},   {"slow", required_argument, NULL, 's'},
@@ -667,21 +691,23 @@ int lab_cmd_drill(int argc, char **argv)
     if (tsv)
         fprintf(tsv, "drill\tmode\trequests\terrors\tcached_before\tcached_before_errors\thit_n\thit_p50_ms\thit_p99_ms\t"
                      "base_hit_p50_ms\tbase_hit_p99_ms\tstale_n\tstale_p50_ms\tstale_p99_ms\tmiss_n\tmiss_p50_ms\tmiss_p99_ms\torigin_requests\trefused\t"
-                     "detect_s\trecover_breaker_s\trecover_clients_s\tload_ok\n");
+                     "detect_s\trecover_breaker_s\trecover_clients_s\tload_ok\tt_fault_s\tt_back_s\n");
     for (size_t m = 0; m < nm; m++) {
         set_edges(!strcmp(mlist[m], "on"));
         for (size_t i = 0; i < nd; i++) {
             struct run_result *r = &rs[nr++];
-            run_one(list[i], mlist[m], &o, r);
+            /* a seed of its own per run: a run must not find its fault window's URLs warmed
+             * by the run before it (the same seed made "off" after "on" look better) */
+            run_one(list[i], mlist[m], 1000 + 100 * (unsigned)nr, &o, r);
             print_row(stderr, r);
             if (tsv) {
-                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\n",
+                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\n",
                         r->drill, r->mode, (unsigned long long)r->n, (unsigned long long)r->errors,
                         (unsigned long long)r->pre_n, (unsigned long long)r->pre_errors, (unsigned long long)r->hit_n,
                         r->hit_p50, r->hit_p99, r->base_hit_p50, r->base_hit_p99, (unsigned long long)r->stale_n,
                         r->stale_p50, r->stale_p99, (unsigned long long)r->miss_n,
                         r->miss_p50, r->miss_p99, r->origin_req, r->refused, r->detect_s, r->recover_breaker_s,
-                        r->recover_client_s, r->ok);
+                        r->recover_client_s, r->ok, r->t_fault - r->t0, r->t_back - r->t0);
                 fflush(tsv);
             }
         }
