@@ -30,6 +30,7 @@
  * Faults (the origin as the edges see it is shop-lb): origin-hang (SIGSTOP shop-lb),
  * origin-slow (every app restarted with --delay SLOW ms), origin-errors (every app killed:
  * shop-lb answers 5xx), origin-down (shop-lb killed: refused), app-kill (app1 killed: shop-lb's
+ * retries), app-hang (app1 stopped with SIGSTOP: shop-lb's first-byte timeout and hedged
  * retries), parent-down (the shield killed). The undo restarts or continues what the fault took.
  *
  * Output: the table on stdout and in OUT/drill.txt, one line per run in OUT/drill.tsv, each
@@ -64,7 +65,7 @@ struct drill_opts {
 };
 
 static const char *const drill_names[] = {"origin-hang", "origin-slow", "origin-errors", "origin-down", "app-kill",
-                                          "parent-down"};
+                                          "app-hang", "parent-down"};
 #define NDRILLS (sizeof(drill_names) / sizeof(drill_names[0]))
 
 /* One poll of every edge's /metrics (counters per edge: an edge the drill restarts starts at 0). */
@@ -192,6 +193,7 @@ static void inject(const char *d, const struct drill_opts *o)
     else if (!strcmp(d, "origin-errors")) apps_each(1, 0);
     else if (!strcmp(d, "origin-down")) signal_node(lb, SIGKILL);
     else if (!strcmp(d, "app-kill")) signal_node(node_named("app1"), SIGKILL);
+    else if (!strcmp(d, "app-hang")) signal_node(node_named("app1"), SIGSTOP);
     else if (!strcmp(d, "parent-down")) signal_node(shield_node(), SIGKILL);
 }
 
@@ -202,6 +204,7 @@ static void undo(const char *d, int on)
     else if (!strcmp(d, "origin-slow") || !strcmp(d, "origin-errors")) apps_each(0, 0);
     else if (!strcmp(d, "origin-down")) start_node(lb, 0, 0);
     else if (!strcmp(d, "app-kill")) start_node(node_named("app1"), 0, 0);
+    else if (!strcmp(d, "app-hang")) signal_node(node_named("app1"), SIGCONT);
     else if (!strcmp(d, "parent-down")) start_node(shield_node(), on, 0);
 }
 
@@ -625,7 +628,7 @@ static void usage_drill(FILE *f)
 {
     fprintf(f, "Usage: " PROG " drill [-o DIR] [--drills A,B..] [--modes on,off] [-W S] [-F S] [-R S] [--rate R]\n"
                "                   [--slow MS] [--no-expire]\n"
-               "  drills: origin-hang origin-slow origin-errors origin-down app-kill parent-down (default: all)\n"
+               "  drills: origin-hang origin-slow origin-errors origin-down app-kill app-hang parent-down (default: all)\n"
                "  -W warm-up (8), -F fault (6), -R after the undo (6) seconds; --rate per region (30/s);\n"
                "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault\n");
 }
