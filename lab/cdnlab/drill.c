@@ -7,12 +7,13 @@
  *
  * One run (drill x mode):
  *   mode switch   every edge restarted with (on) or without (off) STATE/drill-resil.yaml
- *   t0            `cdn-lab load -w shopper -R RATE -d W+F+R` starts (this program, forked)
+ *   t0            `cdn-lab load -w shopper -R RATE -d W+F+R+X` starts (this program, forked; X:
+ *                 1 to 6 s for the restarts of the fault and its undo)
  *   t0 + W        `cdn-lab purge --soft all PAGES`: every cached page is stale, so a request for
  *                 it needs the origin (the case the mechanisms are for: without it nearly every
  *                 object stays fresh through a short fault); the images stay fresh (the hit
  *                 path); then the fault, t_fault
- *   t_fault + F   the undo; t_back once the origin side answers again
+ *   F s after the fault is in place (restarts take time): the undo; t_back once it is done
  *   until the load ends: every edge's /metrics polled every 200 ms; after t_back, a new object
  *                 (/p/1?drill=N, a URL nobody asked for) through the origin region's edge at
  *                 each poll until one comes back 200
@@ -138,7 +139,8 @@ static const char *resil_conf(void)
     return p;
 }
 
-/* (Re)starts node k with its lab command line plus the extras; waits until it is healthy (10 s). */
+/* (Re)starts node k with its lab command line plus the extras; waits until it is healthy (10 s),
+ * unless it is an app given a delay (its /healthz is as slow as the rest). */
 static int start_node(int k, int resil_on, unsigned delay_ms)
 {
     const struct lab_node *n = &L.plan.nodes[k];
@@ -154,6 +156,7 @@ static int start_node(int k, int resil_on, unsigned delay_ms)
         lab_argv_add(&a, "%u", delay_ms);
     }
     lab_start_proc(n, n->name, &a);
+    if (n->kind == LAB_APP && delay_ms) return 0;
     for (int t = 0; t < 200; t++) {
         if (lab_node_healthy(n)) return 0;
         usleep(50000);
@@ -442,13 +445,19 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
 
 /* --- one run --- */
 
-static pid_t start_load(const struct drill_opts *o, unsigned seed)
+/* Seconds the fault and its undo take beyond F (restarts), added to the load's duration. */
+static double drill_extra_s(const char *d)
+{
+    return !strcmp(d, "origin-slow") ? 6 : !strcmp(d, "origin-hang") || !strcmp(d, "app-hang") ? 1 : 3;
+}
+
+static pid_t start_load(const struct drill_opts *o, const char *d, unsigned seed)
 {
     char me[PATH_MAX + 16], rate[32], dur[32], sd[16];
     snprintf(sd, sizeof(sd), "%u", seed);
     snprintf(me, sizeof(me), "%s/cdn-lab", L.exedir);
     snprintf(rate, sizeof(rate), "%g", o->rate);
-    snprintf(dur, sizeof(dur), "%gs", o->warm_s + o->fault_s + o->rest_s);
+    snprintf(dur, sizeof(dur), "%gs", o->warm_s + o->fault_s + o->rest_s + drill_extra_s(d));
     for (size_t k = 0; k < L.topo->regions.n; k++) { /* a fresh LOG.t0 marks each region's start */
         char p[PATH_MAX];
         lab_path(p, sizeof(p), "load-%s.log.t0", lab_topo_reg(L.topo, k)->name);
@@ -520,7 +529,7 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
     res->mode = mode;
     int on = !strcmp(mode, "on");
     fprintf(stderr, PROG ": drill %s, breaker and fast stale %s\n", d, mode);
-    pid_t load = start_load(o, seed);
+    pid_t load = start_load(o, d, seed);
     double t0 = load_t0();
     if (isnan(t0)) {
         kill(load, SIGTERM);
@@ -532,7 +541,7 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
     poll_edges(&polls[np++]); /* polls[0]: just before the fault */
     res->t_fault = mono_s();
     inject(d, o);
-    double t_undo = res->t_fault + o->fault_s;
+    double t_undo = mono_s() + o->fault_s; /* F once the fault is in place (restarts take time) */
     while (mono_s() < t_undo && np < MAX_POLLS - 64) {
         poll_edges(&polls[np++]);
         usleep(POLL_MS * 1000);
