@@ -77,6 +77,7 @@ struct poll {
     int ok[DRILL_MAX_EDGES];
     double origin_fetches[DRILL_MAX_EDGES], refused[DRILL_MAX_EDGES], parent_down[DRILL_MAX_EDGES];
     double opened[DRILL_MAX_EDGES], closed[DRILL_MAX_EDGES]; /* breaker transitions to open, to closed */
+    double slow_stale[DRILL_MAX_EDGES], brk_stale[DRILL_MAX_EDGES]; /* fast stale; stale because the breaker was open */
 };
 
 struct run_result {
@@ -84,7 +85,7 @@ struct run_result {
     double t0, t_fault, t_back; /* the load's start, the fault, the origin side back (CLOCK_MONOTONIC) */
     uint64_t n, errors, pre_n, pre_errors, hit_n, stale_n, miss_n;
     double hit_p50, hit_p99, stale_p50, stale_p99, miss_p50, miss_p99, base_hit_p50, base_hit_p99;
-    double origin_req, refused;
+    double origin_req, refused, slow_stale, brk_stale; /* edges' counters over the fault */
     double detect_s, recover_breaker_s, recover_client_s; /* NAN: none */
     int ok;
 };
@@ -266,6 +267,8 @@ static void poll_edges(struct poll *pl)
             pl->parent_down[e - 1] = metric_sum(body, "edge_parent_down_total", NULL);
             pl->opened[e - 1] = metric_sum_of(body, "edge_breaker_transitions_total", "to=\"open\"", NULL);
             pl->closed[e - 1] = metric_sum_of(body, "edge_breaker_transitions_total", "to=\"closed\"", NULL);
+            pl->slow_stale[e - 1] = metric_sum(body, "edge_stale_slow_total", NULL);
+            pl->brk_stale[e - 1] = metric_sum(body, "edge_breaker_stale_total", NULL);
         }
         free(body);
     }
@@ -561,6 +564,8 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     res->origin_req = growth(polls, 0, back, offsetof(struct poll, origin_fetches));
     res->refused = growth(polls, 0, back, offsetof(struct poll, refused));
+    res->slow_stale = growth(polls, 0, back, offsetof(struct poll, slow_stale));
+    res->brk_stale = growth(polls, 0, back, offsetof(struct poll, brk_stale));
     /* detect: the first poll after the fault that saw a breaker open (a transition, not the
      * gauge: an idle upstream's breaker stays open until asked again) or a parent marked down;
      * recover: the first breaker that closed after the origin side was back */
@@ -703,7 +708,7 @@ int lab_cmd_drill(int argc, char **argv)
     if (tsv)
         fprintf(tsv, "drill\tmode\trequests\terrors\tcached_before\tcached_before_errors\thit_n\thit_p50_ms\thit_p99_ms\t"
                      "base_hit_p50_ms\tbase_hit_p99_ms\tstale_n\tstale_p50_ms\tstale_p99_ms\tmiss_n\tmiss_p50_ms\tmiss_p99_ms\torigin_requests\trefused\t"
-                     "detect_s\trecover_breaker_s\trecover_clients_s\tload_ok\tt_fault_s\tt_back_s\n");
+                     "detect_s\trecover_breaker_s\trecover_clients_s\tload_ok\tt_fault_s\tt_back_s\tfast_stale\tbreaker_stale\n");
     /* drill by drill, its modes side by side, the order alternating (on-off, off-on, ...): the
      * caches only grow during a drill set, and a mode always run second would find more of the
      * long tail cached */
@@ -719,13 +724,14 @@ int lab_cmd_drill(int argc, char **argv)
             run_one(list[i], mlist[m], 1000 + 100 * (unsigned)nr, &o, r);
             print_row(stderr, r);
             if (tsv) {
-                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\n",
+                fprintf(tsv, "%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.2f\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%llu\t%.2f\t%.2f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\t%.0f\t%.0f\n",
                         r->drill, r->mode, (unsigned long long)r->n, (unsigned long long)r->errors,
                         (unsigned long long)r->pre_n, (unsigned long long)r->pre_errors, (unsigned long long)r->hit_n,
                         r->hit_p50, r->hit_p99, r->base_hit_p50, r->base_hit_p99, (unsigned long long)r->stale_n,
                         r->stale_p50, r->stale_p99, (unsigned long long)r->miss_n,
                         r->miss_p50, r->miss_p99, r->origin_req, r->refused, r->detect_s, r->recover_breaker_s,
-                        r->recover_client_s, r->ok, r->t_fault - r->t0, r->t_back - r->t0);
+                        r->recover_client_s, r->ok, r->t_fault - r->t0, r->t_back - r->t0, r->slow_stale,
+                        r->brk_stale);
                 fflush(tsv);
             }
         }
