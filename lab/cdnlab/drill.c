@@ -130,6 +130,13 @@ static void signal_node(int k, int sig)
         for (int t = 0; t < 100 && lab_proc_alive(me->pid, me->start); t++) usleep(50000);
         if (lab_proc_alive(me->pid, me->start)) lab_stop_pid(me->pid, me->start, SIGKILL);
         for (int t = 0; t < 40 && lab_proc_alive(me->pid, me->start); t++) usleep(50000);
+        /* and gone: a multi-threaded process's leader shows Z while its other threads still
+         * exit, holding its files (cdn-edge's RocksDB lock: its successor failed to open the
+         * store); ours (started by an earlier run of this drill) are reaped here */
+        for (int t = 0; t < 100 && kill(me->pid, 0) == 0; t++) {
+            waitpid(me->pid, NULL, WNOHANG);
+            usleep(20000);
+        }
     }
 }
 
@@ -145,7 +152,9 @@ static const char *resil_conf(void)
 static int start_node(int k, int resil_on, unsigned delay_ms)
 {
     const struct lab_node *n = &L.plan.nodes[k];
-    signal_node(k, SIGTERM);
+    /* an app is killed (shop-lb retries what it had in flight): a slow one would take its delay
+     * per request in flight to stop */
+    signal_node(k, n->kind == LAB_APP ? SIGKILL : SIGTERM);
     struct lab_argv a = {0};
     lab_daemon_argv(k, &a);
     if (n->kind == LAB_EDGE && resil_on) {
