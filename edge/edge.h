@@ -80,6 +80,7 @@ struct edge_server {
     cdn_series_t *m_req[7][5], *m_fetch[2], *m_parent_down, *m_loop, *m_mirror, *m_bad_host, *m_bad_request, *m_h2_empty_goaway, *m_send_timeout;
     cdn_series_t *m_tier_hit[3], *m_origin, *m_origin_err, *m_collapsed, *m_bytes,
         *m_purged, *m_corrupt, *m_latency, *m_stored;
+    cdn_series_t *m_hit_bytes;   /* body bytes sent from this edge's cache (hits and stale answers) */
     cdn_series_t *m_imgfmt[3];   /* edge_image_requests_total{format}: by enum edge_imgfmt */
     cdn_series_t *m_queued, *m_busy; /* fetches that waited for a max_fetches slot; 503s */
     cdn_series_t *m_expired;         /* objects removed by the expiry sweep */

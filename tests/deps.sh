@@ -4,7 +4,7 @@
 # Build: compiler, autotools, and every library configure.ac checks for.
 CDN_PKGS_BUILD="gcc make autoconf automake libtool pkg-config
  libh2o-evloop-dev librocksdb-dev libc-ares-dev libcurl4-openssl-dev libyaml-dev libssl-dev
- libsqlite3-dev libpq-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev libhiredis-dev
+ libsqlite3-dev libpq-dev libpng-dev zlib1g-dev libcmocka-dev libzstd-dev libxxhash-dev libhiredis-dev
  libsystemd-dev help2man libwebp-dev libavif-dev"
 # Tests: the real clients the tests talk with, and what the harness itself calls.
 # redis-server: the invalidation bus and the shared rate limits; tests start their own instance.

@@ -553,6 +553,7 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
                 req_count(s, M_STALE, T_NONE);
                 if (f->brk_refused)
                     cdn_counter_inc(s->m_brk_stale);
+                c->from_cache = 1;
                 req_deliver_obj(c, so, f->brk_refused ? "fwd=stale; detail=breaker-open" : "fwd=stale; detail=stale-if-error",
                                 age);
                 edge_obj_release(so);
@@ -923,6 +924,7 @@ static void on_fb_deadline(h2o_timeout_entry_t *entry)
         fetch_leave(c);
         cdn_counter_inc(s->m_stale_slow);
         req_count(s, M_STALE, T_NONE);
+        c->from_cache = 1;
         req_deliver_obj(c, f->stale, "fwd=stale; detail=slow-origin",
                         edge_current_age(f->stale->fresh.initial_age, f->stale->fresh.response_time, now));
     }

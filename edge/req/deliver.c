@@ -282,6 +282,8 @@ void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int
     if (c->is_head)
         body.len = 0;
     cdn_counter_add(s->m_bytes, body.len);
+    if (c->from_cache)
+        cdn_counter_add(s->m_hit_bytes, body.len);
     c->date = o->date;
     h2o_start_response(req, &c->super);
     req_send(c, &body, body.len ? 1 : 0, H2O_SEND_STATE_FINAL);

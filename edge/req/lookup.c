@@ -70,6 +70,7 @@ static void miss(struct creq *c, struct edge_obj *stale, int stale_if_error, con
         struct edge_server *s = c->w->srv;
         cdn_counter_inc(s->m_stale_slow);
         req_count(s, M_STALE, T_NONE);
+        c->from_cache = 1;
         req_deliver_obj(c, stale, "fwd=stale; detail=slow-origin",
                         edge_current_age(stale->fresh.initial_age, stale->fresh.response_time, now_s()));
         return;
@@ -111,6 +112,7 @@ static void hit(struct creq *c, struct edge_obj *o, int tier, const struct edge_
             c->f->background = 1;
         fetch_leave(c);
     }
+    c->from_cache = 1;
     req_deliver_obj(c, o, d, v->age);
 }
 

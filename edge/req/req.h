@@ -169,6 +169,7 @@ struct creq {
     const char *upstream;     /* for the access log */
     const char *request_id;   /* X-Request-Id: the client's, or one we made (sent upstream, logged) */
     int own_request_id;       /* we made it: upstream_headers adds it */
+    int from_cache;           /* answered from this edge's store (hit, stale): edge_hit_body_bytes_sent_total */
     int range_pass;           /* its Range went upstream (range_fetch_above) */
     int imgfmt;               /* on image_paths: 1 + the format its Accept was normalised to
                                  (http/accept.h; Cache-Status says detail=accept-<format>), else 0 */

@@ -1,9 +1,10 @@
 /* edge/store/obj.c - stored objects and their meta format (see obj.h).
  *
- * Meta v1, little-endian:
+ * Meta v2, little-endian (v1 had a u32 CRC-32 of the body; a v1 object fails to decode and is
+ * dropped when the tier opens: a cache, not an archive):
  *   "EOBJ" u8 version=1 u8 reserved u16 status
  *   i64 request_time, response_time, initial_age, lifetime, swr, sie; u32 fresh_flags
- *   u64 body_len, u32 body_crc
+ *   u64 body_len, u64 body_hash (XXH3-64)
  *   u32 key_len key, u32 pkey_len, u16 vary_len vary, u16 tags_len tags
  *   u16 nhdrs { u16 name_len name, u32 value_len value }*
  *   u32 crc32 of all of the above
@@ -14,11 +15,13 @@
 #include <string.h>
 #include <strings.h>
 #include <zlib.h>
+#define XXH_INLINE_ALL /* header only: no library to link */
+#include <xxhash.h>
 
 #include "cdn/http.h"
 #include "edge/store/obj.h"
 
-#define META_VERSION 1
+#define META_VERSION 2
 #define MAX_HDRS 512
 
 uint32_t edge_crc32(const void *p, size_t n)
@@ -32,6 +35,11 @@ uint32_t edge_crc32(const void *p, size_t n)
         n -= k;
     }
     return (uint32_t)c;
+}
+
+uint64_t edge_body_hash(const void *p, size_t n)
+{
+    return (uint64_t)XXH3_64bits(p, n);
 }
 
 static int is_name(const struct edge_hdr *h, const char *name)
@@ -157,12 +165,12 @@ void edge_obj_set_body(struct edge_obj *o, uint8_t *body, size_t len)
     free(o->body);
     o->body = body;
     o->body_len = len;
-    o->body_crc = edge_crc32(body, len);
+    o->body_hash = edge_body_hash(body, len);
 }
 
 int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len)
 {
-    if (len != o->body_len || edge_crc32(body, len) != o->body_crc)
+    if (len != o->body_len || edge_body_hash(body, len) != o->body_hash)
         return -1;
     uint8_t *b = malloc(len ? len : 1);
     if (b == NULL)
@@ -231,7 +239,7 @@ struct edge_obj *edge_obj_merge_304(const struct edge_obj *o, const struct edge_
     }
     if (r != NULL) {
         r->body_len = o->body_len;
-        r->body_crc = o->body_crc;
+        r->body_hash = o->body_hash;
     }
     return r;
 }
@@ -303,7 +311,7 @@ uint8_t *edge_obj_encode(const struct edge_obj *o, size_t *len)
     w64(&w, (uint64_t)o->fresh.sie);
     w32(&w, o->fresh.flags);
     w64(&w, o->body_len);
-    w32(&w, o->body_crc);
+    w64(&w, o->body_hash);
     w32(&w, (uint32_t)o->key_len);
     wput(&w, o->key, o->key_len);
     w32(&w, (uint32_t)o->pkey_len);
@@ -380,7 +388,7 @@ struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **er
     f.sie = (int64_t)rn(&c, 8);
     f.flags = (unsigned)rn(&c, 4);
     uint64_t body_len = rn(&c, 8);
-    uint32_t body_crc = (uint32_t)rn(&c, 4);
+    uint64_t body_hash = rn(&c, 8);
     size_t klen = (size_t)rn(&c, 4);
     const char *key = (const char *)take(&c, klen);
     size_t pkey_len = (size_t)rn(&c, 4);
@@ -414,7 +422,7 @@ struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **er
         return NULL;
     }
     o->body_len = (size_t)body_len;
-    o->body_crc = body_crc;
+    o->body_hash = body_hash;
     *errstr = NULL;
     return o;
 }

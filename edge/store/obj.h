@@ -49,7 +49,7 @@ struct edge_obj {
                                * there is none, fresh.response_time); not serialized */
     uint8_t *body;            /* NULL until attached */
     size_t body_len;
-    uint32_t body_crc;
+    uint64_t body_hash; /* XXH3-64 of the body, checked when the body is read back */
     char *arena;
 };
 
@@ -83,6 +83,9 @@ struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **er
 int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len);
 
 uint32_t edge_crc32(const void *p, size_t n);
+/* XXH3-64 of a body: 10-20x quicker than zlib's CRC-32 on a 60 KiB image, which cost 12% of a
+ * RocksDB-tier hit and as much on every stored miss */
+uint64_t edge_body_hash(const void *p, size_t n);
 /* The first header of that name in the object, or NULL. */
 const struct edge_hdr *edge_obj_hdr(const struct edge_obj *o, const char *name);
 

@@ -55,6 +55,9 @@ uint64_t edge_rdb_bytes(struct edge_rdb *d);
 /* full: a write failed and the tier is read-only until there is room (see tier_rdb.c);
  * write_errors: failed writes so far; refused: puts refused while full. */
 void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint64_t *refused);
+/* 1 while RocksDB's blob GC runs: it is turned on while the blob files hold more than 20% garbage
+ * (evicted and purged bodies) and off below 5%, checked by the writer once a second. */
+int edge_rdb_blob_gc(struct edge_rdb *d);
 size_t edge_rdb_count(struct edge_rdb *d);
 
 #endif

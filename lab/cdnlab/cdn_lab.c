@@ -32,10 +32,18 @@ struct lab_ctx L;
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: " PROG " [-s STATEDIR] [-v] COMMAND ...\n"
-               "  up [--mode auto|netns|loopback] [--profile realistic|tuned|bfd] TOPOLOGY.yaml\n"
+               "  up [--mode auto|netns|loopback] [--profile realistic|tuned|bfd] [--prometheus] TOPOLOGY.yaml\n"
                "                                                bring the lab up, print where things are\n"
-               "  down                                          remove every process, namespace and file (idempotent)\n"
+               "                                                (--prometheus: Debian's prometheus scraping every daemon)\n"
+               "  down [--drop-logs]                            remove every process, namespace and file (idempotent);\n"
+               "                                                the logs are kept (beside the report of the last\n"
+               "                                                `report -o DIR`, else in STATEDIR.logs-TIME) unless --drop-logs\n"
                "  status                                        processes, health, namespaces, relay counters\n"
+               "  top [--once|--count N] [--interval S] [--http [ADDR:]PORT]\n"
+               "                                                live view per edge (req/s, hit ratios, tiers, p50/p99,\n"
+               "                                                state, purge lag); --http: status page and JSON\n"
+               "  (without -s and $CDN_LAB_DIR: /tmp/cdn-lab-$UID if a lab is there, else the only lab up,\n"
+               "   registered by up in /tmp/cdn-lab-labs-$UID; with several up, say which with -s)\n"
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
@@ -106,11 +114,12 @@ static int run_up(int argc, char **argv)
     const char *mode = "auto", *profile = NULL;
     optind = 1;
     static const struct option uo[] = {{"mode", required_argument, NULL, 'm'}, {"profile", required_argument, NULL, 'p'},
-                                       {NULL, 0, NULL, 0}};
+                                       {"prometheus", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:p:", uo, NULL)) != -1)
         if (c == 'm') mode = optarg;
         else if (c == 'p') profile = optarg;
+        else if (c == 'P') L.prometheus = 1;
         else return 2;
     if (optind != argc - 1) lab_die("up TOPOLOGY.yaml");
     return lab_cmd_up(argv[optind], mode, profile);
@@ -118,8 +127,11 @@ static int run_up(int argc, char **argv)
 
 static int run_down(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    return lab_cmd_down(0);
+    int keep = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--drop-logs")) keep = 0;
+        else lab_die("down [--drop-logs]");
+    return lab_cmd_down(0, keep);
 }
 
 static int run_status(int argc, char **argv)
@@ -188,6 +200,7 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
+    {"top", lab_cmd_top}, /* top.c: the live view */
     {"up", run_up},         {"down", run_down},       {"status", run_status}, {"env", run_env},
     {"fault", run_fault},   {"load", run_measure},    {"report", run_measure}, {"rtt", run_measure},
     {"browse", run_browse},
@@ -195,11 +208,35 @@ static const struct {
     {"drill", lab_cmd_drill},
 };
 
+/* Neither -s nor CDN_LAB_DIR: the lab in the default directory, else the only lab up (the
+ * registry, state.c); with several up, the user says which (exit 2). NULL: the default. */
+static const char *find_lab(const char *cmd)
+{
+    static char labs[16][PATH_MAX];
+    char def[64], dir[PATH_MAX], st[128];
+    snprintf(def, sizeof(def), "/tmp/cdn-lab-%d", (int)getuid());
+    snprintf(st, sizeof(st), "%s/state", def);
+    int n = lab_registry_list(labs, 15, dir, sizeof(dir)), dup = 0;
+    const char *reg = getenv("CDN_LAB_REGISTRY"); /* tests: only the labs registered there */
+    for (int i = 0; i < n; i++) dup |= !strcmp(labs[i], def);
+    if (!(reg && *reg) && !dup && access(st, F_OK) == 0) snprintf(labs[n++], PATH_MAX, "%s", def);
+    if (n == 0) return NULL;
+    if (n == 1) {
+        if (strcmp(labs[0], def)) fprintf(stderr, PROG ": using the only lab up, in %s\n", labs[0]);
+        return labs[0];
+    }
+    fprintf(stderr, PROG ": %d labs are up; say which one, e.g.:\n", n);
+    for (int i = 0; i < n; i++) fprintf(stderr, "  " PROG " -s %s %s\n", labs[i], cmd);
+    exit(2);
+}
+
 int main(int argc, char **argv)
 {
     const char *sd = getenv("CDN_LAB_DIR");
+    if (sd && !*sd) sd = NULL;
     int first = parse_global(argc, argv, &sd);
     if (first <= 0) return -first;
+    if (!sd && strcmp(argv[first], "up")) sd = find_lab(argv[first]);
     set_dirs(sd);
     lab_identity();
     signal(SIGPIPE, SIG_IGN);

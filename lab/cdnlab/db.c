@@ -122,7 +122,7 @@ static pid_t start_server(unsigned i)
         usleep(50000);
     }
     lab_tail_log(n->name);
-    lab_die("%s did not answer within 20 s; run `" PROG " down -s %s` to clean up", n->name, L.statedir);
+    lab_die("%s did not answer within 20 s; to clean up:\n  " PROG " -s %s down", n->name, L.statedir);
 }
 
 static void owned_dir(const char *dir)
@@ -149,7 +149,7 @@ void lab_db_up(void)
     if (geteuid() == 0) { /* the postgres user reaches its folders */
         chmod(L.statedir, 0711);
         if (lab_runf(1, "setpriv --reuid=postgres --regid=postgres --init-groups test -x %s", L.statedir) != 0)
-            lab_die("db: the postgres user cannot reach %s (a parent folder without o+x?); run `" PROG " down -s %s`",
+            lab_die("db: the postgres user cannot reach %s (a parent folder without o+x?); to clean up:\n  " PROG " -s %s down",
                     L.statedir, L.statedir);
     }
     const struct lab_node *pn = db_node(0);

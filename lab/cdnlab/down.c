@@ -1,18 +1,73 @@
 /* lab/cdnlab/down.c - `cdn-lab down`: stops every recorded process (SIGTERM, 3 s, SIGKILL), removes every
- * namespace with this lab's prefix, recorded or not, and the state directory. Idempotent; fails
- * only if something is still there afterwards. */
+ * namespace with this lab's prefix, recorded or not, and the state directory, after moving its
+ * logs out (keep_the_logs; not with --drop-logs). Idempotent; fails only if something is still
+ * there afterwards. */
 #include "config.h"
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lab/cdnlab/labctl.h"
 
-int lab_cmd_down(int quiet)
+/* What a run leaves worth reading, moved from the state directory into
+ * <report dir>/lab-logs (the last `report -o DIR`, recorded in the state file) or else beside the
+ * state directory (STATEDIR.logs-YYYYmmdd-HHMMSS); the folder in out ("" when nothing was moved). */
+static void keep_the_logs(char *out, size_t n)
+{
+    static const char *const what[] = {"logs", "metrics", "faults.tsv", "rtt.tsv", "load.routing", "state", NULL};
+    char line[PATH_MAX + 16], rep[PATH_MAX] = "", st[PATH_MAX], stamp[32];
+    lab_path(st, sizeof(st), "state");
+    FILE *f = fopen(st, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "report ", 7)) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(rep, sizeof(rep), "%.4000s", line + 7);
+        }
+    if (f) fclose(f);
+    time_t now = time(NULL);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime(&now));
+    size_t sl = strlen(L.statedir);
+    if (*rep && strncmp(rep, L.statedir, sl) && access(rep, W_OK) == 0) /* a report outside the state directory */
+        snprintf(out, n, "%.3000s/lab-logs-%s", rep, stamp);
+    else
+        snprintf(out, n, "%.3000s.logs-%s", L.statedir, stamp);
+    if (mkdir(out, 0755) < 0) {
+        *out = 0;
+        return;
+    }
+    size_t moved = 0;
+    char src[PATH_MAX];
+    for (int i = 0; what[i]; i++) {
+        lab_path(src, sizeof(src), "%s", what[i]);
+        if (access(src, F_OK) != 0) continue;
+        char *av[] = {"mv", src, out, NULL};
+        if (lab_run_argv(av, 1) == 0) moved++;
+    }
+    glob_t g;
+    char pat[PATH_MAX];
+    lab_path(pat, sizeof(pat), "load-*");
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            char *av[] = {"mv", g.gl_pathv[i], out, NULL};
+            if (lab_run_argv(av, 1) == 0) moved++;
+        }
+        globfree(&g);
+    }
+    if (!moved) {
+        rmdir(out);
+        *out = 0;
+    }
+}
+
+int lab_cmd_down(int quiet, int keep_logs)
 {
     char p[PATH_MAX];
     lab_path(p, sizeof(p), "state");
@@ -58,6 +113,9 @@ int lab_cmd_down(int quiet)
             }
         closedir(d);
     }
+    /* The logs outlive the lab unless asked (keep_logs 0): moved out before the rest goes. */
+    char kept[PATH_MAX] = "";
+    if (have && keep_logs) keep_the_logs(kept, sizeof(kept));
     /* The state directory: everything in it is ours. */
     if (have || access(L.statedir, F_OK) == 0) {
         char *argv[] = {"rm", "-rf", "--one-file-system", L.statedir, NULL};
@@ -71,6 +129,11 @@ int lab_cmd_down(int quiet)
                 L.statedir, dirleft ? "NOT removed" : "removed");
         return 1;
     }
-    if (!quiet) printf("lab down: %zu processes stopped, %zu namespaces removed, %s removed\n", killed, nsdel, L.statedir);
+    lab_registry_del();
+    if (!quiet && !have && !killed && !nsdel)
+        printf("no lab is up (nothing in %s, no other lab registered); nothing to do\n", L.statedir);
+    else if (!quiet)
+        printf("lab down: %zu processes stopped, %zu namespaces removed, %s removed\n", killed, nsdel, L.statedir);
+    if (!quiet && *kept) printf("logs kept in %s (down --drop-logs removes them with the lab)\n", kept);
     return 0;
 }

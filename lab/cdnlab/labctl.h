@@ -30,6 +30,7 @@ struct lab_ctx {
     int base;
     int verbose;
     char profile[16];           /* anycast timer profile override from `up --profile` */
+    int prometheus;             /* `up --prometheus` (prom.c) */
     cdn_conf_t *conf;
     struct lab_topo *topo;
     struct lab_plan plan;
@@ -59,6 +60,12 @@ int lab_load_state(void);
 void lab_load_topology(const char *p);
 /* The recorded processes, a later record of a name replacing an earlier one; their number. */
 size_t lab_read_procs(struct lab_proc_rec *out, size_t max);
+/* The registry of labs that are up ($CDN_LAB_REGISTRY or /tmp/cdn-lab-labs-UID): up adds this lab,
+ * down removes it; list: the state directories of the labs registered whose state file exists
+ * (stale entries are dropped), their number; *dir gets the registry's folder. */
+void lab_registry_add(void);
+void lab_registry_del(void);
+int lab_registry_list(char (*out)[PATH_MAX], int max, char *dir, size_t dirlen);
 
 /* --- proc.c --- */
 int lab_proc_alive(pid_t pid, unsigned long long start);
@@ -119,12 +126,19 @@ int lab_cmd_change(int argc, char **argv);
 int lab_cmd_outbox(void);
 void lab_db_outbox_start(void);
 
+/* --- prom.c: `up --prometheus`, Debian's prometheus scraping every daemon (optional) --- */
+void lab_prometheus_up(void);
+void lab_prometheus_where(FILE *f);
+/* --- top.c: the live view (and the status page with --http) --- */
+int lab_cmd_top(int argc, char **argv);
+
 /* lab/cdnlab/blackhole.c: run inside the interface's namespace, after `tc qdisc add ... clsact`. */
 int lab_blackhole_attach(const char *ifname, char *err, size_t errlen);
 
 /* --- the commands; each returns the exit status --- */
 int lab_cmd_up(const char *topo, const char *mode, const char *profile);
-int lab_cmd_down(int quiet);
+/* keep_logs: move the logs, load logs and scrapes out of the state directory first (down.c) */
+int lab_cmd_down(int quiet, int keep_logs);
 int lab_cmd_status(void);
 int lab_cmd_env(void);
 int lab_cmd_fault(const char *what, const char *host);

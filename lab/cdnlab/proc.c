@@ -93,7 +93,7 @@ int lab_runf(int quiet, const char *fmt, ...)
 
 void lab_must(int rc, const char *what)
 {
-    if (rc != 0) lab_die("%s failed (exit %d); run `" PROG " down` to clean up", what, rc);
+    if (rc != 0) lab_die("%s failed (exit %d); to clean up:\n  " PROG " -s %s down", what, rc, L.statedir);
 }
 
 /* Runs fn inside network namespace ns (or here, for ""), then comes back. */

@@ -20,6 +20,7 @@
 
 #include "lab/cdnlab/labrun.h"
 #include "lab/lib/workload.h"
+#include "lab/lib/top.h" /* lab_hit_curve: the hit-ratio plot's points */
 
 struct agg {
     char key[40];
@@ -137,6 +138,19 @@ int lab_cmd_report(struct lab_run *r, int argc, char **argv)
     return rc;
 }
 
+/* `down` moves the lab's logs next to the last report written outside the state directory:
+ * "report DIR" in the state file (defdir is STATE/report). */
+static void note_report_dir(const char *defdir, const char *odir)
+{
+    char abs[PATH_MAX], st[PATH_MAX];
+    if (!strcmp(odir, defdir) || !realpath(odir, abs)) return;
+    snprintf(st, sizeof(st), "%.*s/state", (int)(strlen(defdir) - strlen("/report")), defdir);
+    FILE *f = fopen(st, "a");
+    if (!f) return;
+    fprintf(f, "report %s\n", abs);
+    fclose(f);
+}
+
 /* Output: -o DIR, else STATE/report (never the current directory; `down` removes STATE, so a
  * report to keep goes to -o). 0, or the exit status. */
 static int out_dir(const char *defdir, int argc, char **argv, const char **odir)
@@ -154,6 +168,7 @@ static int out_dir(const char *defdir, int argc, char **argv, const char **odir)
         fprintf(stderr, "cdn-lab: report: cannot make %s: %s\n", *odir, strerror(errno));
         return 1;
     }
+    note_report_dir(defdir, *odir);
     return 0;
 }
 
@@ -329,6 +344,63 @@ static int write_tiers(const struct report *R, const char *tiers_tsv)
     return ntiers;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* hitratio.tsv from timeline.tsv: per edge (one gnuplot index each, in R->edges' order) a point
+ * every second with the hit ratio of the last 5 s and the cumulative one (lab_hit_curve: a 1 s bin
+ * at 30 req/s was noise, and the run's last second, its stragglers, made an empty last bin). */
+static void write_hitratio(const struct report *R, const char *out)
+{
+    FILE *in = fopen(R->tsv, "r"), *o = fopen(out, "w");
+    double *t[64] = {0};
+    unsigned char *h[64] = {0};
+    size_t n[64] = {0}, cap[64] = {0};
+    char line[256], ed[64];
+    double tt;
+    int hit;
+    while (in && o && fgets(line, sizeof(line), in))
+        if (sscanf(line, "%lf\t%63[^\t]\t%d", &tt, ed, &hit) == 3)
+            for (size_t e = 0; e < R->ne && e < 64; e++) {
+                if (strcmp(R->edges[e].key, ed)) continue;
+                if (n[e] == cap[e]) {
+                    size_t nc = cap[e] ? cap[e] * 2 : 1024;
+                    double *nt = realloc(t[e], nc * sizeof(double));
+                    if (nt) t[e] = nt;
+                    unsigned char *nh = realloc(h[e], nc);
+                    if (nh) h[e] = nh;
+                    if (!nt || !nh) break;
+                    cap[e] = nc;
+                }
+                t[e][n[e]] = tt;
+                h[e][n[e]++] = (unsigned char)(hit != 0);
+                break;
+            }
+    for (size_t e = 0; o && e < R->ne && e < 64; e++) {
+        /* in time order (the regions' logs follow each other in the timeline): a hit is t's
+         * lowest bit after scaling to microseconds, so one sort keeps the pairs together */
+        for (size_t i = 0; i < n[e]; i++) t[e][i] = floor(t[e][i] * 1e6) * 2 + h[e][i];
+        qsort(t[e], n[e], sizeof(double), cmp_double);
+        for (size_t i = 0; i < n[e]; i++) {
+            h[e][i] = (unsigned char)fmod(t[e][i], 2.0);
+            t[e][i] = (t[e][i] - h[e][i]) / 2e6;
+        }
+        struct lab_hit_point pt[4096];
+        size_t k = lab_hit_curve(t[e], h[e], n[e], 1.0, 5.0, 5, pt, 4096);
+        fprintf(o, "# %s: t  hit ratio (last 5 s)  cumulative  requests in the window\n", R->edges[e].key);
+        for (size_t i = 0; i < k; i++) fprintf(o, "%.0f\t%.4f\t%.4f\t%zu\n", pt[i].t, pt[i].win, pt[i].cum, pt[i].n);
+        if (!k) fprintf(o, "nan\tnan\tnan\t0\n"); /* keeps the edge's index */
+        fprintf(o, "\n\n");
+        free(t[e]);
+        free(h[e]);
+    }
+    if (in) fclose(in);
+    if (o) fclose(o);
+}
+
 /* plots.gp: hit ratio over time per edge, latency CDF per region, requests per tier; PNG and SVG.
  * -1 if it cannot be written. */
 static int write_gnuplot(const struct report *R, const char *gp)
@@ -339,16 +411,19 @@ static int write_gnuplot(const struct report *R, const char *gp)
     char tiers_tsv[PATH_MAX];
     snprintf(tiers_tsv, sizeof(tiers_tsv), "%s/tiers.tsv", odir);
     int ntiers = write_tiers(R, tiers_tsv);
+    char hr_tsv[PATH_MAX];
+    snprintf(hr_tsv, sizeof(hr_tsv), "%s/hitratio.tsv", odir);
+    write_hitratio(R, hr_tsv);
     fprintf(f, "set datafile separator '\\t'\n");
     for (int fmt = 0; fmt < 2; fmt++) {
         const char *term = fmt ? "svg size 900,500" : "pngcairo size 900,500", *ext = fmt ? "svg" : "png";
         fprintf(f, "set terminal %s\n", term);
-        fprintf(f, "set output '%s/hitratio.%s'\nset title 'hit ratio over time per edge (1 s bins)'\n"
+        fprintf(f, "set output '%s/hitratio.%s'\nset title 'hit ratio per edge: last 5 s (solid), cumulative (dashed)'\n"
                    "set xlabel 'seconds'\nset ylabel 'hit ratio'\nset yrange [0:1]\nset key outside\n", odir, ext);
         fprintf(f, "plot ");
         for (size_t i = 0; i < R->ne; i++)
-            fprintf(f, "%s'%s' using (floor($1)):(strcol(2) eq '%s' ? $3 : NaN) smooth unique with linespoints title '%s'",
-                    i ? ", " : "", R->tsv, R->edges[i].key, R->edges[i].key);
+            fprintf(f, "%s'%s' index %zu using 1:2 with lines lw 2 lc %zu title '%s', '' index %zu using 1:3 with lines dt 2 lc %zu notitle",
+                    i ? ", " : "", hr_tsv, i, i + 1, R->edges[i].key, i, i + 1);
         fprintf(f, "\nset output '%s/latency_cdf.%s'\nset title 'latency CDF per region'\nset xlabel 'ms'\n"
                    "set ylabel 'fraction'\nset logscale x\nplot ", odir, ext);
         for (size_t i = 0; i < R->nreg; i++)

@@ -81,7 +81,7 @@ static void wait_routing(const char *what, int (*cond)(const struct lab_node *),
             snprintf(name, sizeof(name), "bird-%s", L.plan.nodes[bad].name);
             fprintf(stderr, PROG ": %s: not ready after %d s (%s); its log:\n", L.plan.nodes[bad].name, deadline_s, what);
             lab_tail_log(name);
-            lab_die("start-up failed; run `" PROG " down -s %s` to clean up", L.statedir);
+            lab_die("start-up failed; to clean up:\n  " PROG " -s %s down", L.statedir);
         }
         usleep(100000);
     }

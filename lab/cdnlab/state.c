@@ -2,11 +2,13 @@
  * things come to exist, read back by every later command), the lab's identity (namespace prefix,
  * loopback base) and loading the topology and its plan. */
 #include "config.h"
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cdn/http.h"
@@ -107,5 +109,65 @@ size_t lab_read_procs(struct lab_proc_rec *out, size_t max)
         if (i < max) out[i] = r;
     }
     fclose(f);
+    return n;
+}
+
+/* --- the registry of labs that are up: one file per lab (named by its prefix, holding its state
+ * directory) in $CDN_LAB_REGISTRY or /tmp/cdn-lab-labs-UID, written by `up`, removed by `down`,
+ * so that commands find the lab without -s or CDN_LAB_DIR when only one is up --- */
+static void registry_dir(char *out, size_t n)
+{
+    const char *e = getenv("CDN_LAB_REGISTRY");
+    if (e && *e) snprintf(out, n, "%s", e);
+    else snprintf(out, n, "/tmp/cdn-lab-labs-%d", (int)getuid());
+}
+
+void lab_registry_add(void)
+{
+    char d[PATH_MAX], p[PATH_MAX + 64];
+    registry_dir(d, sizeof(d));
+    mkdir(d, 0700);
+    snprintf(p, sizeof(p), "%s/%s", d, L.prefix);
+    FILE *f = fopen(p, "w");
+    if (!f) return; /* without it, -s or CDN_LAB_DIR still work */
+    fprintf(f, "%s\n", L.statedir);
+    fclose(f);
+}
+
+void lab_registry_del(void)
+{
+    char d[PATH_MAX], p[PATH_MAX + 64];
+    registry_dir(d, sizeof(d));
+    snprintf(p, sizeof(p), "%s/%s", d, L.prefix);
+    unlink(p);
+}
+
+int lab_registry_list(char (*out)[PATH_MAX], int max, char *dir, size_t dirlen)
+{
+    registry_dir(dir, dirlen);
+    DIR *dd = opendir(dir);
+    int n = 0;
+    if (!dd) return 0;
+    struct dirent *e;
+    while ((e = readdir(dd)) && n < max) {
+        if (e->d_name[0] == '.') continue;
+        char p[PATH_MAX + 300], sd[PATH_MAX], st[PATH_MAX + 16];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        char *r = fgets(sd, sizeof(sd), f);
+        fclose(f);
+        if (!r) continue;
+        sd[strcspn(sd, "\n")] = 0;
+        snprintf(st, sizeof(st), "%s/state", sd);
+        if (*sd != '/' || access(st, F_OK) != 0) {
+            unlink(p); /* its state directory is gone: the lab is not up */
+            continue;
+        }
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= !strcmp(out[i], sd);
+        if (!dup) snprintf(out[n++], PATH_MAX, "%s", sd);
+    }
+    closedir(dd);
     return n;
 }

@@ -238,6 +238,7 @@ static void print_where(FILE *f)
     int c0 = lab_plan_find(p, LAB_CLIENT, 0);
     fprintf(f, "try: %s%s%skdig @%s -p %d %s.%s\n", *p->nodes[c0].ns ? "ip netns exec " : "", p->nodes[c0].ns,
             *p->nodes[c0].ns ? " " : "", p->nodes[dns].addr, LAB_PORT_DNS, hn[0], t->zone);
+    lab_prometheus_where(f);
 }
 
 /* A lab already in the state directory: refuse if any of its processes lives, else clean up the
@@ -251,8 +252,8 @@ static void check_not_up(void)
     struct lab_proc_rec pr[256];
     size_t n = lab_read_procs(pr, 256), alive = 0;
     for (size_t i = 0; i < n; i++) alive += lab_proc_alive(pr[i].pid, pr[i].start);
-    if (alive) lab_die("a lab is already up in %s (%zu processes); `" PROG " down -s %s` first", L.statedir, alive, L.statedir);
-    lab_cmd_down(1); /* leftovers of a crashed run */
+    if (alive) lab_die("a lab is already up in %s (%zu processes); take it down first:\n  " PROG " -s %s down", L.statedir, alive, L.statedir);
+    lab_cmd_down(1, 1); /* leftovers of a crashed run (their logs kept) */
 }
 
 static void choose_mode(const char *mode)
@@ -300,6 +301,7 @@ static void make_state(void)
     lab_state_add("base %d", L.base);
     lab_state_add("topology %s", L.topo_path);
     lab_state_add("started %ld", (long)time(NULL));
+    lab_registry_add(); /* commands find it without -s when it is the only lab up */
 }
 
 /* The TLS pair for *.zone, and the key the lab's edges know each other by (cdn-edge
@@ -383,6 +385,7 @@ int lab_cmd_up(const char *topo, const char *mode, const char *profile)
     start_kind(LAB_EDGE, 30);
     if (L.plan.anycast) lab_anycast_up();
     start_kind(LAB_DNS, 20);
+    if (L.prometheus) lab_prometheus_up(); /* prom.c: optional, after every daemon it scrapes */
     lab_state_add("up %ld", (long)time(NULL));
     print_where(stdout);
     return 0;

@@ -394,8 +394,10 @@ void lab_cmd_app(const struct lab_topo *t, const struct lab_plan *p, int node, c
     lab_argv_add(a, "%s", n->name);
     lab_argv_add(a, "--cdn-host");
     lab_argv_add(a, "https://%s.%s:%d", hn[0], t->zone, LAB_PORT_HTTPS);
-    lab_argv_add(a, "--access-log");
+    lab_argv_add(a, "--access-log"); /* JSON lines, as its name says */
     lab_argv_add(a, "%s/logs/access-%s.json", statedir, n->name);
+    lab_argv_add(a, "--access-log-format");
+    lab_argv_add(a, "json");
     if (t->origin.delay_ms) {
         lab_argv_add(a, "--delay");
         lab_argv_add(a, "%llu", (unsigned long long)t->origin.delay_ms);
@@ -416,8 +418,10 @@ void lab_cmd_lb(const struct lab_topo *t, const struct lab_plan *p, int node, co
     lab_argv_add(a, "%s/admin.key", statedir);
     lab_argv_add(a, "--algo");
     lab_argv_add(a, "%s", t->origin.algo);
-    lab_argv_add(a, "--access-log");
-    lab_argv_add(a, "%s/lb-access.log", statedir);
+    lab_argv_add(a, "--access-log"); /* JSON lines, beside the others */
+    lab_argv_add(a, "%s/logs/access-%s.json", statedir, n->name);
+    lab_argv_add(a, "--access-log-format");
+    lab_argv_add(a, "json");
     for (unsigned i = 0; i < t->origin.apps; i++) {
         lab_argv_add(a, "-b");
         lab_argv_add(a, "http://%s:%d", p->nodes[lab_plan_find(p, LAB_APP, (int)i)].addr, LAB_PORT_APP);

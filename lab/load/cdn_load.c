@@ -53,9 +53,12 @@ struct load {
     int stopping, done, tty;
     uint64_t issued, finished, errors, hits, measured, dns_err;
     uint64_t inflight;
-    uint64_t last_finished, last_hits;
+    uint64_t last_finished, last_hits, last_errors;
+    double progress_s, last_print; /* --progress: seconds between lines off a terminal (0: none) */
     unsigned long long bytes;
     struct lreq *live; /* every request not finished yet: logged as cut if the run ends first */
+    struct { char what[72]; uint64_t n; } ekind[16]; /* errors by kind (the first 16 kinds; the rest "other") */
+    size_t nekind;
 };
 
 struct lreq {
@@ -80,6 +83,27 @@ static double mono_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* An error by kind (the transport's message, or the HTTP status); the first of each kind is
+ * printed when it happens (with the edge and the time), so it stays in the region's log. */
+static void count_error(struct load *L, const struct lreq *q, const char *errstr, double t)
+{
+    char what[72];
+    if (errstr) snprintf(what, sizeof(what), "%.70s", errstr);
+    else snprintf(what, sizeof(what), "HTTP %d", q->status);
+    size_t i;
+    for (i = 0; i < L->nekind; i++)
+        if (!strcmp(L->ekind[i].what, what)) break;
+    if (i == L->nekind) {
+        if (L->nekind == sizeof(L->ekind) / sizeof(L->ekind[0])) i--, snprintf(L->ekind[i].what, sizeof(what), "other");
+        else {
+            snprintf(L->ekind[L->nekind++].what, sizeof(what), "%s", what);
+            fprintf(stderr, PROG ": %s: %.1fs first error of its kind: %s (edge %s)\n", L->region, t, what,
+                    *q->edge ? q->edge : (*q->ip ? q->ip : "-"));
+        }
+    }
+    L->ekind[i].n++;
+}
+
 static void finish(struct lreq *q, const char *errstr)
 {
     struct load *L = q->L;
@@ -102,7 +126,10 @@ static void finish(struct lreq *q, const char *errstr)
     if (q->next) q->next->prev = q->prev;
     L->finished++;
     L->inflight--;
-    if (errstr || q->status >= 500 || q->status == 0) L->errors++;
+    if (errstr || q->status >= 500 || q->status == 0) {
+        L->errors++;
+        count_error(L, q, errstr, r.t);
+    }
     if (q->phase == 'm') L->measured++;
     if (!errstr && !strcmp(q->cache, "hit")) L->hits++;
     L->bytes += q->bytes;
@@ -214,23 +241,30 @@ static void on_arrive(cdn_timer_t *t, void *data)
     cdn_timer_start(t, (uint64_t)(gap * 1000.0 + 0.5));
 }
 
+/* The progress line: rates since the last line (final: over the whole run), the errors of that
+ * interval in brackets when there were any. */
 static void print_progress(struct load *L, int final)
 {
-    double el = (mono_ms() - L->t0) / 1000.0;
-    uint64_t df = L->finished - L->last_finished, dh = L->hits - L->last_hits;
-    fprintf(stderr, "%s[%s] %5.1fs %6.0f req/s  hit %5.1f%%  done %llu  errors %llu  in flight %llu%s", L->tty ? "\r" : "",
-            L->region, el, final ? (el > 0 ? L->finished / el : 0) : (double)df,
+    double now = mono_ms(), el = (now - L->t0) / 1000.0, since = (now - L->last_print) / 1000.0;
+    uint64_t df = L->finished - L->last_finished, dh = L->hits - L->last_hits, de = L->errors - L->last_errors;
+    char new_err[32] = "";
+    if (!final && de) snprintf(new_err, sizeof(new_err), " (+%llu)", (unsigned long long)de);
+    fprintf(stderr, "%s[%s] %5.1fs %6.0f req/s  hit %5.1f%%  done %llu  errors %llu%s  in flight %llu%s%s", L->tty ? "\r" : "",
+            L->region, el, final ? (el > 0 ? L->finished / el : 0) : (since > 0 ? df / since : 0),
             (final ? (L->finished ? 100.0 * L->hits / L->finished : 0) : (df ? 100.0 * dh / df : 0)),
-            (unsigned long long)L->finished, (unsigned long long)L->errors, (unsigned long long)L->inflight,
-            L->tty && !final ? "   " : "\n");
+            (unsigned long long)L->finished, (unsigned long long)L->errors, new_err, (unsigned long long)L->inflight,
+            final ? "  (whole run)" : "", L->tty && !final ? "   " : "\n");
     L->last_finished = L->finished;
     L->last_hits = L->hits;
+    L->last_errors = L->errors;
+    L->last_print = now;
 }
 
 static void on_progress(cdn_timer_t *t, void *data)
 {
     struct load *L = data;
-    if (L->tty) print_progress(L, 0);
+    double since = (mono_ms() - L->last_print) / 1000.0;
+    if (L->tty || (L->progress_s > 0 && since >= L->progress_s - 0.05)) print_progress(L, 0);
     if (L->log) fflush(L->log);
     cdn_timer_start(t, 1000);
 }
@@ -265,6 +299,7 @@ static void usage(FILE *f)
                "  -d, --duration D        (default 10s)   -W, --warmup D (default 0)\n"
                "  -N, --max-requests N    stop after N requests\n"
                "  -s, --seed S            same seed, same request sequence (default 1)\n"
+               "      --progress S        off a terminal, a progress line every S seconds (default 5; 0: none)\n"
                "  -l, --log FILE          per-request log (TSV: t phase region edge status bytes ms cache url)\n");
 }
 
@@ -277,10 +312,13 @@ struct opts {
     uint64_t seed;
 };
 
+enum { O_PROGRESS = 300 }; /* long options without a letter */
+
 /* -1 to go on, else the exit status. */
 static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
 {
     static const struct option lo[] = {
+        {"progress", 1, NULL, O_PROGRESS},
         {"region", 1, NULL, 'r'}, {"dns", 1, NULL, 'D'}, {"source", 1, NULL, 'S'}, {"zone", 1, NULL, 'z'},
         {"hosts", 1, NULL, 'H'}, {"port", 1, NULL, 'p'}, {"h2c", 0, NULL, 'C'}, {"workload", 1, NULL, 'w'},
         {"products", 1, NULL, 'n'}, {"alpha", 1, NULL, 'a'}, {"rate", 1, NULL, 'R'}, {"concurrency", 1, NULL, 'c'},
@@ -313,6 +351,7 @@ static int parse_opts(int argc, char **argv, struct load *L, struct opts *o)
         case 'N': L->max_req = strtoull(optarg, NULL, 10); break;
         case 's': o->seed = strtoull(optarg, NULL, 10); break;
         case 'l': o->logp = optarg; break;
+        case O_PROGRESS: L->progress_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         bad:
@@ -392,7 +431,7 @@ static int setup_clients(struct load *L, struct opts *o)
 static void start(struct load *L, const char *logp)
 {
     L->tty = isatty(2);
-    L->t0 = mono_ms();
+    L->t0 = L->last_print = mono_ms();
     if (logp) { /* the log's t is relative to this CLOCK_MONOTONIC time (cdn-lab's faults.tsv uses it too) */
         char tp[4096];
         snprintf(tp, sizeof(tp), "%s.t0", logp);
@@ -428,6 +467,8 @@ static void finish_run(struct load *L)
     fprintf(stderr, PROG ": %s: %llu requests, %llu errors (%llu DNS), %.1f%% hits, %llu body bytes\n", L->region,
             (unsigned long long)L->finished, (unsigned long long)L->errors, (unsigned long long)L->dns_err,
             L->finished ? 100.0 * L->hits / L->finished : 0, L->bytes);
+    for (size_t i = 0; i < L->nekind; i++)
+        fprintf(stderr, PROG ": %s: errors: %llu x %s\n", L->region, (unsigned long long)L->ekind[i].n, L->ekind[i].what);
     free((void *)L->wl.trace); /* the buffer lab_trace_slurp gave us (NULL without a trace) */
     /* Clean exit (LeakSanitizer): requests still in flight after the stragglers' grace are
      * cancelled without callbacks by cdn_httpc_free. */
@@ -442,7 +483,8 @@ static void finish_run(struct load *L)
 
 int main(int argc, char **argv)
 {
-    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000};
+    struct load L = {.region = "here", .zone = "shop.test", .hosts = {"img", "www"}, .tls = 1, .dur_ms = 10000, .max_inflight = 2000,
+                     .progress_s = 5};
     struct opts o = {.workload = "shopper", .products = 2000, .alpha = 0.9, .seed = 1};
     int rc = parse_opts(argc, argv, &L, &o);
     if (rc >= 0 || (rc = init_workload(&L, &o)) >= 0) return rc;
@@ -452,6 +494,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (setup_clients(&L, &o) < 0) return 1;
+    fprintf(stderr, PROG ": %s: workload %s, seed %llu (-s %llu repeats the request sequence)\n", L.region, o.workload,
+            (unsigned long long)o.seed, (unsigned long long)o.seed);
     start(&L, o.logp);
     while (!L.done) h2o_evloop_run(L.loop, 100);
     finish_run(&L);

@@ -193,6 +193,7 @@ static void usage(FILE *f)
                "      --no-health            no active checks (backends start up)\n"
                "      --connect-timeout MS / --first-byte-timeout MS\n"
                "      --access-log FILE / --error-log FILE / --pid-file FILE\n"
+               "      --access-log-format combined|json   (default combined)\n"
                "  -c, --config FILE          YAML config (see origin/examples/shop-lb.yaml)\n"
                "  -t, --test                 check the config and exit\n"
                "  -V, --version / -h, --help\n");
@@ -213,7 +214,7 @@ static int num(const char *arg, long lo, long hi, const char *what, long *out)
 
 int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
 {
-    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID, O_THREADS };
+    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID, O_THREADS, O_ALOGF };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'a'}, {"backend", required_argument, NULL, 'b'},
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
@@ -225,11 +226,12 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         {"slow-start", required_argument, NULL, O_SLOW}, {"no-health", no_argument, NULL, O_NOHEALTH},
         {"connect-timeout", required_argument, NULL, O_CTO}, {"first-byte-timeout", required_argument, NULL, O_FBTO},
         {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
+        {"access-log-format", required_argument, NULL, O_ALOGF},
         {"pid-file", required_argument, NULL, O_PID}, {"threads", required_argument, NULL, O_THREADS},
         {NULL, 0, NULL, 0}};
     int ch, bad = 0;
     *cl = (struct lb_cmdline){.algo = LB_RR, .retries = -1, .threads = -1, .hint = -1, .rise = -1, .fall = -1,
-                              .slow = -1, .cto = -1, .fbto = -1};
+                              .slow = -1, .cto = -1, .fbto = -1, .alog_format = -1};
     while (!bad && (ch = getopt_long(argc, argv, "a:b:c:tVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': cl->listen = optarg; break;
@@ -262,6 +264,13 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         case O_CTO: bad = num(optarg, 1, 600000, "--connect-timeout", &cl->cto); break;
         case O_FBTO: bad = num(optarg, 1, 3600000, "--first-byte-timeout", &cl->fbto); break;
         case O_ALOG: cl->alog = optarg; break;
+        case O_ALOGF:
+            for (cl->alog_format = 0; alog_formats[cl->alog_format] && strcmp(alog_formats[cl->alog_format], optarg); cl->alog_format++) {}
+            if (!alog_formats[cl->alog_format]) {
+                fprintf(stderr, PROG ": --access-log-format combined|json\n");
+                return 3;
+            }
+            break;
         case O_ELOG: cl->elog = optarg; break;
         case O_PID: cl->pid = optarg; break;
         default: usage(stderr); return 3;
@@ -309,6 +318,7 @@ static int apply_cmdline(const struct lb_cmdline *cl, struct lb_conf *c, char *e
     if (cl->cto > 0) c->timeouts.connect = (uint64_t)cl->cto;
     if (cl->fbto > 0) c->timeouts.first_byte = (uint64_t)cl->fbto;
     if (cl->alog) c->access_log = cl->alog;
+    if (cl->alog_format >= 0) c->access_log_format = cl->alog_format;
     if (cl->elog) c->error_log = cl->elog;
     if (cl->pid) c->pid_file = cl->pid;
     if (c->health.path == NULL || c->health.path[0] != '/') {

@@ -120,6 +120,7 @@ struct lb_cmdline {
     int nb, algo, test, nohealth;
     long retries, threads, hint, rise, fall, slow, cto, fbto;
     const char *alog, *elog, *pid;
+    int alog_format; /* --access-log-format: -1 unset, else enum cdn_alog_format */
 };
 
 /* Parses argv: 0 to go on, or the exit code (+1: 0 for --help/--version, 2 for a usage error). */

@@ -71,6 +71,7 @@ struct app_conf {
  * NULL or -1. */
 struct app_cmdline {
     const char *conf_path, *listen, *db, *cdn, *name, *alog, *elog, *pid;
+    int alog_format; /* --access-log-format: -1 unset, else enum cdn_alog_format */
     long generate, threads, delay;
     long long seed;
     double erate;

@@ -129,6 +129,7 @@ static int apply_cmdline(const struct app_cmdline *cl, struct app_conf *c, char 
     if (cl->cdn) c->cdn_host = cl->cdn;
     if (cl->name) c->name = cl->name;
     if (cl->alog) c->access_log = cl->alog;
+    if (cl->alog_format >= 0) c->access_log_format = cl->alog_format;
     if (cl->elog) c->error_log = cl->elog;
     if (cl->pid) c->pid_file = cl->pid;
     if (cl->threads > 0) c->threads = (unsigned)cl->threads;
@@ -189,6 +190,7 @@ static void usage(FILE *f)
             "      --delay MS          service delay per request, in milliseconds\n"
             "      --error-rate P      fraction of requests answered 500 (0..1)\n"
             "      --access-log FILE   access log (\"-\" = stdout)\n"
+            "      --access-log-format combined|json   (default combined)\n"
             "      --error-log FILE    error log (default stderr)\n"
             "      --pid-file FILE     write the pid there\n"
             "  -V, --version           print the version\n"
@@ -248,7 +250,7 @@ static int option_value(int ch, const char *arg, struct app_cmdline *cl)
 int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
 {
     /* the first five are option_value's */
-    enum { O_GENERATE = 256, O_SEED, O_THREADS, O_DELAY, O_ERATE, O_DB, O_CDN, O_NAME, O_ALOG, O_ELOG, O_PID };
+    enum { O_GENERATE = 256, O_SEED, O_THREADS, O_DELAY, O_ERATE, O_DB, O_CDN, O_NAME, O_ALOG, O_ELOG, O_PID, O_ALOGF };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
@@ -257,9 +259,10 @@ int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
         {"cdn-host", required_argument, NULL, O_CDN}, {"name", required_argument, NULL, O_NAME},
         {"delay", required_argument, NULL, O_DELAY}, {"error-rate", required_argument, NULL, O_ERATE},
         {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
+        {"access-log-format", required_argument, NULL, O_ALOGF},
         {"pid-file", required_argument, NULL, O_PID}, {NULL, 0, NULL, 0}};
     int ch;
-    *cl = (struct app_cmdline){.generate = -1, .threads = -1, .delay = -1, .seed = -1, .erate = -1};
+    *cl = (struct app_cmdline){.generate = -1, .threads = -1, .delay = -1, .seed = -1, .erate = -1, .alog_format = -1};
     while ((ch = getopt_long(argc, argv, "a:c:tVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': cl->listen = optarg; break;
@@ -275,6 +278,13 @@ int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
         case O_CDN: cl->cdn = optarg; break;
         case O_NAME: cl->name = optarg; break;
         case O_ALOG: cl->alog = optarg; break;
+        case O_ALOGF:
+            for (cl->alog_format = 0; alog_formats[cl->alog_format] && strcmp(alog_formats[cl->alog_format], optarg); cl->alog_format++) {}
+            if (!alog_formats[cl->alog_format]) {
+                fprintf(stderr, PROG ": --access-log-format combined|json\n");
+                return 3;
+            }
+            break;
         case O_ELOG: cl->elog = optarg; break;
         case O_PID: cl->pid = optarg; break;
         default: usage(stderr); return 3;

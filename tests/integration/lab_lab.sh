@@ -67,7 +67,8 @@ PY
     is "$(cut -f8 "$T/us-$mode.log" | sort -u)" "miss/parent" "$mode: us1's misses answered by the shield's cache"
     is "$(cut -f4 "$T/us-$mode.log" | sort -u)" "us1" "$mode: us client sent to us1, never to the shield"
     # Bounded shopper load from every region, then the report.
-    "$lab" -s "$S" load -c 4 -d 3s -W 1s >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
+    # a fixed seed (load draws a fresh one per run otherwise): the same requests in every run
+    "$lab" -s "$S" load -c 4 -d 3s -W 1s --seed 1 >"$T/load.txt" 2>&1; ok $? "$mode: load from every region"
     "$lab" -s "$S" report -o "$T/rep-$mode" >"$T/report-$mode.txt" 2>&1; ok $? "$mode: report"
     rep=$(cat "$T/report-$mode.txt")
     # Nothing lands in the current directory: without -o the report goes to STATE/report; -o makes

@@ -3,19 +3,21 @@
 # and edge_disk_objects counted objects that never reached the disk; on this machine's RocksDB
 # (Debian's 7.8, built with assertions) the write after a failed one aborted cdn-edge. Now: one
 # line, the tier read-only until there is room, counts that say what is stored, every body still
-# right, and the tier back when space returns. Needs root to mount a small tmpfs.
+# right, and the tier back when space returns. Puts reach the disk when a memtable (8 MiB) is
+# flushed, so the tmpfs is 64 MiB with 5 MiB free: the first flush fails, and the tier waits for
+# room for two memtables before it writes again. Needs root to mount a tmpfs.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 plan 12
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
 mkdir -p "$T/db"
-if ! mount -t tmpfs -o size=8m tmpfs "$T/db" 2>/dev/null; then
+if ! mount -t tmpfs -o size=64m tmpfs "$T/db" 2>/dev/null; then
     for i in $(seq 1 12); do skip "cannot mount a tmpfs here (needs root)"; done
     exit 0
 fi
 trap 'rc=$?; stop edge; umount "$T/db" 2>/dev/null; (exit $rc); _cleanup' EXIT
-dd if=/dev/zero of="$T/db/filler" bs=1M count=3 2>/dev/null
+dd if=/dev/zero of="$T/db/filler" bs=1M count=59 2>/dev/null
 OP=$(free_port); EP=$(free_port); AP=$(free_port)
 start origin python3 "$top_srcdir/tests/integration/edge_origin.py" "$OP"
 wait_port 127.0.0.1 "$OP" || bail "origin did not start"
