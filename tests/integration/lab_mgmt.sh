@@ -20,7 +20,7 @@ for c in curl kdig redis-server; do
     command -v $c >/dev/null 2>&1 || { for i in $(seq 1 20); do skip "$c is not installed"; done; exit 0; }
 done
 S="$T/st"
-trap '"$lab" -s "$S" down >/dev/null 2>&1; _cleanup' EXIT
+trap '"$lab" -s "$S" down --drop-logs >/dev/null 2>&1; _cleanup' EXIT
 out=$("$lab" -s "$S" up --mode netns "$top_srcdir/lab/topologies/default.yaml" 2>&1); rc=$?
 is "$rc" 0 "up (namespaces)"
 [ $rc -eq 0 ] || { diag "$out"; for i in $(seq 2 20); do skip "the lab did not come up"; done; exit 0; }
