@@ -27,10 +27,10 @@ is "$rc" 0 "$mode: up"
 # F 4 s: per edge at most 5 failures + 3 probes (one per 2 s) + 4 of slack (in flight at the fault,
 # a child passing over its parent)
 F=4
-"$lab" -s "$S" drill --drills origin-down,app-kill --modes on -W 6 -F $F -R 3 --rate 20 -o "$T/d-on" \
+"$lab" -s "$S" drill --drills origin-down,app-kill --modes on -W 6 -F $F -R 4 --rate 20 -o "$T/d-on" \
     >"$T/on.txt" 2>"$T/on.err"
 is "$?" 0 "drill origin-down and app-kill, breaker on: ran"
-"$lab" -s "$S" drill --drills origin-down --modes off -W 6 -F $F -R 3 --rate 20 -o "$T/d-off" \
+"$lab" -s "$S" drill --drills origin-down --modes off -W 6 -F $F -R 4 --rate 20 -o "$T/d-off" \
     >"$T/off.txt" 2>"$T/off.err"
 is "$?" 0 "drill origin-down, breaker off: ran"
 col() {  # col FILE DRILL COLUMN-NAME
