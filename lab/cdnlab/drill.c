@@ -34,9 +34,18 @@
  * retries), app-hang (app1 stopped with SIGSTOP: shop-lb's first-byte timeout and hedged
  * retries), parent-down (the shield killed). The undo restarts or continues what the fault took.
  *
- * Output: the table on stdout and in OUT/drill.txt, one line per run in OUT/drill.tsv, each
- * run's client logs as OUT/NAME-MODE-REGION.log. Leaves the edges in "off" (the lab's default
- * command lines) unless the last mode run was "on". */
+ * The modes of a drill run side by side, their order alternating from drill to drill (on-off,
+ * off-on, ...): the caches only grow during a set, so a mode always run second would find more
+ * of the long tail cached.
+ *
+ * Output: the table on stdout and in OUT/drill.txt (default OUT: STATE/drill), one line per run
+ * in OUT/drill.tsv (with the fast-stale and breaker-stale answers, t_fault and t_back), each
+ * run's client logs as OUT/NAME-MODE-REGION.log. Leaves the edges in the mode of the last run
+ * ("off": the lab's own command lines, with every drill in both modes).
+ *
+ * Rules: one process, single-threaded; the processes it restarts are recorded in the state file
+ * like `up`'s (lab_start_proc), so `down` stops them. A restart waits until the old process is
+ * gone, not only a zombie leader: a cdn-edge's other threads hold its RocksDB lock meanwhile. */
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
