@@ -744,6 +744,8 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     return (const char **)blk;
 }
 
+static void on_brk_fb_deadline(h2o_timeout_entry_t *entry);
+
 /* Sends the fetch to its next upstream: the key's first parent that is up and not yet tried,
  * else the origin (unless parent_only). 0 when started, -1 when there is nowhere to go. */
 int fetch_send(struct fetch *f, const void *body, size_t body_len)
@@ -830,6 +832,11 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int r = 0;
     if (!fetch_is_over(f))
         f->hr = hr;
+    if (hr != NULL && f->brk_sent && f->w->brk_fb_on && !fetch_is_over(f) && !fetch_has_head(f) &&
+        !h2o_timeout_is_linked(&f->brk_fb_entry)) {
+        f->brk_fb_entry.cb = on_brk_fb_deadline;
+        h2o_timeout_link(f->w->ctx->loop, &f->w->brk_fb_timeout, &f->brk_fb_entry);
+    }
     if (hr == NULL && !fetch_is_over(f)) {
         fetch_slot_put(f);
         if (f->brk_sent)
@@ -944,6 +951,20 @@ void fetch_fb_disarm(struct fetch *f)
 {
     if (h2o_timeout_is_linked(&f->fb_entry))
         h2o_timeout_unlink(&f->fb_entry);
+    if (h2o_timeout_is_linked(&f->brk_fb_entry))
+        h2o_timeout_unlink(&f->brk_fb_entry);
+}
+
+/* breaker.first_byte passed and the upstream sent no head: its breaker hears a failure now (a
+ * hung upstream opens it without waiting for `timeout`); the request goes on, and whatever it
+ * brings is not counted again (brk_sent is cleared). */
+static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
+{
+    struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, brk_fb_entry, entry);
+    assert(f->magic == FETCH_MAGIC);
+    if (fetch_has_head(f) || fetch_is_over(f) || !f->brk_sent)
+        return;
+    fetch_brk_outcome(f, 0);
 }
 
 /* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the

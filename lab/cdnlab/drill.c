@@ -652,7 +652,8 @@ static void write_resil_conf(const struct drill_opts *o)
     (void)o;
     fprintf(f, "# cdn-lab drill: the edges' resilience settings in mode \"on\" (docs/EDGE.md, Resilience)\n"
                "stale_first_byte_timeout: 1s\n"
-               "breaker: {failures: 5, error_ratio: 0.5, min_requests: 20, window: 10s, open: 2s, probes: 1, grace: 1h}\n");
+               "breaker: {failures: 5, error_ratio: 0.5, min_requests: 20, window: 10s, open: 2s, probes: 1, grace: 1h,\n"
+               "          first_byte: 2s}\n");
     if (fclose(f) != 0) lab_die("drill: cannot write %s", resil_conf());
 }
 

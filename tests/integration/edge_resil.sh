@@ -23,7 +23,7 @@
 #  9. a parent edge whose origin fails answers 5xx (the origin's 500, then its own breaker's 503):
 #     the child's breaker for the parent stays closed, so the parent's cache is still used
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 71
+plan 75
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -328,3 +328,23 @@ like "$(echo "$h" | head -1) $(echo "$h" | hdr cache-status)" ' 200 .*cdn-edge-p
 curl -s -o /dev/null "$O/_fail?on=0"
 stop r9
 stop p9
+
+# --- 10. breaker.first_byte: a hung origin is a failing one (found by cdn-lab drill) -----------
+# Without it the breaker hears of a hung request only at `timeout` (30 s by default), so a hung
+# origin was never detected within a drill and every miss joined the queue of hung requests.
+curl -s -o /dev/null "$O/_hang?on=1"
+EP=$(free_port); AP=$(free_port)
+TMO=20s edge r10 "$EP" "$AP" "breaker: {failures: 3, open: 1m, first_byte: 300ms}"
+E=http://127.0.0.1:$EP
+t0=$(total)
+fbp=()
+for i in 1 2 3; do (curl -s -m 30 -o /dev/null -w '%{http_code}' "$E/max60/fb$i" >"$T/fb$i") & fbp+=($!); done
+for i in $(seq 1 50); do [ "$(metric "$AP" "edge_breaker_state{upstream=\"$O\"}")" = 1 ] && break; sleep 0.1; done
+is "$(metric "$AP" "edge_breaker_state{upstream=\"$O\"}")" 1 \
+    "3 requests without a head for 300 ms: the breaker is open, without waiting for the 20 s timeout"
+is "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$E/max60/fb4")" 503 "the next miss: 503 at once (breaker-open)"
+is "$(( $(total) - t0 ))" 3 "the hung origin saw the 3 requests, not the 4th"
+curl -s -o /dev/null "$O/_hang?on=0"
+wait "${fbp[@]}"
+is "$(cat "$T/fb1" "$T/fb2" "$T/fb3")" "200200200" "the 3 hung requests are answered when the origin resumes"
+stop r10
