@@ -70,6 +70,7 @@
 struct drill_opts {
     double warm_s, fault_s, rest_s, rate;
     unsigned slow_ms;
+    unsigned first_byte_ms; /* breaker.first_byte in mode "on" (0: not set) */
     int expire;
     char out[PATH_MAX];
 };
@@ -649,21 +650,22 @@ static void write_resil_conf(const struct drill_opts *o)
 {
     FILE *f = fopen(resil_conf(), "w");
     if (!f) lab_die("drill: cannot write %s: %s", resil_conf(), strerror(errno));
-    (void)o;
     fprintf(f, "# cdn-lab drill: the edges' resilience settings in mode \"on\" (docs/EDGE.md, Resilience)\n"
                "stale_first_byte_timeout: 1s\n"
-               "breaker: {failures: 5, error_ratio: 0.5, min_requests: 20, window: 10s, open: 2s, probes: 1, grace: 1h,\n"
-               "          first_byte: 2s}\n");
+               "breaker: {failures: 5, error_ratio: 0.5, min_requests: 20, window: 10s, open: 2s, probes: 1, grace: 1h");
+    if (o->first_byte_ms) fprintf(f, ",\n          first_byte: %ums", o->first_byte_ms);
+    fprintf(f, "}\n");
     if (fclose(f) != 0) lab_die("drill: cannot write %s", resil_conf());
 }
 
 static void usage_drill(FILE *f)
 {
     fprintf(f, "Usage: " PROG " drill [-o DIR] [--drills A,B..] [--modes on,off] [-W S] [-F S] [-R S] [--rate R]\n"
-               "                   [--slow MS] [--no-expire]\n"
+               "                   [--slow MS] [--no-expire] [--first-byte MS]\n"
                "  drills: origin-hang origin-slow origin-errors origin-down app-kill app-hang parent-down (default: all)\n"
                "  -W warm-up (8), -F fault (6), -R after the undo (6) seconds; --rate per region (30/s);\n"
-               "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault\n");
+               "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault;\n"
+               "  --first-byte: breaker.first_byte in mode on (default: not set)\n");
 }
 
 int lab_cmd_drill(int argc, char **argv)
@@ -673,6 +675,7 @@ int lab_cmd_drill(int argc, char **argv)
     static const struct option lo[] = {{"drills", required_argument, NULL, 'd'}, {"modes", required_argument, NULL, 'm'},
                                        {"rate", required_argument, NULL, 'r'},   {"slow", required_argument, NULL, 's'},
                                        {"no-expire", no_argument, NULL, 'x'},    {"help", no_argument, NULL, 'h'},
+                                       {"first-byte", required_argument, NULL, 'b'},
                                        {NULL, 0, NULL, 0}};
     optind = 1;
     int c;
@@ -684,6 +687,7 @@ int lab_cmd_drill(int argc, char **argv)
         case 'r': o.rate = atof(optarg); break;
         case 's': o.slow_ms = (unsigned)atoi(optarg); break;
         case 'x': o.expire = 0; break;
+        case 'b': o.first_byte_ms = (unsigned)atoi(optarg); break;
         case 'd': snprintf(drills, sizeof(drills), "%s", optarg); break;
         case 'm': snprintf(modes, sizeof(modes), "%s", optarg); break;
         case 'h': usage_drill(stdout); return 0;
