@@ -155,7 +155,7 @@ struct file_conf {
     struct file_breaker {
         long long failures, min_requests, probes;
         double error_ratio;
-        uint64_t window, open, grace;
+        uint64_t window, open, grace, first_byte;
     } breaker;
     struct file_budget {
         double ratio;
@@ -183,6 +183,7 @@ static const cdn_conf_field_t breaker_fields[] = {
     {"open", CDN_CT_DURATION, offsetof(struct file_breaker, open)},
     {"probes", CDN_CT_INT, offsetof(struct file_breaker, probes), 0, 1, 1000},
     {"grace", CDN_CT_DURATION, offsetof(struct file_breaker, grace)},
+    {"first_byte", CDN_CT_DURATION, offsetof(struct file_breaker, first_byte)},
     {NULL},
 };
 
@@ -408,6 +409,7 @@ static void file_apply(struct edge_settings *s, struct edge_conf *ec, const stru
         .min_requests = (unsigned)fc->breaker.min_requests, .window_ms = fc->breaker.window,
         .open_ms = fc->breaker.open, .probes = (unsigned)fc->breaker.probes};
     ec->resil.grace_ms = fc->breaker.grace;
+    ec->resil.brk_first_byte_ms = fc->breaker.first_byte;
     ec->resil.retry_budget = (struct cdn_retry_budget_conf){.ratio = fc->retry_budget.ratio,
         .min = (unsigned)fc->retry_budget.min, .window_ms = fc->retry_budget.window};
     ec->resil.backoff_ms = fc->retry_budget.backoff;
@@ -478,7 +480,7 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
                            .breaker = {.failures = ec->resil.breaker.failures, .error_ratio = ec->resil.breaker.ratio,
                                        .min_requests = ec->resil.breaker.min_requests, .window = ec->resil.breaker.window_ms,
                                        .open = ec->resil.breaker.open_ms, .probes = ec->resil.breaker.probes,
-                                       .grace = ec->resil.grace_ms},
+                                       .grace = ec->resil.grace_ms, .first_byte = ec->resil.brk_first_byte_ms},
                            .retry_budget = {.ratio = ec->resil.retry_budget.ratio, .min = ec->resil.retry_budget.min,
                                             .window = ec->resil.retry_budget.window_ms,
                                             .backoff = ec->resil.backoff_ms, .backoff_max = ec->resil.backoff_max_ms},

@@ -122,6 +122,8 @@ struct edge_worker {
     unsigned queue_len;          /* fetches in fetch_queue (fetch_queue_max sheds beyond it) */
     h2o_linklist_t retry_wait;   /* fetches waiting out their retry backoff (the queue timer polls) */
     int fb_on;
+    h2o_timeout_t brk_fb_timeout; /* breaker.first_byte: a request without a head counts as failed */
+    int brk_fb_on;
 };
 
 /* Registers the public handler on a host config. */

@@ -339,7 +339,14 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
 {
     struct fetch *f = data;
     fetch_fb_disarm(f);
-    fetch_brk_outcome(f, status < 500); /* the breaker counts 5xx as failures (and answers as success) */
+    /* the breaker counts 5xx as failures (and answers as success), but not a parent's 5xx that is
+     * its origin's failure: the parent is up (decide.h, edge_parent_upstream_failed) */
+    int parent_up = 0;
+    for (size_t i = 0; f->parent >= 0 && status >= 500 && i < n; i++)
+        if (h[i].name_len == 12 && strncasecmp(h[i].name, "cache-status", 12) == 0 &&
+            edge_parent_upstream_failed(h[i].value, h[i].value_len))
+            parent_up = 1;
+    fetch_brk_outcome(f, status < 500 || parent_up);
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;
@@ -737,6 +744,8 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     return (const char **)blk;
 }
 
+static void on_brk_fb_deadline(h2o_timeout_entry_t *entry);
+
 /* Sends the fetch to its next upstream: the key's first parent that is up and not yet tried,
  * else the origin (unless parent_only). 0 when started, -1 when there is nowhere to go. */
 int fetch_send(struct fetch *f, const void *body, size_t body_len)
@@ -823,6 +832,11 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
     int r = 0;
     if (!fetch_is_over(f))
         f->hr = hr;
+    if (hr != NULL && f->brk_sent && f->w->brk_fb_on && !fetch_is_over(f) && !fetch_has_head(f) &&
+        !h2o_timeout_is_linked(&f->brk_fb_entry)) {
+        f->brk_fb_entry.cb = on_brk_fb_deadline;
+        h2o_timeout_link(f->w->ctx->loop, &f->w->brk_fb_timeout, &f->brk_fb_entry);
+    }
     if (hr == NULL && !fetch_is_over(f)) {
         fetch_slot_put(f);
         if (f->brk_sent)
@@ -937,6 +951,20 @@ void fetch_fb_disarm(struct fetch *f)
 {
     if (h2o_timeout_is_linked(&f->fb_entry))
         h2o_timeout_unlink(&f->fb_entry);
+    if (h2o_timeout_is_linked(&f->brk_fb_entry))
+        h2o_timeout_unlink(&f->brk_fb_entry);
+}
+
+/* breaker.first_byte passed and the upstream sent no head: its breaker hears a failure now (a
+ * hung upstream opens it without waiting for `timeout`); the request goes on, and whatever it
+ * brings is not counted again (brk_sent is cleared). */
+static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
+{
+    struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, brk_fb_entry, entry);
+    assert(f->magic == FETCH_MAGIC);
+    if (fetch_has_head(f) || fetch_is_over(f) || !f->brk_sent)
+        return;
+    fetch_brk_outcome(f, 0);
 }
 
 /* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the

@@ -23,6 +23,8 @@ struct edge_resil_conf {
     uint64_t stale_first_byte_ms;    /* stale_first_byte_timeout; 0: off (wait for the upstream) */
     struct cdn_breaker_conf breaker; /* breaker: {...}; off unless failures or error_ratio is set */
     uint64_t grace_ms;               /* breaker.grace: stale beyond stale-if-error while open */
+    uint64_t brk_first_byte_ms;      /* breaker.first_byte: a request without a head this long
+                                        counts as a failure now (it goes on); 0: only at timeout */
     struct cdn_retry_budget_conf retry_budget; /* retry_budget: {...}; ratio 0: no budget */
     uint64_t backoff_ms, backoff_max_ms; /* retry_budget.backoff: the wait before a retry to the
                                      next upstream, at random in [0, min(max, backoff x 2^(n-1))]

@@ -48,6 +48,30 @@ int edge_upstream_failed(enum cdn_httpc_error kind)
     }
 }
 
+/* 1 when param (e.g. "detail=origin-error") is a parameter of member m..end ("; " before it, ";"
+ * or "+" or the end after it); with prefix_only, anything may follow (fwd-status=5 + digits). */
+static int member_has(const char *m, const char *end, const char *param, int prefix_only)
+{
+    size_t n = strlen(param);
+    for (const char *p = m; p + n <= end; p++) {
+        if (memcmp(p, param, n) != 0 || (p > m && p[-1] != ' ' && p[-1] != ';'))
+            continue;
+        if (prefix_only || p + n == end || p[n] == ';' || p[n] == '+' || p[n] == ' ')
+            return 1;
+    }
+    return 0;
+}
+
+int edge_parent_upstream_failed(const char *v, size_t len)
+{
+    const char *m = v, *end = v + len;
+    for (const char *p = v; p < end; p++)
+        if (*p == ',')
+            m = p + 1; /* the last member: the parent's own entry */
+    return member_has(m, end, "detail=breaker-open", 0) || member_has(m, end, "detail=origin-error", 0) ||
+           member_has(m, end, "fwd-status=5", 1);
+}
+
 int edge_upstream_error_status(enum cdn_httpc_error kind)
 {
     return kind == CDN_HTTPC_TIMEOUT || kind == CDN_HTTPC_CONNECT_TIMEOUT ? 504 : 502;

@@ -39,6 +39,15 @@ int edge_upstream_retry(enum cdn_httpc_error kind, int head_seen, int parent_sta
  * cancellation, our limits, our errors. */
 int edge_upstream_failed(enum cdn_httpc_error kind);
 
+/* 1 when a parent's 5xx is its upstream's failure, not its own, by the parent's entry in
+ * Cache-Status (the last member of the value, len bytes): `detail=breaker-open` (its breaker for
+ * the origin is open), `detail=origin-error` (it could not reach the origin, or no answer in time)
+ * or `fwd-status=5xx` (the origin's own 5xx, passed on). The parent is up and did its job, so
+ * the child's breaker for it hears a success (found by `cdn-lab drill`: a child that counted
+ * them opened its breaker for the parent while the origin was down and passed over the parent's
+ * cache for every key). An overloaded parent (`detail=shed`, `origin-busy`) still counts. */
+int edge_parent_upstream_failed(const char *cache_status, size_t len);
+
 /* The status a client gets when its fetch failed before any response head came: 504 for the
  * timeouts (the upstream was too slow), 502 for everything else (it was unreachable or broken). */
 int edge_upstream_error_status(enum cdn_httpc_error kind);

@@ -430,6 +430,10 @@ int edge_worker_init(struct edge_worker *w, struct edge_server *srv, char *err, 
         h2o_timeout_init(w->ctx->loop, &w->fb_timeout, srv->conf.resil.stale_first_byte_ms);
         w->fb_on = 1;
     }
+    if (srv->conf.resil.brk_first_byte_ms > 0) {
+        h2o_timeout_init(w->ctx->loop, &w->brk_fb_timeout, srv->conf.resil.brk_first_byte_ms);
+        w->brk_fb_on = 1;
+    }
     if (edge_idmap_init(&w->fetches, 256) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -456,6 +460,12 @@ void edge_worker_dispose(struct edge_worker *w)
             h2o_timeout_unlink(H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, w->fb_timeout._entries.next));
         h2o_timeout_dispose(w->ctx->loop, &w->fb_timeout);
         w->fb_on = 0;
+    }
+    if (w->brk_fb_on) {
+        while (!h2o_linklist_is_empty(&w->brk_fb_timeout._entries))
+            h2o_timeout_unlink(H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, w->brk_fb_timeout._entries.next));
+        h2o_timeout_dispose(w->ctx->loop, &w->brk_fb_timeout);
+        w->brk_fb_on = 0;
     }
     edge_date_slot_dispose(&w->date);
 }

@@ -121,6 +121,7 @@ struct fetch {
      * and the clients got the stale copy (the fetch goes on in the background); the breaker of
      * the upstream asked now (brk_sent: a request it let through awaits its outcome) */
     h2o_timeout_entry_t fb_entry;
+    h2o_timeout_entry_t brk_fb_entry; /* breaker.first_byte: no head by then is a failure */
     int slow;
     struct edge_brk *brk;
     int brk_sent, brk_probe, brk_refused;

@@ -55,6 +55,7 @@ static void usage(FILE *f)
                "  report [-o DIR]                               hit ratios, offload, latency, plots into DIR\n"
                "                                                (default STATEDIR/report, removed by down)\n"
                "  rtt [-n SAMPLES] [-q]                         measured round trip per region pair (also run by load)\n"
+               "  drill [--drills A,B] [--modes on,off] [-o DIR] fault drills under load, breaker+fast stale on vs off\n"
                "  env                                           shell variables describing the lab\n"
                "  browse [-o DIR] [--product ID]                page loads in Chromium from every region, cold and\n"
                "                                                warm: TTFB, LCP, load, bytes from cache (lab/browse.py)\n"
@@ -207,6 +208,7 @@ static const struct {
     {"browse", run_browse},
     {"purge", lab_cmd_purge},   {"change", lab_cmd_change}, {"outbox", run_outbox},
     {"scale", lab_cmd_scale},
+    {"drill", lab_cmd_drill},
 };
 
 /* Neither -s nor CDN_LAB_DIR: the lab in the default directory, else the only lab up (the

@@ -59,7 +59,7 @@ static int anycast_fault(const char *what, int k, struct lab_proc_rec *pr, size_
         /* the edge drains: its /healthz says 503, its health agent withdraws the route, and it
          * serves whatever still arrives meanwhile (`fault kill` is the crash) */
         if (!edge || !lab_proc_alive(edge->pid, edge->start)) lab_die("%s is not running", n->name);
-        if (lab_http_call(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "POST", "/drain") != 200) lab_die("%s: POST /drain failed", n->name);
+        if (lab_http_call(n->ns, n->mgmt, LAB_PORT_EDGE_ADMIN, "POST", "/drain") != 200) lab_die("%s: POST /drain failed", n->name);
     } else if (!strcmp(what, "bird-crash") || !strcmp(what, "hang")) {
         if (!bird || !lab_proc_alive(bird->pid, bird->start)) lab_die("bird-%s is not running", n->name);
         lab_stop_pid(bird->pid, bird->start, !strcmp(what, "hang") ? SIGSTOP : SIGKILL);
@@ -82,7 +82,7 @@ static int anycast_fault(const char *what, int k, struct lab_proc_rec *pr, size_
             struct lab_argv a = {0};
             lab_daemon_argv(k, &a);
             lab_start_proc(n, n->name, &a);
-        } else if (lab_http_call(n->ns, n->addr, LAB_PORT_EDGE_ADMIN, "DELETE", "/drain") != 200) {
+        } else if (lab_http_call(n->ns, n->mgmt, LAB_PORT_EDGE_ADMIN, "DELETE", "/drain") != 200) {
             fprintf(stderr, PROG ": %s: DELETE /drain failed\n", n->name);
             rc = 1;
         }

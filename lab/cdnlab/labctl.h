@@ -145,5 +145,7 @@ int lab_cmd_fault(const char *what, const char *host);
 int lab_cmd_purge(int argc, char **argv);
 /* scale.c: the app pool's auto-scaler (topology scale:), until SIGTERM or -d */
 int lab_cmd_scale(int argc, char **argv);
+/* drill.c: issue 19's fault drills under load, breaker and fast stale on vs off */
+int lab_cmd_drill(int argc, char **argv);
 
 #endif

@@ -155,5 +155,6 @@ int lab_node_healthy(const struct lab_node *n)
     int port;
     const char *target;
     if (health_of(n, &port, &target) < 0) return 1;
-    return lab_http_get(n->ns, n->addr, port, target, NULL, NULL) == 200;
+    int admin = port == LAB_PORT_EDGE_ADMIN || port == LAB_PORT_DNS_ADMIN || port == LAB_PORT_LB_ADMIN;
+    return lab_http_get(n->ns, admin ? n->mgmt : n->addr, port, target, NULL, NULL) == 200;
 }

@@ -59,7 +59,9 @@ static int write_config(const char *path, const struct lab_node *self)
             if (n->kind != kinds[k]) continue;
             const char *name = n->kind == LAB_EDGE ? lab_topo_edge(L.topo, (size_t)n->index)->name : n->name;
             const char *reg = n->region >= 0 ? lab_topo_reg(L.topo, (size_t)n->region)->name : "-";
-            fprintf(f, "      - targets: ['%s:%d']\n        labels: {node: '%s', region: '%s'%s}\n", n->addr,
+            /* the admins (edges, dns, lb) on the management network, which cdn-dns's host is on */
+            fprintf(f, "      - targets: ['%s:%d']\n        labels: {node: '%s', region: '%s'%s}\n",
+                    n->kind == LAB_APP ? n->addr : n->mgmt,
                     metrics_port(n->kind), name, reg,
                     n->kind == LAB_EDGE && lab_topo_edge(L.topo, (size_t)n->index)->parent ? ", parent: 'true'" : "");
         }

@@ -32,7 +32,7 @@ static void scrape(struct lab_run *r, const char *when)
         if (!port) continue;
         char *body = NULL;
         size_t len = 0;
-        int st = r->http_get(n->ns, n->addr, port, "/metrics", &body, &len);
+        int st = r->http_get(n->ns, port == LAB_PORT_APP ? n->addr : n->mgmt, port, "/metrics", &body, &len);
         snprintf(p, sizeof(p), "%s/%s-%s.txt", dir, when, n->name);
         FILE *f = fopen(p, "w");
         if (f) {

@@ -128,7 +128,7 @@ static int read_backends(void)
 {
     char *body = NULL;
     size_t len = 0;
-    int st = lab_http_get(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "/backends", &body, &len);
+    int st = lab_http_get(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "/backends", &body, &len);
     if (st != 200 || !body) {
         free(body);
         return -1;
@@ -173,7 +173,7 @@ static int read_metrics(void)
 {
     char *body = NULL;
     size_t len = 0;
-    int st = lab_http_get(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "/metrics", &body, &len);
+    int st = lab_http_get(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "/metrics", &body, &len);
     if (st != 200 || !body) {
         free(body);
         return -1;
@@ -347,7 +347,7 @@ static int start_down(const char *reason, unsigned size)
     C = (typeof(C)){CH_DOWN, best, mono_ms(), ""};
     app_addr(best, C.addr, sizeof(C.addr));
     snprintf(t, sizeof(t), "/backends/default/%s/drain", C.addr);
-    int st = lab_http_call(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "POST", t);
+    int st = lab_http_call(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "POST", t);
     say("down", "drain %s (%s), shop-lb said %d, pool %u -> %u, because: %s", L.plan.nodes[best].name, C.addr, st, size,
         size - 1, reason);
     if (st != 200) {
@@ -374,7 +374,7 @@ static unsigned remove_dead(struct lab_scale_sample *s)
         }
         char t[160];
         snprintf(t, sizeof(t), "/backends/default/%s/remove", b->addr);
-        int st = lab_http_call(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "POST", t);
+        int st = lab_http_call(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "POST", t);
         say("removed", "%s: its process %d is gone (crashed or killed): out of shop-lb's pool (POST .../remove: %d), "
                        "pool %u -> %u", L.plan.nodes[b->node].name, (int)pr.pid, st, s->size, s->size - 1);
         if (st != 200) continue;
@@ -405,7 +405,7 @@ static int advance(void)
         if (!lab_node_healthy(n)) return 0;
         char t[160];
         snprintf(t, sizeof(t), "/backends/default?add=%s", C.addr);
-        int st = lab_http_call(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "POST", t);
+        int st = lab_http_call(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "POST", t);
         say(st == 200 ? "added" : "fail", "%s healthy after %.1f s; POST /backends/default?add=%s: %d", n->name,
             (double)el / 1000.0, C.addr, st);
         C.kind = CH_NONE;
@@ -417,7 +417,7 @@ static int advance(void)
         if (b && b->present && b->active > 0 && el < 60000) return 0;
         char t[160];
         snprintf(t, sizeof(t), "/backends/default/%s/remove", C.addr);
-        int st = lab_http_call(S.lb->ns, S.lb->addr, LAB_PORT_LB_ADMIN, "POST", t);
+        int st = lab_http_call(S.lb->ns, S.lb->mgmt, LAB_PORT_LB_ADMIN, "POST", t);
         struct lab_proc_rec pr = app_proc(C.node);
         lab_stop_pid(pr.pid, pr.start, SIGTERM); /* shop-app's graceful stop: nothing in flight is cut */
         lab_state_add("proc %s 0 0", n->name);   /* stopped on purpose */

@@ -77,7 +77,7 @@ int lab_cmd_env(void)
     printf("LAB_MODE=%s\nLAB_PREFIX=%s\nLAB_STATE=%s\n", L.mode == LAB_NETNS ? "netns" : "loopback", L.prefix, L.statedir);
     printf("LAB_DNS=%s:%d\n", p->nodes[lab_plan_find(p, LAB_DNS, 0)].addr, LAB_PORT_DNS);
     printf("LAB_LB=%s:%d\n", p->nodes[lab_plan_find(p, LAB_LB, 0)].addr, LAB_PORT_LB);
-    printf("LAB_LB_ADMIN=%s:%d\n", p->nodes[lab_plan_find(p, LAB_LB, 0)].addr, LAB_PORT_LB_ADMIN);
+    printf("LAB_LB_ADMIN=%s:%d\n", p->nodes[lab_plan_find(p, LAB_LB, 0)].mgmt, LAB_PORT_LB_ADMIN);
     for (size_t i = 0; i < p->nnodes; i++) {
         const struct lab_node *n = &p->nodes[i];
         char v[40];
@@ -85,6 +85,7 @@ int lab_cmd_env(void)
         for (char *c = v; *c; c++)
             if (!isalnum((unsigned char)*c)) *c = '_';
         printf("LAB_ADDR_%s=%s\nLAB_NS_%s=%s\n", v, n->addr, v, n->ns);
+        if (strcmp(n->mgmt, n->addr)) printf("LAB_MGMT_%s=%s\n", v, n->mgmt); /* its admin listener's address */
     }
     return 0;
 }

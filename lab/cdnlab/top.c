@@ -70,7 +70,7 @@ static void scrape_one(const struct lab_node *nd, int port, double t, struct lab
     char *body = NULL;
     size_t len = 0;
     lab_top_snap_init(s, t);
-    int st = lab_http_get(nd->ns, nd->addr, port, "/metrics", &body, &len);
+    int st = lab_http_get(nd->ns, nd->mgmt, port, "/metrics", &body, &len); /* admins: the management network */
     if (st == 200 && body) {
         s->up = 1;
         lab_top_parse(body, len, s);

@@ -51,6 +51,15 @@ static void net_up(void)
         lab_must(lab_runf(0, "ip -n %s link set %s up", na, l->if_a), "link up");
         lab_must(lab_runf(0, "ip -n %s link set %s up", nb, l->if_b), "link up");
     }
+    if (p->ctl >= 0) { /* the management network: a bridge in the ctl namespace, the nodes' mg0 on it */
+        const char *cns = p->nodes[p->ctl].ns;
+        lab_must(lab_runf(0, "ip -n %s link add mgmt type bridge", cns), "management bridge");
+        lab_must(lab_runf(0, "ip -n %s addr add %s/24 dev mgmt", cns, LAB_MGMT_BRIDGE), "management address");
+        lab_must(lab_runf(0, "ip -n %s link set mgmt up", cns), "management bridge up");
+        for (size_t i = 0; i < p->nlinks; i++)
+            if (p->links[i].b == p->ctl)
+                lab_must(lab_runf(0, "ip -n %s link set %s master mgmt", cns, p->links[i].if_b), "management port");
+    }
     for (size_t i = 0; i < p->nnodes; i++) {
         const struct lab_node *n = &p->nodes[i];
         if (*n->gw) lab_must(lab_runf(0, "ip -n %s route add default via %s", n->ns, n->gw), "default route");
@@ -196,7 +205,7 @@ static void print_where(FILE *f)
     fprintf(f, "lab '%s' up (%s mode, prefix %s, state %s)\n", t->name,
             L.mode == LAB_NETNS ? "namespaces" : "loopback", L.prefix, L.statedir);
     fprintf(f, "  dns      %s:%d (udp/tcp), admin http://%s:%d/metrics\n", p->nodes[dns].addr, LAB_PORT_DNS,
-            p->nodes[dns].addr, LAB_PORT_DNS_ADMIN);
+            p->nodes[dns].mgmt, LAB_PORT_DNS_ADMIN);
     fprintf(f, "  purge    redis://%s:%d (stream cdn:purge; cdn-lab purge --wait url URL)\n", p->nodes[dns].addr,
             LAB_PORT_REDIS);
     for (size_t i = 0; i < p->nnodes; i++) {
@@ -206,7 +215,7 @@ static void print_where(FILE *f)
         case LAB_EDGE:
             fprintf(f, "  edge     %-8s %-4s http://%s:%d https://%s:%d admin http://%s:%d/metrics\n",
                     lab_topo_edge(t, (size_t)n->index)->name, rn, n->addr, LAB_PORT_HTTP, n->addr, LAB_PORT_HTTPS,
-                    n->addr, LAB_PORT_EDGE_ADMIN);
+                    n->mgmt, LAB_PORT_EDGE_ADMIN);
             break;
         case LAB_CLIENT:
             fprintf(f, "  clients  %-8s %-4s %s%s%s\n", n->name, rn, p->client_net[n->region], *n->ns ? " in netns " : "",
@@ -220,8 +229,11 @@ static void print_where(FILE *f)
         }
     }
     fprintf(f, "  origin   shop-lb  %-4s http://%s:%d admin http://%s:%d/metrics\n",
-            lab_topo_reg(t, (size_t)t->origin_region)->name, p->nodes[lb].addr, LAB_PORT_LB, p->nodes[lb].addr,
+            lab_topo_reg(t, (size_t)t->origin_region)->name, p->nodes[lb].addr, LAB_PORT_LB, p->nodes[lb].mgmt,
             LAB_PORT_LB_ADMIN);
+    if (p->ctl >= 0)
+        fprintf(f, "  control  %s on %s: the admin listeners (ip netns exec %s ...); clients cannot reach it\n",
+                LAB_MGMT_NET, "the management bridge", p->nodes[p->ctl].ns);
     lab_db_where(f);
     for (size_t i = 0; i < p->nrelays; i++)
         fprintf(f, "  wan      %s-%s one-way %llu ms (cdn-wanrelay)\n", lab_topo_reg(t, (size_t)p->relays[i].ra)->name,

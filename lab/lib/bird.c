@@ -142,7 +142,7 @@ void lab_cmd_health(const struct lab_topo *t, const struct lab_plan *p, int node
     memset(a, 0, sizeof(*a));
     lab_argv_add(a, "cdn-health");
     lab_argv_add(a, "-u");
-    lab_argv_add(a, "http://%s:%d/healthz", n->addr, LAB_PORT_EDGE_ADMIN);
+    lab_argv_add(a, "http://%s:%d/healthz", n->mgmt, LAB_PORT_EDGE_ADMIN); /* the admin, on the management network */
     lab_argv_add(a, "-s");
     lab_argv_add(a, "%s/b/%s.ctl", statedir, n->name);
     lab_argv_add(a, "-p");

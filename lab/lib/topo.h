@@ -9,6 +9,10 @@
  *   backbone pair p (regions i<j)  198.18.(p/64).(4*(p%64))/30   .1 router i, .2 router j
  *   region r client LAN            198.18.(10+2r).0/24          .1 router, .10.. clients
  *   region r hosts (p2p /30 each)  198.18.(11+2r).(4k)/30        .4k+1 router, .4k+2 host
+ *   management network             198.19.0.0/24                .1 the ctl namespace's bridge,
+ *                                  .10.. the admin side of each edge, dns and lb (a veth `mg0`
+ *                                  to the bridge; no router has a route to it, so clients cannot
+ *                                  reach an admin listener)
  * so region r's whole space is the /23 198.18.(10+2r).0/23, one static route per remote region
  * (BIRD can announce the same prefixes later). Loopback mode: region r is 127.B.(r+1).0/24
  * (B = a base octet per lab, so two labs do not collide): clients .10.., hosts .100.. */
@@ -142,7 +146,8 @@ static inline const struct lab_edge *lab_topo_edge(const struct lab_topo *t, siz
 
 /* --- the plan --- */
 enum lab_mode { LAB_NETNS, LAB_LOOPBACK };
-enum lab_kind { LAB_ROUTER, LAB_WAN, LAB_CLIENT, LAB_EDGE, LAB_DNS, LAB_LB, LAB_APP, LAB_DB };
+enum lab_kind { LAB_ROUTER, LAB_WAN, LAB_CLIENT, LAB_EDGE, LAB_DNS, LAB_LB, LAB_APP, LAB_DB,
+                LAB_CTL /* the control namespace: the management bridge (netns mode) */ };
 
 /* Service ports, the same in both modes (unprivileged, so loopback mode runs without root). */
 enum {
@@ -161,6 +166,8 @@ struct lab_node {
     int index;                  /* edge/app index */
     char addr[16];              /* service / primary address */
     char gw[16];                /* default route (netns) */
+    char mgmt[16];              /* where its admin listener binds: its address on the management
+                                 * network (netns mode: edges, dns, lb), else addr */
 };
 
 struct lab_link {
@@ -192,7 +199,11 @@ struct lab_plan {
     int anycast;                /* BGP routing with BIRD (namespaces mode and an anycast section) */
     char client_net[LAB_MAX_REGIONS][20]; /* per region: the client subnet ("198.18.10.0/24") */
     char region_net[LAB_MAX_REGIONS][20]; /* per region: everything ("198.18.10.0/23") */
+    int ctl;                    /* the control namespace's node (netns mode), else -1; the links
+                                 * whose b side is it are the management bridge's ports */
 };
+#define LAB_MGMT_NET "198.19.0.0/24"
+#define LAB_MGMT_BRIDGE "198.19.0.1"
 
 /* Computes the plan; -1 with msg when the topology does not fit (too many hosts in a region). */
 int lab_plan_make(const struct lab_topo *t, enum lab_mode mode, const char *prefix, int base,

@@ -20,8 +20,10 @@
 #     request still reaches the origin once, after the wait
 #  8. a parent's breaker: a parent answering 500 is asked 3 times, then passed over without
 #     being asked while its breaker is open
+#  9. a parent edge whose origin fails answers 5xx (the origin's 500, then its own breaker's 503):
+#     the child's breaker for the parent stays closed, so the parent's cache is still used
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 67
+plan 75
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -300,3 +302,49 @@ is "$(( $(curl -s "http://127.0.0.1:$PP/_total") - p0 ))" 3 "the parent was aske
 is "$(( $(total) - o0 ))" 10 "the origin answered all 10"
 is "$(metric "$AP" "edge_breaker_state{upstream=\"http://127.0.0.1:$PP\"}")" 1 "the parent's breaker is open"
 stop r8
+
+# --- 9. the parent's origin fails: not the parent's failure (found by cdn-lab drill) ----------
+# A real cdn-edge as the parent (breaker on), the scripted origin behind both. The parent caches
+# /max60/held while the origin works; then the origin answers 500 to everything: the parent passes
+# on 500s (fwd-status=500), its breaker opens, it answers 503 detail=breaker-open. The child
+# counts none of that against the parent: its breaker for the parent stays closed, and the object
+# the parent holds still reaches the child's client (before, the child opened its breaker for
+# the parent and went to the failing origin instead).
+curl -s -o /dev/null "$O/_fail?on=0"
+PEP=$(free_port); PAP=$(free_port); EP=$(free_port); AP=$(free_port)
+edge p9 "$PEP" "$PAP" "breaker: {failures: 3, open: 1m}"
+curl -s -o /dev/null -H "Host: 127.0.0.1:$EP" "http://127.0.0.1:$PEP/max60/held"  # the child's Host: its key
+curl -s -o /dev/null "$O/_fail?on=1"
+edge r9 "$EP" "$AP" "parents: [\"http://127.0.0.1:$PEP\"]" "parent_check_interval: 0" "breaker: {failures: 3, open: 1m}"
+E=http://127.0.0.1:$EP
+for i in $(seq 1 10); do curl -s -o /dev/null "$E/max60/pf$i"; done
+is "$(metric "$PAP" "edge_breaker_state{upstream=\"$O\"}")" 1 "the parent's breaker for the failing origin is open"
+is "$(metric "$AP" "edge_breaker_state{upstream=\"http://127.0.0.1:$PEP\"}")" 0 \
+    "10 misses through it: the child's breaker for the parent is still closed"
+is "$(metric "$AP" "edge_breaker_transitions_total{upstream=\"http://127.0.0.1:$PEP\",to=\"open\"}")" 0 "... it never opened"
+h=$(curl -s -D - -o /dev/null "$E/max60/held")
+like "$(echo "$h" | head -1) $(echo "$h" | hdr cache-status)" ' 200 .*cdn-edge-p9; hit' \
+    "the object the parent holds still comes from the parent's cache"
+curl -s -o /dev/null "$O/_fail?on=0"
+stop r9
+stop p9
+
+# --- 10. breaker.first_byte: a hung origin is a failing one (found by cdn-lab drill) -----------
+# Without it the breaker hears of a hung request only at `timeout` (30 s by default), so a hung
+# origin was never detected within a drill and every miss joined the queue of hung requests.
+curl -s -o /dev/null "$O/_hang?on=1"
+EP=$(free_port); AP=$(free_port)
+TMO=20s edge r10 "$EP" "$AP" "breaker: {failures: 3, open: 1m, first_byte: 300ms}"
+E=http://127.0.0.1:$EP
+t0=$(total)
+fbp=()
+for i in 1 2 3; do (curl -s -m 30 -o /dev/null -w '%{http_code}' "$E/max60/fb$i" >"$T/fb$i") & fbp+=($!); done
+for i in $(seq 1 50); do [ "$(metric "$AP" "edge_breaker_state{upstream=\"$O\"}")" = 1 ] && break; sleep 0.1; done
+is "$(metric "$AP" "edge_breaker_state{upstream=\"$O\"}")" 1 \
+    "3 requests without a head for 300 ms: the breaker is open, without waiting for the 20 s timeout"
+is "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$E/max60/fb4")" 503 "the next miss: 503 at once (breaker-open)"
+is "$(( $(total) - t0 ))" 3 "the hung origin saw the 3 requests, not the 4th"
+curl -s -o /dev/null "$O/_hang?on=0"
+wait "${fbp[@]}"
+is "$(cat "$T/fb1" "$T/fb2" "$T/fb3")" "200200200" "the 3 hung requests are answered when the origin resumes"
+stop r10

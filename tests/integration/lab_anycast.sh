@@ -69,7 +69,7 @@ poll_eu() {
         sleep 0.05
     done >"$1"
 }
-drain_state() { ip netns exec "$LAB_NS_e_eu1" curl -s -m 1 "http://$LAB_ADDR_e_eu1:9080/drain"; }
+drain_state() { ip netns exec "$LAB_NS_e_eu1" curl -s -m 1 "http://$LAB_MGMT_e_eu1:9080/drain"; }  # the admin: management network
 
 # fault EDGE-FAULT: inject, expect eu's client on us1, recover, expect it back on eu1
 fault_cycle() {

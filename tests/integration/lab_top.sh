@@ -153,7 +153,7 @@ fi
 "$lab" -s "$S" fault kill eu1 >/dev/null 2>&1
 eval "$("$lab" -s "$S" env)"
 ex=(); [ -n "${LAB_NS_e_us1:-}" ] && ex=(ip netns exec "$LAB_NS_e_us1")
-"${ex[@]}" curl -s -o /dev/null -X POST -H "Authorization: Bearer $(cat "$S/admin.key")" "http://$LAB_ADDR_e_us1:9080/drain"
+"${ex[@]}" curl -s -o /dev/null -X POST -H "Authorization: Bearer $(cat "$S/admin.key")" "http://${LAB_MGMT_e_us1:-$LAB_ADDR_e_us1}:9080/drain"  # the admin: the management network in namespaces
 st=$("$lab" -s "$S" top --once --interval 0.5 | awk '$1 ~ /^(eu1|us1|ap1|shield)/ {printf "%s=%s ", $1, $(NF-1)}')
 is "$st" "eu1=DOWN us1=draining ap1=ok shield*=ok " "top: a killed edge is DOWN, a drained one draining, the others ok"
 

@@ -110,6 +110,27 @@ static void upstream_failed(void **state)
     (void)state;
 }
 
+static void parent_upstream_failed(void **state)
+{
+    static const struct { const char *v; int want; } t[] = {
+        {"cdn-edge-shield; fwd=miss; detail=breaker-open", 1},
+        {"cdn-edge-shield; fwd=miss; detail=breaker-open+accept-webp", 1},
+        {"cdn-edge-shield; fwd=miss; detail=origin-error", 1},  /* refused, timed out */
+        {"cdn-edge-shield; fwd=miss; fwd-status=502", 1},        /* the origin's own 5xx */
+        {"cdn-edge-shield; fwd=miss; fwd-status=200", 0},
+        {"cdn-edge-shield; fwd=miss; detail=shed", 0},           /* overloaded: counts */
+        {"cdn-edge-shield; fwd=miss; detail=origin-busy", 0},
+        {"cdn-edge-o; fwd=miss; detail=breaker-open, cdn-edge-shield; fwd=miss; detail=shed", 0}, /* not its own */
+        {"cdn-edge-shield; fwd=miss; detail=breaker-opened", 0},
+        {"cdn-edge-shield; fwd=miss; xdetail=origin-error", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (edge_parent_upstream_failed(t[i].v, strlen(t[i].v)) != t[i].want)
+            fail_msg("'%s': want %d", t[i].v, t[i].want);
+    (void)state;
+}
+
 static void transitions(void **state)
 {
     /* the trail of an ordinary hit, miss, pass and error */
@@ -150,6 +171,7 @@ int main(void)
         cmocka_unit_test(transitions),
         cmocka_unit_test(error_stale),
         cmocka_unit_test(upstream_failed),
+        cmocka_unit_test(parent_upstream_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,7 +118,7 @@ static void test_plan_and_bird(void **state)
     assert_string_equal(a.argv[1], "-f");
     assert_string_equal(a.argv[5], "/st/b/r-eu.ctl");
     lab_cmd_health(t, &p, eu1, "/st", &a);
-    assert_string_equal(a.argv[2], "http://198.18.11.2:9080/healthz");
+    assert_string_equal(a.argv[2], "http://198.19.0.10:9080/healthz"); /* the admin, on the management network */
 
     /* cdn-dns: both -> NAME by DNS, NAME-any a static A record */
     lab_gen_dns_yaml(t, &p, "/st", &b);

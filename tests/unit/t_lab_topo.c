@@ -128,8 +128,8 @@ static void test_plan_netns(void **state)
     static struct lab_plan p;
     char msg[128];
     assert_int_equal(lab_plan_make(t, LAB_NETNS, "cdnlab-ab12", 0, &p, msg, sizeof(msg)), 0);
-    /* 3 routers + 3 client hosts + 4 edges + dns + lb + 3 apps + wan */
-    assert_int_equal(p.nnodes, 16);
+    /* 3 routers + 3 client hosts + 4 edges + dns + lb + 3 apps + ctl + wan */
+    assert_int_equal(p.nnodes, 17);
     int r = lab_plan_find_name(&p, "r-eu");
     assert_true(r >= 0);
     assert_string_equal(p.nodes[r].ns, "cdnlab-ab12-r-eu");
@@ -154,7 +154,38 @@ static void test_plan_netns(void **state)
     assert_int_equal(p.nrelays, 3);
     assert_int_equal(p.relays[0].delay_ms, 40);
     assert_string_equal(p.relays[0].if_a, "w0x1a");
-    assert_int_equal(p.nlinks, 3 + 9 + 6);
+    /* 3 client LANs, 9 hosts, the management network's 6 ports, 6 relay links */
+    assert_int_equal(p.nlinks, 3 + 9 + 6 + 6);
+    /* The management network: the admins of the edges, the dns and the lb on the ctl namespace's
+     * bridge; clients, routers and apps have no address on it. */
+    assert_true(p.ctl >= 0);
+    assert_string_equal(p.nodes[p.ctl].ns, "cdnlab-ab12-ctl");
+    assert_string_equal(p.nodes[p.ctl].addr, "198.19.0.1");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_EDGE, 0)].mgmt, "198.19.0.10");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_LB, 0)].mgmt, "198.19.0.15");
+    assert_string_equal(p.nodes[lab_plan_find(&p, LAB_APP, 0)].mgmt, p.nodes[lab_plan_find(&p, LAB_APP, 0)].addr);
+    assert_string_equal(p.nodes[ce].mgmt, "198.18.10.10");
+    size_t ports = 0;
+    for (size_t i = 0; i < p.nlinks; i++)
+        if (p.links[i].b == p.ctl) {
+            ports++;
+            assert_string_equal(p.links[i].if_a, "mg0");
+            assert_true(p.nodes[p.links[i].a].kind == LAB_EDGE || p.nodes[p.links[i].a].kind == LAB_DNS ||
+                        p.nodes[p.links[i].a].kind == LAB_LB);
+        }
+    assert_int_equal(ports, 6);
+    {
+        struct lab_argv ea;
+        lab_cmd_edge(t, &p, lab_plan_find(&p, LAB_EDGE, 0), "/b", "/st", &ea);
+        int adm = 0;
+        for (int i = 0; ea.argv[i + 1]; i++) adm += !strcmp(ea.argv[i], "-A") && !strcmp(ea.argv[i + 1], "198.19.0.10:9080");
+        assert_int_equal(adm, 1);
+        struct lab_buf db = {0};
+        lab_gen_dns_yaml(t, &p, "/st", &db);
+        assert_non_null(strstr(db.s, "health: \"http://198.19.0.10:9080/healthz\""));
+        assert_non_null(strstr(db.s, "admin: \"198.19.0.14:5380\""));
+        lab_buf_free(&db);
+    }
     assert_int_equal(p.nroutes, 6);
     assert_string_equal(p.routes[0].dst, "198.18.12.0/23");
     assert_string_equal(p.routes[0].via, "198.18.0.2");
