@@ -137,6 +137,7 @@ static void index_obj(struct edge_store *s, const struct edge_obj *o)
 }
 
 static void on_scan(const struct edge_obj *meta, void *data) { index_obj(data, meta); }
+static void on_soft(uint64_t id, void *data) { edge_idmap_put(&((struct edge_store *)data)->soft, id, 1); }
 
 struct edge_store *edge_store_open(const struct edge_store_conf *c, char *err, size_t errlen)
 {
@@ -158,6 +159,8 @@ struct edge_store *edge_store_open(const struct edge_store_conf *c, char *err, s
         edge_store_close(s);
         return NULL;
     }
+    if (s->rdb != NULL)
+        edge_rdb_soft_scan(s->rdb, on_soft, s); /* soft purges made before the restart */
     return s;
 }
 
@@ -310,8 +313,9 @@ size_t edge_store_purge_url(struct edge_store *s, const char *pkey, size_t plen)
     return fl < 0 ? 0 : purge_list(s, tag_id('u', form, (size_t)fl));
 }
 
-/* Soft: every object of the list is marked stale (the list stays: the objects do). */
-static size_t soft_list(struct edge_store *s, uint64_t tid)
+/* Soft: every object of the list is marked stale (the list stays: the objects do); on disk too,
+ * so that the mark outlives a restart. */
+static size_t soft_list(struct edge_store *s, uint64_t tid, int64_t now_ms)
 {
     uint64_t v, *ids = NULL;
     size_t n = 0, cnt = 0;
@@ -333,6 +337,8 @@ static size_t soft_list(struct edge_store *s, uint64_t tid)
     for (size_t i = 0; i < n; i++)
         edge_idmap_put(&s->soft, ids[i], 1);
     pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; s->rdb != NULL && i < n; i++)
+        edge_rdb_soft(s->rdb, ids[i], now_ms / 1000);
     free(ids);
     return n;
 }
@@ -385,7 +391,7 @@ size_t edge_store_purge(struct edge_store *s, const struct edge_purge_cmd *c, in
     char kind = c->kind == EDGE_PURGE_URL ? 'u' : c->kind == EDGE_PURGE_TAG ? 't' : 'd';
     for (size_t i = 0; i < c->nargs; i++) {
         uint64_t tid = tag_id(kind, c->args[i], c->lens[i]);
-        n += c->soft ? soft_list(s, tid) : purge_list(s, tid);
+        n += c->soft ? soft_list(s, tid, now_ms) : purge_list(s, tid);
     }
     return n;
 }

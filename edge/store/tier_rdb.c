@@ -43,7 +43,8 @@
 struct op {
     struct op *next;
     uint64_t id;
-    struct edge_obj *obj; /* NULL: delete */
+    struct edge_obj *obj; /* NULL: delete (or a soft mark, below) */
+    int64_t soft_at;      /* > 0: not a delete, the object's soft-purge mark (seconds) */
 };
 
 struct edge_rdb {
@@ -120,13 +121,26 @@ static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
      * as before); a delete hides an earlier queued put */
     if (o == NULL || edge_idmap_put(&d->pending, id, (uint64_t)(uintptr_t)o) < 0)
         edge_idmap_del(&d->pending, id);
-    *op = (struct op){NULL, id, o};
+    *op = (struct op){NULL, id, o, 0};
     if (d->tail) d->tail->next = op; else d->head = op;
     d->tail = op;
     pthread_cond_signal(&d->cv);
 }
 
 static void on_evict(uint64_t id, void *data) { enqueue_locked(data, id, NULL); }
+
+/* A soft-purge mark for the writer (mu held). The marks live in the default column family (id ->
+ * when, 8 bytes each), written through the WAL like deletes, removed with their object. */
+static void enqueue_soft_locked(struct edge_rdb *d, uint64_t id, int64_t at)
+{
+    struct op *op = malloc(sizeof(*op));
+    if (op == NULL)
+        return; /* the mark stays in RAM only: lost at a restart, as before */
+    *op = (struct op){NULL, id, NULL, at > 0 ? at : 1};
+    if (d->tail) d->tail->next = op; else d->head = op;
+    d->tail = op;
+    pthread_cond_signal(&d->cv);
+}
 
 static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen);
 
@@ -260,10 +274,16 @@ static void *writer_main(void *arg)
                     rocksdb_writebatch_put_cf(wb, d->cf[CF_META], k, 8, (const char *)meta, ml);
                     free(meta);
                 }
+            } else if (op->soft_at > 0) {
+                char v[8];
+                key8((uint64_t)op->soft_at, v);
+                has_del = 1; /* a soft purge, like a delete, must outlive a crash */
+                rocksdb_writebatch_put_cf(wb, d->cf[CF_DEFAULT], k, 8, v, 8);
             } else {
                 has_del = 1;
                 rocksdb_writebatch_delete_cf(wb, d->cf[CF_META], k, 8);
                 rocksdb_writebatch_delete_cf(wb, d->cf[CF_BODY], k, 8);
+                rocksdb_writebatch_delete_cf(wb, d->cf[CF_DEFAULT], k, 8);
             }
         }
         char *err = NULL;
@@ -482,7 +502,7 @@ static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen)
             d->sweep_at = 0;
             rebuild(d, NULL, NULL);
             for (const struct op *op = d->head; op; op = op->next) /* deletes still queued */
-                if (op->obj == NULL && edge_policy_remove(d->pol, op->id))
+                if (op->obj == NULL && op->soft_at == 0 && edge_policy_remove(d->pol, op->id))
                     edge_idmap_del(&d->exp, op->id);
         } else {
             edge_policy_free(pol); /* out of memory: the old index stays (a lost put reads as a miss) */
@@ -683,4 +703,55 @@ int edge_rdb_blob_gc(struct edge_rdb *d)
     int on = d->blob_gc;
     pthread_mutex_unlock(&d->mu);
     return on;
+}
+
+void edge_rdb_soft(struct edge_rdb *d, uint64_t id, int64_t at)
+{
+    pthread_mutex_lock(&d->mu);
+    if (!d->full && edge_policy_contains(d->pol, id))
+        enqueue_soft_locked(d, id, at);
+    pthread_mutex_unlock(&d->mu);
+}
+
+size_t edge_rdb_soft_scan(struct edge_rdb *d, void (*cb)(uint64_t id, void *data), void *data)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&d->dblock);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(d->db, d->ro, d->cf[CF_DEFAULT]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (kl != 8 || vl != 8)
+            continue;
+        uint64_t id = 0, at = 0;
+        for (int i = 0; i < 8; i++) {
+            id = id << 8 | (uint8_t)k[i];
+            at = at << 8 | (uint8_t)v[i];
+        }
+        pthread_mutex_lock(&d->mu);
+        int held = edge_policy_contains(d->pol, id);
+        pthread_mutex_unlock(&d->mu);
+        if (!held)
+            continue;
+        /* the mark holds for the copy it was made for: one stored since (born after it) is fresh */
+        char *err = NULL;
+        rocksdb_pinnableslice_t *m = rocksdb_get_pinned_cf(d->db, d->ro, d->cf[CF_META], k, 8, &err);
+        free(err);
+        if (m == NULL)
+            continue;
+        size_t ml;
+        const char *mv = rocksdb_pinnableslice_value(m, &ml);
+        const char *why;
+        struct edge_obj *o = edge_obj_decode((const uint8_t *)mv, ml, &why);
+        rocksdb_pinnableslice_destroy(m);
+        if (o != NULL && o->request_time <= (int64_t)at) {
+            cb(id, data);
+            n++;
+        }
+        edge_obj_release(o);
+    }
+    rocksdb_iter_destroy(it);
+    pthread_rwlock_unlock(&d->dblock);
+    return n;
 }

@@ -58,6 +58,12 @@ void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint
 /* 1 while RocksDB's blob GC runs: it is turned on while the blob files hold more than 20% garbage
  * (evicted and purged bodies) and off below 5%, checked by the writer once a second. */
 int edge_rdb_blob_gc(struct edge_rdb *d);
+/* Soft purges outlive a restart: edge_rdb_soft writes the mark of a stored object (id, when, in
+ * seconds) through the WAL; edge_rdb_soft_scan, at start, calls cb for every stored object whose
+ * mark is not older than the copy it holds (a copy stored after the mark is fresh). Marks go with
+ * their objects. */
+void edge_rdb_soft(struct edge_rdb *d, uint64_t id, int64_t at);
+size_t edge_rdb_soft_scan(struct edge_rdb *d, void (*cb)(uint64_t id, void *data), void *data);
 size_t edge_rdb_count(struct edge_rdb *d);
 
 #endif

@@ -263,11 +263,53 @@ static void store_remember_window(void **state)
     edge_store_close(s);
 }
 
+/* A soft purge outlives a restart (its mark is on disk with the object), and holds only for the
+ * copy it was made for: one stored after it is fresh after a restart too. A hard purge's delete
+ * is on disk as before. */
+static void store_soft_restart(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/t_edge_soft.XXXXXX", cmd_rm[64];
+    assert_non_null(mkdtemp(dir));
+    struct edge_store_conf c = {.ram_bytes = 1 << 20, .disk_bytes = 64 << 20, .ram_policy = EDGE_POLICY_LRU, .dir = dir,
+                                .disk_admit = EDGE_ADMIT_ALL};
+    struct edge_store *s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    int64_t t = 1700000000;
+    assert_int_equal(put(s, "https://img.shop.test/q/1", "q", t, 0), 0);
+    assert_int_equal(put(s, "https://img.shop.test/q/2", "q", t, 0), 0);
+    assert_int_equal(put(s, "https://img.shop.test/r/1", "r", t, 0), 0);
+    assert_int_equal(apply(s, "soft tag q", (t + 10) * 1000), 2);
+    assert_int_equal(put(s, "https://img.shop.test/q/2", "q", t + 20, 0), 0); /* q/2 stored again */
+    assert_false(edge_store_is_soft(s, "https://img.shop.test/q/2", 25));
+    edge_store_close(s);
+
+    s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    assert_true(has(s, "https://img.shop.test/q/1"));
+    assert_true(edge_store_is_soft(s, "https://img.shop.test/q/1", 25));  /* still marked */
+    assert_false(edge_store_is_soft(s, "https://img.shop.test/q/2", 25)); /* the copy after the mark */
+    assert_false(edge_store_is_soft(s, "https://img.shop.test/r/1", 25));
+    /* a hard purge of q/1 takes its mark with it; r/1 soft, then restart again */
+    assert_int_equal(apply(s, "url https://img.shop.test/q/1", (t + 30) * 1000), 1);
+    assert_int_equal(apply(s, "soft url https://img.shop.test/r/1", (t + 31) * 1000), 1);
+    edge_store_close(s);
+
+    s = edge_store_open(&c, err, sizeof(err));
+    assert_non_null(s);
+    assert_false(has(s, "https://img.shop.test/q/1"));
+    assert_true(edge_store_is_soft(s, "https://img.shop.test/r/1", 25));
+    assert_false(edge_store_is_soft(s, "https://img.shop.test/q/2", 25));
+    edge_store_close(s);
+    snprintf(cmd_rm, sizeof(cmd_rm), "rm -rf %s", dir);
+    assert_int_equal(system(cmd_rm), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_forms),  cmocka_unit_test(parse_errors),        cmocka_unit_test(forms_and_matching),
-        cmocka_unit_test(store_purges), cmocka_unit_test(store_remember_window),
+        cmocka_unit_test(store_purges), cmocka_unit_test(store_remember_window), cmocka_unit_test(store_soft_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
