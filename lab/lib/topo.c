@@ -217,7 +217,9 @@ int lab_topo_region(const struct lab_topo *t, const char *name)
 }
 
 static int valid_label(const char *s)
-{   /* names end up in namespace and file names: keep them short and plain */
+{   /* names end up in namespace and file names: keep them short and plain; `name:` with no
+     * value is NULL (fuzz_lab_topo found cdn-lab crashing on it) */
+    if (s == NULL) return 0;
     size_t n = strlen(s);
     if (!n || n > 12) return 0;
     for (size_t i = 0; i < n; i++)

@@ -105,6 +105,9 @@ static void test_errors(void **state)
         {"regions:\n  eu: {}\nedges:\n  - {name: a, region: eu}\n  - {name: p, region: eu, parent: true, parents: [p]}\n",
          "t.yaml:5:50: edge p: a parent edge has no parents (two tiers)"},
         {"regions:\n  eu: {}\nedges:\n  - {name: p, region: eu, parent: true}\n", "t.yaml:4:3: every edge is a parent"},
+        /* a key without a value (fuzz_lab_topo: cdn-lab crashed on these) */
+        {"name:\nregions:\n  eu: {}\nedges:\n  - {name: a, region: eu}\n", "t.yaml:1:"},
+        {"regions:\n  eu: {}\nedges:\n  - {name: , region: eu}\n", "t.yaml:4:"},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
