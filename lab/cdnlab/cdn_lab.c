@@ -47,6 +47,8 @@ static void usage(FILE *f)
                "  fault kill|restart|isolate|heal|slow HOST     HOST: eu1 (an edge), dns, lb, app2, ...\n"
                "  fault service-down|bird-crash|link-down|blackhole|hang|recover EDGE   anycast faults\n"
                "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
+               "  fault origin-hang|origin-down|parent-down [--for D]   the origin side, held D (10s), then undone\n"
+               "  fault origin-slow MS|origin-errors RATE|app-hang APP [--for D]\n"
                "  change price PRODUCT CENTS                    a price change on the primary (db:), purged by the outbox relay\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  purge [--soft] [--wait[=S]] url|prefix|tag|all ARG... | status\n"
@@ -150,7 +152,33 @@ static int run_env(int argc, char **argv)
 
 static int run_fault(int argc, char **argv)
 {
-    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, or replica-down|primary-down|db-start|promote|lag DB");
+    static const char *const origin[] = {"origin-hang", "origin-down", "parent-down", "origin-slow", "origin-errors",
+                                         "app-hang", NULL};
+    for (int i = 0; argc >= 2 && origin[i]; i++) {
+        if (strcmp(argv[1], origin[i])) continue;
+        /* fault WHAT [ARG] [--for DURATION]: injected, held, undone (default 10 s, at most 600) */
+        const char *arg = NULL;
+        double for_s = 10;
+        for (int k = 2; k < argc; k++) {
+            if (!strcmp(argv[k], "--for") && k + 1 < argc) {
+                char *end;
+                double v = strtod(argv[++k], &end);
+                v *= !strcmp(end, "ms") ? 0.001 : !strcmp(end, "m") ? 60 : (!*end || !strcmp(end, "s")) ? 1 : -1;
+                if (!(v >= 0.1 && v <= 600)) lab_die("fault %s --for DURATION: 0.1 s to 600 s (10, 10s, 2500ms)", argv[1]);
+                for_s = v;
+            } else if (!arg) {
+                arg = argv[k];
+            } else {
+                lab_die("fault %s: unexpected '%s'", argv[1], argv[k]);
+            }
+        }
+        if (lab_load_state() < 0) lab_die("no lab in %s", L.statedir);
+        lab_load_topology(L.topo_path);
+        return lab_fault_origin(argv[1], arg, for_s);
+    }
+    if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, "
+                           "or replica-down|primary-down|db-start|promote|lag DB, or origin-hang|origin-down|parent-down [--for D], "
+                           "origin-slow MS|origin-errors RATE|app-hang APP [--for D]");
     return lab_cmd_fault(argv[1], argv[2]);
 }
 

@@ -159,6 +159,8 @@ static const char *resil_conf(void)
 
 /* (Re)starts node k with its lab command line plus the extras; waits until it is healthy (10 s),
  * unless it is an app given a delay (its /healthz is as slow as the rest). */
+static double g_error_rate; /* an app restarted by start_node answers this share 500 (fault origin-errors) */
+
 static int start_node(int k, int resil_on, unsigned delay_ms)
 {
     const struct lab_node *n = &L.plan.nodes[k];
@@ -175,8 +177,12 @@ static int start_node(int k, int resil_on, unsigned delay_ms)
         lab_argv_add(&a, "--delay");
         lab_argv_add(&a, "%u", delay_ms);
     }
+    if (n->kind == LAB_APP && g_error_rate > 0) {
+        lab_argv_add(&a, "--error-rate");
+        lab_argv_add(&a, "%g", g_error_rate);
+    }
     lab_start_proc(n, n->name, &a);
-    if (n->kind == LAB_APP && delay_ms) return 0;
+    if (n->kind == LAB_APP && (delay_ms || g_error_rate > 0)) return 0; /* its /healthz is slow or failing too */
     for (int t = 0; t < 200; t++) {
         if (lab_node_healthy(n)) return 0;
         usleep(50000);
@@ -229,6 +235,59 @@ static void undo(const char *d, int on)
     else if (!strcmp(d, "app-kill")) start_node(node_named("app1"), 0, 0);
     else if (!strcmp(d, "app-hang")) signal_node(node_named("app1"), SIGCONT);
     else if (!strcmp(d, "parent-down")) start_node(shield_node(), on, 0);
+}
+
+/* `cdn-lab fault` for the origin side (issue 19), each for a duration, then undone:
+ *   origin-hang | origin-down | parent-down | origin-slow MS | origin-errors RATE | app-hang APP
+ * The same injections as the drills (SIGSTOP/SIGCONT, kill and start, apps restarted with
+ * --delay or --error-rate). 0, or 1 when a node did not come back healthy. */
+int lab_fault_origin(const char *what, const char *arg, double for_s)
+{
+    int lb = lab_plan_find(&L.plan, LAB_LB, 0), k = -1;
+    const char *name = "shop-lb";
+    if (!strcmp(what, "origin-hang")) {
+        signal_node(lb, SIGSTOP);
+    } else if (!strcmp(what, "origin-down")) {
+        signal_node(lb, SIGKILL);
+    } else if (!strcmp(what, "parent-down")) {
+        if ((k = shield_node()) < 0) lab_die("fault parent-down: this topology has no parent edge");
+        name = L.plan.nodes[k].name;
+        signal_node(k, SIGKILL);
+    } else if (!strcmp(what, "origin-slow")) {
+        char *end;
+        long ms = arg ? strtol(arg, &end, 10) : -1;
+        if (!arg || *end || ms < 1 || ms > 60000) lab_die("fault origin-slow MS: a delay of 1 to 60000 ms per request");
+        name = "every shop-app";
+        apps_each(0, (unsigned)ms);
+    } else if (!strcmp(what, "origin-errors")) {
+        char *end;
+        double r = arg ? strtod(arg, &end) : -1;
+        if (!arg || *end || !(r > 0 && r <= 1)) lab_die("fault origin-errors RATE: the share of requests answered 500, above 0 and at most 1");
+        name = "every shop-app";
+        g_error_rate = r;
+        apps_each(0, 0);
+        g_error_rate = 0;
+    } else if (!strcmp(what, "app-hang")) {
+        if (!arg) lab_die("fault app-hang APP (e.g. app1)");
+        k = node_named(arg);
+        if (L.plan.nodes[k].kind != LAB_APP) lab_die("fault app-hang: %s is not a shop-app", arg);
+        name = "that shop-app";
+        signal_node(k, SIGSTOP);
+    } else {
+        return -1;
+    }
+    double t0 = mono_s(); /* the fault holds for_s from when it is in place */
+    printf("%s%s%s on %s for %.1f s\n", what, arg ? " " : "", arg ? arg : "", name, for_s);
+    fflush(stdout);
+    sleep_until(t0 + for_s);
+    int rc = 0;
+    if (!strcmp(what, "origin-hang")) signal_node(lb, SIGCONT);
+    else if (!strcmp(what, "origin-down")) rc = start_node(lb, 0, 0) < 0;
+    else if (!strcmp(what, "parent-down")) rc = start_node(k, 0, 0) < 0;
+    else if (!strcmp(what, "origin-slow") || !strcmp(what, "origin-errors")) apps_each(0, 0);
+    else if (!strcmp(what, "app-hang")) signal_node(k, SIGCONT);
+    printf("%s undone after %.1f s%s\n", what, mono_s() - t0, rc ? " (NOT healthy again: see its log)" : "");
+    return rc;
 }
 
 /* --- metrics --- */

@@ -147,5 +147,8 @@ int lab_cmd_purge(int argc, char **argv);
 int lab_cmd_scale(int argc, char **argv);
 /* drill.c: issue 19's fault drills under load, breaker and fast stale on vs off */
 int lab_cmd_drill(int argc, char **argv);
+/* drill.c: `fault origin-hang|origin-down|parent-down|origin-slow MS|origin-errors RATE|app-hang APP`
+ * for for_s seconds, then undone; -1 when `what` is none of these */
+int lab_fault_origin(const char *what, const char *arg, double for_s);
 
 #endif
