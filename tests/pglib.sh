@@ -44,7 +44,7 @@ _pg_run() {
     # shellcheck disable=SC2046
     start "$name" $(_pg_as) "$PG_BIN/postgres" -D "$dir/data" -p "$port" -k "$dir" \
         -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=on -c full_page_writes=off \
-        -c max_connections=100 -c shared_buffers=32MB "$@"
+        -c max_connections=100 -c shared_buffers=32MB -c dynamic_shared_memory_type=mmap "$@"
     wait_for 20 pg_isready -q -h 127.0.0.1 -p "$port" -U shop -d postgres || { diag "$name did not start: $(tail -n 5 "$T/$name.log")"; return 1; }
     # pg_isready answers before the database takes connections on a standby: ask once for real
     wait_for 20 psql -Atqc "SELECT 1" "postgresql://shop@127.0.0.1:$port/postgres" >/dev/null 2>&1
