@@ -40,6 +40,14 @@ struct cdn_daemon {
     cdn_timer_t *reclaim;
     int stopping;         /* atomic */
     unsigned done;        /* atomic: workers drained */
+    /* worker threads are made by cdn_daemon_new, set themselves up and wait for cdn_daemon_run */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int setup_rc;         /* under mu: -1 while the thread being made sets up, then its result */
+    int go;               /* under mu: 1 run, -1 give up (a failed start) */
+    unsigned nthreads;    /* threads made (workers 1..nthreads) */
+    char *err;            /* the setup's error message buffer (cdn_daemon_new's) */
+    size_t errlen;
 };
 
 static __thread struct cdn_worker *current; /* the worker this thread runs */
@@ -99,6 +107,56 @@ static int open_listeners(cdn_daemon_t *d, char *err, size_t errlen)
     return 0;
 }
 
+static void worker_run(struct cdn_worker *w);
+
+/* A worker's loop, h2o context, listener sockets and the program's per-worker state, made on the
+ * thread that will run them: h2o 2.2.5 gives a socket the buffer prototype (and recycle lists) of
+ * the thread that makes it, and a socket made on one thread and read on another (each context's
+ * message queue, for one) allocated and freed its buffers on another thread's list, racing with
+ * that thread: heap corruption under cross-worker collapsing (40 parallel clients of cold objects
+ * on 4 workers crashed cdn-edge within tens of rounds; edge_collapse.sh failed 1 run in 8). */
+static int worker_setup(cdn_daemon_t *d, unsigned i)
+{
+    const struct cdn_daemon_opts *o = &d->o;
+    struct cdn_worker *w = &d->s[i].w;
+    w->id = i;
+    w->d = d;
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, o->h2o);
+    for (size_t l = 0; l < d->nls; l++) {
+        w->actx[l] = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = o->hosts ? o->hosts : o->h2o->hosts,
+                                        .ssl_ctx = d->ls[l].ssl_ctx};
+        w->listener[l] = h2o_evloop_socket_create(w->loop, d->s[i].fd[l], H2O_SOCKET_FLAG_DONT_READ);
+        d->s[i].fd[l] = -1; /* the socket owns it */
+        w->listener[l]->data = &w->actx[l];
+        h2o_socket_read_start(w->listener[l], on_accept);
+    }
+    if (o->on_worker_init != NULL && o->on_worker_init(w, o->data, d->err, d->errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static void *worker_thread(void *arg)
+{
+    struct cdn_worker *w = arg;
+    cdn_daemon_t *d = w->d;
+    int rc = worker_setup(d, w->id);
+    pthread_mutex_lock(&d->mu);
+    d->setup_rc = rc != 0;
+    pthread_cond_broadcast(&d->cv);
+    while (d->go == 0)
+        pthread_cond_wait(&d->cv, &d->mu);
+    int go = d->go;
+    pthread_mutex_unlock(&d->mu);
+    if (rc != 0 || go < 0)
+        return NULL;
+    worker_run(w);
+    __atomic_add_fetch(&d->done, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pause(); /* every signal is blocked here: only exit() ends it */
+    return NULL;
+}
+
 cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t errlen)
 {
     cdn_daemon_t *d = calloc(1, sizeof(*d));
@@ -135,21 +193,30 @@ cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t 
     }
     if (open_listeners(d, err, errlen) != 0)
         goto fail;
-    for (unsigned i = 0; i < n; i++) {
-        struct cdn_worker *w = &d->s[i].w;
-        w->id = i;
-        w->d = d;
-        w->loop = h2o_evloop_create();
-        h2o_context_init(&w->ctx, w->loop, o->h2o);
-        for (size_t l = 0; l < d->nls; l++) {
-            w->actx[l] = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = o->hosts ? o->hosts : o->h2o->hosts,
-                                            .ssl_ctx = d->ls[l].ssl_ctx};
-            w->listener[l] = h2o_evloop_socket_create(w->loop, d->s[i].fd[l], H2O_SOCKET_FLAG_DONT_READ);
-            d->s[i].fd[l] = -1; /* the socket owns it */
-            w->listener[l]->data = &w->actx[l];
-            h2o_socket_read_start(w->listener[l], on_accept);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    d->err = err;
+    d->errlen = errlen;
+    /* worker 0 on this thread; each other worker on its own, made now, one at a time (so that the
+     * on_worker_init hooks never run at once), set up there and parked until cdn_daemon_run */
+    if (worker_setup(d, 0) != 0)
+        goto fail;
+    for (unsigned i = 1; i < n; i++) {
+        d->s[i].w.id = i; /* read by the new thread */
+        d->s[i].w.d = d;
+        pthread_mutex_lock(&d->mu);
+        d->setup_rc = -1;
+        int made = pthread_create(&d->s[i].th, NULL, worker_thread, &d->s[i].w) == 0;
+        if (made) {
+            d->nthreads = i;
+            while (d->setup_rc == -1)
+                pthread_cond_wait(&d->cv, &d->mu);
         }
-        if (o->on_worker_init != NULL && o->on_worker_init(w, o->data, err, errlen) != 0)
+        int rc = made ? d->setup_rc : 1;
+        pthread_mutex_unlock(&d->mu);
+        if (!made)
+            snprintf(err, errlen, "cannot start worker thread %u", i);
+        if (rc != 0)
             goto fail;
     }
     d->reclaim = cdn_timer_new(d->s[0].w.loop, on_reclaim, d);
@@ -160,6 +227,14 @@ cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t 
     }
     return d;
 fail:
+    if (d != NULL && d->nthreads > 0) { /* the parked workers give up */
+        pthread_mutex_lock(&d->mu);
+        d->go = -1;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        for (unsigned i = 1; i <= d->nthreads; i++)
+            pthread_join(d->s[i].th, NULL);
+    }
     /* a failed start ends the process: close the listeners so that the port is free at once */
     if (d != NULL && d->s != NULL)
         for (unsigned i = 0; i < n; i++)
@@ -206,25 +281,14 @@ static void worker_run(struct cdn_worker *w)
         d->o.on_worker_exit(w, d->o.data);
 }
 
-static void *worker_thread(void *arg)
-{
-    struct cdn_worker *w = arg;
-    worker_run(w);
-    __atomic_add_fetch(&w->d->done, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pause(); /* every signal is blocked here: only exit() ends it */
-    return NULL;
-}
 
 int cdn_daemon_run(cdn_daemon_t *d)
 {
-    unsigned started = 1;
-    for (unsigned i = 1; i < d->n; i++, started++)
-        if (pthread_create(&d->s[i].th, NULL, worker_thread, &d->s[i].w) != 0) {
-            cdn_err("cannot start worker thread %u", i);
-            cdn_daemon_stop(d);
-            break;
-        }
+    unsigned started = 1 + d->nthreads; /* every worker thread was made and set up by cdn_daemon_new */
+    pthread_mutex_lock(&d->mu);
+    d->go = 1;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
     /* the listeners were bound in cdn_daemon_new: connections are accepted from here on */
     cdn_sd_status("%s: %u worker(s)", d->o.prog ? d->o.prog : "daemon", d->n);
     cdn_sd_ready();
