@@ -21,8 +21,11 @@
  * - Reload lifetime: each worker's loop turn is one epoch (cdn/epoch.h). Configuration replaced by
  *   a reload goes to cdn_daemon_retire and is freed once every worker has finished the turn it
  *   was in: handlers may use configuration pointers within a callback, never across turns.
- * Threads: a finished worker thread stays parked until the process exits (h2o 2.2.5 keeps
- * recycled memory in thread-locals that a thread exit would leak). */
+ * Threads: cdn_daemon_new makes workers 1..n-1's threads; each makes its own loop, context,
+ * listener sockets and per-worker state (h2o 2.2.5 ties a socket's buffers to the thread that
+ * makes it: a socket read on another thread corrupted the heap) and waits for cdn_daemon_run. A
+ * finished worker thread stays parked until the process exits (h2o 2.2.5 keeps recycled memory
+ * in thread-locals that a thread exit would leak). */
 #ifndef CDN_DAEMON_H
 #define CDN_DAEMON_H
 
@@ -73,8 +76,9 @@ struct cdn_daemon_opts {
     const struct cdn_daemon_listener *listeners;
     size_t nlisteners;
     uint64_t drain_ms;                  /* graceful stop deadline; 0: CDN_DAEMON_DRAIN_MS */
-    /* Main thread, in cdn_daemon_new, for each worker (its loop and context exist): 0, or -1 with
-     * err set (cdn_daemon_new then fails). */
+    /* In cdn_daemon_new, for each worker, on the worker's own thread (worker 0: the caller's),
+     * one worker at a time, once its loop and context exist: 0, or -1 with err set
+     * (cdn_daemon_new then fails). */
     int (*on_worker_init)(struct cdn_worker *w, void *data, char *err, size_t errlen);
     /* The worker's own thread, before its loop first runs (thread-local setup); may be NULL. */
     void (*on_worker_start)(struct cdn_worker *w, void *data);
