@@ -98,6 +98,31 @@ enum cdn_breaker_state cdn_breaker_report(struct cdn_breaker *b, const struct cd
     return b->state;
 }
 
+void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now)
+{
+    if (now > b->last_answer)
+        b->last_answer = now;
+}
+
+int cdn_breaker_silent(const struct cdn_breaker *b, uint64_t now, uint64_t ms)
+{
+    return b->last_answer == 0 || now >= b->last_answer + ms;
+}
+
+enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now)
+{
+    cdn_breaker_answered(b, now);
+    if (b->state == CDN_BREAKER_CLOSED)
+        return b->state;
+    b->state = CDN_BREAKER_CLOSED;
+    b->consecutive = 0;
+    b->probes_out = b->probes_ok = 0;
+    b->win_req[0] = b->win_req[1] = b->win_fail[0] = b->win_fail[1] = 0;
+    b->win_start = now;
+    b->closes++;
+    return b->state;
+}
+
 void cdn_breaker_release(struct cdn_breaker *b, int probe)
 {
     if (probe && b->probes_out > 0)

@@ -346,7 +346,11 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
         if (h[i].name_len == 12 && strncasecmp(h[i].name, "cache-status", 12) == 0 &&
             edge_parent_upstream_failed(h[i].value, h[i].value_len))
             parent_up = 1;
-    fetch_brk_outcome(f, status < 500 || parent_up);
+    if (f->brk != NULL && f->brk_hung && !f->brk_sent) {
+        f->brk_hung = 0; /* reported hung, and here it is: slow, not dead (an open breaker closes) */
+        edge_brk_late(f->brk, status < 500 || parent_up);
+    }
+    fetch_brk_outcome(f, status < 500 || parent_up, 1);
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
         f->bad_head = "upstream response has a transfer coding other than chunked";
         return 1;
@@ -444,7 +448,7 @@ struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now,
     struct edge_verdict v;
     edge_decide(&o->fresh, &c->rq, now, &v);
     /* the upstream is known bad (its breaker refused us, or is open): grace beyond stale-if-error */
-    int64_t grace = f->brk != NULL && (f->brk_refused || edge_brk_is_bad(f->brk))
+    int64_t grace = f->brk != NULL && (f->brk_refused || f->brk_hung || edge_brk_is_bad(f->brk))
                         ? (int64_t)(f->w->srv->conf.resil.grace_ms / 1000) : 0;
     if ((c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) ||
         edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, grace) ==
@@ -472,7 +476,7 @@ void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr)
     }
     /* the breaker's outcome of a request without a head (one with a head was told at the head) */
     if (f->brk_sent && (errstr == NULL || edge_upstream_failed(kind)))
-        fetch_brk_outcome(f, errstr == NULL);
+        fetch_brk_outcome(f, errstr == NULL, errstr == NULL);
     else if (f->brk_sent) {
         edge_brk_release(f->brk, f->brk_probe); /* cancelled, or our own error: says nothing */
         f->brk_sent = 0;
@@ -768,11 +772,13 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
                 return fetch_send(f, body, body_len);
             }
             f->brk = e;
+            f->brk_hung = 0;
             f->brk_refused = 1;
             f->brk_retry_ms = retry;
             return -1;
         }
         f->brk = e;
+        f->brk_hung = 0;
         f->brk_sent = 1;
         f->brk_probe = probe;
     }
@@ -861,6 +867,20 @@ int fetch_join(struct creq *c, int validating)
     if (f->key_len != c->key_len || memcmp(f->key, c->key, c->key_len) != 0 ||
         (fetch_has_head(f) && (validating || !f->store)))
         return 0;
+    if (f->brk_hung && !fetch_has_head(f)) {
+        /* its upstream looks hung: a stale copy stale-if-error or grace allows, at once */
+        int64_t age;
+        struct edge_obj *so = fetch_error_stale(f, c, now_s(), &age);
+        if (so != NULL) {
+            struct edge_server *s = c->w->srv;
+            cdn_counter_inc(s->m_brk_stale);
+            req_count(s, M_STALE, T_NONE);
+            c->from_cache = 1;
+            req_deliver_obj(c, so, "fwd=stale; detail=origin-hung", age);
+            edge_obj_release(so);
+            return 1;
+        }
+    }
     cdn_counter_inc(c->w->srv->m_collapsed);
     fetch_add_waiter(f, c);
     if (fetch_has_head(f))
@@ -955,16 +975,55 @@ void fetch_fb_disarm(struct fetch *f)
         h2o_timeout_unlink(&f->brk_fb_entry);
 }
 
-/* breaker.first_byte passed and the upstream sent no head: its breaker hears a failure now (a
- * hung upstream opens it without waiting for `timeout`); the request goes on, and whatever it
- * brings is not counted again (brk_sent is cleared). */
+/* Waiters of a fetch reported hung get the stored copy that stale-if-error or the breaker's
+ * grace allows (fetch_error_stale), now, with detail=origin-hung; the others go on waiting. A
+ * fill that nobody waits for any more goes on in the background and refreshes the object. */
+static void hung_stale(struct fetch *f)
+{
+    struct edge_server *s = f->w->srv;
+    int64_t now = now_s();
+    f->refs++;
+    h2o_linklist_t *l = f->waiters.next;
+    while (l != &f->waiters) {
+        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, l);
+        l = l->next;
+        int64_t age;
+        struct edge_obj *so = fetch_error_stale(f, c, now, &age);
+        if (so == NULL)
+            continue;
+        if (f->collapsible)
+            f->background = 1; /* not dropped from the queue, not cancelled: it refreshes the object */
+        fetch_leave(c);
+        cdn_counter_inc(s->m_brk_stale);
+        req_count(s, M_STALE, T_NONE);
+        c->from_cache = 1;
+        req_deliver_obj(c, so, "fwd=stale; detail=origin-hung", age);
+        edge_obj_release(so);
+    }
+    fetch_release(f);
+}
+
+/* breaker.first_byte passed and the upstream sent no head. If nothing at all came from the
+ * upstream for that long it looks hung: its breaker hears a failure now (it opens without waiting
+ * for `timeout`), the clients that have a stale copy get it, and the request goes on (what it
+ * brings is not counted again: brk_sent is cleared; a success closes the breaker, edge_brk_late).
+ * If the upstream answers other requests meanwhile, this one is just slow: look again a period
+ * later (a slow origin is not taken for a dead one). */
 static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
 {
     struct fetch *f = H2O_STRUCT_FROM_MEMBER(struct fetch, brk_fb_entry, entry);
     assert(f->magic == FETCH_MAGIC);
     if (fetch_has_head(f) || fetch_is_over(f) || !f->brk_sent)
         return;
-    fetch_brk_outcome(f, 0);
+    if (!edge_brk_silent(f->brk, f->w->srv->conf.resil.brk_first_byte_ms)) {
+        h2o_timeout_link(f->w->ctx->loop, &f->w->brk_fb_timeout, &f->brk_fb_entry);
+        return;
+    }
+    f->brk_sent = 0;
+    f->brk_hung = 1;
+    edge_brk_hung(f->brk, f->brk_probe);
+    if (!f->in_cb)
+        hung_stale(f);
 }
 
 /* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the
@@ -980,12 +1039,12 @@ int fetch_slow_stale(struct creq *c)
 }
 
 /* The breaker hears how the request it let through went (once). */
-void fetch_brk_outcome(struct fetch *f, int ok)
+void fetch_brk_outcome(struct fetch *f, int ok, int answered)
 {
     if (!f->brk_sent)
         return;
     f->brk_sent = 0;
-    edge_brk_report(f->brk, ok, f->brk_probe);
+    edge_brk_report(f->brk, ok, f->brk_probe, answered);
 }
 
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted

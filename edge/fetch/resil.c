@@ -15,11 +15,11 @@ struct edge_brk {
     char *url;
     pthread_mutex_t mu;
     struct cdn_breaker b;
-    cdn_series_t *m_state, *m_refused, *m_to[3];
+    cdn_series_t *m_state, *m_refused, *m_to[3], *m_hung;
 };
 
 static const struct edge_resil_conf *conf;
-static cdn_metric_t *m_state, *m_refused, *m_trans;
+static cdn_metric_t *m_state, *m_refused, *m_trans, *m_hung;
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct edge_brk *table[MAX_UPSTREAMS];
 static size_t ntable;
@@ -60,6 +60,8 @@ void edge_resil_init(const struct edge_resil_conf *c, cdn_metrics_t *m, cdn_seri
     m_state = cdn_metrics_gauge(m, "edge_breaker_state", "Circuit breaker of each upstream: 0 closed, 1 open, 2 half-open", up_l);
     m_refused = cdn_metrics_counter(m, "edge_breaker_refused_total", "Requests not sent to an upstream because its breaker was open", up_l);
     m_trans = cdn_metrics_counter(m, "edge_breaker_transitions_total", "Circuit breaker transitions, by upstream and new state", tr_l);
+    m_hung = cdn_metrics_counter(m, "edge_breaker_hung_total",
+        "Requests counted as failures because they had no head after breaker.first_byte while nothing came from the upstream", up_l);
 }
 
 void edge_resil_free(void)
@@ -95,6 +97,7 @@ struct edge_brk *edge_brk_of(const char *url)
             if (m_state != NULL) {
                 e->m_state = cdn_metric_series(m_state, v);
                 e->m_refused = cdn_metric_series(m_refused, v);
+                e->m_hung = cdn_metric_series(m_hung, v);
                 static const char *const to[3] = {"closed", "open", "half-open"};
                 for (int k = 0; k < 3; k++)
                     e->m_to[k] = cdn_metric_series(m_trans, (const char *const[]){url, to[k], NULL});
@@ -107,7 +110,7 @@ struct edge_brk *edge_brk_of(const char *url)
 }
 
 /* After a change of state (under e->mu): the gauge, the counter, one log line. */
-static void moved(struct edge_brk *e, enum cdn_breaker_state from)
+static void moved(struct edge_brk *e, enum cdn_breaker_state from, const char *why)
 {
     enum cdn_breaker_state to = e->b.state;
     if (to == from)
@@ -121,7 +124,8 @@ static void moved(struct edge_brk *e, enum cdn_breaker_state from)
                  (unsigned long long)conf->breaker.open_ms,
                  from == CDN_BREAKER_HALF_OPEN ? "a probe failed" : "too many failures");
     else
-        cdn_notice("breaker %s: %s -> %s", e->url, cdn_breaker_state_name(from), cdn_breaker_state_name(to));
+        cdn_notice("breaker %s: %s -> %s%s%s%s", e->url, cdn_breaker_state_name(from), cdn_breaker_state_name(to),
+                   why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
 int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms)
@@ -130,7 +134,7 @@ int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms)
     pthread_mutex_lock(&e->mu);
     enum cdn_breaker_state from = e->b.state;
     int ok = cdn_breaker_allow(&e->b, &conf->breaker, now, probe);
-    moved(e, from);
+    moved(e, from, NULL);
     *retry_ms = ok ? 0 : cdn_breaker_retry_in(&e->b, &conf->breaker, now);
     if (!ok && *retry_ms == 0)
         *retry_ms = 1000; /* half-open with every probe out: about a probe's time */
@@ -140,13 +144,43 @@ int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms)
     return ok;
 }
 
-void edge_brk_report(struct edge_brk *e, int ok, int probe)
+void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered)
 {
     uint64_t now = cdn_now_ms();
     pthread_mutex_lock(&e->mu);
     enum cdn_breaker_state from = e->b.state;
+    if (answered)
+        cdn_breaker_answered(&e->b, now);
     cdn_breaker_report(&e->b, &conf->breaker, ok, probe, now);
-    moved(e, from);
+    moved(e, from, NULL);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int edge_brk_silent(struct edge_brk *e, uint64_t ms)
+{
+    pthread_mutex_lock(&e->mu);
+    int silent = cdn_breaker_silent(&e->b, cdn_now_ms(), ms);
+    pthread_mutex_unlock(&e->mu);
+    return silent;
+}
+
+void edge_brk_hung(struct edge_brk *e, int probe)
+{
+    if (e->m_hung != NULL)
+        cdn_counter_inc(e->m_hung);
+    edge_brk_report(e, 0, probe, 0);
+}
+
+void edge_brk_late(struct edge_brk *e, int ok)
+{
+    uint64_t now = cdn_now_ms();
+    pthread_mutex_lock(&e->mu);
+    enum cdn_breaker_state from = e->b.state;
+    if (ok)
+        cdn_breaker_alive(&e->b, now);
+    else
+        cdn_breaker_answered(&e->b, now);
+    moved(e, from, "a request counted as hung was answered: the upstream is slow, not dead");
     pthread_mutex_unlock(&e->mu);
 }
 

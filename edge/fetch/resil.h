@@ -23,8 +23,9 @@ struct edge_resil_conf {
     uint64_t stale_first_byte_ms;    /* stale_first_byte_timeout; 0: off (wait for the upstream) */
     struct cdn_breaker_conf breaker; /* breaker: {...}; off unless failures or error_ratio is set */
     uint64_t grace_ms;               /* breaker.grace: stale beyond stale-if-error while open */
-    uint64_t brk_first_byte_ms;      /* breaker.first_byte: a request without a head this long
-                                        counts as a failure now (it goes on); 0: only at timeout */
+    uint64_t brk_first_byte_ms;      /* breaker.first_byte: a request without a head this long,
+                                        while nothing came from its upstream this long, is hung:
+                                        a failure now (it goes on); 0: only at timeout */
     struct cdn_retry_budget_conf retry_budget; /* retry_budget: {...}; ratio 0: no budget */
     uint64_t backoff_ms, backoff_max_ms; /* retry_budget.backoff: the wait before a retry to the
                                      next upstream, at random in [0, min(max, backoff x 2^(n-1))]
@@ -50,8 +51,14 @@ struct edge_brk *edge_brk_of(const char *url);
  * the next probe may go). Counted and logged. */
 int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms);
 /* The outcome of a request it let through (exactly once), or its release (cancelled). Transitions
- * are logged and counted. */
-void edge_brk_report(struct edge_brk *e, int ok, int probe);
+ * are logged and counted. answered: a response head came (the upstream is not silent). */
+void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered);
+/* Hang detection (cdn/breaker.h): 1 when nothing came from the upstream for ms; a request past
+ * breaker.first_byte in a silence is reported hung (a failure, counted in edge_breaker_hung_total);
+ * when a request reported hung answers after all, edge_brk_late: if ok, an open breaker closes. */
+int edge_brk_silent(struct edge_brk *e, uint64_t ms);
+void edge_brk_hung(struct edge_brk *e, int probe);
+void edge_brk_late(struct edge_brk *e, int ok);
 void edge_brk_release(struct edge_brk *e, int probe);
 /* 1 while open or half-open (the upstream is known bad: grace applies). */
 int edge_brk_is_bad(struct edge_brk *e);

@@ -125,6 +125,7 @@ struct fetch {
     int slow;
     struct edge_brk *brk;
     int brk_sent, brk_probe, brk_refused;
+    int brk_hung;             /* breaker.first_byte passed in a silence of its upstream: reported hung */
     int retry_granted;        /* the retry budget let this fetch go to its next upstream */
     const char *shed;         /* overload refused its upstream request: "queue" or "memory" */
     h2o_linklist_t rlink;     /* in w->retry_wait while its retry backs off (until retry_at) */
@@ -260,7 +261,7 @@ void fetch_retry_pump(struct edge_worker *w);
 void fetch_fb_arm(struct fetch *f);
 void fetch_fb_disarm(struct fetch *f);
 int fetch_slow_stale(struct creq *c);
-void fetch_brk_outcome(struct fetch *f, int ok);
+void fetch_brk_outcome(struct fetch *f, int ok, int answered);
 void req_synth_unavailable(struct creq *c, uint64_t retry_ms, const char *detail, const char *body);
 
 #endif

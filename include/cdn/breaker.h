@@ -37,6 +37,7 @@ struct cdn_breaker {
     uint64_t opened_at;        /* when it last opened */
     unsigned probes_out, probes_ok; /* half-open */
     uint64_t opens, closes;    /* transitions so far (for metrics) */
+    uint64_t last_answer;      /* when a response head last came from it (any status); 0: never */
 };
 
 /* Fresh and closed. */
@@ -54,6 +55,18 @@ enum cdn_breaker_state cdn_breaker_report(struct cdn_breaker *b, const struct cd
 
 /* A request allow() let through ended without an outcome (cancelled): frees its probe slot. */
 void cdn_breaker_release(struct cdn_breaker *b, int probe);
+
+/* Hang detection (the caller's first-byte deadline): a request without a head past the deadline
+ * is a sign of a hung upstream only when nothing at all came from the upstream for that long; an
+ * upstream that answers other requests meanwhile is slow for this one, not hung.
+ *   answered(): a response head came (whatever its status);
+ *   silent():   nothing came for `ms` (or ever);
+ *   alive():    a request counted as hung answered after all: the upstream is slow, not dead, so
+ *               an open or half-open breaker closes at once (counted in closes). Returns the
+ *               state after it. */
+void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now);
+int cdn_breaker_silent(const struct cdn_breaker *b, uint64_t now, uint64_t ms);
+enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now);
 
 /* Milliseconds until a probe may go (0 unless open): for Retry-After. */
 uint64_t cdn_breaker_retry_in(const struct cdn_breaker *b, const struct cdn_breaker_conf *c, uint64_t now);

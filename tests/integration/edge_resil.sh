@@ -22,8 +22,12 @@
 #     being asked while its breaker is open
 #  9. a parent edge whose origin fails answers 5xx (the origin's 500, then its own breaker's 503):
 #     the child's breaker for the parent stays closed, so the parent's cache is still used
+# 10. breaker.first_byte: a hung origin opens the breaker without waiting for `timeout`
+# 11. ... but only in a silence of the upstream (slow for one request is not hung); an answer to a
+#     request counted as hung closes the breaker at once
+# 12. a hung origin: clients with a stale copy get it under grace at first_byte, joiners at once
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 75
+plan 90
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -227,7 +231,7 @@ stop parent
 
 # --- 6. shedding misses before hits ---------------------------------------------------------------
 EP=$(free_port); AP=$(free_port)
-CTO=20s edge r6 "$EP" "$AP" "max_fetches: 1" "fetch_queue_max: 1" "fill_memory: 200KiB"
+TMO=20s CTO=20s edge r6 "$EP" "$AP" "max_fetches: 1" "fetch_queue_max: 1" "fill_memory: 200KiB"
 E=http://127.0.0.1:$EP
 curl -s -o /dev/null "$E/max60/hot"
 curl -s -o /dev/null "$E/sie/st"
@@ -348,3 +352,62 @@ curl -s -o /dev/null "$O/_hang?on=0"
 wait "${fbp[@]}"
 is "$(cat "$T/fb1" "$T/fb2" "$T/fb3")" "200200200" "the 3 hung requests are answered when the origin resumes"
 stop r10
+
+# --- 11. breaker.first_byte counts a request as hung only in a silence of its upstream ---------
+# Two requests held by the origin (per path) pass first_byte several times while the origin answers
+# other misses: slow for those two, not hung; counted only once nothing else comes back. A request
+# counted as hung that is answered after all closes the breaker at once (open: 1m).
+EP=$(free_port); AP=$(free_port)
+TMO=20s edge r11 "$EP" "$AP" "breaker: {failures: 2, open: 1m, first_byte: 700ms}"
+E=http://127.0.0.1:$EP
+HUNG="edge_breaker_hung_total{upstream=\"$O\"}"
+STATE="edge_breaker_state{upstream=\"$O\"}"
+curl -s -o /dev/null "$O/_hangafter?p=/max60/h11a&n=0"
+curl -s -o /dev/null "$O/_hangafter?p=/max60/h11b&n=0"
+: >"$T/fast11"
+fast() { local i=0; while [ -e "$T/fast11" ]; do curl -s -m 5 -o /dev/null "$E/max60/f11-$1-$((i++))"; sleep 0.05; done; }
+fast a & fa=$!
+fast b & fb=$!
+sleep 0.3
+hp=()
+for x in a b; do (curl -s -m 30 -o /dev/null -w '%{http_code}' "$E/max60/h11$x" >"$T/h11$x") & hp+=($!); done
+sleep 2.5   # more than three first_byte periods of the held requests, with answers all along
+is "$(metric "$AP" "$HUNG")" 0 "requests past first_byte while the origin answers others: not counted as hung"
+is "$(metric "$AP" "$STATE")" 0 "... and the breaker stays closed"
+rm -f "$T/fast11"
+wait $fa $fb
+for i in $(seq 1 50); do [ "$(metric "$AP" "$HUNG")" = 2 ] && break; sleep 0.1; done
+is "$(metric "$AP" "$HUNG")" 2 "once nothing comes back for first_byte, both are counted as hung"
+is "$(metric "$AP" "$STATE")" 1 "... and the breaker (failures: 2) opens"
+curl -s -o /dev/null "$O/_hang?on=0"   # the origin answers the two held requests
+wait "${hp[@]}"
+is "$(cat "$T/h11a" "$T/h11b")" "200200" "the two held requests are answered"
+for i in $(seq 1 30); do [ "$(metric "$AP" "$STATE")" = 0 ] && break; sleep 0.1; done
+is "$(metric "$AP" "$STATE")" 0 "an answer to a request counted as hung closes the breaker (slow, not dead), before open: 1m"
+is "$(metric "$AP" "edge_breaker_transitions_total{upstream=\"$O\",to=\"closed\"}")" 1 "one transition to closed"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$E/max60/after11")" 200 "the next miss goes to the origin"
+stop r11
+
+# --- 12. a hung origin: clients holding a stale copy get it at the hang, under grace -------------
+# /short/ has max-age=2 and no stale-if-error: only the breaker's grace may serve it stale. The
+# revalidation hangs; at first_byte (in a silence) it is counted as hung and its client gets the
+# stale copy (detail=origin-hung), long before `timeout` (20 s); a client that comes meanwhile gets it
+# at once; the fetch goes on and refreshes the object when the origin answers.
+EP=$(free_port); AP=$(free_port)
+TMO=20s edge r12 "$EP" "$AP" "breaker: {failures: 5, open: 1m, first_byte: 300ms, grace: 1h}"
+E=http://127.0.0.1:$EP
+is "$(curl -s "$E/short/g12")" "body of /short/g12 #1" "an object with max-age=2 and no stale windows is cached"
+sleep 2.2
+curl -s -o /dev/null "$O/_hang?on=1"
+h=$(curl -s -m 10 -D - "$E/short/g12")
+like "$(echo "$h" | head -1) $(echo "$h" | hdr cache-status)" ' 200 .*fwd=stale; detail=origin-hung' \
+    "the revalidation hangs: the stale copy at first_byte (grace), not after the 20 s timeout"
+like "$h" 'body of /short/g12 #1' "... the old body"
+h=$(curl -s -m 10 -D - -o /dev/null "$E/short/g12")
+like "$(echo "$h" | hdr cache-status)" 'detail=origin-hung' "a client that comes meanwhile gets it at once"
+is "$(count /short/g12)" 2 "... the origin saw the fill and one revalidation, no more"
+is "$(metric "$AP" "$HUNG")" 1 "one request counted as hung"
+curl -s -o /dev/null "$O/_hang?on=0"
+for i in $(seq 1 30); do curl -s "$E/short/g12" | grep -q '#2' && break; sleep 0.1; done
+is "$(curl -s "$E/short/g12")" "body of /short/g12 #2" "the fetch went on: the answer refreshed the object"
+stop r12

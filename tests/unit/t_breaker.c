@@ -172,6 +172,51 @@ static void retry_budget(void **state)
     (void)state;
 }
 
+/* hang detection: silent() until something answers and again `ms` after the last answer; a
+ * request counted as hung that answers after all (alive) closes an open or half-open breaker */
+static void silence_and_alive(void **state)
+{
+    (void)state;
+    const struct cdn_breaker_conf c = {.failures = 2, .open_ms = 60000, .probes = 1};
+    struct cdn_breaker b;
+    cdn_breaker_init(&b);
+    assert_int_equal(cdn_breaker_silent(&b, 5, 1000), 1); /* never answered */
+    cdn_breaker_answered(&b, 100);
+    assert_int_equal(cdn_breaker_silent(&b, 1099, 1000), 0);
+    assert_int_equal(cdn_breaker_silent(&b, 1100, 1000), 1);
+    cdn_breaker_answered(&b, 50); /* an older time does not move it back */
+    assert_int_equal(cdn_breaker_silent(&b, 1099, 1000), 0);
+    /* alive on a closed breaker: nothing but the answer's time */
+    assert_int_equal(cdn_breaker_alive(&b, 2000), C);
+    assert_int_equal(b.closes, 0);
+    assert_int_equal(cdn_breaker_silent(&b, 2999, 1000), 0);
+    /* two hung requests open it; one of them answers: closed at once, long before open_ms */
+    int p;
+    assert_int_equal(cdn_breaker_allow(&b, &c, 3000, &p), 1);
+    cdn_breaker_report(&b, &c, 0, p, 4000);
+    assert_int_equal(cdn_breaker_allow(&b, &c, 3100, &p), 1);
+    cdn_breaker_report(&b, &c, 0, p, 4100);
+    assert_int_equal(b.state, O);
+    assert_int_equal(cdn_breaker_allow(&b, &c, 4200, &p), 0);
+    assert_int_equal(cdn_breaker_alive(&b, 4500), C);
+    assert_int_equal(b.closes, 1);
+    assert_int_equal(cdn_breaker_allow(&b, &c, 4501, &p), 1);
+    assert_int_equal(p, 0);
+    /* half-open with its probe out: alive closes it and frees the probe slot */
+    cdn_breaker_report(&b, &c, 0, p, 4600);
+    cdn_breaker_report(&b, &c, 0, 0, 4700); /* a request allowed earlier: second failure */
+    assert_int_equal(b.state, O);
+    assert_int_equal(cdn_breaker_allow(&b, &c, 4700 + 60000, &p), 1);
+    assert_int_equal(b.state, H);
+    assert_int_equal(p, 1);
+    assert_int_equal(cdn_breaker_alive(&b, 64800), C);
+    assert_int_equal(b.probes_out, 0);
+    assert_int_equal(b.closes, 2);
+    cdn_breaker_report(&b, &c, 1, p, 64900); /* the probe's own answer, later: nothing breaks */
+    assert_int_equal(b.state, C);
+    assert_int_equal(b.probes_out, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +225,7 @@ int main(void)
         cmocka_unit_test(ratio),
         cmocka_unit_test(stragglers_and_off),
         cmocka_unit_test(retry_budget),
+        cmocka_unit_test(silence_and_alive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
