@@ -98,10 +98,30 @@ enum cdn_breaker_state cdn_breaker_report(struct cdn_breaker *b, const struct cd
     return b->state;
 }
 
-void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now)
+static void ttfb_roll(struct cdn_breaker *b, uint64_t now)
+{
+    const uint64_t half = CDN_BREAKER_TTFB_WINDOW_MS / 2;
+    if (now < b->ttfb_start + half)
+        return;
+    b->ttfb_max[1] = now < b->ttfb_start + 2 * half ? b->ttfb_max[0] : 0;
+    b->ttfb_max[0] = 0;
+    b->ttfb_start = now;
+}
+
+void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now, uint64_t ttfb_ms)
 {
     if (now > b->last_answer)
         b->last_answer = now;
+    ttfb_roll(b, now);
+    if (ttfb_ms > b->ttfb_max[0])
+        b->ttfb_max[0] = ttfb_ms;
+}
+
+uint64_t cdn_breaker_hang_after(struct cdn_breaker *b, uint64_t now, uint64_t first_byte_ms)
+{
+    ttfb_roll(b, now);
+    uint64_t slowest = b->ttfb_max[0] > b->ttfb_max[1] ? b->ttfb_max[0] : b->ttfb_max[1];
+    return 2 * slowest > first_byte_ms ? 2 * slowest : first_byte_ms;
 }
 
 int cdn_breaker_silent(const struct cdn_breaker *b, uint64_t now, uint64_t ms)
@@ -109,9 +129,9 @@ int cdn_breaker_silent(const struct cdn_breaker *b, uint64_t now, uint64_t ms)
     return b->last_answer == 0 || now >= b->last_answer + ms;
 }
 
-enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now)
+enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now, uint64_t ttfb_ms)
 {
-    cdn_breaker_answered(b, now);
+    cdn_breaker_answered(b, now, ttfb_ms);
     if (b->state == CDN_BREAKER_CLOSED)
         return b->state;
     b->state = CDN_BREAKER_CLOSED;

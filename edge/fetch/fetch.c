@@ -348,7 +348,7 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
             parent_up = 1;
     if (f->brk != NULL && f->brk_hung && !f->brk_sent) {
         f->brk_hung = 0; /* reported hung, and here it is: slow, not dead (an open breaker closes) */
-        edge_brk_late(f->brk, status < 500 || parent_up);
+        edge_brk_late(f->brk, status < 500 || parent_up, f->brk_sent_at);
     }
     fetch_brk_outcome(f, status < 500 || parent_up, 1);
     if (!fetch_has_head(f) && unsupported_coding(h, n)) {
@@ -780,6 +780,7 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         f->brk = e;
         f->brk_hung = 0;
         f->brk_sent = 1;
+        f->brk_sent_at = cdn_now_ms();
         f->brk_probe = probe;
     }
     /* shedding misses before hits (resil.h): under overload a new upstream request is not made
@@ -1003,8 +1004,9 @@ static void hung_stale(struct fetch *f)
     fetch_release(f);
 }
 
-/* breaker.first_byte passed and the upstream sent no head. If nothing at all came from the
- * upstream for that long it looks hung: its breaker hears a failure now (it opens without waiting
+/* breaker.first_byte passed and the upstream sent no head. If its hang deadline (first_byte, or
+ * twice its recent slowest first byte) has passed and nothing at all came from the upstream for
+ * that long, it looks hung: its breaker hears a failure now (it opens without waiting
  * for `timeout`), the clients that have a stale copy get it, and the request goes on (what it
  * brings is not counted again: brk_sent is cleared; a success closes the breaker, edge_brk_late).
  * If the upstream answers other requests meanwhile, this one is just slow: look again a period
@@ -1015,7 +1017,7 @@ static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
     assert(f->magic == FETCH_MAGIC);
     if (fetch_has_head(f) || fetch_is_over(f) || !f->brk_sent)
         return;
-    if (!edge_brk_silent(f->brk, f->w->srv->conf.resil.brk_first_byte_ms)) {
+    if (!edge_brk_hung_now(f->brk, f->brk_sent_at)) {
         h2o_timeout_link(f->w->ctx->loop, &f->w->brk_fb_timeout, &f->brk_fb_entry);
         return;
     }
@@ -1044,7 +1046,7 @@ void fetch_brk_outcome(struct fetch *f, int ok, int answered)
     if (!f->brk_sent)
         return;
     f->brk_sent = 0;
-    edge_brk_report(f->brk, ok, f->brk_probe, answered);
+    edge_brk_report(f->brk, ok, f->brk_probe, answered, f->brk_sent_at);
 }
 
 /* Starts a fetch with c as its first waiter (and owner); result (M_MISS / M_PASS) is counted

@@ -144,42 +144,45 @@ int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms)
     return ok;
 }
 
-void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered)
+void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered, uint64_t sent_at)
 {
     uint64_t now = cdn_now_ms();
     pthread_mutex_lock(&e->mu);
     enum cdn_breaker_state from = e->b.state;
     if (answered)
-        cdn_breaker_answered(&e->b, now);
+        cdn_breaker_answered(&e->b, now, now > sent_at ? now - sent_at : 0);
     cdn_breaker_report(&e->b, &conf->breaker, ok, probe, now);
     moved(e, from, NULL);
     pthread_mutex_unlock(&e->mu);
 }
 
-int edge_brk_silent(struct edge_brk *e, uint64_t ms)
+int edge_brk_hung_now(struct edge_brk *e, uint64_t sent_at)
 {
+    uint64_t now = cdn_now_ms();
     pthread_mutex_lock(&e->mu);
-    int silent = cdn_breaker_silent(&e->b, cdn_now_ms(), ms);
+    uint64_t after = cdn_breaker_hang_after(&e->b, now, conf->brk_first_byte_ms);
+    int hung = now >= sent_at + after && cdn_breaker_silent(&e->b, now, after);
     pthread_mutex_unlock(&e->mu);
-    return silent;
+    return hung;
 }
 
 void edge_brk_hung(struct edge_brk *e, int probe)
 {
     if (e->m_hung != NULL)
         cdn_counter_inc(e->m_hung);
-    edge_brk_report(e, 0, probe, 0);
+    edge_brk_report(e, 0, probe, 0, 0);
 }
 
-void edge_brk_late(struct edge_brk *e, int ok)
+void edge_brk_late(struct edge_brk *e, int ok, uint64_t sent_at)
 {
     uint64_t now = cdn_now_ms();
+    uint64_t ttfb = now > sent_at ? now - sent_at : 0;
     pthread_mutex_lock(&e->mu);
     enum cdn_breaker_state from = e->b.state;
     if (ok)
-        cdn_breaker_alive(&e->b, now);
+        cdn_breaker_alive(&e->b, now, ttfb);
     else
-        cdn_breaker_answered(&e->b, now);
+        cdn_breaker_answered(&e->b, now, ttfb);
     moved(e, from, "a request counted as hung was answered: the upstream is slow, not dead");
     pthread_mutex_unlock(&e->mu);
 }

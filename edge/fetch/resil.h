@@ -51,14 +51,17 @@ struct edge_brk *edge_brk_of(const char *url);
  * the next probe may go). Counted and logged. */
 int edge_brk_allow(struct edge_brk *e, int *probe, uint64_t *retry_ms);
 /* The outcome of a request it let through (exactly once), or its release (cancelled). Transitions
- * are logged and counted. answered: a response head came (the upstream is not silent). */
-void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered);
-/* Hang detection (cdn/breaker.h): 1 when nothing came from the upstream for ms; a request past
- * breaker.first_byte in a silence is reported hung (a failure, counted in edge_breaker_hung_total);
- * when a request reported hung answers after all, edge_brk_late: if ok, an open breaker closes. */
-int edge_brk_silent(struct edge_brk *e, uint64_t ms);
+ * are logged and counted. answered: a response head came (the upstream is not silent), for the
+ * request sent at sent_at (cdn_now_ms). */
+void edge_brk_report(struct edge_brk *e, int ok, int probe, int answered, uint64_t sent_at);
+/* Hang detection (cdn/breaker.h): a request sent at sent_at without a head is hung when the
+ * upstream's hang deadline (breaker.first_byte, or twice its recent slowest first byte) has passed
+ * since it was sent and nothing came from the upstream for that long either. A hung request is
+ * reported (a failure, counted in edge_breaker_hung_total); when it answers after all,
+ * edge_brk_late: if ok, an open breaker closes. */
+int edge_brk_hung_now(struct edge_brk *e, uint64_t sent_at);
 void edge_brk_hung(struct edge_brk *e, int probe);
-void edge_brk_late(struct edge_brk *e, int ok);
+void edge_brk_late(struct edge_brk *e, int ok, uint64_t sent_at);
 void edge_brk_release(struct edge_brk *e, int probe);
 /* 1 while open or half-open (the upstream is known bad: grace applies). */
 int edge_brk_is_bad(struct edge_brk *e);

@@ -38,7 +38,10 @@ struct cdn_breaker {
     unsigned probes_out, probes_ok; /* half-open */
     uint64_t opens, closes;    /* transitions so far (for metrics) */
     uint64_t last_answer;      /* when a response head last came from it (any status); 0: never */
+    uint64_t ttfb_start;       /* the slowest first byte of recent answers: two half-windows of */
+    uint64_t ttfb_max[2];      /* CDN_BREAKER_TTFB_WINDOW_MS, [0] current */
 };
+#define CDN_BREAKER_TTFB_WINDOW_MS 30000
 
 /* Fresh and closed. */
 void cdn_breaker_init(struct cdn_breaker *b);
@@ -58,15 +61,19 @@ void cdn_breaker_release(struct cdn_breaker *b, int probe);
 
 /* Hang detection (the caller's first-byte deadline): a request without a head past the deadline
  * is a sign of a hung upstream only when nothing at all came from the upstream for that long; an
- * upstream that answers other requests meanwhile is slow for this one, not hung.
- *   answered(): a response head came (whatever its status);
+ * upstream that answers other requests meanwhile is slow for this one, not hung. The deadline
+ * itself follows the upstream: at least twice the slowest first byte of its recent answers (the
+ * last 15-30 s), so an upstream that has turned slow is not taken for a hung one again and again.
+ *   answered(): a response head came (whatever its status), ttfb_ms after its request was sent;
+ *   hang_after(): the deadline now: max(first_byte_ms, 2 x the recent slowest first byte);
  *   silent():   nothing came for `ms` (or ever);
- *   alive():    a request counted as hung answered after all: the upstream is slow, not dead, so
- *               an open or half-open breaker closes at once (counted in closes). Returns the
- *               state after it. */
-void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now);
+ *   alive():    a request counted as hung answered after all (ttfb_ms after it was sent): the
+ *               upstream is slow, not dead, so an open or half-open breaker closes at once
+ *               (counted in closes). Returns the state after it. */
+void cdn_breaker_answered(struct cdn_breaker *b, uint64_t now, uint64_t ttfb_ms);
+uint64_t cdn_breaker_hang_after(struct cdn_breaker *b, uint64_t now, uint64_t first_byte_ms);
 int cdn_breaker_silent(const struct cdn_breaker *b, uint64_t now, uint64_t ms);
-enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now);
+enum cdn_breaker_state cdn_breaker_alive(struct cdn_breaker *b, uint64_t now, uint64_t ttfb_ms);
 
 /* Milliseconds until a probe may go (0 unless open): for Retry-After. */
 uint64_t cdn_breaker_retry_in(const struct cdn_breaker *b, const struct cdn_breaker_conf *c, uint64_t now);

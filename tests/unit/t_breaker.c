@@ -181,13 +181,13 @@ static void silence_and_alive(void **state)
     struct cdn_breaker b;
     cdn_breaker_init(&b);
     assert_int_equal(cdn_breaker_silent(&b, 5, 1000), 1); /* never answered */
-    cdn_breaker_answered(&b, 100);
+    cdn_breaker_answered(&b, 100, 10);
     assert_int_equal(cdn_breaker_silent(&b, 1099, 1000), 0);
     assert_int_equal(cdn_breaker_silent(&b, 1100, 1000), 1);
-    cdn_breaker_answered(&b, 50); /* an older time does not move it back */
+    cdn_breaker_answered(&b, 50, 10); /* an older time does not move it back */
     assert_int_equal(cdn_breaker_silent(&b, 1099, 1000), 0);
     /* alive on a closed breaker: nothing but the answer's time */
-    assert_int_equal(cdn_breaker_alive(&b, 2000), C);
+    assert_int_equal(cdn_breaker_alive(&b, 2000, 10), C);
     assert_int_equal(b.closes, 0);
     assert_int_equal(cdn_breaker_silent(&b, 2999, 1000), 0);
     /* two hung requests open it; one of them answers: closed at once, long before open_ms */
@@ -198,7 +198,7 @@ static void silence_and_alive(void **state)
     cdn_breaker_report(&b, &c, 0, p, 4100);
     assert_int_equal(b.state, O);
     assert_int_equal(cdn_breaker_allow(&b, &c, 4200, &p), 0);
-    assert_int_equal(cdn_breaker_alive(&b, 4500), C);
+    assert_int_equal(cdn_breaker_alive(&b, 4500, 10), C);
     assert_int_equal(b.closes, 1);
     assert_int_equal(cdn_breaker_allow(&b, &c, 4501, &p), 1);
     assert_int_equal(p, 0);
@@ -209,12 +209,31 @@ static void silence_and_alive(void **state)
     assert_int_equal(cdn_breaker_allow(&b, &c, 4700 + 60000, &p), 1);
     assert_int_equal(b.state, H);
     assert_int_equal(p, 1);
-    assert_int_equal(cdn_breaker_alive(&b, 64800), C);
+    assert_int_equal(cdn_breaker_alive(&b, 64800, 10), C);
     assert_int_equal(b.probes_out, 0);
     assert_int_equal(b.closes, 2);
     cdn_breaker_report(&b, &c, 1, p, 64900); /* the probe's own answer, later: nothing breaks */
     assert_int_equal(b.state, C);
     assert_int_equal(b.probes_out, 0);
+}
+
+/* the hang deadline follows the upstream: twice its slowest recent first byte, at least
+ * first_byte; it forgets a slow spell after one to two windows */
+static void hang_deadline(void **state)
+{
+    (void)state;
+    struct cdn_breaker b;
+    cdn_breaker_init(&b);
+    assert_int_equal(cdn_breaker_hang_after(&b, 1000, 2000), 2000);
+    cdn_breaker_answered(&b, 1000, 40);
+    assert_int_equal(cdn_breaker_hang_after(&b, 1000, 2000), 2000);  /* fast answers: first_byte */
+    cdn_breaker_answered(&b, 5000, 2500);                             /* a 2.5 s answer (slow origin) */
+    assert_int_equal(cdn_breaker_hang_after(&b, 5000, 2000), 5000);
+    cdn_breaker_alive(&b, 6000, 3100);                                /* a hung one that answered at 3.1 s */
+    assert_int_equal(cdn_breaker_hang_after(&b, 6000, 2000), 6200);
+    const uint64_t half = CDN_BREAKER_TTFB_WINDOW_MS / 2;
+    assert_int_equal(cdn_breaker_hang_after(&b, 1000 + half + 1, 2000), 6200); /* one half later: still known */
+    assert_int_equal(cdn_breaker_hang_after(&b, 1000 + 3 * half + 2, 2000), 2000); /* two more halves: forgotten */
 }
 
 int main(void)
@@ -226,6 +245,7 @@ int main(void)
         cmocka_unit_test(stragglers_and_off),
         cmocka_unit_test(retry_budget),
         cmocka_unit_test(silence_and_alive),
+        cmocka_unit_test(hang_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
