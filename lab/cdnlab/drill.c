@@ -70,7 +70,7 @@
 struct drill_opts {
     double warm_s, fault_s, rest_s, rate;
     unsigned slow_ms;
-    unsigned first_byte_ms; /* breaker.first_byte in mode "on" (0: not set) */
+    unsigned first_byte_ms; /* breaker.first_byte in mode "on" (default 2000; 0: not set) */
     int expire;
     char out[PATH_MAX];
 };
@@ -724,12 +724,13 @@ static void usage_drill(FILE *f)
                "  drills: origin-hang origin-slow origin-errors origin-down app-kill app-hang parent-down (default: all)\n"
                "  -W warm-up (8), -F fault (6), -R after the undo (6) seconds; --rate per region (30/s);\n"
                "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault;\n"
-               "  --first-byte: breaker.first_byte in mode on (default: not set)\n");
+               "  --first-byte: breaker.first_byte in mode on (default 2000; 0: not set)\n");
 }
 
 int lab_cmd_drill(int argc, char **argv)
 {
-    struct drill_opts o = {.warm_s = 8, .fault_s = 6, .rest_s = 6, .rate = 30, .slow_ms = 2500, .expire = 1};
+    struct drill_opts o = {.warm_s = 8, .fault_s = 6, .rest_s = 6, .rate = 30, .slow_ms = 2500, .expire = 1,
+                           .first_byte_ms = 2000};
     char drills[256] = "", modes[32] = "on,off";
     static const struct option lo[] = {{"drills", required_argument, NULL, 'd'}, {"modes", required_argument, NULL, 'm'},
                                        {"rate", required_argument, NULL, 'r'},   {"slow", required_argument, NULL, 's'},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/bench/disk.sh - hits from the disk tier: cdn-edge's RocksDB tier beside nginx proxy_cache's
-# files (page cache, sendfile) and Apache Traffic Server's disk cache, with a RAM tier much smaller
-# than the working set (issue 15's RocksDB-tier rows).
+# files (page cache, sendfile), Varnish's file storage (an mmap'ed file: the page cache is its RAM)
+# and Apache Traffic Server's disk cache, with a RAM tier much smaller than the working set (issue
+# 15's RocksDB-tier rows; also run by tests/bench/edge.sh for its disk-uniform and disk-zipf rows).
 #
 #   NOBJ objects of SIZE bytes (default 3000 x 60 KiB = 176 MiB); every server is warmed with every
 #   object (three passes: cdn-edge writes an object to RocksDB on its second request) and the origin's
@@ -17,6 +18,7 @@
 #   tests/bench/disk.sh                              (or: make bench BENCH=disk)
 #   DIR=/dev/shm tests/bench/disk.sh                 (caches on tmpfs instead of the disk)
 #   PEERS="cdn-edge nginx" DUR=5 ROUNDS=3 RAM=16MiB tests/bench/disk.sh
+#   EDGE_B=/other/build/edge/cdn-edge tests/bench/disk.sh     (adds that binary as "edge-b": A/B)
 # Servers pinned to CPU 0 with one worker, wrk and the origin to CPU 1. Bounded: about
 # ROUNDS * 2 rows * peers * DUR seconds plus the warm-up (NOBJ * 3 requests per server).
 set -u
@@ -29,14 +31,16 @@ SIZE=${SIZE:-61440}
 RAM=${RAM:-16MiB}
 ALPHA=${ALPHA:-0.9}
 CONNS=${CONNS:-50}
-PEERS=${PEERS:-"cdn-edge nginx ats"}
+PEERS=${PEERS:-"cdn-edge nginx varnish ats"}
 ROWS=${ROWS:-"uniform zipf"}
 DIR=${DIR:-/var/tmp}
 EDGE=$top_builddir/edge/cdn-edge
 [ -x "$EDGE" ] || { echo "build edge/cdn-edge first"; exit 1; }
+EDGE_B=${EDGE_B:-}
+[ -z "$EDGE_B" ] || PEERS="$PEERS edge-b"
 
 need=""
-for p in nginx:nginx-light traffic_server:trafficserver wrk:wrk h2load:nghttp2-client python3:python3; do
+for p in nginx:nginx-light varnishd:varnish traffic_server:trafficserver wrk:wrk h2load:nghttp2-client python3:python3; do
     command -v "${p%%:*}" >/dev/null 2>&1 || need="$need ${p#*:}"
 done
 if [ -n "$need" ]; then
@@ -45,7 +49,7 @@ if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
         --no-install-recommends $need >/dev/null || exit 1
 fi
-for s in nginx trafficserver; do systemctl stop "$s" >/dev/null 2>&1 || true; done
+for s in nginx varnish trafficserver; do systemctl stop "$s" >/dev/null 2>&1 || true; done
 
 export TMPDIR=$DIR
 . "$top_srcdir/tests/lib.sh"
@@ -116,11 +120,19 @@ start origin $PIN_CLI nginx -c "$W/origin/nginx.conf" -p "$W/origin"
 origin_reqs() { wc -l <"$W/origin/access.log"; }
 
 declare -A H1 SID
-start_edge() {
-    local p=$(free_port)
-    start cdn-edge $PIN_SRV "$EDGE" -a "127.0.0.1:$p" -b "http://127.0.0.1:$PO" -w 1 -s "$RAM" -S 4GiB \
-        -d "$W/cdn-edge-rdb" -l warn
-    H1[cdn-edge]=http://127.0.0.1:$p; SID[cdn-edge]=$pid_cdn_edge
+start_edge() {  # start_edge NAME BINARY
+    local p=$(free_port) v=pid_${1//-/_}
+    start "$1" $PIN_SRV "$2" -a "127.0.0.1:$p" -b "http://127.0.0.1:$PO" -w 1 -s "$RAM" -S 4GiB \
+        -d "$W/$1-rdb" -l warn
+    H1[$1]=http://127.0.0.1:$p; SID[$1]=${!v}
+}
+start_varnish() {  # file storage: an mmap'ed file on the same disk; no RAM tier of its own
+    local p=$(free_port) d=$W/varnish
+    mkdir -p "$d"
+    printf '%s\n' 'vcl 4.1;' "backend origin { .host = \"127.0.0.1\"; .port = \"$PO\"; }" >"$d/default.vcl"
+    start varnish $PIN_SRV varnishd -F -j none -n "$d/n" -a "127.0.0.1:$p,HTTP" -f "$d/default.vcl" \
+        -s "file,$d/storage.bin,1G" -T none -p thread_pools=1
+    H1[varnish]=http://127.0.0.1:$p; SID[varnish]=$pid_varnish
 }
 start_nginx() {
     local p=$(free_port) d=$W/nginx
@@ -201,7 +213,8 @@ pin() {  # ATS threads set their own affinity: put every thread back on CPU 0
 
 wait_http "http://127.0.0.1:$PO/o/00000.jpg" 10 || bail "origin did not start"
 for s in $PEERS; do
-    case $s in cdn-edge) start_edge ;; nginx) start_nginx ;; ats) start_ats ;; *) echo "unknown server $s"; exit 1 ;; esac
+    case $s in cdn-edge) start_edge cdn-edge "$EDGE" ;; edge-b) start_edge edge-b "$EDGE_B" ;; nginx) start_nginx ;;
+        varnish) start_varnish ;; ats) start_ats ;; *) echo "unknown server $s"; exit 1 ;; esac
 done
 for s in $PEERS; do
     wait_http "${H1[$s]}/o/00000.jpg" 30 || bail "$s did not start"
@@ -267,14 +280,14 @@ for row in rows:
         cs = res.get(row + "," + s, [])
         if cs:
             med[s] = tuple(statistics.median(c[i] for c in cs) for i in range(4))
-    others = [s for s in med if s != "cdn-edge" and med[s][0] > 0]
+    others = [s for s in med if s not in ("cdn-edge", "edge-b") and med[s][0] > 0]
     best = max(others, key=lambda s: med[s][0]) if others else None
     for s in peers:
         if s not in med:
             continue
         rps, p99, err, cpu = med[s]
         rr = rc = ""
-        if s == "cdn-edge" and best:
+        if s in ("cdn-edge", "edge-b") and best:
             rr = "%.2fx" % (rps / med[best][0])
             rc = "%.2fx" % (cpu / med[best][3]) if med[best][3] else ""
         print("%-8s %-9s %8.0f %8.2f %5d %10.1f %10s %10s" % (row, s, rps, p99, err, cpu, rr, rc))

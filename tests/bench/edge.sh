@@ -15,6 +15,15 @@
 # the origin and is stored; h2o-proxy, a reverse proxy without a cache, is the bare hop):
 #   miss-4k h1, miss-60k h1    a 4 KiB / 60 KiB object under a fresh query each time, wrk HTTP/1.1
 #   pass-4k h1                 a 4 KiB object the origin marks no-store (nothing is stored)
+#   miss-4k-h2, pass-4k-h2     the same over h2 with TLS (h2load; the miss row on one connection
+#                              with H2C x H2M streams, since h2load gives every connection the same
+#                              list of fresh URLs)
+# and hits from the disk tier (tests/bench/disk.sh, run after the table with its own servers, RAM
+# tier much smaller than the working set, caches on DIR, default /var/tmp: the real disk):
+#   disk-uniform, disk-zipf
+# Caches live on tmpfs by default (nginx's and ATS's caches are files, so this makes them memory
+# caches as the others are); CACHE_DIR=/var/tmp puts cdn-edge's RocksDB tier, nginx's cache files and
+# ATS's cache on the disk instead (Varnish keeps malloc storage), for the miss rows on a real disk.
 # Prints req/s and p99 (medians over ROUNDS rounds, order alternating), RSS after the run, and
 # each server's ratio to the fastest peer and to the ceiling.
 #
@@ -25,6 +34,7 @@
 #   DUR=5 ROUNDS=3 WORKERS=2 tests/bench/edge.sh
 #   PEERS="cdn-edge h2o" ROWS="1k-h1" tests/bench/edge.sh    (a subset, for profiling)
 #   EDGE_B=/other/build/edge/cdn-edge tests/bench/edge.sh     (adds that binary as "edge-b": A/B of a change)
+#   CACHE_DIR=/var/tmp ROWS="miss-4k miss-60k" tests/bench/edge.sh   (the caches on the disk)
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -37,7 +47,11 @@ CONNS=${CONNS:-50}          # wrk connections
 H2C=${H2C:-10}              # h2load connections
 H2M=${H2M:-10}              # h2load streams per connection
 PEERS=${PEERS:-"cdn-edge nginx varnish ats h2o h2o-proxy"}
-ROWS=${ROWS:-"1k-h1 60k-h2 60k-h2c zipf-h1 miss-4k miss-60k pass-4k"}
+ROWS=${ROWS:-"1k-h1 60k-h2 60k-h2c zipf-h1 miss-4k miss-60k pass-4k miss-4k-h2 pass-4k-h2 disk-uniform disk-zipf"}
+DISK_ROWS=""
+for r in $ROWS; do case $r in disk-*) DISK_ROWS="$DISK_ROWS ${r#disk-}" ;; esac; done
+ROWS=$(for r in $ROWS; do case $r in disk-*) ;; *) printf '%s ' "$r" ;; esac; done)
+CACHE_DIR=${CACHE_DIR:-}
 EDGE=$top_builddir/edge/cdn-edge
 [ -x "$EDGE" ] || { echo "build edge/cdn-edge first"; exit 1; }
 EDGE_B=${EDGE_B:-}
@@ -64,6 +78,13 @@ export TMPDIR=/dev/shm
 chmod 755 "$T"
 W=$T
 cd "$W"
+CD=$W   # where the caches live
+if [ -n "$CACHE_DIR" ]; then
+    CD=$(mktemp -d "$CACHE_DIR/cdn-bench.XXXXXX") || exit 1
+    chmod 755 "$CD"
+    trap 'rm -rf "$CD"; _cleanup' EXIT
+fi
+echo "caches on $CD ($(df --output=fstype "$CD" | tail -1))"
 
 PIN_SRV="" PIN_CLI=""
 if [ "$WORKERS" = 1 ] && [ "$(nproc)" -ge 2 ]; then PIN_SRV="taskset -c 0"; PIN_CLI="taskset -c 1"; fi
@@ -162,7 +183,7 @@ declare -A H1 H2C TLS SID
 start_edge() {  # start_edge NAME BINARY
     local p=$(free_port) pt=$(free_port) v=pid_${1//-/_}
     start "$1" $PIN_SRV "$2" -a "127.0.0.1:$p" --tls "127.0.0.1:$pt" --cert "$W/cert.pem" --key "$W/key.pem" \
-        -b "http://127.0.0.1:$PO" -w "$WORKERS" -s 1GiB -S 2GiB -d "$W/$1-rdb" -l warn
+        -b "http://127.0.0.1:$PO" -w "$WORKERS" -s 1GiB -S 2GiB -d "$CD/$1-rdb" -l warn
     H1[$1]=http://127.0.0.1:$p; H2C[$1]=http://127.0.0.1:$p; TLS[$1]=https://127.0.0.1:$pt
     SID[$1]=${!v}
 }
@@ -171,7 +192,7 @@ start_nginx() {
     local p=$(free_port) pc=$(free_port) pt=$(free_port) d=$W/nginx
     mkdir -p "$d"
     { nginx_common "$d"; cat <<EOF
-    proxy_cache_path $d/cache levels=1:2 keys_zone=edge:64m max_size=1g inactive=2h use_temp_path=off;
+    proxy_cache_path $CD/nginx-cache levels=1:2 keys_zone=edge:64m max_size=1g inactive=2h use_temp_path=off;
     upstream origin { server 127.0.0.1:$PO; keepalive 64; }
     server {
         listen 127.0.0.1:$p;
@@ -266,7 +287,8 @@ map http://127.0.0.1:$p/ http://127.0.0.1:$PO/
 map https://127.0.0.1:$pt/ http://127.0.0.1:$PO/
 EOF
     echo "dest_ip=* ssl_cert_name=cert.pem ssl_key_name=key.pem" >"$d/etc/ssl_multicert.config"
-    echo "$d/cache 1G" >"$d/etc/storage.config"
+    mkdir -p "$CD/ats-cache"
+    echo "$CD/ats-cache 1G" >"$d/etc/storage.config"
     : >"$d/etc/plugin.config"
     start ats $PIN_SRV traffic_server --run-root="$d/runroot.yaml"
     H1[ats]=http://127.0.0.1:$p; H2C[ats]=""; TLS[ats]=https://127.0.0.1:$pt
@@ -274,13 +296,15 @@ EOF
 }
 # --- h2o as a reverse proxy without a cache: the bare hop of the miss and pass rows
 start_h2o_proxy() {
-    local p=$(free_port) d=$W/h2o-proxy
+    local p=$(free_port) pt=$(free_port) d=$W/h2o-proxy
     mkdir -p "$d"
     printf '%s\n' "num-threads: $WORKERS" "user: root" "pid-file: $d/h2o.pid" "error-log: $d/error.log" \
-        "listen:" "  host: 127.0.0.1" "  port: $p" "hosts:" "  default:" "    paths:" "      /:" \
+        "listen:" "  host: 127.0.0.1" "  port: $p" "listen:" "  host: 127.0.0.1" "  port: $pt" "  ssl:" \
+        "    certificate-file: $W/cert.pem" "    key-file: $W/key.pem" "    ocsp-update-interval: 0" \
+        "hosts:" "  default:" "    paths:" "      /:" \
         "        proxy.reverse.url: http://127.0.0.1:$PO/" >"$d/h2o.conf"
     start h2o_proxy $PIN_SRV h2o -c "$d/h2o.conf"
-    H1[h2o-proxy]=http://127.0.0.1:$p; H2C[h2o-proxy]=""; TLS[h2o-proxy]=""
+    H1[h2o-proxy]=http://127.0.0.1:$p; H2C[h2o-proxy]=""; TLS[h2o-proxy]=https://127.0.0.1:$pt
     SID[h2o-proxy]=$pid_h2o_proxy
 }
 # --- h2o static: the ceiling (same files, same header, no proxy)
@@ -370,10 +394,14 @@ bad = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|
 ms = float(p.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p.group(2)] if p else 0
 print("%d %.2f %d" % (float(rps.group(1)) if rps else 0, ms, bad if rps else -1))'
 }
-run_h2load() {  # run_h2load URL
+run_h2load() {  # run_h2load URL | -c N -m M -i FILE
     local out rps bad
     rm -f "$W/h2.log"
-    out=$(timeout $((DUR + 30)) $PIN_CLI h2load -t1 -c"$H2C" -m"$H2M" -D "$DUR" --log-file="$W/h2.log" "$1" 2>&1)
+    if [ "$1" = -c ]; then
+        out=$(timeout $((DUR + 30)) $PIN_CLI h2load -t1 "$@" -D "$DUR" --log-file="$W/h2.log" 2>&1)
+    else
+        out=$(timeout $((DUR + 30)) $PIN_CLI h2load -t1 -c"$H2C" -m"$H2M" -D "$DUR" --log-file="$W/h2.log" "$1" 2>&1)
+    fi
     rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
     bad=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored.*/\1 \2/p' | awk '{print $1 + $2}')
     [ -n "$rps" ] || { echo "0 0 -1"; return; }
@@ -396,6 +424,11 @@ cell() {
         miss-4k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/" -s "$W/fresh.lua" -- /4k.bin "$s-$RANDOM$RANDOM") ;;
         miss-60k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/" -s "$W/fresh.lua" -- /img60k.jpg "$s-$RANDOM$RANDOM") ;;
         pass-4k) [ "$s" != h2o ] && out=$(run_wrk "${H1[$s]}/pass/4k.bin") ;;
+        miss-4k-h2) [ "$s" != h2o ] && [ -n "${TLS[$s]}" ] && {
+            local run="$s-$RANDOM$RANDOM"
+            awk -v b="${TLS[$s]}" -v r="$run" 'BEGIN { for (i = 1; i <= 400000; i++) print b "/4k.bin?u=" r "-" i }' >"$W/fresh-h2.txt"
+            out=$(run_h2load -c 1 -m $((H2C * H2M)) -i "$W/fresh-h2.txt"); } ;;
+        pass-4k-h2) [ "$s" != h2o ] && [ -n "${TLS[$s]}" ] && out=$(run_h2load "${TLS[$s]}/pass/4k.bin") ;;
     esac
     [ -n "${out:-}" ] || return 0
     t1=$(sess_ticks "${SID[$s]}")
@@ -465,3 +498,13 @@ echo
 printf 'origin requests while measuring the hit rows (0: every one was a hit):'
 for s in $PEERS; do printf ' %s %s' "$s" "${ORIG[$s]:-0}"; done
 echo
+
+# --- the disk tier's rows: tests/bench/disk.sh with its own servers and corpus
+if [ -n "${DISK_ROWS# }" ]; then
+    dp=""
+    for p in $PEERS; do case $p in cdn-edge|nginx|varnish|ats|edge-b) [ "$p" = edge-b ] || dp="$dp $p" ;; esac; done
+    echo
+    echo "== hits from the disk tier (tests/bench/disk.sh)"
+    ROWS="${DISK_ROWS# }" PEERS="${dp# }" DUR="$DUR" ROUNDS="$ROUNDS" EDGE_B="$EDGE_B" \
+        "$top_srcdir/tests/bench/disk.sh"
+fi
