@@ -70,6 +70,7 @@ struct edge_rdb {
     size_t sweep_at;         /* the sweep's position in exp */
     struct op *head, *tail;
     int busy, stop;
+    int waiting;             /* the writer sleeps on cv for work: a new op must wake it */
     pthread_t writer;
     char *dir;
     pthread_rwlock_t dblock;  /* shared: a read of db; exclusive: its reopen after a full disk */
@@ -124,7 +125,8 @@ static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
     *op = (struct op){NULL, id, o, 0};
     if (d->tail) d->tail->next = op; else d->head = op;
     d->tail = op;
-    pthread_cond_signal(&d->cv);
+    if (d->waiting) /* else it is awake, or about to look at the queue: no futex call */
+        pthread_cond_signal(&d->cv);
 }
 
 static void on_evict(uint64_t id, void *data) { enqueue_locked(data, id, NULL); }
@@ -139,7 +141,8 @@ static void enqueue_soft_locked(struct edge_rdb *d, uint64_t id, int64_t at)
     *op = (struct op){NULL, id, NULL, at > 0 ? at : 1};
     if (d->tail) d->tail->next = op; else d->head = op;
     d->tail = op;
-    pthread_cond_signal(&d->cv);
+    if (d->waiting)
+        pthread_cond_signal(&d->cv);
 }
 
 static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen);
@@ -236,6 +239,8 @@ static void blob_gc_check(struct edge_rdb *d)
              share * 100, (unsigned long long)live);
 }
 
+#define GROUP_COMMIT_NS 1000000 /* the writer's wait for more puts after a wakeup (1 ms) */
+
 static void *writer_main(void *arg)
 {
     struct edge_rdb *d = arg;
@@ -244,8 +249,22 @@ static void *writer_main(void *arg)
     for (;;) {
         while (d->full && !d->stop)
             wait_for_room(d);
-        while ((d->head == NULL || d->hold) && !d->stop)
+        while ((d->head == NULL || d->hold) && !d->stop) {
+            d->waiting = 1;
             pthread_cond_wait(&d->cv, &d->mu);
+            d->waiting = 0;
+        }
+        if (!d->stop) {
+            /* group commit: let the puts of the next millisecond join this batch. A wakeup per
+             * put cost a futex call and two context switches each (the worker and the writer
+             * share a core when pinned): 20% of a miss's CPU in `perf`. Gets read queued puts
+             * (pending), so the wait is not seen by clients. */
+            pthread_mutex_unlock(&d->mu);
+            nanosleep(&(struct timespec){0, GROUP_COMMIT_NS}, NULL);
+            pthread_mutex_lock(&d->mu);
+            if ((d->hold || d->full || d->head == NULL) && !d->stop)
+                continue;
+        }
         if (d->head == NULL && d->stop)
             break;
         if (d->full)
