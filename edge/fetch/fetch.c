@@ -356,8 +356,13 @@ static int on_fetch_head(cdn_httpc_req_t *hr, int status, int version, const str
         return 1;
     }
     /* a parent that answers 5xx (or 508: it sees a loop) is passed over while there is another
-     * upstream to ask: abort this response, fetch_on_done sends the fetch on */
-    if (f->parent >= 0 && status >= 500 && !fetch_has_head(f) && has_next_upstream(f) && retry_ok(f)) {
+     * upstream to ask: abort this response, fetch_on_done sends the fetch on. Not when the parent
+     * is up and says its origin fails (parent_up): going round the shield would only add load to
+     * the failing origin (as Fastly's shielding does: a shield that answers is not bypassed); the
+     * parent's answer stands, and a stored copy may serve under grace (fetch_error_stale) */
+    if (parent_up)
+        f->parent_origin_bad = 1;
+    if (f->parent >= 0 && status >= 500 && !parent_up && !fetch_has_head(f) && has_next_upstream(f) && retry_ok(f)) {
         f->parent_status = status;
         return 1;
     }
@@ -447,8 +452,9 @@ struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now,
         return NULL;
     struct edge_verdict v;
     edge_decide(&o->fresh, &c->rq, now, &v);
-    /* the upstream is known bad (its breaker refused us, or is open): grace beyond stale-if-error */
-    int64_t grace = f->brk != NULL && (f->brk_refused || f->brk_hung || edge_brk_is_bad(f->brk))
+    /* the upstream is known bad (its breaker refused us, is open, the request hung, or a parent
+     * says its origin fails): grace beyond stale-if-error */
+    int64_t grace = (f->parent_origin_bad || (f->brk != NULL && (f->brk_refused || f->brk_hung || edge_brk_is_bad(f->brk))))
                         ? (int64_t)(f->w->srv->conf.resil.grace_ms / 1000) : 0;
     if ((c->rq.has_authorization && !(o->fresh.flags & EDGE_F_AUTH_OK)) ||
         edge_error_stale(0, 1, &v, (o->fresh.flags & (EDGE_F_REVALIDATE | EDGE_F_NO_CACHE)) != 0, grace) ==

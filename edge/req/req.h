@@ -126,6 +126,7 @@ struct fetch {
     struct edge_brk *brk;
     int brk_sent, brk_probe, brk_refused;
     int brk_hung;             /* breaker.first_byte passed in a silence of its upstream: reported hung */
+    int parent_origin_bad;    /* a parent answered 5xx saying its own upstream failed (decide.h) */
     uint64_t brk_sent_at;     /* cdn_now_ms() when the request the breaker let through was sent */
     int retry_granted;        /* the retry budget let this fetch go to its next upstream */
     const char *shed;         /* overload refused its upstream request: "queue" or "memory" */

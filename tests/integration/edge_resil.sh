@@ -27,7 +27,7 @@
 #     request counted as hung closes the breaker at once
 # 12. a hung origin: clients with a stale copy get it under grace at first_byte, joiners at once
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 90
+plan 93
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -313,15 +313,25 @@ stop r8
 # on 500s (fwd-status=500), its breaker opens, it answers 503 detail=breaker-open. The child
 # counts none of that against the parent: its breaker for the parent stays closed, and the object
 # the parent holds still reaches the child's client (before, the child opened its breaker for
-# the parent and went to the failing origin instead).
+# the parent and went to the failing origin instead). Nor does the child go round the parent to
+# the failing origin (a shield that answers is not bypassed), and it serves an expired copy under
+# its grace when the parent says its origin fails.
 curl -s -o /dev/null "$O/_fail?on=0"
 PEP=$(free_port); PAP=$(free_port); EP=$(free_port); AP=$(free_port)
 edge p9 "$PEP" "$PAP" "breaker: {failures: 3, open: 1m}"
 curl -s -o /dev/null -H "Host: 127.0.0.1:$EP" "http://127.0.0.1:$PEP/max60/held"  # the child's Host: its key
-curl -s -o /dev/null "$O/_fail?on=1"
-edge r9 "$EP" "$AP" "parents: [\"http://127.0.0.1:$PEP\"]" "parent_check_interval: 0" "breaker: {failures: 3, open: 1m}"
+edge r9 "$EP" "$AP" "parents: [\"http://127.0.0.1:$PEP\"]" "parent_check_interval: 0" "breaker: {failures: 3, open: 1m, grace: 1h}"
 E=http://127.0.0.1:$EP
+curl -s -o /dev/null "$E/short/pg9"   # max-age=2, no stale windows: cached by both
+curl -s -o /dev/null "$O/_fail?on=1"
+t0=$(total)
 for i in $(seq 1 10); do curl -s -o /dev/null "$E/max60/pf$i"; done
+is "$(( $(total) - t0 ))" 3 "the origin saw the parent's 3 requests only: the child does not go round a shield that answers"
+is "$(metric "$AP" "edge_breaker_state{upstream=\"$O\"}")" 0 "... the child's own breaker for the origin was never used"
+sleep 2.2   # /short/pg9 has expired in both
+h=$(curl -s -D - "$E/short/pg9")
+like "$(echo "$h" | head -1) $(echo "$h" | hdr cache-status)" ' 200 .*fwd=stale' \
+    "an expired copy without stale windows: the child serves it under grace when the parent says its origin fails"
 is "$(metric "$PAP" "edge_breaker_state{upstream=\"$O\"}")" 1 "the parent's breaker for the failing origin is open"
 is "$(metric "$AP" "edge_breaker_state{upstream=\"http://127.0.0.1:$PEP\"}")" 0 \
     "10 misses through it: the child's breaker for the parent is still closed"
