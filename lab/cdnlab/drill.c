@@ -16,7 +16,8 @@
  *   F s after the fault is in place (restarts take time): the undo; t_back once it is done
  *   until the load ends: every edge's /metrics polled every 200 ms; after t_back, a new object
  *                 (/p/1?drill=N, a URL nobody asked for) through the origin region's edge at
- *                 each poll until one comes back 200
+ *                 each poll until one comes back 200 (wan-loss: through the first region whose
+ *                 link to the origin's region lost packets)
  * Each run has a load seed of its own: with one seed, a run found its fault window's URLs warmed
  * by the run before it. Detect: the first poll after the fault that saw a breaker transition to
  * open, or a parent marked down. Recover: the first breaker transition to closed after t_back,
@@ -600,10 +601,18 @@ static void soft_purge_pages(void)
 }
 
 /* A new object through the origin's region's edge (a URL nobody asked for: only the origin can
- * answer it): 1 when it came back 200. The clients' view of "the origin is back". */
-static int probe_new_object(unsigned n)
+ * answer it): 1 when it came back 200. The clients' view of "the origin is back". For wan-loss,
+ * whose links all end in the origin's region, through the first other region with a relay to it
+ * (its fetches cross a link that lost packets). */
+static int probe_new_object(unsigned n, const char *d)
 {
     int r = L.topo->origin_region;
+    if (!strcmp(d, "wan-loss"))
+        for (size_t i = 0; i < L.plan.nrelays; i++)
+            if (L.plan.relays[i].ra == L.topo->origin_region || L.plan.relays[i].rb == L.topo->origin_region) {
+                r = L.plan.relays[i].ra == L.topo->origin_region ? L.plan.relays[i].rb : L.plan.relays[i].ra;
+                break;
+            }
     int c = lab_plan_find(&L.plan, LAB_CLIENT, r), e = -1;
     for (size_t i = 0; i < L.topo->edges.n && e < 0; i++)
         if (L.topo->edge_region[i] == r && !lab_topo_edge(L.topo, i)->parent) e = lab_plan_find(&L.plan, LAB_EDGE, (int)i);
@@ -650,7 +659,7 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
     static unsigned probes;
     while (waitpid(load, &st, WNOHANG) == 0) {
         if (np < MAX_POLLS) poll_edges(&polls[np++]);
-        if (isnan(client_back) && probe_new_object(probes++)) client_back = mono_s();
+        if (isnan(client_back) && probe_new_object(probes++, d)) client_back = mono_s();
         usleep(POLL_MS * 1000);
     }
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
