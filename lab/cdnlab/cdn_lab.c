@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,10 @@ static void usage(FILE *f)
                "  fault replica-down|primary-down|db-start|promote|lag DB   database faults (db-primary, db-r1, ...)\n"
                "  fault origin-hang|origin-down|parent-down [--for D]   the origin side, held D (10s), then undone\n"
                "  fault origin-slow MS|origin-errors RATE|app-hang APP [--for D]\n"
+               "  fault wan-loss PCT [--link origin|all|REGION|A-B] [--for D]\n"
+               "                                                PCT%% packet loss (0..100) both ways in the WAN relays\n"
+               "                                                (namespaces): by default every link to the origin's\n"
+               "                                                region (the other regions' fetches to shield and origin)\n"
                "  change price PRODUCT CENTS                    a price change on the primary (db:), purged by the outbox relay\n"
                "                                                (service-down drains the edge; kill is the crash)\n"
                "  purge [--soft] [--wait[=S]] url|prefix|tag|all ARG... | status\n"
@@ -150,17 +155,35 @@ static int run_env(int argc, char **argv)
     return lab_cmd_env();
 }
 
+/* fault wan-loss PCT [--link L] [--for D]: PCT is checked before the lab is looked at (exit 2) */
+static int run_wan_loss(double for_s, const char *link, const char *arg)
+{
+    char *end = NULL;
+    double pct = arg ? strtod(arg, &end) : NAN;
+    if (end && *end == '%') end++;
+    if (!arg || !*arg || *end || !(pct >= 0 && pct <= 100)) {
+        fprintf(stderr, PROG ": fault wan-loss PCT: a packet loss of 0 to 100 (%%), got '%s'\n", arg ? arg : "");
+        return 2;
+    }
+    if (lab_load_state() < 0) lab_die("no lab in %s", L.statedir);
+    lab_load_topology(L.topo_path);
+    return lab_fault_wan_loss(pct, link, for_s);
+}
+
 static int run_fault(int argc, char **argv)
 {
     static const char *const origin[] = {"origin-hang", "origin-down", "parent-down", "origin-slow", "origin-errors",
-                                         "app-hang", NULL};
+                                         "app-hang", "wan-loss", NULL};
     for (int i = 0; argc >= 2 && origin[i]; i++) {
         if (strcmp(argv[1], origin[i])) continue;
         /* fault WHAT [ARG] [--for DURATION]: injected, held, undone (default 10 s, at most 600) */
-        const char *arg = NULL;
+        const char *arg = NULL, *link = NULL;
         double for_s = 10;
+        int wan = !strcmp(argv[1], "wan-loss");
         for (int k = 2; k < argc; k++) {
-            if (!strcmp(argv[k], "--for") && k + 1 < argc) {
+            if (wan && !strcmp(argv[k], "--link") && k + 1 < argc) {
+                link = argv[++k];
+            } else if (!strcmp(argv[k], "--for") && k + 1 < argc) {
                 char *end;
                 double v = strtod(argv[++k], &end);
                 v *= !strcmp(end, "ms") ? 0.001 : !strcmp(end, "m") ? 60 : (!*end || !strcmp(end, "s")) ? 1 : -1;
@@ -172,13 +195,14 @@ static int run_fault(int argc, char **argv)
                 lab_die("fault %s: unexpected '%s'", argv[1], argv[k]);
             }
         }
+        if (wan) return run_wan_loss(for_s, link, arg);
         if (lab_load_state() < 0) lab_die("no lab in %s", L.statedir);
         lab_load_topology(L.topo_path);
         return lab_fault_origin(argv[1], arg, for_s);
     }
     if (argc != 3) lab_die("fault kill|restart|isolate|heal|slow HOST, or service-down|bird-crash|link-down|blackhole|hang|recover EDGE, "
                            "or replica-down|primary-down|db-start|promote|lag DB, or origin-hang|origin-down|parent-down [--for D], "
-                           "origin-slow MS|origin-errors RATE|app-hang APP [--for D]");
+                           "origin-slow MS|origin-errors RATE|app-hang APP [--for D], wan-loss PCT [--link L] [--for D]");
     return lab_cmd_fault(argv[1], argv[2]);
 }
 

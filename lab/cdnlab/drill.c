@@ -16,7 +16,8 @@
  *   F s after the fault is in place (restarts take time): the undo; t_back once it is done
  *   until the load ends: every edge's /metrics polled every 200 ms; after t_back, a new object
  *                 (/p/1?drill=N, a URL nobody asked for) through the origin region's edge at
- *                 each poll until one comes back 200
+ *                 each poll until one comes back 200 (wan-loss: through the first region whose
+ *                 link to the origin's region lost packets)
  * Each run has a load seed of its own: with one seed, a run found its fault window's URLs warmed
  * by the run before it. Detect: the first poll after the fault that saw a breaker transition to
  * open, or a parent marked down. Recover: the first breaker transition to closed after t_back,
@@ -32,7 +33,11 @@
  * origin-slow (every app restarted with --delay SLOW ms), origin-errors (every app killed:
  * shop-lb answers 5xx), origin-down (shop-lb killed: refused), app-kill (app1 killed: shop-lb's
  * retries), app-hang (app1 stopped with SIGSTOP: shop-lb's first-byte timeout and hedged
- * retries), parent-down (the shield killed). The undo restarts or continues what the fault took.
+ * retries), parent-down (the shield killed), wan-loss (--loss PCT, 10%, packet loss both ways in
+ * the WAN relays on every link to the origin's region, wanloss.c: the other regions' fetches from
+ * the shield and the origin, and whatever else crosses those links; namespaces only, left out of
+ * the default set without relays). The undo restarts or continues what the fault took, or sets
+ * the loss back to none.
  *
  * The modes of a drill run side by side, their order alternating from drill to drill (on-off,
  * off-on, ...): the caches only grow during a set, so a mode always run second would find more
@@ -72,11 +77,12 @@ struct drill_opts {
     unsigned slow_ms;
     unsigned first_byte_ms; /* breaker.first_byte in mode "on" (default 2000; 0: not set) */
     int expire;
+    double loss_pct;        /* wan-loss */
     char out[PATH_MAX];
 };
 
 static const char *const drill_names[] = {"origin-hang", "origin-slow", "origin-errors", "origin-down", "app-kill",
-                                          "app-hang", "parent-down"};
+                                          "app-hang", "parent-down", "wan-loss"};
 #define NDRILLS (sizeof(drill_names) / sizeof(drill_names[0]))
 
 /* One poll of every edge's /metrics (counters per edge: an edge the drill restarts starts at 0). */
@@ -214,9 +220,16 @@ static int shield_node(void)
     return -1;
 }
 
+static int g_wan_sel[LAB_WAN_MAX]; /* wan-loss: the links to the origin's region */
+
 static void inject(const char *d, const struct drill_opts *o)
 {
     int lb = lab_plan_find(&L.plan, LAB_LB, 0);
+    if (!strcmp(d, "wan-loss")) {
+        char desc[256];
+        lab_wan_select(NULL, g_wan_sel, desc, sizeof(desc));
+        if (lab_wan_set_loss(g_wan_sel, o->loss_pct / 100.0, NULL) < 0) fprintf(stderr, PROG ": drill: wan-loss not in place\n");
+    }
     if (!strcmp(d, "origin-hang")) signal_node(lb, SIGSTOP);
     else if (!strcmp(d, "origin-slow")) apps_each(0, o->slow_ms);
     else if (!strcmp(d, "origin-errors")) apps_each(1, 0);
@@ -235,6 +248,8 @@ static void undo(const char *d, int on)
     else if (!strcmp(d, "app-kill")) start_node(node_named("app1"), 0, 0);
     else if (!strcmp(d, "app-hang")) signal_node(node_named("app1"), SIGCONT);
     else if (!strcmp(d, "parent-down")) start_node(shield_node(), on, 0);
+    else if (!strcmp(d, "wan-loss") && lab_wan_set_loss(g_wan_sel, 0, NULL) < 0)
+        lab_die("drill: a relay did not go back to no loss");
 }
 
 /* `cdn-lab fault` for the origin side (issue 19), each for a duration, then undone:
@@ -529,7 +544,7 @@ static void read_logs(const struct drill_opts *o, struct run_result *res)
 /* Seconds the fault and its undo take beyond F (restarts), added to the load's duration. */
 static double drill_extra_s(const char *d)
 {
-    return !strcmp(d, "origin-slow") ? 6 : !strcmp(d, "origin-hang") || !strcmp(d, "app-hang") ? 1 : 3;
+    return !strcmp(d, "origin-slow") ? 6 : !strcmp(d, "origin-hang") || !strcmp(d, "app-hang") || !strcmp(d, "wan-loss") ? 1 : 3;
 }
 
 static pid_t start_load(const struct drill_opts *o, const char *d, unsigned seed)
@@ -586,10 +601,18 @@ static void soft_purge_pages(void)
 }
 
 /* A new object through the origin's region's edge (a URL nobody asked for: only the origin can
- * answer it): 1 when it came back 200. The clients' view of "the origin is back". */
-static int probe_new_object(unsigned n)
+ * answer it): 1 when it came back 200. The clients' view of "the origin is back". For wan-loss,
+ * whose links all end in the origin's region, through the first other region with a relay to it
+ * (its fetches cross a link that lost packets). */
+static int probe_new_object(unsigned n, const char *d)
 {
     int r = L.topo->origin_region;
+    if (!strcmp(d, "wan-loss"))
+        for (size_t i = 0; i < L.plan.nrelays; i++)
+            if (L.plan.relays[i].ra == L.topo->origin_region || L.plan.relays[i].rb == L.topo->origin_region) {
+                r = L.plan.relays[i].ra == L.topo->origin_region ? L.plan.relays[i].rb : L.plan.relays[i].ra;
+                break;
+            }
     int c = lab_plan_find(&L.plan, LAB_CLIENT, r), e = -1;
     for (size_t i = 0; i < L.topo->edges.n && e < 0; i++)
         if (L.topo->edge_region[i] == r && !lab_topo_edge(L.topo, i)->parent) e = lab_plan_find(&L.plan, LAB_EDGE, (int)i);
@@ -636,7 +659,7 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
     static unsigned probes;
     while (waitpid(load, &st, WNOHANG) == 0) {
         if (np < MAX_POLLS) poll_edges(&polls[np++]);
-        if (isnan(client_back) && probe_new_object(probes++)) client_back = mono_s();
+        if (isnan(client_back) && probe_new_object(probes++, d)) client_back = mono_s();
         usleep(POLL_MS * 1000);
     }
     res->ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
@@ -697,8 +720,12 @@ static void print_row(FILE *f, const struct run_result *r)
 
 static void print_table(FILE *f, const struct run_result *rs, size_t n, const struct drill_opts *o)
 {
-    fprintf(f, "fault %.0f s under shopper load %.0f/s per region after %.0f s of warm-up%s; latencies in ms\n\n",
+    int wan = 0;
+    for (size_t i = 0; i < n; i++) wan |= !strcmp(rs[i].drill, "wan-loss");
+    fprintf(f, "fault %.0f s under shopper load %.0f/s per region after %.0f s of warm-up%s; latencies in ms",
             o->fault_s, o->rate, o->warm_s, o->expire ? " and a soft purge of every page (images stay fresh)" : "");
+    if (wan) fprintf(f, "; wan-loss: %g%% both ways on every WAN link to the origin's region", o->loss_pct);
+    fprintf(f, "\n\n");
     fprintf(f, "| drill | breaker+fast stale | requests | client errors | errors on cached before | hit p50 / p99 (before) |"
                " stale p50 / p99 | miss p50 / p99 | origin requests | detect s | recover breaker / clients s |\n");
     fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -720,22 +747,25 @@ static void write_resil_conf(const struct drill_opts *o)
 static void usage_drill(FILE *f)
 {
     fprintf(f, "Usage: " PROG " drill [-o DIR] [--drills A,B..] [--modes on,off] [-W S] [-F S] [-R S] [--rate R]\n"
-               "                   [--slow MS] [--no-expire] [--first-byte MS]\n"
-               "  drills: origin-hang origin-slow origin-errors origin-down app-kill app-hang parent-down (default: all)\n"
+               "                   [--slow MS] [--no-expire] [--first-byte MS] [--loss PCT]\n"
+               "  drills: origin-hang origin-slow origin-errors origin-down app-kill app-hang parent-down wan-loss\n"
+               "          (default: all; wan-loss only where the lab has WAN relays: namespaces, delays)\n"
                "  -W warm-up (8), -F fault (6), -R after the undo (6) seconds; --rate per region (30/s);\n"
                "  --slow the apps' delay in origin-slow (2500 ms); --no-expire: no soft purge before the fault;\n"
-               "  --first-byte: breaker.first_byte in mode on (default 2000; 0: not set)\n");
+               "  --first-byte: breaker.first_byte in mode on (default 2000; 0: not set);\n"
+               "  --loss: wan-loss's packet loss on the links to the origin's region (10%%)\n");
 }
 
 int lab_cmd_drill(int argc, char **argv)
 {
     struct drill_opts o = {.warm_s = 8, .fault_s = 6, .rest_s = 6, .rate = 30, .slow_ms = 2500, .expire = 1,
-                           .first_byte_ms = 2000};
+                           .first_byte_ms = 2000, .loss_pct = 10};
     char drills[256] = "", modes[32] = "on,off";
     static const struct option lo[] = {{"drills", required_argument, NULL, 'd'}, {"modes", required_argument, NULL, 'm'},
                                        {"rate", required_argument, NULL, 'r'},   {"slow", required_argument, NULL, 's'},
                                        {"no-expire", no_argument, NULL, 'x'},    {"help", no_argument, NULL, 'h'},
                                        {"first-byte", required_argument, NULL, 'b'},
+                                       {"loss", required_argument, NULL, 'l'},
                                        {NULL, 0, NULL, 0}};
     optind = 1;
     int c;
@@ -748,6 +778,16 @@ int lab_cmd_drill(int argc, char **argv)
         case 's': o.slow_ms = (unsigned)atoi(optarg); break;
         case 'x': o.expire = 0; break;
         case 'b': o.first_byte_ms = (unsigned)atoi(optarg); break;
+        case 'l': {
+            char *end;
+            o.loss_pct = strtod(optarg, &end);
+            if (*end == '%') end++;
+            if (*end || !(o.loss_pct > 0 && o.loss_pct <= 100)) {
+                fprintf(stderr, PROG ": drill --loss PCT: above 0 and at most 100\n");
+                return 2;
+            }
+            break;
+        }
         case 'd': snprintf(drills, sizeof(drills), "%s", optarg); break;
         case 'm': snprintf(modes, sizeof(modes), "%s", optarg); break;
         case 'h': usage_drill(stdout); return 0;
@@ -766,13 +806,18 @@ int lab_cmd_drill(int argc, char **argv)
     const char *list[NDRILLS];
     size_t nd = 0;
     if (!*drills)
-        for (size_t i = 0; i < NDRILLS; i++) list[nd++] = drill_names[i];
+        for (size_t i = 0; i < NDRILLS; i++) {
+            if (!strcmp(drill_names[i], "wan-loss") && !lab_wan_relays()) continue; /* loopback: no WAN */
+            if (!strcmp(drill_names[i], "parent-down") && shield_node() < 0) continue;
+            list[nd++] = drill_names[i];
+        }
     else
         for (char *s = strtok(drills, ","); s && nd < NDRILLS; s = strtok(NULL, ",")) {
             size_t i = 0;
             while (i < NDRILLS && strcmp(s, drill_names[i])) i++;
             if (i == NDRILLS) lab_die("drill: unknown drill '%s'", s);
             if (!strcmp(s, "parent-down") && shield_node() < 0) lab_die("drill: parent-down needs a parent edge");
+            if (!strcmp(s, "wan-loss") && !lab_wan_relays()) lab_die("drill: wan-loss needs WAN relays (namespaces, regions with a delay)");
             list[nd++] = drill_names[i];
         }
     const char *mlist[2];

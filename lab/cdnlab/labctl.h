@@ -150,5 +150,20 @@ int lab_cmd_drill(int argc, char **argv);
 /* drill.c: `fault origin-hang|origin-down|parent-down|origin-slow MS|origin-errors RATE|app-hang APP`
  * for for_s seconds, then undone; -1 when `what` is none of these */
 int lab_fault_origin(const char *what, const char *arg, double for_s);
+/* wanloss.c: packet loss in the WAN relays (cdn-wanrelay --control + SIGHUP). */
+#define LAB_WAN_MAX (LAB_MAX_REGIONS * LAB_MAX_REGIONS / 2)
+/* The number of WAN relays (0 on loopback or without delays). */
+int lab_wan_relays(void);
+/* sel[relay] = 1 for the links `link` names: NULL or "origin" (every link with an end in the
+ * origin's region), "all", a region (its link to the origin's region) or a pair "eu-us"; desc gets
+ * "eu-us, us-ap". The count; dies when there is none. */
+int lab_wan_select(const char *link, int *sel, char *desc, size_t dn);
+/* Loss p (0..1; 0: back to none) on the selected relays, both directions; waits (3 s) until each
+ * relay's stats show it. *drops (may be NULL): their drop_loss then. 0, or -1 after saying which
+ * relay did not take it. */
+int lab_wan_set_loss(const int *sel, double p, unsigned long long *drops);
+/* `fault wan-loss PCT [--link L] [--for D]`: set, held for_s, undone; 0, 1 when a relay did not
+ * take a change, 128+SIG when SIGINT/SIGTERM/SIGHUP ended the hold early (undone all the same). */
+int lab_fault_wan_loss(double pct, const char *link, double for_s);
 
 #endif

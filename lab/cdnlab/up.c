@@ -86,15 +86,19 @@ static void net_up(void)
     for (size_t i = 0; i < p->nrelays; i++) {
         const struct lab_relay *r = &p->relays[i];
         struct lab_argv a = {0};
-        char name[32], stats[PATH_MAX];
+        char name[32], stats[PATH_MAX], ctl[PATH_MAX];
         snprintf(name, sizeof(name), "wan-%s-%s", lab_topo_reg(L.topo, (size_t)r->ra)->name,
                  lab_topo_reg(L.topo, (size_t)r->rb)->name);
         lab_path(stats, sizeof(stats), "%s.stats", name);
+        lab_path(ctl, sizeof(ctl), "%s.ctl", name); /* `fault wan-loss` (wanloss.c) */
+        unlink(ctl);
         lab_argv_add(&a, "cdn-wanrelay");
         lab_argv_add(&a, "-d");
         lab_argv_add(&a, "%llums", (unsigned long long)r->delay_ms);
         lab_argv_add(&a, "-s");
         lab_argv_add(&a, "%s", stats);
+        lab_argv_add(&a, "--control");
+        lab_argv_add(&a, "%s", ctl);
         lab_argv_add(&a, "%s", r->if_a);
         lab_argv_add(&a, "%s", r->if_b);
         lab_start_proc(&p->nodes[wan], name, &a);

@@ -15,7 +15,14 @@
  * UDP and TCP do not).
  *
  * Stats go to stderr on SIGUSR1 and at exit, and to --stats FILE (one JSON line, rewritten every
- * second) for `cdn-lab status`. */
+ * second) for `cdn-lab status`.
+ *
+ * Run-time loss (`cdn-lab fault wan-loss`): --control FILE names a small file of "loss P",
+ * "loss-ab P", "loss-ba P" lines, read at start and again on SIGHUP. Each read starts from the
+ * command line's loss, so a missing or empty file means "back to --loss". Only the drop probability
+ * of frames arriving from then on changes: the queues, their frames and the counters stay. A file
+ * that does not parse changes nothing (the reason on stderr). After a SIGHUP the stats file is
+ * rewritten at once, with each direction's "loss", so a caller can see the change took. */
 #include "config.h"
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +41,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <ctype.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +70,8 @@ struct relay {
     unsigned char *rxbuf; /* BATCH frames */
     const char *stats_path;
     uint64_t last_stats;
+    const char *control_path; /* --control: run-time loss, read at start and on SIGHUP */
+    double loss0[2];          /* the command line's loss per queue (s[i].q), the base of every read */
 };
 
 static uint64_t mono_ns(void)
@@ -186,15 +196,16 @@ static void write_stats(struct relay *r, FILE *f, int json)
         if (json)
             fprintf(f, "%s{\"from\":\"%s\",\"to\":\"%s\",\"in_frames\":%" PRIu64 ",\"in_bytes\":%" PRIu64
                        ",\"out_frames\":%" PRIu64 ",\"out_bytes\":%" PRIu64 ",\"drop_full\":%" PRIu64
-                       ",\"drop_loss\":%" PRIu64 ",\"drop_big\":%" PRIu64 ",\"queued\":%zu,\"send_err\":%" PRIu64 "}%s",
+                       ",\"drop_loss\":%" PRIu64 ",\"drop_big\":%" PRIu64 ",\"queued\":%zu,\"send_err\":%" PRIu64 ",\"loss\":%g}%s",
                     i ? "," : "[", r->s[i].ifname, r->s[1 - i].ifname, st->in_frames, st->in_bytes,
                     st->out_frames, st->out_bytes, st->drop_full, st->drop_loss, st->drop_big,
-                    r->s[1 - i].q.frames, r->s[1 - i].send_err, i ? "]\n" : "");
+                    r->s[1 - i].q.frames, r->s[1 - i].send_err, r->s[1 - i].q.cfg.loss, i ? "]\n" : "");
         else
             fprintf(f, PROG ": %s->%s in %" PRIu64 " frames %" PRIu64 " B, out %" PRIu64 " frames, dropped full %" PRIu64
-                       " loss %" PRIu64 " big %" PRIu64 ", send errors %" PRIu64 ", queued %zu\n",
+                       " loss %" PRIu64 " big %" PRIu64 ", send errors %" PRIu64 ", queued %zu, loss probability %g\n",
                     r->s[i].ifname, r->s[1 - i].ifname, st->in_frames, st->in_bytes, st->out_frames,
-                    st->drop_full, st->drop_loss, st->drop_big, r->s[1 - i].send_err, r->s[1 - i].q.frames);
+                    st->drop_full, st->drop_loss, st->drop_big, r->s[1 - i].send_err, r->s[1 - i].q.frames,
+                    r->s[1 - i].q.cfg.loss);
     }
 }
 
@@ -209,6 +220,51 @@ static void dump_stats_file(struct relay *r)
     if (fclose(f) == 0) rename(tmp, r->stats_path);
 }
 
+/* --control FILE: "loss P" (both ways), "loss-ab P", "loss-ba P" (P 0..1), '#' comments. Each read
+ * starts from the command line's loss; a missing file is that alone. 0, or -1 (nothing changed)
+ * after saying why. */
+static int read_control(struct relay *r)
+{
+    double l[2] = {r->loss0[0], r->loss0[1]}; /* per queue: l[1] is A->B */
+    FILE *f = fopen(r->control_path, "r");
+    if (!f && errno != ENOENT) {
+        fprintf(stderr, PROG ": control file %s: %s\n", r->control_path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int ln = 0, bad = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        ln++;
+        char *p = line, key[16], *end;
+        while (isspace((unsigned char)*p)) p++;
+        if (!*p || *p == '#') continue;
+        size_t k = 0;
+        while (*p && !isspace((unsigned char)*p) && k < sizeof(key) - 1) key[k++] = *p++;
+        key[k] = 0;
+        double v = strtod(p, &end);
+        while (isspace((unsigned char)*end)) end++;
+        if (end == p || (*end && *end != '#') || !(v >= 0 && v <= 1)) {
+            bad = ln;
+            break;
+        }
+        if (!strcmp(key, "loss")) l[0] = l[1] = v;
+        else if (!strcmp(key, "loss-ab")) l[1] = v;
+        else if (!strcmp(key, "loss-ba")) l[0] = v;
+        else {
+            bad = ln;
+            break;
+        }
+    }
+    if (f) fclose(f);
+    if (bad) {
+        fprintf(stderr, PROG ": control file %s:%d: expected \"loss|loss-ab|loss-ba P\" with P 0..1; loss unchanged\n",
+                r->control_path, bad);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) lab_wanq_set_loss(&r->s[i].q, l[i]);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -219,6 +275,9 @@ static void usage(FILE *f)
             "      --delay-ba D       delay from B to A when it differs\n"
             "  -r, --rate R           bottleneck rate each way (100mbit, 1gbit; default unlimited)\n"
             "  -l, --loss P           drop probability 0..1 (default 0)\n"
+            "      --control FILE     run-time loss: lines \"loss P\", \"loss-ab P\", \"loss-ba P\" (0..1),\n"
+            "                         read at start and on SIGHUP, each time from --loss (no file: --loss);\n"
+            "                         the queues stay, the stats file is rewritten at once\n"
             "  -q, --queue N          frames queued per direction before tail drop (default 4096)\n"
             "  -Q, --queue-bytes B    bytes queued per direction (default 16777216)\n"
             "      --seed N           loss PRNG seed (default 1)\n"
@@ -226,7 +285,9 @@ static void usage(FILE *f)
             "  -s, --stats FILE       JSON counters, rewritten every second\n"
             "  -p, --pid-file FILE    write the pid there\n"
             "  -h, --help\n"
-            "Signals: TERM/INT exit (counters to stderr), USR1 prints counters.\n");
+            "Signals: TERM/INT exit (counters to stderr), USR1 prints counters, HUP rereads --control.\n"
+            "Example: echo 'loss 0.05' >FILE; kill -HUP PID (5%% of new frames dropped each way);\n"
+            "         rm FILE; kill -HUP PID (back to --loss).\n");
 }
 
 /* The command line: A->B shaping in *cab (B->A is the same but for --delay-ba and the seed), the
@@ -234,12 +295,13 @@ static void usage(FILE *f)
 static int parse_opts(int argc, char **argv, struct relay *r, struct lab_wanq_cfg *cab, uint64_t *dba,
                       const char **pidfile)
 {
-    enum { O_DBA = 256, O_SEED, O_NOVNET };
+    enum { O_DBA = 256, O_SEED, O_NOVNET, O_CONTROL };
     static const struct option lo[] = {
         {"delay", required_argument, NULL, 'd'}, {"delay-ba", required_argument, NULL, O_DBA},
         {"rate", required_argument, NULL, 'r'}, {"loss", required_argument, NULL, 'l'},
         {"queue", required_argument, NULL, 'q'}, {"queue-bytes", required_argument, NULL, 'Q'},
         {"seed", required_argument, NULL, O_SEED}, {"no-vnet-hdr", no_argument, NULL, O_NOVNET},
+        {"control", required_argument, NULL, O_CONTROL},
         {"stats", required_argument, NULL, 's'}, {"pid-file", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
@@ -269,6 +331,7 @@ static int parse_opts(int argc, char **argv, struct relay *r, struct lab_wanq_cf
             break;
         case O_SEED: cab->seed = strtoull(optarg, NULL, 10); break;
         case O_NOVNET: r->vnet = 0; break;
+        case O_CONTROL: r->control_path = optarg; break;
         case 's': r->stats_path = optarg; break;
         case 'p': *pidfile = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -307,6 +370,7 @@ static int setup(struct relay *r, const struct lab_wanq_cfg *cab, const struct l
     sigaddset(&ss, SIGTERM);
     sigaddset(&ss, SIGINT);
     sigaddset(&ss, SIGUSR1);
+    sigaddset(&ss, SIGHUP);
     sigprocmask(SIG_BLOCK, &ss, NULL);
     signal(SIGPIPE, SIG_IGN);
     r->sfd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -345,7 +409,7 @@ static void arm_timer(struct relay *r)
     r->armed_at = t;
 }
 
-/* The loop, until SIGTERM or SIGINT (SIGUSR1: counters on stderr). */
+/* The loop, until SIGTERM or SIGINT (SIGUSR1: counters on stderr; SIGHUP: --control reread). */
 static void run(struct relay *r)
 {
     int running = 1;
@@ -361,8 +425,16 @@ static void run(struct relay *r)
             if (p == &r->sfd) {
                 struct signalfd_siginfo si;
                 while (read(r->sfd, &si, sizeof(si)) == sizeof(si)) {
-                    if (si.ssi_signo == SIGUSR1) write_stats(r, stderr, 0);
-                    else running = 0;
+                    if (si.ssi_signo == SIGUSR1) {
+                        write_stats(r, stderr, 0);
+                    } else if (si.ssi_signo == SIGHUP) {
+                        if (r->control_path && read_control(r) == 0)
+                            fprintf(stderr, PROG ": loss %s->%s %g, %s->%s %g\n", r->s[0].ifname, r->s[1].ifname,
+                                    r->s[1].q.cfg.loss, r->s[1].ifname, r->s[0].ifname, r->s[0].q.cfg.loss);
+                        dump_stats_file(r);
+                    } else {
+                        running = 0;
+                    }
                 }
             } else if (p == &r->tfd) {
                 uint64_t x;
@@ -399,6 +471,9 @@ int main(int argc, char **argv)
     r.s[0].ifname = argv[optind];
     r.s[1].ifname = argv[optind + 1];
     if (setup(&r, &cab, &cba) < 0) return 1;
+    r.loss0[1] = cab.loss;
+    r.loss0[0] = cba.loss;
+    if (r.control_path && read_control(&r) < 0) return 2;
     if (pidfile) {
         FILE *f = fopen(pidfile, "w");
         if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
@@ -407,7 +482,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, PROG ": relaying %s <-> %s, delay %.3f/%.3f ms, rate %" PRIu64 " bit/s, loss %g%s\n",
-            r.s[0].ifname, r.s[1].ifname, cab.delay_ns / 1e6, cba.delay_ns / 1e6, cab.rate_bps, cab.loss,
+            r.s[0].ifname, r.s[1].ifname, cab.delay_ns / 1e6, cba.delay_ns / 1e6, cab.rate_bps, r.s[1].q.cfg.loss,
             r.vnet ? "" : " (no vnet header)");
     run(&r);
     write_stats(&r, stderr, 0);

@@ -47,6 +47,11 @@ void lab_wanq_free(struct lab_wanq *q)
     q->buf = NULL;
 }
 
+void lab_wanq_set_loss(struct lab_wanq *q, double loss)
+{
+    q->cfg.loss = loss < 0 ? 0 : loss > 1 ? 1 : loss;
+}
+
 /* Position of the oldest record, after any skipped end. */
 static size_t head_pos(const struct lab_wanq *q)
 {

@@ -50,6 +50,10 @@ int lab_wanq_peek(const struct lab_wanq *q, uint64_t now, const void **meta, siz
                   const void **frame, size_t *len, uint64_t *next_release);
 void lab_wanq_pop(struct lab_wanq *q);
 
+/* Changes the drop probability (0..1) of frames that arrive from now on; what is queued stays
+ * queued and keeps its release time, the PRNG goes on where it was. */
+void lab_wanq_set_loss(struct lab_wanq *q, double loss);
+
 /* Up to max frames due at now, oldest first, without removing them (so a partial sendmmsg can
  * leave the rest queued): returns how many; then lab_wanq_pop_n() those actually sent. Pointers
  * stay valid until the next push. */

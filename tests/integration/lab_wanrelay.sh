@@ -4,11 +4,14 @@
 # Checks: ARP/UDP/TCP pass with addresses unchanged; the UDP round trip is at least twice the
 # one-way delay (a lower bound, not a timing window; the measured values are reported); a 4 MB
 # HTTP body crosses intact with TSO/checksum offload left on (the virtio header path); counters;
-# the namespaces are gone afterwards. Skips without root or `ip netns`.
+# the loss changed at run time through --control and SIGHUP (issue 19, wan-loss): with "loss 1"
+# no probe crosses and drop_loss counts them, a file that does not parse changes nothing, with the
+# file gone every probe crosses again, the same process throughout; the namespaces are gone
+# afterwards. Skips without root or `ip netns`.
 . "$top_srcdir/tests/lib.sh"
-plan 8
+plan 15
 if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-    for i in 1 2 3 4 5 6 7 8; do skip "needs root and ip netns"; done; exit 0
+    for i in $(seq 1 15); do skip "needs root and ip netns"; done; exit 0
 fi
 relay=$(bin cdn-wanrelay)
 P="cdnt$$"
@@ -21,7 +24,7 @@ ip -n "$P-a" addr add 198.18.250.1/24 dev a0; ip -n "$P-a" link set a0 up
 ip -n "$P-b" addr add 198.18.250.2/24 dev b0; ip -n "$P-b" link set b0 up
 ip -n "$P-r" link set ra up; ip -n "$P-r" link set rb up
 
-start relay ip netns exec "$P-r" "$relay" -d 20ms -s "$T/stats.json" ra rb
+start relay ip netns exec "$P-r" "$relay" -d 20ms -s "$T/stats.json" --control "$T/ctl" ra rb
 sleep 0.3
 running "$pid_relay"; ok $? "relay runs between ra and rb"
 
@@ -67,6 +70,46 @@ awk -v c="$tconn" 'BEGIN { exit !(c >= 0.040) }'; ok $? "TCP handshake took >= 4
 
 sleep 1.2  # the stats file is rewritten every second
 like "$(cat "$T/stats.json" 2>/dev/null)" '"from":"ra","to":"rb","in_frames":[1-9]' "relay counted frames A->B"
+
+# Run-time loss: --control FILE and SIGHUP, no restart. Counts, not times: N probes with a short
+# timeout each, how many came back.
+cat >"$T/count.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.3)
+n = 0
+for i in range(int(sys.argv[1])):
+    s.sendto(b"count%d" % i, ("198.18.250.2", 7007))
+    try:
+        while True:
+            d, _ = s.recvfrom(2048)
+            if d == b"count%d" % i:
+                n += 1; break
+    except socket.timeout:
+        pass
+print(n)
+PY
+# drop_loss summed over both directions, from the stats file
+drops() { python3 -c 'import json,sys; print(sum(d["drop_loss"] for d in json.load(open(sys.argv[1]))))' "$T/stats.json"; }
+losses() { python3 -c 'import json,sys; print(" ".join("%g" % d["loss"] for d in json.load(open(sys.argv[1]))))' "$T/stats.json"; }
+loss_is() { [ "$(losses)" = "$1" ]; }
+drops_at_least() { [ "$(drops)" -ge "$1" ]; }
+rpid=$(pgrep -f -- "cdn-wanrelay .*--control $T/ctl" | head -1)
+d0=$(drops)
+echo "loss 1" >"$T/ctl"; kill -HUP "$rpid"
+wait_for 5 loss_is "1 1"
+is "$(losses)" "1 1" "loss 1 through --control + SIGHUP: both directions, in the stats at once"
+is "$(ip netns exec "$P-a" python3 "$T/count.py" 6)" 0 "loss 1: no probe crosses"
+wait_for 5 drops_at_least $((d0 + 6))
+d1=$(drops)
+ok $([ "$d1" -ge $((d0 + 6)) ]; echo $?) "drop_loss counted the probes ($d0 -> $d1)"
+echo "loss 2" >"$T/ctl"; kill -HUP "$rpid"
+wait_for 5 grep -q 'ctl:1: expected .*loss unchanged' "$T/relay.log"
+is "$(losses)" "1 1" "a control file that does not parse changes nothing (relay says why)"
+rm -f "$T/ctl"; kill -HUP "$rpid"
+wait_for 5 loss_is "0 0"
+is "$(losses)" "0 0" "control file gone: back to --loss (0)"
+is "$(ip netns exec "$P-a" python3 "$T/count.py" 6)" 6 "loss 0: every probe crosses"
+running "$pid_relay" && [ "$(pgrep -f -- "cdn-wanrelay .*--control $T/ctl" | head -1)" = "$rpid" ]; ok $? "the same relay process throughout"
 stop relay
 cleanup_ns
 left=$(ip netns list | grep -c "^$P-" || true)

@@ -1,5 +1,5 @@
 /* Unit tests for lab/wanrelay/wanq.c: the WAN relay's delay line (release times, FIFO order across ring
- * wrap-around, tail drop, rate serialisation, loss, batch peek) and its delay/rate parsers. */
+ * wrap-around, tail drop, rate serialisation, loss and its change at run time, batch peek) and its delay/rate parsers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -123,6 +123,38 @@ static void test_rate(void **state)
     lab_wanq_free(&q);
 }
 
+/* The loss changed at run time (cdn-wanrelay's SIGHUP): 1 drops every new frame, 0 none; what was
+ * queued before stays queued with its release time, and the other counters are untouched. */
+static void test_set_loss(void **state)
+{
+    struct lab_wanq q;
+    struct lab_wanq_cfg c = {.delay_ns = 10 * MS};
+    assert_int_equal(lab_wanq_init(&q, &c), 0);
+    assert_int_equal(lab_wanq_push(&q, 1000, NULL, 0, "before-1", 8), 1);
+    assert_int_equal(lab_wanq_push(&q, 2000, NULL, 0, "before-2", 8), 1);
+    lab_wanq_set_loss(&q, 1.0);
+    for (int i = 0; i < 100; i++) assert_int_equal(lab_wanq_push(&q, 3000, NULL, 0, "lost", 4), 0);
+    assert_int_equal(q.st.drop_loss, 100);
+    assert_int_equal(q.frames, 2);
+    assert_true(lab_wanq_next(&q) == 1000 + 10 * MS);
+    lab_wanq_set_loss(&q, 0);
+    for (int i = 0; i < 100; i++) assert_int_equal(lab_wanq_push(&q, 4000, NULL, 0, "kept", 4), 1);
+    assert_int_equal(q.st.drop_loss, 100);
+    assert_int_equal(q.frames, 102);
+    assert_int_equal(q.st.in_frames, 202);
+    /* out of range is clamped, not refused */
+    lab_wanq_set_loss(&q, 7);
+    assert_true(q.cfg.loss == 1.0);
+    lab_wanq_set_loss(&q, -1);
+    assert_true(q.cfg.loss == 0);
+    const void *m, *f;
+    size_t ml, fl;
+    uint64_t next;
+    assert_int_equal(lab_wanq_peek(&q, 1000 + 10 * MS, &m, &ml, &f, &fl, &next), 1);
+    assert_memory_equal(f, "before-1", 8);
+    lab_wanq_free(&q);
+}
+
 static void test_loss(void **state)
 {
     struct lab_wanq q;
@@ -177,7 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delay_release), cmocka_unit_test(test_wrap_fifo),
         cmocka_unit_test(test_tail_drop_frames), cmocka_unit_test(test_rate),
-        cmocka_unit_test(test_loss), cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_loss), cmocka_unit_test(test_set_loss), cmocka_unit_test(test_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
