@@ -18,6 +18,13 @@
 #include "edge/store/admit.h"
 #include "edge/vhost/vhconf.h"
 
+/* --upstream-engine / upstream_engine: 0 = h1 (the HTTP/1.1 engine of cdn_httpc for plain
+ * GET/HEAD), 1 = curl (libcurl for every upstream request), -1 = neither */
+static int edge_engine_parse(const char *v)
+{
+    return strcmp(v, "h1") == 0 ? 0 : strcmp(v, "curl") == 0 ? 1 : -1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -55,6 +62,8 @@ static void usage(FILE *f)
             "      --timeout MS         origin transfer timeout (default 30000)\n"
             "      --connect-timeout MS origin connect timeout (default 3000); also bounds the wait\n"
             "                           for a fetch slot (--max-fetches)\n"
+            "      --upstream-engine E  h1 (default): plain http:// GET/HEAD to origins and parents\n"
+            "                           on the HTTP/1.1 client over h2o sockets; curl: all on libcurl\n"
             "      --max-fetches N      concurrent requests to each origin (default 256, 0 = no\n"
             "                           limit); more wait in a FIFO queue, then 503\n"
             "      --h2-reset-limit N   HTTP/2 streams a client may reset per connection per second\n"
@@ -142,6 +151,7 @@ static int add_listen(struct edge_settings *s, const char *addr, int tls)
 /* -c FILE: the same settings as the options, as YAML. */
 struct file_conf {
     const char *disk_admit;
+    const char *upstream_engine; /* h1 (default) or curl */
     const char *name, *origin, *admin, *dir, *pid_file, *policy, *edge_cc, *cert, *key, *log_level, *served_by,
         *parent_check_path, *edge_key, *admin_token_file;
     struct cdn_conf_list listen, tls_listen, drop_params, parents, vhosts, image_paths, image_formats;
@@ -275,6 +285,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"store_set_cookie", CDN_CT_BOOL, offsetof(struct file_conf, store_set_cookie)},
     {"heuristic_max", CDN_CT_DURATION, offsetof(struct file_conf, heuristic_max)},
     {"connect_timeout", CDN_CT_DURATION, offsetof(struct file_conf, connect_timeout)},
+    {"upstream_engine", CDN_CT_STR, offsetof(struct file_conf, upstream_engine)},
     {"timeout", CDN_CT_DURATION, offsetof(struct file_conf, timeout)},
     {"send_timeout", CDN_CT_DURATION, offsetof(struct file_conf, send_timeout)},
     {"log_level", CDN_CT_STR, offsetof(struct file_conf, log_level)},
@@ -499,7 +510,9 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
         (fc.policy && (s->ram_policy = edge_policy_kind_parse(fc.policy)) < 0 &&
          cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve or lru") < 0) ||
         (fc.disk_admit && (s->disk_admit = edge_admit_kind_parse(fc.disk_admit)) < 0 &&
-         cdn_conf_fail(c, cdn_conf_get(root, "disk_admit"), &cerr, "disk_admit must be second-hit or all") < 0)) {
+         cdn_conf_fail(c, cdn_conf_get(root, "disk_admit"), &cerr, "disk_admit must be second-hit or all") < 0) ||
+        (fc.upstream_engine && (ec->upstream_curl = edge_engine_parse(fc.upstream_engine)) < 0 &&
+         cdn_conf_fail(c, cdn_conf_get(root, "upstream_engine"), &cerr, "upstream_engine must be h1 or curl") < 0)) {
         snprintf(err, errlen, "%s", cerr.msg);
         return -1;
     }
@@ -670,7 +683,7 @@ static const struct option long_opts[] = {
     {"edge-key-file", 1, NULL, 22}, {"graceful-timeout", 1, NULL, 23}, {"admin-token-file", 1, NULL, 24},
     {"purge-bus", 1, NULL, 25}, {"purge-bus-auth-file", 1, NULL, 26},
     {"h2-empty-frame-limit", 1, NULL, 27}, {"send-timeout", 1, NULL, 28},
-    {"disk-admit", 1, NULL, 40}, {"stale-first-byte", 1, NULL, 29}, {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
+    {"disk-admit", 1, NULL, 40}, {"upstream-engine", 1, NULL, 41}, {"stale-first-byte", 1, NULL, 29}, {"parent-check", 1, NULL, 18}, {"version", 0, NULL, 'V'}, {"help", 0, NULL, 'h'},       {NULL, 0, NULL, 0},
 };
 
 static void defaults(struct edge_settings *s, struct edge_conf *c)
@@ -766,6 +779,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 15: s->max_fetches = (unsigned)strtoul(arg, NULL, 10); break;
     case 20: c->h2_reset_limit = (unsigned)strtoul(arg, NULL, 10); break;
     case 21: c->edge_key = arg; break;
+    case 41: return (c->upstream_curl = edge_engine_parse(arg)) < 0 ? bad("--upstream-engine must be h1 or curl%s", "") : -1;
     case 40: return (s->disk_admit = edge_admit_kind_parse(arg)) < 0 ? bad("--disk-admit must be second-hit or all%s", "") : -1;
     case 22:
         if ((c->edge_key = read_key_file(arg)) == NULL)

@@ -46,6 +46,8 @@ struct edge_conf {
     uint64_t range_fetch_above;  /* a Range miss on an object known to be larger is forwarded as a
                                     range and not stored; 0 = always fetch whole */
     uint64_t connect_timeout_ms, timeout_ms;
+    int upstream_curl;           /* 1: every upstream request on libcurl; 0 (default): plain
+                                    http:// GET/HEAD on cdn_httpc's HTTP/1.1 engine (docs/HTTPC.md) */
     uint64_t expire_sweep_ms;    /* expiry sweep period (0: none) */
     uint64_t expire_keep_s;      /* extra time the sweep leaves objects with a validator */
     int workers;

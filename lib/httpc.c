@@ -36,6 +36,7 @@
 
 #include "cdn/httpc.h"
 #include "cdn/loop.h"
+#include "httpc_h1.h"
 
 #define HTTPC_MAGIC 0x48545043u /* "HTPC" */
 #define REQ_MAGIC 0x48545251u   /* "HTRQ" */
@@ -122,6 +123,7 @@ struct cdn_httpc {
     int in_curl; /* inside a curl call (its callbacks, hence user callbacks, may run) */
     int depth;   /* inside our own dispatch */
     int closing;
+    h1c_t *h1; /* the HTTP/1.1 engine (opts.h1_engine), or NULL */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -1010,8 +1012,8 @@ static int parse_url_curl(const char *url, int *https, char *host, size_t cap, l
     return rv;
 }
 
-cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request *req, const struct cdn_httpc_cbs *cbs,
-                                 void *data)
+static cdn_httpc_req_t *start(cdn_httpc_t *c, const struct cdn_httpc_request *req, const struct cdn_httpc_cbs *cbs,
+                              cdn_httpc_fetch_cb fetch_cb, void *data)
 {
     assert(c->magic == HTTPC_MAGIC);
     if (c->closing || req == NULL || req->url == NULL || cbs == NULL)
@@ -1020,9 +1022,13 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     char host[256];
     long port;
     int https;
-    if (parse_url_fast(req->url, &https, host, sizeof(host), &port) != 0 &&
-        parse_url_curl(req->url, &https, host, sizeof(host), &port) != 0)
+    if (parse_url_fast(req->url, &https, host, sizeof(host), &port) == 0) {
+        /* the HTTP/1.1 engine takes plain http:// GET/HEAD without a body (lib/httpc_h1.h) */
+        if (c->h1 != NULL && !https && !c->http2 && h1c_accepts(req))
+            return h1c_start(c->h1, req, host, port, cbs, fetch_cb, data);
+    } else if (parse_url_curl(req->url, &https, host, sizeof(host), &port) != 0) {
         return NULL;
+    }
     int plain_get = (req->method == NULL || strcmp(req->method, "GET") == 0) && req->body == NULL;
     cdn_httpc_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->host = strdup(host)) == NULL || (r->easy = easy_get(c, plain_get)) == NULL) {
@@ -1067,14 +1073,25 @@ cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request 
     } else {
         fail_later(c, r, CDN_HTTPC_DNS, "could not resolve host: no resolver");
     }
+    r->fetch_cb = fetch_cb; /* on_done cannot run before start returns */
     leave(c);
     return r;
+}
+
+cdn_httpc_req_t *cdn_httpc_start(cdn_httpc_t *c, const struct cdn_httpc_request *req, const struct cdn_httpc_cbs *cbs,
+                                 void *data)
+{
+    return start(c, req, cbs, NULL, data);
 }
 
 void cdn_httpc_cancel(cdn_httpc_req_t *r)
 {
     if (r == NULL)
         return;
+    if (h1c_is_req(r)) {
+        h1c_cancel(r);
+        return;
+    }
     assert(r->magic == REQ_MAGIC);
     cdn_httpc_t *c = r->c;
     if (r->cancelled || r->state == ST_DONE)
@@ -1105,6 +1122,10 @@ void cdn_httpc_cancel(cdn_httpc_req_t *r)
 
 void cdn_httpc_pause(cdn_httpc_req_t *r, int paused)
 {
+    if (h1c_is_req(r)) {
+        h1c_pause(r, paused);
+        return;
+    }
     assert(r->magic == REQ_MAGIC);
     cdn_httpc_t *c = r->c;
     if (r->state != ST_RUNNING || r->cancelled || (int)r->paused == !!paused)
@@ -1120,12 +1141,14 @@ void cdn_httpc_pause(cdn_httpc_req_t *r, int paused)
 
 const struct cdn_httpc_info *cdn_httpc_info(const cdn_httpc_req_t *r)
 {
+    if (h1c_is_req(r))
+        return h1c_info(r);
     return &r->info;
 }
 
 size_t cdn_httpc_inflight(const cdn_httpc_t *c)
 {
-    return c->nreqs;
+    return c->nreqs + (c->h1 != NULL ? h1c_inflight(c->h1) : 0);
 }
 
 /* ---- buffered fetch ---- */
@@ -1150,11 +1173,7 @@ static int on_fetch_body(cdn_httpc_req_t *r, const void *buf, size_t len, void *
 cdn_httpc_req_t *cdn_httpc_fetch(cdn_httpc_t *c, const struct cdn_httpc_request *req, cdn_httpc_fetch_cb cb, void *data)
 {
     static const struct cdn_httpc_cbs fetch_cbs = {.on_body = on_fetch_body};
-    cdn_httpc_req_t *r;
-    /* on_done cannot run before start returns, so fetch_cb is set in time */
-    if ((r = cdn_httpc_start(c, req, &fetch_cbs, data)) != NULL)
-        r->fetch_cb = cb;
-    return r;
+    return start(c, req, &fetch_cbs, cb, data);
 }
 
 /* ---- lifetime ---- */
@@ -1217,11 +1236,24 @@ cdn_httpc_t *cdn_httpc_new(h2o_evloop_t *loop, const struct cdn_httpc_opts *opts
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, opts->max_idle_conns > 0 ? opts->max_idle_conns : 256L);
     if (opts->max_host_conns > 0)
         curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_conns);
+    if (opts->h1_engine) {
+        struct h1c_opts ho = {.resolver = c->resolver, .local_ip = opts->local_ip,
+                              .connect_timeout_ms = c->connect_timeout_ms, .timeout_ms = c->timeout_ms,
+                              .max_body = c->max_body, .max_host_conns = opts->max_host_conns,
+                              .max_idle_conns = opts->max_idle_conns};
+        if ((c->h1 = h1c_new(loop, &ho)) == NULL) {
+            snprintf(err, errlen, "httpc: cannot create the HTTP/1.1 engine");
+            cdn_httpc_free(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
 static void httpc_destroy(cdn_httpc_t *c)
 {
+    h1c_free(c->h1); /* inside one of its callbacks: it finishes when that returns */
+    c->h1 = NULL;
     c->in_curl++; /* nothing below may call back into user code or re-enter */
     while (c->reqs != NULL) {
         cdn_httpc_req_t *r = c->reqs;

@@ -32,6 +32,9 @@ struct cdn_httpc_opts {
     int http2;                  /* allow HTTP/2 (ALPN h2; for http:// h2c via "Upgrade: h2c", since
                                    libcurl 7.88.1 breaks reuse of prior-knowledge connections) */
     int insecure_tls;           /* do not verify certificates (lab self-signed) */
+    int h1_engine;              /* plain http:// GET/HEAD without a body go to the HTTP/1.1 engine
+                                   on h2o sockets (lib/httpc_h1.c) instead of libcurl: same contract,
+                                   about half the CPU (docs/HTTPC.md "Two engines"); 0 = libcurl only */
 };
 
 struct cdn_httpc_header {

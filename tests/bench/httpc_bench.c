@@ -131,10 +131,10 @@ static void httpc_next(void)
     }
 }
 
-static int run_httpc(void)
+static int run_httpc(int h1)
 {
     char err[256];
-    if ((hc = cdn_httpc_new(loop, NULL, err, sizeof(err))) == NULL) {
+    if ((hc = cdn_httpc_new(loop, &(struct cdn_httpc_opts){.h1_engine = h1}, err, sizeof(err))) == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -143,7 +143,7 @@ static int run_httpc(void)
     httpc_next();
     while (finished < total)
         h2o_evloop_run(loop, 100);
-    report("httpc", t0);
+    report(h1 ? "httpc-h1" : "httpc", t0);
     return failed != 0;
 }
 
@@ -277,14 +277,17 @@ static void on_gw_fetched(const char *err, int status, const void *b, size_t len
     h2o_send_inline(f->req, copy, len);
 }
 
+static cdn_httpc_t *hc_h1; /* the gateway's /h1/: the HTTP/1.1 engine */
+
 static int on_gw_httpc(h2o_handler_t *self, h2o_req_t *req)
 {
     struct gw_fetch *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), on_gw_dispose);
     char url[512];
-    /* /httpc/obj/1 -> origin /obj/1 */
-    snprintf(url, sizeof(url), "http://%s:%d%.*s", host, port, (int)req->path.len - 6, req->path.base + 6);
+    /* /httpc/obj/1 or /h1/obj/1 -> origin /obj/1 */
+    int h1 = req->path.len > 4 && memcmp(req->path.base, "/h1/", 4) == 0, skip = h1 ? 3 : 6;
+    snprintf(url, sizeof(url), "http://%s:%d%.*s", host, port, (int)req->path.len - skip, req->path.base + skip);
     f->req = req;
-    f->r = cdn_httpc_fetch(hc, &(struct cdn_httpc_request){.url = url}, on_gw_fetched, f);
+    f->r = cdn_httpc_fetch(h1 ? hc_h1 : hc, &(struct cdn_httpc_request){.url = url}, on_gw_fetched, f);
     if (f->r == NULL)
         h2o_send_error_502(req, "Bad Gateway", "bad url", 0);
     return 0;
@@ -293,7 +296,8 @@ static int on_gw_httpc(h2o_handler_t *self, h2o_req_t *req)
 static int run_gateway(int listen_port)
 {
     char err[256], up[128];
-    if ((hc = cdn_httpc_new(loop, NULL, err, sizeof(err))) == NULL) {
+    if ((hc = cdn_httpc_new(loop, NULL, err, sizeof(err))) == NULL ||
+        (hc_h1 = cdn_httpc_new(loop, &(struct cdn_httpc_opts){.h1_engine = 1}, err, sizeof(err))) == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -304,6 +308,7 @@ static int run_gateway(int listen_port)
     h2o_proxy_register_reverse_proxy(h2o_config_register_path(hconf, "/proxy/", 0), &upstream,
                                      &(h2o_proxy_config_vars_t){.io_timeout = 5000, .keepalive_timeout = 2000});
     h2o_create_handler(h2o_config_register_path(hconf, "/httpc/", 0), sizeof(h2o_handler_t))->on_req = on_gw_httpc;
+    h2o_create_handler(h2o_config_register_path(hconf, "/h1/", 0), sizeof(h2o_handler_t))->on_req = on_gw_httpc;
     heartbeat_start();
     return serve(listen_port);
 }
@@ -335,11 +340,11 @@ int main(int argc, char **argv)
     if (argc == 5 && parse_hostport(argv[2]) == 0) {
         total = atoi(argv[3]);
         conc = atoi(argv[4]);
-        if (strcmp(argv[1], "httpc") == 0)
-            return run_httpc();
+        if (strcmp(argv[1], "httpc") == 0 || strcmp(argv[1], "httpc-h1") == 0)
+            return run_httpc(strcmp(argv[1], "httpc-h1") == 0);
         if (strcmp(argv[1], "h2o") == 0)
             return run_h2o_client();
     }
-    fprintf(stderr, "usage: %s origin PORT | httpc|h2o HOST:PORT N C | gateway PORT HOST:PORT\n", argv[0]);
+    fprintf(stderr, "usage: %s origin PORT | httpc|httpc-h1|h2o HOST:PORT N C | gateway PORT HOST:PORT\n", argv[0]);
     return 2;
 }

@@ -5,7 +5,12 @@
  *   /echo      the request body back, x-method     /hdrs    what arrived: host, peer, x-custom
  *   /slow      200 after 3 s                       /stream?N  N bytes chunked, in 16 KiB sends
  *   /big?N     N bytes with Content-Length
- * and a raw origin (rawo) that closes each connection right after its response, without saying so. */
+ * and a raw origin (rawo) that closes each connection right after its response, without saying so;
+ * rawo's /keep2 keeps the connection after one answer and closes it, unanswered, at the next
+ * request; /early sends 100 and 103 heads before the final one. Its last request head is kept.
+ *
+ * Every test runs twice: group "curl" with libcurl only, group "h1" with opts.h1_engine (plain
+ * GET/HEAD over http:// on lib/httpc_h1.c; get() checks that the engine took them). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,8 +30,10 @@
 #include "cdn/loop.h"
 #include "cdn/proc.h"
 #include "cdn/resolver.h"
+#include "../../lib/httpc_h1.h" /* h1c_is_req: which engine took a request */
 
 static h2o_evloop_t *loop;
+static int use_h1; /* the group: client() sets opts.h1_engine */
 
 /* ---- the origin ---- */
 
@@ -185,12 +192,23 @@ static int origin_setup(void **state)
 
 static struct {
     h2o_socket_t *listener;
-    int port, accepted, answered;
+    int port, accepted, answered, dropped;
+    char last[2048]; /* the last request head */
 } rawo;
+
+static void on_raw_read(h2o_socket_t *sock, const char *err);
 
 static void on_raw_written(h2o_socket_t *sock, const char *err)
 {
     h2o_socket_close(sock);
+}
+
+static void on_raw_written_keep(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL)
+        h2o_socket_close(sock);
+    else
+        h2o_socket_read_start(sock, on_raw_read);
 }
 
 static void on_raw_read(h2o_socket_t *sock, const char *err)
@@ -205,11 +223,28 @@ static void on_raw_read(h2o_socket_t *sock, const char *err)
         ;
     if (i + 4 > n)
         return; /* the head is not complete yet */
+    size_t hl = i + 4 < sizeof(rawo.last) - 1 ? i + 4 : sizeof(rawo.last) - 1;
+    memcpy(rawo.last, b, hl);
+    rawo.last[hl] = '\0';
     static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    h2o_iovec_t out = h2o_iovec_init(resp, sizeof(resp) - 1);
+    static const char early[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                                "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    int keep2 = strncmp(b, "GET /keep2", 10) == 0, is_early = strncmp(b, "GET /early", 10) == 0;
+    h2o_iovec_t out = is_early ? h2o_iovec_init(early, sizeof(early) - 1) : h2o_iovec_init(resp, sizeof(resp) - 1);
     h2o_buffer_consume(&sock->input, n);
     h2o_socket_read_stop(sock);
+    if (keep2 && sock->data != NULL) { /* the second request on this connection: closed unanswered */
+        rawo.dropped++;
+        h2o_socket_close(sock);
+        return;
+    }
     rawo.answered++;
+    if (keep2) {
+        sock->data = sock; /* answered once */
+        h2o_socket_write(sock, &out, 1, on_raw_written_keep);
+        return;
+    }
     h2o_socket_write(sock, &out, 1, on_raw_written);
 }
 
@@ -218,6 +253,7 @@ static void on_raw_accept(h2o_socket_t *listener, const char *err)
     h2o_socket_t *sock;
     if (err == NULL && (sock = h2o_evloop_socket_accept(listener)) != NULL) {
         rawo.accepted++;
+        sock->data = NULL;
         h2o_socket_read_start(sock, on_raw_read);
     }
 }
@@ -252,6 +288,8 @@ struct res {
     struct cdn_httpc_info info;
     /* what to do from inside the callbacks */
     int abort_in_head, cancel_in_body, pause_in_body, free_in_head, start_in_done, start_in_body;
+    int cancel_in_head, cancel_in_info, cancel_in_done, infos, info_status;
+    char link[128];
     struct res *next_res; /* start_in_done: the request to start */
     const char *next_url;
 };
@@ -295,6 +333,8 @@ static int on_head(cdn_httpc_req_t *r, int status, int version, const struct cdn
         cdn_httpc_free(s->c);
         return 0;
     }
+    if (s->cancel_in_head)
+        cdn_httpc_cancel(r);
     return s->abort_in_head;
 }
 
@@ -325,6 +365,8 @@ static void on_done(cdn_httpc_req_t *r, const char *err, void *data)
     s->done++;
     snprintf(s->err, sizeof(s->err), "%s", err != NULL ? err : "");
     s->info = *cdn_httpc_info(r);
+    if (s->cancel_in_done)
+        cdn_httpc_cancel(r); /* a no-op: the request is finished */
     if (s->start_in_done) {
         struct cdn_httpc_request rq = {.url = s->next_url};
         s->next_res->c = s->c;
@@ -332,12 +374,26 @@ static void on_done(cdn_httpc_req_t *r, const char *err, void *data)
     }
 }
 
-static const struct cdn_httpc_cbs cbs = {on_head, on_body, on_done};
+static void on_info(cdn_httpc_req_t *r, int status, const struct cdn_httpc_header *h, size_t n, void *data)
+{
+    struct res *s = data;
+    s->infos++;
+    s->info_status = status;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name_len == 4 && strncasecmp(h[i].name, "link", 4) == 0)
+            hcopy(s->link, sizeof(s->link), &h[i]);
+    if (s->cancel_in_info)
+        cdn_httpc_cancel(r);
+}
+
+static const struct cdn_httpc_cbs cbs = {on_head, on_body, on_done, on_info};
 
 static cdn_httpc_t *client(const struct cdn_httpc_opts *o)
 {
     char err[256] = "";
-    cdn_httpc_t *c = cdn_httpc_new(loop, o, err, sizeof(err));
+    struct cdn_httpc_opts opts = o != NULL ? *o : (struct cdn_httpc_opts){0};
+    opts.h1_engine = use_h1;
+    cdn_httpc_t *c = cdn_httpc_new(loop, &opts, err, sizeof(err));
     if (c == NULL)
         print_error("cdn_httpc_new: %s\n", err);
     return c;
@@ -349,7 +405,10 @@ static cdn_httpc_req_t *get(cdn_httpc_t *c, const char *path, struct res *s)
     snprintf(url, sizeof(url), "%s%s", origin.base, path);
     struct cdn_httpc_request rq = {.url = url};
     s->c = c;
-    return s->r = cdn_httpc_start(c, &rq, &cbs, s);
+    s->r = cdn_httpc_start(c, &rq, &cbs, s);
+    if (s->r != NULL && h1c_is_req(s->r) != use_h1)
+        fail_msg("engine: h1 %d, wanted %d", h1c_is_req(s->r), use_h1);
+    return s->r;
 }
 
 /* ---- tests ---- */
@@ -670,6 +729,8 @@ static void connect_to_and_local_ip(void **state)
 static void h2c_multiplexed(void **state)
 {
     cdn_httpc_t *c = client(&(struct cdn_httpc_opts){.http2 = 1});
+    int saved = use_h1;
+    use_h1 = 0; /* http2 keeps every request on libcurl, h1_engine or not (get() checks) */
     struct res rs[10];
     memset(rs, 0, sizeof(rs));
     for (int i = 0; i < 10; i++)
@@ -688,6 +749,7 @@ static void h2c_multiplexed(void **state)
         conns += rs[i].info.new_connections;
     }
     assert_true(conns >= 1 && conns < 10); /* multiplexed */
+    use_h1 = saved;
     cdn_httpc_free(c);
 }
 
@@ -731,6 +793,8 @@ static void reentrancy(void **state)
     get(c, "/slow", &z);
     assert_true(run_until(&x.heads));
     turns(5);
+    if (x.done + y.done + z.done != 0)
+        print_message("# done x %d (%s) y %d (%s) z %d (%s)\n", x.done, x.err, y.done, y.err, z.done, z.err);
     assert_int_equal(x.done + y.done + z.done, 0);
 }
 
@@ -876,6 +940,151 @@ static void buffered_fetch(void **state)
     cdn_httpc_free(c);
 }
 
+/* A kept-alive connection that the server closes, unanswered, when the next request arrives
+ * (the close races the request; nothing came back): that GET is sent again, once, on a new
+ * connection, and succeeds. */
+static void dead_keepalive_retry(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/keep2", rawo.port);
+    int accepted = rawo.accepted, dropped = rawo.dropped;
+    for (int round = 0; round < 2; round++) {
+        struct res a = {0}, b = {0};
+        assert_non_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &a));
+        assert_true(run_until(&a.done));
+        assert_string_equal(a.err, "");
+        assert_string_equal(a.body, "ok");
+        turns(3); /* the connection stays open and idle */
+        assert_non_null(cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &b));
+        assert_true(run_until(&b.done));
+        assert_string_equal(b.err, "");
+        assert_int_equal(b.status, 200);
+        assert_string_equal(b.body, "ok");
+        assert_int_equal(b.heads, 1);
+        assert_true(b.info.new_connections >= 1); /* the answer came on a new connection */
+        turns(3);
+    }
+    /* round 2's first request met the fate of round 1's second (its connection had one answer) */
+    assert_int_equal(rawo.dropped - dropped, 3);
+    assert_int_equal(rawo.accepted - accepted, 4);
+    cdn_httpc_free(c);
+}
+
+/* 100 and 103 before the final head: 103 goes to on_info (with its fields), 100 nowhere, the
+ * final head to on_head once. */
+static void early_hints(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/early", rawo.port);
+    struct res a = {0};
+    a.c = c;
+    assert_non_null(a.r = cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &a));
+    assert_int_equal(h1c_is_req(a.r), use_h1);
+    assert_true(run_until(&a.done));
+    assert_string_equal(a.err, "");
+    assert_int_equal(a.infos, 1);
+    assert_int_equal(a.info_status, 103);
+    assert_string_equal(a.link, "</a.css>; rel=preload");
+    assert_int_equal(a.heads, 1);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.body, "ok");
+    cdn_httpc_free(c);
+}
+
+/* cancel from inside on_info and on_head: no callback after it; inside on_done: a no-op */
+static void cancel_in_callbacks(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/early", rawo.port);
+    struct res i = {.cancel_in_info = 1}, h = {.cancel_in_head = 1}, d = {.cancel_in_done = 1}, after = {0};
+    i.c = c;
+    assert_non_null(i.r = cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url}, &cbs, &i));
+    get(c, "/big?100000", &h);
+    get(c, "/small", &d);
+    assert_true(run_until(&i.infos));
+    assert_true(run_until(&h.heads));
+    assert_true(run_until(&d.done));
+    turns(5);
+    assert_int_equal(i.heads + i.bodies + i.done, 0);
+    assert_int_equal(h.heads, 1);
+    assert_int_equal(h.bodies + h.done, 0);
+    assert_int_equal(d.done, 1);
+    assert_string_equal(d.body, "hello");
+    assert_int_equal(cdn_httpc_inflight(c), 0);
+    get(c, "/small", &after);
+    assert_true(run_until(&after.done));
+    assert_string_equal(after.body, "hello");
+    cdn_httpc_free(c);
+}
+
+/* pause in the middle of a chunked body: nothing comes while paused, all of it after */
+static void pause_resume_chunked(void **state)
+{
+    cdn_httpc_t *c = client(NULL);
+    struct res a = {.pause_in_body = 1};
+    get(c, "/stream?1000000", &a);
+    assert_true(run_until(&a.bodies));
+    uint64_t at_pause = a.total;
+    turns(10);
+    assert_int_equal(a.bodies, 1);
+    assert_int_equal(a.total, at_pause);
+    cdn_httpc_pause(a.r, 1); /* again: a no-op */
+    cdn_httpc_pause(a.r, 0);
+    assert_true(run_until(&a.done));
+    assert_string_equal(a.err, "");
+    assert_int_equal(a.total, 1000000);
+    assert_int_equal(a.info.body_bytes, 1000000);
+    cdn_httpc_free(c);
+}
+
+/* What goes upstream is the same bytes from both engines: the request line, Host, curl's
+ * "Accept: * / *" unless given, "Name:" removes, "Name;" sends an empty field, the rest as given. */
+static void same_request_head(void **state)
+{
+    char url[128], heads[2][3][2048];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x/y?a=1&b=2#frag", rawo.port);
+    const char *h1[] = {"X-A: 1", "Accept:", "Expect:", "Empty;", "X-B:  two words ", NULL};
+    const char *h2[] = {"Host: www.shop.test", "Accept: text/html", NULL};
+    const char *const *sets[3] = {NULL, h1, h2};
+    for (int e = 0; e < 2; e++) {
+        cdn_httpc_t *c = cdn_httpc_new(loop, &(struct cdn_httpc_opts){.h1_engine = e}, NULL, 0);
+        assert_non_null(c);
+        for (int k = 0; k < 3; k++) {
+            struct res a = {0};
+            cdn_httpc_req_t *r = cdn_httpc_start(c, &(struct cdn_httpc_request){.url = url, .headers = sets[k]}, &cbs, &a);
+            assert_non_null(r);
+            assert_int_equal(h1c_is_req(r), e);
+            assert_true(run_until(&a.done));
+            assert_string_equal(a.err, "");
+            snprintf(heads[e][k], sizeof(heads[e][k]), "%s", rawo.last);
+        }
+        cdn_httpc_free(c);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(heads[1][k], heads[0][k]);
+    char want[256];
+    snprintf(want, sizeof(want), "GET /x/y?a=1&b=2 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-A: 1\r\nEmpty:\r\n", rawo.port);
+    assert_non_null(strstr(heads[1][1], want));
+}
+
+static int eng_curl(void **state)
+{
+    use_h1 = 0;
+    return 0;
+}
+
+static int eng_h1(void **state)
+{
+    use_h1 = 1;
+    return 0;
+}
+
+/* each test with libcurl only, then with the HTTP/1.1 engine on */
+#define BOTH(f) {"curl:" #f, f, eng_curl, NULL, NULL}, {"h1:" #f, f, eng_h1, NULL, NULL}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the origin writes to clients that went away */
@@ -883,15 +1092,14 @@ int main(void)
     if (rawo_start() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(get_200_and_404),     cmocka_unit_test(post_echo_and_head),
-        cmocka_unit_test(refused_and_bad_args), cmocka_unit_test(timeout_against_slow),
-        cmocka_unit_test(cancel_mid_transfer), cmocka_unit_test(max_body),
-        cmocka_unit_test(streaming_chunks),    cmocka_unit_test(pause_resume),
-        cmocka_unit_test(keepalive_reuse),     cmocka_unit_test(concurrent_64),
-        cmocka_unit_test(names_through_resolver), cmocka_unit_test(connect_to_and_local_ip),
-        cmocka_unit_test(h2c_multiplexed), cmocka_unit_test(reentrancy),
-        cmocka_unit_test(buffered_fetch),      cmocka_unit_test(pooled_handle_reuse),
-        cmocka_unit_test(dead_keepalive),
+        BOTH(get_200_and_404),     BOTH(post_echo_and_head),     BOTH(refused_and_bad_args),
+        BOTH(timeout_against_slow), BOTH(cancel_mid_transfer),   BOTH(max_body),
+        BOTH(streaming_chunks),    BOTH(pause_resume),           BOTH(keepalive_reuse),
+        BOTH(concurrent_64),       BOTH(names_through_resolver), BOTH(connect_to_and_local_ip),
+        BOTH(h2c_multiplexed),     BOTH(reentrancy),             BOTH(buffered_fetch),
+        BOTH(pooled_handle_reuse), BOTH(dead_keepalive),         BOTH(dead_keepalive_retry),
+        BOTH(early_hints),         BOTH(cancel_in_callbacks),    BOTH(pause_resume_chunked),
+        cmocka_unit_test(same_request_head),
     };
     return cmocka_run_group_tests(tests, origin_setup, NULL);
 }
