@@ -12,6 +12,7 @@
 #include "origin/lb/lbd.h"
 
 static const char *const alog_formats[] = {"combined", "json", NULL};
+static const char *const upstream_engines[] = {"h1", "curl", NULL}; /* enum order: upstream_curl */
 
 static const cdn_conf_field_t backend_fields[] = {
     {"addr", CDN_CT_STR, offsetof(struct conf_backend, addr), CDN_CF_REQUIRED},
@@ -74,6 +75,7 @@ static const cdn_conf_field_t conf_fields[] = {
     {"log_level", CDN_CT_STR, offsetof(struct lb_conf, log_level)},
     {"access_log", CDN_CT_STR, offsetof(struct lb_conf, access_log)},
     {"access_log_format", CDN_CT_ENUM, offsetof(struct lb_conf, access_log_format), .enum_names = alog_formats},
+    {"upstream_engine", CDN_CT_ENUM, offsetof(struct lb_conf, upstream_curl), .enum_names = upstream_engines},
     {"pid_file", CDN_CT_STR, offsetof(struct lb_conf, pid_file)},
     {"retries", CDN_CT_UINT, offsetof(struct lb_conf, retries), 0, 0, 10},
     {"threads", CDN_CT_UINT, offsetof(struct lb_conf, threads), 0, 1, MAX_THREADS},
@@ -194,6 +196,8 @@ static void usage(FILE *f)
                "      --connect-timeout MS / --first-byte-timeout MS\n"
                "      --access-log FILE / --error-log FILE / --pid-file FILE\n"
                "      --access-log-format combined|json   (default combined)\n"
+               "      --upstream-engine E    h1 (default): GET/HEAD to the apps on cdn_httpc's HTTP/1.1\n"
+               "                             engine (docs/HTTPC.md); curl: everything on libcurl\n"
                "  -c, --config FILE          YAML config (see origin/examples/shop-lb.yaml)\n"
                "  -t, --test                 check the config and exit\n"
                "  -V, --version / -h, --help\n");
@@ -214,7 +218,7 @@ static int num(const char *arg, long lo, long hi, const char *what, long *out)
 
 int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
 {
-    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID, O_THREADS, O_ALOGF };
+    enum { O_ALGO = 256, O_ADMIN, O_RETRIES, O_HINT, O_RISE, O_FALL, O_SLOW, O_NOHEALTH, O_CTO, O_FBTO, O_ALOG, O_ELOG, O_PID, O_THREADS, O_ALOGF, O_ENGINE };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'a'}, {"backend", required_argument, NULL, 'b'},
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
@@ -227,11 +231,13 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         {"connect-timeout", required_argument, NULL, O_CTO}, {"first-byte-timeout", required_argument, NULL, O_FBTO},
         {"access-log", required_argument, NULL, O_ALOG}, {"error-log", required_argument, NULL, O_ELOG},
         {"access-log-format", required_argument, NULL, O_ALOGF},
+        {"upstream-engine", required_argument, NULL, O_ENGINE},
         {"pid-file", required_argument, NULL, O_PID}, {"threads", required_argument, NULL, O_THREADS},
         {NULL, 0, NULL, 0}};
     int ch, bad = 0;
     *cl = (struct lb_cmdline){.algo = LB_RR, .retries = -1, .threads = -1, .hint = -1, .rise = -1, .fall = -1,
-                              .slow = -1, .cto = -1, .fbto = -1, .alog_format = -1};
+                              .slow = -1, .cto = -1, .fbto = -1, .alog_format = -1,
+                              .engine = -1};
     while (!bad && (ch = getopt_long(argc, argv, "a:b:c:tVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': cl->listen = optarg; break;
@@ -268,6 +274,13 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
             for (cl->alog_format = 0; alog_formats[cl->alog_format] && strcmp(alog_formats[cl->alog_format], optarg); cl->alog_format++) {}
             if (!alog_formats[cl->alog_format]) {
                 fprintf(stderr, PROG ": --access-log-format combined|json\n");
+                return 3;
+            }
+            break;
+        case O_ENGINE:
+            for (cl->engine = 0; upstream_engines[cl->engine] && strcmp(upstream_engines[cl->engine], optarg); cl->engine++) {}
+            if (!upstream_engines[cl->engine]) {
+                fprintf(stderr, PROG ": --upstream-engine h1|curl\n");
                 return 3;
             }
             break;
@@ -319,6 +332,7 @@ static int apply_cmdline(const struct lb_cmdline *cl, struct lb_conf *c, char *e
     if (cl->fbto > 0) c->timeouts.first_byte = (uint64_t)cl->fbto;
     if (cl->alog) c->access_log = cl->alog;
     if (cl->alog_format >= 0) c->access_log_format = cl->alog_format;
+    if (cl->engine >= 0) c->upstream_curl = cl->engine;
     if (cl->elog) c->error_log = cl->elog;
     if (cl->pid) c->pid_file = cl->pid;
     if (c->health.path == NULL || c->health.path[0] != '/') {

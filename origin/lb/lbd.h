@@ -101,6 +101,7 @@ struct lb_conf {
     const char *admin_token_file;   /* POST /backends needs its token (cdn/admin.h); none: 403 */
     const char *error_log, *log_level, *access_log, *pid_file;
     int access_log_format;
+    int upstream_curl;              /* upstream_engine: 0 h1 (GET/HEAD on cdn_httpc's HTTP/1.1 engine), 1 curl */
     unsigned retries;
     unsigned threads;
     uint64_t graceful_timeout;      /* drain deadline of a graceful stop */
@@ -121,6 +122,7 @@ struct lb_cmdline {
     long retries, threads, hint, rise, fall, slow, cto, fbto;
     const char *alog, *elog, *pid;
     int alog_format; /* --access-log-format: -1 unset, else enum cdn_alog_format */
+    int engine;      /* --upstream-engine: -1 unset, 0 h1, 1 curl */
 };
 
 /* Parses argv: 0 to go on, or the exit code (+1: 0 for --help/--version, 2 for a usage error). */

@@ -16,8 +16,11 @@
 
 static struct cdn_httpc_opts httpc_opts(void)
 {
+    /* GET/HEAD to the apps on the HTTP/1.1 engine (docs/HTTPC.md: about half libcurl's CPU per
+     * request); POSTs, and everything with upstream_engine: curl, on libcurl */
     return (struct cdn_httpc_opts){.connect_timeout_ms = lb.conf.timeouts.connect,
-                                   .timeout_ms = lb.conf.timeouts.total, .max_body = UINT64_MAX / 2};
+                                   .timeout_ms = lb.conf.timeouts.total, .max_body = UINT64_MAX / 2,
+                                   .h1_engine = !lb.conf.upstream_curl};
 }
 
 static int on_worker_init(struct cdn_worker *cw, void *data, char *err, size_t errlen)

@@ -67,12 +67,12 @@ like "$codes" '^( 502)+$' "and each got 502 (the upstream closed without an answ
 curl -s -o /dev/null -X POST -d x "http://127.0.0.1:$EP/fresh"
 is "$(count /fresh)" 1 "a POST on a fresh connection is delivered once too"
 
-# shop-lb, the same
+# shop-lb, the same (its GETs go over the HTTP/1.1 engine too: warm with a POST)
 start lb "$LB" -a "127.0.0.1:$LP" -b "http://127.0.0.1:$OP" --no-health
 wait_port 127.0.0.1 "$LP" || bail "shop-lb did not start"
 codes=""
 for i in 1 2 3 4 5; do
-    curl -s -o /dev/null "http://127.0.0.1:$LP/lbwarm$i"
+    curl -s -o /dev/null -X POST -d warm "http://127.0.0.1:$LP/lbwarm$i"
     codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -X POST -d "order=$i" "http://127.0.0.1:$LP/lborder$i")"
 done
 total=0; for i in 1 2 3 4 5; do total=$((total + $(count /lborder$i))); done
