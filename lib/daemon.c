@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -157,8 +158,25 @@ static void *worker_thread(void *arg)
     return NULL;
 }
 
+/* glibc's malloc gives blocks from 128 KiB up by mmap (a threshold that moves up only after such
+ * a block is freed) and returns a heap top of 128 KiB free with brk: a server that allocates and
+ * frees a 123 KB buffer per response paid a system call and a fresh zeroed page per 4 KiB each
+ * time (shop-lb proxying an image: 158 us CPU per request, 108 with the thresholds below). Fixed
+ * thresholds, set before the worker threads make their arenas: blocks below 4 MiB come from the
+ * heap, and up to 16 MiB free at an arena's top stays (per arena). GLIBC_TUNABLES wins when it
+ * sets malloc tunables. */
+static void malloc_tune(void)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t != NULL && strstr(t, "glibc.malloc.") != NULL)
+        return;
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+}
+
 cdn_daemon_t *cdn_daemon_new(const struct cdn_daemon_opts *o, char *err, size_t errlen)
 {
+    malloc_tune();
     cdn_daemon_t *d = calloc(1, sizeof(*d));
     unsigned n = o->threads ? o->threads : 1;
     if (n > CDN_DAEMON_MAX_THREADS) {

@@ -138,7 +138,16 @@ struct h1c {
     size_t nreqs, nidle;
     struct h1req *failed, **failed_tail;
     int depth, closing;
+    h2o_buffer_prototype_t inbuf; /* the connections' input buffers (see INBUF_SIZE) */
 };
+
+/* The input buffer of a connection starts at this size and goes back to a per-client recycle list
+ * when a response has been consumed. h2o reads until the socket is dry, growing the buffer by
+ * doubling: with its 8 KiB sockets a 123 KB image went 8 -> 16 -> ... -> 256 KiB, every response
+ * (five mallocs and copies, and a brk up and down each time: shop-lb spent 194 us CPU per image
+ * against libcurl's 131). Per client, so per loop thread: h2o's recycle lists are not locked. */
+#define INBUF_SIZE (128 * 1024 + 4096)
+#define INBUF_KEEP 16
 
 static double now_s(void)
 {
@@ -496,6 +505,7 @@ static void conn_open(struct h1req *r, struct host *h)
     cn->c = c;
     cn->h = h;
     cn->sock = h2o_evloop_socket_create(c->loop, fd, 0);
+    h2o_buffer_init(&cn->sock->input, &c->inbuf); /* nothing allocated yet: it was the prototype's */
     cn->sock->data = cn;
     h2o_linklist_insert(&c->conns, &cn->clink);
     h->nconns++;
@@ -1373,6 +1383,7 @@ h1c_t *h1c_new(h2o_evloop_t *loop, const struct h1c_opts *o)
     h2o_linklist_init_anchor(&c->conns);
     h2o_linklist_init_anchor(&c->idle_lru);
     c->failed_tail = &c->failed;
+    c->inbuf = (h2o_buffer_prototype_t){{INBUF_KEEP}, {INBUF_SIZE}};
     return c;
 }
 
@@ -1406,6 +1417,9 @@ static void destroy(h1c_t *c)
     timeout_drain_dispose(c->loop, &c->connect_tq);
     timeout_drain_dispose(c->loop, &c->idle_tq);
     cdn_timer_free(c->kick);
+    /* every connection is closed (their buffers disposed): the recycled ones go */
+    while (c->inbuf.allocator.cnt > 0)
+        free(h2o_mem_alloc_recycle(&c->inbuf.allocator, 0));
     free(c);
 }
 
