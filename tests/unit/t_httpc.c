@@ -789,7 +789,7 @@ static void reentrancy(void **state)
     /* free the whole client from inside on_head while others run */
     struct res x = {.free_in_head = 1}, y = {0}, z = {0};
     get(c, "/small", &x);
-    get(c, "/stream?1000000", &y);
+    get(c, "/stream?64000000", &y); /* long enough to be in flight whatever the load */
     get(c, "/slow", &z);
     assert_true(run_until(&x.heads));
     turns(5);
