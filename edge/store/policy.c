@@ -24,6 +24,7 @@
  * MINI_IDS..2 x MINI_IDS ids and costs a bounded few hundred kB; with fewer ids than that it is
  * exact (R = 1). The mini is an edge_policy of its own, never adaptive (no recursion deeper). */
 #include "config.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,9 @@
 #include "edge/store/policy.h"
 
 #define NIL UINT32_MAX
-enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
+enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ, Q_FREE = NQ };
+/* adaptive's modes: the policy its queues follow */
+enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
 /* S3-FIFO: small-queue hits needed to move to main when the id reaches the small queue's tail
  * (libCacheSim's move-to-main-threshold=2; 1 was the paper's first version, S3-FIFOv0 / QDLP) */
 #define S3_MOVE_TO_MAIN 2
@@ -46,12 +49,33 @@ enum { Q_SMALL, Q_MAIN, Q_GHOST, NQ };
 #define SCORE_PER_ID 8
 #define SCORE_MIN 8192
 #define SWITCH_MARGIN 0.002
+/* adaptive (three modes): two minis, one per policy not running, of MINI_IDS / 2 ids each (as
+ * many ids as adaptive2's one mini when they hold objects of the same sizes). A mini takes over
+ * only if it scores better by the margin AND its object hit ratio and its byte hit ratio are each
+ * at least SWITCH_GAIN above the running policy's: a policy may not buy one measure with the
+ * other, and a switch must be worth what it costs (the cache's contents change, lfu-size's
+ * sketch must first count CMS_WARM x its width lookups). */
+#define SWITCH_GAIN 0.002
+/* lfu-size: a victim is the resident with the lowest frequency / size^LFU_ALPHA among LFU_SAMPLES
+ * drawn at random; a missed id is admitted only if it scores above the victim. The frequency is a
+ * count-min sketch of the lookups (CMS_ROWS rows of 8-bit counters, CMS_WIDTH_PER_ID x the ids
+ * held, rounded up to a power of two, conservative update), all halved every CMS_AGE x width
+ * lookups so that it follows popularity as it changes (TinyLFU's reset). On independent requests,
+ * frequency / size is what maximises object hits and frequency alone byte hits; LFU_ALPHA = 1/4
+ * leans towards small objects without giving up byte hits (1/2 gave up 0.9-1.3 points of byte
+ * hit ratio to S3-FIFO on zipf0.8 at 1% and 10%, docs/CACHESIM.md). The code takes sqrt(sqrt()). */
+#define LFU_ALPHA 0.25
+#define LFU_SAMPLES 16
+#define CMS_ROWS 4
+#define CMS_WIDTH_PER_ID 2
+#define CMS_AGE 10
+#define CMS_WARM 5
 
 struct node {
     uint64_t id, size;
     uint32_t prev, next;
     uint32_t stamp; /* adaptive: access clock of the last access (fits in what was padding) */
-    uint8_t q, freq;
+    uint8_t q, freq; /* q: Q_* or Q_FREE */
 };
 _Static_assert(sizeof(void *) != 8 || sizeof(struct node) == 32, "a node is 32 bytes on 64-bit");
 
@@ -74,14 +98,24 @@ struct edge_policy {
     uint64_t small_cap, main_cap, ghost_cap;
     int warm;
     struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
-    /* adaptive: the mode, the access clock, the two miniature simulations and their scores */
-    int lru_mode;
+    /* adaptive: the mode, the access clock, the miniature simulations and their scores */
+    int mode;      /* MODE_*: the policy chosen (lfu-size: always MODE_LFU; others: MODE_S3FIFO) */
+    int run;       /* MODE_*: the policy the queues follow now: mode, except while the sketch warms */
+    size_t warm_left; /* lookups until a chosen lfu-size takes over (its sketch has counted them) */
+    int nmodes;    /* adaptive: 3; adaptive2: 2 (S3-FIFO and LRU) */
+    size_t mini_ids;
     uint32_t clock;
-    struct edge_policy *mini; /* the policy not running (LRU in S3-FIFO mode, S3-FIFO in LRU mode), cap >> rate_log2 */
+    struct edge_policy *mini[NMODES - 1]; /* the policies not running, cap >> rate_log2 */
+    int mini_mode[NMODES - 1], nmini;
     unsigned rate_log2;          /* ids whose hash is 0 modulo 2^rate_log2 are simulated */
     uint64_t seed;
-    double hits[2], hit_bytes[2], reqs, req_bytes; /* sampled requests: [0] this cache, [1] the mini; halved every period */
+    /* sampled requests: [0] this cache, [1 + k] mini k; halved every period */
+    double hits[NMODES], hit_bytes[NMODES], reqs, req_bytes;
     uint64_t n_sampled;
+    /* lfu-size (and adaptive in that mode): the frequency sketch, victim sampling */
+    uint8_t *cms;
+    size_t cms_w, cms_ops;
+    uint64_t rng;
 };
 
 int edge_policy_kind_parse(const char *s)
@@ -94,6 +128,10 @@ int edge_policy_kind_parse(const char *s)
         return EDGE_POLICY_SIEVE;
     if (strcmp(s, "adaptive") == 0)
         return EDGE_POLICY_ADAPTIVE;
+    if (strcmp(s, "lfu-size") == 0)
+        return EDGE_POLICY_LFU_SIZE;
+    if (strcmp(s, "adaptive2") == 0)
+        return EDGE_POLICY_ADAPTIVE2;
     return -1;
 }
 
@@ -103,6 +141,8 @@ const char *edge_policy_kind_name(enum edge_policy_kind k)
     case EDGE_POLICY_LRU: return "lru";
     case EDGE_POLICY_SIEVE: return "sieve";
     case EDGE_POLICY_ADAPTIVE: return "adaptive";
+    case EDGE_POLICY_LFU_SIZE: return "lfu-size";
+    case EDGE_POLICY_ADAPTIVE2: return "adaptive2";
     default: return "s3fifo";
     }
 }
@@ -117,18 +157,44 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-/* A new empty mini of the policy not running, at the current rate; the scores restart. -1 out of
- * memory (then there is none, and the mode stays as it is). */
+static int cms_fit(struct edge_policy *p);
+
+static int is_adaptive(const struct edge_policy *p)
+{
+    return p->kind == EDGE_POLICY_ADAPTIVE || p->kind == EDGE_POLICY_ADAPTIVE2;
+}
+
+static const enum edge_policy_kind mode_kind[NMODES] = {EDGE_POLICY_S3FIFO, EDGE_POLICY_LRU, EDGE_POLICY_LFU_SIZE};
+
+static void minis_free(struct edge_policy *p)
+{
+    for (int k = 0; k < p->nmini; k++)
+        edge_policy_free(p->mini[k]);
+    p->nmini = 0;
+}
+
+/* New empty minis of the policies not running, at the current rate; the scores restart. -1 out of
+ * memory (then there are none, and the mode stays as it is). */
 static int mini_reset(struct edge_policy *p)
 {
-    edge_policy_free(p->mini);
-    for (int k = 0; k < 2; k++)
+    minis_free(p);
+    for (int k = 0; k < NMODES; k++)
         p->hits[k] = p->hit_bytes[k] = 0;
     p->reqs = p->req_bytes = 0;
     p->n_sampled = 0;
     uint64_t c = p->cap >> p->rate_log2;
-    p->mini = edge_policy_new(p->lru_mode ? EDGE_POLICY_S3FIFO : EDGE_POLICY_LRU, c ? c : 1);
-    return p->mini ? 0 : -1;
+    for (int m = 0; m < p->nmodes; m++) {
+        if (m == p->mode)
+            continue;
+        struct edge_policy *mp = edge_policy_new(mode_kind[m], c ? c : 1);
+        if (mp == NULL) {
+            minis_free(p);
+            return -1;
+        }
+        p->mini_mode[p->nmini] = m;
+        p->mini[p->nmini++] = mp;
+    }
+    return 0;
 }
 
 void edge_policy_seed(struct edge_policy *p, uint64_t seed) { p->seed = seed; }
@@ -149,8 +215,15 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
     p->main_cap = capacity - p->small_cap;
     p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
     p->warm = 1;
+    p->mode = p->run = kind == EDGE_POLICY_LFU_SIZE ? MODE_LFU : MODE_S3FIFO;
+    if (kind == EDGE_POLICY_LFU_SIZE && cms_fit(p) < 0) {
+        edge_policy_free(p);
+        return NULL;
+    }
+    p->nmodes = kind == EDGE_POLICY_ADAPTIVE ? 3 : 2;
+    p->mini_ids = kind == EDGE_POLICY_ADAPTIVE ? MINI_IDS / 2 : MINI_IDS;
     if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0 ||
-        (kind == EDGE_POLICY_ADAPTIVE && mini_reset(p) < 0)) {
+        (is_adaptive(p) && mini_reset(p) < 0)) {
         edge_policy_free(p);
         return NULL;
     }
@@ -161,7 +234,8 @@ void edge_policy_free(struct edge_policy *p)
 {
     if (p == NULL)
         return;
-    edge_policy_free(p->mini);
+    minis_free(p);
+    free(p->cms);
     edge_idmap_free(&p->map);
     edge_idmap_free(&p->ghost);
     free(p->nodes);
@@ -198,6 +272,7 @@ static uint32_t node_alloc(struct edge_policy *p)
 static void node_free(struct edge_policy *p, uint32_t i)
 {
     p->nodes[i].next = p->free_head;
+    p->nodes[i].q = Q_FREE;
     p->free_head = i;
 }
 
@@ -323,10 +398,111 @@ static int evict_lru_mode(struct edge_policy *p, edge_evict_cb evict, void *data
     return 1;
 }
 
+/* lfu-size's count-min sketch. Sized (and emptied) again when the ids held outgrow it; -1 out of
+ * memory (then the old one stays). */
+static int cms_fit(struct edge_policy *p)
+{
+    size_t w = 256;
+    while (w < CMS_WIDTH_PER_ID * p->map.n)
+        w *= 2;
+    if (w <= p->cms_w)
+        return 0;
+    uint8_t *c = calloc(CMS_ROWS * w, 1);
+    if (c == NULL)
+        return -1;
+    free(p->cms);
+    p->cms = c;
+    p->cms_w = w;
+    p->cms_ops = 0;
+    return 0;
+}
+
+static void cms_drop(struct edge_policy *p)
+{
+    free(p->cms);
+    p->cms = NULL;
+    p->cms_w = p->cms_ops = 0;
+}
+
+/* the counter of row r for hash h (each row takes 16 bits of one 64-bit hash) */
+static uint8_t *cms_cell(const struct edge_policy *p, uint64_t h, int r)
+{
+    return &p->cms[(size_t)r * p->cms_w + ((h >> (16 * r)) & (p->cms_w - 1))];
+}
+
+static unsigned cms_est(const struct edge_policy *p, uint64_t id)
+{
+    if (p->cms == NULL)
+        return 0;
+    uint64_t h = mix64(id ^ 0x9e3779b97f4a7c15ULL);
+    unsigned m = UINT8_MAX;
+    for (int r = 0; r < CMS_ROWS; r++)
+        if (*cms_cell(p, h, r) < m)
+            m = *cms_cell(p, h, r);
+    return m;
+}
+
+/* One lookup of id: the smallest counters grow (conservative update); every CMS_AGE x width
+ * lookups all counters halve. */
+static void cms_add(struct edge_policy *p, uint64_t id)
+{
+    if (p->cms == NULL)
+        return;
+    uint64_t h = mix64(id ^ 0x9e3779b97f4a7c15ULL);
+    unsigned m = cms_est(p, id);
+    if (m < UINT8_MAX)
+        for (int r = 0; r < CMS_ROWS; r++)
+            if (*cms_cell(p, h, r) == m)
+                (*cms_cell(p, h, r))++;
+    if (++p->cms_ops >= CMS_AGE * p->cms_w) {
+        for (size_t k = 0; k < CMS_ROWS * p->cms_w; k++)
+            p->cms[k] >>= 1;
+        p->cms_ops = 0;
+    }
+}
+
+static double lfu_score(const struct edge_policy *p, uint64_t id, uint64_t size)
+{
+    return (double)cms_est(p, id) / sqrt(sqrt((double)(size ? size : 1))); /* size^LFU_ALPHA */
+}
+
+/* The resident with the lowest score among LFU_SAMPLES drawn at random from the node array (ghost
+ * and free slots are skipped, at most 8 x LFU_SAMPLES draws); NIL if none is resident. */
+static uint32_t lfu_victim(struct edge_policy *p, double *score)
+{
+    uint32_t best = NIL;
+    double bs = 0;
+    if (p->map.n == 0)
+        return NIL;
+    for (int k = 0, tries = 0; k < LFU_SAMPLES && tries < 8 * LFU_SAMPLES; tries++) {
+        p->rng += 0x9e3779b97f4a7c15ULL;
+        uint32_t i = (uint32_t)(mix64(p->rng) % p->nnodes);
+        const struct node *n = &p->nodes[i];
+        if (n->q != Q_SMALL && n->q != Q_MAIN)
+            continue;
+        k++;
+        double sc = lfu_score(p, n->id, n->size);
+        if (best == NIL || sc < bs)
+            best = i, bs = sc;
+    }
+    if (best == NIL) /* the draws found only ghosts and free slots */
+        best = p->q[Q_MAIN].tail != NIL ? p->q[Q_MAIN].tail : p->q[Q_SMALL].tail;
+    *score = best == NIL ? 0 : lfu_score(p, p->nodes[best].id, p->nodes[best].size);
+    return best;
+}
+
 /* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
 static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
-    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode)
+    if (p->run == MODE_LFU) {
+        double sc;
+        uint32_t v = lfu_victim(p, &sc);
+        if (v == NIL)
+            return 0;
+        evict_node(p, v, 0, evict, data);
+        return 1;
+    }
+    if (is_adaptive(p) && p->run == MODE_LRU)
         return evict_lru_mode(p, evict, data);
     if (p->kind == EDGE_POLICY_LRU) {
         uint32_t t = p->q[Q_MAIN].tail;
@@ -366,17 +542,51 @@ static uint64_t size_of(const struct edge_policy *p, uint64_t id)
 /* Score = object hit ratio + byte hit ratio of the recent sampled requests (the mix adaptive
  * optimises: one point of either counts the same). The mini's policy takes over if it scores
  * better by the margin; otherwise the old evidence halves. */
+/* lfu-size takes over once its sketch has counted enough lookups (an empty sketch would admit
+ * and evict at random): until then the queues keep following the previous policy */
+static void lfu_start(struct edge_policy *p)
+{
+    p->run = MODE_LFU;
+    while (p->q[Q_GHOST].tail != NIL) /* lfu-size keeps no ghost */
+        ghost_drop(p, p->q[Q_GHOST].tail);
+    for (int k = 0; k < NMODES; k++) /* the scores start with it */
+        p->hits[k] = p->hit_bytes[k] = 0;
+    p->reqs = p->req_bytes = 0;
+    p->n_sampled = 0;
+}
+
+static void set_mode(struct edge_policy *p, int mode)
+{
+    p->mode = mode;
+    if (mode != MODE_LFU) {
+        cms_drop(p); /* metadata only while it is used */
+        p->run = mode;
+        return;
+    }
+    if (cms_fit(p) < 0)
+        return; /* no memory: the previous policy keeps running */
+    p->warm_left = CMS_WARM * p->cms_w;
+}
+
 static void mini_decide(struct edge_policy *p)
 {
-    double sc[2];
-    for (int k = 0; k < 2; k++)
-        sc[k] = p->hits[k] / (p->reqs > 0 ? p->reqs : 1) + p->hit_bytes[k] / (p->req_bytes > 0 ? p->req_bytes : 1);
-    if (sc[1] > sc[0] * (1 + SWITCH_MARGIN)) {
-        p->lru_mode = !p->lru_mode;
+    double oh[NMODES], bh[NMODES];
+    int best = 0;
+    for (int k = 0; k <= p->nmini; k++) {
+        oh[k] = p->hits[k] / (p->reqs > 0 ? p->reqs : 1);
+        bh[k] = p->hit_bytes[k] / (p->req_bytes > 0 ? p->req_bytes : 1);
+        if (k == 0)
+            continue;
+        int guard_ok = p->kind == EDGE_POLICY_ADAPTIVE2 || (oh[k] >= oh[0] + SWITCH_GAIN && bh[k] >= bh[0] + SWITCH_GAIN);
+        if (guard_ok && oh[k] + bh[k] > (oh[0] + bh[0]) * (1 + SWITCH_MARGIN) && (best == 0 || oh[k] + bh[k] > oh[best] + bh[best]))
+            best = k;
+    }
+    if (best) {
+        set_mode(p, p->mini_mode[best - 1]);
         mini_reset(p);
         return;
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < NMODES; k++) {
         p->hits[k] /= 2;
         p->hit_bytes[k] /= 2;
     }
@@ -388,21 +598,25 @@ static void mini_decide(struct edge_policy *p)
  * insert feeds the mini, which may admit it by its own rules). */
 static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
 {
-    struct edge_policy *m = p->mini;
     p->reqs += 1;
     p->req_bytes += (double)size;
     if (size) {
         p->hits[0] += 1;
         p->hit_bytes[0] += (double)size;
     }
-    if (edge_policy_hit(m, id)) {
-        p->hits[1] += 1;
-        p->hit_bytes[1] += (double)size_of(m, id);
-    } else if (size && size <= edge_policy_max_size(m)) {
-        edge_policy_insert(m, id, size, NULL, NULL);
+    size_t n = 0;
+    for (int k = 0; k < p->nmini; k++) {
+        struct edge_policy *m = p->mini[k];
+        if (edge_policy_hit(m, id)) {
+            p->hits[1 + k] += 1;
+            p->hit_bytes[1 + k] += (double)size_of(m, id);
+        } else if (size && size <= edge_policy_max_size(m)) {
+            edge_policy_insert(m, id, size, NULL, NULL);
+        }
+        if (m->map.n > n)
+            n = m->map.n;
     }
-    size_t n = m->map.n;
-    if (++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
+    if (p->run == p->mode && ++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
         mini_decide(p);
         p->n_sampled = 0;
     }
@@ -412,17 +626,24 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
 {
     uint64_t v;
     int in = edge_idmap_get(&p->map, id, &v);
-    if (p->kind == EDGE_POLICY_ADAPTIVE && p->mini && sampled(p, id))
+    if (p->nmini && sampled(p, id))
         mini_lookup(p, id, in ? p->nodes[v].size : 0);
+    if (p->cms) { /* every lookup, hit or miss: the frequency of requests */
+        cms_add(p, id);
+        if (p->run != p->mode && --p->warm_left == 0)
+            lfu_start(p);
+    }
     if (!in)
         return 0;
     uint32_t i = (uint32_t)v;
-    if (p->kind == EDGE_POLICY_ADAPTIVE) {
+    if (is_adaptive(p)) {
         p->nodes[i].stamp = ++p->clock;
         if (p->nodes[i].freq < FREQ_MAX)
             p->nodes[i].freq++;
-        if (p->lru_mode)
+        if (p->run == MODE_LRU)
             requeue(p, i, Q_MAIN, p->nodes[i].freq);
+    } else if (p->kind == EDGE_POLICY_LFU_SIZE) {
+        /* the sketch counted it */
     } else if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
@@ -478,14 +699,15 @@ static int remove_id(struct edge_policy *p, uint64_t id)
 int edge_policy_remove(struct edge_policy *p, uint64_t id)
 {
     int had = remove_id(p, id);
-    if (had && p->mini && sampled(p, id)) /* a purge or expiry: the mini must not keep it either */
-        remove_id(p->mini, id);
+    if (had && p->nmini && sampled(p, id)) /* a purge or expiry: the minis must not keep it either */
+        for (int k = 0; k < p->nmini; k++)
+            remove_id(p->mini[k], id);
     return had;
 }
 
 uint64_t edge_policy_max_size(const struct edge_policy *p)
 {
-    if (p->kind != EDGE_POLICY_S3FIFO && (p->kind != EDGE_POLICY_ADAPTIVE || p->lru_mode))
+    if (p->kind != EDGE_POLICY_S3FIFO && (!is_adaptive(p) || p->run != MODE_S3FIFO))
         return p->cap;
     return p->small_cap ? p->small_cap - 1 : 0;
 }
@@ -494,33 +716,45 @@ uint64_t edge_policy_max_size(const struct edge_policy *p)
  * halves when the cache holds more than twice MINI_IDS per sampled id */
 static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
 {
-    if (p->map.n > (MINI_IDS << 1 << p->rate_log2) && p->rate_log2 < 30) {
+    if (p->map.n > (p->mini_ids << 1 << p->rate_log2) && p->rate_log2 < 30) {
         p->rate_log2++;
         mini_reset(p);
     }
-    if (p->mini == NULL || !sampled(p, id))
+    if (p->nmini == 0 || !sampled(p, id))
         return;
     p->req_bytes += (double)size;
-    if (!edge_policy_contains(p->mini, id) && size <= edge_policy_max_size(p->mini))
-        edge_policy_insert(p->mini, id, size, NULL, NULL);
+    for (int k = 0; k < p->nmini; k++)
+        if (!edge_policy_contains(p->mini[k], id) && size <= edge_policy_max_size(p->mini[k]))
+            edge_policy_insert(p->mini[k], id, size, NULL, NULL);
 }
 
 int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_evict_cb evict, void *data)
 {
     if (id == 0)
         return -1;
-    if (p->kind == EDGE_POLICY_ADAPTIVE && !edge_policy_contains(p, id))
+    if (is_adaptive(p) && !edge_policy_contains(p, id))
         mini_insert(p, id, size);
     if (size > edge_policy_max_size(p))
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
     int was = remove_id(p, id);
     int qi = Q_MAIN;
-    if (p->kind == EDGE_POLICY_ADAPTIVE && p->lru_mode) {
+    if (p->run == MODE_LFU) {
+        /* admission: the id must score above each victim it pushes out */
+        if (cms_fit(p) == 0 && p->bytes + size > p->cap) {
+            double c = lfu_score(p, id, size), vs;
+            uint32_t v;
+            while (p->bytes + size > p->cap && (v = lfu_victim(p, &vs)) != NIL) {
+                if (!(c > vs))
+                    return 1;
+                evict_node(p, v, 0, evict, data);
+            }
+        }
+    } else if (is_adaptive(p) && p->run == MODE_LRU) {
         uint64_t g;
         if (edge_idmap_get(&p->ghost, id, &g))
             ghost_drop(p, (uint32_t)g);
-    } else if ((p->kind == EDGE_POLICY_S3FIFO || p->kind == EDGE_POLICY_ADAPTIVE) && !was) {
+    } else if ((p->kind == EDGE_POLICY_S3FIFO || is_adaptive(p)) && !was) {
         uint64_t g;
         /* out of the ghost before evicting, which may push it out of the ghost */
         if (edge_idmap_get(&p->ghost, id, &g))
@@ -552,8 +786,8 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
 
 const char *edge_policy_running(const struct edge_policy *p)
 {
-    if (p->kind == EDGE_POLICY_ADAPTIVE)
-        return p->lru_mode ? "lru" : "s3fifo";
+    if (is_adaptive(p))
+        return edge_policy_kind_name(mode_kind[p->mode]);
     return edge_policy_kind_name(p->kind);
 }
 
@@ -562,8 +796,9 @@ size_t edge_policy_meta_bytes(const struct edge_policy *p)
     size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
     if (p->vals)
         b += (size_t)p->nalloc * sizeof(uint64_t);
-    if (p->mini)
-        b += edge_policy_meta_bytes(p->mini);
+    b += CMS_ROWS * p->cms_w;
+    for (int k = 0; k < p->nmini; k++)
+        b += edge_policy_meta_bytes(p->mini[k]);
     return b;
 }
 
