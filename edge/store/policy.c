@@ -56,6 +56,12 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
  * other, and a switch must be worth what it costs (the cache's contents change, lfu-size's
  * sketch must first count CMS_WARM x its width lookups). */
 #define SWITCH_GAIN 0.002
+/* ... and decides every SCORE3_PER_ID x (ids in the larger mini) + SCORE3_MIN sampled lookups:
+ * four times as often as adaptive2, because the comparison is paired (the same requests) and must
+ * clear the margin in both measures, and because lfu-size's gain grows with its history: a
+ * decision that comes late leaves little time to reap it */
+#define SCORE3_PER_ID 4
+#define SCORE3_MIN 2048
 /* lfu-size: a victim is the resident with the lowest frequency / size^LFU_ALPHA among LFU_SAMPLES
  * drawn at random; a missed id is admitted only if it scores above the victim. The frequency is a
  * count-min sketch of the lookups (CMS_ROWS rows of 8-bit counters, CMS_WIDTH_PER_ID x the ids
@@ -67,15 +73,16 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
 #define LFU_ALPHA 0.25
 #define LFU_SAMPLES 16
 #define CMS_ROWS 4
+#define CMS_MAX 15 /* 4-bit counters */
 #define CMS_WIDTH_PER_ID 2
 #define CMS_AGE 10
-#define CMS_WARM 5
 
 struct node {
     uint64_t id, size;
     uint32_t prev, next;
     uint32_t stamp; /* adaptive: access clock of the last access (fits in what was padding) */
     uint8_t q, freq; /* q: Q_* or Q_FREE */
+    uint16_t n;      /* adaptive, lfu-size: hits since it came in, halved when the sketch ages */
 };
 _Static_assert(sizeof(void *) != 8 || sizeof(struct node) == 32, "a node is 32 bytes on 64-bit");
 
@@ -99,9 +106,7 @@ struct edge_policy {
     int warm;
     struct edge_idmap ghost; /* id -> node index of a Q_GHOST node */
     /* adaptive: the mode, the access clock, the miniature simulations and their scores */
-    int mode;      /* MODE_*: the policy chosen (lfu-size: always MODE_LFU; others: MODE_S3FIFO) */
-    int run;       /* MODE_*: the policy the queues follow now: mode, except while the sketch warms */
-    size_t warm_left; /* lookups until a chosen lfu-size takes over (its sketch has counted them) */
+    int mode;      /* MODE_*: what runs (lfu-size: always MODE_LFU; others: MODE_S3FIFO) */
     int nmodes;    /* adaptive: 3; adaptive2: 2 (S3-FIFO and LRU) */
     size_t mini_ids;
     uint32_t clock;
@@ -159,6 +164,17 @@ static uint64_t mix64(uint64_t x)
 
 static int cms_fit(struct edge_policy *p);
 
+/* floor(10%) and floor(90%) without overflow: libCacheSim's (int64_t)(size * 0.1) and
+ * (int64_t)(size * 0.9) give the same for every size below 2^53 */
+static void set_cap(struct edge_policy *p, uint64_t capacity)
+{
+    p->cap = capacity;
+    p->small_cap = capacity / 10;
+    p->main_cap = capacity - p->small_cap;
+    p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
+}
+static void cms_add(struct edge_policy *p, uint64_t id, unsigned k);
+
 static int is_adaptive(const struct edge_policy *p)
 {
     return p->kind == EDGE_POLICY_ADAPTIVE || p->kind == EDGE_POLICY_ADAPTIVE2;
@@ -211,17 +227,17 @@ struct edge_policy *edge_policy_new(enum edge_policy_kind kind, uint64_t capacit
         p->q[i].head = p->q[i].tail = NIL;
     /* floor(10%) and floor(90%) without overflow: libCacheSim's (int64_t)(size * 0.1) and
      * (int64_t)(size * 0.9) give the same for every size below 2^53 */
-    p->small_cap = capacity / 10;
-    p->main_cap = capacity - p->small_cap;
-    p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
+    set_cap(p, capacity);
     p->warm = 1;
-    p->mode = p->run = kind == EDGE_POLICY_LFU_SIZE ? MODE_LFU : MODE_S3FIFO;
-    if (kind == EDGE_POLICY_LFU_SIZE && cms_fit(p) < 0) {
+    p->mode = kind == EDGE_POLICY_LFU_SIZE ? MODE_LFU : MODE_S3FIFO;
+    if ((kind == EDGE_POLICY_LFU_SIZE || kind == EDGE_POLICY_ADAPTIVE) && cms_fit(p) < 0) {
         edge_policy_free(p);
         return NULL;
     }
     p->nmodes = kind == EDGE_POLICY_ADAPTIVE ? 3 : 2;
     p->mini_ids = kind == EDGE_POLICY_ADAPTIVE ? MINI_IDS / 2 : MINI_IDS;
+    /* two minis: each at most half the cache, so that the two together are no larger than one */
+    p->rate_log2 = kind == EDGE_POLICY_ADAPTIVE ? 1 : 0;
     if (edge_idmap_init(&p->map, 64) < 0 || edge_idmap_init(&p->ghost, 64) < 0 ||
         (is_adaptive(p) && mini_reset(p) < 0)) {
         edge_policy_free(p);
@@ -348,9 +364,12 @@ static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
 static void evict_node(struct edge_policy *p, uint32_t i, int to_ghost, edge_evict_cb evict, void *data)
 {
     uint64_t id = p->nodes[i].id, size = p->nodes[i].size;
+    unsigned hits = p->nodes[i].n;
     if (evict)
         evict(id, data);
     drop(p, i);
+    if (hits)
+        cms_add(p, id, hits); /* its hits while resident join its history */
     if (to_ghost)
         ghost_add(p, id, size);
 }
@@ -407,7 +426,7 @@ static int cms_fit(struct edge_policy *p)
         w *= 2;
     if (w <= p->cms_w)
         return 0;
-    uint8_t *c = calloc(CMS_ROWS * w, 1);
+    uint8_t *c = calloc(CMS_ROWS * w / 2, 1);
     if (c == NULL)
         return -1;
     free(p->cms);
@@ -417,53 +436,65 @@ static int cms_fit(struct edge_policy *p)
     return 0;
 }
 
-static void cms_drop(struct edge_policy *p)
+/* the index of row r's counter for an id's two hashes (each row takes 32 bits of them); counters
+ * are 4 bits, two to a byte */
+static size_t cms_idx(const struct edge_policy *p, const uint64_t h[2], int r)
 {
-    free(p->cms);
-    p->cms = NULL;
-    p->cms_w = p->cms_ops = 0;
+    return (size_t)r * p->cms_w + ((h[r >> 1] >> (32 * (r & 1))) & (p->cms_w - 1));
 }
 
-/* the counter of row r for hash h (each row takes 16 bits of one 64-bit hash) */
-static uint8_t *cms_cell(const struct edge_policy *p, uint64_t h, int r)
+static unsigned cms_get(const struct edge_policy *p, size_t i) { return (p->cms[i >> 1] >> ((i & 1) * 4)) & 15u; }
+
+static void cms_set(struct edge_policy *p, size_t i, unsigned v)
 {
-    return &p->cms[(size_t)r * p->cms_w + ((h >> (16 * r)) & (p->cms_w - 1))];
+    unsigned sh = (unsigned)(i & 1) * 4;
+    p->cms[i >> 1] = (uint8_t)((p->cms[i >> 1] & ~(15u << sh)) | (v << sh));
 }
 
 static unsigned cms_est(const struct edge_policy *p, uint64_t id)
 {
     if (p->cms == NULL)
         return 0;
-    uint64_t h = mix64(id ^ 0x9e3779b97f4a7c15ULL);
-    unsigned m = UINT8_MAX;
-    for (int r = 0; r < CMS_ROWS; r++)
-        if (*cms_cell(p, h, r) < m)
-            m = *cms_cell(p, h, r);
+    uint64_t h[2] = {mix64(id ^ 0x9e3779b97f4a7c15ULL), mix64(id ^ 0xc2b2ae3d27d4eb4fULL)};
+    unsigned m = CMS_MAX;
+    for (int r = 0; r < CMS_ROWS; r++) {
+        unsigned c = cms_get(p, cms_idx(p, h, r));
+        if (c < m)
+            m = c;
+    }
     return m;
 }
 
-/* One lookup of id: the smallest counters grow (conservative update); every CMS_AGE x width
- * lookups all counters halve. */
-static void cms_add(struct edge_policy *p, uint64_t id)
+/* k more requests of id: the smallest counters grow (conservative update), saturating */
+static void cms_add(struct edge_policy *p, uint64_t id, unsigned k)
 {
     if (p->cms == NULL)
         return;
-    uint64_t h = mix64(id ^ 0x9e3779b97f4a7c15ULL);
-    unsigned m = cms_est(p, id);
-    if (m < UINT8_MAX)
-        for (int r = 0; r < CMS_ROWS; r++)
-            if (*cms_cell(p, h, r) == m)
-                (*cms_cell(p, h, r))++;
-    if (++p->cms_ops >= CMS_AGE * p->cms_w) {
-        for (size_t k = 0; k < CMS_ROWS * p->cms_w; k++)
-            p->cms[k] >>= 1;
-        p->cms_ops = 0;
+    uint64_t h[2] = {mix64(id ^ 0x9e3779b97f4a7c15ULL), mix64(id ^ 0xc2b2ae3d27d4eb4fULL)};
+    unsigned m = cms_est(p, id), to = m + k < CMS_MAX ? m + k : CMS_MAX;
+    for (int r = 0; r < CMS_ROWS; r++) {
+        size_t i = cms_idx(p, h, r);
+        if (cms_get(p, i) < to)
+            cms_set(p, i, to);
     }
 }
 
-static double lfu_score(const struct edge_policy *p, uint64_t id, uint64_t size)
+/* Every CMS_AGE x width lookups, all counts halve: the sketch's and the residents' hits (TinyLFU's
+ * reset, so that the counts follow popularity as it changes). O(width + nodes) once per
+ * CMS_AGE x width lookups: amortised O(1). */
+static void cms_age(struct edge_policy *p)
 {
-    return (double)cms_est(p, id) / sqrt(sqrt((double)(size ? size : 1))); /* size^LFU_ALPHA */
+    for (size_t k = 0; k < CMS_ROWS * p->cms_w / 2; k++)
+        p->cms[k] = (uint8_t)((p->cms[k] >> 1) & 0x77);
+    for (uint32_t i = 0; i < p->nnodes; i++)
+        p->nodes[i].n >>= 1;
+    p->cms_ops = 0;
+}
+
+/* requests of id per size^LFU_ALPHA: its history in the sketch plus hits (resident) */
+static double lfu_score(const struct edge_policy *p, uint64_t id, uint64_t size, unsigned hits)
+{
+    return (double)(cms_est(p, id) + hits) / sqrt(sqrt((double)(size ? size : 1)));
 }
 
 /* The resident with the lowest score among LFU_SAMPLES drawn at random from the node array (ghost
@@ -481,20 +512,20 @@ static uint32_t lfu_victim(struct edge_policy *p, double *score)
         if (n->q != Q_SMALL && n->q != Q_MAIN)
             continue;
         k++;
-        double sc = lfu_score(p, n->id, n->size);
+        double sc = lfu_score(p, n->id, n->size, n->n);
         if (best == NIL || sc < bs)
             best = i, bs = sc;
     }
     if (best == NIL) /* the draws found only ghosts and free slots */
         best = p->q[Q_MAIN].tail != NIL ? p->q[Q_MAIN].tail : p->q[Q_SMALL].tail;
-    *score = best == NIL ? 0 : lfu_score(p, p->nodes[best].id, p->nodes[best].size);
+    *score = best == NIL ? 0 : lfu_score(p, p->nodes[best].id, p->nodes[best].size, p->nodes[best].n);
     return best;
 }
 
 /* One victim out (S3-FIFO may first move survivors around). Returns 0 if nothing is left. */
 static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
 {
-    if (p->run == MODE_LFU) {
+    if (p->mode == MODE_LFU) {
         double sc;
         uint32_t v = lfu_victim(p, &sc);
         if (v == NIL)
@@ -502,7 +533,7 @@ static int evict_one(struct edge_policy *p, edge_evict_cb evict, void *data)
         evict_node(p, v, 0, evict, data);
         return 1;
     }
-    if (is_adaptive(p) && p->run == MODE_LRU)
+    if (is_adaptive(p) && p->mode == MODE_LRU)
         return evict_lru_mode(p, evict, data);
     if (p->kind == EDGE_POLICY_LRU) {
         uint32_t t = p->q[Q_MAIN].tail;
@@ -542,30 +573,12 @@ static uint64_t size_of(const struct edge_policy *p, uint64_t id)
 /* Score = object hit ratio + byte hit ratio of the recent sampled requests (the mix adaptive
  * optimises: one point of either counts the same). The mini's policy takes over if it scores
  * better by the margin; otherwise the old evidence halves. */
-/* lfu-size takes over once its sketch has counted enough lookups (an empty sketch would admit
- * and evict at random): until then the queues keep following the previous policy */
-static void lfu_start(struct edge_policy *p)
-{
-    p->run = MODE_LFU;
-    while (p->q[Q_GHOST].tail != NIL) /* lfu-size keeps no ghost */
-        ghost_drop(p, p->q[Q_GHOST].tail);
-    for (int k = 0; k < NMODES; k++) /* the scores start with it */
-        p->hits[k] = p->hit_bytes[k] = 0;
-    p->reqs = p->req_bytes = 0;
-    p->n_sampled = 0;
-}
-
 static void set_mode(struct edge_policy *p, int mode)
 {
     p->mode = mode;
-    if (mode != MODE_LFU) {
-        cms_drop(p); /* metadata only while it is used */
-        p->run = mode;
-        return;
-    }
-    if (cms_fit(p) < 0)
-        return; /* no memory: the previous policy keeps running */
-    p->warm_left = CMS_WARM * p->cms_w;
+    if (mode == MODE_LFU)
+        while (p->q[Q_GHOST].tail != NIL) /* lfu-size keeps no ghost */
+            ghost_drop(p, p->q[Q_GHOST].tail);
 }
 
 static void mini_decide(struct edge_policy *p)
@@ -616,7 +629,9 @@ static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
         if (m->map.n > n)
             n = m->map.n;
     }
-    if (p->run == p->mode && ++p->n_sampled >= SCORE_PER_ID * (uint64_t)n + SCORE_MIN) {
+    uint64_t period = p->kind == EDGE_POLICY_ADAPTIVE2 ? SCORE_PER_ID * (uint64_t)n + SCORE_MIN
+                                                       : SCORE3_PER_ID * (uint64_t)n + SCORE3_MIN;
+    if (++p->n_sampled >= period) {
         mini_decide(p);
         p->n_sampled = 0;
     }
@@ -628,10 +643,13 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
     int in = edge_idmap_get(&p->map, id, &v);
     if (p->nmini && sampled(p, id))
         mini_lookup(p, id, in ? p->nodes[v].size : 0);
-    if (p->cms) { /* every lookup, hit or miss: the frequency of requests */
-        cms_add(p, id);
-        if (p->run != p->mode && --p->warm_left == 0)
-            lfu_start(p);
+    if (p->cms) { /* the frequency of requests: misses in the sketch, hits in the node */
+        if (++p->cms_ops >= CMS_AGE * p->cms_w)
+            cms_age(p);
+        if (!in)
+            cms_add(p, id, 1);
+        else if (p->nodes[v].n < UINT16_MAX)
+            p->nodes[v].n++;
     }
     if (!in)
         return 0;
@@ -640,10 +658,10 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
         p->nodes[i].stamp = ++p->clock;
         if (p->nodes[i].freq < FREQ_MAX)
             p->nodes[i].freq++;
-        if (p->run == MODE_LRU)
+        if (p->mode == MODE_LRU)
             requeue(p, i, Q_MAIN, p->nodes[i].freq);
     } else if (p->kind == EDGE_POLICY_LFU_SIZE) {
-        /* the sketch counted it */
+        /* counted above */
     } else if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
@@ -707,18 +725,50 @@ int edge_policy_remove(struct edge_policy *p, uint64_t id)
 
 uint64_t edge_policy_max_size(const struct edge_policy *p)
 {
-    if (p->kind != EDGE_POLICY_S3FIFO && (!is_adaptive(p) || p->run != MODE_S3FIFO))
+    if (p->kind != EDGE_POLICY_S3FIFO && (!is_adaptive(p) || p->mode != MODE_S3FIFO))
         return p->cap;
     return p->small_cap ? p->small_cap - 1 : 0;
+}
+
+/* adaptive: the sampling rate has just halved. Each mini keeps what it knows of the ids still
+ * sampled (the others leave it, resident or ghost) and halves its capacity, as if it had run at the
+ * new rate from the start: no restart, so no warm-up, and the scores go on. */
+static void minis_rescale(struct edge_policy *p)
+{
+    for (int k = 0; k < p->nmini; k++) {
+        struct edge_policy *m = p->mini[k];
+        for (uint32_t i = 0; i < m->nnodes; i++) {
+            uint8_t q = m->nodes[i].q;
+            if (q == Q_FREE || sampled(p, m->nodes[i].id))
+                continue;
+            if (q == Q_GHOST)
+                ghost_drop(m, i);
+            else
+                drop(m, i);
+        }
+        uint64_t c = p->cap >> p->rate_log2;
+        set_cap(m, c ? c : 1);
+        while (m->q[Q_GHOST].bytes > m->ghost_cap)
+            ghost_drop(m, m->q[Q_GHOST].tail);
+        while (m->bytes > m->cap && evict_one(m, NULL, NULL))
+            ;
+    }
 }
 
 /* adaptive: a missed sampled id enters the mini (by its own size rule), and the sampling rate
  * halves when the cache holds more than twice MINI_IDS per sampled id */
 static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
 {
-    if (p->map.n > (p->mini_ids << 1 << p->rate_log2) && p->rate_log2 < 30) {
+    size_t mn = 0; /* adaptive: lfu-size's mini may hold many more (smaller) ids than the cache */
+    for (int k = 0; p->kind == EDGE_POLICY_ADAPTIVE && k < p->nmini; k++)
+        if (p->mini[k]->map.n > mn)
+            mn = p->mini[k]->map.n;
+    if ((p->map.n > (p->mini_ids << 1 << p->rate_log2) || mn > 2 * p->mini_ids) && p->rate_log2 < 30) {
         p->rate_log2++;
-        mini_reset(p);
+        if (p->kind == EDGE_POLICY_ADAPTIVE2)
+            mini_reset(p);
+        else
+            minis_rescale(p);
     }
     if (p->nmini == 0 || !sampled(p, id))
         return;
@@ -734,15 +784,17 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
         return -1;
     if (is_adaptive(p) && !edge_policy_contains(p, id))
         mini_insert(p, id, size);
+    if (p->cms)
+        cms_fit(p);
     if (size > edge_policy_max_size(p))
         return -1;
     /* an update is a remove and a fresh insert (the object changed) */
     int was = remove_id(p, id);
     int qi = Q_MAIN;
-    if (p->run == MODE_LFU) {
+    if (p->mode == MODE_LFU) {
         /* admission: the id must score above each victim it pushes out */
-        if (cms_fit(p) == 0 && p->bytes + size > p->cap) {
-            double c = lfu_score(p, id, size), vs;
+        if (p->bytes + size > p->cap) {
+            double c = lfu_score(p, id, size, 0), vs;
             uint32_t v;
             while (p->bytes + size > p->cap && (v = lfu_victim(p, &vs)) != NIL) {
                 if (!(c > vs))
@@ -750,7 +802,7 @@ int edge_policy_insert(struct edge_policy *p, uint64_t id, uint64_t size, edge_e
                 evict_node(p, v, 0, evict, data);
             }
         }
-    } else if (is_adaptive(p) && p->run == MODE_LRU) {
+    } else if (is_adaptive(p) && p->mode == MODE_LRU) {
         uint64_t g;
         if (edge_idmap_get(&p->ghost, id, &g))
             ghost_drop(p, (uint32_t)g);
@@ -796,7 +848,7 @@ size_t edge_policy_meta_bytes(const struct edge_policy *p)
     size_t b = sizeof(*p) + (size_t)p->nalloc * sizeof(struct node) + (p->map.cap + p->ghost.cap) * 2 * sizeof(uint64_t);
     if (p->vals)
         b += (size_t)p->nalloc * sizeof(uint64_t);
-    b += CMS_ROWS * p->cms_w;
+    b += CMS_ROWS * p->cms_w / 2;
     for (int k = 0; k < p->nmini; k++)
         b += edge_policy_meta_bytes(p->mini[k]);
     return b;
