@@ -49,13 +49,16 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
 #define SCORE_PER_ID 8
 #define SCORE_MIN 8192
 #define SWITCH_MARGIN 0.002
-/* adaptive (three modes): two minis, one per policy not running, of MINI_IDS / 2 ids each (as
- * many ids as adaptive2's one mini when they hold objects of the same sizes). A mini takes over
+/* adaptive (three modes): two minis, one per policy not running, of MINI_IDS / 2 ids each: the
+ * sampling rate halves whenever the cache holds more than MINI_IDS per sampled id or a mini more
+ * than MINI_IDS ids (lfu-size's mini holds more, smaller objects than the cache), and it starts at
+ * 1/2, so that the two minis together are never larger than adaptive2's one. A mini takes over
  * only if it scores better by the margin AND its object hit ratio and its byte hit ratio are each
  * at least SWITCH_GAIN above the running policy's: a policy may not buy one measure with the
- * other, and a switch must be worth what it costs (the cache's contents change, lfu-size's
- * sketch must first count CMS_WARM x its width lookups). */
-#define SWITCH_GAIN 0.002
+ * other, and a switch must promise more than it costs (the cache's contents must change over;
+ * with 0.002, zipf0.8_ohw20 at 10% switched to lfu-size and ended 0.004 behind S3-FIFO in bytes,
+ * docs/CACHESIM.md). */
+#define SWITCH_GAIN 0.004
 /* ... and decides every SCORE3_PER_ID x (ids in the larger mini) + SCORE3_MIN sampled lookups:
  * four times as often as adaptive2, because the comparison is paired (the same requests) and must
  * clear the margin in both measures, and because lfu-size's gain grows with its history: a
@@ -63,10 +66,12 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
 #define SCORE3_PER_ID 4
 #define SCORE3_MIN 2048
 /* lfu-size: a victim is the resident with the lowest frequency / size^LFU_ALPHA among LFU_SAMPLES
- * drawn at random; a missed id is admitted only if it scores above the victim. The frequency is a
- * count-min sketch of the lookups (CMS_ROWS rows of 8-bit counters, CMS_WIDTH_PER_ID x the ids
- * held, rounded up to a power of two, conservative update), all halved every CMS_AGE x width
- * lookups so that it follows popularity as it changes (TinyLFU's reset). On independent requests,
+ * drawn at random; a missed id is admitted only if it scores above the victim. An id's frequency is
+ * its count in a count-min sketch (CMS_ROWS rows of 4-bit counters, CMS_WIDTH_PER_ID x the ids
+ * held, rounded up to a power of two, conservative update) plus, while it is resident, its hits
+ * (16 bits in the node, added to the sketch when it leaves). The sketch counts misses only, so
+ * that a hit only bumps a counter in the node it touches anyway. Every CMS_AGE x width lookups all
+ * counts halve, so that they follow popularity as it changes (TinyLFU's reset). On independent requests,
  * frequency / size is what maximises object hits and frequency alone byte hits; LFU_ALPHA = 1/4
  * leans towards small objects without giving up byte hits (1/2 gave up 0.9-1.3 points of byte
  * hit ratio to S3-FIFO on zipf0.8 at 1% and 10%, docs/CACHESIM.md). The code takes sqrt(sqrt()). */
@@ -330,6 +335,7 @@ static void drop(struct edge_policy *p, uint32_t i)
     unlink_node(p, i);
     p->bytes -= p->nodes[i].size;
     edge_idmap_del(&p->map, p->nodes[i].id);
+    edge_idmap_shrink(&p->map);
     node_free(p, i);
 }
 
@@ -337,6 +343,7 @@ static void ghost_drop(struct edge_policy *p, uint32_t i)
 {
     unlink_node(p, i);
     edge_idmap_del(&p->ghost, p->nodes[i].id);
+    edge_idmap_shrink(&p->ghost);
     node_free(p, i);
 }
 
