@@ -70,8 +70,9 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
  * its count in a count-min sketch (CMS_ROWS rows of 4-bit counters, CMS_WIDTH_PER_ID x the ids
  * held, rounded up to a power of two, conservative update) plus, while it is resident, its hits
  * (16 bits in the node, added to the sketch when it leaves). The sketch counts misses only, so
- * that a hit only bumps a counter in the node it touches anyway. Every CMS_AGE x width lookups all
- * counts halve, so that they follow popularity as it changes (TinyLFU's reset). On independent requests,
+ * that a hit only bumps a counter in the node it touches anyway. Every 2^CMS_AGE_LOG2 x width
+ * lookups the sketch's counts halve, so that they follow popularity as it changes (TinyLFU's
+ * reset); a node's hits halve as often, lazily, by the age of its last access. On independent requests,
  * frequency / size is what maximises object hits and frequency alone byte hits; LFU_ALPHA = 1/4
  * leans towards small objects without giving up byte hits (1/2 gave up 0.9-1.3 points of byte
  * hit ratio to S3-FIFO on zipf0.8 at 1% and 10%, docs/CACHESIM.md). The code takes sqrt(sqrt()). */
@@ -80,7 +81,7 @@ enum { MODE_S3FIFO, MODE_LRU, MODE_LFU, NMODES };
 #define CMS_ROWS 4
 #define CMS_MAX 15 /* 4-bit counters */
 #define CMS_WIDTH_PER_ID 2
-#define CMS_AGE 10
+#define CMS_AGE_LOG2 3 /* counts halve every 2^3 x width lookups */
 
 struct node {
     uint64_t id, size;
@@ -125,6 +126,7 @@ struct edge_policy {
     /* lfu-size (and adaptive in that mode): the frequency sketch, victim sampling */
     uint8_t *cms;
     size_t cms_w, cms_ops;
+    unsigned cms_log2; /* log2(cms_w) */
     uint64_t rng;
 };
 
@@ -179,6 +181,7 @@ static void set_cap(struct edge_policy *p, uint64_t capacity)
     p->ghost_cap = capacity / 10 * 9 + capacity % 10 * 9 / 10;
 }
 static void cms_add(struct edge_policy *p, uint64_t id, unsigned k);
+static unsigned node_hits(const struct edge_policy *p, const struct node *n);
 
 static int is_adaptive(const struct edge_policy *p)
 {
@@ -371,7 +374,7 @@ static void ghost_add(struct edge_policy *p, uint64_t id, uint64_t size)
 static void evict_node(struct edge_policy *p, uint32_t i, int to_ghost, edge_evict_cb evict, void *data)
 {
     uint64_t id = p->nodes[i].id, size = p->nodes[i].size;
-    unsigned hits = p->nodes[i].n;
+    unsigned hits = p->cms ? node_hits(p, &p->nodes[i]) : 0;
     if (evict)
         evict(id, data);
     drop(p, i);
@@ -440,6 +443,8 @@ static int cms_fit(struct edge_policy *p)
     p->cms = c;
     p->cms_w = w;
     p->cms_ops = 0;
+    for (p->cms_log2 = 0; ((size_t)1 << p->cms_log2) < w; p->cms_log2++)
+        ;
     return 0;
 }
 
@@ -486,16 +491,21 @@ static void cms_add(struct edge_policy *p, uint64_t id, unsigned k)
     }
 }
 
-/* Every CMS_AGE x width lookups, all counts halve: the sketch's and the residents' hits (TinyLFU's
- * reset, so that the counts follow popularity as it changes). O(width + nodes) once per
- * CMS_AGE x width lookups: amortised O(1). */
+/* Every 2^CMS_AGE_LOG2 x width lookups, the sketch's counts halve (TinyLFU's reset, so that the
+ * counts follow popularity as it changes): O(width) then, amortised O(1). */
 static void cms_age(struct edge_policy *p)
 {
     for (size_t k = 0; k < CMS_ROWS * p->cms_w / 2; k++)
         p->cms[k] = (uint8_t)((p->cms[k] >> 1) & 0x77);
-    for (uint32_t i = 0; i < p->nnodes; i++)
-        p->nodes[i].n >>= 1;
     p->cms_ops = 0;
+}
+
+/* A resident's hits, halved once for every 2^CMS_AGE_LOG2 x width ticks of the access clock since
+ * its last access: the same aging as the sketch's, done lazily (no sweep over the nodes). */
+static unsigned node_hits(const struct edge_policy *p, const struct node *n)
+{
+    uint32_t halvings = (uint32_t)(p->clock - n->stamp) >> (p->cms_log2 + CMS_AGE_LOG2);
+    return halvings >= 16 ? 0 : (unsigned)n->n >> halvings;
 }
 
 /* requests of id per size^LFU_ALPHA: its history in the sketch plus hits (resident) */
@@ -519,13 +529,13 @@ static uint32_t lfu_victim(struct edge_policy *p, double *score)
         if (n->q != Q_SMALL && n->q != Q_MAIN)
             continue;
         k++;
-        double sc = lfu_score(p, n->id, n->size, n->n);
+        double sc = lfu_score(p, n->id, n->size, node_hits(p, n));
         if (best == NIL || sc < bs)
             best = i, bs = sc;
     }
     if (best == NIL) /* the draws found only ghosts and free slots */
         best = p->q[Q_MAIN].tail != NIL ? p->q[Q_MAIN].tail : p->q[Q_SMALL].tail;
-    *score = best == NIL ? 0 : lfu_score(p, p->nodes[best].id, p->nodes[best].size, p->nodes[best].n);
+    *score = best == NIL ? 0 : lfu_score(p, p->nodes[best].id, p->nodes[best].size, node_hits(p, &p->nodes[best]));
     return best;
 }
 
@@ -651,12 +661,14 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
     if (p->nmini && sampled(p, id))
         mini_lookup(p, id, in ? p->nodes[v].size : 0);
     if (p->cms) { /* the frequency of requests: misses in the sketch, hits in the node */
-        if (++p->cms_ops >= CMS_AGE * p->cms_w)
+        if (++p->cms_ops >= p->cms_w << CMS_AGE_LOG2)
             cms_age(p);
-        if (!in)
+        if (!in) {
             cms_add(p, id, 1);
-        else if (p->nodes[v].n < UINT16_MAX)
-            p->nodes[v].n++;
+        } else {
+            unsigned h = node_hits(p, &p->nodes[v]) + 1;
+            p->nodes[v].n = (uint16_t)(h < UINT16_MAX ? h : UINT16_MAX);
+        }
     }
     if (!in)
         return 0;
@@ -668,7 +680,7 @@ int edge_policy_hit(struct edge_policy *p, uint64_t id)
         if (p->mode == MODE_LRU)
             requeue(p, i, Q_MAIN, p->nodes[i].freq);
     } else if (p->kind == EDGE_POLICY_LFU_SIZE) {
-        /* counted above */
+        p->nodes[i].stamp = ++p->clock; /* counted above; the stamp ages the count */
     } else if (p->kind == EDGE_POLICY_LRU) {
         unlink_node(p, i);
         push_head(p, i, Q_MAIN);
