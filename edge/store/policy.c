@@ -1,4 +1,4 @@
-/* edge/store/policy.c - LRU, S3-FIFO, SIEVE and adaptive over ids and sizes (see policy.h).
+/* edge/store/policy.c - LRU, S3-FIFO, SIEVE, lfu-size and adaptive over ids and sizes (see policy.h).
  *
  * Rules: nodes live in one array (indexes, not pointers, so the array can grow); an idmap finds a
  * node by id; each queue is a doubly linked list, head = newest. Invariant: bytes = sum of the
@@ -11,18 +11,31 @@
  * the capacity) like the cache itself: never more entries than the cache could hold. An id is
  * never resident and in the ghost at once (insert takes it out of the ghost first).
  *
- * Adaptive is S3-FIFO's queues and ghost with a mode, S3-FIFO or LRU. In LRU mode new ids and
- * hits go to main's head, small only drains, and the victim is the less recent of the two tails
- * (each node's stamp is the access clock of its last access); in S3-FIFO mode it is S3-FIFO, with
- * the counters and queues as LRU mode left them. The mode is chosen by miniature simulation
- * (Waldspurger et al., ATC'17; the MiniSim of Einziger et al., Middleware'18): the ids whose keyed
- * hash falls in 1/R of the space (R = 2^rate_log2) are also replayed through a metadata-only cache
- * of cap / R running the *other* policy. Every period the two are scored on the same sampled
- * requests: this cache's hits on them (at full size) against the mini's. If the mini scores better
- * by SWITCH_MARGIN, the modes swap and a fresh mini of the policy just left starts (it must warm
- * up before it can win again: hysteresis for free). R grows with the cache, so the mini holds about
- * MINI_IDS..2 x MINI_IDS ids and costs a bounded few hundred kB; with fewer ids than that it is
- * exact (R = 1). The mini is an edge_policy of its own, never adaptive (no recursion deeper). */
+ * lfu-size keeps the resident ids in main (no order is used) and the frequency of every id: a
+ * count-min sketch of misses plus each resident's hits (in the node, added to the sketch when it
+ * leaves), aged by halving. Its victim is the lowest frequency / size^(1/4) of 16 residents drawn at
+ * random from the node array; a missed id comes in only if it scores above each victim it pushes
+ * out (TinyLFU's admission, per size). A hit only bumps the node's counter.
+ *
+ * Adaptive is S3-FIFO's queues and ghost with a mode, S3-FIFO, LRU or lfu-size, and a sketch kept
+ * in every mode (misses only, so the hit path gains a counter), so that lfu-size starts warm. In
+ * LRU mode new ids and hits go to main's head, small only drains, and the victim is the less
+ * recent of the two tails (each node's stamp is the access clock of its last access); in S3-FIFO
+ * mode it is S3-FIFO, with the counters and queues as the other modes left them; entering
+ * lfu-size mode drops the ghost. The mode is chosen by miniature simulation (Waldspurger et al.,
+ * ATC'17; the MiniSim of Einziger et al., Middleware'18): the ids whose keyed hash falls in 1/R of
+ * the space (R = 2^rate_log2) are also replayed through metadata-only caches of cap / R running
+ * the policies *not* running. Every period they are scored on the same sampled requests against
+ * this cache's hits on them (at full size). A mini takes over if it scores better (object + byte
+ * hit ratio) by SWITCH_MARGIN and is better in each of the two by SWITCH_GAIN; then fresh minis of
+ * the others start (hysteresis for free: they must warm up before they can win). R grows with the
+ * cache and with the minis (lfu-size's holds more, smaller ids), so each mini holds at most about
+ * 2 x MINI_IDS / 2 ids and costs a bounded few hundred kB; when R grows, the minis drop the ids
+ * no longer sampled and halve, without a restart. The minis are edge_policy objects of their own,
+ * never adaptive (no recursion deeper).
+ *
+ * adaptive2 (the previous default, kept for comparison) is the same with two modes (S3-FIFO, LRU),
+ * one mini of MINI_IDS..2 x MINI_IDS ids, no sketch, the score alone, and restarts on rate growth. */
 #include "config.h"
 #include <math.h>
 #include <stdlib.h>

@@ -12,9 +12,14 @@
  * in small go to main; ids of 10% of the capacity or more are not admitted), and SIEVE (Zhang et al.,
  * NSDI'24: one FIFO with a visited bit; a hand walks from the oldest end, clears visited bits and
  * evicts the first unvisited id; hits only set the bit, so nothing moves on the hit path), and
- * adaptive (the edge's default): S3-FIFO's queues run as S3-FIFO or as LRU, whichever scores better
- * on a sampled 1/R of the ids against a miniature cache of cap/R running the other (see policy.c);
- * it admits any size in LRU mode and below 10% of the capacity in S3-FIFO mode. */
+ * lfu-size (a count-min sketch of lookups, 4-bit counters, halved periodically as in TinyLFU, plus
+ * each resident's hits; the victim is the resident of lowest frequency / size^(1/4) among 16 drawn
+ * at random, and a missed id is admitted only if it scores above the victim), and adaptive (the
+ * edge's default): S3-FIFO's queues run as S3-FIFO, as LRU or as lfu-size; a sampled 1/R of the ids
+ * is also replayed through two miniature caches of cap/R running the other two, and one takes over
+ * when it beats the running policy in object AND byte hit ratio (see policy.c). It admits any size
+ * in LRU and lfu-size mode and below 10% of the capacity in S3-FIFO mode. adaptive2 is the previous
+ * default: S3-FIFO or LRU only, one mini, the better score of the two (kept for comparison). */
 #ifndef EDGE_POLICY_H
 #define EDGE_POLICY_H
 
