@@ -795,7 +795,7 @@ static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
     for (int k = 0; p->kind == EDGE_POLICY_ADAPTIVE && k < p->nmini; k++)
         if (p->mini[k]->map.n > mn)
             mn = p->mini[k]->map.n;
-    if ((p->map.n > (p->mini_ids << 1 << p->rate_log2) || mn > 2 * p->mini_ids) && p->rate_log2 < 30) {
+    if ((p->map.n > (p->mini_ids << 1 << p->rate_log2) || mn >= 2 * p->mini_ids) && p->rate_log2 < 30) {
         p->rate_log2++;
         if (p->kind == EDGE_POLICY_ADAPTIVE2)
             mini_reset(p);
