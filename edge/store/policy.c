@@ -440,8 +440,8 @@ static int evict_lru_mode(struct edge_policy *p, edge_evict_cb evict, void *data
     return 1;
 }
 
-/* lfu-size's count-min sketch. Sized (and emptied) again when the ids held outgrow it; -1 out of
- * memory (then the old one stays). */
+/* lfu-size's count-min sketch: widened when the ids held outgrow it; -1 out of memory (then the
+ * old one stays). */
 static int cms_fit(struct edge_policy *p)
 {
     size_t w = 256;
@@ -452,10 +452,21 @@ static int cms_fit(struct edge_policy *p)
     uint8_t *c = calloc(CMS_ROWS * w / 2, 1);
     if (c == NULL)
         return -1;
+    /* The counts carry over: an id's counter in a row of the wider sketch starts as the one it had
+     * (its index modulo the old width), so no estimate drops. Emptying it instead cost adaptive
+     * its history when it switched to lfu-size and the cache then held more (smaller) ids:
+     * CloudPhysics at 5% went from S3-FIFO's 0.947 to 0.955 of bytes missed, now 0.940. */
+    for (size_t r = 0; p->cms && r < CMS_ROWS; r++)
+        for (size_t i = 0; i < w; i++) {
+            size_t o = r * p->cms_w + (i & (p->cms_w - 1)), n = r * w + i;
+            unsigned v = (p->cms[o >> 1] >> ((o & 1) * 4)) & 15u;
+            c[n >> 1] = (uint8_t)(c[n >> 1] | (v << ((n & 1) * 4)));
+        }
+    if (p->cms == NULL)
+        p->cms_ops = 0;
     free(p->cms);
     p->cms = c;
     p->cms_w = w;
-    p->cms_ops = 0;
     for (p->cms_log2 = 0; ((size_t)1 << p->cms_log2) < w; p->cms_log2++)
         ;
     return 0;
@@ -639,26 +650,39 @@ static void mini_decide(struct edge_policy *p)
 
 /* A lookup of a sampled id: size is this cache's size of id, 0 if it is not resident (a miss: then
  * insert feeds the mini, which may admit it by its own rules). */
+/* adaptive: the scores count only once this cache has evicted something. While it fills, it
+ * keeps everything, and the minis (filled sooner or later by chance) differ in how a cache fills,
+ * not in how it keeps: a decision on that (CloudPhysics at 30%: LRU, 0.71 objects missed instead
+ * of S3-FIFO's 0.63) can come too late in a short trace to be undone. */
+static int scoring(const struct edge_policy *p) { return p->kind == EDGE_POLICY_ADAPTIVE2 || !p->warm; }
+
 static void mini_lookup(struct edge_policy *p, uint64_t id, uint64_t size)
 {
-    p->reqs += 1;
-    p->req_bytes += (double)size;
-    if (size) {
-        p->hits[0] += 1;
-        p->hit_bytes[0] += (double)size;
+    int sc = scoring(p);
+    if (sc) {
+        p->reqs += 1;
+        p->req_bytes += (double)size;
+        if (size) {
+            p->hits[0] += 1;
+            p->hit_bytes[0] += (double)size;
+        }
     }
     size_t n = 0;
     for (int k = 0; k < p->nmini; k++) {
         struct edge_policy *m = p->mini[k];
         if (edge_policy_hit(m, id)) {
-            p->hits[1 + k] += 1;
-            p->hit_bytes[1 + k] += (double)size_of(m, id);
+            if (sc) {
+                p->hits[1 + k] += 1;
+                p->hit_bytes[1 + k] += (double)size_of(m, id);
+            }
         } else if (size && size <= edge_policy_max_size(m)) {
             edge_policy_insert(m, id, size, NULL, NULL);
         }
         if (m->map.n > n)
             n = m->map.n;
     }
+    if (!sc)
+        return;
     uint64_t period = p->kind == EDGE_POLICY_ADAPTIVE2 ? SCORE_PER_ID * (uint64_t)n + SCORE_MIN
                                                        : SCORE3_PER_ID * (uint64_t)n + SCORE3_MIN;
     if (++p->n_sampled >= period) {
@@ -804,7 +828,8 @@ static void mini_insert(struct edge_policy *p, uint64_t id, uint64_t size)
     }
     if (p->nmini == 0 || !sampled(p, id))
         return;
-    p->req_bytes += (double)size;
+    if (scoring(p))
+        p->req_bytes += (double)size;
     for (int k = 0; k < p->nmini; k++)
         if (!edge_policy_contains(p->mini[k], id) && size <= edge_policy_max_size(p->mini[k]))
             edge_policy_insert(p->mini[k], id, size, NULL, NULL);
