@@ -50,7 +50,8 @@ static void usage(FILE *f)
             "                           a cheap 304 revalidation (default 0)\n"
             "      --range-fetch-above SIZE  a Range miss on an object known to be larger asks\n"
             "                           upstream for the range only, uncached (default 0: whole)\n"
-            "      --policy P           RAM eviction policy: adaptive (default), s3fifo, sieve or lru\n"
+            "      --policy P           RAM eviction policy: adaptive (default), s3fifo, sieve, lru,\n"
+            "                           lfu-size or adaptive2 (the previous default)\n"
             "      --disk-admit A       RocksDB tier admission: second-hit (default: written on its\n"
             "                           second miss) or all (every stored object is written)\n"
             "  -n, --name NAME          cache name in Cache-Status: cdn-edge-NAME (default edge); an\n"
@@ -508,7 +509,7 @@ static int load_config(struct edge_settings *s, struct edge_conf *ec, char *err,
     const cdn_conf_node_t *root = cdn_conf_root(c);
     if (check_file_values(c, &fc, &cerr) < 0 || file_addresses(s, c, &fc, &cerr) < 0 ||
         (fc.policy && (s->ram_policy = edge_policy_kind_parse(fc.policy)) < 0 &&
-         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve or lru") < 0) ||
+         cdn_conf_fail(c, cdn_conf_get(root, "ram_policy"), &cerr, "ram_policy must be adaptive, s3fifo, sieve, lru, lfu-size or adaptive2") < 0) ||
         (fc.disk_admit && (s->disk_admit = edge_admit_kind_parse(fc.disk_admit)) < 0 &&
          cdn_conf_fail(c, cdn_conf_get(root, "disk_admit"), &cerr, "disk_admit must be second-hit or all") < 0) ||
         (fc.upstream_engine && (ec->upstream_curl = edge_engine_parse(fc.upstream_engine)) < 0 &&
@@ -740,7 +741,7 @@ static int option(int ch, const char *arg, struct edge_settings *s, struct edge_
     case 'd': s->dir = arg; break;
     case 's':
     case 'S': return cdn_parse_size(arg, ch == 's' ? &s->ram_bytes : &s->disk_bytes) < 0 ? bad("bad size '%s'", arg) : -1;
-    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be adaptive, s3fifo, sieve or lru%s", "") : -1;
+    case 4: return (s->ram_policy = edge_policy_kind_parse(arg)) < 0 ? bad("--policy must be adaptive, s3fifo, sieve, lru, lfu-size or adaptive2%s", "") : -1;
     case 'n':
         if (!name_ok(arg)) {
             fprintf(stderr, "cdn-edge: bad --name '%s': must be %s\n", arg, NAME_RULE);

@@ -1,4 +1,5 @@
-/* edge/store/idmap.c - see idmap.h. Load factor kept <= 0.5.
+/* edge/store/idmap.c - see idmap.h. Load factor kept <= 0.5 (and, for owners that call
+ * edge_idmap_shrink after deletes, above 1/8).
  *
  * Ids are hashes of keys that clients choose, and some are computed with a published key (cache
  * key ids must be stable, see edge_key_id): an id's slot is therefore a hash of the id under the
@@ -50,10 +51,11 @@ int edge_idmap_get(const struct edge_idmap *m, uint64_t id, uint64_t *val)
     }
 }
 
-static int grow(struct edge_idmap *m)
+/* Rehashes into a table for `want` ids (twice as many slots or more, a power of two) */
+static int rehash(struct edge_idmap *m, size_t want)
 {
     struct edge_idmap nm;
-    if (edge_idmap_init(&nm, m->cap) < 0)
+    if (edge_idmap_init(&nm, want) < 0)
         return -1;
     for (size_t i = 0; i < m->cap; i++)
         if (m->ids[i] != 0)
@@ -65,7 +67,7 @@ static int grow(struct edge_idmap *m)
 
 int edge_idmap_put(struct edge_idmap *m, uint64_t id, uint64_t val)
 {
-    if ((m->n + 1) * 2 > m->cap && grow(m) < 0)
+    if ((m->n + 1) * 2 > m->cap && rehash(m, m->cap) < 0)
         return -1;
     for (size_t i = slot(m, id);; i = (i + 1) & (m->cap - 1)) {
         if (m->ids[i] == id) {
@@ -108,4 +110,10 @@ int edge_idmap_del(struct edge_idmap *m, uint64_t id)
     m->vals[hole] = 0;
     m->n--;
     return 1;
+}
+
+void edge_idmap_shrink(struct edge_idmap *m)
+{
+    if (m->cap > 64 && m->n * 8 < m->cap)
+        rehash(m, m->cap / 4); /* best effort: without memory it stays as it is */
 }

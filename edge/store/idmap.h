@@ -21,5 +21,8 @@ int edge_idmap_get(const struct edge_idmap *m, uint64_t id, uint64_t *val);
 int edge_idmap_put(struct edge_idmap *m, uint64_t id, uint64_t val);
 /* 1 if it was there. */
 int edge_idmap_del(struct edge_idmap *m, uint64_t id);
+/* Halves the table if deletes have left it less than 1/8 full (slots move: not while iterating
+ * over them). With growth at 1/2, amortised O(1) when called after every delete. */
+void edge_idmap_shrink(struct edge_idmap *m);
 
 #endif

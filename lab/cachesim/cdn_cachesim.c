@@ -25,8 +25,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: " PROG " [options] TRACE...\n"
                "Replays each TRACE through the edge's eviction policies; prints object and byte miss ratios.\n"
-               "  -p, --policy LIST   policies side by side: lru,s3fifo,sieve,adaptive, the offline\n"
-               "                      references belady,belady-size, or all (default all: every one)\n"
+               "  -p, --policy LIST   policies side by side: lru,s3fifo,sieve,adaptive (also lfu-size,\n"
+               "                      and adaptive2, the previous default), the offline references\n"
+               "                      belady,belady-size, or all (default all: the four, belady, belady-size)\n"
                "  -s, --size LIST     cache sizes: %% of the working-set bytes or bytes with K/M/G/T\n"
                "                      (powers of 1024), e.g. 0.1%%,1%%,10%%,64M (default 0.1%%,1%%,10%%)\n"
                "  -f, --format F      auto | oracleGeneral | csv (default auto: *.csv[.zst] is CSV)\n"
@@ -234,7 +235,7 @@ int main(int argc, char **argv)
         }
         case 'p':
             if (parse_policies(optarg, o.pols, &o.npol) < 0) {
-                fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, adaptive, belady, belady-size, all)\n", optarg);
+                fprintf(stderr, PROG ": --policy: unknown policy in '%s' (lru, s3fifo, sieve, adaptive, lfu-size, adaptive2, belady, belady-size, all)\n", optarg);
                 return 2;
             }
             break;

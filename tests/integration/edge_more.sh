@@ -3,7 +3,7 @@
 # Set-Cookie, only-if-cached, many h2 streams on one connection, 500 concurrent clients on one
 # cold object, malformed requests, config checking (-t, -c errors), graceful SIGTERM.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 54
+plan 55
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -100,9 +100,10 @@ YAML
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram: lots\n' > "$T/bad.yaml"
 like "$("$EDGE" -c "$T/bad.yaml" -t 2>&1)" 'bad\.yaml:3:' "a bad config names the line"
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\nram_policy: fifo\n' > "$T/badpol.yaml"
-like "$("$EDGE" -c "$T/badpol.yaml" -t 2>&1)" 'badpol.yaml:3:.*adaptive, s3fifo, sieve or lru' "an unknown ram_policy names the line and the choices"
+like "$("$EDGE" -c "$T/badpol.yaml" -t 2>&1)" 'badpol.yaml:3:.*adaptive, s3fifo, sieve, lru, lfu-size or adaptive2' "an unknown ram_policy names the line and the choices"
 "$EDGE" -a 127.0.0.1:1 -b http://127.0.0.1:2 --policy sieve -t >/dev/null 2>&1; ok $? "--policy sieve is accepted"
-like "$("$EDGE" --help)" 'adaptive \(default\), s3fifo, sieve or lru' "--help names the four policies"
+like "$("$EDGE" --help)" 'adaptive \(default\), s3fifo, sieve, lru,' "--help names the policies"
+"$EDGE" -a 127.0.0.1:1 -b http://127.0.0.1:2 --policy lfu-size -t >/dev/null 2>&1; ok $? "--policy lfu-size is accepted"
 printf 'origin: http://x\nlisten: ["127.0.0.1:1"]\ndisk_admit: never\n' > "$T/badadm.yaml"
 like "$("$EDGE" -c "$T/badadm.yaml" -t 2>&1)" 'badadm.yaml:3:.*second-hit or all' "an unknown disk_admit names the line and the choices"
 "$EDGE" -a 127.0.0.1:1 -b http://127.0.0.1:2 --disk-admit all -t >/dev/null 2>&1; ok $? "--disk-admit all is accepted"

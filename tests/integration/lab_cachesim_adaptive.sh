@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The edge's default RAM policy (adaptive, edge/store/policy.c) against the three it chooses among:
+# The edge's default RAM policy (adaptive, edge/store/policy.c) against the three classic policies:
 # on the CloudPhysics trace, at 0.1%, 1% and 10% of the working set, its object and byte miss ratios
 # must not be worse than the best of LRU, S3-FIFO and SIEVE at that size (ties within 0.005 count
 # as equal, as in issue 13). The best is computed here, from the same cdn-cachesim run. The offline

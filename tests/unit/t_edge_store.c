@@ -126,12 +126,113 @@ static void adaptive_follows_recency(void **state)
     assert_true(hits[2] > hits[0] * 8 / 10);
 }
 
+/* lfu-size by hand: one resident, so the sampled victim is always it. Scores are lookups counted
+ * / size^(1/4): A (60 bytes, 2 lookups) 0.728; B (50 bytes) 0.376 after 1 lookup, 0.752 after 2;
+ * C (70 bytes, 2 lookups) 0.690. */
+static void lfu_size_by_hand(void **state)
+{
+    struct edge_policy *p = edge_policy_new(EDGE_POLICY_LFU_SIZE, 100);
+    assert_string_equal(edge_policy_running(p), "lfu-size");
+    assert_int_equal(edge_policy_max_size(p), 100);
+    assert_int_equal(edge_policy_hit(p, 1), 0);
+    assert_int_equal(edge_policy_insert(p, 1, 60, on_evict, NULL), 0); /* room: no contest */
+    assert_int_equal(edge_policy_hit(p, 1), 1);
+    assert_int_equal(edge_policy_hit(p, 2), 0);
+    assert_int_equal(edge_policy_insert(p, 2, 50, on_evict, NULL), 1); /* seen once: declined */
+    assert_int_equal(edge_policy_contains(p, 1), 1);
+    assert_int_equal(edge_policy_contains(p, 2), 0);
+    assert_int_equal(edge_policy_hit(p, 3), 0);
+    assert_int_equal(edge_policy_hit(p, 3), 0);
+    assert_int_equal(edge_policy_insert(p, 3, 70, on_evict, NULL), 1); /* as often as 1, but larger */
+    assert_int_equal(edge_policy_hit(p, 2), 0);
+    assert_int_equal(edge_policy_insert(p, 2, 50, on_evict, NULL), 0); /* as often as 1, and smaller */
+    assert_int_equal(edge_policy_contains(p, 1), 0);
+    assert_int_equal(edge_policy_contains(p, 2), 1);
+    assert_int_equal(edge_policy_bytes(p), 50);
+    edge_policy_free(p);
+}
+
+/* lfu-size keeps a hot set through a scan of one-hit wonders (the first round's scan fills the free
+ * room; after that each scan id is declined: seen once, it does not score above any resident). */
+static void lfu_size_scan(void **state)
+{
+    struct edge_policy *p = edge_policy_new(EDGE_POLICY_LFU_SIZE, 100 * 10);
+    int hits = 0;
+    for (int round = 0; round < 50; round++) {
+        for (uint64_t h = 1; h <= 50; h++)
+            if (edge_policy_hit(p, h))
+                hits++;
+            else
+                edge_policy_insert(p, h, 10, NULL, NULL);
+        for (uint64_t s = 0; s < 80; s++) {
+            uint64_t id = 1000000 + (uint64_t)round * 1000 + s;
+            edge_policy_hit(p, id);
+            edge_policy_insert(p, id, 10, NULL, NULL);
+        }
+        assert_true(edge_policy_bytes(p) <= 1000);
+    }
+    assert_int_equal(hits, 49 * 50); /* every hot lookup after the first round */
+    edge_policy_free(p);
+}
+
+/* Independent requests with Zipf(1.0) popularity over 20,000 ids, sizes 1-32 units and not tied to
+ * popularity, a cache of 5% of the bytes: frequency wins here, small objects more so. Adaptive,
+ * which starts as S3-FIFO, must end up running lfu-size and beat adaptive2 (S3-FIFO or LRU) in
+ * object hits without losing byte hits. */
+static void adaptive_follows_frequency(void **state)
+{
+    enum { N = 20000, REQS = 600000 };
+    static double cdf[N];
+    double sum = 0;
+    uint64_t ws = 0;
+    for (int i = 0; i < N; i++) {
+        sum += 1.0 / (i + 1);
+        cdf[i] = sum;
+        ws += 1u << (((uint64_t)i * 2654435761u >> 7) % 6);
+    }
+    static const enum edge_policy_kind kinds[] = {EDGE_POLICY_ADAPTIVE2, EDGE_POLICY_ADAPTIVE};
+    double obj[2], byte[2];
+    for (int k = 0; k < 2; k++) {
+        struct edge_policy *p = edge_policy_new(kinds[k], ws / 20);
+        uint64_t rng = 12345, hits = 0, hit_bytes = 0, req_bytes = 0;
+        for (int r = 0; r < REQS; r++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            double u = (double)(rng >> 11) / 9007199254740992.0 * sum;
+            int lo = 0, hi = N - 1;
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (cdf[mid] < u)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            uint64_t id = (uint64_t)lo + 1, size = 1u << (((uint64_t)lo * 2654435761u >> 7) % 6);
+            req_bytes += size;
+            if (edge_policy_hit(p, id)) {
+                hits++;
+                hit_bytes += size;
+            } else {
+                edge_policy_insert(p, id, size, NULL, NULL);
+            }
+            assert_true(edge_policy_bytes(p) <= ws / 20);
+        }
+        obj[k] = (double)hits / REQS;
+        byte[k] = (double)hit_bytes / (double)req_bytes;
+        if (k == 1)
+            assert_string_equal(edge_policy_running(p), "lfu-size");
+        edge_policy_free(p);
+    }
+    print_message("# hit ratio obj/byte: adaptive2 %.4f/%.4f adaptive %.4f/%.4f\n", obj[0], byte[0], obj[1], byte[1]);
+    assert_true(obj[1] > obj[0] + 0.01);
+    assert_true(byte[1] > byte[0] - 0.005);
+}
+
 static void policy_random_bound(void **state)
 {
     srand(7);
     static const enum edge_policy_kind kinds[] = {EDGE_POLICY_LRU, EDGE_POLICY_S3FIFO, EDGE_POLICY_SIEVE,
-                                                  EDGE_POLICY_ADAPTIVE};
-    for (int k = 0; k < 4; k++) {
+                                                  EDGE_POLICY_ADAPTIVE, EDGE_POLICY_LFU_SIZE, EDGE_POLICY_ADAPTIVE2};
+    for (int k = 0; k < 6; k++) {
         struct edge_policy *p = edge_policy_new(kinds[k], 100000);
         for (int i = 0; i < 200000; i++) {
             uint64_t id = (uint64_t)(rand() % 5000) + 1;
@@ -673,6 +774,7 @@ int main(void)
         cmocka_unit_test(idmap),     cmocka_unit_test(lru),
         cmocka_unit_test(s3fifo_scan_resistance),
         cmocka_unit_test(adaptive_follows_recency), cmocka_unit_test(policy_random_bound),
+        cmocka_unit_test(lfu_size_by_hand), cmocka_unit_test(lfu_size_scan), cmocka_unit_test(adaptive_follows_frequency),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
         cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(disk_admit),
         cmocka_unit_test(store_second_hit), cmocka_unit_test(rdb_evict), cmocka_unit_test(rdb_bounded),
