@@ -982,14 +982,16 @@ void fetch_fb_disarm(struct fetch *f)
         h2o_timeout_unlink(&f->brk_fb_entry);
 }
 
-/* Waiters of a fetch reported hung get the stored copy that stale-if-error or the breaker's
- * grace allows (fetch_error_stale), now, with detail=origin-hung; the others go on waiting. A
- * fill that nobody waits for any more goes on in the background and refreshes the object. */
-static void hung_stale(struct fetch *f)
+/* Each waiter of f for which fetch_error_stale finds a stored copy leaves f and gets that copy now
+ * (Cache-Status d; counted as stale, and in `also` unless NULL); the others stay. With keep, a
+ * collapsible fetch left without waiters goes on in the background and refreshes the object.
+ * How many were served. */
+unsigned fetch_serve_error_stale(struct fetch *f, const char *d, cdn_series_t *also, int keep)
 {
     struct edge_server *s = f->w->srv;
     int64_t now = now_s();
-    f->refs++;
+    unsigned n = 0;
+    f->refs++; /* the last waiter's leave must not end f under the loop */
     h2o_linklist_t *l = f->waiters.next;
     while (l != &f->waiters) {
         struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, l);
@@ -998,16 +1000,19 @@ static void hung_stale(struct fetch *f)
         struct edge_obj *so = fetch_error_stale(f, c, now, &age);
         if (so == NULL)
             continue;
-        if (f->collapsible)
+        if (keep && f->collapsible)
             f->background = 1; /* not dropped from the queue, not cancelled: it refreshes the object */
         fetch_leave(c);
-        cdn_counter_inc(s->m_brk_stale);
+        if (also != NULL)
+            cdn_counter_inc(also);
         req_count(s, M_STALE, T_NONE);
         c->from_cache = 1;
-        req_deliver_obj(c, so, "fwd=stale; detail=origin-hung", age);
+        req_deliver_obj(c, so, d, age);
         edge_obj_release(so);
+        n++;
     }
     fetch_release(f);
+    return n;
 }
 
 /* breaker.first_byte passed and the upstream sent no head. If its hang deadline (first_byte, or
@@ -1030,8 +1035,8 @@ static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
     f->brk_sent = 0;
     f->brk_hung = 1;
     edge_brk_hung(f->brk, f->brk_probe);
-    if (!f->in_cb)
-        hung_stale(f);
+    if (!f->in_cb) /* the waiters with a stored copy get it; the request goes on */
+        fetch_serve_error_stale(f, "fwd=stale; detail=origin-hung", f->w->srv->m_brk_stale, 1);
 }
 
 /* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the

@@ -118,9 +118,8 @@ static void cond_fetch_304(struct fetch *f, const struct edge_resp_meta *rs, int
 /* error: a failing upstream (5xx) while a stale copy that stale-if-error allows is at hand: the
  * one the fetch validates (then every waiter gets it and nothing more is read: 1), or, for a
  * waiter of a plain fill, one the store holds now (fetch_error_stale); the others get the 5xx. */
-static int serve_stale_on_error(struct fetch *f, int64_t now)
+static int serve_stale_on_error(struct fetch *f)
 {
-    struct edge_server *s = f->w->srv;
     int all = f->stale != NULL && f->stale_if_error;
     if (all) {
         f->store = 0;
@@ -128,19 +127,7 @@ static int serve_stale_on_error(struct fetch *f, int64_t now)
     }
     char d[96];
     snprintf(d, sizeof(d), "fwd=stale; fwd-status=%d; detail=stale-if-error", f->status);
-    h2o_linklist_t *node = f->waiters.next;
-    while (node != &f->waiters) {
-        struct creq *c = H2O_STRUCT_FROM_MEMBER(struct creq, link, node);
-        node = node->next;
-        int64_t age;
-        struct edge_obj *so = fetch_error_stale(f, c, now, &age);
-        if (so == NULL)
-            continue;
-        fetch_leave(c);
-        req_count(s, M_STALE, T_NONE);
-        req_deliver_obj(c, so, d, age);
-        edge_obj_release(so);
-    }
+    fetch_serve_error_stale(f, d, NULL, 0);
     return all;
 }
 
@@ -248,7 +235,7 @@ int fetch_resp_head(cdn_httpc_req_t *hr, int status, int version, const struct c
         cond_fetch_304(f, &rs, now);
         return 1; /* nothing more to read */
     }
-    if (status >= 500 && serve_stale_on_error(f, now))
+    if (status >= 500 && serve_stale_on_error(f))
         return 1;
     if (!f->collapsible && edge_method_unsafe(f->rq.method) && status < 400 && f->owner != NULL)
         invalidate_targets(f);

@@ -242,6 +242,7 @@ void fetch_on_info(cdn_httpc_req_t *hr, int status, const struct cdn_httpc_heade
 void fetch_on_done(cdn_httpc_req_t *hr, const char *errstr, void *data);
 void fetch_end(struct fetch *f, enum cdn_httpc_error kind, const char *errstr);
 struct edge_obj *fetch_error_stale(struct fetch *f, struct creq *c, int64_t now, int64_t *age);
+unsigned fetch_serve_error_stale(struct fetch *f, const char *d, cdn_series_t *also, int keep);
 int fetch_send(struct fetch *f, const void *body, size_t body_len);
 void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *stale, int stale_if_error);
 int fetch_join(struct creq *c, int validating);
