@@ -676,8 +676,11 @@ static void run_one(const char *d, const char *mode, unsigned seed, const struct
         if (isnan(res->detect_s) && (growth(polls, 0, i, offsetof(struct poll, opened)) > 0 ||
                                      growth(polls, 0, i, offsetof(struct poll, parent_down)) > 0))
             res->detect_s = pl->t - res->t_fault;
-        if (i > back && isnan(res->recover_breaker_s) && growth(polls, back, i, offsetof(struct poll, closed)) > 0)
-            res->recover_breaker_s = pl->t - res->t_back;
+        /* from the last poll before the undo: a breaker can close within the undo's own poll
+         * period (the hung requests' answers close it at once), 0 then */
+        if (i >= back && back > 0 && isnan(res->recover_breaker_s) &&
+            growth(polls, back - 1, i, offsetof(struct poll, closed)) > 0)
+            res->recover_breaker_s = pl->t > res->t_back ? pl->t - res->t_back : 0;
     }
     read_logs(o, res);
     res->recover_client_s = isnan(client_back) ? NAN : client_back - res->t_back;
