@@ -9,7 +9,8 @@
 #include "cdn/loop.h"
 #include "edge/fetch/resil.h"
 
-#define MAX_UPSTREAMS 1024 /* distinct upstream URLs with a breaker (reloads may add some) */
+#define MAX_UPSTREAMS 1024
+#define HANG_SLACK_MS 50   /* edge_brk_hung_now: timer vs clock (below) */ /* distinct upstream URLs with a breaker (reloads may add some) */
 
 struct edge_brk {
     char *url;
@@ -161,7 +162,11 @@ int edge_brk_hung_now(struct edge_brk *e, uint64_t sent_at)
     uint64_t now = cdn_now_ms();
     pthread_mutex_lock(&e->mu);
     uint64_t after = cdn_breaker_hang_after(&e->b, now, conf->brk_first_byte_ms);
-    int hung = now >= sent_at + after && cdn_breaker_silent(&e->b, now, after);
+    /* the deadline's timer runs on the loop's cached clock, which may lag this one by a loop
+     * turn at the send: without some slack a request past first_byte could be looked at again a
+     * whole period later */
+    uint64_t t = now + HANG_SLACK_MS;
+    int hung = t >= sent_at + after && cdn_breaker_silent(&e->b, t, after);
     pthread_mutex_unlock(&e->mu);
     return hung;
 }
