@@ -83,12 +83,6 @@ struct conn {
     unsigned connecting : 1, writing : 1, release_after_write : 1;
 };
 
-struct chunked {
-    int st;
-    uint64_t left;
-    int digits;
-};
-
 struct h1req {
     uint32_t magic;
     h1c_t *c;
@@ -115,7 +109,7 @@ struct h1req {
         connected : 1, starting : 1, keep : 1, delivering : 1;
     int body_mode;
     uint64_t left;
-    struct chunked ch;
+    struct h1c_chunked ch;
     uint64_t body_bytes, max_body;
     enum cdn_httpc_error kind;
     const char *errstr;
@@ -814,7 +808,7 @@ static int parse_heads(struct h1req *r)
  * the end of the message (consume *skip either way); -1 on bad framing. Sizes are hex digits
  * (at most 15), extensions after ';' are skipped, lines end with CRLF or LF; trailers skipped. */
 enum { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_TRAILER_LINE, CH_DONE };
-static int chunk_next(struct chunked *d, const char *buf, size_t len, size_t *skip, size_t *n)
+int h1c_chunk_next(struct h1c_chunked *d, const char *buf, size_t len, size_t *skip, size_t *n)
 {
     size_t i = 0;
     while (i < len) {
@@ -975,7 +969,7 @@ static int process(struct h1req *r)
             h2o_buffer_consume(&r->conn->sock->input, n);
         } else {
             size_t skip = 0, n = 0;
-            int cr = chunk_next(&r->ch, in->bytes, in->size, &skip, &n);
+            int cr = h1c_chunk_next(&r->ch, in->bytes, in->size, &skip, &n);
             if (cr < 0) {
                 r->delivering = 0;
                 fail(r, CDN_HTTPC_PROTOCOL, "invalid chunked encoding from server");

@@ -23,6 +23,17 @@ struct h1c_opts {
     long max_host_conns, max_idle_conns;
 };
 
+/* The streaming chunked decoder (httpc_h1.c; tests/fuzz/fuzz_httpc_chunked.c): zeroed to start.
+ * Looks at buf[0..len) without changing it: 1 with a piece of body at buf[*skip], *n bytes
+ * (consume *skip + *n); 0 when more bytes are needed and 2 at the end of the message (consume
+ * *skip either way); -1 on bad framing. */
+struct h1c_chunked {
+    int st;
+    uint64_t left;
+    int digits;
+};
+int h1c_chunk_next(struct h1c_chunked *d, const char *buf, size_t len, size_t *skip, size_t *n);
+
 h1c_t *h1c_new(h2o_evloop_t *loop, const struct h1c_opts *o);
 /* Cancels everything silently; safe inside any callback of the engine (finished on the way out). */
 void h1c_free(h1c_t *c);
