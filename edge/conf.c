@@ -22,7 +22,8 @@
  * GET/HEAD), 1 = curl (libcurl for every upstream request), -1 = neither */
 static int edge_engine_parse(const char *v)
 {
-    return strcmp(v, "h1") == 0 ? 0 : strcmp(v, "curl") == 0 ? 1 : -1;
+    static const char *const engines[] = {"h1", "curl", NULL}; /* index: upstream_curl */
+    return cdn_conf_enum_index(engines, v);
 }
 
 static void usage(FILE *f)

@@ -1034,12 +1034,8 @@ static int decode_field(cdn_conf_t *c, const cdn_conf_node_t *v, const cdn_conf_
     case CDN_CT_ENUM:
         if (f->enum_names == NULL)
             return cdn_conf_fail(c, v, err, "internal: field \"%s\" has no enum names", f->key);
-        if (v->kind == CDN_CONF_SCALAR)
-            for (int i = 0; f->enum_names[i] != NULL; i++)
-                if (strcmp(v->str, f->enum_names[i]) == 0) {
-                    *(int *)dst = i;
-                    return 0;
-                }
+        if (v->kind == CDN_CONF_SCALAR && (*(int *)dst = cdn_conf_enum_index(f->enum_names, v->str)) >= 0)
+            return 0;
         return cdn_conf_fail(c, v, err, "expected one of: %s; got %s",
                              join(f->enum_names, sizeof(char *), (char[256]){0}, 256), GOT(v));
     case CDN_CT_STRUCT:
@@ -1112,4 +1108,12 @@ int cdn_conf_decode(cdn_conf_t *c, const cdn_conf_node_t *n, const cdn_conf_fiel
     if (c == NULL || fields == NULL || out == NULL)
         return fail_at(err, cdn_conf_name(c), 0, 0, "internal: nothing to decode");
     return decode_map(c, n, fields, out, err);
+}
+
+int cdn_conf_enum_index(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
 }

@@ -50,6 +50,10 @@ const cdn_conf_node_t *cdn_conf_key(const cdn_conf_node_t *map, size_t i); /* ke
 const cdn_conf_node_t *cdn_conf_value(const cdn_conf_node_t *map, size_t i);
 const cdn_conf_node_t *cdn_conf_get(const cdn_conf_node_t *map, const char *key); /* NULL if absent */
 
+/* The index of s in a NULL-terminated list of names (CDN_CT_ENUM's, or a command line option's
+ * choices), or -1. */
+int cdn_conf_enum_index(const char *const *names, const char *s);
+
 /* Sets *err at node n (printf-style message) and returns -1, for callers' own checks. */
 int cdn_conf_fail(const cdn_conf_t *c, const cdn_conf_node_t *n, cdn_conf_err_t *err,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -271,15 +271,13 @@ int lb_cmdline_parse(int argc, char **argv, struct lb_cmdline *cl)
         case O_FBTO: bad = num(optarg, 1, 3600000, "--first-byte-timeout", &cl->fbto); break;
         case O_ALOG: cl->alog = optarg; break;
         case O_ALOGF:
-            for (cl->alog_format = 0; alog_formats[cl->alog_format] && strcmp(alog_formats[cl->alog_format], optarg); cl->alog_format++) {}
-            if (!alog_formats[cl->alog_format]) {
+            if ((cl->alog_format = cdn_conf_enum_index(alog_formats, optarg)) < 0) {
                 fprintf(stderr, PROG ": --access-log-format combined|json\n");
                 return 3;
             }
             break;
         case O_ENGINE:
-            for (cl->engine = 0; upstream_engines[cl->engine] && strcmp(upstream_engines[cl->engine], optarg); cl->engine++) {}
-            if (!upstream_engines[cl->engine]) {
+            if ((cl->engine = cdn_conf_enum_index(upstream_engines, optarg)) < 0) {
                 fprintf(stderr, PROG ": --upstream-engine h1|curl\n");
                 return 3;
             }

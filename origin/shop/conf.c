@@ -284,8 +284,7 @@ int app_cmdline_parse(int argc, char **argv, struct app_cmdline *cl)
         case O_NAME: cl->name = optarg; break;
         case O_ALOG: cl->alog = optarg; break;
         case O_ALOGF:
-            for (cl->alog_format = 0; alog_formats[cl->alog_format] && strcmp(alog_formats[cl->alog_format], optarg); cl->alog_format++) {}
-            if (!alog_formats[cl->alog_format]) {
+            if ((cl->alog_format = cdn_conf_enum_index(alog_formats, optarg)) < 0) {
                 fprintf(stderr, PROG ": --access-log-format combined|json\n");
                 return 3;
             }
