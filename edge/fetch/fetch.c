@@ -17,6 +17,8 @@
 #include "edge/http/range.h"
 #include "edge/store/tier_ram.h"
 
+#define HUNG_DETAIL "fwd=stale; detail=origin-hung" /* a stored copy given at a hang */
+
 static const struct cdn_httpc_cbs fetch_cbs;
 
 const char *fetch_state_name(enum fetch_state s)
@@ -874,22 +876,14 @@ int fetch_join(struct creq *c, int validating)
     if (f->key_len != c->key_len || memcmp(f->key, c->key, c->key_len) != 0 ||
         (fetch_has_head(f) && (validating || !f->store)))
         return 0;
+    fetch_add_waiter(f, c);
     if (f->brk_hung && !fetch_has_head(f)) {
-        /* its upstream looks hung: a stale copy stale-if-error or grace allows, at once */
-        int64_t age;
-        struct edge_obj *so = fetch_error_stale(f, c, now_s(), &age);
-        if (so != NULL) {
-            struct edge_server *s = c->w->srv;
-            cdn_counter_inc(s->m_brk_stale);
-            req_count(s, M_STALE, T_NONE);
-            c->from_cache = 1;
-            req_deliver_obj(c, so, "fwd=stale; detail=origin-hung", age);
-            edge_obj_release(so);
+        /* its upstream looks hung: the stored copy stale-if-error or grace allows, at once */
+        fetch_serve_error_stale(f, HUNG_DETAIL, c->w->srv->m_brk_stale, 1);
+        if (c->f == NULL)
             return 1;
-        }
     }
     cdn_counter_inc(c->w->srv->m_collapsed);
-    fetch_add_waiter(f, c);
     if (fetch_has_head(f))
         req_deliver_fetch(c, f, "fwd=miss; detail=collapsed");
     else
@@ -1036,7 +1030,7 @@ static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
     f->brk_hung = 1;
     edge_brk_hung(f->brk, f->brk_probe);
     if (!f->in_cb) /* the waiters with a stored copy get it; the request goes on */
-        fetch_serve_error_stale(f, "fwd=stale; detail=origin-hung", f->w->srv->m_brk_stale, 1);
+        fetch_serve_error_stale(f, HUNG_DETAIL, f->w->srv->m_brk_stale, 1);
 }
 
 /* 1 when a fetch for c's key on this worker is past its first-byte deadline (its clients got the
