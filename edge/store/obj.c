@@ -160,9 +160,16 @@ struct edge_obj *edge_obj_new(const char *key, size_t key_len, size_t pkey_len, 
     return o;
 }
 
+static void free_body(struct edge_obj *o)
+{
+    free(o->body_block ? o->body_block : o->body);
+    o->body_block = NULL;
+    o->body = NULL;
+}
+
 void edge_obj_set_body(struct edge_obj *o, uint8_t *body, size_t len)
 {
-    free(o->body);
+    free_body(o);
     o->body = body;
     o->body_len = len;
     o->body_hash = edge_body_hash(body, len);
@@ -176,8 +183,20 @@ int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len)
     if (b == NULL)
         return -1;
     memcpy(b, body, len);
-    free(o->body);
+    free_body(o);
     o->body = b;
+    return 0;
+}
+
+int edge_obj_adopt_body(struct edge_obj *o, void *block, const void *body, size_t len)
+{
+    if (len != o->body_len || edge_body_hash(body, len) != o->body_hash) {
+        free(block);
+        return -1;
+    }
+    free_body(o);
+    o->body_block = block;
+    o->body = (uint8_t *)body;
     return 0;
 }
 
@@ -257,7 +276,7 @@ void edge_obj_release(struct edge_obj *o)
     if (__atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     o->magic = 0;
-    free(o->body);
+    free_body(o);
     free(o->arena);
     free(o);
 }

@@ -48,6 +48,8 @@ struct edge_obj {
     char date[30];            /* the Date a client sees (edge_date_pick: the stored one, or when
                                * there is none, fresh.response_time); not serialized */
     uint8_t *body;            /* NULL until attached */
+    void *body_block;         /* when set, body points inside it and it is what gets freed (a
+                               * record read whole from the body log) */
     size_t body_len;
     uint64_t body_hash; /* XXH3-64 of the body, checked when the body is read back */
     char *arena;
@@ -81,6 +83,10 @@ uint8_t *edge_obj_encode(const struct edge_obj *o, size_t *len);
 struct edge_obj *edge_obj_decode(const uint8_t *buf, size_t len, const char **errstr);
 /* Attaches a body read from storage: copies it after checking length and CRC. -1 on mismatch. */
 int edge_obj_attach_body(struct edge_obj *o, const void *body, size_t len);
+
+/* Like attach, without the copy: body lies inside block (malloc'd), which o takes over whatever
+ * the result (freed at once on a mismatch). */
+int edge_obj_adopt_body(struct edge_obj *o, void *block, const void *body, size_t len);
 
 uint32_t edge_crc32(const void *p, size_t n);
 /* XXH3-64 of a body: 10-20x quicker than zlib's CRC-32 on a 60 KiB image, which cost 12% of a

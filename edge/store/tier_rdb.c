@@ -19,6 +19,7 @@
 #include "config.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #include <rocksdb/c.h>
 
+#include "edge/store/blog.h"
 #include "edge/store/idmap.h"
 #include "edge/store/policy.h"
 #include "edge/store/tier_ram.h"
@@ -36,15 +38,18 @@
 #define RETRY_MS 3000           /* how often a full tier looks at the free space */
 #define ROOM_MIN (64ull << 20)  /* free bytes (or 5% of the file system) before it admits again */
 #define MEMTABLE (8ull << 20)   /* write buffer of each family: a flush needs about this much room */
-#define GC_ON 0.20              /* blob GC while garbage is above this share of the blob files... */
-#define GC_OFF 0.05             /* ...until it falls below this one */
-#define GC_CHECK_MS 1000        /* how often the writer looks at the garbage */
+#define LOC_MAGIC 0x314c4345u  /* "ECL1": a meta value that starts with its body's location */
+#define LOC_LEN 24              /* magic, u32 segment, u64 offset, u64 length */
+#define CLEAN_MAX 64            /* segments cleaned after one batch at most (each frees a fifth of one) */
 
 struct op {
     struct op *next;
     uint64_t id;
     struct edge_obj *obj; /* NULL: delete (or a soft mark, below) */
     int64_t soft_at;      /* > 0: not a delete, the object's soft-purge mark (seconds) */
+    uint8_t *val;         /* a put, in the writer: its RocksDB value ([location] meta) */
+    size_t val_len;
+    struct edge_blog_loc at; /* ...and where its record went */
 };
 
 struct edge_rdb {
@@ -58,8 +63,10 @@ struct edge_rdb {
     rocksdb_writeoptions_t *wo;       /* batches with a delete: through the WAL */
     rocksdb_writeoptions_t *wo_nowal; /* batches of puts only: the memtable, then flushed files */
     uint64_t capacity;
-    int blob_gc;                      /* blob GC on (garbage above GC_ON); written by the writer under mu */
-    struct timespec gc_checked;       /* writer thread: when the garbage was last looked at */
+    struct edge_blog *blog;   /* the bodies (blog.h); RocksDB holds id -> location + meta */
+    uint64_t seg_bytes;
+    struct edge_idmap locs;   /* id -> struct edge_blog_loc * of its record, once written */
+    uint64_t cleaned;         /* under mu: segments cleaned (their live records moved, file gone) */
     pthread_mutex_t mu;
     pthread_cond_t cv, idle;
     struct edge_policy *pol; /* index: id -> size, LRU */
@@ -110,10 +117,78 @@ static void exp_put(struct edge_rdb *d, uint64_t id, const struct edge_obj *o)
     edge_idmap_put(&d->exp, id, v); /* no room: it goes by eviction only */
 }
 
+/* The index stops pointing at id's record (mu held): its bytes are garbage in their segment. */
+static void loc_forget_locked(struct edge_rdb *d, uint64_t id)
+{
+    uint64_t v;
+    if (!edge_idmap_get(&d->locs, id, &v))
+        return;
+    struct edge_blog_loc *l = (struct edge_blog_loc *)(uintptr_t)v;
+    edge_blog_live(d->blog, l->seg, -(int64_t)l->len);
+    free(l);
+    edge_idmap_del(&d->locs, id);
+    edge_idmap_shrink(&d->locs);
+}
+
+/* id's record is at `at` from now on (mu held). -1 (and id not located) when out of memory. */
+static int loc_set_locked(struct edge_rdb *d, uint64_t id, const struct edge_blog_loc *at)
+{
+    loc_forget_locked(d, id);
+    struct edge_blog_loc *l = malloc(sizeof(*l));
+    if (l == NULL)
+        return -1;
+    *l = *at;
+    if (edge_idmap_put(&d->locs, id, (uint64_t)(uintptr_t)l) < 0) {
+        free(l);
+        return -1;
+    }
+    edge_blog_live(d->blog, at->seg, (int64_t)at->len);
+    return 0;
+}
+
+/* The location stored in front of a meta value; *meta set past it. 0 if there is none (a value
+ * from before the body log: its body is in the "body" family). */
+static int loc_parse(const uint8_t *v, size_t len, struct edge_blog_loc *at, const uint8_t **meta, size_t *mlen)
+{
+    if (len < LOC_LEN)
+        return 0;
+    uint64_t x[4] = {0, 0, 0, 0};
+    static const int w[4] = {4, 4, 8, 8};
+    const uint8_t *p = v;
+    for (int f = 0; f < 4; p += w[f], f++)
+        for (int i = w[f] - 1; i >= 0; i--)
+            x[f] = x[f] << 8 | p[i];
+    if (x[0] != LOC_MAGIC)
+        return 0;
+    *at = (struct edge_blog_loc){x[2], x[3], (uint32_t)x[1]};
+    *meta = v + LOC_LEN;
+    *mlen = len - LOC_LEN;
+    return 1;
+}
+
+/* [location] meta, the meta CF's value. */
+static uint8_t *loc_value(const struct edge_blog_loc *at, const uint8_t *meta, size_t ml, size_t *len)
+{
+    uint8_t *v = malloc(LOC_LEN + ml);
+    if (v == NULL)
+        return NULL;
+    uint64_t x[4] = {LOC_MAGIC, at->seg, at->off, at->len};
+    static const int w[4] = {4, 4, 8, 8};
+    uint8_t *p = v;
+    for (int f = 0; f < 4; p += w[f], f++)
+        for (int i = 0; i < w[f]; i++)
+            p[i] = (uint8_t)(x[f] >> (8 * i));
+    memcpy(v + LOC_LEN, meta, ml);
+    *len = LOC_LEN + ml;
+    return v;
+}
+
 static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
 {
-    if (o == NULL)
+    if (o == NULL) {
         edge_idmap_del(&d->exp, id); /* a delete: nothing left to sweep */
+        loc_forget_locked(d, id);
+    }
     struct op *op = malloc(sizeof(*op));
     if (op == NULL) {
         edge_obj_release(o);
@@ -166,8 +241,10 @@ static void write_failed(struct edge_rdb *d, const struct op *batch, const char 
         int later = 0;
         for (const struct op *q = d->head; q && !later; q = q->next)
             later = q->id == op->id && q->obj != NULL;
-        if (!later && edge_policy_remove(d->pol, op->id))
+        if (!later && edge_policy_remove(d->pol, op->id)) {
             edge_idmap_del(&d->exp, op->id);
+            loc_forget_locked(d, op->id);
+        }
     }
     pthread_mutex_unlock(&d->mu);
     if (!was)
@@ -209,39 +286,154 @@ static void wait_for_room(struct edge_rdb *d)
     }
 }
 
-/* Blob GC only while there is garbage to collect. RocksDB's GC relocates every live blob of the
- * oldest blob files each time a compaction meets their keys, garbage or not; with nothing
- * evicted yet (a tier filling up) that copied every body once more and was 28% of the edge's CPU
- * on a miss-heavy load. Evictions and purges make garbage; above GC_ON of the blob files' bytes
- * GC runs until it is below GC_OFF. Writer thread only. */
-static void blob_gc_check(struct edge_rdb *d)
+/* Cleaning: when the segment files hold more than the capacity plus a quarter (and two
+ * segments of slack), the segment with the lowest live share has its live records appended again
+ * and its file removed. Live bytes are bounded by the capacity (the LRU index), so above that
+ * limit the chosen segment is at least a fifth garbage. The new locations go through the WAL
+ * before the old file goes: a crash between the two cannot leave the index pointing at a removed
+ * file (and if it did, the object would be dropped at the next start, never misread). Writer
+ * thread only. */
+struct mv {
+    struct edge_blog_loc from;
+    uint64_t id;
+};
+struct mvlist {
+    struct edge_rdb *d;
+    struct mv *v;
+    size_t n, cap;
+    int oom;
+};
+
+static void collect_live(const struct edge_blog_loc *loc, uint64_t id, void *data)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((now.tv_sec - d->gc_checked.tv_sec) * 1000 + (now.tv_nsec - d->gc_checked.tv_nsec) / 1000000 < GC_CHECK_MS)
+    struct mvlist *m = data;
+    uint64_t v;
+    pthread_mutex_lock(&m->d->mu);
+    const struct edge_blog_loc *l = edge_idmap_get(&m->d->locs, id, &v) ? (void *)(uintptr_t)v : NULL;
+    int live = l != NULL && l->seg == loc->seg && l->off == loc->off;
+    pthread_mutex_unlock(&m->d->mu);
+    if (!live)
         return;
-    d->gc_checked = now;
-    uint64_t garbage = 0, live = 0;
-    if (rocksdb_property_int_cf(d->db, d->cf[CF_BODY], "rocksdb.live-blob-file-garbage-size", &garbage) != 0 ||
-        rocksdb_property_int_cf(d->db, d->cf[CF_BODY], "rocksdb.live-blob-file-size", &live) != 0 || live == 0)
-        return;
-    double share = (double)garbage / (double)live;
-    int want = d->blob_gc ? share >= GC_OFF : share >= GC_ON;
-    if (want == d->blob_gc)
-        return;
-    const char *keys[1] = {"enable_blob_garbage_collection"}, *vals[1] = {want ? "true" : "false"};
-    char *err = NULL;
-    rocksdb_set_options_cf(d->db, d->cf[CF_BODY], 1, keys, vals, &err);
-    if (err) {
-        cdn_warn("disk tier: blob GC %s: %s", want ? "on" : "off", err);
-        free(err);
-        return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct mv *nv = realloc(m->v, cap * sizeof(*nv));
+        if (nv == NULL) {
+            m->oom = 1;
+            return;
+        }
+        m->v = nv;
+        m->cap = cap;
     }
+    m->v[m->n++] = (struct mv){*loc, id};
+}
+
+/* Every object still located in seg leaves the index (its records could not all be moved). */
+static void forget_seg(struct edge_rdb *d, uint32_t seg)
+{
     pthread_mutex_lock(&d->mu);
-    d->blob_gc = want;
+    size_t n = 0;
+    uint64_t *ids = malloc((d->locs.n ? d->locs.n : 1) * sizeof(*ids));
+    for (size_t i = 0; ids != NULL && i < d->locs.cap; i++) {
+        const struct edge_blog_loc *l = (void *)(uintptr_t)d->locs.vals[i];
+        if (d->locs.ids[i] != 0 && l->seg == seg)
+            ids[n++] = d->locs.ids[i];
+    }
+    for (size_t i = 0; i < n; i++) { /* deleting moves entries in locs: collected first */
+        edge_policy_remove(d->pol, ids[i]);
+        enqueue_locked(d, ids[i], NULL);
+    }
     pthread_mutex_unlock(&d->mu);
-    cdn_info("disk tier: blob GC %s (garbage %.0f%% of %llu bytes of blob files)", want ? "on" : "off",
-             share * 100, (unsigned long long)live);
+    free(ids);
+}
+
+#define MOVE_BATCH 64
+
+static int move_some(struct edge_rdb *d, rocksdb_writebatch_t *wb, const struct mv *v, size_t n)
+{
+    struct edge_blog_rec recs[MOVE_BATCH];
+    void *bufs[MOVE_BATCH];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *meta, *body;
+        size_t ml, bl;
+        bufs[k] = malloc(v[i].from.len);
+        if (bufs[k] == NULL || edge_blog_read(d->blog, &v[i].from, v[i].id, bufs[k], &meta, &ml, &body, &bl) < 0) {
+            free(bufs[k]);
+            pthread_mutex_lock(&d->mu); /* unreadable: it cannot stay */
+            edge_policy_remove(d->pol, v[i].id);
+            enqueue_locked(d, v[i].id, NULL);
+            pthread_mutex_unlock(&d->mu);
+            continue;
+        }
+        recs[k++] = (struct edge_blog_rec){v[i].id, meta, body, ml, bl, {0, 0, 0}};
+    }
+    int rc = edge_blog_append(d->blog, recs, k);
+    char *err = NULL;
+    if (rc == 0) {
+        rocksdb_writebatch_clear(wb);
+        for (size_t i = 0; i < k; i++) {
+            char key[8];
+            size_t vl;
+            uint8_t *val = loc_value(&recs[i].at, recs[i].meta, recs[i].meta_len, &vl);
+            key8(recs[i].id, key);
+            if (val)
+                rocksdb_writebatch_put_cf(wb, d->cf[CF_META], key, 8, (const char *)val, vl);
+            free(val);
+        }
+        rocksdb_write(d->db, d->wo, wb, &err);
+    }
+    if (rc == 0 && err == NULL) {
+        pthread_mutex_lock(&d->mu);
+        for (size_t i = 0, j = 0; i < n && j < k; i++) {
+            if (v[i].id != recs[j].id)
+                continue; /* dropped above */
+            uint64_t x;
+            const struct edge_blog_loc *l = edge_idmap_get(&d->locs, v[i].id, &x) ? (void *)(uintptr_t)x : NULL;
+            if (l != NULL && l->seg == v[i].from.seg && l->off == v[i].from.off && loc_set_locked(d, v[i].id, &recs[j].at) < 0)
+                edge_policy_remove(d->pol, v[i].id);
+            j++;
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    for (size_t i = 0; i < k; i++)
+        free(bufs[i]);
+    if (err) {
+        write_failed(d, NULL, err);
+        free(err);
+        return -1;
+    }
+    if (rc < 0) {
+        write_failed(d, NULL, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void clean(struct edge_rdb *d, rocksdb_writebatch_t *wb)
+{
+    uint64_t limit = d->capacity + d->capacity / 4 + 2 * d->seg_bytes;
+    for (int round = 0; round < CLEAN_MAX; round++) {
+        uint32_t seg = edge_blog_victim(d->blog, limit);
+        if (seg == 0)
+            return;
+        struct mvlist m = {d, NULL, 0, 0, 0};
+        int ok = edge_blog_scan(d->blog, seg, collect_live, &m) == 0 && !m.oom;
+        for (size_t i = 0; ok && i < m.n; i += MOVE_BATCH)
+            ok = move_some(d, wb, m.v + i, m.n - i < MOVE_BATCH ? m.n - i : MOVE_BATCH) == 0;
+        free(m.v);
+        if (!ok) {
+            pthread_mutex_lock(&d->mu);
+            int full = d->full;
+            pthread_mutex_unlock(&d->mu);
+            if (full)
+                return; /* no room to move them: the segment stays until there is */
+            forget_seg(d, seg); /* a damaged segment: what it still held is dropped */
+        }
+        edge_blog_drop(d->blog, seg);
+        pthread_mutex_lock(&d->mu);
+        d->cleaned++;
+        pthread_mutex_unlock(&d->mu);
+    }
 }
 
 #define GROUP_COMMIT_NS 1000000 /* the writer's wait for more puts after a wakeup (1 ms) */
@@ -295,52 +487,87 @@ static void *writer_main(void *arg)
          * a purged object could come back; a put lost in a crash is a miss at the next start
          * (the index is rebuilt from what was flushed, and meta and body flush together). The WAL
          * wrote every body a second time: 21% of the edge's CPU on a miss-heavy load. */
+        /* the bodies first, appended to the log in one write (blog.h); then one RocksDB batch of
+         * [location] meta values and deletes */
+        size_t nput = 0;
+        for (struct op *op = list; op; op = op->next)
+            nput += op->obj != NULL;
+        struct edge_blog_rec *recs = nput ? calloc(nput, sizeof(*recs)) : NULL;
+        size_t k = 0;
+        for (struct op *op = list; recs && op; op = op->next) {
+            if (op->obj == NULL)
+                continue;
+            op->val = edge_obj_encode(op->obj, &op->val_len); /* the meta, for now */
+            if (op->val)
+                recs[k++] = (struct edge_blog_rec){op->id, op->val, op->obj->body, op->val_len, op->obj->body_len,
+                                                   {0, 0, 0}};
+        }
+        int lrc = nput == 0 ? 0 : recs == NULL ? -ENOMEM : edge_blog_append(d->blog, recs, k);
+        if (lrc < 0) {
+            write_failed(d, list, strerror(-lrc)); /* the puts are out of the index; deletes go on */
+        }
+        k = 0;
+        for (struct op *op = list; recs && op; op = op->next) {
+            if (op->obj == NULL || op->val == NULL)
+                continue;
+            uint8_t *meta = op->val;
+            op->at = recs[k].at;
+            op->val = lrc < 0 ? NULL : loc_value(&op->at, meta, op->val_len, &op->val_len);
+            free(meta);
+            k++;
+        }
+        free(recs);
         int has_del = 0;
         rocksdb_writebatch_clear(wb);
         for (struct op *op = list; op; op = op->next) {
-            char k[8];
-            key8(op->id, k);
+            char key[8];
+            key8(op->id, key);
             if (op->obj) {
-                size_t ml;
-                uint8_t *meta = edge_obj_encode(op->obj, &ml);
-                if (meta) {
-                    rocksdb_writebatch_put_cf(wb, d->cf[CF_BODY], k, 8, (const char *)op->obj->body,
-                                              op->obj->body_len);
-                    rocksdb_writebatch_put_cf(wb, d->cf[CF_META], k, 8, (const char *)meta, ml);
-                    free(meta);
-                }
+                if (op->val)
+                    rocksdb_writebatch_put_cf(wb, d->cf[CF_META], key, 8, (const char *)op->val, op->val_len);
             } else if (op->soft_at > 0) {
                 char v[8];
                 key8((uint64_t)op->soft_at, v);
                 has_del = 1; /* a soft purge, like a delete, must outlive a crash */
-                rocksdb_writebatch_put_cf(wb, d->cf[CF_DEFAULT], k, 8, v, 8);
+                rocksdb_writebatch_put_cf(wb, d->cf[CF_DEFAULT], key, 8, v, 8);
             } else {
                 has_del = 1;
-                rocksdb_writebatch_delete_cf(wb, d->cf[CF_META], k, 8);
-                rocksdb_writebatch_delete_cf(wb, d->cf[CF_BODY], k, 8);
-                rocksdb_writebatch_delete_cf(wb, d->cf[CF_DEFAULT], k, 8);
+                rocksdb_writebatch_delete_cf(wb, d->cf[CF_META], key, 8);
+                rocksdb_writebatch_delete_cf(wb, d->cf[CF_DEFAULT], key, 8);
             }
         }
         char *err = NULL;
         rocksdb_write(d->db, has_del ? d->wo : d->wo_nowal, wb, &err);
+        int written = lrc == 0 && err == NULL;
         if (err) {
-            write_failed(d, list, err);
+            if (lrc == 0)
+                write_failed(d, list, err);
             free(err);
-        } else {
-            blob_gc_check(d);
         }
-        /* written (or dropped by write_failed): gets read the database from now on, unless a
-         * later put of the id waits in the queue (then pending names that one) */
+        /* written (or dropped by write_failed): the index points at the record from now on,
+         * unless a later put or a delete of the id came meanwhile (then the record is garbage
+         * and pending names the later put, or nothing) */
         pthread_mutex_lock(&d->mu);
         for (struct op *op = list; op; op = op->next) {
             uint64_t v;
-            if (op->obj != NULL && edge_idmap_get(&d->pending, op->id, &v) && v == (uint64_t)(uintptr_t)op->obj)
-                edge_idmap_del(&d->pending, op->id);
+            if (op->obj == NULL || !edge_idmap_get(&d->pending, op->id, &v) || v != (uint64_t)(uintptr_t)op->obj)
+                continue;
+            edge_idmap_del(&d->pending, op->id);
+            if (!written || op->val == NULL || loc_set_locked(d, op->id, &op->at) < 0) {
+                /* not written: out of the index (write_failed did it for a failed write) */
+                if (edge_policy_remove(d->pol, op->id))
+                    edge_idmap_del(&d->exp, op->id);
+                loc_forget_locked(d, op->id);
+            }
         }
+        int full = d->full;
         pthread_mutex_unlock(&d->mu);
+        if (!full)
+            clean(d, wb);
         while (list) {
             struct op *n = list->next;
             edge_obj_release(list->obj);
+            free(list->val);
             free(list);
             list = n;
         }
@@ -353,21 +580,35 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* The index from the meta family (at open, and after a reopen). A value whose location is not
+ * inside a segment file (a crash left the file shorter, or it was removed) is deleted; so is a
+ * value from before the body log (its body in the "body" family): a cache, not an archive. */
 static void rebuild(struct edge_rdb *d, edge_rdb_scan_cb scan, void *data)
 {
+    rocksdb_writebatch_t *old = rocksdb_writebatch_create();
+    size_t nold = 0;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(d->db, d->ro, d->cf[CF_META]);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
+        size_t kl, vl, ml;
         const char *k = rocksdb_iter_key(it, &kl);
         const char *v = rocksdb_iter_value(it, &vl);
         const char *why;
-        struct edge_obj *o = kl == 8 ? edge_obj_decode((const uint8_t *)v, vl, &why) : NULL;
+        const uint8_t *meta;
+        struct edge_blog_loc at;
         uint64_t id = 0;
         for (size_t i = 0; i < kl && i < 8; i++)
             id = id << 8 | (uint8_t)k[i];
+        if (!loc_parse((const uint8_t *)v, vl, &at, &meta, &ml)) {
+            rocksdb_writebatch_delete_cf(old, d->cf[CF_META], k, kl);
+            rocksdb_writebatch_delete_cf(old, d->cf[CF_BODY], k, kl);
+            nold++;
+            continue;
+        }
+        struct edge_obj *o = kl == 8 && edge_blog_valid(d->blog, &at) ? edge_obj_decode(meta, ml, &why) : NULL;
         if (o == NULL || edge_key_id(o->key, o->key_len) != id ||
-            edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d) < 0) {
-            /* corrupt or no room: delete it */
+            edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d) < 0 || loc_set_locked(d, id, &at) < 0) {
+            /* corrupt, gone from the log, or no room: delete it */
+            edge_policy_remove(d->pol, id);
             enqueue_locked(d, id, NULL);
         } else {
             exp_put(d, id, o);
@@ -377,6 +618,14 @@ static void rebuild(struct edge_rdb *d, edge_rdb_scan_cb scan, void *data)
         edge_obj_release(o);
     }
     rocksdb_iter_destroy(it);
+    if (nold > 0) {
+        char *err = NULL;
+        rocksdb_write(d->db, d->wo, old, &err);
+        cdn_notice("disk tier: %zu objects stored before the body log dropped%s%s", nold, err ? ": " : "",
+                   err ? err : "");
+        free(err);
+    }
+    rocksdb_writebatch_destroy(old);
 }
 
 struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan_cb scan, void *data,
@@ -392,7 +641,8 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     pthread_cond_init(&d->idle, NULL);
     d->capacity = capacity;
     d->pol = edge_policy_new(EDGE_POLICY_LRU, capacity);
-    if (edge_idmap_init(&d->exp, 1024) < 0 || edge_idmap_init(&d->pending, 64) < 0) {
+    if (edge_idmap_init(&d->exp, 1024) < 0 || edge_idmap_init(&d->pending, 64) < 0 ||
+        edge_idmap_init(&d->locs, 1024) < 0) {
         snprintf(errbuf, errlen, "out of memory");
         edge_rdb_close(d);
         return NULL;
@@ -420,11 +670,22 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
         rocksdb_options_set_block_based_table_factory(d->cf_opts[i], d->bbt);
         rocksdb_options_set_write_buffer_size(d->cf_opts[i], MEMTABLE);
     }
-    rocksdb_options_set_compression(d->cf_opts[CF_BODY], rocksdb_no_compression);
-    rocksdb_options_set_enable_blob_files(d->cf_opts[CF_BODY], 1);
-    rocksdb_options_set_min_blob_size(d->cf_opts[CF_BODY], 4096);
-    rocksdb_options_set_enable_blob_gc(d->cf_opts[CF_BODY], 0); /* on while there is garbage: blob_gc_check */
-    rocksdb_options_set_blob_cache(d->cf_opts[CF_BODY], d->cache);
+    /* "body" held the bodies before the body log; it stays so that an old folder opens (and
+     * its objects are dropped, see rebuild) */
+    char bodies[4096];
+    snprintf(bodies, sizeof(bodies), "%s/bodies", dir);
+    /* segments of a 16th of the tier (1-256 MiB): cleaning moves at most one at a time */
+    d->seg_bytes = capacity / 16;
+    d->seg_bytes = d->seg_bytes < (1u << 20) ? (1u << 20) : d->seg_bytes > (256u << 20) ? (256u << 20) : d->seg_bytes;
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+        edge_rdb_close(d);
+        return NULL;
+    }
+    if ((d->blog = edge_blog_open(bodies, d->seg_bytes, errbuf, errlen)) == NULL) {
+        edge_rdb_close(d);
+        return NULL;
+    }
     d->db = rocksdb_open_column_families(d->opts, dir, 3, names, (const rocksdb_options_t *const *)d->cf_opts,
                                          d->cf, &err);
     d->dir = strdup(dir);
@@ -444,6 +705,9 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
     d->wo_nowal = rocksdb_writeoptions_create();
     rocksdb_writeoptions_disable_WAL(d->wo_nowal, 1);
     rebuild(d, scan, data);
+    size_t dropped = edge_blog_drop_empty(d->blog);
+    if (dropped > 0)
+        cdn_info("disk tier: %zu segment files with nothing indexed removed", dropped);
     if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
         snprintf(errbuf, errlen, "cannot start the rocksdb writer thread");
         rocksdb_close(d->db);
@@ -452,6 +716,14 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
         return NULL;
     }
     return d;
+}
+
+static void free_locs(struct edge_idmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->ids[i] != 0)
+            free((void *)(uintptr_t)m->vals[i]);
+    edge_idmap_free(m);
 }
 
 void edge_rdb_close(struct edge_rdb *d)
@@ -492,6 +764,8 @@ void edge_rdb_close(struct edge_rdb *d)
     if (d->opts) rocksdb_options_destroy(d->opts);
     if (d->bbt) rocksdb_block_based_options_destroy(d->bbt);
     if (d->cache) rocksdb_cache_destroy(d->cache);
+    edge_blog_close(d->blog);
+    free_locs(&d->locs);
     edge_policy_free(d->pol);
     edge_idmap_free(&d->exp);
     edge_idmap_free(&d->pending);
@@ -526,21 +800,27 @@ static int reopen(struct edge_rdb *d, char *errbuf, size_t errlen)
         /* the index again from what is on disk (puts that were only in the old memtable are
          * gone); gets wait on dblock, puts and deletes on mu meanwhile */
         pthread_mutex_lock(&d->mu);
-        d->blob_gc = 0; /* opened with GC off: blob_gc_check decides again */
         struct edge_policy *pol = edge_policy_new(EDGE_POLICY_LRU, d->capacity);
-        struct edge_idmap exp;
-        if (pol != NULL && edge_idmap_init(&exp, 1024) == 0) {
+        struct edge_idmap exp = {0}, locs = {0};
+        if (pol != NULL && edge_idmap_init(&exp, 1024) == 0 && edge_idmap_init(&locs, 1024) == 0) {
             edge_policy_free(d->pol);
             edge_idmap_free(&d->exp);
+            free_locs(&d->locs);
             d->pol = pol;
             d->exp = exp;
+            d->locs = locs;
             d->sweep_at = 0;
+            edge_blog_live_reset(d->blog);
             rebuild(d, NULL, NULL);
             for (const struct op *op = d->head; op; op = op->next) /* deletes still queued */
-                if (op->obj == NULL && op->soft_at == 0 && edge_policy_remove(d->pol, op->id))
+                if (op->obj == NULL && op->soft_at == 0 && edge_policy_remove(d->pol, op->id)) {
                     edge_idmap_del(&d->exp, op->id);
+                    loc_forget_locked(d, op->id);
+                }
         } else {
             edge_policy_free(pol); /* out of memory: the old index stays (a lost put reads as a miss) */
+            edge_idmap_free(&exp);
+            edge_idmap_free(&locs);
         }
         pthread_mutex_unlock(&d->mu);
     }
@@ -572,46 +852,34 @@ static void drop_corrupt(struct edge_rdb *d, uint64_t id)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* The object under id from the database; the caller holds dblock shared. */
-static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const char *key, size_t key_len, int *corrupt)
+/* The object whose record is at `at` (its segment pinned by the caller): one read of the whole
+ * record into the buffer the object keeps as its body's block, the meta decoded from it. */
+static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const struct edge_blog_loc *at, const char *key,
+                                 size_t key_len, int *corrupt)
 {
-    char k[8], *err = NULL;
-    key8(id, k);
-    rocksdb_pinnableslice_t *m = rocksdb_get_pinned_cf(d->db, d->ro, d->cf[CF_META], k, 8, &err);
-    if (err) {
-        free(err);
-        return NULL;
-    }
-    if (m == NULL)
-        return NULL; /* not there (deleted meanwhile; a queued put is read from `pending`) */
-    size_t ml;
-    const char *mv = rocksdb_pinnableslice_value(m, &ml);
+    const uint8_t *meta, *body;
+    size_t ml, bl;
     const char *why;
-    struct edge_obj *o = edge_obj_decode((const uint8_t *)mv, ml, &why);
-    rocksdb_pinnableslice_destroy(m);
-    if (o == NULL) {
-        *corrupt = 1;
-        drop_corrupt(d, id);
-        return NULL;
+    void *buf = malloc(at->len);
+    if (buf == NULL)
+        return NULL; /* out of memory is not corruption: a miss */
+    struct edge_obj *o = NULL;
+    if (edge_blog_read(d->blog, at, id, buf, &meta, &ml, &body, &bl) == 0 &&
+        (o = edge_obj_decode(meta, ml, &why)) != NULL) {
+        if (o->key_len != key_len || memcmp(o->key, key, key_len) != 0) {
+            edge_obj_release(o); /* another key with the same id: a miss */
+            free(buf);
+            return NULL;
+        }
+        if (edge_obj_adopt_body(o, buf, body, bl) == 0)
+            return o;
+        buf = NULL; /* adopt freed it */
     }
-    if (o->key_len != key_len || memcmp(o->key, key, key_len) != 0) {
-        edge_obj_release(o); /* another key with the same id: a miss */
-        return NULL;
-    }
-    rocksdb_pinnableslice_t *b = rocksdb_get_pinned_cf(d->db, d->ro_body, d->cf[CF_BODY], k, 8, &err);
-    size_t bl = 0;
-    const char *bv = b ? rocksdb_pinnableslice_value(b, &bl) : NULL;
-    if (err || b == NULL || edge_obj_attach_body(o, bv ? bv : "", bl) < 0) {
-        free(err);
-        if (b)
-            rocksdb_pinnableslice_destroy(b);
-        edge_obj_release(o);
-        *corrupt = 1;
-        drop_corrupt(d, id);
-        return NULL;
-    }
-    rocksdb_pinnableslice_destroy(b);
-    return o;
+    free(buf);
+    edge_obj_release(o);
+    *corrupt = 1;
+    drop_corrupt(d, id);
+    return NULL;
 }
 
 struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_len, int *corrupt)
@@ -626,14 +894,25 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
         edge_obj_ref(q); /* queued, not yet written: the object itself (its body is attached) */
     else
         q = NULL;
+    struct edge_blog_loc at;
+    int located = known && q == NULL && edge_idmap_get(&d->locs, id, &v);
+    if (located) {
+        at = *(const struct edge_blog_loc *)(uintptr_t)v;
+        located = edge_blog_pin(d->blog, at.seg) == 0 ? 1 : -1;
+    }
     pthread_mutex_unlock(&d->mu);
-    if (!known)
-        return NULL;
     if (q != NULL)
         return q;
-    pthread_rwlock_rdlock(&d->dblock);
-    struct edge_obj *o = read_obj(d, id, key, key_len, corrupt);
-    pthread_rwlock_unlock(&d->dblock);
+    if (located == 0)
+        return NULL; /* not stored, or a queued put for another key with the same id */
+    if (located < 0) {
+        *corrupt = 1; /* located in a segment that is gone: cannot happen unless the files were
+                       * removed behind our back */
+        drop_corrupt(d, id);
+        return NULL;
+    }
+    struct edge_obj *o = read_obj(d, id, &at, key, key_len, corrupt);
+    edge_blog_unpin(d->blog, at.seg);
     return o;
 }
 
@@ -732,12 +1011,17 @@ void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint
     pthread_mutex_unlock(&d->mu);
 }
 
-int edge_rdb_blob_gc(struct edge_rdb *d)
+uint64_t edge_rdb_cleaned(struct edge_rdb *d)
 {
     pthread_mutex_lock(&d->mu);
-    int on = d->blob_gc;
+    uint64_t n = d->cleaned;
     pthread_mutex_unlock(&d->mu);
-    return on;
+    return n;
+}
+
+uint64_t edge_rdb_log_bytes(struct edge_rdb *d)
+{
+    return edge_blog_bytes(d->blog);
 }
 
 void edge_rdb_soft(struct edge_rdb *d, uint64_t id, int64_t at)
@@ -778,7 +1062,11 @@ size_t edge_rdb_soft_scan(struct edge_rdb *d, void (*cb)(uint64_t id, void *data
         size_t ml;
         const char *mv = rocksdb_pinnableslice_value(m, &ml);
         const char *why;
-        struct edge_obj *o = edge_obj_decode((const uint8_t *)mv, ml, &why);
+        const uint8_t *meta;
+        size_t mlen;
+        struct edge_blog_loc loc;
+        struct edge_obj *o = loc_parse((const uint8_t *)mv, ml, &loc, &meta, &mlen) ? edge_obj_decode(meta, mlen, &why)
+                                                                                   : NULL;
         rocksdb_pinnableslice_destroy(m);
         if (o != NULL && o->request_time <= (int64_t)at) {
             cb(id, data);

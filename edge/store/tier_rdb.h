@@ -1,20 +1,21 @@
-/* edge/store/tier_rdb.h - the RocksDB tier: every stored object, metadata and body, byte-bounded.
+/* edge/store/tier_rdb.h - the disk tier: every stored object, metadata and body, byte-bounded.
  *
- * Owns: the database (column families "meta" and "body", keyed by the 8-byte id of the cache
- * key; bodies of 4 KiB and more in integrated BlobDB files), an in-RAM index of every stored id
- * and its size (so a miss costs no disk read), an LRU over that index for eviction, the time
- * each object stops being useful (for the expiry sweep), and a writer thread. Thread-safe.
+ * Owns: the RocksDB database (column family "meta", keyed by the 8-byte id of the cache key: the
+ * location of the object's record in the body log, then its meta), the body log (blog.h: the
+ * records [meta | body] in segment files under DIR/bodies), an in-RAM index of every stored id with
+ * its size and its record's location (so a miss costs no disk read and a hit one pread), an LRU
+ * over that index for eviction, the time each object stops being useful (for the expiry sweep),
+ * and a writer thread. Thread-safe.
  *
  * Threads and blocking: puts and deletes are queued to the writer thread and never block the
  * caller's loop. Gets run on the caller's thread: they happen only when the index says the
- * object exists, the values come from RocksDB's block/blob cache or the page cache in the common
- * case, and a get is a few tens of microseconds (RocksDB 7.8 pinned gets measured at 80-200k/s on
- * one thread here, from the block cache); moving them to a worker
- * would add a thread hop per disk hit. A cold read from a slow disk does stall that one loop.
+ * object exists, and are one pread of the record, from the page cache in the common case; moving
+ * them to a worker would add a thread hop per disk hit. A cold read from a slow disk does stall
+ * that one loop.
  *
- * Integrity: the meta value carries its own CRC32 and the body's CRC32 and length; a mismatch,
- * a key that is not the one asked for, or a missing body make the object "corrupt": it is
- * deleted and never returned. */
+ * Integrity: the meta carries its own CRC-32 and the body's XXH3-64 and length, the record's
+ * header its id and lengths; a mismatch, a key that is not the one asked for, or a record that
+ * cannot be read make the object "corrupt": it is deleted and never returned. */
 #ifndef EDGE_TIER_RDB_H
 #define EDGE_TIER_RDB_H
 
@@ -55,9 +56,10 @@ uint64_t edge_rdb_bytes(struct edge_rdb *d);
 /* full: a write failed and the tier is read-only until there is room (see tier_rdb.c);
  * write_errors: failed writes so far; refused: puts refused while full. */
 void edge_rdb_health(struct edge_rdb *d, int *full, uint64_t *write_errors, uint64_t *refused);
-/* 1 while RocksDB's blob GC runs: it is turned on while the blob files hold more than 20% garbage
- * (evicted and purged bodies) and off below 5%, checked by the writer once a second. */
-int edge_rdb_blob_gc(struct edge_rdb *d);
+/* Segments of the body log cleaned so far (their live records moved, the file removed: see
+ * tier_rdb.c clean), and the bytes of the log's files now. */
+uint64_t edge_rdb_cleaned(struct edge_rdb *d);
+uint64_t edge_rdb_log_bytes(struct edge_rdb *d);
 /* Soft purges outlive a restart: edge_rdb_soft writes the mark of a stored object (id, when, in
  * seconds) through the WAL; edge_rdb_soft_scan, at start, calls cb for every stored object whose
  * mark is not older than the copy it holds (a copy stored after the mark is fresh). Marks go with

@@ -160,13 +160,13 @@ is "$(curl -s "http://127.0.0.1:$AP/metrics" | awk '$1 == "edge_corrupt_objects_
 stop edge
 python3 - "$T/db" <<'PY'
 import glob, sys
-files = glob.glob(sys.argv[1] + "/*.blob")
+files = glob.glob(sys.argv[1] + "/bodies/*.seg")
 for f in files:
     data = bytearray(open(f, "rb").read())
     for off in range(len(data) // 3, len(data) // 3 + 64):
         data[off] ^= 0xFF
     open(f, "wb").write(bytes(data))
-print("# corrupted %d blob files" % len(files))
+print("# corrupted %d body log files" % len(files))
 PY
 start_edge
 curl -s -o "$T/big2" "$E/big/x"
