@@ -604,14 +604,31 @@ static int forward_allowed(const struct edge_vhost *vh, const struct edge_hdr *h
     return 0;
 }
 
-static char *pool_printf(h2o_mem_pool_t *pool, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static char *pool_printf(h2o_mem_pool_t *pool, size_t cap, const char *fmt, ...)
+/* Concatenates n pieces, each a (pointer, length) pair given with P, L or Z, into a NUL-terminated
+ * line from the pool. vsnprintf for these lines was 5% of a pass request's CPU. */
+#define P(p, l) (const char *)(p), (size_t)(l)
+#define L(lit) P(lit, sizeof(lit) - 1)
+#define Z(str) P(str, strlen(str))
+static char *pool_cat(h2o_mem_pool_t *pool, int n, ...)
 {
-    char *line = h2o_mem_alloc_pool(pool, cap);
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, cap, fmt, ap);
+    size_t total = 1;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        (void)va_arg(ap, const char *);
+        total += va_arg(ap, size_t);
+    }
     va_end(ap);
+    char *line = h2o_mem_alloc_pool(pool, total), *p = line;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        const char *x = va_arg(ap, const char *);
+        size_t l = va_arg(ap, size_t);
+        memcpy(p, x, l);
+        p += l;
+    }
+    va_end(ap);
+    *p = '\0';
     return line;
 }
 
@@ -623,15 +640,14 @@ static size_t add_forwarded(struct creq *c, const char *peer, int v6, const int 
 {
     h2o_req_t *req = c->req;
     const char *scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
-    size_t al = req->authority.len + 128 + (fwd_client ? strlen(fwd_client) : 0);
     if (!have[0])
-        out[n++] = pool_printf(&req->pool, al, "X-Forwarded-Host: %.*s", (int)req->authority.len, req->authority.base);
+        out[n++] = pool_cat(&req->pool, 2, L("X-Forwarded-Host: "), P(req->authority.base, req->authority.len));
     if (!have[1])
-        out[n++] = pool_printf(&req->pool, 64, "X-Forwarded-Proto: %s", scheme);
+        out[n++] = pool_cat(&req->pool, 2, L("X-Forwarded-Proto: "), Z(scheme));
     if (peer[0])
-        out[n++] = pool_printf(&req->pool, al, "Forwarded: %s%sfor=%s%s%s;host=\"%.*s\";proto=%s", fwd_client ? fwd_client : "",
-                               fwd_client ? ", " : "", v6 ? "\"[" : "", peer, v6 ? "]\"" : "", (int)req->authority.len,
-                               req->authority.base, scheme);
+        out[n++] = pool_cat(&req->pool, 10, L("Forwarded: "), Z(fwd_client ? fwd_client : ""), Z(fwd_client ? ", " : ""),
+                            L("for="), Z(v6 ? "\"[" : ""), Z(peer), Z(v6 ? "]\"" : ""), L(";host=\""),
+                            P(req->authority.base, req->authority.len), Z(scheme[4] ? "\";proto=https" : "\";proto=http"));
     return n;
 }
 
@@ -653,11 +669,11 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
     const char *fwd_client = NULL;
     /* parents only (an origin gets the list from [nparent] on): [0] the Host a parent needs to
      * pick the same vhost and key (an origin gets its URL's), [1] the edges' key if there is one */
-    char *line = pool_printf(&req->pool, req->authority.len + 8, "Host: %.*s", (int)req->authority.len, req->authority.base);
+    char *line = pool_cat(&req->pool, 2, L("Host: "), P(req->authority.base, req->authority.len));
     out[n++] = line;
     const char *ek = c->w->srv->conf.edge_key;
     if (ek != NULL)
-        out[n++] = pool_printf(&req->pool, strlen(ek) + 16, "CDN-Edge-Key: %s", ek);
+        out[n++] = pool_cat(&req->pool, 2, L("CDN-Edge-Key: "), Z(ek));
     *nparent = n;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const struct edge_hdr *h = &c->hdrs[i];
@@ -671,7 +687,7 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
                      name_is(h, "if-range") || name_is(h, "if-match") || name_is(h, "if-unmodified-since")))
             continue;
         if (name_is(h, "forwarded")) { /* allowed: ours is appended to it */
-            fwd_client = pool_printf(&req->pool, h->value_len + 1, "%.*s", (int)h->value_len, h->value);
+            fwd_client = pool_cat(&req->pool, 1, P(h->value, h->value_len));
             continue;
         }
         have_fwd[0] |= name_is(h, "x-forwarded-host");
@@ -689,53 +705,36 @@ static const char **upstream_headers(struct creq *c, int fill, struct edge_obj *
         }
         if (name_is(h, "accept"))
             have_accept = 1;
-        size_t l = h->name_len + h->value_len + strlen(extra) + 8;
         if (*extra)
-            line = pool_printf(&req->pool, l, "%.*s: %.*s, %s", (int)h->name_len, h->name, (int)h->value_len, h->value, extra);
+            line = pool_cat(&req->pool, 5, P(h->name, h->name_len), L(": "), P(h->value, h->value_len), L(", "), Z(extra));
         else if (h->value_len == 0)
-            line = pool_printf(&req->pool, l, "%.*s;", (int)h->name_len, h->name); /* curl: "Name;" sends it empty */
+            line = pool_cat(&req->pool, 2, P(h->name, h->name_len), L(";")); /* curl: "Name;" sends it empty */
         else
-            line = pool_printf(&req->pool, l, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
+            line = pool_cat(&req->pool, 3, P(h->name, h->name_len), L(": "), P(h->value, h->value_len));
         out[n++] = line;
     }
     n = add_forwarded(c, peer, sl > 0 && ss.ss_family == AF_INET6, have_fwd, fwd_client, out, n);
     if (!have_loop) {
-        line = h2o_mem_alloc_pool(&req->pool, 128);
-        snprintf(line, 128, "CDN-Loop: %s", c->w->srv->cache_name);
-        out[n++] = line;
+        out[n++] = pool_cat(&req->pool, 2, L("CDN-Loop: "), Z(c->w->srv->cache_name));
     }
     if (!have_xff && peer[0]) {
-        line = h2o_mem_alloc_pool(&req->pool, 96);
-        snprintf(line, 96, "X-Forwarded-For: %s", peer);
-        out[n++] = line;
+        out[n++] = pool_cat(&req->pool, 2, L("X-Forwarded-For: "), Z(peer));
     }
     if (!have_via) {
-        line = h2o_mem_alloc_pool(&req->pool, 160);
-        snprintf(line, 160, "Via: %s", c->w->srv->via);
-        out[n++] = line;
+        out[n++] = pool_cat(&req->pool, 2, L("Via: "), Z(c->w->srv->via));
     }
     if (c->own_request_id) {
-        line = h2o_mem_alloc_pool(&req->pool, 64);
-        snprintf(line, 64, "X-Request-Id: %s", c->request_id);
-        out[n++] = line;
+        out[n++] = pool_cat(&req->pool, 2, L("X-Request-Id: "), Z(c->request_id));
     }
     if (!have_accept)
         out[n++] = "Accept:"; /* no curl default */
     out[n++] = "Expect:";
     if (stale != NULL) {
         const struct edge_hdr *et = edge_obj_hdr(stale, "etag"), *lm = edge_obj_hdr(stale, "last-modified");
-        if (et) {
-            size_t l = et->value_len + 32;
-            line = h2o_mem_alloc_pool(&req->pool, l);
-            snprintf(line, l, "If-None-Match: %.*s", (int)et->value_len, et->value);
-            out[n++] = line;
-        }
-        if (lm) {
-            size_t l = lm->value_len + 32;
-            line = h2o_mem_alloc_pool(&req->pool, l);
-            snprintf(line, l, "If-Modified-Since: %.*s", (int)lm->value_len, lm->value);
-            out[n++] = line;
-        }
+        if (et)
+            out[n++] = pool_cat(&req->pool, 2, L("If-None-Match: "), P(et->value, et->value_len));
+        if (lm)
+            out[n++] = pool_cat(&req->pool, 2, L("If-Modified-Since: "), P(lm->value, lm->value_len));
     }
     out[n] = NULL;
     /* one malloc'd block (pointers, then strings) owned by the fetch */
@@ -826,11 +825,12 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
         req_count(s, f->result, pi >= 0 ? T_PARENT : T_ORIGIN);
         f->result = -1;
     }
-    size_t ul = strlen(base) + strlen(f->path) + 1;
-    char *url = malloc(ul);
+    size_t bl = strlen(base), pl = strlen(f->path);
+    char *url = malloc(bl + pl + 1);
     if (url == NULL)
         return -1;
-    snprintf(url, ul, "%s%s", base, f->path);
+    memcpy(url, base, bl);
+    memcpy(url + bl, f->path, pl + 1);
     struct cdn_httpc_request hreq = {
         .method = f->method,
         .url = url,
