@@ -869,7 +869,7 @@ int fetch_send(struct fetch *f, const void *body, size_t body_len)
 int fetch_join(struct creq *c, int validating)
 {
     uint64_t fv;
-    if (!edge_idmap_get(&c->w->fetches, edge_key_id(c->key, c->key_len), &fv))
+    if (!edge_idmap_get(&c->w->fetches, c->key_id, &fv))
         return 0;
     struct fetch *f = (struct fetch *)(uintptr_t)fv;
     assert(f->magic == FETCH_MAGIC); /* the table holds live fetches only */
@@ -908,7 +908,7 @@ struct fetch *fetch_new(struct creq *c, struct edge_obj *stale, int stale_if_err
     f->key[c->key_len] = '\0';
     f->key_len = c->key_len;
     f->pkey_len = c->pkey_len;
-    f->id = edge_key_id(c->key, c->key_len);
+    f->id = c->key_id;
     h2o_linklist_init_anchor(&f->waiters);
     f->stale = stale ? edge_obj_ref(stale) : NULL;
     f->stale_if_error = stale_if_error;
@@ -1038,7 +1038,7 @@ static void on_brk_fb_deadline(h2o_timeout_entry_t *entry)
 int fetch_slow_stale(struct creq *c)
 {
     uint64_t fv;
-    if (!edge_idmap_get(&c->w->fetches, edge_key_id(c->key, c->key_len), &fv))
+    if (!edge_idmap_get(&c->w->fetches, c->key_id, &fv))
         return 0;
     struct fetch *f = (struct fetch *)(uintptr_t)fv;
     return f->slow && !fetch_has_head(f) && !fetch_is_over(f) && f->key_len == c->key_len &&
@@ -1062,7 +1062,7 @@ void fetch_start(struct creq *c, int result, int collapsible, struct edge_obj *s
     /* list the feed first: if another worker listed this key since lookup looked, follow its
      * fetch instead of making a second one */
     struct edge_feed *feed = NULL;
-    if (collapsible && (feed = edge_feed_new(edge_key_id(c->key, c->key_len), c->key, c->key_len,
+    if (collapsible && (feed = edge_feed_new(c->key_id, c->key, c->key_len,
                                              stale != NULL)) != NULL && edge_feed_list(feed) < 0) {
         edge_feed_release(feed);
         feed = NULL;

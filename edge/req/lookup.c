@@ -104,7 +104,7 @@ static void hit(struct creq *c, struct edge_obj *o, int tier, const struct edge_
         d = d2;
         cdn_counter_inc(s->m_backlog_hits);
     }
-    uint64_t id = edge_key_id(c->key, c->key_len), fv;
+    uint64_t id = c->key_id, fv;
     if (v->use == EDGE_USE_SWR && !edge_idmap_get(&c->w->fetches, id, &fv) && !edge_feed_busy(id)) {
         /* a fetch with no client: the owner leaves at once */
         fetch_start(c, -1, 1, o, 1);

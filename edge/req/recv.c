@@ -242,6 +242,7 @@ static int build_key(struct creq *c)
         c->key_len = c->pkey_len + 1 + (size_t)vl;
         c->key[c->key_len] = '\0';
     }
+    c->key_id = edge_key_id(c->key, c->key_len);
     return 0;
 }
 

@@ -154,6 +154,7 @@ struct creq {
     size_t pkey_len;
     char *key;
     size_t key_len;
+    uint64_t key_id;     /* edge_key_id(key), once the key is final (req_recv) */
     int is_head;
     /* reading from an object */
     struct edge_obj *obj;

@@ -42,6 +42,17 @@ uint64_t edge_body_hash(const void *p, size_t n)
     return (uint64_t)XXH3_64bits(p, n);
 }
 
+/* The fixed-key hash, never the process's random one: ids are the RocksDB tier's keys on disk
+ * (a restart must find its objects again: edge_rdb_open drops any whose id does not match), and
+ * edge_parent_pick ranks parents by the id, so every edge must compute the same one to send a key
+ * to the same parent. Tables of ids stay safe from crafted keys because edge/store/idmap.c places an
+ * id by cdn_hash_u64 of it (random key); two keys with one id are a miss, never a wrong object. */
+uint64_t edge_key_id(const char *key, size_t key_len)
+{
+    uint64_t id = cdn_hash_fixed(key, key_len);
+    return id ? id : 1;
+}
+
 static int is_name(const struct edge_hdr *h, const char *name)
 {
     size_t l = strlen(name);
@@ -97,6 +108,7 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
     COPY(o->key, key, klen);
     o->key_len = klen;
     o->pkey_len = pkey_len <= klen ? pkey_len : klen;
+    o->id = edge_key_id(key, klen);
     COPY(o->vary, vary ? vary : "", vlen);
     o->vary_len = vlen;
     COPY(o->tags, tags ? tags : "", tlen);

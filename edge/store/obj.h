@@ -36,6 +36,7 @@ struct edge_obj {
     struct edge_fresh fresh;
     char *key;                /* full key: primary [+ "\n" + Vary key] */
     size_t key_len, pkey_len; /* pkey_len: length of the primary key prefix */
+    uint64_t id;              /* edge_key_id of key, computed once (a miss hashed it ~10 times) */
     char *vary;               /* normalised Vary list ("" if none) */
     size_t vary_len;
     char *tags;               /* Surrogate-Key tags, space-separated ("" if none) */
@@ -73,6 +74,9 @@ void edge_obj_set_body(struct edge_obj *o, uint8_t *body, size_t len);
 int edge_obj_304_selects(const struct edge_obj *o, const struct edge_hdr *h, size_t n);
 struct edge_obj *edge_obj_merge_304(const struct edge_obj *o, const struct edge_hdr *h, size_t n,
                                     const struct edge_fresh *fresh, int64_t request_time);
+
+/* The id of a key (never 0): the tiers' and tables' key. */
+uint64_t edge_key_id(const char *key, size_t key_len);
 
 struct edge_obj *edge_obj_ref(struct edge_obj *o);
 void edge_obj_release(struct edge_obj *o);

@@ -100,7 +100,7 @@ static void on_dir(const char *dir, size_t n, void *data)
 /* Records the Vary spec and tags of an object; called on put and for each object at start. */
 static void index_obj(struct edge_store *s, const struct edge_obj *o)
 {
-    uint64_t id = edge_key_id(o->key, o->key_len);
+    uint64_t id = o->id;
     pthread_mutex_lock(&s->mu);
     uint64_t pid = edge_key_id(o->key, o->pkey_len), v;
     if (o->vary_len > 0) {
@@ -251,7 +251,7 @@ int edge_store_put(struct edge_store *s, struct edge_obj *o)
     pthread_mutex_lock(&s->mu);
     int refuse = s->r_n > 0 && born_before_purge(s, o);
     if (!refuse)
-        edge_idmap_del(&s->soft, edge_key_id(o->key, o->key_len));
+        edge_idmap_del(&s->soft, o->id);
     pthread_mutex_unlock(&s->mu);
     if (refuse) {
         __atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);
@@ -263,11 +263,11 @@ int edge_store_put(struct edge_store *s, struct edge_obj *o)
         return 0;
     /* a copy already on disk is always replaced (an old one must not outlive the new); a new
      * object goes to disk if the admission rule takes it */
-    if (!edge_rdb_has(s->rdb, o->key, o->key_len)) {
+    if (!edge_rdb_has_id(s->rdb, o->id)) {
         size_t window = edge_rdb_count(s->rdb);
         int room = edge_rdb_bytes(s->rdb) + edge_obj_charge(o) <= s->disk_bytes;
         pthread_mutex_lock(&s->mu);
-        int admit = edge_admit_miss(s->admit, edge_key_id(o->key, o->key_len), window, room);
+        int admit = edge_admit_miss(s->admit, o->id, window, room);
         pthread_mutex_unlock(&s->mu);
         if (!admit)
             return 0; /* stored in RAM: not a refusal */

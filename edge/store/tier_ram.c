@@ -17,17 +17,6 @@ struct edge_ram {
     struct edge_policy *pol; /* id -> struct edge_obj * (the value), and the eviction order */
 };
 
-/* The fixed-key hash, never the process's random one: ids are the RocksDB tier's keys on disk
- * (a restart must find its objects again: edge_rdb_open drops any whose id does not match), and
- * edge_parent_pick ranks parents by the id, so every edge must compute the same one to send a key
- * to the same parent. Tables of ids stay safe from crafted keys because edge/store/idmap.c places an
- * id by cdn_hash_u64 of it (random key); two keys with one id are a miss, never a wrong object. */
-uint64_t edge_key_id(const char *key, size_t key_len)
-{
-    uint64_t id = cdn_hash_fixed(key, key_len);
-    return id ? id : 1;
-}
-
 uint64_t edge_obj_charge(const struct edge_obj *o)
 {
     uint64_t c = sizeof(*o) + o->body_len + o->key_len + o->vary_len + o->tags_len + 64;
@@ -101,7 +90,7 @@ struct edge_obj *edge_ram_get(struct edge_ram *r, const char *key, size_t key_le
 
 int edge_ram_put(struct edge_ram *r, struct edge_obj *o)
 {
-    uint64_t id = edge_key_id(o->key, o->key_len);
+    uint64_t id = o->id;
     int rc = -1;
     pthread_mutex_lock(&r->mu);
     on_evict(id, r); /* drop an older object of this id first */

@@ -24,7 +24,5 @@ uint64_t edge_ram_bytes(struct edge_ram *r);
 size_t edge_ram_count(struct edge_ram *r);
 /* What an object is charged: body, headers and bookkeeping. */
 uint64_t edge_obj_charge(const struct edge_obj *o);
-/* The id of a key (never 0). */
-uint64_t edge_key_id(const char *key, size_t key_len);
 
 #endif

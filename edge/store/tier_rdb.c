@@ -605,7 +605,7 @@ static void rebuild(struct edge_rdb *d, edge_rdb_scan_cb scan, void *data)
             continue;
         }
         struct edge_obj *o = kl == 8 && edge_blog_valid(d->blog, &at) ? edge_obj_decode(meta, ml, &why) : NULL;
-        if (o == NULL || edge_key_id(o->key, o->key_len) != id ||
+        if (o == NULL || o->id != id ||
             edge_policy_insert(d->pol, id, edge_obj_charge(o), on_evict, d) < 0 || loc_set_locked(d, id, &at) < 0) {
             /* corrupt, gone from the log, or no room: delete it */
             edge_policy_remove(d->pol, id);
@@ -918,7 +918,7 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
 
 int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o)
 {
-    uint64_t id = edge_key_id(o->key, o->key_len);
+    uint64_t id = o->id;
     pthread_mutex_lock(&d->mu);
     if (d->full) {
         d->refused++;
