@@ -53,25 +53,21 @@ uint64_t edge_key_id(const char *key, size_t key_len)
     return id ? id : 1;
 }
 
-static int is_name(const struct edge_hdr *h, const char *name)
-{
-    size_t l = strlen(name);
-    return h->name_len == l && strncasecmp(h->name, name, l) == 0;
-}
-
 static uint8_t hdr_flags(const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
-    static const struct { const char *name; uint8_t f; } cls[] = {
-        {"content-length", EDGE_HF_NOT_TO_CLIENT}, {"date", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_IN_304},
-        {"age", EDGE_HF_NOT_TO_CLIENT}, {"cache-status", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_CACHE_STATUS},
-        {"via", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_VIA}, {"x-served-by", EDGE_HF_NOT_TO_CLIENT},
-        {"cdn-cache-control", EDGE_HF_CDN_ONLY}, {"surrogate-key", EDGE_HF_CDN_ONLY},
-        {"etag", EDGE_HF_IN_304}, {"cache-control", EDGE_HF_IN_304}, {"expires", EDGE_HF_IN_304},
-        {"vary", EDGE_HF_IN_304}, {"last-modified", EDGE_HF_IN_304}, {"content-location", EDGE_HF_IN_304},
+#define C(lit, fl) {lit, sizeof(lit) - 1, fl}
+    static const struct { const char *name; size_t len; uint8_t f; } cls[] = {
+        C("content-length", EDGE_HF_NOT_TO_CLIENT), C("date", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_IN_304),
+        C("age", EDGE_HF_NOT_TO_CLIENT), C("cache-status", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_CACHE_STATUS),
+        C("via", EDGE_HF_NOT_TO_CLIENT | EDGE_HF_VIA), C("x-served-by", EDGE_HF_NOT_TO_CLIENT),
+        C("cdn-cache-control", EDGE_HF_CDN_ONLY), C("surrogate-key", EDGE_HF_CDN_ONLY),
+        C("etag", EDGE_HF_IN_304), C("cache-control", EDGE_HF_IN_304), C("expires", EDGE_HF_IN_304),
+        C("vary", EDGE_HF_IN_304), C("last-modified", EDGE_HF_IN_304), C("content-location", EDGE_HF_IN_304),
     };
+#undef C
     uint8_t f = edge_hdr_is_hop(all, n, h->name, h->name_len) ? EDGE_HF_NOT_TO_CLIENT : 0;
-    for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++)
-        if (is_name(h, cls[i].name))
+    for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) /* lengths first: no strlen per name */
+        if (cls[i].len == h->name_len && strncasecmp(h->name, cls[i].name, cls[i].len) == 0)
             f |= cls[i].f;
     return f;
 }
