@@ -661,6 +661,8 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
      * them after 9,000 writes. Meta and body now flush together, and the WAL is bounded. */
     rocksdb_options_set_atomic_flush(d->opts, 1);
     rocksdb_options_set_max_total_wal_size(d->opts, 32 << 20);
+    /* one writer thread: the vector memtable (below) needs this off */
+    rocksdb_options_set_allow_concurrent_memtable_write(d->opts, 0);
     d->cache = rocksdb_cache_create_lru(64 << 20);
     d->bbt = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(d->bbt, d->cache);
@@ -670,6 +672,10 @@ struct edge_rdb *edge_rdb_open(const char *dir, uint64_t capacity, edge_rdb_scan
         rocksdb_options_set_block_based_table_factory(d->cf_opts[i], d->bbt);
         rocksdb_options_set_write_buffer_size(d->cf_opts[i], MEMTABLE);
     }
+    /* The meta family is written once per stored object and read only at open (the index has
+     * every location in RAM, a hit reads the log): a vector memtable appends in O(1) where the
+     * skip list's insert was 4% of a miss's CPU, and sorts once at flush. */
+    rocksdb_options_set_memtable_vector_rep(d->cf_opts[CF_META]);
     /* "body" held the bodies before the body log; it stays so that an old folder opens (and
      * its objects are dropped, see rebuild) */
     char bodies[4096];
