@@ -149,6 +149,14 @@ static double disk_health(void *d, int which)
 static double g_disk_full(void *d) { return disk_health(d, 0); }
 static double g_disk_errors(void *d) { return disk_health(d, 1); }
 static double g_disk_refused(void *d) { return disk_health(d, 2); }
+static double disk_log(void *d, int which)
+{
+    uint64_t bytes, cleaned;
+    edge_store_disk_log(((struct edge_server *)d)->store, &bytes, &cleaned);
+    return which == 0 ? (double)bytes : (double)cleaned;
+}
+static double g_disk_log_bytes(void *d) { return disk_log(d, 0); }
+static double g_disk_cleaned(void *d) { return disk_log(d, 1); }
 static double g_purge_refused(void *d) { return (double)edge_store_refused(((struct edge_server *)d)->store); }
 static double g_draining(void *d) { return draining(d) ? 1.0 : 0.0; }
 static double g_rl_keys(void *d)
@@ -222,6 +230,8 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_objects", "Objects in the RocksDB tier", g_disk_objs, s);
     cdn_metrics_gauge_fn(m, "edge_disk_full", "1 while the RocksDB tier is read-only after a failed write (a full disk), until there is room", g_disk_full, s);
     cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_log_bytes", "Bytes of the disk tier's body log files (live records and garbage not yet cleaned)", g_disk_log_bytes, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_segments_cleaned_total", "Body log segments cleaned (live records moved, the file removed)", g_disk_cleaned, s);
     cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
     cdn_metrics_gauge_fn(m, "edge_ratelimit_keys", "Client keys the rate limiter holds now (at most rate_limit_keys)", g_rl_keys, s);
     cdn_metrics_gauge_fn(m, "edge_purge_fill_refused_total", "Objects not stored because they may have been born before a purge that covers them (a fill in flight, a parent's copy)", g_purge_refused, s);

@@ -456,3 +456,9 @@ size_t edge_store_count(struct edge_store *s, int tier)
         return edge_ram_count(s->ram);
     return s->rdb ? edge_rdb_count(s->rdb) : 0;
 }
+
+void edge_store_disk_log(struct edge_store *s, uint64_t *bytes, uint64_t *cleaned)
+{
+    *bytes = s->rdb ? edge_rdb_log_bytes(s->rdb) : 0;
+    *cleaned = s->rdb ? edge_rdb_cleaned(s->rdb) : 0;
+}

@@ -58,5 +58,7 @@ uint64_t edge_store_bytes(struct edge_store *s, int tier);
 /* The disk tier's state (tier_rdb.h edge_rdb_health); all 0 without one. */
 void edge_store_disk_health(struct edge_store *s, int *full, uint64_t *write_errors, uint64_t *refused);
 size_t edge_store_count(struct edge_store *s, int tier);
+/* The disk tier's body log: bytes of its segment files, segments cleaned so far (0 without one). */
+void edge_store_disk_log(struct edge_store *s, uint64_t *bytes, uint64_t *cleaned);
 
 #endif
