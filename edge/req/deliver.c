@@ -138,8 +138,12 @@ static int join_upstream(const struct edge_hdr *up, size_t nup, const char *name
         buf[o++] = ',';
         buf[o++] = ' ';
     }
-    int l = snprintf(buf + o, cap - o, "%s", ours);
-    return l < 0 || (size_t)l >= cap - o ? (int)(cap - 1) : (int)(o + (size_t)l);
+    size_t l = strlen(ours);
+    if (l >= cap - o)
+        l = cap - o - 1; /* cut, as snprintf did */
+    memcpy(buf + o, ours, l);
+    buf[o + l] = '\0';
+    return (int)(o + l);
 }
 
 /* Every response carries its own request's id (the client's, or the one we made and sent
@@ -197,7 +201,15 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
         add_request_id(c);
         return;
     }
-    snprintf(ours, sizeof(ours), "%s; %s", s->cache_name, status_detail);
+    size_t nl = strlen(s->cache_name), dl = strlen(status_detail); /* "name; detail", cut to fit */
+    nl = nl < sizeof(ours) - 1 ? nl : sizeof(ours) - 1;
+    memcpy(ours, s->cache_name, nl);
+    size_t ol = nl;
+    for (const char *sep = "; "; *sep && ol < sizeof(ours) - 1;)
+        ours[ol++] = *sep++;
+    dl = dl < sizeof(ours) - 1 - ol ? dl : sizeof(ours) - 1 - ol;
+    memcpy(ours + ol, status_detail, dl);
+    ours[ol + dl] = '\0';
     int l = join_upstream(up, nup, "cache-status", ours, buf, sizeof(buf));
     ADD_LIT(c->req, "Cache-Status", buf, (size_t)l);
     c->cache_status = h2o_mem_alloc_pool(&c->req->pool, (size_t)l + 1);

@@ -73,7 +73,13 @@ static void set_request_id(struct creq *c)
         return;
     }
     char *v = h2o_mem_alloc_pool(&c->req->pool, 33);
-    snprintf(v, 33, "%016llx%016llx", (unsigned long long)rid_next(), (unsigned long long)rid_next());
+    static const char hex[] = "0123456789abcdef";
+    for (int k = 0; k < 2; k++) { /* two 64-bit numbers in hex, by hand: snprintf on every request */
+        uint64_t x = rid_next();
+        for (int i = 15; i >= 0; i--, x >>= 4)
+            v[16 * k + i] = hex[x & 15];
+    }
+    v[32] = '\0';
     c->request_id = v;
     c->own_request_id = 1;
 }
