@@ -232,7 +232,7 @@ void edge_server_metrics_init(struct edge_server *s)
     cdn_metrics_gauge_fn(m, "edge_disk_write_errors_total", "Writes to the RocksDB tier that failed", g_disk_errors, s);
     cdn_metrics_gauge_fn(m, "edge_disk_log_bytes", "Bytes of the disk tier's body log files (live records and garbage not yet cleaned)", g_disk_log_bytes, s);
     cdn_metrics_gauge_fn(m, "edge_disk_segments_cleaned_total", "Body log segments cleaned (live records moved, the file removed)", g_disk_cleaned, s);
-    cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the RocksDB tier because it was full", g_disk_refused, s);
+    cdn_metrics_gauge_fn(m, "edge_disk_refused_total", "Objects not written to the disk tier because it was full or its writer was 64 MiB behind", g_disk_refused, s);
     cdn_metrics_gauge_fn(m, "edge_ratelimit_keys", "Client keys the rate limiter holds now (at most rate_limit_keys)", g_rl_keys, s);
     cdn_metrics_gauge_fn(m, "edge_purge_fill_refused_total", "Objects not stored because they may have been born before a purge that covers them (a fill in flight, a parent's copy)", g_purge_refused, s);
     cdn_metrics_gauge_fn(m, "edge_draining", "1 while draining (admin POST /drain): /healthz answers 503", g_draining, s);

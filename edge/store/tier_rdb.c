@@ -40,6 +40,7 @@
 #define MEMTABLE (8ull << 20)   /* write buffer of each family: a flush needs about this much room */
 #define LOC_MAGIC 0x314c4345u  /* "ECL1": a meta value that starts with its body's location */
 #define LOC_LEN 24              /* magic, u32 segment, u64 offset, u64 length */
+#define QUEUE_MAX (64ull << 20) /* bodies queued for the writer before puts are refused */
 #define CLEAN_MAX 64            /* segments cleaned after one batch at most (each frees a fifth of one) */
 
 struct op {
@@ -85,7 +86,8 @@ struct edge_rdb {
     pthread_rwlock_t dblock;  /* shared: a read of db; exclusive: its reopen after a full disk */
     int full;                /* under mu: a write failed; read-only until there is room again */
     uint64_t write_errors;   /* under mu: failed writes (batches) */
-    uint64_t refused;        /* under mu: puts refused while full */
+    uint64_t refused;        /* under mu: puts refused while full or while the queue is long */
+    uint64_t queued;         /* under mu: body bytes of the puts in the queue */
 };
 enum { CF_DEFAULT, CF_META, CF_BODY };
 
@@ -204,6 +206,8 @@ static void enqueue_locked(struct edge_rdb *d, uint64_t id, struct edge_obj *o)
     d->tail = op;
     if (o == NULL)
         d->urgent = 1;
+    else
+        d->queued += o->body_len;
     if (d->waiting || (o == NULL && d->napping)) /* else it is awake, or its nap ends soon */
         pthread_cond_signal(&d->cv);
 }
@@ -550,6 +554,8 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&d->mu);
         for (struct op *op = list; op; op = op->next) {
             uint64_t v;
+            if (op->obj != NULL)
+                d->queued -= op->obj->body_len;
             if (op->obj == NULL || !edge_idmap_get(&d->pending, op->id, &v) || v != (uint64_t)(uintptr_t)op->obj)
                 continue;
             edge_idmap_del(&d->pending, op->id);
@@ -929,8 +935,13 @@ int edge_rdb_put(struct edge_rdb *d, struct edge_obj *o)
 {
     uint64_t id = o->id;
     pthread_mutex_lock(&d->mu);
-    if (d->full) {
+    /* full, or the disk is slower than the misses (the queue holds QUEUE_MAX of bodies): the
+     * object stays in RAM only, and an older copy on disk goes (it must not outlive this one).
+     * Without the bound the queue grew in RAM for as long as the disk lagged. */
+    if (d->full || d->queued > QUEUE_MAX) {
         d->refused++;
+        if (edge_policy_remove(d->pol, id))
+            enqueue_locked(d, id, NULL);
         pthread_mutex_unlock(&d->mu);
         return -1;
     }

@@ -624,6 +624,58 @@ static void store_second_hit(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A disk slower than the misses (the writer held): once 64 MiB of bodies wait in the queue, puts
+ * are refused (counted) instead of growing the queue in RAM without bound, and a refused put of an
+ * id already stored removes the older copy. Released, the writer stores what was accepted. */
+static void rdb_backlog(void **state)
+{
+    char dir[] = "/tmp/t_edge_rdbq.XXXXXX", err[256], key[32];
+    assert_non_null(mkdtemp(dir));
+    struct edge_rdb *d = edge_rdb_open(dir, 1ull << 30, NULL, NULL, err, sizeof(err));
+    assert_non_null(d);
+    struct edge_obj *first = mkobj("http://h/q000", "x");
+    assert_int_equal(edge_rdb_put(d, first), 0);
+    edge_rdb_sync(d);
+    edge_rdb_hold(d, 1);
+    int accepted = 0, refused = 0;
+    for (int i = 1; i <= 80; i++) {
+        snprintf(key, sizeof(key), "http://h/q%03d", i);
+        struct edge_obj *o = mkobj(key, "x");
+        uint8_t *b = calloc(1, 1 << 20);
+        assert_non_null(b);
+        edge_obj_set_body(o, b, 1 << 20);
+        if (edge_rdb_put(d, o) == 0)
+            accepted++;
+        else
+            refused++;
+        edge_obj_release(o);
+    }
+    assert_true(accepted >= 64 && accepted <= 66);
+    assert_int_equal(accepted + refused, 80);
+    int full;
+    uint64_t errs, nref;
+    edge_rdb_health(d, &full, &errs, &nref);
+    assert_int_equal(nref, (uint64_t)refused);
+    assert_int_equal(full, 0);
+    /* a new copy of a stored id refused: the old one must not outlive it */
+    assert_true(edge_rdb_has(d, "http://h/q000", 13));
+    assert_int_equal(edge_rdb_put(d, first), -1);
+    assert_false(edge_rdb_has(d, "http://h/q000", 13));
+    edge_rdb_hold(d, 0);
+    edge_rdb_sync(d);
+    assert_int_equal(edge_rdb_count(d), (size_t)accepted);
+    snprintf(key, sizeof(key), "http://h/q%03d", 80);
+    assert_false(edge_rdb_has(d, key, strlen(key)));
+    /* below the bound again: puts are taken */
+    assert_int_equal(edge_rdb_put(d, first), 0);
+    edge_rdb_close(d);
+    edge_obj_release(first);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    (void)state;
+}
+
 static void rdb_evict(void **state)
 {
     char dir[] = "/tmp/t_edge_rdbev.XXXXXX", err[256], key[32];
@@ -815,7 +867,7 @@ int main(void)
         cmocka_unit_test(lfu_size_by_hand), cmocka_unit_test(lfu_size_scan), cmocka_unit_test(adaptive_follows_frequency),
         cmocka_unit_test(obj_format), cmocka_unit_test(merge_304),
         cmocka_unit_test(ram_tier),  cmocka_unit_test(rdb_tier), cmocka_unit_test(ram_tier_refs), cmocka_unit_test(disk_admit),
-        cmocka_unit_test(store_second_hit), cmocka_unit_test(rdb_evict), cmocka_unit_test(rdb_bounded),
+        cmocka_unit_test(store_second_hit), cmocka_unit_test(rdb_evict), cmocka_unit_test(rdb_bounded), cmocka_unit_test(rdb_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
