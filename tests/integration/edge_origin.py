@@ -40,6 +40,8 @@ reached the origin and what the edge sent upstream.
   POST ... with X-Fail: 1 -> 500 (an unsafe method that failed)
   /big/...         -> 300000 bytes, max-age=60; /mid/... the same pattern, 50000 bytes; both
                       answer "Range: bytes=A-B" with 206
+  /own/...         -> max-age=600, a body of its own: 20,000-40,000 bytes made from the path
+                      (own_body; tests compare what an edge serves with it)
   /bigns/...       -> the 300000 bytes of /big/ with Cache-Control: no-store (an uncacheable pass)
   /hop/...         -> Connection: X-Hop with X-Hop header, max-age=60
   /echoid/...      -> max-age=60, and the request's X-Request-Id reflected in the response
@@ -69,6 +71,14 @@ slow_ms = [0]
 fail = [False]
 midhang = threading.Event()  # set: /partial/ sends its whole body
 midhang.set()
+def own_body(path):
+    """A body only this path has: its SHA-256 in hex, repeated to 20,000-40,000 bytes."""
+    import hashlib
+    h = hashlib.sha256(path.encode()).hexdigest().encode()
+    n = 20000 + int(h[:8], 16) % 20001
+    return (h * (n // len(h) + 1))[:n]
+
+
 hang_after = {}  # path -> hold its requests beyond this count (until unhold is set)
 unhold = threading.Event()
 total = [0]
@@ -292,6 +302,9 @@ class H(BaseHTTPRequestHandler):
             midhang.wait(300)
             self.wfile.write(big[250000:])
             return
+        if path.startswith("/own/"):
+            return self.send(200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=600")],
+                             own_body(path))
         if path.startswith("/big/") or path.startswith("/mid/"):
             big = bytes((i * 7 + 3) % 251 for i in range(300000 if path.startswith("/big/") else 50000))
             rng = self.headers.get("Range", "")
