@@ -389,8 +389,11 @@ int edge_blog_scan(struct edge_blog *b, uint32_t seg,
         if (off + EDGE_BLOG_HDR > size || pread(fd, h, EDGE_BLOG_HDR, (off_t)off) != EDGE_BLOG_HDR ||
             get32(h) != MAGIC)
             return -1;
-        uint64_t len = EDGE_BLOG_HDR + (uint64_t)get32(h + 4) + get64(h + 16);
-        if (len < EDGE_BLOG_HDR || off + len > size || off + len < off)
+        uint64_t ml = get32(h + 4), bl = get64(h + 16);
+        if (bl > size || ml > size) /* checked alone first: their sum could wrap (found by fuzz_edge_blog) */
+            return -1;
+        uint64_t len = EDGE_BLOG_HDR + ml + bl;
+        if (off + len > size)
             return -1;
         struct edge_blog_loc loc = {off, len, seg};
         fn(&loc, get64(h + 8), data);
