@@ -7,6 +7,7 @@
 #   N=20000 C=20 ROUNDS=3 THREADS="1 2" tests/bench/origin.sh
 #   LB_B=/path/to/other/shop-lb tests/bench/origin.sh     (adds that binary as "shop-lb-b": A/B a change)
 #   RAW=1 ...                                             (prints every run as it is measured)
+#   PEERS="shop-lb shop-lb-b haproxy" ...                 (only these rows: shorter A/B runs)
 #
 # Same number of worker threads for each proxy: shop-lb --threads T, HAProxy nbthread T, nginx
 # worker_processes T. With T=1 the proxy under test runs on CPU 0 and h2load and the apps on CPU 1
@@ -51,6 +52,11 @@ peers=(shop-lb)
 command -v haproxy >/dev/null && peers+=(haproxy)
 command -v nginx >/dev/null && peers+=(nginx)
 peers+=(direct)
+if [ -n "${PEERS:-}" ]; then  # keep only the rows asked for, in their usual order
+    keep=()
+    for v in "${peers[@]}"; do [[ " $PEERS " == *" $v "* ]] && keep+=("$v"); done
+    peers=("${keep[@]}")
+fi
 
 start_peers() {  # start_peers THREADS PIN
     local t=$1 pin=$2 l h n
