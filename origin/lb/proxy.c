@@ -23,6 +23,7 @@
 
 #include "cdn/admin.h"
 #include "cdn/http.h"
+#include "cdn/loop.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -686,7 +687,9 @@ int lb_proxy_route(h2o_req_t *req)
         snprintf(msg, sizeof(msg), "no healthy backend in pool '%s'\n", pool->name);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"), 1);
         lb_send_plain(req, 503, "Service Unavailable", h2o_strdup(&req->pool, msg, SIZE_MAX).base);
+        return 0;
     }
+    cdn_req_hold_read(req); /* the answer comes in a later loop turn: spare the two epoll_ctl */
     return 0;
 }
 
