@@ -443,39 +443,44 @@ size_t cdn_pct_normalize(const char *s, size_t n, char *out)
 /* --- classes of header fields --- */
 unsigned cdn_http_hdr_class(const char *name, size_t len)
 {
+    /* lengths kept beside the names: this runs for every field of every proxied message, and a
+     * strlen of each of the 26 names per field was 3% of shop-lb's CPU */
+#define E(n, c) {n, sizeof(n) - 1, c}
     static const struct {
         const char *name;
+        size_t len;
         unsigned cls;
     } t[] = {
-        {"connection", CDN_HDR_HOP},
-        {"keep-alive", CDN_HDR_HOP},
-        {"te", CDN_HDR_HOP},
-        {"trailer", CDN_HDR_HOP},
-        {"transfer-encoding", CDN_HDR_HOP},
-        {"upgrade", CDN_HDR_HOP},
-        {"proxy-connection", CDN_HDR_HOP},
-        {"proxy-authenticate", CDN_HDR_HOP},
-        {"proxy-authorization", CDN_HDR_HOP},
-        {"content-length", CDN_HDR_NO_FORWARD},
-        {"expect", CDN_HDR_NO_FORWARD},
-        {"set-cookie", CDN_HDR_NO_STORE},
-        {"surrogate-key", CDN_HDR_NO_STORE},
-        {"x-forwarded-host", CDN_HDR_REFLECTED},
-        {"x-forwarded-proto", CDN_HDR_REFLECTED},
-        {"x-forwarded-scheme", CDN_HDR_REFLECTED},
-        {"x-forwarded-port", CDN_HDR_REFLECTED},
-        {"x-forwarded-server", CDN_HDR_REFLECTED},
-        {"x-host", CDN_HDR_REFLECTED},
-        {"x-original-url", CDN_HDR_REFLECTED},
-        {"x-rewrite-url", CDN_HDR_REFLECTED},
-        {"x-original-host", CDN_HDR_REFLECTED},
-        {"x-http-method-override", CDN_HDR_REFLECTED},
-        {"x-http-method", CDN_HDR_REFLECTED},
-        {"x-method-override", CDN_HDR_REFLECTED},
-        {"forwarded", CDN_HDR_REFLECTED},
+        E("connection", CDN_HDR_HOP),
+        E("keep-alive", CDN_HDR_HOP),
+        E("te", CDN_HDR_HOP),
+        E("trailer", CDN_HDR_HOP),
+        E("transfer-encoding", CDN_HDR_HOP),
+        E("upgrade", CDN_HDR_HOP),
+        E("proxy-connection", CDN_HDR_HOP),
+        E("proxy-authenticate", CDN_HDR_HOP),
+        E("proxy-authorization", CDN_HDR_HOP),
+        E("content-length", CDN_HDR_NO_FORWARD),
+        E("expect", CDN_HDR_NO_FORWARD),
+        E("set-cookie", CDN_HDR_NO_STORE),
+        E("surrogate-key", CDN_HDR_NO_STORE),
+        E("x-forwarded-host", CDN_HDR_REFLECTED),
+        E("x-forwarded-proto", CDN_HDR_REFLECTED),
+        E("x-forwarded-scheme", CDN_HDR_REFLECTED),
+        E("x-forwarded-port", CDN_HDR_REFLECTED),
+        E("x-forwarded-server", CDN_HDR_REFLECTED),
+        E("x-host", CDN_HDR_REFLECTED),
+        E("x-original-url", CDN_HDR_REFLECTED),
+        E("x-rewrite-url", CDN_HDR_REFLECTED),
+        E("x-original-host", CDN_HDR_REFLECTED),
+        E("x-http-method-override", CDN_HDR_REFLECTED),
+        E("x-http-method", CDN_HDR_REFLECTED),
+        E("x-method-override", CDN_HDR_REFLECTED),
+        E("forwarded", CDN_HDR_REFLECTED),
     };
+#undef E
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strlen(t[i].name) == len && strncasecmp(t[i].name, name, len) == 0)
+        if (t[i].len == len && strncasecmp(t[i].name, name, len) == 0)
             return t[i].cls;
     return 0;
 }
