@@ -479,8 +479,11 @@ unsigned cdn_http_hdr_class(const char *name, size_t len)
         E("forwarded", CDN_HDR_REFLECTED),
     };
 #undef E
+    if (len == 0)
+        return 0;
+    char c = (char)(name[0] | 0x20); /* the first letter, lowercased, rules out most names at once */
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (t[i].len == len && strncasecmp(t[i].name, name, len) == 0)
+        if (t[i].len == len && t[i].name[0] == c && strncasecmp(t[i].name, name, len) == 0)
             return t[i].cls;
     return 0;
 }
