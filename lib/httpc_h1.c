@@ -67,6 +67,7 @@ struct host {
     struct host *next;
     struct sockaddr_storage addr;
     socklen_t len;
+    char ip[64];            /* addr as text, for cdn_httpc_info's primary_ip (once, not per request) */
     size_t nconns;          /* connecting, busy or idle */
     h2o_linklist_t idle;    /* conn.hlink; most recent last */
     h2o_linklist_t waiting; /* h1req.wlink (max_host_conns) */
@@ -204,6 +205,10 @@ static struct host *host_get(h1c_t *c, const struct sockaddr_storage *a, socklen
         return NULL;
     memcpy(&h->addr, a, len);
     h->len = len;
+    if (a->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, h->ip, sizeof(h->ip));
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, h->ip, sizeof(h->ip));
     h2o_linklist_init_anchor(&h->idle);
     h2o_linklist_init_anchor(&h->waiting);
     h->next = c->hosts;
@@ -215,11 +220,8 @@ static void attach(struct h1req *r, struct conn *cn)
 {
     cn->r = r;
     r->conn = cn;
-    const struct sockaddr_storage *a = &cn->h->addr;
-    if (a->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, r->info.primary_ip, sizeof(r->info.primary_ip));
-    else
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, r->info.primary_ip, sizeof(r->info.primary_ip));
+    _Static_assert(sizeof(cn->h->ip) == sizeof(r->info.primary_ip), "same size");
+    memcpy(r->info.primary_ip, cn->h->ip, sizeof(r->info.primary_ip));
 }
 
 /* A slot of h came free: the first waiting request gets a connection. */
