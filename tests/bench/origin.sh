@@ -8,6 +8,8 @@
 #   LB_B=/path/to/other/shop-lb tests/bench/origin.sh     (adds that binary as "shop-lb-b": A/B a change)
 #   RAW=1 ...                                             (prints every run as it is measured)
 #   PEERS="shop-lb shop-lb-b haproxy" ...                 (only these rows: shorter A/B runs)
+#   QUIET=1 ...                                           (before each run, wait up to 60 s for half a second
+#                                                          with the CPUs 90% idle: a machine shared with others)
 #
 # Same number of worker threads for each proxy: shop-lb --threads T, HAProxy nbthread T, nginx
 # worker_processes T. With T=1 the proxy under test runs on CPU 0 and h2load and the apps on CPU 1
@@ -134,8 +136,17 @@ sess_ticks() {
     done
     echo $t
 }
+wait_quiet() {
+    local k a b
+    for k in $(seq 120); do
+        a=($(awk '$1=="cpu"{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)); sleep 0.5
+        b=($(awk '$1=="cpu"{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat))
+        [ $(( (b[0] - a[0]) * 10 )) -le $(( b[0] - a[0] + b[1] - a[1] )) ] && return 0
+    done
+}
 run() {  # run VIA URL PIN -> "req/s cpu_us_per_req failed"
     local out t0 t1 rps failed
+    [ "${QUIET:-0}" = 1 ] && wait_quiet
     t0=$(sess_ticks "${pid[$1]}")
     out=$(timeout 120 $3 h2load --h1 -n "$N" -c "$C" -t 1 "$2" 2>&1)
     t1=$(sess_ticks "${pid[$1]}")
