@@ -8,6 +8,9 @@
 #   LB_B=/path/to/other/shop-lb tests/bench/origin.sh     (adds that binary as "shop-lb-b": A/B a change)
 #   RAW=1 ...                                             (prints every run as it is measured)
 #   PEERS="shop-lb shop-lb-b haproxy" ...                 (only these rows: shorter A/B runs)
+#   PEERS="shop-lb haproxy haproxy-fw" ...                (haproxy-fw, only when named: HAProxy doing the header
+#                                                          work shop-lb does: X-Forwarded-For/-Proto, Via both
+#                                                          ways, X-Request-Id to the app and back, X-Backend)
 #   QUIET=1 ...                                           (before each run, wait up to 60 s for half a second
 #                                                          with the CPUs 90% idle: a machine shared with others)
 #
@@ -52,6 +55,7 @@ declare -A url pid
 peers=(shop-lb)
 [ -n "$LB_B" ] && peers+=(shop-lb-b)
 command -v haproxy >/dev/null && peers+=(haproxy)
+command -v haproxy >/dev/null && [[ " ${PEERS:-} " == *" haproxy-fw "* ]] && peers+=(haproxy-fw)
 command -v nginx >/dev/null && peers+=(nginx)
 peers+=(direct)
 if [ -n "${PEERS:-}" ]; then  # keep only the rows asked for, in their usual order
@@ -94,6 +98,23 @@ backend apps
 EOF
         start haproxy-$t $pin haproxy -f "$T/haproxy-$t.cfg" -db
         wait_for 10 curl -sf -o /dev/null http://127.0.0.1:$h/healthz && url[haproxy]=http://127.0.0.1:$h pid[haproxy]=$!
+        if [[ " ${peers[*]} " == *" haproxy-fw "* ]]; then
+            h=$(free_port)
+            # the same, plus the fields shop-lb adds (docs/ORIGIN.md, "Headers"): equal work per request
+            awk -v bind="    bind 127.0.0.1:$h" '/^    bind /{print bind; while ((getline l < "/dev/stdin") > 0) print l; next} {print}' \
+                "$T/haproxy-$t.cfg" >"$T/haproxy-fw-$t.cfg" <<'EOF2'
+    option forwardfor
+    unique-id-format %{+X}o\ %ci%cp%fi%fp%Ts%rt%pid
+    unique-id-header X-Request-Id
+    http-request set-header X-Forwarded-Proto http
+    http-request add-header Via "1.1 shop-lb"
+    http-response add-header Via "1.1 shop-lb"
+    http-response set-header X-Request-Id %[unique-id]
+    http-response set-header X-Backend %s
+EOF2
+            start haproxyfw-$t $pin haproxy -f "$T/haproxy-fw-$t.cfg" -db
+            wait_for 10 curl -sf -o /dev/null http://127.0.0.1:$h/healthz && url[haproxy-fw]=http://127.0.0.1:$h pid[haproxy-fw]=$!
+        fi
     fi
     if command -v nginx >/dev/null; then
         n=$(free_port)
@@ -125,8 +146,8 @@ EOF
 }
 stop_peers() {  # stop_peers THREADS
     local s
-    for s in shoplb shoplbb haproxy nginx; do stop "$s-$1" 2>/dev/null; done
-    for s in shop-lb shop-lb-b haproxy nginx; do unset "url[$s]"; done
+    for s in shoplb shoplbb haproxy haproxyfw nginx; do stop "$s-$1" 2>/dev/null; done
+    for s in shop-lb shop-lb-b haproxy haproxy-fw nginx; do unset "url[$s]"; done
 }
 # CPU ticks of every process in the session that PID leads (all their threads included)
 sess_ticks() {
