@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -414,4 +415,54 @@ void cdn_signals_free(cdn_signals_t *s)
         s->dead = 1;
     else
         signals_destroy(s);
+}
+
+/* ---- holding a client socket's read interest across a proxied request ---- */
+
+struct read_hold {
+    h2o_socket_t *sock;
+    h2o_buffer_t *saved; /* the input the request's strings point into */
+};
+
+/* Bytes (or EOF, or an error) from the client while its request is served: reading stops as it
+ * would have in h2o, with what came kept aside; h2o reads the error again when it resumes. */
+static void on_hold_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    h2o_socket_read_stop(sock);
+}
+
+static void on_hold_dispose(void *p)
+{
+    struct read_hold *h = p;
+    h2o_socket_t *sock = h->sock;
+    h2o_buffer_t *extra = sock->input;
+    /* not reading, as h2o left it; it starts again in this same loop turn (no epoll_ctl) */
+    if (sock->_cb.read == on_hold_read)
+        h2o_socket_read_stop(sock);
+    sock->input = h->saved;
+    if (extra->size != 0) {
+        h2o_iovec_t room = h2o_buffer_reserve(&sock->input, extra->size);
+        if (room.base != NULL) {
+            memcpy(room.base, extra->bytes, extra->size);
+            sock->input->size += extra->size;
+        } else {
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR); /* out of memory: the connection ends */
+        }
+    }
+    h2o_buffer_dispose(&extra);
+}
+
+void cdn_req_hold_read(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->ssl != NULL || h2o_socket_is_reading(sock))
+        return;
+    struct read_hold *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), on_hold_dispose);
+    h->sock = sock;
+    h->saved = sock->input;
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    h2o_socket_read_start(sock, on_hold_read);
 }

@@ -44,6 +44,16 @@ typedef void (*cdn_signal_cb)(int signo, void *data);
 cdn_signals_t *cdn_signals_watch(h2o_evloop_t *loop, cdn_signal_cb cb, void *data);
 void cdn_signals_free(cdn_signals_t *s);
 
+/* For an HTTP/1.1 request that is answered in a later loop turn (a proxied one): keeps the client
+ * socket polled for reading until the request is disposed. h2o 2.2.5 stops reading a connection
+ * while its request is served and starts again after the response, and when the two fall in
+ * different loop turns each is an epoll_ctl: two a proxied request. Here bytes that arrive
+ * meanwhile (a pipelined request, EOF) go to a buffer of their own (the request's strings point
+ * into the socket's input, which a read could move), reading stops at the first of them, and on
+ * dispose they are appended to the input where h2o parses them next: what h2o sees is unchanged.
+ * A no-op for h2 requests, TLS connections and a socket that is already reading. */
+void cdn_req_hold_read(h2o_req_t *req);
+
 /* Before h2o_evloop_destroy(): releases what this module keeps per loop (the zero-delay queue that
  * "0 ms" timers use). Free the loop's timers first. Daemons that never destroy the loop can skip it. */
 void cdn_loop_dispose(h2o_evloop_t *loop);

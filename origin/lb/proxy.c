@@ -23,6 +23,7 @@
 
 #include "cdn/admin.h"
 #include "cdn/http.h"
+#include "cdn/loop.h"
 #include "origin/lb/lbd.h"
 #include "origin/shop/shop.h"
 
@@ -270,8 +271,20 @@ static int on_up_head(cdn_httpc_req_t *r, int status, int version, const struct 
     px_breaker(px, failed, 0);
     req->res.status = status;
     req->res.reason = reason_of(status);
+    /* A Connection header naming only fixed hop-by-hop fields ("keep-alive", every answer of a
+     * kept-alive app) drops nothing more: then the per-field lookup is skipped. */
+    int names_more = 0;
+    for (size_t i = 0; i < n && !names_more; i++) {
+        if (h[i].name_len != 10 || strncasecmp(h[i].name, "connection", 10) != 0)
+            continue;
+        const char *p = h[i].value, *tok;
+        size_t tl;
+        while (!names_more && cdn_http_list_next(&p, h[i].value + h[i].value_len, &tok, &tl))
+            names_more = !hop_by_hop(tok, tl);
+    }
     for (size_t i = 0; i < n; i++) {
-        if (hop_by_hop(h[i].name, h[i].name_len) || named_by_connection(h, n, h[i].name, h[i].name_len))
+        if (hop_by_hop(h[i].name, h[i].name_len) ||
+            (names_more && named_by_connection(h, n, h[i].name, h[i].name_len)))
             continue;
         if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) {
             char tmp[24];
@@ -576,21 +589,28 @@ static const char **build_headers(h2o_req_t *req, const char *rid, const char *c
         }
         h[k++] = header_line(req, e->name->base, e->name->len, e->value.base, e->value.len);
     }
-    size_t l = xff.len + strlen(client) + 40;
-    char *line = h2o_mem_alloc_pool(&req->pool, l);
-    if (xff.base != NULL)
-        snprintf(line, l, "X-Forwarded-For: %.*s, %s", (int)xff.len, xff.base, client);
-    else
-        snprintf(line, l, "X-Forwarded-For: %s", client);
-    h[k++] = line;
+    if (xff.base != NULL) {
+        char *v = h2o_mem_alloc_pool(&req->pool, xff.len + 2 + strlen(client) + 1);
+        memcpy(v, xff.base, xff.len);
+        memcpy(v + xff.len, ", ", 2);
+        strcpy(v + xff.len + 2, client);
+        h[k++] = header_line(req, H2O_STRLIT("X-Forwarded-For"), v, strlen(v));
+    } else {
+        h[k++] = header_line(req, H2O_STRLIT("X-Forwarded-For"), client, strlen(client));
+    }
     h[k++] = "X-Forwarded-Proto: http";
     h[k++] = "Via: 1.1 shop-lb";
-    l = strlen(rid) + 20;
-    line = h2o_mem_alloc_pool(&req->pool, l);
-    snprintf(line, l, "X-Request-Id: %s", rid);
-    h[k++] = line;
+    h[k++] = header_line(req, H2O_STRLIT("X-Request-Id"), rid, strlen(rid));
     h[k] = NULL;
     return h;
+}
+
+/* 16 lowercase hex digits, most significant first (no NUL). */
+static void hex64(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
 }
 
 static void client_addr(h2o_req_t *req, char out[CDN_PEER_TEXT_MAX])
@@ -672,8 +692,9 @@ int lb_proxy_route(h2o_req_t *req)
     } else {
         char *id = h2o_mem_alloc_pool(&req->pool, 33);
         uint64_t seq = __atomic_add_fetch(&lb.rid_seq, 1, __ATOMIC_RELAXED);
-        snprintf(id, 33, "%016llx%016llx", (unsigned long long)lb.rid_salt,
-                 (unsigned long long)shop_hash64(&(uint64_t){seq ^ lb.rid_salt}, 8));
+        hex64(id, lb.rid_salt); /* "%016llx%016llx" without printf's cost */
+        hex64(id + 16, shop_hash64(&(uint64_t){seq ^ lb.rid_salt}, 8));
+        id[32] = '\0';
         px->request_id = id;
     }
     char client[CDN_PEER_TEXT_MAX];
@@ -686,7 +707,9 @@ int lb_proxy_route(h2o_req_t *req)
         snprintf(msg, sizeof(msg), "no healthy backend in pool '%s'\n", pool->name);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"), 1);
         lb_send_plain(req, 503, "Service Unavailable", h2o_strdup(&req->pool, msg, SIZE_MAX).base);
+        return 0;
     }
+    cdn_req_hold_read(req); /* the answer comes in a later loop turn: spare the two epoll_ctl */
     return 0;
 }
 

@@ -7,6 +7,12 @@
 #   N=20000 C=20 ROUNDS=3 THREADS="1 2" tests/bench/origin.sh
 #   LB_B=/path/to/other/shop-lb tests/bench/origin.sh     (adds that binary as "shop-lb-b": A/B a change)
 #   RAW=1 ...                                             (prints every run as it is measured)
+#   PEERS="shop-lb shop-lb-b haproxy" ...                 (only these rows: shorter A/B runs)
+#   PEERS="shop-lb haproxy haproxy-fw" ...                (haproxy-fw, only when named: HAProxy doing the header
+#                                                          work shop-lb does: X-Forwarded-For/-Proto, Via both
+#                                                          ways, X-Request-Id to the app and back, X-Backend)
+#   QUIET=1 ...                                           (before each run, wait up to 60 s for half a second
+#                                                          with the CPUs 90% idle: a machine shared with others)
 #
 # Same number of worker threads for each proxy: shop-lb --threads T, HAProxy nbthread T, nginx
 # worker_processes T. With T=1 the proxy under test runs on CPU 0 and h2load and the apps on CPU 1
@@ -49,8 +55,14 @@ declare -A url pid
 peers=(shop-lb)
 [ -n "$LB_B" ] && peers+=(shop-lb-b)
 command -v haproxy >/dev/null && peers+=(haproxy)
+command -v haproxy >/dev/null && [[ " ${PEERS:-} " == *" haproxy-fw "* ]] && peers+=(haproxy-fw)
 command -v nginx >/dev/null && peers+=(nginx)
 peers+=(direct)
+if [ -n "${PEERS:-}" ]; then  # keep only the rows asked for, in their usual order
+    keep=()
+    for v in "${peers[@]}"; do [[ " $PEERS " == *" $v "* ]] && keep+=("$v"); done
+    peers=("${keep[@]}")
+fi
 
 start_peers() {  # start_peers THREADS PIN
     local t=$1 pin=$2 l h n
@@ -86,6 +98,23 @@ backend apps
 EOF
         start haproxy-$t $pin haproxy -f "$T/haproxy-$t.cfg" -db
         wait_for 10 curl -sf -o /dev/null http://127.0.0.1:$h/healthz && url[haproxy]=http://127.0.0.1:$h pid[haproxy]=$!
+        if [[ " ${peers[*]} " == *" haproxy-fw "* ]]; then
+            h=$(free_port)
+            # the same, plus the fields shop-lb adds (docs/ORIGIN.md, "Headers"): equal work per request
+            awk -v bind="    bind 127.0.0.1:$h" '/^    bind /{print bind; while ((getline l < "/dev/stdin") > 0) print l; next} {print}' \
+                "$T/haproxy-$t.cfg" >"$T/haproxy-fw-$t.cfg" <<'EOF2'
+    option forwardfor
+    unique-id-format %{+X}o\ %ci%cp%fi%fp%Ts%rt%pid
+    unique-id-header X-Request-Id
+    http-request set-header X-Forwarded-Proto http
+    http-request add-header Via "1.1 shop-lb"
+    http-response add-header Via "1.1 shop-lb"
+    http-response set-header X-Request-Id %[unique-id]
+    http-response set-header X-Backend %s
+EOF2
+            start haproxyfw-$t $pin haproxy -f "$T/haproxy-fw-$t.cfg" -db
+            wait_for 10 curl -sf -o /dev/null http://127.0.0.1:$h/healthz && url[haproxy-fw]=http://127.0.0.1:$h pid[haproxy-fw]=$!
+        fi
     fi
     if command -v nginx >/dev/null; then
         n=$(free_port)
@@ -117,8 +146,8 @@ EOF
 }
 stop_peers() {  # stop_peers THREADS
     local s
-    for s in shoplb shoplbb haproxy nginx; do stop "$s-$1" 2>/dev/null; done
-    for s in shop-lb shop-lb-b haproxy nginx; do unset "url[$s]"; done
+    for s in shoplb shoplbb haproxy haproxyfw nginx; do stop "$s-$1" 2>/dev/null; done
+    for s in shop-lb shop-lb-b haproxy haproxy-fw nginx; do unset "url[$s]"; done
 }
 # CPU ticks of every process in the session that PID leads (all their threads included)
 sess_ticks() {
@@ -128,8 +157,17 @@ sess_ticks() {
     done
     echo $t
 }
+wait_quiet() {
+    local k a b
+    for k in $(seq 120); do
+        a=($(awk '$1=="cpu"{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)); sleep 0.5
+        b=($(awk '$1=="cpu"{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat))
+        [ $(( (b[0] - a[0]) * 10 )) -le $(( b[0] - a[0] + b[1] - a[1] )) ] && return 0
+    done
+}
 run() {  # run VIA URL PIN -> "req/s cpu_us_per_req failed"
     local out t0 t1 rps failed
+    [ "${QUIET:-0}" = 1 ] && wait_quiet
     t0=$(sess_ticks "${pid[$1]}")
     out=$(timeout 120 $3 h2load --h1 -n "$N" -c "$C" -t 1 "$2" 2>&1)
     t1=$(sess_ticks "${pid[$1]}")

@@ -121,6 +121,12 @@ static void test_peer_text(void **st)
     struct sockaddr_in v4 = {.sin_family = AF_INET};
     inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
     assert_string_equal(cdn_peer_text((struct sockaddr *)&v4, buf), "192.0.2.7");
+    /* the hand-made dotted quad against inet_ntop: every digit count */
+    static const char *const quads[] = {"0.0.0.0", "255.255.255.255", "10.0.99.100", "1.22.133.9", "127.0.0.1"};
+    for (size_t i = 0; i < sizeof(quads) / sizeof(quads[0]); i++) {
+        inet_pton(AF_INET, quads[i], &v4.sin_addr);
+        assert_string_equal(cdn_peer_text((struct sockaddr *)&v4, buf), quads[i]);
+    }
     struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
     inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr);
     assert_string_equal(cdn_peer_text((struct sockaddr *)&v6, buf), "2001:db8::1");
