@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "cdn/http.h"
+#include "cdn/loop.h"
 #include "edge/req/decide.h"
 #include "edge/req/req.h"
 #include "edge/http/range.h"
@@ -928,6 +929,12 @@ void fetch_add_waiter(struct fetch *f, struct creq *c)
     f->refs++;
     c->f = f;
     h2o_linklist_insert(&f->waiters, &c->link);
+    /* answered in a later loop turn: keep the HTTP/1.1 client socket polled meanwhile, or h2o
+     * stops and restarts reading it, two epoll_ctl per miss or pass (cdn/loop.h) */
+    if (!c->read_held) {
+        c->read_held = 1;
+        cdn_req_hold_read(c->req);
+    }
 }
 
 /* --- resilience (resil.h): the first-byte deadline of a fetch with a stale copy, the breaker --- */

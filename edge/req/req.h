@@ -155,6 +155,7 @@ struct creq {
     char *key;
     size_t key_len;
     uint64_t key_id;     /* edge_key_id(key), once the key is final (req_recv) */
+    int read_held;       /* cdn_req_hold_read done (once per request: it swaps the socket's input) */
     int is_head;
     /* reading from an object */
     struct edge_obj *obj;

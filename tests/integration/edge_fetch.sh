@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cdn-edge, what goes upstream: the per-origin fetch limit (max_fetches: a FIFO bounded by the
 # connect timeout, then 503 with the reason), X-Request-Id (kept or made, sent to parent and
-# origin, logged), and RFC 9111 4.4 invalidation of a same-host Location / Content-Location.
+# origin, logged), and RFC 9111 4.4 invalidation of a same-host Location / Content-Location;
+# pipelined requests behind a slow miss (the client socket stays polled while a fetch runs).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
-plan 22
+plan 25
 
 EDGE=$(bin cdn-edge)
 [ -x "$EDGE" ] || bail "cdn-edge not built"
@@ -85,3 +86,28 @@ curl -s -o /dev/null -X POST -d x "$A/post3?loc=http%3A%2F%2Fother.example%2Fmax
 h=$(curl -s -D - -o /dev/null "$A/max60/loc3")
 is "$(count /max60/loc3)" 1 "a Location on another host is not (RFC 9111 4.4)"
 like "$h" 'cdn-edge-a; hit' "it is still a hit"
+
+# HTTP/1.1 pipelining behind a slow miss: the socket is read while the fetch runs (cdn_req_hold_read),
+# the requests that came meanwhile are answered after it, in order, each with its own body
+python3 - "$AP" >"$T/pipe" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /slow/pipe1 HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.3)  # the second and third come while the first is still at the origin
+s.sendall(b"GET /max60/pipe2 HTTP/1.1\r\nHost: x\r\n\r\nGET /vary/pipe3 HTTP/1.1\r\nHost: x\r\nAccept-Language: fr\r\nConnection: close\r\n\r\n")
+data = b""
+s.settimeout(10)
+while True:
+    try:
+        b = s.recv(65536)
+    except socket.timeout:
+        break
+    if not b:
+        break
+    data += b
+print(data.count(b"HTTP/1.1 200"), 0 <= data.find(b"body of /slow/pipe1") < data.find(b"body of /max60/pipe2") < data.find(b"lang=fr"))
+PY
+read -r n200 inorder <"$T/pipe"
+is "$n200" 3 "three pipelined requests behind a slow miss: three 200s"
+is "$inorder" True "in the order asked, each with its own body"
+is "$(count /slow/pipe1) $(count /max60/pipe2)" "1 1" "each fetched once"
