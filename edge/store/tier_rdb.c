@@ -751,7 +751,7 @@ void edge_rdb_close(struct edge_rdb *d)
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->writer, NULL);
-        /* flush memtables so that a restart reads SST/blob files, not a long WAL replay (not
+        /* flush memtables so that a restart reads SST files, not a long WAL replay (not
          * after a failed write: RocksDB would abort on it, see the top) */
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_flushoptions_set_wait(fo, 1);
