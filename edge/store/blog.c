@@ -20,7 +20,8 @@
 #include "edge/store/blog.h"
 
 #define MAGIC 0x314c4245u /* "EBL1" */
-#define IOV_BATCH 510     /* records per pwritev (3 iovecs each, under IOV_MAX) */
+#define IOV_BATCH (IOV_MAX / 3) /* records per pwritev (3 iovecs each): more is EINVAL, and a
+                                  * backlog of 500 records once made the tier read-only */
 
 struct seg {
     uint32_t num;
