@@ -99,6 +99,11 @@ if mode == "empty-data":
         c.pump()
         select.select([c.s], [c.s] if c.out else [], [], 0.001)
     sent -= len(c.out) // 9
+    # the GOAWAY and the close can arrive in two reads: wait a little for the close (up to 3 s)
+    t1 = time.time()
+    while c.goaway is not None and not c.closed and time.time() - t1 < 3:
+        select.select([c.s], [], [], 0.05)
+        c.pump()
     print("sent=%d goaway=%s closed=%d rst=%d seconds=%.1f" % (sent, "-" if c.goaway is None else c.goaway,
                                                                int(c.closed), c.rst, time.time() - t0))
 else:
