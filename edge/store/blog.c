@@ -259,11 +259,13 @@ int edge_blog_append(struct edge_blog *b, struct edge_blog_rec *recs, size_t n)
 int edge_blog_pin(struct edge_blog *b, uint32_t seg)
 {
     pthread_mutex_lock(&b->mu);
-    int i = find(b, seg);
-    if (i >= 0 && !b->segs[i].dead)
+    int i = find(b, seg), fd = -1;
+    if (i >= 0 && !b->segs[i].dead) {
         b->segs[i].pins++;
+        fd = b->segs[i].fd; /* stays open until unpinned */
+    }
     pthread_mutex_unlock(&b->mu);
-    return i >= 0 && !b->segs[i].dead ? 0 : -1;
+    return fd;
 }
 
 void edge_blog_unpin(struct edge_blog *b, uint32_t seg)
@@ -275,13 +277,18 @@ void edge_blog_unpin(struct edge_blog *b, uint32_t seg)
     pthread_mutex_unlock(&b->mu);
 }
 
-int edge_blog_read(struct edge_blog *b, const struct edge_blog_loc *loc, uint64_t id, void *buf,
-                   const uint8_t **meta, size_t *meta_len, const uint8_t **body, size_t *body_len)
+int edge_blog_fd(struct edge_blog *b, uint32_t seg)
 {
     pthread_mutex_lock(&b->mu);
-    int i = find(b, loc->seg);
-    int fd = i >= 0 ? b->segs[i].fd : -1; /* pinned: stays open until unpinned */
+    int i = find(b, seg);
+    int fd = i >= 0 && !b->segs[i].dead ? b->segs[i].fd : -1;
     pthread_mutex_unlock(&b->mu);
+    return fd;
+}
+
+int edge_blog_read(int fd, const struct edge_blog_loc *loc, uint64_t id, void *buf, const uint8_t **meta,
+                   size_t *meta_len, const uint8_t **body, size_t *body_len)
+{
     if (fd < 0 || loc->len < EDGE_BLOG_HDR)
         return -1;
     uint64_t got = 0;
@@ -302,6 +309,24 @@ int edge_blog_read(struct edge_blog *b, const struct edge_blog_loc *loc, uint64_
     *body = h + EDGE_BLOG_HDR + ml;
     *body_len = (size_t)bl;
     return 0;
+}
+
+#define LOC_MAGIC 0x314c4345u /* "ECL1" */
+
+void edge_blog_loc_put(uint8_t out[EDGE_BLOG_LOC_LEN], const struct edge_blog_loc *loc)
+{
+    put32(out, LOC_MAGIC);
+    put32(out + 4, loc->seg);
+    put64(out + 8, loc->off);
+    put64(out + 16, loc->len);
+}
+
+int edge_blog_loc_get(const uint8_t *v, size_t len, struct edge_blog_loc *loc)
+{
+    if (len < EDGE_BLOG_LOC_LEN || get32(v) != LOC_MAGIC)
+        return 0;
+    *loc = (struct edge_blog_loc){get64(v + 8), get64(v + 16), get32(v + 4)};
+    return 1;
 }
 
 int edge_blog_valid(struct edge_blog *b, const struct edge_blog_loc *loc)
@@ -340,16 +365,6 @@ uint64_t edge_blog_bytes(struct edge_blog *b)
             t += b->segs[i].size;
     pthread_mutex_unlock(&b->mu);
     return t;
-}
-
-size_t edge_blog_segments(struct edge_blog *b)
-{
-    size_t n = 0;
-    pthread_mutex_lock(&b->mu);
-    for (size_t i = 0; i < b->n; i++)
-        n += !b->segs[i].dead;
-    pthread_mutex_unlock(&b->mu);
-    return n;
 }
 
 uint32_t edge_blog_victim(struct edge_blog *b, uint64_t limit)

@@ -51,13 +51,24 @@ void edge_blog_close(struct edge_blog *b);
 int edge_blog_append(struct edge_blog *b, struct edge_blog_rec *recs, size_t n);
 /* A reader pins the segment of a location while it still holds the lock under which it found
  * the location (so a cleaning that moves the record and drops the segment meanwhile leaves the
- * file open for it): 0, or -1 if the segment is gone. Every pin is followed by an unpin. */
+ * file open for it): the segment's file descriptor, or -1 if the segment is gone. Every pin is
+ * followed by an unpin. The writer, which alone drops segments, reads without pinning. */
 int edge_blog_pin(struct edge_blog *b, uint32_t seg);
 void edge_blog_unpin(struct edge_blog *b, uint32_t seg);
-/* Reads a whole record of a pinned segment into buf (loc.len bytes) and checks its header
- * against loc and id: 0, or -1 (short read, header mismatch); meta and body then point into buf. */
-int edge_blog_read(struct edge_blog *b, const struct edge_blog_loc *loc, uint64_t id, void *buf,
-                   const uint8_t **meta, size_t *meta_len, const uint8_t **body, size_t *body_len);
+/* The descriptor of seg for the writer (-1 if unknown). */
+int edge_blog_fd(struct edge_blog *b, uint32_t seg);
+/* Reads a whole record from fd (a pinned segment's) into buf (loc.len bytes) and checks its
+ * header against loc and id: 0, or -1 (short read, header mismatch); meta and body then point into
+ * buf. No lock. */
+int edge_blog_read(int fd, const struct edge_blog_loc *loc, uint64_t id, void *buf, const uint8_t **meta,
+                   size_t *meta_len, const uint8_t **body, size_t *body_len);
+
+/* A location as the index stores it (in front of an object's meta in RocksDB): "ECL1", u32
+ * segment, u64 offset, u64 length, little-endian. _get: 0 when v does not start with one (a value
+ * from before the body log). */
+#define EDGE_BLOG_LOC_LEN 24
+void edge_blog_loc_put(uint8_t out[EDGE_BLOG_LOC_LEN], const struct edge_blog_loc *loc);
+int edge_blog_loc_get(const uint8_t *v, size_t len, struct edge_blog_loc *loc);
 /* Does loc lie inside a known segment (at open: a location from the index may point past what a
  * crash left in the file)? */
 int edge_blog_valid(struct edge_blog *b, const struct edge_blog_loc *loc);
@@ -80,7 +91,5 @@ int edge_blog_scan(struct edge_blog *b, uint32_t seg,
 void edge_blog_drop(struct edge_blog *b, uint32_t seg);
 /* Drops every sealed segment with no live bytes (at open, after the index is rebuilt). */
 size_t edge_blog_drop_empty(struct edge_blog *b);
-/* Segment files now. */
-size_t edge_blog_segments(struct edge_blog *b);
 
 #endif

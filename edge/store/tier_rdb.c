@@ -38,8 +38,6 @@
 #define RETRY_MS 3000           /* how often a full tier looks at the free space */
 #define ROOM_MIN (64ull << 20)  /* free bytes (or 5% of the file system) before it admits again */
 #define MEMTABLE (8ull << 20)   /* write buffer of each family: a flush needs about this much room */
-#define LOC_MAGIC 0x314c4345u  /* "ECL1": a meta value that starts with its body's location */
-#define LOC_LEN 24              /* magic, u32 segment, u64 offset, u64 length */
 #define QUEUE_MAX (64ull << 20) /* bodies queued for the writer before puts are refused */
 #define CLEAN_MAX 64            /* segments cleaned after one batch at most (each frees a fifth of one) */
 
@@ -148,40 +146,26 @@ static int loc_set_locked(struct edge_rdb *d, uint64_t id, const struct edge_blo
     return 0;
 }
 
-/* The location stored in front of a meta value; *meta set past it. 0 if there is none (a value
- * from before the body log: its body is in the "body" family). */
+/* The location stored in front of a meta value (blog.h); *meta set past it. 0 if there is none (a
+ * value from before the body log: its body is in the "body" family). */
 static int loc_parse(const uint8_t *v, size_t len, struct edge_blog_loc *at, const uint8_t **meta, size_t *mlen)
 {
-    if (len < LOC_LEN)
+    if (!edge_blog_loc_get(v, len, at))
         return 0;
-    uint64_t x[4] = {0, 0, 0, 0};
-    static const int w[4] = {4, 4, 8, 8};
-    const uint8_t *p = v;
-    for (int f = 0; f < 4; p += w[f], f++)
-        for (int i = w[f] - 1; i >= 0; i--)
-            x[f] = x[f] << 8 | p[i];
-    if (x[0] != LOC_MAGIC)
-        return 0;
-    *at = (struct edge_blog_loc){x[2], x[3], (uint32_t)x[1]};
-    *meta = v + LOC_LEN;
-    *mlen = len - LOC_LEN;
+    *meta = v + EDGE_BLOG_LOC_LEN;
+    *mlen = len - EDGE_BLOG_LOC_LEN;
     return 1;
 }
 
-/* [location] meta, the meta CF's value. */
+/* [location] meta, the meta family's value. */
 static uint8_t *loc_value(const struct edge_blog_loc *at, const uint8_t *meta, size_t ml, size_t *len)
 {
-    uint8_t *v = malloc(LOC_LEN + ml);
+    uint8_t *v = malloc(EDGE_BLOG_LOC_LEN + ml);
     if (v == NULL)
         return NULL;
-    uint64_t x[4] = {LOC_MAGIC, at->seg, at->off, at->len};
-    static const int w[4] = {4, 4, 8, 8};
-    uint8_t *p = v;
-    for (int f = 0; f < 4; p += w[f], f++)
-        for (int i = 0; i < w[f]; i++)
-            p[i] = (uint8_t)(x[f] >> (8 * i));
-    memcpy(v + LOC_LEN, meta, ml);
-    *len = LOC_LEN + ml;
+    edge_blog_loc_put(v, at);
+    memcpy(v + EDGE_BLOG_LOC_LEN, meta, ml);
+    *len = EDGE_BLOG_LOC_LEN + ml;
     return v;
 }
 
@@ -361,7 +345,8 @@ static int move_some(struct edge_rdb *d, rocksdb_writebatch_t *wb, const struct 
         const uint8_t *meta, *body;
         size_t ml, bl;
         bufs[k] = malloc(v[i].from.len);
-        if (bufs[k] == NULL || edge_blog_read(d->blog, &v[i].from, v[i].id, bufs[k], &meta, &ml, &body, &bl) < 0) {
+        if (bufs[k] == NULL ||
+            edge_blog_read(edge_blog_fd(d->blog, v[i].from.seg), &v[i].from, v[i].id, bufs[k], &meta, &ml, &body, &bl) < 0) {
             free(bufs[k]);
             pthread_mutex_lock(&d->mu); /* unreadable: it cannot stay */
             edge_policy_remove(d->pol, v[i].id);
@@ -869,8 +854,8 @@ static void drop_corrupt(struct edge_rdb *d, uint64_t id)
 
 /* The object whose record is at `at` (its segment pinned by the caller): one read of the whole
  * record into the buffer the object keeps as its body's block, the meta decoded from it. */
-static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const struct edge_blog_loc *at, const char *key,
-                                 size_t key_len, int *corrupt)
+static struct edge_obj *read_obj(struct edge_rdb *d, int fd, uint64_t id, const struct edge_blog_loc *at,
+                                 const char *key, size_t key_len, int *corrupt)
 {
     const uint8_t *meta, *body;
     size_t ml, bl;
@@ -879,7 +864,7 @@ static struct edge_obj *read_obj(struct edge_rdb *d, uint64_t id, const struct e
     if (buf == NULL)
         return NULL; /* out of memory is not corruption: a miss */
     struct edge_obj *o = NULL;
-    if (edge_blog_read(d->blog, at, id, buf, &meta, &ml, &body, &bl) == 0 &&
+    if (edge_blog_read(fd, at, id, buf, &meta, &ml, &body, &bl) == 0 &&
         (o = edge_obj_decode(meta, ml, &why)) != NULL) {
         if (o->key_len != key_len || memcmp(o->key, key, key_len) != 0) {
             edge_obj_release(o); /* another key with the same id: a miss */
@@ -910,10 +895,11 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
     else
         q = NULL;
     struct edge_blog_loc at;
-    int located = known && q == NULL && edge_idmap_get(&d->locs, id, &v);
+    int located = known && q == NULL && edge_idmap_get(&d->locs, id, &v), fd = -1;
     if (located) {
         at = *(const struct edge_blog_loc *)(uintptr_t)v;
-        located = edge_blog_pin(d->blog, at.seg) == 0 ? 1 : -1;
+        fd = edge_blog_pin(d->blog, at.seg);
+        located = fd >= 0 ? 1 : -1;
     }
     pthread_mutex_unlock(&d->mu);
     if (q != NULL)
@@ -926,7 +912,7 @@ struct edge_obj *edge_rdb_get(struct edge_rdb *d, const char *key, size_t key_le
         drop_corrupt(d, id);
         return NULL;
     }
-    struct edge_obj *o = read_obj(d, id, &at, key, key_len, corrupt);
+    struct edge_obj *o = read_obj(d, fd, id, &at, key, key_len, corrupt);
     edge_blog_unpin(d->blog, at.seg);
     return o;
 }

@@ -26,8 +26,8 @@ static void each(const struct edge_blog_loc *loc, uint64_t id, void *data)
     if (loc->seg != 1 || loc->off + loc->len > s->size || loc->len < EDGE_BLOG_HDR)
         abort(); /* the scan reported a record outside the file */
     void *buf = malloc(loc->len);
-    if (edge_blog_pin(s->b, loc->seg) < 0 ||
-        edge_blog_read(s->b, loc, id, buf, &meta, &ml, &body, &bl) < 0 ||
+    int fd = edge_blog_pin(s->b, loc->seg);
+    if (fd < 0 || edge_blog_read(fd, loc, id, buf, &meta, &ml, &body, &bl) < 0 ||
         meta + ml + bl != (const uint8_t *)buf + loc->len)
         abort(); /* a record the scan accepted must read back whole */
     edge_blog_unpin(s->b, loc->seg);
