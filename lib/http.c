@@ -487,3 +487,22 @@ unsigned cdn_http_hdr_class(const char *name, size_t len)
             return t[i].cls;
     return 0;
 }
+
+size_t cdn_fmt_u64(char *out, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = d[n - 1 - i];
+    return n;
+}
+
+void cdn_hex64(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
+}

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdn/http.h"
 #include "cdn/loop.h"
 #include "httpc_h1.h"
 
@@ -1205,15 +1206,8 @@ static char *build_head(const char *method, const char *url, const char *host, l
     } else if (!host_off) {
         p = stpcpy(stpcpy(p, "Host: "), host);
         if (explicit_port) {
-            char d[24];
-            int nd = 0;
-            unsigned long v = (unsigned long)port;
-            do
-                d[nd++] = (char)('0' + v % 10);
-            while ((v /= 10) != 0);
             *p++ = ':';
-            while (nd > 0)
-                *p++ = d[--nd];
+            p += cdn_fmt_u64(p, (unsigned long)port);
         }
         p = stpcpy(p, "\r\n");
     }

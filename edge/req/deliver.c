@@ -115,6 +115,20 @@ static int skip_to_client(const struct creq *c, const struct edge_hdr *all, size
     return s->conf.fresh.edge_cc_name != NULL && name_is(h, s->conf.fresh.edge_cc_name);
 }
 
+size_t req_join(char *buf, size_t cap, const char *const *parts, size_t n)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < n && o + 1 < cap; k++) {
+        size_t l = strlen(parts[k]);
+        l = l < cap - 1 - o ? l : cap - 1 - o;
+        memcpy(buf + o, parts[k], l);
+        o += l;
+    }
+    if (cap > 0)
+        buf[o] = '\0';
+    return o;
+}
+
 void req_add_hdr(h2o_req_t *req, const char *name, size_t nl, const char *v, size_t vl)
 {
     char *nn = h2o_mem_alloc_pool(&req->pool, nl);
@@ -138,12 +152,7 @@ static int join_upstream(const struct edge_hdr *up, size_t nup, const char *name
         buf[o++] = ',';
         buf[o++] = ' ';
     }
-    size_t l = strlen(ours);
-    if (l >= cap - o)
-        l = cap - o - 1; /* cut, as snprintf did */
-    memcpy(buf + o, ours, l);
-    buf[o + l] = '\0';
-    return (int)(o + l);
+    return (int)(o + req_join(buf + o, cap - o, &ours, 1)); /* cut to fit, as snprintf did */
 }
 
 /* Every response carries its own request's id (the client's, or the one we made and sent
@@ -177,12 +186,9 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
     if (c->imgfmt > 0)
         status_detail = with_accept_detail(c, status_detail);
     if (age >= 0) {
-        char *a = h2o_mem_alloc_pool(&req->pool, 20), *e = a + 20, *p = e;
-        uint64_t v = (uint64_t)age;
-        do
-            *--p = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, "Age", p, (size_t)(e - p));
+        char *a = h2o_mem_alloc_pool(&req->pool, 20);
+        size_t al = cdn_fmt_u64(a, (uint64_t)age);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, "Age", a, al);
     }
     if (nup == 0) {
         /* the hit path: nothing upstream to join, no formatting */
@@ -201,15 +207,8 @@ void req_add_common(struct creq *c, const char *status_detail, int64_t age, cons
         add_request_id(c);
         return;
     }
-    size_t nl = strlen(s->cache_name), dl = strlen(status_detail); /* "name; detail", cut to fit */
-    nl = nl < sizeof(ours) - 1 ? nl : sizeof(ours) - 1;
-    memcpy(ours, s->cache_name, nl);
-    size_t ol = nl;
-    for (const char *sep = "; "; *sep && ol < sizeof(ours) - 1;)
-        ours[ol++] = *sep++;
-    dl = dl < sizeof(ours) - 1 - ol ? dl : sizeof(ours) - 1 - ol;
-    memcpy(ours + ol, status_detail, dl);
-    ours[ol + dl] = '\0';
+    const char *parts[] = {s->cache_name, "; ", status_detail};
+    req_join(ours, sizeof(ours), parts, 3);
     int l = join_upstream(up, nup, "cache-status", ours, buf, sizeof(buf));
     ADD_LIT(c->req, "Cache-Status", buf, (size_t)l);
     c->cache_status = h2o_mem_alloc_pool(&c->req->pool, (size_t)l + 1);

@@ -73,12 +73,8 @@ static void set_request_id(struct creq *c)
         return;
     }
     char *v = h2o_mem_alloc_pool(&c->req->pool, 33);
-    static const char hex[] = "0123456789abcdef";
-    for (int k = 0; k < 2; k++) { /* two 64-bit numbers in hex, by hand: snprintf on every request */
-        uint64_t x = rid_next();
-        for (int i = 15; i >= 0; i--, x >>= 4)
-            v[16 * k + i] = hex[x & 15];
-    }
+    cdn_hex64(v, rid_next()); /* "%016llx%016llx" without printf's cost, on every request */
+    cdn_hex64(v + 16, rid_next());
     v[32] = '\0';
     c->request_id = v;
     c->own_request_id = 1;

@@ -213,6 +213,8 @@ uint64_t req_size_hint_get(uint64_t id);
 void req_lookup(struct creq *c);
 void req_pass(struct creq *c, const char *fwd);
 void req_add_hdr(h2o_req_t *req, const char *name, size_t nl, const char *v, size_t vl);
+/* The n strings one after the other into buf, cut to fit cap with its NUL; returns the length. */
+size_t req_join(char *buf, size_t cap, const char *const *parts, size_t n);
 void req_add_common(struct creq *c, const char *status_detail, int64_t age, const struct edge_hdr *up, size_t nup);
 const char *req_reason(int st);
 void req_deliver_obj(struct creq *c, struct edge_obj *o, const char *detail, int64_t age);

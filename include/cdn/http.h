@@ -31,6 +31,12 @@ uint64_t cdn_siphash24(const uint8_t key[16], const void *p, size_t n);
 uint64_t cdn_hash(const void *p, size_t n);
 /* cdn_hash of the 8 bytes of v (little-endian): the bucket of an id in a table of ids. */
 uint64_t cdn_hash_u64(uint64_t v);
+
+/* Number formatting for per-request paths, where printf's format parsing showed in profiles.
+ * cdn_fmt_u64: v in decimal at out (at most 20 bytes, no NUL); returns the length.
+ * cdn_hex64: v as 16 lowercase hex digits at out (no NUL), most significant first. */
+size_t cdn_fmt_u64(char *out, uint64_t v);
+void cdn_hex64(char *out, uint64_t v);
 /* SipHash-2-4 under the constant key CDN_HASH_FIXED_KEY: the same everywhere, always. Knowing the
  * key, anyone can find inputs that share a bucket: never index a table with it alone. */
 uint64_t cdn_hash_fixed(const void *p, size_t n);

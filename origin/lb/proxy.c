@@ -605,14 +605,6 @@ static const char **build_headers(h2o_req_t *req, const char *rid, const char *c
     return h;
 }
 
-/* 16 lowercase hex digits, most significant first (no NUL). */
-static void hex64(char *out, uint64_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = digits[v & 15];
-}
-
 static void client_addr(h2o_req_t *req, char out[CDN_PEER_TEXT_MAX])
 {
     struct sockaddr_storage ss;
@@ -692,8 +684,8 @@ int lb_proxy_route(h2o_req_t *req)
     } else {
         char *id = h2o_mem_alloc_pool(&req->pool, 33);
         uint64_t seq = __atomic_add_fetch(&lb.rid_seq, 1, __ATOMIC_RELAXED);
-        hex64(id, lb.rid_salt); /* "%016llx%016llx" without printf's cost */
-        hex64(id + 16, shop_hash64(&(uint64_t){seq ^ lb.rid_salt}, 8));
+        cdn_hex64(id, lb.rid_salt); /* "%016llx%016llx" without printf's cost */
+        cdn_hex64(id + 16, shop_hash64(&(uint64_t){seq ^ lb.rid_salt}, 8));
         id[32] = '\0';
         px->request_id = id;
     }
