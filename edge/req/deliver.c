@@ -73,44 +73,15 @@ void req_on_send_timer(cdn_timer_t *t, void *data)
 static int skip_to_client(const struct creq *c, const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
     const struct edge_server *s = c->w->srv;
-    /* Cache-Status and Via are merged with ours (req_add_common); X-Served-By names only us;
-     * X-Request-Id is this request's own */
-    if (edge_hdr_is_hop(all, n, h->name, h->name_len))
+    /* the classes a stored object's fields get (obj.h): Cache-Status and Via are merged with ours
+     * (req_add_common), X-Served-By names only us; X-Request-Id is this request's own */
+    uint8_t f = edge_obj_hdr_flags(all, n, h);
+    if ((f & EDGE_HF_NOT_TO_CLIENT) || name_is(h, "x-request-id"))
         return 1;
-    /* by length first: one comparison at most instead of ten for most fields */
-    int cdn_only = 0;
-    switch (h->name_len) {
-    case 3:
-        if (name_is(h, "age") || name_is(h, "via"))
-            return 1;
-        break;
-    case 4:
-        if (name_is(h, "date"))
-            return 1;
-        break;
-    case 11:
-        if (name_is(h, "x-served-by"))
-            return 1;
-        break;
-    case 12:
-        if (name_is(h, "cache-status") || name_is(h, "x-request-id"))
-            return 1;
-        break;
-    case 13:
-        cdn_only = name_is(h, "surrogate-key");
-        break;
-    case 14:
-        if (name_is(h, "content-length"))
-            return 1;
-        break;
-    case 17:
-        cdn_only = name_is(h, "cdn-cache-control");
-        break;
-    }
     /* targeted fields and tags are for CDN caches: a child edge of ours gets them */
     if (c->internal)
         return 0;
-    if (cdn_only)
+    if (f & EDGE_HF_CDN_ONLY)
         return 1;
     return s->conf.fresh.edge_cc_name != NULL && name_is(h, s->conf.fresh.edge_cc_name);
 }

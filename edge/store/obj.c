@@ -53,7 +53,7 @@ uint64_t edge_key_id(const char *key, size_t key_len)
     return id ? id : 1;
 }
 
-static uint8_t hdr_flags(const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
+uint8_t edge_obj_hdr_flags(const struct edge_hdr *all, size_t n, const struct edge_hdr *h)
 {
 #define C(lit, fl) {lit, sizeof(lit) - 1, fl}
     static const struct { const char *name; size_t len; uint8_t f; } cls[] = {
@@ -119,7 +119,7 @@ static struct edge_obj *build(const char *key, size_t klen, size_t pkey_len, int
         p[h[i].name_len] = '\0';
         o->lnames[i] = p;
         p += h[i].name_len + 1;
-        o->hflags[i] = hdr_flags(h, n, &h[i]);
+        o->hflags[i] = edge_obj_hdr_flags(h, n, &h[i]);
         o->hf_all |= o->hflags[i];
     }
 #undef COPY

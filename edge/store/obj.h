@@ -28,6 +28,9 @@
 #define EDGE_HF_CACHE_STATUS 0x08  /* Cache-Status (the edge appends its own entry) */
 #define EDGE_HF_VIA 0x10           /* Via (likewise) */
 
+/* The EDGE_HF_* classes of field h among all n (hop-by-hop ones by name or named in Connection). */
+uint8_t edge_obj_hdr_flags(const struct edge_hdr *all, size_t n, const struct edge_hdr *h);
+
 struct edge_obj {
     uint32_t magic;
     int refs;                 /* atomic */
