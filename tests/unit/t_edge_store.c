@@ -374,6 +374,14 @@ static void ram_tier(void **state)
     edge_obj_release(b);
 }
 
+/* Removes a test's folder (and fails the test if it cannot). */
+static void rmtree(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Replaces the first `from` in the disk tier's body log files by `to` (same length): 1 if found. */
 static int flip_in_log(const char *dir, const char *from, const char *to)
 {
@@ -489,9 +497,7 @@ static void rdb_tier(void **state)
     edge_rdb_close(d);
     edge_obj_release(a);
     edge_obj_release(b);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(dir);
 }
 
 /* RocksDB-tier eviction (on_evict in tier_rdb.c): a tier of room for 4 objects gets 20; the least
@@ -582,7 +588,7 @@ static void disk_admit(void **state)
  * always replaced. */
 static void store_second_hit(void **state)
 {
-    char sdir[] = "/tmp/t_edge_st2h.XXXXXX", err[256], cmd[300];
+    char sdir[] = "/tmp/t_edge_st2h.XXXXXX", err[256];
     assert_non_null(mkdtemp(sdir));
     struct edge_obj *a = mkobj("http://h/a", "one"), *a2 = mkobj("http://h/a", "two"), *e = mkobj_n(0);
     uint64_t charge = edge_obj_charge(e);
@@ -620,8 +626,7 @@ static void store_second_hit(void **state)
     edge_store_close(s);
     edge_obj_release(a);
     edge_obj_release(a2);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(sdir);
 }
 
 /* A disk slower than the misses (the writer held): once 64 MiB of bodies wait in the queue, puts
@@ -670,9 +675,7 @@ static void rdb_backlog(void **state)
     assert_int_equal(edge_rdb_put(d, first), 0);
     edge_rdb_close(d);
     edge_obj_release(first);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(dir);
     (void)state;
 }
 
@@ -709,9 +712,7 @@ static void rdb_big_batch(void **state)
     assert_memory_equal(g->body, "small", 5);
     edge_obj_release(g);
     edge_rdb_close(d);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(dir);
     (void)state;
 }
 
@@ -772,9 +773,7 @@ static void rdb_evict(void **state)
     assert_false(edge_rdb_has(d, "http://h/e01", 12));
     assert_true(edge_rdb_has(d, "http://h/e19", 12));
     edge_rdb_close(d);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(dir);
 
     /* through the store: disk tier of room for 3, RAM for nothing */
     char sdir[] = "/tmp/t_edge_stev.XXXXXX";
@@ -815,8 +814,7 @@ static void rdb_evict(void **state)
     assert_int_equal(edge_store_purge_url(s, "http://h/e09", 12), 1);
     assert_int_equal(edge_store_count(s, EDGE_TIER_DISK), 2);
     edge_store_close(s);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(sdir);
 }
 
 /* Bytes under dir (regular files), for rdb_bounded. */
@@ -839,7 +837,7 @@ static uint64_t dir_bytes(const char *dir)
  * of segments that evictions made mostly garbage, so that they can go whole. */
 static void rdb_bounded(void **state)
 {
-    char dir[] = "/var/tmp/t_edge_rdbb.XXXXXX", err[256], key[32], cmd[64];
+    char dir[] = "/var/tmp/t_edge_rdbb.XXXXXX", err[256], key[32];
     assert_non_null(mkdtemp(dir));
     uint64_t cap = 8 << 20;
     struct edge_rdb *d = edge_rdb_open(dir, cap, NULL, NULL, err, sizeof(err));
@@ -892,8 +890,7 @@ static void rdb_bounded(void **state)
     edge_obj_release(g);
     edge_rdb_close(d);
     free(body);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree(dir);
     (void)state;
 }
 
